@@ -1,0 +1,78 @@
+import Foundation
+
+/// The results file of FORMAT.md ("Benchmark results format"). Unknown keys are ignored on reading.
+struct BenchResults: Codable {
+    struct DatasetInfo: Codable {
+        var name: String
+        var count: Int
+        var dim: Int
+        var metric: String
+    }
+    struct Host: Codable {
+        var cores: Int
+        var cpu: String
+        var kernel: String?
+    }
+    struct Params: Codable {
+        var connectivity: Int?
+        var ef_construction: Int?
+        var build_threads: Int?
+        var query_threads: Int?
+    }
+    struct Run: Codable {
+        var `class`: String
+        var effort: Int?
+        var queries: Int
+        var recall_at_10: Double
+        var qps: Double
+        var p50_ms: Double
+        var p99_ms: Double
+        var plans: [String: Int]?
+        var mode: String?
+        var mean_distance_computations: Double?
+        var mean_selectivity: Double?
+    }
+
+    var program = "hybrid-bench"
+    var mode: String
+    var engine: String
+    var dataset: DatasetInfo
+    var host: Host
+    var params: Params
+    var build_seconds: Double?
+    var peak_rss_bytes: Int?
+    var index_bytes: Int?
+    var raw_bytes: Int?
+    var snapshot_save_seconds: Double?
+    var snapshot_load_seconds: Double?
+    var runs: [Run]
+
+    func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path))
+    }
+
+    static func read(_ path: String) throws -> BenchResults {
+        try JSONDecoder().decode(BenchResults.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}
+
+/// Latency percentiles and QPS from per-query nanoseconds and the run's wall time.
+struct Timing {
+    var qps: Double
+    var p50: Double
+    var p99: Double
+
+    init(latenciesNs: [UInt64], wallNs: UInt64) {
+        let sorted = latenciesNs.sorted()
+        func percentile(_ p: Double) -> Double {
+            guard !sorted.isEmpty else { return 0 }
+            let i = min(sorted.count - 1, Int((p * Double(sorted.count)).rounded(.up)) - 1)
+            return Double(sorted[max(i, 0)]) / 1e6
+        }
+        qps = wallNs > 0 ? Double(latenciesNs.count) / (Double(wallNs) / 1e9) : 0
+        p50 = percentile(0.50)
+        p99 = percentile(0.99)
+    }
+}

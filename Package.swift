@@ -1,0 +1,31 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let package = Package(
+    name: "HybridStore",
+    products: [
+        .library(name: "HNSW", targets: ["HNSW"]),
+        .executable(name: "hybrid-bench", targets: ["hybrid-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C kernels compiled with per-function target attributes (AVX2+FMA, AVX-512F) and a CPU check, so a
+        // plain `swift build -c release` gets the fast path without any CPU flags. Also CRC32C and the
+        // acquire/release helpers the graph uses for lock-free reads.
+        .target(name: "CKernels"),
+        .target(name: "HNSW", dependencies: ["CKernels"]),
+        .target(name: "QueryPlanner"),
+        .executableTarget(
+            name: "hybrid-bench",
+            dependencies: [
+                "HNSW", "QueryPlanner",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/hybrid-bench"),
+        .testTarget(name: "HNSWTests", dependencies: ["HNSW", "CKernels"]),
+        .testTarget(name: "QueryPlannerTests", dependencies: ["QueryPlanner"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,58 @@
+#ifndef HYBRIDSTORE_CKERNELS_H
+#define HYBRIDSTORE_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// A distance kernel over two float arrays of `n` elements. Both pointers must be valid for `n` reads.
+typedef float (*hs_distance_fn)(const float *a, const float *b, size_t n);
+
+/// 0 = portable only, 1 = AVX2 + FMA usable, 2 = AVX-512F usable (CPU and OS both support it).
+int hs_cpu_level(void);
+
+/// Squared Euclidean distance, AVX2 + FMA. Call only when hs_cpu_level() >= 1.
+float hs_l2sq_avx2(const float *a, const float *b, size_t n);
+/// Negated dot product, AVX2 + FMA. Call only when hs_cpu_level() >= 1.
+float hs_negdot_avx2(const float *a, const float *b, size_t n);
+/// Squared Euclidean distance, AVX-512F. Call only when hs_cpu_level() >= 2.
+float hs_l2sq_avx512(const float *a, const float *b, size_t n);
+/// Negated dot product, AVX-512F. Call only when hs_cpu_level() >= 2.
+float hs_negdot_avx512(const float *a, const float *b, size_t n);
+
+/// CRC-32C (Castagnoli) of `n` bytes, continuing from `crc` (start with 0). Uses SSE4.2 when present.
+uint32_t hs_crc32c(uint32_t crc, const void *data, size_t n);
+
+/// A reader-writer lock that prefers writers (so a stream of searches cannot starve a resize).
+typedef struct hs_rwlock hs_rwlock;
+hs_rwlock *hs_rwlock_create(void);
+void hs_rwlock_destroy(hs_rwlock *lock);
+void hs_rwlock_read_lock(hs_rwlock *lock);
+void hs_rwlock_read_unlock(hs_rwlock *lock);
+void hs_rwlock_write_lock(hs_rwlock *lock);
+void hs_rwlock_write_unlock(hs_rwlock *lock);
+
+/// Hint the CPU to bring the cache line at `p` closer. Never faults.
+static inline void hs_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
+/// Acquire load / release store of a 32-bit word shared between threads (plain moves on x86).
+static inline uint32_t hs_load_acquire_u32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void hs_store_release_u32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint8_t hs_load_acquire_u8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void hs_store_release_u8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+/// Spin lock on one byte (0 = free). Short critical sections only: a node's link list.
+void hs_spin_wait(uint8_t *lock);
+static inline void hs_spin_lock(uint8_t *lock) {
+    if (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE) != 0) { hs_spin_wait(lock); }
+}
+static inline void hs_spin_unlock(uint8_t *lock) { __atomic_store_n(lock, 0, __ATOMIC_RELEASE); }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,201 @@
+// Distance kernels chosen at run time. Each x86 kernel carries a target attribute, so the file needs no
+// compiler flags; callers pick one through hs_cpu_level(), which checks both the CPU and the OS (XSAVE state).
+#define _GNU_SOURCE
+#include "ckernels.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+static uint64_t hs_xgetbv0(void) {
+    uint32_t eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((uint64_t)edx << 32) | eax;
+}
+
+int hs_cpu_level(void) {
+    uint32_t a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int has_osxsave = (c >> 27) & 1, has_avx = (c >> 28) & 1, has_fma = (c >> 12) & 1;
+    if (!has_osxsave || !has_avx) return 0;
+    uint64_t xcr0 = hs_xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return 0;  // XMM and YMM state enabled by the OS
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int has_avx2 = (b >> 5) & 1, has_avx512f = (b >> 16) & 1;
+    if (!(has_avx2 && has_fma)) return 0;
+    if (has_avx512f && (xcr0 & 0xE6) == 0xE6) return 2;  // opmask, ZMM_Hi256, Hi16_ZMM enabled
+    return 1;
+}
+
+__attribute__((target("avx2,fma")))
+static inline float hs_hsum256(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    __m128 sh = _mm_movehdup_ps(lo);
+    __m128 s = _mm_add_ps(lo, sh);
+    sh = _mm_movehl_ps(sh, s);
+    s = _mm_add_ss(s, sh);
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma")))
+float hs_l2sq_avx2(const float *a, const float *b, size_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+        acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+        acc1 = _mm256_fmadd_ps(d1, d1, acc1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+        acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+    }
+    float sum = hs_hsum256(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) { float d = a[i] - b[i]; sum += d * d; }
+    return sum;
+}
+
+__attribute__((target("avx2,fma")))
+float hs_negdot_avx2(const float *a, const float *b, size_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    }
+    float sum = hs_hsum256(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) { sum += a[i] * b[i]; }
+    return -sum;
+}
+
+__attribute__((target("avx512f")))
+float hs_l2sq_avx512(const float *a, const float *b, size_t n) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+        __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+        acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+        acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+    }
+    if (i + 16 <= n) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+        acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+        i += 16;
+    }
+    if (i < n) {
+        // The masked loads read only lanes [i, n): no access past either array.
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        __m512 d0 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+        acc1 = _mm512_fmadd_ps(d0, d0, acc1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+__attribute__((target("avx512f")))
+float hs_negdot_avx512(const float *a, const float *b, size_t n) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+    }
+    if (i + 16 <= n) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+        i += 16;
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
+    }
+    return -_mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+__attribute__((target("sse4.2")))
+static uint32_t hs_crc32c_hw(uint32_t crc, const unsigned char *p, size_t n) {
+    uint64_t c = ~crc;
+    while (n >= 8) {
+        uint64_t w;
+        __builtin_memcpy(&w, p, 8);
+        c = _mm_crc32_u64(c, w);
+        p += 8; n -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (n > 0) { c32 = _mm_crc32_u8(c32, *p++); n--; }
+    return ~c32;
+}
+
+static int hs_has_sse42(void) {
+    uint32_t a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (c >> 20) & 1;
+}
+#else
+int hs_cpu_level(void) { return 0; }
+float hs_l2sq_avx2(const float *a, const float *b, size_t n) { (void)a; (void)b; (void)n; abort(); }
+float hs_negdot_avx2(const float *a, const float *b, size_t n) { (void)a; (void)b; (void)n; abort(); }
+float hs_l2sq_avx512(const float *a, const float *b, size_t n) { (void)a; (void)b; (void)n; abort(); }
+float hs_negdot_avx512(const float *a, const float *b, size_t n) { (void)a; (void)b; (void)n; abort(); }
+static int hs_has_sse42(void) { return 0; }
+static uint32_t hs_crc32c_hw(uint32_t crc, const unsigned char *p, size_t n) { (void)p; (void)n; return crc; }
+#endif
+
+static uint32_t hs_crc_table[256];
+static pthread_once_t hs_crc_once = PTHREAD_ONCE_INIT;
+static int hs_crc_hw = 0;
+
+static void hs_crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : (c >> 1);
+        hs_crc_table[i] = c;
+    }
+    hs_crc_hw = hs_has_sse42();
+}
+
+uint32_t hs_crc32c(uint32_t crc, const void *data, size_t n) {
+    pthread_once(&hs_crc_once, hs_crc_init);
+    const unsigned char *p = (const unsigned char *)data;
+    if (hs_crc_hw) return hs_crc32c_hw(crc, p, n);
+    uint32_t c = ~crc;
+    while (n--) c = hs_crc_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return ~c;
+}
+
+struct hs_rwlock { pthread_rwlock_t lock; };
+
+hs_rwlock *hs_rwlock_create(void) {
+    hs_rwlock *l = (hs_rwlock *)malloc(sizeof(hs_rwlock));
+    if (!l) abort();
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+#ifdef __GLIBC__
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    if (pthread_rwlock_init(&l->lock, &attr) != 0) abort();
+    pthread_rwlockattr_destroy(&attr);
+    return l;
+}
+void hs_rwlock_destroy(hs_rwlock *l) { pthread_rwlock_destroy(&l->lock); free(l); }
+void hs_rwlock_read_lock(hs_rwlock *l) { if (pthread_rwlock_rdlock(&l->lock) != 0) abort(); }
+void hs_rwlock_read_unlock(hs_rwlock *l) { pthread_rwlock_unlock(&l->lock); }
+void hs_rwlock_write_lock(hs_rwlock *l) { if (pthread_rwlock_wrlock(&l->lock) != 0) abort(); }
+void hs_rwlock_write_unlock(hs_rwlock *l) { pthread_rwlock_unlock(&l->lock); }
+
+void hs_spin_wait(uint8_t *lock) {
+    for (unsigned spins = 0;; spins++) {
+        if (__atomic_load_n(lock, __ATOMIC_RELAXED) == 0 && __atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE) == 0) return;
+        if (spins > 64) sched_yield();
+#if defined(__x86_64__) || defined(__i386__)
+        else __builtin_ia32_pause();
+#endif
+    }
+}

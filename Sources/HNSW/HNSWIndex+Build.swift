@@ -1,0 +1,260 @@
+import CKernels
+import Dispatch
+import Foundation
+
+extension HNSWIndex {
+    /// Inserts one vector under a new label and links it into the graph.
+    ///
+    /// Reuses the slot of a repaired delete when one is free. Safe to call from many threads at once.
+    /// - Returns: the internal node id given to the vector.
+    /// - Throws: `dimensionMismatch`, `nonFiniteVector`, `duplicateLabel`; the index is unchanged then.
+    /// - Complexity: about O(efConstruction · M · log n) distance computations.
+    @discardableResult
+    public func insert(_ vector: [Float], label: UInt64) throws(HNSWError) -> UInt32 {
+        let buffer = vector.withUnsafeBufferPointer { $0 }
+        return try withExtendedLifetime(vector) { () throws(HNSWError) -> UInt32 in
+            try validate(buffer, label: label)
+            let slots = try allocate(labels: CollectionOfOne(label))
+            place(buffer.baseAddress!, label: label, slot: slots[0])
+            withReadLock { link(slots[0].node) }
+            return slots[0].node
+        }
+    }
+
+    /// Inserts many vectors, linking them on `threads` threads (default: all cores).
+    ///
+    /// `vectors` holds `labels.count × dimensions` floats, row-major. Node ids are handed out in row order
+    /// before linking starts, and each node's level depends only on the seed and its insertion sequence,
+    /// so with `threads == 1` the graph is identical for the same seed and input. Ends by linking any node the
+    /// parallel shrinking left without a path from the entry point (see `repair()`).
+    /// - Returns: the node ids, in row order.
+    /// - Throws: `dimensionMismatch` (wrong total length), `nonFiniteVector`, `duplicateLabel` (also within
+    ///   the batch); nothing is inserted then.
+    public func insert(contentsOf vectors: UnsafeBufferPointer<Float>, labels: [UInt64], threads: Int? = nil)
+        throws(HNSWError) -> [UInt32]
+    {
+        let dim = parameters.dimensions
+        guard vectors.count == labels.count * dim else {
+            throw HNSWError(.dimensionMismatch,
+                            "expected \(labels.count) × \(dim) = \(labels.count * dim) floats, got \(vectors.count)")
+        }
+        for row in 0..<labels.count {
+            try validate(UnsafeBufferPointer(rebasing: vectors[row * dim ..< (row + 1) * dim]), label: labels[row])
+        }
+        let slots = try allocate(labels: labels)
+        for (row, slot) in slots.enumerated() {
+            place(vectors.baseAddress! + row * dim, label: labels[row], slot: slot)
+        }
+        let workers = max(1, min(threads ?? ProcessInfo.processInfo.activeProcessorCount, slots.count))
+        if workers == 1 {
+            withReadLock { for slot in slots { link(slot.node) } }
+        } else {
+            let next = Atomic<Int>(0)
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                withReadLock {
+                    while true {
+                        let i = next.add(1, ordering: .relaxed).oldValue
+                        if i >= slots.count { break }
+                        link(slots[i].node)
+                    }
+                }
+            }
+        }
+        withWriteLock { reconnectUnreachableLocked() }
+        return slots.map(\.node)
+    }
+
+    /// As `insert(contentsOf:labels:threads:)` from an array.
+    public func insert(contentsOf vectors: [Float], labels: [UInt64], threads: Int? = nil) throws(HNSWError)
+        -> [UInt32]
+    {
+        let buffer = vectors.withUnsafeBufferPointer { $0 }
+        return try withExtendedLifetime(vectors) { () throws(HNSWError) -> [UInt32] in
+            try insert(contentsOf: buffer, labels: labels, threads: threads)
+        }
+    }
+
+    struct Slot {
+        var node: UInt32
+        var level: Int
+    }
+
+    /// Reserves slots and labels, growing the storage when needed. All or nothing.
+    func allocate<C: Collection<UInt64>>(labels: C) throws(HNSWError) -> [Slot] {
+        repairIfWorthIt()
+        let result: Result<[Slot], HNSWError> = bookkeeping.withLock { book in
+            var seen = Set<UInt64>()
+            for label in labels {
+                if book.nodeByLabel[label] != nil || !seen.insert(label).inserted {
+                    return .failure(HNSWError(.duplicateLabel, "label \(label) is already in the index"))
+                }
+            }
+            var slots: [Slot] = []
+            slots.reserveCapacity(labels.count)
+            for label in labels {
+                let node: UInt32
+                if let reused = book.freeSlots.popLast() {
+                    node = reused
+                } else {
+                    node = book.highWater
+                    book.highWater += 1
+                }
+                book.nodeByLabel[label] = node
+                slots.append(Slot(node: node, level: randomLevel(sequence: book.sequence)))
+                book.sequence &+= 1
+            }
+            return .success(slots)
+        }
+        let slots = try result.get()
+        let needed = Int(slots.map(\.node).max() ?? 0) + 1
+        if needed > storage.capacity {
+            withWriteLock {
+                if needed > storage.capacity { storage.grow(to: max(needed, storage.capacity * 2)) }
+            }
+        }
+        return slots
+    }
+
+    /// Level of the n-th inserted node: ⌊-ln(U) · mL⌋ with U from SplitMix64(seed, n), capped at 31.
+    func randomLevel(sequence: UInt64) -> Int {
+        var z = parameters.seed &+ (sequence &+ 1) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        let u = (Double(z >> 11) + 0.5) / Double(1 << 53)
+        return min(Int(-log(u) * levelMultiplier), 31)
+    }
+
+    /// Writes the vector and metadata of a fresh slot. The node is not reachable until `link`.
+    func place(_ vector: UnsafePointer<Float>, label: UInt64, slot: Slot) {
+        withReadLock {
+            let target = storage.vector(slot.node)
+            target.update(from: vector, count: parameters.dimensions)
+            if parameters.metric == .cosine {
+                normalize(UnsafeMutableBufferPointer(start: target, count: parameters.dimensions))
+            }
+            storage.lock(slot.node)
+            storage.resetSlot(slot.node, level: slot.level)
+            storage.labels[Int(slot.node)] = label
+            storage.unlock(slot.node)
+            storage.setState(slot.node, .live)
+        }
+    }
+
+    /// Links a placed node into every level up to its own (hnswlib's addPoint). Caller holds the read lock.
+    func link(_ node: UInt32) {
+        let level = Int(storage.levels[Int(node)])
+        let query = storage.vector(node)
+        let dim = parameters.dimensions
+        guard let (entryNode, topLevel) = loadEntry() else {
+            let becameEntry = entryUpdate.withLock { _ -> Bool in
+                if loadEntry() == nil {
+                    storeEntry(node: node, level: level)
+                    return true
+                }
+                return false
+            }
+            if becameEntry { return }
+            return link(node)
+        }
+        var stats = SearchStats()
+        var current = entryNode
+        var currentDistance = kernel(query, storage.vector(entryNode), dim)
+        if topLevel > level {
+            (current, currentDistance) = greedyDescent(query, from: entryNode, topLevel: topLevel, toLevel: level + 1,
+                                                       stats: &stats)
+        }
+        let context = borrowContext()
+        defer { returnContext(context) }
+        for layer in stride(from: min(level, topLevel), through: 0, by: -1) {
+            searchLayer(query, entry: current, entryDistance: currentDistance, ef: parameters.constructionEffort,
+                        level: layer, context: context, predicate: NotNode(excluded: node), stats: &stats)
+            var found = context.scratch
+            found.removeAll(keepingCapacity: true)
+            while !context.results.isEmpty { found.append(context.results.pop()) }
+            found.reverse()  // nearest first
+            if let nearest = found.first {
+                current = nearest.node
+                currentDistance = nearest.distance
+            }
+            let chosen = selectNeighbours(found, max: parameters.connectivity)
+            context.scratch = found
+            storage.lock(node)
+            chosen.map(\.node).withUnsafeBufferPointer { storage.writeLinks(node, level: layer, $0) }
+            storage.unlock(node)
+            for neighbour in chosen { addLink(from: neighbour.node, to: node, distance: neighbour.distance, level: layer) }
+        }
+        if level > topLevel {
+            entryUpdate.withLock { _ in
+                if let (_, currentTop) = loadEntry(), level > currentTop { storeEntry(node: node, level: level) }
+            }
+        }
+    }
+
+    /// Adds `target` to `source`'s list at `level`, shrinking it with the heuristic when full.
+    func addLink(from source: UInt32, to target: UInt32, distance: Float, level: Int) {
+        let dim = parameters.dimensions
+        let limit = storage.maxLinks(level: level)
+        storage.lock(source)
+        defer { storage.unlock(source) }
+        guard storage.state(source) != .free else { return }
+        let list = storage.linkList(source, level: level)
+        let n = Int(list[0])
+        for j in 0..<n where list[1 + j] == target { return }
+        if n < limit {
+            hs_store_release_u32(list + 1 + n, target)
+            hs_store_release_u32(list, UInt32(n + 1))
+            return
+        }
+        var candidates: [Neighbor] = [Neighbor(distance: distance, node: target)]
+        candidates.reserveCapacity(n + 1)
+        let origin = storage.vector(source)
+        for j in 0..<n {
+            let other = list[1 + j]
+            candidates.append(Neighbor(distance: kernel(origin, storage.vector(other), dim), node: other))
+        }
+        candidates.sort { $0.distance < $1.distance }
+        let kept = selectNeighbours(candidates, max: limit)
+        kept.map(\.node).withUnsafeBufferPointer { storage.writeLinks(source, level: level, $0) }
+    }
+
+    /// The paper's heuristic (Algorithm 4, without extension): walk candidates nearest first and keep one only
+    /// if it is nearer to the base than to every neighbour kept so far. With `keepPruned` (the paper's
+    /// keepPrunedConnections) the list is then filled up to `limit` with the nearest discarded candidates.
+    /// - Precondition: `candidates` sorted by distance to the base, nearest first.
+    /// - Complexity: O(candidates × max) distance computations.
+    func selectNeighbours(_ candidates: [Neighbor], max limit: Int, keepPruned: Bool = false) -> [Neighbor] {
+        if candidates.count <= limit { return candidates }
+        let dim = parameters.dimensions
+        var kept: [Neighbor] = []
+        kept.reserveCapacity(limit)
+        for candidate in candidates {
+            let v = storage.vector(candidate.node)
+            var good = true
+            for other in kept where kernel(v, storage.vector(other.node), dim) < candidate.distance {
+                good = false
+                break
+            }
+            if good {
+                kept.append(candidate)
+                if kept.count >= limit { break }
+            }
+        }
+        if keepPruned && kept.count < limit {
+            let chosen = Set(kept.map(\.node))
+            for candidate in candidates where !chosen.contains(candidate.node) {
+                kept.append(candidate)
+                if kept.count >= limit { break }
+            }
+        }
+        return kept
+    }
+}
+
+/// Every node but one: a node being linked must not pick itself as a neighbour.
+struct NotNode: NodePredicate {
+    let excluded: UInt32
+    @inline(__always) func matches(_ node: UInt32) -> Bool { node != excluded }
+}
+
+import Synchronization

@@ -1,0 +1,315 @@
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Snapshot format, version 1, all integers little-endian:
+//
+//   offset  size  field
+//   0       8     magic "HNSWSNAP"
+//   8       4     format version (1)
+//   12      4     dimensions
+//   16      1     metric code (0 l2, 1 cosine, 2 ip), then 3 zero bytes
+//   20      4     connectivity (M)
+//   24      4     construction effort (efConstruction)
+//   28      4     high water (slots written, n)
+//   32      8     seed
+//   40      8     insertion sequence
+//   48      4     entry node
+//   52      4     entry level + 1 (0 = empty graph)
+//   56      8     reserved, zero
+//   64            labels n × u64, levels n × u8, states n × u8, vectors n × dim × f32,
+//                 level-0 links n × (2M + 1) × u32, then for each node with level > 0 in id order
+//                 level × (M + 1) × u32
+//   end − 8 4     CRC-32C of every byte before it
+//   end − 4 4     end marker "SNAP"
+//
+// Loading reads straight into the index's storage while computing the checksum, then checks the checksum
+// and the structure (counts, ids in range, states, entry point) before the index is handed out.
+
+private let snapshotMagic: [UInt8] = Array("HNSWSNAP".utf8)
+private let endMarker: [UInt8] = Array("SNAP".utf8)
+private let snapshotVersion: UInt32 = 1
+private let headerSize = 64
+
+extension HNSWIndex {
+    /// Writes the index to `path` atomically: a temporary file beside it, fsync, then rename.
+    /// Takes the exclusive lock for the duration (searches and inserts wait).
+    /// - Throws: `io` when the file cannot be written; the previous file at `path` is then untouched.
+    /// - Complexity: O(size of the index); one sequential write.
+    public func save(to path: String) throws(HNSWError) {
+        try withWriteLock { () throws(HNSWError) in try saveLocked(to: path) }
+    }
+
+    private func saveLocked(to path: String) throws(HNSWError) {
+        let (highWater, sequence) = bookkeeping.withLock { (Int($0.highWater), $0.sequence) }
+        let s = storage
+        let temporary = path + ".tmp-\(getpid())"
+        var writer = try SnapshotWriter(path: temporary)
+        do throws(HNSWError) {
+            var header = [UInt8](repeating: 0, count: headerSize)
+            header.replaceSubrange(0..<8, with: snapshotMagic)
+            header.put(snapshotVersion, at: 8)
+            header.put(UInt32(parameters.dimensions), at: 12)
+            header[16] = parameters.metric.code
+            header.put(UInt32(parameters.connectivity), at: 20)
+            header.put(UInt32(parameters.constructionEffort), at: 24)
+            header.put(UInt32(highWater), at: 28)
+            header.put(parameters.seed, at: 32)
+            header.put(sequence, at: 40)
+            let entryState = loadEntry()
+            header.put(entryState?.node ?? 0, at: 48)
+            header.put(UInt32((entryState?.level ?? -1) + 1), at: 52)
+            try writer.write(bytes: header)
+            try writer.write(UnsafeRawBufferPointer(start: s.labels, count: highWater * 8))
+            try writer.write(UnsafeRawBufferPointer(start: s.levels, count: highWater))
+            try writer.write(UnsafeRawBufferPointer(start: s.states, count: highWater))
+            try writer.write(UnsafeRawBufferPointer(start: s.vectors, count: highWater * s.dimensions * 4))
+            try writer.write(UnsafeRawBufferPointer(start: s.links0, count: highWater * s.level0Stride * 4))
+            for n in 0..<highWater where s.levels[n] > 0 {
+                try writer.write(UnsafeRawBufferPointer(start: s.upperLinks[n], count: Int(s.levels[n]) * s.upperStride * 4))
+            }
+            var trailer = [UInt8](repeating: 0, count: 8)
+            trailer.put(writer.crc, at: 0)
+            trailer.replaceSubrange(4..<8, with: endMarker)
+            try writer.write(bytes: trailer)
+            try writer.finish()
+        } catch {
+            writer.abandon()
+            unlink(temporary)
+            throw error
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw HNSWError(.io, "cannot rename snapshot into \(path): \(reason)")
+        }
+    }
+
+    /// Reads an index written by `save(to:)`.
+    /// - Throws: `foreignFile` (not a snapshot), `newerFormat` (written by a newer version), `corruptFile`
+    ///   (truncated, checksum mismatch, or inconsistent contents), `io` (cannot open or read).
+    /// - Complexity: O(file size); one sequential read, no per-node allocation but upper-level blocks.
+    public static func load(from path: String, kernelLevel: KernelLevel = .best) throws(HNSWError) -> HNSWIndex {
+        var reader = try SnapshotReader(path: path)
+        defer { reader.close() }
+        var header = [UInt8](repeating: 0, count: headerSize)
+        let got = try reader.readUpTo(&header)
+        guard got >= 8, Array(header[0..<8]) == snapshotMagic else {
+            throw HNSWError(.foreignFile, "\(path) is not an HNSW snapshot (bad magic number)")
+        }
+        guard got == headerSize else { throw HNSWError(.corruptFile, "\(path): snapshot header truncated") }
+        reader.crc = header.withUnsafeBytes { hs_crc32c(0, $0.baseAddress, $0.count) }
+        let version: UInt32 = header.get(at: 8)
+        guard version <= snapshotVersion else {
+            throw HNSWError(.newerFormat, "\(path) has snapshot format \(version); this build reads up to \(snapshotVersion)")
+        }
+        guard version >= 1, let metric = Metric(code: header[16]) else {
+            throw HNSWError(.corruptFile, "\(path): bad version or metric in header")
+        }
+        let dimensions = Int(header.get(at: 12) as UInt32)
+        let connectivity = Int(header.get(at: 20) as UInt32)
+        let effort = Int(header.get(at: 24) as UInt32)
+        let highWater = Int(header.get(at: 28) as UInt32)
+        let parameters = HNSWParameters(dimensions: dimensions, metric: metric, connectivity: connectivity,
+                                        constructionEffort: effort, seed: header.get(at: 32))
+        let sequence: UInt64 = header.get(at: 40)
+        let entryNode: UInt32 = header.get(at: 48)
+        let entryLevel = Int(header.get(at: 52) as UInt32) - 1
+        do throws(HNSWError) {
+            try parameters.validate()
+        } catch {
+            throw HNSWError(.corruptFile, "\(path): header parameters out of range (\(error.message))")
+        }
+        let vectorBytes = highWater.multipliedReportingOverflow(by: dimensions * 4)
+        guard !vectorBytes.overflow, vectorBytes.partialValue <= reader.size else {
+            throw HNSWError(.corruptFile, "\(path): \(highWater) nodes do not fit a file of \(reader.size) bytes")
+        }
+        let index = try HNSWIndex(parameters: parameters, capacity: max(highWater, 16), kernelLevel: kernelLevel)
+        let s = index.storage
+        try reader.read(into: UnsafeMutableRawBufferPointer(start: s.labels, count: highWater * 8))
+        try reader.read(into: UnsafeMutableRawBufferPointer(start: s.levels, count: highWater))
+        try reader.read(into: UnsafeMutableRawBufferPointer(start: s.states, count: highWater))
+        try reader.read(into: UnsafeMutableRawBufferPointer(start: s.vectors, count: highWater * dimensions * 4))
+        try reader.read(into: UnsafeMutableRawBufferPointer(start: s.links0, count: highWater * s.level0Stride * 4))
+        for n in 0..<highWater where s.levels[n] > 0 {
+            guard s.levels[n] <= 31 else { throw HNSWError(.corruptFile, "\(path): node \(n) has level \(s.levels[n])") }
+            let words = Int(s.levels[n]) * s.upperStride
+            let block = UnsafeMutablePointer<UInt32>.allocate(capacity: words)
+            s.adoptUpperLinks(block, for: n)
+            try reader.read(into: UnsafeMutableRawBufferPointer(start: block, count: words * 4))
+        }
+        let computed = reader.crc
+        var trailer = [UInt8](repeating: 0, count: 8)
+        let trailerBytes = try reader.readUpTo(&trailer)
+        guard trailerBytes == 8, Array(trailer[4..<8]) == endMarker, reader.atEnd else {
+            throw HNSWError(.corruptFile, "\(path): snapshot truncated or has trailing bytes")
+        }
+        guard trailer.get(at: 0) as UInt32 == computed else {
+            throw HNSWError(.corruptFile, "\(path): checksum mismatch")
+        }
+        try index.adoptLoadedState(highWater: highWater, sequence: sequence, entryNode: entryNode,
+                                   entryLevel: entryLevel, path: path)
+        return index
+    }
+
+    /// Checks a freshly read storage and rebuilds the bookkeeping from it. The checksum already matched, so a
+    /// failure here means a file written wrongly or forged: still a typed error, never a crash later.
+    private func adoptLoadedState(highWater: Int, sequence: UInt64, entryNode: UInt32, entryLevel: Int,
+                                  path: String) throws(HNSWError) {
+        let s = storage
+        var book = Bookkeeping()
+        book.highWater = UInt32(highWater)
+        book.sequence = sequence
+        for n in 0..<highWater {
+            guard let state = NodeState(rawValue: s.states[n]) else {
+                throw HNSWError(.corruptFile, "\(path): node \(n) has state \(s.states[n])")
+            }
+            if state == .free {
+                book.freeSlots.append(UInt32(n))
+                continue
+            }
+            if state == .deleted { book.deletedPending += 1 }
+            for level in 0...Int(s.levels[n]) {
+                let list = s.linkList(UInt32(n), level: level)
+                let count = Int(list[0])
+                guard count <= s.maxLinks(level: level) else {
+                    throw HNSWError(.corruptFile, "\(path): node \(n) has \(count) links at level \(level)")
+                }
+                for j in 1...max(count, 1) where j <= count && Int(list[j]) >= highWater {
+                    throw HNSWError(.corruptFile, "\(path): node \(n) links to node \(list[j]) ≥ \(highWater)")
+                }
+            }
+            if state == .live {
+                let label = s.labels[n]
+                guard book.nodeByLabel.updateValue(UInt32(n), forKey: label) == nil else {
+                    throw HNSWError(.corruptFile, "\(path): label \(label) appears twice")
+                }
+            }
+        }
+        book.freeSlots.reverse()
+        if entryLevel >= 0 {
+            guard Int(entryNode) < highWater, s.states[Int(entryNode)] != NodeState.free.rawValue,
+                  Int(s.levels[Int(entryNode)]) == entryLevel
+            else { throw HNSWError(.corruptFile, "\(path): entry point \(entryNode) is not a node of level \(entryLevel)") }
+            storeEntry(node: entryNode, level: entryLevel)
+        } else if book.nodeByLabel.count > 0 {
+            throw HNSWError(.corruptFile, "\(path): nodes without an entry point")
+        }
+        bookkeeping.withLock { $0 = book }
+    }
+}
+
+extension NodeStorage {
+    /// Installs a freshly allocated upper-link block for a slot while loading (no other thread sees it).
+    package func adoptUpperLinks(_ block: UnsafeMutablePointer<UInt32>, for node: Int) {
+        upperLinksSlot(node).pointee?.deallocate()
+        upperLinksSlot(node).pointee = block
+    }
+}
+
+extension [UInt8] {
+    fileprivate mutating func put<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+        Swift.withUnsafeBytes(of: value.littleEndian) { bytes in
+            for (i, b) in bytes.enumerated() { self[offset + i] = b }
+        }
+    }
+
+    fileprivate func get<T: FixedWidthInteger>(at offset: Int) -> T {
+        var value = T.zero
+        for i in 0..<MemoryLayout<T>.size { value |= T(self[offset + i]) << (8 * i) }
+        return value
+    }
+}
+
+/// Sequential writer over a file descriptor that keeps a running CRC-32C.
+private struct SnapshotWriter {
+    let fd: Int32
+    let path: String
+    var crc: UInt32 = 0
+
+    init(path: String) throws(HNSWError) {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw HNSWError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    mutating func write(_ bytes: UnsafeRawBufferPointer) throws(HNSWError) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        crc = hs_crc32c(crc, base, bytes.count)
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, base + offset, bytes.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw HNSWError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
+            offset += n
+        }
+    }
+
+    mutating func write(bytes: [UInt8]) throws(HNSWError) {
+        let result = bytes.withUnsafeBytes { raw in Result { () throws(HNSWError) in try write(raw) } }
+        try result.get()
+    }
+
+    func finish() throws(HNSWError) {
+        guard fsync(fd) == 0 else { throw HNSWError(.io, "cannot fsync \(path): \(String(cString: strerror(errno)))") }
+        guard close(fd) == 0 else { throw HNSWError(.io, "cannot close \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    func abandon() { close(fd) }
+}
+
+/// Sequential reader that keeps a running CRC-32C and knows the file size.
+private struct SnapshotReader {
+    let fd: Int32
+    let path: String
+    let size: Int
+    var position = 0
+    var crc: UInt32 = 0
+
+    init(path: String) throws(HNSWError) {
+        self.path = path
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw HNSWError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            Glibc.close(fd)
+            throw HNSWError(.io, "cannot stat \(path): \(String(cString: strerror(errno)))")
+        }
+        size = Int(info.st_size)
+    }
+
+    var atEnd: Bool { position == size }
+
+    /// Reads as many bytes as are left, up to the buffer's size, without touching the checksum.
+    mutating func readUpTo(_ buffer: UnsafeMutableRawBufferPointer) throws(HNSWError) -> Int {
+        guard let base = buffer.baseAddress else { return 0 }
+        var offset = 0
+        while offset < buffer.count {
+            let n = Glibc.read(fd, base + offset, buffer.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw HNSWError(.io, "cannot read \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            offset += n
+        }
+        position += offset
+        return offset
+    }
+
+    mutating func readUpTo(_ bytes: inout [UInt8]) throws(HNSWError) -> Int {
+        let result = bytes.withUnsafeMutableBytes { raw in Result { () throws(HNSWError) in try readUpTo(raw) } }
+        return try result.get()
+    }
+
+    /// Reads exactly the buffer's size and folds it into the checksum.
+    mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws(HNSWError) {
+        guard buffer.count > 0 else { return }
+        let got = try readUpTo(buffer)
+        guard got == buffer.count else { throw HNSWError(.corruptFile, "\(path): snapshot truncated") }
+        crc = hs_crc32c(crc, buffer.baseAddress, buffer.count)
+    }
+
+    func close() { Glibc.close(fd) }
+}

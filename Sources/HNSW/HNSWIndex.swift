@@ -1,0 +1,195 @@
+import CKernels
+import Synchronization
+
+/// Build parameters of an index. Names follow their meaning; the paper's names are in the docs.
+public struct HNSWParameters: Sendable, Equatable, Codable {
+    /// Vector length, 1…4096.
+    public var dimensions: Int
+    public var metric: Metric
+    /// Links per node on upper levels ("M" in the paper); level 0 keeps up to twice as many. 2…128.
+    public var connectivity: Int
+    /// Candidate list size while inserting ("efConstruction"). ≥ 1.
+    public var constructionEffort: Int
+    /// Seeds the level of each inserted node; with one thread a build is then deterministic.
+    public var seed: UInt64
+
+    public init(dimensions: Int, metric: Metric = .l2, connectivity: Int = 16, constructionEffort: Int = 200,
+                seed: UInt64 = 0x5EED) {
+        self.dimensions = dimensions
+        self.metric = metric
+        self.connectivity = connectivity
+        self.constructionEffort = constructionEffort
+        self.seed = seed
+    }
+
+    func validate() throws(HNSWError) {
+        guard (1...4096).contains(dimensions) else {
+            throw HNSWError(.invalidParameter, "dimensions must be 1…4096, got \(dimensions)")
+        }
+        guard (2...128).contains(connectivity) else {
+            throw HNSWError(.invalidParameter, "connectivity (M) must be 2…128, got \(connectivity)")
+        }
+        guard constructionEffort >= 1 else {
+            throw HNSWError(.invalidParameter, "constructionEffort (efConstruction) must be ≥ 1, got \(constructionEffort)")
+        }
+    }
+}
+
+/// One search result: the caller's label, the reported distance (see `Metric`), and the internal node id.
+public struct SearchHit: Sendable, Equatable {
+    public var label: UInt64
+    public var distance: Float
+    public var node: UInt32
+}
+
+/// What a search cost.
+public struct SearchStats: Sendable, Equatable {
+    /// Distance kernel calls.
+    public var distanceComputations = 0
+    /// Nodes marked visited (each at most once per search).
+    public var visitedNodes = 0
+    public init() {}
+}
+
+/// Hits nearest first, plus the search's cost.
+public struct SearchResult: Sendable {
+    public var hits: [SearchHit]
+    public var stats: SearchStats
+}
+
+/// A hierarchical navigable small world graph (Malkov & Yashunin, 2018) over float32 vectors.
+///
+/// Threading: every method may be called from any thread at any time. Searches run concurrently with each
+/// other and with inserts and deletes; inserts run concurrently with each other (per-node spin locks, as
+/// in hnswlib). Growing the storage, `repair()` and `save(to:)` take an exclusive lock for their duration.
+///
+/// Ids: callers name vectors by a `UInt64` label; the index keeps dense internal `UInt32` node ids, reported
+/// in `SearchHit.node` and used by filters, so that per-node side tables (e.g. a store's filter columns)
+/// can be plain arrays.
+public final class HNSWIndex: @unchecked Sendable {
+    // SAFETY(@unchecked Sendable): all mutable state is guarded. `storage` contents: structural changes under
+    // `rw` write lock; link lists under per-node spin locks with release stores, read with acquire loads;
+    // vectors are written before the node is published through a release store. `bookkeeping` and
+    // `contexts` are Mutex-protected; `entry` is an Atomic.
+    public let parameters: HNSWParameters
+    package let kernel: DistanceKernel
+    package let storage: NodeStorage
+    let rw: OpaquePointer
+    let levelMultiplier: Double
+
+    /// Entry point node (low 32 bits) and top level + 1 (high 32 bits); 0 when the graph is empty.
+    let entry = Atomic<UInt64>(0)
+    let entryUpdate = Mutex<Void>(())
+
+    struct Bookkeeping {
+        var nodeByLabel: [UInt64: UInt32] = [:]
+        var freeSlots: [UInt32] = []
+        var highWater: UInt32 = 0
+        var deletedPending = 0
+        var sequence: UInt64 = 0
+    }
+    let bookkeeping = Mutex(Bookkeeping())
+    let contexts = Mutex<[SearchContext]>([])
+
+    /// Creates an empty index. `capacity` is a hint; the index grows as needed.
+    /// - Throws: `invalidParameter` when a parameter is out of range.
+    public init(parameters: HNSWParameters, capacity: Int = 1024, kernelLevel: KernelLevel = .best)
+        throws(HNSWError)
+    {
+        try parameters.validate()
+        self.parameters = parameters
+        self.kernel = DistanceKernel(metric: parameters.metric, level: kernelLevel)
+        self.storage = NodeStorage(dimensions: parameters.dimensions, connectivity: parameters.connectivity,
+                                   capacity: capacity)
+        self.rw = hs_rwlock_create()
+        self.levelMultiplier = 1 / log(Double(parameters.connectivity))
+    }
+
+    deinit { hs_rwlock_destroy(rw) }
+
+    /// The kernel this index uses for distances.
+    public var kernelLevel: KernelLevel { kernel.level }
+
+    /// Live (searchable) vectors. - Complexity: O(1).
+    public var count: Int { bookkeeping.withLock { $0.nodeByLabel.count } }
+
+    /// Whether a label is present and live.
+    public func contains(label: UInt64) -> Bool { bookkeeping.withLock { $0.nodeByLabel[label] != nil } }
+
+    /// The internal node id of a live label.
+    public func node(forLabel label: UInt64) -> UInt32? { bookkeeping.withLock { $0.nodeByLabel[label] } }
+
+    /// One past the largest node id ever handed out: the size a `NodeBitset` over nodes needs.
+    public var nodeCapacity: Int { bookkeeping.withLock { Int($0.highWater) } }
+
+    /// The label of a node id, if that node is live.
+    public func label(ofNode node: UInt32) -> UInt64? {
+        withReadLock {
+            guard Int(node) < storage.capacity, storage.state(node) == .live else { return nil }
+            return storage.labels[Int(node)]
+        }
+    }
+
+    /// A copy of the stored vector of a label (normalised for cosine).
+    public func vector(forLabel label: UInt64) -> [Float]? {
+        guard let node = node(forLabel: label) else { return nil }
+        return withReadLock { Array(UnsafeBufferPointer(start: storage.vector(node), count: parameters.dimensions)) }
+    }
+
+    /// Bytes held in RAM by vectors, links and per-node metadata (not the label dictionary).
+    public var memoryBytes: Int {
+        withReadLock {
+            let s = storage
+            var bytes = s.capacity * (s.dimensions * 4 + s.level0Stride * 4 + 8 + 8 + 3)
+            for n in 0..<s.capacity where s.levels[n] > 0 { bytes += Int(s.levels[n]) * s.upperStride * 4 }
+            return bytes
+        }
+    }
+
+    // MARK: - Locks and helpers
+
+    @inline(__always) func withReadLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        hs_rwlock_read_lock(rw)
+        defer { hs_rwlock_read_unlock(rw) }
+        return try body()
+    }
+
+    func withWriteLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        hs_rwlock_write_lock(rw)
+        defer { hs_rwlock_write_unlock(rw) }
+        return try body()
+    }
+
+    @inline(__always) func loadEntry() -> (node: UInt32, level: Int)? {
+        let packed = entry.load(ordering: .acquiring)
+        guard packed != 0 else { return nil }
+        return (UInt32(truncatingIfNeeded: packed), Int(packed >> 32) - 1)
+    }
+
+    func storeEntry(node: UInt32, level: Int) {
+        entry.store(UInt64(level + 1) << 32 | UInt64(node), ordering: .releasing)
+    }
+
+    func clearEntry() { entry.store(0, ordering: .releasing) }
+
+    func borrowContext() -> SearchContext {
+        contexts.withLock { $0.popLast() } ?? SearchContext(capacity: storage.capacity)
+    }
+
+    func returnContext(_ context: SearchContext) {
+        contexts.withLock { if $0.count < 64 { $0.append(context) } }
+    }
+
+    /// Checks a vector's length and that every component is finite.
+    func validate(_ vector: UnsafeBufferPointer<Float>, label: UInt64?) throws(HNSWError) {
+        guard vector.count == parameters.dimensions else {
+            throw HNSWError(.dimensionMismatch, "expected \(parameters.dimensions) dimensions, got \(vector.count)"
+                + (label.map { " (label \($0))" } ?? ""))
+        }
+        for (i, x) in vector.enumerated() where !x.isFinite {
+            throw HNSWError(.nonFiniteVector, "component \(i) is \(x)" + (label.map { " (label \($0))" } ?? ""))
+        }
+    }
+}
+
+import Foundation  // log()

@@ -1,0 +1,149 @@
+import CKernels
+
+/// Flags of a node slot, stored as one byte per slot.
+package enum NodeState: UInt8 {
+    /// In the graph and returned by searches.
+    case live = 0
+    /// Marked deleted: never returned, still traversed until the next repair unlinks it.
+    case deleted = 1
+    /// Unlinked by a repair; the slot waits on the free list for reuse.
+    case free = 2
+}
+
+/// The raw memory of an index: vectors, links and per-node metadata in contiguous blocks, as in hnswlib.
+///
+/// Invariants (checked by `HNSWIndex.checkInvariants`):
+/// 1. `vectors` holds `capacity × dimensions` floats; slot `n` starts at `n × dimensions`.
+/// 2. `links0` holds `capacity × level0Stride` words; word 0 of a slot is its neighbour count (≤ `maxLinks0`).
+/// 3. `upperLinks[n]` is nil when `levels[n] == 0`, else `levels[n] × upperStride` words, level `l` at
+///    `(l - 1) × upperStride`.
+///
+/// Memory is lent only through the index, never stored outside it. Growth happens under the index's
+/// write lock; every other access holds its read lock.
+package final class NodeStorage {
+    package let dimensions: Int
+    package let maxLinks0: Int
+    package let maxLinksUpper: Int
+    package var level0Stride: Int { maxLinks0 + 1 }
+    package var upperStride: Int { maxLinksUpper + 1 }
+    package private(set) var capacity: Int
+
+    package private(set) var vectors: UnsafeMutablePointer<Float>
+    package private(set) var links0: UnsafeMutablePointer<UInt32>
+    package private(set) var upperLinks: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?>
+    package private(set) var labels: UnsafeMutablePointer<UInt64>
+    package private(set) var levels: UnsafeMutablePointer<UInt8>
+    package private(set) var states: UnsafeMutablePointer<UInt8>
+    package private(set) var locks: UnsafeMutablePointer<UInt8>
+
+    package init(dimensions: Int, connectivity: Int, capacity: Int) {
+        self.dimensions = dimensions
+        self.maxLinks0 = connectivity * 2
+        self.maxLinksUpper = connectivity
+        let capacity = max(capacity, 16)
+        self.capacity = capacity
+        vectors = Self.allocate(Float.self, capacity * dimensions)
+        links0 = Self.allocate(UInt32.self, capacity * (connectivity * 2 + 1))
+        upperLinks = Self.allocate(UnsafeMutablePointer<UInt32>?.self, capacity)
+        labels = Self.allocate(UInt64.self, capacity)
+        levels = Self.allocate(UInt8.self, capacity)
+        states = Self.allocate(UInt8.self, capacity)
+        locks = Self.allocate(UInt8.self, capacity)
+        upperLinks.initialize(repeating: nil, count: capacity)
+        locks.initialize(repeating: 0, count: capacity)
+        states.initialize(repeating: NodeState.free.rawValue, count: capacity)
+        levels.initialize(repeating: 0, count: capacity)
+        links0.initialize(repeating: 0, count: capacity * level0Stride)
+    }
+
+    deinit {
+        for n in 0..<capacity { upperLinks[n]?.deallocate() }
+        vectors.deallocate(); links0.deallocate(); upperLinks.deallocate(); labels.deallocate()
+        levels.deallocate(); states.deallocate(); locks.deallocate()
+    }
+
+    /// 64-byte aligned, uninitialised (trivial types only).
+    private static func allocate<T>(_ type: T.Type, _ count: Int) -> UnsafeMutablePointer<T> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<T>.stride, alignment: 64)
+        return raw.bindMemory(to: T.self, capacity: max(count, 1))
+    }
+
+    /// Grows every block to `newCapacity` slots, keeping contents. Caller holds the index's write lock.
+    /// - Complexity: O(capacity × (dimensions + links)).
+    package func grow(to newCapacity: Int) {
+        guard newCapacity > capacity else { return }
+        func moved<T>(_ old: UnsafeMutablePointer<T>, _ oldCount: Int, _ newCount: Int) -> UnsafeMutablePointer<T> {
+            let fresh = Self.allocate(T.self, newCount)
+            // SAFETY: both blocks hold at least oldCount elements of a trivial type.
+            fresh.update(from: old, count: oldCount)
+            old.deallocate()
+            return fresh
+        }
+        let old = capacity
+        vectors = moved(vectors, old * dimensions, newCapacity * dimensions)
+        links0 = moved(links0, old * level0Stride, newCapacity * level0Stride)
+        upperLinks = moved(upperLinks, old, newCapacity)
+        labels = moved(labels, old, newCapacity)
+        levels = moved(levels, old, newCapacity)
+        states = moved(states, old, newCapacity)
+        locks = moved(locks, old, newCapacity)
+        (upperLinks + old).initialize(repeating: nil, count: newCapacity - old)
+        (locks + old).initialize(repeating: 0, count: newCapacity - old)
+        (states + old).initialize(repeating: NodeState.free.rawValue, count: newCapacity - old)
+        (levels + old).initialize(repeating: 0, count: newCapacity - old)
+        (links0 + old * level0Stride).initialize(repeating: 0, count: (newCapacity - old) * level0Stride)
+        capacity = newCapacity
+    }
+
+    @inline(__always) package func vector(_ node: UInt32) -> UnsafeMutablePointer<Float> {
+        vectors + Int(node) &* dimensions
+    }
+
+    /// The link list of `node` at `level`: word 0 is the count, then the neighbour ids.
+    /// - Precondition: `level <= levels[node]`.
+    @inline(__always) package func linkList(_ node: UInt32, level: Int) -> UnsafeMutablePointer<UInt32> {
+        if level == 0 { return links0 + Int(node) &* level0Stride }
+        // SAFETY: a node with level ≥ 1 has its upper block allocated before it is published.
+        return upperLinks[Int(node)].unsafelyUnwrapped + (level &- 1) &* upperStride
+    }
+
+    @inline(__always) package func maxLinks(level: Int) -> Int { level == 0 ? maxLinks0 : maxLinksUpper }
+
+    @inline(__always) package func state(_ node: UInt32) -> NodeState {
+        NodeState(rawValue: hs_load_acquire_u8(states + Int(node))) ?? .free
+    }
+
+    @inline(__always) package func setState(_ node: UInt32, _ state: NodeState) {
+        hs_store_release_u8(states + Int(node), state.rawValue)
+    }
+
+    /// Prepares `node` for a fresh insert at `level`: clears links and allocates the upper block.
+    package func resetSlot(_ node: UInt32, level: Int) {
+        let n = Int(node)
+        upperLinks[n]?.deallocate()
+        upperLinks[n] = nil
+        if level > 0 {
+            let block = UnsafeMutablePointer<UInt32>.allocate(capacity: level * upperStride)
+            block.initialize(repeating: 0, count: level * upperStride)
+            upperLinks[n] = block
+        }
+        levels[n] = UInt8(level)
+        for i in 0..<level0Stride { hs_store_release_u32(links0 + n &* level0Stride + i, 0) }
+    }
+
+    /// Writes a link list (count last, with release stores so readers see whole ids).
+    /// - Precondition: caller holds the node's lock; `neighbours.count <= maxLinks(level)`.
+    package func writeLinks(_ node: UInt32, level: Int, _ neighbours: UnsafeBufferPointer<UInt32>) {
+        let list = linkList(node, level: level)
+        for (i, id) in neighbours.enumerated() { hs_store_release_u32(list + 1 + i, id) }
+        hs_store_release_u32(list, UInt32(neighbours.count))
+    }
+
+    /// The slot holding `node`'s upper-link block pointer (for loading snapshots).
+    package func upperLinksSlot(_ node: Int) -> UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?> {
+        upperLinks + node
+    }
+
+    @inline(__always) package func lock(_ node: UInt32) { hs_spin_lock(locks + Int(node)) }
+    @inline(__always) package func unlock(_ node: UInt32) { hs_spin_unlock(locks + Int(node)) }
+}

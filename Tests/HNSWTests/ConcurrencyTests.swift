@@ -1,0 +1,57 @@
+import Dispatch
+import Synchronization
+import Testing
+import HNSW
+
+@Suite struct ConcurrencyTests {
+    /// Searches run while other threads insert and delete; every result must be a live label, and the graph
+    /// must be sound afterwards.
+    @Test func searchesDuringInsertsAndDeletes() throws {
+        let dim = 12
+        let data = clusteredVectors(count: 4000, dim: dim, seed: 51)
+        let index = try HNSWIndex(parameters: HNSWParameters(dimensions: dim, constructionEffort: 60), capacity: 64)
+        _ = try index.insert(contentsOf: Array(data[0 ..< 1000 * dim]), labels: (0..<1000).map(UInt64.init))
+        let failures = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            do {
+                switch worker {
+                case 0, 1:
+                    // Two inserters over disjoint halves of the remaining rows (forces growth too).
+                    for row in stride(from: 1000 + worker, to: 4000, by: 2) {
+                        try index.insert(Array(data[row * dim ..< (row + 1) * dim]), label: UInt64(row))
+                    }
+                case 2:
+                    for row in stride(from: 0, to: 1000, by: 4) { try index.remove(label: UInt64(row)) }
+                default:
+                    for qi in 0..<400 {
+                        let row = (qi * 7) % 4000
+                        let hits = try index.search(Array(data[row * dim ..< (row + 1) * dim]), k: 5).hits
+                        if hits.isEmpty { failures.add(1, ordering: .relaxed) }
+                    }
+                }
+            } catch {
+                failures.add(1, ordering: .relaxed)
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(index.count == 4000 - 250)
+        for row in stride(from: 0, to: 1000, by: 4) { #expect(!index.contains(label: UInt64(row))) }
+        let hits = try index.search(Array(data[0..<dim]), k: 20, searchEffort: 100).hits
+        #expect(hits.allSatisfy { !($0.label < 1000 && $0.label % 4 == 0) })
+        index.repair()
+        #expect(index.checkInvariants() == [])
+    }
+
+    @Test func parallelBuildKeepsRecall() throws {
+        let dim = 16
+        let data = clusteredVectors(count: 5000, dim: dim, seed: 61)
+        let queries = clusteredVectors(count: 60, dim: dim, seed: 62)
+        let index = try buildIndex(data, dim: dim, threads: 4)
+        #expect(index.checkInvariants() == [])
+        let serial = try buildIndex(data, dim: dim, threads: 1)
+        let parallelRecall = try meanRecall(index, data: data, queries: queries, dim: dim, ef: 128)
+        let serialRecall = try meanRecall(serial, data: data, queries: queries, dim: dim, ef: 128)
+        #expect(parallelRecall >= 0.95)
+        #expect(parallelRecall >= serialRecall - 0.02, "parallel \(parallelRecall), serial \(serialRecall)")
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+import HNSW
+
+@Suite struct SearchTests {
+    static let dim = 24
+    static let data = clusteredVectors(count: 6000, dim: dim, seed: 11)
+    static let queries = clusteredVectors(count: 100, dim: dim, seed: 12)
+
+    @Test func unfilteredRecallFloor() throws {
+        let index = try buildIndex(Self.data, dim: Self.dim)
+        #expect(index.count == 6000)
+        #expect(index.checkInvariants() == [])
+        let r = try meanRecall(index, data: Self.data, queries: Self.queries, dim: Self.dim, ef: 64)
+        #expect(r >= 0.95, "recall@10 \(r)")
+    }
+
+    /// Recall floors for filtered search at 100 %, 10 %, 1 % and 0.1 % selectivity, in both modes. Mode b
+    /// needs a larger ef below 10 % (where the planner scans exactly instead; see FilteredSearchMode).
+    @Test(arguments: [1, 10, 100, 1000], FilteredSearchMode.allCases)
+    func filteredRecallFloor(every: Int, mode: FilteredSearchMode) throws {
+        let index = try Self.shared()
+        var set = NodeBitset(capacity: index.nodeCapacity)
+        for row in stride(from: 0, to: 6000, by: every) { set.insert(index.node(forLabel: UInt64(row))!) }
+        let ef = mode == .matchingOnly && every >= 100 ? 256 : 64
+        let r = try meanRecall(index, data: Self.data, queries: Self.queries, dim: Self.dim, ef: ef,
+                               filter: .bitset(set), mode: mode, allowed: { $0 % every == 0 })
+        #expect(r >= 0.95, "selectivity 1/\(every) \(mode) ef \(ef): recall@10 \(r)")
+        // The closure form returns the same as the bitset form.
+        let q = Array(Self.queries[0..<Self.dim])
+        let viaSet = try index.search(q, k: 10, searchEffort: 64, filter: .bitset(set), mode: mode).hits
+        let frozen = set
+        let viaClosure = try index.search(q, k: 10, searchEffort: 64, filter: .predicate { frozen.contains($0) },
+                                          mode: mode).hits
+        #expect(viaSet == viaClosure)
+        #expect(viaSet.allSatisfy { $0.label % UInt64(every) == 0 })
+    }
+
+    nonisolated(unsafe) static var cached: HNSWIndex?
+    static let lock = NSLock()
+    static func shared() throws -> HNSWIndex {
+        lock.lock()
+        defer { lock.unlock() }
+        if let cached { return cached }
+        let index = try buildIndex(data, dim: dim, threads: 2)
+        cached = index
+        return index
+    }
+
+    @Test(arguments: Metric.allCases)
+    func reportedDistancesFollowTheFormatDefinitions(metric: Metric) throws {
+        let data = clusteredVectors(count: 500, dim: 12, seed: 3)
+        let index = try buildIndex(data, dim: 12, metric: metric)
+        let q = Array(clusteredVectors(count: 1, dim: 12, seed: 4))
+        let hits = try index.search(q, k: 10, searchEffort: 200).hits
+        let exact = bruteForce(data, dim: 12, query: q[...], k: 10, metric: metric)
+        #expect(hits.map { Int($0.label) } == exact.map(\.row))
+        for (hit, truth) in zip(hits, exact) {
+            #expect(abs(hit.distance - truth.distance) <= 1e-4 * max(1, abs(truth.distance)),
+                    "\(metric): \(hit.distance) vs \(truth.distance)")
+        }
+        #expect(hits.map(\.distance) == hits.map(\.distance).sorted())
+    }
+
+    @Test func statsCountWork() throws {
+        let index = try Self.shared()
+        let result = try index.search(Array(Self.queries[0..<Self.dim]), k: 5, searchEffort: 32)
+        #expect(result.hits.count == 5)
+        #expect(result.stats.distanceComputations >= 32)
+        #expect(result.stats.visitedNodes >= 32)
+        let wider = try index.search(Array(Self.queries[0..<Self.dim]), k: 5, searchEffort: 256)
+        #expect(wider.stats.distanceComputations > result.stats.distanceComputations)
+    }
+
+    @Test func singleThreadBuildIsDeterministic() throws {
+        let data = clusteredVectors(count: 1500, dim: 8, seed: 5)
+        let a = try buildIndex(data, dim: 8, seed: 99)
+        let b = try buildIndex(data, dim: 8, seed: 99)
+        let dir = FileManager.default.temporaryDirectory.path
+        let pa = dir + "/det-a-\(getpid()).hsnap", pb = dir + "/det-b-\(getpid()).hsnap"
+        defer { unlink(pa); unlink(pb) }
+        try a.save(to: pa)
+        try b.save(to: pb)
+        #expect(FileManager.default.contents(atPath: pa) == FileManager.default.contents(atPath: pb))
+    }
+
+    @Test func emptyIndexReturnsNothing() throws {
+        let index = try HNSWIndex(parameters: HNSWParameters(dimensions: 4))
+        #expect(try index.search([1, 2, 3, 4], k: 3).hits.isEmpty)
+        #expect(index.checkInvariants() == [])
+    }
+
+    @Test func growsPastInitialCapacity() throws {
+        let data = clusteredVectors(count: 300, dim: 4, seed: 8)
+        let index = try HNSWIndex(parameters: HNSWParameters(dimensions: 4), capacity: 16)
+        for row in 0..<300 { try index.insert(Array(data[row * 4 ..< row * 4 + 4]), label: UInt64(row) + 1000) }
+        #expect(index.count == 300)
+        #expect(index.checkInvariants() == [])
+        let hit = try index.search(Array(data[160..<164]), k: 1, searchEffort: 50).hits.first
+        #expect(hit?.label == 1040)
+    }
+}
+
+@Suite struct BadInputTests {
+    @Test func invalidParametersAreRejected() {
+        #expect(throws: HNSWError.self) { try HNSWIndex(parameters: HNSWParameters(dimensions: 0)) }
+        #expect(throws: HNSWError.self) { try HNSWIndex(parameters: HNSWParameters(dimensions: 4097)) }
+        #expect(throws: HNSWError.self) { try HNSWIndex(parameters: HNSWParameters(dimensions: 4, connectivity: 1)) }
+        #expect(throws: HNSWError.self) {
+            try HNSWIndex(parameters: HNSWParameters(dimensions: 4, constructionEffort: 0))
+        }
+    }
+
+    @Test func badVectorsChangeNothing() throws {
+        let index = try HNSWIndex(parameters: HNSWParameters(dimensions: 3))
+        try index.insert([1, 2, 3], label: 1)
+        func code(_ body: () throws -> Void) -> HNSWError.Code? {
+            do { try body() } catch let error as HNSWError { return error.code } catch { return nil }
+            return nil
+        }
+        #expect(code { try index.insert([1, 2], label: 2) } == .dimensionMismatch)
+        #expect(code { try index.insert([1, .nan, 3], label: 2) } == .nonFiniteVector)
+        #expect(code { try index.insert([1, .infinity, 3], label: 2) } == .nonFiniteVector)
+        #expect(code { try index.insert([1, 1, 1], label: 1) } == .duplicateLabel)
+        #expect(code { _ = try index.insert(contentsOf: [1, 1, 1, 2, 2, 2], labels: [5, 5]) } == .duplicateLabel)
+        #expect(code { _ = try index.insert(contentsOf: [1, 1, 1, 2, 2, .nan], labels: [5, 6]) } == .nonFiniteVector)
+        #expect(code { _ = try index.insert(contentsOf: [1, 1, 1, 2, 2], labels: [5, 6]) } == .dimensionMismatch)
+        #expect(code { try index.remove(label: 77) } == .unknownLabel)
+        #expect(code { _ = try index.search([1, 2, 3], k: 0) } == .invalidParameter)
+        #expect(code { _ = try index.search([1, 2], k: 1) } == .dimensionMismatch)
+        #expect(code { _ = try index.search([.nan, 2, 3], k: 1) } == .nonFiniteVector)
+        #expect(index.count == 1)
+        #expect(index.nodeCapacity == 1)
+        #expect(index.checkInvariants() == [])
+    }
+}

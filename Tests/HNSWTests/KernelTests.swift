@@ -1,0 +1,62 @@
+import CKernels
+import Testing
+import HNSW
+
+@Suite struct KernelTests {
+    static let dimensions = Array(0...40) + [384, 768, 1536]
+
+    static var levels: [KernelLevel] {
+        [.portable, .avx2, .avx512].filter { $0 <= KernelLevel.best }
+    }
+
+    @Test(arguments: dimensions)
+    func fastKernelsMatchReference(dim: Int) {
+        var rng = SeededGenerator(seed: UInt64(dim) + 1)
+        let a = (0..<dim).map { _ in Float.random(in: -2...2, using: &rng) }
+        let b = (0..<dim).map { _ in Float.random(in: -2...2, using: &rng) }
+        let l2 = referenceL2Squared(a, b)
+        let dot = referenceNegativeDot(a, b)
+        // Scale of the dot product's terms: relative error is measured against it, not the (cancelling) sum.
+        let dotScale = zip(a, b).reduce(Float(0)) { $0 + abs($1.0 * $1.1) }
+        for level in Self.levels {
+            let l2Kernel = DistanceKernel(metric: .l2, level: level)
+            let dotKernel = DistanceKernel(metric: .innerProduct, level: level)
+            #expect(l2Kernel.level == level)
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    // An empty array's base address may be nil; kernels are never called on nil, so lend a dummy.
+                    var dummy: Float = 0
+                    let x = pa.baseAddress ?? withUnsafePointer(to: &dummy) { $0 }
+                    let y = pb.baseAddress ?? withUnsafePointer(to: &dummy) { $0 }
+                    let gotL2 = l2Kernel(x, y, dim)
+                    let gotDot = dotKernel(x, y, dim)
+                    #expect(abs(gotL2 - l2) <= 1e-5 * max(l2, 1), "l2 \(level) dim \(dim): \(gotL2) vs \(l2)")
+                    #expect(abs(gotDot - dot) <= 1e-5 * max(dotScale, 1), "dot \(level) dim \(dim): \(gotDot) vs \(dot)")
+                }
+            }
+        }
+    }
+
+    @Test func bestLevelIsUsedByDefault() throws {
+        let index = try HNSWIndex(parameters: HNSWParameters(dimensions: 8))
+        #expect(index.kernelLevel == KernelLevel.best)
+    }
+
+    @Test func crc32cMatchesStandardCheckValue() {
+        let bytes = Array("123456789".utf8)
+        #expect(hs_crc32c(0, bytes, bytes.count) == 0xE306_9283)
+        // Incremental use gives the same value as one call.
+        let first = hs_crc32c(0, bytes, 4)
+        let rest = bytes[4...].withUnsafeBufferPointer { hs_crc32c(first, $0.baseAddress, $0.count) }
+        #expect(rest == 0xE306_9283)
+    }
+
+    @Test func normalizeGivesUnitLength() {
+        var v: [Float] = [3, 4, 0]
+        v.withUnsafeMutableBufferPointer { normalize($0) }
+        #expect(abs(v[0] - 0.6) < 1e-6 && abs(v[1] - 0.8) < 1e-6)
+        var zero: [Float] = [0, 0]
+        zero.withUnsafeMutableBufferPointer { normalize($0) }
+        #expect(zero == [0, 0])
+    }
+}
