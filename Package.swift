@@ -4,6 +4,7 @@ import PackageDescription
 let package = Package(
     name: "HybridStore",
     products: [
+        .library(name: "HybridStore", targets: ["HybridStore"]),
         .library(name: "HNSW", targets: ["HNSW"]),
         .executable(name: "hybrid-bench", targets: ["hybrid-bench"]),
     ],
@@ -17,6 +18,8 @@ let package = Package(
         .target(name: "CKernels"),
         .target(name: "HNSW", dependencies: ["CKernels"]),
         .target(name: "QueryPlanner"),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "HybridStore", dependencies: ["HNSW", "QueryPlanner", "CSQLite"]),
         .executableTarget(
             name: "hybrid-bench",
             dependencies: [
@@ -26,6 +29,9 @@ let package = Package(
             path: "Benchmarks/hybrid-bench"),
         .testTarget(name: "HNSWTests", dependencies: ["HNSW", "CKernels"]),
         .testTarget(name: "QueryPlannerTests", dependencies: ["QueryPlanner"]),
+        .testTarget(name: "HybridStoreTests", dependencies: ["HybridStore", "hybridstore-crash-writer"]),
+        // A child process for the crash tests: writes acknowledged batches until it is killed.
+        .executableTarget(name: "hybridstore-crash-writer", dependencies: ["HybridStore"], path: "Tests/CrashWriter"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -25,8 +25,9 @@ extension HNSWIndex {
     ///
     /// `vectors` holds `labels.count × dimensions` floats, row-major. Node ids are handed out in row order
     /// before linking starts, and each node's level depends only on the seed and its insertion sequence,
-    /// so with `threads == 1` the graph is identical for the same seed and input. Ends by linking any node the
-    /// parallel shrinking left without a path from the entry point (see `repair()`).
+    /// so with `threads == 1` the graph is identical for the same seed and input. A batch of at least 1024
+    /// vectors and a quarter of the index ends by linking any node the shrinking left without a path from
+    /// the entry point (see `repair()`).
     /// - Returns: the node ids, in row order.
     /// - Throws: `dimensionMismatch` (wrong total length), `nonFiniteVector`, `duplicateLabel` (also within
     ///   the batch); nothing is inserted then.
@@ -60,7 +61,8 @@ extension HNSWIndex {
                 }
             }
         }
-        withWriteLock { reconnectUnreachableLocked() }
+        // A walk over the whole graph: worth it for batches that are large next to the index.
+        if slots.count >= 1024 && slots.count * 4 >= count { withWriteLock { reconnectUnreachableLocked() } }
         return slots.map(\.node)
     }
 

@@ -18,10 +18,10 @@ extension HNSWIndex {
     /// - Throws: `dimensionMismatch`, `nonFiniteVector`, `invalidParameter` (k < 1).
     /// - Complexity: about O(ef · M · log n) distance computations; no SQLite, no allocation per visited node.
     public func search(_ query: [Float], k: Int, searchEffort: Int? = nil, filter: SearchFilter? = nil,
-                       mode: FilteredSearchMode = .admitMatching) throws(HNSWError) -> SearchResult {
+                       mode: FilteredSearchMode = .admitMatching) throws(HNSWError) -> IndexSearchResult {
         let buffer = query.withUnsafeBufferPointer { $0 }
         // SAFETY: `query` is alive for the whole call and not mutated, so its buffer stays valid.
-        return try withExtendedLifetime(query) { () throws(HNSWError) -> SearchResult in
+        return try withExtendedLifetime(query) { () throws(HNSWError) -> IndexSearchResult in
             try search(buffer, k: k, searchEffort: searchEffort, filter: filter, mode: mode)
         }
     }
@@ -29,7 +29,7 @@ extension HNSWIndex {
     /// As `search(_:k:searchEffort:filter:mode:)`, over a borrowed buffer (no copy of the query).
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, searchEffort: Int? = nil,
                        filter: SearchFilter? = nil, mode: FilteredSearchMode = .admitMatching)
-        throws(HNSWError) -> SearchResult
+        throws(HNSWError) -> IndexSearchResult
     {
         try validate(query, label: nil)
         guard k >= 1 else { throw HNSWError(.invalidParameter, "k must be ≥ 1, got \(k)") }
@@ -45,10 +45,10 @@ extension HNSWIndex {
     }
 
     private func searchValidated(_ query: UnsafePointer<Float>, k: Int, ef: Int, filter: SearchFilter?,
-                                 mode: FilteredSearchMode) -> SearchResult {
+                                 mode: FilteredSearchMode) -> IndexSearchResult {
         withReadLock {
             var stats = SearchStats()
-            guard let (entryNode, topLevel) = loadEntry() else { return SearchResult(hits: [], stats: stats) }
+            guard let (entryNode, topLevel) = loadEntry() else { return IndexSearchResult(hits: [], stats: stats) }
             let context = borrowContext()
             defer { returnContext(context) }
             let (start, startDistance) = greedyDescent(query, from: entryNode, topLevel: topLevel, toLevel: 1,
@@ -67,7 +67,7 @@ extension HNSWIndex {
                 searchFiltered(query, entry: start, entryDistance: startDistance, ef: ef, context: context,
                                predicate: ClosurePredicate(body: body), mode: mode, stats: &stats)
             }
-            return SearchResult(hits: takeHits(context, k: k), stats: stats)
+            return IndexSearchResult(hits: takeHits(context, k: k), stats: stats)
         }
     }
 
@@ -86,14 +86,14 @@ extension HNSWIndex {
     }
 
     /// Pops the results heap into hits, nearest first, at most `k`.
-    private func takeHits(_ context: SearchContext, k: Int) -> [SearchHit] {
+    private func takeHits(_ context: SearchContext, k: Int) -> [IndexHit] {
         while context.results.count > k { context.results.pop() }
         let n = context.results.count
-        var hits = [SearchHit](repeating: SearchHit(label: 0, distance: 0, node: 0), count: n)
+        var hits = [IndexHit](repeating: IndexHit(label: 0, distance: 0, node: 0), count: n)
         var i = n - 1
         while !context.results.isEmpty {
             let r = context.results.pop()
-            hits[i] = SearchHit(label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
+            hits[i] = IndexHit(label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
                                 node: r.node)
             i -= 1
         }

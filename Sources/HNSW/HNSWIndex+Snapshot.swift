@@ -19,7 +19,7 @@ import Darwin
 //   40      8     insertion sequence
 //   48      4     entry node
 //   52      4     entry level + 1 (0 = empty graph)
-//   56      8     reserved, zero
+//   56      8     stamp: a number the caller chooses (HybridStore: the change-log sequence covered)
 //   64            labels n × u64, levels n × u8, states n × u8, vectors n × dim × f32,
 //                 level-0 links n × (2M + 1) × u32, then for each node with level > 0 in id order
 //                 level × (M + 1) × u32
@@ -39,11 +39,11 @@ extension HNSWIndex {
     /// Takes the exclusive lock for the duration (searches and inserts wait).
     /// - Throws: `io` when the file cannot be written; the previous file at `path` is then untouched.
     /// - Complexity: O(size of the index); one sequential write.
-    public func save(to path: String) throws(HNSWError) {
-        try withWriteLock { () throws(HNSWError) in try saveLocked(to: path) }
+    public func save(to path: String, stamp: UInt64 = 0) throws(HNSWError) {
+        try withWriteLock { () throws(HNSWError) in try saveLocked(to: path, stamp: stamp) }
     }
 
-    private func saveLocked(to path: String) throws(HNSWError) {
+    private func saveLocked(to path: String, stamp: UInt64) throws(HNSWError) {
         let (highWater, sequence) = bookkeeping.withLock { (Int($0.highWater), $0.sequence) }
         let s = storage
         let temporary = path + ".tmp-\(getpid())"
@@ -62,6 +62,7 @@ extension HNSWIndex {
             let entryState = loadEntry()
             header.put(entryState?.node ?? 0, at: 48)
             header.put(UInt32((entryState?.level ?? -1) + 1), at: 52)
+            header.put(stamp, at: 56)
             try writer.write(bytes: header)
             try writer.write(UnsafeRawBufferPointer(start: s.labels, count: highWater * 8))
             try writer.write(UnsafeRawBufferPointer(start: s.levels, count: highWater))
@@ -93,6 +94,13 @@ extension HNSWIndex {
     ///   (truncated, checksum mismatch, or inconsistent contents), `io` (cannot open or read).
     /// - Complexity: O(file size); one sequential read, no per-node allocation but upper-level blocks.
     public static func load(from path: String, kernelLevel: KernelLevel = .best) throws(HNSWError) -> HNSWIndex {
+        try loadStamped(from: path, kernelLevel: kernelLevel).index
+    }
+
+    /// As `load(from:)`, also returning the stamp given to `save(to:stamp:)`.
+    public static func loadStamped(from path: String, kernelLevel: KernelLevel = .best) throws(HNSWError)
+        -> (index: HNSWIndex, stamp: UInt64)
+    {
         var reader = try SnapshotReader(path: path)
         defer { reader.close() }
         var header = [UInt8](repeating: 0, count: headerSize)
@@ -118,6 +126,7 @@ extension HNSWIndex {
         let sequence: UInt64 = header.get(at: 40)
         let entryNode: UInt32 = header.get(at: 48)
         let entryLevel = Int(header.get(at: 52) as UInt32) - 1
+        let stamp: UInt64 = header.get(at: 56)
         do throws(HNSWError) {
             try parameters.validate()
         } catch {
@@ -152,7 +161,7 @@ extension HNSWIndex {
         }
         try index.adoptLoadedState(highWater: highWater, sequence: sequence, entryNode: entryNode,
                                    entryLevel: entryLevel, path: path)
-        return index
+        return (index, stamp)
     }
 
     /// Checks a freshly read storage and rebuilds the bookkeeping from it. The checksum already matched, so a

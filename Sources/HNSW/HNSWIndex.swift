@@ -22,7 +22,7 @@ public struct HNSWParameters: Sendable, Equatable, Codable {
         self.seed = seed
     }
 
-    func validate() throws(HNSWError) {
+    package func validate() throws(HNSWError) {
         guard (1...4096).contains(dimensions) else {
             throw HNSWError(.invalidParameter, "dimensions must be 1…4096, got \(dimensions)")
         }
@@ -36,7 +36,7 @@ public struct HNSWParameters: Sendable, Equatable, Codable {
 }
 
 /// One search result: the caller's label, the reported distance (see `Metric`), and the internal node id.
-public struct SearchHit: Sendable, Equatable {
+public struct IndexHit: Sendable, Equatable {
     public var label: UInt64
     public var distance: Float
     public var node: UInt32
@@ -52,8 +52,8 @@ public struct SearchStats: Sendable, Equatable {
 }
 
 /// Hits nearest first, plus the search's cost.
-public struct SearchResult: Sendable {
-    public var hits: [SearchHit]
+public struct IndexSearchResult: Sendable {
+    public var hits: [IndexHit]
     public var stats: SearchStats
 }
 
@@ -64,7 +64,7 @@ public struct SearchResult: Sendable {
 /// in hnswlib). Growing the storage, `repair()` and `save(to:)` take an exclusive lock for their duration.
 ///
 /// Ids: callers name vectors by a `UInt64` label; the index keeps dense internal `UInt32` node ids, reported
-/// in `SearchHit.node` and used by filters, so that per-node side tables (e.g. a store's filter columns)
+/// in `IndexHit.node` and used by filters, so that per-node side tables (e.g. a store's filter columns)
 /// can be plain arrays.
 public final class HNSWIndex: @unchecked Sendable {
     // SAFETY(@unchecked Sendable): all mutable state is guarded. `storage` contents: structural changes under
@@ -121,6 +121,9 @@ public final class HNSWIndex: @unchecked Sendable {
 
     /// One past the largest node id ever handed out: the size a `NodeBitset` over nodes needs.
     public var nodeCapacity: Int { bookkeeping.withLock { Int($0.highWater) } }
+
+    /// Every live label, ascending. - Complexity: O(n log n).
+    public func labels() -> [UInt64] { bookkeeping.withLock { Array($0.nodeByLabel.keys) }.sorted() }
 
     /// The label of a node id, if that node is live.
     public func label(ofNode node: UInt32) -> UInt64? {

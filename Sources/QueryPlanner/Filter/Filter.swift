@@ -4,6 +4,8 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
     case real(Double)
     case text(String)
     case boolean(Bool)
+    /// Bytes; stored and returned, never compared by filters.
+    case blob([UInt8])
     case null
 
     public var description: String {
@@ -12,12 +14,13 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         case .real(let v): String(v)
         case .text(let v): "'" + v.replacingOccurrences(of: "'", with: "''") + "'"
         case .boolean(let v): v ? "TRUE" : "FALSE"
+        case .blob(let v): "x'" + v.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + "'"
         case .null: "NULL"
         }
     }
 
     /// Numeric view for comparisons across integer, real and boolean.
-    var number: Double? {
+    package var number: Double? {
         switch self {
         case .integer(let v): Double(v)
         case .real(let v): v

@@ -1,0 +1,34 @@
+/// How a store opens and behaves. The defaults suit a service; tests lower the checkpoint interval.
+public struct Configuration: Sendable {
+    /// Create the directory and database when missing (else opening a missing store throws `io`).
+    public var createIfMissing = true
+    /// `PRAGMA synchronous = FULL` (an fsync per commit: committed data survives power loss). With false,
+    /// NORMAL: a commit survives a process crash but the last ones may be lost on power loss.
+    public var synchronousCommits = true
+    /// Start a background checkpoint once this many changes were committed since the last one; 0 = never.
+    public var checkpointEveryChanges = 100_000
+    /// Threads for building the index from large batches and rebuilds; nil = all cores.
+    public var buildThreads: Int? = nil
+    /// Called while opening, as each collection's index is loaded, replayed or rebuilt.
+    public var recoveryProgress: (@Sendable (RecoveryProgress) -> Void)? = nil
+
+    public init() {}
+}
+
+/// Progress of opening a collection.
+public struct RecoveryProgress: Sendable, Equatable {
+    public enum Phase: String, Sendable {
+        /// Loaded the snapshot; `done`/`total` count the log entries replayed after it.
+        case replaying
+        /// No usable snapshot; `done`/`total` count rows inserted into a fresh index.
+        case rebuilding
+        /// The collection is ready.
+        case ready
+    }
+    public var collection: String
+    public var phase: Phase
+    public var done: Int
+    public var total: Int
+    /// Why the snapshot was not used, when rebuilding.
+    public var reason: String?
+}

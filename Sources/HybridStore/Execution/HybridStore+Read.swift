@@ -1,0 +1,151 @@
+import Foundation
+import HNSW
+import QueryPlanner
+
+/// One search result: the row's id, its distance (see `Metric`), and the requested columns.
+public struct SearchHit: Sendable, Equatable {
+    public var id: RowID
+    public var distance: Float
+    public var values: [String: Value]
+}
+
+extension HybridStore {
+    /// The `k` rows nearest to `vector`, nearest first, with the `returning` columns hydrated from SQLite in
+    /// one statement (none: no SQLite access at all).
+    ///
+    /// - Parameters:
+    ///   - searchEffort: the HNSW candidate list size ("ef"); default `max(k, 64)`.
+    /// - Throws: `dimensionMismatch`, `nonFiniteVector`, `invalidArgument` (k < 1), `unknownColumn`,
+    ///   `unknownCollection`, `sqlite`.
+    /// - Complexity: one graph search, plus one SQL statement when columns are requested.
+    public func search(_ collection: Collection, near vector: [Float], k: Int, searchEffort: Int? = nil,
+                       returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
+        let s = try state(collection)
+        let positions = try columnPositions(columns, s)
+        guard k >= 1 else {
+            throw HybridStoreError(.invalidArgument, "k must be at least 1, got \(k)", context: ["k": "\(k)"])
+        }
+        let found: [(row: Int64, id: RowID, distance: Float)]
+        do throws(HNSWError) {
+            found = try s.read { (index, idOf) throws(HNSWError) in
+                try index.search(vector, k: k, searchEffort: searchEffort).hits.compactMap { hit in
+                    idOf(hit.node).map { (Int64(hit.label), $0, hit.distance) }
+                }
+            }
+        } catch {
+            throw HybridStoreError(error, collection: s.name)
+        }
+        guard !positions.isEmpty else {
+            return found.map { SearchHit(id: $0.id, distance: $0.distance, values: [:]) }
+        }
+        let rows = try hydrate(found.map(\.row), positions: positions, s)
+        return found.compactMap { hit in
+            rows[hit.row].map { SearchHit(id: hit.id, distance: hit.distance, values: $0.values) }
+        }
+    }
+
+    /// Reads rows by id, in the order given; ids that do not exist are left out.
+    /// - Parameters:
+    ///   - columns: columns to return; nil returns all.
+    ///   - includeVector: also return each row's stored vector.
+    /// - Throws: `unknownColumn`, `typeMismatch` (an id of the wrong kind), `unknownCollection`, `sqlite`.
+    /// - Complexity: one SQL statement.
+    public func get(_ ids: [RowID], from collection: Collection, returning columns: [String]? = nil,
+                    includeVector: Bool = false) throws(HybridStoreError) -> [Row] {
+        let s = try state(collection)
+        let positions = try columns.map { names throws(HybridStoreError) in try columnPositions(names, s) }
+            ?? Array(s.schema.columns.indices)
+        for id in ids where id.kind != s.schema.id {
+            throw HybridStoreError(.typeMismatch, "collection `\(s.name)` has \(s.schema.id) ids, got \(id.kind) id \(id)",
+                                   context: ["collection": s.name, "id": id.description])
+        }
+        guard !ids.isEmpty else { return [] }
+        let json = jsonArray(ids.map(\.value))
+        let byID = try withReader { c -> [RowID: Row] in
+            let statement = try c.statement(s.table.selectByID(positions, vector: includeVector))
+            defer { statement.reset() }
+            try statement.bind(.text(json), at: 1)
+            var rows: [RowID: Row] = [:]
+            while try statement.step() {
+                let row = readRow(statement, positions: positions, vector: includeVector, s)
+                rows[row.id] = row
+            }
+            return rows
+        }
+        return ids.compactMap { byID[$0] }
+    }
+
+    /// The number of rows in a collection.
+    /// - Throws: `unknownCollection`, `sqlite`.
+    public func count(_ collection: Collection) throws(HybridStoreError) -> Int {
+        let s = try state(collection)
+        return try withReader { c in
+            guard case .integer(let n)? = try c.statement(s.table.count).scalar() else { return 0 }
+            return Int(n)
+        }
+    }
+
+    // MARK: - Helpers
+
+    func columnPositions(_ names: [String], _ s: CollectionState) throws(HybridStoreError) -> [Int] {
+        var positions: [Int] = []
+        for name in names {
+            guard let (position, _) = s.schema.column(name) else {
+                throw HybridStoreError(.unknownColumn, "collection `\(s.name)` has no column `\(name)`",
+                                       context: ["collection": s.name, "column": name])
+            }
+            positions.append(position)
+        }
+        return positions
+    }
+
+    /// Hydrates rows by internal row number with one statement.
+    func hydrate(_ rows: [Int64], positions: [Int], _ s: CollectionState) throws(HybridStoreError) -> [Int64: Row] {
+        guard !rows.isEmpty else { return [:] }
+        let json = "[" + rows.map(String.init).joined(separator: ",") + "]"
+        return try withReader { c in
+            let statement = try c.statement(s.table.hydrateByRow(positions))
+            defer { statement.reset() }
+            try statement.bind(.text(json), at: 1)
+            var result: [Int64: Row] = [:]
+            while try statement.step() {
+                result[statement.int64(0)] = readRow(statement, positions: positions, vector: false, s)
+            }
+            return result
+        }
+    }
+
+    /// Reads `row, id, [vector,] c…` from the current result row.
+    func readRow(_ statement: Statement, positions: [Int], vector: Bool, _ s: CollectionState) -> Row {
+        let id: RowID = switch statement.column(1) {
+        case .integer(let v): .int(v)
+        case .text(let t): .string(t)
+        default: .string("")
+        }
+        var values: [String: Value] = [:]
+        let first: Int32 = vector ? 3 : 2
+        for (i, position) in positions.enumerated() {
+            let spec = s.schema.columns[position]
+            var value = statement.column(first + Int32(i))
+            if spec.type == .boolean, case .integer(let v) = value { value = .boolean(v != 0) }
+            values[spec.name] = value
+        }
+        let floats: [Float]? = vector ? statement.withBlob(2) { raw in
+            (0..<raw.count / 4).map { Float(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }
+        } : nil
+        return Row(id: id, values: values, vector: floats)
+    }
+
+    /// A JSON array of integer and text values, for binding to `json_each`.
+    func jsonArray(_ values: [Value]) -> String {
+        let items: [Any] = values.map { v -> Any in
+            switch v {
+            case .integer(let i): return i
+            case .text(let t): return t
+            default: return NSNull()
+            }
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: items)) ?? Data("[]".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}

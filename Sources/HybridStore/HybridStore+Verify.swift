@@ -1,0 +1,84 @@
+import HNSW
+import QueryPlanner
+
+/// What `verify()` found in one collection.
+public struct CollectionReport: Sendable, Equatable {
+    public var name: String
+    /// Rows in SQLite.
+    public var rows: Int
+    /// Rows in SQLite with a well-formed vector.
+    public var vectors: Int
+    /// Live nodes in the index.
+    public var indexNodes: Int
+    /// Every disagreement between SQLite and the derived state, one line each.
+    public var mismatches: [String]
+}
+
+/// What `verify()` found.
+public struct VerifyReport: Sendable, Equatable {
+    public var collections: [CollectionReport]
+    public var isConsistent: Bool { collections.allSatisfy(\.mismatches.isEmpty) }
+}
+
+extension HybridStore {
+    /// Compares every collection's rows in SQLite with its index and id table: each row's vector must be in
+    /// the index under its row number with the same components (normalised for cosine) and map back to its
+    /// id; the index must hold nothing else; the graph's invariants must hold. Writers wait meanwhile.
+    /// - Throws: `sqlite`, `corruptFile`.
+    /// - Complexity: O(rows × dimensions).
+    public func verify() throws(HybridStoreError) -> VerifyReport {
+        try sqliteWork("verifying") {
+            try withWriter { c, _ in
+                var reports: [CollectionReport] = []
+                for s in catalog.withLock({ Array($0.values) }).sorted(by: { $0.name < $1.name }) {
+                    reports.append(try verify(s, c))
+                }
+                return VerifyReport(collections: reports)
+            }
+        }
+    }
+
+    private func verify(_ s: CollectionState, _ c: Connection) throws -> CollectionReport {
+        var problems: [String] = []
+        let dim = s.schema.vector.dimensions
+        var rows = 0, vectors = 0
+        var seen = Set<UInt64>()
+        let statement = try c.statement("SELECT row, id, vector FROM \(s.table.name) ORDER BY row")
+        defer { statement.reset() }
+        try s.read { index, idOf in
+            while try statement.step() {
+                rows += 1
+                let row = UInt64(statement.int64(0))
+                var stored = statement.withBlob(2) { floats(from: $0) }
+                guard stored.count == dim, stored.allSatisfy(\.isFinite) else {
+                    problems.append("row \(row): stored vector has \(stored.count) components or a non-finite one")
+                    continue
+                }
+                vectors += 1
+                seen.insert(row)
+                guard let node = index.node(forLabel: row), let inIndex = index.vector(forLabel: row) else {
+                    problems.append("row \(row) (id \(statement.column(1))) is missing from the index")
+                    continue
+                }
+                if s.schema.vector.metric == .cosine { stored.withUnsafeMutableBufferPointer { normalize($0) } }
+                if zip(stored, inIndex).contains(where: { abs($0 - $1) > 1e-5 * max(1, abs($0)) }) {
+                    problems.append("row \(row): the index holds a different vector")
+                }
+                let expected: RowID? = switch statement.column(1) {
+                case .integer(let v): .int(v)
+                case .text(let t): .string(t)
+                default: nil
+                }
+                if idOf(node) != expected {
+                    problems.append("row \(row): node \(node) maps to id \(idOf(node).map(\.description) ?? "none"), expected \(expected.map(\.description) ?? "none")")
+                }
+            }
+            for label in index.labels() where !seen.contains(label) {
+                problems.append("the index holds row \(label), which the database does not have")
+            }
+            problems += index.checkInvariants().map { "index: \($0)" }
+        }
+        let nodes = s.read { index, _ in index.count }
+        return CollectionReport(name: s.name, rows: rows, vectors: vectors, indexNodes: nodes, mismatches: problems)
+    }
+}

@@ -1,0 +1,98 @@
+import HNSW
+import QueryPlanner
+
+extension HybridStore {
+    /// Runs `body` as one SQLite transaction (BEGIN IMMEDIATE … COMMIT) and, once COMMIT succeeded,
+    /// updates the in-memory index. When `body` throws, the transaction is rolled back and the error is
+    /// rethrown: nothing changes, neither in SQLite nor in the index.
+    ///
+    /// Writers are serialized; readers keep running.
+    /// - Throws: whatever `body` throws (the `WriteTransaction` methods throw `HybridStoreError`), or
+    ///   `HybridStoreError` `sqlite` / `corruptFile` when SQLite fails.
+    public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
+        let (result, due) = try withWriter { connection, changesSince -> (R, Bool) in
+            let tx = WriteTransaction(store: self, connection: connection)
+            let result: R
+            do {
+                result = try connection.transaction(immediate: true) { try body(tx) }
+            } catch let error as SQLiteError {
+                throw HybridStoreError(error, while: "committing a write")
+            }
+            publish(tx.effects, connection)
+            changesSince += tx.changeCount
+            let every = configuration.checkpointEveryChanges
+            return (result, every > 0 && changesSince >= every)
+        }
+        if due { scheduleCheckpoint() }
+        return result
+    }
+
+    /// Applies committed effects to the derived state. Caller holds the writer mutex, so the index always
+    /// reflects exactly the committed transactions when the mutex is free. Should an index update fail
+    /// (it validated everything before COMMIT, so only a bug could cause it), the collection's index is
+    /// rebuilt from SQLite rather than left wrong.
+    func publish(_ effects: [Int64: [Int64: WriteTransaction.Effect]], _ connection: Connection) {
+        let states = catalog.withLock { Dictionary(uniqueKeysWithValues: $0.values.map { ($0.number, $0) }) }
+        for (number, rows) in effects {
+            guard let s = states[number] else { continue }
+            do {
+                try publish(rows, to: s)
+            } catch {
+                backgroundError.withLock { $0 = error }
+                try? rebuild(s, connection: connection, reason: "an index update failed: \(error.message)")
+            }
+        }
+    }
+
+    private func publish(_ rows: [Int64: WriteTransaction.Effect], to s: CollectionState) throws(HybridStoreError) {
+        let index = s.lock.read { s.index }
+        var cleared: [(node: UInt32, id: RowID?)] = []
+        var labels: [UInt64] = []
+        var ids: [RowID] = []
+        var vectors: [Float] = []
+        for row in rows.keys.sorted() {
+            if let node = index.node(forLabel: UInt64(row)) {
+                do throws(HNSWError) {
+                    try index.remove(label: UInt64(row))
+                } catch {
+                    throw HybridStoreError(error, collection: s.name)
+                }
+                cleared.append((node, nil))
+            }
+            if case .vector(let vector, let id)? = rows[row] {
+                labels.append(UInt64(row))
+                ids.append(id)
+                vectors.append(contentsOf: vector)
+            }
+        }
+        s.setIDs(cleared)
+        guard !labels.isEmpty else { return }
+        do throws(HNSWError) {
+            let nodes = try index.insert(contentsOf: vectors, labels: labels,
+                                         threads: labels.count >= 256 ? configuration.buildThreads : 1)
+            s.setIDs(zip(nodes, ids).map { ($0, $1) })
+        } catch {
+            throw HybridStoreError(error, collection: s.name)
+        }
+    }
+
+    private func scheduleCheckpoint() {
+        let start = writer.withLock { state -> Bool in
+            if state.checkpointScheduled { return false }
+            state.checkpointScheduled = true
+            return true
+        }
+        guard start else { return }
+        backgroundQueue.async { [self] in
+            do throws(HybridStoreError) {
+                try checkpoint()
+            } catch {
+                backgroundError.withLock { $0 = error }
+            }
+            writer.withLock { $0.checkpointScheduled = false }
+        }
+    }
+
+    /// The last error of background work (a checkpoint, or an index update that forced a rebuild), if any.
+    public var lastBackgroundError: HybridStoreError? { backgroundError.withLock { $0 } }
+}

@@ -1,0 +1,286 @@
+@_exported import HNSW
+@_exported import QueryPlanner
+import Dispatch
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An embedded store of rows that carry typed columns and an embedding vector.
+///
+/// A store is a directory: `store.sqlite` (WAL; the single source of truth), a `LOCK` file, and derived
+/// index snapshots `index-<uuid>.hsnap` that can always be deleted and rebuilt.
+///
+/// ```swift
+/// let store = try HybridStore(directory: "/var/lib/rag")
+/// let chunks = try store.collection("chunks", creatingIfMissing: Schema(
+///     vector: .init(dimensions: 384, metric: .cosine),
+///     columns: [.text("tenant", filterable: true), .integer("year", filterable: true), .text("body")]))
+/// try store.write { tx in try tx.upsert("doc-1", into: chunks, vector: embedding, values: ["body": .text(body)]) }
+/// let hits = try store.search(chunks, near: query, k: 10, returning: ["body"])
+/// ```
+///
+/// Threading: `HybridStore` is `Sendable`. Writes (`write`, `createCollection`, `dropCollection`,
+/// `checkpoint`) are serialized on one writer connection; reads (`search`, `get`, `count`, `verify`) run
+/// concurrently on a pool of reader connections and see only committed data. The index is updated right
+/// after each COMMIT; a search that runs meanwhile may see the graph ahead of its SQLite snapshot, and
+/// drops ids the snapshot lacks.
+public final class HybridStore: Sendable {
+    /// The store directory.
+    public let directory: String
+    let configuration: Configuration
+    let databasePath: String
+    private let lockDescriptor: Int32
+    let writer: Mutex<WriterState>
+    private let readers = Mutex<[Connection]>([])
+    let catalog = Mutex<[String: CollectionState]>([:])
+    let backgroundQueue = DispatchQueue(label: "HybridStore.background")
+    let closed = Atomic<Bool>(false)
+    let backgroundError = Mutex<HybridStoreError?>(nil)
+
+    struct WriterState: ~Copyable {
+        var connection: Connection?
+        var changesSinceCheckpoint = 0
+        var checkpointScheduled = false
+    }
+
+    /// Opens the store in `directory`, creating it when missing (see `Configuration.createIfMissing`),
+    /// and brings every collection's index in line with the database (load snapshot, replay the change
+    /// log after it, or rebuild).
+    /// - Throws: `storeLocked` (open elsewhere, in this or another process), `newerFormat`, `corruptFile`
+    ///   (not a HybridStore database, or damaged), `io`, `sqlite`.
+    public init(directory: String, configuration: Configuration = Configuration()) throws(HybridStoreError) {
+        self.directory = directory
+        self.configuration = configuration
+        self.databasePath = directory + "/store.sqlite"
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard configuration.createIfMissing else {
+                throw HybridStoreError(.io, "no store at \(directory)", context: ["path": directory])
+            }
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw HybridStoreError(.io, "cannot create \(directory): \(error.localizedDescription)", context: ["path": directory])
+            }
+        } else if !isDirectory.boolValue {
+            throw HybridStoreError(.io, "\(directory) is not a directory", context: ["path": directory])
+        }
+        lockDescriptor = try Self.acquireLock(directory)
+        let existed = FileManager.default.fileExists(atPath: databasePath)
+        let connection: Connection
+        do {
+            connection = try Connection(path: databasePath, create: true,
+                                        synchronousFull: configuration.synchronousCommits)
+        } catch {
+            Glibc.close(lockDescriptor)
+            throw HybridStoreError(error, while: "opening \(databasePath)")
+        }
+        writer = Mutex(WriterState(connection: connection))
+        do throws(HybridStoreError) {
+            try prepareCatalog(connection, existed: existed)
+            try recoverAll(connection)
+        } catch {
+            shutdown()
+            throw error
+        }
+    }
+
+    deinit { shutdown() }
+
+    /// Waits for background work, closes every connection and releases the lock. Further calls on the store
+    /// are programming errors. Idempotent.
+    public func close() { shutdown() }
+
+    private func shutdown() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        backgroundQueue.sync {}
+        readers.withLock { $0.removeAll() }
+        writer.withLock { $0.connection = nil }
+        catalog.withLock { $0.removeAll() }
+        Glibc.close(lockDescriptor)
+    }
+
+    private static func acquireLock(_ directory: String) throws(HybridStoreError) -> Int32 {
+        let path = directory + "/LOCK"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw HybridStoreError(.io, "cannot open \(path): \(String(cString: strerror(errno)))", context: ["path": path])
+        }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let busy = errno == EWOULDBLOCK
+            Glibc.close(fd)
+            throw HybridStoreError(busy ? .storeLocked : .io,
+                                   busy ? "the store at \(directory) is open elsewhere (in this or another process); close it first"
+                                        : "cannot lock \(path): \(String(cString: strerror(errno)))",
+                                   context: ["path": directory])
+        }
+        return fd
+    }
+
+    private func prepareCatalog(_ c: Connection, existed: Bool) throws(HybridStoreError) {
+        try sqliteWork("opening \(databasePath)") {
+            let hasCatalog = try c.statement(SQL.hasCatalog).scalar() == .integer(1)
+            if hasCatalog {
+                guard case .integer(let version)? = try c.statement(SQL.readMeta).scalar([.text("format_version")]) else {
+                    throw HybridStoreError(.corruptFile, "\(databasePath) has no format version: not a HybridStore database")
+                }
+                guard version <= SQL.formatVersion else {
+                    throw HybridStoreError(.newerFormat,
+                                           "\(databasePath) has format \(version); this build reads up to \(SQL.formatVersion). Upgrade HybridStore.",
+                                           context: ["expected": "\(SQL.formatVersion)", "actual": "\(version)"])
+                }
+                return
+            }
+            if existed, case .integer(let n)? = try c.statement(SQL.tableCount).scalar(), n > 0 {
+                throw HybridStoreError(.corruptFile, "\(databasePath) is an SQLite database but not a HybridStore one")
+            }
+            try c.transaction(immediate: true) {
+                try c.execute(SQL.createCatalog)
+                try c.statement(SQL.writeMeta).run([.text("format_version"), .integer(SQL.formatVersion)])
+                try c.statement(SQL.writeMeta).run([.text("log_trimmed_through"), .integer(0)])
+            }
+        }
+    }
+
+    // MARK: - Connections
+
+    /// Runs `body` with a reader connection from the pool (opened on demand).
+    func withReader<R>(_ body: (Connection) throws -> R) throws(HybridStoreError) -> R {
+        precondition(!closed.load(ordering: .relaxed), "HybridStore used after close()")
+        let pooled = readers.withLock { $0.popLast() }
+        let connection: Connection
+        if let pooled {
+            connection = pooled
+        } else {
+            connection = try sqliteWork("opening a reader on \(databasePath)") {
+                try Connection(path: databasePath, create: false, readOnly: true)
+            }
+        }
+        defer { readers.withLock { if $0.count < 16 { $0.append(connection) } } }
+        return try sqliteWork("reading") { try body(connection) }
+    }
+
+    /// Statements started on all pooled reader connections so far (for tests of hydration).
+    package var readerStatementsStarted: Int { readers.withLock { $0.reduce(0) { $0 + $1.statementsStarted } } }
+
+    /// Runs `body` holding the writer connection.
+    func withWriter<R>(_ body: (Connection, inout Int) throws -> R) throws -> R {
+        try writer.withLock { state throws -> R in
+            guard let connection = state.connection else {
+                throw HybridStoreError(.io, "the store at \(directory) is closed", context: ["path": directory])
+            }
+            return try body(connection, &state.changesSinceCheckpoint)
+        }
+    }
+
+    // MARK: - Collections
+
+    func state(_ collection: Collection) throws(HybridStoreError) -> CollectionState {
+        guard let state = catalog.withLock({ $0[collection.name] }), state.number == collection.number else {
+            throw HybridStoreError(.unknownCollection, "no collection `\(collection.name)` (dropped?)",
+                                   context: ["collection": collection.name])
+        }
+        return state
+    }
+
+    /// The collection named `name`.
+    /// - Throws: `unknownCollection`.
+    public func collection(_ name: String) throws(HybridStoreError) -> Collection {
+        guard let state = catalog.withLock({ $0[name] }) else {
+            throw HybridStoreError(.unknownCollection, "no collection `\(name)`; create it first", context: ["collection": name])
+        }
+        return state.handle
+    }
+
+    /// The collection named `name`, created with `schema` when missing. An existing collection must have
+    /// the same schema.
+    /// - Throws: `invalidSchema` (bad schema, or an existing collection with another schema), `sqlite`.
+    public func collection(_ name: String, creatingIfMissing schema: Schema) throws(HybridStoreError) -> Collection {
+        if let state = catalog.withLock({ $0[name] }) {
+            guard state.schema == schema else {
+                throw HybridStoreError(.invalidSchema, "collection `\(name)` exists with another schema",
+                                       context: ["collection": name])
+            }
+            return state.handle
+        }
+        do {
+            return try createCollection(name, schema: schema)
+        } catch where error.code == .collectionExists {
+            return try collection(name, creatingIfMissing: schema)
+        }
+    }
+
+    /// Creates a collection.
+    /// - Throws: `collectionExists`, `invalidSchema` (bad name or schema), `sqlite`.
+    /// - Complexity: O(1); one transaction.
+    public func createCollection(_ name: String, schema: Schema) throws(HybridStoreError) -> Collection {
+        guard isValidName(name) else {
+            throw HybridStoreError(.invalidSchema, "collection name `\(name)` must be 1–64 characters of letters, digits and _, not starting with a digit",
+                                   context: ["collection": name])
+        }
+        try schema.validate()
+        let schemaText: String
+        do {
+            schemaText = String(decoding: try JSONEncoder().encode(schema), as: UTF8.self)
+        } catch {
+            throw HybridStoreError(.invalidSchema, "cannot encode schema: \(error)")
+        }
+        return try sqliteWork("creating collection `\(name)`") {
+            try withWriter { c, _ in
+                if catalog.withLock({ $0[name] }) != nil {
+                    throw HybridStoreError(.collectionExists, "collection `\(name)` already exists", context: ["collection": name])
+                }
+                let uuid = UUID().uuidString
+                let number = try c.transaction(immediate: true) { () throws -> Int64 in
+                    try c.statement(SQL.insertCollection).run([.text(name), .text(schemaText), .text(uuid)])
+                    let number = c.lastInsertRowID
+                    try c.execute(SQL.Table(number: number, schema: schema).create)
+                    return number
+                }
+                let index = try HNSWIndex(parameters: schema.vector.hnswParameters)
+                let state = CollectionState(number: number, name: name, schema: schema, uuid: uuid, index: index)
+                catalog.withLock { $0[name] = state }
+                return state.handle
+            }
+        }
+    }
+
+    /// Every collection, by name.
+    public func collections() throws(HybridStoreError) -> [CollectionInfo] {
+        let states = catalog.withLock { Array($0.values) }.sorted { $0.name < $1.name }
+        var result: [CollectionInfo] = []
+        for s in states { result.append(CollectionInfo(name: s.name, schema: s.schema, rows: try count(s.handle))) }
+        return result
+    }
+
+    /// The schema and row count of one collection.
+    /// - Throws: `unknownCollection`.
+    public func describe(_ name: String) throws(HybridStoreError) -> CollectionInfo {
+        let handle = try collection(name)
+        let s = try state(handle)
+        return CollectionInfo(name: name, schema: s.schema, rows: try count(handle))
+    }
+
+    /// Drops a collection: its rows, change log and snapshot, in one transaction.
+    /// - Throws: `unknownCollection`, `sqlite`.
+    public func dropCollection(_ name: String) throws(HybridStoreError) {
+        let s = try state(try collection(name))
+        try sqliteWork("dropping collection `\(name)`") {
+            try withWriter { c, _ in
+                try c.transaction(immediate: true) {
+                    try c.statement(SQL.deleteCollection).run([.integer(s.number)])
+                    try c.statement(SQL.deleteCollectionChanges).run([.integer(s.number)])
+                    try c.execute(s.table.drop)
+                }
+                c.evictStatements(containing: s.table.name)
+                catalog.withLock { $0[name] = nil }
+                unlink(snapshotPath(s))
+            }
+        }
+    }
+
+    func snapshotPath(_ state: CollectionState) -> String { directory + "/index-\(state.uuid).hsnap" }
+}
+

@@ -1,0 +1,244 @@
+import Foundation
+import HNSW
+import QueryPlanner
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Opening a collection is a small state machine:
+//
+//   state        event                                   next
+//   opening      snapshot loads, parameters match,        replaying
+//                trimmed-through ≤ stamp ≤ last sequence
+//   opening      snapshot missing, corrupt, foreign,      rebuilding
+//                mismatched or stale
+//   replaying    changed rows after the stamp applied     ready
+//   rebuilding   every row inserted into a fresh index    ready
+//
+// The change log is only a shortcut: the rows table is the truth, so a replay reads each changed row's
+// current state, and anything doubtful is rebuilt from the rows table.
+
+extension HybridStore {
+    func recoverAll(_ c: Connection) throws(HybridStoreError) {
+        let (trimmed, last, entries) = try sqliteWork("reading the catalog") { () throws -> (Int64, Int64, [(Int64, String, String, String)]) in
+            guard case .integer(let trimmed)? = try c.statement(SQL.readMeta).scalar([.text("log_trimmed_through")]),
+                  case .integer(let last)? = try c.statement(SQL.lastSeq).scalar()
+            else { throw HybridStoreError(.corruptFile, "\(databasePath): catalog metadata missing") }
+            let statement = try c.statement(SQL.listCollections)
+            defer { statement.reset() }
+            var entries: [(Int64, String, String, String)] = []
+            while try statement.step() {
+                guard case .text(let name) = statement.column(1), case .text(let schema) = statement.column(2),
+                      case .text(let uuid) = statement.column(3)
+                else { throw HybridStoreError(.corruptFile, "\(databasePath): malformed collection entry") }
+                entries.append((statement.int64(0), name, schema, uuid))
+            }
+            return (trimmed, last, entries)
+        }
+        for (number, name, schemaText, uuid) in entries {
+            let schema: Schema
+            do {
+                schema = try JSONDecoder().decode(Schema.self, from: Data(schemaText.utf8))
+            } catch {
+                throw HybridStoreError(.corruptFile, "collection `\(name)`: stored schema does not decode (\(error))",
+                                       context: ["collection": name])
+            }
+            let s = CollectionState(number: number, name: name, schema: schema, uuid: uuid,
+                                    index: try emptyIndex(schema, name))
+            try recover(s, c, trimmedThrough: trimmed, lastSequence: last)
+            catalog.withLock { $0[name] = s }
+        }
+    }
+
+    private func emptyIndex(_ schema: Schema, _ name: String) throws(HybridStoreError) -> HNSWIndex {
+        do throws(HNSWError) {
+            return try HNSWIndex(parameters: schema.vector.hnswParameters)
+        } catch {
+            throw HybridStoreError(error, collection: name)
+        }
+    }
+
+    private func recover(_ s: CollectionState, _ c: Connection, trimmedThrough: Int64, lastSequence: Int64)
+        throws(HybridStoreError)
+    {
+        let path = snapshotPath(s)
+        var loaded: (HNSWIndex, Int64)? = nil
+        var reason = "no snapshot"
+        if FileManager.default.fileExists(atPath: path) {
+            do throws(HNSWError) {
+                let (index, stamp) = try HNSWIndex.loadStamped(from: path)
+                let p = index.parameters, q = s.schema.vector.hnswParameters
+                if (p.dimensions, p.metric, p.connectivity, p.constructionEffort)
+                    != (q.dimensions, q.metric, q.connectivity, q.constructionEffort) {
+                    reason = "snapshot parameters differ from the schema"
+                } else if Int64(stamp) < trimmedThrough {
+                    reason = "snapshot is older than the trimmed change log"
+                } else if Int64(stamp) > lastSequence {
+                    reason = "snapshot is newer than the database"
+                } else {
+                    reason = ""
+                    loaded = (index, Int64(stamp))
+                }
+            } catch {
+                reason = "snapshot unusable: \(error.message)"
+            }
+        }
+        if let (index, stamp) = loaded {
+            try replay(s, into: index, after: stamp, c)
+        } else {
+            try rebuild(s, connection: c, reason: reason)
+        }
+    }
+
+    /// Applies rows changed after `stamp` (their current state in the rows table) to a loaded index.
+    private func replay(_ s: CollectionState, into index: HNSWIndex, after stamp: Int64, _ c: Connection)
+        throws(HybridStoreError)
+    {
+        let vectors = try sqliteWork("replaying the change log of `\(s.name)`") { () throws -> [(UInt64, [Float]?)] in
+            let changed = try c.statement(SQL.changedRows)
+            defer { changed.reset() }
+            try changed.bind([.integer(s.number), .integer(stamp)])
+            var rows: [Int64] = []
+            while try changed.step() { rows.append(changed.int64(0)) }
+            let read = try c.statement(s.table.vectorForRow)
+            var result: [(UInt64, [Float]?)] = []
+            for row in rows {
+                read.reset()
+                try read.bind(.integer(row), at: 1)
+                let vector: [Float]? = try read.step() ? read.withBlob(0) { floats(from: $0) } : nil
+                result.append((UInt64(row), vector))
+            }
+            read.reset()
+            return result
+        }
+        let progress = configuration.recoveryProgress
+        progress?(RecoveryProgress(collection: s.name, phase: .replaying, done: 0, total: vectors.count))
+        do throws(HNSWError) {
+            var labels: [UInt64] = []
+            var flat: [Float] = []
+            for (label, vector) in vectors {
+                if index.contains(label: label) { try index.remove(label: label) }
+                if let vector {
+                    labels.append(label)
+                    flat.append(contentsOf: vector)
+                }
+            }
+            _ = try index.insert(contentsOf: flat, labels: labels, threads: configuration.buildThreads)
+        } catch {
+            throw HybridStoreError(error, collection: s.name)
+        }
+        progress?(RecoveryProgress(collection: s.name, phase: .replaying, done: vectors.count, total: vectors.count))
+        try installIDs(s, index: index, c)
+        progress?(RecoveryProgress(collection: s.name, phase: .ready, done: vectors.count, total: vectors.count))
+    }
+
+    /// Builds a fresh index from every row of the collection.
+    func rebuild(_ s: CollectionState, connection: Connection? = nil, reason: String = "requested")
+        throws(HybridStoreError)
+    {
+        func work(_ c: Connection) throws(HybridStoreError) {
+            let total = try sqliteWork("counting `\(s.name)`") { () throws -> Int in
+                guard case .integer(let n)? = try c.statement(s.table.count).scalar() else { return 0 }
+                return Int(n)
+            }
+            let progress = configuration.recoveryProgress
+            progress?(RecoveryProgress(collection: s.name, phase: .rebuilding, done: 0, total: total, reason: reason))
+            let index = try emptyIndex(s.schema, s.name)
+            let chunk = 50_000
+            var labels: [UInt64] = []
+            var flat: [Float] = []
+            var done = 0
+            func flush() throws(HybridStoreError) {
+                do throws(HNSWError) {
+                    _ = try index.insert(contentsOf: flat, labels: labels, threads: configuration.buildThreads)
+                } catch {
+                    throw HybridStoreError(error, collection: s.name)
+                }
+                done += labels.count
+                labels.removeAll(keepingCapacity: true)
+                flat.removeAll(keepingCapacity: true)
+                progress?(RecoveryProgress(collection: s.name, phase: .rebuilding, done: done, total: total, reason: reason))
+            }
+            let statement = try sqliteWork("reading `\(s.name)`") { try c.statement(s.table.allVectors) }
+            defer { statement.reset() }
+            while try sqliteWork("reading `\(s.name)`", { try statement.step() }) {
+                labels.append(UInt64(statement.int64(0)))
+                statement.withBlob(1) { appendFloats($0, to: &flat) }
+                if labels.count == chunk { try flush() }
+            }
+            if !labels.isEmpty { try flush() }
+            try installIDs(s, index: index, c)
+            progress?(RecoveryProgress(collection: s.name, phase: .ready, done: done, total: total, reason: reason))
+        }
+        if let connection {
+            try work(connection)
+        } else {
+            try sqliteWork("rebuilding `\(s.name)`") { try withWriter { c, _ in try work(c) } }
+            return
+        }
+    }
+
+    /// Fills the node → id table from the rows table and installs `index` into the collection.
+    private func installIDs(_ s: CollectionState, index: HNSWIndex, _ c: Connection) throws(HybridStoreError) {
+        let pairs = try sqliteWork("reading ids of `\(s.name)`") { () throws -> [(node: UInt32, id: RowID?)] in
+            let statement = try c.statement(s.table.allIDs)
+            defer { statement.reset() }
+            var pairs: [(node: UInt32, id: RowID?)] = []
+            while try statement.step() {
+                guard let node = index.node(forLabel: UInt64(statement.int64(0))) else { continue }
+                switch statement.column(1) {
+                case .integer(let v): pairs.append((node, .int(v)))
+                case .text(let t): pairs.append((node, .string(t)))
+                default: continue
+                }
+            }
+            return pairs
+        }
+        s.replaceIndex(index, ids: pairs)
+    }
+
+    /// Writes every collection's index snapshot (atomically: temp file, fsync, rename), stamped with the
+    /// change-log sequence it covers, then trims the log up to that sequence. Runs in the background by
+    /// itself every `Configuration.checkpointEveryChanges` changes.
+    /// - Throws: `io` when a snapshot cannot be written (the log is then kept), `sqlite`.
+    /// - Complexity: O(index sizes); writers wait meanwhile, readers do not.
+    public func checkpoint() throws(HybridStoreError) {
+        try sqliteWork("checkpointing") {
+            try withWriter { c, changesSince in
+                guard case .integer(let sequence)? = try c.statement(SQL.lastSeq).scalar() else { return }
+                let states = catalog.withLock { Array($0.values) }
+                for s in states {
+                    let index = s.lock.read { s.index }
+                    if index.pendingDeletes > 0 { index.repair() }
+                    do throws(HNSWError) {
+                        try index.save(to: snapshotPath(s), stamp: UInt64(sequence))
+                    } catch {
+                        throw HybridStoreError(error, collection: s.name)
+                    }
+                }
+                try c.transaction(immediate: true) {
+                    for s in states { try c.statement(SQL.setSnapshotSeq).run([.integer(s.number), .integer(sequence)]) }
+                    try c.statement(SQL.trimChanges).run([.integer(sequence)])
+                    try c.statement(SQL.writeMeta).run([.text("log_trimmed_through"), .integer(sequence)])
+                }
+                changesSince = 0
+                try c.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            }
+        }
+    }
+}
+
+/// Decodes a little-endian float32 blob.
+func floats(from raw: UnsafeRawBufferPointer) -> [Float] {
+    var out: [Float] = []
+    appendFloats(raw, to: &out)
+    return out
+}
+
+func appendFloats(_ raw: UnsafeRawBufferPointer, to out: inout [Float]) {
+    let n = raw.count / 4
+    out.reserveCapacity(out.count + n)
+    for i in 0..<n {
+        out.append(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))))
+    }
+}

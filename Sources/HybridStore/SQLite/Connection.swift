@@ -1,0 +1,107 @@
+import CSQLite
+import Foundation
+
+/// One SQLite connection. Not thread-safe: the store hands each connection to one thread at a time (the
+/// writer under its mutex, readers through a pool). This folder is the only place that calls `sqlite3_*`.
+package final class Connection {
+    package let handle: OpaquePointer
+    private var cache: [String: Statement] = [:]
+    /// Statements started on this connection (counted by an SQLite trace hook; tests assert on it).
+    package private(set) var statementsStarted = 0
+
+    /// Opens (creating when `create`) the database at `path` in WAL mode with extended result codes.
+    package init(path: String, create: Bool, readOnly: Bool = false, synchronousFull: Bool = true) throws(SQLiteError) {
+        var db: OpaquePointer?
+        var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
+        flags |= readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0))
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let db { sqlite3_close_v2(db) }
+            throw SQLiteError(code: rc, message: message, sql: nil)
+        }
+        handle = db
+        sqlite3_trace_v2(db, UInt32(SQLITE_TRACE_STMT), { _, context, _, _ in
+            // SAFETY: the context is this connection, which outlives its handle (closed in deinit).
+            Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().statementsStarted += 1
+            return 0
+        }, Unmanaged.passUnretained(self).toOpaque())
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, 10_000)
+        do throws(SQLiteError) {
+            // Reading the schema first turns a foreign or corrupt file into an error here, not later.
+            try execute("SELECT count(*) FROM sqlite_schema")
+            if !readOnly {
+                try execute("PRAGMA journal_mode = WAL")
+                try execute(synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            }
+            try execute("PRAGMA foreign_keys = ON")
+        } catch {
+            cache.removeAll()
+            sqlite3_close_v2(db)
+            throw error
+        }
+    }
+
+    deinit {
+        cache.removeAll()  // finalize statements before closing
+        sqlite3_close_v2(handle)
+    }
+
+    /// Runs SQL without results (may hold several statements). For fixed SQL only: nothing is bound.
+    package func execute(_ sql: String) throws(SQLiteError) {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
+        if rc != SQLITE_OK {
+            let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(errorMessage)
+            throw SQLiteError(code: sqlite3_extended_errcode(handle), message: message, sql: sql)
+        }
+    }
+
+    /// A prepared statement for `sql`, prepared once and cached (SQLITE_PREPARE_PERSISTENT).
+    package func statement(_ sql: String) throws(SQLiteError) -> Statement {
+        if let cached = cache[sql] {
+            cached.reset()
+            return cached
+        }
+        let statement = try Statement(connection: self, sql: sql, persistent: true)
+        cache[sql] = statement
+        return statement
+    }
+
+    /// Forgets cached statements whose SQL mentions `fragment` (after a table is dropped).
+    package func evictStatements(containing fragment: String) {
+        cache = cache.filter { !$0.key.contains(fragment) }
+    }
+
+    package func error(_ rc: Int32, sql: String?) -> SQLiteError {
+        SQLiteError(code: rc == SQLITE_OK ? sqlite3_extended_errcode(handle) : rc,
+                    message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    }
+
+    package var changes: Int { Int(sqlite3_changes64(handle)) }
+    package var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
+    /// Runs `body` in one transaction: BEGIN IMMEDIATE (writers) or DEFERRED (readers), COMMIT on success,
+    /// ROLLBACK when `body` throws.
+    package func transaction<R>(immediate: Bool, _ body: () throws -> R) throws -> R {
+        try execute(immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            if isInTransaction { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+}
+
+extension Connection {
+    package var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+}
+
+// SAFETY(@unchecked Sendable): a connection is opened with SQLITE_OPEN_NOMUTEX and used by one thread at a
+// time: the writer inside the store's Mutex, readers borrowed from and returned to a Mutex-guarded pool.
+extension Connection: @unchecked Sendable {}

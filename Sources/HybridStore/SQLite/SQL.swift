@@ -1,0 +1,91 @@
+// Every SQL statement the store runs. Fixed statements are constants; per-collection statements are built
+// only from numbers the store assigns (table `hs_rows_<number>`, columns `c<position>`), never from names
+// or values a user wrote. User values are always bound.
+
+enum SQL {
+    static let formatVersion: Int64 = 1
+
+    static let createCatalog = """
+        CREATE TABLE IF NOT EXISTS hs_meta(key TEXT PRIMARY KEY, value ANY) STRICT;
+        CREATE TABLE IF NOT EXISTS hs_collections(
+            number INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            schema TEXT NOT NULL,
+            uuid TEXT NOT NULL,
+            snapshot_seq INTEGER NOT NULL DEFAULT 0) STRICT;
+        CREATE TABLE IF NOT EXISTS hs_changes(
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            collection INTEGER NOT NULL,
+            row INTEGER NOT NULL,
+            op INTEGER NOT NULL) STRICT;
+        CREATE INDEX IF NOT EXISTS hs_changes_by_collection ON hs_changes(collection, seq);
+        """
+    static let hasCatalog = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'hs_meta'"
+    static let tableCount = "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+    static let readMeta = "SELECT value FROM hs_meta WHERE key = ?1"
+    static let writeMeta = "INSERT INTO hs_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+    static let listCollections = "SELECT number, name, schema, uuid, snapshot_seq FROM hs_collections ORDER BY number"
+    static let insertCollection = "INSERT INTO hs_collections(name, schema, uuid) VALUES (?1, ?2, ?3)"
+    static let deleteCollection = "DELETE FROM hs_collections WHERE number = ?1"
+    static let setSnapshotSeq = "UPDATE hs_collections SET snapshot_seq = ?2 WHERE number = ?1"
+    static let appendChange = "INSERT INTO hs_changes(collection, row, op) VALUES (?1, ?2, ?3)"
+    static let deleteCollectionChanges = "DELETE FROM hs_changes WHERE collection = ?1"
+    static let trimChanges = "DELETE FROM hs_changes WHERE seq <= ?1"
+    static let lastSeq = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'hs_changes'), 0)"
+    /// Rows whose vector changed or which were deleted after a sequence number, each once.
+    static let changedRows = """
+        SELECT row FROM hs_changes WHERE collection = ?1 AND seq > ?2 AND op IN (1, 2) GROUP BY row ORDER BY max(seq)
+        """
+
+    /// Change-log operation codes.
+    enum Op: Int64 {
+        case vector = 1
+        case delete = 2
+        case values = 3
+    }
+
+    /// The statements of one collection, built from its number and schema.
+    struct Table: Sendable {
+        let number: Int64
+        let schema: Schema
+        var name: String { "hs_rows_\(number)" }
+
+        func columnName(_ position: Int) -> String { "c\(position)" }
+
+        var create: String {
+            let idType = schema.id == .integer ? "INTEGER" : "TEXT"
+            var parts = ["row INTEGER PRIMARY KEY AUTOINCREMENT", "id \(idType) NOT NULL UNIQUE", "vector BLOB NOT NULL"]
+            for (i, c) in schema.columns.enumerated() {
+                parts.append("\(columnName(i)) \(c.type == .boolean ? "INTEGER" : c.type.sqlType)\(c.nullable ? "" : " NOT NULL")")
+            }
+            return "CREATE TABLE \(name)(\(parts.joined(separator: ", "))) STRICT"
+        }
+        var drop: String { "DROP TABLE IF EXISTS \(name)" }
+
+        var insert: String {
+            let columns = ["id", "vector"] + schema.columns.indices.map(columnName)
+            let params = (1...columns.count).map { "?\($0)" }
+            return "INSERT INTO \(name)(\(columns.joined(separator: ", "))) VALUES (\(params.joined(separator: ", ")))"
+        }
+        var rowForID: String { "SELECT row FROM \(name) WHERE id = ?1" }
+        var updateVector: String { "UPDATE \(name) SET vector = ?2 WHERE row = ?1" }
+        /// Sets one column of one row: `?1` row, `?2` value.
+        func updateColumn(_ position: Int) -> String { "UPDATE \(name) SET \(columnName(position)) = ?2 WHERE row = ?1" }
+        var deleteRow: String { "DELETE FROM \(name) WHERE row = ?1" }
+        var count: String { "SELECT count(*) FROM \(name)" }
+        var vectorForRow: String { "SELECT vector FROM \(name) WHERE row = ?1" }
+        var allVectors: String { "SELECT row, vector FROM \(name) ORDER BY row" }
+        var allIDs: String { "SELECT row, id FROM \(name) ORDER BY row" }
+
+        /// `row, id, [vector,] c…` of rows whose `row` is in the JSON array `?1`.
+        func hydrateByRow(_ positions: [Int], vector: Bool = false) -> String {
+            let columns = ["row", "id"] + (vector ? ["vector"] : []) + positions.map(columnName)
+            return "SELECT \(columns.joined(separator: ", ")) FROM \(name) WHERE row IN (SELECT value FROM json_each(?1))"
+        }
+        /// `row, id, [vector,] c…` of rows whose `id` is in the JSON array `?1`.
+        func selectByID(_ positions: [Int], vector: Bool) -> String {
+            let columns = ["row", "id"] + (vector ? ["vector"] : []) + positions.map(columnName)
+            return "SELECT \(columns.joined(separator: ", ")) FROM \(name) WHERE id IN (SELECT value FROM json_each(?1))"
+        }
+    }
+}

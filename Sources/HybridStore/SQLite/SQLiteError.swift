@@ -1,0 +1,17 @@
+import CSQLite
+
+/// A failed SQLite call: the extended result code, SQLite's message, and the SQL (never the bound values).
+package struct SQLiteError: Error, Sendable, CustomStringConvertible {
+    package var code: Int32
+    package var message: String
+    package var sql: String?
+
+    package var primaryCode: Int32 { code & 0xFF }
+    package var isCorrupt: Bool { primaryCode == SQLITE_CORRUPT || primaryCode == SQLITE_NOTADB }
+    package var isConstraint: Bool { primaryCode == SQLITE_CONSTRAINT }
+    package var isBusy: Bool { primaryCode == SQLITE_BUSY || primaryCode == SQLITE_LOCKED }
+
+    package var description: String {
+        "SQLite error \(code): \(message)" + (sql.map { " in `\($0)`" } ?? "")
+    }
+}

@@ -1,0 +1,106 @@
+import CSQLite
+import QueryPlanner
+
+/// A prepared statement. Finalized in deinit. Values are always bound, never spliced into SQL.
+package final class Statement {
+    package let handle: OpaquePointer
+    package let sql: String
+    private unowned let connection: Connection
+
+    init(connection: Connection, sql: String, persistent: Bool) throws(SQLiteError) {
+        var statement: OpaquePointer?
+        let flags = persistent ? UInt32(SQLITE_PREPARE_PERSISTENT) : 0
+        let rc = sqlite3_prepare_v3(connection.handle, sql, -1, flags, &statement, nil)
+        guard rc == SQLITE_OK, let statement else { throw connection.error(rc, sql: sql) }
+        self.handle = statement
+        self.sql = sql
+        self.connection = connection
+    }
+
+    deinit { sqlite3_finalize(handle) }
+
+    package func reset() {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+    }
+
+    private func check(_ rc: Int32) throws(SQLiteError) {
+        if rc != SQLITE_OK { throw connection.error(rc, sql: sql) }
+    }
+
+    /// Binds a value at a 1-based index.
+    package func bind(_ value: Value, at index: Int32) throws(SQLiteError) {
+        switch value {
+        case .null: try check(sqlite3_bind_null(handle, index))
+        case .integer(let v): try check(sqlite3_bind_int64(handle, index, v))
+        case .real(let v): try check(sqlite3_bind_double(handle, index, v))
+        case .boolean(let v): try check(sqlite3_bind_int64(handle, index, v ? 1 : 0))
+        case .text(let v): try check(sqlite3_bind_text(handle, index, v, -1, hs_sqlite_transient()))
+        case .blob(let bytes):
+            let rc = bytes.withUnsafeBytes { raw in
+                // SQLite treats a nil pointer as NULL; an empty blob needs a non-nil one (never read).
+                sqlite3_bind_blob64(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
+                                    sqlite3_uint64(raw.count), hs_sqlite_transient())
+            }
+            try check(rc)
+        }
+    }
+
+    package func bind(_ values: [Value]) throws(SQLiteError) {
+        for (i, v) in values.enumerated() { try bind(v, at: Int32(i + 1)) }
+    }
+
+    /// Binds float32 components as a little-endian blob (copied by SQLite).
+    package func bind(floats: UnsafeBufferPointer<Float>, at index: Int32) throws(SQLiteError) {
+        try check(sqlite3_bind_blob64(handle, index, UnsafeRawPointer(floats.baseAddress) ?? UnsafeRawPointer(bitPattern: 1),
+                                      sqlite3_uint64(floats.count * 4), hs_sqlite_transient()))
+    }
+
+    /// Steps once; true when a row is available.
+    @discardableResult
+    package func step() throws(SQLiteError) -> Bool {
+        let rc = sqlite3_step(handle)
+        if rc == SQLITE_ROW { return true }
+        if rc == SQLITE_DONE { return false }
+        throw connection.error(rc, sql: sql)
+    }
+
+    /// Binds, runs to completion, resets.
+    package func run(_ values: [Value] = []) throws(SQLiteError) {
+        reset()
+        try bind(values)
+        while try step() {}
+        reset()
+    }
+
+    /// Binds and returns the first column of the first row, if any.
+    package func scalar(_ values: [Value] = []) throws(SQLiteError) -> Value? {
+        reset()
+        try bind(values)
+        defer { reset() }
+        return try step() ? column(0) : nil
+    }
+
+    package var columnCount: Int32 { sqlite3_column_count(handle) }
+
+    package func column(_ i: Int32) -> Value {
+        switch sqlite3_column_type(handle, i) {
+        case SQLITE_INTEGER: return .integer(sqlite3_column_int64(handle, i))
+        case SQLITE_FLOAT: return .real(sqlite3_column_double(handle, i))
+        case SQLITE_TEXT: return .text(String(cString: sqlite3_column_text(handle, i)))
+        case SQLITE_BLOB:
+            let n = Int(sqlite3_column_bytes(handle, i))
+            guard n > 0, let p = sqlite3_column_blob(handle, i) else { return .blob([]) }
+            return .blob(Array(UnsafeRawBufferPointer(start: p, count: n)))
+        default: return .null
+        }
+    }
+
+    package func int64(_ i: Int32) -> Int64 { sqlite3_column_int64(handle, i) }
+
+    /// Lends the column's blob bytes without copying; valid only inside `body`.
+    package func withBlob<R>(_ i: Int32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let n = Int(sqlite3_column_bytes(handle, i))
+        return try body(UnsafeRawBufferPointer(start: sqlite3_column_blob(handle, i), count: n))
+    }
+}

@@ -1,0 +1,179 @@
+import HNSW
+import QueryPlanner
+
+/// The type of a scalar column.
+public enum ColumnType: String, Sendable, Codable, CaseIterable {
+    case integer, real, text, boolean, blob
+
+    var sqlType: String {
+        switch self {
+        case .integer, .boolean: "INTEGER"
+        case .real: "REAL"
+        case .text: "TEXT"
+        case .blob: "BLOB"
+        }
+    }
+}
+
+/// One scalar column of a collection.
+public struct ColumnSpec: Sendable, Codable, Equatable {
+    public var name: String
+    public var type: ColumnType
+    public var nullable: Bool
+    /// Also kept in memory for the planner's filters.
+    public var filterable: Bool
+
+    public init(name: String, type: ColumnType, nullable: Bool = true, filterable: Bool = false) {
+        self.name = name
+        self.type = type
+        self.nullable = nullable
+        self.filterable = filterable
+    }
+
+    public static func integer(_ name: String, nullable: Bool = true, filterable: Bool = false) -> ColumnSpec {
+        ColumnSpec(name: name, type: .integer, nullable: nullable, filterable: filterable)
+    }
+    public static func real(_ name: String, nullable: Bool = true, filterable: Bool = false) -> ColumnSpec {
+        ColumnSpec(name: name, type: .real, nullable: nullable, filterable: filterable)
+    }
+    public static func text(_ name: String, nullable: Bool = true, filterable: Bool = false) -> ColumnSpec {
+        ColumnSpec(name: name, type: .text, nullable: nullable, filterable: filterable)
+    }
+    public static func boolean(_ name: String, nullable: Bool = true, filterable: Bool = false) -> ColumnSpec {
+        ColumnSpec(name: name, type: .boolean, nullable: nullable, filterable: filterable)
+    }
+    public static func blob(_ name: String, nullable: Bool = true) -> ColumnSpec {
+        ColumnSpec(name: name, type: .blob, nullable: nullable, filterable: false)
+    }
+}
+
+/// The vector of a collection and its index parameters.
+public struct VectorSpec: Sendable, Codable, Equatable {
+    public var dimensions: Int
+    public var metric: Metric
+    /// Links per node ("M").
+    public var connectivity: Int
+    /// Candidate list while building ("efConstruction").
+    public var constructionEffort: Int
+
+    public init(dimensions: Int, metric: Metric = .l2, connectivity: Int = 16, constructionEffort: Int = 200) {
+        self.dimensions = dimensions
+        self.metric = metric
+        self.connectivity = connectivity
+        self.constructionEffort = constructionEffort
+    }
+
+    var hnswParameters: HNSWParameters {
+        HNSWParameters(dimensions: dimensions, metric: metric, connectivity: connectivity,
+                       constructionEffort: constructionEffort)
+    }
+}
+
+/// Whether a collection's ids are integers or strings.
+public enum IDKind: String, Sendable, Codable {
+    case integer, string
+}
+
+/// The fixed shape of a collection: its vector, its id kind and its columns.
+public struct Schema: Sendable, Codable, Equatable {
+    public var vector: VectorSpec
+    public var id: IDKind
+    public var columns: [ColumnSpec]
+
+    public init(vector: VectorSpec, id: IDKind = .string, columns: [ColumnSpec] = []) {
+        self.vector = vector
+        self.id = id
+        self.columns = columns
+    }
+
+    /// The column named `name` and its position.
+    public func column(_ name: String) -> (index: Int, spec: ColumnSpec)? {
+        columns.firstIndex { $0.name == name }.map { ($0, columns[$0]) }
+    }
+
+    func validate() throws(HybridStoreError) {
+        do throws(HNSWError) {
+            try vector.hnswParameters.validate()
+        } catch {
+            throw HybridStoreError(.invalidSchema, "invalid vector spec: \(error.message)")
+        }
+        var seen = Set<String>()
+        for c in columns {
+            guard isValidName(c.name) else {
+                throw HybridStoreError(.invalidSchema, "column name `\(c.name)` must be 1–64 characters of letters, digits and _, not starting with a digit",
+                                       context: ["column": c.name])
+            }
+            guard seen.insert(c.name).inserted else {
+                throw HybridStoreError(.invalidSchema, "column `\(c.name)` appears twice", context: ["column": c.name])
+            }
+            if c.type == .blob && c.filterable {
+                throw HybridStoreError(.invalidSchema, "blob column `\(c.name)` cannot be filterable", context: ["column": c.name])
+            }
+        }
+        guard columns.count <= 500 else { throw HybridStoreError(.invalidSchema, "at most 500 columns, got \(columns.count)") }
+    }
+}
+
+/// Collection and column names: letters, digits and underscores, not starting with a digit, 1–64 long.
+/// (They never reach SQL text: tables and columns are named by number. The rule keeps them printable and
+/// usable in the filter syntax.)
+func isValidName(_ name: String) -> Bool {
+    guard (1...64).contains(name.count), let first = name.unicodeScalars.first,
+          !("0"..."9").contains(first) else { return false }
+    return name.unicodeScalars.allSatisfy { $0 == "_" || ("a"..."z").contains($0) || ("A"..."Z").contains($0)
+        || ("0"..."9").contains($0) }
+}
+
+/// A row's id: an integer or a string, per the collection's `IDKind`.
+public enum RowID: Hashable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral,
+    ExpressibleByStringLiteral, Codable
+{
+    case int(Int64)
+    case string(String)
+
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(stringLiteral value: String) { self = .string(value) }
+
+    public var description: String {
+        switch self {
+        case .int(let v): String(v)
+        case .string(let s): s
+        }
+    }
+
+    var value: Value {
+        switch self {
+        case .int(let v): .integer(v)
+        case .string(let s): .text(s)
+        }
+    }
+
+    var kind: IDKind {
+        switch self {
+        case .int: .integer
+        case .string: .string
+        }
+    }
+}
+
+/// A row read back: its id and the requested columns.
+public struct Row: Sendable, Equatable {
+    public var id: RowID
+    public var values: [String: Value]
+    /// The stored vector, when it was asked for.
+    public var vector: [Float]?
+}
+
+/// A handle on a collection of a store. Cheap to copy; valid while the collection exists.
+public struct Collection: Hashable, Sendable, CustomStringConvertible {
+    public let name: String
+    let number: Int64
+    public var description: String { name }
+}
+
+/// What `describe` and `collections()` report.
+public struct CollectionInfo: Sendable, Equatable {
+    public var name: String
+    public var schema: Schema
+    public var rows: Int
+}

@@ -1,0 +1,232 @@
+import Foundation
+import HNSW
+import QueryPlanner
+
+/// The writes of one `HybridStore.write { tx in … }` closure: one SQLite transaction. Each call validates
+/// its item first and throws a typed error naming the item and the column; a throw from the closure rolls
+/// the whole transaction back, so the store (database and index) is exactly as before.
+///
+/// Valid only inside its closure, on the closure's thread.
+public final class WriteTransaction {
+    let store: HybridStore
+    let connection: Connection
+    /// Final effect per collection and row, applied to the index after COMMIT.
+    var effects: [Int64: [Int64: Effect]] = [:]
+    var changeCount = 0
+
+    enum Effect {
+        case vector([Float], RowID)
+        case delete
+    }
+
+    init(store: HybridStore, connection: Connection) {
+        self.store = store
+        self.connection = connection
+    }
+
+    /// Inserts a new row.
+    /// - Throws: `duplicateID`, `dimensionMismatch`, `nonFiniteVector`, `unknownColumn`, `typeMismatch`,
+    ///   `missingValue`, `unknownCollection`.
+    public func insert(_ id: RowID, into collection: Collection, vector: [Float], values: [String: Value] = [:])
+        throws(HybridStoreError)
+    {
+        let s = try store.state(collection)
+        try checkID(id, s)
+        try checkVector(vector, s, id: id)
+        let row = try checkedValues(values, s, id: id, forInsert: true)
+        if try existingRow(id, s) != nil {
+            throw HybridStoreError(.duplicateID, "collection `\(s.name)`: id \(id) already exists; use upsert to replace it",
+                                   context: ["collection": s.name, "id": id.description])
+        }
+        try insertRow(id, vector: vector, columns: row, s)
+    }
+
+    /// Inserts a row, or replaces an existing row's vector (when given) and the given columns (others keep
+    /// their values).
+    /// - Throws: as `insert`, and `missingValue` when a new row has no vector.
+    public func upsert(_ id: RowID, into collection: Collection, vector: [Float]?, values: [String: Value] = [:])
+        throws(HybridStoreError)
+    {
+        let s = try store.state(collection)
+        try checkID(id, s)
+        if let vector { try checkVector(vector, s, id: id) }
+        guard let existing = try existingRow(id, s) else {
+            guard let vector else {
+                throw HybridStoreError(.missingValue, "collection `\(s.name)`: id \(id) is new, so it needs a vector",
+                                       context: ["collection": s.name, "id": id.description])
+            }
+            let row = try checkedValues(values, s, id: id, forInsert: true)
+            try insertRow(id, vector: vector, columns: row, s)
+            return
+        }
+        let row = try checkedValues(values, s, id: id, forInsert: false)
+        try sql {
+            if let vector {
+                let statement = try connection.statement(s.table.updateVector)
+                try statement.bind(.integer(existing), at: 1)
+                try vector.withUnsafeBufferPointer { try statement.bind(floats: $0, at: 2) }
+                while try statement.step() {}
+                statement.reset()
+            }
+            for (position, value) in row where value != nil {
+                try connection.statement(s.table.updateColumn(position)).run([.integer(existing), value!])
+            }
+            try log(s, row: existing, op: vector == nil ? .values : .vector)
+        }
+        if let vector { record(s, existing, .vector(vector, id)) }
+    }
+
+    /// Sets columns of an existing row; its vector and other columns are unchanged.
+    /// - Throws: `notFound`, `unknownColumn`, `typeMismatch`, `missingValue` (null into a non-null column).
+    public func update(_ id: RowID, in collection: Collection, values: [String: Value]) throws(HybridStoreError) {
+        let s = try store.state(collection)
+        try checkID(id, s)
+        let row = try checkedValues(values, s, id: id, forInsert: false)
+        guard let existing = try existingRow(id, s) else {
+            throw HybridStoreError(.notFound, "collection `\(s.name)`: no id \(id) to update",
+                                   context: ["collection": s.name, "id": id.description])
+        }
+        try sql {
+            for (position, value) in row where value != nil {
+                try connection.statement(s.table.updateColumn(position)).run([.integer(existing), value!])
+            }
+            try log(s, row: existing, op: .values)
+        }
+    }
+
+    /// Deletes rows by id; ids that do not exist are skipped.
+    /// - Returns: how many rows were deleted.
+    /// - Throws: `typeMismatch` (an id of the wrong kind), `unknownCollection`.
+    @discardableResult
+    public func delete(_ ids: [RowID], from collection: Collection) throws(HybridStoreError) -> Int {
+        let s = try store.state(collection)
+        var deleted = 0
+        for id in ids {
+            try checkID(id, s)
+            guard let existing = try existingRow(id, s) else { continue }
+            try sql {
+                try connection.statement(s.table.deleteRow).run([.integer(existing)])
+                try log(s, row: existing, op: .delete)
+            }
+            record(s, existing, .delete)
+            deleted += 1
+        }
+        return deleted
+    }
+
+    // MARK: - Helpers
+
+    private func sql<R>(_ body: () throws -> R) throws(HybridStoreError) -> R {
+        try sqliteWork("writing", body)
+    }
+
+    private func record(_ s: CollectionState, _ row: Int64, _ effect: Effect) {
+        effects[s.number, default: [:]][row] = effect
+    }
+
+    private func log(_ s: CollectionState, row: Int64, op: SQL.Op) throws {
+        try connection.statement(SQL.appendChange).run([.integer(s.number), .integer(row), .integer(op.rawValue)])
+        changeCount += 1
+    }
+
+    private func existingRow(_ id: RowID, _ s: CollectionState) throws(HybridStoreError) -> Int64? {
+        try sql {
+            guard case .integer(let row)? = try connection.statement(s.table.rowForID).scalar([id.value]) else { return nil }
+            return row
+        }
+    }
+
+    private func insertRow(_ id: RowID, vector: [Float], columns: [Int: Value?], _ s: CollectionState)
+        throws(HybridStoreError)
+    {
+        try sql {
+            let statement = try connection.statement(s.table.insert)
+            try statement.bind(id.value, at: 1)
+            try vector.withUnsafeBufferPointer { try statement.bind(floats: $0, at: 2) }
+            for position in s.schema.columns.indices {
+                try statement.bind((columns[position] ?? nil) ?? .null, at: Int32(position + 3))
+            }
+            while try statement.step() {}
+            statement.reset()
+            let row = connection.lastInsertRowID
+            try log(s, row: row, op: .vector)
+            record(s, row, .vector(vector, id))
+        }
+    }
+
+    private func checkID(_ id: RowID, _ s: CollectionState) throws(HybridStoreError) {
+        guard id.kind == s.schema.id else {
+            throw HybridStoreError(.typeMismatch, "collection `\(s.name)` has \(s.schema.id) ids, got \(id.kind) id \(id)",
+                                   context: ["collection": s.name, "id": id.description,
+                                             "expected": s.schema.id.rawValue, "actual": id.kind.rawValue])
+        }
+    }
+
+    private func checkVector(_ vector: [Float], _ s: CollectionState, id: RowID) throws(HybridStoreError) {
+        let dim = s.schema.vector.dimensions
+        guard vector.count == dim else {
+            throw HybridStoreError(.dimensionMismatch,
+                                   "collection `\(s.name)`, id \(id): vector expects \(dim) dimensions, got \(vector.count)",
+                                   context: ["collection": s.name, "id": id.description, "expected": "\(dim)",
+                                             "actual": "\(vector.count)"])
+        }
+        if let bad = vector.firstIndex(where: { !$0.isFinite }) {
+            throw HybridStoreError(.nonFiniteVector,
+                                   "collection `\(s.name)`, id \(id): vector component \(bad) is \(vector[bad])",
+                                   context: ["collection": s.name, "id": id.description, "component": "\(bad)"])
+        }
+    }
+
+    /// Checks values against the schema. Returns position → value (nil = not given). For inserts, every
+    /// non-null column must be given.
+    private func checkedValues(_ values: [String: Value], _ s: CollectionState, id: RowID, forInsert: Bool)
+        throws(HybridStoreError) -> [Int: Value?]
+    {
+        var result: [Int: Value?] = [:]
+        for (name, value) in values {
+            guard let (position, spec) = s.schema.column(name) else {
+                throw HybridStoreError(.unknownColumn, "collection `\(s.name)`, id \(id): no column `\(name)`",
+                                       context: ["collection": s.name, "id": id.description, "column": name])
+            }
+            result[position] = try coerce(value, to: spec, s, id: id)
+        }
+        if forInsert {
+            for (position, spec) in s.schema.columns.enumerated() where !spec.nullable && result[position] == nil {
+                throw HybridStoreError(.missingValue, "collection `\(s.name)`, id \(id): column `\(spec.name)` is not nullable and has no value",
+                                       context: ["collection": s.name, "id": id.description, "column": spec.name])
+            }
+        }
+        return result
+    }
+
+    private func coerce(_ value: Value, to spec: ColumnSpec, _ s: CollectionState, id: RowID) throws(HybridStoreError)
+        -> Value
+    {
+        let converted: Value? = switch (spec.type, value) {
+        case (_, .null): spec.nullable ? .null : nil
+        case (.integer, .integer), (.real, .real), (.text, .text), (.boolean, .boolean), (.blob, .blob): value
+        case (.real, .integer(let v)): .real(Double(v))
+        default: nil
+        }
+        guard let converted, !(spec.type == .real && converted.number.map { !$0.isFinite } == true) else {
+            let code: HybridStoreError.Code = value == .null ? .missingValue : .typeMismatch
+            throw HybridStoreError(code, "collection `\(s.name)`, id \(id): column `\(spec.name)` is \(spec.nullable ? "" : "non-null ")\(spec.type.rawValue), got \(value.typeName)",
+                                   context: ["collection": s.name, "id": id.description, "column": spec.name,
+                                             "expected": spec.type.rawValue, "actual": value.typeName])
+        }
+        return converted
+    }
+}
+
+extension Value {
+    var typeName: String {
+        switch self {
+        case .integer: "integer"
+        case .real: "real"
+        case .text: "text"
+        case .boolean: "boolean"
+        case .blob: "blob"
+        case .null: "null"
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import HybridStore
+
+/// A fresh store directory under the temporary directory, removed by `cleanup()`.
+struct TemporaryStore {
+    let path: String
+
+    init(_ name: String = #function) {
+        let safe = name.filter { $0.isLetter || $0.isNumber }
+        path = FileManager.default.temporaryDirectory.path + "/hs-\(safe)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    func open(_ configure: (inout Configuration) -> Void = { _ in }) throws -> HybridStore {
+        var configuration = Configuration()
+        configuration.checkpointEveryChanges = 0
+        configure(&configuration)
+        return try HybridStore(directory: path, configuration: configuration)
+    }
+
+    func cleanup() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+struct Generator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func randomVectors(_ count: Int, dim: Int, seed: UInt64) -> [[Float]] {
+    var rng = Generator(seed: seed)
+    return (0..<count).map { _ in (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) } }
+}
+
+let chunkSchema = Schema(
+    vector: VectorSpec(dimensions: 8, metric: .l2, connectivity: 8, constructionEffort: 64),
+    id: .string,
+    columns: [.text("tenant", nullable: false, filterable: true), .integer("year", filterable: true),
+              .real("score"), .boolean("public"), .blob("raw"), .text("body")])
+
+/// Inserts `count` rows "r0", "r1", … with deterministic vectors and values.
+@discardableResult
+func fill(_ store: HybridStore, _ collection: Collection, count: Int, seed: UInt64 = 1) throws -> [[Float]] {
+    let vectors = randomVectors(count, dim: 8, seed: seed)
+    try store.write { tx in
+        for (i, v) in vectors.enumerated() {
+            try tx.insert(.string("r\(i)"), into: collection, vector: v, values: [
+                "tenant": .text(i % 3 == 0 ? "acme" : "globex"), "year": .integer(Int64(2000 + i % 25)),
+                "score": .real(Double(i) / 10), "public": .boolean(i % 2 == 0), "body": .text("row \(i)"),
+            ])
+        }
+    }
+    return vectors
+}
+
+func l2(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } }
+
+func errorCode(_ body: () throws -> Void) -> HybridStoreError.Code? {
+    do { try body() } catch let error as HybridStoreError { return error.code } catch { return nil }
+    return nil
+}
