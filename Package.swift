@@ -23,7 +23,7 @@ let package = Package(
         .executableTarget(
             name: "hybrid-bench",
             dependencies: [
-                "HNSW", "QueryPlanner",
+                "HNSW", "QueryPlanner", "HybridStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/hybrid-bench"),

@@ -45,6 +45,12 @@ struct BenchResults: Codable {
     var raw_bytes: Int?
     var snapshot_save_seconds: Double?
     var snapshot_load_seconds: Double?
+    var import_seconds: Double?
+    var hnsw_build_seconds: Double?
+    var checkpoint_seconds: Double?
+    var reopen_seconds: Double?
+    var rebuild_seconds: Double?
+    var store_bytes: Int?
     var runs: [Run]
 
     func write(to path: String) throws {

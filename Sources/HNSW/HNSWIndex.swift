@@ -55,6 +55,10 @@ public struct SearchStats: Sendable, Equatable {
 public struct IndexSearchResult: Sendable {
     public var hits: [IndexHit]
     public var stats: SearchStats
+    public init(hits: [IndexHit], stats: SearchStats) {
+        self.hits = hits
+        self.stats = stats
+    }
 }
 
 /// A hierarchical navigable small world graph (Malkov & Yashunin, 2018) over float32 vectors.

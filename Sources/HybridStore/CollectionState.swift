@@ -15,6 +15,8 @@ final class CollectionState: @unchecked Sendable {
     let uuid: String
     let table: SQL.Table
     let lock = ReadWriteLock()
+    /// Filterable columns in memory, by node; under `lock`.
+    private(set) var columns: FilterColumns
     /// Read under `lock` (`read { }`); replaced under its write side.
     private(set) var index: HNSWIndex
     /// External id of each node, indexed by node id; nil for free or not-yet-published nodes.
@@ -27,6 +29,7 @@ final class CollectionState: @unchecked Sendable {
         self.uuid = uuid
         self.table = SQL.Table(number: number, schema: schema)
         self.index = index
+        self.columns = FilterColumns(schema: schema)
     }
 
     var handle: Collection { Collection(name: name, number: number) }
@@ -38,21 +41,37 @@ final class CollectionState: @unchecked Sendable {
         }
     }
 
-    /// Swaps in a rebuilt index and its id table together.
-    func replaceIndex(_ fresh: HNSWIndex, ids pairs: [(node: UInt32, id: RowID?)]) {
-        lock.write {
-            index = fresh
-            ids = []
+    /// As `read`, also lending the filter columns.
+    func query<R, E: Error>(_ body: (HNSWIndex, FilterColumns, (UInt32) -> RowID?) throws(E) -> R) throws(E) -> R {
+        try lock.read { () throws(E) -> R in
+            try body(index, columns) { node in Int(node) < self.ids.count ? self.ids[Int(node)] : nil }
         }
-        setIDs(pairs)
     }
 
-    func setIDs(_ pairs: [(node: UInt32, id: RowID?)]) {
+    /// Swaps in a rebuilt index with its ids and filter values, all together.
+    func replaceIndex(_ fresh: HNSWIndex, rows: [(node: UInt32, id: RowID, values: [String: Value])]) {
+        let freshColumns = FilterColumns(schema: schema)
+        for row in rows { freshColumns.set(node: row.node, values: row.values) }
+        freshColumns.settle()
         lock.write {
-            for (node, id) in pairs {
-                if Int(node) >= ids.count { ids.append(contentsOf: repeatElement(nil, count: Int(node) + 1 - ids.count)) }
-                ids[Int(node)] = id
+            index = fresh
+            columns = freshColumns
+            ids = []
+            for row in rows {
+                if Int(row.node) >= ids.count { ids.append(contentsOf: repeatElement(nil, count: Int(row.node) + 1 - ids.count)) }
+                ids[Int(row.node)] = row.id
             }
         }
     }
+
+    /// Updates derived state under the exclusive lock.
+    func mutate<R>(_ body: (FilterColumns, (UInt32, RowID?) -> Void) -> R) -> R {
+        lock.write {
+            body(columns) { node, id in
+                if Int(node) >= self.ids.count { self.ids.append(contentsOf: repeatElement(nil, count: Int(node) + 1 - self.ids.count)) }
+                self.ids[Int(node)] = id
+            }
+        }
+    }
+
 }

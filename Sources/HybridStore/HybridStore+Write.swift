@@ -46,31 +46,60 @@ extension HybridStore {
 
     private func publish(_ rows: [Int64: WriteTransaction.Effect], to s: CollectionState) throws(HybridStoreError) {
         let index = s.lock.read { s.index }
-        var cleared: [(node: UInt32, id: RowID?)] = []
         var labels: [UInt64] = []
-        var ids: [RowID] = []
         var vectors: [Float] = []
+        var inserts: [(id: RowID, values: [String: Value], replaces: UInt32?)] = []
+        var removed: [UInt32] = []
+        var valueUpdates: [(node: UInt32, values: [String: Value])] = []
+        // Old nodes first: hidden from searches at once.
         for row in rows.keys.sorted() {
-            if let node = index.node(forLabel: UInt64(row)) {
+            let effect = rows[row]!
+            let old = index.node(forLabel: UInt64(row))
+            if effect.deleted || effect.vector != nil, let old {
                 do throws(HNSWError) {
                     try index.remove(label: UInt64(row))
                 } catch {
                     throw HybridStoreError(error, collection: s.name)
                 }
-                cleared.append((node, nil))
+                removed.append(old)
             }
-            if case .vector(let vector, let id)? = rows[row] {
+            if let vector = effect.vector, let id = effect.id {
                 labels.append(UInt64(row))
-                ids.append(id)
                 vectors.append(contentsOf: vector)
+                inserts.append((id, effect.values, old))
+            } else if !effect.deleted, let old, !effect.values.isEmpty {
+                valueUpdates.append((old, effect.values))
             }
         }
-        s.setIDs(cleared)
+        // Value-only updates; a replacement node carries the values its update did not set; removed nodes
+        // are forgotten.
+        s.mutate { columns, setID in
+            for update in valueUpdates {
+                let merged = columns.values(of: update.node).merging(update.values) { $1 }
+                columns.clear(node: update.node)
+                columns.set(node: update.node, values: merged)
+            }
+            for i in inserts.indices {
+                if let old = inserts[i].replaces {
+                    inserts[i].values = columns.values(of: old).merging(inserts[i].values) { $1 }
+                }
+            }
+            for node in removed {
+                columns.clear(node: node)
+                setID(node, nil)
+            }
+        }
         guard !labels.isEmpty else { return }
         do throws(HNSWError) {
             let nodes = try index.insert(contentsOf: vectors, labels: labels,
                                          threads: labels.count >= 256 ? configuration.buildThreads : 1)
-            s.setIDs(zip(nodes, ids).map { ($0, $1) })
+            s.mutate { columns, setID in
+                for (node, entry) in zip(nodes, inserts) {
+                    columns.set(node: node, values: entry.values)
+                    setID(node, entry.id)
+                }
+                if labels.count >= 1024 { columns.settle() }
+            }
         } catch {
             throw HybridStoreError(error, collection: s.name)
         }

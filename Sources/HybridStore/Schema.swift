@@ -63,7 +63,7 @@ public struct VectorSpec: Sendable, Codable, Equatable {
         self.constructionEffort = constructionEffort
     }
 
-    var hnswParameters: HNSWParameters {
+    public var hnswParameters: HNSWParameters {
         HNSWParameters(dimensions: dimensions, metric: metric, connectivity: connectivity,
                        constructionEffort: constructionEffort)
     }

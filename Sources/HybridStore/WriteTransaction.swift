@@ -14,9 +14,14 @@ public final class WriteTransaction {
     var effects: [Int64: [Int64: Effect]] = [:]
     var changeCount = 0
 
-    enum Effect {
-        case vector([Float], RowID)
-        case delete
+    /// What a row's writes in this transaction amount to, for the derived state.
+    struct Effect {
+        var deleted = false
+        /// A new vector (and the row's id), when one was written.
+        var vector: [Float]?
+        var id: RowID?
+        /// New values of filterable columns, by name.
+        var values: [String: Value] = [:]
     }
 
     init(store: HybridStore, connection: Connection) {
@@ -73,7 +78,7 @@ public final class WriteTransaction {
             }
             try log(s, row: existing, op: vector == nil ? .values : .vector)
         }
-        if let vector { record(s, existing, .vector(vector, id)) }
+        record(s, existing, vector: vector, id: id, values: row)
     }
 
     /// Sets columns of an existing row; its vector and other columns are unchanged.
@@ -92,6 +97,7 @@ public final class WriteTransaction {
             }
             try log(s, row: existing, op: .values)
         }
+        record(s, existing, vector: nil, id: id, values: row)
     }
 
     /// Deletes rows by id; ids that do not exist are skipped.
@@ -108,7 +114,7 @@ public final class WriteTransaction {
                 try connection.statement(s.table.deleteRow).run([.integer(existing)])
                 try log(s, row: existing, op: .delete)
             }
-            record(s, existing, .delete)
+            effects[s.number, default: [:]][existing] = Effect(deleted: true)
             deleted += 1
         }
         return deleted
@@ -120,7 +126,17 @@ public final class WriteTransaction {
         try sqliteWork("writing", body)
     }
 
-    private func record(_ s: CollectionState, _ row: Int64, _ effect: Effect) {
+    /// Merges a write into the row's effect: a vector replaces the vector, values overwrite values.
+    private func record(_ s: CollectionState, _ row: Int64, vector: [Float]?, id: RowID, values: [Int: Value?]) {
+        var effect = effects[s.number]?[row] ?? Effect()
+        if let vector {
+            effect.vector = vector
+            effect.id = id
+        }
+        for (position, value) in values {
+            let spec = s.schema.columns[position]
+            if spec.filterable, let value { effect.values[spec.name] = value }
+        }
         effects[s.number, default: [:]][row] = effect
     }
 
@@ -150,7 +166,7 @@ public final class WriteTransaction {
             statement.reset()
             let row = connection.lastInsertRowID
             try log(s, row: row, op: .vector)
-            record(s, row, .vector(vector, id))
+            record(s, row, vector: vector, id: id, values: columns)
         }
     }
 

@@ -10,40 +10,6 @@ public struct SearchHit: Sendable, Equatable {
 }
 
 extension HybridStore {
-    /// The `k` rows nearest to `vector`, nearest first, with the `returning` columns hydrated from SQLite in
-    /// one statement (none: no SQLite access at all).
-    ///
-    /// - Parameters:
-    ///   - searchEffort: the HNSW candidate list size ("ef"); default `max(k, 64)`.
-    /// - Throws: `dimensionMismatch`, `nonFiniteVector`, `invalidArgument` (k < 1), `unknownColumn`,
-    ///   `unknownCollection`, `sqlite`.
-    /// - Complexity: one graph search, plus one SQL statement when columns are requested.
-    public func search(_ collection: Collection, near vector: [Float], k: Int, searchEffort: Int? = nil,
-                       returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
-        let s = try state(collection)
-        let positions = try columnPositions(columns, s)
-        guard k >= 1 else {
-            throw HybridStoreError(.invalidArgument, "k must be at least 1, got \(k)", context: ["k": "\(k)"])
-        }
-        let found: [(row: Int64, id: RowID, distance: Float)]
-        do throws(HNSWError) {
-            found = try s.read { (index, idOf) throws(HNSWError) in
-                try index.search(vector, k: k, searchEffort: searchEffort).hits.compactMap { hit in
-                    idOf(hit.node).map { (Int64(hit.label), $0, hit.distance) }
-                }
-            }
-        } catch {
-            throw HybridStoreError(error, collection: s.name)
-        }
-        guard !positions.isEmpty else {
-            return found.map { SearchHit(id: $0.id, distance: $0.distance, values: [:]) }
-        }
-        let rows = try hydrate(found.map(\.row), positions: positions, s)
-        return found.compactMap { hit in
-            rows[hit.row].map { SearchHit(id: hit.id, distance: hit.distance, values: $0.values) }
-        }
-    }
-
     /// Reads rows by id, in the order given; ids that do not exist are left out.
     /// - Parameters:
     ///   - columns: columns to return; nil returns all.

@@ -178,23 +178,21 @@ extension HybridStore {
         }
     }
 
-    /// Fills the node → id table from the rows table and installs `index` into the collection.
+    /// Reads every row's id and filterable values and installs `index` with them into the collection.
     private func installIDs(_ s: CollectionState, index: HNSWIndex, _ c: Connection) throws(HybridStoreError) {
-        let pairs = try sqliteWork("reading ids of `\(s.name)`") { () throws -> [(node: UInt32, id: RowID?)] in
-            let statement = try c.statement(s.table.allIDs)
+        let positions = s.schema.columns.indices.filter { s.schema.columns[$0].filterable }
+        let rows = try sqliteWork("reading ids of `\(s.name)`") { () throws -> [(node: UInt32, id: RowID, values: [String: Value])] in
+            let statement = try c.statement(s.table.selectAll(positions))
             defer { statement.reset() }
-            var pairs: [(node: UInt32, id: RowID?)] = []
+            var rows: [(node: UInt32, id: RowID, values: [String: Value])] = []
             while try statement.step() {
                 guard let node = index.node(forLabel: UInt64(statement.int64(0))) else { continue }
-                switch statement.column(1) {
-                case .integer(let v): pairs.append((node, .int(v)))
-                case .text(let t): pairs.append((node, .string(t)))
-                default: continue
-                }
+                let row = readRow(statement, positions: positions, vector: false, s)
+                rows.append((node, row.id, row.values))
             }
-            return pairs
+            return rows
         }
-        s.replaceIndex(index, ids: pairs)
+        s.replaceIndex(index, rows: rows)
     }
 
     /// Writes every collection's index snapshot (atomically: temp file, fsync, rename), stamped with the

@@ -105,3 +105,11 @@ extension Connection {
 // SAFETY(@unchecked Sendable): a connection is opened with SQLITE_OPEN_NOMUTEX and used by one thread at a
 // time: the writer inside the store's Mutex, readers borrowed from and returned to a Mutex-guarded pool.
 extension Connection: @unchecked Sendable {}
+
+extension Connection {
+    /// A statement prepared for one use (not cached): for SQL whose shape varies per call, such as a
+    /// compiled filter condition.
+    package func prepareOnce(_ sql: String) throws(SQLiteError) -> Statement {
+        try Statement(connection: self, sql: sql, persistent: false)
+    }
+}

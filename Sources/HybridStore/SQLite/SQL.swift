@@ -75,7 +75,14 @@ enum SQL {
         var count: String { "SELECT count(*) FROM \(name)" }
         var vectorForRow: String { "SELECT vector FROM \(name) WHERE row = ?1" }
         var allVectors: String { "SELECT row, vector FROM \(name) ORDER BY row" }
-        var allIDs: String { "SELECT row, id FROM \(name) ORDER BY row" }
+        /// `row, id, c…` of every row.
+        func selectAll(_ positions: [Int]) -> String {
+            (["SELECT row, id"] + positions.map(columnName)).joined(separator: ", ") + " FROM \(name) ORDER BY row"
+        }
+        /// `row` of rows matching a compiled filter condition.
+        func rowsWhere(_ condition: String) -> String { "SELECT row FROM \(name) WHERE \(condition)" }
+        /// `count(*)` of rows matching a compiled filter condition.
+        func countWhere(_ condition: String) -> String { "SELECT count(*) FROM \(name) WHERE \(condition)" }
 
         /// `row, id, [vector,] c…` of rows whose `row` is in the JSON array `?1`.
         func hydrateByRow(_ positions: [Int], vector: Bool = false) -> String {

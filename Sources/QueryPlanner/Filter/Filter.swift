@@ -75,6 +75,10 @@ public indirect enum Filter: Hashable, Sendable {
 package func compareValues(_ a: Value, _ b: Value) -> Int? {
     if a == .null || b == .null { return nil }
     if let x = a.number, let y = b.number { return x < y ? -1 : (x > y ? 1 : 0) }
-    if case .text(let x) = a, case .text(let y) = b { return x < y ? -1 : (x > y ? 1 : 0) }
+    // Text compares by UTF-8 bytes, as SQLite's BINARY collation does (not by Unicode canonical order).
+    if case .text(let x) = a, case .text(let y) = b {
+        if x.utf8.elementsEqual(y.utf8) { return 0 }
+        return x.utf8.lexicographicallyPrecedes(y.utf8) ? -1 : 1
+    }
     return nil
 }

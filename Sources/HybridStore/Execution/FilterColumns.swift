@@ -1,0 +1,500 @@
+import HNSW
+import QueryPlanner
+
+/// The filterable columns of a collection, in memory, indexed by node id, with the structures the planner
+/// estimates and collects matches from:
+/// - numeric and boolean columns: values as `Double` (NaN = NULL) and a sorted run of (value, node) plus a
+///   small unsorted tail, merged when the tail grows (an LSM in miniature);
+/// - text columns: dictionary codes (-1 = NULL) and a posting list of nodes per code.
+/// Entries are never removed eagerly: a run or posting entry is valid only while the node still holds that
+/// value, so deletes and updates are O(1) and stale entries vanish at the next merge.
+///
+/// Derived state (DESIGN.md principle 1): rebuilt from SQLite on open. Guarded by the collection's lock.
+// SAFETY(@unchecked Sendable on Numeric/Text): mutated only under the collection's write lock; predicate
+// closures that capture them run only under its read lock.
+final class FilterColumns {
+    final class Numeric: @unchecked Sendable {
+        var values: [Double] = []
+        var keys: [Double] = []
+        var nodes: [UInt32] = []
+        var tail: [(key: Double, node: UInt32)] = []
+        var nulls = 0
+        var reused = false
+    }
+
+    final class Text: @unchecked Sendable {
+        var codes: [Int32] = []
+        var dictionary: [String: Int32] = [:]
+        var strings: [String] = []
+        var postings: [[UInt32]] = []
+        var stale = 0
+        var nulls = 0
+        var reused = false
+    }
+
+    enum Storage {
+        case numeric(Numeric)
+        case text(Text)
+    }
+
+    /// By column name; only filterable columns.
+    private(set) var columns: [String: (spec: ColumnSpec, storage: Storage)] = [:]
+    /// Every node id that has ever held values (to size arrays and spot reuse).
+    private(set) var nodeCount = 0
+    private(set) var live = 0
+
+    init(schema: Schema) {
+        for spec in schema.columns where spec.filterable {
+            columns[spec.name] = (spec, spec.type == .text ? .text(Text()) : .numeric(Numeric()))
+        }
+    }
+
+    var isEmpty: Bool { columns.isEmpty }
+
+    // MARK: Updates (writer, under the collection's write lock)
+
+    private func grow(to node: UInt32) {
+        let needed = Int(node) + 1
+        guard needed > nodeCount else { return }
+        for (_, column) in columns {
+            switch column.storage {
+            case .numeric(let c): c.values.append(contentsOf: repeatElement(.nan, count: needed - c.values.count))
+            case .text(let c): c.codes.append(contentsOf: repeatElement(-1, count: needed - c.codes.count))
+            }
+        }
+        nodeCount = needed
+    }
+
+    /// Records the filterable values of a freshly published node (missing columns are NULL).
+    func set(node: UInt32, values: [String: Value]) {
+        let reused = Int(node) < nodeCount
+        grow(to: node)
+        live += 1
+        for (name, column) in columns {
+            let value = values[name] ?? .null
+            switch column.storage {
+            case .numeric(let c):
+                let number = value.number ?? .nan
+                c.values[Int(node)] = number
+                if number.isNaN { c.nulls += 1 } else { c.tail.append((number, node)) }
+                if reused { c.reused = true }
+                if c.tail.count > 4096 && c.tail.count * 8 > c.keys.count { merge(c) }
+            case .text(let c):
+                guard case .text(let s) = value else {
+                    c.codes[Int(node)] = -1
+                    c.nulls += 1
+                    continue
+                }
+                let code: Int32
+                if let known = c.dictionary[s] {
+                    code = known
+                } else {
+                    code = Int32(c.strings.count)
+                    c.dictionary[s] = code
+                    c.strings.append(s)
+                    c.postings.append([])
+                }
+                c.codes[Int(node)] = code
+                c.postings[Int(code)].append(node)
+                if reused { c.reused = true }
+            }
+        }
+    }
+
+    /// The current values of a node (for carrying them to the node that replaces it).
+    func values(of node: UInt32) -> [String: Value] {
+        guard Int(node) < nodeCount else { return [:] }
+        var out: [String: Value] = [:]
+        for (name, column) in columns {
+            switch column.storage {
+            case .numeric(let c):
+                let v = c.values[Int(node)]
+                out[name] = v.isNaN ? .null : (column.spec.type == .real ? .real(v)
+                    : column.spec.type == .boolean ? .boolean(v != 0) : .integer(Int64(v)))
+            case .text(let c):
+                let code = c.codes[Int(node)]
+                out[name] = code < 0 ? .null : .text(c.strings[Int(code)])
+            }
+        }
+        return out
+    }
+
+    /// Forgets a node's values (deleted, or about to be replaced).
+    func clear(node: UInt32) {
+        guard Int(node) < nodeCount else { return }
+        live -= 1
+        for (_, column) in columns {
+            switch column.storage {
+            case .numeric(let c):
+                if c.values[Int(node)].isNaN { c.nulls -= 1 }
+                c.values[Int(node)] = .nan
+            case .text(let c):
+                if c.codes[Int(node)] < 0 { c.nulls -= 1 } else { c.stale += 1 }
+                c.codes[Int(node)] = -1
+                if c.stale > 4096 && c.stale * 4 > live { compact(c) }
+            }
+        }
+    }
+
+    private func merge(_ c: Numeric) {
+        var pairs: [(Double, UInt32)] = []
+        pairs.reserveCapacity(c.keys.count + c.tail.count)
+        for i in c.keys.indices where c.values[Int(c.nodes[i])] == c.keys[i] { pairs.append((c.keys[i], c.nodes[i])) }
+        for (k, n) in c.tail where c.values[Int(n)] == k { pairs.append((k, n)) }
+        pairs.sort { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
+        var keys: [Double] = [], nodes: [UInt32] = []
+        keys.reserveCapacity(pairs.count)
+        nodes.reserveCapacity(pairs.count)
+        for (i, p) in pairs.enumerated() where i == 0 || p != pairs[i - 1] {
+            keys.append(p.0)
+            nodes.append(p.1)
+        }
+        c.keys = keys
+        c.nodes = nodes
+        c.tail = []
+        c.reused = false
+    }
+
+    private func compact(_ c: Text) {
+        c.postings = Array(repeating: [], count: c.strings.count)
+        for (node, code) in c.codes.enumerated() where code >= 0 { c.postings[Int(code)].append(UInt32(node)) }
+        c.stale = 0
+        c.reused = false
+    }
+
+    /// Merges every tail (after bulk loads), so range queries are binary searches.
+    func settle() {
+        for (_, column) in columns {
+            if case .numeric(let c) = column.storage, !c.tail.isEmpty { merge(c) }
+        }
+    }
+
+    // MARK: Queries (readers, under the collection's read lock)
+
+    /// Whether every column the filter reads is held here.
+    func covers(_ filter: Filter) -> Bool { filter.columns.allSatisfy { columns[$0] != nil } }
+
+    /// Estimated matching rows: exact counts per column from the runs and postings (stale entries
+    /// included), combined under independence.
+    func estimate(_ filter: Filter) -> Double {
+        let n = Double(max(live, 1))
+        func selectivity(_ f: Filter) -> Double {
+            switch f {
+            case .and(let children): return children.map(selectivity).reduce(1, *)
+            case .or(let children): return 1 - children.map { 1 - selectivity($0) }.reduce(1, *)
+            case .not(let inner): return max(0, 1 - selectivity(inner) - nullFraction(inner.columns.first))
+            case .isNull(let name): return nullFraction(name)
+            case .isNotNull(let name): return 1 - nullFraction(name)
+            default: return min(1, Double(rangeCount(f) ?? live / 2) / n)
+            }
+        }
+        func nullFraction(_ name: String?) -> Double {
+            guard let name, let column = columns[name] else { return 0 }
+            switch column.storage {
+            case .numeric(let c): return Double(c.nulls) / n
+            case .text(let c): return Double(c.nulls) / n
+            }
+        }
+        return selectivity(filter) * Double(live)
+    }
+
+    /// Count of entries a leaf comparison matches (stale included), or nil when the leaf is not indexed.
+    private func rangeCount(_ f: Filter) -> Int? {
+        switch f {
+        case .compare(let name, .notEqual, let v):
+            return rangeCount(.compare(column: name, .equal, v)).map { max(0, live - $0) }
+        case .isIn(let name, let values):
+            var total = 0
+            for v in values { total += rangeCount(.compare(column: name, .equal, v)) ?? 0 }
+            return total
+        default:
+            break
+        }
+        guard let (name, range) = Self.leafRange(f), let column = columns[name] else { return nil }
+        switch column.storage {
+        case .numeric(let c):
+            guard case .numeric(let lo, let loInclusive, let hi, let hiInclusive) = range else { return nil }
+            let a = lowerIndex(c.keys, lo, inclusive: loInclusive), b = upperIndex(c.keys, hi, inclusive: hiInclusive)
+            let tail = c.tail.filter { inRange($0.key, lo, loInclusive, hi, hiInclusive) }.count
+            return max(0, b - a) + tail
+        case .text(let c):
+            guard case .text(let s) = range, let code = c.dictionary[s] else { return 0 }
+            return c.postings[Int(code)].count
+        }
+    }
+
+    enum LeafRange {
+        case numeric(Double, Bool, Double, Bool)
+        case text(String)
+    }
+
+    /// A comparison leaf as a key range (numbers) or an exact text key.
+    static func leafRange(_ f: Filter) -> (String, LeafRange)? {
+        switch f {
+        case .compare(let name, let op, let v):
+            if case .text(let s) = v { return op == .equal ? (name, .text(s)) : nil }
+            guard let x = v.number else { return nil }
+            switch op {
+            case .equal: return (name, .numeric(x, true, x, true))
+            case .less: return (name, .numeric(-.infinity, true, x, false))
+            case .lessOrEqual: return (name, .numeric(-.infinity, true, x, true))
+            case .greater: return (name, .numeric(x, false, .infinity, true))
+            case .greaterOrEqual: return (name, .numeric(x, true, .infinity, true))
+            case .notEqual: return nil
+            }
+        case .between(let name, let low, let high):
+            guard let a = low.number, let b = high.number else { return nil }
+            return (name, .numeric(a, true, b, true))
+        default:
+            return nil
+        }
+    }
+
+    /// The matching live nodes, collected through the runs and postings when the filter allows (an
+    /// indexed leaf, an AND with one, an OR of them), else by evaluating the predicate on every node.
+    /// Sorted ascending, no duplicates.
+    func collect(_ filter: Filter, predicate: (UInt32) -> Bool, isLive: (UInt32) -> Bool) -> [UInt32] {
+        if var found = indexed(filter) {
+            found = found.filter { predicate($0) && isLive($0) }
+            found.sort()
+            return dedupeSorted(found)
+        }
+        var out: [UInt32] = []
+        for node in 0..<UInt32(nodeCount) where predicate(node) && isLive(node) { out.append(node) }
+        return out
+    }
+
+    /// Candidate nodes (a superset of the matches, possibly unsorted) from indexes, or nil.
+    private func indexed(_ f: Filter) -> [UInt32]? {
+        switch f {
+        case .and(let children):
+            let best = children.compactMap { c -> (Int, Filter)? in
+                guard let n = rangeCount(c) ?? (c.isIndexableDisjunction ? Int(estimate(c)) : nil) else { return nil }
+                return (n, c)
+            }.min { $0.0 < $1.0 }
+            return best.flatMap { indexed($0.1) }
+        case .or(let children):
+            var all: [UInt32] = []
+            for c in children {
+                guard let part = indexed(c) else { return nil }
+                all += part
+            }
+            return all
+        case .isIn(let name, let values):
+            var all: [UInt32] = []
+            for v in values where v != .null {
+                guard let part = indexed(.compare(column: name, .equal, v)) else { return nil }
+                all += part
+            }
+            return all
+        default:
+            break
+        }
+        guard let (name, range) = Self.leafRange(f), let column = columns[name] else { return nil }
+        switch column.storage {
+        case .numeric(let c):
+            guard case .numeric(let lo, let loInclusive, let hi, let hiInclusive) = range else { return nil }
+            let a = lowerIndex(c.keys, lo, inclusive: loInclusive), b = upperIndex(c.keys, hi, inclusive: hiInclusive)
+            var out = a < b ? Array(c.nodes[a..<b]) : []
+            for (k, n) in c.tail where inRange(k, lo, loInclusive, hi, hiInclusive) { out.append(n) }
+            return out
+        case .text(let c):
+            guard case .text(let s) = range, let code = c.dictionary[s] else { return [] }
+            return c.postings[Int(code)]
+        }
+    }
+
+    /// A per-node predicate over the in-memory columns with SQL semantics (unknown = no match).
+    /// - Precondition: `covers(filter)`.
+    func predicate(_ filter: Filter) -> (UInt32) -> Bool {
+        let tri = compile(filter)
+        return { tri($0) == 1 }
+    }
+
+    /// 0 false, 1 true, 2 unknown.
+    private func compile(_ f: Filter) -> (UInt32) -> UInt8 {
+        switch f {
+        case .and(let children):
+            let parts = children.map(compile)
+            return { node in
+                var result: UInt8 = 1
+                for p in parts {
+                    let r = p(node)
+                    if r == 0 { return 0 }
+                    if r == 2 { result = 2 }
+                }
+                return result
+            }
+        case .or(let children):
+            let parts = children.map(compile)
+            return { node in
+                var result: UInt8 = 0
+                for p in parts {
+                    let r = p(node)
+                    if r == 1 { return 1 }
+                    if r == 2 { result = 2 }
+                }
+                return result
+            }
+        case .not(let inner):
+            let p = compile(inner)
+            return { node in
+                let r = p(node)
+                return r == 2 ? 2 : 1 - r
+            }
+        case .isNull(let name), .isNotNull(let name):
+            let wantNull = if case .isNull = f { true } else { false }
+            switch columns[name]!.storage {
+            case .numeric(let c): return { node in (c.values[Int(node)].isNaN == wantNull) ? 1 : 0 }
+            case .text(let c): return { node in ((c.codes[Int(node)] < 0) == wantNull) ? 1 : 0 }
+            }
+        case .compare(let name, let op, let v):
+            switch columns[name]!.storage {
+            case .numeric(let c):
+                guard let x = v.number else { return { _ in 2 } }
+                return { node in
+                    let y = c.values[Int(node)]
+                    if y.isNaN { return 2 }
+                    let r: Bool = switch op {
+                    case .equal: y == x
+                    case .notEqual: y != x
+                    case .less: y < x
+                    case .lessOrEqual: y <= x
+                    case .greater: y > x
+                    case .greaterOrEqual: y >= x
+                    }
+                    return r ? 1 : 0
+                }
+            case .text(let c):
+                guard case .text(let s) = v else { return { _ in 2 } }
+                if op == .equal || op == .notEqual {
+                    let code = c.dictionary[s] ?? -2
+                    let equal: UInt8 = op == .equal ? 1 : 0
+                    return { node in
+                        let have = c.codes[Int(node)]
+                        if have < 0 { return 2 }
+                        return have == code ? equal : 1 - equal
+                    }
+                }
+                return { node in
+                    let have = c.codes[Int(node)]
+                    if have < 0 { return 2 }
+                    guard let r = compareValues(.text(c.strings[Int(have)]), .text(s)) else { return 2 }
+                    let ok: Bool = switch op {
+                    case .less: r < 0
+                    case .lessOrEqual: r <= 0
+                    case .greater: r > 0
+                    default: r >= 0
+                    }
+                    return ok ? 1 : 0
+                }
+            }
+        case .between(let name, let low, let high):
+            let a = compile(.compare(column: name, .greaterOrEqual, low))
+            let b = compile(.compare(column: name, .lessOrEqual, high))
+            return { node in
+                let x = a(node), y = b(node)
+                if x == 0 || y == 0 { return 0 }
+                return x == 2 || y == 2 ? 2 : 1
+            }
+        case .isIn(let name, let values):
+            let hasNull = values.contains(.null)
+            switch columns[name]!.storage {
+            case .numeric(let c):
+                let set = Set(values.compactMap(\.number))
+                return { node in
+                    let y = c.values[Int(node)]
+                    if y.isNaN { return 2 }
+                    return set.contains(y) ? 1 : (hasNull ? 2 : 0)
+                }
+            case .text(let c):
+                var codes = Set<Int32>()
+                for v in values { if case .text(let s) = v, let code = c.dictionary[s] { codes.insert(code) } }
+                return { node in
+                    let have = c.codes[Int(node)]
+                    if have < 0 { return 2 }
+                    return codes.contains(have) ? 1 : (hasNull ? 2 : 0)
+                }
+            }
+        }
+    }
+
+    /// Per-column statistics for `stats` and `explain`.
+    func statistics() -> [ColumnStatistics] {
+        columns.values.map { column in
+            switch column.storage {
+            case .numeric(let c):
+                let live = c.values.filter { !$0.isNaN }
+                return ColumnStatistics(name: column.spec.name, type: column.spec.type.rawValue, nonNull: live.count,
+                                        nulls: c.nulls, distinct: Set(live).count,
+                                        minimum: live.min(), maximum: live.max(), frequent: [])
+            case .text(let c):
+                var counts: [Int32: Int] = [:]
+                for code in c.codes where code >= 0 { counts[code, default: 0] += 1 }
+                let frequent = counts.sorted { $0.value > $1.value }.prefix(5).map { (c.strings[Int($0.key)], $0.value) }
+                return ColumnStatistics(name: column.spec.name, type: column.spec.type.rawValue,
+                                        nonNull: counts.values.reduce(0, +), nulls: c.nulls, distinct: counts.count,
+                                        minimum: nil, maximum: nil, frequent: frequent.map { FrequentValue(value: $0.0, count: $0.1) })
+            }
+        }.sorted { $0.name < $1.name }
+    }
+}
+
+/// A value and how many rows hold it.
+public struct FrequentValue: Sendable, Equatable, Codable {
+    public var value: String
+    public var count: Int
+}
+
+/// What the engine knows of one filterable column.
+public struct ColumnStatistics: Sendable, Equatable, Codable {
+    public var name: String
+    public var type: String
+    public var nonNull: Int
+    public var nulls: Int
+    public var distinct: Int
+    public var minimum: Double?
+    public var maximum: Double?
+    /// Most frequent text values (text columns).
+    public var frequent: [FrequentValue]
+}
+
+extension Filter {
+    /// An OR or IN whose every part is an indexed leaf (collectable through runs and postings).
+    var isIndexableDisjunction: Bool {
+        switch self {
+        case .or(let children): return children.allSatisfy { FilterColumns.leafRange($0) != nil || $0.isIndexableDisjunction }
+        case .isIn(_, let values): return !values.isEmpty
+        default: return false
+        }
+    }
+}
+
+private func lowerIndex(_ keys: [Double], _ x: Double, inclusive: Bool) -> Int {
+    var lo = 0, hi = keys.count
+    while lo < hi {
+        let mid = (lo + hi) / 2
+        if inclusive ? keys[mid] < x : keys[mid] <= x { lo = mid + 1 } else { hi = mid }
+    }
+    return lo
+}
+
+private func upperIndex(_ keys: [Double], _ x: Double, inclusive: Bool) -> Int {
+    var lo = 0, hi = keys.count
+    while lo < hi {
+        let mid = (lo + hi) / 2
+        if inclusive ? keys[mid] <= x : keys[mid] < x { lo = mid + 1 } else { hi = mid }
+    }
+    return lo
+}
+
+private func inRange(_ k: Double, _ lo: Double, _ loInclusive: Bool, _ hi: Double, _ hiInclusive: Bool) -> Bool {
+    (loInclusive ? k >= lo : k > lo) && (hiInclusive ? k <= hi : k < hi)
+}
+
+private func dedupeSorted(_ sorted: [UInt32]) -> [UInt32] {
+    var out: [UInt32] = []
+    out.reserveCapacity(sorted.count)
+    for x in sorted where out.last != x { out.append(x) }
+    return out
+}

@@ -1,0 +1,304 @@
+import Foundation
+import HNSW
+import QueryPlanner
+
+/// What a query did and why: the plan, the estimate against the actual matches, the work and the time.
+public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible {
+    public var collection: String
+    /// The filter in the string syntax, if any.
+    public var filter: String?
+    public var k: Int
+    public var recallTarget: Double
+    public var plan: Plan
+    /// Rows that match the filter, counted exactly (explain only; nil from search).
+    public var actualMatches: Int?
+    /// The strategy run after the plan found fewer than k rows although more match.
+    public var fallback: Strategy?
+    public var distanceComputations: Int
+    public var visitedNodes: Int
+    public var results: Int
+    /// Milliseconds per phase: plan, collect, search, fallback, hydrate.
+    public var timingsMs: [String: Double]
+
+    public var description: String {
+        var lines: [String] = []
+        lines.append("collection \(collection), k \(k), recall target \(recallTarget)")
+        lines.append("filter: \(filter ?? "(none)")")
+        let est = String(format: "%.0f", plan.estimatedMatches)
+        let sel = String(format: "%.4f%%", plan.estimatedSelectivity * 100)
+        lines.append("plan: \(plan.strategy.rawValue)" + (plan.effort.map { ", ef \($0)" } ?? "")
+            + (plan.overFetch.map { ", over-fetch \($0)" } ?? "") + (fallback.map { ", then fallback \($0.rawValue)" } ?? ""))
+        lines.append("matches: estimated \(est) (\(sel))" + (actualMatches.map { ", actual \($0)" } ?? ""))
+        lines.append(String(format: "expected recall %.3f; modelled cost %.0f", plan.expectedRecall, plan.estimatedCost)
+            + " (" + plan.alternatives.sorted { $0.value < $1.value }.map { "\($0.key) \(String(format: "%.0f", $0.value))" }
+                .joined(separator: ", ") + ")")
+        lines.append("work: \(distanceComputations) distance computations, \(visitedNodes) nodes visited, \(results) results")
+        lines.append("time: " + ["plan", "collect", "search", "fallback", "hydrate"].compactMap { phase in
+            timingsMs[phase].map { "\(phase) " + String(format: "%.3f ms", $0) }
+        }.joined(separator: ", "))
+        return lines.joined(separator: "\n")
+    }
+
+    /// The explanation as JSON.
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}
+
+/// Per-query knobs.
+public struct QueryOptions: Sendable {
+    /// Mean recall@k to aim for; the planner picks the effort and strategy for it.
+    public var recallTarget: Double = 0.95
+    /// Fix the graph effort ("ef") instead of deriving it from the target.
+    public var searchEffort: Int?
+    /// Force a strategy (for experiments and benchmarks); nil lets the planner choose.
+    public var strategy: Strategy?
+
+    public init(recallTarget: Double = 0.95, searchEffort: Int? = nil, strategy: Strategy? = nil) {
+        self.recallTarget = recallTarget
+        self.searchEffort = searchEffort
+        self.strategy = strategy
+    }
+}
+
+extension HybridStore {
+    /// The `k` rows nearest to `vector` among those matching `filter`, nearest first, with the `returning`
+    /// columns hydrated from SQLite in one statement (none requested: no SQLite access).
+    ///
+    /// The planner estimates how many rows match and picks exact scan, filtered graph or post-filter, with
+    /// a fallback to exact when a plan finds fewer than k rows although more match.
+    /// - Throws: `dimensionMismatch`, `nonFiniteVector`, `invalidArgument` (k < 1, recall target outside
+    ///   (0, 1]), `invalidFilter` (unknown column, type mismatch), `unknownColumn`, `unknownCollection`, `sqlite`.
+    public func search(_ collection: Collection, near vector: [Float], k: Int, where filter: Filter? = nil,
+                       searchEffort: Int? = nil, recallTarget: Double = 0.95,
+                       returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
+        try query(collection, near: vector, k: k, filter: filter,
+                  options: QueryOptions(recallTarget: recallTarget, searchEffort: searchEffort),
+                  returning: columns, explain: false).hits
+    }
+
+    /// As `search`, with a filter in the string syntax (`"tenant = 'acme' AND year >= 2020"`).
+    /// - Throws: also `invalidFilter` with the offset of a parse error.
+    public func search(_ collection: Collection, near vector: [Float], k: Int, where filterText: String,
+                       searchEffort: Int? = nil, recallTarget: Double = 0.95,
+                       returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
+        try search(collection, near: vector, k: k, where: try parseFilter(filterText), searchEffort: searchEffort,
+                   recallTarget: recallTarget, returning: columns)
+    }
+
+    /// Runs the query and reports the plan, the estimated and actual matches, the work and time per phase.
+    public func explain(_ collection: Collection, near vector: [Float], k: Int, where filter: Filter? = nil,
+                        options: QueryOptions = QueryOptions(), returning columns: [String] = [])
+        throws(HybridStoreError) -> Explanation
+    {
+        try query(collection, near: vector, k: k, filter: filter, options: options, returning: columns, explain: true).explanation
+    }
+
+    /// The full query: hits and what it did. `explain` also counts the actual matches.
+    public func query(_ collection: Collection, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+                      returning columns: [String] = [], explain: Bool = false)
+        throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)
+    {
+        let started = nowNanos()
+        let s = try state(collection)
+        let positions = try columnPositions(columns, s)
+        guard k >= 1 else { throw HybridStoreError(.invalidArgument, "k must be at least 1, got \(k)", context: ["k": "\(k)"]) }
+        guard options.recallTarget > 0 && options.recallTarget <= 1 else {
+            throw HybridStoreError(.invalidArgument, "recall target must be in (0, 1], got \(options.recallTarget)")
+        }
+        try checkQueryVector(vector, s)
+        let filter = try filter.map { f throws(HybridStoreError) in try validated(f.normalized, s) }
+        var timings: [String: Double] = [:]
+        // Filters on columns not held in memory are evaluated by SQLite into a set of rows first.
+        var sqlNodes: [UInt32]? = nil
+        if let filter, !s.lock.read({ s.columns.covers(filter) }) {
+            let t = nowNanos()
+            let rows = try rowsMatching(filter, s)
+            sqlNodes = s.read { index, _ in rows.compactMap { index.node(forLabel: UInt64($0)) } }
+            timings["collect"] = ms(since: t)
+        }
+        var explanation = Explanation(collection: s.name, filter: filter?.description, k: k,
+                                      recallTarget: options.recallTarget,
+                                      plan: Planner.choose(PlanInput(rows: 0, estimatedMatches: 0, hasFilter: false, k: k,
+                                                                     dimensions: s.schema.vector.dimensions)),
+                                      actualMatches: nil, fallback: nil, distanceComputations: 0, visitedNodes: 0,
+                                      results: 0, timingsMs: [:])
+        let found: [(row: Int64, id: RowID, distance: Float)]
+        do throws(HNSWError) {
+            found = try s.query { (index, columns, idOf) throws(HNSWError) in
+                let rows = index.count
+                let estimate = sqlNodes.map { Double($0.count) } ?? filter.map { columns.estimate($0) } ?? Double(rows)
+                var plan = Planner.choose(PlanInput(rows: rows, estimatedMatches: estimate, hasFilter: filter != nil, k: k,
+                                                    dimensions: s.schema.vector.dimensions,
+                                                    recallTarget: options.recallTarget, searchEffort: options.searchEffort,
+                                                    inMemoryPredicate: sqlNodes == nil))
+                if let forced = options.strategy, forced != plan.strategy, filter != nil || forced == .graph {
+                    plan.strategy = forced
+                    plan.effort = plan.effort ?? max(options.searchEffort ?? Planner.effort(forRecall: options.recallTarget, k: k), k)
+                    if forced == .postFilter && plan.overFetch == nil {
+                        plan.overFetch = Int((Double(k) / max(plan.estimatedSelectivity, 1e-6) * 1.5).rounded(.up))
+                        plan.effort = max(plan.effort!, plan.overFetch!)
+                    }
+                }
+                timings["plan"] = ms(since: started)
+                let predicate: ((UInt32) -> Bool)? = filter.flatMap { f in sqlNodes == nil ? columns.predicate(f) : nil }
+                var matches: [UInt32]? = sqlNodes
+                func collect() -> [UInt32] {
+                    if let matches { return matches }
+                    let t = nowNanos()
+                    let nodes = columns.collect(filter!, predicate: predicate!, isLive: { idOf($0) != nil })
+                    timings["collect"] = (timings["collect"] ?? 0) + ms(since: t)
+                    matches = nodes
+                    return nodes
+                }
+                if explain, filter != nil { explanation.actualMatches = collect().count }
+                let t = nowNanos()
+                var result: IndexSearchResult
+                switch plan.strategy {
+                case .graph:
+                    result = try index.search(vector, k: k, searchEffort: plan.effort)
+                case .exact:
+                    let candidates = filter == nil ? Array(0..<UInt32(index.nodeCapacity)) : collect()
+                    result = try index.exactSearch(vector, k: k, candidates: candidates,
+                                                   threads: configuration.buildThreads ?? ProcessInfo.processInfo.activeProcessorCount)
+                case .filteredGraph, .filteredGraphMatchingOnly:
+                    let filterForIndex: SearchFilter
+                    if let predicate {
+                        filterForIndex = .predicate(unsafeSendable(predicate))
+                    } else {
+                        var set = NodeBitset(capacity: index.nodeCapacity)
+                        for node in collect() where Int(node) < set.capacity { set.insert(node) }
+                        filterForIndex = .bitset(set)
+                    }
+                    result = try index.search(vector, k: k, searchEffort: plan.effort, filter: filterForIndex,
+                                              mode: plan.strategy == .filteredGraph ? .admitMatching : .matchingOnly)
+                case .postFilter:
+                    let wide = try index.search(vector, k: plan.overFetch ?? k, searchEffort: plan.effort)
+                    let kept: [IndexHit]
+                    if let predicate {
+                        kept = wide.hits.filter { predicate($0.node) }
+                    } else {
+                        let allowed = Set(collect())
+                        kept = wide.hits.filter { allowed.contains($0.node) }
+                    }
+                    result = IndexSearchResult(hits: Array(kept.prefix(k)), stats: wide.stats)
+                }
+                result.hits = result.hits.filter { idOf($0.node) != nil }
+                timings["search"] = ms(since: t)
+                // Fallback: fewer than k found while more rows match → exact over the matches.
+                if result.hits.count < k, filter != nil, plan.strategy != .exact {
+                    let nodes = collect()
+                    if nodes.count > result.hits.count {
+                        let t2 = nowNanos()
+                        let exact = try index.exactSearch(vector, k: k, candidates: nodes)
+                        explanation.fallback = .exact
+                        result.hits = exact.hits.filter { idOf($0.node) != nil }
+                        result.stats.distanceComputations += exact.stats.distanceComputations
+                        result.stats.visitedNodes += exact.stats.visitedNodes
+                        timings["fallback"] = ms(since: t2)
+                    }
+                }
+                explanation.plan = plan
+                explanation.distanceComputations = result.stats.distanceComputations
+                explanation.visitedNodes = result.stats.visitedNodes
+                return result.hits.compactMap { hit in idOf(hit.node).map { (Int64(hit.label), $0, hit.distance) } }
+            }
+        } catch {
+            throw HybridStoreError(error, collection: s.name)
+        }
+        var hits: [SearchHit]
+        if positions.isEmpty {
+            hits = found.map { SearchHit(id: $0.id, distance: $0.distance, values: [:]) }
+        } else {
+            let t = nowNanos()
+            let rows = try hydrate(found.map(\.row), positions: positions, s)
+            hits = found.compactMap { hit in rows[hit.row].map { SearchHit(id: hit.id, distance: hit.distance, values: $0.values) } }
+            timings["hydrate"] = ms(since: t)
+        }
+        explanation.results = hits.count
+        explanation.timingsMs = timings
+        return (hits, explanation)
+    }
+
+    /// Rows matching `filter` in SQLite (parameterised; used for columns not held in memory).
+    func rowsMatching(_ filter: Filter, _ s: CollectionState) throws(HybridStoreError) -> [Int64] {
+        let condition = try compiled(filter, s)
+        return try withReader { c in
+            let statement = try c.prepareOnce(s.table.rowsWhere(condition.text))
+            try statement.bind(condition.arguments)
+            var rows: [Int64] = []
+            while try statement.step() { rows.append(statement.int64(0)) }
+            return rows
+        }
+    }
+
+    /// The number of rows matching a filter, counted by SQLite.
+    /// - Throws: `invalidFilter`, `unknownCollection`, `sqlite`.
+    public func count(_ collection: Collection, where filter: Filter) throws(HybridStoreError) -> Int {
+        let s = try state(collection)
+        let condition = try compiled(try validated(filter.normalized, s), s)
+        return try withReader { c in
+            let statement = try c.prepareOnce(s.table.countWhere(condition.text))
+            try statement.bind(condition.arguments)
+            guard try statement.step(), case .integer(let n) = statement.column(0) else { return 0 }
+            return Int(n)
+        }
+    }
+
+    /// Parses the string syntax into a filter, as an `invalidFilter` error on failure.
+    public func parseFilter(_ text: String) throws(HybridStoreError) -> Filter {
+        do {
+            return try Filter(parsing: text)
+        } catch {
+            var context = ["filter": text]
+            if let offset = error.offset { context["offset"] = "\(offset)" }
+            throw HybridStoreError(.invalidFilter, "invalid filter: \(error.description)", context: context)
+        }
+    }
+
+    func validated(_ filter: Filter, _ s: CollectionState) throws(HybridStoreError) -> Filter {
+        do {
+            try filter.validate { name in
+                s.schema.column(name).map { FilterColumnType(rawValue: $0.spec.type.rawValue) ?? .blob }
+            }
+        } catch {
+            throw HybridStoreError(.invalidFilter, "collection `\(s.name)`: \(error.message)",
+                                   context: ["collection": s.name, "filter": filter.description])
+        }
+        return filter
+    }
+
+    func compiled(_ filter: Filter, _ s: CollectionState) throws(HybridStoreError) -> SQLCondition {
+        do {
+            return try filter.sql(identifier: { name in s.schema.column(name).map { s.table.columnName($0.index) } },
+                                  isBoolean: { name in s.schema.column(name)?.spec.type == .boolean })
+        } catch {
+            throw HybridStoreError(.invalidFilter, "collection `\(s.name)`: \(error.message)", context: ["collection": s.name])
+        }
+    }
+
+    func checkQueryVector(_ vector: [Float], _ s: CollectionState) throws(HybridStoreError) {
+        let dim = s.schema.vector.dimensions
+        guard vector.count == dim else {
+            throw HybridStoreError(.dimensionMismatch, "collection `\(s.name)`: query vector expects \(dim) dimensions, got \(vector.count)",
+                                   context: ["collection": s.name, "expected": "\(dim)", "actual": "\(vector.count)"])
+        }
+        if let bad = vector.firstIndex(where: { !$0.isFinite }) {
+            throw HybridStoreError(.nonFiniteVector, "collection `\(s.name)`: query vector component \(bad) is \(vector[bad])",
+                                   context: ["collection": s.name, "component": "\(bad)"])
+        }
+    }
+}
+
+/// A predicate that reads the collection's columns, which the collection's read lock guards for the whole
+/// search; the search runs on the calling thread only.
+func unsafeSendable(_ body: @escaping (UInt32) -> Bool) -> @Sendable (UInt32) -> Bool {
+    // SAFETY: the closure is called only by the synchronous search it is passed to, under the lock.
+    nonisolated(unsafe) let body = body
+    return { body($0) }
+}
+
+func nowNanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+func ms(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 }

@@ -1,0 +1,142 @@
+/// How a query is executed.
+public enum Strategy: String, Sendable, Codable, CaseIterable {
+    /// Plain graph search, no filter.
+    case graph
+    /// Collect the matching rows and compute every distance (SIMD); exact.
+    case exact
+    /// Graph search that traverses all nodes and admits only matching ones (HNSW mode a).
+    case filteredGraph = "filtered_graph"
+    /// Graph search over matching nodes only, expanding through non-matching neighbours (mode b, ACORN-1).
+    case filteredGraphMatchingOnly = "filtered_graph_matching_only"
+    /// Plain graph search with over-fetch, then the filter on the candidates.
+    case postFilter = "postfilter"
+}
+
+/// The inputs of a planning decision.
+public struct PlanInput: Sendable {
+    /// Live rows in the collection.
+    public var rows: Int
+    /// Estimated rows matching the filter (rows when there is none).
+    public var estimatedMatches: Double
+    public var hasFilter: Bool
+    public var k: Int
+    public var dimensions: Int
+    /// Mean recall@k the caller wants.
+    public var recallTarget: Double
+    /// A fixed search effort from the caller, overriding the one the target implies.
+    public var searchEffort: Int?
+    /// Whether the filter can be evaluated in memory per node (else only exact via SQL ids is possible).
+    public var inMemoryPredicate: Bool
+
+    public init(rows: Int, estimatedMatches: Double, hasFilter: Bool, k: Int, dimensions: Int,
+                recallTarget: Double = 0.95, searchEffort: Int? = nil, inMemoryPredicate: Bool = true) {
+        self.rows = rows
+        self.estimatedMatches = estimatedMatches
+        self.hasFilter = hasFilter
+        self.k = k
+        self.dimensions = dimensions
+        self.recallTarget = recallTarget
+        self.searchEffort = searchEffort
+        self.inMemoryPredicate = inMemoryPredicate
+    }
+}
+
+/// A chosen plan: the strategy, its effort, and what the model expects of it.
+public struct Plan: Sendable, Equatable, Codable {
+    public var strategy: Strategy
+    /// ef for graph strategies (nil for exact).
+    public var effort: Int?
+    /// Candidates fetched before filtering (post-filter only).
+    public var overFetch: Int?
+    public var estimatedMatches: Double
+    public var estimatedSelectivity: Double
+    /// Modelled cost in distance-computation equivalents.
+    public var estimatedCost: Double
+    /// Expected mean recall@k (1 for exact).
+    public var expectedRecall: Double
+    /// The alternatives considered, with their modelled costs (for `explain`).
+    public var alternatives: [String: Double]
+}
+
+/// Chooses the cheapest strategy expected to reach the recall target.
+///
+/// Cost model (unit: one distance computation during a graph search, ≈ 80 ns at 128-d with AVX-512,
+/// memory-latency bound). Constants measured with `hybrid-bench ann` on synth-200k (Benchmarks/README.md):
+/// - plain graph: ≈ 15 · ef distance computations (1227 at ef 80, 2345 at ef 160);
+/// - filtered graph (mode a) at selectivity s: ≈ 15 · ef / s (5545 at ef 40, s = 0.1; 11353 at ef 10,
+///   s = 0.01), capped at the row count;
+/// - exact: one sequential distance per match at ≈ 1/4 of a graph distance (streaming, prefetch-friendly),
+///   plus 1/16 per match to collect the ids;
+/// - post-filter: a plain search with ef raised to cover k / s candidates.
+/// ef for a recall target, from the unfiltered sweep: 0.90 → 4k, 0.95 → 8k, 0.98 → 16k, 0.99 → 32k
+/// (k = 10: 40, 80, 160, 320). Filtered searches at the same ef reach higher recall (they visit more nodes).
+public enum Planner {
+    public static let graphDistancesPerEffort = 15.0
+    public static let exactDistanceCost = 0.25
+    public static let collectCost = 1.0 / 16
+
+    /// ef for a recall target at `k`.
+    public static func effort(forRecall target: Double, k: Int) -> Int {
+        let factor: Int = switch target {
+        case ..<0.85: 2
+        case ..<0.905: 4
+        case ..<0.955: 8
+        case ..<0.985: 16
+        case ..<0.995: 32
+        default: 64
+        }
+        return max(k * factor, k, 16)
+    }
+
+    /// Expected recall of a graph search at `ef` for `k` (inverse of `effort(forRecall:k:)`).
+    public static func expectedRecall(effort: Int, k: Int) -> Double {
+        let ratio = Double(effort) / Double(max(k, 1))
+        switch ratio {
+        case ..<2: return 0.80
+        case ..<4: return 0.85
+        case ..<8: return 0.90
+        case ..<16: return 0.95
+        case ..<32: return 0.98
+        case ..<64: return 0.99
+        default: return 0.995
+        }
+    }
+
+    public static func choose(_ input: PlanInput) -> Plan {
+        let n = Double(max(input.rows, 1))
+        let matches = min(max(input.estimatedMatches, 0), n)
+        let s = max(matches / n, 1 / n)
+        let ef = max(input.searchEffort ?? effort(forRecall: input.recallTarget, k: input.k), input.k)
+        let graphRecall = expectedRecall(effort: ef, k: input.k)
+        guard input.hasFilter else {
+            let cost = min(graphDistancesPerEffort * Double(ef), n)
+            return Plan(strategy: .graph, effort: ef, overFetch: nil, estimatedMatches: matches, estimatedSelectivity: 1,
+                        estimatedCost: cost, expectedRecall: graphRecall, alternatives: ["graph": cost])
+        }
+        var costs: [Strategy: Double] = [:]
+        costs[.exact] = matches * (exactDistanceCost + collectCost)
+        if input.inMemoryPredicate {
+            costs[.filteredGraph] = min(graphDistancesPerEffort * Double(ef) / s, n * 1.2)
+            if s >= 0.5 {
+                let overFetch = Int((Double(input.k) / s * 1.5).rounded(.up))
+                costs[.postFilter] = graphDistancesPerEffort * Double(max(ef, overFetch)) * 1.1
+            }
+        }
+        let best = costs.min { a, b in a.value < b.value || (a.value == b.value && a.key.rawValue < b.key.rawValue) }!
+        let alternatives = Dictionary(uniqueKeysWithValues: costs.map { ($0.key.rawValue, $0.value) })
+        switch best.key {
+        case .exact:
+            return Plan(strategy: .exact, effort: nil, overFetch: nil, estimatedMatches: matches, estimatedSelectivity: s,
+                        estimatedCost: best.value, expectedRecall: 1, alternatives: alternatives)
+        case .postFilter:
+            let overFetch = Int((Double(input.k) / s * 1.5).rounded(.up))
+            return Plan(strategy: .postFilter, effort: max(ef, overFetch), overFetch: overFetch, estimatedMatches: matches,
+                        estimatedSelectivity: s, estimatedCost: best.value, expectedRecall: graphRecall,
+                        alternatives: alternatives)
+        default:
+            return Plan(strategy: best.key, effort: ef, overFetch: nil, estimatedMatches: matches, estimatedSelectivity: s,
+                        estimatedCost: best.value, expectedRecall: max(graphRecall, 0.95 * graphRecall + 0.05),
+                        alternatives: alternatives)
+        }
+    }
+}
