@@ -31,6 +31,8 @@ struct BenchResults: Codable {
         var mode: String?
         var mean_distance_computations: Double?
         var mean_selectivity: Double?
+        var selectivity_estimate_error: Double?
+        var mean_phase_ms: [String: Double]?
     }
 
     var program = "hybrid-bench"
@@ -51,6 +53,7 @@ struct BenchResults: Codable {
     var reopen_seconds: Double?
     var rebuild_seconds: Double?
     var store_bytes: Int?
+    var recall_target: Double?
     var runs: [Run]
 
     func write(to path: String) throws {

@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 
 extension HNSWIndex {
@@ -47,7 +48,19 @@ extension HNSWIndex {
         defer { heap.release() }
         let dim = parameters.dimensions
         let capacity = storage.capacity
-        for node in ids where Int(node) < capacity && storage.state(node) == .live {
+        let lines = min((dim + 15) / 16, 32)  // 64-byte lines per vector, prefetched up to 2 KiB
+        for i in ids.indices {
+            // Fetch a few vectors ahead: candidates are sparse, so the hardware prefetcher does not help.
+            if i + 4 < ids.endIndex, Int(ids[i + 4]) < capacity {
+                let ahead = storage.vector(ids[i + 4])
+                var line = 0
+                while line < lines {
+                    hs_prefetch(ahead + line &* 16)
+                    line &+= 1
+                }
+            }
+            let node = ids[i]
+            guard Int(node) < capacity && storage.state(node) == .live else { continue }
             let d = kernel(query, storage.vector(node), dim)
             if heap.count < k {
                 heap.push(Neighbor(distance: d, node: node))

@@ -44,7 +44,8 @@ final class CollectionState: @unchecked Sendable {
     /// As `read`, also lending the filter columns.
     func query<R, E: Error>(_ body: (HNSWIndex, FilterColumns, (UInt32) -> RowID?) throws(E) -> R) throws(E) -> R {
         try lock.read { () throws(E) -> R in
-            try body(index, columns) { node in Int(node) < self.ids.count ? self.ids[Int(node)] : nil }
+            let ids = self.ids  // a local reference: no exclusivity check per lookup
+            return try body(index, columns) { node in Int(node) < ids.count ? ids[Int(node)] : nil }
         }
     }
 

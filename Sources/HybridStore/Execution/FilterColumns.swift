@@ -42,6 +42,8 @@ final class FilterColumns {
     /// Every node id that has ever held values (to size arrays and spot reuse).
     private(set) var nodeCount = 0
     private(set) var live = 0
+    /// Whether each node currently holds a row (set by `set`, cleared by `clear`).
+    private var alive: [Bool] = []
 
     init(schema: Schema) {
         for spec in schema.columns where spec.filterable {
@@ -56,6 +58,7 @@ final class FilterColumns {
     private func grow(to node: UInt32) {
         let needed = Int(node) + 1
         guard needed > nodeCount else { return }
+        alive.append(contentsOf: repeatElement(false, count: needed - alive.count))
         for (_, column) in columns {
             switch column.storage {
             case .numeric(let c): c.values.append(contentsOf: repeatElement(.nan, count: needed - c.values.count))
@@ -70,6 +73,7 @@ final class FilterColumns {
         let reused = Int(node) < nodeCount
         grow(to: node)
         live += 1
+        alive[Int(node)] = true
         for (name, column) in columns {
             let value = values[name] ?? .null
             switch column.storage {
@@ -121,8 +125,9 @@ final class FilterColumns {
 
     /// Forgets a node's values (deleted, or about to be replaced).
     func clear(node: UInt32) {
-        guard Int(node) < nodeCount else { return }
+        guard Int(node) < nodeCount, alive[Int(node)] else { return }
         live -= 1
+        alive[Int(node)] = false
         for (_, column) in columns {
             switch column.storage {
             case .numeric(let c):
@@ -253,14 +258,26 @@ final class FilterColumns {
     /// The matching live nodes, collected through the runs and postings when the filter allows (an
     /// indexed leaf, an AND with one, an OR of them), else by evaluating the predicate on every node.
     /// Sorted ascending, no duplicates.
-    func collect(_ filter: Filter, predicate: (UInt32) -> Bool, isLive: (UInt32) -> Bool) -> [UInt32] {
-        if var found = indexed(filter) {
-            found = found.filter { predicate($0) && isLive($0) }
-            found.sort()
-            return dedupeSorted(found)
+    func collect(_ filter: Filter, predicate: (UInt32) -> Bool) -> [UInt32] {
+        let alive = self.alive
+        if let found = indexed(filter) {
+            // Mark, then read back in node order: dedupes and sorts in O(matches + nodes / 64).
+            var words = [UInt64](repeating: 0, count: (nodeCount + 63) / 64)
+            for node in found where Int(node) < nodeCount { words[Int(node) >> 6] |= 1 << (UInt64(node) & 63) }
+            var out: [UInt32] = []
+            out.reserveCapacity(found.count)
+            for (w, word) in words.enumerated() where word != 0 {
+                var bits = word
+                while bits != 0 {
+                    let node = UInt32(w << 6 | bits.trailingZeroBitCount)
+                    bits &= bits - 1
+                    if alive[Int(node)] && predicate(node) { out.append(node) }
+                }
+            }
+            return out
         }
         var out: [UInt32] = []
-        for node in 0..<UInt32(nodeCount) where predicate(node) && isLive(node) { out.append(node) }
+        for node in 0..<UInt32(nodeCount) where alive[Int(node)] && predicate(node) { out.append(node) }
         return out
     }
 
@@ -307,6 +324,19 @@ final class FilterColumns {
     /// A per-node predicate over the in-memory columns with SQL semantics (unknown = no match).
     /// - Precondition: `covers(filter)`.
     func predicate(_ filter: Filter) -> (UInt32) -> Bool {
+        // Fast path for the common single numeric comparison: one load and one compare (NaN = NULL fails
+        // every comparison, as unknown does).
+        if case .compare(let name, let op, let v) = filter, op != .notEqual, let x = v.number,
+           case .numeric(let c)? = columns[name]?.storage {
+            let values = c.values
+            switch op {
+            case .less: return { values[Int($0)] < x }
+            case .lessOrEqual: return { values[Int($0)] <= x }
+            case .greater: return { values[Int($0)] > x }
+            case .greaterOrEqual: return { values[Int($0)] >= x }
+            default: return { values[Int($0)] == x }
+            }
+        }
         let tri = compile(filter)
         return { tri($0) == 1 }
     }
@@ -345,15 +375,20 @@ final class FilterColumns {
         case .isNull(let name), .isNotNull(let name):
             let wantNull = if case .isNull = f { true } else { false }
             switch columns[name]!.storage {
-            case .numeric(let c): return { node in (c.values[Int(node)].isNaN == wantNull) ? 1 : 0 }
-            case .text(let c): return { node in ((c.codes[Int(node)] < 0) == wantNull) ? 1 : 0 }
+            case .numeric(let c):
+                let values = c.values
+                return { node in (values[Int(node)].isNaN == wantNull) ? 1 : 0 }
+            case .text(let c):
+                let codes = c.codes
+                return { node in ((codes[Int(node)] < 0) == wantNull) ? 1 : 0 }
             }
         case .compare(let name, let op, let v):
             switch columns[name]!.storage {
             case .numeric(let c):
                 guard let x = v.number else { return { _ in 2 } }
+                let values = c.values
                 return { node in
-                    let y = c.values[Int(node)]
+                    let y = values[Int(node)]
                     if y.isNaN { return 2 }
                     let r: Bool = switch op {
                     case .equal: y == x
@@ -370,8 +405,9 @@ final class FilterColumns {
                 if op == .equal || op == .notEqual {
                     let code = c.dictionary[s] ?? -2
                     let equal: UInt8 = op == .equal ? 1 : 0
+                    let codes = c.codes
                     return { node in
-                        let have = c.codes[Int(node)]
+                        let have = codes[Int(node)]
                         if have < 0 { return 2 }
                         return have == code ? equal : 1 - equal
                     }
@@ -402,16 +438,18 @@ final class FilterColumns {
             switch columns[name]!.storage {
             case .numeric(let c):
                 let set = Set(values.compactMap(\.number))
+                let column = c.values
                 return { node in
-                    let y = c.values[Int(node)]
+                    let y = column[Int(node)]
                     if y.isNaN { return 2 }
                     return set.contains(y) ? 1 : (hasNull ? 2 : 0)
                 }
             case .text(let c):
                 var codes = Set<Int32>()
                 for v in values { if case .text(let s) = v, let code = c.dictionary[s] { codes.insert(code) } }
+                let column = c.codes
                 return { node in
-                    let have = c.codes[Int(node)]
+                    let have = column[Int(node)]
                     if have < 0 { return 2 }
                     return codes.contains(have) ? 1 : (hasNull ? 2 : 0)
                 }
@@ -492,9 +530,3 @@ private func inRange(_ k: Double, _ lo: Double, _ loInclusive: Bool, _ hi: Doubl
     (loInclusive ? k >= lo : k > lo) && (hiInclusive ? k <= hi : k < hi)
 }
 
-private func dedupeSorted(_ sorted: [UInt32]) -> [UInt32] {
-    var out: [UInt32] = []
-    out.reserveCapacity(sorted.count)
-    for x in sorted where out.last != x { out.append(x) }
-    return out
-}

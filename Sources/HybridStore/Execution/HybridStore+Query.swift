@@ -119,7 +119,7 @@ extension HybridStore {
             sqlNodes = s.read { index, _ in rows.compactMap { index.node(forLabel: UInt64($0)) } }
             timings["collect"] = ms(since: t)
         }
-        var explanation = Explanation(collection: s.name, filter: filter?.description, k: k,
+        var explanation = Explanation(collection: s.name, filter: explain ? filter?.description : nil, k: k,
                                       recallTarget: options.recallTarget,
                                       plan: Planner.choose(PlanInput(rows: 0, estimatedMatches: 0, hasFilter: false, k: k,
                                                                      dimensions: s.schema.vector.dimensions)),
@@ -148,7 +148,7 @@ extension HybridStore {
                 func collect() -> [UInt32] {
                     if let matches { return matches }
                     let t = nowNanos()
-                    let nodes = columns.collect(filter!, predicate: predicate!, isLive: { idOf($0) != nil })
+                    let nodes = columns.collect(filter!, predicate: predicate!)
                     timings["collect"] = (timings["collect"] ?? 0) + ms(since: t)
                     matches = nodes
                     return nodes
@@ -187,16 +187,27 @@ extension HybridStore {
                 }
                 result.hits = result.hits.filter { idOf($0.node) != nil }
                 timings["search"] = ms(since: t)
-                // Fallback: fewer than k found while more rows match → exact over the matches.
+                // Fallback: fewer than k found while more rows match. Few matches: exact over them; many (a
+                // post-filter that over-fetched too little): the filtered graph, which admits only matches.
                 if result.hits.count < k, filter != nil, plan.strategy != .exact {
-                    let nodes = collect()
-                    if nodes.count > result.hits.count {
-                        let t2 = nowNanos()
-                        let exact = try index.exactSearch(vector, k: k, candidates: nodes)
-                        explanation.fallback = .exact
-                        result.hits = exact.hits.filter { idOf($0.node) != nil }
-                        result.stats.distanceComputations += exact.stats.distanceComputations
-                        result.stats.visitedNodes += exact.stats.visitedNodes
+                    let t2 = nowNanos()
+                    let expected = sqlNodes?.count ?? Int(plan.estimatedMatches)
+                    var extra: IndexSearchResult? = nil
+                    if plan.strategy == .postFilter, expected > 20_000, let predicate {
+                        extra = try index.search(vector, k: k, searchEffort: plan.effort,
+                                                 filter: .predicate(unsafeSendable(predicate)), mode: .admitMatching)
+                        explanation.fallback = .filteredGraph
+                    } else {
+                        let nodes = collect()
+                        if nodes.count > result.hits.count {
+                            extra = try index.exactSearch(vector, k: k, candidates: nodes)
+                            explanation.fallback = .exact
+                        }
+                    }
+                    if let extra {
+                        result.hits = extra.hits.filter { idOf($0.node) != nil }
+                        result.stats.distanceComputations += extra.stats.distanceComputations
+                        result.stats.visitedNodes += extra.stats.visitedNodes
                         timings["fallback"] = ms(since: t2)
                     }
                 }
@@ -231,6 +242,26 @@ extension HybridStore {
             var rows: [Int64] = []
             while try statement.step() { rows.append(statement.int64(0)) }
             return rows
+        }
+    }
+
+    /// The ids of the rows matching a filter, found by SQLite (in row order).
+    /// - Throws: `invalidFilter`, `unknownCollection`, `sqlite`.
+    public func ids(in collection: Collection, where filter: Filter) throws(HybridStoreError) -> [RowID] {
+        let s = try state(collection)
+        let condition = try compiled(try validated(filter.normalized, s), s)
+        return try withReader { c in
+            let statement = try c.prepareOnce("SELECT row, id FROM \(s.table.name) WHERE \(condition.text) ORDER BY row")
+            try statement.bind(condition.arguments)
+            var ids: [RowID] = []
+            while try statement.step() {
+                switch statement.column(1) {
+                case .integer(let v): ids.append(.int(v))
+                case .text(let t): ids.append(.string(t))
+                default: break
+                }
+            }
+            return ids
         }
     }
 

@@ -1,0 +1,197 @@
+import Foundation
+import Testing
+import HybridStore
+
+@Suite struct PlannerTests {
+    static let schema = Schema(
+        vector: VectorSpec(dimensions: 6, connectivity: 8, constructionEffort: 64), id: .integer,
+        columns: [.integer("i", filterable: true), .real("r", filterable: true), .text("t", filterable: true),
+                  .boolean("b", filterable: true), .text("note")])
+
+    /// Random rows with NULLs in every column.
+    static func store(_ tmp: TemporaryStore, rows: Int, seed: UInt64) throws -> (HybridStore, Collection, [[Float]]) {
+        let store = try tmp.open()
+        let c = try store.createCollection("p", schema: schema)
+        var rng = Generator(seed: seed)
+        let vectors = randomVectors(rows, dim: 6, seed: seed)
+        try store.write { tx in
+            for (n, v) in vectors.enumerated() {
+                var values: [String: Value] = ["note": .text("n\(n)")]
+                if Int.random(in: 0..<10, using: &rng) > 0 { values["i"] = .integer(Int64.random(in: -20...20, using: &rng)) }
+                if Int.random(in: 0..<10, using: &rng) > 0 { values["r"] = .real(Double(Int.random(in: -400...400, using: &rng)) / 8) }
+                if Int.random(in: 0..<10, using: &rng) > 0 { values["t"] = .text(["a", "b", "c", "é", "Z", ""].randomElement(using: &rng)!) }
+                if Int.random(in: 0..<10, using: &rng) > 0 { values["b"] = .boolean(Bool.random(using: &rng)) }
+                try tx.insert(.int(Int64(n)), into: c, vector: v, values: values)
+            }
+        }
+        return (store, c, vectors)
+    }
+
+    static func randomFilter(_ rng: inout Generator, depth: Int) -> Filter {
+        func literal(_ column: String) -> Value {
+            switch column {
+            case "i": return .integer(Int64.random(in: -22...22, using: &rng))
+            case "r": return Bool.random(using: &rng) ? .real(Double(Int.random(in: -420...420, using: &rng)) / 8)
+                                                      : .integer(Int64.random(in: -50...50, using: &rng))
+            case "t": return .text(["a", "b", "c", "é", "Z", "", "zz"].randomElement(using: &rng)!)
+            default: return .boolean(Bool.random(using: &rng))
+            }
+        }
+        let column = ["i", "r", "t", "b"].randomElement(using: &rng)!
+        switch Int.random(in: 0..<(depth > 0 ? 9 : 5), using: &rng) {
+        case 0, 1: return .compare(column: column, Comparison.allCases.randomElement(using: &rng)!, literal(column))
+        case 2: return .between(column: column, literal(column), literal(column))
+        case 3: return .isIn(column: column, (0..<Int.random(in: 1...3, using: &rng)).map { _ in
+            Int.random(in: 0..<8, using: &rng) == 0 ? .null : literal(column) })
+        case 4: return Bool.random(using: &rng) ? .isNull(column: column) : .isNotNull(column: column)
+        case 5, 6: return .and((0..<Int.random(in: 2...3, using: &rng)).map { _ in randomFilter(&rng, depth: depth - 1) })
+        case 7: return .or((0..<Int.random(in: 2...3, using: &rng)).map { _ in randomFilter(&rng, depth: depth - 1) })
+        default: return .not(randomFilter(&rng, depth: depth - 1))
+        }
+    }
+
+    /// The SQL condition and the in-memory predicate select exactly the same rows (random data, random
+    /// filters, fixed seeds); and the exact plan's top k equals brute force over those rows.
+    @Test(arguments: [1, 2, 3])
+    func sqlAndMemoryAgreeAndExactEqualsBruteForce(seed: UInt64) throws {
+        let tmp = TemporaryStore("agree\(seed)")
+        defer { tmp.cleanup() }
+        let (store, c, vectors) = try Self.store(tmp, rows: 400, seed: seed)
+        var rng = Generator(seed: seed * 77)
+        for _ in 0..<150 {
+            let filter = Self.randomFilter(&rng, depth: 2)
+            let bySQL = Set(try store.ids(in: c, where: filter))
+            #expect(try store.count(c, where: filter) == bySQL.count)
+            let (all, explanation) = try store.query(c, near: vectors[0], k: 1000, filter: filter,
+                                                     options: QueryOptions(strategy: .exact), explain: true)
+            #expect(Set(all.map(\.id)) == bySQL, "\(filter)")
+            #expect(explanation.actualMatches == bySQL.count, "\(filter)")
+            // Exact plan, k = 10: brute force over the SQL rows.
+            let q = vectors[Int.random(in: 0..<400, using: &rng)].map { $0 + 0.05 }
+            let top = try store.query(c, near: q, k: 10, filter: filter, options: QueryOptions(strategy: .exact)).hits
+            let truth = bySQL.compactMap { id -> (RowID, Float)? in
+                guard case .int(let n) = id else { return nil }
+                return (id, l2(vectors[Int(n)], q))
+            }.sorted { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0.description < $1.0.description) }.prefix(10)
+            #expect(top.map(\.id) == truth.map(\.0), "\(filter)")
+        }
+    }
+
+    /// Recall floors through the planner's own choice at 100 %, 10 %, 1 % and 0.1 % selectivity.
+    @Test func recallFloorsAtEverySelectivity() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open()
+        let dim = 16
+        let c = try store.createCollection("f", schema: Schema(
+            vector: VectorSpec(dimensions: dim, connectivity: 16, constructionEffort: 100), id: .integer,
+            columns: [.integer("sel", filterable: true)]))
+        let count = 10_000
+        var rng = Generator(seed: 9)
+        let centres = randomVectors(30, dim: dim, seed: 10)
+        let vectors = (0..<count).map { _ in centres.randomElement(using: &rng)!.map { $0 + Float.random(in: -0.3...0.3, using: &rng) } }
+        try store.write { tx in
+            for (n, v) in vectors.enumerated() {
+                try tx.insert(.int(Int64(n)), into: c, vector: v, values: ["sel": .integer(Int64((n * 7919) % 1000))])
+            }
+        }
+        let queries = (0..<60).map { _ in centres.randomElement(using: &rng)!.map { $0 + Float.random(in: -0.3...0.3, using: &rng) } }
+        var strategies = Set<Strategy>()
+        for bound in [1000, 100, 10, 1] {
+            let filter = Column("sel") < .integer(Int64(bound))
+            var total = 0.0
+            for q in queries {
+                let (hits, explanation) = try store.query(c, near: q, k: 10, filter: filter, options: QueryOptions())
+                strategies.insert(explanation.plan.strategy)
+                let truth = vectors.indices.filter { ($0 * 7919) % 1000 < bound }
+                    .sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10).map { RowID.int(Int64($0)) }
+                total += Double(Set(hits.map(\.id)).intersection(truth).count) / Double(truth.count)
+            }
+            let recall = total / Double(queries.count)
+            #expect(recall >= 0.95, "selectivity \(Double(bound) / 10) %: recall@10 \(recall)")
+        }
+        #expect(strategies.contains(.exact))
+        #expect(strategies.contains(.filteredGraph) || strategies.contains(.postFilter))
+        // A plan that finds fewer than k although more match falls back to an exact scan of the matches. Two
+        // correlated conditions make the estimate 250× too high, so the post-filter over-fetches far too little.
+        var fallbacks = 0
+        for q in queries {
+            let (hits, e) = try store.query(c, near: q, k: 10, filter: Column("sel") >= 499 && Column("sel") < 500,
+                                            options: QueryOptions(strategy: .postFilter))
+            #expect(hits.count == 10)
+            if e.fallback == .exact { fallbacks += 1 }
+        }
+        #expect(fallbacks > 0)
+    }
+
+    @Test func explainShowsPlanEstimateAndFallback() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let (store, c, vectors) = try Self.store(tmp, rows: 400, seed: 5)
+        let filter = try store.parseFilter("i = 3 AND t != 'zz'")
+        let e = try store.explain(c, near: vectors[1], k: 5, where: filter)
+        #expect(e.plan.strategy == .exact)
+        #expect(e.actualMatches == (try store.count(c, where: filter)))
+        #expect(e.plan.estimatedMatches > 0)
+        #expect(e.results == min(5, e.actualMatches ?? 0))
+        #expect(e.description.contains("plan: exact"))
+        #expect(e.description.contains("actual \(e.actualMatches!)"))
+        let decoded = try JSONDecoder().decode(Explanation.self, from: Data(e.json.utf8))
+        #expect(decoded == e)
+        // Whatever the strategy, a query returns min(k, matches) rows.
+        for strategy in Strategy.allCases where strategy != .graph {
+            let e = try store.explain(c, near: vectors[1], k: 10, where: Column("i") == 7,
+                                      options: QueryOptions(searchEffort: 10, strategy: strategy))
+            #expect(e.plan.strategy == strategy)
+            #expect(e.results == min(10, e.actualMatches!), "\(strategy)")
+        }
+        // Filters on columns not held in memory go through SQLite and still plan exact.
+        let onNote = try store.explain(c, near: vectors[1], k: 3, where: Column("note") == "n17")
+        #expect(onNote.actualMatches == 1 && onNote.results == 1)
+        #expect(try store.search(c, near: vectors[1], k: 3, where: "note = 'n17'").map(\.id) == [17])
+    }
+
+    @Test func badFiltersAreTypedErrors() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let (store, c, vectors) = try Self.store(tmp, rows: 20, seed: 6)
+        #expect(errorCode { _ = try store.search(c, near: vectors[0], k: 3, where: "i <") } == .invalidFilter)
+        #expect(errorCode { _ = try store.search(c, near: vectors[0], k: 3, where: "nope = 1") } == .invalidFilter)
+        #expect(errorCode { _ = try store.search(c, near: vectors[0], k: 3, where: "t > 3") } == .invalidFilter)
+        #expect(errorCode { _ = try store.search(c, near: vectors[0], k: 3, where: Column("i") == 1, recallTarget: 2) } == .invalidArgument)
+        do {
+            _ = try store.search(c, near: vectors[0], k: 3, where: "i < 3 AND r <")
+        } catch let error as HybridStoreError {
+            #expect(error.context["offset"] == "13")
+            #expect(error.message == "invalid filter: expected a value after '<', found the end at offset 13")
+        }
+    }
+
+    /// In-memory columns follow updates, upserts and deletes, and come back after reopening.
+    @Test func filterColumnsFollowWrites() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        var (store, c, vectors) = try Self.store(tmp, rows: 100, seed: 8)
+        try store.write { tx in
+            try tx.update(5, in: c, values: ["i": .integer(999)])
+            try tx.upsert(6, into: c, vector: vectors[7], values: ["t": .text("upserted")])
+            try tx.upsert(7, into: c, vector: nil, values: ["i": .integer(999)])
+            try tx.delete([8], from: c)
+        }
+        func check() throws {
+            #expect(Set(try store.search(c, near: vectors[0], k: 10, where: "i = 999").map(\.id)) == [5, 7])
+            #expect(try store.search(c, near: vectors[0], k: 10, where: "t = 'upserted'").map(\.id) == [6])
+            // Row 6 kept its other values when its vector was replaced.
+            let i6 = try store.get([6], from: c).first?.values["i"]
+            if let i6, i6 != .null {
+                #expect(try store.search(c, near: vectors[7], k: 100, where: Column("i") == i6).contains { $0.id == 6 })
+            }
+            #expect(try store.search(c, near: vectors[8], k: 100, where: "i IS NULL OR i IS NOT NULL").allSatisfy { $0.id != 8 })
+        }
+        try check()
+        store.close()
+        store = try tmp.open()
+        c = try store.collection("p")
+        try check()
+    }
+}
