@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "HybridStore", targets: ["HybridStore"]),
         .library(name: "HNSW", targets: ["HNSW"]),
+        .executable(name: "hybridctl", targets: ["hybridctl"]),
         .executable(name: "hybrid-bench", targets: ["hybrid-bench"]),
     ],
     dependencies: [
@@ -21,6 +22,9 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "HybridStore", dependencies: ["HNSW", "QueryPlanner", "CSQLite"]),
         .executableTarget(
+            name: "hybridctl",
+            dependencies: ["HybridStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
             name: "hybrid-bench",
             dependencies: [
                 "HNSW", "QueryPlanner", "HybridStore",
@@ -29,6 +33,7 @@ let package = Package(
             path: "Benchmarks/hybrid-bench"),
         .testTarget(name: "HNSWTests", dependencies: ["HNSW", "CKernels"]),
         .testTarget(name: "QueryPlannerTests", dependencies: ["QueryPlanner"]),
+        .testTarget(name: "hybridctlTests", dependencies: ["hybridctl"]),
         .testTarget(name: "HybridStoreTests", dependencies: ["HybridStore", "hybridstore-crash-writer"]),
         // A child process for the crash tests: writes acknowledged batches until it is killed.
         .executableTarget(name: "hybridstore-crash-writer", dependencies: ["HybridStore"], path: "Tests/CrashWriter"),

@@ -134,7 +134,7 @@ extension HybridStore {
                                                     dimensions: s.schema.vector.dimensions,
                                                     recallTarget: options.recallTarget, searchEffort: options.searchEffort,
                                                     inMemoryPredicate: sqlNodes == nil))
-                if let forced = options.strategy, forced != plan.strategy, filter != nil || forced == .graph {
+                if let forced = options.strategy, forced != plan.strategy, filter != nil || forced == .graph || forced == .exact {
                     plan.strategy = forced
                     plan.effort = plan.effort ?? max(options.searchEffort ?? Planner.effort(forRecall: options.recallTarget, k: k), k)
                     if forced == .postFilter && plan.overFetch == nil {

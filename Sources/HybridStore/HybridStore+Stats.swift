@@ -1,0 +1,66 @@
+import Foundation
+import HNSW
+import QueryPlanner
+
+/// What `statistics(_:)` reports of one collection.
+public struct CollectionStatistics: Sendable, Codable, Equatable {
+    public var name: String
+    public var rows: Int
+    /// Live nodes in the index (hot tier).
+    public var indexNodes: Int
+    /// Index RAM: vectors, links and per-node metadata.
+    public var indexBytes: Int
+    /// Bytes of the store directory on disk (database, WAL, snapshots), shared by all collections.
+    public var storeBytesOnDisk: Int
+    /// Rows per tier (only `hot` until tiering exists).
+    public var tiers: [String: Int]
+    public var columns: [ColumnStatistics]
+}
+
+extension HybridStore {
+    /// Rows, RAM, disk and per-column statistics of a collection.
+    /// - Throws: `unknownCollection`, `sqlite`.
+    public func statistics(_ collection: Collection) throws(HybridStoreError) -> CollectionStatistics {
+        let s = try state(collection)
+        let rows = try count(collection)
+        let (nodes, bytes, columns) = s.query { index, columns, _ in (index.count, index.memoryBytes, columns.statistics()) }
+        return CollectionStatistics(name: s.name, rows: rows, indexNodes: nodes, indexBytes: bytes,
+                                    storeBytesOnDisk: directorySize(directory), tiers: ["hot": nodes], columns: columns)
+    }
+
+    /// Calls `body` with every row of a collection in row order, `batch` rows per read, with all columns
+    /// (and the vector when asked). Reads in short transactions, so writers are not held up.
+    /// - Throws: `unknownCollection`, `sqlite`, or what `body` throws.
+    public func forEachRow(in collection: Collection, includeVector: Bool = true, batch: Int = 1000,
+                           _ body: (Row) throws -> Void) throws {
+        let s = try state(collection)
+        let positions = Array(s.schema.columns.indices)
+        var after: Int64 = 0
+        while true {
+            let sql = "SELECT row, id" + (includeVector ? ", vector" : "")
+                + positions.map { ", " + s.table.columnName($0) }.joined()
+                + " FROM \(s.table.name) WHERE row > ?1 ORDER BY row LIMIT ?2"
+            let rows: [(Int64, Row)] = try withReader { c in
+                let statement = try c.statement(sql)
+                defer { statement.reset() }
+                try statement.bind([.integer(after), .integer(Int64(batch))])
+                var out: [(Int64, Row)] = []
+                while try statement.step() {
+                    out.append((statement.int64(0), readRow(statement, positions: positions, vector: includeVector, s)))
+                }
+                return out
+            }
+            for (_, row) in rows { try body(row) }
+            guard let last = rows.last, rows.count == batch else { return }
+            after = last.0
+        }
+    }
+}
+
+func directorySize(_ path: String) -> Int {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+    return names.reduce(0) { total, name in
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path + "/" + name)
+        return total + ((attributes?[.size] as? NSNumber)?.intValue ?? 0)
+    }
+}

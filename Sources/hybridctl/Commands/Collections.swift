@@ -1,0 +1,188 @@
+import ArgumentParser
+import Foundation
+import HybridStore
+
+extension HybridCtl {
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a collection.",
+            discussion: "Types: integer, real, text, boolean, blob. Example: --column tenant:text:filterable --column body:text")
+
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Collection name.") var collection: String
+        @Option(help: "Vector dimensions.") var dim: Int?
+        @Option(help: "Distance: l2, cosine or ip.") var metric: String = "l2"
+        @Option(name: .customLong("column"), help: ArgumentHelp("A column as name:type[:filterable][:notnull].", valueName: "spec"))
+        var columns: [String] = []
+        @Option(help: "Id kind: string or int.") var id: String = "string"
+        @Option(help: "Links per node (M).") var connectivity = 16
+        @Option(name: .customLong("ef-construction"), help: "Candidate list while building (efConstruction).")
+        var efConstruction = 200
+        @Option(help: "A schema JSON file instead of --dim/--metric/--column/--id.") var schema: String?
+
+        func validate() throws {
+            if schema == nil && dim == nil { throw ValidationError("give --dim (or --schema FILE.json)") }
+            guard Metric(rawValue: metric) != nil else { throw ValidationError("--metric must be l2, cosine or ip, got '\(metric)'") }
+            guard id == "string" || id == "int" else { throw ValidationError("--id must be string or int, got '\(id)'") }
+            for c in columns { _ = try Self.column(c) }
+        }
+
+        static func column(_ spec: String) throws -> ColumnSpec {
+            let parts = spec.split(separator: ":").map(String.init)
+            guard parts.count >= 2, let type = ColumnType(rawValue: parts[1]) else {
+                throw ValidationError("--column '\(spec)': expected name:type[:filterable][:notnull] with a type of \(ColumnType.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            var column = ColumnSpec(name: parts[0], type: type)
+            for flag in parts.dropFirst(2) {
+                switch flag {
+                case "filterable": column.filterable = true
+                case "notnull": column.nullable = false
+                default: throw ValidationError("--column '\(spec)': unknown flag '\(flag)' (filterable, notnull)")
+                }
+            }
+            return column
+        }
+
+        func run() throws {
+            let schema: Schema
+            if let path = self.schema {
+                do {
+                    schema = try JSONDecoder().decode(Schema.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+                } catch {
+                    fail("cannot read schema \(path): \(error.localizedDescription)")
+                }
+            } else {
+                schema = Schema(vector: VectorSpec(dimensions: dim!, metric: Metric(rawValue: metric)!,
+                                                   connectivity: connectivity, constructionEffort: efConstruction),
+                                id: id == "int" ? .integer : .string, columns: try columns.map(Self.column))
+            }
+            try store.run(create: true) { hs in
+                _ = try hs.createCollection(collection, schema: schema)
+                print("created collection \(collection): \(schema.vector.dimensions)-d \(schema.vector.metric.rawValue), \(schema.columns.count) columns")
+            }
+        }
+    }
+
+    struct Collections: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the collections.")
+        @OptionGroup var store: StoreOptions
+        @Option(help: "table or json.") var format: OutputFormat = .table
+
+        func run() throws {
+            try store.run { hs in
+                let all = try hs.collections()
+                if format == .json || format == .jsonl {
+                    print(Render.pretty(all.map { ["name": $0.name, "rows": $0.rows, "dimensions": $0.schema.vector.dimensions,
+                                                   "metric": $0.schema.vector.metric.rawValue] as [String: Any] }))
+                } else {
+                    print(Render.table(["collection", "rows", "dim", "metric", "columns"], all.map {
+                        [$0.name, "\($0.rows)", "\($0.schema.vector.dimensions)", $0.schema.vector.metric.rawValue,
+                         $0.schema.columns.map(\.name).joined(separator: ",")]
+                    }))
+                }
+            }
+        }
+    }
+
+    struct Describe: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a collection's schema and size.")
+        @OptionGroup var store: StoreOptions
+        @Argument var collection: String
+        @Option(help: "table or json.") var format: OutputFormat = .table
+
+        func run() throws {
+            try store.run { hs in
+                let info = try hs.describe(collection)
+                if format == .json || format == .jsonl {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    let schema = (try? JSONSerialization.jsonObject(with: encoder.encode(info.schema))) ?? [:]
+                    print(Render.pretty(["name": info.name, "rows": info.rows, "schema": schema] as [String: Any]))
+                    return
+                }
+                let v = info.schema.vector
+                print("collection \(info.name): \(info.rows) rows, \(info.schema.id == .integer ? "integer" : "string") ids")
+                print("vector: \(v.dimensions) dimensions, \(v.metric.rawValue), M \(v.connectivity), efConstruction \(v.constructionEffort)")
+                print(Render.table(["column", "type", "nullable", "filterable"], info.schema.columns.map {
+                    [$0.name, $0.type.rawValue, $0.nullable ? "yes" : "no", $0.filterable ? "yes" : "no"]
+                }))
+            }
+        }
+    }
+
+    struct Drop: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Drop a collection and all its rows.")
+        @OptionGroup var store: StoreOptions
+        @Argument var collection: String
+
+        func run() throws {
+            try store.run { hs in
+                try hs.dropCollection(collection)
+                print("dropped collection \(collection)")
+            }
+        }
+    }
+
+    struct Checkpoint: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write index snapshots now and trim the change log.")
+        @OptionGroup var store: StoreOptions
+
+        func run() throws {
+            try store.run { hs in
+                try hs.checkpoint()
+                print("checkpoint written")
+            }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compare every collection's rows with its index; exit code 1 when anything disagrees.")
+        @OptionGroup var store: StoreOptions
+        @Option(help: "table or json.") var format: OutputFormat = .table
+
+        func run() throws {
+            let report = try store.run { hs in try hs.verify() }
+            if format == .json || format == .jsonl {
+                print(Render.pretty(report.collections.map {
+                    ["collection": $0.name, "rows": $0.rows, "vectors": $0.vectors, "index_nodes": $0.indexNodes,
+                     "mismatches": $0.mismatches] as [String: Any]
+                }))
+            } else {
+                for c in report.collections {
+                    print("\(c.name): \(c.rows) rows, \(c.vectors) vectors, \(c.indexNodes) index nodes, \(c.mismatches.count) mismatches")
+                    for m in c.mismatches.prefix(50) { print("  \(m)") }
+                }
+                print(report.isConsistent ? "ok" : "MISMATCH")
+            }
+            if !report.isConsistent { throw ExitCode(1) }
+        }
+    }
+
+    struct Stats: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Rows, bytes on disk, RAM, tiers and per-column statistics.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Collection (default: all).") var collection: String?
+        @Option(help: "table or json.") var format: OutputFormat = .table
+
+        func run() throws {
+            try store.run { hs in
+                let names = try collection.map { [$0] } ?? hs.collections().map(\.name)
+                let stats = try names.map { try hs.statistics(hs.collection($0)) }
+                if format == .json || format == .jsonl {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    print(String(decoding: try encoder.encode(stats), as: UTF8.self))
+                    return
+                }
+                for s in stats {
+                    print("\(s.name): \(s.rows) rows; index \(s.indexNodes) nodes, \(s.indexBytes / 1024) KiB RAM; store on disk \(s.storeBytesOnDisk / 1024) KiB; tiers \(s.tiers.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+                    print(Render.table(["column", "type", "non-null", "nulls", "distinct", "min", "max", "frequent"], s.columns.map { c in
+                        [c.name, c.type, "\(c.nonNull)", "\(c.nulls)", "\(c.distinct)", c.minimum.map { "\($0)" } ?? "",
+                         c.maximum.map { "\($0)" } ?? "", c.frequent.map { "\($0.value)×\($0.count)" }.joined(separator: " ")]
+                    }))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import ArgumentParser
+import Foundation
+import HybridStore
+
+/// The options shared by `query` and `explain`.
+struct QueryArguments: ParsableArguments {
+    @Argument(help: "Collection.") var collection: String
+    @Option(help: ArgumentHelp("The query vector as a JSON array.", valueName: "json")) var vector: String?
+    @Option(name: .customLong("vector-file"), help: ArgumentHelp("A file holding the query vector as a JSON array.", valueName: "file"))
+    var vectorFile: String?
+    @Option(help: ArgumentHelp("Use the stored vector of this row id.", valueName: "id")) var like: String?
+    @Option(name: .short, help: "How many rows.") var k = 10
+    @Option(name: .customLong("where"), help: ArgumentHelp("A filter, e.g. \"tenant = 'acme' AND year >= 2020\".", valueName: "filter"))
+    var filter: String?
+    @Option(help: ArgumentHelp("Columns to return, comma-separated (default: all).", valueName: "cols")) var select: String?
+    @Option(help: "Fixed search effort (ef).") var ef: Int?
+    @Option(name: .customLong("recall-target"), help: "Recall the planner aims for.") var recallTarget = 0.95
+
+    func validate() throws {
+        let sources = [vector != nil, vectorFile != nil, like != nil].filter { $0 }.count
+        guard sources == 1 else { throw ValidationError("give exactly one of --vector, --vector-file, --like") }
+        guard k >= 1 else { throw ValidationError("-k must be at least 1") }
+        guard recallTarget > 0 && recallTarget <= 1 else { throw ValidationError("--recall-target must be in (0, 1]") }
+    }
+
+    func queryVector(_ hs: HybridStore, _ c: Collection, kind: IDKind) throws -> [Float] {
+        if let like {
+            let id: RowID = kind == .integer ? .int(Int64(like) ?? 0) : .string(like)
+            guard let row = try hs.get([id], from: c, returning: [], includeVector: true).first, let v = row.vector else {
+                fail("no row with id \(like) in \(c.name)")
+            }
+            return v
+        }
+        let text: String
+        if let vector { text = vector } else {
+            guard let data = FileManager.default.contents(atPath: vectorFile!) else { fail("cannot read \(vectorFile!)") }
+            text = String(decoding: data, as: UTF8.self)
+        }
+        guard let array = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else {
+            fail("the query vector must be a JSON array of numbers")
+        }
+        var out: [Float] = []
+        for (i, x) in array.enumerated() {
+            guard let n = x as? NSNumber else { fail("query vector component \(i) is not a number") }
+            out.append(n.floatValue)
+        }
+        return out
+    }
+
+    func columns(_ info: CollectionInfo) -> [String] {
+        select.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+            ?? info.schema.columns.filter { $0.type != .blob }.map(\.name)
+    }
+}
+
+extension HybridCtl {
+    struct Query: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Find the k nearest rows, optionally among those matching a filter.")
+        @OptionGroup var store: StoreOptions
+        @OptionGroup var query: QueryArguments
+        @Option(help: "table, json, jsonl or csv.") var format: OutputFormat = .table
+
+        func run() throws {
+            try store.run { hs in
+                let info = try hs.describe(query.collection)
+                let c = try hs.collection(query.collection)
+                let vector = try query.queryVector(hs, c, kind: info.schema.id)
+                let filter = try query.filter.map { try hs.parseFilter($0) }
+                let columns = query.columns(info)
+                let (hits, _) = try hs.query(c, near: vector, k: query.k, filter: filter,
+                                             options: QueryOptions(recallTarget: query.recallTarget, searchEffort: query.ef),
+                                             returning: columns)
+                print(Render.rows(hits.map { ($0.id, $0.distance, $0.values, nil) }, columns: columns, format: format))
+            }
+        }
+    }
+
+    struct Explain: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run a query and show the plan, estimates, work and time.")
+        @OptionGroup var store: StoreOptions
+        @OptionGroup var query: QueryArguments
+        @Option(help: "table (text) or json.") var format: OutputFormat = .table
+
+        func run() throws {
+            try store.run { hs in
+                let info = try hs.describe(query.collection)
+                let c = try hs.collection(query.collection)
+                let vector = try query.queryVector(hs, c, kind: info.schema.id)
+                let filter = try query.filter.map { try hs.parseFilter($0) }
+                let e = try hs.explain(c, near: vector, k: query.k, where: filter,
+                                       options: QueryOptions(recallTarget: query.recallTarget, searchEffort: query.ef),
+                                       returning: query.select == nil ? [] : query.columns(info))
+                print(format == .json || format == .jsonl ? e.json : e.description)
+            }
+        }
+    }
+
+    struct Get: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Read rows by id.")
+        @OptionGroup var store: StoreOptions
+        @Argument var collection: String
+        @Argument(help: "Row ids.") var ids: [String]
+        @Option(help: "Columns to return, comma-separated (default: all).") var select: String?
+        @Flag(help: "Include the vector.") var vector = false
+        @Option(help: "table, json, jsonl or csv.") var format: OutputFormat = .table
+
+        func run() throws {
+            try store.run { hs in
+                let info = try hs.describe(collection)
+                let c = try hs.collection(collection)
+                let columns = select.map { $0.split(separator: ",").map(String.init) } ?? info.schema.columns.map(\.name)
+                let ids = try self.ids.map { try parseID($0, info.schema.id) }
+                let rows = try hs.get(ids, from: c, returning: columns, includeVector: vector)
+                print(Render.rows(rows.map { ($0.id, nil, $0.values, $0.vector) }, columns: columns, format: format))
+                if rows.count < ids.count { printError("\(ids.count - rows.count) of \(ids.count) ids not found") }
+            }
+        }
+    }
+
+    struct Count: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Count rows, optionally those matching a filter.")
+        @OptionGroup var store: StoreOptions
+        @Argument var collection: String
+        @Option(name: .customLong("where"), help: "A filter.") var filter: String?
+        @Option(help: "table or json.") var format: OutputFormat = .table
+
+        func run() throws {
+            try store.run { hs in
+                let c = try hs.collection(collection)
+                let n = try filter.map { try hs.count(c, where: hs.parseFilter($0)) } ?? hs.count(c)
+                print(format == .json || format == .jsonl ? Render.line(["count": n]) : "\(n)")
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete rows by id or by filter, in one transaction.")
+        @OptionGroup var store: StoreOptions
+        @Argument var collection: String
+        @Argument(help: "Row ids.") var ids: [String] = []
+        @Option(name: .customLong("where"), help: "Delete the rows matching this filter.") var filter: String?
+
+        func validate() throws {
+            if ids.isEmpty == (filter == nil) { throw ValidationError("give row ids or --where, not both") }
+        }
+
+        func run() throws {
+            try store.run { hs in
+                let info = try hs.describe(collection)
+                let c = try hs.collection(collection)
+                let targets = try filter.map { try hs.ids(in: c, where: hs.parseFilter($0)) }
+                    ?? ids.map { try parseID($0, info.schema.id) }
+                let n = try hs.write { tx in try tx.delete(targets, from: c) }
+                print("deleted \(n) rows")
+            }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write every row as JSONL (id, vector, columns) to stdout.")
+        @OptionGroup var store: StoreOptions
+        @Argument var collection: String
+        @Option(help: "jsonl (the only format).") var format: OutputFormat = .jsonl
+        @Option(name: .customLong("vector-field"), help: "Name of the vector field.") var vectorField = "vector"
+
+        func validate() throws {
+            guard format == .jsonl else { throw ValidationError("export writes jsonl") }
+        }
+
+        func run() throws {
+            try store.run { hs in
+                let c = try hs.collection(collection)
+                let out = FileHandle.standardOutput
+                var buffer = ""
+                try hs.forEachRow(in: c) { row in
+                    var o: [String: Any] = ["id": Render.json(row.id)]
+                    for (k, v) in row.values { o[k] = Render.json(v) }
+                    o[vectorField] = (row.vector ?? []).map(Double.init)
+                    buffer += Render.line(o) + "\n"
+                    if buffer.utf8.count > 1 << 16 {
+                        out.write(Data(buffer.utf8))
+                        buffer = ""
+                    }
+                }
+                out.write(Data(buffer.utf8))
+            }
+        }
+    }
+}
+
+func parseID(_ text: String, _ kind: IDKind) throws -> RowID {
+    if kind == .string { return .string(text) }
+    guard let v = Int64(text) else { throw ValidationError("id '\(text)' is not an integer (the collection has integer ids)") }
+    return .int(v)
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import HybridStore
+
+@main
+struct HybridCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hybridctl",
+        abstract: "Create, import, query and inspect HybridStore stores (vectors + columns, one query planner).",
+        discussion: """
+            Every command takes the store directory with --store DIR or the HYBRIDSTORE environment variable.
+            Start with `hybridctl demo`, which builds a demo store and runs hybrid queries.
+            """,
+        subcommands: [
+            Demo.self, Create.self, Collections.self, Describe.self, Drop.self, Import.self, Query.self,
+            Explain.self, Get.self, Count.self, Delete.self, Stats.self, Checkpoint.self, Verify.self, Export.self,
+        ])
+}
+
+/// `--store DIR`, defaulting to $HYBRIDSTORE.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .customLong("store"), help: ArgumentHelp("The store directory (default: $HYBRIDSTORE).", valueName: "dir"))
+    var path: String?
+
+    func validate() throws {
+        if path == nil && ProcessInfo.processInfo.environment["HYBRIDSTORE"] == nil {
+            throw ValidationError("no store given: pass --store DIR or set HYBRIDSTORE")
+        }
+    }
+
+    var directory: String { path ?? ProcessInfo.processInfo.environment["HYBRIDSTORE"] ?? "." }
+
+    /// Opens the store (creating it only when `create`), runs `body`, closes it. Store errors become one line
+    /// on stderr and exit code 1.
+    func run<R>(create: Bool = false, _ body: (HybridStore) throws -> R) throws -> R {
+        var configuration = Configuration()
+        configuration.createIfMissing = create
+        if isatty(2) != 0 {
+            configuration.recoveryProgress = { p in
+                if p.phase == .rebuilding && p.done == 0 {
+                    FileHandle.standardError.write(Data("rebuilding the index of `\(p.collection)` (\(p.reason ?? "")): \(p.total) rows\n".utf8))
+                }
+            }
+        }
+        do {
+            let store = try HybridStore(directory: directory, configuration: configuration)
+            defer { store.close() }
+            return try body(store)
+        } catch let error as HybridStoreError {
+            fail(error.message)
+        }
+    }
+}
+
+/// Output format of read commands.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json, jsonl, csv
+}
+
+/// Prints one error line and exits with 1.
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("hybridctl: \(message)\n".utf8))
+    exit(1)
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("hybridctl: \(message)\n".utf8))
+}

@@ -1,0 +1,249 @@
+import Foundation
+import Testing
+
+/// Runs the built `hybridctl` binary and captures its output and exit code.
+struct CLI {
+    static var binary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("hybridctl").path
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["HYBRIDSTORE"] = nil
+        env["COLUMNS"] = "80"
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite(.serialized) struct CLITests {
+    let dir: String
+    var store: String { dir + "/store" }
+
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.path + "/hybridctl-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    func write(_ name: String, _ text: String) throws -> String {
+        let path = dir + "/" + name
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func ctl(_ arguments: String...) throws -> CLI.Output { try CLI.run(arguments) }
+
+    @Test func rootHelpIsTheWholeCommandList() throws {
+        let out = try ctl("--help")
+        #expect(out.status == 0)
+        #expect(out.stdout == """
+            OVERVIEW: Create, import, query and inspect HybridStore stores (vectors +
+            columns, one query planner).
+
+            Every command takes the store directory with --store DIR or the HYBRIDSTORE
+            environment variable.
+            Start with `hybridctl demo`, which builds a demo store and runs hybrid queries.
+
+            USAGE: hybridctl <subcommand>
+
+            OPTIONS:
+              -h, --help              Show help information.
+
+            SUBCOMMANDS:
+              demo                    Build a demo store from generated articles and run
+                                      hybrid queries, wide to very narrow.
+              create                  Create a collection.
+              collections             List the collections.
+              describe                Show a collection's schema and size.
+              drop                    Drop a collection and all its rows.
+              import                  Import rows from JSONL, CSV, a dataset directory, or
+                                      .fvecs/.npy vectors with a JSONL of attributes.
+              query                   Find the k nearest rows, optionally among those
+                                      matching a filter.
+              explain                 Run a query and show the plan, estimates, work and
+                                      time.
+              get                     Read rows by id.
+              count                   Count rows, optionally those matching a filter.
+              delete                  Delete rows by id or by filter, in one transaction.
+              stats                   Rows, bytes on disk, RAM, tiers and per-column
+                                      statistics.
+              checkpoint              Write index snapshots now and trim the change log.
+              verify                  Compare every collection's rows with its index; exit
+                                      code 1 when anything disagrees.
+              export                  Write every row as JSONL (id, vector, columns) to
+                                      stdout.
+
+              See 'hybridctl help <subcommand>' for detailed help.
+
+            """)
+    }
+
+    @Test func createImportQueryExplainGetCountDeleteVerifyExport() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var out = try ctl("create", "--store", store, "docs", "--dim", "3", "--metric", "l2",
+                          "--column", "tenant:text:filterable:notnull", "--column", "year:integer:filterable", "--column", "body:text")
+        #expect(out.status == 0)
+        #expect(out.stdout == "created collection docs: 3-d l2, 3 columns\n")
+
+        let jsonl = try write("a.jsonl", """
+            {"id": "a", "vector": [0, 0, 0], "tenant": "acme", "year": 2020, "body": "alpha"}
+            {"id": "b", "vector": [1, 0, 0], "tenant": "acme", "year": 2021, "body": "beta"}
+            {"id": "c", "vector": [0, 1, 0], "tenant": "globex", "year": 2019, "body": "gamma, with comma"}
+
+            """)
+        out = try ctl("import", "--store", store, "docs", jsonl)
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout.hasPrefix("imported 3 rows into docs in "))
+
+        let csv = try write("b.csv", #"""
+            id,tenant,year,body,v0,v1,v2
+            d,globex,2022,"delta ""quoted""",0,0,1
+            e,acme,,eps,5,5,5
+
+            """#)
+        out = try ctl("import", "--store", store, "docs", csv)
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout.hasPrefix("imported 2 rows into docs"))
+
+        out = try ctl("query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "-k", "3", "--select", "tenant,year")
+        #expect(out.status == 0)
+        #expect(out.stdout == """
+            id  distance  tenant  year
+            --  --------  ------  ----
+            a   0.0100    acme    2020
+            b   0.8100    acme    2021
+            c   1.0100    globex  2019
+
+            """)
+
+        out = try ctl("query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "-k", "2",
+                      "--where", "tenant = 'globex'", "--select", "body", "--format", "csv")
+        #expect(out.stdout == "id,distance,body\nc,1.01,\"gamma, with comma\"\nd,1.01,\"delta \"\"quoted\"\"\"\n")
+
+        out = try ctl("query", "--store", store, "docs", "--like", "b", "-k", "1", "--select", "year", "--format", "jsonl")
+        #expect(out.stdout == "{\"distance\":0,\"id\":\"b\",\"year\":2021}\n")
+
+        out = try ctl("explain", "--store", store, "docs", "--vector", "[0,0,0]", "--where", "year >= 2020")
+        #expect(out.status == 0)
+        #expect(out.stdout.contains("plan: exact"))
+        #expect(out.stdout.contains("matches: estimated 3 (60.0000%), actual 3"))
+
+        out = try ctl("count", "--store", store, "docs", "--where", "tenant = 'acme' AND year IS NOT NULL")
+        #expect(out.stdout == "2\n")
+        out = try ctl("count", "--store", store, "docs", "--format", "json")
+        #expect(out.stdout == "{\"count\":5}\n")
+
+        out = try ctl("get", "--store", store, "docs", "e", "nope", "--format", "json")
+        #expect(out.status == 0)
+        #expect(out.stderr == "hybridctl: 1 of 2 ids not found\n")
+        #expect(out.stdout.contains("\"year\" : null"))
+
+        out = try ctl("delete", "--store", store, "docs", "--where", "year < 2020")
+        #expect(out.stdout == "deleted 1 rows\n")
+        out = try ctl("delete", "--store", store, "docs", "e")
+        #expect(out.stdout == "deleted 1 rows\n")
+
+        out = try ctl("verify", "--store", store)
+        #expect(out.status == 0)
+        #expect(out.stdout == "docs: 3 rows, 3 vectors, 3 index nodes, 0 mismatches\nok\n")
+
+        out = try ctl("export", "--store", store, "docs")
+        #expect(out.stdout == """
+            {"body":"alpha","id":"a","tenant":"acme","vector":[0,0,0],"year":2020}
+            {"body":"beta","id":"b","tenant":"acme","vector":[1,0,0],"year":2021}
+            {"body":"delta \\"quoted\\"","id":"d","tenant":"globex","vector":[0,0,1],"year":2022}
+
+            """)
+
+        out = try ctl("collections", "--store", store)
+        #expect(out.stdout == "collection  rows  dim  metric  columns\n----------  ----  ---  ------  ----------------\ndocs        3     3    l2      tenant,year,body\n")
+        out = try ctl("stats", "--store", store, "docs", "--format", "json")
+        #expect(out.status == 0 && out.stdout.contains("\"rows\" : 3"))
+        out = try ctl("checkpoint", "--store", store)
+        #expect(out.stdout == "checkpoint written\n")
+        out = try ctl("drop", "--store", store, "docs")
+        #expect(out.stdout == "dropped collection docs\n")
+    }
+
+    @Test func datasetDirectoryAndBadLines() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A FORMAT.md dataset: 4 rows of 2-d vectors.
+        let dataset = dir + "/ds"
+        try FileManager.default.createDirectory(atPath: dataset, withIntermediateDirectories: true)
+        _ = try write("ds/meta.json", #"{"name": "tiny", "dim": 2, "metric": "l2", "count": 4, "query_count": 0}"#)
+        let floats: [Float] = [0, 0, 1, 0, 0, 1, 1, 1]
+        try floats.withUnsafeBytes { Data($0) }.write(to: URL(fileURLWithPath: dataset + "/base.f32"))
+        _ = try write("ds/base.jsonl", (0..<4).map { "{\"id\": \($0), \"price\": \(Double($0) + 0.5)}" }.joined(separator: "\n") + "\n")
+        var out = try ctl("create", "--store", store, "tiny", "--dim", "2", "--id", "int", "--column", "price:real:filterable")
+        #expect(out.status == 0)
+        out = try ctl("import", "--store", store, "tiny", dataset)
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout.hasPrefix("imported 4 rows into tiny"))
+        out = try ctl("query", "--store", store, "tiny", "--vector", "[1, 1]", "-k", "2", "--where", "price < 3")
+        #expect(out.stdout == "id  distance  price\n--  --------  -----\n1   1.0000    1.5\n2   1.0000    2.5\n")
+
+        // A bad line stops the import: earlier batches stay, the line number is reported, exit code 1.
+        let bad = try write("bad.jsonl", """
+            {"id": 10, "vector": [0, 0], "price": 1}
+            {"id": 11, "vector": [0, 0], "price": 2}
+            {"id": 12, "vector": [0, 0, 0], "price": 3}
+            {"id": 13, "vector": [0, 0], "price": 4}
+            """)
+        out = try ctl("import", "--store", store, "tiny", bad, "--batch", "2")
+        #expect(out.status == 1)
+        #expect(out.stderr == "hybridctl: \(bad):3: collection `tiny`, id 12: vector expects 2 dimensions, got 3; 2 rows in earlier batches were committed\n")
+        #expect(try ctl("count", "--store", store, "tiny").stdout == "6\n")
+        // --skip-bad counts and skips instead.
+        let worse = try write("worse.jsonl", """
+            {"id": 20, "vector": [0, 0], "price": 1}
+            not json
+            {"id": 21, "vector": [0, 0], "price": "cheap"}
+            {"id": 22, "vector": [0, 0]}
+            """)
+        out = try ctl("import", "--store", store, "tiny", worse, "--skip-bad")
+        #expect(out.status == 0)
+        #expect(out.stdout.contains("imported 2 rows") && out.stdout.hasSuffix("skipped 2 bad lines\n"))
+        #expect(out.stderr.contains("worse.jsonl:2: skipped: not a JSON object"))
+        #expect(out.stderr.contains("worse.jsonl:3: skipped: column `price` expects real, got cheap"))
+    }
+
+    @Test func errorsAreOneLineWithExitCodes() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var out = try ctl("query", "docs", "--vector", "[1]")
+        #expect(out.status == 64)
+        #expect(out.stderr.hasPrefix("Error: no store given: pass --store DIR or set HYBRIDSTORE\n"))
+        out = try ctl("count", "--store", dir + "/missing", "docs")
+        #expect(out.status == 1)
+        #expect(out.stderr == "hybridctl: no store at \(dir)/missing\n")
+        out = try ctl("create", "--store", store, "docs", "--dim", "2")
+        out = try ctl("query", "--store", store, "docs", "--vector", "[1, 2, 3]")
+        #expect(out.status == 1)
+        #expect(out.stderr == "hybridctl: collection `docs`: query vector expects 2 dimensions, got 3\n")
+        out = try ctl("query", "--store", store, "docs", "--vector", "[1, 2]", "--where", "nope <")
+        #expect(out.status == 1)
+        #expect(out.stderr == "hybridctl: invalid filter: expected a value after '<', found the end at offset 6\n")
+        out = try CLI.run(["count", "docs"], environment: ["HYBRIDSTORE": store])
+        #expect(out.status == 0 && out.stdout == "0\n")
+        out = try ctl("create", "--store", store, "x", "--dim", "2", "--column", "a:float")
+        #expect(out.status == 64)
+        #expect(out.stderr.contains("--column 'a:float': expected name:type"))
+    }
+}
