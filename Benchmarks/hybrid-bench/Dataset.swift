@@ -129,6 +129,15 @@ func peakRSSBytes() -> Int {
     return 0
 }
 
+/// Current resident set size of this process (VmRSS), in bytes.
+func currentRSSBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+    }
+    return 0
+}
+
 func cpuName() -> String {
     guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
     for line in info.split(separator: "\n") where line.hasPrefix("model name") {

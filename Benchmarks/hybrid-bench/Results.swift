@@ -54,6 +54,7 @@ struct BenchResults: Codable {
     var rebuild_seconds: Double?
     var store_bytes: Int?
     var recall_target: Double?
+    var index_rss_bytes: Int?
     var runs: [Run]
 
     func write(to path: String) throws {

@@ -260,8 +260,17 @@ final class FilterColumns {
     /// Sorted ascending, no duplicates.
     func collect(_ filter: Filter, predicate: (UInt32) -> Bool) -> [UInt32] {
         let alive = self.alive
-        if let found = indexed(filter) {
-            // Mark, then read back in node order: dedupes and sorts in O(matches + nodes / 64).
+        if var found = indexed(filter) {
+            // Few candidates: sort them. Many: mark a bitmap and read it back in node order, O(matches + nodes / 64).
+            if found.count * 256 < nodeCount {
+                found.sort()
+                var out: [UInt32] = []
+                out.reserveCapacity(found.count)
+                for node in found where node != out.last && Int(node) < nodeCount && alive[Int(node)] && predicate(node) {
+                    out.append(node)
+                }
+                return out
+            }
             var words = [UInt64](repeating: 0, count: (nodeCount + 63) / 64)
             for node in found where Int(node) < nodeCount { words[Int(node) >> 6] |= 1 << (UInt64(node) & 63) }
             var out: [UInt32] = []

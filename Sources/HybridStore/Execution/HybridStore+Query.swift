@@ -121,8 +121,7 @@ extension HybridStore {
         }
         var explanation = Explanation(collection: s.name, filter: explain ? filter?.description : nil, k: k,
                                       recallTarget: options.recallTarget,
-                                      plan: Planner.choose(PlanInput(rows: 0, estimatedMatches: 0, hasFilter: false, k: k,
-                                                                     dimensions: s.schema.vector.dimensions)),
+                                      plan: .unplanned,
                                       actualMatches: nil, fallback: nil, distanceComputations: 0, visitedNodes: 0,
                                       results: 0, timingsMs: [:])
         let found: [(row: Int64, id: RowID, distance: Float)]

@@ -147,6 +147,8 @@ extension HybridStore {
             let chunk = 50_000
             var labels: [UInt64] = []
             var flat: [Float] = []
+            labels.reserveCapacity(min(total, chunk))
+            flat.reserveCapacity(min(total, chunk) * s.schema.vector.dimensions)
             var done = 0
             func flush() throws(HybridStoreError) {
                 do throws(HNSWError) {
@@ -233,9 +235,10 @@ func floats(from raw: UnsafeRawBufferPointer) -> [Float] {
     return out
 }
 
+/// Appends a little-endian float32 blob. (No `reserveCapacity` here: reserving the exact size on every call
+/// defeats the array's geometric growth and turns a rebuild quadratic.)
 func appendFloats(_ raw: UnsafeRawBufferPointer, to out: inout [Float]) {
     let n = raw.count / 4
-    out.reserveCapacity(out.count + n)
     for i in 0..<n {
         out.append(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))))
     }

@@ -38,7 +38,8 @@ struct FilterParser {
     var position = 0
     var token: Token = .end
     var tokenStart = 0
-    var previousText = ""
+    /// Byte range of the previous token (for messages; no string is made unless an error needs it).
+    var previous = 0..<0
 
     init(_ text: String) { bytes = Array(text.utf8) }
 
@@ -91,7 +92,7 @@ struct FilterParser {
     mutating func parsePredicate() throws(FilterError) -> Filter {
         let column: String
         switch token {
-        case .identifier(let name) where !Self.reserved.contains(name.uppercased()): column = name
+        case .identifier(let name) where !Self.isReserved(name): column = name
         case .quotedIdentifier(let name): column = name
         default: throw FilterError(offset: tokenStart, "expected a column name, found \(describe())")
         }
@@ -155,9 +156,9 @@ struct FilterParser {
         case .integer(let v): value = .integer(sign < 0 ? -v : v)
         case .real(let v): value = .real(sign * v)
         case .string(let s) where sign > 0: value = .text(s)
-        case .identifier(let word) where sign > 0 && word.uppercased() == "TRUE": value = .boolean(true)
-        case .identifier(let word) where sign > 0 && word.uppercased() == "FALSE": value = .boolean(false)
-        case .identifier(let word) where sign > 0 && word.uppercased() == "NULL": value = .null
+        case .identifier(let word) where sign > 0 && Self.equalsIgnoringCase(word, "TRUE"): value = .boolean(true)
+        case .identifier(let word) where sign > 0 && Self.equalsIgnoringCase(word, "FALSE"): value = .boolean(false)
+        case .identifier(let word) where sign > 0 && Self.equalsIgnoringCase(word, "NULL"): value = .null
         default: throw FilterError(offset: tokenStart, "expected a value after \(what), found \(describe())")
         }
         try advance()
@@ -165,8 +166,6 @@ struct FilterParser {
     }
 
     // MARK: Tokens
-
-    static let reserved: Set<String> = ["AND", "OR", "NOT", "BETWEEN", "IN", "IS", "NULL", "TRUE", "FALSE"]
 
     static func comparison(_ symbol: String) -> Comparison? {
         switch symbol {
@@ -180,20 +179,35 @@ struct FilterParser {
         }
     }
 
-    func isKeyword(_ word: String) -> Bool {
-        if case .identifier(let name) = token { return name.uppercased() == word }
-        return false
+    /// Whether the current token is `word` (given in upper case), compared ASCII case-insensitively.
+    func isKeyword(_ word: StaticString) -> Bool {
+        guard case .identifier(let name) = token else { return false }
+        return Self.equalsIgnoringCase(name, word)
+    }
+
+    static func equalsIgnoringCase(_ name: String, _ word: StaticString) -> Bool {
+        let upper = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
+        guard name.utf8.count == upper.count else { return false }
+        for (a, b) in zip(name.utf8, upper) where (a >= 0x61 && a <= 0x7A ? a - 0x20 : a) != b { return false }
+        return true
+    }
+
+    static func isReserved(_ name: String) -> Bool {
+        guard name.utf8.count <= 7 else { return false }
+        return equalsIgnoringCase(name, "AND") || equalsIgnoringCase(name, "OR") || equalsIgnoringCase(name, "NOT")
+            || equalsIgnoringCase(name, "BETWEEN") || equalsIgnoringCase(name, "IN") || equalsIgnoringCase(name, "IS")
+            || equalsIgnoringCase(name, "NULL") || equalsIgnoringCase(name, "TRUE") || equalsIgnoringCase(name, "FALSE")
     }
 
     func describe(previous: Bool = false) -> String {
-        if previous { return previousText.isEmpty ? "the start" : "'\(previousText)'" }
+        if previous { return self.previous.isEmpty ? "the start" : "'" + String(decoding: bytes[self.previous], as: UTF8.self) + "'" }
         if token == .end { return "the end" }
         let end = min(position, bytes.count)
         return "'" + String(decoding: bytes[tokenStart..<end], as: UTF8.self) + "'"
     }
 
     mutating func advance() throws(FilterError) {
-        if tokenStart < position { previousText = String(decoding: bytes[tokenStart..<min(position, bytes.count)], as: UTF8.self) }
+        if tokenStart < position { previous = tokenStart..<min(position, bytes.count) }
         while position < bytes.count, bytes[position] == 0x20 || bytes[position] == 0x09 || bytes[position] == 0x0A || bytes[position] == 0x0D {
             position += 1
         }
@@ -322,7 +336,7 @@ extension Filter: CustomStringConvertible {
     static func quote(_ column: String) -> String {
         let plain = column.utf8.first.map { !($0 >= 0x30 && $0 <= 0x39) } ?? false
             && column.utf8.allSatisfy { ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || ($0 >= 0x30 && $0 <= 0x39) }
-            && !FilterParser.reserved.contains(column.uppercased())
+            && !FilterParser.isReserved(column)
         return plain ? column : "\"" + column.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 

@@ -56,6 +56,10 @@ public struct Plan: Sendable, Equatable, Codable {
     public var expectedRecall: Double
     /// The alternatives considered, with their modelled costs (for `explain`).
     public var alternatives: [String: Double]
+
+    /// A plan before planning: plain graph search, nothing estimated.
+    public static let unplanned = Plan(strategy: .graph, effort: nil, overFetch: nil, estimatedMatches: 0,
+                                       estimatedSelectivity: 1, estimatedCost: 0, expectedRecall: 0, alternatives: [:])
 }
 
 /// Chooses the cheapest strategy expected to reach the recall target.
