@@ -73,8 +73,8 @@ public struct IndexSearchResult: Sendable {
 public final class HNSWIndex: @unchecked Sendable {
     // SAFETY(@unchecked Sendable): all mutable state is guarded. `storage` contents: structural changes under
     // `rw` write lock; link lists under per-node spin locks with release stores, read with acquire loads;
-    // vectors are written before the node is published through a release store. `bookkeeping` and
-    // `contexts` are Mutex-protected; `entry` is an Atomic.
+    // vectors are written before the node is published through a release store. `bookkeeping`,
+    // `contexts` and `entryUpdate` are pthread-mutex protected (`Locked`); `entry` is an Atomic.
     public let parameters: HNSWParameters
     package let kernel: DistanceKernel
     package let storage: NodeStorage
@@ -83,7 +83,7 @@ public final class HNSWIndex: @unchecked Sendable {
 
     /// Entry point node (low 32 bits) and top level + 1 (high 32 bits); 0 when the graph is empty.
     let entry = Atomic<UInt64>(0)
-    let entryUpdate = Mutex<Void>(())
+    let entryUpdate = Locked<Void>(())
 
     struct Bookkeeping {
         var nodeByLabel: [UInt64: UInt32] = [:]
@@ -92,8 +92,8 @@ public final class HNSWIndex: @unchecked Sendable {
         var deletedPending = 0
         var sequence: UInt64 = 0
     }
-    let bookkeeping = Mutex(Bookkeeping())
-    let contexts = Mutex<[SearchContext]>([])
+    let bookkeeping = Locked(Bookkeeping())
+    let contexts = Locked<[SearchContext]>([])
 
     /// Creates an empty index. `capacity` is a hint; the index grows as needed.
     /// - Throws: `invalidParameter` when a parameter is out of range.

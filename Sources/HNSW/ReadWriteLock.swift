@@ -1,4 +1,7 @@
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A writer-preferring reader-writer lock for callers that guard side tables next to an index.
 package final class ReadWriteLock: @unchecked Sendable {
@@ -18,5 +21,31 @@ package final class ReadWriteLock: @unchecked Sendable {
         hs_rwlock_write_lock(lock)
         defer { hs_rwlock_write_unlock(lock) }
         return try body()
+    }
+}
+
+/// A value guarded by a pthread mutex. Used instead of `Synchronization.Mutex` inside the index because
+/// ThreadSanitizer intercepts pthread mutexes but does not see the prebuilt Mutex's futex handoff, and
+/// reported its hand-over of the search-context pool as a race (a false positive, but it hid real ones).
+package final class Locked<Value>: @unchecked Sendable {
+    // SAFETY(@unchecked Sendable): `value` is only touched between lock and unlock.
+    private var value: Value
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    package init(_ value: Value) {
+        self.value = value
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    package func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
     }
 }

@@ -12,6 +12,9 @@ public struct CollectionReport: Sendable, Equatable {
     public var indexNodes: Int
     /// Every disagreement between SQLite and the derived state, one line each.
     public var mismatches: [String]
+    /// Live index nodes no search can reach (HNSW's pruning can drop a node's last in-link, as in hnswlib);
+    /// not a data mismatch: `checkpoint()` reconnects them.
+    public var unreachableNodes: Int = 0
 }
 
 /// What `verify()` found.
@@ -43,6 +46,7 @@ extension HybridStore {
         let dim = s.schema.vector.dimensions
         var rows = 0, vectors = 0
         var seen = Set<UInt64>()
+        var unreachable = 0
         let statement = try c.statement("SELECT row, id, vector FROM \(s.table.name) ORDER BY row")
         defer { statement.reset() }
         try s.read { index, idOf in
@@ -76,9 +80,16 @@ extension HybridStore {
             for label in index.labels() where !seen.contains(label) {
                 problems.append("the index holds row \(label), which the database does not have")
             }
-            problems += index.checkInvariants().map { "index: \($0)" }
+            for line in index.checkInvariants() {
+                if line.contains("unreachable from the entry point") {
+                    unreachable = Int(line.prefix { $0.isNumber }) ?? 1
+                } else {
+                    problems.append("index: \(line)")
+                }
+            }
         }
         let nodes = s.read { index, _ in index.count }
-        return CollectionReport(name: s.name, rows: rows, vectors: vectors, indexNodes: nodes, mismatches: problems)
+        return CollectionReport(name: s.name, rows: rows, vectors: vectors, indexNodes: nodes, mismatches: problems,
+                                unreachableNodes: unreachable)
     }
 }

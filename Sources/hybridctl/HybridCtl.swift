@@ -37,7 +37,7 @@ struct StoreOptions: ParsableArguments {
         configuration.createIfMissing = create
         if isatty(2) != 0 {
             configuration.recoveryProgress = { p in
-                if p.phase == .rebuilding && p.done == 0 {
+                if p.phase == .rebuilding && p.done == 0 && p.total > 0 {
                     FileHandle.standardError.write(Data("rebuilding the index of `\(p.collection)` (\(p.reason ?? "")): \(p.total) rows\n".utf8))
                 }
             }

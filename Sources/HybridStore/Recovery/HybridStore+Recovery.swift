@@ -127,6 +127,7 @@ extension HybridStore {
         } catch {
             throw HybridStoreError(error, collection: s.name)
         }
+        if !vectors.isEmpty { index.repair() }  // unlink replayed deletes, reconnect nodes the inserts orphaned
         progress?(RecoveryProgress(collection: s.name, phase: .replaying, done: vectors.count, total: vectors.count))
         try installIDs(s, index: index, c)
         progress?(RecoveryProgress(collection: s.name, phase: .ready, done: vectors.count, total: vectors.count))
@@ -209,7 +210,7 @@ extension HybridStore {
                 let states = catalog.withLock { Array($0.values) }
                 for s in states {
                     let index = s.lock.read { s.index }
-                    if index.pendingDeletes > 0 { index.repair() }
+                    index.repair()  // unlink deletes, reconnect any node that lost its last in-link
                     do throws(HNSWError) {
                         try index.save(to: snapshotPath(s), stamp: UInt64(sequence))
                     } catch {

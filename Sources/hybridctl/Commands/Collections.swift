@@ -146,11 +146,12 @@ extension HybridCtl {
             if format == .json || format == .jsonl {
                 print(Render.pretty(report.collections.map {
                     ["collection": $0.name, "rows": $0.rows, "vectors": $0.vectors, "index_nodes": $0.indexNodes,
-                     "mismatches": $0.mismatches] as [String: Any]
+                     "mismatches": $0.mismatches, "unreachable_nodes": $0.unreachableNodes] as [String: Any]
                 }))
             } else {
                 for c in report.collections {
-                    print("\(c.name): \(c.rows) rows, \(c.vectors) vectors, \(c.indexNodes) index nodes, \(c.mismatches.count) mismatches")
+                    print("\(c.name): \(c.rows) rows, \(c.vectors) vectors, \(c.indexNodes) index nodes, \(c.mismatches.count) mismatches"
+                          + (c.unreachableNodes > 0 ? " (\(c.unreachableNodes) unreachable nodes; a checkpoint reconnects them)" : ""))
                     for m in c.mismatches.prefix(50) { print("  \(m)") }
                 }
                 print(report.isConsistent ? "ok" : "MISMATCH")

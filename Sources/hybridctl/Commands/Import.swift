@@ -35,7 +35,8 @@ extension HybridCtl {
                 let c = try hs.collection(collection)
                 let schema = try hs.describe(collection).schema
                 let builder = RowBuilder(schema: schema, idField: idField, vectorField: vectorField, ignoreExtra: ignoreExtra)
-                let progress = Progress(enabled: isatty(2) != 0)
+                let progress = Progress(enabled: isatty(2) != 0,
+                                        total: isatty(2) != 0 ? files.map(Self.estimatedRows).reduce(0, +) : 0)
                 var pending: [ImportRow] = []
                 var imported = 0, skipped = 0
                 let started = Date()
@@ -108,19 +109,48 @@ extension HybridCtl {
     }
 }
 
-/// A one-line progress display on stderr (rows, rows/s), only when stderr is a terminal.
+extension HybridCtl.Import {
+    /// Rows an input will give, for the ETA: lines of a JSONL/CSV file (less the CSV header), `count` of a
+    /// dataset's meta.json, records of a .fvecs file; 0 when unknown.
+    static func estimatedRows(_ path: String) -> Int {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return 0 }
+        if isDirectory.boolValue {
+            let meta = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/meta.json")))) as? [String: Any]
+            return meta?["count"] as? Int ?? 0
+        }
+        guard !path.hasSuffix(".npy"), let data = FileManager.default.contents(atPath: path) else { return 0 }
+        if path.hasSuffix(".fvecs") {
+            guard data.count >= 4 else { return 0 }
+            let dim = Int(data.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) })
+            return dim > 0 ? data.count / (4 + 4 * dim) : 0
+        }
+        let lines = data.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+        return path.hasSuffix(".csv") ? max(0, lines - 1) : lines
+    }
+}
+
+/// A one-line progress display on stderr (rows, rows/s, ETA), only when stderr is a terminal.
 final class Progress {
     let enabled: Bool
+    let total: Int
     let started = Date()
     var last = Date.distantPast
 
-    init(enabled: Bool) { self.enabled = enabled }
+    init(enabled: Bool, total: Int) {
+        self.enabled = enabled
+        self.total = total
+    }
 
     func update(rows: Int) {
         guard enabled, Date().timeIntervalSince(last) > 0.2 else { return }
         last = Date()
         let rate = Double(rows) / max(Date().timeIntervalSince(started), 1e-9)
-        FileHandle.standardError.write(Data(String(format: "\r%10d rows  %8.0f rows/s", rows, rate).utf8))
+        var line = String(format: "\r%10d rows  %8.0f rows/s", rows, rate)
+        if total > rows, rate > 0 {
+            line += String(format: "  %3.0f%%  ETA %.0f s ", 100 * Double(rows) / Double(total), Double(total - rows) / rate)
+        }
+        FileHandle.standardError.write(Data(line.utf8))
     }
 
     func finish() {
