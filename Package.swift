@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "HybridStore", dependencies: ["HNSW", "QueryPlanner", "CSQLite"]),
         .executableTarget(
             name: "hybridctl",
-            dependencies: ["HybridStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["HybridStore", "HNSW", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "hybrid-bench",
             dependencies: [
@@ -34,7 +34,7 @@ let package = Package(
         .testTarget(name: "HNSWTests", dependencies: ["HNSW", "CKernels"]),
         .testTarget(name: "QueryPlannerTests", dependencies: ["QueryPlanner"]),
         .testTarget(name: "hybridctlTests", dependencies: ["hybridctl"]),
-        .testTarget(name: "HybridStoreTests", dependencies: ["HybridStore", "hybridstore-crash-writer"]),
+        .testTarget(name: "HybridStoreTests", dependencies: ["HybridStore", "HNSW", "hybridstore-crash-writer"]),
         // A child process for the crash tests: writes acknowledged batches until it is killed.
         .executableTarget(name: "hybridstore-crash-writer", dependencies: ["HybridStore"], path: "Tests/CrashWriter"),
     ],

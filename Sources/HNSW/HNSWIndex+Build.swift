@@ -119,10 +119,7 @@ extension HNSWIndex {
 
     /// Level of the n-th inserted node: ⌊-ln(U) · mL⌋ with U from SplitMix64(seed, n), capped at 31.
     func randomLevel(sequence: UInt64) -> Int {
-        var z = parameters.seed &+ (sequence &+ 1) &* 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
+        let z = SplitMix64.mix(parameters.seed &+ (sequence &+ 1) &* SplitMix64.increment)
         let u = (Double(z >> 11) + 0.5) / Double(1 << 53)
         return min(Int(-log(u) * levelMultiplier), 31)
     }
@@ -260,3 +257,24 @@ struct NotNode: NodePredicate {
 }
 
 import Synchronization
+
+/// SplitMix64 (Steele, Lea & Flood 2014): a tiny seeded generator, and its mixing function for stateless
+/// hashing. Used for node levels; tests and the demo use it for reproducible data.
+package struct SplitMix64: RandomNumberGenerator, Sendable {
+    package static let increment: UInt64 = 0x9E37_79B9_7F4A_7C15
+    package var state: UInt64
+
+    package init(seed: UInt64) { state = seed }
+
+    package static func mix(_ value: UInt64) -> UInt64 {
+        var z = value
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    package mutating func next() -> UInt64 {
+        state &+= Self.increment
+        return Self.mix(state)
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import HNSW
 import HybridStore
 
 /// A fresh store directory under the temporary directory, removed by `cleanup()`.
@@ -20,17 +21,7 @@ struct TemporaryStore {
     func cleanup() { try? FileManager.default.removeItem(atPath: path) }
 }
 
-struct Generator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+typealias Generator = SplitMix64
 
 func randomVectors(_ count: Int, dim: Int, seed: UInt64) -> [[Float]] {
     var rng = Generator(seed: seed)

@@ -353,24 +353,15 @@ final class FilterColumns {
     /// 0 false, 1 true, 2 unknown.
     private func compile(_ f: Filter) -> (UInt32) -> UInt8 {
         switch f {
-        case .and(let children):
+        case .and(let children), .or(let children):
+            // AND: a false child decides, else any unknown; OR: a true child decides, else any unknown.
+            let decisive: UInt8 = if case .and = f { 0 } else { 1 }
             let parts = children.map(compile)
             return { node in
-                var result: UInt8 = 1
+                var result: UInt8 = 1 - decisive
                 for p in parts {
                     let r = p(node)
-                    if r == 0 { return 0 }
-                    if r == 2 { result = 2 }
-                }
-                return result
-            }
-        case .or(let children):
-            let parts = children.map(compile)
-            return { node in
-                var result: UInt8 = 0
-                for p in parts {
-                    let r = p(node)
-                    if r == 1 { return 1 }
+                    if r == decisive { return decisive }
                     if r == 2 { result = 2 }
                 }
                 return result

@@ -20,7 +20,9 @@ extension Filter {
             return values
         }
         switch self {
-        case .and(let children):
+        case .and(let children), .or(let children):
+            // AND: any false decides, else any unknown; OR: any true decides, else any unknown.
+            let decisive = if case .and = self { false } else { true }
             var compiled: [@Sendable (Int) -> Bool?] = []
             for c in children { compiled.append(try c.compileTri(source)) }
             let parts = compiled
@@ -28,27 +30,12 @@ extension Filter {
                 var unknown = false
                 for p in parts {
                     switch p(row) {
-                    case false?: return false
+                    case decisive?: return decisive
                     case nil: unknown = true
                     default: break
                     }
                 }
-                return unknown ? nil : true
-            }
-        case .or(let children):
-            var compiled: [@Sendable (Int) -> Bool?] = []
-            for c in children { compiled.append(try c.compileTri(source)) }
-            let parts = compiled
-            return { row in
-                var unknown = false
-                for p in parts {
-                    switch p(row) {
-                    case true?: return true
-                    case nil: unknown = true
-                    default: break
-                    }
-                }
-                return unknown ? nil : false
+                return unknown ? nil : !decisive
             }
         case .not(let child):
             let inner = try child.compileTri(source)

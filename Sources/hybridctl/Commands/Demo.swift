@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HNSW
 import HybridStore
 
 extension HybridCtl {
@@ -134,19 +135,12 @@ extension HybridCtl {
     }
 }
 
-/// A small seeded generator for the demo data.
+/// Seeded draws for the demo data.
 struct DemoRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    var generator: SplitMix64
+    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
+    mutating func unit() -> Double { Double(generator.next() >> 11) / Double(1 << 53) }
+    mutating func int(_ n: Int) -> Int { Int(generator.next() % UInt64(n)) }
     mutating func gaussian() -> Float {
         let u = max(unit(), 1e-12), v = unit()
         return Float((-2 * log(u)).squareRoot() * cos(2 * .pi * v))

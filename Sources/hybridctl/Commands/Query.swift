@@ -47,6 +47,13 @@ struct QueryArguments: ParsableArguments {
         return out
     }
 
+    /// Resolves the collection, the query vector and the filter.
+    func prepare(_ hs: HybridStore) throws -> (info: CollectionInfo, collection: Collection, vector: [Float], filter: Filter?) {
+        let info = try hs.describe(collection)
+        let c = try hs.collection(collection)
+        return (info, c, try queryVector(hs, c, kind: info.schema.id), try filter.map { try hs.parseFilter($0) })
+    }
+
     func columns(_ info: CollectionInfo) -> [String] {
         select.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
             ?? info.schema.columns.filter { $0.type != .blob }.map(\.name)
@@ -62,10 +69,7 @@ extension HybridCtl {
 
         func run() throws {
             try store.run { hs in
-                let info = try hs.describe(query.collection)
-                let c = try hs.collection(query.collection)
-                let vector = try query.queryVector(hs, c, kind: info.schema.id)
-                let filter = try query.filter.map { try hs.parseFilter($0) }
+                let (info, c, vector, filter) = try query.prepare(hs)
                 let columns = query.columns(info)
                 let (hits, _) = try hs.query(c, near: vector, k: query.k, filter: filter,
                                              options: QueryOptions(recallTarget: query.recallTarget, searchEffort: query.ef),
@@ -83,10 +87,7 @@ extension HybridCtl {
 
         func run() throws {
             try store.run { hs in
-                let info = try hs.describe(query.collection)
-                let c = try hs.collection(query.collection)
-                let vector = try query.queryVector(hs, c, kind: info.schema.id)
-                let filter = try query.filter.map { try hs.parseFilter($0) }
+                let (info, c, vector, filter) = try query.prepare(hs)
                 let e = try hs.explain(c, near: vector, k: query.k, where: filter,
                                        options: QueryOptions(recallTarget: query.recallTarget, searchEffort: query.ef),
                                        returning: query.select == nil ? [] : query.columns(info))
