@@ -176,7 +176,8 @@ extension HybridCtl {
                 try hs.forEachRow(in: c) { row in
                     var o: [String: Any] = ["id": Render.json(row.id)]
                     for (k, v) in row.values { o[k] = Render.json(v) }
-                    o[vectorField] = (row.vector ?? []).map(Double.init)
+                    // Shortest decimal that reads back as the same Float (0.9, not 0.8999999761581421).
+                    o[vectorField] = (row.vector ?? []).map { Double("\($0)") ?? Double($0) }
                     buffer += Render.line(o) + "\n"
                     if buffer.utf8.count > 1 << 16 {
                         out.write(Data(buffer.utf8))
