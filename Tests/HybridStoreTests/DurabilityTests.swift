@@ -74,6 +74,46 @@ import HybridStore
         #expect(try store.verify().isConsistent)
     }
 
+    /// A snapshot older than the trimmed change log, and one written for other parameters, are rebuilt too.
+    @Test func staleAndMismatchedSnapshotsAreRebuilt() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        var store = try tmp.open()
+        let a = try store.createCollection("a", schema: chunkSchema)
+        let b = try store.createCollection("b", schema: Schema(vector: VectorSpec(dimensions: 4), id: .integer))
+        try fill(store, a, count: 50)
+        try store.write { tx in for i in 0..<20 { try tx.insert(.int(Int64(i)), into: b, vector: [Float(i), 0, 0, 1]) } }
+        try store.checkpoint()
+        // a's snapshot is the larger file (8-d × 50 rows against 4-d × 20).
+        func files() throws -> (a: String, b: String) {
+            let bySize = try Self.snapshotFiles(tmp).sorted {
+                try FileManager.default.attributesOfItem(atPath: $0)[.size] as! Int
+                    > FileManager.default.attributesOfItem(atPath: $1)[.size] as! Int
+            }
+            return (bySize[0], bySize[1])
+        }
+        let (aFile, bFile) = try files()
+        let old = try #require(FileManager.default.contents(atPath: aFile))
+        try store.write { tx in
+            try tx.delete(["r1"], from: a)
+            try tx.insert("late", into: a, vector: Array(repeating: 9, count: 8), values: ["tenant": .text("x")])
+        }
+        try store.checkpoint()  // trims the log past the old snapshot
+        store.close()
+        try old.write(to: URL(fileURLWithPath: aFile))                          // stale
+        try FileManager.default.removeItem(atPath: bFile)
+        try FileManager.default.copyItem(atPath: aFile, toPath: bFile)          // other parameters
+        let (reopened, progress) = try Self.reopen(tmp)
+        store = reopened
+        let reasons = progress.filter { $0.phase == .rebuilding && $0.done == 0 }.map { "\($0.collection): \($0.reason ?? "")" }.sorted()
+        #expect(reasons == ["a: snapshot is older than the trimmed change log", "b: snapshot parameters differ from the schema"])
+        let a2 = try store.collection("a")
+        #expect(try store.search(a2, near: Array(repeating: 9, count: 8), k: 1).first?.id == "late")
+        #expect(try store.get(["r1"], from: a2).isEmpty)
+        #expect(try store.count(try store.collection("b")) == 20)
+        #expect(try store.verify().isConsistent)
+    }
+
     @Test func secondOpenIsLocked() throws {
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }

@@ -225,6 +225,23 @@ struct CLI {
         #expect(out.stderr.contains("worse.jsonl:3: skipped: column `price` expects real, got cheap"))
     }
 
+    @Test func demoRunsAndReportsRecall() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = try ctl("demo", "--rows", "5000", "--store", store)
+        #expect(out.status == 0, "\(out.stderr)")
+        let lines = out.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "HybridStore demo: 5000 articles, 64-d cosine embeddings, store \(store)")
+        #expect(lines.filter { $0.hasPrefix("[") && $0.contains("/6] ") }.count == 6)
+        #expect(lines.filter { $0.hasPrefix("  plan ") }.count == 6)
+        #expect(out.stdout.contains("plan graph ef 80"))
+        #expect(out.stdout.contains("plan exact"))
+        #expect(lines.contains("mean recall@10 against exact search: 1.000")
+                || lines.contains { $0.hasPrefix("mean recall@10 against exact search: 0.9") })
+        // The kept store answers queries.
+        let q = try ctl("count", "--store", store, "articles", "--where", "year >= 2000")
+        #expect(q.stdout == "5000\n")
+    }
+
     @Test func errorsAreOneLineWithExitCodes() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var out = try ctl("query", "docs", "--vector", "[1]")
@@ -242,6 +259,16 @@ struct CLI {
         #expect(out.stderr == "hybridctl: invalid filter: expected a value after '<', found the end at offset 6\n")
         out = try CLI.run(["count", "docs"], environment: ["HYBRIDSTORE": store])
         #expect(out.status == 0 && out.stdout == "0\n")
+        out = try ctl("query", "--store", store, "docs", "--vector", "[1, 2]", "--where", "nope = 1")
+        #expect(out.status == 1)
+        #expect(out.stderr == "hybridctl: collection `docs`: unknown column 'nope'\n")
+        out = try ctl("query", "--store", store, "docs", "--vector", "[1, 2]", "--select", "nope")
+        #expect(out.status == 1)
+        #expect(out.stderr == "hybridctl: collection `docs` has no column `nope`\n")
+        let malformed = try write("malformed.jsonl", "{\"id\": \"a\", \"vector\": [1, 2]}\n{\"id\": \"b\", \"vector\": [1, \n")
+        out = try ctl("import", "--store", store, "docs", malformed)
+        #expect(out.status == 1)
+        #expect(out.stderr == "hybridctl: \(malformed):2: not a JSON object; 0 rows in earlier batches were committed\n")
         out = try ctl("create", "--store", store, "x", "--dim", "2", "--column", "a:float")
         #expect(out.status == 64)
         #expect(out.stderr.contains("--column 'a:float': expected name:type"))
