@@ -20,7 +20,8 @@ let package = Package(
         .target(name: "HNSW", dependencies: ["CKernels"]),
         .target(name: "QueryPlanner"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        .target(name: "HybridStore", dependencies: ["HNSW", "QueryPlanner", "CSQLite"]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .target(name: "HybridStore", dependencies: ["HNSW", "QueryPlanner", "CSQLite", "CLZ4"]),
         .executableTarget(
             name: "hybridctl",
             dependencies: ["HybridStore", "HNSW", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -73,6 +73,13 @@ extension HNSWIndex {
                 var hosts: [Neighbor] = []
                 while !context.results.isEmpty { hosts.append(context.results.pop()) }
                 hosts.reverse()  // nearest first
+                // An orphan linked earlier in this round may link to this one: then it is reachable already.
+                func links(_ host: UInt32) -> Bool {
+                    let list = s.linkList(host, level: 0)
+                    for j in 1...max(Int(list[0]), 1) where j <= Int(list[0]) && list[j] == orphan { return true }
+                    return false
+                }
+                if hosts.contains(where: { links($0.node) }) { continue }
                 // Prefer the nearest host with room; else, in the nearest host, replace the neighbour that has
                 // the most other in-links (it stays reachable through them).
                 if let roomy = hosts.first(where: { Int(s.linkList($0.node, level: 0)[0]) < s.maxLinks0 }) {

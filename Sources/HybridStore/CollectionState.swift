@@ -15,6 +15,8 @@ final class CollectionState: @unchecked Sendable {
     let uuid: String
     let table: SQL.Table
     let lock = ReadWriteLock()
+    /// Per-block summaries of the cold tier (the only cold state in RAM); under `lock`.
+    var coldBlocks: [ColdSummary] = []
     /// Filterable columns in memory, by node; under `lock`.
     private(set) var columns: FilterColumns
     /// Read under `lock` (`read { }`); replaced under its write side.

@@ -12,8 +12,12 @@ public struct CollectionStatistics: Sendable, Codable, Equatable {
     public var indexBytes: Int
     /// Bytes of the store directory on disk (database, WAL, snapshots), shared by all collections.
     public var storeBytesOnDisk: Int
-    /// Rows per tier (only `hot` until tiering exists).
+    /// Rows per tier.
     public var tiers: [String: Int]
+    /// Cold blocks, their compressed bytes on disk, and the RAM their summaries take.
+    public var coldBlocks: Int
+    public var coldBytesOnDisk: Int
+    public var coldSummaryBytes: Int
     public var columns: [ColumnStatistics]
 }
 
@@ -24,8 +28,16 @@ extension HybridStore {
         let s = try state(collection)
         let rows = try count(collection)
         let (nodes, bytes, columns) = s.query { index, columns, _ in (index.count, index.memoryBytes, columns.statistics()) }
+        let (coldRows, coldBytes) = try withReader { c -> (Int, Int) in
+            guard case .integer(let n)? = try c.statement(SQL.coldRowCount).scalar([.integer(s.number)]),
+                  case .integer(let b)? = try c.statement(SQL.coldBytes).scalar([.integer(s.number)]) else { return (0, 0) }
+            return (Int(n), Int(b))
+        }
+        let blocks = s.lock.read { s.coldBlocks }
         return CollectionStatistics(name: s.name, rows: rows, indexNodes: nodes, indexBytes: bytes,
-                                    storeBytesOnDisk: directorySize(directory), tiers: ["hot": nodes], columns: columns)
+                                    storeBytesOnDisk: directorySize(directory), tiers: ["hot": nodes, "cold": coldRows],
+                                    coldBlocks: blocks.count, coldBytesOnDisk: coldBytes,
+                                    coldSummaryBytes: blocks.reduce(0) { $0 + $1.centroid.count * 4 + 24 }, columns: columns)
     }
 
     /// Calls `body` with every row of a collection in row order, `batch` rows per read, with all columns

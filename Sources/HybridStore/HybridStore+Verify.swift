@@ -6,7 +6,7 @@ public struct CollectionReport: Sendable, Equatable {
     public var name: String
     /// Rows in SQLite.
     public var rows: Int
-    /// Rows in SQLite with a well-formed vector.
+    /// Rows in SQLite with a well-formed vector (hot rows; cold ones keep theirs in blocks).
     public var vectors: Int
     /// Live nodes in the index.
     public var indexNodes: Int
@@ -44,6 +44,21 @@ extension HybridStore {
     private func verify(_ s: CollectionState, _ c: Connection) throws -> CollectionReport {
         var problems: [String] = []
         let dim = s.schema.vector.dimensions
+        // Cold rows: each must be in the block its entry names, and the block must decode.
+        var coldBlockOf: [Int64: Int64] = [:]
+        let coldStatement = try c.prepareOnce("SELECT row, block FROM hs_cold_rows WHERE collection = ?1")
+        try coldStatement.bind(.integer(s.number), at: 1)
+        while try coldStatement.step() { coldBlockOf[coldStatement.int64(0)] = coldStatement.int64(1) }
+        var blockRows: [Int64: Set<Int64>] = [:]
+        for block in Set(coldBlockOf.values).sorted() {
+            do {
+                blockRows[block] = Set(try readColdBlock(s, block, c).rows)
+            } catch {
+                problems.append("cold block \(block): \(error.message)")
+                blockRows[block] = []
+            }
+        }
+        var coldSeen = 0
         var rows = 0, vectors = 0
         var seen = Set<UInt64>()
         var unreachable = 0
@@ -54,6 +69,17 @@ extension HybridStore {
                 rows += 1
                 let row = UInt64(statement.int64(0))
                 var stored = statement.withBlob(2) { floats(from: $0) }
+                if stored.isEmpty {
+                    coldSeen += 1
+                    if let block = coldBlockOf[Int64(row)] {
+                        if blockRows[block]?.contains(Int64(row)) != true { problems.append("cold row \(row) is not in its block \(block)") }
+                    } else {
+                        problems.append("row \(row) has no vector and no cold block")
+                    }
+                    if index.node(forLabel: row) != nil { problems.append("cold row \(row) is also in the index") }
+                    continue
+                }
+                if coldBlockOf[Int64(row)] != nil { problems.append("hot row \(row) also has a cold entry") }
                 guard stored.count == dim, stored.allSatisfy(\.isFinite) else {
                     problems.append("row \(row): stored vector has \(stored.count) components or a non-finite one")
                     continue
@@ -87,6 +113,9 @@ extension HybridStore {
                     problems.append("index: \(line)")
                 }
             }
+        }
+        if coldSeen != coldBlockOf.count {
+            problems.append("\(coldBlockOf.count - coldSeen) cold entries name rows the database does not have")
         }
         let nodes = s.read { index, _ in index.count }
         return CollectionReport(name: s.name, rows: rows, vectors: vectors, indexNodes: nodes, mismatches: problems,

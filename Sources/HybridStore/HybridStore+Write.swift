@@ -19,6 +19,7 @@ extension HybridStore {
                 throw HybridStoreError(error, while: "committing a write")
             }
             publish(tx.effects, connection)
+            for update in tx.onCommit { update() }
             changesSince += tx.changeCount
             let every = configuration.checkpointEveryChanges
             return (result, every > 0 && changesSince >= every)

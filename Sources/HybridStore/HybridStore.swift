@@ -131,6 +131,7 @@ public final class HybridStore: Sendable {
                                            "\(databasePath) has format \(version); this build reads up to \(SQL.formatVersion). Upgrade HybridStore.",
                                            context: ["expected": "\(SQL.formatVersion)", "actual": "\(version)"])
                 }
+                try c.execute(SQL.createTiering)
                 return
             }
             if existed, case .integer(let n)? = try c.statement(SQL.tableCount).scalar(), n > 0 {
@@ -272,6 +273,8 @@ public final class HybridStore: Sendable {
                 try c.transaction(immediate: true) {
                     try c.statement(SQL.deleteCollection).run([.integer(s.number)])
                     try c.statement(SQL.deleteCollectionChanges).run([.integer(s.number)])
+                    try c.statement(SQL.dropColdBlocks).run([.integer(s.number)])
+                    try c.statement(SQL.dropColdRows).run([.integer(s.number)])
                     try c.execute(s.table.drop)
                 }
                 c.evictStatements(containing: s.table.name)

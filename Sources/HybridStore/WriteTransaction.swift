@@ -13,6 +13,8 @@ public final class WriteTransaction {
     /// Final effect per collection and row, applied to the index after COMMIT.
     var effects: [Int64: [Int64: Effect]] = [:]
     var changeCount = 0
+    /// Updates of derived state other than the index (cold-block summaries), run after COMMIT.
+    var onCommit: [() -> Void] = []
 
     /// What a row's writes in this transaction amount to, for the derived state.
     struct Effect {
@@ -65,7 +67,14 @@ public final class WriteTransaction {
             return
         }
         let row = try checkedValues(values, s, id: id, forInsert: false)
+        var carried: [String: Value] = [:]
         try sql {
+            if vector != nil, try connection.statement(s.table.isCold).scalar([.integer(existing)]) == .integer(1) {
+                // A cold row given a vector returns to the hot tier; its other filter values come along.
+                try connection.statement(SQL.deleteColdRow).run([.integer(s.number), .integer(existing)])
+                let filterable = s.schema.columns.indices.filter { s.schema.columns[$0].filterable }
+                carried = try store.rowValues(existing, positions: filterable, s, connection)
+            }
             if let vector {
                 let statement = try connection.statement(s.table.updateVector)
                 try statement.bind(.integer(existing), at: 1)
@@ -78,6 +87,7 @@ public final class WriteTransaction {
             }
             try log(s, row: existing, op: vector == nil ? .values : .vector)
         }
+        if !carried.isEmpty { effects[s.number, default: [:]][existing, default: Effect()].values = carried }
         record(s, existing, vector: vector, id: id, values: row)
     }
 
@@ -112,6 +122,7 @@ public final class WriteTransaction {
             guard let existing = try existingRow(id, s) else { continue }
             try sql {
                 try connection.statement(s.table.deleteRow).run([.integer(existing)])
+                try connection.statement(SQL.deleteColdRow).run([.integer(s.number), .integer(existing)])
                 try log(s, row: existing, op: .delete)
             }
             effects[s.number, default: [:]][existing] = Effect(deleted: true)
@@ -139,6 +150,8 @@ public final class WriteTransaction {
         }
         effects[s.number, default: [:]][row] = effect
     }
+
+    func logChange(_ s: CollectionState, row: Int64, op: SQL.Op) throws { try log(s, row: row, op: op) }
 
     private func log(_ s: CollectionState, row: Int64, op: SQL.Op) throws {
         try connection.statement(SQL.appendChange).run([.integer(s.number), .integer(row), .integer(op.rawValue)])

@@ -1,3 +1,5 @@
+import CKernels
+
 // Portable SIMD kernels, used where the CPU has neither AVX2 nor AVX-512 (and on other architectures).
 // The fast x86 kernels live in the CKernels target; `Kernels+Reference.swift` holds the scalar reference
 // against which tests check all of them.
@@ -61,4 +63,10 @@ package func normalize(_ vector: UnsafeMutableBufferPointer<Float>) {
     guard squared > 0, squared.isFinite else { return }
     let scale = 1 / squared.squareRoot()
     for i in vector.indices { vector[i] *= scale }
+}
+
+/// CRC-32C (Castagnoli) of `bytes`, continuing from `seed` (0 to start). Hardware-accelerated where the CPU
+/// has SSE4.2. The checksum of snapshots and cold blocks.
+package func crc32c(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
+    hs_crc32c(seed, bytes.baseAddress, bytes.count)
 }

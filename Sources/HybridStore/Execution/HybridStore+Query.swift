@@ -17,7 +17,10 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     public var distanceComputations: Int
     public var visitedNodes: Int
     public var results: Int
-    /// Milliseconds per phase: plan, collect, search, fallback, hydrate.
+    /// Cold blocks opened by the cold step, and the bytes they decompressed to.
+    public var coldBlocksProbed = 0
+    public var coldBytesDecompressed = 0
+    /// Milliseconds per phase: plan, collect, search, fallback, cold, hydrate.
     public var timingsMs: [String: Double]
 
     public var description: String {
@@ -33,7 +36,10 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
             + " (" + plan.alternatives.sorted { $0.value < $1.value }.map { "\($0.key) \(String(format: "%.0f", $0.value))" }
                 .joined(separator: ", ") + ")")
         lines.append("work: \(distanceComputations) distance computations, \(visitedNodes) nodes visited, \(results) results")
-        lines.append("time: " + ["plan", "collect", "search", "fallback", "hydrate"].compactMap { phase in
+        if coldBlocksProbed > 0 {
+            lines.append("cold: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed")
+        }
+        lines.append("time: " + ["plan", "collect", "search", "fallback", "cold", "hydrate"].compactMap { phase in
             timingsMs[phase].map { "\(phase) " + String(format: "%.3f ms", $0) }
         }.joined(separator: ", "))
         return lines.joined(separator: "\n")
@@ -55,11 +61,15 @@ public struct QueryOptions: Sendable {
     public var searchEffort: Int?
     /// Force a strategy (for experiments and benchmarks); nil lets the planner choose.
     public var strategy: Strategy?
+    /// The tiers to search; both by default.
+    public var tiers: Set<Tier>
 
-    public init(recallTarget: Double = 0.95, searchEffort: Int? = nil, strategy: Strategy? = nil) {
+    public init(recallTarget: Double = 0.95, searchEffort: Int? = nil, strategy: Strategy? = nil,
+                tiers: Set<Tier> = [.hot, .cold]) {
         self.recallTarget = recallTarget
         self.searchEffort = searchEffort
         self.strategy = strategy
+        self.tiers = tiers
     }
 }
 
@@ -124,9 +134,9 @@ extension HybridStore {
                                       plan: .unplanned,
                                       actualMatches: nil, fallback: nil, distanceComputations: 0, visitedNodes: 0,
                                       results: 0, timingsMs: [:])
-        let found: [(row: Int64, id: RowID, distance: Float)]
+        var found: [(row: Int64, id: RowID, distance: Float)]
         do throws(HNSWError) {
-            found = try s.query { (index, columns, idOf) throws(HNSWError) in
+            found = !options.tiers.contains(.hot) ? [] : try s.query { (index, columns, idOf) throws(HNSWError) in
                 let rows = index.count
                 let estimate = sqlNodes.map { Double($0.count) } ?? filter.map { columns.estimate($0) } ?? Double(rows)
                 var plan = Planner.choose(PlanInput(rows: rows, estimatedMatches: estimate, hasFilter: filter != nil, k: k,
@@ -218,13 +228,29 @@ extension HybridStore {
         } catch {
             throw HybridStoreError(error, collection: s.name)
         }
+        // Cold step: the nearest cold rows that match, merged with the hot ones (ids come with hydration).
+        var merged: [(row: Int64, id: RowID?, distance: Float)] = found.map { ($0.row, $0.id, $0.distance) }
+        if options.tiers.contains(.cold), !s.lock.read({ s.coldBlocks.isEmpty }) {
+            let t = nowNanos()
+            let condition = try filter.map { f throws(HybridStoreError) in try compiled(f, s) }
+            var report = ColdStepReport()
+            let cold = try coldStep(s, query: vector, k: k, condition: condition,
+                                    bound: merged.count >= k ? merged[k - 1].distance : nil, report: &report)
+            merged += cold.map { ($0.row, nil, $0.distance) }
+            merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
+            if merged.count > k { merged.removeLast(merged.count - k) }
+            explanation.coldBlocksProbed = report.blocksProbed
+            explanation.coldBytesDecompressed = report.bytesDecompressed
+            explanation.distanceComputations += report.candidates
+            timings["cold"] = ms(since: t)
+        }
         var hits: [SearchHit]
-        if positions.isEmpty {
-            hits = found.map { SearchHit(id: $0.id, distance: $0.distance, values: [:]) }
+        if positions.isEmpty && merged.allSatisfy({ $0.id != nil }) {
+            hits = merged.map { SearchHit(id: $0.id!, distance: $0.distance, values: [:]) }
         } else {
             let t = nowNanos()
-            let rows = try hydrate(found.map(\.row), positions: positions, s)
-            hits = found.compactMap { hit in rows[hit.row].map { SearchHit(id: hit.id, distance: hit.distance, values: $0.values) } }
+            let rows = try hydrate(merged.map(\.row), positions: positions, s)
+            hits = merged.compactMap { hit in rows[hit.row].map { SearchHit(id: $0.id, distance: hit.distance, values: $0.values) } }
             timings["hydrate"] = ms(since: t)
         }
         explanation.results = hits.count

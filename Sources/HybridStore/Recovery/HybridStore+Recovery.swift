@@ -88,6 +88,7 @@ extension HybridStore {
         } else {
             try rebuild(s, connection: c, reason: reason)
         }
+        try loadColdSummaries(s, c)
     }
 
     /// Applies rows changed after `stamp` (their current state in the rows table) to a loaded index.
@@ -105,7 +106,8 @@ extension HybridStore {
             for row in rows {
                 read.reset()
                 try read.bind(.integer(row), at: 1)
-                let vector: [Float]? = try read.step() ? read.withBlob(0) { floats(from: $0) } : nil
+                // A missing row was deleted; an empty vector is a cold row: neither belongs in the index.
+                let vector: [Float]? = try read.step() ? read.withBlob(0) { $0.isEmpty ? nil : floats(from: $0) } : nil
                 result.append((UInt64(row), vector))
             }
             read.reset()

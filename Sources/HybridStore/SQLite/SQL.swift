@@ -19,7 +19,37 @@ enum SQL {
             row INTEGER NOT NULL,
             op INTEGER NOT NULL) STRICT;
         CREATE INDEX IF NOT EXISTS hs_changes_by_collection ON hs_changes(collection, seq);
+        """ + createTiering
+
+    /// Cold storage (run on every open: stores created before tiering get the tables too).
+    static let createTiering = """
+        CREATE TABLE IF NOT EXISTS hs_cold_blocks(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            collection INTEGER NOT NULL,
+            centroid BLOB NOT NULL,
+            radius REAL NOT NULL,
+            rows INTEGER NOT NULL,
+            data BLOB NOT NULL) STRICT;
+        CREATE INDEX IF NOT EXISTS hs_cold_blocks_by_collection ON hs_cold_blocks(collection);
+        CREATE TABLE IF NOT EXISTS hs_cold_rows(
+            collection INTEGER NOT NULL,
+            row INTEGER NOT NULL,
+            block INTEGER NOT NULL,
+            PRIMARY KEY (collection, row)) STRICT, WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS hs_cold_rows_by_block ON hs_cold_rows(collection, block);
         """
+    static let coldSummaries = "SELECT id, centroid, radius, rows FROM hs_cold_blocks WHERE collection = ?1 ORDER BY id"
+    static let insertColdBlock = "INSERT INTO hs_cold_blocks(collection, centroid, radius, rows, data) VALUES (?1, ?2, ?3, ?4, ?5)"
+    static let coldBlockData = "SELECT data FROM hs_cold_blocks WHERE id = ?1"
+    static let updateColdBlock = "UPDATE hs_cold_blocks SET centroid = ?2, radius = ?3, rows = ?4, data = ?5 WHERE id = ?1"
+    static let deleteColdBlock = "DELETE FROM hs_cold_blocks WHERE id = ?1"
+    static let insertColdRow = "INSERT INTO hs_cold_rows(collection, row, block) VALUES (?1, ?2, ?3)"
+    static let deleteColdRow = "DELETE FROM hs_cold_rows WHERE collection = ?1 AND row = ?2"
+    static let coldRowsOfBlock = "SELECT row FROM hs_cold_rows WHERE collection = ?1 AND block = ?2"
+    static let coldRowCount = "SELECT count(*) FROM hs_cold_rows WHERE collection = ?1"
+    static let coldBytes = "SELECT coalesce(sum(length(data)), 0) FROM hs_cold_blocks WHERE collection = ?1"
+    static let dropColdBlocks = "DELETE FROM hs_cold_blocks WHERE collection = ?1"
+    static let dropColdRows = "DELETE FROM hs_cold_rows WHERE collection = ?1"
     static let hasCatalog = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'hs_meta'"
     static let tableCount = "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
     static let readMeta = "SELECT value FROM hs_meta WHERE key = ?1"
@@ -39,7 +69,9 @@ enum SQL {
 
     /// Change-log operation codes.
     enum Op: Int64 {
+        /// The row's vector was written (insert, upsert with a vector, a move to the hot tier).
         case vector = 1
+        /// The row left the index (deleted, or moved to the cold tier).
         case delete = 2
         case values = 3
     }
@@ -74,7 +106,22 @@ enum SQL {
         var deleteRow: String { "DELETE FROM \(name) WHERE row = ?1" }
         var count: String { "SELECT count(*) FROM \(name)" }
         var vectorForRow: String { "SELECT vector FROM \(name) WHERE row = ?1" }
-        var allVectors: String { "SELECT row, vector FROM \(name) ORDER BY row" }
+        /// Hot rows (a cold row's vector lives in its block; its `vector` here is empty).
+        var allVectors: String { "SELECT row, vector FROM \(name) WHERE length(vector) > 0 ORDER BY row" }
+        /// Hot rows matching a compiled filter condition, with their vectors.
+        func hotRowsWhere(_ condition: String) -> String {
+            "SELECT row, vector FROM \(name) WHERE length(vector) > 0 AND (\(condition)) ORDER BY row"
+        }
+        /// Cold rows matching a compiled filter condition, with their block.
+        func coldRowsWhere(_ condition: String) -> String {
+            "SELECT t.row, c.block FROM \(name) t JOIN hs_cold_rows c ON c.collection = \(number) AND c.row = t.row WHERE \(condition) ORDER BY t.row"
+        }
+        /// Valid rows of a cold block (`?1` block) that match a compiled condition (or `1`).
+        func coldBlockRowsWhere(_ condition: String) -> String {
+            "SELECT t.row FROM hs_cold_rows c JOIN \(name) t ON t.row = c.row WHERE c.collection = \(number) AND c.block = ?1 AND (\(condition))"
+        }
+        var isCold: String { "SELECT length(vector) = 0 FROM \(name) WHERE row = ?1" }
+        var setVector: String { "UPDATE \(name) SET vector = ?2 WHERE row = ?1" }
         /// `row, id, c…` of every row.
         func selectAll(_ positions: [Int]) -> String {
             (["SELECT row, id"] + positions.map(columnName)).joined(separator: ", ") + " FROM \(name) ORDER BY row"

@@ -47,7 +47,12 @@ package final class Statement {
     }
 
     package func bind(_ values: [Value]) throws(SQLiteError) {
-        for (i, v) in values.enumerated() { try bind(v, at: Int32(i + 1)) }
+        try bind(values, from: 1)
+    }
+
+    /// Binds `values` to consecutive parameters starting at `first`.
+    package func bind(_ values: [Value], from first: Int32) throws(SQLiteError) {
+        for (i, v) in values.enumerated() { try bind(v, at: first + Int32(i)) }
     }
 
     /// Binds float32 components as a little-endian blob (copied by SQLite).

@@ -2,6 +2,10 @@
 public struct SQLCondition: Sendable, Equatable {
     public var text: String
     public var arguments: [Value]
+    public init(text: String, arguments: [Value]) {
+        self.text = text
+        self.arguments = arguments
+    }
 }
 
 extension Filter {

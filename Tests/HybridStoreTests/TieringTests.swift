@@ -1,0 +1,171 @@
+import Foundation
+import Testing
+import HNSW
+import HybridStore
+
+@Suite struct ColdBlockTests {
+    static func sample(rows: Int, dim: Int, seed: UInt64) -> ColdBlock {
+        var rng = SplitMix64(seed: seed)
+        return ColdBlock(rows: (0..<rows).map { Int64($0 * 3 + 7) }, dimensions: dim,
+                         vectors: (0..<rows * dim).map { _ in Float.random(in: -1...1, using: &rng) })
+    }
+
+    @Test(arguments: [(1, 1), (5, 3), (300, 64), (40, 384)])
+    func roundTrips(rows: Int, dim: Int) throws {
+        let block = Self.sample(rows: rows, dim: dim, seed: UInt64(rows * dim))
+        #expect(try Self.decoded(block.encoded(codec: .shuffledLZ4)).get() == block)
+        let half = try Self.decoded(block.encoded(codec: .float16ShuffledLZ4)).get()
+        #expect(half.rows == block.rows)
+        for (a, b) in zip(half.vectors, block.vectors) { #expect(abs(a - b) <= 1e-3 * max(1, abs(b))) }
+    }
+
+    /// Decoding as a Result (keeps typed throws out of the test bodies).
+    static func decoded(_ data: [UInt8], block: Int64 = 42) -> Result<ColdBlock, HybridStoreError> {
+        Result { () throws(HybridStoreError) -> ColdBlock in try ColdBlock.decode(data, block: block, collection: "docs") }
+    }
+
+    @Test func damageIsCorruptFileNamingTheBlock() throws {
+        let bytes = Self.sample(rows: 200, dim: 16, seed: 1).encoded(codec: .shuffledLZ4)
+        func code(_ data: [UInt8]) -> HybridStoreError? {
+            if case .failure(let error) = Self.decoded(data) { return error }
+            return nil
+        }
+        for offset in [0, 4, 5, 8, 12, 16, 20, 24, 28, bytes.count / 2, bytes.count - 1] {
+            var flipped = bytes
+            flipped[offset] ^= 0x04
+            let error = try #require(code(flipped), "flip at \(offset) decoded")
+            #expect(error.code == .corruptFile)
+            #expect(error.context["block"] == "42")
+        }
+        for cut in [0, 10, 27, 28, bytes.count - 1] { #expect(code(Array(bytes.prefix(cut)))?.code == .corruptFile) }
+        #expect(code(bytes + [0])?.code == .corruptFile)
+    }
+
+    /// Random mutations of valid blocks (fixed seed): decoding either succeeds with the right shape or throws
+    /// `corruptFile`; it never crashes.
+    @Test func fuzzedBlocksNeverCrash() {
+        var rng = SplitMix64(seed: 99)
+        let original = Self.sample(rows: 64, dim: 8, seed: 2).encoded(codec: .shuffledLZ4)
+        for _ in 0..<3000 {
+            var bytes = original
+            for _ in 0..<Int.random(in: 1...6, using: &rng) {
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+                case 1: bytes.removeLast(Int.random(in: 0...min(8, bytes.count), using: &rng))
+                default: bytes.append(UInt8.random(in: 0...255, using: &rng))
+                }
+                if bytes.isEmpty { break }
+            }
+            switch Self.decoded(bytes, block: 1) {
+            case .success(let block): #expect(block.vectors.count == block.rows.count * block.dimensions)
+            case .failure(let error): #expect(error.code == .corruptFile)
+            }
+        }
+    }
+}
+
+@Suite struct TieringTests {
+    static let schema = Schema(vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 64), id: .integer,
+                               columns: [.integer("age", filterable: true), .text("kind", filterable: true), .text("note")])
+
+    static func store(_ tmp: TemporaryStore, rows: Int = 3000) throws -> (HybridStore, Collection, [[Float]]) {
+        let store = try tmp.open()
+        let c = try store.createCollection("t", schema: schema)
+        let vectors = randomVectors(rows, dim: 8, seed: 17)
+        try store.write { tx in
+            for (i, v) in vectors.enumerated() {
+                try tx.insert(.int(Int64(i)), into: c, vector: v, values: [
+                    "age": .integer(Int64(i % 100)), "kind": .text(i % 3 == 0 ? "a" : "b"), "note": .text("n\(i)")])
+            }
+        }
+        return (store, c, vectors)
+    }
+
+    static func bruteForce(_ vectors: [[Float]], _ q: [Float], k: Int, where keep: (Int) -> Bool = { _ in true }) -> [RowID] {
+        vectors.indices.filter(keep).sorted { (l2(vectors[$0], q), $0) < (l2(vectors[$1], q), $1) }.prefix(k).map { .int(Int64($0)) }
+    }
+
+    @Test func searchCoversBothTiersExactly() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let (store, c, vectors) = try Self.store(tmp)
+        #expect(try store.tier(c, where: Column("age") < 80, to: .cold) == 2400)
+        #expect(try store.tier(c, where: Column("age") < 80, to: .cold) == 0, "already cold")
+        let stats = try store.statistics(c)
+        #expect(stats.tiers == ["hot": 600, "cold": 2400])
+        #expect(stats.indexNodes == 600 && stats.coldBlocks >= 2)
+        #expect(try store.count(c) == 3000)
+        var rng = SplitMix64(seed: 5)
+        for _ in 0..<20 {
+            let q = vectors[Int.random(in: 0..<3000, using: &rng)].map { $0 + 0.01 }
+            // Both tiers, exact for L2 (block bounds prune only what cannot win) — the hot side is the graph.
+            let hits = try store.search(c, near: q, k: 10, searchEffort: 400, returning: ["note"])
+            #expect(hits.map(\.id) == Self.bruteForce(vectors, q, k: 10))
+            #expect(hits.allSatisfy { $0.values["note"] != nil })
+            let filtered = try store.search(c, near: q, k: 5, where: "kind = 'a' AND age >= 50")
+            #expect(filtered.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 3 == 0 && $0 % 100 >= 50 })
+            let hotOnly = try store.query(c, near: q, k: 5, filter: nil,
+                                          options: QueryOptions(searchEffort: 400, tiers: [.hot])).hits
+            #expect(hotOnly.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 100 >= 80 })
+        }
+        let e = try store.explain(c, near: vectors[3], k: 10)
+        #expect(e.coldBlocksProbed >= 1 && e.coldBytesDecompressed > 0)
+        #expect(e.description.contains("cold: "))
+        #expect(try store.verify().isConsistent)
+    }
+
+    @Test func movesBackWritesAndReopenKeepEveryRowInOneTier() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        var (store, c, vectors) = try Self.store(tmp, rows: 1500)
+        try store.tier(c, to: .cold, codec: .float16ShuffledLZ4)
+        #expect(try store.statistics(c).tiers == ["hot": 0, "cold": 1500])
+        try store.write { tx in
+            try tx.delete([1, 2], from: c)                                  // cold rows deleted
+            try tx.update(3, in: c, values: ["kind": .text("special")])     // cold row's values changed
+            try tx.upsert(4, into: c, vector: Array(repeating: 5, count: 8), values: [:])  // back to hot by upsert
+        }
+        #expect(try store.statistics(c).tiers == ["hot": 1, "cold": 1497])
+        #expect(try store.search(c, near: vectors[1], k: 3).allSatisfy { $0.id != 1 })
+        #expect(try store.search(c, near: vectors[0], k: 3, where: "kind = 'special'").map(\.id) == [3])
+        // Row 4 kept its filter values when it came back hot.
+        #expect(try store.search(c, near: Array(repeating: 5, count: 8), k: 1, where: "age = 4 AND kind = 'b'").map(\.id) == [4])
+        // 150 rows have age < 10; rows 1 and 2 are gone and row 4 is hot already.
+        #expect(try store.tier(c, where: Column("age") < 10, to: .hot) == 147)
+        #expect(try store.statistics(c).tiers == ["hot": 148, "cold": 1350])
+        #expect(try store.verify().isConsistent)
+        try store.checkpoint()
+        store.close()
+        store = try tmp.open()
+        c = try store.collection("t")
+        #expect(try store.statistics(c).tiers == ["hot": 148, "cold": 1350])
+        #expect(try store.verify().isConsistent)
+        let q = vectors[700]
+        let hits = try store.search(c, near: q, k: 5, searchEffort: 200)
+        // float16 cold vectors: the same rows, distances within float16 precision.
+        let truth = Self.bruteForce(vectors, q, k: 5) { $0 != 1 && $0 != 2 && $0 != 4 }
+        #expect(hits.map(\.id) == truth)
+    }
+
+    @Test func corruptColdBlocksAreReportedNotServed() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let (store, c, vectors) = try Self.store(tmp, rows: 500)
+        try store.tier(c, to: .cold)
+        store.close()
+        try runSQLite(tmp.path + "/store.sqlite", "UPDATE hs_cold_blocks SET data = substr(data, 1, 40)")
+        let reopened = try tmp.open()
+        let c2 = try reopened.collection("t")
+        let result = Result { () throws(HybridStoreError) in try reopened.search(c2, near: vectors[0], k: 3) }
+        guard case .failure(let error) = result else {
+            Issue.record("served rows from a corrupt block")
+            return
+        }
+        #expect(error.code == .corruptFile)
+        #expect(error.message.contains("cold block"))
+        let report = try reopened.verify()
+        #expect(!report.isConsistent)
+        #expect(report.collections[0].mismatches.contains { $0.contains("cold block") && $0.contains("corrupt") })
+        _ = c
+    }
+}
