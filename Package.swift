@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "QueryPlanner"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
-        .target(name: "HybridStore", dependencies: ["HNSW", "QueryPlanner", "CSQLite", "CLZ4"]),
+        .target(name: "HybridStore", dependencies: ["HNSW", "QueryPlanner", "CSQLite", "CLZ4", "CKernels"]),
         .executableTarget(
             name: "hybridctl",
             dependencies: ["HybridStore", "HNSW", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

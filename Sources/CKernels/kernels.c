@@ -2,7 +2,10 @@
 // compiler flags; callers pick one through hs_cpu_level(), which checks both the CPU and the OS (XSAVE state).
 #define _GNU_SOURCE
 #include "ckernels.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <string.h>
 #include <sched.h>
 #include <stdlib.h>
 
@@ -198,4 +201,12 @@ void hs_spin_wait(uint8_t *lock) {
         else __builtin_ia32_pause();
 #endif
     }
+}
+
+int hs_lock_file(int fd) {
+    struct flock lock;
+    memset(&lock, 0, sizeof lock);
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    return fcntl(fd, F_SETLK, &lock) == 0 ? 0 : errno;
 }

@@ -1,5 +1,6 @@
 @_exported import HNSW
 @_exported import QueryPlanner
+import CKernels
 import Dispatch
 import Foundation
 import Synchronization
@@ -32,6 +33,7 @@ public final class HybridStore: Sendable {
     let configuration: Configuration
     let databasePath: String
     private let lockDescriptor: Int32
+    private let lockKey: String
     let writer: Mutex<WriterState>
     private let readers = Mutex<[Connection]>([])
     let catalog = Mutex<[String: CollectionState]>([:])
@@ -67,14 +69,17 @@ public final class HybridStore: Sendable {
         } else if !isDirectory.boolValue {
             throw HybridStoreError(.io, "\(directory) is not a directory", context: ["path": directory])
         }
-        lockDescriptor = try Self.acquireLock(directory)
+        let (lockFD, key) = try Self.acquireLock(directory)
+        lockDescriptor = lockFD
+        lockKey = key
         let existed = FileManager.default.fileExists(atPath: databasePath)
         let connection: Connection
         do {
             connection = try Connection(path: databasePath, create: true,
                                         synchronousFull: configuration.synchronousCommits)
         } catch {
-            Glibc.close(lockDescriptor)
+            Glibc.close(lockFD)
+            Self.openHere.withLock { _ = $0.remove(key) }
             throw HybridStoreError(error, while: "opening \(databasePath)")
         }
         writer = Mutex(WriterState(connection: connection))
@@ -100,23 +105,34 @@ public final class HybridStore: Sendable {
         writer.withLock { $0.connection = nil }
         catalog.withLock { $0.removeAll() }
         Glibc.close(lockDescriptor)
+        Self.openHere.withLock { _ = $0.remove(lockKey) }
     }
 
-    private static func acquireLock(_ directory: String) throws(HybridStoreError) -> Int32 {
+    /// Directories open in this process (POSIX file locks are per process, so they cannot see these).
+    private static let openHere = Mutex<Set<String>>([])
+
+    /// Locks the store: in this process through `openHere`, against other processes with a POSIX lock on
+    /// `LOCK` (per process, so a child forked elsewhere in the program never holds it by inheritance).
+    private static func acquireLock(_ directory: String) throws(HybridStoreError) -> (Int32, String) {
         let path = directory + "/LOCK"
+        let key = URL(fileURLWithPath: directory).resolvingSymlinksInPath().standardizedFileURL.path
+        let locked = HybridStoreError(.storeLocked,
+                                      "the store at \(directory) is open elsewhere (in this or another process); close it first",
+                                      context: ["path": directory])
+        guard openHere.withLock({ $0.insert(key).inserted }) else { throw locked }
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
+            openHere.withLock { _ = $0.remove(key) }
             throw HybridStoreError(.io, "cannot open \(path): \(String(cString: strerror(errno)))", context: ["path": path])
         }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let busy = errno == EWOULDBLOCK
+        let rc = hs_lock_file(fd)
+        if rc != 0 {
             Glibc.close(fd)
-            throw HybridStoreError(busy ? .storeLocked : .io,
-                                   busy ? "the store at \(directory) is open elsewhere (in this or another process); close it first"
-                                        : "cannot lock \(path): \(String(cString: strerror(errno)))",
-                                   context: ["path": directory])
+            openHere.withLock { _ = $0.remove(key) }
+            if rc == EAGAIN || rc == EACCES { throw locked }
+            throw HybridStoreError(.io, "cannot lock \(path): \(String(cString: strerror(rc)))", context: ["path": directory])
         }
-        return fd
+        return (fd, key)
     }
 
     private func prepareCatalog(_ c: Connection, existed: Bool) throws(HybridStoreError) {
@@ -149,7 +165,10 @@ public final class HybridStore: Sendable {
 
     /// Runs `body` with a reader connection from the pool (opened on demand).
     func withReader<R>(_ body: (Connection) throws -> R) throws(HybridStoreError) -> R {
-        precondition(!closed.load(ordering: .relaxed), "HybridStore used after close()")
+        // Background work (a checkpoint) can race with close(): an error, not a crash.
+        guard !closed.load(ordering: .acquiring) else {
+            throw HybridStoreError(.io, "the store at \(directory) is closed", context: ["path": directory])
+        }
         let pooled = readers.withLock { $0.popLast() }
         let connection: Connection
         if let pooled {

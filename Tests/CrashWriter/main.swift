@@ -3,8 +3,9 @@
 //   hybridstore-crash-writer STORE_DIR ACK_FILE SEED
 //
 // Opens the store, then forever: commits batch b (50 rows with ids b*1000+i, column batch = b, and deletes
-// the rows i % 5 == 0 of batch b-3), then appends "b" to ACK_FILE. Every third batch it checkpoints,
-// writing "checkpoint" before and "checkpointed" after. The parent kills it with SIGKILL at random moments.
+// the rows i % 5 == 0 of batch b-3), then appends "b" to ACK_FILE. Every fourth batch it moves batch b-2 to
+// the cold tier, every sixth batch b-4 back to hot. Every third batch it checkpoints, writing "checkpoint"
+// before and "checkpointed" after. The parent kills it with SIGKILL at random moments.
 import Foundation
 import HybridStore
 
@@ -46,6 +47,9 @@ do {
             }
         }
         say("\(b)")
+        // Tier moves both ways, each one transaction: a kill in the middle must leave every row in one tier.
+        if b % 4 == 0 && b > 2 { try store.tier(collection, where: Column("batch") == .integer(b - 2), to: .cold) }
+        if b % 6 == 0 && b > 4 { try store.tier(collection, where: Column("batch") == .integer(b - 4), to: .hot) }
         if b % 3 == 0 {
             say("checkpoint")
             try store.checkpoint()

@@ -44,6 +44,11 @@ static inline void hs_store_release_u32(uint32_t *p, uint32_t v) { __atomic_stor
 static inline uint8_t hs_load_acquire_u8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void hs_store_release_u8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
+/// Takes a POSIX write lock on the whole file behind `fd` without waiting: 0 on success, else errno
+/// (EAGAIN/EACCES when another process holds it). Process-owned, so a child that inherits the descriptor
+/// between fork and exec does not hold it (unlike flock).
+int hs_lock_file(int fd);
+
 /// Spin lock on one byte (0 = free). Short critical sections only: a node's link list.
 void hs_spin_wait(uint8_t *lock);
 static inline void hs_spin_lock(uint8_t *lock) {

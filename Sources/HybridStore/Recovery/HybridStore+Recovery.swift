@@ -172,6 +172,7 @@ extension HybridStore {
                 if labels.count == chunk { try flush() }
             }
             if !labels.isEmpty { try flush() }
+            index.repair()  // reconnect any node the chunked inserts left without an in-link
             try installIDs(s, index: index, c)
             progress?(RecoveryProgress(collection: s.name, phase: .ready, done: done, total: total, reason: reason))
         }
@@ -201,11 +202,12 @@ extension HybridStore {
     }
 
     /// Writes every collection's index snapshot (atomically: temp file, fsync, rename), stamped with the
-    /// change-log sequence it covers, then trims the log up to that sequence. Runs in the background by
-    /// itself every `Configuration.checkpointEveryChanges` changes.
+    /// change-log sequence it covers, then trims the log up to that sequence. Applies tier policies first.
+    /// Runs in the background by itself every `Configuration.checkpointEveryChanges` changes.
     /// - Throws: `io` when a snapshot cannot be written (the log is then kept), `sqlite`.
     /// - Complexity: O(index sizes); writers wait meanwhile, readers do not.
     public func checkpoint() throws(HybridStoreError) {
+        try sqliteWork("applying tier policies") { try applyTierPolicies() }
         try sqliteWork("checkpointing") {
             try withWriter { c, changesSince in
                 guard case .integer(let sequence)? = try c.statement(SQL.lastSeq).scalar() else { return }

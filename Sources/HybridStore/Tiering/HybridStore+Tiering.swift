@@ -44,8 +44,39 @@ extension HybridStore {
         let s = try state(collection)
         let condition = try filter.map { f throws(HybridStoreError) in try compiled(try validated(f.normalized, s), s) }
             ?? SQLCondition(text: "1", arguments: [])
-        return try write { tx in
+        let moved = try write { tx in
             tier == .cold ? try moveToCold(s, condition, codec: codec, tx) : try moveToHot(s, condition, tx)
+        }
+        // The index keeps freed slots for reuse; when most of it left for the cold tier, build it afresh
+        // from the hot rows so the RAM is returned.
+        if tier == .cold {
+            let (live, capacity) = s.read { index, _ in (index.count, index.nodeCapacity) }
+            if capacity >= 1024 && live * 2 < capacity { try rebuild(s, reason: "compacting after a move to the cold tier") }
+        }
+        return moved
+    }
+
+    /// Sets (or clears, with nil) the collection's tier policy: at every checkpoint, hot rows matching the
+    /// filter move to the cold tier (e.g. `updated_at < 1700000000`). Stored in the database.
+    /// - Throws: `invalidFilter`, `unknownCollection`, `sqlite`.
+    public func setTierPolicy(_ collection: Collection, coldWhere filter: Filter?) throws(HybridStoreError) {
+        let s = try state(collection)
+        let text = try filter.map { f throws(HybridStoreError) in try validated(f.normalized, s).description }
+        try sqliteWork("setting the tier policy of `\(s.name)`") {
+            try withWriter { c, _ in
+                try c.statement(SQL.writeMeta).run([.text("tier_policy:\(s.number)"), text.map { .text($0) } ?? .null])
+            }
+        }
+    }
+
+    /// Applies every collection's tier policy (called by `checkpoint()`, before the snapshots).
+    func applyTierPolicies() throws {
+        for s in catalog.withLock({ Array($0.values) }) {
+            let policy = try withWriter { c, _ -> String? in
+                guard case .text(let text)? = try c.statement(SQL.readMeta).scalar([.text("tier_policy:\(s.number)")]) else { return nil }
+                return text
+            }
+            if let policy { try tier(s.handle, where: try parseFilter(policy), to: .cold) }
         }
     }
 
