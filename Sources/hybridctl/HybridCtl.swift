@@ -13,7 +13,8 @@ struct HybridCtl: ParsableCommand {
             """,
         subcommands: [
             Demo.self, Create.self, Collections.self, Describe.self, Drop.self, Import.self, Query.self,
-            Explain.self, Get.self, Count.self, Delete.self, Stats.self, Checkpoint.self, Verify.self, Export.self,
+            Explain.self, Get.self, Count.self, Delete.self, TierCommand.self, Stats.self, Checkpoint.self, Verify.self,
+            Export.self,
         ])
 }
 

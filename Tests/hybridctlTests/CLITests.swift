@@ -83,6 +83,8 @@ struct CLI {
               get                     Read rows by id.
               count                   Count rows, optionally those matching a filter.
               delete                  Delete rows by id or by filter, in one transaction.
+              tier                    Move rows between the hot tier (RAM, graph) and the
+                                      cold tier (LZ4 blocks in the database).
               stats                   Rows, bytes on disk, RAM, tiers and per-column
                                       statistics.
               checkpoint              Write index snapshots now and trim the change log.
@@ -177,6 +179,14 @@ struct CLI {
         #expect(out.stdout == "collection  rows  dim  metric  columns\n----------  ----  ---  ------  ----------------\ndocs        3     3    l2      tenant,year,body\n")
         out = try ctl("stats", "--store", store, "docs", "--format", "json")
         #expect(out.status == 0 && out.stdout.contains("\"rows\" : 3"))
+        out = try ctl("tier", "--store", store, "docs", "--where", "tenant = 'acme'", "--to", "cold")
+        #expect(out.stdout == "moved 2 rows to cold; now hot 1, cold 2 in 1 blocks\n")
+        out = try ctl("query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "-k", "2", "--select", "tenant")
+        #expect(out.stdout == "id  distance  tenant\n--  --------  ------\na   0.0100    acme\nb   0.8100    acme\n")
+        out = try ctl("stats", "--store", store, "docs")
+        #expect(out.stdout.contains("  cold: 2 rows in 1 blocks"))
+        out = try ctl("tier", "--store", store, "docs", "--to", "hot")
+        #expect(out.stdout == "moved 2 rows to hot; now hot 3, cold 0 in 0 blocks\n")
         out = try ctl("checkpoint", "--store", store)
         #expect(out.stdout == "checkpoint written\n")
         out = try ctl("drop", "--store", store, "docs")

@@ -123,6 +123,31 @@ extension HybridCtl {
         }
     }
 
+    struct TierCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "tier",
+            abstract: "Move rows between the hot tier (RAM, graph) and the cold tier (LZ4 blocks in the database).")
+        @OptionGroup var store: StoreOptions
+        @Argument var collection: String
+        @Option(name: .customLong("where"), help: "Rows to move (default: all).") var filter: String?
+        @Option(help: "Destination: hot or cold.") var to: String
+        @Flag(help: "Store new cold blocks as float16 (lossy, about half the bytes).") var float16 = false
+
+        func validate() throws {
+            guard Tier(rawValue: to) != nil else { throw ValidationError("--to must be hot or cold, got '\(to)'") }
+        }
+
+        func run() throws {
+            try store.run { hs in
+                let c = try hs.collection(collection)
+                let n = try hs.tier(c, where: try filter.map { try hs.parseFilter($0) }, to: Tier(rawValue: to)!,
+                                    codec: float16 ? .float16ShuffledLZ4 : .shuffledLZ4)
+                let s = try hs.statistics(c)
+                print("moved \(n) rows to \(to); now hot \(s.tiers["hot"] ?? 0), cold \(s.tiers["cold"] ?? 0) in \(s.coldBlocks) blocks")
+            }
+        }
+    }
+
     struct Checkpoint: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write index snapshots now and trim the change log.")
         @OptionGroup var store: StoreOptions
@@ -177,7 +202,9 @@ extension HybridCtl {
                     return
                 }
                 for s in stats {
-                    print("\(s.name): \(s.rows) rows; index \(s.indexNodes) nodes, \(s.indexBytes / 1024) KiB RAM; store on disk \(s.storeBytesOnDisk / 1024) KiB; tiers \(s.tiers.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+                    print("\(s.name): \(s.rows) rows; store on disk \(s.storeBytesOnDisk / 1024) KiB")
+                    print("  hot:  \(s.tiers["hot"] ?? 0) rows, index \(s.indexBytes / 1024) KiB in RAM")
+                    print("  cold: \(s.tiers["cold"] ?? 0) rows in \(s.coldBlocks) blocks, \(s.coldBytesOnDisk / 1024) KiB on disk, \(s.coldSummaryBytes / 1024) KiB of summaries in RAM")
                     print(Render.table(["column", "type", "non-null", "nulls", "distinct", "min", "max", "frequent"], s.columns.map { c in
                         [c.name, c.type, "\(c.nonNull)", "\(c.nulls)", "\(c.distinct)", c.minimum.map { "\($0)" } ?? "",
                          c.maximum.map { "\($0)" } ?? "", c.frequent.map { "\($0.value)×\($0.count)" }.joined(separator: " ")]
