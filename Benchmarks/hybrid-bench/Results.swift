@@ -55,6 +55,11 @@ struct BenchResults: Codable {
     var store_bytes: Int?
     var recall_target: Double?
     var index_rss_bytes: Int?
+    var ram_bytes_before: Int?
+    var ram_bytes_after: Int?
+    var cold_bytes: Int?
+    var cold_bytes_fp16: Int?
+    var tier_seconds: Double?
     var runs: [Run]
 
     func write(to path: String) throws {

@@ -30,9 +30,12 @@ enum StoreImport {
     }
 
     /// Inserts every row in transactions of `batch` rows. Returns the collection.
+    /// With `withSequence`, the schema has an integer column `seq` holding the row's number (the tier
+    /// benchmark moves "the oldest" rows by it).
     static func run(_ data: Dataset, into store: HybridStore, name: String, schema: Schema, batch: Int = 10_000)
         throws -> Collection
     {
+        let withSequence = schema.column("seq") != nil && data.columns.byName["seq"] == nil
         let collection = try store.createCollection(name, schema: schema)
         let dim = data.meta.dim
         let names = schema.columns.map(\.name)
@@ -44,6 +47,10 @@ enum StoreImport {
                 for row in start..<end {
                     var values: [String: Value] = [:]
                     for (i, name) in names.enumerated() {
+                        if withSequence && name == "seq" {
+                            values[name] = .integer(Int64(row))
+                            continue
+                        }
                         var v = columns[i][row]
                         if schema.columns[i].type == .real, case .integer(let n) = v { v = .real(Double(n)) }
                         values[name] = v

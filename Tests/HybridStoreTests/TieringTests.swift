@@ -99,10 +99,12 @@ import HybridStore
         for _ in 0..<20 {
             let q = vectors[Int.random(in: 0..<3000, using: &rng)].map { $0 + 0.01 }
             // Both tiers, exact for L2 (block bounds prune only what cannot win) — the hot side is the graph.
-            let hits = try store.search(c, near: q, k: 10, searchEffort: 400, returning: ["note"])
+            let hits = try store.query(c, near: q, k: 10, filter: nil,
+                                       options: QueryOptions(searchEffort: 400, coldProbes: .max), returning: ["note"]).hits
             #expect(hits.map(\.id) == Self.bruteForce(vectors, q, k: 10))
             #expect(hits.allSatisfy { $0.values["note"] != nil })
-            let filtered = try store.search(c, near: q, k: 5, where: "kind = 'a' AND age >= 50")
+            let filtered = try store.query(c, near: q, k: 5, filter: try store.parseFilter("kind = 'a' AND age >= 50"),
+                                           options: QueryOptions(coldProbes: .max)).hits
             #expect(filtered.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 3 == 0 && $0 % 100 >= 50 })
             let hotOnly = try store.query(c, near: q, k: 5, filter: nil,
                                           options: QueryOptions(searchEffort: 400, tiers: [.hot])).hits
@@ -141,7 +143,7 @@ import HybridStore
         #expect(try store.statistics(c).tiers == ["hot": 148, "cold": 1350])
         #expect(try store.verify().isConsistent)
         let q = vectors[700]
-        let hits = try store.search(c, near: q, k: 5, searchEffort: 200)
+        let hits = try store.query(c, near: q, k: 5, filter: nil, options: QueryOptions(searchEffort: 200, coldProbes: .max)).hits
         // float16 cold vectors: the same rows, distances within float16 precision.
         let truth = Self.bruteForce(vectors, q, k: 5) { $0 != 1 && $0 != 2 && $0 != 4 }
         #expect(hits.map(\.id) == truth)

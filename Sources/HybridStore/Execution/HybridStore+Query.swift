@@ -63,13 +63,16 @@ public struct QueryOptions: Sendable {
     public var strategy: Strategy?
     /// The tiers to search; both by default.
     public var tiers: Set<Tier>
+    /// Cold blocks to open at most (nil: 2·√blocks / √selectivity; `.max`: exact).
+    public var coldProbes: Int?
 
     public init(recallTarget: Double = 0.95, searchEffort: Int? = nil, strategy: Strategy? = nil,
-                tiers: Set<Tier> = [.hot, .cold]) {
+                tiers: Set<Tier> = [.hot, .cold], coldProbes: Int? = nil) {
         self.recallTarget = recallTarget
         self.searchEffort = searchEffort
         self.strategy = strategy
         self.tiers = tiers
+        self.coldProbes = coldProbes
     }
 }
 
@@ -235,7 +238,8 @@ extension HybridStore {
             let condition = try filter.map { f throws(HybridStoreError) in try compiled(f, s) }
             var report = ColdStepReport()
             let cold = try coldStep(s, query: vector, k: k, condition: condition,
-                                    bound: merged.count >= k ? merged[k - 1].distance : nil, report: &report)
+                                    bound: merged.count >= k ? merged[k - 1].distance : nil, probes: options.coldProbes,
+                                    selectivity: filter == nil ? 1 : explanation.plan.estimatedSelectivity, report: &report)
             merged += cold.map { ($0.row, nil, $0.distance) }
             merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
             if merged.count > k { merged.removeLast(merged.count - k) }

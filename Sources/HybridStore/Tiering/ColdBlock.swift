@@ -84,43 +84,60 @@ package struct ColdBlock: Equatable {
     /// - Throws: `corruptFile` naming `block` for a wrong magic, version, codec, length or checksum, or a
     ///   payload LZ4 rejects.
     package static func decode(_ bytes: [UInt8], block: Int64, collection: String) throws(HybridStoreError) -> ColdBlock {
+        let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(HybridStoreError) in try decode(raw, block: block, collection: collection) }
+        }
+        return try result.get()
+    }
+
+    /// As `decode(_:block:collection:)`, reading the bytes in place (e.g. a blob SQLite lends).
+    package static func decode(_ bytes: UnsafeRawBufferPointer, block: Int64, collection: String) throws(HybridStoreError)
+        -> ColdBlock
+    {
         func corrupt(_ why: String) -> HybridStoreError {
             HybridStoreError(.corruptFile, "collection `\(collection)`: cold block \(block) is corrupt (\(why))",
                              context: ["collection": collection, "block": "\(block)"])
         }
         guard bytes.count >= headerSize, Array(bytes[0..<4]) == magic else { throw corrupt("no block header") }
-        let headerCRC = bytes.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<24])) }
-        guard bytes.get(at: 24) as UInt32 == headerCRC else { throw corrupt("header checksum mismatch") }
+        func get(at offset: Int) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
+        let headerCRC = crc32c(UnsafeRawBufferPointer(rebasing: bytes[0..<24]))
+        guard get(at: 24) == headerCRC else { throw corrupt("header checksum mismatch") }
         guard bytes[4] == 1, let codec = ColdCodec(rawValue: bytes[5]) else { throw corrupt("unknown version or codec") }
-        let n = Int(bytes.get(at: 8) as UInt32), dim = Int(bytes.get(at: 12) as UInt32)
-        let compressedSize = Int(bytes.get(at: 16) as UInt32)
+        let n = Int(get(at: 8)), dim = Int(get(at: 12))
+        let compressedSize = Int(get(at: 16))
         guard compressedSize == bytes.count - headerSize else { throw corrupt("truncated or padded payload") }
-        let payloadCRC = bytes.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[headerSize...])) }
-        guard bytes.get(at: 20) as UInt32 == payloadCRC else { throw corrupt("payload checksum mismatch") }
+        let payloadCRC = crc32c(UnsafeRawBufferPointer(rebasing: bytes[headerSize...]))
+        guard get(at: 20) == payloadCRC else { throw corrupt("payload checksum mismatch") }
         let elementSize = codec == .shuffledLZ4 ? 4 : 2
         let (components, overflow) = n.multipliedReportingOverflow(by: dim)
         guard !overflow, dim >= 1, dim <= 4096, components <= 1 << 28 else { throw corrupt("impossible shape \(n) × \(dim)") }
         let plainSize = n * 8 + components * elementSize
-        var plain = [UInt8](repeating: 0, count: plainSize)
-        let got = bytes.withUnsafeBytes { src in
-            plain.withUnsafeMutableBytes { dst in
-                // SAFETY: LZ4_decompress_safe never reads past compressedSize nor writes past plainSize.
-                Int(LZ4_decompress_safe((src.baseAddress! + headerSize).assumingMemoryBound(to: CChar.self),
-                                        dst.baseAddress?.assumingMemoryBound(to: CChar.self),
-                                        Int32(compressedSize), Int32(plainSize)))
-            }
-        }
+        // Decompress into uninitialised memory, then unshuffle with pointer loops (this is the cold step's
+        // inner loop: no zero-filling, no bounds checks per byte).
+        let plain = UnsafeMutableRawBufferPointer.allocate(byteCount: max(plainSize, 1), alignment: 16)
+        defer { plain.deallocate() }
+        // SAFETY: LZ4_decompress_safe never reads past compressedSize nor writes past plainSize.
+        let got = Int(LZ4_decompress_safe((bytes.baseAddress! + headerSize).assumingMemoryBound(to: CChar.self),
+                                          plain.baseAddress!.assumingMemoryBound(to: CChar.self),
+                                          Int32(compressedSize), Int32(plainSize)))
         guard got == plainSize else { throw corrupt("LZ4 payload does not decode to \(plainSize) bytes") }
-        var rows = [Int64](repeating: 0, count: n)
-        var vectors = [Float](repeating: 0, count: components)
-        plain.withUnsafeBytes { raw in
-            for i in 0..<n { rows[i] = Int64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self)) }
-            let base = n * 8
-            for i in 0..<components {
-                var bits: UInt32 = 0
-                for b in 0..<elementSize { bits |= UInt32(raw[base + b * components + i]) << (8 * b) }
-                vectors[i] = codec == .shuffledLZ4 ? Float(bitPattern: bits) : Float(Float16(bitPattern: UInt16(bits)))
+        let rows = [Int64](unsafeUninitializedCapacity: n) { out, count in
+            for i in 0..<n { out[i] = Int64(littleEndian: plain.loadUnaligned(fromByteOffset: i * 8, as: Int64.self)) }
+            count = n
+        }
+        let vectors = [Float](unsafeUninitializedCapacity: components) { out, count in
+            // SAFETY: plane b spans [base + b × components, base + (b + 1) × components) ⊂ plain.
+            let base = plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + n * 8
+            if codec == .shuffledLZ4 {
+                let b0 = base, b1 = base + components, b2 = base + 2 * components, b3 = base + 3 * components
+                for i in 0..<components {
+                    out[i] = Float(bitPattern: UInt32(b0[i]) | UInt32(b1[i]) << 8 | UInt32(b2[i]) << 16 | UInt32(b3[i]) << 24)
+                }
+            } else {
+                let b0 = base, b1 = base + components
+                for i in 0..<components { out[i] = Float(Float16(bitPattern: UInt16(b0[i]) | UInt16(b1[i]) << 8)) }
             }
+            count = components
         }
         return ColdBlock(rows: rows, dimensions: dim, vectors: vectors)
     }

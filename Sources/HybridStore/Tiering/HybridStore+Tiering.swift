@@ -29,7 +29,7 @@ struct ColdStepReport {
 
 extension HybridStore {
     /// Rows per cold block (a k-means partition of the moved rows aims at this size).
-    static let coldBlockRows = 2048
+    public static let coldBlockRows = 2048
 
     /// Moves the rows matching `filter` (all rows when nil) to `tier`, in one transaction with the change
     /// log: to cold, their vectors leave the graph and RAM for LZ4 blocks of similar vectors inside the
@@ -192,11 +192,12 @@ extension HybridStore {
 
     // MARK: - Cold search step
 
-    /// The k nearest valid cold rows matching `condition`, probing blocks nearest first. For L2 and cosine a
-    /// block is skipped once its lower bound (distance to the centroid minus the radius) cannot beat the
-    /// k-th best distance found so far (hot or cold), so the step is exact; for inner product it probes the
-    /// `maxProbe` blocks with the largest centroid products.
+    /// The k nearest valid cold rows matching `condition`, probing blocks nearest centroid first, at most
+    /// `probes` of them (default 2·√blocks / √selectivity). For L2 and cosine it also stops once a block's
+    /// lower bound (distance to the centroid minus the radius) cannot beat the k-th best distance found so far
+    /// (hot or cold): with `probes: .max` the step is exact.
     func coldStep(_ s: CollectionState, query: [Float], k: Int, condition: SQLCondition?, bound initial: Float?,
+                  probes: Int?, selectivity: Double,
                   report: inout ColdStepReport) throws(HybridStoreError) -> [(row: Int64, distance: Float)] {
         let blocks = s.lock.read { s.coldBlocks }
         guard !blocks.isEmpty else { return [] }
@@ -221,7 +222,10 @@ extension HybridStore {
                 }
             }
         }.sorted { $0.key < $1.key }
-        let maxProbe = metric == .innerProduct ? max(4, blocks.count / 10) : blocks.count
+        // Blocks to open at most, nearest centroids first (as IVF's nprobe): √blocks by default, more as the
+        // filter narrows (fewer matches per block), all when exact. Bounds still stop early for L2/cosine.
+        let defaultProbes = Int((Double(blocks.count).squareRoot() * 2 / max(selectivity, 0.01).squareRoot()).rounded(.up))
+        let maxProbe = min(blocks.count, max(1, probes ?? defaultProbes))
         var best: [(row: Int64, distance: Float)] = []
         func kth() -> Float {
             let fromCold = best.count >= k ? best[k - 1].distance : Float.infinity
@@ -240,13 +244,22 @@ extension HybridStore {
                 var wanted = Set<Int64>()
                 while try statement.step() { wanted.insert(statement.int64(0)) }
                 guard !wanted.isEmpty else { continue }
-                var vectors = block.vectors
-                vectors.withUnsafeMutableBufferPointer { all in
+                var scratch = [Float](repeating: 0, count: metric == .cosine ? dim : 0)
+                block.vectors.withUnsafeBufferPointer { all in
                     q.withUnsafeBufferPointer { qb in
                         for (i, row) in block.rows.enumerated() where wanted.contains(row) {
-                            let v = UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])
-                            if metric == .cosine { normalize(v) }
-                            best.append((row, reported(internalDistance(qb.baseAddress!, v.baseAddress!))))
+                            let v = all.baseAddress! + i * dim
+                            let d: Float
+                            if metric == .cosine {  // blocks keep the original vectors; cosine compares unit ones
+                                d = scratch.withUnsafeMutableBufferPointer { unit in
+                                    unit.baseAddress!.update(from: v, count: dim)
+                                    normalize(unit)
+                                    return internalDistance(qb.baseAddress!, unit.baseAddress!)
+                                }
+                            } else {
+                                d = internalDistance(qb.baseAddress!, v)
+                            }
+                            best.append((row, reported(d)))
                             report.candidates += 1
                         }
                     }
@@ -277,18 +290,21 @@ extension HybridStore {
     }
 
     func readColdBlock(_ s: CollectionState, _ id: Int64, _ c: Connection) throws(HybridStoreError) -> ColdBlock {
-        let bytes = try sqliteWork("reading cold block \(id)") { () throws -> [UInt8]? in
+        // Decoded straight from the blob SQLite lends: no copy of the compressed bytes.
+        let decoded = try sqliteWork("reading cold block \(id)") { () throws -> Result<ColdBlock, HybridStoreError>? in
             let statement = try c.statement(SQL.coldBlockData)
             defer { statement.reset() }
             try statement.bind(.integer(id), at: 1)
             guard try statement.step() else { return nil }
-            return statement.withBlob(0) { [UInt8]($0) }
+            return statement.withBlob(0) { raw in
+                Result { () throws(HybridStoreError) in try ColdBlock.decode(raw, block: id, collection: s.name) }
+            }
         }
-        guard let bytes else {
+        guard let decoded else {
             throw HybridStoreError(.corruptFile, "collection `\(s.name)`: cold block \(id) is missing",
                                    context: ["collection": s.name, "block": "\(id)"])
         }
-        return try ColdBlock.decode(bytes, block: id, collection: s.name)
+        return try decoded.get()
     }
 
     private func coldRows(of block: Int64, _ s: CollectionState, _ c: Connection) throws -> Set<Int64> {

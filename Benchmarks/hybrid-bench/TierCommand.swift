@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import HybridStore
+
+/// `hybrid-bench tier`: RAM and disk with most rows cold, and every class over both tiers against all hot.
+struct TierCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tier",
+        abstract: "Import, run every class all hot, move the oldest rows to the cold tier, run every class over both tiers.")
+
+    @Option(help: "Dataset directory (FORMAT.md).") var dataset: String
+    @Option(help: "Results JSON file to write.") var out: String
+    @Option(name: .customLong("cold-fraction"), help: "Fraction of rows (the lowest row numbers) to move cold.")
+    var coldFraction = 0.8
+    @Option(help: "Use only the first N queries per class.") var queries: Int?
+    @Option(help: "Only these classes (comma-separated).") var classes: String?
+
+    func run() throws {
+        let data = try Dataset.load(dataset)
+        let path = FileManager.default.temporaryDirectory.path + "/hybrid-bench-tier-\(getpid())"
+        try? FileManager.default.removeItem(atPath: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var configuration = Configuration()
+        configuration.checkpointEveryChanges = 0
+        let hs = try HybridStore(directory: path, configuration: configuration)
+        defer { hs.close() }
+        var schema = StoreImport.inferSchema(data, connectivity: 16, efConstruction: 200)
+        schema.columns.append(.integer("seq", filterable: true))
+        let collection = try StoreImport.run(data, into: hs, name: "bench", schema: schema)
+        try hs.checkpoint()
+        let before = try hs.statistics(collection)
+        log("imported \(data.meta.count) rows; index \(before.indexBytes >> 20) MiB in RAM")
+
+        let wanted = classes.map { Set($0.split(separator: ",").map(String.init)) }
+        func runAll(_ label: String) throws -> [BenchResults.Run] {
+            var runs: [BenchResults.Run] = []
+            for className in data.classNames where wanted?.contains(className) ?? true {
+                var cases = data.cases.filter { $0.className == className }
+                if let queries { cases = Array(cases.prefix(queries)) }
+                var latencies: [UInt64] = []
+                var recallSum = 0.0
+                var plans: [String: Int] = [:]
+                let wall = nowNanoseconds()
+                for c in cases {
+                    let q = Array(data.query(c.qid))
+                    let t = nowNanoseconds()
+                    let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
+                    let (hits, e) = try hs.query(collection, near: q, k: 10, filter: filter, options: QueryOptions())
+                    latencies.append(nowNanoseconds() - t)
+                    recallSum += recall(hits.map { if case .int(let v) = $0.id { Int(v) } else { -1 } }, groundTruth: c.groundTruth)
+                    plans[e.plan.strategy.rawValue + (e.coldBlocksProbed > 0 ? "+cold" : ""), default: 0] += 1
+                }
+                let timing = Timing(latenciesNs: latencies, wallNs: nowNanoseconds() - wall)
+                runs.append(BenchResults.Run(class: className, effort: nil, queries: cases.count,
+                                             recall_at_10: recallSum / Double(max(cases.count, 1)), qps: timing.qps,
+                                             p50_ms: timing.p50, p99_ms: timing.p99, plans: plans, mode: label))
+                log(className.padding(16) + label.padding(9) + String(format: "recall %.4f  qps %8.1f  p50 %.3f ms  p99 %.3f ms  ",
+                                                                     runs.last!.recall_at_10, timing.qps, timing.p50, timing.p99)
+                    + plans.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            }
+            return runs
+        }
+        var runs = try runAll("all_hot")
+        let bound = Int64((Double(data.meta.count) * coldFraction).rounded())
+        let t = nowNanoseconds()
+        let moved = try hs.tier(collection, where: Column("seq") < .integer(bound), to: .cold)
+        let tierSeconds = seconds(since: t)
+        try hs.checkpoint()
+        let after = try hs.statistics(collection)
+        let rawBytes = moved * data.meta.dim * 4
+        // float16: the same rows encoded in blocks of the same size (the store's own blocks are lossless here).
+        var fp16Bytes = 0
+        var start = 0
+        while start < moved {
+            let end = min(start + HybridStore.coldBlockRows, moved)
+            let block = ColdBlock(rows: (start..<end).map(Int64.init), dimensions: data.meta.dim,
+                                  vectors: Array(data.base[start * data.meta.dim ..< end * data.meta.dim]))
+            fp16Bytes += block.encoded(codec: .float16ShuffledLZ4).count
+            start = end
+        }
+        log("moved \(moved) rows cold in " + String(format: "%.2f s", tierSeconds)
+            + "; RAM \(before.indexBytes >> 20) MiB → \((after.indexBytes + after.coldSummaryBytes) >> 20) MiB"
+            + String(format: " (%.2f×)", Double(after.indexBytes + after.coldSummaryBytes) / Double(before.indexBytes))
+            + "; cold \(after.coldBytesOnDisk >> 20) MiB on disk = " + String(format: "%.3f× raw", Double(after.coldBytesOnDisk) / Double(rawBytes))
+            + ", float16 " + String(format: "%.3f× raw", Double(fp16Bytes) / Double(rawBytes)))
+        runs += try runAll("tiered")
+        var results = BenchResults(
+            mode: "tier", engine: "hybridstore",
+            dataset: .init(name: data.meta.name, count: data.meta.count, dim: data.meta.dim, metric: data.meta.metric),
+            host: .init(cores: ProcessInfo.processInfo.activeProcessorCount, cpu: cpuName(), kernel: nil),
+            params: .init(connectivity: 16, ef_construction: 200, build_threads: ProcessInfo.processInfo.activeProcessorCount,
+                          query_threads: 1),
+            build_seconds: nil, peak_rss_bytes: peakRSSBytes(), index_bytes: after.indexBytes, raw_bytes: rawBytes, runs: runs)
+        results.ram_bytes_before = before.indexBytes
+        results.ram_bytes_after = after.indexBytes + after.coldSummaryBytes
+        results.cold_bytes = after.coldBytesOnDisk
+        results.cold_bytes_fp16 = fp16Bytes
+        results.tier_seconds = tierSeconds
+        try results.write(to: out)
+        log("wrote \(out)")
+    }
+}
