@@ -42,7 +42,6 @@ extension HNSWIndex {
         guard let (entryNode, topLevel) = loadEntry() else { return }
         let s = storage
         let highWater = bookkeeping.withLock { Int($0.highWater) }
-        let dim = parameters.dimensions
         let context = borrowContext()
         defer { returnContext(context) }
         for _ in 0..<8 {
