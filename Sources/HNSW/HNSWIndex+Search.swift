@@ -132,6 +132,23 @@ extension HNSWIndex {
         return (current, currentDistance)
     }
 
+    /// Starts a layer search: a fresh visited tag, empty heaps, the entry as the first candidate (and result
+    /// when admitted and live). Returns the tag and the initial result bound.
+    @inline(__always)
+    private func begin(_ context: SearchContext, entry: UInt32, entryDistance: Float, ef: Int, admitEntry: Bool,
+                       stats: inout SearchStats) -> (UInt16, Float) {
+        let tag = context.nextTag(capacity: storage.capacity)
+        context.candidates.removeAll()
+        context.results.removeAll()
+        context.visited[Int(entry)] = tag
+        stats.visitedNodes &+= 1
+        context.candidates.push(Neighbor(distance: entryDistance, node: entry))
+        if admitEntry && storage.state(entry) == .live {
+            context.results.push(Neighbor(distance: entryDistance, node: entry))
+        }
+        return (tag, context.results.count >= ef ? context.results.top.distance : Float.infinity)
+    }
+
     /// Best-first search of one level. Leaves up to `ef` admitted nodes (predicate true and live) in
     /// `context.results`; non-admitted nodes are still traversed. Caller holds the read lock.
     @inline(__always)
@@ -143,18 +160,10 @@ extension HNSWIndex {
         let dim = parameters.dimensions
         let kernel = self.kernel.function
         let states = storage.states
-        let tag = context.nextTag(capacity: storage.capacity)
-        let visited = context.visited
-        context.candidates.removeAll()
-        context.results.removeAll()
-
-        visited[Int(entry)] = tag
-        stats.visitedNodes &+= 1
-        context.candidates.push(Neighbor(distance: entryDistance, node: entry))
-        if predicate.matches(entry) && hs_load_acquire_u8(states + Int(entry)) == 0 {
-            context.results.push(Neighbor(distance: entryDistance, node: entry))
-        }
-        var bound = context.results.count >= ef ? context.results.top.distance : Float.infinity
+        let (tag, initialBound) = begin(context, entry: entry, entryDistance: entryDistance, ef: ef,
+                                 admitEntry: predicate.matches(entry), stats: &stats)
+        let visited = context.visited  // after begin: a grown index reallocates the visited list there
+        var bound = initialBound
 
         while !context.candidates.isEmpty {
             let current = context.candidates.top
@@ -199,21 +208,13 @@ extension HNSWIndex {
         let dim = parameters.dimensions
         let kernel = self.kernel.function
         let states = storage.states
-        let tag = context.nextTag(capacity: storage.capacity)
-        let visited = context.visited
         let sparse = sparseNeighbourhood
         let maxMatching = storage.maxLinks0
-        context.candidates.removeAll()
-        context.results.removeAll()
         context.scratchIDs.removeAll(keepingCapacity: true)
-
-        visited[Int(entry)] = tag
-        stats.visitedNodes &+= 1
-        context.candidates.push(Neighbor(distance: entryDistance, node: entry))
-        if predicate.matches(entry) && hs_load_acquire_u8(states + Int(entry)) == 0 {
-            context.results.push(Neighbor(distance: entryDistance, node: entry))
-        }
-        var bound = context.results.count >= ef ? context.results.top.distance : Float.infinity
+        let (tag, initialBound) = begin(context, entry: entry, entryDistance: entryDistance, ef: ef,
+                                 admitEntry: predicate.matches(entry), stats: &stats)
+        let visited = context.visited  // after begin: a grown index reallocates the visited list there
+        var bound = initialBound
 
         @inline(__always) func consider(_ node: UInt32, admit: Bool) {
             let d = kernel(query, storage.vector(node), dim)

@@ -215,16 +215,30 @@ final class FilterColumns {
         default:
             break
         }
+        switch leafEntries(f) {
+        case .run(_, let range, let tail)?: return range.count + tail.count
+        case .posting(let nodes)?: return nodes.count
+        case nil: return nil
+        }
+    }
+
+    /// What a comparison leaf selects: a slice of a numeric column's sorted run plus matching tail entries,
+    /// or a text value's posting list. Stale entries included (callers validate).
+    private enum LeafEntries {
+        case run(Numeric, Range<Int>, [UInt32])
+        case posting([UInt32])
+    }
+
+    private func leafEntries(_ f: Filter) -> LeafEntries? {
         guard let (name, range) = Self.leafRange(f), let column = columns[name] else { return nil }
-        switch column.storage {
-        case .numeric(let c):
-            guard case .numeric(let lo, let loInclusive, let hi, let hiInclusive) = range else { return nil }
+        switch (column.storage, range) {
+        case (.numeric(let c), .numeric(let lo, let loInclusive, let hi, let hiInclusive)):
             let a = lowerIndex(c.keys, lo, inclusive: loInclusive), b = upperIndex(c.keys, hi, inclusive: hiInclusive)
-            let tail = c.tail.filter { inRange($0.key, lo, loInclusive, hi, hiInclusive) }.count
-            return max(0, b - a) + tail
-        case .text(let c):
-            guard case .text(let s) = range, let code = c.dictionary[s] else { return 0 }
-            return c.postings[Int(code)].count
+            return .run(c, a..<max(a, b), c.tail.filter { inRange($0.key, lo, loInclusive, hi, hiInclusive) }.map(\.node))
+        case (.text(let c), .text(let value)):
+            return .posting(c.dictionary[value].map { c.postings[Int($0)] } ?? [])
+        default:
+            return nil
         }
     }
 
@@ -316,17 +330,10 @@ final class FilterColumns {
         default:
             break
         }
-        guard let (name, range) = Self.leafRange(f), let column = columns[name] else { return nil }
-        switch column.storage {
-        case .numeric(let c):
-            guard case .numeric(let lo, let loInclusive, let hi, let hiInclusive) = range else { return nil }
-            let a = lowerIndex(c.keys, lo, inclusive: loInclusive), b = upperIndex(c.keys, hi, inclusive: hiInclusive)
-            var out = a < b ? Array(c.nodes[a..<b]) : []
-            for (k, n) in c.tail where inRange(k, lo, loInclusive, hi, hiInclusive) { out.append(n) }
-            return out
-        case .text(let c):
-            guard case .text(let s) = range, let code = c.dictionary[s] else { return [] }
-            return c.postings[Int(code)]
+        switch leafEntries(f) {
+        case .run(let c, let range, let tail)?: return Array(c.nodes[range]) + tail
+        case .posting(let nodes)?: return nodes
+        case nil: return nil
         }
     }
 
