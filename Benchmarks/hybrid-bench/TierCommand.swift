@@ -68,16 +68,8 @@ struct TierCommand: ParsableCommand {
         try hs.checkpoint()
         let after = try hs.statistics(collection)
         let rawBytes = moved * data.meta.dim * 4
-        // float16: the same rows encoded in blocks of the same size (the store's own blocks are lossless here).
-        var fp16Bytes = 0
-        var start = 0
-        while start < moved {
-            let end = min(start + HybridStore.coldBlockRows, moved)
-            let block = ColdBlock(rows: (start..<end).map(Int64.init), dimensions: data.meta.dim,
-                                  vectors: Array(data.base[start * data.meta.dim ..< end * data.meta.dim]))
-            fp16Bytes += block.encoded(codec: .float16ShuffledLZ4).count
-            start = end
-        }
+        // float16: the store's own blocks (same k-means partition) re-encoded with the float16 codec.
+        let fp16Bytes = try hs.decodedColdBlocks(collection).reduce(0) { $0 + $1.encoded(codec: .float16ShuffledLZ4).count }
         log("moved \(moved) rows cold in " + String(format: "%.2f s", tierSeconds)
             + "; RAM \(before.indexBytes >> 20) MiB → \((after.indexBytes + after.coldSummaryBytes) >> 20) MiB"
             + String(format: " (%.2f×)", Double(after.indexBytes + after.coldSummaryBytes) / Double(before.indexBytes))

@@ -401,3 +401,12 @@ extension HybridStore {
         return groups
     }
 }
+
+extension HybridStore {
+    /// Every cold block of a collection, decoded (for benchmarks that re-encode them).
+    package func decodedColdBlocks(_ collection: Collection) throws(HybridStoreError) -> [ColdBlock] {
+        let s = try state(collection)
+        let ids = s.lock.read { s.coldBlocks.map(\.id) }
+        return try withReader { c in try ids.map { id throws -> ColdBlock in try readColdBlock(s, id, c) } }
+    }
+}
