@@ -238,7 +238,9 @@ extension HybridStore {
                 let block = try readColdBlock(s, entry.summary.id, c)
                 report.blocksProbed += 1
                 report.bytesDecompressed += block.vectors.count * 4 + block.rows.count * 8
-                let statement = try c.prepareOnce(sql)
+                // Unfiltered, the SQL is always the same: keep it prepared.
+                let statement = condition == nil ? try c.statement(sql) : try c.prepareOnce(sql)
+                defer { statement.reset() }
                 try statement.bind(.integer(entry.summary.id), at: 1)
                 try statement.bind(condition?.arguments ?? [], from: 2)
                 var wanted = Set<Int64>()
