@@ -57,7 +57,7 @@ public final class WriteTransaction {
         let s = try store.state(collection)
         try checkID(id, s)
         if let vector { try checkVector(vector, s, id: id) }
-        guard let existing = try existingRow(id, s) else {
+        guard let (existing, cold) = try existingRow(id, s) else {
             guard let vector else {
                 throw HybridStoreError(.missingValue, "collection `\(s.name)`: id \(id) is new, so it needs a vector",
                                        context: ["collection": s.name, "id": id.description])
@@ -69,7 +69,7 @@ public final class WriteTransaction {
         let row = try checkedValues(values, s, id: id, forInsert: false)
         var carried: [String: Value] = [:]
         try sql {
-            if vector != nil, try connection.statement(s.table.isCold).scalar([.integer(existing)]) == .integer(1) {
+            if vector != nil && cold {
                 // A cold row given a vector returns to the hot tier; its other filter values come along.
                 try connection.statement(SQL.deleteColdRow).run([.integer(s.number), .integer(existing)])
                 let filterable = s.schema.columns.indices.filter { s.schema.columns[$0].filterable }
@@ -97,7 +97,7 @@ public final class WriteTransaction {
         let s = try store.state(collection)
         try checkID(id, s)
         let row = try checkedValues(values, s, id: id, forInsert: false)
-        guard let existing = try existingRow(id, s) else {
+        guard let (existing, _) = try existingRow(id, s) else {
             throw HybridStoreError(.notFound, "collection `\(s.name)`: no id \(id) to update",
                                    context: ["collection": s.name, "id": id.description])
         }
@@ -119,10 +119,10 @@ public final class WriteTransaction {
         var deleted = 0
         for id in ids {
             try checkID(id, s)
-            guard let existing = try existingRow(id, s) else { continue }
+            guard let (existing, cold) = try existingRow(id, s) else { continue }
             try sql {
                 try connection.statement(s.table.deleteRow).run([.integer(existing)])
-                try connection.statement(SQL.deleteColdRow).run([.integer(s.number), .integer(existing)])
+                if cold { try connection.statement(SQL.deleteColdRow).run([.integer(s.number), .integer(existing)]) }
                 try log(s, row: existing, op: .delete)
             }
             effects[s.number, default: [:]][existing] = Effect(deleted: true)
@@ -158,10 +158,14 @@ public final class WriteTransaction {
         changeCount += 1
     }
 
-    private func existingRow(_ id: RowID, _ s: CollectionState) throws(HybridStoreError) -> Int64? {
+    /// The row number of an id and whether it is in the cold tier, in one lookup.
+    private func existingRow(_ id: RowID, _ s: CollectionState) throws(HybridStoreError) -> (row: Int64, cold: Bool)? {
         try sql {
-            guard case .integer(let row)? = try connection.statement(s.table.rowForID).scalar([id.value]) else { return nil }
-            return row
+            let statement = try connection.statement(s.table.rowForID)
+            defer { statement.reset() }
+            try statement.bind(id.value, at: 1)
+            guard try statement.step() else { return nil }
+            return (statement.int64(0), statement.int64(1) != 0)
         }
     }
 

@@ -99,7 +99,8 @@ enum SQL {
             let params = (1...columns.count).map { "?\($0)" }
             return "INSERT INTO \(name)(\(columns.joined(separator: ", "))) VALUES (\(params.joined(separator: ", ")))"
         }
-        var rowForID: String { "SELECT row FROM \(name) WHERE id = ?1" }
+        /// `row` of an id and whether the row is cold (its vector lives in a block; the column is empty).
+        var rowForID: String { "SELECT row, length(vector) = 0 FROM \(name) WHERE id = ?1" }
         var updateVector: String { "UPDATE \(name) SET vector = ?2 WHERE row = ?1" }
         /// Sets one column of one row: `?1` row, `?2` value.
         func updateColumn(_ position: Int) -> String { "UPDATE \(name) SET \(columnName(position)) = ?2 WHERE row = ?1" }
@@ -120,8 +121,7 @@ enum SQL {
         func coldBlockRowsWhere(_ condition: String) -> String {
             "SELECT t.row FROM hs_cold_rows c JOIN \(name) t ON t.row = c.row WHERE c.collection = \(number) AND c.block = ?1 AND (\(condition))"
         }
-        var isCold: String { "SELECT length(vector) = 0 FROM \(name) WHERE row = ?1" }
-        var setVector: String { "UPDATE \(name) SET vector = ?2 WHERE row = ?1" }
+
         /// `row, id, c…` of every row.
         func selectAll(_ positions: [Int]) -> String {
             (["SELECT row, id"] + positions.map(columnName)).joined(separator: ", ") + " FROM \(name) ORDER BY row"

@@ -121,7 +121,7 @@ extension HybridStore {
             let id = c.lastInsertRowID
             for row in block.rows {
                 try c.statement(SQL.insertColdRow).run([.integer(s.number), .integer(row), .integer(id)])
-                try c.statement(s.table.setVector).run([.integer(row), .blob([])])
+                try c.statement(s.table.updateVector).run([.integer(row), .blob([])])
                 try tx.logChange(s, row: row, op: .delete)
                 tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: true)
             }
@@ -150,7 +150,7 @@ extension HybridStore {
                 if leaving.contains(row) {
                     let vector = Array(block.vectors[i * dim ..< (i + 1) * dim])
                     try vector.withUnsafeBufferPointer { buffer in
-                        let update = try c.statement(s.table.setVector)
+                        let update = try c.statement(s.table.updateVector)
                         try update.bind(.integer(row), at: 1)
                         try update.bind(floats: buffer, at: 2)
                         while try update.step() {}
