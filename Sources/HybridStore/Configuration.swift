@@ -9,6 +9,12 @@ public struct Configuration: Sendable {
     public var checkpointEveryChanges = 100_000
     /// Threads for building the index from large batches and rebuilds; nil = all cores.
     public var buildThreads: Int? = nil
+    /// Tenant usage flows (rows written and deleted, queries, vectors scored) are kept per bucket of this
+    /// many seconds (aligned to the Unix epoch), so `usage(since:)` resolves to a bucket.
+    public var usageBucketSeconds: Int64 = 3600
+    /// Query counters are accumulated in memory and flushed to the database at most this many seconds
+    /// apart (and on `checkpoint()` and `close()`); a crash loses at most that interval's query counts.
+    public var usageFlushSeconds: Double = 1
     /// Called while opening, as each collection's index is loaded, replayed or rebuilt.
     public var recoveryProgress: (@Sendable (RecoveryProgress) -> Void)? = nil
 

@@ -20,7 +20,9 @@ public struct CollectionReport: Sendable, Equatable {
 /// What `verify()` found.
 public struct VerifyReport: Sendable, Equatable {
     public var collections: [CollectionReport]
-    public var isConsistent: Bool { collections.allSatisfy(\.mismatches.isEmpty) }
+    /// Tenants whose recorded rows or bytes per tier differ from what their rows add up to, one line each.
+    public var tenantMismatches: [String] = []
+    public var isConsistent: Bool { collections.allSatisfy(\.mismatches.isEmpty) && tenantMismatches.isEmpty }
 }
 
 extension HybridStore {
@@ -33,12 +35,42 @@ extension HybridStore {
         try sqliteWork("verifying") {
             try withWriter { c, _ in
                 var reports: [CollectionReport] = []
-                for s in catalog.withLock({ Array($0.values) }).sorted(by: { $0.name < $1.name }) {
-                    reports.append(try verify(s, c))
-                }
-                return VerifyReport(collections: reports)
+                let states = catalog.withLock { Array($0.values) }.sorted { $0.name < $1.name }
+                for s in states { reports.append(try verify(s, c)) }
+                return VerifyReport(collections: reports, tenantMismatches: try verifyTenants(states, c))
             }
         }
+    }
+
+    /// Recounts every tenant's rows and bytes per tier from its rows and compares them with `hs_tenants`.
+    private func verifyTenants(_ states: [CollectionState], _ c: Connection) throws -> [String] {
+        var counted: [String: [Int64]] = [:]
+        for s in states where s.schema.tenantColumn != nil {
+            let statement = try c.prepareOnce(s.table.tenantTotals)
+            while try statement.step() {
+                guard case .text(let name) = statement.column(0) else { continue }
+                var totals = counted[name] ?? [0, 0, 0, 0]
+                for i in 0..<4 { totals[i] += statement.int64(Int32(i + 1)) }
+                counted[name] = totals
+            }
+        }
+        var problems: [String] = []
+        let recorded = try c.statement(SQL.allTenants)
+        defer { recorded.reset() }
+        var seen = Set<String>()
+        while try recorded.step() {
+            guard case .text(let name) = recorded.column(0) else { continue }
+            seen.insert(name)
+            let have = (5...8).map { recorded.int64(Int32($0)) }
+            let want = counted[name] ?? [0, 0, 0, 0]
+            if have != want {
+                problems.append("tenant `\(name)`: recorded hot rows/bytes, cold rows/bytes \(have), its rows add up to \(want)")
+            }
+        }
+        for name in counted.keys.sorted() where !seen.contains(name) {
+            problems.append("tenant `\(name)` has rows but no usage record")
+        }
+        return problems
     }
 
     private func verify(_ s: CollectionState, _ c: Connection) throws -> CollectionReport {

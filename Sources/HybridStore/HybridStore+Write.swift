@@ -10,11 +10,20 @@ extension HybridStore {
     /// - Throws: whatever `body` throws (the `WriteTransaction` methods throw `HybridStoreError`), or
     ///   `HybridStoreError` `sqlite` / `corruptFile` when SQLite fails.
     public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
+        try write(tenant: nil, body)
+    }
+
+    /// `write`, optionally scoped to a tenant (see `TenantScope.write`).
+    func write<R>(tenant: String?, _ body: (WriteTransaction) throws -> R) throws -> R {
         let (result, due) = try withWriter { connection, changesSince -> (R, Bool) in
-            let tx = WriteTransaction(store: self, connection: connection)
+            let tx = WriteTransaction(store: self, connection: connection, tenant: tenant)
             let result: R
             do {
-                result = try connection.transaction(immediate: true) { try body(tx) }
+                result = try connection.transaction(immediate: true) {
+                    let result = try body(tx)
+                    try tx.finish()
+                    return result
+                }
             } catch let error as SQLiteError {
                 throw HybridStoreError(error, while: "committing a write")
             }

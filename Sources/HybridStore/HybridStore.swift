@@ -38,8 +38,11 @@ public final class HybridStore: Sendable {
     private let readers = Mutex<[Connection]>([])
     let catalog = Mutex<[String: CollectionState]>([:])
     let backgroundQueue = DispatchQueue(label: "HybridStore.background")
+    static let backgroundKey = DispatchSpecificKey<ObjectIdentifier>()
     let closed = Atomic<Bool>(false)
     let backgroundError = Mutex<HybridStoreError?>(nil)
+    /// Query metering and query quotas of tenants (see `TenantScope`).
+    let meter = Mutex(Meter())
 
     struct WriterState: ~Copyable {
         var connection: Connection?
@@ -83,9 +86,11 @@ public final class HybridStore: Sendable {
             throw HybridStoreError(error, while: "opening \(databasePath)")
         }
         writer = Mutex(WriterState(connection: connection))
+        backgroundQueue.setSpecific(key: Self.backgroundKey, value: ObjectIdentifier(self))
         do throws(HybridStoreError) {
             try prepareCatalog(connection, existed: existed)
             try recoverAll(connection)
+            try loadQueryQuotas(connection)
         } catch {
             shutdown()
             throw error
@@ -100,7 +105,11 @@ public final class HybridStore: Sendable {
 
     private func shutdown() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        backgroundQueue.sync {}
+        // The last reference can be dropped by a block on the background queue itself (a flush or checkpoint
+        // that outlived every other holder): then nothing else is queued for this store, and waiting would
+        // deadlock.
+        if DispatchQueue.getSpecific(key: Self.backgroundKey) != ObjectIdentifier(self) { backgroundQueue.sync {} }
+        try? flushUsage()  // the writer connection is still open
         readers.withLock { $0.removeAll() }
         writer.withLock { $0.connection = nil }
         catalog.withLock { $0.removeAll() }
@@ -148,6 +157,7 @@ public final class HybridStore: Sendable {
                                            context: ["expected": "\(SQL.formatVersion)", "actual": "\(version)"])
                 }
                 try c.execute(SQL.createTiering)
+                try c.execute(SQL.createTenancy)
                 return
             }
             if existed, case .integer(let n)? = try c.statement(SQL.tableCount).scalar(), n > 0 {

@@ -9,6 +9,7 @@ public struct HybridStoreError: Error, Sendable, CustomStringConvertible {
             case dimensionMismatch, nonFiniteVector, unknownColumn, typeMismatch, missingValue, duplicateID
             case unknownCollection, collectionExists, invalidSchema, invalidArgument, invalidFilter
             case corruptFile, newerFormat, storeLocked, sqlite, io, quotaExceeded, notFound
+            case unknownTenant, tenantExists, wrongTenant
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -46,8 +47,14 @@ public struct HybridStoreError: Error, Sendable, CustomStringConvertible {
         public static let io = Code(.io)
         /// `update` of an id the collection does not hold.
         public static let notFound = Code(.notFound)
-        /// A write that would exceed a quota.
+        /// A write that would exceed a tenant's quota (rows or bytes), or a query beyond its query quota.
         public static let quotaExceeded = Code(.quotaExceeded)
+        /// A tenant name the store does not have, or a name that cannot be a tenant's.
+        public static let unknownTenant = Code(.unknownTenant)
+        /// `createTenant` with a name already in use.
+        public static let tenantExists = Code(.tenantExists)
+        /// A tenant-scoped call that would write another tenant's value, or on a collection without tenants.
+        public static let wrongTenant = Code(.wrongTenant)
         public var description: String { value.rawValue }
     }
 

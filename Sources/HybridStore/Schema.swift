@@ -74,17 +74,25 @@ public enum IDKind: String, Sendable, Codable {
     case integer, string
 }
 
-/// The fixed shape of a collection: its vector, its id kind and its columns.
+/// The fixed shape of a collection: its vector, its id kind, its columns and, optionally, the column that
+/// names each row's tenant.
 public struct Schema: Sendable, Codable, Equatable {
     public var vector: VectorSpec
     public var id: IDKind
     public var columns: [ColumnSpec]
+    /// The column holding each row's tenant (a non-null, filterable text column), or nil. Rows of a tenant
+    /// are reached through `store.tenant(name)`, counted against its quotas and metered for its usage.
+    public var tenantColumn: String?
 
-    public init(vector: VectorSpec, id: IDKind = .string, columns: [ColumnSpec] = []) {
+    public init(vector: VectorSpec, id: IDKind = .string, columns: [ColumnSpec] = [], tenantColumn: String? = nil) {
         self.vector = vector
         self.id = id
         self.columns = columns
+        self.tenantColumn = tenantColumn
     }
+
+    /// The position of the tenant column, if the collection has one.
+    var tenantPosition: Int? { tenantColumn.flatMap { column($0)?.index } }
 
     /// The column named `name` and its position.
     public func column(_ name: String) -> (index: Int, spec: ColumnSpec)? {
@@ -111,6 +119,13 @@ public struct Schema: Sendable, Codable, Equatable {
             }
         }
         guard columns.count <= 500 else { throw HybridStoreError(.invalidSchema, "at most 500 columns, got \(columns.count)") }
+        if let tenantColumn {
+            guard let (_, spec) = column(tenantColumn), spec.type == .text, !spec.nullable, spec.filterable else {
+                throw HybridStoreError(.invalidSchema,
+                                       "tenant column `\(tenantColumn)` must be one of the columns, of type text, non-null and filterable",
+                                       context: ["column": tenantColumn])
+            }
+        }
     }
 }
 

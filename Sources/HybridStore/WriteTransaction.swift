@@ -6,10 +6,19 @@ import QueryPlanner
 /// its item first and throws a typed error naming the item and the column; a throw from the closure rolls
 /// the whole transaction back, so the store (database and index) is exactly as before.
 ///
+/// In a collection with a tenant column every write is charged to the tenants whose rows it changes (rows
+/// and bytes per tier, rows written and deleted), in this same transaction, and checked against their quotas
+/// just before COMMIT. A transaction from `store.tenant(name).write` is scoped: it reaches only that tenant's
+/// rows, and its inserts get the tenant's name in the tenant column.
+///
 /// Valid only inside its closure, on the closure's thread.
 public final class WriteTransaction {
     let store: HybridStore
     let connection: Connection
+    /// The tenant this transaction is scoped to, or nil.
+    let tenant: String?
+    /// What this transaction changes of each tenant's usage; charged by `finish()`.
+    var charges: [String: TenantCharge] = [:]
     /// Final effect per collection and row, applied to the index after COMMIT.
     var effects: [Int64: [Int64: Effect]] = [:]
     var changeCount = 0
@@ -26,9 +35,24 @@ public final class WriteTransaction {
         var values: [String: Value] = [:]
     }
 
-    init(store: HybridStore, connection: Connection) {
+    /// Per tenant, the deltas of one transaction.
+    struct TenantCharge {
+        var hotRows: Int64 = 0, hotBytes: Int64 = 0, coldRows: Int64 = 0, coldBytes: Int64 = 0
+        var rowsWritten: Int64 = 0, rowsDeleted: Int64 = 0, bytesWritten: Int64 = 0
+        var hasFlows: Bool { rowsWritten != 0 || rowsDeleted != 0 || bytesWritten != 0 }
+    }
+
+    /// What one row counts for its tenant.
+    struct RowAccount {
+        var tenant: String
+        var bytes: Int64
+        var cold: Bool
+    }
+
+    init(store: HybridStore, connection: Connection, tenant: String? = nil) {
         self.store = store
         self.connection = connection
+        self.tenant = tenant
     }
 
     /// Inserts a new row.
@@ -40,9 +64,11 @@ public final class WriteTransaction {
         let s = try store.state(collection)
         try checkID(id, s)
         try checkVector(vector, s, id: id)
-        let row = try checkedValues(values, s, id: id, forInsert: true)
-        if try existingRow(id, s) != nil {
-            throw HybridStoreError(.duplicateID, "collection `\(s.name)`: id \(id) already exists; use upsert to replace it",
+        let row = try checkedValues(try scoped(values, s, id: id, forInsert: true), s, id: id, forInsert: true)
+        if let existing = try existingRow(id, s) {
+            throw HybridStoreError(.duplicateID, "collection `\(s.name)`: id \(id) already exists"
+                                       + (tenant == nil || existing.tenant == tenant ? "; use upsert to replace it"
+                                          : " (ids are unique across a collection's tenants)"),
                                    context: ["collection": s.name, "id": id.description])
         }
         try insertRow(id, vector: vector, columns: row, s)
@@ -57,17 +83,22 @@ public final class WriteTransaction {
         let s = try store.state(collection)
         try checkID(id, s)
         if let vector { try checkVector(vector, s, id: id) }
-        guard let (existing, cold) = try existingRow(id, s) else {
+        guard let (existing, cold, owner) = try existingRow(id, s) else {
             guard let vector else {
                 throw HybridStoreError(.missingValue, "collection `\(s.name)`: id \(id) is new, so it needs a vector",
                                        context: ["collection": s.name, "id": id.description])
             }
-            let row = try checkedValues(values, s, id: id, forInsert: true)
+            let row = try checkedValues(try scoped(values, s, id: id, forInsert: true), s, id: id, forInsert: true)
             try insertRow(id, vector: vector, columns: row, s)
             return
         }
-        let row = try checkedValues(values, s, id: id, forInsert: false)
+        if tenant != nil && owner != tenant {
+            throw HybridStoreError(.duplicateID, "collection `\(s.name)`: id \(id) already exists (ids are unique across a collection's tenants)",
+                                   context: ["collection": s.name, "id": id.description])
+        }
+        let row = try checkedValues(try scoped(values, s, id: id, forInsert: false), s, id: id, forInsert: false)
         var carried: [String: Value] = [:]
+        let before = try account(s, existing)
         try sql {
             if vector != nil && cold {
                 // A cold row given a vector returns to the hot tier; its other filter values come along.
@@ -87,6 +118,7 @@ public final class WriteTransaction {
             }
             try log(s, row: existing, op: vector == nil ? .values : .vector)
         }
+        try charge(before: before, after: try account(s, existing), written: true)
         if !carried.isEmpty { effects[s.number, default: [:]][existing, default: Effect()].values = carried }
         record(s, existing, vector: vector, id: id, values: row)
     }
@@ -96,17 +128,19 @@ public final class WriteTransaction {
     public func update(_ id: RowID, in collection: Collection, values: [String: Value]) throws(HybridStoreError) {
         let s = try store.state(collection)
         try checkID(id, s)
-        let row = try checkedValues(values, s, id: id, forInsert: false)
-        guard let (existing, _) = try existingRow(id, s) else {
+        let row = try checkedValues(try scoped(values, s, id: id, forInsert: false), s, id: id, forInsert: false)
+        guard let (existing, _, owner) = try existingRow(id, s), tenant == nil || owner == tenant else {
             throw HybridStoreError(.notFound, "collection `\(s.name)`: no id \(id) to update",
                                    context: ["collection": s.name, "id": id.description])
         }
+        let before = try account(s, existing)
         try sql {
             for (position, value) in row where value != nil {
                 try connection.statement(s.table.updateColumn(position)).run([.integer(existing), value!])
             }
             try log(s, row: existing, op: .values)
         }
+        try charge(before: before, after: try account(s, existing), written: true)
         record(s, existing, vector: nil, id: id, values: row)
     }
 
@@ -116,10 +150,13 @@ public final class WriteTransaction {
     @discardableResult
     public func delete(_ ids: [RowID], from collection: Collection) throws(HybridStoreError) -> Int {
         let s = try store.state(collection)
+        try checkScope(s)
         var deleted = 0
         for id in ids {
             try checkID(id, s)
-            guard let (existing, cold) = try existingRow(id, s) else { continue }
+            guard let (existing, cold, owner) = try existingRow(id, s), tenant == nil || owner == tenant else { continue }
+            let before = try account(s, existing)
+            try charge(before: before, after: nil, written: false)
             try sql {
                 try connection.statement(s.table.deleteRow).run([.integer(existing)])
                 if cold { try connection.statement(SQL.deleteColdRow).run([.integer(s.number), .integer(existing)]) }
@@ -158,14 +195,121 @@ public final class WriteTransaction {
         changeCount += 1
     }
 
-    /// The row number of an id and whether it is in the cold tier, in one lookup.
-    private func existingRow(_ id: RowID, _ s: CollectionState) throws(HybridStoreError) -> (row: Int64, cold: Bool)? {
+    /// The row number of an id, whether it is in the cold tier, and its tenant, in one lookup.
+    private func existingRow(_ id: RowID, _ s: CollectionState) throws(HybridStoreError)
+        -> (row: Int64, cold: Bool, tenant: String?)?
+    {
         try sql {
             let statement = try connection.statement(s.table.rowForID)
             defer { statement.reset() }
             try statement.bind(id.value, at: 1)
             guard try statement.step() else { return nil }
-            return (statement.int64(0), statement.int64(1) != 0)
+            let owner: String? = if case .text(let t) = statement.column(2) { t } else { nil }
+            return (statement.int64(0), statement.int64(1) != 0, owner)
+        }
+    }
+
+    // MARK: - Tenants
+
+    /// A scoped transaction reaches only collections with a tenant column.
+    private func checkScope(_ s: CollectionState) throws(HybridStoreError) {
+        guard let tenant, s.schema.tenantColumn == nil else { return }
+        throw HybridStoreError(.wrongTenant, "collection `\(s.name)` has no tenant column, so tenant `\(tenant)` cannot write to it",
+                               context: ["collection": s.name, "tenant": tenant])
+    }
+
+    /// The values a write may set: in a scoped transaction the tenant column is the scope's (set on insert,
+    /// and no other value allowed); any tenant name written must be a valid one.
+    private func scoped(_ values: [String: Value], _ s: CollectionState, id: RowID, forInsert: Bool)
+        throws(HybridStoreError) -> [String: Value]
+    {
+        try checkScope(s)
+        guard let column = s.schema.tenantColumn else { return values }
+        var values = values
+        if let tenant {
+            if let given = values[column], given != .text(tenant) {
+                throw HybridStoreError(.wrongTenant, "collection `\(s.name)`, id \(id): tenant `\(tenant)` cannot set `\(column)` to \(given)",
+                                       context: ["collection": s.name, "id": id.description, "tenant": tenant, "column": column])
+            }
+            if forInsert { values[column] = .text(tenant) }
+        }
+        if case .text(let name)? = values[column] { try HybridStore.checkTenantName(name) }
+        return values
+    }
+
+    /// What a row counts for its tenant now (nil: no tenant column, or no such row).
+    func account(_ s: CollectionState, _ row: Int64) throws(HybridStoreError) -> RowAccount? {
+        guard s.schema.tenantColumn != nil else { return nil }
+        return try sql {
+            let statement = try connection.statement(s.table.accountRow)
+            defer { statement.reset() }
+            try statement.bind(.integer(row), at: 1)
+            guard try statement.step(), case .text(let tenant) = statement.column(0) else { return nil }
+            return RowAccount(tenant: tenant, bytes: statement.int64(1), cold: statement.int64(2) != 0)
+        }
+    }
+
+    /// Charges a row's move between tiers to its tenant (its rows and bytes change tier, nothing is written).
+    func chargeTierMove(_ s: CollectionState, _ row: Int64, toCold: Bool) throws(HybridStoreError) {
+        guard var before = try account(s, row) else { return }
+        before.cold = !toCold
+        var after = before
+        after.cold = toCold
+        try charge(before: before, after: after, written: false)
+    }
+
+    /// Charges the change of one row from `before` to `after` (either nil: inserted or deleted) to the
+    /// tenants involved; `written` counts it as a row written.
+    func charge(before: RowAccount?, after: RowAccount?, written: Bool) throws(HybridStoreError) {
+        if let before {
+            var c = charges[before.tenant] ?? TenantCharge()
+            if before.cold { c.coldRows -= 1; c.coldBytes -= before.bytes } else { c.hotRows -= 1; c.hotBytes -= before.bytes }
+            if after == nil && written == false { c.rowsDeleted += 1 }
+            charges[before.tenant] = c
+        }
+        if let after {
+            var c = charges[after.tenant] ?? TenantCharge()
+            if after.cold { c.coldRows += 1; c.coldBytes += after.bytes } else { c.hotRows += 1; c.hotBytes += after.bytes }
+            if written { c.rowsWritten += 1; c.bytesWritten += after.bytes }
+            charges[after.tenant] = c
+        }
+    }
+
+    /// Charges the transaction's usage to its tenants and checks their row and byte quotas: called by
+    /// `write` inside the transaction, just before COMMIT. A quota exceeded throws, and the transaction
+    /// rolls back. A write that lowers a tenant's rows or bytes passes even over a (lowered) quota.
+    func finish() throws(HybridStoreError) {
+        guard !charges.isEmpty else { return }
+        let now = Int64(Date().timeIntervalSince1970)
+        let bucket = store.usageBucket(now)
+        for (name, c) in charges.sorted(by: { $0.key < $1.key }) {
+            let (rows, bytes, maxRows, maxBytes) = try sql { () throws -> (Int64, Int64, Int64?, Int64?) in
+                let statement = try connection.statement(SQL.chargeTenant)
+                defer { statement.reset() }
+                try statement.bind([.text(name), .integer(c.hotRows), .integer(c.hotBytes), .integer(c.coldRows),
+                                    .integer(c.coldBytes), .integer(c.rowsWritten), .integer(c.rowsDeleted),
+                                    .integer(c.bytesWritten), .integer(now)])
+                _ = try statement.step()
+                let maxRows: Int64? = if case .integer(let v) = statement.column(2) { v } else { nil }
+                let maxBytes: Int64? = if case .integer(let v) = statement.column(3) { v } else { nil }
+                let result = (statement.int64(0), statement.int64(1), maxRows, maxBytes)
+                while try statement.step() {}
+                return result
+            }
+            let rowsAdded = c.hotRows + c.coldRows, bytesAdded = c.hotBytes + c.coldBytes
+            if let maxRows, rowsAdded > 0, rows > maxRows {
+                throw HybridStore.quotaError(tenant: name, quota: "rows", limit: maxRows, current: rows - rowsAdded, adding: rowsAdded)
+            }
+            if let maxBytes, bytesAdded > 0, bytes > maxBytes {
+                throw HybridStore.quotaError(tenant: name, quota: "bytes", limit: maxBytes, current: bytes - bytesAdded, adding: bytesAdded)
+            }
+            if c.hasFlows {
+                try sql {
+                    try connection.statement(SQL.chargeUsage).run([.text(name), .integer(bucket), .integer(c.rowsWritten),
+                                                                   .integer(c.rowsDeleted), .integer(c.bytesWritten),
+                                                                   .integer(0), .integer(0)])
+                }
+            }
         }
     }
 
@@ -184,6 +328,7 @@ public final class WriteTransaction {
             let row = connection.lastInsertRowID
             try log(s, row: row, op: .vector)
             record(s, row, vector: vector, id: id, values: columns)
+            try charge(before: nil, after: try account(s, row), written: true)
         }
     }
 

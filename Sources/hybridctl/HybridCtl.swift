@@ -14,7 +14,7 @@ struct HybridCtl: ParsableCommand {
         subcommands: [
             Demo.self, Create.self, Collections.self, Describe.self, Drop.self, Import.self, Query.self,
             Explain.self, Get.self, Count.self, Delete.self, TierCommand.self, Stats.self, Checkpoint.self, Verify.self,
-            Export.self,
+            Export.self, Tenants.self, Usage.self,
         ])
 }
 
@@ -51,6 +51,15 @@ struct StoreOptions: ParsableArguments {
             fail(error.message)
         }
     }
+}
+
+/// `--tenant NAME`: act as one tenant (only its rows; writes set its name).
+struct TenantOption: ParsableArguments {
+    @Option(help: ArgumentHelp("Act as this tenant: only its rows are read or changed, and new rows get its name.",
+                               valueName: "name"))
+    var tenant: String?
+
+    func scope(_ hs: HybridStore) throws -> TenantScope? { try tenant.map { try hs.tenant($0) } }
 }
 
 /// Output format of read commands.

@@ -48,7 +48,8 @@ import HybridStore
             defer { store.close() }
             let collection = try store.collection("crash")
             let report = try store.verify()
-            #expect(report.isConsistent, "round \(round): \(report.collections.flatMap(\.mismatches).prefix(5))")
+            #expect(report.isConsistent,
+                    "round \(round): \(report.collections.flatMap(\.mismatches).prefix(5)) \(report.tenantMismatches.prefix(5))")
             try Self.checkBatches(store, collection, lastAcked: lastAcked, round: round)
             for hit in try store.search(collection, near: Array(repeating: 0.5, count: 8), k: 20, returning: ["batch"]) {
                 #expect(hit.values["batch"] != nil, "round \(round): search returned a row that does not exist")

@@ -92,10 +92,81 @@ struct CLI {
                                       code 1 when anything disagrees.
               export                  Write every row as JSONL (id, vector, columns) to
                                       stdout.
+              tenants                 Create tenants, set their quotas, drop them.
+              usage                   Export tenants' usage for billing: stored rows and
+                                      bytes per tier, rows written and deleted, queries,
+                                      vectors scored.
 
               See 'hybridctl help <subcommand>' for detailed help.
 
             """)
+    }
+
+    @Test func tenantsScopeQuotasUsageAndDrop() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var out = try ctl("create", "--store", store, "docs", "--dim", "2", "--column", "tenant:text:filterable:notnull",
+                          "--column", "body:text", "--tenant-column", "tenant")
+        #expect(out.status == 0, "\(out.stderr)")
+        let acme = try write("acme.jsonl", """
+            {"id": "a1", "vector": [0, 0], "body": "one"}
+            {"id": "a2", "vector": [1, 0], "body": "two"}
+
+            """)
+        let globex = try write("globex.jsonl", """
+            {"id": "g1", "vector": [0.1, 0], "tenant": "globex", "body": "three"}
+
+            """)
+        out = try ctl("import", "--store", store, "docs", acme, "--tenant", "acme")
+        #expect(out.status == 0, "\(out.stderr)")
+        out = try ctl("import", "--store", store, "docs", globex)
+        #expect(out.status == 0, "\(out.stderr)")
+
+        // Scoped reads see only the tenant's rows, whatever the filter says.
+        out = try ctl("query", "--store", store, "docs", "--vector", "[0, 0]", "-k", "5", "--tenant", "acme",
+                      "--where", "tenant = 'globex' OR body = 'three' OR body = 'one'", "--select", "body", "--format", "csv")
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout == "id,distance,body\na1,0.0,one\n")
+        out = try ctl("count", "--store", store, "docs", "--tenant", "globex")
+        #expect(out.stdout == "1\n")
+        out = try ctl("get", "--store", store, "docs", "g1", "a1", "--tenant", "acme", "--select", "body", "--format", "csv")
+        #expect(out.stdout == "id,body\na1,one\n")
+        out = try ctl("explain", "--store", store, "docs", "--vector", "[0, 0]", "--tenant", "acme")
+        #expect(out.stdout.contains("filter: tenant = 'acme'") && out.stdout.contains("plan: exact"))
+        out = try ctl("delete", "--store", store, "docs", "g1", "--tenant", "acme")
+        #expect(out.stdout == "deleted 0 rows\n")
+
+        // Quotas refuse the import whole, with the numbers.
+        out = try ctl("tenants", "quota", "--store", store, "acme", "--max-rows", "2")
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout == "tenant acme: max rows 2, max bytes unlimited, max queries unlimited\n")
+        let more = try write("more.jsonl", """
+            {"id": "a3", "vector": [2, 0], "body": "x"}
+
+            """)
+        out = try ctl("import", "--store", store, "docs", more, "--tenant", "acme")
+        #expect(out.status == 1)
+        #expect(out.stderr.contains("tenant `acme`: quota of 2 rows exceeded: it has 2, the write adds 1"))
+
+        // Usage for billing; the scoped query and explain above are metered (get and count are not queries).
+        out = try ctl("usage", "--store", store, "--format", "csv")
+        #expect(out.status == 0, "\(out.stderr)")
+        let lines = out.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("tenant,rows,bytes,hot_rows,hot_bytes,cold_rows,cold_bytes,rows_written,rows_deleted,") == true)
+        #expect(lines.count == 3)
+        let acmeLine = lines[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        #expect(acmeLine[0] == "acme" && acmeLine[1] == "2" && acmeLine[2] == "\(2 * (8 + 4 + 3))" && acmeLine[10] == "2")
+        #expect(acmeLine[13] == "2")
+        out = try ctl("usage", "--store", store, "--tenant", "globex", "--format", "json", "--since", "2020-01-01T00:00:00Z")
+        let json = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]]
+        #expect(json?.first?["tenant"] as? String == "globex" && json?.first?["rows_written"] as? Int == 1)
+        #expect(json?.first?["since"] as? String == "2020-01-01T00:00:00Z")
+
+        out = try ctl("tenants", "drop", "--store", store, "acme")
+        #expect(out.stdout == "dropped tenant acme: 2 rows\n")
+        out = try ctl("count", "--store", store, "docs")
+        #expect(out.stdout == "1\n")
+        out = try ctl("verify", "--store", store)
+        #expect(out.status == 0, "\(out.stdout)")
     }
 
     @Test func createImportQueryExplainGetCountDeleteVerifyExport() throws {

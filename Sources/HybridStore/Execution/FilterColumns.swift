@@ -5,7 +5,9 @@ import QueryPlanner
 /// estimates and collects matches from:
 /// - numeric and boolean columns: values as `Double` (NaN = NULL) and a sorted run of (value, node) plus a
 ///   small unsorted tail, merged when the tail grows (an LSM in miniature);
-/// - text columns: dictionary codes (-1 = NULL) and a posting list of nodes per code.
+/// - text columns: dictionary codes (-1 = NULL) and, per code, a doubly linked list of its nodes threaded
+///   through per-node arrays, with its count. No allocation per distinct value, so a column with a million
+///   values (a tenant column) costs a few tens of bytes per value; updates are O(1) and exact.
 /// Entries are never removed eagerly: a run or posting entry is valid only while the node still holds that
 /// value, so deletes and updates are O(1) and stale entries vanish at the next merge.
 ///
@@ -23,13 +25,51 @@ final class FilterColumns {
     }
 
     final class Text: @unchecked Sendable {
+        /// Per node: its value's code, -1 for NULL.
         var codes: [Int32] = []
-        var dictionary: [String: Int32] = [:]
+        /// Per code: the value, and the string → code table.
         var strings: [String] = []
-        var postings: [[UInt32]] = []
-        var stale = 0
+        var interned = StringTable()
+        /// Per code: the first node of its list (`none` when empty) and how many nodes hold it.
+        var heads: [UInt32] = []
+        var counts: [UInt32] = []
+        /// Per node: the next and previous node of its code's list (`none` at the ends).
+        var next: [UInt32] = []
+        var previous: [UInt32] = []
         var nulls = 0
-        var reused = false
+        static let none = UInt32.max
+
+        func code(of value: String) -> Int32? { interned.find(value, in: strings) }
+
+        /// Links `node` into the list of `code`.
+        func link(_ node: UInt32, _ code: Int32) {
+            let head = heads[Int(code)]
+            next[Int(node)] = head
+            previous[Int(node)] = Self.none
+            if head != Self.none { previous[Int(head)] = node }
+            heads[Int(code)] = node
+            counts[Int(code)] += 1
+        }
+
+        /// Unlinks `node` from the list of `code`.
+        func unlink(_ node: UInt32, _ code: Int32) {
+            let p = previous[Int(node)], n = next[Int(node)]
+            if p == Self.none { heads[Int(code)] = n } else { next[Int(p)] = n }
+            if n != Self.none { previous[Int(n)] = p }
+            counts[Int(code)] -= 1
+        }
+
+        /// The nodes holding `code`.
+        func nodes(_ code: Int32) -> [UInt32] {
+            var out: [UInt32] = []
+            out.reserveCapacity(Int(counts[Int(code)]))
+            var node = heads[Int(code)]
+            while node != Self.none {
+                out.append(node)
+                node = next[Int(node)]
+            }
+            return out
+        }
     }
 
     enum Storage {
@@ -62,7 +102,10 @@ final class FilterColumns {
         for (_, column) in columns {
             switch column.storage {
             case .numeric(let c): c.values.append(contentsOf: repeatElement(.nan, count: needed - c.values.count))
-            case .text(let c): c.codes.append(contentsOf: repeatElement(-1, count: needed - c.codes.count))
+            case .text(let c):
+                c.codes.append(contentsOf: repeatElement(-1, count: needed - c.codes.count))
+                c.next.append(contentsOf: repeatElement(Text.none, count: needed - c.next.count))
+                c.previous.append(contentsOf: repeatElement(Text.none, count: needed - c.previous.count))
             }
         }
         nodeCount = needed
@@ -70,6 +113,7 @@ final class FilterColumns {
 
     /// Records the filterable values of a freshly published node (missing columns are NULL).
     func set(node: UInt32, values: [String: Value]) {
+        if Int(node) < nodeCount && alive[Int(node)] { clear(node: node) }
         let reused = Int(node) < nodeCount
         grow(to: node)
         live += 1
@@ -90,17 +134,17 @@ final class FilterColumns {
                     continue
                 }
                 let code: Int32
-                if let known = c.dictionary[s] {
+                if let known = c.code(of: s) {
                     code = known
                 } else {
                     code = Int32(c.strings.count)
-                    c.dictionary[s] = code
                     c.strings.append(s)
-                    c.postings.append([])
+                    c.interned.insert(code, in: c.strings)
+                    c.heads.append(Text.none)
+                    c.counts.append(0)
                 }
                 c.codes[Int(node)] = code
-                c.postings[Int(code)].append(node)
-                if reused { c.reused = true }
+                c.link(node, code)
             }
         }
     }
@@ -134,9 +178,9 @@ final class FilterColumns {
                 if c.values[Int(node)].isNaN { c.nulls -= 1 }
                 c.values[Int(node)] = .nan
             case .text(let c):
-                if c.codes[Int(node)] < 0 { c.nulls -= 1 } else { c.stale += 1 }
+                let code = c.codes[Int(node)]
+                if code < 0 { c.nulls -= 1 } else { c.unlink(node, code) }
                 c.codes[Int(node)] = -1
-                if c.stale > 4096 && c.stale * 4 > live { compact(c) }
             }
         }
     }
@@ -160,12 +204,6 @@ final class FilterColumns {
         c.reused = false
     }
 
-    private func compact(_ c: Text) {
-        c.postings = Array(repeating: [], count: c.strings.count)
-        for (node, code) in c.codes.enumerated() where code >= 0 { c.postings[Int(code)].append(UInt32(node)) }
-        c.stale = 0
-        c.reused = false
-    }
 
     /// Merges every tail (after bulk loads), so range queries are binary searches.
     func settle() {
@@ -215,6 +253,9 @@ final class FilterColumns {
         default:
             break
         }
+        if case let (name, .text(value))? = Self.leafRange(f), case .text(let c)? = columns[name]?.storage {
+            return c.code(of: value).map { Int(c.counts[Int($0)]) } ?? 0  // exact, without walking the list
+        }
         switch leafEntries(f) {
         case .run(_, let range, let tail)?: return range.count + tail.count
         case .posting(let nodes)?: return nodes.count
@@ -236,7 +277,7 @@ final class FilterColumns {
             let a = lowerIndex(c.keys, lo, inclusive: loInclusive), b = upperIndex(c.keys, hi, inclusive: hiInclusive)
             return .run(c, a..<max(a, b), c.tail.filter { inRange($0.key, lo, loInclusive, hi, hiInclusive) }.map(\.node))
         case (.text(let c), .text(let value)):
-            return .posting(c.dictionary[value].map { c.postings[Int($0)] } ?? [])
+            return .posting(c.code(of: value).map { c.nodes($0) } ?? [])
         default:
             return nil
         }
@@ -410,7 +451,7 @@ final class FilterColumns {
             case .text(let c):
                 guard case .text(let s) = v else { return { _ in 2 } }
                 if op == .equal || op == .notEqual {
-                    let code = c.dictionary[s] ?? -2
+                    let code = c.code(of: s) ?? -2
                     let equal: UInt8 = op == .equal ? 1 : 0
                     let codes = c.codes
                     return { node in
@@ -453,7 +494,7 @@ final class FilterColumns {
                 }
             case .text(let c):
                 var codes = Set<Int32>()
-                for v in values { if case .text(let s) = v, let code = c.dictionary[s] { codes.insert(code) } }
+                for v in values { if case .text(let s) = v, let code = c.code(of: s) { codes.insert(code) } }
                 let column = c.codes
                 return { node in
                     let have = column[Int(node)]
@@ -482,6 +523,44 @@ final class FilterColumns {
                                         minimum: nil, maximum: nil, frequent: frequent.map { FrequentValue(value: $0.0, count: $0.1) })
             }
         }.sorted { $0.name < $1.name }
+    }
+}
+
+/// String → code for a text column: open addressing over codes (4 bytes a slot, at most half full), the
+/// strings themselves kept once, in the column's `strings`.
+struct StringTable {
+    private var slots = [Int32](repeating: -1, count: 16)
+    private var count = 0
+
+    func find(_ value: String, in strings: [String]) -> Int32? {
+        let mask = slots.count - 1
+        var i = value.hashValue & mask
+        while true {
+            let code = slots[i]
+            if code < 0 { return nil }
+            if strings[Int(code)] == value { return code }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Adds `code` (whose string is `strings[code]`, not yet in the table).
+    mutating func insert(_ code: Int32, in strings: [String]) {
+        if (count + 1) * 2 > slots.count {
+            var bigger = StringTable()
+            bigger.slots = [Int32](repeating: -1, count: slots.count * 2)
+            for old in slots where old >= 0 { bigger.place(old, strings) }
+            bigger.count = count
+            self = bigger
+        }
+        place(code, strings)
+        count += 1
+    }
+
+    private mutating func place(_ code: Int32, _ strings: [String]) {
+        let mask = slots.count - 1
+        var i = strings[Int(code)].hashValue & mask
+        while slots[i] >= 0 { i = (i + 1) & mask }
+        slots[i] = code
     }
 }
 

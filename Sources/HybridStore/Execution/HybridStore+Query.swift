@@ -114,6 +114,16 @@ extension HybridStore {
                       returning columns: [String] = [], explain: Bool = false)
         throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)
     {
+        try query(collection, near: vector, k: k, filter: filter, options: options, returning: columns, explain: explain,
+                  tenant: nil)
+    }
+
+    /// `query`, optionally restricted to one tenant's rows (its filter ANDed with `tenant column = name`),
+    /// counted against its query quota and metered for its usage.
+    func query(_ collection: Collection, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+               returning columns: [String], explain: Bool, tenant: String?)
+        throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)
+    {
         let started = nowNanos()
         let s = try state(collection)
         let positions = try columnPositions(columns, s)
@@ -122,7 +132,12 @@ extension HybridStore {
             throw HybridStoreError(.invalidArgument, "recall target must be in (0, 1], got \(options.recallTarget)")
         }
         try checkQueryVector(vector, s)
-        let filter = try filter.map { f throws(HybridStoreError) in try validated(f.normalized, s) }
+        var filter = try filter.map { f throws(HybridStoreError) in try validated(f.normalized, s) }
+        if let tenant {
+            let scope = try tenantFilter(tenant, s)
+            try admitQuery(tenant)
+            filter = filter.map { Filter.and([scope, $0]).normalized } ?? scope
+        }
         var timings: [String: Double] = [:]
         // Filters on columns not held in memory are evaluated by SQLite into a set of rows first.
         var sqlNodes: [UInt32]? = nil
@@ -259,6 +274,7 @@ extension HybridStore {
         }
         explanation.results = hits.count
         explanation.timingsMs = timings
+        if let tenant { meterQuery(tenant, scored: explanation.distanceComputations) }
         return (hits, explanation)
     }
 
@@ -274,11 +290,34 @@ extension HybridStore {
         }
     }
 
+    /// The filter that restricts a collection to one tenant's rows.
+    /// - Throws: `wrongTenant` when the collection has no tenant column.
+    func tenantFilter(_ tenant: String, _ s: CollectionState) throws(HybridStoreError) -> Filter {
+        guard let column = s.schema.tenantColumn else {
+            throw HybridStoreError(.wrongTenant, "collection `\(s.name)` has no tenant column, so it cannot be read as tenant `\(tenant)`",
+                                   context: ["collection": s.name, "tenant": tenant])
+        }
+        return .compare(column: column, .equal, .text(tenant))
+    }
+
+    /// A validated filter, ANDed with the tenant's restriction when scoped; nil = every row.
+    private func scopedFilter(_ filter: Filter?, tenant: String?, _ s: CollectionState) throws(HybridStoreError) -> Filter? {
+        let user = try filter.map { f throws(HybridStoreError) in try validated(f.normalized, s) }
+        guard let tenant else { return user }
+        let scope = try tenantFilter(tenant, s)
+        return user.map { Filter.and([scope, $0]).normalized } ?? scope
+    }
+
     /// The ids of the rows matching a filter, found by SQLite (in row order).
     /// - Throws: `invalidFilter`, `unknownCollection`, `sqlite`.
     public func ids(in collection: Collection, where filter: Filter) throws(HybridStoreError) -> [RowID] {
+        try ids(in: collection, where: filter, tenant: nil)
+    }
+
+    func ids(in collection: Collection, where filter: Filter?, tenant: String?) throws(HybridStoreError) -> [RowID] {
         let s = try state(collection)
-        let condition = try compiled(try validated(filter.normalized, s), s)
+        let condition = try scopedFilter(filter, tenant: tenant, s).map { f throws(HybridStoreError) in try compiled(f, s) }
+            ?? SQLCondition(text: "1", arguments: [])
         return try withReader { c in
             let statement = try c.prepareOnce("SELECT row, id FROM \(s.table.name) WHERE \(condition.text) ORDER BY row")
             try statement.bind(condition.arguments)
@@ -297,8 +336,13 @@ extension HybridStore {
     /// The number of rows matching a filter, counted by SQLite.
     /// - Throws: `invalidFilter`, `unknownCollection`, `sqlite`.
     public func count(_ collection: Collection, where filter: Filter) throws(HybridStoreError) -> Int {
+        try count(collection, where: filter, tenant: nil)
+    }
+
+    func count(_ collection: Collection, where filter: Filter?, tenant: String?) throws(HybridStoreError) -> Int {
         let s = try state(collection)
-        let condition = try compiled(try validated(filter.normalized, s), s)
+        let condition = try scopedFilter(filter, tenant: tenant, s).map { f throws(HybridStoreError) in try compiled(f, s) }
+            ?? SQLCondition(text: "1", arguments: [])
         return try withReader { c in
             let statement = try c.prepareOnce(s.table.countWhere(condition.text))
             try statement.bind(condition.arguments)

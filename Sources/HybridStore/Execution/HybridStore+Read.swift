@@ -18,9 +18,21 @@ extension HybridStore {
     /// - Complexity: one SQL statement.
     public func get(_ ids: [RowID], from collection: Collection, returning columns: [String]? = nil,
                     includeVector: Bool = false) throws(HybridStoreError) -> [Row] {
+        try get(ids, from: collection, returning: columns, includeVector: includeVector, tenant: nil)
+    }
+
+    /// `get`, keeping only the rows of `tenant` when given.
+    func get(_ ids: [RowID], from collection: Collection, returning columns: [String]?, includeVector: Bool,
+             tenant: String?) throws(HybridStoreError) -> [Row] {
         let s = try state(collection)
         let positions = try columns.map { names throws(HybridStoreError) in try columnPositions(names, s) }
             ?? Array(s.schema.columns.indices)
+        // Scoped: the tenant column is read too (last), checked, and left out of the row unless asked for.
+        var read = positions
+        if let tenant {
+            guard let t = s.schema.tenantPosition else { _ = try tenantFilter(tenant, s); return [] }
+            read.append(t)
+        }
         for id in ids where id.kind != s.schema.id {
             throw HybridStoreError(.typeMismatch, "collection `\(s.name)` has \(s.schema.id) ids, got \(id.kind) id \(id)",
                                    context: ["collection": s.name, "id": id.description])
@@ -28,12 +40,16 @@ extension HybridStore {
         guard !ids.isEmpty else { return [] }
         let json = jsonArray(ids.map(\.value))
         let byID = try withReader { c -> [RowID: Row] in
-            let statement = try c.statement(s.table.selectByID(positions, vector: includeVector))
+            let statement = try c.statement(s.table.selectByID(read, vector: includeVector))
             defer { statement.reset() }
             try statement.bind(.text(json), at: 1)
             var rows: [RowID: Row] = [:]
             while try statement.step() {
-                let row = readRow(statement, positions: positions, vector: includeVector, s)
+                var row = readRow(statement, positions: read, vector: includeVector, s)
+                if let tenant, let column = s.schema.tenantColumn {
+                    guard row.values[column] == .text(tenant) else { continue }
+                    if !positions.contains(s.schema.tenantPosition!) { row.values[column] = nil }
+                }
                 rows[row.id] = row
             }
             return rows

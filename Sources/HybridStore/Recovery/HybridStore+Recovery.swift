@@ -207,6 +207,7 @@ extension HybridStore {
     /// - Throws: `io` when a snapshot cannot be written (the log is then kept), `sqlite`.
     /// - Complexity: O(index sizes); writers wait meanwhile, readers do not.
     public func checkpoint() throws(HybridStoreError) {
+        try flushUsage()
         try sqliteWork("applying tier policies") { try applyTierPolicies() }
         try sqliteWork("checkpointing") {
             try withWriter { c, changesSince in

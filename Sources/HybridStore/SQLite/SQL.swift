@@ -19,7 +19,81 @@ enum SQL {
             row INTEGER NOT NULL,
             op INTEGER NOT NULL) STRICT;
         CREATE INDEX IF NOT EXISTS hs_changes_by_collection ON hs_changes(collection, seq);
-        """ + createTiering
+        """ + createTiering + createTenancy
+
+    /// Tenants (run on every open, like `createTiering`): one row per tenant with its quotas, its stored rows
+    /// and bytes per tier, and running totals; `hs_usage` holds the metered flows per time bucket.
+    static let createTenancy = """
+        CREATE TABLE IF NOT EXISTS hs_tenants(
+            name TEXT PRIMARY KEY,
+            max_rows INTEGER, max_bytes INTEGER, max_queries INTEGER, query_period INTEGER,
+            hot_rows INTEGER NOT NULL DEFAULT 0, hot_bytes INTEGER NOT NULL DEFAULT 0,
+            cold_rows INTEGER NOT NULL DEFAULT 0, cold_bytes INTEGER NOT NULL DEFAULT 0,
+            rows_written INTEGER NOT NULL DEFAULT 0, rows_deleted INTEGER NOT NULL DEFAULT 0,
+            bytes_written INTEGER NOT NULL DEFAULT 0, queries INTEGER NOT NULL DEFAULT 0,
+            vectors_scored INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) STRICT, WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS hs_usage(
+            tenant TEXT NOT NULL,
+            bucket INTEGER NOT NULL,
+            rows_written INTEGER NOT NULL DEFAULT 0, rows_deleted INTEGER NOT NULL DEFAULT 0,
+            bytes_written INTEGER NOT NULL DEFAULT 0, queries INTEGER NOT NULL DEFAULT 0,
+            vectors_scored INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (tenant, bucket)) STRICT, WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS hs_usage_by_bucket ON hs_usage(bucket);
+        """
+    static let tenantColumns = """
+        name, max_rows, max_bytes, max_queries, query_period, hot_rows, hot_bytes, cold_rows, cold_bytes, \
+        rows_written, rows_deleted, bytes_written, queries, vectors_scored, created_at, updated_at
+        """
+    /// Adds a transaction's deltas to a tenant (creating it), returning what the quota check needs:
+    /// `?1` name, `?2…?5` hot rows, hot bytes, cold rows, cold bytes, `?6…?8` rows written, deleted, bytes
+    /// written, `?9` now.
+    static let chargeTenant = """
+        INSERT INTO hs_tenants(name, hot_rows, hot_bytes, cold_rows, cold_bytes, rows_written, rows_deleted, \
+        bytes_written, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+        ON CONFLICT(name) DO UPDATE SET hot_rows = hot_rows + ?2, hot_bytes = hot_bytes + ?3, \
+        cold_rows = cold_rows + ?4, cold_bytes = cold_bytes + ?5, rows_written = rows_written + ?6, \
+        rows_deleted = rows_deleted + ?7, bytes_written = bytes_written + ?8, updated_at = ?9
+        RETURNING hot_rows + cold_rows, hot_bytes + cold_bytes, max_rows, max_bytes
+        """
+    /// Adds flows to a tenant's usage bucket: `?1` tenant, `?2` bucket, `?3…?7` rows written, rows deleted,
+    /// bytes written, queries, vectors scored.
+    static let chargeUsage = """
+        INSERT INTO hs_usage(tenant, bucket, rows_written, rows_deleted, bytes_written, queries, vectors_scored) \
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        ON CONFLICT(tenant, bucket) DO UPDATE SET rows_written = rows_written + ?3, rows_deleted = rows_deleted + ?4, \
+        bytes_written = bytes_written + ?5, queries = queries + ?6, vectors_scored = vectors_scored + ?7
+        """
+    /// Adds metered queries to a tenant's totals (`?1` name, `?2` queries, `?3` vectors scored, `?4` now);
+    /// only for tenants that exist (a dropped tenant's last queries are not resurrected).
+    static let chargeQueries = """
+        UPDATE hs_tenants SET queries = queries + ?2, vectors_scored = vectors_scored + ?3, updated_at = ?4 WHERE name = ?1
+        """
+    static let createTenant = """
+        INSERT INTO hs_tenants(name, max_rows, max_bytes, max_queries, query_period, created_at, updated_at) \
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT(name) DO NOTHING
+        """
+    static let setQuota = """
+        INSERT INTO hs_tenants(name, max_rows, max_bytes, max_queries, query_period, created_at, updated_at) \
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+        ON CONFLICT(name) DO UPDATE SET max_rows = ?2, max_bytes = ?3, max_queries = ?4, query_period = ?5, updated_at = ?6
+        """
+    static let tenantByName = "SELECT \(tenantColumns) FROM hs_tenants WHERE name = ?1"
+    static let allTenants = "SELECT \(tenantColumns) FROM hs_tenants ORDER BY name"
+    static let tenantsWithQueryQuota = "SELECT name, max_queries, query_period FROM hs_tenants WHERE max_queries IS NOT NULL"
+    /// Flows per tenant in buckets from `?1` on.
+    static let usageSince = """
+        SELECT tenant, sum(rows_written), sum(rows_deleted), sum(bytes_written), sum(queries), sum(vectors_scored) \
+        FROM hs_usage WHERE bucket >= ?1 GROUP BY tenant ORDER BY tenant
+        """
+    static let usageOfOneSince = """
+        SELECT tenant, sum(rows_written), sum(rows_deleted), sum(bytes_written), sum(queries), sum(vectors_scored) \
+        FROM hs_usage WHERE bucket >= ?1 AND tenant = ?2 GROUP BY tenant
+        """
+    static let deleteTenant = "DELETE FROM hs_tenants WHERE name = ?1"
+    static let deleteTenantUsage = "DELETE FROM hs_usage WHERE tenant = ?1"
+    static let tenantCount = "SELECT count(*) FROM hs_tenants"
 
     /// Cold storage (run on every open: stores created before tiering get the tables too).
     static let createTiering = """
@@ -90,7 +164,11 @@ enum SQL {
             for (i, c) in schema.columns.enumerated() {
                 parts.append("\(columnName(i)) \(c.type == .boolean ? "INTEGER" : c.type.sqlType)\(c.nullable ? "" : " NOT NULL")")
             }
-            return "CREATE TABLE \(name)(\(parts.joined(separator: ", "))) STRICT"
+            var sql = "CREATE TABLE \(name)(\(parts.joined(separator: ", "))) STRICT"
+            if let tenant = schema.tenantPosition {
+                sql += "; CREATE INDEX \(name)_tenant ON \(name)(\(columnName(tenant)))"
+            }
+            return sql
         }
         var drop: String { "DROP TABLE IF EXISTS \(name)" }
 
@@ -99,8 +177,38 @@ enum SQL {
             let params = (1...columns.count).map { "?\($0)" }
             return "INSERT INTO \(name)(\(columns.joined(separator: ", "))) VALUES (\(params.joined(separator: ", ")))"
         }
-        /// `row` of an id and whether the row is cold (its vector lives in a block; the column is empty).
-        var rowForID: String { "SELECT row, length(vector) = 0 FROM \(name) WHERE id = ?1" }
+        /// `row` of an id, whether the row is cold (its vector lives in a block; the column is empty), and its
+        /// tenant (NULL without a tenant column).
+        var rowForID: String {
+            "SELECT row, length(vector) = 0, \(schema.tenantPosition.map(columnName) ?? "NULL") FROM \(name) WHERE id = ?1"
+        }
+        /// What a row counts for its tenant: tenant, logical bytes (see `TenantUsage`), whether it is cold.
+        /// - Precondition: the collection has a tenant column.
+        var accountRow: String {
+            "SELECT \(columnName(schema.tenantPosition!)), \(bytesExpression), length(vector) = 0 FROM \(name) WHERE row = ?1"
+        }
+        /// A row's logical size: 4 bytes per vector component, 8 per number, the UTF-8 or blob length of text
+        /// and blobs, 0 for NULL.
+        var bytesExpression: String {
+            let values = schema.columns.indices.map { i in
+                let c = columnName(i)
+                return "(CASE WHEN \(c) IS NULL THEN 0 WHEN typeof(\(c)) IN ('integer', 'real') THEN 8 ELSE length(CAST(\(c) AS BLOB)) END)"
+            }
+            return ([String(4 * schema.vector.dimensions)] + values).joined(separator: " + ")
+        }
+        /// Per tenant: rows and bytes, hot and cold (for `verify`).
+        var tenantTotals: String {
+            let t = columnName(schema.tenantPosition!)
+            return """
+                SELECT \(t), sum(length(vector) > 0), sum(CASE WHEN length(vector) > 0 THEN \(bytesExpression) ELSE 0 END), \
+                sum(length(vector) = 0), sum(CASE WHEN length(vector) = 0 THEN \(bytesExpression) ELSE 0 END) \
+                FROM \(name) GROUP BY \(t)
+                """
+        }
+        /// Deletes the rows of one tenant (`?1`), returning each one's row number and whether it was cold.
+        var deleteTenantRows: String {
+            "DELETE FROM \(name) WHERE \(columnName(schema.tenantPosition!)) = ?1 RETURNING row, length(vector) = 0"
+        }
         var updateVector: String { "UPDATE \(name) SET vector = ?2 WHERE row = ?1" }
         /// Sets one column of one row: `?1` row, `?2` value.
         func updateColumn(_ position: Int) -> String { "UPDATE \(name) SET \(columnName(position)) = ?2 WHERE row = ?1" }

@@ -120,6 +120,7 @@ extension HybridStore {
                                                       .integer(Int64(members.count)), .blob(block.encoded(codec: codec))])
             let id = c.lastInsertRowID
             for row in block.rows {
+                try tx.chargeTierMove(s, row, toCold: true)
                 try c.statement(SQL.insertColdRow).run([.integer(s.number), .integer(row), .integer(id)])
                 try c.statement(s.table.updateVector).run([.integer(row), .blob([])])
                 try tx.logChange(s, row: row, op: .delete)
@@ -148,6 +149,7 @@ extension HybridStore {
             var staying: [Int] = []
             for (i, row) in block.rows.enumerated() {
                 if leaving.contains(row) {
+                    try tx.chargeTierMove(s, row, toCold: false)
                     let vector = Array(block.vectors[i * dim ..< (i + 1) * dim])
                     try vector.withUnsafeBufferPointer { buffer in
                         let update = try c.statement(s.table.updateVector)

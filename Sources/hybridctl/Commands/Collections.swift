@@ -19,6 +19,9 @@ extension HybridCtl {
         @Option(name: .customLong("ef-construction"), help: "Candidate list while building (efConstruction).")
         var efConstruction = 200
         @Option(help: "A schema JSON file instead of --dim/--metric/--column/--id.") var schema: String?
+        @Option(name: .customLong("tenant-column"),
+                help: ArgumentHelp("The column naming each row's tenant (text, filterable, notnull).", valueName: "name"))
+        var tenantColumn: String?
 
         func validate() throws {
             if schema == nil && dim == nil { throw ValidationError("give --dim (or --schema FILE.json)") }
@@ -54,7 +57,8 @@ extension HybridCtl {
             } else {
                 schema = Schema(vector: VectorSpec(dimensions: dim!, metric: Metric(rawValue: metric)!,
                                                    connectivity: connectivity, constructionEffort: efConstruction),
-                                id: id == "int" ? .integer : .string, columns: try columns.map(Self.column))
+                                id: id == "int" ? .integer : .string, columns: try columns.map(Self.column),
+                                tenantColumn: tenantColumn)
             }
             try store.run(create: true) { hs in
                 _ = try hs.createCollection(collection, schema: schema)

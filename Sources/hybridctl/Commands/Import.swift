@@ -24,6 +24,7 @@ extension HybridCtl {
         @Flag(name: .customLong("skip-bad"), help: "Count and skip bad lines instead of stopping.") var skipBad = false
         @Flag(name: .customLong("ignore-extra"), help: "Ignore fields that are not columns.") var ignoreExtra = false
         @Flag(help: "Replace rows whose id exists instead of failing.") var upsert = false
+        @OptionGroup var tenant: TenantOption
 
         func validate() throws {
             guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
@@ -42,10 +43,15 @@ extension HybridCtl {
                 let started = Date()
                 var currentFile = ""
 
+                let scope = try tenant.scope(hs)
+                func transaction(_ body: (WriteTransaction) throws -> Void) throws {
+                    if let scope { try scope.write(body) } else { try hs.write(body) }
+                }
+
                 func flush() throws {
                     guard !pending.isEmpty else { return }
                     var rejected = 0
-                    try hs.write { tx in
+                    try transaction { tx in
                         for row in pending {
                             do {
                                 if upsert {

@@ -23,10 +23,12 @@ struct QueryArguments: ParsableArguments {
         guard recallTarget > 0 && recallTarget <= 1 else { throw ValidationError("--recall-target must be in (0, 1]") }
     }
 
-    func queryVector(_ hs: HybridStore, _ c: Collection, kind: IDKind) throws -> [Float] {
+    func queryVector(_ hs: HybridStore, _ c: Collection, kind: IDKind, scope: TenantScope?) throws -> [Float] {
         if let like {
             let id: RowID = kind == .integer ? .int(Int64(like) ?? 0) : .string(like)
-            guard let row = try hs.get([id], from: c, returning: [], includeVector: true).first, let v = row.vector else {
+            let rows = try scope.map { try $0.get([id], from: c, returning: [], includeVector: true) }
+                ?? hs.get([id], from: c, returning: [], includeVector: true)
+            guard let row = rows.first, let v = row.vector else {
                 fail("no row with id \(like) in \(c.name)")
             }
             return v
@@ -48,10 +50,12 @@ struct QueryArguments: ParsableArguments {
     }
 
     /// Resolves the collection, the query vector and the filter.
-    func prepare(_ hs: HybridStore) throws -> (info: CollectionInfo, collection: Collection, vector: [Float], filter: Filter?) {
+    func prepare(_ hs: HybridStore, _ scope: TenantScope?) throws
+        -> (info: CollectionInfo, collection: Collection, vector: [Float], filter: Filter?)
+    {
         let info = try hs.describe(collection)
         let c = try hs.collection(collection)
-        return (info, c, try queryVector(hs, c, kind: info.schema.id), try filter.map { try hs.parseFilter($0) })
+        return (info, c, try queryVector(hs, c, kind: info.schema.id, scope: scope), try filter.map { try hs.parseFilter($0) })
     }
 
     func columns(_ info: CollectionInfo) -> [String] {
@@ -65,15 +69,17 @@ extension HybridCtl {
         static let configuration = CommandConfiguration(abstract: "Find the k nearest rows, optionally among those matching a filter.")
         @OptionGroup var store: StoreOptions
         @OptionGroup var query: QueryArguments
+        @OptionGroup var tenant: TenantOption
         @Option(help: "table, json, jsonl or csv.") var format: OutputFormat = .table
 
         func run() throws {
             try store.run { hs in
-                let (info, c, vector, filter) = try query.prepare(hs)
+                let (info, c, vector, filter) = try query.prepare(hs, tenant.scope(hs))
                 let columns = query.columns(info)
-                let (hits, _) = try hs.query(c, near: vector, k: query.k, filter: filter,
-                                             options: QueryOptions(recallTarget: query.recallTarget, searchEffort: query.ef),
-                                             returning: columns)
+                let options = QueryOptions(recallTarget: query.recallTarget, searchEffort: query.ef)
+                let (hits, _) = try tenant.scope(hs).map { try $0.query(c, near: vector, k: query.k, filter: filter, options: options,
+                                                                        returning: columns) }
+                    ?? hs.query(c, near: vector, k: query.k, filter: filter, options: options, returning: columns)
                 print(Render.rows(hits.map { ($0.id, $0.distance, $0.values, nil) }, columns: columns, format: format))
             }
         }
@@ -83,14 +89,17 @@ extension HybridCtl {
         static let configuration = CommandConfiguration(abstract: "Run a query and show the plan, estimates, work and time.")
         @OptionGroup var store: StoreOptions
         @OptionGroup var query: QueryArguments
+        @OptionGroup var tenant: TenantOption
         @Option(help: "table (text) or json.") var format: OutputFormat = .table
 
         func run() throws {
             try store.run { hs in
-                let (info, c, vector, filter) = try query.prepare(hs)
-                let e = try hs.explain(c, near: vector, k: query.k, where: filter,
-                                       options: QueryOptions(recallTarget: query.recallTarget, searchEffort: query.ef),
-                                       returning: query.select == nil ? [] : query.columns(info))
+                let (info, c, vector, filter) = try query.prepare(hs, tenant.scope(hs))
+                let options = QueryOptions(recallTarget: query.recallTarget, searchEffort: query.ef)
+                let columns = query.select == nil ? [] : query.columns(info)
+                let e = try tenant.scope(hs).map { try $0.explain(c, near: vector, k: query.k, where: filter, options: options,
+                                                                  returning: columns) }
+                    ?? hs.explain(c, near: vector, k: query.k, where: filter, options: options, returning: columns)
                 print(format == .json || format == .jsonl ? e.json : e.description)
             }
         }
@@ -103,6 +112,7 @@ extension HybridCtl {
         @Argument(help: "Row ids.") var ids: [String]
         @Option(help: "Columns to return, comma-separated (default: all).") var select: String?
         @Flag(help: "Include the vector.") var vector = false
+        @OptionGroup var tenant: TenantOption
         @Option(help: "table, json, jsonl or csv.") var format: OutputFormat = .table
 
         func run() throws {
@@ -111,7 +121,8 @@ extension HybridCtl {
                 let c = try hs.collection(collection)
                 let columns = select.map { $0.split(separator: ",").map(String.init) } ?? info.schema.columns.map(\.name)
                 let ids = try self.ids.map { try parseID($0, info.schema.id) }
-                let rows = try hs.get(ids, from: c, returning: columns, includeVector: vector)
+                let rows = try tenant.scope(hs).map { try $0.get(ids, from: c, returning: columns, includeVector: vector) }
+                    ?? hs.get(ids, from: c, returning: columns, includeVector: vector)
                 print(Render.rows(rows.map { ($0.id, nil, $0.values, $0.vector) }, columns: columns, format: format))
                 if rows.count < ids.count { printError("\(ids.count - rows.count) of \(ids.count) ids not found") }
             }
@@ -123,12 +134,18 @@ extension HybridCtl {
         @OptionGroup var store: StoreOptions
         @Argument var collection: String
         @Option(name: .customLong("where"), help: "A filter.") var filter: String?
+        @OptionGroup var tenant: TenantOption
         @Option(help: "table or json.") var format: OutputFormat = .table
 
         func run() throws {
             try store.run { hs in
                 let c = try hs.collection(collection)
-                let n = try filter.map { try hs.count(c, where: hs.parseFilter($0)) } ?? hs.count(c)
+                let n: Int
+                if let scope = try tenant.scope(hs) {
+                    n = try filter.map { try scope.count(c, where: hs.parseFilter($0)) } ?? scope.count(c)
+                } else {
+                    n = try filter.map { try hs.count(c, where: hs.parseFilter($0)) } ?? hs.count(c)
+                }
                 print(format == .json || format == .jsonl ? Render.line(["count": n]) : "\(n)")
             }
         }
@@ -140,6 +157,7 @@ extension HybridCtl {
         @Argument var collection: String
         @Argument(help: "Row ids.") var ids: [String] = []
         @Option(name: .customLong("where"), help: "Delete the rows matching this filter.") var filter: String?
+        @OptionGroup var tenant: TenantOption
 
         func validate() throws {
             if ids.isEmpty == (filter == nil) { throw ValidationError("give row ids or --where, not both") }
@@ -149,9 +167,11 @@ extension HybridCtl {
             try store.run { hs in
                 let info = try hs.describe(collection)
                 let c = try hs.collection(collection)
-                let targets = try filter.map { try hs.ids(in: c, where: hs.parseFilter($0)) }
-                    ?? ids.map { try parseID($0, info.schema.id) }
-                let n = try hs.write { tx in try tx.delete(targets, from: c) }
+                let scope = try tenant.scope(hs)
+                let targets = try filter.map { f in
+                    try scope.map { try $0.ids(in: c, where: hs.parseFilter(f)) } ?? hs.ids(in: c, where: hs.parseFilter(f))
+                } ?? ids.map { try parseID($0, info.schema.id) }
+                let n = try scope.map { try $0.delete(targets, from: c) } ?? hs.write { tx in try tx.delete(targets, from: c) }
                 print("deleted \(n) rows")
             }
         }
@@ -163,6 +183,7 @@ extension HybridCtl {
         @Argument var collection: String
         @Option(help: "jsonl (the only format).") var format: OutputFormat = .jsonl
         @Option(name: .customLong("vector-field"), help: "Name of the vector field.") var vectorField = "vector"
+        @OptionGroup var tenant: TenantOption
 
         func validate() throws {
             guard format == .jsonl else { throw ValidationError("export writes jsonl") }
@@ -171,9 +192,14 @@ extension HybridCtl {
         func run() throws {
             try store.run { hs in
                 let c = try hs.collection(collection)
+                let tenantColumn = try hs.describe(collection).schema.tenantColumn
+                if let name = tenant.tenant, tenantColumn == nil {
+                    fail("collection \(collection) has no tenant column, so it cannot be exported as tenant \(name)")
+                }
                 let out = FileHandle.standardOutput
                 var buffer = ""
                 try hs.forEachRow(in: c) { row in
+                    if let name = tenant.tenant, let tenantColumn, row.values[tenantColumn] != .text(name) { return }
                     var o: [String: Any] = ["id": Render.json(row.id)]
                     for (k, v) in row.values { o[k] = Render.json(v) }
                     // Shortest decimal that reads back as the same Float (0.9, not 0.8999999761581421).

@@ -1,0 +1,480 @@
+import Foundation
+import QueryPlanner
+import Synchronization
+
+/// A tenant's quotas. nil = unlimited.
+public struct TenantQuota: Sendable, Equatable, Codable {
+    /// Rows stored, over every tier and every collection with a tenant column.
+    public var maxRows: Int64?
+    /// Logical bytes stored (see `TenantUsage.bytes`).
+    public var maxBytes: Int64?
+    /// Scoped queries per `queryPeriodSeconds`.
+    public var maxQueries: Int64?
+    /// The period of `maxQueries`, in seconds (windows aligned to the Unix epoch).
+    public var queryPeriodSeconds: Int64?
+
+    public init(maxRows: Int64? = nil, maxBytes: Int64? = nil, maxQueries: Int64? = nil, queryPeriodSeconds: Int64? = nil) {
+        self.maxRows = maxRows
+        self.maxBytes = maxBytes
+        self.maxQueries = maxQueries
+        self.queryPeriodSeconds = queryPeriodSeconds
+    }
+}
+
+/// What a tenant stores and has done, for billing.
+///
+/// Bytes are logical: 4 per vector component, 8 per number, the UTF-8 length of text and the length of
+/// blobs (NULL: 0), so they do not depend on page layout or compression. Stored rows and bytes are
+/// committed in the same transaction as the rows they count; query counters are accumulated in memory and
+/// flushed at most `Configuration.usageFlushSeconds` apart (a crash loses at most that interval's queries).
+public struct TenantUsage: Sendable, Equatable, Codable {
+    public var tenant: String
+    public var quota: TenantQuota
+    public var hotRows: Int64
+    public var hotBytes: Int64
+    public var coldRows: Int64
+    public var coldBytes: Int64
+    /// The start of the period the flow counters cover (a bucket boundary), or nil for all time.
+    public var since: Date?
+    public var rowsWritten: Int64
+    public var rowsDeleted: Int64
+    public var bytesWritten: Int64
+    public var queries: Int64
+    /// Distance computations of the tenant's queries.
+    public var vectorsScored: Int64
+
+    public var rows: Int64 { hotRows + coldRows }
+    public var bytes: Int64 { hotBytes + coldBytes }
+}
+
+/// A handle on one tenant: every read, search, count, update and delete through it reaches only the rows
+/// whose tenant column holds its name, whatever filter or ids it is given, and inserts through it get that
+/// name. Queries through it are metered for the tenant and count against its query quota.
+///
+/// Cheap to create (no I/O); the tenant itself comes into being with its first write or `createTenant`.
+public struct TenantScope: Sendable {
+    public let store: HybridStore
+    public let name: String
+
+    /// A write transaction scoped to the tenant (see `HybridStore.write`).
+    /// - Throws: as `HybridStore.write`; also `wrongTenant` (a collection without a tenant column, or a
+    ///   value for the tenant column other than this tenant), `quotaExceeded`.
+    public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
+        try store.write(tenant: name, body)
+    }
+
+    /// Nearest rows of this tenant (see `HybridStore.search`).
+    public func search(_ collection: Collection, near vector: [Float], k: Int, where filter: Filter? = nil,
+                       searchEffort: Int? = nil, recallTarget: Double = 0.95,
+                       returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
+        try query(collection, near: vector, k: k, filter: filter,
+                  options: QueryOptions(recallTarget: recallTarget, searchEffort: searchEffort), returning: columns).hits
+    }
+
+    /// As `search`, with a filter in the string syntax.
+    public func search(_ collection: Collection, near vector: [Float], k: Int, where filterText: String,
+                       searchEffort: Int? = nil, recallTarget: Double = 0.95,
+                       returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
+        try search(collection, near: vector, k: k, where: try store.parseFilter(filterText), searchEffort: searchEffort,
+                   recallTarget: recallTarget, returning: columns)
+    }
+
+    /// The full query, restricted to this tenant (see `HybridStore.query`).
+    public func query(_ collection: Collection, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+                      returning columns: [String] = [], explain: Bool = false)
+        throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)
+    {
+        try store.query(collection, near: vector, k: k, filter: filter, options: options, returning: columns,
+                        explain: explain, tenant: name)
+    }
+
+    /// `explain` restricted to this tenant: the plan follows the tenant's size.
+    public func explain(_ collection: Collection, near vector: [Float], k: Int, where filter: Filter? = nil,
+                        options: QueryOptions = QueryOptions(), returning columns: [String] = [])
+        throws(HybridStoreError) -> Explanation
+    {
+        try query(collection, near: vector, k: k, filter: filter, options: options, returning: columns, explain: true).explanation
+    }
+
+    /// This tenant's rows among `ids`, in the order given.
+    public func get(_ ids: [RowID], from collection: Collection, returning columns: [String]? = nil,
+                    includeVector: Bool = false) throws(HybridStoreError) -> [Row] {
+        try store.get(ids, from: collection, returning: columns, includeVector: includeVector, tenant: name)
+    }
+
+    /// This tenant's rows in a collection.
+    public func count(_ collection: Collection) throws(HybridStoreError) -> Int {
+        try store.count(collection, where: nil, tenant: name)
+    }
+
+    /// This tenant's rows matching a filter.
+    public func count(_ collection: Collection, where filter: Filter) throws(HybridStoreError) -> Int {
+        try store.count(collection, where: filter, tenant: name)
+    }
+
+    /// The ids of this tenant's rows matching a filter (all of them with nil), in row order.
+    public func ids(in collection: Collection, where filter: Filter? = nil) throws(HybridStoreError) -> [RowID] {
+        try store.ids(in: collection, where: filter, tenant: name)
+    }
+
+    /// Deletes this tenant's rows among `ids` (others' ids are skipped).
+    @discardableResult
+    public func delete(_ ids: [RowID], from collection: Collection) throws -> Int {
+        try write { tx in try tx.delete(ids, from: collection) }
+    }
+
+    /// This tenant's usage (see `HybridStore.usage(tenant:since:)`).
+    public func usage(since: Date? = nil) throws(HybridStoreError) -> TenantUsage {
+        try store.usage(tenant: name, since: since)
+    }
+}
+
+/// In-memory query metering and query quotas.
+struct Meter {
+    struct Key: Hashable {
+        var tenant: String
+        var bucket: Int64
+    }
+    /// Queries and vectors scored not yet flushed, per tenant and bucket.
+    var pending: [Key: (queries: Int64, scored: Int64)] = [:]
+    var lastFlush: UInt64 = 0
+    var flushScheduled = false
+    /// Tenants with a query quota: the quota and the current window's count.
+    var queryQuotas: [String: (max: Int64, period: Int64)] = [:]
+    var windows: [String: (start: Int64, count: Int64)] = [:]
+}
+
+extension HybridStore {
+    // MARK: - Scopes and tenants
+
+    /// A handle scoped to one tenant. O(1); no I/O.
+    /// - Throws: `invalidArgument` for a name that cannot be a tenant's (empty, over 256 bytes, or with
+    ///   control characters).
+    public func tenant(_ name: String) throws(HybridStoreError) -> TenantScope {
+        try Self.checkTenantName(name)
+        return TenantScope(store: self, name: name)
+    }
+
+    static func checkTenantName(_ name: String) throws(HybridStoreError) {
+        guard (1...256).contains(name.utf8.count), !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw HybridStoreError(.invalidArgument, "tenant name `\(name)` must be 1–256 bytes of UTF-8 without control characters",
+                                   context: ["tenant": name])
+        }
+    }
+
+    static func quotaError(tenant: String, quota: String, limit: Int64, current: Int64, adding: Int64) -> HybridStoreError {
+        HybridStoreError(.quotaExceeded,
+                         "tenant `\(tenant)`: quota of \(limit) \(quota) exceeded: it has \(current), the write adds \(adding)",
+                         context: ["tenant": tenant, "quota": quota, "limit": "\(limit)", "current": "\(current)",
+                                   "requested": "\(adding)"])
+    }
+
+    func usageBucket(_ seconds: Int64) -> Int64 {
+        let size = max(configuration.usageBucketSeconds, 1)
+        return seconds / size * size
+    }
+
+    /// Creates a tenant with its quotas. (Writing a tenant's first row creates it too, without quotas.)
+    /// - Throws: `tenantExists`, `invalidArgument` (bad name or quota), `sqlite`.
+    /// - Complexity: O(1): one row.
+    public func createTenant(_ name: String, quota: TenantQuota = TenantQuota()) throws(HybridStoreError) {
+        try Self.checkTenantName(name)
+        try checkQuota(quota)
+        let created = try sqliteWork("creating tenant `\(name)`") {
+            try withWriter { c, _ in
+                try c.statement(SQL.createTenant).run(quotaArguments(name, quota))
+                return c.changes > 0
+            }
+        }
+        guard created else {
+            throw HybridStoreError(.tenantExists, "tenant `\(name)` already exists", context: ["tenant": name])
+        }
+        rememberQueryQuota(name, quota)
+    }
+
+    /// Sets a tenant's quotas (creating the tenant when missing). Takes effect for the next write or query;
+    /// rows already stored over a lowered quota stay, but no write may add to them.
+    /// - Throws: `invalidArgument`, `sqlite`.
+    public func setQuota(_ quota: TenantQuota, for name: String) throws(HybridStoreError) {
+        try Self.checkTenantName(name)
+        try checkQuota(quota)
+        try sqliteWork("setting the quota of tenant `\(name)`") {
+            try withWriter { c, _ in try c.statement(SQL.setQuota).run(quotaArguments(name, quota)) }
+        }
+        rememberQueryQuota(name, quota)
+    }
+
+    private func checkQuota(_ quota: TenantQuota) throws(HybridStoreError) {
+        for (label, value) in [("maxRows", quota.maxRows), ("maxBytes", quota.maxBytes), ("maxQueries", quota.maxQueries)] {
+            if let value, value < 0 {
+                throw HybridStoreError(.invalidArgument, "quota \(label) must be ≥ 0, got \(value)", context: ["quota": label])
+            }
+        }
+        if quota.maxQueries != nil, (quota.queryPeriodSeconds ?? 0) < 1 {
+            throw HybridStoreError(.invalidArgument, "a query quota needs a period of at least 1 second",
+                                   context: ["quota": "queryPeriodSeconds"])
+        }
+    }
+
+    private func quotaArguments(_ name: String, _ q: TenantQuota) -> [Value] {
+        [.text(name), q.maxRows.map { .integer($0) } ?? .null, q.maxBytes.map { .integer($0) } ?? .null,
+         q.maxQueries.map { .integer($0) } ?? .null, q.queryPeriodSeconds.map { .integer($0) } ?? .null,
+         .integer(Int64(Date().timeIntervalSince1970))]
+    }
+
+    private func rememberQueryQuota(_ name: String, _ quota: TenantQuota) {
+        meter.withLock { m in
+            if let max = quota.maxQueries, let period = quota.queryPeriodSeconds {
+                m.queryQuotas[name] = (max, period)
+            } else {
+                m.queryQuotas[name] = nil
+                m.windows[name] = nil
+            }
+        }
+    }
+
+    /// Loads the query quotas (on open).
+    func loadQueryQuotas(_ c: Connection) throws(HybridStoreError) {
+        let quotas = try sqliteWork("reading tenant quotas") { () throws -> [String: (max: Int64, period: Int64)] in
+            let statement = try c.statement(SQL.tenantsWithQueryQuota)
+            defer { statement.reset() }
+            var out: [String: (max: Int64, period: Int64)] = [:]
+            while try statement.step() {
+                if case .text(let name) = statement.column(0) { out[name] = (statement.int64(1), max(1, statement.int64(2))) }
+            }
+            return out
+        }
+        meter.withLock { $0.queryQuotas = quotas }
+    }
+
+    /// Number of tenants.
+    public func tenantCount() throws(HybridStoreError) -> Int {
+        try withReader { c in
+            guard case .integer(let n)? = try c.statement(SQL.tenantCount).scalar() else { return 0 }
+            return Int(n)
+        }
+    }
+
+    /// A tenant's quotas.
+    /// - Throws: `unknownTenant`.
+    public func quota(of name: String) throws(HybridStoreError) -> TenantQuota {
+        try usage(tenant: name).quota
+    }
+
+    // MARK: - Usage
+
+    /// One tenant's usage: stored rows and bytes per tier now, and its flows (rows written and deleted, bytes
+    /// written, queries, vectors scored) since `since` (from the start of its bucket), or over all time.
+    /// Flushes pending query counters first.
+    /// - Throws: `unknownTenant`, `sqlite`.
+    public func usage(tenant name: String, since: Date? = nil) throws(HybridStoreError) -> TenantUsage {
+        try flushUsage()
+        let found = try withReader { c -> TenantUsage? in
+            let statement = try c.statement(SQL.tenantByName)
+            defer { statement.reset() }
+            try statement.bind(.text(name), at: 1)
+            guard try statement.step() else { return nil }
+            return Self.readUsage(statement)
+        }
+        guard var usage = found else {
+            throw HybridStoreError(.unknownTenant, "no tenant `\(name)`", context: ["tenant": name])
+        }
+        if let since {
+            let flows = try self.flows(since: since, tenant: name)
+            usage.apply(flows[name], since: Date(timeIntervalSince1970: Double(usageBucket(Int64(since.timeIntervalSince1970)))))
+        }
+        return usage
+    }
+
+    /// Every tenant's usage, by name: stored rows and bytes now, and flows since `since` (all time with nil).
+    /// Flushes pending query counters first.
+    public func usage(since: Date? = nil) throws(HybridStoreError) -> [TenantUsage] {
+        try flushUsage()
+        var all = try withReader { c -> [TenantUsage] in
+            let statement = try c.statement(SQL.allTenants)
+            defer { statement.reset() }
+            var out: [TenantUsage] = []
+            while try statement.step() { out.append(Self.readUsage(statement)) }
+            return out
+        }
+        if let since {
+            let flows = try self.flows(since: since, tenant: nil)
+            let start = Date(timeIntervalSince1970: Double(usageBucket(Int64(since.timeIntervalSince1970))))
+            for i in all.indices { all[i].apply(flows[all[i].tenant], since: start) }
+        }
+        return all
+    }
+
+    private func flows(since: Date, tenant: String?) throws(HybridStoreError) -> [String: [Int64]] {
+        let bucket = usageBucket(Int64(since.timeIntervalSince1970.rounded(.down)))
+        return try withReader { c in
+            let statement = try c.statement(tenant == nil ? SQL.usageSince : SQL.usageOfOneSince)
+            defer { statement.reset() }
+            try statement.bind(.integer(bucket), at: 1)
+            if let tenant { try statement.bind(.text(tenant), at: 2) }
+            var out: [String: [Int64]] = [:]
+            while try statement.step() {
+                if case .text(let name) = statement.column(0) { out[name] = (1...5).map { statement.int64(Int32($0)) } }
+            }
+            return out
+        }
+    }
+
+    private static func readUsage(_ s: Statement) -> TenantUsage {
+        func optional(_ i: Int32) -> Int64? { if case .integer(let v) = s.column(i) { v } else { nil } }
+        let name: String = if case .text(let t) = s.column(0) { t } else { "" }
+        return TenantUsage(tenant: name,
+                           quota: TenantQuota(maxRows: optional(1), maxBytes: optional(2), maxQueries: optional(3),
+                                              queryPeriodSeconds: optional(4)),
+                           hotRows: s.int64(5), hotBytes: s.int64(6), coldRows: s.int64(7), coldBytes: s.int64(8),
+                           since: nil, rowsWritten: s.int64(9), rowsDeleted: s.int64(10), bytesWritten: s.int64(11),
+                           queries: s.int64(12), vectorsScored: s.int64(13))
+    }
+
+    // MARK: - Query metering
+
+    /// Counts a scoped query against the tenant's query quota (if it has one).
+    func admitQuery(_ tenant: String) throws(HybridStoreError) {
+        let now = Int64(Date().timeIntervalSince1970)
+        let refused = meter.withLock { m -> HybridStoreError? in
+            guard let quota = m.queryQuotas[tenant] else { return nil }
+            let start = now / quota.period * quota.period
+            var window = m.windows[tenant] ?? (start, 0)
+            if window.start != start { window = (start, 0) }
+            guard window.count < quota.max else {
+                return HybridStoreError(.quotaExceeded,
+                                        "tenant `\(tenant)`: quota of \(quota.max) queries per \(quota.period) s exceeded",
+                                        context: ["tenant": tenant, "quota": "queries", "limit": "\(quota.max)",
+                                                  "current": "\(window.count)", "requested": "1"])
+            }
+            window.count += 1
+            m.windows[tenant] = window
+            return nil
+        }
+        if let refused { throw refused }
+    }
+
+    /// Records a finished scoped query; schedules a flush when the last one is older than the interval.
+    func meterQuery(_ tenant: String, scored: Int) {
+        let now = nowNanos()
+        let bucket = usageBucket(Int64(Date().timeIntervalSince1970))
+        let due = meter.withLock { m -> Bool in
+            let key = Meter.Key(tenant: tenant, bucket: bucket)
+            let old = m.pending[key] ?? (0, 0)
+            m.pending[key] = (old.queries + 1, old.scored + Int64(scored))
+            guard !m.flushScheduled, Double(now &- m.lastFlush) / 1e9 >= configuration.usageFlushSeconds else { return false }
+            m.flushScheduled = true
+            return true
+        }
+        guard due else { return }
+        backgroundQueue.async { [self] in
+            do throws(HybridStoreError) {
+                try flushUsage()
+            } catch {
+                backgroundError.withLock { $0 = error }
+            }
+            meter.withLock { $0.flushScheduled = false }
+        }
+    }
+
+    /// Writes the pending query counters to the database in one transaction (a tenant dropped meanwhile is
+    /// skipped). Called on a timer by queries, and by `checkpoint()`, `usage` and `close()`.
+    public func flushUsage() throws(HybridStoreError) {
+        let pending = meter.withLock { m in
+            let p = m.pending
+            m.pending = [:]
+            m.lastFlush = nowNanos()
+            return p
+        }
+        guard !pending.isEmpty else { return }
+        let now = Int64(Date().timeIntervalSince1970)
+        do throws(HybridStoreError) {
+            try sqliteWork("flushing usage") {
+                try withWriter { c, _ in
+                    try c.transaction(immediate: true) {
+                        for (key, counts) in pending {
+                            try c.statement(SQL.chargeQueries).run([.text(key.tenant), .integer(counts.queries),
+                                                                   .integer(counts.scored), .integer(now)])
+                            guard c.changes > 0 else { continue }
+                            try c.statement(SQL.chargeUsage).run([.text(key.tenant), .integer(key.bucket), .integer(0),
+                                                                 .integer(0), .integer(0), .integer(counts.queries),
+                                                                 .integer(counts.scored)])
+                        }
+                    }
+                }
+            }
+        } catch {
+            // Put them back for the next flush.
+            meter.withLock { m in
+                for (key, counts) in pending {
+                    let old = m.pending[key] ?? (0, 0)
+                    m.pending[key] = (old.queries + counts.queries, old.scored + counts.scored)
+                }
+            }
+            throw error
+        }
+    }
+
+    // MARK: - Dropping a tenant
+
+    /// Drops a tenant: its rows in every collection with a tenant column (vectors, cold entries), its usage
+    /// and its quotas, in one transaction; the index drops the rows' nodes right after COMMIT.
+    /// - Returns: how many rows were deleted.
+    /// - Throws: `unknownTenant` (no such tenant and no rows of it), `sqlite`.
+    /// - Complexity: proportional to the tenant's rows (found through the tenant column's index).
+    @discardableResult
+    public func dropTenant(_ name: String) throws(HybridStoreError) -> Int {
+        try Self.checkTenantName(name)
+        let states = catalog.withLock { Array($0.values) }.filter { $0.schema.tenantColumn != nil }
+        let deleted: Int
+        do {
+            deleted = try write { tx -> Int in
+                let c = tx.connection
+                var deleted = 0
+                for s in states.sorted(by: { $0.number < $1.number }) {
+                    let statement = try c.statement(s.table.deleteTenantRows)
+                    try statement.bind(.text(name), at: 1)
+                    var rows: [(Int64, Bool)] = []
+                    while try statement.step() { rows.append((statement.int64(0), statement.int64(1) != 0)) }
+                    statement.reset()
+                    for (row, cold) in rows {
+                        if cold { try c.statement(SQL.deleteColdRow).run([.integer(s.number), .integer(row)]) }
+                        try tx.logChange(s, row: row, op: .delete)
+                        tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: true)
+                    }
+                    deleted += rows.count
+                }
+                try c.statement(SQL.deleteTenant).run([.text(name)])
+                let existed = c.changes > 0
+                try c.statement(SQL.deleteTenantUsage).run([.text(name)])
+                guard existed || deleted > 0 else {
+                    throw HybridStoreError(.unknownTenant, "no tenant `\(name)`", context: ["tenant": name])
+                }
+                return deleted
+            }
+        } catch let error as HybridStoreError {
+            throw error
+        } catch {
+            throw HybridStoreError(.sqlite, "dropping tenant `\(name)`: \(error)")
+        }
+        meter.withLock { m in
+            m.queryQuotas[name] = nil
+            m.windows[name] = nil
+            m.pending = m.pending.filter { $0.key.tenant != name }
+        }
+        return deleted
+    }
+}
+
+extension TenantUsage {
+    /// Replaces the all-time flows with those of a period.
+    mutating func apply(_ flows: [Int64]?, since: Date) {
+        let f = flows ?? [0, 0, 0, 0, 0]
+        self.since = since
+        rowsWritten = f[0]
+        rowsDeleted = f[1]
+        bytesWritten = f[2]
+        queries = f[3]
+        vectorsScored = f[4]
+    }
+}
