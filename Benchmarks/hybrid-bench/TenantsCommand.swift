@@ -24,6 +24,9 @@ struct TenantsCommand: ParsableCommand {
     @Option(help: "Queries per tenant-size bucket.") var queries = 300
     @Option(help: "Seed of the generated data.") var seed: UInt64 = 42
     @Option(help: "Directory for the two stores (default: the temporary directory).") var directory: String?
+    @Option(name: .customLong("sweep-efforts"),
+            help: "Also run every bucket at these fixed search efforts (comma-separated), as extra runs.")
+    var sweepEfforts: String?
     @Option(help: .hidden) var phase: String?
     @Option(name: .customLong("phase-out"), help: .hidden) var phaseOut: String?
 
@@ -49,7 +52,7 @@ struct TenantsCommand: ParsableCommand {
             process.arguments = ["tenants", "--tenants", "\(tenants)", "--rows", "\(rows)", "--dim", "\(dim)", "--out", out,
                                  "--batch", "\(batch)", "--connectivity", "\(connectivity)", "--ef-construction",
                                  "\(efConstruction)", "--queries", "\(queries)", "--seed", "\(seed)", "--directory", base,
-                                 "--phase", phase, "--phase-out", resultPath]
+                                 "--phase", phase, "--phase-out", resultPath] + (sweepEfforts.map { ["--sweep-efforts", $0] } ?? [])
             try process.run()
             process.waitUntilExit()
             guard process.terminationStatus == 0 else { throw ValidationError("the \(phase) phase failed") }
@@ -148,11 +151,16 @@ struct TenantsCommand: ParsableCommand {
                 let q = data.query(forTenant: t, rng: &rng)
                 cases.append((t, q, data.nearest(q, ofTenant: t, k: 10)))
             }
+            for effort in [nil] + (try sweepEfforts.map(parseIntList) ?? []).map(Optional.some) {
+            latencies = []
+            recallSum = 0
+            plans = [:]
+            scored = 0
             let wall = nowNanoseconds()
             for item in cases {
                 let scope = try hs.tenant(TenantData.name(item.tenant))
                 let began = nowNanoseconds()
-                let (hits, e) = try scope.query(c, near: item.query, k: 10, filter: nil, options: QueryOptions())
+                let (hits, e) = try scope.query(c, near: item.query, k: 10, filter: nil, options: QueryOptions(searchEffort: effort))
                 latencies.append(nowNanoseconds() - began)
                 let ids = hits.map { hit -> Int in if case .int(let v) = hit.id { Int(v) } else { -1 } }
                 let want = Set(item.truth)
@@ -162,16 +170,18 @@ struct TenantsCommand: ParsableCommand {
             }
             let timing = Timing(latenciesNs: latencies, wallNs: nowNanoseconds() - wall)
             let recall = recallSum / Double(cases.count)
-            minRecall = min(minRecall, recall)
+            if effort == nil { minRecall = min(minRecall, recall) }
             let sizes = members.map { data.sizes[$0] }
-            runs.append(["class": bucket, "effort": NSNull(), "queries": cases.count, "recall_at_10": recall,
+            runs.append(["class": bucket, "effort": effort.map { $0 as Any } ?? NSNull(), "queries": cases.count, "recall_at_10": recall,
                          "qps": timing.qps, "p50_ms": timing.p50, "p99_ms": timing.p99, "plans": plans,
                          "tenants_in_bucket": members.count, "rows_in_bucket": sizes.reduce(0, +),
                          "max_tenant_rows": sizes.max() ?? 0,
                          "mean_distance_computations": Double(scored) / Double(cases.count)])
-            result["\(bucket)_p50_ms"] = timing.p50
-            log(String(format: "  %-6@ %7d tenants  recall %.4f  p50 %.3f ms  p99 %.3f ms  qps %8.1f  plans %@",
-                       bucket as NSString, members.count, recall, timing.p50, timing.p99, timing.qps, "\(plans)" as NSString))
+            if effort == nil { result["\(bucket)_p50_ms"] = timing.p50 }
+            log(String(format: "  %-6@ %7d tenants  ef %@  recall %.4f  p50 %.3f ms  p99 %.3f ms  qps %8.1f  plans %@",
+                       bucket as NSString, members.count, (effort.map(String.init) ?? "auto") as NSString, recall, timing.p50,
+                       timing.p99, timing.qps, "\(plans)" as NSString))
+            }
         }
         result["runs"] = runs
         result["min_recall"] = minRecall

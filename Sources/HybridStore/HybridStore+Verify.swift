@@ -35,6 +35,7 @@ extension HybridStore {
         try sqliteWork("verifying") {
             try withWriter { c, _ in
                 var reports: [CollectionReport] = []
+                try foldUsageLog(c)
                 let states = catalog.withLock { Array($0.values) }.sorted { $0.name < $1.name }
                 for s in states { reports.append(try verify(s, c)) }
                 return VerifyReport(collections: reports, tenantMismatches: try verifyTenants(states, c))

@@ -29,6 +29,7 @@ extension HybridStore {
             }
             publish(tx.effects, connection)
             for update in tx.onCommit { update() }
+            foldUsageLogIfLarge(connection)
             changesSince += tx.changeCount
             let every = configuration.checkpointEveryChanges
             return (result, every > 0 && changesSince >= every)

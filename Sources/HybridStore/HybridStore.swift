@@ -90,7 +90,7 @@ public final class HybridStore: Sendable {
         do throws(HybridStoreError) {
             try prepareCatalog(connection, existed: existed)
             try recoverAll(connection)
-            try loadQueryQuotas(connection)
+            try loadQuotas(connection)
         } catch {
             shutdown()
             throw error
@@ -293,13 +293,24 @@ public final class HybridStore: Sendable {
         return CollectionInfo(name: name, schema: s.schema, rows: try count(handle))
     }
 
-    /// Drops a collection: its rows, change log and snapshot, in one transaction.
+    /// Drops a collection: its rows, change log and snapshot, in one transaction. With a tenant column, its
+    /// rows come off their tenants' stored rows and bytes in the same transaction (their quotas and written
+    /// totals stay).
     /// - Throws: `unknownCollection`, `sqlite`.
     public func dropCollection(_ name: String) throws(HybridStoreError) {
         let s = try state(try collection(name))
         try sqliteWork("dropping collection `\(name)`") {
             try withWriter { c, _ in
                 try c.transaction(immediate: true) {
+                    if s.schema.tenantColumn != nil {
+                        try foldUsageLog(c)
+                        let totals = try c.prepareOnce(s.table.tenantTotals)
+                        var rows: [(Value, [Int64])] = []
+                        while try totals.step() { rows.append((totals.column(0), (1...4).map { totals.int64(Int32($0)) })) }
+                        for (name, t) in rows {
+                            try c.statement(SQL.uncountTenant).run([name] + t.map { .integer($0) })
+                        }
+                    }
                     try c.statement(SQL.deleteCollection).run([.integer(s.number)])
                     try c.statement(SQL.deleteCollectionChanges).run([.integer(s.number)])
                     try c.statement(SQL.dropColdBlocks).run([.integer(s.number)])
@@ -307,6 +318,7 @@ public final class HybridStore: Sendable {
                     try c.execute(s.table.drop)
                 }
                 c.evictStatements(containing: s.table.name)
+                if s.schema.tenantColumn != nil { try loadQuotas(c) }
                 catalog.withLock { $0[name] = nil }
                 unlink(snapshotPath(s))
             }

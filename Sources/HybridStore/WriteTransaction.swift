@@ -275,42 +275,37 @@ public final class WriteTransaction {
         }
     }
 
-    /// Charges the transaction's usage to its tenants and checks their row and byte quotas: called by
-    /// `write` inside the transaction, just before COMMIT. A quota exceeded throws, and the transaction
-    /// rolls back. A write that lowers a tenant's rows or bytes passes even over a (lowered) quota.
+    /// Charges the transaction's usage to its tenants: checks the row and byte quotas of tenants that have
+    /// them (against their committed totals, kept in memory while writers are serialized) and appends one
+    /// usage-log row per tenant — sequential writes, so a transaction touching thousands of tenants does not
+    /// rewrite thousands of pages; the log is folded into the tenants' rows at checkpoints and before usage
+    /// is read. Called by `write` inside the transaction, just before COMMIT: a quota exceeded throws, and
+    /// the transaction rolls back. A write that lowers a tenant's rows or bytes passes even over a (lowered)
+    /// quota.
     func finish() throws(HybridStoreError) {
         guard !charges.isEmpty else { return }
-        let now = Int64(Date().timeIntervalSince1970)
-        let bucket = store.usageBucket(now)
-        for (name, c) in charges.sorted(by: { $0.key < $1.key }) {
-            let (rows, bytes, maxRows, maxBytes) = try sql { () throws -> (Int64, Int64, Int64?, Int64?) in
-                let statement = try connection.statement(SQL.chargeTenant)
-                defer { statement.reset() }
-                try statement.bind([.text(name), .integer(c.hotRows), .integer(c.hotBytes), .integer(c.coldRows),
-                                    .integer(c.coldBytes), .integer(c.rowsWritten), .integer(c.rowsDeleted),
-                                    .integer(c.bytesWritten), .integer(now)])
-                _ = try statement.step()
-                let maxRows: Int64? = if case .integer(let v) = statement.column(2) { v } else { nil }
-                let maxBytes: Int64? = if case .integer(let v) = statement.column(3) { v } else { nil }
-                let result = (statement.int64(0), statement.int64(1), maxRows, maxBytes)
-                while try statement.step() {}
-                return result
-            }
+        let bucket = store.usageBucket(Int64(Date().timeIntervalSince1970))
+        let ordered = charges.sorted { $0.key < $1.key }
+        let gauges = store.meter.withLock { m in ordered.map { m.quotaGauges[$0.key] } }
+        for ((name, c), gauge) in zip(ordered, gauges) {
             let rowsAdded = c.hotRows + c.coldRows, bytesAdded = c.hotBytes + c.coldBytes
-            if let maxRows, rowsAdded > 0, rows > maxRows {
-                throw HybridStore.quotaError(tenant: name, quota: "rows", limit: maxRows, current: rows - rowsAdded, adding: rowsAdded)
-            }
-            if let maxBytes, bytesAdded > 0, bytes > maxBytes {
-                throw HybridStore.quotaError(tenant: name, quota: "bytes", limit: maxBytes, current: bytes - bytesAdded, adding: bytesAdded)
-            }
-            if c.hasFlows {
-                try sql {
-                    try connection.statement(SQL.chargeUsage).run([.text(name), .integer(bucket), .integer(c.rowsWritten),
-                                                                   .integer(c.rowsDeleted), .integer(c.bytesWritten),
-                                                                   .integer(0), .integer(0)])
+            if let gauge {
+                if let max = gauge.maxRows, rowsAdded > 0, gauge.rows + rowsAdded > max {
+                    throw HybridStore.quotaError(tenant: name, quota: "rows", limit: max, current: gauge.rows, adding: rowsAdded)
+                }
+                if let max = gauge.maxBytes, bytesAdded > 0, gauge.bytes + bytesAdded > max {
+                    throw HybridStore.quotaError(tenant: name, quota: "bytes", limit: max, current: gauge.bytes, adding: bytesAdded)
                 }
             }
+            try sql {
+                try connection.statement(SQL.appendUsage).run([
+                    .text(name), .integer(bucket), .integer(c.hotRows), .integer(c.hotBytes), .integer(c.coldRows),
+                    .integer(c.coldBytes), .integer(c.rowsWritten), .integer(c.rowsDeleted), .integer(c.bytesWritten),
+                ])
+            }
         }
+        let committed = charges
+        onCommit.append { [store] in store.chargesCommitted(committed) }
     }
 
     private func insertRow(_ id: RowID, vector: [Float], columns: [Int: Value?], _ s: CollectionState)

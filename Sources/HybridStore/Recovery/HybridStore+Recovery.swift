@@ -208,6 +208,7 @@ extension HybridStore {
     /// - Complexity: O(index sizes); writers wait meanwhile, readers do not.
     public func checkpoint() throws(HybridStoreError) {
         try flushUsage()
+        try foldUsageLog()
         try sqliteWork("applying tier policies") { try applyTierPolicies() }
         try sqliteWork("checkpointing") {
             try withWriter { c, changesSince in

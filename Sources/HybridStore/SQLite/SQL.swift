@@ -41,21 +41,43 @@ enum SQL {
             vectors_scored INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (tenant, bucket)) STRICT, WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS hs_usage_by_bucket ON hs_usage(bucket);
+        CREATE TABLE IF NOT EXISTS hs_usage_log(
+            seq INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL, bucket INTEGER NOT NULL,
+            hot_rows INTEGER NOT NULL, hot_bytes INTEGER NOT NULL, cold_rows INTEGER NOT NULL, cold_bytes INTEGER NOT NULL,
+            rows_written INTEGER NOT NULL, rows_deleted INTEGER NOT NULL, bytes_written INTEGER NOT NULL) STRICT;
         """
+    /// A write's usage deltas for one tenant, appended in the write's transaction (sequential: no random page
+    /// writes per tenant). `?1` tenant, `?2` bucket, `?3…?6` hot rows, hot bytes, cold rows, cold bytes,
+    /// `?7…?9` rows written, deleted, bytes written.
+    static let appendUsage = """
+        INSERT INTO hs_usage_log(tenant, bucket, hot_rows, hot_bytes, cold_rows, cold_bytes, rows_written, rows_deleted, \
+        bytes_written) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        """
+    static let usageLogCount = "SELECT count(*) FROM hs_usage_log"
+    /// Folds the log into the tenants' rows (creating tenants first seen in it); `?1` now.
+    static let foldTenants = """
+        INSERT INTO hs_tenants(name, hot_rows, hot_bytes, cold_rows, cold_bytes, rows_written, rows_deleted, bytes_written, \
+        created_at, updated_at) \
+        SELECT tenant, sum(hot_rows), sum(hot_bytes), sum(cold_rows), sum(cold_bytes), sum(rows_written), \
+        sum(rows_deleted), sum(bytes_written), ?1, ?1 FROM hs_usage_log WHERE true GROUP BY tenant \
+        ON CONFLICT(name) DO UPDATE SET hot_rows = hot_rows + excluded.hot_rows, hot_bytes = hot_bytes + excluded.hot_bytes, \
+        cold_rows = cold_rows + excluded.cold_rows, cold_bytes = cold_bytes + excluded.cold_bytes, \
+        rows_written = rows_written + excluded.rows_written, rows_deleted = rows_deleted + excluded.rows_deleted, \
+        bytes_written = bytes_written + excluded.bytes_written, updated_at = excluded.updated_at
+        """
+    /// Folds the log's flows into the usage buckets.
+    static let foldUsage = """
+        INSERT INTO hs_usage(tenant, bucket, rows_written, rows_deleted, bytes_written, queries, vectors_scored) \
+        SELECT tenant, bucket, sum(rows_written), sum(rows_deleted), sum(bytes_written), 0, 0 FROM hs_usage_log \
+        WHERE rows_written != 0 OR rows_deleted != 0 OR bytes_written != 0 GROUP BY tenant, bucket \
+        ON CONFLICT(tenant, bucket) DO UPDATE SET rows_written = rows_written + excluded.rows_written, \
+        rows_deleted = rows_deleted + excluded.rows_deleted, bytes_written = bytes_written + excluded.bytes_written
+        """
+    static let clearUsageLog = "DELETE FROM hs_usage_log"
     static let tenantColumns = """
         name, max_rows, max_bytes, max_queries, query_period, hot_rows, hot_bytes, cold_rows, cold_bytes, \
         rows_written, rows_deleted, bytes_written, queries, vectors_scored, created_at, updated_at
-        """
-    /// Adds a transaction's deltas to a tenant (creating it), returning what the quota check needs:
-    /// `?1` name, `?2…?5` hot rows, hot bytes, cold rows, cold bytes, `?6…?8` rows written, deleted, bytes
-    /// written, `?9` now.
-    static let chargeTenant = """
-        INSERT INTO hs_tenants(name, hot_rows, hot_bytes, cold_rows, cold_bytes, rows_written, rows_deleted, \
-        bytes_written, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
-        ON CONFLICT(name) DO UPDATE SET hot_rows = hot_rows + ?2, hot_bytes = hot_bytes + ?3, \
-        cold_rows = cold_rows + ?4, cold_bytes = cold_bytes + ?5, rows_written = rows_written + ?6, \
-        rows_deleted = rows_deleted + ?7, bytes_written = bytes_written + ?8, updated_at = ?9
-        RETURNING hot_rows + cold_rows, hot_bytes + cold_bytes, max_rows, max_bytes
         """
     /// Adds flows to a tenant's usage bucket: `?1` tenant, `?2` bucket, `?3…?7` rows written, rows deleted,
     /// bytes written, queries, vectors scored.
@@ -81,7 +103,10 @@ enum SQL {
         """
     static let tenantByName = "SELECT \(tenantColumns) FROM hs_tenants WHERE name = ?1"
     static let allTenants = "SELECT \(tenantColumns) FROM hs_tenants ORDER BY name"
-    static let tenantsWithQueryQuota = "SELECT name, max_queries, query_period FROM hs_tenants WHERE max_queries IS NOT NULL"
+    static let tenantsWithQuotas = """
+        SELECT name, max_queries, query_period, max_rows, max_bytes, hot_rows + cold_rows, hot_bytes + cold_bytes \
+        FROM hs_tenants WHERE max_queries IS NOT NULL OR max_rows IS NOT NULL OR max_bytes IS NOT NULL
+        """
     /// Flows per tenant in buckets from `?1` on.
     static let usageSince = """
         SELECT tenant, sum(rows_written), sum(rows_deleted), sum(bytes_written), sum(queries), sum(vectors_scored) \
@@ -90,6 +115,11 @@ enum SQL {
     static let usageOfOneSince = """
         SELECT tenant, sum(rows_written), sum(rows_deleted), sum(bytes_written), sum(queries), sum(vectors_scored) \
         FROM hs_usage WHERE bucket >= ?1 AND tenant = ?2 GROUP BY tenant
+        """
+    /// Takes a dropped collection's rows off a tenant: `?1` name, `?2…?5` hot rows, hot bytes, cold rows, cold bytes.
+    static let uncountTenant = """
+        UPDATE hs_tenants SET hot_rows = hot_rows - ?2, hot_bytes = hot_bytes - ?3, cold_rows = cold_rows - ?4, \
+        cold_bytes = cold_bytes - ?5 WHERE name = ?1
         """
     static let deleteTenant = "DELETE FROM hs_tenants WHERE name = ?1"
     static let deleteTenantUsage = "DELETE FROM hs_usage WHERE tenant = ?1"

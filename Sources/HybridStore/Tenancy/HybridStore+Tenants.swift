@@ -142,6 +142,18 @@ struct Meter {
     /// Tenants with a query quota: the quota and the current window's count.
     var queryQuotas: [String: (max: Int64, period: Int64)] = [:]
     var windows: [String: (start: Int64, count: Int64)] = [:]
+    /// Tenants with a row or byte quota: the quota and their committed totals (derived: rebuilt on open from
+    /// the database; changed only by committed writes, under the writer lock).
+    var quotaGauges: [String: QuotaGauge] = [:]
+    /// Rows in the usage log since it was last folded.
+    var usageLogRows = 0
+}
+
+struct QuotaGauge {
+    var rows: Int64
+    var bytes: Int64
+    var maxRows: Int64?
+    var maxBytes: Int64?
 }
 
 extension HybridStore {
@@ -182,14 +194,16 @@ extension HybridStore {
         try checkQuota(quota)
         let created = try sqliteWork("creating tenant `\(name)`") {
             try withWriter { c, _ in
+                try foldUsageLog(c)  // a tenant whose first rows are only in the log exists too
                 try c.statement(SQL.createTenant).run(quotaArguments(name, quota))
-                return c.changes > 0
+                guard c.changes > 0 else { return false }
+                rememberQuota(name, quota, rows: 0, bytes: 0)
+                return true
             }
         }
         guard created else {
             throw HybridStoreError(.tenantExists, "tenant `\(name)` already exists", context: ["tenant": name])
         }
-        rememberQueryQuota(name, quota)
     }
 
     /// Sets a tenant's quotas (creating the tenant when missing). Takes effect for the next write or query;
@@ -199,9 +213,17 @@ extension HybridStore {
         try Self.checkTenantName(name)
         try checkQuota(quota)
         try sqliteWork("setting the quota of tenant `\(name)`") {
-            try withWriter { c, _ in try c.statement(SQL.setQuota).run(quotaArguments(name, quota)) }
+            try withWriter { c, _ in
+                try foldUsageLog(c)
+                try c.statement(SQL.setQuota).run(quotaArguments(name, quota))
+                let statement = try c.statement(SQL.tenantByName)
+                defer { statement.reset() }
+                try statement.bind(.text(name), at: 1)
+                guard try statement.step() else { return }
+                let usage = Self.readUsage(statement)
+                rememberQuota(name, quota, rows: usage.rows, bytes: usage.bytes)
+            }
         }
-        rememberQueryQuota(name, quota)
     }
 
     private func checkQuota(_ quota: TenantQuota) throws(HybridStoreError) {
@@ -222,7 +244,8 @@ extension HybridStore {
          .integer(Int64(Date().timeIntervalSince1970))]
     }
 
-    private func rememberQueryQuota(_ name: String, _ quota: TenantQuota) {
+    /// Records a tenant's quotas in memory, with its committed totals. Caller holds the writer lock.
+    private func rememberQuota(_ name: String, _ quota: TenantQuota, rows: Int64, bytes: Int64) {
         meter.withLock { m in
             if let max = quota.maxQueries, let period = quota.queryPeriodSeconds {
                 m.queryQuotas[name] = (max, period)
@@ -230,26 +253,83 @@ extension HybridStore {
                 m.queryQuotas[name] = nil
                 m.windows[name] = nil
             }
+            m.quotaGauges[name] = quota.maxRows == nil && quota.maxBytes == nil ? nil
+                : QuotaGauge(rows: rows, bytes: bytes, maxRows: quota.maxRows, maxBytes: quota.maxBytes)
         }
     }
 
-    /// Loads the query quotas (on open).
-    func loadQueryQuotas(_ c: Connection) throws(HybridStoreError) {
-        let quotas = try sqliteWork("reading tenant quotas") { () throws -> [String: (max: Int64, period: Int64)] in
-            let statement = try c.statement(SQL.tenantsWithQueryQuota)
+    /// Folds the usage log and loads every quota with its tenant's totals (on open, and after dropping a
+    /// collection). Caller holds the writer lock.
+    func loadQuotas(_ c: Connection) throws(HybridStoreError) {
+        try foldUsageLog(c)
+        let loaded = try sqliteWork("reading tenant quotas") {
+            () throws -> ([String: (max: Int64, period: Int64)], [String: QuotaGauge]) in
+            let statement = try c.statement(SQL.tenantsWithQuotas)
             defer { statement.reset() }
-            var out: [String: (max: Int64, period: Int64)] = [:]
+            var queries: [String: (max: Int64, period: Int64)] = [:]
+            var gauges: [String: QuotaGauge] = [:]
+            func optional(_ i: Int32) -> Int64? { if case .integer(let v) = statement.column(i) { v } else { nil } }
             while try statement.step() {
-                if case .text(let name) = statement.column(0) { out[name] = (statement.int64(1), max(1, statement.int64(2))) }
+                guard case .text(let name) = statement.column(0) else { continue }
+                if let max = optional(1) { queries[name] = (max, Swift.max(1, optional(2) ?? 1)) }
+                if optional(3) != nil || optional(4) != nil {
+                    gauges[name] = QuotaGauge(rows: statement.int64(5), bytes: statement.int64(6), maxRows: optional(3),
+                                              maxBytes: optional(4))
+                }
             }
-            return out
+            return (queries, gauges)
         }
-        meter.withLock { $0.queryQuotas = quotas }
+        meter.withLock { m in
+            m.queryQuotas = loaded.0
+            m.quotaGauges = loaded.1
+        }
+    }
+
+    /// After COMMIT of a write: its charges move the gauges of tenants with quotas.
+    func chargesCommitted(_ charges: [String: WriteTransaction.TenantCharge]) {
+        meter.withLock { m in
+            m.usageLogRows += charges.count
+            for (name, c) in charges where m.quotaGauges[name] != nil {
+                m.quotaGauges[name]!.rows += c.hotRows + c.coldRows
+                m.quotaGauges[name]!.bytes += c.hotBytes + c.coldBytes
+            }
+        }
+    }
+
+    /// Folds the usage log into the tenants' rows and usage buckets, then empties it. Caller holds the
+    /// writer lock; runs in its own transaction unless one is open.
+    func foldUsageLog(_ c: Connection) throws(HybridStoreError) {
+        try sqliteWork("folding the usage log") {
+            guard case .integer(let n)? = try c.statement(SQL.usageLogCount).scalar(), n > 0 else { return }
+            let fold = {
+                try c.statement(SQL.foldTenants).run([.integer(Int64(Date().timeIntervalSince1970))])
+                try c.statement(SQL.foldUsage).run()
+                try c.statement(SQL.clearUsageLog).run()
+            }
+            if c.isInTransaction { try fold() } else { try c.transaction(immediate: true) { try fold() } }
+        }
+        meter.withLock { $0.usageLogRows = 0 }
+    }
+
+    /// Folds the log when it has grown past a bound (after a write, holding the writer lock).
+    func foldUsageLogIfLarge(_ c: Connection) {
+        guard meter.withLock({ $0.usageLogRows }) > 500_000 else { return }
+        do throws(HybridStoreError) {
+            try foldUsageLog(c)
+        } catch {
+            backgroundError.withLock { $0 = error }
+        }
+    }
+
+    /// Folds the usage log (taking the writer lock).
+    func foldUsageLog() throws(HybridStoreError) {
+        try sqliteWork("folding the usage log") { try withWriter { c, _ in try foldUsageLog(c) } }
     }
 
     /// Number of tenants.
     public func tenantCount() throws(HybridStoreError) -> Int {
-        try withReader { c in
+        try foldUsageLog()
+        return try withReader { c in
             guard case .integer(let n)? = try c.statement(SQL.tenantCount).scalar() else { return 0 }
             return Int(n)
         }
@@ -269,6 +349,7 @@ extension HybridStore {
     /// - Throws: `unknownTenant`, `sqlite`.
     public func usage(tenant name: String, since: Date? = nil) throws(HybridStoreError) -> TenantUsage {
         try flushUsage()
+        try foldUsageLog()
         let found = try withReader { c -> TenantUsage? in
             let statement = try c.statement(SQL.tenantByName)
             defer { statement.reset() }
@@ -290,6 +371,7 @@ extension HybridStore {
     /// Flushes pending query counters first.
     public func usage(since: Date? = nil) throws(HybridStoreError) -> [TenantUsage] {
         try flushUsage()
+        try foldUsageLog()
         var all = try withReader { c -> [TenantUsage] in
             let statement = try c.statement(SQL.allTenants)
             defer { statement.reset() }
@@ -391,11 +473,12 @@ extension HybridStore {
         do throws(HybridStoreError) {
             try sqliteWork("flushing usage") {
                 try withWriter { c, _ in
+                    try foldUsageLog(c)  // tenants first seen in the log exist too
                     try c.transaction(immediate: true) {
                         for (key, counts) in pending {
                             try c.statement(SQL.chargeQueries).run([.text(key.tenant), .integer(counts.queries),
                                                                    .integer(counts.scored), .integer(now)])
-                            guard c.changes > 0 else { continue }
+                            guard c.changes > 0 else { continue }  // dropped meanwhile
                             try c.statement(SQL.chargeUsage).run([.text(key.tenant), .integer(key.bucket), .integer(0),
                                                                  .integer(0), .integer(0), .integer(counts.queries),
                                                                  .integer(counts.scored)])
@@ -430,6 +513,7 @@ extension HybridStore {
         do {
             deleted = try write { tx -> Int in
                 let c = tx.connection
+                try foldUsageLog(c)
                 var deleted = 0
                 for s in states.sorted(by: { $0.number < $1.number }) {
                     let statement = try c.statement(s.table.deleteTenantRows)
@@ -460,6 +544,7 @@ extension HybridStore {
         meter.withLock { m in
             m.queryQuotas[name] = nil
             m.windows[name] = nil
+            m.quotaGauges[name] = nil
             m.pending = m.pending.filter { $0.key.tenant != name }
         }
         return deleted
