@@ -1,5 +1,6 @@
 import HNSW
 import QueryPlanner
+import Synchronization
 
 /// The derived, in-memory side of one collection: its index and the node → id table. Everything here can
 /// be rebuilt from SQLite (DESIGN.md principle 1).
@@ -15,6 +16,10 @@ final class CollectionState: @unchecked Sendable {
     let uuid: String
     let table: SQL.Table
     let lock = ReadWriteLock()
+    /// The effort the collection's data needs, learned from sampled queries (derived; saved at checkpoints).
+    let calibration = Mutex(RecallCalibration())
+    /// Graph queries planned so far (to pick every n-th for a recall check).
+    let graphQueries = Atomic<Int>(0)
     /// Per-block summaries of the cold tier (the only cold state in RAM); under `lock`.
     var coldBlocks: [ColdSummary] = []
     /// Filterable columns in memory, by node; under `lock`.

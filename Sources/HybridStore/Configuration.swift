@@ -15,6 +15,12 @@ public struct Configuration: Sendable {
     /// Query counters are accumulated in memory and flushed to the database at most this many seconds
     /// apart (and on `checkpoint()` and `close()`); a crash loses at most that interval's query counts.
     public var usageFlushSeconds: Double = 1
+    /// One graph query in this many is checked against an exact scan on the background queue, and the
+    /// recall measured calibrates the planner's effort for the collection's data (`RecallCalibration`); 0
+    /// turns calibration off.
+    public var recallSampleEvery = 32
+    /// At most this many such checks per second (one at a time).
+    public var recallChecksPerSecond = 20.0
     /// Called while opening, as each collection's index is loaded, replayed or rebuilt.
     public var recoveryProgress: (@Sendable (RecoveryProgress) -> Void)? = nil
 

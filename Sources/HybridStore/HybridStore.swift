@@ -41,6 +41,8 @@ public final class HybridStore: Sendable {
     static let backgroundKey = DispatchSpecificKey<ObjectIdentifier>()
     let closed = Atomic<Bool>(false)
     let backgroundError = Mutex<HybridStoreError?>(nil)
+    /// One background recall check at a time, and when the last one started.
+    let recallCheck = Mutex<(inFlight: Bool, lastNanos: UInt64)>((false, 0))
     /// Query metering and query quotas of tenants (see `TenantScope`).
     let meter = Mutex(Meter())
 

@@ -22,6 +22,9 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     public var coldBytesDecompressed = 0
     /// Milliseconds per phase: plan, collect, search, fallback, cold, hydrate.
     public var timingsMs: [String: Double]
+    /// The scale on the planner's effort that recall checks of this collection's queries have calibrated
+    /// (1: the table's effort).
+    public var effortScale = 1.0
 
     public var description: String {
         var lines: [String] = []
@@ -30,6 +33,7 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         let est = String(format: "%.0f", plan.estimatedMatches)
         let sel = String(format: "%.4f%%", plan.estimatedSelectivity * 100)
         lines.append("plan: \(plan.strategy.rawValue)" + (plan.effort.map { ", ef \($0)" } ?? "")
+            + (effortScale != 1 && plan.effort != nil ? String(format: " (effort ×%.2f, calibrated)", effortScale) : "")
             + (plan.overFetch.map { ", over-fetch \($0)" } ?? "") + (fallback.map { ", then fallback \($0.rawValue)" } ?? ""))
         lines.append("matches: estimated \(est) (\(sel))" + (actualMatches.map { ", actual \($0)" } ?? ""))
         lines.append(String(format: "expected recall %.3f; modelled cost %.0f", plan.expectedRecall, plan.estimatedCost)
@@ -153,14 +157,17 @@ extension HybridStore {
                                       actualMatches: nil, fallback: nil, distanceComputations: 0, visitedNodes: 0,
                                       results: 0, timingsMs: [:])
         var found: [(row: Int64, id: RowID, distance: Float)]
+        let calibration = s.calibration.withLock { $0 }
         do throws(HNSWError) {
             found = !options.tiers.contains(.hot) ? [] : try s.query { (index, columns, idOf) throws(HNSWError) in
                 let rows = index.count
                 let estimate = sqlNodes.map { Double($0.count) } ?? filter.map { columns.estimate($0) } ?? Double(rows)
+                let scale = calibration.scale(selectivity: estimate / Double(max(rows, 1)), filtered: filter != nil)
                 var plan = Planner.choose(PlanInput(rows: rows, estimatedMatches: estimate, hasFilter: filter != nil, k: k,
                                                     dimensions: s.schema.vector.dimensions,
                                                     recallTarget: options.recallTarget, searchEffort: options.searchEffort,
-                                                    inMemoryPredicate: sqlNodes == nil))
+                                                    inMemoryPredicate: sqlNodes == nil, effortScale: scale))
+                if options.searchEffort == nil { explanation.effortScale = scale }
                 if let forced = options.strategy, forced != plan.strategy, filter != nil || forced == .graph || forced == .exact {
                     plan.strategy = forced
                     plan.effort = plan.effort ?? max(options.searchEffort ?? Planner.effort(forRecall: options.recallTarget, k: k), k)
@@ -245,6 +252,11 @@ extension HybridStore {
             }
         } catch {
             throw HybridStoreError(error, collection: s.name)
+        }
+        if options.searchEffort == nil, options.strategy == nil, explanation.fallback == nil, sqlNodes == nil,
+           explanation.plan.strategy != .exact, !found.isEmpty {
+            checkRecallSometimes(s, query: vector, k: k, filter: filter, found: found.map(\.row),
+                                 selectivity: explanation.plan.estimatedSelectivity, target: options.recallTarget)
         }
         // Cold step: the nearest cold rows that match, merged with the hot ones (ids come with hydration).
         var merged: [(row: Int64, id: RowID?, distance: Float)] = found.map { ($0.row, $0.id, $0.distance) }

@@ -27,9 +27,14 @@ public struct PlanInput: Sendable {
     public var searchEffort: Int?
     /// Whether the filter can be evaluated in memory per node (else only exact via SQL ids is possible).
     public var inMemoryPredicate: Bool
+    /// Scale on the table's effort, learned per selectivity bucket from measured recall (`RecallCalibration`);
+    /// ignored when `searchEffort` is given.
+    public var effortScale: Double
 
     public init(rows: Int, estimatedMatches: Double, hasFilter: Bool, k: Int, dimensions: Int,
-                recallTarget: Double = 0.95, searchEffort: Int? = nil, inMemoryPredicate: Bool = true) {
+                recallTarget: Double = 0.95, searchEffort: Int? = nil, inMemoryPredicate: Bool = true,
+                effortScale: Double = 1) {
+        self.effortScale = effortScale
         self.rows = rows
         self.estimatedMatches = estimatedMatches
         self.hasFilter = hasFilter
@@ -111,8 +116,11 @@ public enum Planner {
         let n = Double(max(input.rows, 1))
         let matches = min(max(input.estimatedMatches, 0), n)
         let s = max(matches / n, 1 / n)
-        let ef = max(input.searchEffort ?? effort(forRecall: input.recallTarget, k: input.k), input.k)
-        let graphRecall = expectedRecall(effort: ef, k: input.k)
+        let tableEffort = effort(forRecall: input.recallTarget, k: input.k)
+        let ef = max(input.searchEffort ?? Int((Double(tableEffort) * input.effortScale).rounded(.up)), input.k)
+        // A calibrated effort is expected to meet the target it was calibrated for.
+        let graphRecall = input.searchEffort == nil && input.effortScale != 1 ? input.recallTarget
+            : expectedRecall(effort: ef, k: input.k)
         guard input.hasFilter else {
             let cost = min(graphDistancesPerEffort * Double(ef), n)
             return Plan(strategy: .graph, effort: ef, overFetch: nil, estimatedMatches: matches, estimatedSelectivity: 1,

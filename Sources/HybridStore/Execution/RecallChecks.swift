@@ -1,0 +1,46 @@
+import Foundation
+import HNSW
+import QueryPlanner
+
+extension HybridStore {
+    /// Every `recallSampleEvery`-th graph query (at most `recallChecksPerSecond`, one at a time) is run again
+    /// as an exact scan on the background queue; the recall the planned search reached calibrates the
+    /// collection's effort for its selectivity bucket (`RecallCalibration`). Costs the caller one atomic
+    /// increment; a check costs one exact scan of the matches (all rows when unfiltered) off the query path.
+    func checkRecallSometimes(_ s: CollectionState, query: [Float], k: Int, filter: Filter?, found: [Int64],
+                              selectivity: Double, target: Double) {
+        let every = configuration.recallSampleEvery
+        guard every > 0 else { return }
+        let n = s.graphQueries.add(1, ordering: .relaxed).newValue
+        guard n % every == 0 else { return }
+        let now = nowNanos()
+        let interval = 1e9 / max(configuration.recallChecksPerSecond, 1e-3)
+        let start = recallCheck.withLock { state -> Bool in
+            guard !state.inFlight, state.lastNanos == 0 || Double(now &- state.lastNanos) >= interval else { return false }
+            state = (true, now)
+            return true
+        }
+        guard start else { return }
+        backgroundQueue.async { [weak self] in
+            guard let self else { return }
+            defer { recallCheck.withLock { $0.inFlight = false } }
+            guard !closed.load(ordering: .acquiring) else { return }
+            let truth = try? s.query { (index, columns, _) throws(HNSWError) -> [Int64] in
+                let candidates = filter.map { columns.collect($0, predicate: columns.predicate($0)) }
+                    ?? Array(0..<UInt32(index.nodeCapacity))
+                return try index.exactSearch(query, k: k, candidates: candidates).hits.map { Int64($0.label) }
+            }
+            guard let truth, !truth.isEmpty else { return }
+            let returned = Set(found)
+            let recall = Double(truth.filter { returned.contains($0) }.count) / Double(truth.count)
+            s.calibration.withLock {
+                _ = $0.record(recall: recall, selectivity: selectivity, filtered: filter != nil, target: target)
+            }
+        }
+    }
+
+    /// The collection's effort calibration (for tests and `stats`).
+    package func calibration(of collection: Collection) throws(HybridStoreError) -> RecallCalibration {
+        try state(collection).calibration.withLock { $0 }
+    }
+}
