@@ -19,6 +19,8 @@ struct HybridCommand: ParsableCommand {
     @Option(help: "Links per node (M).") var connectivity = 16
     @Option(name: .customLong("ef-construction")) var efConstruction = 200
     @Option(help: "Draw recall (x) against QPS (y, log) per class into this SVG file.") var svg: String?
+    @Option(help: "Unmeasured passes over every class's queries first, with every other query checked for recall, so the store calibrates its effort on this query stream; then a checkpoint saves the calibration and the store is reopened with the default configuration for the measured runs (0: measure an uncalibrated store).")
+    var warmup = 0
 
     func run() throws {
         let data = try Dataset.load(dataset)
@@ -33,9 +35,9 @@ struct HybridCommand: ParsableCommand {
             try? FileManager.default.removeItem(atPath: path)
         }
         defer { if store == nil && reuse == nil { try? FileManager.default.removeItem(atPath: path) } }
-        let hs = try HybridStore(directory: path, configuration: configuration)
+        var hs = try HybridStore(directory: path, configuration: configuration)
         defer { hs.close() }
-        let collection: Collection
+        var collection: Collection
         if reuse != nil {
             collection = try hs.collection("bench")
         } else {
@@ -47,8 +49,35 @@ struct HybridCommand: ParsableCommand {
             try hs.checkpoint()
             log(String(format: "imported %d rows in %.2f s", data.meta.count, importSeconds!))
         }
-        let rows = try hs.count(collection)
         let wanted = classes.map { Set($0.split(separator: ",").map(String.init)) }
+        if warmup > 0 {
+            hs.close()
+            var calibrating = configuration
+            calibrating.recallSampleEvery = 2
+            calibrating.recallChecksPerSecond = 10_000
+            hs = try HybridStore(directory: path, configuration: calibrating)
+            collection = try hs.collection("bench")
+            let t = nowNanoseconds()
+            for className in data.classNames where wanted?.contains(className) ?? true {
+                var cases = data.cases.filter { $0.className == className }
+                if let queries { cases = Array(cases.prefix(queries)) }
+                for _ in 0..<warmup {
+                    for c in cases {
+                        let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
+                        _ = try hs.query(collection, near: Array(data.query(c.qid)), k: 10, filter: filter,
+                                         options: QueryOptions(recallTarget: recallTarget))
+                    }
+                }
+            }
+            hs.waitForBackgroundWork()
+            try hs.checkpoint()
+            hs.close()
+            hs = try HybridStore(directory: path, configuration: configuration)
+            collection = try hs.collection("bench")
+            log(String(format: "warm-up: %d passes in %.1f s; effort scales per selectivity bucket: %@", warmup, seconds(since: t),
+                       try hs.calibration(of: collection).scales.map { String(format: "%.2f", $0) }.joined(separator: " ")))
+        }
+        let rows = try hs.count(collection)
         let efforts: [Int?] = [nil] + (try ef.map(parseIntList) ?? []).map { Optional($0) }
         var runs: [BenchResults.Run] = []
         for className in data.classNames where wanted?.contains(className) ?? true {
@@ -72,6 +101,7 @@ struct HybridCommand: ParsableCommand {
                     let ids = hits.map { hit -> Int in if case .int(let v) = hit.id { Int(v) } else { -1 } }
                     recallSum += recall(ids, groundTruth: c.groundTruth)
                     let name = explanation.plan.strategy.rawValue + (explanation.fallback != nil ? "+fallback" : "")
+                        + (explanation.plan.effort.map { "@ef\($0)" } ?? "")
                     plans[name, default: 0] += 1
                     for (phase, t) in explanation.timingsMs { phases[phase, default: 0] += t / Double(cases.count) }
                     if filter != nil && c.selectivity > 0 {

@@ -93,6 +93,7 @@ public final class HybridStore: Sendable {
             try prepareCatalog(connection, existed: existed)
             try recoverAll(connection)
             try loadQuotas(connection)
+            try loadCalibrations(connection)
         } catch {
             shutdown()
             throw error

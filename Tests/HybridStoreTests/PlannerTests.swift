@@ -195,4 +195,54 @@ import HybridStore
         c = try store.collection("p")
         try check()
     }
+
+    /// Sampled queries checked against an exact scan move the collection's effort scale: up where the table's
+    /// effort under-delivers (uniform 32-d data, a sparse graph), down where it over-delivers (2-d data); and
+    /// the calibrated effort meets the target.
+    @Test func recallChecksCalibrateTheEffortToTheData() throws {
+        for (dim, hard) in [(32, true), (2, false)] {
+            let tmp = TemporaryStore("calibration\(dim)")
+            defer { tmp.cleanup() }
+            let store = try tmp.open {
+                $0.recallSampleEvery = 1
+                $0.recallChecksPerSecond = 1e6
+            }
+            let c = try store.collection("c", creatingIfMissing: Schema(
+                vector: VectorSpec(dimensions: dim, connectivity: 6, constructionEffort: 24), id: .integer))
+            let vectors = randomVectors(6000, dim: dim, seed: 21)
+            try store.write { tx in
+                for (i, v) in vectors.enumerated() { try tx.insert(.int(Int64(i)), into: c, vector: v) }
+            }
+            let queries = randomVectors(400, dim: dim, seed: 22)
+            func meanRecall(_ qs: ArraySlice<[Float]>) throws -> Double {
+                var sum = 0.0
+                for q in qs {
+                    let hits = try store.search(c, near: q, k: 10).map { hit -> Int in if case .int(let v) = hit.id { Int(v) } else { -1 } }
+                    let distances = vectors.map { l2($0, q) }
+                    let truth = Set(distances.indices.sorted { distances[$0] < distances[$1] }.prefix(10))
+                    sum += Double(hits.filter { truth.contains($0) }.count) / 10
+                    store.waitForBackgroundWork()
+                }
+                return sum / Double(qs.count)
+            }
+            let before = try meanRecall(queries[0..<100])
+            _ = try meanRecall(queries[100..<300])
+            let scale = try store.calibration(of: c).scale(selectivity: 1, filtered: false)
+            let after = try meanRecall(queries[300..<400])
+            // Saved by a checkpoint, back after reopening.
+            try store.checkpoint()
+            let learned = try store.calibration(of: c)
+            store.close()
+            let reopened = try tmp.open()
+            #expect(try reopened.calibration(of: reopened.collection("c")) == learned)
+            reopened.close()
+            if hard {
+                #expect(before < 0.95 && scale > 1, "before \(before), scale \(scale)")
+                #expect(after >= 0.94, "before \(before), after \(after), scale \(scale)")
+            } else {
+                #expect(scale < 1, "before \(before), scale \(scale)")
+                #expect(after >= 0.95, "after \(after)")
+            }
+        }
+    }
 }

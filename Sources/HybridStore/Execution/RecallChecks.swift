@@ -44,3 +44,22 @@ extension HybridStore {
         try state(collection).calibration.withLock { $0 }
     }
 }
+
+extension HybridStore {
+    /// Waits until the background queue has run everything queued so far (recall checks, flushes).
+    package func waitForBackgroundWork() { backgroundQueue.sync {} }
+}
+
+extension HybridStore {
+    /// Loads each collection's saved effort calibration (on open; a missing or unreadable one starts afresh).
+    func loadCalibrations(_ c: Connection) throws(HybridStoreError) {
+        for s in catalog.withLock({ Array($0.values) }) {
+            let saved = try sqliteWork("reading the calibration of `\(s.name)`") {
+                try c.statement(SQL.readMeta).scalar([.text("calibration:\(s.number)")])
+            }
+            guard case .text(let json)? = saved,
+                  let calibration = try? JSONDecoder().decode(RecallCalibration.self, from: Data(json.utf8)) else { continue }
+            s.calibration.withLock { $0 = calibration }
+        }
+    }
+}

@@ -224,7 +224,15 @@ extension HybridStore {
                     }
                 }
                 try c.transaction(immediate: true) {
-                    for s in states { try c.statement(SQL.setSnapshotSeq).run([.integer(s.number), .integer(sequence)]) }
+                    for s in states {
+                        try c.statement(SQL.setSnapshotSeq).run([.integer(s.number), .integer(sequence)])
+                        // The effort calibration too, so a reopened store does not relearn it.
+                        let calibration = s.calibration.withLock { $0 }
+                        if calibration != RecallCalibration(), let json = try? JSONEncoder().encode(calibration) {
+                            try c.statement(SQL.writeMeta).run([.text("calibration:\(s.number)"),
+                                                                .text(String(decoding: json, as: UTF8.self))])
+                        }
+                    }
                     try c.statement(SQL.trimChanges).run([.integer(sequence)])
                     try c.statement(SQL.writeMeta).run([.text("log_trimmed_through"), .integer(sequence)])
                 }

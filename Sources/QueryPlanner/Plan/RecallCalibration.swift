@@ -13,7 +13,7 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     /// Recall samples per bucket taken at the current scale.
     private var window: [[Double]]
     /// Samples that decide a step.
-    public static let windowSize = 16
+    public static let windowSize = 64
     public static let minScale = 0.25, maxScale = 8.0
     /// Buckets: 0 no filter; 1 s ≥ 0.5; 2 0.2 ≤ s < 0.5; 3 0.05 ≤ s < 0.2; 4 0.01 ≤ s < 0.05; 5 s < 0.01.
     public static let bucketCount = 6
@@ -39,22 +39,28 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     }
 
     /// Records the recall@k one query reached at the bucket's current scale. Once a window is full: a mean
-    /// below `target` raises the scale (by more the further below), a mean above `target + slack` lowers it a
-    /// little; either way the window starts afresh.
+    /// below `target` by more than its standard error raises the scale, a mean above `target + slack` by more
+    /// than its standard error lowers it, each in proportion to the miss; either way the window starts
+    /// afresh. (Per-query recall is noisy — a standard deviation of ~0.07 at 0.95 — so fixed steps on any
+    /// dip would ratchet the effort up.)
     /// - Returns: whether the scale changed.
     @discardableResult
     public mutating func record(recall: Double, selectivity: Double, filtered: Bool, target: Double,
-                                slack: Double = 0.02) -> Bool {
+                                slack: Double = 0.01) -> Bool {
         let b = Self.bucket(selectivity: selectivity, filtered: filtered)
         window[b].append(recall)
         guard window[b].count >= Self.windowSize else { return false }
-        let mean = window[b].reduce(0, +) / Double(window[b].count)
+        let n = Double(window[b].count)
+        let mean = window[b].reduce(0, +) / n
+        let variance = window[b].reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(n - 1, 1)
+        let standardError = (variance / n).squareRoot()
         window[b].removeAll()
         let old = scales[b]
-        if mean < target {
-            scales[b] = min(Self.maxScale, old * min(2, 1.15 + (target - mean) * 8))
-        } else if mean > min(target + slack, 0.9995) {
-            scales[b] = max(Self.minScale, old * 0.85)
+        let ceiling = min(target + slack, 0.9995)
+        if mean + standardError < target {
+            scales[b] = min(Self.maxScale, old * (1 + min(1, 3 * (target - mean) + 0.05)))
+        } else if mean - standardError > ceiling {
+            scales[b] = max(Self.minScale, old * max(0.7, 1 - 3 * (mean - ceiling) - 0.03))
         }
         return scales[b] != old
     }

@@ -51,7 +51,8 @@ extension HybridCtl {
                 vector: VectorSpec(dimensions: dim, metric: .cosine), id: .integer,
                 columns: [.text("title"), .text("category", nullable: false, filterable: true),
                           .text("tenant", nullable: false, filterable: true), .integer("year", filterable: true),
-                          .real("price", filterable: true), .boolean("in_stock", filterable: true)]))
+                          .real("price", filterable: true), .boolean("in_stock", filterable: true)],
+                tenantColumn: "tenant"))
 
             // 48 topics in 8 categories; an article is a noisy copy of its topic's direction.
             let topics = (0..<48).map { _ in (0..<dim).map { _ in rng.gaussian() } }
@@ -124,6 +125,18 @@ extension HybridCtl {
                 if hits.isEmpty { print("  (no rows match)") }
             }
             print(String(format: "\nmean recall@10 against exact search: %.3f", recallSum / Double(queries.count)))
+
+            // The same collection as one tenant's own table: a scoped handle, metered.
+            let oscorp = try hs.tenant("oscorp")
+            let q = topics[rng.int(48)].map { $0 + 0.3 * rng.gaussian() }
+            let trick = "tenant = 'acme' OR year >= 2000"
+            let (mine, plan) = try oscorp.query(articles, near: q, k: 5, filter: try hs.parseFilter(trick), options: QueryOptions(),
+                                                returning: ["tenant"])
+            let usage = try oscorp.usage()
+            print("\nas tenant oscorp (store.tenant(\"oscorp\")), filter \"\(trick)\": \(mine.count) rows, "
+                  + "all oscorp's: \(mine.allSatisfy { $0.values["tenant"] == .text("oscorp") }), plan \(plan.plan.strategy.rawValue)")
+            print("oscorp's usage: \(usage.rows) rows, \(usage.bytes) bytes, \(usage.queries) query, "
+                  + "\(usage.vectorsScored) vectors scored")
             if store != nil {
                 print("""
                     The store is kept at \(path). Try:
