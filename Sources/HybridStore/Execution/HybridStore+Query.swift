@@ -196,7 +196,7 @@ extension HybridStore {
                 case .exact:
                     let candidates = filter == nil ? Array(0..<UInt32(index.nodeCapacity)) : collect()
                     result = try index.exactSearch(vector, k: k, candidates: candidates,
-                                                   threads: configuration.buildThreads ?? ProcessInfo.processInfo.activeProcessorCount)
+                                                   threads: candidates.count < 40_000 ? 1 : configuration.buildThreads ?? cores)
                 case .filteredGraph, .filteredGraphMatchingOnly:
                     let filterForIndex: SearchFilter
                     if let predicate {
@@ -417,4 +417,7 @@ func unsafeSendable(_ body: @escaping (UInt32) -> Bool) -> @Sendable (UInt32) ->
 }
 
 func nowNanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+/// Cores available, read once (Foundation reads cgroup files on every `activeProcessorCount`).
+let cores = ProcessInfo.processInfo.activeProcessorCount
 func ms(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 }
