@@ -21,6 +21,8 @@ struct HybridCommand: ParsableCommand {
     @Option(help: "Draw recall (x) against QPS (y, log) per class into this SVG file.") var svg: String?
     @Option(help: "Unmeasured passes over every class's queries first, with every other query checked for recall, so the store calibrates its effort on this query stream; then a checkpoint saves the calibration and the store is reopened with the default configuration for the measured runs (0: measure an uncalibrated store).")
     var warmup = 0
+    @Option(name: .customLong("force-strategy"), help: "Run every query with this strategy (exact, filtered_graph, …) instead of the planner's choice (experiments).")
+    var forceStrategy: String?
 
     func run() throws {
         let data = try Dataset.load(dataset)
@@ -96,7 +98,8 @@ struct HybridCommand: ParsableCommand {
                     let t = nowNanoseconds()
                     let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
                     let (hits, explanation) = try hs.query(collection, near: q, k: 10, filter: filter,
-                                                           options: QueryOptions(recallTarget: recallTarget, searchEffort: effort))
+                                                           options: QueryOptions(recallTarget: recallTarget, searchEffort: effort,
+                                                                                 strategy: forceStrategy.flatMap(Strategy.init(rawValue:))))
                     latencies.append(nowNanoseconds() - t)
                     let ids = hits.map { hit -> Int in if case .int(let v) = hit.id { Int(v) } else { -1 } }
                     recallSum += recall(ids, groundTruth: c.groundTruth)

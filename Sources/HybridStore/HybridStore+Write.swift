@@ -123,13 +123,19 @@ extension HybridStore {
             return true
         }
         guard start else { return }
+        inBackground({ [self] () throws(HybridStoreError) in try checkpoint() },
+                     then: { [self] in writer.withLock { $0.checkpointScheduled = false } })
+    }
+
+    /// Runs `work` on the background queue, keeping its error for `lastBackgroundError`, then `then`.
+    func inBackground(_ work: @escaping @Sendable () throws(HybridStoreError) -> Void, then: @escaping @Sendable () -> Void) {
         backgroundQueue.async { [self] in
             do throws(HybridStoreError) {
-                try checkpoint()
+                try work()
             } catch {
                 backgroundError.withLock { $0 = error }
             }
-            writer.withLock { $0.checkpointScheduled = false }
+            then()
         }
     }
 

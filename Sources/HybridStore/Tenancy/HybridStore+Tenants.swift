@@ -449,14 +449,8 @@ extension HybridStore {
             return true
         }
         guard due else { return }
-        backgroundQueue.async { [self] in
-            do throws(HybridStoreError) {
-                try flushUsage()
-            } catch {
-                backgroundError.withLock { $0 = error }
-            }
-            meter.withLock { $0.flushScheduled = false }
-        }
+        inBackground({ [self] () throws(HybridStoreError) in try flushUsage() },
+                     then: { [self] in meter.withLock { $0.flushScheduled = false } })
     }
 
     /// Writes the pending query counters to the database in one transaction (a tenant dropped meanwhile is
