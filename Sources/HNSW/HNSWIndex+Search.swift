@@ -17,20 +17,23 @@ extension HNSWIndex {
     ///   - mode: how a filtered search walks the graph (see `FilteredSearchMode`); ignored without a filter.
     /// - Throws: `dimensionMismatch`, `nonFiniteVector`, `invalidParameter` (k < 1).
     /// - Complexity: about O(ef · M · log n) distance computations; no SQLite, no allocation per visited node.
+    ///   - budget: stop after about this many distance computations (`stats.exhausted` then says the hits
+    ///     are incomplete); applies to the level-0 search in mode a. nil: no limit.
     public func search(_ query: [Float], k: Int, searchEffort: Int? = nil, filter: SearchFilter? = nil,
-                       mode: FilteredSearchMode = .admitMatching) throws(HNSWError) -> IndexSearchResult {
+                       mode: FilteredSearchMode = .admitMatching, budget: Int? = nil) throws(HNSWError) -> IndexSearchResult {
         let buffer = query.withUnsafeBufferPointer { $0 }
         // SAFETY: `query` is alive for the whole call and not mutated, so its buffer stays valid.
         return try withExtendedLifetime(query) { () throws(HNSWError) -> IndexSearchResult in
-            try search(buffer, k: k, searchEffort: searchEffort, filter: filter, mode: mode)
+            try search(buffer, k: k, searchEffort: searchEffort, filter: filter, mode: mode, budget: budget)
         }
     }
 
     /// As `search(_:k:searchEffort:filter:mode:)`, over a borrowed buffer (no copy of the query).
     public func search(_ query: UnsafeBufferPointer<Float>, k: Int, searchEffort: Int? = nil,
-                       filter: SearchFilter? = nil, mode: FilteredSearchMode = .admitMatching)
+                       filter: SearchFilter? = nil, mode: FilteredSearchMode = .admitMatching, budget: Int? = nil)
         throws(HNSWError) -> IndexSearchResult
     {
+        let budget = budget ?? Int.max
         try validate(query, label: nil)
         guard k >= 1 else { throw HNSWError(.invalidParameter, "k must be ≥ 1, got \(k)") }
         let ef = max(searchEffort ?? max(k, 64), k)
@@ -38,14 +41,14 @@ extension HNSWIndex {
             var normalised = Array(query)
             normalised.withUnsafeMutableBufferPointer { normalize($0) }
             return normalised.withUnsafeBufferPointer { q in
-                searchValidated(q.baseAddress!, k: k, ef: ef, filter: filter, mode: mode)
+                searchValidated(q.baseAddress!, k: k, ef: ef, filter: filter, mode: mode, budget: budget)
             }
         }
-        return searchValidated(query.baseAddress!, k: k, ef: ef, filter: filter, mode: mode)
+        return searchValidated(query.baseAddress!, k: k, ef: ef, filter: filter, mode: mode, budget: budget)
     }
 
     private func searchValidated(_ query: UnsafePointer<Float>, k: Int, ef: Int, filter: SearchFilter?,
-                                 mode: FilteredSearchMode) -> IndexSearchResult {
+                                 mode: FilteredSearchMode, budget: Int) -> IndexSearchResult {
         withReadLock {
             var stats = SearchStats()
             guard let (entryNode, topLevel) = loadEntry() else { return IndexSearchResult(hits: [], stats: stats) }
@@ -56,16 +59,16 @@ extension HNSWIndex {
             switch filter {
             case nil:
                 searchLayer(query, entry: start, entryDistance: startDistance, ef: ef, level: 0, context: context,
-                            predicate: AllNodes(), stats: &stats)
+                            predicate: AllNodes(), stats: &stats, budget: budget)
             case .bitset(let set)?:
                 set.words.withUnsafeBufferPointer { words in
                     let predicate = BitsetPredicate(words: words.baseAddress!, capacity: set.capacity)
                     searchFiltered(query, entry: start, entryDistance: startDistance, ef: ef, context: context,
-                                   predicate: predicate, mode: mode, stats: &stats)
+                                   predicate: predicate, mode: mode, stats: &stats, budget: budget)
                 }
             case .predicate(let body)?:
                 searchFiltered(query, entry: start, entryDistance: startDistance, ef: ef, context: context,
-                               predicate: ClosurePredicate(body: body), mode: mode, stats: &stats)
+                               predicate: ClosurePredicate(body: body), mode: mode, stats: &stats, budget: budget)
             }
             return IndexSearchResult(hits: takeHits(context, k: k), stats: stats)
         }
@@ -73,12 +76,12 @@ extension HNSWIndex {
 
     private func searchFiltered<P: NodePredicate>(
         _ query: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, context: SearchContext,
-        predicate: P, mode: FilteredSearchMode, stats: inout SearchStats
+        predicate: P, mode: FilteredSearchMode, stats: inout SearchStats, budget: Int
     ) {
         switch mode {
         case .admitMatching:
             searchLayer(query, entry: entry, entryDistance: entryDistance, ef: ef, level: 0, context: context,
-                        predicate: predicate, stats: &stats)
+                        predicate: predicate, stats: &stats, budget: budget)
         case .matchingOnly:
             searchMatchingOnly(query, entry: entry, entryDistance: entryDistance, ef: ef, context: context,
                                predicate: predicate, stats: &stats)
@@ -150,11 +153,12 @@ extension HNSWIndex {
     }
 
     /// Best-first search of one level. Leaves up to `ef` admitted nodes (predicate true and live) in
-    /// `context.results`; non-admitted nodes are still traversed. Caller holds the read lock.
+    /// `context.results`; non-admitted nodes are still traversed. Stops early, setting `stats.exhausted`,
+    /// once `stats.distanceComputations` passes `budget`. Caller holds the read lock.
     @inline(__always)
     func searchLayer<P: NodePredicate>(
         _ query: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, level: Int,
-        context: SearchContext, predicate: P, stats: inout SearchStats
+        context: SearchContext, predicate: P, stats: inout SearchStats, budget: Int = .max
     ) {
         let storage = self.storage
         let dim = parameters.dimensions
@@ -168,6 +172,10 @@ extension HNSWIndex {
         while !context.candidates.isEmpty {
             let current = context.candidates.top
             if current.distance > bound { break }
+            if stats.distanceComputations > budget {
+                stats.exhausted = true
+                break
+            }
             context.candidates.pop()
             let list = storage.linkList(current.node, level: level)
             let n = Int(hs_load_acquire_u32(list))

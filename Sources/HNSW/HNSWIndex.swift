@@ -48,6 +48,8 @@ public struct SearchStats: Sendable, Equatable {
     public var distanceComputations = 0
     /// Nodes marked visited (each at most once per search).
     public var visitedNodes = 0
+    /// The search stopped at its distance budget before converging (its hits are incomplete).
+    public var exhausted = false
     public init() {}
 }
 

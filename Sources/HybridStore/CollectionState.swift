@@ -20,6 +20,9 @@ final class CollectionState: @unchecked Sendable {
     let calibration = Mutex(RecallCalibration())
     /// Graph queries planned so far (to pick every n-th for a recall check).
     let graphQueries = Atomic<Int>(0)
+    /// How often a filtered-graph probe in front of an exact plan pays off, per filter shape (its columns and
+    /// selectivity bucket): correlated filters let the graph finish early, others do not.
+    let probes = Mutex<[String: ProbeRecord]>([:])
     /// Per-block summaries of the cold tier (the only cold state in RAM); under `lock`.
     var coldBlocks: [ColdSummary] = []
     /// Filterable columns in memory, by node; under `lock`.

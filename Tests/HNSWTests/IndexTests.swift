@@ -72,6 +72,22 @@ import HNSW
         #expect(wider.stats.distanceComputations > result.stats.distanceComputations)
     }
 
+    /// A budget stops the search once passed and says so; a generous one changes nothing.
+    @Test func aBudgetStopsTheSearchAndSaysSo() throws {
+        let index = try Self.shared()
+        let q = Array(Self.queries[0..<Self.dim])
+        let free = try index.search(q, k: 10, searchEffort: 64)
+        #expect(!free.stats.exhausted)
+        let generous = try index.search(q, k: 10, searchEffort: 64, budget: 1_000_000)
+        #expect(!generous.stats.exhausted && generous.hits == free.hits)
+        let filter = SearchFilter.predicate { $0 % 2 == 0 }
+        let tight = try index.search(q, k: 10, searchEffort: 64, filter: filter, budget: 50)
+        #expect(tight.stats.exhausted)
+        // It stops at the first expansion after the budget: at most one node's links more.
+        #expect(tight.stats.distanceComputations <= free.stats.distanceComputations)
+        #expect(tight.stats.distanceComputations <= 50 + 2 * 16 + 64)
+    }
+
     @Test func singleThreadBuildIsDeterministic() throws {
         let data = clusteredVectors(count: 1500, dim: 8, seed: 5)
         let a = try buildIndex(data, dim: 8, seed: 99)

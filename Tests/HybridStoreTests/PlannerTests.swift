@@ -245,4 +245,53 @@ import HybridStore
             }
         }
     }
+
+    /// In front of an exact plan, a filtered graph search with the scan's cost as its budget: used when the
+    /// filter is correlated with the query (the graph finishes early), abandoned for the exact scan when it
+    /// is not; after repeated failures for a filter shape the probe is skipped.
+    @Test func aProbeUsesTheGraphForCorrelatedFiltersAndFallsBackOtherwise() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open { $0.recallSampleEvery = 0 }
+        let c = try store.collection("c", creatingIfMissing: Schema(
+            vector: VectorSpec(dimensions: 16, connectivity: 12, constructionEffort: 64), id: .integer,
+            columns: [.integer("cluster", filterable: true)]))
+        // Ten well-separated clusters; a row's cluster column names its cluster.
+        let centers = randomVectors(10, dim: 16, seed: 1).map { $0.map { $0 * 20 } }
+        let noise = randomVectors(60_000, dim: 16, seed: 2)
+        try store.write { tx in
+            for i in 0..<60_000 {
+                let v = zip(centers[i % 10], noise[i]).map { $0 + $1 }
+                try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["cluster": .integer(Int64(i % 10))])
+            }
+        }
+        let near3 = centers[3].map { $0 + 0.1 }
+        let correlated = try store.explain(c, near: near3, k: 10, where: Column("cluster") == 3)
+        #expect(correlated.probe?.hasSuffix("used") == true, "\(correlated)")
+        #expect(correlated.plan.strategy == .filteredGraph)
+        var overlap = 0
+        for q in randomVectors(10, dim: 16, seed: 3) {
+            let query = zip(centers[3], q).map { $0 + $1 * 0.5 }
+            let exact = try store.query(c, near: query, k: 10, filter: Column("cluster") == 3,
+                                        options: QueryOptions(strategy: .exact)).hits
+            let found = try store.search(c, near: query, k: 10, where: Column("cluster") == 3)
+            overlap += Set(found.map(\.id)).intersection(exact.map(\.id)).count
+        }
+        #expect(overlap >= 85, "recall \(Double(overlap) / 100)")
+
+        // Anti-correlated: the graph cannot reach cluster 7 from near cluster 3 within the budget; each
+        // failure lowers this filter shape's record until the probe is skipped. Results stay exact.
+        var probes: [String?] = []
+        for _ in 0..<12 {
+            let anti = try store.explain(c, near: near3, k: 10, where: Column("cluster") == 7)
+            probes.append(anti.probe)
+            #expect(anti.plan.strategy == .exact && anti.results == 10)
+            let truth = try store.query(c, near: near3, k: 10, filter: Column("cluster") == 7,
+                                        options: QueryOptions(strategy: .exact)).hits
+            #expect(try store.query(c, near: near3, k: 10, filter: Column("cluster") == 7,
+                                    options: QueryOptions()).hits == truth)
+        }
+        #expect(probes.first??.hasSuffix("exact instead") == true, "\(probes)")
+        #expect(try store.explain(c, near: near3, k: 10, where: Column("cluster") == 7).probe == nil)
+    }
 }

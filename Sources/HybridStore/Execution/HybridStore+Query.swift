@@ -25,6 +25,8 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// The scale on the planner's effort that recall checks of this collection's queries have calibrated
     /// (1: the table's effort).
     public var effortScale = 1.0
+    /// What the filtered-graph probe in front of an exact plan did, if one ran.
+    public var probe: String?
 
     public var description: String {
         var lines: [String] = []
@@ -40,6 +42,7 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
             + " (" + plan.alternatives.sorted { $0.value < $1.value }.map { "\($0.key) \(String(format: "%.0f", $0.value))" }
                 .joined(separator: ", ") + ")")
         lines.append("work: \(distanceComputations) distance computations, \(visitedNodes) nodes visited, \(results) results")
+        if let probe { lines.append("probe: \(probe)") }
         if coldBlocksProbed > 0 {
             lines.append("cold: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed")
         }
@@ -190,13 +193,47 @@ extension HybridStore {
                 if explain, filter != nil { explanation.actualMatches = collect().count }
                 let t = nowNanos()
                 var result: IndexSearchResult
+                var probeStats: SearchStats? = nil
                 switch plan.strategy {
                 case .graph:
                     result = try index.search(vector, k: k, searchEffort: plan.effort)
                 case .exact:
+                    // A filter correlated with the query lets a filtered graph search finish in fewer distance
+                    // computations than the exact scan; the cost model cannot see correlation, so try the graph
+                    // first with the exact scan's cost as its budget, where this filter shape has paid off.
+                    if let filter, let predicate, options.strategy == nil, options.searchEffort == nil,
+                       plan.estimatedMatches >= Double(Self.probeMinimumMatches) {
+                        let key = filter.columns.sorted().joined(separator: ",") + "|"
+                            + String(RecallCalibration.bucket(selectivity: plan.estimatedSelectivity, filtered: true))
+                        if s.probes.withLock({ $0[key, default: ProbeRecord()].shouldProbe() }) {
+                            let ef = Planner.filteredEffort(
+                                Int((Double(Planner.effort(forRecall: options.recallTarget, k: k)) * scale).rounded(.up)),
+                                selectivity: plan.estimatedSelectivity, k: k)
+                            let budget = Int(plan.estimatedMatches * Planner.exactDistanceCost)
+                            let probe = try index.search(vector, k: k, searchEffort: ef,
+                                                         filter: .predicate(unsafeSendable(predicate)), mode: .admitMatching,
+                                                         budget: budget)
+                            let complete = !probe.stats.exhausted && probe.hits.count >= min(k, Int(plan.estimatedMatches))
+                            s.probes.withLock { $0[key, default: ProbeRecord()].record(success: complete) }
+                            if complete {
+                                explanation.probe = "filtered graph at ef \(ef) finished in \(probe.stats.distanceComputations) of \(budget) distance computations: used"
+                                plan.strategy = .filteredGraph
+                                plan.effort = ef
+                                plan.expectedRecall = Planner.expectedRecall(effort: ef, k: k)
+                                result = probe
+                                break
+                            }
+                            explanation.probe = "filtered graph at ef \(ef) stopped at its budget of \(budget) distance computations: exact instead"
+                            probeStats = probe.stats
+                        }
+                    }
                     let candidates = filter == nil ? Array(0..<UInt32(index.nodeCapacity)) : collect()
                     result = try index.exactSearch(vector, k: k, candidates: candidates,
                                                    threads: candidates.count < 40_000 ? 1 : configuration.buildThreads ?? cores)
+                    if let probeStats {
+                        result.stats.distanceComputations += probeStats.distanceComputations
+                        result.stats.visitedNodes += probeStats.visitedNodes
+                    }
                 case .filteredGraph, .filteredGraphMatchingOnly:
                     let filterForIndex: SearchFilter
                     if let predicate {

@@ -63,3 +63,24 @@ extension HybridStore {
         }
     }
 }
+
+/// How often the filtered-graph probe has paid off for one filter shape: an exponential average of
+/// successes. Below 30 % the probe is skipped, except one query in 64, so a shape whose data changes can
+/// win its probe back (a failed probe costs at most the exact scan's cost again).
+struct ProbeRecord {
+    var rate = 0.5
+    var skipped = 0
+
+    mutating func shouldProbe() -> Bool {
+        if rate >= 0.3 { return true }
+        skipped += 1
+        return skipped % 64 == 0
+    }
+
+    mutating func record(success: Bool) { rate = rate * 0.8 + (success ? 0.2 : 0) }
+}
+
+extension HybridStore {
+    /// Exact plans over fewer estimated matches than this are not probed (the scan is already cheap).
+    static let probeMinimumMatches = 1000
+}

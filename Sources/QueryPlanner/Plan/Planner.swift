@@ -98,6 +98,11 @@ public enum Planner {
         return max(k * factor, k, 16)
     }
 
+    /// ef for a filtered graph search at selectivity `s`, from the unfiltered `ef` (see `choose`).
+    public static func filteredEffort(_ ef: Int, selectivity s: Double, k: Int) -> Int {
+        max(k, Int((Double(ef) * s.squareRoot().squareRoot()).rounded(.up)))
+    }
+
     /// Expected recall of a graph search at `ef` for `k` (inverse of `effort(forRecall:k:)`).
     public static func expectedRecall(effort: Int, k: Int) -> Double {
         let ratio = Double(effort) / Double(max(k, 1))
@@ -151,8 +156,7 @@ public enum Planner {
             // a smaller ef than an unfiltered one: ef · s^¼. (synth-200k alone allowed ef · √s — s = 0.1 reached
             // 0.949 at ef 20 — but on 64-d clustered data with 2M rows, tenant filters of s = 0.01…0.13 need
             // ef 40–80 for 0.95: `hybrid-bench tenants --sweep-efforts`.) A caller's fixed effort is kept.
-            let filteredEffort = input.searchEffort
-                ?? max(input.k, Int((Double(ef) * s.squareRoot().squareRoot()).rounded(.up)))
+            let filteredEffort = input.searchEffort ?? Self.filteredEffort(ef, selectivity: s, k: input.k)
             return Plan(strategy: best.key, effort: filteredEffort, overFetch: nil, estimatedMatches: matches,
                         estimatedSelectivity: s, estimatedCost: best.value, expectedRecall: graphRecall,
                         alternatives: alternatives)

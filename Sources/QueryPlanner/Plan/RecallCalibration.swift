@@ -46,7 +46,7 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     /// - Returns: whether the scale changed.
     @discardableResult
     public mutating func record(recall: Double, selectivity: Double, filtered: Bool, target: Double,
-                                slack: Double = 0.01) -> Bool {
+                                slack: Double = 0.015) -> Bool {
         let b = Self.bucket(selectivity: selectivity, filtered: filtered)
         window[b].append(recall)
         guard window[b].count >= Self.windowSize else { return false }
