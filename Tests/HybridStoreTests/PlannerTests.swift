@@ -252,7 +252,10 @@ import HybridStore
     @Test func aProbeUsesTheGraphForCorrelatedFiltersAndFallsBackOtherwise() throws {
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }
-        let store = try tmp.open { $0.recallSampleEvery = 0 }
+        let store = try tmp.open {
+            $0.recallSampleEvery = 1
+            $0.recallChecksPerSecond = 1e6
+        }
         let c = try store.collection("c", creatingIfMissing: Schema(
             vector: VectorSpec(dimensions: 16, connectivity: 12, constructionEffort: 64), id: .integer,
             columns: [.integer("cluster", filterable: true)]))
@@ -266,6 +269,14 @@ import HybridStore
             }
         }
         let near3 = centers[3].map { $0 + 0.1 }
+        // Unmeasured, the bucket is not probed; exact plans meanwhile run shadow probes in the background.
+        #expect(try store.explain(c, near: near3, k: 10, where: Column("cluster") == 3).probe == nil)
+        for q in randomVectors(RecallCalibration.windowSize + 8, dim: 16, seed: 9) {
+            let query = zip(centers[Int(abs(q[0] * 1000)) % 10], q).map { $0 + $1 * 0.5 }
+            _ = try store.search(c, near: query, k: 10, where: Column("cluster") == .integer(Int64(Int(abs(q[0] * 1000)) % 10)))
+            store.waitForBackgroundWork()
+        }
+        #expect(try store.calibration(of: c).isMeasured(selectivity: 0.1, filtered: true))
         let correlated = try store.explain(c, near: near3, k: 10, where: Column("cluster") == 3)
         #expect(correlated.probe?.hasSuffix("used") == true, "\(correlated)")
         #expect(correlated.plan.strategy == .filteredGraph)

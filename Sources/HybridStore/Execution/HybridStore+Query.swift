@@ -205,7 +205,10 @@ extension HybridStore {
                        plan.estimatedMatches >= Double(Self.probeMinimumMatches) {
                         let key = filter.columns.sorted().joined(separator: ",") + "|"
                             + String(RecallCalibration.bucket(selectivity: plan.estimatedSelectivity, filtered: true))
-                        if s.probes.withLock({ $0[key, default: ProbeRecord()].shouldProbe() }) {
+                        // Only where recall checks have measured the graph's recall at this selectivity (shadow
+                        // probes of exact plans, below): an unmeasured graph could miss the target.
+                        if calibration.isMeasured(selectivity: plan.estimatedSelectivity, filtered: true),
+                           s.probes.withLock({ $0[key, default: ProbeRecord()].shouldProbe() }) {
                             let ef = Planner.filteredEffort(
                                 Int((Double(Planner.effort(forRecall: options.recallTarget, k: k)) * scale).rounded(.up)),
                                 selectivity: plan.estimatedSelectivity, k: k)
@@ -290,10 +293,16 @@ extension HybridStore {
         } catch {
             throw HybridStoreError(error, collection: s.name)
         }
-        if options.searchEffort == nil, options.strategy == nil, explanation.fallback == nil, sqlNodes == nil,
-           explanation.plan.strategy != .exact, !found.isEmpty {
-            checkRecallSometimes(s, query: vector, k: k, filter: filter, found: found.map(\.row),
-                                 selectivity: explanation.plan.estimatedSelectivity, target: options.recallTarget)
+        if options.searchEffort == nil, options.strategy == nil, explanation.fallback == nil, sqlNodes == nil, !found.isEmpty {
+            if explanation.plan.strategy != .exact {
+                checkRecallSometimes(s, query: vector, k: k, filter: filter, found: found.map(\.row),
+                                     selectivity: explanation.plan.estimatedSelectivity, target: options.recallTarget)
+            } else if let filter, explanation.plan.estimatedMatches >= Double(Self.probeMinimumMatches) {
+                // The exact result is the truth: measure, off the query path, what the probe's graph search
+                // would have returned, so the bucket's calibration (and the probe's effort) has evidence.
+                shadowProbeSometimes(s, query: vector, k: k, filter: filter, truth: found.map(\.row),
+                                     selectivity: explanation.plan.estimatedSelectivity, target: options.recallTarget)
+            }
         }
         // Cold step: the nearest cold rows that match, merged with the hot ones (ids come with hydration).
         var merged: [(row: Int64, id: RowID?, distance: Float)] = found.map { ($0.row, $0.id, $0.distance) }

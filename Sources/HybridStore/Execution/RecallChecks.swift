@@ -9,18 +9,7 @@ extension HybridStore {
     /// increment; a check costs one exact scan of the matches (all rows when unfiltered) off the query path.
     func checkRecallSometimes(_ s: CollectionState, query: [Float], k: Int, filter: Filter?, found: [Int64],
                               selectivity: Double, target: Double) {
-        let every = configuration.recallSampleEvery
-        guard every > 0 else { return }
-        let n = s.graphQueries.add(1, ordering: .relaxed).newValue
-        guard n % every == 0 else { return }
-        let now = nowNanos()
-        let interval = 1e9 / max(configuration.recallChecksPerSecond, 1e-3)
-        let start = recallCheck.withLock { state -> Bool in
-            guard !state.inFlight, state.lastNanos == 0 || Double(now &- state.lastNanos) >= interval else { return false }
-            state = (true, now)
-            return true
-        }
-        guard start else { return }
+        guard takeRecallCheckSlot(s) else { return }
         backgroundQueue.async { [weak self] in
             guard let self else { return }
             defer { recallCheck.withLock { $0.inFlight = false } }
@@ -36,6 +25,49 @@ extension HybridStore {
             s.calibration.withLock {
                 _ = $0.record(recall: recall, selectivity: selectivity, filtered: filter != nil, target: target)
             }
+        }
+    }
+
+    /// For exact plans that a probe could serve: every `recallSampleEvery`-th one (under the same limits as
+    /// recall checks) runs the probe's filtered graph search on the background queue and records its recall
+    /// against the exact result. The foreground probes a selectivity bucket only once it is measured.
+    func shadowProbeSometimes(_ s: CollectionState, query: [Float], k: Int, filter: Filter, truth: [Int64],
+                              selectivity: Double, target: Double) {
+        guard takeRecallCheckSlot(s) else { return }
+        backgroundQueue.async { [weak self] in
+            guard let self else { return }
+            defer { recallCheck.withLock { $0.inFlight = false } }
+            guard !closed.load(ordering: .acquiring) else { return }
+            let scale = s.calibration.withLock { $0.scale(selectivity: selectivity, filtered: true) }
+            let ef = Planner.filteredEffort(Int((Double(Planner.effort(forRecall: target, k: k)) * scale).rounded(.up)),
+                                            selectivity: selectivity, k: k)
+            let found = try? s.query { (index, columns, _) throws(HNSWError) -> [Int64] in
+                let predicate = columns.predicate(filter)
+                return try index.search(query, k: k, searchEffort: ef, filter: .predicate(unsafeSendable(predicate)),
+                                        mode: .admitMatching).hits.map { Int64($0.label) }
+            }
+            guard let found, !truth.isEmpty else { return }
+            let got = Set(found)
+            let recall = Double(truth.filter { got.contains($0) }.count) / Double(truth.count)
+            s.calibration.withLock {
+                _ = $0.record(recall: recall, selectivity: selectivity, filtered: true, target: target)
+            }
+        }
+    }
+
+    /// Claims the one background recall-check slot for every `recallSampleEvery`-th call, at most
+    /// `recallChecksPerSecond`.
+    private func takeRecallCheckSlot(_ s: CollectionState) -> Bool {
+        let every = configuration.recallSampleEvery
+        guard every > 0 else { return false }
+        let n = s.graphQueries.add(1, ordering: .relaxed).newValue
+        guard n % every == 0 else { return false }
+        let now = nowNanos()
+        let interval = 1e9 / max(configuration.recallChecksPerSecond, 1e-3)
+        return recallCheck.withLock { state -> Bool in
+            guard !state.inFlight, state.lastNanos == 0 || Double(now &- state.lastNanos) >= interval else { return false }
+            state = (true, now)
+            return true
         }
     }
 

@@ -12,6 +12,8 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     public private(set) var scales: [Double]
     /// Recall samples per bucket taken at the current scale.
     private var window: [[Double]]
+    /// Samples recorded per bucket, ever (evidence that the bucket's scale was measured, not assumed).
+    public private(set) var samples: [Int]
     /// Samples that decide a step.
     public static let windowSize = 64
     public static let minScale = 0.25, maxScale = 8.0
@@ -21,6 +23,12 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     public init() {
         scales = Array(repeating: 1, count: Self.bucketCount)
         window = Array(repeating: [], count: Self.bucketCount)
+        samples = Array(repeating: 0, count: Self.bucketCount)
+    }
+
+    /// Whether a full window of samples has been recorded for the bucket.
+    public func isMeasured(selectivity: Double, filtered: Bool) -> Bool {
+        samples[Self.bucket(selectivity: selectivity, filtered: filtered)] >= Self.windowSize
     }
 
     public static func bucket(selectivity s: Double, filtered: Bool) -> Int {
@@ -49,6 +57,7 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
                                 slack: Double = 0.015) -> Bool {
         let b = Self.bucket(selectivity: selectivity, filtered: filtered)
         window[b].append(recall)
+        samples[b] += 1
         guard window[b].count >= Self.windowSize else { return false }
         let n = Double(window[b].count)
         let mean = window[b].reduce(0, +) / n
