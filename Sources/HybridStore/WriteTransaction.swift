@@ -323,8 +323,24 @@ public final class WriteTransaction {
             let row = connection.lastInsertRowID
             try log(s, row: row, op: .vector)
             record(s, row, vector: vector, id: id, values: columns)
-            try charge(before: nil, after: try account(s, row), written: true)
+            try charge(before: nil, after: insertedAccount(columns, s), written: true)
         }
+    }
+
+    /// What a row being inserted counts for its tenant, from the values bound (the same sizes as
+    /// `SQL.Table.bytesExpression`, which `account` and `verify` read back): no SQLite round trip per row.
+    private func insertedAccount(_ columns: [Int: Value?], _ s: CollectionState) -> RowAccount? {
+        guard let position = s.schema.tenantPosition, case .text(let tenant)?? = columns[position] else { return nil }
+        var bytes = Int64(4 * s.schema.vector.dimensions)
+        for case let value?? in columns.values {
+            switch value {
+            case .null: break
+            case .integer, .real, .boolean: bytes += 8
+            case .text(let t): bytes += Int64(t.utf8.count)
+            case .blob(let b): bytes += Int64(b.count)
+            }
+        }
+        return RowAccount(tenant: tenant, bytes: bytes, cold: false)
     }
 
     private func checkID(_ id: RowID, _ s: CollectionState) throws(HybridStoreError) {

@@ -209,9 +209,8 @@ extension HybridStore {
                         // probes of exact plans, below): an unmeasured graph could miss the target.
                         if calibration.isMeasured(selectivity: plan.estimatedSelectivity, filtered: true),
                            s.probes.withLock({ $0[key, default: ProbeRecord()].shouldProbe() }) {
-                            let ef = Planner.filteredEffort(
-                                Int((Double(Planner.effort(forRecall: options.recallTarget, k: k)) * scale).rounded(.up)),
-                                selectivity: plan.estimatedSelectivity, k: k)
+                            let ef = Planner.filteredEffort(forRecall: options.recallTarget, k: k, scale: scale,
+                                                            selectivity: plan.estimatedSelectivity)
                             let budget = Int(plan.estimatedMatches * Planner.exactDistanceCost)
                             let probe = try index.search(vector, k: k, searchEffort: ef,
                                                          filter: .predicate(unsafeSendable(predicate)), mode: .admitMatching,

@@ -9,22 +9,11 @@ extension HybridStore {
     /// increment; a check costs one exact scan of the matches (all rows when unfiltered) off the query path.
     func checkRecallSometimes(_ s: CollectionState, query: [Float], k: Int, filter: Filter?, found: [Int64],
                               selectivity: Double, target: Double) {
-        guard takeRecallCheckSlot(s) else { return }
-        backgroundQueue.async { [weak self] in
-            guard let self else { return }
-            defer { recallCheck.withLock { $0.inFlight = false } }
-            guard !closed.load(ordering: .acquiring) else { return }
-            let truth = try? s.query { (index, columns, _) throws(HNSWError) -> [Int64] in
-                let candidates = filter.map { columns.collect($0, predicate: columns.predicate($0)) }
-                    ?? Array(0..<UInt32(index.nodeCapacity))
-                return try index.exactSearch(query, k: k, candidates: candidates).hits.map { Int64($0.label) }
-            }
-            guard let truth, !truth.isEmpty else { return }
-            let returned = Set(found)
-            let recall = Double(truth.filter { returned.contains($0) }.count) / Double(truth.count)
-            s.calibration.withLock {
-                _ = $0.record(recall: recall, selectivity: selectivity, filtered: filter != nil, target: target)
-            }
+        calibrateSometimes(s, selectivity: selectivity, filtered: filter != nil, target: target) { (index, columns) throws(HNSWError) in
+            let candidates = filter.map { columns.collect($0, predicate: columns.predicate($0)) }
+                ?? Array(0..<UInt32(index.nodeCapacity))
+            let truth = try index.exactSearch(query, k: k, candidates: candidates).hits.map { Int64($0.label) }
+            return (found, truth)
         }
     }
 
@@ -33,24 +22,35 @@ extension HybridStore {
     /// against the exact result. The foreground probes a selectivity bucket only once it is measured.
     func shadowProbeSometimes(_ s: CollectionState, query: [Float], k: Int, filter: Filter, truth: [Int64],
                               selectivity: Double, target: Double) {
+        calibrateSometimes(s, selectivity: selectivity, filtered: true, target: target) { (index, columns) throws(HNSWError) in
+            let scale = s.calibration.withLock { $0.scale(selectivity: selectivity, filtered: true) }
+            let ef = Planner.filteredEffort(forRecall: target, k: k, scale: scale, selectivity: selectivity)
+            let predicate = columns.predicate(filter)
+            let found = try index.search(query, k: k, searchEffort: ef, filter: .predicate(unsafeSendable(predicate)),
+                                         mode: .admitMatching).hits.map { Int64($0.label) }
+            return (found, truth)
+        }
+    }
+
+    /// Claims the background check slot and, on the background queue under the collection's read lock,
+    /// runs `measure` (what a search returned, and the true nearest) and records the recall.
+    private func calibrateSometimes(
+        _ s: CollectionState, selectivity: Double, filtered: Bool, target: Double,
+        measure: @escaping (HNSWIndex, FilterColumns) throws(HNSWError) -> (found: [Int64], truth: [Int64])
+    ) {
         guard takeRecallCheckSlot(s) else { return }
+        // SAFETY: `measure` runs only on the background queue, once, under the collection's read lock.
+        nonisolated(unsafe) let measure = measure
         backgroundQueue.async { [weak self] in
             guard let self else { return }
             defer { recallCheck.withLock { $0.inFlight = false } }
             guard !closed.load(ordering: .acquiring) else { return }
-            let scale = s.calibration.withLock { $0.scale(selectivity: selectivity, filtered: true) }
-            let ef = Planner.filteredEffort(Int((Double(Planner.effort(forRecall: target, k: k)) * scale).rounded(.up)),
-                                            selectivity: selectivity, k: k)
-            let found = try? s.query { (index, columns, _) throws(HNSWError) -> [Int64] in
-                let predicate = columns.predicate(filter)
-                return try index.search(query, k: k, searchEffort: ef, filter: .predicate(unsafeSendable(predicate)),
-                                        mode: .admitMatching).hits.map { Int64($0.label) }
-            }
-            guard let found, !truth.isEmpty else { return }
-            let got = Set(found)
-            let recall = Double(truth.filter { got.contains($0) }.count) / Double(truth.count)
+            guard let (found, truth) = try? s.query({ (index, columns, _) throws(HNSWError) in try measure(index, columns) }),
+                  !truth.isEmpty else { return }
+            let returned = Set(found)
+            let recall = Double(truth.filter { returned.contains($0) }.count) / Double(truth.count)
             s.calibration.withLock {
-                _ = $0.record(recall: recall, selectivity: selectivity, filtered: true, target: target)
+                _ = $0.record(recall: recall, selectivity: selectivity, filtered: filtered, target: target)
             }
         }
     }

@@ -103,6 +103,12 @@ public enum Planner {
         max(k, Int((Double(ef) * s.squareRoot().squareRoot()).rounded(.up)))
     }
 
+    /// ef for a filtered graph search at selectivity `s` for a recall target, with the collection's
+    /// calibrated scale (what `choose` plans, and what the probe in front of exact plans uses).
+    public static func filteredEffort(forRecall target: Double, k: Int, scale: Double, selectivity s: Double) -> Int {
+        filteredEffort(Int((Double(effort(forRecall: target, k: k)) * scale).rounded(.up)), selectivity: s, k: k)
+    }
+
     /// Expected recall of a graph search at `ef` for `k` (inverse of `effort(forRecall:k:)`).
     public static func expectedRecall(effort: Int, k: Int) -> Double {
         let ratio = Double(effort) / Double(max(k, 1))

@@ -62,6 +62,20 @@ struct QueryArguments: ParsableArguments {
         select.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
             ?? info.schema.columns.filter { $0.type != .blob }.map(\.name)
     }
+
+    /// Runs the query (as the tenant, when given) and returns its hits and explanation.
+    func execute(_ hs: HybridStore, _ tenant: TenantOption, columns: (CollectionInfo) -> [String], explain: Bool)
+        throws -> (hits: [SearchHit], explanation: Explanation, columns: [String])
+    {
+        let scope = try tenant.scope(hs)
+        let (info, c, vector, filter) = try prepare(hs, scope)
+        let returning = columns(info)
+        let options = QueryOptions(recallTarget: recallTarget, searchEffort: ef)
+        let (hits, e) = try scope.map {
+            try $0.query(c, near: vector, k: k, filter: filter, options: options, returning: returning, explain: explain)
+        } ?? hs.query(c, near: vector, k: k, filter: filter, options: options, returning: returning, explain: explain)
+        return (hits, e, returning)
+    }
 }
 
 extension HybridCtl {
@@ -74,12 +88,7 @@ extension HybridCtl {
 
         func run() throws {
             try store.run { hs in
-                let (info, c, vector, filter) = try query.prepare(hs, tenant.scope(hs))
-                let columns = query.columns(info)
-                let options = QueryOptions(recallTarget: query.recallTarget, searchEffort: query.ef)
-                let (hits, _) = try tenant.scope(hs).map { try $0.query(c, near: vector, k: query.k, filter: filter, options: options,
-                                                                        returning: columns) }
-                    ?? hs.query(c, near: vector, k: query.k, filter: filter, options: options, returning: columns)
+                let (hits, _, columns) = try query.execute(hs, tenant, columns: query.columns, explain: false)
                 print(Render.rows(hits.map { ($0.id, $0.distance, $0.values, nil) }, columns: columns, format: format))
             }
         }
@@ -94,12 +103,8 @@ extension HybridCtl {
 
         func run() throws {
             try store.run { hs in
-                let (info, c, vector, filter) = try query.prepare(hs, tenant.scope(hs))
-                let options = QueryOptions(recallTarget: query.recallTarget, searchEffort: query.ef)
-                let columns = query.select == nil ? [] : query.columns(info)
-                let e = try tenant.scope(hs).map { try $0.explain(c, near: vector, k: query.k, where: filter, options: options,
-                                                                  returning: columns) }
-                    ?? hs.explain(c, near: vector, k: query.k, where: filter, options: options, returning: columns)
+                let (_, e, _) = try query.execute(hs, tenant, columns: { query.select == nil ? [] : query.columns($0) },
+                                                  explain: true)
                 print(format == .json || format == .jsonl ? e.json : e.description)
             }
         }
