@@ -14,6 +14,10 @@ struct TierCommand: ParsableCommand {
     var coldFraction = 0.8
     @Option(help: "Use only the first N queries per class.") var queries: Int?
     @Option(help: "Only these classes (comma-separated).") var classes: String?
+    @Option(name: .customLong("cold-probes"),
+            help: "Cold blocks a query may open, comma-separated for a sweep; 'default' is the store's own rule.")
+    var coldProbes = "default"
+    @Option(name: .customLong("codec"), help: "Cold codec: bitshuffle (default), shuffle, float16.") var codec = "bitshuffle"
 
     func run() throws {
         let data = try Dataset.load(dataset)
@@ -29,10 +33,10 @@ struct TierCommand: ParsableCommand {
         let collection = try StoreImport.run(data, into: hs, name: "bench", schema: schema)
         try hs.checkpoint()
         let before = try hs.statistics(collection)
-        log("imported \(data.meta.count) rows; index \(before.indexBytes >> 20) MiB in RAM")
+        log("imported \(data.meta.count) rows; \(before.memoryBytes >> 20) MiB in RAM (index \(before.indexBytes >> 20) MiB)")
 
         let wanted = classes.map { Set($0.split(separator: ",").map(String.init)) }
-        func runAll(_ label: String) throws -> [BenchResults.Run] {
+        func runAll(_ label: String, probes: Int? = nil) throws -> [BenchResults.Run] {
             var runs: [BenchResults.Run] = []
             for className in data.classNames where wanted?.contains(className) ?? true {
                 var cases = data.cases.filter { $0.className == className }
@@ -45,16 +49,16 @@ struct TierCommand: ParsableCommand {
                     let q = Array(data.query(c.qid))
                     let t = nowNanoseconds()
                     let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
-                    let (hits, e) = try hs.query(collection, near: q, k: 10, filter: filter, options: QueryOptions())
+                    let (hits, e) = try hs.query(collection, near: q, k: 10, filter: filter, options: QueryOptions(coldProbes: probes))
                     latencies.append(nowNanoseconds() - t)
                     recallSum += recall(hits.map { if case .int(let v) = $0.id { Int(v) } else { -1 } }, groundTruth: c.groundTruth)
                     plans[e.plan.strategy.rawValue + (e.coldBlocksProbed > 0 ? "+cold" : ""), default: 0] += 1
                 }
                 let timing = Timing(latenciesNs: latencies, wallNs: nowNanoseconds() - wall)
-                runs.append(BenchResults.Run(class: className, effort: nil, queries: cases.count,
+                runs.append(BenchResults.Run(class: className, effort: probes, queries: cases.count,
                                              recall_at_10: recallSum / Double(max(cases.count, 1)), qps: timing.qps,
                                              p50_ms: timing.p50, p99_ms: timing.p99, plans: plans, mode: label))
-                log(className.padding(16) + label.padding(9) + String(format: "recall %.4f  qps %8.1f  p50 %.3f ms  p99 %.3f ms  ",
+                log(className.padding(16) + label.padding(9) + (probes.map { "probes \($0)  " } ?? "") + String(format: "recall %.4f  qps %8.1f  p50 %.3f ms  p99 %.3f ms  ",
                                                                      runs.last!.recall_at_10, timing.qps, timing.p50, timing.p99)
                     + plans.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             }
@@ -63,19 +67,24 @@ struct TierCommand: ParsableCommand {
         var runs = try runAll("all_hot")
         let bound = Int64((Double(data.meta.count) * coldFraction).rounded())
         let t = nowNanoseconds()
-        let moved = try hs.tier(collection, where: Column("seq") < .integer(bound), to: .cold)
+        let chosen: ColdCodec = switch codec {
+        case "shuffle": .shuffledLZ4
+        case "float16": .float16BitShuffledLZ4
+        default: .bitShuffledLZ4
+        }
+        let moved = try hs.tier(collection, where: Column("seq") < .integer(bound), to: .cold, codec: chosen)
         let tierSeconds = seconds(since: t)
         try hs.checkpoint()
         let after = try hs.statistics(collection)
         let rawBytes = moved * data.meta.dim * 4
         // float16: the store's own blocks (same k-means partition) re-encoded with the float16 codec.
-        let fp16Bytes = try hs.decodedColdBlocks(collection).reduce(0) { $0 + $1.encoded(codec: .float16ShuffledLZ4).count }
+        let fp16Bytes = try hs.decodedColdBlocks(collection).reduce(0) { $0 + $1.encoded(codec: .float16BitShuffledLZ4).count }
         log("moved \(moved) rows cold in " + String(format: "%.2f s", tierSeconds)
-            + "; RAM \(before.indexBytes >> 20) MiB → \((after.indexBytes + after.coldSummaryBytes) >> 20) MiB"
-            + String(format: " (%.2f×)", Double(after.indexBytes + after.coldSummaryBytes) / Double(before.indexBytes))
+            + "; RAM \(before.memoryBytes >> 20) MiB → \(after.memoryBytes >> 20) MiB"
+            + String(format: " (%.2f×)", Double(after.memoryBytes) / Double(before.memoryBytes))
             + "; cold \(after.coldBytesOnDisk >> 20) MiB on disk = " + String(format: "%.3f× raw", Double(after.coldBytesOnDisk) / Double(rawBytes))
             + ", float16 " + String(format: "%.3f× raw", Double(fp16Bytes) / Double(rawBytes)))
-        runs += try runAll("tiered")
+        for probes in coldProbes.split(separator: ",").map({ Int($0) }) { runs += try runAll("tiered", probes: probes) }
         var results = BenchResults(
             mode: "tier", engine: "hybridstore",
             dataset: .init(name: data.meta.name, count: data.meta.count, dim: data.meta.dim, metric: data.meta.metric),
@@ -83,8 +92,9 @@ struct TierCommand: ParsableCommand {
             params: .init(connectivity: 16, ef_construction: 200, build_threads: ProcessInfo.processInfo.activeProcessorCount,
                           query_threads: 1),
             build_seconds: nil, peak_rss_bytes: peakRSSBytes(), index_bytes: after.indexBytes, raw_bytes: rawBytes, runs: runs)
-        results.ram_bytes_before = before.indexBytes
-        results.ram_bytes_after = after.indexBytes + after.coldSummaryBytes
+        // RAM of the collection: index, filter columns and ids, and (after) the cold tier's summaries and values.
+        results.ram_bytes_before = before.memoryBytes
+        results.ram_bytes_after = after.memoryBytes
         results.cold_bytes = after.coldBytesOnDisk
         results.cold_bytes_fp16 = fp16Bytes
         results.tier_seconds = tierSeconds

@@ -23,8 +23,8 @@ final class CollectionState: @unchecked Sendable {
     /// How often a filtered-graph probe in front of an exact plan pays off, per filter shape (its columns and
     /// selectivity bucket): correlated filters let the graph finish early, others do not.
     let probes = Mutex<[String: ProbeRecord]>([:])
-    /// Per-block summaries of the cold tier (the only cold state in RAM); under `lock`.
-    var coldBlocks: [ColdSummary] = []
+    /// The cold tier's in-memory side (block summaries, live rows, their filter values); under `lock`.
+    var cold: ColdTier
     /// Filterable columns in memory, by node; under `lock`.
     private(set) var columns: FilterColumns
     /// Read under `lock` (`read { }`); replaced under its write side.
@@ -40,7 +40,11 @@ final class CollectionState: @unchecked Sendable {
         self.table = SQL.Table(number: number, schema: schema)
         self.index = index
         self.columns = FilterColumns(schema: schema)
+        self.cold = ColdTier(schema: schema)
     }
+
+    /// RAM of the hot side's filter columns and node → id table (estimated; the index reports its own).
+    var columnAndIDBytes: Int { lock.read { columns.memoryBytes + ids.capacity * MemoryLayout<RowID?>.stride } }
 
     var handle: Collection { Collection(name: name, number: number) }
 

@@ -14,10 +14,15 @@ public struct CollectionStatistics: Sendable, Codable, Equatable {
     public var storeBytesOnDisk: Int
     /// Rows per tier.
     public var tiers: [String: Int]
-    /// Cold blocks, their compressed bytes on disk, and the RAM their summaries take.
+    /// RAM of the filterable columns' in-memory copy and the node → id table of the hot tier (estimated).
+    public var columnBytes: Int
+    /// Cold blocks, their compressed bytes on disk, and the RAM the cold tier takes: block summaries
+    /// (centroid, radius, which positions are live) and the cold rows' filterable values.
     public var coldBlocks: Int
     public var coldBytesOnDisk: Int
-    public var coldSummaryBytes: Int
+    public var coldMemoryBytes: Int
+    /// All the RAM the collection takes: index, columns and ids, cold tier.
+    public var memoryBytes: Int { indexBytes + columnBytes + coldMemoryBytes }
     public var columns: [ColumnStatistics]
 }
 
@@ -33,11 +38,11 @@ extension HybridStore {
                   case .integer(let b)? = try c.statement(SQL.coldBytes).scalar([.integer(s.number)]) else { return (0, 0) }
             return (Int(n), Int(b))
         }
-        let blocks = s.lock.read { s.coldBlocks }
+        let (blocks, coldMemory) = s.lock.read { (s.cold.blocks.count, s.cold.memoryBytes) }
         return CollectionStatistics(name: s.name, rows: rows, indexNodes: nodes, indexBytes: bytes,
                                     storeBytesOnDisk: directorySize(directory), tiers: ["hot": nodes, "cold": coldRows],
-                                    coldBlocks: blocks.count, coldBytesOnDisk: coldBytes,
-                                    coldSummaryBytes: blocks.reduce(0) { $0 + $1.centroid.count * 4 + 24 }, columns: columns)
+                                    columnBytes: s.columnAndIDBytes, coldBlocks: blocks, coldBytesOnDisk: coldBytes,
+                                    coldMemoryBytes: coldMemory, columns: columns)
     }
 
     /// Calls `body` with every row of a collection in row order, `batch` rows per read, with all columns

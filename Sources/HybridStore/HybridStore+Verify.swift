@@ -150,6 +150,21 @@ extension HybridStore {
         if coldSeen != coldBlockOf.count {
             problems.append("\(coldBlockOf.count - coldSeen) cold entries name rows the database does not have")
         }
+        // The in-memory cold tier (derived) must hold exactly the cold rows, in the blocks the database names.
+        let strays = s.lock.read { () -> [String] in
+            var out: [String] = []
+            if s.cold.liveRows != coldBlockOf.count {
+                out.append("the in-memory cold tier holds \(s.cold.liveRows) rows, the database \(coldBlockOf.count)")
+            }
+            for block in s.cold.blocks {
+                for slot in block.slots where slot != ColdTier.dead {
+                    let row = s.cold.rowOfSlot[Int(slot)]
+                    if coldBlockOf[row] != block.id { out.append("the in-memory cold tier places row \(row) in block \(block.id)") }
+                }
+            }
+            return Array(out.prefix(10))
+        }
+        problems += strays
         let nodes = s.read { index, _ in index.count }
         return CollectionReport(name: s.name, rows: rows, vectors: vectors, indexNodes: nodes, mismatches: problems,
                                 unreachableNodes: unreachable)

@@ -56,6 +56,19 @@ extension HybridStore {
     }
 
     private func publish(_ rows: [Int64: WriteTransaction.Effect], to s: CollectionState) throws(HybridStoreError) {
+        // Cold rows deleted, or given a vector (back to the hot tier), leave the cold tier; value updates reach
+        // its filter columns.
+        s.lock.write {
+            guard !s.cold.isEmpty else { return }
+            for (row, effect) in rows {
+                guard let block = effect.coldBlock else { continue }
+                if effect.deleted || effect.vector != nil {
+                    s.cold.remove(row: row, block: block)
+                } else if !effect.values.isEmpty {
+                    s.cold.update(row: row, block: block, values: effect.values)
+                }
+            }
+        }
         let index = s.lock.read { s.index }
         var labels: [UInt64] = []
         var vectors: [Float] = []

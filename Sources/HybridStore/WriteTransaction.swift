@@ -33,6 +33,8 @@ public final class WriteTransaction {
         var id: RowID?
         /// New values of filterable columns, by name.
         var values: [String: Value] = [:]
+        /// The cold block the row was in before this transaction, when it was cold (for the in-memory tier).
+        var coldBlock: Int64?
     }
 
     /// Per tenant, the deltas of one transaction.
@@ -98,11 +100,12 @@ public final class WriteTransaction {
         }
         let row = try checkedValues(try scoped(values, s, id: id, forInsert: false), s, id: id, forInsert: false)
         var carried: [String: Value] = [:]
+        var coldBlock: Int64?
         let before = try account(s, existing)
         try sql {
             if vector != nil && cold {
                 // A cold row given a vector returns to the hot tier; its other filter values come along.
-                try connection.statement(SQL.deleteColdRow).run([.integer(s.number), .integer(existing)])
+                coldBlock = try connection.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(existing)]).flatMap(integerValue)
                 let filterable = s.schema.columns.indices.filter { s.schema.columns[$0].filterable }
                 carried = try store.rowValues(existing, positions: filterable, s, connection)
             }
@@ -120,6 +123,7 @@ public final class WriteTransaction {
         }
         try charge(before: before, after: try account(s, existing), written: true)
         if !carried.isEmpty { effects[s.number, default: [:]][existing, default: Effect()].values = carried }
+        if let coldBlock { effects[s.number, default: [:]][existing, default: Effect()].coldBlock = coldBlock }
         record(s, existing, vector: vector, id: id, values: row)
     }
 
@@ -129,12 +133,16 @@ public final class WriteTransaction {
         let s = try store.state(collection)
         try checkID(id, s)
         let row = try checkedValues(try scoped(values, s, id: id, forInsert: false), s, id: id, forInsert: false)
-        guard let (existing, _, owner) = try existingRow(id, s), tenant == nil || owner == tenant else {
+        guard let (existing, cold, owner) = try existingRow(id, s), tenant == nil || owner == tenant else {
             throw HybridStoreError(.notFound, "collection `\(s.name)`: no id \(id) to update",
                                    context: ["collection": s.name, "id": id.description])
         }
         let before = try account(s, existing)
         try sql {
+            if cold, effects[s.number]?[existing]?.coldBlock == nil,
+               let block = try connection.statement(SQL.coldBlockOfRow).scalar([.integer(s.number), .integer(existing)]).flatMap(integerValue) {
+                effects[s.number, default: [:]][existing, default: Effect()].coldBlock = block
+            }
             for (position, value) in row where value != nil {
                 try connection.statement(s.table.updateColumn(position)).run([.integer(existing), value!])
             }
@@ -157,12 +165,13 @@ public final class WriteTransaction {
             guard let (existing, cold, owner) = try existingRow(id, s), tenant == nil || owner == tenant else { continue }
             let before = try account(s, existing)
             try charge(before: before, after: nil, written: false)
-            try sql {
+            let block = try sql { () throws -> Int64? in
                 try connection.statement(s.table.deleteRow).run([.integer(existing)])
-                if cold { try connection.statement(SQL.deleteColdRow).run([.integer(s.number), .integer(existing)]) }
+                let block = cold ? try connection.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(existing)]).flatMap(integerValue) : nil
                 try log(s, row: existing, op: .delete)
+                return block
             }
-            effects[s.number, default: [:]][existing] = Effect(deleted: true)
+            effects[s.number, default: [:]][existing] = Effect(deleted: true, coldBlock: block ?? effects[s.number]?[existing]?.coldBlock)
             deleted += 1
         }
         return deleted
@@ -418,4 +427,10 @@ extension Value {
         case .null: "null"
         }
     }
+}
+
+/// The integer a column value holds, if it is one.
+func integerValue(_ value: Value) -> Int64? {
+    if case .integer(let v) = value { return v }
+    return nil
 }

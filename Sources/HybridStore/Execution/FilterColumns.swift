@@ -93,6 +93,25 @@ final class FilterColumns {
 
     var isEmpty: Bool { columns.isEmpty }
 
+    /// Whether `node` currently holds a row.
+    func isLive(_ node: UInt32) -> Bool { Int(node) < nodeCount && alive[Int(node)] }
+
+    /// RAM it takes, estimated from its arrays' sizes (strings counted by their UTF-8 bytes plus a header).
+    var memoryBytes: Int {
+        var bytes = alive.capacity
+        for (_, column) in columns {
+            switch column.storage {
+            case .numeric(let c):
+                bytes += c.values.capacity * 8 + c.keys.capacity * 8 + c.nodes.capacity * 4 + c.tail.capacity * 16
+            case .text(let c):
+                bytes += (c.codes.capacity + c.next.capacity + c.previous.capacity + c.heads.capacity + c.counts.capacity) * 4
+                bytes += c.strings.reduce(c.strings.capacity * 16) { $0 + ($1.utf8.count > 15 ? $1.utf8.count + 32 : 0) }
+                bytes += c.interned.memoryBytes
+            }
+        }
+        return bytes
+    }
+
     // MARK: Updates (writer, under the collection's write lock)
 
     private func grow(to node: UInt32) {
@@ -542,6 +561,7 @@ final class FilterColumns {
 struct StringTable {
     private var slots = [Int32](repeating: -1, count: 16)
     private var count = 0
+    var memoryBytes: Int { slots.capacity * 4 }
 
     func find(_ value: String, in strings: [String]) -> Int32? {
         let mask = slots.count - 1

@@ -305,13 +305,13 @@ extension HybridStore {
         }
         // Cold step: the nearest cold rows that match, merged with the hot ones (ids come with hydration).
         var merged: [(row: Int64, id: RowID?, distance: Float)] = found.map { ($0.row, $0.id, $0.distance) }
-        if options.tiers.contains(.cold), !s.lock.read({ s.coldBlocks.isEmpty }) {
+        if options.tiers.contains(.cold), !s.lock.read({ s.cold.isEmpty }) {
             let t = nowNanos()
             let condition = try filter.map { f throws(HybridStoreError) in try compiled(f, s) }
             var report = ColdStepReport()
-            let cold = try coldStep(s, query: vector, k: k, condition: condition,
+            let cold = try coldStep(s, query: vector, k: k, filter: filter, condition: condition,
                                     bound: merged.count >= k ? merged[k - 1].distance : nil, probes: options.coldProbes,
-                                    selectivity: filter == nil ? 1 : explanation.plan.estimatedSelectivity, report: &report)
+                                    report: &report)
             merged += cold.map { ($0.row, nil, $0.distance) }
             merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
             if merged.count > k { merged.removeLast(merged.count - k) }

@@ -88,7 +88,7 @@ extension HybridStore {
         } else {
             try rebuild(s, connection: c, reason: reason)
         }
-        try loadColdSummaries(s, c)
+        try loadColdTier(s, c)
     }
 
     /// Applies rows changed after `stamp` (their current state in the rows table) to a loaded index.

@@ -148,7 +148,9 @@ enum SQL {
     static let updateColdBlock = "UPDATE hs_cold_blocks SET centroid = ?2, radius = ?3, rows = ?4, data = ?5 WHERE id = ?1"
     static let deleteColdBlock = "DELETE FROM hs_cold_blocks WHERE id = ?1"
     static let insertColdRow = "INSERT INTO hs_cold_rows(collection, row, block) VALUES (?1, ?2, ?3)"
-    static let deleteColdRow = "DELETE FROM hs_cold_rows WHERE collection = ?1 AND row = ?2"
+    static let deleteColdRow = "DELETE FROM hs_cold_rows WHERE collection = ?1 AND row = ?2 RETURNING block"
+    static let coldBlockOfRow = "SELECT block FROM hs_cold_rows WHERE collection = ?1 AND row = ?2"
+    static let moveColdRow = "UPDATE hs_cold_rows SET block = ?3 WHERE collection = ?1 AND row = ?2"
     static let coldRowsOfBlock = "SELECT row FROM hs_cold_rows WHERE collection = ?1 AND block = ?2"
     static let coldRowCount = "SELECT count(*) FROM hs_cold_rows WHERE collection = ?1"
     static let coldBytes = "SELECT coalesce(sum(length(data)), 0) FROM hs_cold_blocks WHERE collection = ?1"
@@ -254,6 +256,11 @@ enum SQL {
         /// Cold rows matching a compiled filter condition, with their block.
         func coldRowsWhere(_ condition: String) -> String {
             "SELECT t.row, c.block FROM \(name) t JOIN hs_cold_rows c ON c.collection = \(number) AND c.row = t.row WHERE \(condition) ORDER BY t.row"
+        }
+        /// `row, block, c…` of every cold row (filterable columns `positions`).
+        func coldRowsWithValues(_ positions: [Int]) -> String {
+            (["SELECT c.row", "c.block"] + positions.map { "t." + columnName($0) }).joined(separator: ", ")
+                + " FROM hs_cold_rows c JOIN \(name) t ON t.row = c.row WHERE c.collection = \(number)"
         }
         /// Valid rows of a cold block (`?1` block) that match a compiled condition (or `1`).
         func coldBlockRowsWhere(_ condition: String) -> String {

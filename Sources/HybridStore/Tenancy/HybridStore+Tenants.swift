@@ -516,9 +516,9 @@ extension HybridStore {
                     while try statement.step() { rows.append((statement.int64(0), statement.int64(1) != 0)) }
                     statement.reset()
                     for (row, cold) in rows {
-                        if cold { try c.statement(SQL.deleteColdRow).run([.integer(s.number), .integer(row)]) }
+                        let block = cold ? try c.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(row)]).flatMap(integerValue) : nil
                         try tx.logChange(s, row: row, op: .delete)
-                        tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: true)
+                        tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: true, coldBlock: block)
                     }
                     deleted += rows.count
                 }

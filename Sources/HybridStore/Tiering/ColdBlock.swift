@@ -7,6 +7,61 @@ public enum ColdCodec: UInt8, Sendable, Codable, CaseIterable {
     case shuffledLZ4 = 1
     /// float16 (lossy, ~3 significant digits), bytes shuffled, then LZ4.
     case float16ShuffledLZ4 = 2
+    /// float32, bytes shuffled, and the two high byte planes (sign, exponent, top of the mantissa) also
+    /// bit-shuffled, then LZ4: lossless. The sign bit and the exponent's low bits vary from value to value,
+    /// which hides the exponent's long runs from LZ4 at byte granularity; as bit planes they are runs. The
+    /// default.
+    case bitShuffledLZ4 = 3
+    /// float16 (lossy), bytes shuffled, the high byte plane also bit-shuffled, then LZ4.
+    case float16BitShuffledLZ4 = 4
+
+    /// Bytes a component takes before compression.
+    var elementSize: Int { self == .shuffledLZ4 || self == .bitShuffledLZ4 ? 4 : 2 }
+    /// Byte planes that are bit-shuffled (the high ones).
+    var bitPlanes: Range<Int> {
+        switch self {
+        case .shuffledLZ4, .float16ShuffledLZ4: 0..<0
+        case .bitShuffledLZ4: 2..<4
+        case .float16BitShuffledLZ4: 1..<2
+        }
+    }
+    /// Whether it keeps float32 exactly.
+    public var isLossless: Bool { elementSize == 4 }
+}
+
+/// Transposes an 8 × 8 bit matrix held in a UInt64 (byte i is row i, bit j of it column j): afterwards
+/// byte j holds bit j of every input byte (bit i from byte i). Its own inverse. (Hacker's Delight, 7-3.)
+@inline(__always) package func transpose8x8(_ x: UInt64) -> UInt64 {
+    var x = x
+    var t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA
+    x = x ^ t ^ (t << 7)
+    t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC
+    x = x ^ t ^ (t << 14)
+    t = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0
+    x = x ^ t ^ (t << 28)
+    return x
+}
+
+/// Bit-shuffles a byte plane of `count` bytes (a multiple of 8) from `source` into `target`: bit j of byte
+/// 8g + i goes to bit i of byte j × count/8 + g. So each of the 8 bit planes is contiguous.
+package func bitShuffle(_ source: UnsafePointer<UInt8>, _ target: UnsafeMutablePointer<UInt8>, count: Int) {
+    let groups = count / 8
+    for g in 0..<groups {
+        // SAFETY: bytes 8g..<8g+8 are inside `source`; byte j·groups + g inside `target` (j < 8, g < groups).
+        let y = transpose8x8(UnsafeRawPointer(source + 8 * g).loadUnaligned(as: UInt64.self).littleEndian)
+        for j in 0..<8 { target[j * groups + g] = UInt8(truncatingIfNeeded: y >> (8 * j)) }
+    }
+}
+
+/// Undoes `bitShuffle` for groups `groups` only (of a plane whose bit planes are `stride` bytes long),
+/// writing their 8 bytes each to `target`, group after group.
+package func bitUnshuffle(_ source: UnsafePointer<UInt8>, stride: Int, groups: Range<Int>, _ target: UnsafeMutablePointer<UInt8>) {
+    for (n, g) in groups.enumerated() {
+        var x: UInt64 = 0
+        // SAFETY: callers pass groups < stride, and source spans 8 × stride bytes.
+        for j in 0..<8 { x |= UInt64(source[j * stride + g]) << (8 * j) }
+        UnsafeMutableRawPointer(target + 8 * n).storeBytes(of: transpose8x8(x).littleEndian, as: UInt64.self)
+    }
 }
 
 /// A block of cold vectors: row numbers and their vectors, compressed, with a checksummed header.
@@ -49,8 +104,10 @@ package struct ColdBlock: Equatable {
     package func encoded(codec: ColdCodec) -> [UInt8] {
         precondition(vectors.count == rows.count * dimensions)
         let n = rows.count
-        let elementSize = codec == .shuffledLZ4 ? 4 : 2
-        var plain = [UInt8](repeating: 0, count: n * 8 + n * dimensions * elementSize)
+        let elementSize = codec.elementSize
+        let count = vectors.count
+        let plane = Self.planeLength(codec, components: count)
+        var plain = [UInt8](repeating: 0, count: n * 8 + plane * elementSize)
         plain.withUnsafeMutableBytes { out in
             var previous: Int64 = 0
             for (i, row) in rows.enumerated() {
@@ -58,11 +115,22 @@ package struct ColdBlock: Equatable {
                 previous = row
                 for b in 0..<8 { out[b * n + i] = UInt8(truncatingIfNeeded: delta >> (8 * b)) }
             }
-            let base = n * 8, count = vectors.count
-            // Byte shuffle: byte b of element i goes to base + b × count + i.
+            let base = n * 8
+            // Byte shuffle: byte b of element i goes to base + b × plane + i.
             for (i, x) in vectors.enumerated() {
-                let bits: UInt32 = codec == .shuffledLZ4 ? x.bitPattern : UInt32(Float16(x).bitPattern)
-                for b in 0..<elementSize { out[base + b * count + i] = UInt8(truncatingIfNeeded: bits >> (8 * b)) }
+                let bits: UInt32 = elementSize == 4 ? x.bitPattern : UInt32(Float16(x).bitPattern)
+                for b in 0..<elementSize { out[base + b * plane + i] = UInt8(truncatingIfNeeded: bits >> (8 * b)) }
+            }
+            // Then the high planes bit by bit.
+            if !codec.bitPlanes.isEmpty {
+                let bytes = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                let shuffled = UnsafeMutablePointer<UInt8>.allocate(capacity: plane)
+                defer { shuffled.deallocate() }
+                for b in codec.bitPlanes {
+                    // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ out.
+                    bitShuffle(bytes + base + b * plane, shuffled, count: plane)
+                    (bytes + base + b * plane).update(from: shuffled, count: plane)
+                }
             }
         }
         let bound = Int(LZ4_compressBound(Int32(plain.count)))
@@ -87,6 +155,11 @@ package struct ColdBlock: Equatable {
         return output
     }
 
+    /// Bytes of one byte plane: the component count, rounded up to whole 8-byte groups when bit-shuffled.
+    static func planeLength(_ codec: ColdCodec, components: Int) -> Int {
+        codec.bitPlanes.isEmpty ? components : (components + 7) / 8 * 8
+    }
+
     /// Decodes and checks a block.
     /// - Throws: `corruptFile` naming `block` for a wrong magic, version, codec, length or checksum, or a
     ///   payload LZ4 rejects.
@@ -101,11 +174,50 @@ package struct ColdBlock: Equatable {
     package static func decode(_ bytes: UnsafeRawBufferPointer, block: Int64, collection: String) throws(HybridStoreError)
         -> ColdBlock
     {
+        let reader = ColdBlockReader()
+        try reader.load(bytes, block: block, collection: collection)
+        let dim = reader.dimensions
+        let vectors = [Float](unsafeUninitializedCapacity: reader.rows.count * dim) { out, count in
+            for i in reader.rows.indices { reader.vector(at: i, into: out.baseAddress! + i * dim) }
+            count = reader.rows.count * dim
+        }
+        return ColdBlock(rows: reader.rows, dimensions: dim, vectors: vectors)
+    }
+}
+
+/// Decodes cold blocks into memory it keeps between blocks (the cold step's inner loop: no allocation per
+/// block, and only the vectors asked for are put together).
+// SAFETY: `plain` and `scratch` are owned, sized before every write, freed in deinit; one thread at a time.
+package final class ColdBlockReader {
+    private var plain = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
+    private var scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
+    private var scratchCapacity = 64
+    private var codec = ColdCodec.shuffledLZ4
+    private var plane = 0
+    /// The loaded block's row numbers, in position order, and its dimensions.
+    package private(set) var rows: [Int64] = []
+    package private(set) var dimensions = 0
+
+    package init() {}
+    deinit {
+        plain.deallocate()
+        scratch.deallocate()
+    }
+
+    /// Checks and decompresses a block; its row numbers are in `rows` afterwards.
+    /// - Throws: `corruptFile` naming `block` for a wrong magic, version, codec, length or checksum, or a
+    ///   payload LZ4 rejects. Nothing of a block that fails is served.
+    package func load(_ bytes: UnsafeRawBufferPointer, block: Int64, collection: String) throws(HybridStoreError) {
+        rows = []
+        dimensions = 0
         func corrupt(_ why: String) -> HybridStoreError {
             HybridStoreError(.corruptFile, "collection `\(collection)`: cold block \(block) is corrupt (\(why))",
                              context: ["collection": collection, "block": "\(block)"])
         }
-        guard bytes.count >= headerSize, Array(bytes[0..<4]) == magic else { throw corrupt("no block header") }
+        let headerSize = ColdBlock.headerSize
+        guard bytes.count >= headerSize, bytes[0] == 0x48, bytes[1] == 0x53, bytes[2] == 0x43, bytes[3] == 0x42 else {
+            throw corrupt("no block header")
+        }
         func get(at offset: Int) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
         let headerCRC = crc32c(UnsafeRawBufferPointer(rebasing: bytes[0..<24]))
         guard get(at: 24) == headerCRC else { throw corrupt("header checksum mismatch") }
@@ -115,20 +227,28 @@ package struct ColdBlock: Equatable {
         guard compressedSize == bytes.count - headerSize else { throw corrupt("truncated or padded payload") }
         let payloadCRC = crc32c(UnsafeRawBufferPointer(rebasing: bytes[headerSize...]))
         guard get(at: 20) == payloadCRC else { throw corrupt("payload checksum mismatch") }
-        let elementSize = codec == .shuffledLZ4 ? 4 : 2
         let (components, overflow) = n.multipliedReportingOverflow(by: dim)
         guard !overflow, dim >= 1, dim <= 4096, components <= 1 << 28 else { throw corrupt("impossible shape \(n) × \(dim)") }
-        let plainSize = n * 8 + components * elementSize
-        // Decompress into uninitialised memory, then unshuffle with pointer loops (this is the cold step's
-        // inner loop: no zero-filling, no bounds checks per byte).
-        let plain = UnsafeMutableRawBufferPointer.allocate(byteCount: max(plainSize, 1), alignment: 16)
-        defer { plain.deallocate() }
-        // SAFETY: LZ4_decompress_safe never reads past compressedSize nor writes past plainSize.
+        let plane = ColdBlock.planeLength(codec, components: components)
+        let plainSize = n * 8 + plane * codec.elementSize
+        if plain.count < plainSize {
+            plain.deallocate()
+            plain = UnsafeMutableRawBufferPointer.allocate(byteCount: plainSize, alignment: 16)
+        }
+        // SAFETY: LZ4_decompress_safe never reads past compressedSize nor writes past plainSize ≤ plain.count.
         let got = Int(LZ4_decompress_safe((bytes.baseAddress! + headerSize).assumingMemoryBound(to: CChar.self),
                                           plain.baseAddress!.assumingMemoryBound(to: CChar.self),
                                           Int32(compressedSize), Int32(plainSize)))
         guard got == plainSize else { throw corrupt("LZ4 payload does not decode to \(plainSize) bytes") }
-        let rows = [Int64](unsafeUninitializedCapacity: n) { out, count in
+        let needed = 2 * (dim + 16)
+        if scratchCapacity < needed {
+            scratch.deallocate()
+            scratch = .allocate(capacity: needed)
+            scratchCapacity = needed
+        }
+        self.codec = codec
+        self.plane = plane
+        rows = [Int64](unsafeUninitializedCapacity: n) { out, count in
             let planes = plain.baseAddress!.assumingMemoryBound(to: UInt8.self)
             var previous: Int64 = 0
             for i in 0..<n {
@@ -139,21 +259,36 @@ package struct ColdBlock: Equatable {
             }
             count = n
         }
-        let vectors = [Float](unsafeUninitializedCapacity: components) { out, count in
-            // SAFETY: plane b spans [base + b × components, base + (b + 1) × components) ⊂ plain.
-            let base = plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + n * 8
-            if codec == .shuffledLZ4 {
-                let b0 = base, b1 = base + components, b2 = base + 2 * components, b3 = base + 3 * components
-                for i in 0..<components {
-                    out[i] = Float(bitPattern: UInt32(b0[i]) | UInt32(b1[i]) << 8 | UInt32(b2[i]) << 16 | UInt32(b3[i]) << 24)
-                }
-            } else {
-                let b0 = base, b1 = base + components
-                for i in 0..<components { out[i] = Float(Float16(bitPattern: UInt16(b0[i]) | UInt16(b1[i]) << 8)) }
-            }
-            count = components
+        dimensions = dim
+    }
+
+    /// Writes the vector at `position` of the loaded block to `out` (`dimensions` floats).
+    /// - Precondition: a block is loaded and `position < rows.count`.
+    package func vector(at position: Int, into out: UnsafeMutablePointer<Float>) {
+        precondition(position >= 0 && position < rows.count)
+        let dim = dimensions
+        let first = position * dim
+        // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ plain, and
+        // first + dim ≤ components ≤ plane; scratch holds 2 × (dim + 16) bytes (checked in `load`).
+        let base = plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + rows.count * 8
+        let bitPlanes = codec.bitPlanes
+        let groups = first / 8 ..< (first + dim + 7) / 8
+        // Byte b of element first + i is plane(b)[i].
+        func plane(_ b: Int) -> UnsafePointer<UInt8> {
+            guard bitPlanes.contains(b) else { return UnsafePointer(base + b * self.plane + first) }
+            let target = scratch + (b - bitPlanes.lowerBound) * (dim + 16)
+            bitUnshuffle(base + b * self.plane, stride: self.plane / 8, groups: groups, target)
+            return UnsafePointer(target + (first - groups.lowerBound * 8))
         }
-        return ColdBlock(rows: rows, dimensions: dim, vectors: vectors)
+        if codec.elementSize == 4 {
+            let b0 = plane(0), b1 = plane(1), b2 = plane(2), b3 = plane(3)
+            for i in 0..<dim {
+                out[i] = Float(bitPattern: UInt32(b0[i]) | UInt32(b1[i]) << 8 | UInt32(b2[i]) << 16 | UInt32(b3[i]) << 24)
+            }
+        } else {
+            let b0 = plane(0), b1 = plane(1)
+            for i in 0..<dim { out[i] = Float(Float16(bitPattern: UInt16(b0[i]) | UInt16(b1[i]) << 8)) }
+        }
     }
 }
 

@@ -10,16 +10,6 @@ public enum Tier: String, Sendable, Codable, CaseIterable {
     case cold
 }
 
-/// What RAM holds of one cold block: enough to choose which blocks a query must open.
-struct ColdSummary: Sendable {
-    var id: Int64
-    /// Mean of the block's vectors (normalised ones for cosine).
-    var centroid: [Float]
-    /// Largest Euclidean distance from the centroid to a vector of the block (in the same space).
-    var radius: Float
-    var rows: Int
-}
-
 /// What a cold step did (for `explain`).
 struct ColdStepReport {
     var blocksProbed = 0
@@ -28,8 +18,12 @@ struct ColdStepReport {
 }
 
 extension HybridStore {
-    /// Rows per cold block (a k-means partition of the moved rows aims at this size).
-    public static let coldBlockRows = 2048
+    /// Rows per cold block: a two-level k-means of the moved rows (groups of ~2,048, then leaves of this
+    /// size) makes blocks of similar vectors small enough that a query decodes little beyond what it scores,
+    /// and a block is the unit the cold step ranks (by centroid), reads and decodes.
+    public static let coldBlockRows = 64
+    /// Rows per first-level k-means group.
+    static let coldGroupRows = 2048
 
     /// Moves the rows matching `filter` (all rows when nil) to `tier`, in one transaction with the change
     /// log: to cold, their vectors leave the graph and RAM for LZ4 blocks of similar vectors inside the
@@ -40,7 +34,7 @@ extension HybridStore {
     /// - Throws: `invalidFilter`, `unknownCollection`, `corruptFile` (a cold block that does not decode), `sqlite`.
     @discardableResult
     public func tier(_ collection: Collection, where filter: Filter? = nil, to tier: Tier,
-                     codec: ColdCodec = .shuffledLZ4) throws -> Int {
+                     codec: ColdCodec = .bitShuffledLZ4) throws -> Int {
         let s = try state(collection)
         let condition = try filter.map { f throws(HybridStoreError) in try compiled(try validated(f.normalized, s), s) }
             ?? SQLCondition(text: "1", arguments: [])
@@ -94,6 +88,10 @@ extension HybridStore {
             statement.withBlob(1) { appendFloats($0, to: &vectors) }
         }
         guard !rows.isEmpty else { return 0 }
+        // Their filterable values, from the in-memory columns (the writer mutex is held: they are current).
+        let values: [[String: Value]] = s.query { index, columns, _ in
+            rows.map { row in index.node(forLabel: UInt64(row)).map { columns.values(of: $0) } ?? [:] }
+        }
         let cosine = s.schema.vector.metric == .cosine
         var space = vectors  // the space distances are measured in: normalised for cosine
         if cosine {
@@ -101,18 +99,9 @@ extension HybridStore {
                 for i in 0..<rows.count { normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
             }
         }
-        let assignment = partition(space, count: rows.count, dim: dim, parts: (rows.count + Self.coldBlockRows - 1) / Self.coldBlockRows)
-        var summaries: [ColdSummary] = []
-        for members in assignment where !members.isEmpty {
-            var centroid = [Float](repeating: 0, count: dim)
-            for i in members { for d in 0..<dim { centroid[d] += space[i * dim + d] } }
-            for d in 0..<dim { centroid[d] /= Float(members.count) }
-            var radius: Float = 0
-            for i in members {
-                var sum: Float = 0
-                for d in 0..<dim { let x = space[i * dim + d] - centroid[d]; sum += x * x }
-                radius = max(radius, sum.squareRoot())
-            }
+        var added: [(id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]])] = []
+        for members in partition(space, count: rows.count, dim: dim) {
+            let (centroid, radius) = centre(of: members, in: space, dim: dim)
             let block = ColdBlock(rows: members.map { rows[$0] }, dimensions: dim,
                                   vectors: members.flatMap { vectors[$0 * dim ..< ($0 + 1) * dim] })
             let centroidBytes = centroid.withUnsafeBytes { [UInt8]($0) }
@@ -126,9 +115,14 @@ extension HybridStore {
                 try tx.logChange(s, row: row, op: .delete)
                 tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: true)
             }
-            summaries.append(ColdSummary(id: id, centroid: centroid, radius: radius, rows: members.count))
+            added.append((id, centroid, radius, block.rows, Dictionary(uniqueKeysWithValues: members.map { (rows[$0], values[$0]) })))
         }
-        tx.onCommit.append { s.lock.write { s.coldBlocks += summaries } }
+        tx.onCommit.append {
+            s.lock.write {
+                for b in added { s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values) }
+                s.cold.settle()
+            }
+        }
         return rows.count
     }
 
@@ -140,9 +134,11 @@ extension HybridStore {
         while try statement.step() { byBlock[statement.int64(1), default: []].insert(statement.int64(0)) }
         guard !byBlock.isEmpty else { return 0 }
         let dim = s.schema.vector.dimensions
+        let cosine = s.schema.vector.metric == .cosine
         let filterable = s.schema.columns.indices.filter { s.schema.columns[$0].filterable }
         var moved = 0
-        var rewritten: [Int64: ColdSummary?] = [:]
+        var dropped: [Int64] = []
+        var added: [(id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]])] = []
         for (blockID, leaving) in byBlock.sorted(by: { $0.key < $1.key }) {
             let block = try readColdBlock(s, blockID, c)
             let valid = try coldRows(of: blockID, s, c)
@@ -158,35 +154,48 @@ extension HybridStore {
                         while try update.step() {}
                         update.reset()
                     }
-                    try c.statement(SQL.deleteColdRow).run([.integer(s.number), .integer(row)])
+                    _ = try c.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(row)])
                     try tx.logChange(s, row: row, op: .vector)
                     let values = try rowValues(row, positions: filterable, s, c)
                     let id = try rowID(row, s, c)
                     tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: false, vector: vector, id: id,
-                                                                                      values: values)
+                                                                                      values: values, coldBlock: blockID)
                     moved += 1
                 } else if valid.contains(row) {
                     staying.append(i)
                 }
             }
-            // Rewrite the block with the rows that stay (dropping stale ones too), or drop it.
-            if staying.isEmpty {
-                try c.statement(SQL.deleteColdBlock).run([.integer(blockID)])
-                rewritten[blockID] = .some(nil)
-            } else {
-                let kept = ColdBlock(rows: staying.map { block.rows[$0] }, dimensions: dim,
-                                     vectors: staying.flatMap { block.vectors[$0 * dim ..< ($0 + 1) * dim] })
-                let summary = summarize(kept, id: blockID, cosine: s.schema.vector.metric == .cosine)
-                try c.statement(SQL.updateColdBlock).run([
-                    .integer(blockID), .blob(summary.centroid.withUnsafeBytes { [UInt8]($0) }), .real(Double(summary.radius)),
-                    .integer(Int64(kept.rows.count)), .blob(kept.encoded(codec: try codecOf(blockID, s, c))),
-                ])
-                rewritten[blockID] = summary
+            // The rows that stay (stale ones dropped) go to a new block and the old one is deleted: a block is
+            // never rewritten in place, so a query that read the in-memory tier before this commit and the
+            // database after it never pairs an old position list with new contents.
+            try c.statement(SQL.deleteColdBlock).run([.integer(blockID)])
+            dropped.append(blockID)
+            guard !staying.isEmpty else { continue }
+            let kept = ColdBlock(rows: staying.map { block.rows[$0] }, dimensions: dim,
+                                 vectors: staying.flatMap { block.vectors[$0 * dim ..< ($0 + 1) * dim] })
+            var space = kept.vectors
+            if cosine {
+                space.withUnsafeMutableBufferPointer { all in
+                    for i in 0..<kept.rows.count { normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
+                }
             }
+            let (centroid, radius) = centre(of: Array(kept.rows.indices), in: space, dim: dim)
+            try c.statement(SQL.insertColdBlock).run([
+                .integer(s.number), .blob(centroid.withUnsafeBytes { [UInt8]($0) }), .real(Double(radius)),
+                .integer(Int64(kept.rows.count)), .blob(kept.encoded(codec: try codecOf(blockID, s, c) ?? .bitShuffledLZ4)),
+            ])
+            let id = c.lastInsertRowID
+            var values: [Int64: [String: Value]] = [:]
+            for row in kept.rows {
+                try c.statement(SQL.moveColdRow).run([.integer(s.number), .integer(row), .integer(id)])
+                values[row] = s.lock.read { s.cold.values(of: row, block: blockID) } ?? [:]
+            }
+            added.append((id, centroid, radius, kept.rows, values))
         }
         tx.onCommit.append {
             s.lock.write {
-                s.coldBlocks = s.coldBlocks.compactMap { old in rewritten[old.id].map { $0 } ?? old }
+                for id in dropped { s.cold.remove(block: id) }
+                for b in added { s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values) }
             }
         }
         return moved
@@ -194,103 +203,186 @@ extension HybridStore {
 
     // MARK: - Cold search step
 
-    /// The k nearest valid cold rows matching `condition`, probing blocks nearest centroid first, at most
-    /// `probes` of them (default 2·√blocks / √selectivity). For L2 and cosine it also stops once a block's
-    /// lower bound (distance to the centroid minus the radius) cannot beat the k-th best distance found so far
-    /// (hot or cold): with `probes: .max` the step is exact.
-    func coldStep(_ s: CollectionState, query: [Float], k: Int, condition: SQLCondition?, bound initial: Float?,
-                  probes: Int?, selectivity: Double,
+    /// Cold blocks a query opens at most (those holding a live matching row; bounds may stop it sooner):
+    /// `coldProbeScale · √blocks`, divided by √selectivity as the filter narrows (the k nearest matches
+    /// lie among the k/s nearest rows, which spread over more blocks), all blocks at most.
+    static func defaultColdProbes(blocks: Int, selectivity: Double) -> Int {
+        let base = coldProbeScale * Double(blocks).squareRoot()
+        return min(blocks, max(8, Int((base / max(selectivity, 1e-4).squareRoot()).rounded(.up))))
+    }
+    static let coldProbeScale = 1.0
+
+    /// The k nearest live cold rows matching `filter`, probing blocks nearest centroid first, at most `probes`
+    /// of those that hold a matching row (default `defaultColdProbes`). Which rows of a block are live and
+    /// match comes from memory (blocks with none are not read); a filter on columns that are not filterable
+    /// is checked through SQL per block. For L2 and cosine it also stops once a block's lower bound (distance
+    /// to the centroid minus the radius) cannot beat the k-th best distance found so far (hot or cold): with
+    /// `probes: .max` the step is exact.
+    func coldStep(_ s: CollectionState, query: [Float], k: Int, filter: Filter?, condition: SQLCondition?,
+                  bound initial: Float?, probes: Int?,
                   report: inout ColdStepReport) throws(HybridStoreError) -> [(row: Int64, distance: Float)] {
-        let blocks = s.lock.read { s.coldBlocks }
-        guard !blocks.isEmpty else { return [] }
         let metric = s.schema.vector.metric
         let dim = s.schema.vector.dimensions
         var q = query
         if metric == .cosine { q.withUnsafeMutableBufferPointer { normalize($0) } }
         let kernel = DistanceKernel(metric: metric)
-        func internalDistance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) -> Float { kernel(a, b, dim) }
+        let l2 = DistanceKernel(metric: .l2)
         func reported(_ d: Float) -> Float { metric == .cosine ? 1 + d : d }
-        // Lower bound of a block's reported distances from the centroid distance and radius (L2 / cosine).
-        let ranked: [(summary: ColdSummary, key: Float, lower: Float)] = blocks.map { b in
-            b.centroid.withUnsafeBufferPointer { cb in
-                q.withUnsafeBufferPointer { qb in
-                    if metric == .innerProduct {
-                        let d = internalDistance(qb.baseAddress!, cb.baseAddress!)
-                        return (b, d, -Float.infinity)
-                    }
-                    let l2 = portableL2Squared(qb.baseAddress!, cb.baseAddress!, dim)
-                    let gap = max(0, l2.squareRoot() - b.radius)
-                    return (b, l2, metric == .cosine ? gap * gap / 2 : gap * gap)
-                }
+        return try s.lock.read { () throws(HybridStoreError) -> [(row: Int64, distance: Float)] in
+            let tier = s.cold
+            let blockCount = tier.blocks.count
+            guard blockCount > 0 else { return [] }
+            // Which slots qualify: live, and matching when the filter's columns are in memory.
+            let inMemory = filter.map { tier.columns.covers($0) } ?? true
+            let matches: (UInt32) -> Bool
+            var selectivity = 1.0
+            if let filter, inMemory {
+                let estimate = tier.columns.estimate(filter)
+                if estimate == 0 && tier.blocks.allSatisfy({ $0.corrupt == nil }) { return [] }
+                selectivity = estimate / Double(max(tier.liveRows, 1))
+                matches = tier.columns.predicate(filter)
+            } else {
+                matches = { _ in true }
             }
-        }.sorted { $0.key < $1.key }
-        // Blocks to open at most, nearest centroids first (as IVF's nprobe): √blocks by default, more as the
-        // filter narrows (fewer matches per block), all when exact. Bounds still stop early for L2/cosine.
-        let defaultProbes = Int((Double(blocks.count).squareRoot() * 2 / max(selectivity, 0.01).squareRoot()).rounded(.up))
-        let maxProbe = min(blocks.count, max(1, probes ?? defaultProbes))
-        var best: [(row: Int64, distance: Float)] = []
-        func kth() -> Float {
-            let fromCold = best.count >= k ? best[k - 1].distance : Float.infinity
-            return min(fromCold, initial ?? .infinity)
-        }
-        let sql = s.table.coldBlockRowsWhere(condition?.text ?? "1")
-        try withReader { c in
-            for (probed, entry) in ranked.enumerated() {
-                if probed >= maxProbe || entry.lower > kth() { break }
-                let block = try readColdBlock(s, entry.summary.id, c)
-                report.blocksProbed += 1
-                report.bytesDecompressed += block.vectors.count * 4 + block.rows.count * 8
-                // Unfiltered, the SQL is always the same: keep it prepared.
-                let statement = condition == nil ? try c.statement(sql) : try c.prepareOnce(sql)
-                defer { statement.reset() }
-                try statement.bind(.integer(entry.summary.id), at: 1)
-                try statement.bind(condition?.arguments ?? [], from: 2)
-                var wanted = Set<Int64>()
-                while try statement.step() { wanted.insert(statement.int64(0)) }
-                guard !wanted.isEmpty else { continue }
-                var scratch = [Float](repeating: 0, count: metric == .cosine ? dim : 0)
-                block.vectors.withUnsafeBufferPointer { all in
-                    q.withUnsafeBufferPointer { qb in
-                        for (i, row) in block.rows.enumerated() where wanted.contains(row) {
-                            let v = all.baseAddress! + i * dim
-                            let d: Float
-                            if metric == .cosine {  // blocks keep the original vectors; cosine compares unit ones
-                                d = scratch.withUnsafeMutableBufferPointer { unit in
-                                    unit.baseAddress!.update(from: v, count: dim)
-                                    normalize(unit)
-                                    return internalDistance(qb.baseAddress!, unit.baseAddress!)
-                                }
-                            } else {
-                                d = internalDistance(qb.baseAddress!, v)
-                            }
-                            best.append((row, reported(d)))
-                            report.candidates += 1
+            // Rank blocks by centroid (a heap: most queries open a few of thousands).
+            var keys = [Float](repeating: 0, count: blockCount)
+            var lower = [Float](repeating: -.infinity, count: blockCount)
+            tier.centroids.withUnsafeBufferPointer { cb in
+                q.withUnsafeBufferPointer { qb in
+                    for b in 0..<blockCount {
+                        let centroid = cb.baseAddress! + b * dim
+                        if metric == .innerProduct {
+                            keys[b] = kernel(qb.baseAddress!, centroid, dim)
+                        } else {
+                            let squared = l2(qb.baseAddress!, centroid, dim)
+                            keys[b] = squared
+                            let gap = max(0, squared.squareRoot() - tier.blocks[b].radius)
+                            lower[b] = metric == .cosine ? gap * gap / 2 : gap * gap  // in reported units
                         }
                     }
                 }
-                best.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
-                if best.count > k { best.removeLast(best.count - k) }
             }
+            var heap = MinHeap(keys: keys)
+            let maxProbe = min(blockCount, max(1, probes ?? Self.defaultColdProbes(blocks: blockCount, selectivity: selectivity)))
+            var best: [(row: Int64, distance: Float)] = []
+            best.reserveCapacity(k + 1)
+            func kth() -> Float { min(best.count >= k ? best[k - 1].distance : .infinity, initial ?? .infinity) }
+            let reader = ColdBlockReader()
+            var vector = [Float](repeating: 0, count: dim)
+            var wanted: [Int] = []
+            var probed = 0
+            try withReader { c in
+                // A filter on columns held only in SQLite: its matching rows per block, from SQL.
+                let sqlFilter = inMemory ? nil : s.table.coldBlockRowsWhere(condition?.text ?? "1")
+                while probed < maxProbe, let b = heap.pop() {
+                    if lower[b] > kth() { break }
+                    let block = tier.blocks[b]
+                    if let corrupt = block.corrupt { throw corrupt }
+                    wanted.removeAll(keepingCapacity: true)
+                    if let sqlFilter {
+                        let statement = try c.prepareOnce(sqlFilter)
+                        try statement.bind(.integer(block.id), at: 1)
+                        try statement.bind(condition?.arguments ?? [], from: 2)
+                        var rows = Set<Int64>()
+                        while try statement.step() { rows.insert(statement.int64(0)) }
+                        for (position, slot) in block.slots.enumerated()
+                        where slot != ColdTier.dead && rows.contains(tier.rowOfSlot[Int(slot)]) {
+                            wanted.append(position)
+                        }
+                    } else {
+                        for (position, slot) in block.slots.enumerated() where slot != ColdTier.dead && matches(slot) {
+                            wanted.append(position)
+                        }
+                    }
+                    guard !wanted.isEmpty else { continue }
+                    probed += 1
+                    try loadColdBlock(s, block.id, c, into: reader)
+                    report.blocksProbed += 1
+                    report.bytesDecompressed += reader.rows.count * (dim * 4 + 8)
+                    vector.withUnsafeMutableBufferPointer { v in
+                        q.withUnsafeBufferPointer { qb in
+                            for position in wanted {
+                                let slot = block.slots[position]
+                                let row = tier.rowOfSlot[Int(slot)]
+                                // The block in the database must be the one the tier describes.
+                                guard position < reader.rows.count, reader.rows[position] == row else { continue }
+                                reader.vector(at: position, into: v.baseAddress!)
+                                if metric == .cosine { normalize(v) }  // blocks keep the original vectors
+                                let d = reported(kernel(qb.baseAddress!, v.baseAddress!, dim))
+                                report.candidates += 1
+                                guard best.count < k || d < best[k - 1].distance
+                                      || (d == best[k - 1].distance && row < best[k - 1].row) else { continue }
+                                let at = best.firstIndex { d < $0.distance || (d == $0.distance && row < $0.row) } ?? best.count
+                                best.insert((row, d), at: at)
+                                if best.count > k { best.removeLast() }
+                            }
+                        }
+                    }
+                }
+            }
+            return best
         }
-        return best
     }
 
     // MARK: - Helpers
 
-    func loadColdSummaries(_ s: CollectionState, _ c: Connection) throws(HybridStoreError) {
-        let summaries = try sqliteWork("reading cold blocks of `\(s.name)`") { () throws -> [ColdSummary] in
+    /// Builds the in-memory cold tier from the database (on open): block summaries, each block's row list
+    /// (its position order), which rows are still cold there, and their filterable values. A block that does
+    /// not decode is kept as corrupt: a query that reaches it gets `corruptFile` naming it.
+    func loadColdTier(_ s: CollectionState, _ c: Connection) throws(HybridStoreError) {
+        let tier = ColdTier(schema: s.schema)
+        let filterable = s.schema.columns.indices.filter { s.schema.columns[$0].filterable }
+        try sqliteWork("reading cold blocks of `\(s.name)`") { () throws in
+            var values: [Int64: [Int64: [String: Value]]] = [:]
+            let live = try c.prepareOnce(s.table.coldRowsWithValues(filterable))
+            while try live.step() {
+                values[live.int64(1), default: [:]][live.int64(0)] = readRow(live, positions: filterable, vector: false, s).values
+            }
             let statement = try c.statement(SQL.coldSummaries)
             defer { statement.reset() }
             try statement.bind(.integer(s.number), at: 1)
-            var out: [ColdSummary] = []
+            var summaries: [(id: Int64, centroid: [Float], radius: Float)] = []
             while try statement.step() {
                 guard case .real(let radius) = statement.column(2) else { continue }
-                out.append(ColdSummary(id: statement.int64(0), centroid: statement.withBlob(1) { floats(from: $0) },
-                                       radius: Float(radius), rows: Int(statement.int64(3))))
+                let centroid = statement.withBlob(1) { floats(from: $0) }
+                summaries.append((statement.int64(0), centroid.count == s.schema.vector.dimensions ? centroid
+                                    : [Float](repeating: 0, count: s.schema.vector.dimensions), Float(radius)))
             }
-            return out
+            let reader = ColdBlockReader()
+            for (id, centroid, radius) in summaries {
+                do throws(HybridStoreError) {
+                    guard try loadColdBlock(s, id, c, into: reader) else { continue }
+                    tier.add(block: id, centroid: centroid, radius: radius, rows: reader.rows, values: values[id] ?? [:])
+                } catch {
+                    tier.add(block: id, centroid: centroid, radius: radius, rows: [], values: [:], corrupt: error)
+                }
+            }
         }
-        s.lock.write { s.coldBlocks = summaries }
+        tier.settle()
+        s.lock.write { s.cold = tier }
+    }
+
+    /// Reads and checks a cold block into `reader` (its rows then in `reader.rows`); false when the block is
+    /// not in the database (a query that raced a commit which replaced it).
+    /// - Throws: `corruptFile` naming the block.
+    @discardableResult
+    func loadColdBlock(_ s: CollectionState, _ id: Int64, _ c: Connection, into reader: ColdBlockReader)
+        throws(HybridStoreError) -> Bool
+    {
+        // Decoded straight from the blob SQLite lends: no copy of the compressed bytes.
+        let result = try sqliteWork("reading cold block \(id)") { () throws -> Result<Bool, HybridStoreError> in
+            let statement = try c.statement(SQL.coldBlockData)
+            defer { statement.reset() }
+            try statement.bind(.integer(id), at: 1)
+            guard try statement.step() else { return .success(false) }
+            return statement.withBlob(0) { raw in
+                Result { () throws(HybridStoreError) in
+                    try reader.load(raw, block: id, collection: s.name)
+                    return true
+                }
+            }
+        }
+        return try result.get()
     }
 
     func readColdBlock(_ s: CollectionState, _ id: Int64, _ c: Connection) throws(HybridStoreError) -> ColdBlock {
@@ -320,12 +412,12 @@ extension HybridStore {
         return rows
     }
 
-    private func codecOf(_ block: Int64, _ s: CollectionState, _ c: Connection) throws -> ColdCodec {
+    private func codecOf(_ block: Int64, _ s: CollectionState, _ c: Connection) throws -> ColdCodec? {
         let statement = try c.statement(SQL.coldBlockData)
         defer { statement.reset() }
         try statement.bind(.integer(block), at: 1)
-        guard try statement.step() else { return .shuffledLZ4 }
-        return statement.withBlob(0) { $0.count > 5 ? ColdCodec(rawValue: $0[5]) : nil } ?? .shuffledLZ4
+        guard try statement.step() else { return nil }
+        return statement.withBlob(0) { $0.count > 5 ? ColdCodec(rawValue: $0[5]) : nil }
     }
 
     /// The filterable values of a row, read from SQLite.
@@ -346,54 +438,84 @@ extension HybridStore {
         return readRow(statement, positions: [], vector: false, s).id
     }
 
-    private func summarize(_ block: ColdBlock, id: Int64, cosine: Bool) -> ColdSummary {
-        let dim = block.dimensions
-        var space = block.vectors
-        if cosine {
-            space.withUnsafeMutableBufferPointer { all in
-                for i in 0..<block.rows.count { normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
+    /// Centroid (mean) and radius (largest Euclidean distance to it) of some vectors of `space`.
+    private func centre(of members: [Int], in space: [Float], dim: Int) -> (centroid: [Float], radius: Float) {
+        var centroid = [Float](repeating: 0, count: dim)
+        for i in members { for d in 0..<dim { centroid[d] += space[i * dim + d] } }
+        for d in 0..<dim { centroid[d] /= Float(max(members.count, 1)) }
+        let l2 = DistanceKernel(metric: .l2)
+        var radius: Float = 0
+        space.withUnsafeBufferPointer { v in
+            centroid.withUnsafeBufferPointer { c in
+                for i in members { radius = max(radius, l2(v.baseAddress! + i * dim, c.baseAddress!, dim).squareRoot()) }
             }
         }
-        var centroid = [Float](repeating: 0, count: dim)
-        for i in 0..<block.rows.count { for d in 0..<dim { centroid[d] += space[i * dim + d] } }
-        for d in 0..<dim { centroid[d] /= Float(max(block.rows.count, 1)) }
-        var radius: Float = 0
-        for i in 0..<block.rows.count {
-            var sum: Float = 0
-            for d in 0..<dim { let x = space[i * dim + d] - centroid[d]; sum += x * x }
-            radius = max(radius, sum.squareRoot())
-        }
-        return ColdSummary(id: id, centroid: centroid, radius: radius, rows: block.rows.count)
+        return (centroid, radius)
     }
 
-    /// k-means (Lloyd, 6 rounds, centres seeded from evenly spaced rows) of `count` vectors into `parts`
-    /// groups; returns the member indices of each group.
-    private func partition(_ space: [Float], count: Int, dim: Int, parts: Int) -> [[Int]] {
-        guard parts > 1 else { return [Array(0..<count)] }
+    /// Groups `count` vectors of `space` into blocks of about `coldBlockRows` similar ones: k-means into
+    /// groups of ~`coldGroupRows`, then each group into leaves; a leaf over twice the size is split again.
+    /// Each block's members are in ascending order (row numbers delta-code best that way).
+    private func partition(_ space: [Float], count: Int, dim: Int) -> [[Int]] {
+        let target = Self.coldBlockRows
+        let groups = kMeans(space, members: Array(0..<count), parts: (count + Self.coldGroupRows - 1) / Self.coldGroupRows, dim: dim)
+        var pending = groups.flatMap { kMeans(space, members: $0, parts: ($0.count + target - 1) / target, dim: dim) }
+        var leaves: [[Int]] = []
+        while let leaf = pending.popLast() {
+            if leaf.count > 2 * target {
+                let halves = kMeans(space, members: leaf, parts: 2, dim: dim)
+                if halves.count == 2 { pending += halves } else {  // identical vectors: cut by position
+                    pending += [Array(leaf[..<(leaf.count / 2)]), Array(leaf[(leaf.count / 2)...])]
+                }
+            } else {
+                leaves.append(leaf.sorted())
+            }
+        }
+        return leaves.sorted { $0[0] < $1[0] }
+    }
+
+    /// k-means (Lloyd, 6 rounds, centres seeded from evenly spaced members) of `members` into at most
+    /// `parts` non-empty groups. Assignment runs on all cores when there is enough of it.
+    private func kMeans(_ space: [Float], members: [Int], parts: Int, dim: Int) -> [[Int]] {
+        guard parts > 1, members.count > parts else { return members.isEmpty ? [] : [members] }
         var centres: [Float] = []
         centres.reserveCapacity(parts * dim)
         for p in 0..<parts {
-            let seed = p * count / parts
+            let seed = members[p * members.count / parts]
             centres.append(contentsOf: space[seed * dim ..< (seed + 1) * dim])
         }
-        var assignment = [Int](repeating: 0, count: count)
+        let l2 = DistanceKernel(metric: .l2)
+        var assignment = [Int](repeating: 0, count: members.count)
+        let chunks = members.count * parts * dim >= 1 << 22 ? max(1, cores) * 4 : 1
         space.withUnsafeBufferPointer { v in
             for _ in 0..<6 {
                 centres.withUnsafeBufferPointer { c in
-                    for i in 0..<count {
-                        var best = 0, bestDistance = Float.infinity
-                        for p in 0..<parts {
-                            let d = portableL2Squared(v.baseAddress! + i * dim, c.baseAddress! + p * dim, dim)
-                            if d < bestDistance { bestDistance = d; best = p }
+                    members.withUnsafeBufferPointer { m in
+                        assignment.withUnsafeMutableBufferPointer { out in
+                            // SAFETY: each chunk writes only its own range of `out`; all buffers outlive the call.
+                            let work = AssignWork(space: v.baseAddress!, centres: c.baseAddress!, members: m, out: out)
+                            let body = { @Sendable (chunk: Int) in
+                                let count = work.members.count
+                                for i in (chunk * count / chunks) ..< ((chunk + 1) * count / chunks) {
+                                    var best = 0, bestDistance = Float.infinity
+                                    let x = work.space + work.members[i] * dim
+                                    for p in 0..<parts {
+                                        let d = l2(x, work.centres + p * dim, dim)
+                                        if d < bestDistance { bestDistance = d; best = p }
+                                    }
+                                    work.out[i] = best
+                                }
+                            }
+                            if chunks == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
                         }
-                        assignment[i] = best
                     }
                 }
                 var sums = [Float](repeating: 0, count: parts * dim)
                 var sizes = [Int](repeating: 0, count: parts)
-                for i in 0..<count {
-                    sizes[assignment[i]] += 1
-                    for d in 0..<dim { sums[assignment[i] * dim + d] += v[i * dim + d] }
+                for (m, i) in members.enumerated() {
+                    let p = assignment[m]
+                    sizes[p] += 1
+                    for d in 0..<dim { sums[p * dim + d] += v[i * dim + d] }
                 }
                 for p in 0..<parts where sizes[p] > 0 {
                     for d in 0..<dim { centres[p * dim + d] = sums[p * dim + d] / Float(sizes[p]) }
@@ -401,8 +523,54 @@ extension HybridStore {
             }
         }
         var groups = [[Int]](repeating: [], count: parts)
-        for i in 0..<count { groups[assignment[i]].append(i) }
-        return groups
+        for (m, i) in members.enumerated() { groups[assignment[m]].append(i) }
+        return groups.filter { !$0.isEmpty }
+    }
+}
+
+/// What the k-means assignment workers share.
+private struct AssignWork: @unchecked Sendable {
+    // SAFETY(@unchecked Sendable): read-only inputs, and `out`, written at disjoint indices per worker.
+    let space: UnsafePointer<Float>
+    let centres: UnsafePointer<Float>
+    let members: UnsafeBufferPointer<Int>
+    let out: UnsafeMutableBufferPointer<Int>
+}
+
+/// A binary min-heap of indices by key (ties: lower index first), built in O(n).
+struct MinHeap {
+    private var keys: [Float]
+    private var items: [Int32]
+
+    init(keys: [Float]) {
+        self.keys = keys
+        items = (0..<Int32(keys.count)).map { $0 }
+        var i = items.count / 2
+        while i > 0 { i -= 1; down(i) }
+    }
+
+    private func less(_ a: Int32, _ b: Int32) -> Bool { keys[Int(a)] < keys[Int(b)] || (keys[Int(a)] == keys[Int(b)] && a < b) }
+
+    private mutating func down(_ start: Int) {
+        var i = start
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count && less(items[l], items[m]) { m = l }
+            if r < items.count && less(items[r], items[m]) { m = r }
+            if m == i { return }
+            items.swapAt(i, m)
+            i = m
+        }
+    }
+
+    /// The index with the smallest key, removed; nil when empty.
+    mutating func pop() -> Int? {
+        guard let top = items.first else { return nil }
+        items.swapAt(0, items.count - 1)
+        items.removeLast()
+        if !items.isEmpty { down(0) }
+        return Int(top)
     }
 }
 
@@ -410,7 +578,7 @@ extension HybridStore {
     /// Every cold block of a collection, decoded (for benchmarks that re-encode them).
     package func decodedColdBlocks(_ collection: Collection) throws(HybridStoreError) -> [ColdBlock] {
         let s = try state(collection)
-        let ids = s.lock.read { s.coldBlocks.map(\.id) }
+        let ids = s.lock.read { s.cold.blocks.map(\.id) }
         return try withReader { c in try ids.map { id throws -> ColdBlock in try readColdBlock(s, id, c) } }
     }
 }

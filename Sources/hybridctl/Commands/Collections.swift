@@ -145,7 +145,7 @@ extension HybridCtl {
             try store.run { hs in
                 let c = try hs.collection(collection)
                 let n = try hs.tier(c, where: try filter.map { try hs.parseFilter($0) }, to: Tier(rawValue: to)!,
-                                    codec: float16 ? .float16ShuffledLZ4 : .shuffledLZ4)
+                                    codec: float16 ? .float16BitShuffledLZ4 : .bitShuffledLZ4)
                 let s = try hs.statistics(c)
                 print("moved \(n) rows to \(to); now hot \(s.tiers["hot"] ?? 0), cold \(s.tiers["cold"] ?? 0) in \(s.coldBlocks) blocks")
             }
@@ -208,7 +208,7 @@ extension HybridCtl {
                 for s in stats {
                     print("\(s.name): \(s.rows) rows; store on disk \(s.storeBytesOnDisk / 1024) KiB")
                     print("  hot:  \(s.tiers["hot"] ?? 0) rows, index \(s.indexBytes / 1024) KiB in RAM")
-                    print("  cold: \(s.tiers["cold"] ?? 0) rows in \(s.coldBlocks) blocks, \(s.coldBytesOnDisk / 1024) KiB on disk, \(s.coldSummaryBytes / 1024) KiB of summaries in RAM")
+                    print("  cold: \(s.tiers["cold"] ?? 0) rows in \(s.coldBlocks) blocks, \(s.coldBytesOnDisk / 1024) KiB on disk, \(s.coldMemoryBytes / 1024) KiB in RAM (block summaries, live rows, filter values)")
                     print(Render.table(["column", "type", "non-null", "nulls", "distinct", "min", "max", "frequent"], s.columns.map { c in
                         [c.name, c.type, "\(c.nonNull)", "\(c.nulls)", "\(c.distinct)", c.minimum.map { "\($0)" } ?? "",
                          c.maximum.map { "\($0)" } ?? "", c.frequent.map { "\($0.value)×\($0.count)" }.joined(separator: " ")]
