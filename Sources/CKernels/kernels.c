@@ -9,6 +9,18 @@
 #include <sched.h>
 #include <stdlib.h>
 
+// Three independent crc32 streams hide the instruction's latency (3 cycles, one issued per cycle); their
+// results are joined by "shifting" a CRC over the zero bytes of the streams after it, a linear map applied
+// through four byte tables (hs_crc_shift_*, built in hs_crc_init from the GF(2) operator of one zero bit).
+#define HS_CRC_LONG 4096
+#define HS_CRC_SHORT 256
+static uint32_t hs_crc_shift_long[4][256];
+static uint32_t hs_crc_shift_short[4][256];
+
+static inline uint32_t hs_crc_shift(uint32_t table[4][256], uint32_t crc) {
+    return table[0][crc & 0xFF] ^ table[1][(crc >> 8) & 0xFF] ^ table[2][(crc >> 16) & 0xFF] ^ table[3][crc >> 24];
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -124,14 +136,32 @@ float hs_negdot_avx512(const float *a, const float *b, size_t n) {
 
 __attribute__((target("sse4.2")))
 static uint32_t hs_crc32c_hw(uint32_t crc, const unsigned char *p, size_t n) {
-    uint64_t c = ~crc;
+    uint64_t c0 = (uint32_t)~crc;
+    while (n >= 3 * HS_CRC_LONG || (n >= 3 * HS_CRC_SHORT)) {
+        size_t part = n >= 3 * HS_CRC_LONG ? HS_CRC_LONG : HS_CRC_SHORT;
+        uint64_t c1 = 0, c2 = 0;
+        for (size_t i = 0; i < part; i += 8) {
+            uint64_t w0, w1, w2;
+            __builtin_memcpy(&w0, p + i, 8);
+            __builtin_memcpy(&w1, p + part + i, 8);
+            __builtin_memcpy(&w2, p + 2 * part + i, 8);
+            c0 = _mm_crc32_u64(c0, w0);
+            c1 = _mm_crc32_u64(c1, w1);
+            c2 = _mm_crc32_u64(c2, w2);
+        }
+        uint32_t (*shift)[256] = part == HS_CRC_LONG ? hs_crc_shift_long : hs_crc_shift_short;
+        c0 = hs_crc_shift(shift, (uint32_t)c0) ^ (uint32_t)c1;
+        c0 = hs_crc_shift(shift, (uint32_t)c0) ^ (uint32_t)c2;
+        p += 3 * part;
+        n -= 3 * part;
+    }
     while (n >= 8) {
         uint64_t w;
         __builtin_memcpy(&w, p, 8);
-        c = _mm_crc32_u64(c, w);
+        c0 = _mm_crc32_u64(c0, w);
         p += 8; n -= 8;
     }
-    uint32_t c32 = (uint32_t)c;
+    uint32_t c32 = (uint32_t)c0;
     while (n > 0) { c32 = _mm_crc32_u8(c32, *p++); n--; }
     return ~c32;
 }
@@ -151,9 +181,96 @@ static int hs_has_sse42(void) { return 0; }
 static uint32_t hs_crc32c_hw(uint32_t crc, const unsigned char *p, size_t n) { (void)p; (void)n; return crc; }
 #endif
 
+// MARK: bit unshuffle
+
+static inline uint64_t hs_transpose8x8(uint64_t x) {
+    uint64_t t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAULL;
+    x = x ^ t ^ (t << 7);
+    t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCULL;
+    x = x ^ t ^ (t << 14);
+    t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ULL;
+    return x ^ t ^ (t << 28);
+}
+
+void hs_bitunshuffle_portable(const uint8_t *p, size_t stride, size_t g0, size_t g1, uint8_t *out) {
+    for (size_t g = g0; g < g1; g++) {
+        uint64_t x = 0;
+        for (int j = 0; j < 8; j++) x |= (uint64_t)p[(size_t)j * stride + g] << (8 * j);
+        x = hs_transpose8x8(x);
+        memcpy(out + 8 * (g - g0), &x, 8);
+    }
+}
+
+#if defined(__x86_64__)
+// Eight groups at a time: lane j of z holds bit plane j's bytes for groups g..g+7; a byte permute makes lane
+// i hold group g+i's bytes from bit planes 7..0; GF2P8AFFINEQB with the matrix operand = that lane and the
+// vector operand = byte i' = 1 << i' yields byte i', bit j = bit i' of bit plane j: the decoded bytes.
+__attribute__((target("avx512f,avx512bw,avx512vbmi,gfni")))
+static void hs_bitunshuffle_gfni(const uint8_t *p, size_t stride, size_t g0, size_t g1, uint8_t *out) {
+    uint8_t order[64];
+    for (int i = 0; i < 8; i++)
+        for (int k = 0; k < 8; k++) order[8 * i + k] = (uint8_t)(8 * (7 - k) + i);
+    const __m512i permute = _mm512_loadu_si512(order);
+    const __m512i unit = _mm512_set1_epi64((long long)0x8040201008040201ULL);
+    size_t g = g0;
+    for (; g + 8 <= g1; g += 8) {
+        uint64_t lanes[8];
+        for (int j = 0; j < 8; j++) memcpy(&lanes[j], p + (size_t)j * stride + g, 8);
+        __m512i z = _mm512_loadu_si512(lanes);
+        __m512i w = _mm512_permutexvar_epi8(permute, z);
+        _mm512_storeu_si512(out + 8 * (g - g0), _mm512_gf2p8affine_epi64_epi8(unit, w, 0));
+    }
+    hs_bitunshuffle_portable(p, stride, g, g1, out + 8 * (g - g0));
+}
+
+static int hs_has_gfni_vbmi(void) {
+    uint32_t a, b, c, d;
+    if (hs_cpu_level() < 2 || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int bw = (b >> 30) & 1, vbmi = (c >> 1) & 1, gfni = (c >> 8) & 1;
+    return bw && vbmi && gfni;
+}
+#endif
+
+void hs_bitunshuffle(const uint8_t *p, size_t stride, size_t g0, size_t g1, uint8_t *out) {
+#if defined(__x86_64__)
+    static int level = -1;  // a benign race: every thread computes the same value
+    int have = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (have < 0) {
+        have = hs_has_gfni_vbmi();
+        __atomic_store_n(&level, have, __ATOMIC_RELAXED);
+    }
+    if (have) { hs_bitunshuffle_gfni(p, stride, g0, g1, out); return; }
+#endif
+    hs_bitunshuffle_portable(p, stride, g0, g1, out);
+}
+
 static uint32_t hs_crc_table[256];
 static pthread_once_t hs_crc_once = PTHREAD_ONCE_INIT;
 static int hs_crc_hw = 0;
+
+// GF(2) 32 × 32 matrices as 32 column words: the image of bit i is column i.
+static uint32_t hs_gf2_times(const uint32_t *matrix, uint32_t vector) {
+    uint32_t sum = 0;
+    for (int i = 0; vector; i++, vector >>= 1) if (vector & 1) sum ^= matrix[i];
+    return sum;
+}
+
+static void hs_gf2_square(uint32_t *square, const uint32_t *matrix) {
+    for (int i = 0; i < 32; i++) square[i] = hs_gf2_times(matrix, matrix[i]);
+}
+
+// Tables applying the operator "append `bytes` zero bytes" (a power of two) to a CRC, byte by byte.
+static void hs_crc_shift_tables(uint32_t table[4][256], size_t bytes) {
+    uint32_t op[32], next[32];
+    op[0] = 0x82F63B78u;  // one zero bit: shift right, fold the polynomial in when bit 0 falls out
+    for (int i = 1; i < 32; i++) op[i] = 1u << (i - 1);
+    for (size_t bits = 1; bits < 8 * bytes; bits *= 2) {
+        hs_gf2_square(next, op);
+        memcpy(op, next, sizeof op);
+    }
+    for (uint32_t v = 0; v < 256; v++)
+        for (int b = 0; b < 4; b++) table[b][v] = hs_gf2_times(op, v << (8 * b));
+}
 
 static void hs_crc_init(void) {
     for (uint32_t i = 0; i < 256; i++) {
@@ -161,16 +278,24 @@ static void hs_crc_init(void) {
         for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : (c >> 1);
         hs_crc_table[i] = c;
     }
+    hs_crc_shift_tables(hs_crc_shift_long, HS_CRC_LONG);
+    hs_crc_shift_tables(hs_crc_shift_short, HS_CRC_SHORT);
     hs_crc_hw = hs_has_sse42();
+}
+
+uint32_t hs_crc32c_portable(uint32_t crc, const void *data, size_t n) {
+    pthread_once(&hs_crc_once, hs_crc_init);
+    const unsigned char *p = (const unsigned char *)data;
+    uint32_t c = ~crc;
+    while (n--) c = hs_crc_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return ~c;
 }
 
 uint32_t hs_crc32c(uint32_t crc, const void *data, size_t n) {
     pthread_once(&hs_crc_once, hs_crc_init);
     const unsigned char *p = (const unsigned char *)data;
     if (hs_crc_hw) return hs_crc32c_hw(crc, p, n);
-    uint32_t c = ~crc;
-    while (n--) c = hs_crc_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
-    return ~c;
+    return hs_crc32c_portable(crc, data, n);
 }
 
 struct hs_rwlock { pthread_rwlock_t lock; };

@@ -51,6 +51,22 @@ import HNSW
         #expect(rest == 0xE306_9283)
     }
 
+    /// The three-stream hardware CRC (streams joined through shift tables) equals the table-driven one at
+    /// every length around its stream sizes (3 × 256 and 3 × 4096 bytes), from odd offsets, continued.
+    @Test func crc32cStreamsMatchTheTableDrivenReference() {
+        var rng = SplitMix64(seed: 21)
+        let data = (0..<40_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        data.withUnsafeBufferPointer { all in
+            for length in [0, 1, 7, 8, 9, 255, 767, 768, 769, 1536, 5000, 12_287, 12_288, 12_289, 13_056, 28_000, 39_990] {
+                for offset in [0, 3] {
+                    let p = all.baseAddress! + offset
+                    #expect(hs_crc32c(0, p, length) == hs_crc32c_portable(0, p, length), "length \(length) offset \(offset)")
+                    #expect(hs_crc32c(0x1234_5678, p, length) == hs_crc32c_portable(0x1234_5678, p, length))
+                }
+            }
+        }
+    }
+
     @Test func normalizeGivesUnitLength() {
         var v: [Float] = [3, 4, 0]
         v.withUnsafeMutableBufferPointer { normalize($0) }

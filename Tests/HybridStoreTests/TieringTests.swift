@@ -49,6 +49,17 @@ import HybridStore
             bitUnshuffle(s.baseAddress!, stride: 37, groups: 20..<37, b.baseAddress! + 160)
         } }
         #expect(back == plane)
+        // The SIMD kernel (8 groups at a time, AVX-512 VBMI + GFNI where present) equals the scalar reference
+        // for every range, including ranges shorter than 8 groups and ragged ends.
+        var fast = [UInt8](repeating: 0, count: count), slow = [UInt8](repeating: 0, count: count)
+        for (lo, hi) in [(0, 37), (0, 8), (3, 11), (5, 6), (8, 32), (29, 37), (0, 0)] {
+            shuffled.withUnsafeBufferPointer { s in
+                fast.withUnsafeMutableBufferPointer { bitUnshuffle(s.baseAddress!, stride: 37, groups: lo..<hi, $0.baseAddress!) }
+                slow.withUnsafeMutableBufferPointer { bitUnshuffleReference(s.baseAddress!, stride: 37, groups: lo..<hi, $0.baseAddress!) }
+            }
+            #expect(fast.prefix(8 * (hi - lo)) == slow.prefix(8 * (hi - lo)), "groups \(lo)..<\(hi)")
+            #expect(Array(fast.prefix(8 * (hi - lo))) == Array(plane[(8 * lo)..<(8 * hi)]))
+        }
     }
 
     /// The reader puts together any one vector of a block, including ones whose components straddle 8-value

@@ -25,6 +25,16 @@ float hs_negdot_avx512(const float *a, const float *b, size_t n);
 
 /// CRC-32C (Castagnoli) of `n` bytes, continuing from `crc` (start with 0). Uses SSE4.2 when present.
 uint32_t hs_crc32c(uint32_t crc, const void *data, size_t n);
+/// The table-driven CRC-32C (the reference for tests).
+uint32_t hs_crc32c_portable(uint32_t crc, const void *data, size_t n);
+
+/// Undoes a bit shuffle for 8-byte groups [g0, g1) of a byte plane whose 8 bit planes are `stride` bytes
+/// long each (bit j of byte 8g + i was stored as bit i of byte j * stride + g), writing 8 bytes a group to
+/// `out`. Uses AVX-512 VBMI + GFNI when the CPU has them (a byte permute and an affine bit transpose per
+/// 8 groups), else 64-bit shifts. `planes` must be valid for 8 * stride bytes, `out` for 8 * (g1 - g0).
+void hs_bitunshuffle(const uint8_t *planes, size_t stride, size_t g0, size_t g1, uint8_t *out);
+/// The portable path of hs_bitunshuffle (for tests that compare the two).
+void hs_bitunshuffle_portable(const uint8_t *planes, size_t stride, size_t g0, size_t g1, uint8_t *out);
 
 /// A reader-writer lock that prefers writers (so a stream of searches cannot starve a resize).
 typedef struct hs_rwlock hs_rwlock;

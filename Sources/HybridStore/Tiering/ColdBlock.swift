@@ -1,3 +1,4 @@
+import CKernels
 import CLZ4
 import HNSW
 
@@ -7,10 +8,10 @@ public enum ColdCodec: UInt8, Sendable, Codable, CaseIterable {
     case shuffledLZ4 = 1
     /// float16 (lossy, ~3 significant digits), bytes shuffled, then LZ4.
     case float16ShuffledLZ4 = 2
-    /// float32, bytes shuffled, and the two high byte planes (sign, exponent, top of the mantissa) also
-    /// bit-shuffled, then LZ4: lossless. The sign bit and the exponent's low bits vary from value to value,
-    /// which hides the exponent's long runs from LZ4 at byte granularity; as bit planes they are runs. The
-    /// default.
+    /// float32 rotated left one bit (so the exponent fills the high byte and the sign joins the mantissa's
+    /// low byte), bytes shuffled, the high byte plane also bit-shuffled, then LZ4: lossless. The exponent's
+    /// low bits vary from value to value, which hides its constant high bits from LZ4 at byte granularity;
+    /// as bit planes they are long runs. The default.
     case bitShuffledLZ4 = 3
     /// float16 (lossy), bytes shuffled, the high byte plane also bit-shuffled, then LZ4.
     case float16BitShuffledLZ4 = 4
@@ -21,7 +22,7 @@ public enum ColdCodec: UInt8, Sendable, Codable, CaseIterable {
     var bitPlanes: Range<Int> {
         switch self {
         case .shuffledLZ4, .float16ShuffledLZ4: 0..<0
-        case .bitShuffledLZ4: 2..<4
+        case .bitShuffledLZ4: 3..<4
         case .float16BitShuffledLZ4: 1..<2
         }
     }
@@ -54,14 +55,27 @@ package func bitShuffle(_ source: UnsafePointer<UInt8>, _ target: UnsafeMutableP
 }
 
 /// Undoes `bitShuffle` for groups `groups` only (of a plane whose bit planes are `stride` bytes long),
-/// writing their 8 bytes each to `target`, group after group.
-package func bitUnshuffle(_ source: UnsafePointer<UInt8>, stride: Int, groups: Range<Int>, _ target: UnsafeMutablePointer<UInt8>) {
+/// writing their 8 bytes each to `target`, group after group. (The SIMD kernel `hs_bitunshuffle`; tests
+/// compare it with `bitUnshuffleReference`.)
+@inline(__always) package func bitUnshuffle(_ source: UnsafePointer<UInt8>, stride: Int, groups: Range<Int>,
+                                            _ target: UnsafeMutablePointer<UInt8>) {
+    hs_bitunshuffle(source, stride, groups.lowerBound, groups.upperBound, target)
+}
+
+/// The scalar reference of `bitUnshuffle`.
+package func bitUnshuffleReference(_ source: UnsafePointer<UInt8>, stride: Int, groups: Range<Int>,
+                                   _ target: UnsafeMutablePointer<UInt8>) {
     for (n, g) in groups.enumerated() {
         var x: UInt64 = 0
         // SAFETY: callers pass groups < stride, and source spans 8 × stride bytes.
         for j in 0..<8 { x |= UInt64(source[j * stride + g]) << (8 * j) }
         UnsafeMutableRawPointer(target + 8 * n).storeBytes(of: transpose8x8(x).littleEndian, as: UInt64.self)
     }
+}
+
+extension UInt32 {
+    /// Rotated left by one bit.
+    fileprivate var rotatedLeft: UInt32 { self << 1 | self >> 31 }
 }
 
 /// A block of cold vectors: row numbers and their vectors, compressed, with a checksummed header.
@@ -118,7 +132,11 @@ package struct ColdBlock: Equatable {
             let base = n * 8
             // Byte shuffle: byte b of element i goes to base + b × plane + i.
             for (i, x) in vectors.enumerated() {
-                let bits: UInt32 = elementSize == 4 ? x.bitPattern : UInt32(Float16(x).bitPattern)
+                let bits: UInt32 = switch codec {
+                case .shuffledLZ4: x.bitPattern
+                case .bitShuffledLZ4: x.bitPattern.rotatedLeft
+                case .float16ShuffledLZ4, .float16BitShuffledLZ4: UInt32(Float16(x).bitPattern)
+                }
                 for b in 0..<elementSize { out[base + b * plane + i] = UInt8(truncatingIfNeeded: bits >> (8 * b)) }
             }
             // Then the high planes bit by bit.
@@ -280,7 +298,13 @@ package final class ColdBlockReader {
             bitUnshuffle(base + b * self.plane, stride: self.plane / 8, groups: groups, target)
             return UnsafePointer(target + (first - groups.lowerBound * 8))
         }
-        if codec.elementSize == 4 {
+        if codec == .bitShuffledLZ4 {
+            let b0 = plane(0), b1 = plane(1), b2 = plane(2), b3 = plane(3)
+            for i in 0..<dim {
+                let rotated = UInt32(b0[i]) | UInt32(b1[i]) << 8 | UInt32(b2[i]) << 16 | UInt32(b3[i]) << 24
+                out[i] = Float(bitPattern: rotated >> 1 | rotated << 31)
+            }
+        } else if codec.elementSize == 4 {
             let b0 = plane(0), b1 = plane(1), b2 = plane(2), b3 = plane(3)
             for i in 0..<dim {
                 out[i] = Float(bitPattern: UInt32(b0[i]) | UInt32(b1[i]) << 8 | UInt32(b2[i]) << 16 | UInt32(b3[i]) << 24)
