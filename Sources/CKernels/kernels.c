@@ -244,6 +244,93 @@ void hs_bitunshuffle(const uint8_t *p, size_t stride, size_t g0, size_t g1, uint
     hs_bitunshuffle_portable(p, stride, g0, g1, out);
 }
 
+// MARK: byte unshuffle
+
+static inline float hs_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF, bits;
+    if (exponent == 0x1F) {
+        bits = sign | 0x7F800000u | (mantissa << 13);
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    } else if (mantissa == 0) {
+        bits = sign;
+    } else {  // subnormal: normalise
+        int shift = 0;
+        while (!(mantissa & 0x400)) { mantissa <<= 1; shift++; }
+        bits = sign | ((uint32_t)(113 - shift) << 23) | ((mantissa & 0x3FF) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static void hs_unshuffle_f32_portable(const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3,
+                                      size_t n, int rotated, float *out) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = (uint32_t)b0[i] | (uint32_t)b1[i] << 8 | (uint32_t)b2[i] << 16 | (uint32_t)b3[i] << 24;
+        if (rotated) v = v >> 1 | v << 31;
+        memcpy(out + i, &v, 4);
+    }
+}
+
+static void hs_unshuffle_f16_portable(const uint8_t *b0, const uint8_t *b1, size_t n, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = hs_half_to_float((uint16_t)(b0[i] | b1[i] << 8));
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static void hs_unshuffle_f32_avx512(const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3,
+                                    size_t n, int rotated, float *out) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b0 + i)));
+        v = _mm512_or_si512(v, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b1 + i))), 8));
+        v = _mm512_or_si512(v, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b2 + i))), 16));
+        v = _mm512_or_si512(v, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b3 + i))), 24));
+        if (rotated) v = _mm512_ror_epi32(v, 1);
+        _mm512_storeu_si512(out + i, v);
+    }
+    hs_unshuffle_f32_portable(b0 + i, b1 + i, b2 + i, b3 + i, n - i, rotated, out + i);
+}
+
+__attribute__((target("avx512f")))
+static void hs_unshuffle_f16_avx512(const uint8_t *b0, const uint8_t *b1, size_t n, float *out) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i lo = _mm_loadu_si128((const __m128i *)(b0 + i)), hi = _mm_loadu_si128((const __m128i *)(b1 + i));
+        __m256i halves = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+        _mm512_storeu_ps(out + i, _mm512_cvtph_ps(halves));
+    }
+    hs_unshuffle_f16_portable(b0 + i, b1 + i, n - i, out + i);
+}
+#endif
+
+// hs_cpu_level() asks CPUID (a serialising instruction): ask once.
+static int hs_cpu_level_cached(void) {
+    static int level = -1;  // a benign race: every thread computes the same value
+    int have = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (have < 0) {
+        have = hs_cpu_level();
+        __atomic_store_n(&level, have, __ATOMIC_RELAXED);
+    }
+    return have;
+}
+
+void hs_unshuffle_f32(const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3, size_t n,
+                      int rotated, float *out) {
+#if defined(__x86_64__)
+    if (hs_cpu_level_cached() >= 2) { hs_unshuffle_f32_avx512(b0, b1, b2, b3, n, rotated, out); return; }
+#endif
+    hs_unshuffle_f32_portable(b0, b1, b2, b3, n, rotated, out);
+}
+
+void hs_unshuffle_f16(const uint8_t *b0, const uint8_t *b1, size_t n, float *out) {
+#if defined(__x86_64__)
+    if (hs_cpu_level_cached() >= 2) { hs_unshuffle_f16_avx512(b0, b1, n, out); return; }
+#endif
+    hs_unshuffle_f16_portable(b0, b1, n, out);
+}
+
 static uint32_t hs_crc_table[256];
 static pthread_once_t hs_crc_once = PTHREAD_ONCE_INIT;
 static int hs_crc_hw = 0;

@@ -36,6 +36,14 @@ void hs_bitunshuffle(const uint8_t *planes, size_t stride, size_t g0, size_t g1,
 /// The portable path of hs_bitunshuffle (for tests that compare the two).
 void hs_bitunshuffle_portable(const uint8_t *planes, size_t stride, size_t g0, size_t g1, uint8_t *out);
 
+/// Puts float32 values back together from 4 byte planes (plane b holds byte b of each value): out[i] =
+/// b0[i] | b1[i] << 8 | b2[i] << 16 | b3[i] << 24, rotated right by one bit when `rotated` (undoing a left
+/// rotation). AVX-512 when present.
+void hs_unshuffle_f32(const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3, size_t n,
+                      int rotated, float *out);
+/// Puts float16 values back together from 2 byte planes and widens them to float32. F16C/AVX-512 when present.
+void hs_unshuffle_f16(const uint8_t *b0, const uint8_t *b1, size_t n, float *out);
+
 /// A reader-writer lock that prefers writers (so a stream of searches cannot starve a resize).
 typedef struct hs_rwlock hs_rwlock;
 hs_rwlock *hs_rwlock_create(void);

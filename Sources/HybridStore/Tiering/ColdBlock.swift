@@ -298,20 +298,10 @@ package final class ColdBlockReader {
             bitUnshuffle(base + b * self.plane, stride: self.plane / 8, groups: groups, target)
             return UnsafePointer(target + (first - groups.lowerBound * 8))
         }
-        if codec == .bitShuffledLZ4 {
-            let b0 = plane(0), b1 = plane(1), b2 = plane(2), b3 = plane(3)
-            for i in 0..<dim {
-                let rotated = UInt32(b0[i]) | UInt32(b1[i]) << 8 | UInt32(b2[i]) << 16 | UInt32(b3[i]) << 24
-                out[i] = Float(bitPattern: rotated >> 1 | rotated << 31)
-            }
-        } else if codec.elementSize == 4 {
-            let b0 = plane(0), b1 = plane(1), b2 = plane(2), b3 = plane(3)
-            for i in 0..<dim {
-                out[i] = Float(bitPattern: UInt32(b0[i]) | UInt32(b1[i]) << 8 | UInt32(b2[i]) << 16 | UInt32(b3[i]) << 24)
-            }
+        if codec.elementSize == 4 {
+            hs_unshuffle_f32(plane(0), plane(1), plane(2), plane(3), dim, codec == .bitShuffledLZ4 ? 1 : 0, out)
         } else {
-            let b0 = plane(0), b1 = plane(1)
-            for i in 0..<dim { out[i] = Float(Float16(bitPattern: UInt16(b0[i]) | UInt16(b1[i]) << 8)) }
+            hs_unshuffle_f16(plane(0), plane(1), dim, out)
         }
     }
 }
