@@ -22,6 +22,7 @@ struct BenchResults: Codable {
     struct Run: Codable {
         var `class`: String
         var effort: Int?
+        var cold_effort: Double?
         var queries: Int
         var recall_at_10: Double
         var qps: Double

@@ -14,9 +14,9 @@ struct TierCommand: ParsableCommand {
     var coldFraction = 0.8
     @Option(help: "Use only the first N queries per class.") var queries: Int?
     @Option(help: "Only these classes (comma-separated).") var classes: String?
-    @Option(name: .customLong("cold-probes"),
-            help: "Cold blocks a query may open, comma-separated for a sweep; 'default' is the store's own rule.")
-    var coldProbes = "default"
+    @Option(name: .customLong("cold-effort"),
+            help: "Scales of the store's rule for cold blocks opened, comma-separated for a sweep (default 1).")
+    var coldEffort = "1"
     @Option(name: .customLong("codec"), help: "Cold codec: bitshuffle (default), shuffle, float16.") var codec = "bitshuffle"
 
     func run() throws {
@@ -36,7 +36,7 @@ struct TierCommand: ParsableCommand {
         log("imported \(data.meta.count) rows; \(before.memoryBytes >> 20) MiB in RAM (index \(before.indexBytes >> 20) MiB)")
 
         let wanted = classes.map { Set($0.split(separator: ",").map(String.init)) }
-        func runAll(_ label: String, probes: Int? = nil) throws -> [BenchResults.Run] {
+        func runAll(_ label: String, effort: Double? = nil) throws -> [BenchResults.Run] {
             var runs: [BenchResults.Run] = []
             for className in data.classNames where wanted?.contains(className) ?? true {
                 var cases = data.cases.filter { $0.className == className }
@@ -49,16 +49,16 @@ struct TierCommand: ParsableCommand {
                     let q = Array(data.query(c.qid))
                     let t = nowNanoseconds()
                     let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
-                    let (hits, e) = try hs.query(collection, near: q, k: 10, filter: filter, options: QueryOptions(coldProbes: probes))
+                    let (hits, e) = try hs.query(collection, near: q, k: 10, filter: filter, options: QueryOptions(coldEffort: effort ?? 1))
                     latencies.append(nowNanoseconds() - t)
                     recallSum += recall(hits.map { if case .int(let v) = $0.id { Int(v) } else { -1 } }, groundTruth: c.groundTruth)
                     plans[e.plan.strategy.rawValue + (e.coldBlocksProbed > 0 ? "+cold" : ""), default: 0] += 1
                 }
                 let timing = Timing(latenciesNs: latencies, wallNs: nowNanoseconds() - wall)
-                runs.append(BenchResults.Run(class: className, effort: probes, queries: cases.count,
+                runs.append(BenchResults.Run(class: className, effort: nil, cold_effort: effort, queries: cases.count,
                                              recall_at_10: recallSum / Double(max(cases.count, 1)), qps: timing.qps,
                                              p50_ms: timing.p50, p99_ms: timing.p99, plans: plans, mode: label))
-                log(className.padding(16) + label.padding(9) + (probes.map { "probes \($0)  " } ?? "") + String(format: "recall %.4f  qps %8.1f  p50 %.3f ms  p99 %.3f ms  ",
+                log(className.padding(16) + label.padding(9) + (effort.map { "effort \($0)  " } ?? "") + String(format: "recall %.4f  qps %8.1f  p50 %.3f ms  p99 %.3f ms  ",
                                                                      runs.last!.recall_at_10, timing.qps, timing.p50, timing.p99)
                     + plans.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             }
@@ -84,7 +84,7 @@ struct TierCommand: ParsableCommand {
             + String(format: " (%.2f×)", Double(after.memoryBytes) / Double(before.memoryBytes))
             + "; cold \(after.coldBytesOnDisk >> 20) MiB on disk = " + String(format: "%.3f× raw", Double(after.coldBytesOnDisk) / Double(rawBytes))
             + ", float16 " + String(format: "%.3f× raw", Double(fp16Bytes) / Double(rawBytes)))
-        for probes in coldProbes.split(separator: ",").map({ Int($0) }) { runs += try runAll("tiered", probes: probes) }
+        for effort in coldEffort.split(separator: ",").compactMap({ Double($0) }) { runs += try runAll("tiered", effort: effort) }
         var results = BenchResults(
             mode: "tier", engine: "hybridstore",
             dataset: .init(name: data.meta.name, count: data.meta.count, dim: data.meta.dim, metric: data.meta.metric),

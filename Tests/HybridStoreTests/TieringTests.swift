@@ -223,6 +223,10 @@ import HybridStore
         #expect(few.explanation.coldBlocksProbed < blocks)
         let none = try store.query(c, near: q, k: 3, filter: try store.parseFilter("age = 95"), options: QueryOptions(coldProbes: .max))
         #expect(none.explanation.coldBlocksProbed == 0, "age 95 rows are all hot")
+        // The cold effort knob opens more blocks; the default opens fewer than all.
+        let defaultProbes = try store.query(c, near: q, k: 10, filter: nil, options: QueryOptions()).explanation.coldBlocksProbed
+        let moreProbes = try store.query(c, near: q, k: 10, filter: nil, options: QueryOptions(coldEffort: 3)).explanation.coldBlocksProbed
+        #expect(defaultProbes >= 1 && moreProbes > defaultProbes && defaultProbes < blocks)
         let e = try store.explain(c, near: vectors[3], k: 10)
         #expect(e.coldBlocksProbed >= 1 && e.coldBytesDecompressed > 0)
         #expect(e.description.contains("cold: "))

@@ -70,16 +70,20 @@ public struct QueryOptions: Sendable {
     public var strategy: Strategy?
     /// The tiers to search; both by default.
     public var tiers: Set<Tier>
-    /// Cold blocks to open at most (nil: 2·√blocks / √selectivity; `.max`: exact).
+    /// Cold blocks to open at most (nil: the store's rule, `√blocks / √selectivity` × `coldEffort`; `.max`:
+    /// exact).
     public var coldProbes: Int?
+    /// Scales the store's rule for cold blocks opened (1: recall ≥ 0.90 on the benchmark sets; 2: ≥ 0.95).
+    public var coldEffort: Double
 
     public init(recallTarget: Double = 0.95, searchEffort: Int? = nil, strategy: Strategy? = nil,
-                tiers: Set<Tier> = [.hot, .cold], coldProbes: Int? = nil) {
+                tiers: Set<Tier> = [.hot, .cold], coldProbes: Int? = nil, coldEffort: Double = 1) {
         self.recallTarget = recallTarget
         self.searchEffort = searchEffort
         self.strategy = strategy
         self.tiers = tiers
         self.coldProbes = coldProbes
+        self.coldEffort = coldEffort
     }
 }
 
@@ -311,7 +315,7 @@ extension HybridStore {
             var report = ColdStepReport()
             let cold = try coldStep(s, query: vector, k: k, filter: filter, condition: condition,
                                     bound: merged.count >= k ? merged[k - 1].distance : nil, probes: options.coldProbes,
-                                    report: &report)
+                                    effort: options.coldEffort, report: &report)
             merged += cold.map { ($0.row, nil, $0.distance) }
             merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
             if merged.count > k { merged.removeLast(merged.count - k) }

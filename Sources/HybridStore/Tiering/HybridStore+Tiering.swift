@@ -204,10 +204,10 @@ extension HybridStore {
     // MARK: - Cold search step
 
     /// Cold blocks a query opens at most (those holding a live matching row; bounds may stop it sooner):
-    /// `coldProbeScale · √blocks`, divided by √selectivity as the filter narrows (the k nearest matches
+    /// `coldProbeScale · effort · √blocks`, divided by √selectivity as the filter narrows (the k nearest matches
     /// lie among the k/s nearest rows, which spread over more blocks), all blocks at most.
-    static func defaultColdProbes(blocks: Int, selectivity: Double) -> Int {
-        let base = coldProbeScale * Double(blocks).squareRoot()
+    static func defaultColdProbes(blocks: Int, selectivity: Double, effort: Double = 1) -> Int {
+        let base = coldProbeScale * effort * Double(blocks).squareRoot()
         return min(blocks, max(8, Int((base / max(selectivity, 1e-4).squareRoot()).rounded(.up))))
     }
     static let coldProbeScale = 1.0
@@ -219,7 +219,7 @@ extension HybridStore {
     /// to the centroid minus the radius) cannot beat the k-th best distance found so far (hot or cold): with
     /// `probes: .max` the step is exact.
     func coldStep(_ s: CollectionState, query: [Float], k: Int, filter: Filter?, condition: SQLCondition?,
-                  bound initial: Float?, probes: Int?,
+                  bound initial: Float?, probes: Int?, effort: Double = 1,
                   report: inout ColdStepReport) throws(HybridStoreError) -> [(row: Int64, distance: Float)] {
         let metric = s.schema.vector.metric
         let dim = s.schema.vector.dimensions
@@ -263,7 +263,7 @@ extension HybridStore {
                 }
             }
             var heap = MinHeap(keys: keys)
-            let maxProbe = min(blockCount, max(1, probes ?? Self.defaultColdProbes(blocks: blockCount, selectivity: selectivity)))
+            let maxProbe = min(blockCount, max(1, probes ?? Self.defaultColdProbes(blocks: blockCount, selectivity: selectivity, effort: effort)))
             var best: [(row: Int64, distance: Float)] = []
             best.reserveCapacity(k + 1)
             func kth() -> Float { min(best.count >= k ? best[k - 1].distance : .infinity, initial ?? .infinity) }

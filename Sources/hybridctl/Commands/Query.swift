@@ -15,12 +15,16 @@ struct QueryArguments: ParsableArguments {
     @Option(help: ArgumentHelp("Columns to return, comma-separated (default: all).", valueName: "cols")) var select: String?
     @Option(help: "Fixed search effort (ef).") var ef: Int?
     @Option(name: .customLong("recall-target"), help: "Recall the planner aims for.") var recallTarget = 0.95
+    @Option(name: .customLong("cold-effort"), help: "Scale of the cold blocks opened (1: default; 2: higher recall).")
+    var coldEffort = 1.0
+    @Flag(name: .customLong("hot-only"), help: "Search only the hot tier.") var hotOnly = false
 
     func validate() throws {
         let sources = [vector != nil, vectorFile != nil, like != nil].filter { $0 }.count
         guard sources == 1 else { throw ValidationError("give exactly one of --vector, --vector-file, --like") }
         guard k >= 1 else { throw ValidationError("-k must be at least 1") }
         guard recallTarget > 0 && recallTarget <= 1 else { throw ValidationError("--recall-target must be in (0, 1]") }
+        guard coldEffort > 0 && coldEffort.isFinite else { throw ValidationError("--cold-effort must be positive") }
     }
 
     func queryVector(_ hs: HybridStore, _ c: Collection, kind: IDKind, scope: TenantScope?) throws -> [Float] {
@@ -70,7 +74,8 @@ struct QueryArguments: ParsableArguments {
         let scope = try tenant.scope(hs)
         let (info, c, vector, filter) = try prepare(hs, scope)
         let returning = columns(info)
-        let options = QueryOptions(recallTarget: recallTarget, searchEffort: ef)
+        let options = QueryOptions(recallTarget: recallTarget, searchEffort: ef, tiers: hotOnly ? [.hot] : [.hot, .cold],
+                                   coldEffort: coldEffort)
         let (hits, e) = try scope.map {
             try $0.query(c, near: vector, k: k, filter: filter, options: options, returning: returning, explain: explain)
         } ?? hs.query(c, near: vector, k: k, filter: filter, options: options, returning: returning, explain: explain)
