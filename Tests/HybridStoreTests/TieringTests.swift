@@ -233,6 +233,39 @@ import HybridStore
         #expect(try store.verify().isConsistent)
     }
 
+    /// With every block allowed (`coldProbes: .max`) the cold step is exact over many blocks (uniform 16-d data,
+    /// ~80 blocks, a filter), for L2 and cosine.
+    @Test(arguments: [Metric.l2, .cosine])
+    func exhaustiveColdStepIsExact(metric: Metric) throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open()
+        let c = try store.createCollection("u", schema: Schema(vector: VectorSpec(dimensions: 16, metric: metric), id: .integer,
+                                                              columns: [.integer("g", filterable: true)]))
+        let vectors = randomVectors(5000, dim: 16, seed: 31)
+        try store.write { tx in
+            for (i, v) in vectors.enumerated() { try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 7))]) }
+        }
+        try store.tier(c, to: .cold)
+        func distance(_ a: [Float], _ b: [Float]) -> Float {
+            guard metric == .cosine else { return l2(a, b) }
+            let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
+            let na = a.reduce(0) { $0 + $1 * $1 }.squareRoot(), nb = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return 1 - dot / (na * nb)
+        }
+        var rng = SplitMix64(seed: 3)
+        for _ in 0..<25 {
+            let q = (0..<16).map { _ in Float.random(in: -1...1, using: &rng) }
+            let (hits, e) = try store.query(c, near: q, k: 10, filter: try store.parseFilter("g <> 3"),
+                                            options: QueryOptions(coldProbes: .max))
+            let truth = vectors.indices.filter { $0 % 7 != 3 }.sorted { (distance(vectors[$0], q), $0) < (distance(vectors[$1], q), $1) }
+            // Ties in float rounding aside, the same rows: compare distances.
+            let want = truth.prefix(10).map { distance(vectors[$0], q) }
+            for (hit, d) in zip(hits, want) { #expect(abs(hit.distance - d) <= 1e-4 * max(1, abs(d))) }
+            #expect(hits.count == 10 && e.coldBlocksProbed > 0)
+        }
+    }
+
     @Test func movesBackWritesAndReopenKeepEveryRowInOneTier() throws {
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }

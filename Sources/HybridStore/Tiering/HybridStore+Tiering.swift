@@ -274,8 +274,14 @@ extension HybridStore {
             try withReader { c in
                 // A filter on columns held only in SQLite: its matching rows per block, from SQL.
                 let sqlFilter = inMemory ? nil : s.table.coldBlockRowsWhere(condition?.text ?? "1")
+                // Blocks come nearest centroid first, not lowest bound first: a bound that cannot win ends an
+                // approximate step, but an exhaustive one only skips that block.
+                let exhaustive = maxProbe >= blockCount
                 while probed < maxProbe, let b = heap.pop() {
-                    if lower[b] > kth() { break }
+                    if lower[b] > kth() {
+                        if exhaustive { continue }
+                        break
+                    }
                     let block = tier.blocks[b]
                     if let corrupt = block.corrupt { throw corrupt }
                     wanted.removeAll(keepingCapacity: true)
