@@ -95,8 +95,12 @@ extension UInt32 {
 ///   28            compressed payload
 ///
 /// The payload, before LZ4: the n row numbers as deltas from the previous one (Int64, byte-shuffled: rows
-/// are mostly close together, so the high planes are zeros), then the n × d components as float32 or
-/// float16, byte-shuffled. (Float16 residuals from the block mean were tried: no smaller on synth-200k.)
+/// are ascending and close together, so the high planes are zeros), then the n × d components as float32
+/// or float16, byte-shuffled (plane b: byte b of every component). The bit-shuffled codecs pad each plane to
+/// a multiple of 8 bytes and store their high plane as 8 bit planes in groups of 8 components (see
+/// `bitShuffle`); codec 3 first rotates each float32 left one bit, so that plane is the exponent. A
+/// reader decodes the whole payload but puts together only the vectors it is asked for.
+/// (Float16 residuals from the block mean were tried: no smaller on synth-200k.)
 /// Decoding checks both checksums and every length before it trusts anything, so a truncated or
 /// bit-flipped block is a `corruptFile` error naming the block, never a crash or a wrong row.
 package struct ColdBlock: Equatable {
