@@ -168,6 +168,7 @@ extension HNSWIndex {
                                  admitEntry: predicate.matches(entry), stats: &stats)
         let visited = context.visited  // after begin: a grown index reallocates the visited list there
         var bound = initialBound
+        let lines = min(dim, 512)  // floats of a vector worth prefetching (16 a cache line, up to 2 KiB)
 
         while !context.candidates.isEmpty {
             let current = context.candidates.top
@@ -179,15 +180,33 @@ extension HNSWIndex {
             context.candidates.pop()
             let list = storage.linkList(current.node, level: level)
             let n = Int(hs_load_acquire_u32(list))
-            if n > 0 { hs_prefetch(storage.vector(hs_load_acquire_u32(list + 1))) }
+            // First the unvisited neighbours, each vector's first line requested at once (the loads overlap
+            // instead of one miss per distance), then their distances.
+            let batch = context.batch
+            var m = 0
             var j = 1
             while j <= n {
                 let neighbour = hs_load_acquire_u32(list + j)
-                if j < n { hs_prefetch(storage.vector(hs_load_acquire_u32(list + j + 1))) }
                 j &+= 1
                 if visited[Int(neighbour)] == tag { continue }
                 visited[Int(neighbour)] = tag
-                stats.visitedNodes &+= 1
+                hs_prefetch(storage.vector(neighbour))
+                batch[m] = neighbour
+                m &+= 1
+            }
+            stats.visitedNodes &+= m
+            var b = 0
+            while b < m {
+                let neighbour = batch[b]
+                b &+= 1
+                if b < m {  // the rest of the next vector while this one is scored
+                    let ahead = storage.vector(batch[b])
+                    var line = 16
+                    while line < lines {
+                        hs_prefetch(ahead + line)
+                        line &+= 16
+                    }
+                }
                 let d = kernel(query, storage.vector(neighbour), dim)
                 stats.distanceComputations &+= 1
                 if d < bound {

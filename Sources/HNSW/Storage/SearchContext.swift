@@ -90,6 +90,8 @@ package final class SearchContext: @unchecked Sendable {
     package var results = NeighborHeap(nearestFirst: false)
     package var scratch: [Neighbor] = []
     package var scratchIDs: [UInt32] = []
+    /// Room for one link list's unvisited nodes (a level-0 list holds at most 2 × 128 + 1 words).
+    package let batch = UnsafeMutablePointer<UInt32>.allocate(capacity: 512)
 
     package init(capacity: Int) {
         visitedCapacity = capacity
@@ -98,6 +100,7 @@ package final class SearchContext: @unchecked Sendable {
     }
 
     deinit {
+        batch.deallocate()
         visited.deallocate()
         candidates.release()
         results.release()
