@@ -27,6 +27,28 @@ import QueryPlanner
         #expect(c.scale(selectivity: 0.001, filtered: true) == RecallCalibration.maxScale)
     }
 
+    /// Checks that also measure the recall curve let one window jump to the smallest effort that meets the
+    /// target (up when short, down when over-delivering), where single points would creep.
+    @Test func aMeasuredRecallCurveStepsStraightToTheTarget() {
+        var c = RecallCalibration()
+        let multipliers = RecallCalibration.curveMultipliers
+        // Recall rises with effort: 0.80 + 0.12 × m (0.944 at 1.2, 0.974 at 1.45), with a little noise.
+        for i in 0..<63 {
+            let noise = i % 2 == 0 ? 0.005 : -0.005
+            let changed = c.record(curve: multipliers.map { min(1, 0.80 + 0.12 * $0 + noise) }, selectivity: 1, filtered: false, target: 0.95)
+            #expect(!changed)
+        }
+        let changed = c.record(curve: multipliers.map { min(1, 0.80 + 0.12 * $0) }, selectivity: 1, filtered: false, target: 0.95)
+        #expect(changed)
+        #expect(abs(c.scale(selectivity: 1, filtered: false) - 1.45) < 1e-9)
+        // Easy data: every measured effort over-delivers, so the scale drops to the smallest multiplier at once.
+        for _ in 0..<64 { c.record(curve: multipliers.map { _ in 0.99 }, selectivity: 0.3, filtered: true, target: 0.95) }
+        #expect(abs(c.scale(selectivity: 0.3, filtered: true) - 0.4) < 1e-9)
+        // Nothing meets the target: the largest measured step up.
+        for _ in 0..<64 { c.record(curve: multipliers.map { _ in 0.5 }, selectivity: 0.001, filtered: true, target: 0.95) }
+        #expect(abs(c.scale(selectivity: 0.001, filtered: true) - 2) < 1e-9)
+    }
+
     @Test func theScaleMovesThePlannedEffortUnlessTheCallerFixesIt() {
         let base = PlanInput(rows: 1_000_000, estimatedMatches: 1_000_000, hasFilter: false, k: 10, dimensions: 128)
         var scaled = base

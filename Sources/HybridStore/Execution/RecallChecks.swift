@@ -7,13 +7,31 @@ extension HybridStore {
     /// as an exact scan on the background queue; the recall the planned search reached calibrates the
     /// collection's effort for its selectivity bucket (`RecallCalibration`). Costs the caller one atomic
     /// increment; a check costs one exact scan of the matches (all rows when unfiltered) off the query path.
+    ///
+    /// For plain and filtered graph plans the check also re-searches the query at the efforts of
+    /// `RecallCalibration.curveMultipliers` (graph searches: a fraction of the exact scan's cost), so one
+    /// window of checks shows where the target is met.
     func checkRecallSometimes(_ s: CollectionState, query: [Float], k: Int, filter: Filter?, found: [Int64],
-                              selectivity: Double, target: Double) {
+                              strategy: Strategy, scale: Double, selectivity: Double, target: Double) {
         calibrateSometimes(s, selectivity: selectivity, filtered: filter != nil, target: target) { (index, columns) throws(HNSWError) in
-            let candidates = filter.map { columns.collect($0, predicate: columns.predicate($0)) }
-                ?? Array(0..<UInt32(index.nodeCapacity))
+            let predicate = filter.map { columns.predicate($0) }
+            let candidates = filter.map { columns.collect($0, predicate: predicate!) } ?? Array(0..<UInt32(index.nodeCapacity))
             let truth = try index.exactSearch(query, k: k, candidates: candidates).hits.map { Int64($0.label) }
-            return (found, truth)
+            guard strategy == .graph || (strategy == .filteredGraph && predicate != nil) else { return (found, truth, nil) }
+            var curve: [[Int64]] = []
+            for m in RecallCalibration.curveMultipliers {
+                if m == 1 {
+                    curve.append(found)
+                } else if let predicate {
+                    let ef = Planner.filteredEffort(forRecall: target, k: k, scale: scale * m, selectivity: selectivity)
+                    curve.append(try index.search(query, k: k, searchEffort: ef, filter: .predicate(unsafeSendable(predicate)),
+                                                  mode: .admitMatching).hits.map { Int64($0.label) })
+                } else {
+                    let ef = max(k, Int((Double(Planner.effort(forRecall: target, k: k)) * scale * m).rounded(.up)))
+                    curve.append(try index.search(query, k: k, searchEffort: ef).hits.map { Int64($0.label) })
+                }
+            }
+            return (found, truth, curve)
         }
     }
 
@@ -28,7 +46,7 @@ extension HybridStore {
             let predicate = columns.predicate(filter)
             let found = try index.search(query, k: k, searchEffort: ef, filter: .predicate(unsafeSendable(predicate)),
                                          mode: .admitMatching).hits.map { Int64($0.label) }
-            return (found, truth)
+            return (found, truth, nil)
         }
     }
 
@@ -36,7 +54,7 @@ extension HybridStore {
     /// runs `measure` (what a search returned, and the true nearest) and records the recall.
     private func calibrateSometimes(
         _ s: CollectionState, selectivity: Double, filtered: Bool, target: Double,
-        measure: @escaping (HNSWIndex, FilterColumns) throws(HNSWError) -> (found: [Int64], truth: [Int64])
+        measure: @escaping (HNSWIndex, FilterColumns) throws(HNSWError) -> (found: [Int64], truth: [Int64], curve: [[Int64]]?)
     ) {
         guard takeRecallCheckSlot(s) else { return }
         // SAFETY: `measure` runs only on the background queue, once, under the collection's read lock.
@@ -45,12 +63,18 @@ extension HybridStore {
             guard let self else { return }
             defer { recallCheck.withLock { $0.inFlight = false } }
             guard !closed.load(ordering: .acquiring) else { return }
-            guard let (found, truth) = try? s.query({ (index, columns, _) throws(HNSWError) in try measure(index, columns) }),
+            guard let (found, truth, curve) = try? s.query({ (index, columns, _) throws(HNSWError) in try measure(index, columns) }),
                   !truth.isEmpty else { return }
-            let returned = Set(found)
-            let recall = Double(truth.filter { returned.contains($0) }.count) / Double(truth.count)
+            func recall(_ found: [Int64]) -> Double {
+                let returned = Set(found)
+                return Double(truth.filter { returned.contains($0) }.count) / Double(truth.count)
+            }
             s.calibration.withLock {
-                _ = $0.record(recall: recall, selectivity: selectivity, filtered: filtered, target: target)
+                if let curve {
+                    _ = $0.record(curve: curve.map(recall), selectivity: selectivity, filtered: filtered, target: target)
+                } else {
+                    _ = $0.record(recall: recall(found), selectivity: selectivity, filtered: filtered, target: target)
+                }
             }
         }
     }

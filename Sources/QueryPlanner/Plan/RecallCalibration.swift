@@ -12,6 +12,9 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     public private(set) var scales: [Double]
     /// Recall samples per bucket taken at the current scale.
     private var window: [[Double]]
+    /// Per bucket and multiplier of `curveMultipliers`: recalls measured at the current scale × multiplier
+    /// (the same queries re-searched at other efforts), for the window in progress.
+    private var curve: [[[Double]]]
     /// Samples recorded per bucket, ever (evidence that the bucket's scale was measured, not assumed).
     public private(set) var samples: [Int]
     /// Samples that decide a step.
@@ -19,10 +22,15 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     public static let minScale = 0.25, maxScale = 8.0
     /// Buckets: 0 no filter; 1 s ≥ 0.5; 2 0.2 ≤ s < 0.5; 3 0.05 ≤ s < 0.2; 4 0.01 ≤ s < 0.05; 5 s < 0.01.
     public static let bucketCount = 6
+    /// Efforts, relative to the current scale, at which a recall check may also measure the same query, so
+    /// one window shows the recall curve around the current effort and the scale can jump to where the
+    /// target is met instead of creeping towards it.
+    public static let curveMultipliers: [Double] = [0.4, 0.55, 0.7, 0.85, 1, 1.2, 1.45, 2]
 
     public init() {
         scales = Array(repeating: 1, count: Self.bucketCount)
         window = Array(repeating: [], count: Self.bucketCount)
+        curve = Array(repeating: Array(repeating: [], count: Self.curveMultipliers.count), count: Self.bucketCount)
         samples = Array(repeating: 0, count: Self.bucketCount)
     }
 
@@ -50,7 +58,8 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     /// below `target` by more than its standard error raises the scale, a mean above `target + slack` by more
     /// than its standard error lowers it, each in proportion to the miss; either way the window starts
     /// afresh. (Per-query recall is noisy — a standard deviation of ~0.07 at 0.95 — so fixed steps on any
-    /// dip would ratchet the effort up.)
+    /// dip would ratchet the effort up.) Windows whose checks also measured the recall curve
+    /// (`record(curve:…)`) step straight to the smallest multiplier that meets the target instead.
     /// - Returns: whether the scale changed.
     @discardableResult
     public mutating func record(recall: Double, selectivity: Double, filtered: Bool, target: Double,
@@ -59,12 +68,20 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
         window[b].append(recall)
         samples[b] += 1
         guard window[b].count >= Self.windowSize else { return false }
-        let n = Double(window[b].count)
-        let mean = window[b].reduce(0, +) / n
-        let variance = window[b].reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(n - 1, 1)
-        let standardError = (variance / n).squareRoot()
+        let (mean, standardError) = Self.meanAndError(window[b])
+        let measuredCurve = curve[b].allSatisfy { $0.count * 2 >= Self.windowSize }
+        let points = curve[b].map { Self.meanAndError($0) }
         window[b].removeAll()
+        curve[b] = Array(repeating: [], count: Self.curveMultipliers.count)
         let old = scales[b]
+        if measuredCurve {
+            // The smallest effort whose recall is at or above the target beyond its standard error; the
+            // largest measured when none is.
+            let chosen = zip(Self.curveMultipliers, points).first { $0.1.mean - $0.1.error >= target }?.0
+                ?? Self.curveMultipliers.last!
+            scales[b] = min(Self.maxScale, max(Self.minScale, old * chosen))
+            return scales[b] != old
+        }
         let ceiling = min(target + slack, 0.9995)
         if mean + standardError < target {
             scales[b] = min(Self.maxScale, old * (1 + min(1, 3 * (target - mean) + 0.05)))
@@ -72,5 +89,25 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
             scales[b] = max(Self.minScale, old * max(0.7, 1 - 3 * (mean - ceiling) - 0.03))
         }
         return scales[b] != old
+    }
+
+    /// Records one query's recall at each of `curveMultipliers` × the current scale (`recalls[i]` at
+    /// multiplier i), then its recall at the current scale as `record(recall:…)` does.
+    /// - Precondition: `recalls.count == curveMultipliers.count`.
+    @discardableResult
+    public mutating func record(curve recalls: [Double], selectivity: Double, filtered: Bool, target: Double) -> Bool {
+        precondition(recalls.count == Self.curveMultipliers.count)
+        let b = Self.bucket(selectivity: selectivity, filtered: filtered)
+        for (i, r) in recalls.enumerated() { curve[b][i].append(r) }
+        return record(recall: recalls[Self.curveMultipliers.firstIndex(of: 1)!], selectivity: selectivity,
+                      filtered: filtered, target: target)
+    }
+
+    private static func meanAndError(_ values: [Double]) -> (mean: Double, error: Double) {
+        guard !values.isEmpty else { return (0, 0) }
+        let n = Double(values.count)
+        let mean = values.reduce(0, +) / n
+        let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(n - 1, 1)
+        return (mean, (variance / n).squareRoot())
     }
 }
