@@ -299,6 +299,38 @@ import HybridStore
         #expect(hits.map(\.id) == truth)
     }
 
+    /// Deleted cold rows leave their vectors in the block until a checkpoint rewrites blocks that are mostly
+    /// dead; the rewritten blocks keep their codec, the surviving rows stay searchable and the tier consistent.
+    @Test func checkpointsCompactMostlyDeadColdBlocks() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        var (store, c, vectors) = try Self.store(tmp, rows: 3000)
+        try store.tier(c, to: .cold, codec: .float16BitShuffledLZ4)
+        let before = try store.statistics(c)
+        // Rows with age < 70 (70 %) go; most blocks become mostly dead.
+        try store.write { tx in try tx.delete((0..<3000).filter { $0 % 100 < 70 }.map { .int(Int64($0)) }, from: c) }
+        #expect(try store.statistics(c).coldBytesOnDisk == before.coldBytesOnDisk, "deletes only tombstone")
+        try store.checkpoint()
+        let after = try store.statistics(c)
+        #expect(after.tiers == ["hot": 0, "cold": 900])
+        #expect(after.coldBlocks <= before.coldBlocks)  // rewritten smaller (not merged)
+        // Still float16: about half a float32's bytes per live component.
+        #expect(after.coldBytesOnDisk < 900 * 8 * 4 * 8 / 10)  // float32 would take ~0.9 × 32 bytes a row
+        #expect(after.coldBytesOnDisk < before.coldBytesOnDisk / 2)
+        #expect(try store.verify().isConsistent)
+        let q = vectors[2950].map { $0 + 0.01 }
+        let hits = try store.query(c, near: q, k: 5, filter: nil, options: QueryOptions(coldProbes: .max)).hits
+        #expect(hits.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 100 >= 70 })
+        // A move back hot rewrites blocks in their codec too.
+        #expect(try store.tier(c, where: Column("age") >= 95, to: .hot) == 150)
+        #expect(try store.statistics(c).coldBytesOnDisk < 750 * 8 * 4 * 8 / 10)
+        store.close()
+        store = try tmp.open()
+        c = try store.collection("t")
+        #expect(try store.verify().isConsistent)
+        #expect(try store.statistics(c).tiers == ["hot": 150, "cold": 750])
+    }
+
     @Test func corruptColdBlocksAreReportedNotServed() throws {
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }

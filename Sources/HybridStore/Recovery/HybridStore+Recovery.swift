@@ -202,7 +202,8 @@ extension HybridStore {
     }
 
     /// Writes every collection's index snapshot (atomically: temp file, fsync, rename), stamped with the
-    /// change-log sequence it covers, then trims the log up to that sequence. Applies tier policies first.
+    /// change-log sequence it covers, then trims the log up to that sequence. Applies tier policies and
+    /// compacts mostly-dead cold blocks first.
     /// Runs in the background by itself every `Configuration.checkpointEveryChanges` changes.
     /// - Throws: `io` when a snapshot cannot be written (the log is then kept), `sqlite`.
     /// - Complexity: O(index sizes); writers wait meanwhile, readers do not.
@@ -210,6 +211,7 @@ extension HybridStore {
         try flushUsage()
         try foldUsageLog()
         try sqliteWork("applying tier policies") { try applyTierPolicies() }
+        try sqliteWork("compacting cold blocks") { try compactColdTier() }
         try sqliteWork("checkpointing") {
             try withWriter { c, changesSince in
                 guard case .integer(let sequence)? = try c.statement(SQL.lastSeq).scalar() else { return }

@@ -133,72 +133,111 @@ extension HybridStore {
         var byBlock: [Int64: Set<Int64>] = [:]
         while try statement.step() { byBlock[statement.int64(1), default: []].insert(statement.int64(0)) }
         guard !byBlock.isEmpty else { return 0 }
-        let dim = s.schema.vector.dimensions
-        let cosine = s.schema.vector.metric == .cosine
-        let filterable = s.schema.columns.indices.filter { s.schema.columns[$0].filterable }
+        var rewrite = ColdRewrite()
+        for (blockID, leaving) in byBlock.sorted(by: { $0.key < $1.key }) {
+            try rewriteColdBlock(s, blockID, leaving: leaving, tx, &rewrite)
+        }
+        rewrite.publish(s, tx)
+        return rewrite.moved
+    }
+
+    /// Rewrites blocks that are mostly dead positions (deleted or updated cold rows leave their old vectors
+    /// in the block until then) without them, and drops blocks with no live row: one transaction per
+    /// collection, run by `checkpoint()`.
+    /// - Returns: how many blocks were rewritten or dropped.
+    @discardableResult
+    func compactColdTier() throws -> Int {
+        var total = 0
+        for s in catalog.withLock({ Array($0.values) }) {
+            let sparse = s.lock.read {
+                s.cold.blocks.filter { $0.corrupt == nil && $0.live * 2 < $0.slots.count }.map(\.id)
+            }
+            guard !sparse.isEmpty else { continue }
+            total += try write { tx in
+                var rewrite = ColdRewrite()
+                for id in sparse { try rewriteColdBlock(s, id, leaving: [], tx, &rewrite) }
+                rewrite.publish(s, tx)
+                return sparse.count
+            }
+        }
+        return total
+    }
+
+    /// What block rewrites in one transaction change in the in-memory tier after COMMIT.
+    struct ColdRewrite {
         var moved = 0
         var dropped: [Int64] = []
         var added: [(id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]])] = []
-        for (blockID, leaving) in byBlock.sorted(by: { $0.key < $1.key }) {
-            let block = try readColdBlock(s, blockID, c)
-            let valid = try coldRows(of: blockID, s, c)
-            var staying: [Int] = []
-            for (i, row) in block.rows.enumerated() {
-                if leaving.contains(row) {
-                    try tx.chargeTierMove(s, row, toCold: false)
-                    let vector = Array(block.vectors[i * dim ..< (i + 1) * dim])
-                    try vector.withUnsafeBufferPointer { buffer in
-                        let update = try c.statement(s.table.updateVector)
-                        try update.bind(.integer(row), at: 1)
-                        try update.bind(floats: buffer, at: 2)
-                        while try update.step() {}
-                        update.reset()
-                    }
-                    _ = try c.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(row)])
-                    try tx.logChange(s, row: row, op: .vector)
-                    let values = try rowValues(row, positions: filterable, s, c)
-                    let id = try rowID(row, s, c)
-                    tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: false, vector: vector, id: id,
-                                                                                      values: values, coldBlock: blockID)
-                    moved += 1
-                } else if valid.contains(row) {
-                    staying.append(i)
+
+        func publish(_ s: CollectionState, _ tx: WriteTransaction) {
+            let (dropped, added) = (dropped, added)
+            tx.onCommit.append {
+                s.lock.write {
+                    for id in dropped { s.cold.remove(block: id) }
+                    for b in added { s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values) }
                 }
             }
-            // The rows that stay (stale ones dropped) go to a new block and the old one is deleted: a block is
-            // never rewritten in place, so a query that read the in-memory tier before this commit and the
-            // database after it never pairs an old position list with new contents.
-            try c.statement(SQL.deleteColdBlock).run([.integer(blockID)])
-            dropped.append(blockID)
-            guard !staying.isEmpty else { continue }
-            let kept = ColdBlock(rows: staying.map { block.rows[$0] }, dimensions: dim,
-                                 vectors: staying.flatMap { block.vectors[$0 * dim ..< ($0 + 1) * dim] })
-            var space = kept.vectors
-            if cosine {
-                space.withUnsafeMutableBufferPointer { all in
-                    for i in 0..<kept.rows.count { normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
+        }
+    }
+
+    /// Returns the rows of `leaving` in a cold block to the hot tier and writes the rows that stay (stale
+    /// positions dropped) to a new block in the same codec; the old block is deleted. A block is never
+    /// rewritten in place, so a query that read the in-memory tier before this commit and the database after
+    /// it never pairs an old position list with new contents.
+    private func rewriteColdBlock(_ s: CollectionState, _ blockID: Int64, leaving: Set<Int64>, _ tx: WriteTransaction,
+                                  _ rewrite: inout ColdRewrite) throws {
+        let c = tx.connection
+        let dim = s.schema.vector.dimensions
+        let filterable = s.schema.columns.indices.filter { s.schema.columns[$0].filterable }
+        let codec = try codecOf(blockID, s, c) ?? .bitShuffledLZ4
+        let block = try readColdBlock(s, blockID, c)
+        let valid = try coldRows(of: blockID, s, c)
+        var staying: [Int] = []
+        for (i, row) in block.rows.enumerated() {
+            if leaving.contains(row) {
+                try tx.chargeTierMove(s, row, toCold: false)
+                let vector = Array(block.vectors[i * dim ..< (i + 1) * dim])
+                try vector.withUnsafeBufferPointer { buffer in
+                    let update = try c.statement(s.table.updateVector)
+                    try update.bind(.integer(row), at: 1)
+                    try update.bind(floats: buffer, at: 2)
+                    while try update.step() {}
+                    update.reset()
                 }
-            }
-            let (centroid, radius) = centre(of: Array(kept.rows.indices), in: space, dim: dim)
-            try c.statement(SQL.insertColdBlock).run([
-                .integer(s.number), .blob(centroid.withUnsafeBytes { [UInt8]($0) }), .real(Double(radius)),
-                .integer(Int64(kept.rows.count)), .blob(kept.encoded(codec: try codecOf(blockID, s, c) ?? .bitShuffledLZ4)),
-            ])
-            let id = c.lastInsertRowID
-            var values: [Int64: [String: Value]] = [:]
-            for row in kept.rows {
-                try c.statement(SQL.moveColdRow).run([.integer(s.number), .integer(row), .integer(id)])
-                values[row] = s.lock.read { s.cold.values(of: row, block: blockID) } ?? [:]
-            }
-            added.append((id, centroid, radius, kept.rows, values))
-        }
-        tx.onCommit.append {
-            s.lock.write {
-                for id in dropped { s.cold.remove(block: id) }
-                for b in added { s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values) }
+                _ = try c.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(row)])
+                try tx.logChange(s, row: row, op: .vector)
+                let values = try rowValues(row, positions: filterable, s, c)
+                let id = try rowID(row, s, c)
+                tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: false, vector: vector, id: id,
+                                                                                  values: values, coldBlock: blockID)
+                rewrite.moved += 1
+            } else if valid.contains(row) {
+                staying.append(i)
             }
         }
-        return moved
+        try c.statement(SQL.deleteColdBlock).run([.integer(blockID)])
+        rewrite.dropped.append(blockID)
+        guard !staying.isEmpty else { return }
+        let kept = ColdBlock(rows: staying.map { block.rows[$0] }, dimensions: dim,
+                             vectors: staying.flatMap { block.vectors[$0 * dim ..< ($0 + 1) * dim] })
+        var space = kept.vectors
+        if s.schema.vector.metric == .cosine {
+            space.withUnsafeMutableBufferPointer { all in
+                for i in 0..<kept.rows.count { normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
+            }
+        }
+        let (centroid, radius) = centre(of: Array(kept.rows.indices), in: space, dim: dim)
+        try c.statement(SQL.insertColdBlock).run([
+            .integer(s.number), .blob(centroid.withUnsafeBytes { [UInt8]($0) }), .real(Double(radius)),
+            .integer(Int64(kept.rows.count)), .blob(kept.encoded(codec: codec)),
+        ])
+        let id = c.lastInsertRowID
+        var values: [Int64: [String: Value]] = [:]
+        for row in kept.rows {
+            try c.statement(SQL.moveColdRow).run([.integer(s.number), .integer(row), .integer(id)])
+            values[row] = s.lock.read { s.cold.values(of: row, block: blockID) } ?? [:]
+        }
+        rewrite.added.append((id, centroid, radius, kept.rows, values))
     }
 
     // MARK: - Cold search step

@@ -1,10 +1,13 @@
+import Foundation
 /// Learns, from a sample of a collection's own queries, how much search effort its data needs.
 ///
 /// The planner's effort table (0.95 → ef 80 at k = 10, less under a filter) was fitted to one dataset; on
 /// another the same ef can under- or over-deliver (384-d cosine: 0.985 where 0.95 was asked; 64-d clustered
 /// data with 2M rows under a 5 % filter: 0.92). The engine checks a sample of graph queries against an exact
 /// scan in the background and records each one's recall here; per selectivity bucket, a scale on the
-/// effort moves until the mean measured recall sits just above the target.
+/// effort moves until the mean measured recall sits just above the target. Checks that also re-search
+/// their query at several efforts build the bucket's recall curve over time, and the scale is then read off
+/// it (the smallest effort that meets the target) instead of stepping towards it.
 ///
 /// Deterministic given the same recorded samples: no clocks, no randomness.
 public struct RecallCalibration: Sendable, Equatable, Codable {
@@ -12,9 +15,15 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     public private(set) var scales: [Double]
     /// Recall samples per bucket taken at the current scale.
     private var window: [[Double]]
-    /// Per bucket and multiplier of `curveMultipliers`: recalls measured at the current scale × multiplier
-    /// (the same queries re-searched at other efforts), for the window in progress.
-    private var curve: [[[Double]]]
+    /// Per bucket: the recall measured at each effort scale (bins of an eighth of an octave, by
+    /// `bin(of:)`), accumulated over windows (halved when a bin grows past `binMemory` samples, so old data
+    /// fades): the bucket's recall curve, from checks that re-searched their query at several efforts.
+    private var grid: [[Int: Cell]]
+    struct Cell: Sendable, Equatable, Codable {
+        var n = 0.0, sum = 0.0, squares = 0.0
+        var mean: Double { sum / max(n, 1) }
+        var error: Double { n < 2 ? 1 : (max(0, squares / n - mean * mean) / (n - 1)).squareRoot() }
+    }
     /// Samples recorded per bucket, ever (evidence that the bucket's scale was measured, not assumed).
     public private(set) var samples: [Int]
     /// Samples that decide a step.
@@ -26,11 +35,16 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     /// one window shows the recall curve around the current effort and the scale can jump to where the
     /// target is met instead of creeping towards it.
     public static let curveMultipliers: [Double] = [0.4, 0.55, 0.7, 0.85, 1, 1.2, 1.45, 2]
+    static let binsPerOctave = 8.0
+    static let binMemory = 1024.0
+
+    static func bin(of scale: Double) -> Int { Int((log2(scale) * binsPerOctave).rounded()) }
+    static func scale(of bin: Int) -> Double { exp2(Double(bin) / binsPerOctave) }
 
     public init() {
         scales = Array(repeating: 1, count: Self.bucketCount)
         window = Array(repeating: [], count: Self.bucketCount)
-        curve = Array(repeating: Array(repeating: [], count: Self.curveMultipliers.count), count: Self.bucketCount)
+        grid = Array(repeating: [:], count: Self.bucketCount)
         samples = Array(repeating: 0, count: Self.bucketCount)
     }
 
@@ -69,18 +83,16 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
         samples[b] += 1
         guard window[b].count >= Self.windowSize else { return false }
         let (mean, standardError) = Self.meanAndError(window[b])
-        let measuredCurve = curve[b].allSatisfy { $0.count * 2 >= Self.windowSize }
-        let points = curve[b].map { Self.meanAndError($0) }
         window[b].removeAll()
-        curve[b] = Array(repeating: [], count: Self.curveMultipliers.count)
         let old = scales[b]
-        if measuredCurve {
-            // The smallest effort whose recall is at or above the target beyond its standard error; the
-            // largest measured when none is.
-            let chosen = zip(Self.curveMultipliers, points).first { $0.1.mean - $0.1.error >= target }?.0
-                ?? Self.curveMultipliers.last!
-            scales[b] = min(Self.maxScale, max(Self.minScale, old * chosen))
+        switch Self.choose(grid[b], target: target) {
+        case .scale(let chosen):
+            scales[b] = min(Self.maxScale, max(Self.minScale, chosen))
             return scales[b] != old
+        case .keep:
+            return false
+        case .unmeasured:
+            break
         }
         let ceiling = min(target + slack, 0.9995)
         if mean + standardError < target {
@@ -92,15 +104,40 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     }
 
     /// Records one query's recall at each of `curveMultipliers` × the current scale (`recalls[i]` at
-    /// multiplier i), then its recall at the current scale as `record(recall:…)` does.
+    /// multiplier i) into the bucket's recall curve, then its recall at the current scale as
+    /// `record(recall:…)` does.
     /// - Precondition: `recalls.count == curveMultipliers.count`.
     @discardableResult
     public mutating func record(curve recalls: [Double], selectivity: Double, filtered: Bool, target: Double) -> Bool {
         precondition(recalls.count == Self.curveMultipliers.count)
         let b = Self.bucket(selectivity: selectivity, filtered: filtered)
-        for (i, r) in recalls.enumerated() { curve[b][i].append(r) }
+        for (m, r) in zip(Self.curveMultipliers, recalls) {
+            var cell = grid[b][Self.bin(of: scales[b] * m), default: Cell()]
+            if cell.n >= Self.binMemory { cell = Cell(n: cell.n / 2, sum: cell.sum / 2, squares: cell.squares / 2) }
+            cell.n += 1
+            cell.sum += r
+            cell.squares += r * r
+            grid[b][Self.bin(of: scales[b] * m)] = cell
+        }
         return record(recall: recalls[Self.curveMultipliers.firstIndex(of: 1)!], selectivity: selectivity,
                       filtered: filtered, target: target)
+    }
+
+    enum Decision { case scale(Double), keep, unmeasured }
+
+    /// From a recall curve: the smallest scale whose recall meets the target (+ 0.005) beyond its standard
+    /// error; when
+    /// none does but recall still rises with effort, half again the largest measured; when the curve is flat
+    /// (more effort does not help, e.g. fewer matches than k), keep the scale. Bins with under half a window
+    /// of samples are ignored; unmeasured while fewer than three are measured.
+    static func choose(_ curve: [Int: Cell], target: Double) -> Decision {
+        let measured = curve.filter { $0.value.n * 2 >= Double(windowSize) }.sorted { $0.key < $1.key }
+        guard measured.count >= 3 else { return .unmeasured }
+        // A little above the target: the checked queries are a sample of the stream, and a bin spans efforts
+        // a sixteenth of an octave either side of the scale chosen.
+        if let hit = measured.first(where: { $0.value.mean - $0.value.error >= target + 0.005 }) { return .scale(scale(of: hit.key)) }
+        let low = measured.first!.value.mean, high = measured.last!.value.mean
+        return high > low + 0.005 ? .scale(scale(of: measured.last!.key) * 1.5) : .keep
     }
 
     private static func meanAndError(_ values: [Double]) -> (mean: Double, error: Double) {
