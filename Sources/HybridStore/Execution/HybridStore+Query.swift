@@ -215,7 +215,7 @@ extension HybridStore {
                            s.probes.withLock({ $0[key, default: ProbeRecord()].shouldProbe() }) {
                             let ef = Planner.filteredEffort(forRecall: options.recallTarget, k: k, scale: scale,
                                                             selectivity: plan.estimatedSelectivity)
-                            let budget = Int(plan.estimatedMatches * Planner.exactDistanceCost)
+                            let budget = Int(plan.estimatedMatches * Planner.exactDistanceCost(dimensions: s.schema.vector.dimensions))
                             let probe = try index.search(vector, k: k, searchEffort: ef,
                                                          filter: .predicate(unsafeSendable(predicate)), mode: .admitMatching,
                                                          budget: budget)

@@ -125,17 +125,14 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
 
     enum Decision { case scale(Double), keep, unmeasured }
 
-    /// From a recall curve: the smallest scale whose recall meets the target (+ 0.005) beyond its standard
-    /// error; when
+    /// From a recall curve: the smallest scale whose recall meets the target beyond its standard error; when
     /// none does but recall still rises with effort, half again the largest measured; when the curve is flat
     /// (more effort does not help, e.g. fewer matches than k), keep the scale. Bins with under half a window
     /// of samples are ignored; unmeasured while fewer than three are measured.
     static func choose(_ curve: [Int: Cell], target: Double) -> Decision {
         let measured = curve.filter { $0.value.n * 2 >= Double(windowSize) }.sorted { $0.key < $1.key }
         guard measured.count >= 3 else { return .unmeasured }
-        // A little above the target: the checked queries are a sample of the stream, and a bin spans efforts
-        // a sixteenth of an octave either side of the scale chosen.
-        if let hit = measured.first(where: { $0.value.mean - $0.value.error >= target + 0.005 }) { return .scale(scale(of: hit.key)) }
+        if let hit = measured.first(where: { $0.value.mean - $0.value.error >= target }) { return .scale(scale(of: hit.key)) }
         let low = measured.first!.value.mean, high = measured.last!.value.mean
         return high > low + 0.005 ? .scale(scale(of: measured.last!.key) * 1.5) : .keep
     }
