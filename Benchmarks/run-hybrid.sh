@@ -17,7 +17,7 @@ python3 -c "import hnswlib, numpy" 2>/dev/null || pip install -q hnswlib numpy
 bench="$here/.build/release/hybrid-bench"
 # --warmup: the store first calibrates its effort on the query stream (RecallCalibration), then is measured
 # reopened with the default configuration.
-"$bench" hybrid --dataset "$dataset" --warmup 12 --out "$out/$name.hybrid.json" --svg "$out/$name.hybrid.svg"
+"$bench" hybrid --dataset "$dataset" --warmup 30 --out "$out/$name.hybrid.json" --svg "$out/$name.hybrid.svg"
 # numpy with its own best kernels (see the env notes on OPENBLAS_* on these machines).
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 "$here/Benchmarks/hnswlib_reference.py" --engine exact \
     --dataset "$dataset" --out "$out/$name.exact.json"

@@ -125,14 +125,22 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
 
     enum Decision { case scale(Double), keep, unmeasured }
 
-    /// From a recall curve: the smallest scale whose recall meets the target beyond its standard error; when
+    /// From a recall curve: the smallest scale whose recall meets the target beyond its standard error, with
+    /// every larger measured scale at or above the target; when
     /// none does but recall still rises with effort, half again the largest measured; when the curve is flat
     /// (more effort does not help, e.g. fewer matches than k), keep the scale. Bins with under half a window
     /// of samples are ignored; unmeasured while fewer than three are measured.
     static func choose(_ curve: [Int: Cell], target: Double) -> Decision {
         let measured = curve.filter { $0.value.n * 2 >= Double(windowSize) }.sorted { $0.key < $1.key }
         guard measured.count >= 3 else { return .unmeasured }
-        if let hit = measured.first(where: { $0.value.mean - $0.value.error >= target }) { return .scale(scale(of: hit.key)) }
+        // The smallest bin that meets the target beyond its error and after which no measured bin falls below
+        // the target (with many bins, one low bin is bound to look good by chance).
+        var hit: Int?
+        for (key, cell) in measured.reversed() {
+            guard cell.mean >= target else { break }
+            if cell.mean - cell.error >= target { hit = key }
+        }
+        if let hit { return .scale(scale(of: hit)) }
         let low = measured.first!.value.mean, high = measured.last!.value.mean
         return high > low + 0.005 ? .scale(scale(of: measured.last!.key) * 1.5) : .keep
     }
