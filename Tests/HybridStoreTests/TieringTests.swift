@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import HNSW
 import HybridStore
@@ -329,6 +330,40 @@ import HybridStore
         c = try store.collection("t")
         #expect(try store.verify().isConsistent)
         #expect(try store.statistics(c).tiers == ["hot": 150, "cold": 750])
+    }
+
+    /// Readers search both tiers while a writer moves rows cold and back, deletes cold rows and compacts:
+    /// every query answers (a block replaced under a reader is skipped, never reported corrupt), only rows that
+    /// exist come back, and the tier ends consistent.
+    @Test func readersSearchBothTiersWhileRowsMoveBetweenThem() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let (store, c, vectors) = try Self.store(tmp, rows: 2000)
+        let failures = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 3) { worker in
+            do {
+                if worker == 0 {
+                    for round in 0..<8 {
+                        try store.tier(c, where: Column("age") < .integer(Int64(40 + 5 * round)), to: .cold)
+                        try store.write { tx in try tx.delete([.int(Int64(round * 100 + 1))], from: c) }
+                        try store.tier(c, where: Column("age") < .integer(Int64(10 + round)), to: .hot)
+                        if round % 3 == 2 { try store.checkpoint() }
+                    }
+                } else {
+                    for i in 0..<200 {
+                        let hits = try store.query(c, near: vectors[(i * 13 + worker) % 2000], k: 5,
+                                                   filter: i % 2 == 0 ? nil : try store.parseFilter("kind = 'b'"),
+                                                   options: QueryOptions(), returning: ["note"]).hits
+                        if hits.count != 5 || hits.contains(where: { $0.values["note"] == nil }) { failures.add(1, ordering: .relaxed) }
+                    }
+                }
+            } catch {
+                failures.add(1, ordering: .relaxed)
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(try store.count(c) == 1992)
+        #expect(try store.verify().isConsistent)
     }
 
     @Test func corruptColdBlocksAreReportedNotServed() throws {
