@@ -109,7 +109,8 @@ extension HNSWIndex {
         }
         let slots = try result.get()
         let needed = Int(slots.map(\.node).max() ?? 0) + 1
-        if needed > storage.capacity {
+        // Read under the lock: another inserter may be growing the storage (a plain read raced with `grow`).
+        if needed > withReadLock({ storage.capacity }) {
             withWriteLock {
                 if needed > storage.capacity { storage.grow(to: max(needed, storage.capacity * 2)) }
             }

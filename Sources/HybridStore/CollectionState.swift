@@ -17,12 +17,12 @@ final class CollectionState: @unchecked Sendable {
     let table: SQL.Table
     let lock = ReadWriteLock()
     /// The effort the collection's data needs, learned from sampled queries (derived; saved at checkpoints).
-    let calibration = Mutex(RecallCalibration())
+    let calibration = Locked(RecallCalibration())
     /// Graph queries planned so far (to pick every n-th for a recall check).
     let graphQueries = Atomic<Int>(0)
     /// How often a filtered-graph probe in front of an exact plan pays off, per filter shape (its columns and
     /// selectivity bucket): correlated filters let the graph finish early, others do not.
-    let probes = Mutex<[String: ProbeRecord]>([:])
+    let probes = Locked<[String: ProbeRecord]>([:])
     /// The cold tier's in-memory side (block summaries, live rows, their filter values); under `lock`.
     var cold: ColdTier
     /// Filterable columns in memory, by node; under `lock`.

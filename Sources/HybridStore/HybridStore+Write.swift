@@ -27,8 +27,15 @@ extension HybridStore {
             } catch let error as SQLiteError {
                 throw HybridStoreError(error, while: "committing a write")
             }
+            for update in tx.beforePublish { update() }
             publish(tx.effects, connection)
             for update in tx.onCommit { update() }
+            if !tx.garbageBlocks.isEmpty {
+                // Unreferenced already; should this fail, the next checkpoint's compaction drops them.
+                try? connection.transaction(immediate: true) {
+                    for id in tx.garbageBlocks { try connection.statement(SQL.deleteColdBlock).run([.integer(id)]) }
+                }
+            }
             foldUsageLogIfLarge(connection)
             changesSince += tx.changeCount
             let every = configuration.checkpointEveryChanges
@@ -57,15 +64,17 @@ extension HybridStore {
 
     private func publish(_ rows: [Int64: WriteTransaction.Effect], to s: CollectionState) throws(HybridStoreError) {
         // Cold rows deleted, or given a vector (back to the hot tier), leave the cold tier; value updates reach
-        // its filter columns.
-        s.lock.write {
-            guard !s.cold.isEmpty else { return }
-            for (row, effect) in rows {
-                guard let block = effect.coldBlock else { continue }
-                if effect.deleted || effect.vector != nil {
-                    s.cold.remove(row: row, block: block)
-                } else if !effect.values.isEmpty {
-                    s.cold.update(row: row, block: block, values: effect.values)
+        // its filter columns. Last, so a row returning to the graph is in it before it leaves the cold tier.
+        defer {
+            s.lock.write {
+                guard !s.cold.isEmpty else { return }
+                for (row, effect) in rows {
+                    guard let block = effect.coldBlock else { continue }
+                    if effect.deleted || effect.vector != nil {
+                        s.cold.remove(row: row, block: block)
+                    } else if !effect.values.isEmpty {
+                        s.cold.update(row: row, block: block, values: effect.values)
+                    }
                 }
             }
         }

@@ -22,8 +22,15 @@ public final class WriteTransaction {
     /// Final effect per collection and row, applied to the index after COMMIT.
     var effects: [Int64: [Int64: Effect]] = [:]
     var changeCount = 0
-    /// Updates of derived state other than the index (cold-block summaries), run after COMMIT.
+    /// Updates of derived state other than the index (the in-memory cold tier), run after COMMIT: before the
+    /// index is updated (rows arriving in the cold tier, so they are visible there before they leave the
+    /// graph) and after it (blocks replaced, so moved rows are in the graph before they leave the cold tier).
+    /// Readers in between may see a row in both tiers; the merge keeps it once.
+    var beforePublish: [() -> Void] = []
     var onCommit: [() -> Void] = []
+    /// Cold blocks no longer referenced once this transaction commits, deleted in a transaction of their own
+    /// after the in-memory tier stopped naming them (so no reader is left with a block it cannot read).
+    var garbageBlocks: [Int64] = []
 
     /// What a row's writes in this transaction amount to, for the derived state.
     struct Effect {

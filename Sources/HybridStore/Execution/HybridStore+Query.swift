@@ -319,6 +319,9 @@ extension HybridStore {
                                     effort: options.coldEffort, report: &report)
             merged += cold.map { ($0.row, nil, $0.distance) }
             merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
+            // A row moving between tiers is in both for a moment (see `WriteTransaction.beforePublish`): once.
+            var seen = Set<Int64>()
+            merged = merged.filter { seen.insert($0.row).inserted }
             if merged.count > k { merged.removeLast(merged.count - k) }
             explanation.coldBlocksProbed = report.blocksProbed
             explanation.coldBytesDecompressed = report.bytesDecompressed

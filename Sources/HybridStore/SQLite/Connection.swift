@@ -105,7 +105,7 @@ extension Connection {
 }
 
 // SAFETY(@unchecked Sendable): a connection is opened with SQLITE_OPEN_NOMUTEX and used by one thread at a
-// time: the writer inside the store's Mutex, readers borrowed from and returned to a Mutex-guarded pool.
+// time: the writer inside the store's Mutex, readers borrowed from and returned to a lock-guarded pool.
 extension Connection: @unchecked Sendable {}
 
 extension Connection {

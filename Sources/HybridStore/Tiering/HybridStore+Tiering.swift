@@ -117,7 +117,7 @@ extension HybridStore {
             }
             added.append((id, centroid, radius, block.rows, Dictionary(uniqueKeysWithValues: members.map { (rows[$0], values[$0]) })))
         }
-        tx.onCommit.append {
+        tx.beforePublish.append {
             s.lock.write {
                 for b in added { s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values) }
                 s.cold.settle()
@@ -171,6 +171,7 @@ extension HybridStore {
 
         func publish(_ s: CollectionState, _ tx: WriteTransaction) {
             let (dropped, added) = (dropped, added)
+            tx.garbageBlocks += dropped
             tx.onCommit.append {
                 s.lock.write {
                     for id in dropped { s.cold.remove(block: id) }
@@ -181,9 +182,9 @@ extension HybridStore {
     }
 
     /// Returns the rows of `leaving` in a cold block to the hot tier and writes the rows that stay (stale
-    /// positions dropped) to a new block in the same codec; the old block is deleted. A block is never
-    /// rewritten in place, so a query that read the in-memory tier before this commit and the database after
-    /// it never pairs an old position list with new contents.
+    /// positions dropped) to a new block in the same codec; the old block is deleted once the in-memory tier
+    /// has switched. A block is never rewritten in place, so a query that read the in-memory tier before this
+    /// commit and the database after it never pairs an old position list with new contents.
     private func rewriteColdBlock(_ s: CollectionState, _ blockID: Int64, leaving: Set<Int64>, _ tx: WriteTransaction,
                                   _ rewrite: inout ColdRewrite) throws {
         let c = tx.connection
@@ -215,7 +216,8 @@ extension HybridStore {
                 staying.append(i)
             }
         }
-        try c.statement(SQL.deleteColdBlock).run([.integer(blockID)])
+        // The old block stays in the database until the in-memory tier no longer names it (see
+        // `WriteTransaction.garbageBlocks`); no row refers to it from this COMMIT on.
         rewrite.dropped.append(blockID)
         guard !staying.isEmpty else { return }
         let kept = ColdBlock(rows: staying.map { block.rows[$0] }, dimensions: dim,
