@@ -149,15 +149,17 @@ extension HybridStore {
     func compactColdTier() throws -> Int {
         var total = 0
         for s in catalog.withLock({ Array($0.values) }) {
-            let sparse = s.lock.read {
-                s.cold.blocks.filter { $0.corrupt == nil && $0.live * 2 < $0.slots.count }.map(\.id)
+            func sparse() -> [Int64] {
+                s.lock.read { s.cold.blocks.filter { $0.corrupt == nil && $0.live * 2 < $0.slots.count }.map(\.id) }
             }
-            guard !sparse.isEmpty else { continue }
+            guard !sparse().isEmpty else { continue }
             total += try write { tx in
+                // Again under the writer mutex: a write in between may have replaced some of them.
+                let blocks = sparse()
                 var rewrite = ColdRewrite()
-                for id in sparse { try rewriteColdBlock(s, id, leaving: [], tx, &rewrite) }
+                for id in blocks { try rewriteColdBlock(s, id, leaving: [], tx, &rewrite) }
                 rewrite.publish(s, tx)
-                return sparse.count
+                return blocks.count
             }
         }
         return total
