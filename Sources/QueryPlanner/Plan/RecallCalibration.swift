@@ -1,4 +1,5 @@
 import Foundation
+
 /// Learns, from a sample of a collection's own queries, how much search effort its data needs.
 ///
 /// The planner's effort table (0.95 → ef 80 at k = 10, less under a filter) was fitted to one dataset; on
