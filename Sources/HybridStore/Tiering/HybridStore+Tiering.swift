@@ -345,7 +345,8 @@ extension HybridStore {
                     }
                     guard !wanted.isEmpty else { continue }
                     probed += 1
-                    try loadColdBlock(s, block.id, c, into: reader)
+                    // Gone from the database: replaced by a commit whose new blocks this tier does not name yet.
+                    guard try loadColdBlock(s, block.id, c, into: reader) else { continue }
                     report.blocksProbed += 1
                     report.bytesDecompressed += reader.rows.count * (dim * 4 + 8)
                     vector.withUnsafeMutableBufferPointer { v in
