@@ -93,9 +93,6 @@ final class FilterColumns {
 
     var isEmpty: Bool { columns.isEmpty }
 
-    /// Whether `node` currently holds a row.
-    func isLive(_ node: UInt32) -> Bool { Int(node) < nodeCount && alive[Int(node)] }
-
     /// RAM it takes, estimated from its arrays' sizes (strings counted by their UTF-8 bytes plus a header).
     var memoryBytes: Int {
         var bytes = alive.capacity

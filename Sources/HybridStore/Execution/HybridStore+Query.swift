@@ -142,6 +142,10 @@ extension HybridStore {
         guard options.recallTarget > 0 && options.recallTarget <= 1 else {
             throw HybridStoreError(.invalidArgument, "recall target must be in (0, 1], got \(options.recallTarget)")
         }
+        guard options.coldEffort > 0 && options.coldEffort.isFinite, (options.coldProbes ?? 1) >= 1 else {
+            throw HybridStoreError(.invalidArgument, "cold effort must be a positive number and cold probes at least 1, got "
+                                   + "\(options.coldEffort) and \(options.coldProbes.map(String.init) ?? "nil")")
+        }
         try checkQueryVector(vector, s)
         var filter = try filter.map { f throws(HybridStoreError) in try validated(f.normalized, s) }
         if let tenant {

@@ -88,7 +88,7 @@ extension HybridStore {
         // a benchmark replays the same queries in the same order, and a fixed stride (with one check in
         // flight at a time) kept landing on the same few queries, whose recall is not the stream's.
         let n = UInt64(truncatingIfNeeded: s.graphQueries.add(1, ordering: .relaxed).newValue)
-        guard mix(n) % UInt64(every) == 0 else { return false }
+        guard SplitMix64.mix(n &+ SplitMix64.increment) % UInt64(every) == 0 else { return false }
         let now = nowNanos()
         let interval = 1e9 / max(configuration.recallChecksPerSecond, 1e-3)
         return recallCheck.withLock { state -> Bool in
@@ -142,12 +142,4 @@ struct ProbeRecord {
 extension HybridStore {
     /// Exact plans over fewer estimated matches than this are not probed (the scan is already cheap).
     static let probeMinimumMatches = 1000
-}
-
-/// SplitMix64's finalizer: a well-spread 64-bit hash of `x`.
-func mix(_ x: UInt64) -> UInt64 {
-    var z = x &+ 0x9E37_79B9_7F4A_7C15
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
 }

@@ -195,6 +195,15 @@ extension HybridStore {
         let codec = try codecOf(blockID, s, c) ?? .bitShuffledLZ4
         let block = try readColdBlock(s, blockID, c)
         let valid = try coldRows(of: blockID, s, c)
+        // The leaving rows' ids and filterable values, in one statement for the block.
+        var returning: [Int64: Row] = [:]
+        let leavingHere = block.rows.filter { leaving.contains($0) }
+        if !leavingHere.isEmpty {
+            let statement = try c.statement(s.table.hydrateByRow(filterable))
+            defer { statement.reset() }
+            try statement.bind(.text(jsonArray(leavingHere.map { .integer($0) })), at: 1)
+            while try statement.step() { returning[statement.int64(0)] = readRow(statement, positions: filterable, vector: false, s) }
+        }
         var staying: [Int] = []
         for (i, row) in block.rows.enumerated() {
             if leaving.contains(row) {
@@ -209,10 +218,9 @@ extension HybridStore {
                 }
                 _ = try c.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(row)])
                 try tx.logChange(s, row: row, op: .vector)
-                let values = try rowValues(row, positions: filterable, s, c)
-                let id = try rowID(row, s, c)
-                tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: false, vector: vector, id: id,
-                                                                                  values: values, coldBlock: blockID)
+                tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(
+                    deleted: false, vector: vector, id: returning[row]?.id ?? .string(""), values: returning[row]?.values ?? [:],
+                    coldBlock: blockID)
                 rewrite.moved += 1
             } else if valid.contains(row) {
                 staying.append(i)
@@ -236,10 +244,9 @@ extension HybridStore {
             .integer(Int64(kept.rows.count)), .blob(kept.encoded(codec: codec)),
         ])
         let id = c.lastInsertRowID
-        var values: [Int64: [String: Value]] = [:]
-        for row in kept.rows {
-            try c.statement(SQL.moveColdRow).run([.integer(s.number), .integer(row), .integer(id)])
-            values[row] = s.lock.read { s.cold.values(of: row, block: blockID) } ?? [:]
+        for row in kept.rows { try c.statement(SQL.moveColdRow).run([.integer(s.number), .integer(row), .integer(id)]) }
+        let values = s.lock.read {
+            Dictionary(uniqueKeysWithValues: kept.rows.map { ($0, s.cold.values(of: $0, block: blockID) ?? [:]) })
         }
         rewrite.added.append((id, centroid, radius, kept.rows, values))
     }
@@ -478,14 +485,6 @@ extension HybridStore {
         try statement.bind(.text("[\(row)]"), at: 1)
         guard try statement.step() else { return [:] }
         return readRow(statement, positions: positions, vector: false, s).values
-    }
-
-    private func rowID(_ row: Int64, _ s: CollectionState, _ c: Connection) throws -> RowID {
-        let statement = try c.statement(s.table.hydrateByRow([]))
-        defer { statement.reset() }
-        try statement.bind(.text("[\(row)]"), at: 1)
-        guard try statement.step() else { return .string("") }
-        return readRow(statement, positions: [], vector: false, s).id
     }
 
     /// Centroid (mean) and radius (largest Euclidean distance to it) of some vectors of `space`.
