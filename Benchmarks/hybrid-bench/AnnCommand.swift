@@ -25,6 +25,8 @@ struct AnnCommand: ParsableCommand {
     var snapshotPath: String?
     @Option(name: .customLong("load-snapshot"), help: "Load this snapshot instead of building (for experiments on search).")
     var loadSnapshot: String?
+    @Option(help: "How searches walk the graph: int8 (codes, float32 re-scoring) or float32.")
+    var traversal: TraversalPrecision = .int8
 
     func run() throws {
         let efs = try parseIntList(ef)
@@ -36,11 +38,11 @@ struct AnnCommand: ParsableCommand {
         var index = try HNSWIndex(parameters: HNSWParameters(dimensions: data.meta.dim, metric: metric,
                                                               connectivity: connectivity,
                                                               constructionEffort: efConstruction),
-                                  capacity: data.meta.count)
+                                  capacity: data.meta.count, traversal: traversal)
         let rssBefore = currentRSSBytes()
         let buildStart = nowNanoseconds()
         if let loadSnapshot {
-            index = try HNSWIndex.load(from: loadSnapshot)
+            index = try HNSWIndex.load(from: loadSnapshot, traversal: traversal)
         } else {
             _ = try index.insert(contentsOf: data.base, labels: (0..<data.meta.count).map(UInt64.init), threads: threads)
         }
@@ -54,7 +56,7 @@ struct AnnCommand: ParsableCommand {
             let t0 = nowNanoseconds()
             try index.save(to: snapshotPath)
             let t1 = nowNanoseconds()
-            index = try HNSWIndex.load(from: snapshotPath)
+            index = try HNSWIndex.load(from: snapshotPath, traversal: traversal)
             let t2 = nowNanoseconds()
             saveSeconds = Double(t1 - t0) / 1e9
             loadSeconds = Double(t2 - t1) / 1e9
@@ -166,3 +168,4 @@ extension String {
 func log(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
+extension TraversalPrecision: ExpressibleByArgument {}

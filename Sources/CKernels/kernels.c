@@ -134,6 +134,91 @@ float hs_negdot_avx512(const float *a, const float *b, size_t n) {
     return -_mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+// Dot product of float32 `q` with int8 codes `c`: each code is sign-extended to int32 and converted to
+// float, so the sum is the same as the scalar reference up to the order of additions.
+__attribute__((target("avx2,fma")))
+float hs_dot_f32_i8_avx2(const float *q, const int8_t *c, size_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i c0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(c + i)));
+        __m256i c1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(c + i + 8)));
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtepi32_ps(c0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_cvtepi32_ps(c1), acc1);
+    }
+    float sum = hs_hsum256(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) { sum += q[i] * (float)c[i]; }
+    return sum;
+}
+
+__attribute__((target("avx512f")))
+float hs_dot_f32_i8_avx512(const float *q, const int8_t *c, size_t n) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512i c0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + i)));
+        __m512i c1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + i + 16)));
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_cvtepi32_ps(c0), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), _mm512_cvtepi32_ps(c1), acc1);
+    }
+    if (i + 16 <= n) {
+        __m512i c0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + i)));
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_cvtepi32_ps(c0), acc0);
+        i += 16;
+    }
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (; i < n; i++) { sum += q[i] * (float)c[i]; }
+    return sum;
+}
+
+// Squared L2 distance between float32 `q` and int8 codes `c` decoded as scale * c[i]. Computed directly
+// (not as |q|^2 + |x|^2 - 2 q.x), so the quantisation error grows with the distance, not with the norms.
+__attribute__((target("avx2,fma")))
+float hs_l2sq_f32_i8_avx2(const float *q, const int8_t *c, size_t n, float scale) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), s = _mm256_set1_ps(scale);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 x0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(c + i))));
+        __m256 x1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(c + i + 8))));
+        __m256 d0 = _mm256_fnmadd_ps(s, x0, _mm256_loadu_ps(q + i));
+        __m256 d1 = _mm256_fnmadd_ps(s, x1, _mm256_loadu_ps(q + i + 8));
+        acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+        acc1 = _mm256_fmadd_ps(d1, d1, acc1);
+    }
+    float sum = hs_hsum256(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) {
+        float d = q[i] - scale * (float)c[i];
+        sum += d * d;
+    }
+    return sum;
+}
+
+__attribute__((target("avx512f")))
+float hs_l2sq_f32_i8_avx512(const float *q, const int8_t *c, size_t n, float scale) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), s = _mm512_set1_ps(scale);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 x0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + i))));
+        __m512 x1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + i + 16))));
+        __m512 d0 = _mm512_fnmadd_ps(s, x0, _mm512_loadu_ps(q + i));
+        __m512 d1 = _mm512_fnmadd_ps(s, x1, _mm512_loadu_ps(q + i + 16));
+        acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+        acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+    }
+    if (i + 16 <= n) {
+        __m512 x0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + i))));
+        __m512 d0 = _mm512_fnmadd_ps(s, x0, _mm512_loadu_ps(q + i));
+        acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+        i += 16;
+    }
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (; i < n; i++) {
+        float d = q[i] - scale * (float)c[i];
+        sum += d * d;
+    }
+    return sum;
+}
+
 __attribute__((target("sse4.2")))
 static uint32_t hs_crc32c_hw(uint32_t crc, const unsigned char *p, size_t n) {
     uint64_t c0 = (uint32_t)~crc;
@@ -177,6 +262,10 @@ float hs_l2sq_avx2(const float *a, const float *b, size_t n) { (void)a; (void)b;
 float hs_negdot_avx2(const float *a, const float *b, size_t n) { (void)a; (void)b; (void)n; abort(); }
 float hs_l2sq_avx512(const float *a, const float *b, size_t n) { (void)a; (void)b; (void)n; abort(); }
 float hs_negdot_avx512(const float *a, const float *b, size_t n) { (void)a; (void)b; (void)n; abort(); }
+float hs_dot_f32_i8_avx2(const float *q, const int8_t *c, size_t n) { (void)q; (void)c; (void)n; abort(); }
+float hs_dot_f32_i8_avx512(const float *q, const int8_t *c, size_t n) { (void)q; (void)c; (void)n; abort(); }
+float hs_l2sq_f32_i8_avx2(const float *q, const int8_t *c, size_t n, float scale) { (void)q; (void)c; (void)n; (void)scale; abort(); }
+float hs_l2sq_f32_i8_avx512(const float *q, const int8_t *c, size_t n, float scale) { (void)q; (void)c; (void)n; (void)scale; abort(); }
 static int hs_has_sse42(void) { return 0; }
 static uint32_t hs_crc32c_hw(uint32_t crc, const unsigned char *p, size_t n) { (void)p; (void)n; return crc; }
 #endif

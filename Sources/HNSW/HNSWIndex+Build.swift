@@ -133,6 +133,7 @@ extension HNSWIndex {
             if parameters.metric == .cosine {
                 normalize(UnsafeMutableBufferPointer(start: target, count: parameters.dimensions))
             }
+            storage.encode(slot.node)
             storage.lock(slot.node)
             storage.resetSlot(slot.node, level: slot.level)
             storage.labels[Int(slot.node)] = label
@@ -161,13 +162,14 @@ extension HNSWIndex {
         var current = entryNode
         var currentDistance = kernel(query, storage.vector(entryNode), dim)
         if topLevel > level {
-            (current, currentDistance) = greedyDescent(query, from: entryNode, topLevel: topLevel, toLevel: level + 1,
+            (current, currentDistance) = greedyDescent(floatDistance(query), from: entryNode, topLevel: topLevel, toLevel: level + 1,
                                                        stats: &stats)
         }
         let context = borrowContext()
         defer { returnContext(context) }
         for layer in stride(from: min(level, topLevel), through: 0, by: -1) {
-            searchLayer(query, entry: current, entryDistance: currentDistance, ef: parameters.constructionEffort,
+            searchLayer(floatDistance(query), entry: current, entryDistance: currentDistance,
+                        ef: parameters.constructionEffort,
                         level: layer, context: context, predicate: NotNode(excluded: node), stats: &stats)
             var found = context.scratch
             found.removeAll(keepingCapacity: true)

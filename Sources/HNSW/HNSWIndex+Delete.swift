@@ -65,9 +65,9 @@ extension HNSWIndex {
             for orphan in orphans.map(UInt32.init) {
                 var stats = SearchStats()
                 let query = s.vector(orphan)
-                let (start, startDistance) = greedyDescent(query, from: entryNode, topLevel: topLevel, toLevel: 1,
+                let (start, startDistance) = greedyDescent(floatDistance(query), from: entryNode, topLevel: topLevel, toLevel: 1,
                                                            stats: &stats)
-                searchLayer(query, entry: start, entryDistance: startDistance, ef: 32, level: 0, context: context,
+                searchLayer(floatDistance(query), entry: start, entryDistance: startDistance, ef: 32, level: 0, context: context,
                             predicate: NotNode(excluded: orphan), stats: &stats)
                 var hosts: [Neighbor] = []
                 while !context.results.isEmpty { hosts.append(context.results.pop()) }

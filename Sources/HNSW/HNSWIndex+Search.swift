@@ -7,7 +7,101 @@ import CKernels
 /// distance computations at 10 % selectivity for +0.02 recall.
 let sparseNeighbourhood = 2
 
+/// What a graph walk scores nodes with: float32 vectors, or int8 codes. A value lives inside one search and
+/// holds raw storage pointers, so it must not outlive the read lock it was made under.
+protocol GraphDistance {
+    /// Requests the first cache line of what `callAsFunction(node)` reads.
+    func prefetchHead(_ node: UInt32)
+    /// Requests the remaining cache lines of what `callAsFunction(node)` reads.
+    func prefetchTail(_ node: UInt32)
+    /// The (internal) distance from the query to `node`.
+    func callAsFunction(_ node: UInt32) -> Float
+}
+
+/// Exact float32 distances.
+struct FloatDistance: GraphDistance {
+    let query: UnsafePointer<Float>
+    let storage: NodeStorage
+    let vectors: UnsafeMutablePointer<Float>
+    let dimensions: Int
+    let kernel: hs_distance_fn
+    let lines: Int  // floats worth prefetching (16 a cache line, up to 2 KiB)
+
+    @inline(__always) init(query: UnsafePointer<Float>, storage: NodeStorage, kernel: hs_distance_fn) {
+        self.query = query
+        self.storage = storage
+        self.vectors = storage.vectors
+        self.dimensions = storage.dimensions
+        self.kernel = kernel
+        self.lines = min(storage.dimensions, 512)
+    }
+
+    @inline(__always) func prefetchHead(_ node: UInt32) { hs_prefetch(vectors + Int(node) &* dimensions) }
+
+    @inline(__always) func prefetchTail(_ node: UInt32) {
+        let ahead = vectors + Int(node) &* dimensions
+        var line = 16
+        while line < lines {
+            hs_prefetch(ahead + line)
+            line &+= 16
+        }
+    }
+
+    @inline(__always) func callAsFunction(_ node: UInt32) -> Float {
+        kernel(query, vectors + Int(node) &* dimensions, dimensions)
+    }
+}
+
+/// Distances on int8 codes decoded as `scale · code`: the squared L2 distance to the decoded vector,
+/// computed directly (its error grows with the distance, not with the vectors' norms), or the negated dot
+/// product `−scale · (q · codes)` for cosine and inner product.
+struct CodeDistance: GraphDistance {
+    let query: UnsafePointer<Float>
+    let codes: UnsafeMutablePointer<Int8>
+    let scales: UnsafeMutablePointer<Float>
+    let stride: Int
+    let dimensions: Int
+    let l2: Bool
+    let kernels: CodeKernel
+
+    @inline(__always) init(query: UnsafePointer<Float>, storage: NodeStorage, metric: Metric, kernels: CodeKernel) {
+        self.query = query
+        self.codes = storage.codes
+        self.scales = storage.codeScales
+        self.stride = storage.codeStride
+        self.dimensions = storage.dimensions
+        self.l2 = metric == .l2
+        self.kernels = kernels
+    }
+
+    @inline(__always) func prefetchHead(_ node: UInt32) {
+        hs_prefetch(codes + Int(node) &* stride)
+        hs_prefetch(scales + Int(node))
+    }
+
+    @inline(__always) func prefetchTail(_ node: UInt32) {
+        let ahead = codes + Int(node) &* stride
+        var line = 64
+        while line < stride {
+            hs_prefetch(ahead + line)
+            line &+= 64
+        }
+    }
+
+    @inline(__always) func callAsFunction(_ node: UInt32) -> Float {
+        let scale = scales[Int(node)]
+        let code = codes + Int(node) &* stride
+        if l2 { return kernels.l2Squared(query, code, dimensions, scale) }
+        return -scale * kernels.dot(query, code, dimensions)
+    }
+}
+
 extension HNSWIndex {
+    /// Float32 distances from `query` (build, repair, exact re-scoring). Caller holds the read lock.
+    @inline(__always) func floatDistance(_ query: UnsafePointer<Float>) -> FloatDistance {
+        FloatDistance(query: query, storage: storage, kernel: kernel.function)
+    }
+
     /// The `k` nearest live vectors to `query`, nearest first.
     ///
     /// - Parameters:
@@ -50,42 +144,90 @@ extension HNSWIndex {
     private func searchValidated(_ query: UnsafePointer<Float>, k: Int, ef: Int, filter: SearchFilter?,
                                  mode: FilteredSearchMode, budget: Int) -> IndexSearchResult {
         withReadLock {
-            var stats = SearchStats()
-            guard let (entryNode, topLevel) = loadEntry() else { return IndexSearchResult(hits: [], stats: stats) }
-            let context = borrowContext()
-            defer { returnContext(context) }
-            let (start, startDistance) = greedyDescent(query, from: entryNode, topLevel: topLevel, toLevel: 1,
-                                                       stats: &stats)
-            switch filter {
-            case nil:
-                searchLayer(query, entry: start, entryDistance: startDistance, ef: ef, level: 0, context: context,
-                            predicate: AllNodes(), stats: &stats, budget: budget)
-            case .bitset(let set)?:
-                set.words.withUnsafeBufferPointer { words in
-                    let predicate = BitsetPredicate(words: words.baseAddress!, capacity: set.capacity)
-                    searchFiltered(query, entry: start, entryDistance: startDistance, ef: ef, context: context,
-                                   predicate: predicate, mode: mode, stats: &stats, budget: budget)
+            if storage.hasCodes {
+                let distance = CodeDistance(query: query, storage: storage, metric: parameters.metric,
+                                            kernels: codeKernel)
+                return searchWalk(distance, k: k, ef: ef, filter: filter, mode: mode, budget: budget) {
+                    context, stats in rescore(context, query: query, k: k, stats: &stats)
                 }
-            case .predicate(let body)?:
-                searchFiltered(query, entry: start, entryDistance: startDistance, ef: ef, context: context,
-                               predicate: ClosurePredicate(body: body), mode: mode, stats: &stats, budget: budget)
             }
-            return IndexSearchResult(hits: takeHits(context, k: k), stats: stats)
+            return searchWalk(floatDistance(query), k: k, ef: ef, filter: filter, mode: mode, budget: budget) {
+                context, _ in takeHits(context, k: k)
+            }
         }
     }
 
-    private func searchFiltered<P: NodePredicate>(
-        _ query: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, context: SearchContext,
+    /// Descends to level 0 and searches it with `distance`; `finish` turns the results heap into hits.
+    /// Caller holds the read lock.
+    @inline(__always)
+    private func searchWalk<D: GraphDistance>(
+        _ distance: D, k: Int, ef: Int, filter: SearchFilter?, mode: FilteredSearchMode, budget: Int,
+        finish: (SearchContext, inout SearchStats) -> [IndexHit]
+    ) -> IndexSearchResult {
+        var stats = SearchStats()
+        guard let (entryNode, topLevel) = loadEntry() else { return IndexSearchResult(hits: [], stats: stats) }
+        let context = borrowContext()
+        defer { returnContext(context) }
+        let (start, startDistance) = greedyDescent(distance, from: entryNode, topLevel: topLevel, toLevel: 1,
+                                                   stats: &stats)
+        switch filter {
+        case nil:
+            searchLayer(distance, entry: start, entryDistance: startDistance, ef: ef, level: 0, context: context,
+                        predicate: AllNodes(), stats: &stats, budget: budget)
+        case .bitset(let set)?:
+            set.words.withUnsafeBufferPointer { words in
+                let predicate = BitsetPredicate(words: words.baseAddress!, capacity: set.capacity)
+                searchFiltered(distance, entry: start, entryDistance: startDistance, ef: ef, context: context,
+                               predicate: predicate, mode: mode, stats: &stats, budget: budget)
+            }
+        case .predicate(let body)?:
+            searchFiltered(distance, entry: start, entryDistance: startDistance, ef: ef, context: context,
+                           predicate: ClosurePredicate(body: body), mode: mode, stats: &stats, budget: budget)
+        }
+        return IndexSearchResult(hits: finish(context, &stats), stats: stats)
+    }
+
+    private func searchFiltered<P: NodePredicate, D: GraphDistance>(
+        _ distance: D, entry: UInt32, entryDistance: Float, ef: Int, context: SearchContext,
         predicate: P, mode: FilteredSearchMode, stats: inout SearchStats, budget: Int
     ) {
         switch mode {
         case .admitMatching:
-            searchLayer(query, entry: entry, entryDistance: entryDistance, ef: ef, level: 0, context: context,
+            searchLayer(distance, entry: entry, entryDistance: entryDistance, ef: ef, level: 0, context: context,
                         predicate: predicate, stats: &stats, budget: budget)
         case .matchingOnly:
-            searchMatchingOnly(query, entry: entry, entryDistance: entryDistance, ef: ef, context: context,
+            searchMatchingOnly(distance, entry: entry, entryDistance: entryDistance, ef: ef, context: context,
                                predicate: predicate, stats: &stats)
         }
+    }
+
+    /// Re-scores every node left in the results heap (approximate distances) with float32 and returns the `k`
+    /// nearest by exact distance. All vectors are requested before the first is scored, so their misses
+    /// overlap. Counted in `stats.distanceComputations`.
+    private func rescore(_ context: SearchContext, query: UnsafePointer<Float>, k: Int,
+                         stats: inout SearchStats) -> [IndexHit] {
+        let exact = floatDistance(query)
+        let results = context.results.base
+        let n = context.results.count
+        for i in 0..<n {
+            exact.prefetchHead(results[i].node)
+            exact.prefetchTail(results[i].node)
+        }
+        var scored = context.scratch
+        scored.removeAll(keepingCapacity: true)
+        for i in 0..<n { scored.append(Neighbor(distance: exact(results[i].node), node: results[i].node)) }
+        stats.distanceComputations &+= n
+        context.results.removeAll()
+        scored.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.node < $1.node) }
+        let m = min(k, scored.count)
+        var hits = [IndexHit](repeating: IndexHit(label: 0, distance: 0, node: 0), count: m)
+        for i in 0..<m {
+            let r = scored[i]
+            hits[i] = IndexHit(label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
+                               node: r.node)
+        }
+        context.scratch = scored
+        return hits
     }
 
     /// Pops the results heap into hits, nearest first, at most `k`.
@@ -106,11 +248,10 @@ extension HNSWIndex {
     /// Greedy walk (ef = 1) from `topLevel` down to `toLevel`, returning the closest node found.
     /// Caller holds the read lock.
     @inline(__always)
-    func greedyDescent(_ query: UnsafePointer<Float>, from start: UInt32, topLevel: Int, toLevel: Int,
-                       stats: inout SearchStats) -> (UInt32, Float) {
-        let dim = parameters.dimensions
+    func greedyDescent<D: GraphDistance>(_ distance: D, from start: UInt32, topLevel: Int, toLevel: Int,
+                                         stats: inout SearchStats) -> (UInt32, Float) {
         var current = start
-        var currentDistance = kernel(query, storage.vector(start), dim)
+        var currentDistance = distance(start)
         stats.distanceComputations &+= 1
         var level = topLevel
         while level >= toLevel {
@@ -121,7 +262,7 @@ extension HNSWIndex {
                 let n = Int(hs_load_acquire_u32(list))
                 for j in 1...max(n, 1) where j <= n {
                     let neighbour = hs_load_acquire_u32(list + j)
-                    let d = kernel(query, storage.vector(neighbour), dim)
+                    let d = distance(neighbour)
                     stats.distanceComputations &+= 1
                     if d < currentDistance {
                         currentDistance = d
@@ -156,19 +297,16 @@ extension HNSWIndex {
     /// `context.results`; non-admitted nodes are still traversed. Stops early, setting `stats.exhausted`,
     /// once `stats.distanceComputations` passes `budget`. Caller holds the read lock.
     @inline(__always)
-    func searchLayer<P: NodePredicate>(
-        _ query: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, level: Int,
+    func searchLayer<P: NodePredicate, D: GraphDistance>(
+        _ distance: D, entry: UInt32, entryDistance: Float, ef: Int, level: Int,
         context: SearchContext, predicate: P, stats: inout SearchStats, budget: Int = .max
     ) {
         let storage = self.storage
-        let dim = parameters.dimensions
-        let kernel = self.kernel.function
         let states = storage.states
         let (tag, initialBound) = begin(context, entry: entry, entryDistance: entryDistance, ef: ef,
                                  admitEntry: predicate.matches(entry), stats: &stats)
         let visited = context.visited  // after begin: a grown index reallocates the visited list there
         var bound = initialBound
-        let lines = min(dim, 512)  // floats of a vector worth prefetching (16 a cache line, up to 2 KiB)
 
         while !context.candidates.isEmpty {
             let current = context.candidates.top
@@ -190,7 +328,7 @@ extension HNSWIndex {
                 j &+= 1
                 if visited[Int(neighbour)] == tag { continue }
                 visited[Int(neighbour)] = tag
-                hs_prefetch(storage.vector(neighbour))
+                distance.prefetchHead(neighbour)
                 batch[m] = neighbour
                 m &+= 1
             }
@@ -199,15 +337,8 @@ extension HNSWIndex {
             while b < m {
                 let neighbour = batch[b]
                 b &+= 1
-                if b < m {  // the rest of the next vector while this one is scored
-                    let ahead = storage.vector(batch[b])
-                    var line = 16
-                    while line < lines {
-                        hs_prefetch(ahead + line)
-                        line &+= 16
-                    }
-                }
-                let d = kernel(query, storage.vector(neighbour), dim)
+                if b < m { distance.prefetchTail(batch[b]) }  // the rest of the next vector while this one is scored
+                let d = distance(neighbour)
                 stats.distanceComputations &+= 1
                 if d < bound {
                     context.candidates.push(Neighbor(distance: d, node: neighbour))
@@ -227,13 +358,11 @@ extension HNSWIndex {
     /// by, so its non-matching neighbours also become navigation candidates (distance computed, never
     /// returned); this keeps the search from stalling in regions without matches. Caller holds the read lock.
     @inline(__always)
-    func searchMatchingOnly<P: NodePredicate>(
-        _ query: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int,
+    func searchMatchingOnly<P: NodePredicate, D: GraphDistance>(
+        _ distance: D, entry: UInt32, entryDistance: Float, ef: Int,
         context: SearchContext, predicate: P, stats: inout SearchStats
     ) {
         let storage = self.storage
-        let dim = parameters.dimensions
-        let kernel = self.kernel.function
         let states = storage.states
         let sparse = sparseNeighbourhood
         let maxMatching = storage.maxLinks0
@@ -244,7 +373,7 @@ extension HNSWIndex {
         var bound = initialBound
 
         @inline(__always) func consider(_ node: UInt32, admit: Bool) {
-            let d = kernel(query, storage.vector(node), dim)
+            let d = distance(node)
             stats.distanceComputations &+= 1
             guard d < bound else { return }
             context.candidates.push(Neighbor(distance: d, node: node))

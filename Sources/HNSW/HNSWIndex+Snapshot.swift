@@ -93,12 +93,15 @@ extension HNSWIndex {
     /// - Throws: `foreignFile` (not a snapshot), `newerFormat` (written by a newer version), `corruptFile`
     ///   (truncated, checksum mismatch, or inconsistent contents), `io` (cannot open or read).
     /// - Complexity: O(file size); one sequential read, no per-node allocation but upper-level blocks.
-    public static func load(from path: String, kernelLevel: KernelLevel = .best) throws(HNSWError) -> HNSWIndex {
-        try loadStamped(from: path, kernelLevel: kernelLevel).index
+    public static func load(from path: String, kernelLevel: KernelLevel = .best,
+                            traversal: TraversalPrecision = .int8) throws(HNSWError) -> HNSWIndex {
+        try loadStamped(from: path, kernelLevel: kernelLevel, traversal: traversal).index
     }
 
     /// As `load(from:)`, also returning the stamp given to `save(to:stamp:)`.
-    public static func loadStamped(from path: String, kernelLevel: KernelLevel = .best) throws(HNSWError)
+    /// Codes for int8 traversal are not stored: they are computed again from the vectors.
+    public static func loadStamped(from path: String, kernelLevel: KernelLevel = .best,
+                                   traversal: TraversalPrecision = .int8) throws(HNSWError)
         -> (index: HNSWIndex, stamp: UInt64)
     {
         var reader = try SnapshotReader(path: path)
@@ -136,7 +139,8 @@ extension HNSWIndex {
         guard !vectorBytes.overflow, vectorBytes.partialValue <= reader.size else {
             throw HNSWError(.corruptFile, "\(path): \(highWater) nodes do not fit a file of \(reader.size) bytes")
         }
-        let index = try HNSWIndex(parameters: parameters, capacity: max(highWater, 16), kernelLevel: kernelLevel)
+        let index = try HNSWIndex(parameters: parameters, capacity: max(highWater, 16), kernelLevel: kernelLevel,
+                                    traversal: traversal)
         let s = index.storage
         try reader.read(into: UnsafeMutableRawBufferPointer(start: s.labels, count: highWater * 8))
         try reader.read(into: UnsafeMutableRawBufferPointer(start: s.levels, count: highWater))
@@ -161,6 +165,7 @@ extension HNSWIndex {
         }
         try index.adoptLoadedState(highWater: highWater, sequence: sequence, entryNode: entryNode,
                                    entryLevel: entryLevel, path: path)
+        for n in 0..<highWater where s.states[n] != NodeState.free.rawValue { s.encode(UInt32(n)) }
         return (index, stamp)
     }
 

@@ -79,6 +79,9 @@ public final class HNSWIndex: @unchecked Sendable {
     // `contexts` and `entryUpdate` are pthread-mutex protected (`Locked`); `entry` is an Atomic.
     public let parameters: HNSWParameters
     package let kernel: DistanceKernel
+    package let codeKernel: CodeKernel
+    /// How searches walk the graph (builds always use float32).
+    public let traversal: TraversalPrecision
     package let storage: NodeStorage
     let rw: OpaquePointer
     let levelMultiplier: Double
@@ -98,15 +101,19 @@ public final class HNSWIndex: @unchecked Sendable {
     let contexts = Locked<[SearchContext]>([])
 
     /// Creates an empty index. `capacity` is a hint; the index grows as needed.
+    /// - Parameter traversal: `.int8` (default) keeps int8 codes beside the vectors (+¼ of the vector bytes)
+    ///   and walks the graph on them, re-scoring the final candidates in float32.
     /// - Throws: `invalidParameter` when a parameter is out of range.
-    public init(parameters: HNSWParameters, capacity: Int = 1024, kernelLevel: KernelLevel = .best)
-        throws(HNSWError)
+    public init(parameters: HNSWParameters, capacity: Int = 1024, kernelLevel: KernelLevel = .best,
+                traversal: TraversalPrecision = .int8) throws(HNSWError)
     {
         try parameters.validate()
         self.parameters = parameters
         self.kernel = DistanceKernel(metric: parameters.metric, level: kernelLevel)
+        self.codeKernel = CodeKernel(level: kernelLevel)
+        self.traversal = traversal
         self.storage = NodeStorage(dimensions: parameters.dimensions, connectivity: parameters.connectivity,
-                                   capacity: capacity)
+                                   capacity: capacity, codes: traversal == .int8)
         self.rw = hs_rwlock_create()
         self.levelMultiplier = 1 / log(Double(parameters.connectivity))
     }
@@ -150,6 +157,7 @@ public final class HNSWIndex: @unchecked Sendable {
         withReadLock {
             let s = storage
             var bytes = s.capacity * (s.dimensions * 4 + s.level0Stride * 4 + 8 + 8 + 3)
+            if s.hasCodes { bytes += s.capacity * (s.codeStride + 4) }
             for n in 0..<s.capacity where s.levels[n] > 0 { bytes += Int(s.levels[n]) * s.upperStride * 4 }
             return bytes
         }

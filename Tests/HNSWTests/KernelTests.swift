@@ -37,6 +37,58 @@ import HNSW
         }
     }
 
+    @Test(arguments: dimensions)
+    func int8DotKernelsMatchReference(dim: Int) {
+        var rng = SeededGenerator(seed: UInt64(dim) + 77)
+        let q = (0..<dim).map { _ in Float.random(in: -2...2, using: &rng) }
+        let c = (0..<dim).map { _ in Int8.random(in: -127...127, using: &rng) }
+        var reference = 0.0, scale = 0.0, l2 = 0.0
+        for i in 0..<dim {
+            let d = Double(q[i]) - 0.03 * Double(c[i])
+            l2 += d * d
+            reference += Double(q[i]) * Double(c[i])
+            scale += abs(Double(q[i]) * Double(c[i]))
+        }
+        for level in Self.levels {
+            let kernel = CodeKernel(level: level)
+            #expect(kernel.level == level)
+            q.withUnsafeBufferPointer { pq in
+                c.withUnsafeBufferPointer { pc in
+                    var dummyQ: Float = 0
+                    var dummyC: Int8 = 0
+                    let x = pq.baseAddress ?? withUnsafePointer(to: &dummyQ) { $0 }
+                    let y = pc.baseAddress ?? withUnsafePointer(to: &dummyC) { $0 }
+                    let got = Double(kernel.dot(x, y, dim))
+                    #expect(abs(got - reference) <= 1e-5 * max(scale, 1), "int8 dot \(level) dim \(dim): \(got) vs \(reference)")
+                    let gotL2 = Double(kernel.l2Squared(x, y, dim, 0.03))
+                    #expect(abs(gotL2 - l2) <= 1e-5 * max(l2, 1), "int8 l2 \(level) dim \(dim): \(gotL2) vs \(l2)")
+                }
+            }
+        }
+    }
+
+    /// Each component decodes to within half a step; the largest magnitude maps to ±127; zero stays zero.
+    @Test(arguments: [1, 7, 128, 385])
+    func int8CodesDecodeWithinHalfAStep(dim: Int) {
+        var rng = SeededGenerator(seed: UInt64(dim))
+        var v = (0..<dim).map { _ in Float.random(in: -3...3, using: &rng) }
+        v[dim / 2] = -7.5
+        var codes = [Int8](repeating: 99, count: dim)
+        let scale = v.withUnsafeBufferPointer { pv in
+            codes.withUnsafeMutableBufferPointer { encodeInt8(pv.baseAddress!, count: dim, into: $0.baseAddress!) }
+        }
+        #expect(abs(scale - 7.5 / 127) <= 1e-6)
+        #expect(codes[dim / 2] == -127)
+        for i in 0..<dim {
+            #expect(abs(v[i] - scale * Float(codes[i])) <= scale / 2 * 1.0001, "component \(i)")
+        }
+        let zero = [Float](repeating: 0, count: dim)
+        let zeroScale = zero.withUnsafeBufferPointer { pz in
+            codes.withUnsafeMutableBufferPointer { encodeInt8(pz.baseAddress!, count: dim, into: $0.baseAddress!) }
+        }
+        #expect(zeroScale == 0 && codes.allSatisfy { $0 == 0 })
+    }
+
     @Test func bestLevelIsUsedByDefault() throws {
         let index = try HNSWIndex(parameters: HNSWParameters(dimensions: 8))
         #expect(index.kernelLevel == KernelLevel.best)

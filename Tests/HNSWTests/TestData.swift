@@ -55,9 +55,10 @@ func meanRecall(_ index: HNSWIndex, data: [Float], queries: [Float], dim: Int, k
 }
 
 func buildIndex(_ data: [Float], dim: Int, metric: Metric = .l2, connectivity: Int = 16, effort: Int = 100,
-                threads: Int = 1, seed: UInt64 = 7) throws -> HNSWIndex {
+                threads: Int = 1, seed: UInt64 = 7, traversal: TraversalPrecision = .int8) throws -> HNSWIndex {
     let index = try HNSWIndex(parameters: HNSWParameters(dimensions: dim, metric: metric, connectivity: connectivity,
-                                                         constructionEffort: effort, seed: seed))
+                                                         constructionEffort: effort, seed: seed),
+                              traversal: traversal)
     _ = try index.insert(contentsOf: data, labels: (0..<(data.count / dim)).map(UInt64.init), threads: threads)
     return index
 }

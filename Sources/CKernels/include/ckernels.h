@@ -23,6 +23,20 @@ float hs_l2sq_avx512(const float *a, const float *b, size_t n);
 /// Negated dot product, AVX-512F. Call only when hs_cpu_level() >= 2.
 float hs_negdot_avx512(const float *a, const float *b, size_t n);
 
+/// A kernel over float32 `q` and int8 codes `c`, `n` elements each: the dot product sum(q[i] * c[i]).
+typedef float (*hs_code_dot_fn)(const float *q, const int8_t *c, size_t n);
+/// Dot product of float32 with int8 codes, AVX2 + FMA. Call only when hs_cpu_level() >= 1.
+float hs_dot_f32_i8_avx2(const float *q, const int8_t *c, size_t n);
+/// Dot product of float32 with int8 codes, AVX-512F. Call only when hs_cpu_level() >= 2.
+float hs_dot_f32_i8_avx512(const float *q, const int8_t *c, size_t n);
+
+/// A kernel over float32 `q` and int8 codes `c` decoded as `scale * c[i]`: the squared L2 distance.
+typedef float (*hs_code_l2_fn)(const float *q, const int8_t *c, size_t n, float scale);
+/// Squared L2 distance of float32 to scaled int8 codes, AVX2 + FMA. Call only when hs_cpu_level() >= 1.
+float hs_l2sq_f32_i8_avx2(const float *q, const int8_t *c, size_t n, float scale);
+/// Squared L2 distance of float32 to scaled int8 codes, AVX-512F. Call only when hs_cpu_level() >= 2.
+float hs_l2sq_f32_i8_avx512(const float *q, const int8_t *c, size_t n, float scale);
+
 /// CRC-32C (Castagnoli) of `n` bytes, continuing from `crc` (start with 0). Uses SSE4.2 when present.
 uint32_t hs_crc32c(uint32_t crc, const void *data, size_t n);
 /// The table-driven CRC-32C (the reference for tests).

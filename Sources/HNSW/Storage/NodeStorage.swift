@@ -15,7 +15,9 @@ package enum NodeState: UInt8 {
 /// Invariants (checked by `HNSWIndex.checkInvariants`):
 /// 1. `vectors` holds `capacity × dimensions` floats; slot `n` starts at `n × dimensions`.
 /// 2. `links0` holds `capacity × level0Stride` words; word 0 of a slot is its neighbour count (≤ `maxLinks0`).
-/// 3. `upperLinks[n]` is nil when `levels[n] == 0`, else `levels[n] × upperStride` words, level `l` at
+/// 3. With codes, slot `n`'s int8 codes start at `n × codeStride` (a whole number of cache lines) and
+///    `codeScales[n]` is their scale, both written by `encode`.
+/// 4. `upperLinks[n]` is nil when `levels[n] == 0`, else `levels[n] × upperStride` words, level `l` at
 ///    `(l - 1) × upperStride`.
 ///
 /// Memory is lent only through the index, never stored outside it. Growth happens under the index's
@@ -27,6 +29,8 @@ package final class NodeStorage {
     package var level0Stride: Int { maxLinks0 + 1 }
     package var upperStride: Int { maxLinksUpper + 1 }
     package private(set) var capacity: Int
+    /// Bytes between two nodes' codes: `dimensions` rounded up to 64, or 0 when the storage keeps no codes.
+    package let codeStride: Int
 
     package private(set) var vectors: UnsafeMutablePointer<Float>
     package private(set) var links0: UnsafeMutablePointer<UInt32>
@@ -35,9 +39,13 @@ package final class NodeStorage {
     package private(set) var levels: UnsafeMutablePointer<UInt8>
     package private(set) var states: UnsafeMutablePointer<UInt8>
     package private(set) var locks: UnsafeMutablePointer<UInt8>
+    package private(set) var codes: UnsafeMutablePointer<Int8>
+    package private(set) var codeScales: UnsafeMutablePointer<Float>
 
-    package init(dimensions: Int, connectivity: Int, capacity: Int) {
+    /// - Parameter codes: keep int8 codes beside the vectors.
+    package init(dimensions: Int, connectivity: Int, capacity: Int, codes: Bool = false) {
         self.dimensions = dimensions
+        self.codeStride = codes ? (dimensions + 63) / 64 * 64 : 0
         self.maxLinks0 = connectivity * 2
         self.maxLinksUpper = connectivity
         let capacity = max(capacity, 16)
@@ -49,6 +57,8 @@ package final class NodeStorage {
         levels = Self.allocate(UInt8.self, capacity)
         states = Self.allocate(UInt8.self, capacity)
         locks = Self.allocate(UInt8.self, capacity)
+        self.codes = Self.allocate(Int8.self, capacity * codeStride)
+        codeScales = Self.allocate(Float.self, codeStride == 0 ? 0 : capacity)
         upperLinks.initialize(repeating: nil, count: capacity)
         locks.initialize(repeating: 0, count: capacity)
         states.initialize(repeating: NodeState.free.rawValue, count: capacity)
@@ -59,7 +69,7 @@ package final class NodeStorage {
     deinit {
         for n in 0..<capacity { upperLinks[n]?.deallocate() }
         vectors.deallocate(); links0.deallocate(); upperLinks.deallocate(); labels.deallocate()
-        levels.deallocate(); states.deallocate(); locks.deallocate()
+        levels.deallocate(); states.deallocate(); locks.deallocate(); codes.deallocate(); codeScales.deallocate()
     }
 
     /// 64-byte aligned, uninitialised (trivial types only).
@@ -87,6 +97,10 @@ package final class NodeStorage {
         levels = moved(levels, old, newCapacity)
         states = moved(states, old, newCapacity)
         locks = moved(locks, old, newCapacity)
+        if codeStride > 0 {
+            codes = moved(codes, old * codeStride, newCapacity * codeStride)
+            codeScales = moved(codeScales, old, newCapacity)
+        }
         (upperLinks + old).initialize(repeating: nil, count: newCapacity - old)
         (locks + old).initialize(repeating: 0, count: newCapacity - old)
         (states + old).initialize(repeating: NodeState.free.rawValue, count: newCapacity - old)
@@ -97,6 +111,22 @@ package final class NodeStorage {
 
     @inline(__always) package func vector(_ node: UInt32) -> UnsafeMutablePointer<Float> {
         vectors + Int(node) &* dimensions
+    }
+
+    /// Whether this storage keeps int8 codes.
+    @inline(__always) package var hasCodes: Bool { codeStride > 0 }
+
+    @inline(__always) package func code(_ node: UInt32) -> UnsafeMutablePointer<Int8> {
+        codes + Int(node) &* codeStride
+    }
+
+    /// Writes `node`'s codes and scale from its (already stored) vector. No-op without codes.
+    /// Caller holds the index's read lock and `node` is not yet published (or the index is being loaded).
+    package func encode(_ node: UInt32) {
+        guard hasCodes else { return }
+        let target = code(node)
+        codeScales[Int(node)] = encodeInt8(vector(node), count: dimensions, into: target)
+        (target + dimensions).update(repeating: 0, count: codeStride - dimensions)
     }
 
     /// The link list of `node` at `level`: word 0 is the count, then the neighbour ids.
