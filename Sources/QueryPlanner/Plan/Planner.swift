@@ -69,12 +69,13 @@ public struct Plan: Sendable, Equatable, Codable {
 
 /// Chooses the cheapest strategy expected to reach the recall target.
 ///
-/// Cost model (unit: one distance computation during a graph search, ≈ 80 ns at 128-d with AVX-512,
-/// memory-latency bound). Constants measured with `hybrid-bench ann` on synth-200k (Benchmarks/README.md):
+/// Cost model (unit: one distance computation during a graph search, ≈ 48 ns at 128-d on int8 codes with
+/// AVX-512, memory-latency bound). Constants measured with `hybrid-bench ann` on synth-200k (Benchmarks/README.md):
 /// - plain graph: ≈ 15 · ef distance computations (1227 at ef 80, 2345 at ef 160);
 /// - filtered graph (mode a) at selectivity s: ≈ 15 · ef / s (5545 at ef 40, s = 0.1; 11353 at ef 10,
 ///   s = 0.01), capped at the row count;
-/// - exact: one sequential distance per match at ≈ 1/4 of a graph distance (streaming, prefetch-friendly),
+/// - exact: one sequential distance per match at ≈ 0.37 of a graph distance at 128-d (streaming,
+///   prefetch-friendly; see `exactDistanceCost`),
 ///   plus 1/16 per match to collect the ids;
 /// - post-filter: a plain search with ef raised to cover k / s candidates; only for s ≥ 0.9, where missing
 ///   matches are rare (at s = 0.5, 1.5 % of synth-200k queries found fewer than k and fell back).
@@ -82,11 +83,13 @@ public struct Plan: Sendable, Equatable, Codable {
 /// (k = 10: 40, 80, 160, 320). Filtered searches at the same ef reach higher recall (they visit more nodes).
 public enum Planner {
     public static let graphDistancesPerEffort = 15.0
-    /// What one distance of an exact scan costs, in graph distance computations: a scan streams vectors in
-    /// order, a graph search jumps. Fitted to this machine's measurements: per distance, a scan takes
-    /// ~9 ns + 0.064 ns a dimension, a graph search ~56 ns + 0.098 ns (128-d: 0.26; 384-d: 0.36; 1536-d: 0.52).
+    /// What one distance of an exact scan costs, in graph distance computations: a scan streams float32
+    /// vectors in order, a graph search jumps between int8 codes (and re-scores its final candidates in
+    /// float32). Fitted to this machine's measurements: per distance, a scan takes ~9 ns + 0.064 ns a
+    /// dimension, a graph search ~43 ns + 0.036 ns (`hybrid-bench ann`, synth-200k ef 40: 47.8 ns;
+    /// synth-cos-100k ef 20: 57 ns). 128-d: 0.37; 384-d: 0.59; 1536-d: 1.05.
     public static func exactDistanceCost(dimensions d: Int) -> Double {
-        (9.3 + 0.064 * Double(d)) / (55.5 + 0.098 * Double(d))
+        (9.3 + 0.064 * Double(d)) / (43 + 0.036 * Double(d))
     }
     public static let collectCost = 1.0 / 16
 
