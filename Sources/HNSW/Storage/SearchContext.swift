@@ -92,6 +92,8 @@ package final class SearchContext: @unchecked Sendable {
     package var scratchIDs: [UInt32] = []
     /// Room for one link list's unvisited nodes (a level-0 list holds at most 2 × 128 + 1 words).
     package let batch = UnsafeMutablePointer<UInt32>.allocate(capacity: 512)
+    /// Whether the filter admits `batch[i]` (evaluated while the batch is gathered).
+    package let admits = UnsafeMutablePointer<Bool>.allocate(capacity: 512)
 
     package init(capacity: Int) {
         visitedCapacity = capacity
@@ -101,6 +103,7 @@ package final class SearchContext: @unchecked Sendable {
 
     deinit {
         batch.deallocate()
+        admits.deallocate()
         visited.deallocate()
         candidates.release()
         results.release()
