@@ -2,8 +2,10 @@ import CKernels
 import Dispatch
 
 extension HNSWIndex {
-    /// The `k` nearest among `candidates` (node ids), by computing every distance: exact. Nodes that are not
-    /// live are skipped. Splits the work over `threads` when there are many candidates.
+    /// The `k` nearest among `candidates` (node ids): exact. Nodes that are not live are skipped. Splits the
+    /// work over `threads` when there are many candidates. With int8 codes it reads the codes of every
+    /// candidate (a quarter of the bytes) and float32 only for those whose distance bound can still reach
+    /// the k nearest (see `scanCodes`); the result is the same.
     /// - Throws: `dimensionMismatch`, `nonFiniteVector`, `invalidParameter` (k < 1).
     /// - Complexity: O(candidates × dimensions); no graph access.
     public func exactSearch(_ query: [Float], k: Int, candidates: [UInt32], threads: Int = 1) throws(HNSWError)
@@ -24,7 +26,9 @@ extension HNSWIndex {
                         let work = ScanWork(query: q.baseAddress!, ids: ids, out: out)
                         let body = { @Sendable (w: Int) in
                             let lo = w * chunk, hi = min(work.ids.count, lo + chunk)
-                            if lo < hi { work.out[w] = self.scan(work.query, work.ids[lo..<hi], k: k) }
+                            guard lo < hi else { return }
+                            work.out[w] = self.storage.hasCodes ? self.scanCodes(work.query, work.ids[lo..<hi], k: k)
+                                : self.scan(work.query, work.ids[lo..<hi], k: k)
                         }
                         if workers == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: body) }
                     }
@@ -72,6 +76,97 @@ extension HNSWIndex {
         var out: [Neighbor] = []
         while !heap.isEmpty { out.append(heap.pop()) }
         return out
+    }
+}
+
+extension HNSWIndex {
+    /// Exact top-k of one slice through int8 codes. Each code's decoded vector x̂ lies within `codeErrors`
+    /// (r, the stored ‖x − x̂‖) of the vector x, so from the code distance d̂ the true distance is bounded:
+    /// for L2, √d ∈ [√d̂ − r, √d̂ + r]; for the dot metrics, |q·x − q·x̂| ≤ ‖q‖ r (Cauchy–Schwarz), widened
+    /// by a margin for float32 rounding. Pass 1 bounds every candidate from its code; the k-th smallest upper
+    /// bound caps the true k-th distance, so only candidates whose lower bound is below it can be among the k
+    /// nearest. Pass 2 scores those in float32, lowest bound first, until the next bound exceeds the k-th
+    /// exact distance found. Ties at the k-th distance are kept (a bound equal to it is scored).
+    /// Caller holds the read lock.
+    private func scanCodes(_ query: UnsafePointer<Float>, _ ids: Slice<UnsafeBufferPointer<UInt32>>,
+                           k: Int) -> [Neighbor] {
+        let dim = parameters.dimensions
+        let capacity = storage.capacity
+        let approximate = CodeDistance(query: query, storage: storage, metric: parameters.metric, kernels: codeKernel)
+        let exact = floatDistance(query)
+        let errors = storage.codeErrors
+        let l2 = parameters.metric == .l2
+        var queryNorm: Float = 0
+        for i in 0..<dim { queryNorm += query[i] * query[i] }
+        queryNorm = queryNorm.squareRoot()
+        let rounding: Float = 3e-5  // float32 sums of up to thousands of terms, relative
+        var lower: [Neighbor] = []
+        var upper: [Float] = []
+        lower.reserveCapacity(ids.count)
+        upper.reserveCapacity(ids.count)
+        for i in ids.indices {
+            // Fetch a few codes ahead: candidates are sparse, so the hardware prefetcher does not help.
+            if i + 4 < ids.endIndex, Int(ids[i + 4]) < capacity {
+                approximate.prefetchHead(ids[i + 4])
+                approximate.prefetchTail(ids[i + 4])
+                hs_prefetch(errors + Int(ids[i + 4]))
+            }
+            let node = ids[i]
+            guard Int(node) < capacity && storage.state(node) == .live else { continue }
+            let d = approximate(node)
+            let r = errors[Int(node)] * (1 + rounding)
+            if l2 {
+                let root = max(d, 0).squareRoot()
+                let spread = r + rounding * root
+                let low = max(0, root - spread)
+                lower.append(Neighbor(distance: low * low, node: node))
+                upper.append((root + spread) * (root + spread))
+            } else {
+                let spread = queryNorm * r + rounding * (abs(d) + queryNorm * approximate.scales[Int(node)] * 127
+                                                         * Float(dim).squareRoot())
+                lower.append(Neighbor(distance: d - spread, node: node))
+                upper.append(d + spread)
+            }
+        }
+        // The k-th smallest upper bound: no candidate with a lower bound above it can be among the k nearest.
+        var cap = Float.infinity
+        if upper.count > k {
+            var top = NeighborHeap(nearestFirst: false, capacity: k + 1)
+            defer { top.release() }
+            for u in upper {
+                if top.count < k {
+                    top.push(Neighbor(distance: u, node: 0))
+                } else if u < top.top.distance {
+                    top.pop()
+                    top.push(Neighbor(distance: u, node: 0))
+                }
+            }
+            cap = top.top.distance
+        }
+        var survivors = lower.filter { $0.distance <= cap }
+        survivors.sort { ($0.distance, $0.node) < ($1.distance, $1.node) }
+        // The heap holds the k smallest exact distances so far (for the stopping rule); every scored candidate is
+        // kept so that ties at the k-th distance resolve by node id, as in the float32 scan's final sort.
+        var heap = NeighborHeap(nearestFirst: false, capacity: k + 1)
+        defer { heap.release() }
+        var scored: [Neighbor] = []
+        for (i, candidate) in survivors.enumerated() {
+            if heap.count == k && candidate.distance > heap.top.distance { break }
+            if i + 2 < survivors.count {
+                exact.prefetchHead(survivors[i + 2].node)
+                exact.prefetchTail(survivors[i + 2].node)
+            }
+            let d = exact(candidate.node)
+            scored.append(Neighbor(distance: d, node: candidate.node))
+            if heap.count < k {
+                heap.push(Neighbor(distance: d, node: candidate.node))
+            } else if d < heap.top.distance {
+                heap.pop()
+                heap.push(Neighbor(distance: d, node: candidate.node))
+            }
+        }
+        scored.sort { ($0.distance, $0.node) < ($1.distance, $1.node) }
+        return Array(scored.prefix(k))
     }
 }
 

@@ -157,7 +157,7 @@ public final class HNSWIndex: @unchecked Sendable {
         withReadLock {
             let s = storage
             var bytes = s.capacity * (s.dimensions * 4 + s.level0Stride * 4 + 8 + 8 + 3)
-            if s.hasCodes { bytes += s.capacity * (s.codeStride + 4) }
+            if s.hasCodes { bytes += s.capacity * (s.codeStride + 8) }
             for n in 0..<s.capacity where s.levels[n] > 0 { bytes += Int(s.levels[n]) * s.upperStride * 4 }
             return bytes
         }

@@ -98,6 +98,39 @@ import HNSW
         }
     }
 
+    /// The exact scan through codes (bounds from the stored code error, float32 only where a bound can still
+    /// reach the k nearest) returns what brute force returns, for every metric, over random candidate subsets,
+    /// with duplicated vectors (ties) and with fewer candidates than k.
+    @Test(arguments: Metric.allCases)
+    func exactScanThroughCodesEqualsBruteForce(metric: Metric) throws {
+        let dim = 33
+        var data = clusteredVectors(count: 1500, dim: dim, seed: 31)
+        for row in 0..<50 { for d in 0..<dim { data[(row + 100) * dim + d] = data[row * dim + d] } }  // duplicates
+        let index = try buildIndex(data, dim: dim, metric: metric, traversal: .int8)
+        let queries = clusteredVectors(count: 40, dim: dim, seed: 32)
+        var rng = SeededGenerator(seed: 33)
+        for qi in 0..<40 {
+            let q = Array(queries[qi * dim ..< (qi + 1) * dim])
+            let every = [1, 3, 40, 200][qi % 4]
+            let rows = (0..<1500).filter { ($0 + qi) % every == 0 }
+            let candidates = rows.map { index.node(forLabel: UInt64($0))! }.shuffled(using: &rng)
+            for k in [1, 10] {
+                let got = try index.exactSearch(q, k: k, candidates: candidates).hits
+                let deeper = bruteForce(data, dim: dim, query: q[...], k: k + 1, metric: metric,
+                                        allowed: { ($0 + qi) % every == 0 })
+                let truth = Array(deeper.prefix(k))
+                #expect(got.count == min(k, rows.count))
+                // Same distances position by position; the same rows where distances are not tied.
+                for (hit, want) in zip(got, truth) {
+                    #expect(abs(hit.distance - want.distance) <= 1e-4 * max(1, abs(want.distance)),
+                            "\(metric) query \(qi) k \(k): \(hit.distance) vs \(want.distance)")
+                }
+                let tied = Set(deeper.map(\.distance)).count < deeper.count
+                if !tied { #expect(got.map { Int($0.label) } == truth.map(\.row), "\(metric) query \(qi) k \(k)") }
+            }
+        }
+    }
+
     @Test func statsCountWork() throws {
         let index = try Self.shared()
         let result = try index.search(Array(Self.queries[0..<Self.dim]), k: 5, searchEffort: 32)

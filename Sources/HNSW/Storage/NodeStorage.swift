@@ -16,7 +16,8 @@ package enum NodeState: UInt8 {
 /// 1. `vectors` holds `capacity × dimensions` floats; slot `n` starts at `n × dimensions`.
 /// 2. `links0` holds `capacity × level0Stride` words; word 0 of a slot is its neighbour count (≤ `maxLinks0`).
 /// 3. With codes, slot `n`'s int8 codes start at `n × codeStride` (a whole number of cache lines) and
-///    `codeScales[n]` is their scale, both written by `encode`.
+///    `codeScales[n]` is their scale and `codeErrors[n]` the L2 norm of the vector minus its decoded codes
+///    (a bound for exact scans), all written by `encode`.
 /// 4. `upperLinks[n]` is nil when `levels[n] == 0`, else `levels[n] × upperStride` words, level `l` at
 ///    `(l - 1) × upperStride`.
 ///
@@ -41,6 +42,7 @@ package final class NodeStorage {
     package private(set) var locks: UnsafeMutablePointer<UInt8>
     package private(set) var codes: UnsafeMutablePointer<Int8>
     package private(set) var codeScales: UnsafeMutablePointer<Float>
+    package private(set) var codeErrors: UnsafeMutablePointer<Float>
 
     /// - Parameter codes: keep int8 codes beside the vectors.
     package init(dimensions: Int, connectivity: Int, capacity: Int, codes: Bool = false) {
@@ -59,6 +61,7 @@ package final class NodeStorage {
         locks = Self.allocate(UInt8.self, capacity)
         self.codes = Self.allocate(Int8.self, capacity * codeStride)
         codeScales = Self.allocate(Float.self, codeStride == 0 ? 0 : capacity)
+        codeErrors = Self.allocate(Float.self, codeStride == 0 ? 0 : capacity)
         upperLinks.initialize(repeating: nil, count: capacity)
         locks.initialize(repeating: 0, count: capacity)
         states.initialize(repeating: NodeState.free.rawValue, count: capacity)
@@ -70,6 +73,7 @@ package final class NodeStorage {
         for n in 0..<capacity { upperLinks[n]?.deallocate() }
         vectors.deallocate(); links0.deallocate(); upperLinks.deallocate(); labels.deallocate()
         levels.deallocate(); states.deallocate(); locks.deallocate(); codes.deallocate(); codeScales.deallocate()
+        codeErrors.deallocate()
     }
 
     /// 64-byte aligned, uninitialised (trivial types only).
@@ -100,6 +104,7 @@ package final class NodeStorage {
         if codeStride > 0 {
             codes = moved(codes, old * codeStride, newCapacity * codeStride)
             codeScales = moved(codeScales, old, newCapacity)
+            codeErrors = moved(codeErrors, old, newCapacity)
         }
         (upperLinks + old).initialize(repeating: nil, count: newCapacity - old)
         (locks + old).initialize(repeating: 0, count: newCapacity - old)
@@ -125,8 +130,16 @@ package final class NodeStorage {
     package func encode(_ node: UInt32) {
         guard hasCodes else { return }
         let target = code(node)
-        codeScales[Int(node)] = encodeInt8(vector(node), count: dimensions, into: target)
+        let v = vector(node)
+        let scale = encodeInt8(v, count: dimensions, into: target)
         (target + dimensions).update(repeating: 0, count: codeStride - dimensions)
+        var squared: Double = 0
+        for i in 0..<dimensions {
+            let e = Double(v[i]) - Double(scale) * Double(target[i])
+            squared += e * e
+        }
+        codeScales[Int(node)] = scale
+        codeErrors[Int(node)] = Float(squared.squareRoot())
     }
 
     /// The link list of `node` at `level`: word 0 is the count, then the neighbour ids.
