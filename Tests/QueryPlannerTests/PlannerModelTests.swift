@@ -53,6 +53,22 @@ import QueryPlanner
         #expect(abs(c.scale(selectivity: 0.1, filtered: true) - 3) < 0.01)
     }
 
+    /// A larger effort whose bin measures below the target by chance (0.945 at 1.45 between 0.97 at 1.2 and
+    /// 0.99 at 2) is pooled with its neighbour instead of pushing the choice above it: the smallest effort
+    /// that meets the target (1, at 0.955) is kept. A bin that truly misses still counts: pooled with a
+    /// smaller bin that met the target, the block falls short and the choice moves past it.
+    @Test func aChanceDipAtALargerEffortDoesNotRaiseTheChoice() {
+        var c = RecallCalibration()
+        let dip = [0.80, 0.85, 0.90, 0.94, 0.955, 0.97, 0.945, 0.99]
+        for _ in 0..<64 { c.record(curve: dip, selectivity: 1, filtered: false, target: 0.95) }
+        #expect(c.scale(selectivity: 1, filtered: false) == 1)
+        // Here the block of 1 and 1.2 (0.955, 0.93) averages 0.9425 < 0.95: the next block (1.45 on) decides.
+        var d = RecallCalibration()
+        let miss = [0.80, 0.85, 0.90, 0.94, 0.955, 0.93, 0.97, 0.99]
+        for _ in 0..<64 { d.record(curve: miss, selectivity: 1, filtered: false, target: 0.95) }
+        #expect(abs(d.scale(selectivity: 1, filtered: false) - 1.41) < 0.01)  // the bin of 1.45: 2^(4/8)
+    }
+
     @Test func theScaleMovesThePlannedEffortUnlessTheCallerFixesIt() {
         let base = PlanInput(rows: 1_000_000, estimatedMatches: 1_000_000, hasFilter: false, k: 10, dimensions: 128)
         var scaled = base

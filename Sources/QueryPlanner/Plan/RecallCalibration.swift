@@ -126,22 +126,33 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
 
     enum Decision { case scale(Double), keep, unmeasured }
 
-    /// From a recall curve: the smallest scale whose recall meets the target beyond its standard error, with
-    /// every larger measured scale at or above the target; when
-    /// none does but recall still rises with effort, half again the largest measured; when the curve is flat
-    /// (more effort does not help, e.g. fewer matches than k), keep the scale. Bins with under half a window
-    /// of samples are ignored; unmeasured while fewer than three are measured.
+    /// From a recall curve: the smallest scale whose recall meets the target beyond its standard error, once
+    /// the curve is made monotone; when none does but recall still rises with effort, half again the largest
+    /// measured; when the curve is flat (more effort does not help, e.g. fewer matches than k), keep the
+    /// scale. Bins with under half a window of samples are ignored; unmeasured while fewer than three are
+    /// measured.
+    ///
+    /// Recall cannot fall as effort rises, so a bin that measures below a smaller effort's bin is noise: the
+    /// bins are pooled with their neighbours until the means rise (pool-adjacent-violators), and each pooled
+    /// block's mean and error come from all its samples. (The rule this replaces refused every bin below one
+    /// that dipped under the target; with eight bins around the target one dips by chance in most windows,
+    /// and the chosen effort wandered between ef 38 and 68 for the same data.)
     static func choose(_ curve: [Int: Cell], target: Double) -> Decision {
         let measured = curve.filter { $0.value.n * 2 >= Double(windowSize) }.sorted { $0.key < $1.key }
         guard measured.count >= 3 else { return .unmeasured }
-        // The smallest bin that meets the target beyond its error and after which no measured bin falls below
-        // the target (with many bins, one low bin is bound to look good by chance).
-        var hit: Int?
-        for (key, cell) in measured.reversed() {
-            guard cell.mean >= target else { break }
-            if cell.mean - cell.error >= target { hit = key }
+        var blocks: [(first: Int, cell: Cell)] = []
+        for (key, cell) in measured {
+            blocks.append((key, cell))
+            while blocks.count >= 2, blocks[blocks.count - 2].cell.mean > blocks[blocks.count - 1].cell.mean {
+                let last = blocks.removeLast().cell
+                let previous = blocks[blocks.count - 1].cell
+                blocks[blocks.count - 1].cell = Cell(n: previous.n + last.n, sum: previous.sum + last.sum,
+                                                     squares: previous.squares + last.squares)
+            }
         }
-        if let hit { return .scale(scale(of: hit)) }
+        if let hit = blocks.first(where: { $0.cell.mean - $0.cell.error >= target }) {
+            return .scale(scale(of: hit.first))
+        }
         let low = measured.first!.value.mean, high = measured.last!.value.mean
         return high > low + 0.005 ? .scale(scale(of: measured.last!.key) * 1.5) : .keep
     }
