@@ -17,6 +17,10 @@ struct TierCommand: ParsableCommand {
     @Option(name: .customLong("cold-effort"),
             help: "Scales of the store's rule for cold blocks opened, comma-separated for a sweep (default 1).")
     var coldEffort = "1"
+    @Flag(name: .customLong("hot-only-run"), help: "After the tiered runs, also run every class over the hot tier alone.")
+    var hotOnlyRun = false
+    @Flag(name: .customLong("explain-first"), help: "Print the explanation of each class's first query.")
+    var explainFirst = false
     @Option(name: .customLong("codec"), help: "Cold codec: bitshuffle (default), shuffle, float16.") var codec = "bitshuffle"
 
     func run() throws {
@@ -36,7 +40,7 @@ struct TierCommand: ParsableCommand {
         log("imported \(data.meta.count) rows; \(before.memoryBytes >> 20) MiB in RAM (index \(before.indexBytes >> 20) MiB)")
 
         let wanted = classes.map { Set($0.split(separator: ",").map(String.init)) }
-        func runAll(_ label: String, effort: Double? = nil) throws -> [BenchResults.Run] {
+        func runAll(_ label: String, effort: Double? = nil, tiers: Set<Tier> = [.hot, .cold]) throws -> [BenchResults.Run] {
             var runs: [BenchResults.Run] = []
             for className in data.classNames where wanted?.contains(className) ?? true {
                 var cases = data.cases.filter { $0.className == className }
@@ -49,10 +53,11 @@ struct TierCommand: ParsableCommand {
                     let q = Array(data.query(c.qid))
                     let t = nowNanoseconds()
                     let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
-                    let (hits, e) = try hs.query(collection, near: q, k: 10, filter: filter, options: QueryOptions(coldEffort: effort ?? 1))
+                    let (hits, e) = try hs.query(collection, near: q, k: 10, filter: filter, options: QueryOptions(tiers: tiers, coldEffort: effort ?? 1))
                     latencies.append(nowNanoseconds() - t)
                     recallSum += recall(hits.map { if case .int(let v) = $0.id { Int(v) } else { -1 } }, groundTruth: c.groundTruth)
                     plans[e.plan.strategy.rawValue + (e.coldBlocksProbed > 0 ? "+cold" : ""), default: 0] += 1
+                    if explainFirst && c.qid == cases.first?.qid { log("\(e)") }
                 }
                 let timing = Timing(latenciesNs: latencies, wallNs: nowNanoseconds() - wall)
                 runs.append(BenchResults.Run(class: className, effort: nil, cold_effort: effort, queries: cases.count,
@@ -85,6 +90,7 @@ struct TierCommand: ParsableCommand {
             + "; cold \(after.coldBytesOnDisk >> 20) MiB on disk = " + String(format: "%.3f× raw", Double(after.coldBytesOnDisk) / Double(rawBytes))
             + ", float16 " + String(format: "%.3f× raw", Double(fp16Bytes) / Double(rawBytes)))
         for effort in coldEffort.split(separator: ",").compactMap({ Double($0) }) { runs += try runAll("tiered", effort: effort) }
+        if hotOnlyRun { runs += try runAll("hot_only", tiers: [.hot]) }
         var results = BenchResults(
             mode: "tier", engine: "hybridstore",
             dataset: .init(name: data.meta.name, count: data.meta.count, dim: data.meta.dim, metric: data.meta.metric),

@@ -236,11 +236,11 @@ import HybridStore
 
     /// With every block allowed (`coldProbes: .max`) the cold step is exact over many blocks (uniform 16-d data,
     /// ~80 blocks, a filter), for L2 and cosine.
-    @Test(arguments: [Metric.l2, .cosine])
-    func exhaustiveColdStepIsExact(metric: Metric) throws {
+    @Test(arguments: [Metric.l2, .cosine], [1, 2])
+    func exhaustiveColdStepIsExact(metric: Metric, threads: Int) throws {
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }
-        let store = try tmp.open()
+        let store = try tmp.open { $0.coldReadThreads = threads }
         let c = try store.createCollection("u", schema: Schema(vector: VectorSpec(dimensions: 16, metric: metric), id: .integer,
                                                               columns: [.integer("g", filterable: true)]))
         let vectors = randomVectors(5000, dim: 16, seed: 31)
@@ -264,6 +264,54 @@ import HybridStore
             let want = truth.prefix(10).map { distance(vectors[$0], q) }
             for (hit, d) in zip(hits, want) { #expect(abs(hit.distance - d) <= 1e-4 * max(1, abs(d))) }
             #expect(hits.count == 10 && e.coldBlocksProbed > 0)
+        }
+    }
+
+    /// Two readers split a query's cold blocks (each keeps its own k best and bound, so it may score more
+    /// rows than one reader, never fewer): at the default probes every answer is at least as near as with one
+    /// reader, and the blocks opened are the same plan.
+    @Test func twoColdReadersAnswerAtLeastAsWellAsOne() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        var store = try tmp.open { $0.coldReadThreads = 1 }
+        let c = try store.createCollection("u", schema: Schema(vector: VectorSpec(dimensions: 16), id: .integer,
+                                                              columns: [.integer("g", filterable: true)]))
+        let vectors = randomVectors(6000, dim: 16, seed: 41)
+        try store.write { tx in
+            for (i, v) in vectors.enumerated() { try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 5))]) }
+        }
+        try store.tier(c, to: .cold)
+        var rng = SplitMix64(seed: 4)
+        let queries = (0..<20).map { _ in (0..<16).map { _ in Float.random(in: -1...1, using: &rng) } }
+        func run(_ store: HybridStore) throws -> [(distances: [Float], blocks: Int)] {
+            try queries.map { q in
+                let (hits, e) = try store.query(c, near: q, k: 10, filter: try store.parseFilter("g <> 2"), options: QueryOptions())
+                return (hits.map(\.distance), e.coldBlocksProbed)
+            }
+        }
+        let one = try run(store)
+        store.close()
+        store = try tmp.open { $0.coldReadThreads = 2 }
+        let two = try run(store)
+        for (a, b) in zip(one, two) {
+            #expect(a.distances.count == 10 && b.distances.count == 10)
+            for (x, y) in zip(a.distances, b.distances) { #expect(y <= x + 1e-6) }
+            #expect(b.blocks >= a.blocks && a.blocks >= 8)
+        }
+    }
+
+    /// Blocks come out nearest first, ties by index, whatever was selected up front.
+    @Test func nearestFirstOrdersLazilyAsAFullSortWould() {
+        var rng = SplitMix64(seed: 5)
+        for n in [0, 1, 2, 17, 300] {
+            let keys = (0..<n).map { _ in Float(Int.random(in: 0..<40, using: &rng)) }  // many ties
+            let want = keys.indices.sorted { (keys[$0], $0) < (keys[$1], $1) }
+            for expected in [0, 1, 5, n / 2, n, n + 5] {
+                var order = NearestFirst(keys: keys, expected: expected)
+                var got: [Int] = []
+                while let i = order.next() { got.append(i) }
+                #expect(got == want, "n \(n) expected \(expected)")
+            }
         }
     }
 

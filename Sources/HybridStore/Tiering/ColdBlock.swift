@@ -200,7 +200,7 @@ package struct ColdBlock: Equatable {
         try reader.load(bytes, block: block, collection: collection)
         let dim = reader.dimensions
         let vectors = [Float](unsafeUninitializedCapacity: reader.rows.count * dim) { out, count in
-            for i in reader.rows.indices { reader.vector(at: i, into: out.baseAddress! + i * dim) }
+            if let base = out.baseAddress { reader.vectors(into: base) }
             count = reader.rows.count * dim
         }
         return ColdBlock(rows: reader.rows, dimensions: dim, vectors: vectors)
@@ -214,6 +214,8 @@ package final class ColdBlockReader {
     private var plain = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
     private var scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
     private var scratchCapacity = 64
+    private var planeScratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
+    private var planeScratchCapacity = 64
     private var codec = ColdCodec.shuffledLZ4
     private var plane = 0
     /// The loaded block's row numbers, in position order, and its dimensions.
@@ -224,6 +226,7 @@ package final class ColdBlockReader {
     deinit {
         plain.deallocate()
         scratch.deallocate()
+        planeScratch.deallocate()
     }
 
     /// Checks and decompresses a block; its row numbers are in `rows` afterwards.
@@ -282,6 +285,36 @@ package final class ColdBlockReader {
             count = n
         }
         dimensions = dim
+    }
+
+    /// Writes every vector of the loaded block to `out` (`rows.count × dimensions` floats, row-major): each
+    /// plane is unshuffled once for the whole block, cheaper than `vector(at:into:)` per row when most rows
+    /// are wanted.
+    /// - Precondition: a block is loaded; `out` is valid for `rows.count × dimensions` writes.
+    package func vectors(into out: UnsafeMutablePointer<Float>) {
+        let components = rows.count * dimensions
+        guard components > 0 else { return }
+        let base = plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + rows.count * 8
+        let bitPlanes = codec.bitPlanes
+        let needed = self.plane * bitPlanes.count
+        if planeScratchCapacity < needed {
+            planeScratch.deallocate()
+            planeScratch = .allocate(capacity: needed)
+            planeScratchCapacity = needed
+        }
+        // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ plain; an unshuffled plane takes
+        // `plane` bytes of planeScratch (sized above); components ≤ plane.
+        func plane(_ b: Int) -> UnsafePointer<UInt8> {
+            guard bitPlanes.contains(b) else { return UnsafePointer(base + b * self.plane) }
+            let target = planeScratch + (b - bitPlanes.lowerBound) * self.plane
+            bitUnshuffle(base + b * self.plane, stride: self.plane / 8, groups: 0 ..< self.plane / 8, target)
+            return UnsafePointer(target)
+        }
+        if codec.elementSize == 4 {
+            hs_unshuffle_f32(plane(0), plane(1), plane(2), plane(3), components, codec == .bitShuffledLZ4 ? 1 : 0, out)
+        } else {
+            hs_unshuffle_f16(plane(0), plane(1), components, out)
+        }
     }
 
     /// Writes the vector at `position` of the loaded block to `out` (`dimensions` floats).

@@ -280,7 +280,8 @@ extension HybridStore {
         func reported(_ d: Float) -> Float { metric == .cosine ? 1 + d : d }
         return try s.lock.read { () throws(HybridStoreError) -> [(row: Int64, distance: Float)] in
             let tier = s.cold
-            let blockCount = tier.blocks.count
+            let blocks = tier.blocks  // locals: no exclusivity check per access of the class's arrays
+            let blockCount = blocks.count
             guard blockCount > 0 else { return [] }
             // Which slots qualify: live, and matching when the filter's columns are in memory.
             let inMemory = filter.map { tier.columns.covers($0) } ?? true
@@ -288,7 +289,7 @@ extension HybridStore {
             var selectivity = 1.0
             if let filter, inMemory {
                 let estimate = tier.columns.estimate(filter)
-                if estimate == 0 && tier.blocks.allSatisfy({ $0.corrupt == nil }) { return [] }
+                if estimate == 0 && blocks.allSatisfy({ $0.corrupt == nil }) { return [] }
                 selectivity = estimate / Double(max(tier.liveRows, 1))
                 matches = tier.columns.predicate(filter)
             } else {
@@ -306,78 +307,144 @@ extension HybridStore {
                         } else {
                             let squared = l2(qb.baseAddress!, centroid, dim)
                             keys[b] = squared
-                            let gap = max(0, squared.squareRoot() - tier.blocks[b].radius)
+                            let gap = max(0, squared.squareRoot() - blocks[b].radius)
                             lower[b] = metric == .cosine ? gap * gap / 2 : gap * gap  // in reported units
                         }
                     }
                 }
             }
-            var heap = MinHeap(keys: keys)
             let maxProbe = min(blockCount, max(1, probes ?? Self.defaultColdProbes(blocks: blockCount, selectivity: selectivity, effort: effort)))
-            var best: [(row: Int64, distance: Float)] = []
-            best.reserveCapacity(k + 1)
-            func kth() -> Float { min(best.count >= k ? best[k - 1].distance : .infinity, initial ?? .infinity) }
-            let reader = ColdBlockReader()
-            var vector = [Float](repeating: 0, count: dim)
-            var wanted: [Int] = []
-            var probed = 0
-            try withReader { c in
-                // A filter on columns held only in SQLite: its matching rows per block, from SQL.
-                let sqlFilter = inMemory ? nil : s.table.coldBlockRowsWhere(condition?.text ?? "1")
-                // Blocks come nearest centroid first, not lowest bound first: a bound that cannot win ends an
-                // approximate step, but an exhaustive one only skips that block.
-                let exhaustive = maxProbe >= blockCount
-                while probed < maxProbe, let b = heap.pop() {
-                    if lower[b] > kth() {
-                        if exhaustive { continue }
-                        break
-                    }
-                    let block = tier.blocks[b]
-                    if let corrupt = block.corrupt { throw corrupt }
-                    wanted.removeAll(keepingCapacity: true)
-                    if let sqlFilter {
-                        let statement = try c.prepareOnce(sqlFilter)
-                        try statement.bind(.integer(block.id), at: 1)
-                        try statement.bind(condition?.arguments ?? [], from: 2)
-                        var rows = Set<Int64>()
-                        while try statement.step() { rows.insert(statement.int64(0)) }
-                        for (position, slot) in block.slots.enumerated()
-                        where slot != ColdTier.dead && rows.contains(tier.rowOfSlot[Int(slot)]) {
-                            wanted.append(position)
+            var order = NearestFirst(keys: keys, expected: 2 * maxProbe + 32)
+            // The blocks to open, in centroid order: those holding a live row that matches (as far as memory
+            // can tell), up to `maxProbe`. Blocks come nearest centroid first, not lowest bound first: a bound
+            // that cannot beat the hot k-th ends an approximate step, but an exhaustive one only skips it.
+            let exhaustive = maxProbe >= blockCount
+            var plan: [(block: Int, wanted: [Int])] = []
+            while plan.count < maxProbe, let b = order.next() {
+                if lower[b] > initial ?? .infinity {
+                    if exhaustive { continue }
+                    break
+                }
+                if let corrupt = blocks[b].corrupt { throw corrupt }
+                var wanted: [Int] = []
+                for (position, slot) in blocks[b].slots.enumerated()
+                where slot != ColdTier.dead && (!inMemory || matches(slot)) {
+                    wanted.append(position)
+                }
+                if !wanted.isEmpty { plan.append((b, wanted)) }
+            }
+            // Worker w opens plan[w], plan[w + W], …, so each reads near blocks first; each keeps its own k best
+            // and its own bound. W: `coldReadThreads` (default: the cores, at most 2), one for short plans.
+            let workers = plan.count < 8 ? 1 : max(1, min(configuration.coldReadThreads ?? min(cores, 2), plan.count))
+            let rowOfSlot = tier.rowOfSlot
+            let sqlFilter = inMemory ? nil : s.table.coldBlockRowsWhere(condition?.text ?? "1")
+            var partial = [ColdWorkerResult](repeating: ColdWorkerResult(), count: workers)
+            let counts = Locked((blocks: 0, candidates: 0, bytes: 0))
+            let bounds = lower, normalizedQuery = q
+            func work(_ w: Int) -> ColdWorkerResult {
+                var result = ColdWorkerResult()
+                do throws(HybridStoreError) {
+                    result.best = try probe(stride(from: w, to: plan.count, by: workers).map { plan[$0] })
+                } catch {
+                    result.error = error
+                }
+                return result
+            }
+            func probe(_ share: [(block: Int, wanted: [Int])]) throws(HybridStoreError) -> [(row: Int64, distance: Float)] {
+                var best: [(row: Int64, distance: Float)] = []
+                best.reserveCapacity(k + 1)
+                func kth() -> Float { min(best.count >= k ? best[k - 1].distance : .infinity, initial ?? .infinity) }
+                let reader = ColdBlockReader()
+                var decoded: [Float] = []
+                var vector = [Float](repeating: 0, count: dim)
+                var probed = 0, candidates = 0, bytes = 0
+                try withReader { c in
+                    for (b, planned) in share {
+                        if bounds[b] > kth() {
+                            if exhaustive { continue }
+                            break
                         }
-                    } else {
-                        for (position, slot) in block.slots.enumerated() where slot != ColdTier.dead && matches(slot) {
-                            wanted.append(position)
+                        let block = blocks[b]
+                        var wanted = planned
+                        if let sqlFilter {
+                            // A filter on columns held only in SQLite: its matching rows in this block, from SQL.
+                            let statement = try c.prepareOnce(sqlFilter)
+                            try statement.bind(.integer(block.id), at: 1)
+                            try statement.bind(condition?.arguments ?? [], from: 2)
+                            var rows = Set<Int64>()
+                            while try statement.step() { rows.insert(statement.int64(0)) }
+                            wanted = planned.filter { rows.contains(rowOfSlot[Int(block.slots[$0])]) }
+                            if wanted.isEmpty { continue }
                         }
-                    }
-                    guard !wanted.isEmpty else { continue }
-                    probed += 1
-                    // Gone from the database: replaced by a commit whose new blocks this tier does not name yet.
-                    guard try loadColdBlock(s, block.id, c, into: reader) else { continue }
-                    report.blocksProbed += 1
-                    report.bytesDecompressed += reader.rows.count * (dim * 4 + 8)
-                    vector.withUnsafeMutableBufferPointer { v in
-                        q.withUnsafeBufferPointer { qb in
-                            for position in wanted {
-                                let slot = block.slots[position]
-                                let row = tier.rowOfSlot[Int(slot)]
-                                // The block in the database must be the one the tier describes.
-                                guard position < reader.rows.count, reader.rows[position] == row else { continue }
-                                reader.vector(at: position, into: v.baseAddress!)
-                                if metric == .cosine { normalize(v) }  // blocks keep the original vectors
-                                let d = reported(kernel(qb.baseAddress!, v.baseAddress!, dim))
-                                report.candidates += 1
-                                guard best.count < k || d < best[k - 1].distance
-                                      || (d == best[k - 1].distance && row < best[k - 1].row) else { continue }
-                                let at = best.firstIndex { d < $0.distance || (d == $0.distance && row < $0.row) } ?? best.count
-                                best.insert((row, d), at: at)
-                                if best.count > k { best.removeLast() }
+                        // Gone from the database: replaced by a commit whose new blocks this tier does not name yet.
+                        guard try loadColdBlock(s, block.id, c, into: reader) else { continue }
+                        probed += 1
+                        bytes += reader.rows.count * (dim * 4 + 8)
+                        // Most rows wanted: unshuffle the whole block at once (one pass per plane), not per row.
+                        let whole = wanted.count * 2 >= reader.rows.count
+                        if whole {
+                            if decoded.count < reader.rows.count * dim {
+                                decoded = [Float](repeating: 0, count: reader.rows.count * dim)
                             }
+                            decoded.withUnsafeMutableBufferPointer { reader.vectors(into: $0.baseAddress!) }
+                        }
+                        // SAFETY: `decoded` holds rows.count × dim floats when `whole`, `vector` dim floats;
+                        // neither array is resized inside the closures.
+                        decoded.withUnsafeMutableBufferPointer { all in
+                        vector.withUnsafeMutableBufferPointer { one in
+                            normalizedQuery.withUnsafeBufferPointer { qb in
+                                for position in wanted {
+                                    let row = rowOfSlot[Int(block.slots[position])]
+                                    // The block in the database must be the one the tier describes.
+                                    guard position < reader.rows.count, reader.rows[position] == row else { continue }
+                                    let v: UnsafeMutableBufferPointer<Float>
+                                    if whole {
+                                        v = UnsafeMutableBufferPointer(rebasing: all[position * dim ..< (position + 1) * dim])
+                                    } else {
+                                        reader.vector(at: position, into: one.baseAddress!)
+                                        v = one
+                                    }
+                                    if metric == .cosine { normalize(v) }  // blocks keep the original vectors
+                                    let d = reported(kernel(qb.baseAddress!, v.baseAddress!, dim))
+                                    candidates += 1
+                                    guard best.count < k || d < best[k - 1].distance
+                                          || (d == best[k - 1].distance && row < best[k - 1].row) else { continue }
+                                    let at = best.firstIndex { d < $0.distance || (d == $0.distance && row < $0.row) }
+                                        ?? best.count
+                                    best.insert((row, d), at: at)
+                                    if best.count > k { best.removeLast() }
+                                }
+                            }
+                        }
                         }
                     }
                 }
+                counts.withLock {
+                    $0.blocks += probed
+                    $0.candidates += candidates
+                    $0.bytes += bytes
+                }
+                return best
             }
-            return best
+            if workers == 1 {
+                partial[0] = work(0)
+            } else {
+                partial.withUnsafeMutableBufferPointer { out in
+                    // SAFETY: worker w writes only out[w]; everything the workers read is immutable while they
+                    // run (the tier under the collection's read lock, the plan, the bounds, the query); each has
+                    // its own reader connection, block reader and buffers.
+                    let job = ColdWork(run: work, out: out)
+                    DispatchQueue.concurrentPerform(iterations: workers) { @Sendable w in job.out[w] = job.run(w) }
+                }
+            }
+            if let error = partial.compactMap(\.error).first { throw error }
+            let totals = counts.withLock { $0 }
+            report.blocksProbed += totals.blocks
+            report.candidates += totals.candidates
+            report.bytesDecompressed += totals.bytes
+            var best = partial.flatMap(\.best)
+            best.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
+            return Array(best.prefix(k))
         }
     }
 
@@ -696,6 +763,20 @@ private struct Shared: @unchecked Sendable {
 }
 
 /// Runs `body` over `0..<count` in chunks on all cores (in place when there is little to do).
+/// What the cold step's workers share: the work function and one result slot each.
+private struct ColdWork: @unchecked Sendable {
+    // SAFETY(@unchecked Sendable): `run` reads only state that is immutable while the workers run; worker w
+    // writes only `out[w]`.
+    let run: (Int) -> ColdWorkerResult
+    let out: UnsafeMutableBufferPointer<ColdWorkerResult>
+}
+
+/// One cold-step worker's k best, or the error that stopped it.
+private struct ColdWorkerResult {
+    var best: [(row: Int64, distance: Float)] = []
+    var error: HybridStoreError?
+}
+
 private func inParallel(_ count: Int, _ body: @Sendable (Range<Int>) -> Void) {
     let chunks = count >= 4096 ? max(1, cores) * 4 : 1
     if chunks == 1 { return body(0..<count) }
@@ -714,39 +795,60 @@ private struct AssignWork: @unchecked Sendable {
 }
 
 /// A binary min-heap of indices by key (ties: lower index first), built in O(n).
-struct MinHeap {
-    private var keys: [Float]
-    private var items: [Int32]
+/// Indices of `keys` in ascending key order (ties by index), produced lazily: the `expected` smallest are
+/// selected (quickselect) and sorted up front, the rest sorted only if iteration gets that far. Most cold
+/// steps open a few dozen of thousands of blocks, where a heap over all of them cost 10 % of the query.
+package struct NearestFirst {
+    private var items: [(key: Float, index: Int32)]
+    private var sortedUpTo: Int
+    private var position = 0
 
-    init(keys: [Float]) {
-        self.keys = keys
-        items = (0..<Int32(keys.count)).map { $0 }
-        var i = items.count / 2
-        while i > 0 { i -= 1; down(i) }
+    package init(keys: [Float], expected: Int) {
+        items = keys.enumerated().map { ($0.element, Int32($0.offset)) }
+        let m = min(max(expected, 0), items.count)
+        if m < items.count { Self.select(&items, m) }
+        items[0..<m].sort(by: Self.less)
+        sortedUpTo = m
     }
 
-    private func less(_ a: Int32, _ b: Int32) -> Bool { keys[Int(a)] < keys[Int(b)] || (keys[Int(a)] == keys[Int(b)] && a < b) }
+    static func less(_ a: (key: Float, index: Int32), _ b: (key: Float, index: Int32)) -> Bool {
+        a.key < b.key || (a.key == b.key && a.index < b.index)
+    }
 
-    private mutating func down(_ start: Int) {
-        var i = start
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < items.count && less(items[l], items[m]) { m = l }
-            if r < items.count && less(items[r], items[m]) { m = r }
-            if m == i { return }
-            items.swapAt(i, m)
-            i = m
+    /// Moves the `m` smallest items (by `less`) to the front, in no particular order (Hoare quickselect,
+    /// median of three).
+    static func select(_ items: inout [(key: Float, index: Int32)], _ m: Int) {
+        var lo = 0, hi = items.count - 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            if less(items[mid], items[lo]) { items.swapAt(mid, lo) }
+            if less(items[hi], items[lo]) { items.swapAt(hi, lo) }
+            if less(items[hi], items[mid]) { items.swapAt(hi, mid) }
+            let pivot = items[mid]
+            var i = lo, j = hi
+            while i <= j {
+                while less(items[i], pivot) { i += 1 }
+                while less(pivot, items[j]) { j -= 1 }
+                if i <= j {
+                    items.swapAt(i, j)
+                    i += 1
+                    j -= 1
+                }
+            }
+            // [lo, j] ≤ pivot ≤ [i, hi]; keep narrowing the side that holds position m.
+            if m <= j { hi = j } else if m >= i { lo = i } else { return }
         }
     }
 
-    /// The index with the smallest key, removed; nil when empty.
-    mutating func pop() -> Int? {
-        guard let top = items.first else { return nil }
-        items.swapAt(0, items.count - 1)
-        items.removeLast()
-        if !items.isEmpty { down(0) }
-        return Int(top)
+    /// The next index, nearest first; nil when all are taken.
+    package mutating func next() -> Int? {
+        guard position < items.count else { return nil }
+        if position == sortedUpTo {
+            items[sortedUpTo...].sort(by: Self.less)
+            sortedUpTo = items.count
+        }
+        defer { position += 1 }
+        return Int(items[position].index)
     }
 }
 
