@@ -48,6 +48,7 @@ struct TierCommand: ParsableCommand {
                 var latencies: [UInt64] = []
                 var recallSum = 0.0
                 var plans: [String: Int] = [:]
+                var phases: [String: Double] = [:]
                 let wall = nowNanoseconds()
                 for c in cases {
                     let q = Array(data.query(c.qid))
@@ -58,6 +59,11 @@ struct TierCommand: ParsableCommand {
                     recallSum += recall(hits.map { if case .int(let v) = $0.id { Int(v) } else { -1 } }, groundTruth: c.groundTruth)
                     plans[e.plan.strategy.rawValue + (e.coldBlocksProbed > 0 ? "+cold" : ""), default: 0] += 1
                     if explainFirst && c.qid == cases.first?.qid { log("\(e)") }
+                    for (phase, ms) in e.timingsMs { phases[phase, default: 0] += ms }
+                }
+                if explainFirst {
+                    log("  mean ms per phase: " + phases.sorted { $0.key < $1.key }
+                        .map { String(format: "%@ %.3f", $0.key, $0.value / Double(max(cases.count, 1))) }.joined(separator: ", "))
                 }
                 let timing = Timing(latenciesNs: latencies, wallNs: nowNanoseconds() - wall)
                 runs.append(BenchResults.Run(class: className, effort: nil, cold_effort: effort, queries: cases.count,

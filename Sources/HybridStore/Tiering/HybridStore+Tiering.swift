@@ -295,23 +295,22 @@ extension HybridStore {
             } else {
                 matches = { _ in true }
             }
-            // Rank blocks by centroid (a heap: most queries open a few of thousands).
+            // Rank blocks by centroid: squared L2 to it (or −dot for inner product).
             var keys = [Float](repeating: 0, count: blockCount)
-            var lower = [Float](repeating: -.infinity, count: blockCount)
+            let rankKernel = metric == .innerProduct ? kernel : l2
             tier.centroids.withUnsafeBufferPointer { cb in
                 q.withUnsafeBufferPointer { qb in
-                    for b in 0..<blockCount {
-                        let centroid = cb.baseAddress! + b * dim
-                        if metric == .innerProduct {
-                            keys[b] = kernel(qb.baseAddress!, centroid, dim)
-                        } else {
-                            let squared = l2(qb.baseAddress!, centroid, dim)
-                            keys[b] = squared
-                            let gap = max(0, squared.squareRoot() - blocks[b].radius)
-                            lower[b] = metric == .cosine ? gap * gap / 2 : gap * gap  // in reported units
-                        }
+                    keys.withUnsafeMutableBufferPointer { out in
+                        for b in 0..<blockCount { out[b] = rankKernel(qb.baseAddress!, cb.baseAddress! + b * dim, dim) }
                     }
                 }
+            }
+            /// The nearest any row of block b can be, in reported units (L2 and cosine: the centroid distance
+            /// minus the radius; none for inner product). Only asked of the blocks popped.
+            func lowerBound(_ b: Int) -> Float {
+                guard metric != .innerProduct else { return -.infinity }
+                let gap = max(0, keys[b].squareRoot() - blocks[b].radius)
+                return metric == .cosine ? gap * gap / 2 : gap * gap
             }
             let maxProbe = min(blockCount, max(1, probes ?? Self.defaultColdProbes(blocks: blockCount, selectivity: selectivity, effort: effort)))
             var order = NearestFirst(keys: keys, expected: 2 * maxProbe + 32)
@@ -319,9 +318,10 @@ extension HybridStore {
             // can tell), up to `maxProbe`. Blocks come nearest centroid first, not lowest bound first: a bound
             // that cannot beat the hot k-th ends an approximate step, but an exhaustive one only skips it.
             let exhaustive = maxProbe >= blockCount
-            var plan: [(block: Int, wanted: [Int])] = []
+            var plan: [(block: Int, bound: Float, wanted: [Int])] = []
             while plan.count < maxProbe, let b = order.next() {
-                if lower[b] > initial ?? .infinity {
+                let bound = lowerBound(b)
+                if bound > initial ?? .infinity {
                     if exhaustive { continue }
                     break
                 }
@@ -331,7 +331,7 @@ extension HybridStore {
                 where slot != ColdTier.dead && (!inMemory || matches(slot)) {
                     wanted.append(position)
                 }
-                if !wanted.isEmpty { plan.append((b, wanted)) }
+                if !wanted.isEmpty { plan.append((b, bound, wanted)) }
             }
             // Worker w opens plan[w], plan[w + W], …, so each reads near blocks first; each keeps its own k best
             // and its own bound. W: `coldReadThreads` (default: the cores, at most 2), one for short plans.
@@ -340,7 +340,7 @@ extension HybridStore {
             let sqlFilter = inMemory ? nil : s.table.coldBlockRowsWhere(condition?.text ?? "1")
             var partial = [ColdWorkerResult](repeating: ColdWorkerResult(), count: workers)
             let counts = Locked((blocks: 0, candidates: 0, bytes: 0))
-            let bounds = lower, normalizedQuery = q
+            let normalizedQuery = q
             func work(_ w: Int) -> ColdWorkerResult {
                 var result = ColdWorkerResult()
                 do throws(HybridStoreError) {
@@ -350,7 +350,9 @@ extension HybridStore {
                 }
                 return result
             }
-            func probe(_ share: [(block: Int, wanted: [Int])]) throws(HybridStoreError) -> [(row: Int64, distance: Float)] {
+            func probe(_ share: [(block: Int, bound: Float, wanted: [Int])]) throws(HybridStoreError)
+                -> [(row: Int64, distance: Float)]
+            {
                 var best: [(row: Int64, distance: Float)] = []
                 best.reserveCapacity(k + 1)
                 func kth() -> Float { min(best.count >= k ? best[k - 1].distance : .infinity, initial ?? .infinity) }
@@ -359,8 +361,8 @@ extension HybridStore {
                 var vector = [Float](repeating: 0, count: dim)
                 var probed = 0, candidates = 0, bytes = 0
                 try withReader { c in
-                    for (b, planned) in share {
-                        if bounds[b] > kth() {
+                    for (b, bound, planned) in share {
+                        if bound > kth() {
                             if exhaustive { continue }
                             break
                         }
