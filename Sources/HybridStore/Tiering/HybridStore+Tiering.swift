@@ -318,26 +318,43 @@ extension HybridStore {
             // can tell), up to `maxProbe`. Blocks come nearest centroid first, not lowest bound first: a bound
             // that cannot beat the hot k-th ends an approximate step, but an exhaustive one only skips it.
             let exhaustive = maxProbe >= blockCount
+            // A filter on columns held only in SQLite is checked here, per block, through SQL (so that blocks
+            // without a matching row do not take places in the plan).
+            let rowOfSlot = tier.rowOfSlot
+            let sqlFilter = inMemory ? nil : s.table.coldBlockRowsWhere(condition?.text ?? "1")
             var plan: [(block: Int, bound: Float, wanted: [Int])] = []
-            while plan.count < maxProbe, let b = order.next() {
-                let bound = lowerBound(b)
-                if bound > initial ?? .infinity {
-                    if exhaustive { continue }
-                    break
+            func makePlan(_ c: Connection?) throws {
+                while plan.count < maxProbe, let b = order.next() {
+                    let bound = lowerBound(b)
+                    if bound > initial ?? .infinity {
+                        if exhaustive { continue }
+                        break
+                    }
+                    if let corrupt = blocks[b].corrupt { throw corrupt }
+                    var wanted: [Int] = []
+                    for (position, slot) in blocks[b].slots.enumerated()
+                    where slot != ColdTier.dead && (!inMemory || matches(slot)) {
+                        wanted.append(position)
+                    }
+                    if let sqlFilter, let c, !wanted.isEmpty {
+                        let statement = try c.prepareOnce(sqlFilter)
+                        try statement.bind(.integer(blocks[b].id), at: 1)
+                        try statement.bind(condition?.arguments ?? [], from: 2)
+                        var rows = Set<Int64>()
+                        while try statement.step() { rows.insert(statement.int64(0)) }
+                        wanted = wanted.filter { rows.contains(rowOfSlot[Int(blocks[b].slots[$0])]) }
+                    }
+                    if !wanted.isEmpty { plan.append((b, bound, wanted)) }
                 }
-                if let corrupt = blocks[b].corrupt { throw corrupt }
-                var wanted: [Int] = []
-                for (position, slot) in blocks[b].slots.enumerated()
-                where slot != ColdTier.dead && (!inMemory || matches(slot)) {
-                    wanted.append(position)
-                }
-                if !wanted.isEmpty { plan.append((b, bound, wanted)) }
+            }
+            if sqlFilter == nil {
+                try sqliteWork("planning the cold step") { try makePlan(nil) }
+            } else {
+                try withReader { c in try makePlan(c) }
             }
             // Worker w opens plan[w], plan[w + W], …, so each reads near blocks first; each keeps its own k best
             // and its own bound. W: `coldReadThreads` (default: the cores, at most 2), one for short plans.
             let workers = plan.count < 8 ? 1 : max(1, min(configuration.coldReadThreads ?? min(cores, 2), plan.count))
-            let rowOfSlot = tier.rowOfSlot
-            let sqlFilter = inMemory ? nil : s.table.coldBlockRowsWhere(condition?.text ?? "1")
             var partial = [ColdWorkerResult](repeating: ColdWorkerResult(), count: workers)
             let counts = Locked((blocks: 0, candidates: 0, bytes: 0))
             let normalizedQuery = q
@@ -367,17 +384,7 @@ extension HybridStore {
                             break
                         }
                         let block = blocks[b]
-                        var wanted = planned
-                        if let sqlFilter {
-                            // A filter on columns held only in SQLite: its matching rows in this block, from SQL.
-                            let statement = try c.prepareOnce(sqlFilter)
-                            try statement.bind(.integer(block.id), at: 1)
-                            try statement.bind(condition?.arguments ?? [], from: 2)
-                            var rows = Set<Int64>()
-                            while try statement.step() { rows.insert(statement.int64(0)) }
-                            wanted = planned.filter { rows.contains(rowOfSlot[Int(block.slots[$0])]) }
-                            if wanted.isEmpty { continue }
-                        }
+                        let wanted = planned
                         // Gone from the database: replaced by a commit whose new blocks this tier does not name yet.
                         guard try loadColdBlock(s, block.id, c, into: reader) else { continue }
                         probed += 1
