@@ -20,7 +20,8 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// Cold blocks opened by the cold step, and the bytes they decompressed to.
     public var coldBlocksProbed = 0
     public var coldBytesDecompressed = 0
-    /// Milliseconds per phase: plan, collect, search, fallback, cold, hydrate.
+    /// Milliseconds per phase: plan, collect, search, fallback, cold plan (ranking blocks; part of cold), cold,
+    /// hydrate.
     public var timingsMs: [String: Double]
     /// The scale on the planner's effort that recall checks of this collection's queries have calibrated
     /// (1: the table's effort).
@@ -46,7 +47,7 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         if coldBlocksProbed > 0 {
             lines.append("cold: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed")
         }
-        lines.append("time: " + ["plan", "collect", "search", "fallback", "cold", "hydrate"].compactMap { phase in
+        lines.append("time: " + ["plan", "collect", "search", "fallback", "cold plan", "cold", "hydrate"].compactMap { phase in
             timingsMs[phase].map { "\(phase) " + String(format: "%.3f ms", $0) }
         }.joined(separator: ", "))
         return lines.joined(separator: "\n")
@@ -331,6 +332,7 @@ extension HybridStore {
             explanation.coldBytesDecompressed = report.bytesDecompressed
             explanation.distanceComputations += report.candidates
             timings["cold"] = ms(since: t)
+            timings["cold plan"] = report.planMs
         }
         var hits: [SearchHit]
         if positions.isEmpty && merged.allSatisfy({ $0.id != nil }) {
