@@ -152,7 +152,8 @@ public final class HNSWIndex: @unchecked Sendable {
         return withReadLock { Array(UnsafeBufferPointer(start: storage.vector(node), count: parameters.dimensions)) }
     }
 
-    /// Bytes held in RAM by vectors, links and per-node metadata (not the label dictionary).
+    /// Bytes held in RAM by vectors, int8 codes (with `traversal: .int8`), links and per-node metadata (not the
+    /// label dictionary).
     public var memoryBytes: Int {
         withReadLock {
             let s = storage
