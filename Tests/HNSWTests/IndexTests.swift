@@ -131,6 +131,18 @@ import HNSW
         }
     }
 
+    /// Vectors whose codes' scale underflows (subnormal components) are placed, walked and found exactly.
+    @Test func subnormalVectorsAreSearchable() throws {
+        let index = try HNSWIndex(parameters: HNSWParameters(dimensions: 4))
+        try index.insert([Float.leastNonzeroMagnitude, 0, 0, 0], label: 1)
+        try index.insert([0, Float.leastNormalMagnitude, 0, 0], label: 2)
+        try index.insert([1, 1, 1, 1], label: 3)
+        let hits = try index.search([0, 0, 0, 0], k: 2, searchEffort: 10).hits
+        #expect(Set(hits.map(\.label)) == [1, 2])
+        let exact = try index.exactSearch([0, 0, 0, 0], k: 2, candidates: [0, 1, 2]).hits
+        #expect(Set(exact.map(\.label)) == [1, 2])
+    }
+
     @Test func statsCountWork() throws {
         let index = try Self.shared()
         let result = try index.search(Array(Self.queries[0..<Self.dim]), k: 5, searchEffort: 32)

@@ -87,6 +87,15 @@ import HNSW
             codes.withUnsafeMutableBufferPointer { encodeInt8(pz.baseAddress!, count: dim, into: $0.baseAddress!) }
         }
         #expect(zeroScale == 0 && codes.allSatisfy { $0 == 0 })
+        // Extremes encode without trapping: a subnormal peak (127 / peak overflows Float) and a huge one.
+        for peak in [Float.leastNonzeroMagnitude, Float.leastNormalMagnitude, 3e38] {
+            var extreme = [Float](repeating: 0, count: dim)
+            extreme[0] = -peak
+            let s = extreme.withUnsafeBufferPointer { pe in
+                codes.withUnsafeMutableBufferPointer { encodeInt8(pe.baseAddress!, count: dim, into: $0.baseAddress!) }
+            }
+            #expect(codes[0] == -127 && codes.dropFirst().allSatisfy { $0 == 0 } && s.isFinite && s >= 0)
+        }
     }
 
     @Test func bestLevelIsUsedByDefault() throws {

@@ -21,12 +21,12 @@ package func encodeInt8(_ vector: UnsafePointer<Float>, count: Int, into codes: 
         codes.update(repeating: 0, count: count)
         return 0
     }
-    let scale = peak / 127
-    let inverse = 127 / peak
+    // In Double: for a subnormal peak, 127 / peak overflows Float (and 0 × ∞ would be NaN).
+    let inverse = 127 / Double(peak)
     for i in 0..<count {
-        codes[i] = Int8(min(max((vector[i] * inverse).rounded(), -127), 127))
+        codes[i] = Int8(min(max((Double(vector[i]) * inverse).rounded(), -127), 127))
     }
-    return scale
+    return peak / 127  // may round to 0 for a subnormal peak: the codes then decode to 0, still a valid bound
 }
 
 /// `Σ q[i] · c[i]` over `count` elements, portable SIMD. - Complexity: O(count), no allocation.
