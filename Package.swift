@@ -35,7 +35,7 @@ let package = Package(
         .testTarget(name: "HNSWTests", dependencies: ["HNSW", "CKernels"]),
         .testTarget(name: "QueryPlannerTests", dependencies: ["QueryPlanner"]),
         .testTarget(name: "hybridctlTests", dependencies: ["hybridctl"]),
-        .testTarget(name: "HybridStoreTests", dependencies: ["HybridStore", "HNSW", "hybridstore-crash-writer"]),
+        .testTarget(name: "HybridStoreTests", dependencies: ["HybridStore", "HNSW", "CKernels", "hybridstore-crash-writer"]),
         // A child process for the crash tests: writes acknowledged batches until it is killed.
         .executableTarget(name: "hybridstore-crash-writer", dependencies: ["HybridStore"], path: "Tests/CrashWriter"),
     ],

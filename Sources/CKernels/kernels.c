@@ -420,6 +420,38 @@ void hs_unshuffle_f16(const uint8_t *b0, const uint8_t *b1, size_t n, float *out
     hs_unshuffle_f16_portable(b0, b1, n, out);
 }
 
+float hs_masked_sum_f32_portable(const float *q, const uint64_t *bits, size_t words) {
+    float sum = 0;
+    for (size_t w = 0; w < words; w++) {
+        uint64_t word = bits[w];
+        for (int i = 0; i < 64; i++) sum += (word >> i & 1) ? q[w * 64 + i] : 0.0f;
+    }
+    return sum;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static float hs_masked_sum_f32_avx512(const float *q, const uint64_t *bits, size_t words) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (size_t w = 0; w < words; w++) {
+        uint64_t word = bits[w];
+        const float *p = q + w * 64;
+        a0 = _mm512_mask_add_ps(a0, (__mmask16)word, a0, _mm512_loadu_ps(p));
+        a1 = _mm512_mask_add_ps(a1, (__mmask16)(word >> 16), a1, _mm512_loadu_ps(p + 16));
+        a0 = _mm512_mask_add_ps(a0, (__mmask16)(word >> 32), a0, _mm512_loadu_ps(p + 32));
+        a1 = _mm512_mask_add_ps(a1, (__mmask16)(word >> 48), a1, _mm512_loadu_ps(p + 48));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+#endif
+
+float hs_masked_sum_f32(const float *q, const uint64_t *bits, size_t words) {
+#if defined(__x86_64__)
+    if (hs_cpu_level_cached() >= 2) return hs_masked_sum_f32_avx512(q, bits, words);
+#endif
+    return hs_masked_sum_f32_portable(q, bits, words);
+}
+
 static uint32_t hs_crc_table[256];
 static pthread_once_t hs_crc_once = PTHREAD_ONCE_INIT;
 static int hs_crc_hw = 0;

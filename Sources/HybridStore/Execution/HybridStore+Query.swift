@@ -20,6 +20,9 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// Cold blocks opened by the cold step, and the bytes they decompressed to.
     public var coldBlocksProbed = 0
     public var coldBytesDecompressed = 0
+    /// Matching cold rows ranked by their 1-bit codes before any block was chosen (0: blocks were chosen by
+    /// centroid).
+    public var coldRowsRanked = 0
     /// Milliseconds per phase: plan, collect, search, fallback, cold plan (ranking blocks; part of cold), cold,
     /// hydrate.
     public var timingsMs: [String: Double]
@@ -45,7 +48,8 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         lines.append("work: \(distanceComputations) distance computations, \(visitedNodes) nodes visited, \(results) results")
         if let probe { lines.append("probe: \(probe)") }
         if coldBlocksProbed > 0 {
-            lines.append("cold: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed")
+            lines.append("cold: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed"
+                + (coldRowsRanked > 0 ? ", chosen by the codes of \(coldRowsRanked) matching rows" : ", chosen by centroid"))
         }
         lines.append("time: " + ["plan", "collect", "search", "fallback", "cold plan", "cold", "hydrate"].compactMap { phase in
             timingsMs[phase].map { "\(phase) " + String(format: "%.3f ms", $0) }
@@ -330,6 +334,7 @@ extension HybridStore {
             if merged.count > k { merged.removeLast(merged.count - k) }
             explanation.coldBlocksProbed = report.blocksProbed
             explanation.coldBytesDecompressed = report.bytesDecompressed
+            explanation.coldRowsRanked = report.rowsRanked
             explanation.distanceComputations += report.candidates
             timings["cold"] = ms(since: t)
             timings["cold plan"] = report.planMs

@@ -3,8 +3,10 @@ import QueryPlanner
 
 /// What RAM holds of a collection's cold tier: per block its centroid, radius and which of its positions
 /// hold a live row (as a *slot*: a dense number for a cold row), and per slot the row's filterable values
-/// (a `FilterColumns` over slots). With it the cold step picks blocks, skips those with no live matching
-/// row, and checks the filter, without reading SQLite; only the vectors stay on disk.
+/// (a `FilterColumns` over slots) and a 1-bit code of its vector (`SignCodes`: ~⅛ byte a dimension + 12
+/// bytes). With it the cold step picks blocks, skips those with no live matching row, checks the filter, and
+/// (for selective filters) ranks the matching rows by their codes, without reading SQLite; only the vectors
+/// stay on disk.
 ///
 /// Derived state (DESIGN.md principle 1): rebuilt from SQLite on open. Guarded by the collection's lock.
 final class ColdTier {
@@ -28,31 +30,58 @@ final class ColdTier {
     /// database, and a block has a few dozen positions to look through.)
     private(set) var rowOfSlot: [Int64] = []
     private var freeSlots: [UInt32] = []
+    /// Per slot: the index in `blocks` of the block holding it.
+    private(set) var blockOfSlot: [UInt32] = []
+    /// The map and estimator of the per-row 1-bit codes (see `SignCodes`).
+    let codes: SignCodes
+    /// Per slot: its code, `codes.words` words (zero for a free slot).
+    private(set) var codeBits: [UInt64] = []
+    /// Per slot: its code's factors.
+    private(set) var codeFactors: [SignCodes.Factors] = []
     private var indexOfBlock: [Int64: Int] = [:]
     private(set) var liveRows = 0
 
     init(schema: Schema) {
         dimensions = schema.vector.dimensions
         columns = FilterColumns(schema: schema)
+        codes = SignCodes(dimensions: dimensions)
     }
 
     var isEmpty: Bool { blocks.isEmpty }
 
-    /// Adds a block: `rows` in position order, with the live ones' filterable values (absent = dead position).
+    /// Adds a block: `rows` in position order, with the live ones' filterable values (absent = dead position)
+    /// and all rows' vectors in the space distances are measured in (normalised for cosine), row-major; a
+    /// corrupt block has no rows.
     func add(block id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]],
-             corrupt: HybridStoreError? = nil) {
-        precondition(centroid.count == dimensions)
+             vectors: [Float], corrupt: HybridStoreError? = nil) {
+        precondition(centroid.count == dimensions && vectors.count == rows.count * dimensions)
         var slots = [UInt32](repeating: Self.dead, count: rows.count)
         var live = 0
+        let words = codes.words
+        var rotatedCentroid = [Float](repeating: 0, count: codes.padded)
+        var scratch = rotatedCentroid
+        centroid.withUnsafeBufferPointer { codes.rotate($0.baseAddress!, into: &rotatedCentroid) }
         for (position, row) in rows.enumerated() {
             guard let rowValues = values[row] else { continue }
             let slot: UInt32
             if let free = freeSlots.popLast() {
                 slot = free
                 rowOfSlot[Int(slot)] = row
+                blockOfSlot[Int(slot)] = UInt32(blocks.count)
             } else {
                 slot = UInt32(rowOfSlot.count)
                 rowOfSlot.append(row)
+                blockOfSlot.append(UInt32(blocks.count))
+                codeBits.append(contentsOf: repeatElement(0, count: words))
+                codeFactors.append(SignCodes.Factors(norm: 0, inverseAlignment: 1, centroidTerm: 0))
+            }
+            // SAFETY: codeBits holds `words` words for every slot; `vectors` holds rows.count × dimensions
+            // floats; rotatedCentroid and scratch hold `padded` floats.
+            codeFactors[Int(slot)] = codeBits.withUnsafeMutableBufferPointer { bits in
+                vectors.withUnsafeBufferPointer { v in
+                    codes.encode(v.baseAddress! + position * dimensions, rotatedCentroid: rotatedCentroid,
+                                 bits: bits.baseAddress! + Int(slot) * words, scratch: &scratch)
+                }
             }
             columns.set(node: slot, values: rowValues)
             slots[position] = slot
@@ -105,6 +134,7 @@ final class ColdTier {
         if b != last {
             blocks.swapAt(b, last)
             indexOfBlock[blocks[b].id] = b
+            for slot in blocks[b].slots where slot != Self.dead { blockOfSlot[Int(slot)] = UInt32(b) }
             for d in 0..<dimensions { centroids.swapAt(b * dimensions + d, last * dimensions + d) }
         }
         blocks.removeLast()
@@ -112,13 +142,29 @@ final class ColdTier {
         indexOfBlock[id] = nil
     }
 
-    /// Merges the filter columns' tails (after bulk loads).
-    func settle() { columns.settle() }
+    /// Merges the filter columns' tails and gives back the spare capacity that growing by appends left in the
+    /// per-slot and per-block arrays (after bulk loads: up to half of each).
+    func settle() {
+        columns.settle()
+        func fitted<T>(_ a: inout [T]) {
+            guard a.capacity > a.count + a.count / 16 + 16 else { return }
+            a = [T](unsafeUninitializedCapacity: a.count) { buffer, initialized in
+                a.withUnsafeBufferPointer { _ = buffer.initialize(fromContentsOf: $0) }
+                initialized = a.count
+            }
+        }
+        fitted(&rowOfSlot)
+        fitted(&blockOfSlot)
+        fitted(&codeBits)
+        fitted(&codeFactors)
+        fitted(&centroids)
+    }
 
     /// RAM it takes, estimated from its arrays' sizes.
     var memoryBytes: Int {
         let perBlock = MemoryLayout<Block>.stride + 48
         return blocks.reduce(0) { $0 + perBlock + $1.slots.capacity * 4 } + centroids.capacity * 4
             + rowOfSlot.capacity * 8 + freeSlots.capacity * 4 + indexOfBlock.capacity * 16 + columns.memoryBytes
+            + blockOfSlot.capacity * 4 + codeBits.capacity * 8 + codeFactors.capacity * MemoryLayout<SignCodes.Factors>.stride
     }
 }

@@ -15,6 +15,8 @@ struct ColdStepReport {
     var blocksProbed = 0
     var bytesDecompressed = 0
     var candidates = 0
+    /// Matching rows ranked by code (0 when blocks were chosen by centroid).
+    var rowsRanked = 0
     /// Milliseconds spent ranking blocks and planning which to read (before any block is read).
     var planMs = 0.0
 }
@@ -101,7 +103,7 @@ extension HybridStore {
                 for i in 0..<rows.count { normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
             }
         }
-        var added: [(id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]])] = []
+        var added: [ColdRewrite.Added] = []
         for members in partition(space, count: rows.count, dim: dim) {
             let (centroid, radius) = centre(of: members, in: space, dim: dim)
             let block = ColdBlock(rows: members.map { rows[$0] }, dimensions: dim,
@@ -117,11 +119,12 @@ extension HybridStore {
                 try tx.logChange(s, row: row, op: .delete)
                 tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: true)
             }
-            added.append((id, centroid, radius, block.rows, Dictionary(uniqueKeysWithValues: members.map { (rows[$0], values[$0]) })))
+            added.append((id, centroid, radius, block.rows, Dictionary(uniqueKeysWithValues: members.map { (rows[$0], values[$0]) }),
+                          members.flatMap { space[$0 * dim ..< ($0 + 1) * dim] }))
         }
         tx.beforePublish.append {
             s.lock.write {
-                for b in added { s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values) }
+                for b in added { s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values, vectors: b.space) }
                 s.cold.settle()
             }
         }
@@ -171,7 +174,10 @@ extension HybridStore {
     struct ColdRewrite {
         var moved = 0
         var dropped: [Int64] = []
-        var added: [(id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]])] = []
+        /// A new block: its summary, rows, live rows' filterable values and vectors in the metric's space.
+        typealias Added = (id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]],
+                           space: [Float])
+        var added: [Added] = []
 
         func publish(_ s: CollectionState, _ tx: WriteTransaction) {
             let (dropped, added) = (dropped, added)
@@ -179,7 +185,9 @@ extension HybridStore {
             tx.onCommit.append {
                 s.lock.write {
                     for id in dropped { s.cold.remove(block: id) }
-                    for b in added { s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values) }
+                    for b in added {
+                        s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values, vectors: b.space)
+                    }
                 }
             }
         }
@@ -250,7 +258,7 @@ extension HybridStore {
         let values = s.lock.read {
             Dictionary(uniqueKeysWithValues: kept.rows.map { ($0, s.cold.values(of: $0, block: blockID) ?? [:]) })
         }
-        rewrite.added.append((id, centroid, radius, kept.rows, values))
+        rewrite.added.append((id, centroid, radius, kept.rows, values, space))
     }
 
     // MARK: - Cold search step
@@ -298,13 +306,30 @@ extension HybridStore {
             } else {
                 matches = { _ in true }
             }
-            // Rank blocks by centroid: squared L2 to it (or −dot for inner product).
-            var keys = [Float](repeating: 0, count: blockCount)
             let rankKernel = metric == .innerProduct ? kernel : l2
-            tier.centroids.withUnsafeBufferPointer { cb in
-                q.withUnsafeBufferPointer { qb in
-                    keys.withUnsafeMutableBufferPointer { out in
-                        for b in 0..<blockCount { out[b] = rankKernel(qb.baseAddress!, cb.baseAddress! + b * dim, dim) }
+            let maxProbe = min(blockCount, max(1, probes ?? Self.defaultColdProbes(blocks: blockCount, selectivity: selectivity, effort: effort)))
+            let exhaustive = maxProbe >= blockCount
+            var plan: [(block: Int, bound: Float, wanted: [Int])] = []
+            // Few matching rows for the blocks the step may open (a selective filter): rank every matching row
+            // by its code and open only blocks holding one that can still be among the k nearest. Else rank
+            // blocks by centroid. (Not for an exhaustive step: the codes' bound holds with high probability,
+            // not always.)
+            let byCode = !exhaustive && filter != nil && inMemory
+                && Double(tier.liveRows) * selectivity <= Double(maxProbe) * Self.codeRanksPerBlockRead
+            if byCode {
+                let slots = tier.columns.collect(filter!, predicate: matches)
+                report.rowsRanked = slots.count
+                plan = codePlan(tier, metric: metric, query: q, slots: slots, k: k, bound: initial, maxProbe: maxProbe,
+                                confidence: Self.coldCodeConfidence * Float(effort))
+            }
+            // Rank blocks by centroid: squared L2 to it (or −dot for inner product).
+            var keys = [Float](repeating: 0, count: byCode ? 0 : blockCount)
+            if !byCode {
+                tier.centroids.withUnsafeBufferPointer { cb in
+                    q.withUnsafeBufferPointer { qb in
+                        keys.withUnsafeMutableBufferPointer { out in
+                            for b in 0..<blockCount { out[b] = rankKernel(qb.baseAddress!, cb.baseAddress! + b * dim, dim) }
+                        }
                     }
                 }
             }
@@ -315,17 +340,14 @@ extension HybridStore {
                 let gap = max(0, keys[b].squareRoot() - blocks[b].radius)
                 return metric == .cosine ? gap * gap / 2 : gap * gap
             }
-            let maxProbe = min(blockCount, max(1, probes ?? Self.defaultColdProbes(blocks: blockCount, selectivity: selectivity, effort: effort)))
             var order = NearestFirst(keys: keys, expected: 2 * maxProbe + 32)
             // The blocks to open, in centroid order: those holding a live row that matches (as far as memory
             // can tell), up to `maxProbe`. Blocks come nearest centroid first, not lowest bound first: a bound
             // that cannot beat the hot k-th ends an approximate step, but an exhaustive one only skips it.
-            let exhaustive = maxProbe >= blockCount
             // A filter on columns held only in SQLite is checked here, per block, through SQL (so that blocks
             // without a matching row do not take places in the plan).
             let rowOfSlot = tier.rowOfSlot
             let sqlFilter = inMemory ? nil : s.table.coldBlockRowsWhere(condition?.text ?? "1")
-            var plan: [(block: Int, bound: Float, wanted: [Int])] = []
             func makePlan(_ c: Connection?) throws {
                 while plan.count < maxProbe, let b = order.next() {
                     let bound = lowerBound(b)
@@ -350,7 +372,9 @@ extension HybridStore {
                     if !wanted.isEmpty { plan.append((b, bound, wanted)) }
                 }
             }
-            if sqlFilter == nil {
+            if byCode {
+                for entry in plan { if let corrupt = blocks[entry.block].corrupt { throw corrupt } }
+            } else if sqlFilter == nil {
                 try sqliteWork("planning the cold step") { try makePlan(nil) }
             } else {
                 try withReader { c in try makePlan(c) }
@@ -463,6 +487,87 @@ extension HybridStore {
         }
     }
 
+    /// Matching rows one block read is worth ranking by code instead (a code takes ~20–40 ns, a block read
+    /// ~10 µs): the cold step ranks by code when the matching cold rows number at most this many per block
+    /// it may open.
+    static let codeRanksPerBlockRead = 256.0
+    /// ε₀ of the codes' error bound at effort 1 (RaBitQ's choice; `coldEffort` scales it).
+    static let coldCodeConfidence: Float = 1.9
+
+    /// The blocks to open for the cold rows `slots` (live and matching): each row's distance estimated from
+    /// its code with an interval that holds with high probability; the rows whose interval starts at or below
+    /// the k-th smallest interval end (and the hot k-th, `bound`) can be among the k nearest, and the blocks
+    /// holding them are opened in order of their lowest interval start, at most `maxProbe`.
+    private func codePlan(_ tier: ColdTier, metric: Metric, query q: [Float], slots: [UInt32], k: Int,
+                          bound initial: Float?, maxProbe: Int, confidence: Float) -> [(block: Int, bound: Float, wanted: [Int])] {
+        guard !slots.isEmpty else { return [] }
+        let codes = tier.codes
+        let dim = tier.dimensions
+        let words = codes.words
+        let centred = metric != .innerProduct
+        var rotated = [Float](repeating: 0, count: codes.padded)
+        q.withUnsafeBufferPointer { codes.rotate($0.baseAddress!, into: &rotated) }
+        let querySum = rotated.reduce(0, +)
+        let queryNorm = q.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let blockKernel = DistanceKernel(metric: centred ? .l2 : .innerProduct)
+        // Per block touched: ‖q − c‖² (L2, cosine) or −q·c (inner product), computed when first needed.
+        var key = [Float](repeating: .nan, count: tier.blocks.count)
+        var low = [Float](repeating: 0, count: slots.count)
+        var high = low
+        let blockOfSlot = tier.blockOfSlot
+        let factors = tier.codeFactors
+        // SAFETY: codeBits holds `words` words per slot and every slot here is < its slot count; `rotated`
+        // holds `padded` floats; centroids hold blocks × dim floats.
+        tier.codeBits.withUnsafeBufferPointer { bits in
+        tier.centroids.withUnsafeBufferPointer { centroids in
+        q.withUnsafeBufferPointer { qb in
+            for (i, slot) in slots.enumerated() {
+                let b = Int(blockOfSlot[Int(slot)])
+                if key[b].isNaN { key[b] = blockKernel(qb.baseAddress!, centroids.baseAddress! + b * dim, dim) }
+                let f = factors[Int(slot)]
+                let (ip, errorPerNorm) = codes.estimate(bits.baseAddress! + Int(slot) * words, f, rotatedQuery: rotated,
+                                                       querySum: querySum, centred: centred)
+                if centred {
+                    let qc2 = key[b]
+                    let err = 2 * f.norm * errorPerNorm * qc2.squareRoot() * confidence
+                    let d2 = qc2 + f.norm * f.norm - 2 * f.norm * ip
+                    let scale: Float = metric == .cosine ? 0.5 : 1
+                    low[i] = max(0, d2 - err) * scale
+                    high[i] = (d2 + err) * scale
+                } else {
+                    let d = key[b] - f.norm * ip
+                    let err = f.norm * errorPerNorm * queryNorm * confidence
+                    low[i] = d - err
+                    high[i] = d + err
+                }
+            }
+        }
+        }
+        }
+        // The cap: no row whose interval starts above the k-th smallest end can be among the k nearest.
+        var cap = initial ?? .infinity
+        if slots.count >= k {
+            var items = high.enumerated().map { (key: $0.element, index: Int32($0.offset)) }
+            NearestFirst.select(&items, k)
+            cap = min(cap, items[0..<k].lazy.map(\.key).max()!)
+        }
+        var byBlock: [Int: (bound: Float, slots: [UInt32])] = [:]
+        for (i, slot) in slots.enumerated() where low[i] <= cap {
+            let b = Int(blockOfSlot[Int(slot)])
+            var entry = byBlock[b] ?? (.infinity, [])
+            entry.bound = min(entry.bound, low[i])
+            entry.slots.append(slot)
+            byBlock[b] = entry
+        }
+        var plan: [(block: Int, bound: Float, wanted: [Int])] = byBlock.map { b, entry in
+            let positions = tier.blocks[b].slots.indices.filter { entry.slots.contains(tier.blocks[b].slots[$0]) }
+            return (b, entry.bound, positions)
+        }
+        plan.sort { $0.bound < $1.bound || ($0.bound == $1.bound && $0.block < $1.block) }
+        if plan.count > maxProbe { plan.removeLast(plan.count - maxProbe) }
+        return plan
+    }
+
     // MARK: - Helpers
 
     /// Builds the in-memory cold tier from the database (on open): block summaries, each block's row list
@@ -488,12 +593,20 @@ extension HybridStore {
                                     : [Float](repeating: 0, count: s.schema.vector.dimensions), Float(radius)))
             }
             let reader = ColdBlockReader()
+            let dim = s.schema.vector.dimensions
+            var space: [Float] = []
             for (id, centroid, radius) in summaries {
                 do throws(HybridStoreError) {
                     guard try loadColdBlock(s, id, c, into: reader) else { continue }
-                    tier.add(block: id, centroid: centroid, radius: radius, rows: reader.rows, values: values[id] ?? [:])
+                    space = [Float](repeating: 0, count: reader.rows.count * dim)
+                    space.withUnsafeMutableBufferPointer { all in
+                        reader.vectors(into: all.baseAddress!)
+                        guard s.schema.vector.metric == .cosine else { return }
+                        for i in 0..<reader.rows.count { normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
+                    }
+                    tier.add(block: id, centroid: centroid, radius: radius, rows: reader.rows, values: values[id] ?? [:], vectors: space)
                 } catch {
-                    tier.add(block: id, centroid: centroid, radius: radius, rows: [], values: [:], corrupt: error)
+                    tier.add(block: id, centroid: centroid, radius: radius, rows: [], values: [:], vectors: [], corrupt: error)
                 }
             }
         }

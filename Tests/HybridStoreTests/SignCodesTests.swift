@@ -1,0 +1,144 @@
+import CKernels
+import Foundation
+import Testing
+import HNSW
+import HybridStore
+
+@Suite struct SignCodesTests {
+    /// The masked sum (AVX-512 when present) against the portable loop and a Double reference.
+    @Test(arguments: 1...9)
+    func maskedSumMatchesReference(words: Int) {
+        var rng = SplitMix64(seed: UInt64(words))
+        for _ in 0..<50 {
+            let q = (0..<words * 64).map { _ in Float.random(in: -10...10, using: &rng) }
+            let bits = (0..<words).map { _ in rng.next() }
+            var reference = 0.0
+            for i in 0..<words * 64 where bits[i / 64] >> UInt64(i % 64) & 1 == 1 { reference += Double(q[i]) }
+            let fast = hs_masked_sum_f32(q, bits, words)
+            let portable = hs_masked_sum_f32_portable(q, bits, words)
+            #expect(abs(Double(fast) - reference) <= 1e-3)
+            #expect(abs(Double(portable) - reference) <= 1e-3)
+        }
+        #expect(hs_masked_sum_f32([Float](repeating: 1, count: 64 * words), [UInt64](repeating: .max, count: words), words)
+                == Float(64 * words))
+        #expect(hs_masked_sum_f32([Float](repeating: 1, count: 64 * words), [UInt64](repeating: 0, count: words), words) == 0)
+    }
+
+    /// P is orthogonal (norms and inner products kept, padding included) and the same map on every instance.
+    @Test(arguments: [1, 5, 64, 100, 384])
+    func rotationKeepsGeometryAndIsFixed(dimensions: Int) {
+        let a = SignCodes(dimensions: dimensions), b = SignCodes(dimensions: dimensions)
+        #expect(a.padded >= max(64, dimensions) && a.padded & (a.padded - 1) == 0)
+        var rng = SplitMix64(seed: 9)
+        for _ in 0..<20 {
+            let x = (0..<dimensions).map { _ in Float.random(in: -1...1, using: &rng) }
+            let y = (0..<dimensions).map { _ in Float.random(in: -1...1, using: &rng) }
+            var px = [Float](repeating: .nan, count: a.padded), py = px, px2 = px
+            a.rotate(x, into: &px)
+            a.rotate(y, into: &py)
+            b.rotate(x, into: &px2)
+            #expect(px == px2)
+            func dot(_ u: [Float], _ v: [Float]) -> Double { zip(u, v).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
+            #expect(abs(dot(px, px) - dot(x, x)) <= 1e-4 * max(1, dot(x, x)))
+            #expect(abs(dot(px, py) - dot(x, y)) <= 1e-4 * Double(dimensions))
+        }
+        if dimensions >= 64 {  // a different width is a different map
+            var p1 = [Float](repeating: 0, count: a.padded)
+            let e = [Float](repeating: 1, count: dimensions)
+            a.rotate(e, into: &p1)
+            #expect(Set(p1.map { abs($0) }).count > 1, "not a plain scaling")
+        }
+    }
+
+    /// The estimate of ⟨ô, y⟩ (with and without the centroid folded in) errs like a normal variable whose σ is
+    /// the bound per unit of ε₀: ~6 % of codes fall outside ε₀ = 1.9, under 1 % outside ε₀ = 3; the mean error
+    /// is well inside; a row equal to its centroid is exact.
+    @Test(arguments: [24, 128, 300])
+    func estimatesFallWithinTheirBound(dimensions: Int) {
+        let codes = SignCodes(dimensions: dimensions)
+        var rng = SplitMix64(seed: UInt64(dimensions))
+        let centroid = (0..<dimensions).map { _ in Float.random(in: -1...1, using: &rng) }
+        var rc = [Float](repeating: 0, count: codes.padded), scratch = rc, pq = rc
+        codes.rotate(centroid, into: &rc)
+        var outside = 0, farOutside = 0, errors = 0.0, bounds = 0.0
+        let trials = 1000
+        for t in 0..<trials {
+            let x = centroid.map { $0 + Float.random(in: -0.3...0.3, using: &rng) }
+            let q = (0..<dimensions).map { _ in Float.random(in: -1...1, using: &rng) }
+            var bits = [UInt64](repeating: 0, count: codes.words)
+            let f = codes.encode(x, rotatedCentroid: rc, bits: &bits, scratch: &scratch)
+            codes.rotate(q, into: &pq)
+            let centred = t % 2 == 0
+            // y = P·(q − c) when centred, else P·q; the truth is ⟨x − c, y⟩ / ‖x − c‖.
+            let y = centred ? zip(q, centroid).map { $0 - $1 } : q
+            let r = zip(x, centroid).map { $0 - $1 }
+            let norm = r.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+            #expect(abs(Double(f.norm) - norm) <= 1e-4 * norm)
+            let truth = zip(r, y).reduce(0) { $0 + Double($1.0) * Double($1.1) } / norm
+            let (estimate, errorPerNorm) = codes.estimate(bits, f, rotatedQuery: pq, querySum: pq.reduce(0, +), centred: centred)
+            let yNorm = y.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+            let bound = Double(errorPerNorm) * yNorm * 1.9
+            if abs(Double(estimate) - truth) > bound { outside += 1 }
+            if abs(Double(estimate) - truth) > bound * 3 / 1.9 { farOutside += 1 }
+            errors += abs(Double(estimate) - truth)
+            bounds += bound
+        }
+        #expect(outside <= trials / 10, "\(outside) of \(trials) estimates outside ε₀ = 1.9")
+        #expect(farOutside <= trials / 100, "\(farOutside) of \(trials) estimates outside ε₀ = 3")
+        #expect(errors < bounds / 2)
+        var bits = [UInt64](repeating: 0, count: codes.words)
+        let same = codes.encode(centroid, rotatedCentroid: rc, bits: &bits, scratch: &scratch)
+        #expect(same.norm <= 1e-5 && same.inverseAlignment >= 1)
+    }
+}
+
+@Suite struct CodeRankedColdStepTests {
+    /// A selective filter over an all-cold collection: the cold step ranks the matching rows by code (the
+    /// explanation says how many), opens fewer blocks than hold a match, and finds the true k nearest of
+    /// nearly every query, for each metric (inner product uses the uncentred estimate).
+    @Test(arguments: [Metric.l2, .cosine, .innerProduct])
+    func selectiveFiltersRankColdRowsByCode(metric: Metric) throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open()
+        let dim = 32
+        let c = try store.createCollection("s", schema: Schema(vector: VectorSpec(dimensions: dim, metric: metric), id: .integer,
+                                                              columns: [.integer("g", filterable: true)]))
+        // Clustered rows (40 centres), as embeddings are; g = 0 for one row in 60.
+        var rng = SplitMix64(seed: 77)
+        let centres = (0..<40).map { _ in (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) } }
+        let vectors = (0..<12_000).map { i in centres[i % 40].map { $0 + Float.random(in: -0.25...0.25, using: &rng) } }
+        try store.write { tx in
+            for (i, v) in vectors.enumerated() { try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 60))]) }
+        }
+        try store.tier(c, to: .cold)
+        let blocks = try store.statistics(c).coldBlocks
+        func distance(_ a: [Float], _ b: [Float]) -> Float {
+            let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
+            switch metric {
+            case .l2: return l2(a, b)
+            case .innerProduct: return -dot
+            case .cosine:
+                return 1 - dot / (a.reduce(0) { $0 + $1 * $1 }.squareRoot() * b.reduce(0) { $0 + $1 * $1 }.squareRoot())
+            }
+        }
+        let matching = vectors.indices.filter { $0 % 60 == 0 }
+        var found = 0, wanted = 0
+        for t in 0..<30 {
+            let q = centres[(t * 7) % 40].map { $0 + Float.random(in: -0.3...0.3, using: &rng) }
+            let (hits, e) = try store.query(c, near: q, k: 10, filter: try store.parseFilter("g = 0"), options: QueryOptions())
+            #expect(e.coldRowsRanked == matching.count)
+            #expect(e.coldBlocksProbed >= 1 && e.coldBlocksProbed < min(matching.count, blocks))
+            let truth = Set(matching.sorted { (distance(vectors[$0], q), $0) < (distance(vectors[$1], q), $1) }.prefix(10)
+                .map { RowID.int(Int64($0)) })
+            found += hits.filter { truth.contains($0.id) }.count
+            wanted += 10
+            // Distances are exact (scored from the block), not estimates.
+            for hit in hits {
+                guard case .int(let i) = hit.id else { continue }
+                #expect(abs(hit.distance - distance(vectors[Int(i)], q)) <= 1e-4 * max(1, abs(hit.distance)))
+            }
+        }
+        #expect(Double(found) >= 0.97 * Double(wanted), "recall \(Double(found) / Double(wanted))")
+    }
+}
