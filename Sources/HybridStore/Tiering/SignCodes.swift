@@ -24,6 +24,8 @@ package struct SignCodes: Sendable {
     package var words: Int { padded / 64 }
     /// Three rounds of D signs (±1).
     private let signs: [Float]
+    /// 1/√D and 1/√(D − 1).
+    private let inverseRoot: Float, errorScale: Float
 
     package init(dimensions: Int) {
         precondition(dimensions > 0)
@@ -40,6 +42,8 @@ package struct SignCodes: Sendable {
             return z ^ (z >> 31)
         }
         signs = (0..<3 * d).map { _ in next() & 1 == 0 ? 1 : -1 }
+        inverseRoot = 1 / Float(d).squareRoot()
+        errorScale = 1 / Float(d - 1).squareRoot()
     }
 
     /// out = P·x, x zero-padded: `x` holds `dimensions` floats, `out` `padded` floats. Preserves norms and
@@ -112,8 +116,8 @@ package struct SignCodes: Sendable {
     package func estimate(_ bits: UnsafePointer<UInt64>, _ factors: Factors, rotatedQuery: UnsafePointer<Float>,
                           querySum: Float, centred: Bool) -> (innerProduct: Float, errorPerNorm: Float) {
         let m = hs_masked_sum_f32(rotatedQuery, bits, words)
-        let signed = (2 * m - querySum - (centred ? factors.centroidTerm : 0)) / Float(padded).squareRoot()
+        let signed = (2 * m - querySum - (centred ? factors.centroidTerm : 0)) * inverseRoot
         let f = factors.inverseAlignment
-        return (signed * f, (max(f * f - 1, 0)).squareRoot() / Float(padded - 1).squareRoot())
+        return (signed * f, (max(f * f - 1, 0)).squareRoot() * errorScale)
     }
 }
