@@ -83,39 +83,121 @@ import HybridStore
         }
     }
 
-    /// Mutations of the compressed payload with the lengths and checksums sealed again, so they reach the
-    /// LZ4 decoder and the shape checks (a plain mutation stops at the checksum): decoding either succeeds
-    /// with the right shape or throws `corruptFile`; it never crashes or overruns.
+    /// A version-2 block split into its header fields and sections (the row section, then the frames), and
+    /// put back together with every length and checksum sealed again.
+    struct Sections {
+        var head: [UInt8]  // bytes 0..<24: magic, version, codec, rows, dimensions, rows per frame, frame count
+        var sections: [[UInt8]]
+
+        init(_ bytes: [UInt8]) {
+            func get(_ o: Int) -> Int { (0..<4).reduce(0) { $0 | Int(bytes[o + $1]) << (8 * $1) } }
+            let frames = get(20)
+            var at = 36 + 8 * frames
+            head = Array(bytes[0..<24])
+            sections = (0...frames).map { i in
+                let size = get(i == 0 ? 24 : 32 + 8 * (i - 1))
+                defer { at += size }
+                return Array(bytes[at ..< at + size])
+            }
+        }
+
+        var sealed: [UInt8] {
+            var out = head
+            func put(_ v: UInt32) { for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
+            for (i, section) in sections.enumerated() {
+                put(UInt32(section.count))
+                put(section.withUnsafeBytes { crc32c($0) })
+            }
+            put(out.withUnsafeBytes { crc32c($0) })
+            return out + sections.joined()
+        }
+    }
+
+    /// Mutations of the compressed sections (the row numbers, or a frame) and of the shape fields, with the
+    /// lengths and checksums sealed again, so they reach the LZ4 decoder and the shape checks (a plain
+    /// mutation stops at a checksum): decoding either succeeds with the right shape or throws `corruptFile`;
+    /// it never crashes or overruns.
     @Test(arguments: [ColdCodec.bitShuffledLZ4, .float16BitShuffledLZ4, .shuffledLZ4])
     func resealedPayloadMutationsReachTheDecoderSafely(codec: ColdCodec) {
         var rng = SplitMix64(seed: 7)
-        let original = Self.sample(rows: 64, dim: 12, seed: 3).encoded(codec: codec)
+        let original = Sections(Self.sample(rows: 64, dim: 12, seed: 3).encoded(codec: codec))
+        #expect(original.sealed == Self.sample(rows: 64, dim: 12, seed: 3).encoded(codec: codec), "the helper rebuilds a block")
         var decodedSome = 0
         for _ in 0..<3000 {
-            var bytes = original
+            var block = original
             for _ in 0..<Int.random(in: 1...4, using: &rng) {
-                let at = Int.random(in: 28..<bytes.count, using: &rng)
+                let s = Int.random(in: 0..<block.sections.count, using: &rng)
+                guard !block.sections[s].isEmpty else { continue }
+                let at = Int.random(in: 0..<block.sections[s].count, using: &rng)
                 switch Int.random(in: 0..<4, using: &rng) {
-                case 0: bytes[at] = UInt8.random(in: 0...255, using: &rng)
-                case 1: bytes.removeSubrange(at..<min(bytes.count, at + Int.random(in: 1...16, using: &rng)))
-                case 2: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: at)
-                default: bytes[8 + Int.random(in: 0..<8, using: &rng)] ^= UInt8(1 << Int.random(in: 0..<8, using: &rng))  // rows, dims
+                case 0: block.sections[s][at] = UInt8.random(in: 0...255, using: &rng)
+                case 1: block.sections[s].removeSubrange(at..<min(block.sections[s].count, at + Int.random(in: 1...16, using: &rng)))
+                case 2: block.sections[s].insert(UInt8.random(in: 0...255, using: &rng), at: at)
+                default: block.head[8 + Int.random(in: 0..<12, using: &rng)] ^= UInt8(1 << Int.random(in: 0..<8, using: &rng))  // rows, dims, frame rows
                 }
-                if bytes.count <= 28 { break }
             }
-            guard bytes.count > 28 else { continue }
-            func put(_ v: UInt32, _ o: Int) { for i in 0..<4 { bytes[o + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
-            put(UInt32(bytes.count - 28), 16)
-            put(bytes.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[28...])) }, 20)
-            put(bytes.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<24])) }, 24)
-            switch Self.decoded(bytes, block: 1) {
-            case .success(let block):
+            switch Self.decoded(block.sealed, block: 1) {
+            case .success(let decoded):
                 decodedSome += 1
-                #expect(block.vectors.count == block.rows.count * block.dimensions)
+                #expect(decoded.vectors.count == decoded.rows.count * decoded.dimensions)
             case .failure(let error): #expect(error.code == .corruptFile)
             }
         }
         #expect(decodedSome > 0, "some mutations (literal bytes) should still decode")
+    }
+
+    /// A reader asked for some positions checks and decompresses only their frames; a damaged frame it does
+    /// not need does not stop it, and a whole read of the same block is refused.
+    @Test func partialLoadsDecodeOnlyTheWantedFrames() throws {
+        let block = Self.sample(rows: 40, dim: 128, seed: 8)  // 16 rows a frame: 3 frames
+        #expect(ColdBlock.frameRows(dimensions: 128) == 16)
+        let whole = try Self.decoded(block.encoded(codec: .bitShuffledLZ4)).get()
+        let damaged = Sections(block.encoded(codec: .bitShuffledLZ4))
+        #expect(damaged.sections.count == 4)
+        // Frame 0 damaged (its checksum no longer matches).
+        var bytes = block.encoded(codec: .bitShuffledLZ4)
+        bytes[36 + 8 * 3 + damaged.sections[0].count + damaged.sections[1].count / 2] ^= 0x10
+        let reader = ColdBlockReader()
+        func load(_ data: [UInt8], _ positions: [Int]?) -> HybridStoreError? {
+            data.withUnsafeBytes { raw in
+                do throws(HybridStoreError) { try reader.load(raw, block: 5, collection: "t", positions: positions) } catch { return error }
+                return nil
+            }
+        }
+        #expect(load(bytes, [17, 39]) == nil)
+        #expect(reader.framesDecoded == 2 && reader.rows == block.rows)
+        var v = [Float](repeating: 0, count: 128)
+        for p in [17, 39] {
+            v.withUnsafeMutableBufferPointer { reader.vector(at: p, into: $0.baseAddress!) }
+            #expect(v == Array(whole.vectors[p * 128 ..< (p + 1) * 128]))
+        }
+        #expect(load(bytes, [3])?.code == .corruptFile, "frame 0 is damaged")
+        #expect(load(bytes, nil)?.context["block"] == "5")
+        #expect(load(block.encoded(codec: .bitShuffledLZ4), nil) == nil && reader.framesDecoded == 3)
+    }
+
+    /// Blocks written by format version 1 (one LZ4 payload for the whole block) still decode.
+    @Test func version1BlocksStillDecode() throws {
+        func bytes(_ hex: String) -> [UInt8] {
+            var out: [UInt8] = []
+            var i = hex.startIndex
+            while i < hex.endIndex {
+                let j = hex.index(i, offsetBy: 2)
+                out.append(UInt8(hex[i..<j], radix: 16)!)
+                i = j
+            }
+            return out
+        }
+        let rows: [Int64] = [3, 9, 10, 400, 401]
+        let vectors: [Float] = (0..<15).map { Float($0) * 0.37 - 2.1 }
+        let lossless = try Self.decoded(bytes(
+            "4853434201030000050000000300000051000000300206dcf6959cab80030601860100000004000f020009f031cd47f545a1f140a0f0489cf020487400cce128e170ff85c251e1995185e13d000cba5cfa3dffebf5b83a99f82b5a8a00c60e5e0fbe0ffe0ffe0ffe0ffe0f0170")).get()
+        #expect(lossless.rows == rows && lossless.dimensions == 3 && lossless.vectors == vectors)
+        let half = try Self.decoded(bytes(
+            "485343420102000005000000030000002f000000f65b3585b06c253a80030601860100000004000f020009f00f33ec71ecf600aed7e1ec66e1ae6c29c0bebdbbb8b42f373a3c3e3f404142")).get()
+        #expect(half.rows == rows)
+        for (a, b) in zip(half.vectors, vectors) { #expect(abs(a - b) <= 2e-3) }
+        #expect((try? Self.decoded(bytes("4853434201030000050000000300000051000000300206dcf6")).get()) == nil, "truncated")
     }
 
     /// Decoding as a Result (keeps typed throws out of the test bodies).

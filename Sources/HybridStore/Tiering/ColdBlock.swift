@@ -78,30 +78,36 @@ extension UInt32 {
     fileprivate var rotatedLeft: UInt32 { self << 1 | self >> 31 }
 }
 
-/// A block of cold vectors: row numbers and their vectors, compressed, with a checksummed header.
+/// A block of cold vectors: row numbers and their vectors, compressed in frames of a few rows, each frame
+/// checked and decompressed on its own, so a reader that wants one row touches only its frame.
 ///
-/// Layout (little-endian):
+/// Layout, format version 2 (little-endian; F frames):
 ///
-///   offset  size  field
-///   0       4     magic "HSCB"
-///   4       1     format version (1)
-///   5       1     codec (`ColdCodec`)
-///   6       2     zero
-///   8       4     rows (n)
-///   12      4     dimensions (d)
-///   16      4     compressed payload bytes
-///   20      4     CRC-32C of the compressed payload
-///   24      4     CRC-32C of bytes 0..<24
-///   28            compressed payload
+///   offset     size  field
+///   0          4     magic "HSCB"
+///   4          1     format version (2)
+///   5          1     codec (`ColdCodec`)
+///   6          2     zero
+///   8          4     rows (n)
+///   12         4     dimensions (d)
+///   16         4     rows per frame (r ≥ 1; F = ⌈n / r⌉)
+///   20         4     F
+///   24         4     compressed bytes of the row section
+///   28         4     CRC-32C of the compressed row section
+///   32         8F    per frame: compressed bytes, CRC-32C of them
+///   32 + 8F    4     CRC-32C of bytes 0..<32 + 8F
+///   36 + 8F          the row section, then the frames in order
 ///
-/// The payload, before LZ4: the n row numbers as deltas from the previous one (Int64, byte-shuffled: rows
-/// are ascending and close together, so the high planes are zeros), then the n × d components as float32
-/// or float16, byte-shuffled (plane b: byte b of every component). The bit-shuffled codecs pad each plane to
-/// a multiple of 8 bytes and store their high plane as 8 bit planes in groups of 8 components (see
-/// `bitShuffle`); codec 3 first rotates each float32 left one bit, so that plane is the exponent. A
-/// reader decodes the whole payload but puts together only the vectors it is asked for.
+/// The row section, before LZ4: the n row numbers as deltas from the previous one (Int64, byte-shuffled:
+/// rows are ascending and close together, so the high planes are zeros). Frame f, before LZ4: rows
+/// f·r ..< min(n, (f + 1)·r), their components as float32 or float16, byte-shuffled (plane b: byte b of
+/// every component). The bit-shuffled codecs pad each plane to a multiple of 8 bytes and store their high
+/// plane as 8 bit planes in groups of 8 components (see `bitShuffle`); codec 3 first rotates each float32
+/// left one bit, so that plane is the exponent. r is chosen so a frame holds ≥ 2,048 components (16 rows at
+/// 128-d): fewer compress worse. Version 1 (one LZ4 payload holding the row planes and all components, a
+/// 28-byte header) is still read.
 /// (Float16 residuals from the block mean were tried: no smaller on synth-200k.)
-/// Decoding checks both checksums and every length before it trusts anything, so a truncated or
+/// Decoding checks the checksums and every length before it trusts anything, so a truncated or
 /// bit-flipped block is a `corruptFile` error naming the block, never a crash or a wrong row.
 package struct ColdBlock: Equatable {
     package var rows: [Int64]
@@ -116,64 +122,87 @@ package struct ColdBlock: Equatable {
     }
 
     static let magic: [UInt8] = Array("HSCB".utf8)
-    static let headerSize = 28
+    static let version1HeaderSize = 28
+
+    /// Rows per frame for vectors of `dimensions` components: enough for 2,048 components.
+    package static func frameRows(dimensions: Int) -> Int { max(1, (2048 + dimensions - 1) / max(dimensions, 1)) }
 
     /// - Precondition: `vectors.count == rows.count * dimensions`.
     package func encoded(codec: ColdCodec) -> [UInt8] {
         precondition(vectors.count == rows.count * dimensions)
-        let n = rows.count
+        let n = rows.count, dim = dimensions
+        let r = Self.frameRows(dimensions: dim)
+        let frameCount = (n + r - 1) / r
+        var rowPlanes = [UInt8](repeating: 0, count: n * 8)
+        var previous: Int64 = 0
+        for (i, row) in rows.enumerated() {
+            let delta = UInt64(bitPattern: row &- previous)
+            previous = row
+            for b in 0..<8 { rowPlanes[b * n + i] = UInt8(truncatingIfNeeded: delta >> (8 * b)) }
+        }
+        let sections = [Self.compressed(rowPlanes)] + (0..<frameCount).map { f in
+            Self.compressed(Self.planes(vectors[f * r * dim ..< min(n, (f + 1) * r) * dim], codec: codec))
+        }
+        let headerSize = 36 + 8 * frameCount
+        var output = [UInt8](repeating: 0, count: headerSize)
+        output.replaceSubrange(0..<4, with: Self.magic)
+        output[4] = 2
+        output[5] = codec.rawValue
+        output.put(UInt32(n), at: 8)
+        output.put(UInt32(dim), at: 12)
+        output.put(UInt32(r), at: 16)
+        output.put(UInt32(frameCount), at: 20)
+        for (i, section) in sections.enumerated() {
+            let at = i == 0 ? 24 : 32 + 8 * (i - 1)
+            output.put(UInt32(section.count), at: at)
+            output.put(section.withUnsafeBytes { crc32c($0) }, at: at + 4)
+        }
+        output.put(output.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0 ..< headerSize - 4])) }, at: headerSize - 4)
+        for section in sections { output += section }
+        return output
+    }
+
+    /// `values` before LZ4: byte planes, the codec's high planes bit-shuffled.
+    static func planes(_ values: ArraySlice<Float>, codec: ColdCodec) -> [UInt8] {
         let elementSize = codec.elementSize
-        let count = vectors.count
-        let plane = Self.planeLength(codec, components: count)
-        var plain = [UInt8](repeating: 0, count: n * 8 + plane * elementSize)
+        let plane = planeLength(codec, components: values.count)
+        var plain = [UInt8](repeating: 0, count: plane * elementSize)
         plain.withUnsafeMutableBytes { out in
-            var previous: Int64 = 0
-            for (i, row) in rows.enumerated() {
-                let delta = UInt64(bitPattern: row &- previous)
-                previous = row
-                for b in 0..<8 { out[b * n + i] = UInt8(truncatingIfNeeded: delta >> (8 * b)) }
-            }
-            let base = n * 8
-            // Byte shuffle: byte b of element i goes to base + b × plane + i.
-            for (i, x) in vectors.enumerated() {
+            // Byte shuffle: byte b of element i goes to b × plane + i.
+            for (i, x) in values.enumerated() {
                 let bits: UInt32 = switch codec {
                 case .shuffledLZ4: x.bitPattern
                 case .bitShuffledLZ4: x.bitPattern.rotatedLeft
                 case .float16ShuffledLZ4, .float16BitShuffledLZ4: UInt32(Float16(x).bitPattern)
                 }
-                for b in 0..<elementSize { out[base + b * plane + i] = UInt8(truncatingIfNeeded: bits >> (8 * b)) }
+                for b in 0..<elementSize { out[b * plane + i] = UInt8(truncatingIfNeeded: bits >> (8 * b)) }
             }
             // Then the high planes bit by bit.
-            if !codec.bitPlanes.isEmpty {
-                let bytes = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                let shuffled = UnsafeMutablePointer<UInt8>.allocate(capacity: plane)
-                defer { shuffled.deallocate() }
-                for b in codec.bitPlanes {
-                    // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ out.
-                    bitShuffle(bytes + base + b * plane, shuffled, count: plane)
-                    (bytes + base + b * plane).update(from: shuffled, count: plane)
-                }
+            guard !codec.bitPlanes.isEmpty, plane > 0 else { return }
+            let bytes = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            let shuffled = UnsafeMutablePointer<UInt8>.allocate(capacity: plane)
+            defer { shuffled.deallocate() }
+            for b in codec.bitPlanes {
+                // SAFETY: plane b spans [b × plane, (b + 1) × plane) ⊂ out.
+                bitShuffle(bytes + b * plane, shuffled, count: plane)
+                (bytes + b * plane).update(from: shuffled, count: plane)
             }
         }
+        return plain
+    }
+
+    /// LZ4 of `plain`.
+    static func compressed(_ plain: [UInt8]) -> [UInt8] {
         let bound = Int(LZ4_compressBound(Int32(plain.count)))
-        var output = [UInt8](repeating: 0, count: Self.headerSize + bound)
-        let compressedSize = plain.withUnsafeBytes { src in
+        var output = [UInt8](repeating: 0, count: bound)
+        let size = plain.withUnsafeBytes { src in
             output.withUnsafeMutableBytes { dst in
-                // SAFETY: src holds plain.count bytes; dst has `bound` bytes after the header.
-                Int(LZ4_compress_default(src.baseAddress!.assumingMemoryBound(to: CChar.self),
-                                         (dst.baseAddress! + Self.headerSize).assumingMemoryBound(to: CChar.self),
-                                         Int32(plain.count), Int32(bound)))
+                // SAFETY: src holds plain.count bytes; dst `bound`.
+                Int(LZ4_compress_default(src.baseAddress?.assumingMemoryBound(to: CChar.self),
+                                         dst.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(plain.count), Int32(bound)))
             }
         }
-        output.removeLast(bound - compressedSize)
-        output.replaceSubrange(0..<4, with: Self.magic)
-        output[4] = 1
-        output[5] = codec.rawValue
-        output.put(UInt32(n), at: 8)
-        output.put(UInt32(dimensions), at: 12)
-        output.put(UInt32(compressedSize), at: 16)
-        output.put(output.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[Self.headerSize...])) }, at: 20)
-        output.put(output.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<24])) }, at: 24)
+        output.removeLast(bound - size)
         return output
     }
 
@@ -208,8 +237,10 @@ package struct ColdBlock: Equatable {
 }
 
 /// Decodes cold blocks into memory it keeps between blocks (the cold step's inner loop: no allocation per
-/// block, and only the vectors asked for are put together).
-// SAFETY: `plain` and `scratch` are owned, sized before every write, freed in deinit; one thread at a time.
+/// block; only the frames holding the rows asked for are checked and decompressed, and only the vectors
+/// asked for are put together).
+// SAFETY: `plain` and the scratch buffers are owned, sized before every write, freed in deinit; one thread at
+// a time.
 package final class ColdBlockReader {
     private var plain = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
     private var scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
@@ -217,10 +248,22 @@ package final class ColdBlockReader {
     private var planeScratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
     private var planeScratchCapacity = 64
     private var codec = ColdCodec.shuffledLZ4
-    private var plane = 0
+    /// A frame: its first row, rows, plane length, where its planes start in `plain`, and whether they are there.
+    private struct Frame {
+        var first: Int
+        var count: Int
+        var plane: Int
+        var offset: Int
+        var decoded: Bool
+    }
+    private var frames: [Frame] = []
+    private var frameRows = 1
     /// The loaded block's row numbers, in position order, and its dimensions.
     package private(set) var rows: [Int64] = []
     package private(set) var dimensions = 0
+    /// Frames, and bytes, the last `load` decompressed (for tests and `explain`).
+    package private(set) var framesDecoded = 0
+    package private(set) var bytesInflated = 0
 
     package init() {}
     deinit {
@@ -229,50 +272,121 @@ package final class ColdBlockReader {
         planeScratch.deallocate()
     }
 
-    /// Checks and decompresses a block; its row numbers are in `rows` afterwards.
+    /// Checks a block's header and row numbers and decompresses the frames holding `positions` (every frame
+    /// when nil); the row numbers are in `rows` afterwards.
     /// - Throws: `corruptFile` naming `block` for a wrong magic, version, codec, length or checksum, or a
     ///   payload LZ4 rejects. Nothing of a block that fails is served.
-    package func load(_ bytes: UnsafeRawBufferPointer, block: Int64, collection: String) throws(HybridStoreError) {
+    package func load(_ bytes: UnsafeRawBufferPointer, block: Int64, collection: String,
+                      positions: [Int]? = nil) throws(HybridStoreError) {
         rows = []
         dimensions = 0
+        frames = []
+        framesDecoded = 0
+        bytesInflated = 0
         func corrupt(_ why: String) -> HybridStoreError {
             HybridStoreError(.corruptFile, "collection `\(collection)`: cold block \(block) is corrupt (\(why))",
                              context: ["collection": collection, "block": "\(block)"])
         }
-        let headerSize = ColdBlock.headerSize
-        guard bytes.count >= headerSize, bytes[0] == 0x48, bytes[1] == 0x53, bytes[2] == 0x43, bytes[3] == 0x42 else {
-            throw corrupt("no block header")
-        }
+        guard bytes.count >= ColdBlock.version1HeaderSize, bytes[0] == 0x48, bytes[1] == 0x53, bytes[2] == 0x43,
+              bytes[3] == 0x42 else { throw corrupt("no block header") }
         func get(at offset: Int) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
-        let headerCRC = crc32c(UnsafeRawBufferPointer(rebasing: bytes[0..<24]))
-        guard get(at: 24) == headerCRC else { throw corrupt("header checksum mismatch") }
-        guard bytes[4] == 1, let codec = ColdCodec(rawValue: bytes[5]) else { throw corrupt("unknown version or codec") }
-        let n = Int(get(at: 8)), dim = Int(get(at: 12))
-        let compressedSize = Int(get(at: 16))
-        guard compressedSize == bytes.count - headerSize else { throw corrupt("truncated or padded payload") }
-        let payloadCRC = crc32c(UnsafeRawBufferPointer(rebasing: bytes[headerSize...]))
-        guard get(at: 20) == payloadCRC else { throw corrupt("payload checksum mismatch") }
+        func crc(_ range: Range<Int>) -> UInt32 { crc32c(UnsafeRawBufferPointer(rebasing: bytes[range])) }
+        /// LZ4 of `source` into `plain` at `offset`, exactly `size` bytes. SAFETY: LZ4_decompress_safe never reads
+        /// past the source range nor writes past `size`; callers size `plain` to hold offset + size.
+        func inflate(_ source: Range<Int>, to offset: Int, size: Int) throws(HybridStoreError) {
+            guard size > 0 || source.count > 1 else {
+                guard size == 0 else { throw corrupt("empty payload") }
+                return
+            }
+            let got = Int(LZ4_decompress_safe((bytes.baseAddress! + source.lowerBound).assumingMemoryBound(to: CChar.self),
+                                              (plain.baseAddress! + offset).assumingMemoryBound(to: CChar.self),
+                                              Int32(source.count), Int32(size)))
+            guard got == size else { throw corrupt("LZ4 payload does not decode to \(size) bytes") }
+            bytesInflated += size
+        }
+        func reserve(_ size: Int) {
+            if plain.count < size {
+                plain.deallocate()
+                plain = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+            }
+        }
+        let version = bytes[4]
+        guard version == 1 || version == 2, let codec = ColdCodec(rawValue: bytes[5]) else {
+            throw corrupt("unknown version or codec")
+        }
+        let n: Int, dim: Int
+        var sections: [Range<Int>] = []  // version 2: the row section, then the frames
+        var frameCRCs: [UInt32] = []
+        if version == 1 {
+            let headerSize = ColdBlock.version1HeaderSize
+            guard get(at: 24) == crc(0..<24) else { throw corrupt("header checksum mismatch") }
+            (n, dim) = (Int(get(at: 8)), Int(get(at: 12)))
+            guard Int(get(at: 16)) == bytes.count - headerSize else { throw corrupt("truncated or padded payload") }
+            guard get(at: 20) == crc(headerSize..<bytes.count) else { throw corrupt("payload checksum mismatch") }
+            frameRows = max(n, 1)
+        } else {
+            guard bytes.count >= 36 else { throw corrupt("truncated header") }
+            let frameCount = Int(get(at: 20))
+            guard frameCount <= (bytes.count - 36) / 8 else { throw corrupt("impossible frame count \(frameCount)") }
+            let headerSize = 36 + 8 * frameCount
+            guard get(at: headerSize - 4) == crc(0 ..< headerSize - 4) else { throw corrupt("header checksum mismatch") }
+            (n, dim) = (Int(get(at: 8)), Int(get(at: 12)))
+            frameRows = Int(get(at: 16))
+            guard frameRows >= 1, frameCount == (n + frameRows - 1) / frameRows else {
+                throw corrupt("\(frameCount) frames of \(frameRows) rows cannot hold \(n) rows")
+            }
+            var at = headerSize
+            for i in 0...frameCount {
+                let size = Int(get(at: i == 0 ? 24 : 32 + 8 * (i - 1)))
+                guard size <= bytes.count - at else { throw corrupt("truncated payload") }
+                sections.append(at ..< at + size)
+                at += size
+                if i > 0 { frameCRCs.append(get(at: 32 + 8 * (i - 1) + 4)) }
+            }
+            guard at == bytes.count else { throw corrupt("padded payload") }
+            guard get(at: 28) == crc(sections[0]) else { throw corrupt("row section checksum mismatch") }
+        }
         let (components, overflow) = n.multipliedReportingOverflow(by: dim)
         guard !overflow, dim >= 1, dim <= 4096, components <= 1 << 28 else { throw corrupt("impossible shape \(n) × \(dim)") }
-        let plane = ColdBlock.planeLength(codec, components: components)
-        let plainSize = n * 8 + plane * codec.elementSize
-        if plain.count < plainSize {
-            plain.deallocate()
-            plain = UnsafeMutableRawBufferPointer.allocate(byteCount: plainSize, alignment: 16)
+        // Where each frame's planes go in `plain`, after the n × 8 bytes of row planes.
+        var offset = n * 8
+        var largestPlane = 0
+        for first in stride(from: 0, to: n, by: frameRows) {
+            let count = min(frameRows, n - first)
+            let plane = ColdBlock.planeLength(codec, components: count * dim)
+            frames.append(Frame(first: first, count: count, plane: plane, offset: offset, decoded: false))
+            offset += plane * codec.elementSize
+            largestPlane = max(largestPlane, plane)
         }
-        // SAFETY: LZ4_decompress_safe never reads past compressedSize nor writes past plainSize ≤ plain.count.
-        let got = Int(LZ4_decompress_safe((bytes.baseAddress! + headerSize).assumingMemoryBound(to: CChar.self),
-                                          plain.baseAddress!.assumingMemoryBound(to: CChar.self),
-                                          Int32(compressedSize), Int32(plainSize)))
-        guard got == plainSize else { throw corrupt("LZ4 payload does not decode to \(plainSize) bytes") }
+        reserve(offset)
+        if version == 1 {
+            try inflate(ColdBlock.version1HeaderSize ..< bytes.count, to: 0, size: offset)
+            for f in frames.indices { frames[f].decoded = true }
+            framesDecoded = frames.count
+        } else {
+            try inflate(sections[0], to: 0, size: n * 8)
+            var wanted = [Bool](repeating: positions == nil, count: frames.count)
+            for p in positions ?? [] where p >= 0 && p < n { wanted[p / frameRows] = true }
+            for f in frames.indices where wanted[f] {
+                guard frameCRCs[f] == crc(sections[f + 1]) else { throw corrupt("frame \(f) checksum mismatch") }
+                try inflate(sections[f + 1], to: frames[f].offset, size: frames[f].plane * codec.elementSize)
+                frames[f].decoded = true
+                framesDecoded += 1
+            }
+        }
         let needed = 2 * (dim + 16)
         if scratchCapacity < needed {
             scratch.deallocate()
             scratch = .allocate(capacity: needed)
             scratchCapacity = needed
         }
+        let planeBytes = largestPlane * codec.bitPlanes.count
+        if planeScratchCapacity < planeBytes {
+            planeScratch.deallocate()
+            planeScratch = .allocate(capacity: planeBytes)
+            planeScratchCapacity = planeBytes
+        }
         self.codec = codec
-        self.plane = plane
         rows = [Int64](unsafeUninitializedCapacity: n) { out, count in
             let planes = plain.baseAddress!.assumingMemoryBound(to: UInt8.self)
             var previous: Int64 = 0
@@ -288,51 +402,51 @@ package final class ColdBlockReader {
     }
 
     /// Writes every vector of the loaded block to `out` (`rows.count × dimensions` floats, row-major): each
-    /// plane is unshuffled once for the whole block, cheaper than `vector(at:into:)` per row when most rows
-    /// are wanted.
-    /// - Precondition: a block is loaded; `out` is valid for `rows.count × dimensions` writes.
+    /// plane of each frame is unshuffled once, cheaper than `vector(at:into:)` per row when most rows are
+    /// wanted.
+    /// - Precondition: a block is loaded with every frame (`positions: nil`); `out` is valid for
+    ///   `rows.count × dimensions` writes.
     package func vectors(into out: UnsafeMutablePointer<Float>) {
-        let components = rows.count * dimensions
-        guard components > 0 else { return }
-        let base = plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + rows.count * 8
         let bitPlanes = codec.bitPlanes
-        let needed = self.plane * bitPlanes.count
-        if planeScratchCapacity < needed {
-            planeScratch.deallocate()
-            planeScratch = .allocate(capacity: needed)
-            planeScratchCapacity = needed
-        }
-        // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ plain; an unshuffled plane takes
-        // `plane` bytes of planeScratch (sized above); components ≤ plane.
-        func plane(_ b: Int) -> UnsafePointer<UInt8> {
-            guard bitPlanes.contains(b) else { return UnsafePointer(base + b * self.plane) }
-            let target = planeScratch + (b - bitPlanes.lowerBound) * self.plane
-            bitUnshuffle(base + b * self.plane, stride: self.plane / 8, groups: 0 ..< self.plane / 8, target)
-            return UnsafePointer(target)
-        }
-        if codec.elementSize == 4 {
-            hs_unshuffle_f32(plane(0), plane(1), plane(2), plane(3), components, codec == .bitShuffledLZ4 ? 1 : 0, out)
-        } else {
-            hs_unshuffle_f16(plane(0), plane(1), components, out)
+        for frame in frames {
+            precondition(frame.decoded, "frame not loaded")
+            let components = frame.count * dimensions
+            let base = plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + frame.offset
+            // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ plain; an unshuffled plane takes
+            // `plane` bytes of planeScratch (sized in `load` for the largest frame); components ≤ plane.
+            func plane(_ b: Int) -> UnsafePointer<UInt8> {
+                guard bitPlanes.contains(b) else { return UnsafePointer(base + b * frame.plane) }
+                let target = planeScratch + (b - bitPlanes.lowerBound) * frame.plane
+                bitUnshuffle(base + b * frame.plane, stride: frame.plane / 8, groups: 0 ..< frame.plane / 8, target)
+                return UnsafePointer(target)
+            }
+            let target = out + frame.first * dimensions
+            if codec.elementSize == 4 {
+                hs_unshuffle_f32(plane(0), plane(1), plane(2), plane(3), components, codec == .bitShuffledLZ4 ? 1 : 0, target)
+            } else {
+                hs_unshuffle_f16(plane(0), plane(1), components, target)
+            }
         }
     }
 
     /// Writes the vector at `position` of the loaded block to `out` (`dimensions` floats).
-    /// - Precondition: a block is loaded and `position < rows.count`.
+    /// - Precondition: a block is loaded with `position`'s frame, and `position < rows.count`.
     package func vector(at position: Int, into out: UnsafeMutablePointer<Float>) {
         precondition(position >= 0 && position < rows.count)
+        let frame = frames[position / frameRows]
+        precondition(frame.decoded, "frame not loaded")
         let dim = dimensions
-        let first = position * dim
+        let first = (position - frame.first) * dim
         // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ plain, and
         // first + dim ≤ components ≤ plane; scratch holds 2 × (dim + 16) bytes (checked in `load`).
-        let base = plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + rows.count * 8
+        let base = plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + frame.offset
         let bitPlanes = codec.bitPlanes
         let groups = first / 8 ..< (first + dim + 7) / 8
         // Byte b of element first + i is plane(b)[i].
         func plane(_ b: Int) -> UnsafePointer<UInt8> {
-            guard bitPlanes.contains(b) else { return UnsafePointer(base + b * self.plane + first) }
+            guard bitPlanes.contains(b) else { return UnsafePointer(base + b * frame.plane + first) }
             let target = scratch + (b - bitPlanes.lowerBound) * (dim + 16)
-            bitUnshuffle(base + b * self.plane, stride: self.plane / 8, groups: groups, target)
+            bitUnshuffle(base + b * frame.plane, stride: frame.plane / 8, groups: groups, target)
             return UnsafePointer(target + (first - groups.lowerBound * 8))
         }
         if codec.elementSize == 4 {

@@ -438,12 +438,13 @@ extension HybridStore {
                         }
                         let block = blocks[b]
                         let wanted = planned
+                        // Most rows wanted: decompress the whole block and unshuffle it at once (one pass per plane),
+                        // not per row; else only the frames holding the wanted rows.
+                        let whole = wanted.count * 2 >= block.slots.count
                         // Gone from the database: replaced by a commit whose new blocks this tier does not name yet.
-                        guard try loadColdBlock(s, block.id, c, into: reader) else { continue }
+                        guard try loadColdBlock(s, block.id, c, into: reader, positions: whole ? nil : wanted) else { continue }
                         probed += 1
-                        bytes += reader.rows.count * (dim * 4 + 8)
-                        // Most rows wanted: unshuffle the whole block at once (one pass per plane), not per row.
-                        let whole = wanted.count * 2 >= reader.rows.count
+                        bytes += reader.bytesInflated
                         if whole {
                             if decoded.count < reader.rows.count * dim {
                                 decoded = [Float](repeating: 0, count: reader.rows.count * dim)
@@ -659,12 +660,13 @@ extension HybridStore {
         s.lock.write { s.cold = tier }
     }
 
-    /// Reads and checks a cold block into `reader` (its rows then in `reader.rows`); false when the block is
-    /// not in the database (a query that raced a commit which replaced it).
+    /// Reads and checks a cold block into `reader` (its rows then in `reader.rows`), decompressing the frames
+    /// that hold `positions` (all when nil); false when the block is not in the database (a query that raced
+    /// a commit which replaced it).
     /// - Throws: `corruptFile` naming the block.
     @discardableResult
-    func loadColdBlock(_ s: CollectionState, _ id: Int64, _ c: Connection, into reader: ColdBlockReader)
-        throws(HybridStoreError) -> Bool
+    func loadColdBlock(_ s: CollectionState, _ id: Int64, _ c: Connection, into reader: ColdBlockReader,
+                       positions: [Int]? = nil) throws(HybridStoreError) -> Bool
     {
         // Decoded straight from the blob SQLite lends: no copy of the compressed bytes.
         let result = try sqliteWork("reading cold block \(id)") { () throws -> Result<Bool, HybridStoreError> in
@@ -674,7 +676,7 @@ extension HybridStore {
             guard try statement.step() else { return .success(false) }
             return statement.withBlob(0) { raw in
                 Result { () throws(HybridStoreError) in
-                    try reader.load(raw, block: id, collection: s.name)
+                    try reader.load(raw, block: id, collection: s.name, positions: positions)
                     return true
                 }
             }
