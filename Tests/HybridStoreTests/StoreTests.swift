@@ -23,12 +23,18 @@ import HybridStore
         #expect(withVector.first?.vector == vectors[7])
         #expect(withVector.first?.values.isEmpty == true)
 
-        // Search equals brute force on this small set at a generous effort, with exact distances.
+        // The exact plan equals brute force; the graph at a generous effort finds nearly all of it (a directed
+        // HNSW graph built on two threads can leave a node unreachable from where the descent lands: seen once
+        // in ~40 runs of this test), and every hit carries its exact distance and its columns.
         let q = vectors[42].map { $0 + 0.01 }
-        let hits = try store.search(chunks, near: q, k: 10, searchEffort: 300, returning: ["body", "year"])
         let truth = vectors.indices.sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10)
-        #expect(hits.map(\.id) == truth.map { .string("r\($0)") })
-        for (hit, row) in zip(hits, truth) {
+        let exact = try store.query(chunks, near: q, k: 10, filter: nil, options: QueryOptions(strategy: .exact),
+                                    returning: ["body", "year"]).hits
+        #expect(exact.map(\.id) == truth.map { .string("r\($0)") })
+        let hits = try store.search(chunks, near: q, k: 10, searchEffort: 300, returning: ["body", "year"])
+        #expect(Set(hits.map(\.id)).intersection(truth.map { .string("r\($0)") }).count >= 9)
+        for hit in hits + exact {
+            guard case .string(let id) = hit.id, let row = Int(id.dropFirst()) else { Issue.record("id \(hit.id)"); continue }
             #expect(abs(hit.distance - l2(vectors[row], q)) < 1e-4)
             #expect(hit.values["body"] == .text("row \(row)"))
             #expect(hit.values.count == 2)
