@@ -88,7 +88,9 @@ public final class HNSWIndex: @unchecked Sendable {
 
     /// Entry point node (low 32 bits) and top level + 1 (high 32 bits); 0 when the graph is empty.
     let entry = Atomic<UInt64>(0)
-    let entryUpdate = Locked<Void>(())
+    // A byte, not Void: a zero-sized value shares its address with the `Locked`'s mutex pointer, and
+    // ThreadSanitizer took one thread's inout access of it and another's read of the pointer for a race.
+    let entryUpdate = Locked<UInt8>(0)
 
     struct Bookkeeping {
         var nodeByLabel: [UInt64: UInt32] = [:]
