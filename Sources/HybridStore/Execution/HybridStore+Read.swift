@@ -81,9 +81,22 @@ extension HybridStore {
         return positions
     }
 
-    /// Hydrates rows by internal row number with one statement.
+    /// Hydrates rows by internal row number with one statement: a list of rowids for a handful (a query's k),
+    /// else `json_each` over a JSON array.
     func hydrate(_ rows: [Int64], positions: [Int], _ s: CollectionState) throws(HybridStoreError) -> [Int64: Row] {
         guard !rows.isEmpty else { return [:] }
+        if rows.count <= 32 {
+            return try withReader { c in
+                let statement = try c.statement(s.table.hydrateRows(positions, count: rows.count))
+                defer { statement.reset() }
+                try statement.bind(rows.map { .integer($0) })
+                var result: [Int64: Row] = [:]
+                while try statement.step() {
+                    result[statement.int64(0)] = readRow(statement, positions: positions, vector: false, s)
+                }
+                return result
+            }
+        }
         let json = "[" + rows.map(String.init).joined(separator: ",") + "]"
         return try withReader { c in
             let statement = try c.statement(s.table.hydrateByRow(positions))
