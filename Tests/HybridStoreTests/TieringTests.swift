@@ -514,6 +514,12 @@ import HybridStore
         }
         #expect(error.code == .corruptFile)
         #expect(error.message.contains("cold block"))
+        // A selective filter ranks rows by code, which never meets the corrupt blocks' (unknown) rows: it is
+        // refused too, not answered without them.
+        let filtered = Result { () throws(HybridStoreError) in
+            try reopened.query(c2, near: vectors[0], k: 3, filter: try reopened.parseFilter("age = 7"), options: QueryOptions())
+        }
+        if case .failure(let error) = filtered { #expect(error.code == .corruptFile) } else { Issue.record("answered without the corrupt blocks") }
         let report = try reopened.verify()
         #expect(!report.isConsistent)
         #expect(report.collections[0].mismatches.contains { $0.contains("cold block") && $0.contains("corrupt") })

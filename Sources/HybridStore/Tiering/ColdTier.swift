@@ -40,6 +40,8 @@ final class ColdTier {
     private(set) var codeFactors: [SignCodes.Factors] = []
     private var indexOfBlock: [Int64: Int] = [:]
     private(set) var liveRows = 0
+    /// Blocks that did not decode on open (kept, without rows, so queries that could need them are refused).
+    private(set) var corruptBlocks = 0
 
     init(schema: Schema) {
         dimensions = schema.vector.dimensions
@@ -88,6 +90,7 @@ final class ColdTier {
             live += 1
         }
         liveRows += live
+        if corrupt != nil { corruptBlocks += 1 }
         indexOfBlock[id] = blocks.count
         blocks.append(Block(id: id, radius: radius, slots: slots, live: live, corrupt: corrupt))
         centroids += centroid
@@ -130,6 +133,7 @@ final class ColdTier {
     func remove(block id: Int64) {
         guard let b = indexOfBlock[id] else { return }
         for slot in blocks[b].slots where slot != Self.dead { remove(row: rowOfSlot[Int(slot)], block: id) }
+        if blocks[b].corrupt != nil { corruptBlocks -= 1 }
         let last = blocks.count - 1
         if b != last {
             blocks.swapAt(b, last)

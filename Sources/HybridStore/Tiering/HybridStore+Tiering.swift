@@ -507,7 +507,23 @@ extension HybridStore {
             report.bytesDecompressed += totals.bytes
             var best = partial.flatMap(\.best)
             best.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
-            return Array(best.prefix(k))
+            best = Array(best.prefix(k))
+            // A block that did not decode on open has no rows in memory, so ranking rows by code never meets it.
+            // Refuse the answer if such a block could hold a nearer row than the k-th found (its centroid bound;
+            // any, for inner product): never an answer that silently skips rows.
+            if byCode && tier.corruptBlocks > 0 {
+                let kth = min(best.count >= k ? best[k - 1].distance : .infinity, initial ?? .infinity)
+                for (b, block) in blocks.enumerated() {
+                    guard let corrupt = block.corrupt else { continue }
+                    let key = tier.centroids.withUnsafeBufferPointer { cb in
+                        q.withUnsafeBufferPointer { qb in rankKernel(qb.baseAddress!, cb.baseAddress! + b * dim, dim) }
+                    }
+                    let gap = max(0, key.squareRoot() - block.radius)
+                    let bound: Float = metric == .innerProduct ? -.infinity : metric == .cosine ? gap * gap / 2 : gap * gap
+                    if bound <= kth { throw corrupt }
+                }
+            }
+            return best
         }
     }
 
