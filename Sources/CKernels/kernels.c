@@ -452,6 +452,58 @@ float hs_masked_sum_f32(const float *q, const uint64_t *bits, size_t words) {
     return hs_masked_sum_f32_portable(q, bits, words);
 }
 
+static float hs_l2sq_f32_f16_portable(const float *q, const uint16_t *c, size_t n) {
+    float sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        float d = q[i] - hs_half_to_float(c[i]);
+        sum += d * d;
+    }
+    return sum;
+}
+
+static float hs_negdot_f32_f16_portable(const float *q, const uint16_t *c, size_t n) {
+    float sum = 0;
+    for (size_t i = 0; i < n; i++) sum += q[i] * hs_half_to_float(c[i]);
+    return -sum;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static float hs_l2sq_f32_f16_avx512(const float *q, const uint16_t *c, size_t n) {
+    __m512 acc = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(q + i), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(c + i))));
+        acc = _mm512_fmadd_ps(d, d, acc);
+    }
+    return _mm512_reduce_add_ps(acc) + hs_l2sq_f32_f16_portable(q + i, c + i, n - i);
+}
+
+__attribute__((target("avx512f")))
+static float hs_negdot_f32_f16_avx512(const float *q, const uint16_t *c, size_t n) {
+    __m512 acc = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(c + i))), acc);
+    }
+    return -_mm512_reduce_add_ps(acc) + hs_negdot_f32_f16_portable(q + i, c + i, n - i);
+}
+#endif
+
+float hs_l2sq_f32_f16(const float *q, const uint16_t *c, size_t n) {
+#if defined(__x86_64__)
+    if (hs_cpu_level_cached() >= 2) return hs_l2sq_f32_f16_avx512(q, c, n);
+#endif
+    return hs_l2sq_f32_f16_portable(q, c, n);
+}
+
+float hs_negdot_f32_f16(const float *q, const uint16_t *c, size_t n) {
+#if defined(__x86_64__)
+    if (hs_cpu_level_cached() >= 2) return hs_negdot_f32_f16_avx512(q, c, n);
+#endif
+    return hs_negdot_f32_f16_portable(q, c, n);
+}
+
 static uint32_t hs_crc_table[256];
 static pthread_once_t hs_crc_once = PTHREAD_ONCE_INIT;
 static int hs_crc_hw = 0;

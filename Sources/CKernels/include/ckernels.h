@@ -64,6 +64,12 @@ float hs_masked_sum_f32(const float *q, const uint64_t *bits, size_t words);
 /// The portable path of hs_masked_sum_f32 (for tests that compare the two).
 float hs_masked_sum_f32_portable(const float *q, const uint64_t *bits, size_t words);
 
+/// Squared L2 distance from float32 `q` to float16 `c` (IEEE binary16 bit patterns), `n` elements each.
+/// AVX-512 when present. (The cold tier's block centroids.)
+float hs_l2sq_f32_f16(const float *q, const uint16_t *c, size_t n);
+/// Negated dot product of float32 `q` and float16 `c`, `n` elements each. AVX-512 when present.
+float hs_negdot_f32_f16(const float *q, const uint16_t *c, size_t n);
+
 /// A reader-writer lock that prefers writers (so a stream of searches cannot starve a resize).
 typedef struct hs_rwlock hs_rwlock;
 hs_rwlock *hs_rwlock_create(void);

@@ -1,3 +1,4 @@
+import CKernels
 import HNSW
 import QueryPlanner
 
@@ -23,8 +24,10 @@ final class ColdTier {
     static let dead = UInt32.max
     let dimensions: Int
     private(set) var blocks: [Block] = []
-    /// Block centroids, row-major, in `blocks` order (one contiguous matrix for the ranking pass).
-    private(set) var centroids: [Float] = []
+    /// Block centroids as float16 bit patterns, row-major, in `blocks` order (one contiguous matrix for the
+    /// ranking pass; half the RAM of float32). A block's radius, codes and bounds are all taken against this
+    /// rounded centroid, so nothing assumes the float32 one.
+    private(set) var centroids: [UInt16] = []
     private(set) var columns: FilterColumns
     /// Per slot: its row, -1 when free. (Row → slot has no map: writes know a cold row's block from the
     /// database, and a block has a few dozen positions to look through.)
@@ -57,6 +60,24 @@ final class ColdTier {
     func add(block id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]],
              vectors: [Float], corrupt: HybridStoreError? = nil) {
         precondition(centroid.count == dimensions && vectors.count == rows.count * dimensions)
+        let halves = centroid.map { Float16($0).bitPattern }
+        let rounded = halves.map { Float(Float16(bitPattern: $0)) }
+        // The radius about the rounded centroid: measured from the rows when they are here, else the given
+        // radius widened by how far rounding moved the centroid (triangle inequality).
+        var radius = radius + zip(centroid, rounded).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+        if !rows.isEmpty {
+            radius = 0
+            for i in 0..<rows.count {
+                var d2: Float = 0
+                for j in 0..<dimensions {
+                    let d = vectors[i * dimensions + j] - rounded[j]
+                    d2 += d * d
+                }
+                radius = max(radius, d2.squareRoot())
+            }
+            radius = radius.nextUp
+        }
+        let centroid = rounded
         var slots = [UInt32](repeating: Self.dead, count: rows.count)
         var live = 0
         let words = codes.words
@@ -93,7 +114,31 @@ final class ColdTier {
         if corrupt != nil { corruptBlocks += 1 }
         indexOfBlock[id] = blocks.count
         blocks.append(Block(id: id, radius: radius, slots: slots, live: live, corrupt: corrupt))
-        centroids += centroid
+        centroids += halves
+    }
+
+    /// Block b's key for ranking: ‖q − c‖² (`innerProduct` false) or −q·c, against its float16 centroid.
+    /// - Precondition: `query` holds `dimensions` floats; b < blocks.count.
+    func key(_ b: Int, query: UnsafePointer<Float>, innerProduct: Bool) -> Float {
+        centroids.withUnsafeBufferPointer { c in
+            // SAFETY: centroids hold blocks × dimensions values; b is a block index.
+            innerProduct ? hs_negdot_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
+                : hs_l2sq_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
+        }
+    }
+
+    /// Every block's key (see `key`), in `blocks` order.
+    func keys(query: UnsafePointer<Float>, innerProduct: Bool) -> [Float] {
+        [Float](unsafeUninitializedCapacity: blocks.count) { out, count in
+            centroids.withUnsafeBufferPointer { c in
+                // SAFETY: centroids hold blocks × dimensions values; out holds blocks.count floats.
+                for b in 0..<blocks.count {
+                    out[b] = innerProduct ? hs_negdot_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
+                        : hs_l2sq_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
+                }
+            }
+            count = blocks.count
+        }
     }
 
     /// The slot of `row` in block `id`, with the block's index and the row's position.
@@ -167,7 +212,7 @@ final class ColdTier {
     /// RAM it takes, estimated from its arrays' sizes.
     var memoryBytes: Int {
         let perBlock = MemoryLayout<Block>.stride + 48
-        return blocks.reduce(0) { $0 + perBlock + $1.slots.capacity * 4 } + centroids.capacity * 4
+        return blocks.reduce(0) { $0 + perBlock + $1.slots.capacity * 4 } + centroids.capacity * 2
             + rowOfSlot.capacity * 8 + freeSlots.capacity * 4 + indexOfBlock.capacity * 16 + columns.memoryBytes
             + blockOfSlot.capacity * 4 + codeBits.capacity * 8 + codeFactors.capacity * MemoryLayout<SignCodes.Factors>.stride
     }

@@ -24,11 +24,12 @@ struct ColdStepReport {
 extension HybridStore {
     /// Rows per cold block: a two-level k-means of the moved rows (groups of ~2,048, then leaves of this
     /// size) makes blocks of similar vectors small enough that a query decodes little beyond what it scores,
-    /// and a block is the unit the cold step ranks (by centroid), reads and decodes. 32 rather than 64: the
-    /// codes pick single rows to score, so a smaller block wastes less per read (synth-200k, 1 % filter:
-    /// 0.54 → 0.34 ms p50) for 4 more bytes of summary a row and 0.878× instead of 0.875× raw on disk; 16
-    /// reads less again but its summaries take the collection past a quarter of its all-hot RAM.
-    public static let coldBlockRows = 32
+    /// and a block is the unit the cold step ranks (by centroid), reads and decodes. 16 rather than 64: the
+    /// codes pick single rows to score, so a smaller block wastes less per read (synth-200k p50, 64 → 32 → 16
+    /// rows: 1 % filter 0.54 → 0.26 → 0.22 ms, 0.1 % 0.20 → 0.10 → 0.083 ms) for ~40 more bytes of summary a
+    /// row (float16 centroids keep synth-200k at 0.244× of its all-hot RAM) and 0.887× instead of 0.875× raw
+    /// on disk; unfiltered queries rank more centroids (none 0.34 → 0.40 ms from 32 to 16).
+    public static let coldBlockRows = 16
     /// Rows per first-level k-means group.
     static let coldGroupRows = 2048
 
@@ -293,7 +294,6 @@ extension HybridStore {
         var q = query
         if metric == .cosine { q.withUnsafeMutableBufferPointer { normalize($0) } }
         let kernel = DistanceKernel(metric: metric)
-        let l2 = DistanceKernel(metric: .l2)
         func reported(_ d: Float) -> Float { metric == .cosine ? 1 + d : d }
         let started = nowNanos()
         return try s.lock.read { () throws(HybridStoreError) -> [(row: Int64, distance: Float)] in
@@ -313,7 +313,6 @@ extension HybridStore {
             } else {
                 matches = { _ in true }
             }
-            let rankKernel = metric == .innerProduct ? kernel : l2
             let maxProbe = min(blockCount, max(1, probes ?? Self.defaultColdProbes(blocks: blockCount, selectivity: selectivity, effort: effort)))
             let exhaustive = maxProbe >= blockCount
             var plan: [(block: Int, bound: Float, wanted: [Int])] = []
@@ -332,16 +331,8 @@ extension HybridStore {
                                 maxProbe: maxProbe, confidence: Self.codeConfidence(effort))
             }
             // Rank blocks by centroid: squared L2 to it (or −dot for inner product).
-            var keys = [Float](repeating: 0, count: byCode ? 0 : blockCount)
-            if !byCode {
-                tier.centroids.withUnsafeBufferPointer { cb in
-                    q.withUnsafeBufferPointer { qb in
-                        keys.withUnsafeMutableBufferPointer { out in
-                            for b in 0..<blockCount { out[b] = rankKernel(qb.baseAddress!, cb.baseAddress! + b * dim, dim) }
-                        }
-                    }
-                }
-            }
+            let innerProduct = metric == .innerProduct
+            let keys = byCode ? [] : q.withUnsafeBufferPointer { tier.keys(query: $0.baseAddress!, innerProduct: innerProduct) }
             /// The nearest any row of block b can be, in reported units (L2 and cosine: the centroid distance
             /// minus the radius; none for inner product). Only asked of the blocks popped.
             func lowerBound(_ b: Int) -> Float {
@@ -515,9 +506,7 @@ extension HybridStore {
                 let kth = min(best.count >= k ? best[k - 1].distance : .infinity, initial ?? .infinity)
                 for (b, block) in blocks.enumerated() {
                     guard let corrupt = block.corrupt else { continue }
-                    let key = tier.centroids.withUnsafeBufferPointer { cb in
-                        q.withUnsafeBufferPointer { qb in rankKernel(qb.baseAddress!, cb.baseAddress! + b * dim, dim) }
-                    }
+                    let key = q.withUnsafeBufferPointer { tier.key(b, query: $0.baseAddress!, innerProduct: innerProduct) }
                     let gap = max(0, key.squareRoot() - block.radius)
                     let bound: Float = metric == .innerProduct ? -.infinity : metric == .cosine ? gap * gap / 2 : gap * gap
                     if bound <= kth { throw corrupt }
@@ -550,26 +539,22 @@ extension HybridStore {
     {
         guard !slots.isEmpty else { return [] }
         let codes = tier.codes
-        let dim = tier.dimensions
         let words = codes.words
         let centred = metric != .innerProduct
         var rotated = [Float](repeating: 0, count: codes.padded)
         q.withUnsafeBufferPointer { codes.rotate($0.baseAddress!, into: &rotated) }
         let querySum = rotated.reduce(0, +)
         let queryNorm = q.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        let blockKernel = DistanceKernel(metric: centred ? .l2 : .innerProduct)
         // Per block touched: its key, computed when first needed unless given.
         var key = keys ?? [Float](repeating: .nan, count: tier.blocks.count)
         var low = [Float](repeating: 0, count: slots.count)
         var high = low
         let scale: Float = metric == .cosine ? 0.5 : 1
         // SAFETY: every slot here is < the slot count, so codeBits holds `words` words for it and blockOfSlot and
-        // codeFactors an entry; `rotated` holds `padded` floats; centroids hold blocks × dim floats; low and high
-        // hold slots.count floats.
+        // codeFactors an entry; `rotated` holds `padded` floats; low and high hold slots.count floats.
         tier.codeBits.withUnsafeBufferPointer { bits in
         tier.codeFactors.withUnsafeBufferPointer { factors in
         tier.blockOfSlot.withUnsafeBufferPointer { blockOfSlot in
-        tier.centroids.withUnsafeBufferPointer { centroids in
         key.withUnsafeMutableBufferPointer { key in
         low.withUnsafeMutableBufferPointer { low in
         high.withUnsafeMutableBufferPointer { high in
@@ -577,7 +562,7 @@ extension HybridStore {
         q.withUnsafeBufferPointer { qb in
             for (i, slot) in slots.enumerated() {
                 let b = Int(blockOfSlot[Int(slot)])
-                if key[b].isNaN { key[b] = blockKernel(qb.baseAddress!, centroids.baseAddress! + b * dim, dim) }
+                if key[b].isNaN { key[b] = tier.key(b, query: qb.baseAddress!, innerProduct: !centred) }
                 let f = factors[Int(slot)]
                 let (ip, errorPerNorm) = codes.estimate(bits.baseAddress! + Int(slot) * words, f, rotatedQuery: rq.baseAddress!,
                                                        querySum: querySum, centred: centred)
@@ -594,7 +579,6 @@ extension HybridStore {
                     high[i] = d + err
                 }
             }
-        }
         }
         }
         }
