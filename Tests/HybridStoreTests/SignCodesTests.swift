@@ -24,6 +24,25 @@ import HybridStore
         #expect(hs_masked_sum_f32([Float](repeating: 1, count: 64 * words), [UInt64](repeating: 0, count: words), words) == 0)
     }
 
+    /// The float32 × float16 centroid kernels (AVX-512 when present, with a scalar tail) against a Double
+    /// reference, at lengths around the 16-lane width.
+    @Test func float16CentroidKernelsMatchReference() {
+        var rng = SplitMix64(seed: 12)
+        for n in Array(1...40) + [127, 128, 384] {
+            let q = (0..<n).map { _ in Float.random(in: -3...3, using: &rng) }
+            let c = (0..<n).map { _ in Float16(Float.random(in: -3...3, using: &rng)) }
+            let bits = c.map(\.bitPattern)
+            var l2 = 0.0, dot = 0.0
+            for i in 0..<n {
+                let d = Double(q[i]) - Double(Float(c[i]))
+                l2 += d * d
+                dot += Double(q[i]) * Double(Float(c[i]))
+            }
+            #expect(abs(Double(hs_l2sq_f32_f16(q, bits, n)) - l2) <= 1e-4 * max(1, l2), "n \(n)")
+            #expect(abs(Double(hs_negdot_f32_f16(q, bits, n)) + dot) <= 1e-4 * max(1, abs(dot)), "n \(n)")
+        }
+    }
+
     /// P is orthogonal (norms and inner products kept, padding included) and the same map on every instance.
     @Test(arguments: [1, 5, 64, 100, 384])
     func rotationKeepsGeometryAndIsFixed(dimensions: Int) {
