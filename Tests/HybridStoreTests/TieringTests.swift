@@ -430,39 +430,6 @@ import HybridStore
         #expect(hits.map(\.id) == truth)
     }
 
-    /// An integer-id collection's cold tier keeps the ids: a query returning only ids is answered without
-    /// hydrating its cold hits, with the right ids after a move, a reopen (ids read back from SQLite) and a
-    /// compaction that rewrites blocks.
-    @Test func coldHitsCarryTheirIDsWithoutHydration() throws {
-        let tmp = TemporaryStore()
-        defer { tmp.cleanup() }
-        var (store, c, vectors) = try Self.store(tmp, rows: 2000)
-        try store.tier(c, to: .cold)
-        func check(_ keep: @escaping (Int) -> Bool) throws {
-            for i in stride(from: 5, to: 2000, by: 397) {
-                let q = vectors[i].map { $0 + 0.003 }
-                let (hits, e) = try store.query(c, near: q, k: 5, filter: nil, options: QueryOptions(coldProbes: .max))
-                #expect(hits.map(\.id) == Self.bruteForce(vectors, q, k: 5, where: keep))
-                #expect(e.timingsMs["hydrate"] == nil, "cold hits hydrated")
-                let withColumns = try store.query(c, near: q, k: 5, filter: nil, options: QueryOptions(coldProbes: .max),
-                                                  returning: ["note"]).hits
-                #expect(withColumns.map(\.id) == hits.map(\.id))
-                for hit in withColumns {
-                    guard case .int(let id) = hit.id else { continue }
-                    #expect(hit.values["note"] == .text("n\(id)"))
-                }
-            }
-        }
-        try check { _ in true }
-        store.close()
-        store = try tmp.open()
-        c = try store.collection("t")
-        try check { _ in true }
-        try store.write { tx in try tx.delete((0..<2000).filter { $0 % 100 < 70 }.map { .int(Int64($0)) }, from: c) }
-        try store.checkpoint()
-        try check { $0 % 100 >= 70 }
-    }
-
     /// Deleted cold rows leave their vectors in the block until a checkpoint rewrites blocks that are mostly
     /// dead; the rewritten blocks keep their codec, the surviving rows stay searchable and the tier consistent.
     @Test func checkpointsCompactMostlyDeadColdBlocks() throws {
