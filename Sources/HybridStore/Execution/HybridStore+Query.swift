@@ -328,7 +328,7 @@ extension HybridStore {
             let cold = try coldStep(s, query: vector, k: k, filter: filter, condition: condition,
                                     bound: merged.count >= k ? merged[k - 1].distance : nil, probes: options.coldProbes,
                                     effort: options.coldEffort, report: &report)
-            merged += cold.map { ($0.row, $0.id, $0.distance) }
+            merged += cold.map { ($0.row, nil, $0.distance) }
             merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
             // A row moving between tiers is in both for a moment (see `WriteTransaction.beforePublish`): once.
             var seen = Set<Int64>()

@@ -257,9 +257,9 @@ enum SQL {
         func coldRowsWhere(_ condition: String) -> String {
             "SELECT t.row, c.block FROM \(name) t JOIN hs_cold_rows c ON c.collection = \(number) AND c.row = t.row WHERE \(condition) ORDER BY t.row"
         }
-        /// `row, block, c…, id` of every cold row (filterable columns `positions`).
+        /// `row, block, c…` of every cold row (filterable columns `positions`).
         func coldRowsWithValues(_ positions: [Int]) -> String {
-            (["SELECT c.row", "c.block"] + positions.map { "t." + columnName($0) } + ["t.id"]).joined(separator: ", ")
+            (["SELECT c.row", "c.block"] + positions.map { "t." + columnName($0) }).joined(separator: ", ")
                 + " FROM hs_cold_rows c JOIN \(name) t ON t.row = c.row WHERE c.collection = \(number)"
         }
         /// Valid rows of a cold block (`?1` block) that match a compiled condition (or `1`).

@@ -35,10 +35,6 @@ final class ColdTier {
     private var freeSlots: [UInt32] = []
     /// Per slot: the index in `blocks` of the block holding it.
     private(set) var blockOfSlot: [UInt32] = []
-    /// Per slot: the row's id, for collections with integer ids (empty otherwise), so a query that returns only
-    /// ids needs no SQLite read for its cold hits.
-    private(set) var idOfSlot: [Int64] = []
-    let integerIDs: Bool
     /// The map and estimator of the per-row 1-bit codes (see `SignCodes`).
     let codes: SignCodes
     /// Per slot: its code, `codes.words` words (zero for a free slot).
@@ -54,7 +50,6 @@ final class ColdTier {
         dimensions = schema.vector.dimensions
         columns = FilterColumns(schema: schema)
         codes = SignCodes(dimensions: dimensions)
-        integerIDs = schema.id == .integer
     }
 
     var isEmpty: Bool { blocks.isEmpty }
@@ -62,9 +57,8 @@ final class ColdTier {
     /// Adds a block: `rows` in position order, with the live ones' filterable values (absent = dead position)
     /// and all rows' vectors in the space distances are measured in (normalised for cosine), row-major; a
     /// corrupt block has no rows.
-    /// `ids`: the live rows' ids (needed for integer-id collections).
     func add(block id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]],
-             ids: [Int64: RowID], vectors: [Float], corrupt: HybridStoreError? = nil) {
+             vectors: [Float], corrupt: HybridStoreError? = nil) {
         precondition(centroid.count == dimensions && vectors.count == rows.count * dimensions)
         let halves = centroid.map { Float16($0).bitPattern }
         let rounded = halves.map { Float(Float16(bitPattern: $0)) }
@@ -93,18 +87,14 @@ final class ColdTier {
         for (position, row) in rows.enumerated() {
             guard let rowValues = values[row] else { continue }
             let slot: UInt32
-            var rowID = Self.unknownID
-            if integerIDs, case .int(let v)? = ids[row] { rowID = v }
             if let free = freeSlots.popLast() {
                 slot = free
                 rowOfSlot[Int(slot)] = row
                 blockOfSlot[Int(slot)] = UInt32(blocks.count)
-                if integerIDs { idOfSlot[Int(slot)] = rowID }
             } else {
                 slot = UInt32(rowOfSlot.count)
                 rowOfSlot.append(row)
                 blockOfSlot.append(UInt32(blocks.count))
-                if integerIDs { idOfSlot.append(rowID) }
                 codeBits.append(contentsOf: repeatElement(0, count: words))
                 codeFactors.append(SignCodes.Factors(norm: 0, inverseAlignment: 1, centroidTerm: 0))
             }
@@ -184,19 +174,6 @@ final class ColdTier {
         find(row: row, block: id).map { columns.values(of: $0.slot) }
     }
 
-    /// The id of slot `slot`, when this tier keeps ids (integer-id collections) and knows it.
-    func id(ofSlot slot: UInt32) -> RowID? {
-        guard integerIDs, Int(slot) < idOfSlot.count, idOfSlot[Int(slot)] != Self.unknownID else { return nil }
-        return .int(idOfSlot[Int(slot)])
-    }
-    /// Marks an id this tier was not given (a row whose id really is Int64.min is hydrated from SQLite instead).
-    static let unknownID = Int64.min
-
-    /// The id of a row of block `id` (integer-id collections).
-    func id(of row: Int64, block id: Int64) -> RowID? {
-        find(row: row, block: id).flatMap { self.id(ofSlot: $0.slot) }
-    }
-
     /// Drops a block and forgets its rows.
     func remove(block id: Int64) {
         guard let b = indexOfBlock[id] else { return }
@@ -227,7 +204,6 @@ final class ColdTier {
         }
         fitted(&rowOfSlot)
         fitted(&blockOfSlot)
-        fitted(&idOfSlot)
         fitted(&codeBits)
         fitted(&codeFactors)
         fitted(&centroids)
@@ -238,6 +214,6 @@ final class ColdTier {
         let perBlock = MemoryLayout<Block>.stride + 48
         return blocks.reduce(0) { $0 + perBlock + $1.slots.capacity * 4 } + centroids.capacity * 2
             + rowOfSlot.capacity * 8 + freeSlots.capacity * 4 + indexOfBlock.capacity * 16 + columns.memoryBytes
-            + blockOfSlot.capacity * 4 + idOfSlot.capacity * 8 + codeBits.capacity * 8 + codeFactors.capacity * MemoryLayout<SignCodes.Factors>.stride
+            + blockOfSlot.capacity * 4 + codeBits.capacity * 8 + codeFactors.capacity * MemoryLayout<SignCodes.Factors>.stride
     }
 }

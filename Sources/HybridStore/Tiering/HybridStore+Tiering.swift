@@ -10,9 +10,6 @@ public enum Tier: String, Sendable, Codable, CaseIterable {
     case cold
 }
 
-/// A cold row found by the cold step: its row, its id when the cold tier keeps it (integer ids), its distance.
-typealias ColdHit = (row: Int64, id: RowID?, distance: Float)
-
 /// What a cold step did (for `explain`).
 struct ColdStepReport {
     var blocksProbed = 0
@@ -100,9 +97,8 @@ extension HybridStore {
         }
         guard !rows.isEmpty else { return 0 }
         // Their filterable values, from the in-memory columns (the writer mutex is held: they are current).
-        let (values, ids): ([[String: Value]], [RowID?]) = s.query { index, columns, idOf in
-            let nodes = rows.map { index.node(forLabel: UInt64($0)) }
-            return (nodes.map { $0.map { columns.values(of: $0) } ?? [:] }, nodes.map { $0.flatMap(idOf) })
+        let values: [[String: Value]] = s.query { index, columns, _ in
+            rows.map { row in index.node(forLabel: UInt64(row)).map { columns.values(of: $0) } ?? [:] }
         }
         let cosine = s.schema.vector.metric == .cosine
         var space = vectors  // the space distances are measured in: normalised for cosine
@@ -128,15 +124,11 @@ extension HybridStore {
                 tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: true)
             }
             added.append((id, centroid, radius, block.rows, Dictionary(uniqueKeysWithValues: members.map { (rows[$0], values[$0]) }),
-                          Dictionary(uniqueKeysWithValues: members.compactMap { m in ids[m].map { (rows[m], $0) } }),
                           members.flatMap { space[$0 * dim ..< ($0 + 1) * dim] }))
         }
         tx.beforePublish.append {
             s.lock.write {
-                for b in added {
-                    s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values, ids: b.ids,
-                               vectors: b.space)
-                }
+                for b in added { s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values, vectors: b.space) }
                 s.cold.settle()
             }
         }
@@ -186,9 +178,9 @@ extension HybridStore {
     struct ColdRewrite {
         var moved = 0
         var dropped: [Int64] = []
-        /// A new block: its summary, rows, live rows' filterable values and ids, and vectors in the metric's space.
+        /// A new block: its summary, rows, live rows' filterable values and vectors in the metric's space.
         typealias Added = (id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]],
-                           ids: [Int64: RowID], space: [Float])
+                           space: [Float])
         var added: [Added] = []
 
         func publish(_ s: CollectionState, _ tx: WriteTransaction) {
@@ -198,8 +190,7 @@ extension HybridStore {
                 s.lock.write {
                     for id in dropped { s.cold.remove(block: id) }
                     for b in added {
-                        s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values, ids: b.ids,
-                                   vectors: b.space)
+                        s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values, vectors: b.space)
                     }
                 }
             }
@@ -268,11 +259,10 @@ extension HybridStore {
         ])
         let id = c.lastInsertRowID
         for row in kept.rows { try c.statement(SQL.moveColdRow).run([.integer(s.number), .integer(row), .integer(id)]) }
-        let (values, ids) = s.lock.read {
-            (Dictionary(uniqueKeysWithValues: kept.rows.map { ($0, s.cold.values(of: $0, block: blockID) ?? [:]) }),
-             Dictionary(uniqueKeysWithValues: kept.rows.compactMap { row in s.cold.id(of: row, block: blockID).map { (row, $0) } }))
+        let values = s.lock.read {
+            Dictionary(uniqueKeysWithValues: kept.rows.map { ($0, s.cold.values(of: $0, block: blockID) ?? [:]) })
         }
-        rewrite.added.append((id, centroid, radius, kept.rows, values, ids, space))
+        rewrite.added.append((id, centroid, radius, kept.rows, values, space))
     }
 
     // MARK: - Cold search step
@@ -298,7 +288,7 @@ extension HybridStore {
     /// radius — cannot beat the k-th best.
     func coldStep(_ s: CollectionState, query: [Float], k: Int, filter: Filter?, condition: SQLCondition?,
                   bound initial: Float?, probes: Int?, effort: Double = 1,
-                  report: inout ColdStepReport) throws(HybridStoreError) -> [ColdHit] {
+                  report: inout ColdStepReport) throws(HybridStoreError) -> [(row: Int64, distance: Float)] {
         let metric = s.schema.vector.metric
         let dim = s.schema.vector.dimensions
         var q = query
@@ -306,7 +296,7 @@ extension HybridStore {
         let kernel = DistanceKernel(metric: metric)
         func reported(_ d: Float) -> Float { metric == .cosine ? 1 + d : d }
         let started = nowNanos()
-        return try s.lock.read { () throws(HybridStoreError) -> [ColdHit] in
+        return try s.lock.read { () throws(HybridStoreError) -> [(row: Int64, distance: Float)] in
             let tier = s.cold
             let blocks = tier.blocks  // locals: no exclusivity check per access of the class's arrays
             let blockCount = blocks.count
@@ -420,9 +410,9 @@ extension HybridStore {
                 return result
             }
             func probe(_ share: [(block: Int, bound: Float, wanted: [Int])]) throws(HybridStoreError)
-                -> [ColdHit]
+                -> [(row: Int64, distance: Float)]
             {
-                var best: [ColdHit] = []
+                var best: [(row: Int64, distance: Float)] = []
                 best.reserveCapacity(k + 1)
                 func kth() -> Float { min(best.count >= k ? best[k - 1].distance : .infinity, initial ?? .infinity) }
                 let reader = ColdBlockReader()
@@ -475,7 +465,7 @@ extension HybridStore {
                                           || (d == best[k - 1].distance && row < best[k - 1].row) else { continue }
                                     let at = best.firstIndex { d < $0.distance || (d == $0.distance && row < $0.row) }
                                         ?? best.count
-                                    best.insert((row, tier.id(ofSlot: block.slots[position]), d), at: at)
+                                    best.insert((row, d), at: at)
                                     if best.count > k { best.removeLast() }
                                 }
                             }
@@ -637,17 +627,9 @@ extension HybridStore {
         let filterable = s.schema.columns.indices.filter { s.schema.columns[$0].filterable }
         try sqliteWork("reading cold blocks of `\(s.name)`") { () throws in
             var values: [Int64: [Int64: [String: Value]]] = [:]
-            var ids: [Int64: [Int64: RowID]] = [:]
             let live = try c.prepareOnce(s.table.coldRowsWithValues(filterable))
-            let idColumn = Int32(2 + filterable.count)
             while try live.step() {
-                let (row, block) = (live.int64(0), live.int64(1))
-                values[block, default: [:]][row] = readRow(live, positions: filterable, vector: false, s).values
-                switch live.column(idColumn) {
-                case .integer(let v): ids[block, default: [:]][row] = .int(v)
-                case .text(let t): ids[block, default: [:]][row] = .string(t)
-                default: break
-                }
+                values[live.int64(1), default: [:]][live.int64(0)] = readRow(live, positions: filterable, vector: false, s).values
             }
             let statement = try c.statement(SQL.coldSummaries)
             defer { statement.reset() }
@@ -671,10 +653,9 @@ extension HybridStore {
                         guard s.schema.vector.metric == .cosine else { return }
                         for i in 0..<reader.rows.count { normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
                     }
-                    tier.add(block: id, centroid: centroid, radius: radius, rows: reader.rows, values: values[id] ?? [:],
-                             ids: ids[id] ?? [:], vectors: space)
+                    tier.add(block: id, centroid: centroid, radius: radius, rows: reader.rows, values: values[id] ?? [:], vectors: space)
                 } catch {
-                    tier.add(block: id, centroid: centroid, radius: radius, rows: [], values: [:], ids: [:], vectors: [], corrupt: error)
+                    tier.add(block: id, centroid: centroid, radius: radius, rows: [], values: [:], vectors: [], corrupt: error)
                 }
             }
         }
@@ -970,7 +951,7 @@ private struct ColdWork: @unchecked Sendable {
 
 /// One cold-step worker's k best, or the error that stopped it.
 private struct ColdWorkerResult {
-    var best: [ColdHit] = []
+    var best: [(row: Int64, distance: Float)] = []
     var error: HybridStoreError?
 }
 
