@@ -517,9 +517,10 @@ extension HybridStore {
     }
 
     /// Matching rows one block read is worth ranking by code instead (a code takes ~20–40 ns, a block read
-    /// ~10 µs): the cold step ranks by code when the matching cold rows number at most this many per block
-    /// it may open.
-    static let codeRanksPerBlockRead = 256.0
+    /// ~4–5 µs): the cold step ranks by code when the matching cold rows number at most this many per block
+    /// it may open. (256 ranked all 40k matching rows of synth-cos-100k's 50 % class at `coldEffort: 2`:
+    /// 1.35 ms; 128 reads blocks by centroid there: 0.61 ms.)
+    static let codeRanksPerBlockRead = 128.0
     /// ε₀ of the codes' error bound at effort 1 (`coldEffort` e makes it 1.3·√e). RaBitQ's 1.9 covers ~94 %
     /// of estimates and 1.3 ~81 % (`SignCodesTests`), but a row is lost only when its estimate errs high by that
     /// much *and* it is among the k nearest: synth-200k recall ≥ 0.987 in every selective class at 1.3 (≥ 0.994
