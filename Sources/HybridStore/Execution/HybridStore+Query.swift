@@ -310,7 +310,7 @@ extension HybridStore {
         if options.searchEffort == nil, options.strategy == nil, explanation.fallback == nil, sqlNodes == nil, !found.isEmpty {
             if explanation.plan.strategy != .exact {
                 checkRecallSometimes(s, query: vector, k: k, filter: filter, found: found.map(\.row),
-                                     strategy: explanation.plan.strategy, scale: explanation.effortScale ?? 1,
+                                     strategy: explanation.plan.strategy, scale: explanation.effortScale,
                                      selectivity: explanation.plan.estimatedSelectivity, target: options.recallTarget)
             } else if let filter, explanation.plan.estimatedMatches >= Double(Self.probeMinimumMatches) {
                 // The exact result is the truth: measure, off the query path, what the probe's graph search

@@ -211,7 +211,7 @@ extension HybridStore {
         try flushUsage()
         try foldUsageLog()
         try sqliteWork("applying tier policies") { try applyTierPolicies() }
-        try sqliteWork("compacting cold blocks") { try compactColdTier() }
+        _ = try sqliteWork("compacting cold blocks") { try compactColdTier() }
         try sqliteWork("checkpointing") {
             try withWriter { c, changesSince in
                 guard case .integer(let sequence)? = try c.statement(SQL.lastSeq).scalar() else { return }
