@@ -160,4 +160,30 @@ import HybridStore
         }
         #expect(Double(found) >= 0.97 * Double(wanted), "recall \(Double(found) / Double(wanted))")
     }
+
+    /// Components far beyond float16's range (the block centroids are float16): the exact step still equals
+    /// brute force, and the default step finds the true nearest.
+    @Test func hugeComponentsKeepBoundsValid() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open()
+        let c = try store.createCollection("h", schema: Schema(vector: VectorSpec(dimensions: 8), id: .integer,
+                                                              columns: [.integer("g", filterable: true)]))
+        let vectors = randomVectors(3000, dim: 8, seed: 5).map { $0.map { $0 * 1e6 } }
+        try store.write { tx in
+            for (i, v) in vectors.enumerated() { try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 50))]) }
+        }
+        try store.tier(c, to: .cold)
+        var rng = SplitMix64(seed: 6)
+        for _ in 0..<10 {
+            let q = vectors[Int.random(in: 0..<3000, using: &rng)].map { $0 + 3 }
+            let exact = try store.query(c, near: q, k: 5, filter: try store.parseFilter("g < 25"), options: QueryOptions(coldProbes: .max)).hits
+            let truth = vectors.indices.filter { $0 % 50 < 25 }.sorted { (l2(vectors[$0], q), $0) < (l2(vectors[$1], q), $1) }.prefix(5)
+            #expect(exact.map(\.id) == truth.map { .int(Int64($0)) })
+            let (approximate, e) = try store.query(c, near: q, k: 5, filter: try store.parseFilter("g = 3"), options: QueryOptions())
+            let nearest = vectors.indices.filter { $0 % 50 == 3 }.sorted { (l2(vectors[$0], q), $0) < (l2(vectors[$1], q), $1) }.prefix(5)
+            #expect(Set(approximate.map(\.id)).intersection(nearest.map { .int(Int64($0)) }).count >= 4)
+            #expect(e.coldRowsRanked == 60 && e.coldBlocksProbed >= 1)
+        }
+    }
 }

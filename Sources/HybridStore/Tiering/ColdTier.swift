@@ -60,10 +60,14 @@ final class ColdTier {
     func add(block id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]],
              vectors: [Float], corrupt: HybridStoreError? = nil) {
         precondition(centroid.count == dimensions && vectors.count == rows.count * dimensions)
-        let halves = centroid.map { Float16($0).bitPattern }
+        // Any point near the rows serves as the centroid, as long as the radius, the codes and every bound use
+        // the same one: the float16 value, clamped to its finite range (components beyond ±65,504 would
+        // otherwise round to infinity).
+        let halves = centroid.map { Float16(max(-65_504, min(65_504, $0))).bitPattern }
         let rounded = halves.map { Float(Float16(bitPattern: $0)) }
         // The radius about the rounded centroid: measured from the rows when they are here, else the given
-        // radius widened by how far rounding moved the centroid (triangle inequality).
+        // radius widened by how far rounding moved the centroid (triangle inequality). A relative margin covers
+        // the kernels summing in another order.
         var radius = radius + zip(centroid, rounded).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
         if !rows.isEmpty {
             radius = 0
@@ -75,8 +79,8 @@ final class ColdTier {
                 }
                 radius = max(radius, d2.squareRoot())
             }
-            radius = radius.nextUp
         }
+        radius = radius * (1 + 1e-5) + .leastNormalMagnitude
         let centroid = rounded
         var slots = [UInt32](repeating: Self.dead, count: rows.count)
         var live = 0
