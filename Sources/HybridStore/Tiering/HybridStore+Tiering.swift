@@ -318,9 +318,9 @@ extension HybridStore {
             var plan: [(block: Int, bound: Float, wanted: [Int])] = []
             // Few matching rows for the blocks the step may open (a selective filter): rank every matching row
             // by its code and open only blocks holding one that can still be among the k nearest. Else pick
-            // blocks by centroid (then rank their rows by code). Not when asked to be exact: the codes' bound
-            // holds with high probability, not always.
-            // Asked to be exact (`probes` ≥ all blocks), as opposed to a default that happens to allow every block.
+            // blocks by centroid (then rank their rows by code). Not when asked to be exact (`probes` ≥ all
+            // blocks, as opposed to a default that happens to allow every block): the codes' bound holds with
+            // high probability, not always.
             let exact = probes.map { $0 >= blockCount } ?? false
             let byCode = !exact && filter != nil && inMemory
                 && Double(tier.liveRows) * selectivity <= Double(maxProbe) * Self.codeRanksPerBlockRead
@@ -546,8 +546,9 @@ extension HybridStore {
         q.withUnsafeBufferPointer { codes.rotate($0.baseAddress!, into: &rotated) }
         let querySum = rotated.reduce(0, +)
         let queryNorm = q.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        // Per block touched: its key, computed when first needed unless given.
-        var key = keys ?? [Float](repeating: .nan, count: tier.blocks.count)
+        // A block's key: given, or computed for the last block seen (a block's slots are allocated together, so
+        // a filter's matching slots come in runs of one block), without a per-query array over every block.
+        var lastBlock = -1, lastKey: Float = 0
         var low = [Float](repeating: 0, count: slots.count)
         var high = low
         let scale: Float = metric == .cosine ? 0.5 : 1
@@ -556,31 +557,34 @@ extension HybridStore {
         tier.codeBits.withUnsafeBufferPointer { bits in
         tier.codeFactors.withUnsafeBufferPointer { factors in
         tier.blockOfSlot.withUnsafeBufferPointer { blockOfSlot in
-        key.withUnsafeMutableBufferPointer { key in
         low.withUnsafeMutableBufferPointer { low in
         high.withUnsafeMutableBufferPointer { high in
         rotated.withUnsafeBufferPointer { rq in
         q.withUnsafeBufferPointer { qb in
             for (i, slot) in slots.enumerated() {
                 let b = Int(blockOfSlot[Int(slot)])
-                if key[b].isNaN { key[b] = tier.key(b, query: qb.baseAddress!, innerProduct: !centred) }
+                if let keys {
+                    lastKey = keys[b]
+                } else if b != lastBlock {
+                    lastKey = tier.key(b, query: qb.baseAddress!, innerProduct: !centred)
+                    lastBlock = b
+                }
                 let f = factors[Int(slot)]
                 let (ip, errorPerNorm) = codes.estimate(bits.baseAddress! + Int(slot) * words, f, rotatedQuery: rq.baseAddress!,
                                                        querySum: querySum, centred: centred)
                 if centred {
-                    let qc2 = key[b]
+                    let qc2 = lastKey
                     let err = 2 * f.norm * errorPerNorm * qc2.squareRoot() * confidence
                     let d2 = qc2 + f.norm * (f.norm - 2 * ip)
                     low[i] = max(0, d2 - err) * scale
                     high[i] = (d2 + err) * scale
                 } else {
-                    let d = key[b] - f.norm * ip
+                    let d = lastKey - f.norm * ip
                     let err = f.norm * errorPerNorm * queryNorm * confidence
                     low[i] = d - err
                     high[i] = d + err
                 }
             }
-        }
         }
         }
         }
