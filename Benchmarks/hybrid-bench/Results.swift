@@ -34,6 +34,7 @@ struct BenchResults: Codable {
         var mean_selectivity: Double?
         var selectivity_estimate_error: Double?
         var mean_phase_ms: [String: Double]?
+        var mean_cold_blocks: Double?
     }
 
     var program = "hybrid-bench"

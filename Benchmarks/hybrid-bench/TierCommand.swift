@@ -54,6 +54,7 @@ struct TierCommand: ParsableCommand {
                 var recallSum = 0.0
                 var plans: [String: Int] = [:]
                 var phases: [String: Double] = [:]
+                var coldBlocks = 0
                 let wall = nowNanoseconds()
                 for c in cases {
                     let q = Array(data.query(c.qid))
@@ -63,6 +64,7 @@ struct TierCommand: ParsableCommand {
                     latencies.append(nowNanoseconds() - t)
                     recallSum += recall(hits.map { if case .int(let v) = $0.id { Int(v) } else { -1 } }, groundTruth: c.groundTruth)
                     plans[e.plan.strategy.rawValue + (e.coldBlocksProbed > 0 ? "+cold" : ""), default: 0] += 1
+                    coldBlocks += e.coldBlocksProbed
                     if explainFirst && c.qid == cases.first?.qid { log("\(e)") }
                     for (phase, ms) in e.timingsMs { phases[phase, default: 0] += ms }
                 }
@@ -71,11 +73,14 @@ struct TierCommand: ParsableCommand {
                         .map { String(format: "%@ %.3f", $0.key, $0.value / Double(max(cases.count, 1))) }.joined(separator: ", "))
                 }
                 let timing = Timing(latenciesNs: latencies, wallNs: nowNanoseconds() - wall)
+                let meanColdBlocks = Double(coldBlocks) / Double(max(cases.count, 1))
                 runs.append(BenchResults.Run(class: className, effort: nil, cold_effort: effort, queries: cases.count,
                                              recall_at_10: recallSum / Double(max(cases.count, 1)), qps: timing.qps,
-                                             p50_ms: timing.p50, p99_ms: timing.p99, plans: plans, mode: label))
+                                             p50_ms: timing.p50, p99_ms: timing.p99, plans: plans, mode: label,
+                                             mean_cold_blocks: tiers.contains(.cold) && label != "all_hot" ? meanColdBlocks : nil))
                 log(className.padding(16) + label.padding(9) + (effort.map { "effort \($0)  " } ?? "") + String(format: "recall %.4f  qps %8.1f  p50 %.3f ms  p99 %.3f ms  ",
                                                                      runs.last!.recall_at_10, timing.qps, timing.p50, timing.p99)
+                    + (coldBlocks > 0 ? String(format: "blocks %.1f  ", meanColdBlocks) : "")
                     + plans.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             }
             return runs

@@ -16,6 +16,8 @@
 #define HS_CRC_SHORT 256
 static uint32_t hs_crc_shift_long[4][256];
 static uint32_t hs_crc_shift_short[4][256];
+// Carry-less folding constants (see hs_crc32c_vpclmul), for folds of 2048, 512 and 128 bits.
+static uint64_t hs_crc_fold_2048[2], hs_crc_fold_512[2], hs_crc_fold_128[2];
 
 static inline uint32_t hs_crc_shift(uint32_t table[4][256], uint32_t crc) {
     return table[0][crc & 0xFF] ^ table[1][(crc >> 8) & 0xFF] ^ table[2][(crc >> 16) & 0xFF] ^ table[3][crc >> 24];
@@ -256,6 +258,62 @@ static int hs_has_sse42(void) {
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     return (c >> 20) & 1;
 }
+
+// Folding with carry-less multiplies (VPCLMULQDQ, 4 × 512 bits in flight): a 128-bit lane X of the message,
+// followed by T more bits, is replaced by a value ≡ X·x^T (mod P) that lines up with the lane T bits on, and
+// XORed into it; what is left at the end is one 128-bit value whose CRC (started from 0) is the message's
+// remainder, finished with the crc32 instruction. Reflected order: bit j of a loaded lane is the coefficient
+// of x^(127−j), and a 64 × 64 carry-less product of such values is x·A·B, hence the constants below are
+// x^(63+T) for a lane's low qword (x^64 ahead of its high one) and x^(T−1) for its high qword.
+__attribute__((target("avx512f,vpclmulqdq")))
+static inline __m512i hs_crc_fold4(__m512i x, __m512i k) {
+    return _mm512_xor_si512(_mm512_clmulepi64_epi128(x, k, 0x00), _mm512_clmulepi64_epi128(x, k, 0x11));
+}
+
+__attribute__((target("pclmul")))
+static inline __m128i hs_crc_fold1(__m128i x, __m128i k) {
+    return _mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11));
+}
+
+__attribute__((target("avx512f,vpclmulqdq,pclmul,sse4.2")))
+static uint32_t hs_crc32c_vpclmul(uint32_t crc, const unsigned char *p, size_t n) {
+    if (n < 256) return hs_crc32c_hw(crc, p, n);
+    const __m512i k4 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)hs_crc_fold_2048));
+    const __m512i k1 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)hs_crc_fold_512));
+    __m512i x0 = _mm512_loadu_si512(p), x1 = _mm512_loadu_si512(p + 64);
+    __m512i x2 = _mm512_loadu_si512(p + 128), x3 = _mm512_loadu_si512(p + 192);
+    // The running CRC enters as an XOR into the first four bytes (what the crc32 instruction does).
+    x0 = _mm512_xor_si512(x0, _mm512_zextsi128_si512(_mm_cvtsi32_si128((int)~crc)));
+    p += 256; n -= 256;
+    for (; n >= 256; p += 256, n -= 256) {
+        x0 = _mm512_xor_si512(hs_crc_fold4(x0, k4), _mm512_loadu_si512(p));
+        x1 = _mm512_xor_si512(hs_crc_fold4(x1, k4), _mm512_loadu_si512(p + 64));
+        x2 = _mm512_xor_si512(hs_crc_fold4(x2, k4), _mm512_loadu_si512(p + 128));
+        x3 = _mm512_xor_si512(hs_crc_fold4(x3, k4), _mm512_loadu_si512(p + 192));
+    }
+    x1 = _mm512_xor_si512(x1, hs_crc_fold4(x0, k1));
+    x2 = _mm512_xor_si512(x2, hs_crc_fold4(x1, k1));
+    x3 = _mm512_xor_si512(x3, hs_crc_fold4(x2, k1));
+    for (; n >= 64; p += 64, n -= 64) x3 = _mm512_xor_si512(hs_crc_fold4(x3, k1), _mm512_loadu_si512(p));
+    const __m128i k = _mm_loadu_si128((const __m128i *)hs_crc_fold_128);
+    __m128i v = _mm512_extracti32x4_epi32(x3, 0);
+    v = _mm_xor_si128(hs_crc_fold1(v, k), _mm512_extracti32x4_epi32(x3, 1));
+    v = _mm_xor_si128(hs_crc_fold1(v, k), _mm512_extracti32x4_epi32(x3, 2));
+    v = _mm_xor_si128(hs_crc_fold1(v, k), _mm512_extracti32x4_epi32(x3, 3));
+    for (; n >= 16; p += 16, n -= 16) v = _mm_xor_si128(hs_crc_fold1(v, k), _mm_loadu_si128((const __m128i *)p));
+    uint64_t c = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(v));
+    c = _mm_crc32_u64(c, (uint64_t)_mm_extract_epi64(v, 1));
+    // Continue from the raw state c: hs_crc32c_hw complements on entry and exit.
+    return hs_crc32c_hw(~(uint32_t)c, p, n);
+}
+
+static int hs_has_vpclmul(void) {
+    uint32_t a, b, c, d;
+    if (hs_cpu_level() < 2 || !__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int pclmul = (c >> 1) & 1, sse42 = (c >> 20) & 1;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return pclmul && sse42 && ((c >> 10) & 1);
+}
 #else
 int hs_cpu_level(void) { return 0; }
 float hs_l2sq_avx2(const float *a, const float *b, size_t n) { (void)a; (void)b; (void)n; abort(); }
@@ -268,6 +326,8 @@ float hs_l2sq_f32_i8_avx2(const float *q, const int8_t *c, size_t n, float scale
 float hs_l2sq_f32_i8_avx512(const float *q, const int8_t *c, size_t n, float scale) { (void)q; (void)c; (void)n; (void)scale; abort(); }
 static int hs_has_sse42(void) { return 0; }
 static uint32_t hs_crc32c_hw(uint32_t crc, const unsigned char *p, size_t n) { (void)p; (void)n; return crc; }
+static int hs_has_vpclmul(void) { return 0; }
+static uint32_t hs_crc32c_vpclmul(uint32_t crc, const unsigned char *p, size_t n) { (void)p; (void)n; return crc; }
 #endif
 
 // MARK: bit unshuffle
@@ -532,6 +592,26 @@ static void hs_crc_shift_tables(uint32_t table[4][256], size_t bytes) {
         for (int b = 0; b < 4; b++) table[b][v] = hs_gf2_times(op, v << (8 * b));
 }
 
+// x^n mod P as a plain 32-bit polynomial (bit d: x^d), P = CRC-32C's 0x1EDC6F41 with its x^32 term.
+static uint32_t hs_crc_xpow(unsigned n) {
+    uint64_t r = 1;
+    for (unsigned i = 0; i < n; i++) {
+        r <<= 1;
+        if (r >> 32) r ^= 0x11EDC6F41ull;
+    }
+    return (uint32_t)r;
+}
+
+// The two qword constants folding a 128-bit lane `bits` forward, reflected (x^d at bit 63 − d).
+static void hs_crc_fold_constants(uint64_t k[2], unsigned bits) {
+    uint32_t lo = hs_crc_xpow(63 + bits), hi = hs_crc_xpow(bits - 1);
+    k[0] = k[1] = 0;
+    for (int d = 0; d < 32; d++) {
+        k[0] |= (uint64_t)((lo >> d) & 1) << (63 - d);
+        k[1] |= (uint64_t)((hi >> d) & 1) << (63 - d);
+    }
+}
+
 static void hs_crc_init(void) {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
@@ -540,7 +620,10 @@ static void hs_crc_init(void) {
     }
     hs_crc_shift_tables(hs_crc_shift_long, HS_CRC_LONG);
     hs_crc_shift_tables(hs_crc_shift_short, HS_CRC_SHORT);
-    hs_crc_hw = hs_has_sse42();
+    hs_crc_fold_constants(hs_crc_fold_2048, 2048);
+    hs_crc_fold_constants(hs_crc_fold_512, 512);
+    hs_crc_fold_constants(hs_crc_fold_128, 128);
+    hs_crc_hw = hs_has_vpclmul() ? 2 : hs_has_sse42();
 }
 
 uint32_t hs_crc32c_portable(uint32_t crc, const void *data, size_t n) {
@@ -551,11 +634,22 @@ uint32_t hs_crc32c_portable(uint32_t crc, const void *data, size_t n) {
     return ~c;
 }
 
-uint32_t hs_crc32c(uint32_t crc, const void *data, size_t n) {
+int hs_crc32c_level(void) {
+    pthread_once(&hs_crc_once, hs_crc_init);
+    return hs_crc_hw;
+}
+
+uint32_t hs_crc32c_at_level(int level, uint32_t crc, const void *data, size_t n) {
     pthread_once(&hs_crc_once, hs_crc_init);
     const unsigned char *p = (const unsigned char *)data;
-    if (hs_crc_hw) return hs_crc32c_hw(crc, p, n);
+    if (level > hs_crc_hw) level = hs_crc_hw;
+    if (level >= 2) return hs_crc32c_vpclmul(crc, p, n);
+    if (level == 1) return hs_crc32c_hw(crc, p, n);
     return hs_crc32c_portable(crc, data, n);
+}
+
+uint32_t hs_crc32c(uint32_t crc, const void *data, size_t n) {
+    return hs_crc32c_at_level(2, crc, data, n);
 }
 
 struct hs_rwlock { pthread_rwlock_t lock; };

@@ -112,17 +112,22 @@ import HNSW
         #expect(rest == 0xE306_9283)
     }
 
-    /// The three-stream hardware CRC (streams joined through shift tables) equals the table-driven one at
-    /// every length around its stream sizes (3 × 256 and 3 × 4096 bytes), from odd offsets, continued.
+    /// Every hardware CRC path this CPU has — three crc32 streams joined through shift tables, carry-less
+    /// folding of 4 × 512 bits — equals the table-driven one at every length around their block sizes (16, 64,
+    /// 256 bytes; 3 × 256 and 3 × 4096), from odd offsets, continued.
     @Test func crc32cStreamsMatchTheTableDrivenReference() {
         var rng = SplitMix64(seed: 21)
         let data = (0..<40_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
         data.withUnsafeBufferPointer { all in
-            for length in [0, 1, 7, 8, 9, 255, 767, 768, 769, 1536, 5000, 12_287, 12_288, 12_289, 13_056, 28_000, 39_990] {
+            for length in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 255, 256, 257, 271, 319, 511, 512, 513, 767, 768, 769, 1536, 5000, 7_171,
+                           12_287, 12_288, 12_289, 13_056, 28_000, 39_990] + Array(240...330) {
                 for offset in [0, 3] {
                     let p = all.baseAddress! + offset
-                    #expect(hs_crc32c(0, p, length) == hs_crc32c_portable(0, p, length), "length \(length) offset \(offset)")
-                    #expect(hs_crc32c(0x1234_5678, p, length) == hs_crc32c_portable(0x1234_5678, p, length))
+                    for level in 1...max(1, hs_crc32c_level()) {
+                        #expect(hs_crc32c_at_level(level, 0, p, length) == hs_crc32c_portable(0, p, length),
+                                "level \(level) length \(length) offset \(offset)")
+                        #expect(hs_crc32c_at_level(level, 0x1234_5678, p, length) == hs_crc32c_portable(0x1234_5678, p, length))
+                    }
                 }
             }
         }

@@ -530,3 +530,30 @@ import HybridStore
         _ = c
     }
 }
+
+@Suite struct BlobReaderTests {
+    /// Values on one page and spilling onto overflow pages come back byte for byte through one handle moved
+    /// from row to row; a missing row or a NULL gives nil, and the next read still works.
+    @Test func readsRowAfterRowAndSurvivesAMiss() throws {
+        let store = TemporaryStore()
+        defer { store.cleanup() }
+        try FileManager.default.createDirectory(atPath: store.path, withIntermediateDirectories: true)
+        let db = try TestDatabase(store.path + "/blobs.sqlite")
+        try db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
+        var rng = SplitMix64(seed: 4)
+        let values: [Int64: [UInt8]] = [1: [1, 2, 3], 2: (0..<20_000).map { _ in UInt8.random(in: 0...255, using: &rng) },
+                                        5: (0..<700).map { UInt8($0 % 251) }]
+        for (id, bytes) in values {
+            try db.connection.statement("INSERT INTO t(id, b) VALUES (?1, ?2)").run([.integer(id), .blob(bytes)])
+        }
+        try db.execute("INSERT INTO t(id, b) VALUES (6, NULL)")
+        try db.connection.transaction(immediate: false) {
+            let reader = BlobReader(db.connection, table: "t", column: "b")
+            defer { reader.close() }
+            for id: Int64 in [2, 1, 3, 5, 2, 6, 1, 4, 5] {
+                let got = try reader.read(id).map { Array($0) }
+                #expect(got == values[id], "row \(id)")
+            }
+        }
+    }
+}

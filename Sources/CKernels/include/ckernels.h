@@ -37,10 +37,15 @@ float hs_l2sq_f32_i8_avx2(const float *q, const int8_t *c, size_t n, float scale
 /// Squared L2 distance of float32 to scaled int8 codes, AVX-512F. Call only when hs_cpu_level() >= 2.
 float hs_l2sq_f32_i8_avx512(const float *q, const int8_t *c, size_t n, float scale);
 
-/// CRC-32C (Castagnoli) of `n` bytes, continuing from `crc` (start with 0). Uses SSE4.2 when present.
+/// CRC-32C (Castagnoli) of `n` bytes, continuing from `crc` (start with 0). Uses VPCLMULQDQ or SSE4.2 when present.
 uint32_t hs_crc32c(uint32_t crc, const void *data, size_t n);
 /// The table-driven CRC-32C (the reference for tests).
 uint32_t hs_crc32c_portable(uint32_t crc, const void *data, size_t n);
+/// Which CRC-32C path hs_crc32c takes here: 0 tables, 1 three crc32 streams (SSE4.2), 2 carry-less folding
+/// (AVX-512 + VPCLMULQDQ; inputs of 256 bytes or more).
+int hs_crc32c_level(void);
+/// hs_crc32c through the path of `level` (capped at hs_crc32c_level()), so tests can compare every path.
+uint32_t hs_crc32c_at_level(int level, uint32_t crc, const void *data, size_t n);
 
 /// Undoes a bit shuffle for 8-byte groups [g0, g1) of a byte plane whose 8 bit planes are `stride` bytes
 /// long each (bit j of byte 8g + i was stored as bit i of byte j * stride + g), writing 8 bytes a group to

@@ -319,37 +319,40 @@ extension HybridStore {
                                      selectivity: explanation.plan.estimatedSelectivity, target: options.recallTarget)
             }
         }
-        // Cold step: the nearest cold rows that match, merged with the hot ones (ids come with hydration).
+        // Cold step: the nearest cold rows that match, merged with the hot ones (ids come with hydration). It
+        // and the hydration read one snapshot, through one reader connection and one read transaction.
         var merged: [(row: Int64, id: RowID?, distance: Float)] = found.map { ($0.row, $0.id, $0.distance) }
-        if options.tiers.contains(.cold), !s.lock.read({ s.cold.isEmpty }) {
+        let overCold = options.tiers.contains(.cold) && !s.lock.read({ s.cold.isEmpty })
+        func finish(_ reader: Connection?) throws(HybridStoreError) -> [SearchHit] {
+            if overCold {
+                let t = nowNanos()
+                let condition = try filter.map { f throws(HybridStoreError) in try compiled(f, s) }
+                var report = ColdStepReport()
+                let cold = try coldStep(s, query: vector, k: k, filter: filter, condition: condition,
+                                        bound: merged.count >= k ? merged[k - 1].distance : nil, probes: options.coldProbes,
+                                        effort: options.coldEffort, reader: reader, report: &report)
+                merged += cold.map { ($0.row, nil, $0.distance) }
+                merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
+                // A row moving between tiers is in both for a moment (see `WriteTransaction.beforePublish`): once.
+                var seen = Set<Int64>()
+                merged = merged.filter { seen.insert($0.row).inserted }
+                if merged.count > k { merged.removeLast(merged.count - k) }
+                explanation.coldBlocksProbed = report.blocksProbed
+                explanation.coldBytesDecompressed = report.bytesDecompressed
+                explanation.coldRowsRanked = report.rowsRanked
+                explanation.distanceComputations += report.candidates
+                timings["cold"] = ms(since: t)
+                timings["cold plan"] = report.planMs
+            }
+            if positions.isEmpty && merged.allSatisfy({ $0.id != nil }) {
+                return merged.map { SearchHit(id: $0.id!, distance: $0.distance, values: [:]) }
+            }
             let t = nowNanos()
-            let condition = try filter.map { f throws(HybridStoreError) in try compiled(f, s) }
-            var report = ColdStepReport()
-            let cold = try coldStep(s, query: vector, k: k, filter: filter, condition: condition,
-                                    bound: merged.count >= k ? merged[k - 1].distance : nil, probes: options.coldProbes,
-                                    effort: options.coldEffort, report: &report)
-            merged += cold.map { ($0.row, nil, $0.distance) }
-            merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
-            // A row moving between tiers is in both for a moment (see `WriteTransaction.beforePublish`): once.
-            var seen = Set<Int64>()
-            merged = merged.filter { seen.insert($0.row).inserted }
-            if merged.count > k { merged.removeLast(merged.count - k) }
-            explanation.coldBlocksProbed = report.blocksProbed
-            explanation.coldBytesDecompressed = report.bytesDecompressed
-            explanation.coldRowsRanked = report.rowsRanked
-            explanation.distanceComputations += report.candidates
-            timings["cold"] = ms(since: t)
-            timings["cold plan"] = report.planMs
-        }
-        var hits: [SearchHit]
-        if positions.isEmpty && merged.allSatisfy({ $0.id != nil }) {
-            hits = merged.map { SearchHit(id: $0.id!, distance: $0.distance, values: [:]) }
-        } else {
-            let t = nowNanos()
-            let rows = try hydrate(merged.map(\.row), positions: positions, s)
-            hits = merged.compactMap { hit in rows[hit.row].map { SearchHit(id: $0.id, distance: hit.distance, values: $0.values) } }
+            let rows = try hydrate(merged.map(\.row), positions: positions, s, on: reader)
             timings["hydrate"] = ms(since: t)
+            return merged.compactMap { hit in rows[hit.row].map { SearchHit(id: $0.id, distance: hit.distance, values: $0.values) } }
         }
+        let hits = overCold ? try withReader { c in try c.transaction(immediate: false) { try finish(c) } } : try finish(nil)
         explanation.results = hits.count
         explanation.timingsMs = timings
         if let tenant { meterQuery(tenant, scored: explanation.distanceComputations) }

@@ -83,8 +83,15 @@ extension HybridStore {
 
     /// Hydrates rows by internal row number with one statement: a list of rowids for a handful (a query's k),
     /// else `json_each` over a JSON array.
-    func hydrate(_ rows: [Int64], positions: [Int], _ s: CollectionState) throws(HybridStoreError) -> [Int64: Row] {
+    /// `reader`: a connection the caller holds (in a transaction), else one from the pool.
+    func hydrate(_ rows: [Int64], positions: [Int], _ s: CollectionState, on reader: Connection? = nil)
+        throws(HybridStoreError) -> [Int64: Row]
+    {
         guard !rows.isEmpty else { return [:] }
+        func withReader<R>(_ body: (Connection) throws -> R) throws(HybridStoreError) -> R {
+            if let reader { return try sqliteWork("reading", { try body(reader) }) }
+            return try self.withReader(body)
+        }
         if rows.count <= 32 {
             return try withReader { c in
                 let statement = try c.statement(s.table.hydrateRows(positions, count: rows.count))

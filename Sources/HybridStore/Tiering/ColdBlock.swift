@@ -258,6 +258,9 @@ package final class ColdBlockReader {
     }
     private var frames: [Frame] = []
     private var frameRows = 1
+    private var sections: [Range<Int>] = []  // version 2: the row section, then the frames
+    private var frameCRCs: [UInt32] = []
+    private var wanted: [Bool] = []  // per frame: holds a position asked for
     /// The loaded block's row numbers, in position order, and its dimensions.
     package private(set) var rows: [Int64] = []
     package private(set) var dimensions = 0
@@ -278,9 +281,12 @@ package final class ColdBlockReader {
     ///   payload LZ4 rejects. Nothing of a block that fails is served.
     package func load(_ bytes: UnsafeRawBufferPointer, block: Int64, collection: String,
                       positions: [Int]? = nil) throws(HybridStoreError) {
-        rows = []
+        // Every per-block list keeps its capacity: no allocation per block once the reader has seen one.
+        rows.removeAll(keepingCapacity: true)
         dimensions = 0
-        frames = []
+        frames.removeAll(keepingCapacity: true)
+        sections.removeAll(keepingCapacity: true)
+        frameCRCs.removeAll(keepingCapacity: true)
         framesDecoded = 0
         bytesInflated = 0
         func corrupt(_ why: String) -> HybridStoreError {
@@ -315,8 +321,6 @@ package final class ColdBlockReader {
             throw corrupt("unknown version or codec")
         }
         let n: Int, dim: Int
-        var sections: [Range<Int>] = []  // version 2: the row section, then the frames
-        var frameCRCs: [UInt32] = []
         if version == 1 {
             let headerSize = ColdBlock.version1HeaderSize
             guard get(at: 24) == crc(0..<24) else { throw corrupt("header checksum mismatch") }
@@ -365,7 +369,8 @@ package final class ColdBlockReader {
             framesDecoded = frames.count
         } else {
             try inflate(sections[0], to: 0, size: n * 8)
-            var wanted = [Bool](repeating: positions == nil, count: frames.count)
+            wanted.removeAll(keepingCapacity: true)
+            wanted.append(contentsOf: repeatElement(positions == nil, count: frames.count))
             for p in positions ?? [] where p >= 0 && p < n { wanted[p / frameRows] = true }
             for f in frames.indices where wanted[f] {
                 guard frameCRCs[f] == crc(sections[f + 1]) else { throw corrupt("frame \(f) checksum mismatch") }
@@ -387,16 +392,14 @@ package final class ColdBlockReader {
             planeScratchCapacity = planeBytes
         }
         self.codec = codec
-        rows = [Int64](unsafeUninitializedCapacity: n) { out, count in
-            let planes = plain.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            var previous: Int64 = 0
-            for i in 0..<n {
-                var delta: UInt64 = 0
-                for b in 0..<8 { delta |= UInt64(planes[b * n + i]) << (8 * b) }
-                previous = previous &+ Int64(bitPattern: delta)
-                out[i] = previous
-            }
-            count = n
+        let planes = plain.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        var previous: Int64 = 0
+        rows.reserveCapacity(n)
+        for i in 0..<n {
+            var delta: UInt64 = 0
+            for b in 0..<8 { delta |= UInt64(planes[b * n + i]) << (8 * b) }
+            previous = previous &+ Int64(bitPattern: delta)
+            rows.append(previous)
         }
         dimensions = dim
     }

@@ -287,7 +287,7 @@ extension HybridStore {
     /// centroid order, skipping (L2, cosine) those whose lower bound — distance to the centroid minus the
     /// radius — cannot beat the k-th best.
     func coldStep(_ s: CollectionState, query: [Float], k: Int, filter: Filter?, condition: SQLCondition?,
-                  bound initial: Float?, probes: Int?, effort: Double = 1,
+                  bound initial: Float?, probes: Int?, effort: Double = 1, reader held: Connection? = nil,
                   report: inout ColdStepReport) throws(HybridStoreError) -> [(row: Int64, distance: Float)] {
         let metric = s.schema.vector.metric
         let dim = s.schema.vector.dimensions
@@ -376,6 +376,8 @@ extension HybridStore {
                 for entry in plan { if let corrupt = blocks[entry.block].corrupt { throw corrupt } }
             } else if sqlFilter == nil {
                 try sqliteWork("planning the cold step") { try makePlan(nil) }
+            } else if let held {
+                try sqliteWork("planning the cold step") { try makePlan(held) }
             } else {
                 try withReader { c in try makePlan(c) }
             }
@@ -403,13 +405,13 @@ extension HybridStore {
             func work(_ w: Int) -> ColdWorkerResult {
                 var result = ColdWorkerResult()
                 do throws(HybridStoreError) {
-                    result.best = try probe(stride(from: w, to: plan.count, by: workers).map { plan[$0] })
+                    result.best = try probe(stride(from: w, to: plan.count, by: workers).map { plan[$0] }, w)
                 } catch {
                     result.error = error
                 }
                 return result
             }
-            func probe(_ share: [(block: Int, bound: Float, wanted: [Int])]) throws(HybridStoreError)
+            func probe(_ share: [(block: Int, bound: Float, wanted: [Int])], _ w: Int) throws(HybridStoreError)
                 -> [(row: Int64, distance: Float)]
             {
                 var best: [(row: Int64, distance: Float)] = []
@@ -420,8 +422,15 @@ extension HybridStore {
                 var vector = [Float](repeating: 0, count: dim)
                 var probed = 0, candidates = 0, bytes = 0
                 // One read transaction for the whole share: SQLite's file locks and checks are taken once, not
-                // per block (they were ~5 % of a query as syscalls).
-                try withReader { c in try c.transaction(immediate: false) {
+                // per block (they were ~5 % of a query as syscalls). The first share reads through the caller's
+                // connection when it holds one (already in a transaction).
+                func inTransaction(_ body: (Connection) throws -> Void) throws(HybridStoreError) {
+                    if w == 0, let held { return try sqliteWork("reading the cold tier") { try body(held) } }
+                    try withReader { c in try c.transaction(immediate: false) { try body(c) } }
+                }
+                try inTransaction { c in
+                    let blobs = BlobReader(c, table: "hs_cold_blocks", column: "data")
+                    defer { blobs.close() }  // before the transaction ends
                     for (b, bound, planned) in share {
                         if bound > kth() {
                             if exhaustive { continue }
@@ -433,7 +442,8 @@ extension HybridStore {
                         // not per row; else only the frames holding the wanted rows.
                         let whole = wanted.count * 2 >= block.slots.count
                         // Gone from the database: replaced by a commit whose new blocks this tier does not name yet.
-                        guard try loadColdBlock(s, block.id, c, into: reader, positions: whole ? nil : wanted) else { continue }
+                        guard try loadColdBlock(s, block.id, c, through: blobs, into: reader, positions: whole ? nil : wanted)
+                        else { continue }
                         probed += 1
                         bytes += reader.bytesInflated
                         if whole {
@@ -472,7 +482,7 @@ extension HybridStore {
                         }
                         }
                     }
-                } }
+                }
                 counts.withLock {
                     $0.blocks += probed
                     $0.candidates += candidates
@@ -690,6 +700,19 @@ extension HybridStore {
             }
         }
         return try result.get()
+    }
+
+    /// `loadColdBlock` through a blob reader kept across a query's blocks (no statement step, no allocation
+    /// per block); the statement path when the blob reader cannot tell why a block did not open (gone from
+    /// the database: replaced by a commit).
+    func loadColdBlock(_ s: CollectionState, _ id: Int64, _ c: Connection, through blobs: BlobReader,
+                       into reader: ColdBlockReader, positions: [Int]?) throws(HybridStoreError) -> Bool
+    {
+        guard let bytes = try sqliteWork("reading cold block \(id)", { try blobs.read(id) }) else {
+            return try loadColdBlock(s, id, c, into: reader, positions: positions)
+        }
+        try reader.load(bytes, block: id, collection: s.name, positions: positions)
+        return true
     }
 
     func readColdBlock(_ s: CollectionState, _ id: Int64, _ c: Connection) throws(HybridStoreError) -> ColdBlock {

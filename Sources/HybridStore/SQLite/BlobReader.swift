@@ -1,0 +1,64 @@
+import CSQLite
+
+/// Reads one BLOB column of one table, row after row by rowid, into memory it keeps: `sqlite3_blob_open` for
+/// the first row, `sqlite3_blob_reopen` for the next (no statement step, no allocation per row; SQLite's
+/// `column_blob` allocates and copies any value that spills onto overflow pages). Lives inside one read
+/// transaction on its connection: `close()` it before that transaction ends. Not thread-safe.
+// SAFETY: `buffer` is owned, grown before every write that needs more, freed in deinit; the pointer `read`
+// returns is valid until the next `read` or deinit.
+package final class BlobReader {
+    private unowned let connection: Connection
+    private let table: String
+    private let column: String
+    private var handle: OpaquePointer?
+    private var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
+
+    /// `table` and `column` are names fixed in code, never user text.
+    package init(_ connection: Connection, table: String, column: String) {
+        self.connection = connection
+        self.table = table
+        self.column = column
+    }
+
+    deinit {
+        close()
+        buffer.deallocate()
+    }
+
+    /// The value of `row`, valid until the next call. Nil when SQLite reports a plain `SQLITE_ERROR` for it
+    /// (no such row, or a NULL or number): the caller learns which through a statement.
+    /// - Throws: any other SQLite error (I/O, corruption).
+    package func read(_ row: Int64) throws(SQLiteError) -> UnsafeRawBufferPointer? {
+        let rc: Int32
+        if let handle {
+            rc = sqlite3_blob_reopen(handle, row)
+        } else {
+            var opened: OpaquePointer?
+            rc = sqlite3_blob_open(connection.handle, "main", table, column, row, 0, &opened)
+            handle = opened
+        }
+        guard rc == SQLITE_OK, let handle else {
+            let error = connection.error(rc, sql: nil)
+            close()  // a handle whose reopen failed is aborted: start afresh next time
+            if error.primaryCode == SQLITE_ERROR { return nil }
+            throw error
+        }
+        let count = Int(sqlite3_blob_bytes(handle))
+        if buffer.count < count {
+            buffer.deallocate()
+            buffer = .allocate(byteCount: max(count, 2 * buffer.count), alignment: 16)
+        }
+        let read = sqlite3_blob_read(handle, buffer.baseAddress!, Int32(count), 0)
+        guard read == SQLITE_OK else {
+            let error = connection.error(read, sql: nil)
+            close()
+            throw error
+        }
+        return UnsafeRawBufferPointer(rebasing: buffer[0 ..< count])
+    }
+
+    package func close() {
+        if let handle { sqlite3_blob_close(handle) }
+        handle = nil
+    }
+}
