@@ -24,6 +24,25 @@ import HybridStore
         #expect(hs_masked_sum_f32([Float](repeating: 1, count: 64 * words), [UInt64](repeating: 0, count: words), words) == 0)
     }
 
+    /// The Walsh–Hadamard transform (AVX-512 when present) is the Hadamard matrix times the vector (±1 entries:
+    /// the sign of (−1)^popcount(i & j)), and gives the portable loop's bits exactly, for n = 1 … 1024.
+    @Test func walshHadamardIsTheHadamardMatrix() {
+        var rng = SplitMix64(seed: 31)
+        for log in 0...10 {
+            let n = 1 << log
+            let x = (0..<n).map { _ in Float.random(in: -2...2, using: &rng) }
+            var fast = x, portable = x
+            hs_fwht_f32(&fast, n)
+            hs_fwht_f32_portable(&portable, n)
+            #expect(fast == portable, "n \(n)")
+            for i in [0, n / 3, n - 1] {
+                var reference = 0.0
+                for j in 0..<n { reference += ((i & j).nonzeroBitCount % 2 == 0 ? 1 : -1) * Double(x[j]) }
+                #expect(abs(Double(fast[i]) - reference) <= 1e-4 * Double(n), "n \(n) row \(i)")
+            }
+        }
+    }
+
     /// The float32 × float16 centroid kernels (AVX-512 when present, with a scalar tail) against a Double
     /// reference, at lengths around the 16-lane width.
     @Test func float16CentroidKernelsMatchReference() {

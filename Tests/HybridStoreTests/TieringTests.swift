@@ -176,6 +176,50 @@ import HybridStore
         #expect(load(block.encoded(codec: .bitShuffledLZ4), nil) == nil && reader.framesDecoded == 3)
     }
 
+    /// The parts of a block a partial read copies out of SQLite (header, row section, the wanted frames) are
+    /// enough to load those rows: every other byte garbage, the same vectors as a whole decode. A header
+    /// longer than the prefix is asked for; a prefix that is not a version-2 block means "read it all".
+    @Test func partsOfABlockAreEnoughForItsRows() throws {
+        let block = Self.sample(rows: 40, dim: 128, seed: 9)  // 3 frames of 16, 16, 8 rows
+        let bytes = block.encoded(codec: .bitShuffledLZ4)
+        let whole = try Self.decoded(bytes).get()
+        let sections = Sections(bytes).sections  // row section, frames 0…2
+        let headerSize = 36 + 8 * 3
+        func parts(_ prefix: Int, _ positions: [Int], size: Int? = nil) -> ColdBlockReader.Parts? {
+            bytes.withUnsafeBytes { ColdBlockReader.parts(prefix: UnsafeRawBufferPointer(rebasing: $0.prefix(prefix)),
+                                                          size: size ?? bytes.count, positions: positions) }
+        }
+        #expect(parts(36, [3]) == .needHeader(headerSize))
+        #expect(parts(35, [3]) == nil)
+        #expect(parts(64, [3], size: bytes.count + 1) == nil, "sizes that do not add up")
+        let rowsEnd = headerSize + sections[0].count
+        #expect(parts(64, []) == .ranges([0 ..< rowsEnd]))
+        #expect(parts(64, [39, 41, -1]) == .ranges([0 ..< rowsEnd, rowsEnd + sections[1].count + sections[2].count ..< bytes.count]))
+        let reader = ColdBlockReader()
+        for positions in [[3], [17], [39], [0, 39], [15, 16], [2, 20, 33]] {
+            guard case .ranges(let ranges) = parts(64, positions) else {
+                Issue.record("no ranges for \(positions)")
+                continue
+            }
+            var partial = [UInt8](repeating: 0xEE, count: bytes.count)
+            for range in ranges { partial[range] = bytes[range] }
+            let failure = partial.withUnsafeBytes { raw -> HybridStoreError? in
+                do throws(HybridStoreError) { try reader.load(raw, block: 1, collection: "t", positions: positions) } catch { return error }
+                return nil
+            }
+            #expect(failure == nil, "positions \(positions)")
+            #expect(reader.rows == block.rows)
+            var v = [Float](repeating: 0, count: 128)
+            for p in positions {
+                v.withUnsafeMutableBufferPointer { reader.vector(at: p, into: $0.baseAddress!) }
+                #expect(v == Array(whole.vectors[p * 128 ..< (p + 1) * 128]), "position \(p)")
+            }
+        }
+        var version1 = bytes
+        version1[4] = 1
+        #expect(version1.withUnsafeBytes { ColdBlockReader.parts(prefix: $0, size: version1.count, positions: [0]) } == nil)
+    }
+
     /// Blocks written by format version 1 (one LZ4 payload for the whole block) still decode.
     @Test func version1BlocksStillDecode() throws {
         func bytes(_ hex: String) -> [UInt8] {

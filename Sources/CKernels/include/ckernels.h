@@ -68,6 +68,11 @@ void hs_unshuffle_f16(const uint8_t *b0, const uint8_t *b1, size_t n, float *out
 float hs_masked_sum_f32(const float *q, const uint64_t *bits, size_t words);
 /// The portable path of hs_masked_sum_f32 (for tests that compare the two).
 float hs_masked_sum_f32_portable(const float *q, const uint64_t *bits, size_t words);
+/// In place, the unnormalised Walsh–Hadamard transform of `n` floats (`n` a power of two): butterflies
+/// (a, b) → (a + b, a − b) at strides 1, 2, 4, … n/2. AVX-512F when present (the same bits as the portable path).
+void hs_fwht_f32(float *x, size_t n);
+/// The portable path of hs_fwht_f32 (for tests that compare the two).
+void hs_fwht_f32_portable(float *x, size_t n);
 
 /// Squared L2 distance from float32 `q` to float16 `c` (IEEE binary16 bit patterns), `n` elements each.
 /// AVX-512 when present. (The cold tier's block centroids.)

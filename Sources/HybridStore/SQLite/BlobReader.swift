@@ -11,6 +11,7 @@ package final class BlobReader {
     private let table: String
     private let column: String
     private var handle: OpaquePointer?
+    private var count = 0
     private var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
 
     /// `table` and `column` are names fixed in code, never user text.
@@ -29,6 +30,13 @@ package final class BlobReader {
     /// (no such row, or a NULL or number): the caller learns which through a statement.
     /// - Throws: any other SQLite error (I/O, corruption).
     package func read(_ row: Int64) throws(SQLiteError) -> UnsafeRawBufferPointer? {
+        guard let count = try seek(row) else { return nil }
+        try load(0 ..< count)
+        return value
+    }
+
+    /// Moves to `row` and returns its value's size, reading none of it (see `load`). Nil as for `read`.
+    package func seek(_ row: Int64) throws(SQLiteError) -> Int? {
         let rc: Int32
         if let handle {
             rc = sqlite3_blob_reopen(handle, row)
@@ -40,22 +48,33 @@ package final class BlobReader {
         guard rc == SQLITE_OK, let handle else {
             let error = connection.error(rc, sql: nil)
             close()  // a handle whose reopen failed is aborted: start afresh next time
+            count = 0
             if error.primaryCode == SQLITE_ERROR { return nil }
             throw error
         }
-        let count = Int(sqlite3_blob_bytes(handle))
+        count = Int(sqlite3_blob_bytes(handle))
         if buffer.count < count {
             buffer.deallocate()
             buffer = .allocate(byteCount: max(count, 2 * buffer.count), alignment: 16)
         }
-        let read = sqlite3_blob_read(handle, buffer.baseAddress!, Int32(count), 0)
-        guard read == SQLITE_OK else {
-            let error = connection.error(read, sql: nil)
+        return count
+    }
+
+    /// Copies bytes `range` of the current value (clamped to it) into `value` at the same offsets: a caller
+    /// that needs only parts of a large value (a block's header and some of its frames) reads only those.
+    package func load(_ range: Range<Int>) throws(SQLiteError) {
+        let range = range.clamped(to: 0 ..< count)
+        guard let handle, !range.isEmpty else { return }
+        let rc = sqlite3_blob_read(handle, buffer.baseAddress! + range.lowerBound, Int32(range.count), Int32(range.lowerBound))
+        guard rc == SQLITE_OK else {
+            let error = connection.error(rc, sql: nil)
             close()
             throw error
         }
-        return UnsafeRawBufferPointer(rebasing: buffer[0 ..< count])
     }
+
+    /// The current value's bytes: those of the ranges loaded since `seek`; the rest are unspecified.
+    package var value: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[0 ..< count]) }
 
     package func close() {
         if let handle { sqlite3_blob_close(handle) }

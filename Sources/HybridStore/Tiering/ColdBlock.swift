@@ -275,6 +275,42 @@ package final class ColdBlockReader {
         planeScratch.deallocate()
     }
 
+    /// The bytes of a version-2 block that `load(_:positions:)` reads for `positions`: its header, row section
+    /// and the frames holding them, in order (adjacent ranges joined), given the block's first bytes (`prefix`,
+    /// at least 36) and its size. `.needHeader(n)` when the header is longer than `prefix`; nil when `prefix`
+    /// does not start a well-formed version-2 block (read it all: `load` names what is wrong).
+    package enum Parts: Equatable {
+        case needHeader(Int)
+        case ranges([Range<Int>])
+    }
+    package static func parts(prefix: UnsafeRawBufferPointer, size: Int, positions: [Int]) -> Parts? {
+        guard prefix.count >= 36, prefix[0] == 0x48, prefix[1] == 0x53, prefix[2] == 0x43, prefix[3] == 0x42,
+              prefix[4] == 2 else { return nil }
+        func get(_ offset: Int) -> Int { Int(UInt32(littleEndian: prefix.loadUnaligned(fromByteOffset: offset, as: UInt32.self))) }
+        let n = get(8), frameRows = get(16), frameCount = get(20)
+        guard frameCount <= (size - 36) / 8, frameRows >= 1, frameCount == (n + frameRows - 1) / frameRows else { return nil }
+        let headerSize = 36 + 8 * frameCount
+        guard prefix.count >= headerSize else { return .needHeader(headerSize) }
+        var ranges = [0 ..< headerSize + get(24)]
+        var at = ranges[0].upperBound
+        guard at <= size else { return nil }
+        var wanted = [Bool](repeating: false, count: frameCount)
+        for p in positions where p >= 0 && p < n { wanted[p / frameRows] = true }
+        for f in 0..<frameCount {
+            let length = get(32 + 8 * f)
+            guard length <= size - at else { return nil }
+            if wanted[f] {
+                if ranges[ranges.count - 1].upperBound == at {
+                    ranges[ranges.count - 1] = ranges[ranges.count - 1].lowerBound ..< at + length
+                } else {
+                    ranges.append(at ..< at + length)
+                }
+            }
+            at += length
+        }
+        return at == size ? .ranges(ranges) : nil
+    }
+
     /// Checks a block's header and row numbers and decompresses the frames holding `positions` (every frame
     /// when nil); the row numbers are in `rows` afterwards.
     /// - Throws: `corruptFile` naming `block` for a wrong magic, version, codec, length or checksum, or a

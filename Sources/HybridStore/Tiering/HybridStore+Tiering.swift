@@ -703,15 +703,34 @@ extension HybridStore {
     }
 
     /// `loadColdBlock` through a blob reader kept across a query's blocks (no statement step, no allocation
-    /// per block); the statement path when the blob reader cannot tell why a block did not open (gone from
-    /// the database: replaced by a commit).
+    /// per block, and of a block of several frames only the parts holding `positions` are copied out of
+    /// SQLite); the statement path when the blob reader cannot tell why a block did not open (gone from the
+    /// database: replaced by a commit).
     func loadColdBlock(_ s: CollectionState, _ id: Int64, _ c: Connection, through blobs: BlobReader,
                        into reader: ColdBlockReader, positions: [Int]?) throws(HybridStoreError) -> Bool
     {
-        guard let bytes = try sqliteWork("reading cold block \(id)", { try blobs.read(id) }) else {
-            return try loadColdBlock(s, id, c, into: reader, positions: positions)
+        let read = try sqliteWork("reading cold block \(id)") { () throws -> Bool in
+            guard let size = try blobs.seek(id) else { return false }
+            // Some rows of a block of several frames: its header, row section and their frames only.
+            var parts: ColdBlockReader.Parts? = nil
+            if let positions, size >= 36 {
+                try blobs.load(0 ..< 64)
+                parts = ColdBlockReader.parts(prefix: UnsafeRawBufferPointer(rebasing: blobs.value.prefix(64)), size: size, positions: positions)
+                if case .needHeader(let headerSize) = parts {
+                    try blobs.load(64 ..< headerSize)
+                    parts = ColdBlockReader.parts(prefix: UnsafeRawBufferPointer(rebasing: blobs.value.prefix(headerSize)), size: size,
+                                                   positions: positions)
+                }
+            }
+            if case .ranges(let ranges) = parts {
+                for range in ranges { try blobs.load(range) }
+            } else {
+                try blobs.load(0 ..< size)
+            }
+            return true
         }
-        try reader.load(bytes, block: id, collection: s.name, positions: positions)
+        guard read else { return try loadColdBlock(s, id, c, into: reader, positions: positions) }
+        try reader.load(blobs.value, block: id, collection: s.name, positions: positions)
         return true
     }
 

@@ -57,19 +57,7 @@ package struct SignCodes: Sendable {
         signs.withUnsafeBufferPointer { s in
             for round in 0..<3 {
                 for i in 0..<d { out[i] *= s[round * d + i] }
-                var h = 1
-                while h < d {
-                    var i = 0
-                    while i < d {
-                        for j in i..<(i + h) {
-                            let a = out[j], b = out[j + h]
-                            out[j] = a + b
-                            out[j + h] = a - b
-                        }
-                        i += 2 * h
-                    }
-                    h *= 2
-                }
+                hs_fwht_f32(out, d)
                 for i in 0..<d { out[i] *= scale }
             }
         }
