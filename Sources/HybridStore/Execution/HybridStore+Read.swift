@@ -81,8 +81,8 @@ extension HybridStore {
         return positions
     }
 
-    /// Hydrates rows by internal row number with one statement: a list of rowids for a handful (a query's k),
-    /// else `json_each` over a JSON array.
+    /// Hydrates rows by internal row number: a rowid lookup each for a handful (a query's k), else one
+    /// statement with `json_each` over a JSON array.
     /// `reader`: a connection the caller holds (in a transaction), else one from the pool.
     func hydrate(_ rows: [Int64], positions: [Int], _ s: CollectionState, on reader: Connection? = nil)
         throws(HybridStoreError) -> [Int64: Row]
@@ -93,13 +93,16 @@ extension HybridStore {
             return try self.withReader(body)
         }
         if rows.count <= 32 {
+            // A rowid lookup each through one cached statement: cheaper than one statement over `row IN (…)`,
+            // for which SQLite builds and sorts an ephemeral index of the list (8 rows: 3.4 vs 4.2 µs in C).
             return try withReader { c in
-                let statement = try c.statement(s.table.hydrateRows(positions, count: rows.count))
+                let statement = try c.statement(s.table.hydrateRow(positions))
                 defer { statement.reset() }
-                try statement.bind(rows.map { .integer($0) })
                 var result: [Int64: Row] = [:]
-                while try statement.step() {
-                    result[statement.int64(0)] = readRow(statement, positions: positions, vector: false, s)
+                for row in rows {
+                    statement.reset()
+                    try statement.bind(.integer(row), at: 1)
+                    if try statement.step() { result[row] = readRow(statement, positions: positions, vector: false, s) }
                 }
                 return result
             }

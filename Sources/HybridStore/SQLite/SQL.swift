@@ -281,11 +281,9 @@ enum SQL {
             let columns = ["row", "id"] + (vector ? ["vector"] : []) + positions.map(columnName)
             return "SELECT \(columns.joined(separator: ", ")) FROM \(name) WHERE row IN (SELECT value FROM json_each(?1))"
         }
-        /// `row, id, c…` of the rows `?1 … ?count` (rowid lookups; for a query's k rows, cheaper than `json_each`).
-        func hydrateRows(_ positions: [Int], count: Int) -> String {
-            let columns = ["row", "id"] + positions.map(columnName)
-            let list = (1...max(count, 1)).map { "?\($0)" }.joined(separator: ", ")
-            return "SELECT \(columns.joined(separator: ", ")) FROM \(name) WHERE row IN (\(list))"
+        /// `row, id, c…` of the row `?1` (a rowid lookup).
+        func hydrateRow(_ positions: [Int]) -> String {
+            (["SELECT row, id"] + positions.map(columnName)).joined(separator: ", ") + " FROM \(name) WHERE row = ?1"
         }
         /// `row, id, [vector,] c…` of rows whose `id` is in the JSON array `?1`.
         func selectByID(_ positions: [Int], vector: Bool) -> String {
