@@ -712,17 +712,20 @@ extension HybridStore {
         let read = try sqliteWork("reading cold block \(id)") { () throws -> Bool in
             guard let size = try blobs.seek(id) else { return false }
             // Some rows of a block of several frames: its header, row section and their frames only.
-            var parts: ColdBlockReader.Parts? = nil
-            if let positions, size >= 36 {
+            func parts(_ prefix: Int) -> ColdBlockReader.Parts? {
+                ColdBlockReader.parts(prefix: UnsafeRawBufferPointer(rebasing: blobs.value.prefix(prefix)), size: size,
+                                      positions: positions ?? [])
+            }
+            var needed: ColdBlockReader.Parts? = nil
+            if positions != nil, size >= 36 {
                 try blobs.load(0 ..< 64)
-                parts = ColdBlockReader.parts(prefix: UnsafeRawBufferPointer(rebasing: blobs.value.prefix(64)), size: size, positions: positions)
-                if case .needHeader(let headerSize) = parts {
+                needed = parts(64)
+                if case .needHeader(let headerSize) = needed {
                     try blobs.load(64 ..< headerSize)
-                    parts = ColdBlockReader.parts(prefix: UnsafeRawBufferPointer(rebasing: blobs.value.prefix(headerSize)), size: size,
-                                                   positions: positions)
+                    needed = parts(headerSize)
                 }
             }
-            if case .ranges(let ranges) = parts {
+            if case .ranges(let ranges) = needed {
                 for range in ranges { try blobs.load(range) }
             } else {
                 try blobs.load(0 ..< size)
