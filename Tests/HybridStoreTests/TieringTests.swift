@@ -104,7 +104,7 @@ import HybridStore
         var sealed: [UInt8] {
             var out = head
             func put(_ v: UInt32) { for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
-            for (i, section) in sections.enumerated() {
+            for section in sections {
                 put(UInt32(section.count))
                 put(section.withUnsafeBytes { crc32c($0) })
             }
@@ -483,7 +483,7 @@ import HybridStore
         try store.tier(c, to: .cold, codec: .float16BitShuffledLZ4)
         let before = try store.statistics(c)
         // Rows with age < 70 (70 %) go; most blocks become mostly dead.
-        try store.write { tx in try tx.delete((0..<3000).filter { $0 % 100 < 70 }.map { .int(Int64($0)) }, from: c) }
+        _ = try store.write { tx in try tx.delete((0..<3000).filter { $0 % 100 < 70 }.map { .int(Int64($0)) }, from: c) }
         #expect(try store.statistics(c).coldBytesOnDisk == before.coldBytesOnDisk, "deletes only tombstone")
         try store.checkpoint()
         let after = try store.statistics(c)
@@ -525,7 +525,7 @@ import HybridStore
                 if worker == 0 {
                     for round in 0..<8 {
                         try store.tier(c, where: Column("age") < .integer(Int64(40 + 5 * round)), to: .cold)
-                        try store.write { tx in try tx.delete([.int(Int64(round * 100 + 1))], from: c) }
+                        _ = try store.write { tx in try tx.delete([.int(Int64(round * 100 + 1))], from: c) }
                         try store.tier(c, where: Column("age") < .integer(Int64(10 + round)), to: .hot)
                         if round % 3 == 2 { try store.checkpoint() }
                     }
