@@ -75,12 +75,12 @@ public struct QueryOptions: Sendable {
     public var strategy: Strategy?
     /// The tiers to search; both by default.
     public var tiers: Set<Tier>
-    /// Cold blocks the step may open at most (nil: the store's rule, `√blocks / √selectivity` × `coldEffort`;
+    /// Cold blocks the step may open at most (nil: the store's rule, 1.5 · `√blocks / √selectivity` × `coldEffort`;
     /// `.max` or any count ≥ the blocks: exact, every block holding a matching row that its centroid bound
     /// cannot rule out, without the codes' probabilistic pruning).
     public var coldProbes: Int?
     /// Scales the store's rule for the cold blocks considered, and by its square root the margin (ε₀) the
-    /// rows' 1-bit codes must clear to be ruled out (1: recall ≥ 0.90 on the benchmark sets; 2: ≥ 0.95).
+    /// rows' 1-bit codes must clear to be ruled out (1: recall ≥ 0.95 on the benchmark sets; 2: ≥ 0.965).
     public var coldEffort: Double
 
     public init(recallTarget: Double = 0.95, searchEffort: Int? = nil, strategy: Strategy? = nil,
