@@ -393,6 +393,39 @@ import HybridStore
         }
     }
 
+    /// A selective query over 384-d cold rows (blocks of three frames, one wanted row a block) copies only the
+    /// parts of each block it needs out of SQLite: every hit's distance is its row's true distance, and the
+    /// step decompressed less than whole blocks would be.
+    @Test func partialBlockReadsScoreTheRightVectors() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open()
+        let dim = 384
+        #expect(ColdBlock.frameRows(dimensions: dim) < 16, "several frames to a block")
+        let c = try store.createCollection("u", schema: Schema(vector: VectorSpec(dimensions: dim), id: .integer,
+                                                              columns: [.integer("g", filterable: true)]))
+        let vectors = randomVectors(1200, dim: dim, seed: 43)
+        try store.write { tx in
+            for (i, v) in vectors.enumerated() { try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 40))]) }
+        }
+        try store.tier(c, to: .cold)
+        var rng = SplitMix64(seed: 4)
+        for _ in 0..<10 {
+            let q = (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) }
+            let (hits, e) = try store.query(c, near: q, k: 5, filter: try store.parseFilter("g = 7"),
+                                            options: QueryOptions(tiers: [.cold], coldEffort: 4))
+            #expect(hits.count == 5 && e.coldBlocksProbed > 0)
+            for hit in hits {
+                guard case .int(let id) = hit.id else { Issue.record("id \(hit.id)"); continue }
+                #expect(id % 40 == 7)
+                let d = l2(vectors[Int(id)], q)
+                #expect(abs(hit.distance - d) <= 1e-4 * max(1, d), "row \(id)")
+            }
+            let wholeBlocks = e.coldBlocksProbed * 16 * dim * 4
+            #expect(e.coldBytesDecompressed < wholeBlocks, "only the wanted frames")
+        }
+    }
+
     /// Two readers split a query's cold blocks (each keeps its own k best and bound, so it may score more
     /// rows than one reader, never fewer): at the default probes every answer is at least as near as with one
     /// reader, and the blocks opened are the same plan.

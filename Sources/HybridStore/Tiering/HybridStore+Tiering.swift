@@ -720,18 +720,21 @@ extension HybridStore {
                                       positions: positions ?? [])
             }
             var needed: ColdBlockReader.Parts? = nil
+            var have = 0  // bytes 0..<have are loaded already: not copied again
             if positions != nil, size >= 36 {
                 try blobs.load(0 ..< 64)
+                have = min(64, size)
                 needed = parts(64)
                 if case .needHeader(let headerSize) = needed {
                     try blobs.load(64 ..< headerSize)
+                    have = headerSize
                     needed = parts(headerSize)
                 }
             }
             if case .ranges(let ranges) = needed {
-                for range in ranges { try blobs.load(range) }
+                for range in ranges { try blobs.load(max(range.lowerBound, have) ..< max(range.upperBound, have)) }
             } else {
-                try blobs.load(0 ..< size)
+                try blobs.load(have ..< size)
             }
             return true
         }
