@@ -157,8 +157,8 @@ extension HybridStore {
                 out.append("the in-memory cold tier holds \(s.cold.liveRows) rows, the database \(coldBlockOf.count)")
             }
             for block in s.cold.blocks {
-                for slot in block.slots where slot != ColdTier.dead {
-                    let row = s.cold.rowOfSlot[Int(slot)]
+                for position in 0..<block.count where s.cold.rowOfSlot[Int(block.slot(position))] >= 0 {
+                    let row = s.cold.rowOfSlot[Int(block.slot(position))]
                     if coldBlockOf[row] != block.id { out.append("the in-memory cold tier places row \(row) in block \(block.id)") }
                 }
             }

@@ -462,10 +462,19 @@ import HybridStore
     /// Blocks come out nearest first, ties by index, whatever was selected up front.
     @Test func nearestFirstOrdersLazilyAsAFullSortWould() {
         var rng = SplitMix64(seed: 5)
-        for n in [0, 1, 2, 17, 300] {
-            let keys = (0..<n).map { _ in Float(Int.random(in: 0..<40, using: &rng)) }  // many ties
+        var cases: [[Float]] = [0, 1, 2, 17, 300, 600, 5000].map { n in
+            (0..<n).map { _ in Float(Int.random(in: -20..<40, using: &rng)) }  // many ties, negatives, −0 and +0
+                .map { $0 == 0 && Bool.random(using: &rng) ? -0.0 : $0 }
+        }
+        cases.append((0..<10_000).map { _ in Float.random(in: -1...1, using: &rng) })
+        // The sampled places (every n/256th) hold the smallest keys: a threshold taken from the sample keeps
+        // too few, and the rank must grow until it keeps enough (or everything is sorted).
+        let sampled = Set((0..<256).map { $0 * 5000 / 256 })
+        cases.append((0..<5000).map { i in sampled.contains(i) ? -100 - Float(i) : Float(Int.random(in: 0..<1000, using: &rng)) })
+        for keys in cases {
+            let n = keys.count
             let want = keys.indices.sorted { (keys[$0], $0) < (keys[$1], $1) }
-            for expected in [0, 1, 5, n / 2, n, n + 5] {
+            for expected in [0, 1, 5, 150, 632, n / 2, n, n + 5] {
                 var order = NearestFirst(keys: keys, expected: expected)
                 var got: [Int] = []
                 while let i = order.next() { got.append(i) }
@@ -533,9 +542,17 @@ import HybridStore
         let q = vectors[2950].map { $0 + 0.01 }
         let hits = try store.query(c, near: q, k: 5, filter: nil, options: QueryOptions(coldProbes: .max)).hits
         #expect(hits.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 100 >= 70 })
+        // The rewritten blocks took the slots of the blocks they replaced: the codes and filter values there
+        // must be the new rows' (a default, code-ranked step with a filter on memory-held values).
+        func filteredMatchesBruteForce() throws -> Bool {
+            let filtered = try store.query(c, near: q, k: 5, filter: Column("age") >= 80 && Column("age") < 95, options: QueryOptions()).hits
+            return filtered.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 100 >= 80 && $0 % 100 < 95 }
+        }
+        #expect(try filteredMatchesBruteForce())
         // A move back hot rewrites blocks in their codec too.
         #expect(try store.tier(c, where: Column("age") >= 95, to: .hot) == 150)
         #expect(try storedAsFloat16())
+        #expect(try filteredMatchesBruteForce())
         store.close()
         store = try tmp.open()
         c = try store.collection("t")

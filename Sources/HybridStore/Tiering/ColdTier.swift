@@ -13,31 +13,41 @@ import QueryPlanner
 final class ColdTier {
     struct Block {
         var id: Int64
-        var radius: Float
-        /// Per position in the block: the row's slot, or `dead`.
-        var slots: [UInt32]
+        /// Its positions' slots: `base`, `base + 1`, … `base + count − 1`, held for the block's life (a position
+        /// whose row is gone keeps its slot, with no row, until the block goes), so a block's codes, values and
+        /// rows lie together in the per-slot arrays.
+        var base: UInt32
+        var count: Int
         var live: Int
         /// Why the block could not be read on open (it is then refused, not served, when a query reaches it).
         var corrupt: HybridStoreError?
+        /// Slot of `position`.
+        func slot(_ position: Int) -> UInt32 { base + UInt32(position) }
     }
 
-    static let dead = UInt32.max
     let dimensions: Int
     private(set) var blocks: [Block] = []
+    /// Per block, in `blocks` order: its radius, and its slots (base, count), apart from `blocks` so that the
+    /// planning pass over the nearest few hundred blocks reads small arrays that stay in cache (a `Block`
+    /// each, and a row list behind each, cost a cache miss or two per block considered).
+    private(set) var radii: [Float] = []
+    private(set) var spans: [(base: UInt32, count: UInt32)] = []
     /// Block centroids as float16 bit patterns, row-major, in `blocks` order (one contiguous matrix for the
     /// ranking pass; half the RAM of float32). A block's radius, codes and bounds are all taken against this
     /// rounded centroid, so nothing assumes the float32 one.
     private(set) var centroids: [UInt16] = []
     private(set) var columns: FilterColumns
-    /// Per slot: its row, -1 when free. (Row → slot has no map: writes know a cold row's block from the
-    /// database, and a block has a few dozen positions to look through.)
+    /// Per slot: its row, -1 when it holds none (a dead position, or a free range). (Row → slot has no map:
+    /// writes know a cold row's block from the database, and a block has a few dozen positions.)
     private(set) var rowOfSlot: [Int64] = []
-    private var freeSlots: [UInt32] = []
+    /// Ranges of slots of dropped blocks, for new blocks to reuse: their bases by length (blocks have a few
+    /// lengths, so a new block finds a range of its own length, or splits a longer one, without a search).
+    private var freeRanges: [UInt32: [UInt32]] = [:]
     /// Per slot: the index in `blocks` of the block holding it.
     private(set) var blockOfSlot: [UInt32] = []
     /// The map and estimator of the per-row 1-bit codes (see `SignCodes`).
     let codes: SignCodes
-    /// Per slot: its code, `codes.words` words (zero for a free slot).
+    /// Per slot: its code, `codes.words` words (meaningless for a slot holding no row).
     private(set) var codeBits: [UInt64] = []
     /// Per slot: its code's factors.
     private(set) var codeFactors: [SignCodes.Factors] = []
@@ -82,26 +92,16 @@ final class ColdTier {
         }
         radius = radius * (1 + 1e-5) + .leastNormalMagnitude
         let centroid = rounded
-        var slots = [UInt32](repeating: Self.dead, count: rows.count)
+        let base = allocate(rows.count, block: blocks.count)
         var live = 0
         let words = codes.words
         var rotatedCentroid = [Float](repeating: 0, count: codes.padded)
         var scratch = rotatedCentroid
         centroid.withUnsafeBufferPointer { codes.rotate($0.baseAddress!, into: &rotatedCentroid) }
         for (position, row) in rows.enumerated() {
+            let slot = base + UInt32(position)
             guard let rowValues = values[row] else { continue }
-            let slot: UInt32
-            if let free = freeSlots.popLast() {
-                slot = free
-                rowOfSlot[Int(slot)] = row
-                blockOfSlot[Int(slot)] = UInt32(blocks.count)
-            } else {
-                slot = UInt32(rowOfSlot.count)
-                rowOfSlot.append(row)
-                blockOfSlot.append(UInt32(blocks.count))
-                codeBits.append(contentsOf: repeatElement(0, count: words))
-                codeFactors.append(SignCodes.Factors(norm: 0, inverseAlignment: 1, centroidTerm: 0))
-            }
+            rowOfSlot[Int(slot)] = row
             // SAFETY: codeBits holds `words` words for every slot; `vectors` holds rows.count × dimensions
             // floats; rotatedCentroid and scratch hold `padded` floats.
             codeFactors[Int(slot)] = codeBits.withUnsafeMutableBufferPointer { bits in
@@ -111,14 +111,39 @@ final class ColdTier {
                 }
             }
             columns.set(node: slot, values: rowValues)
-            slots[position] = slot
             live += 1
         }
         liveRows += live
         if corrupt != nil { corruptBlocks += 1 }
         indexOfBlock[id] = blocks.count
-        blocks.append(Block(id: id, radius: radius, slots: slots, live: live, corrupt: corrupt))
+        blocks.append(Block(id: id, base: base, count: rows.count, live: live, corrupt: corrupt))
+        radii.append(radius)
+        spans.append((base, UInt32(rows.count)))
         centroids += halves
+    }
+
+    /// `count` consecutive slots for block index `b`, none holding a row: a free range of dropped blocks
+    /// (the smallest that fits, its rest kept free), else new slots at the end.
+    private func allocate(_ count: Int, block b: Int) -> UInt32 {
+        guard count > 0 else { return UInt32(rowOfSlot.count) }
+        let length = UInt32(count)
+        let base: UInt32
+        if let reused = freeRanges[length]?.popLast() {
+            base = reused
+            if freeRanges[length]?.isEmpty == true { freeRanges[length] = nil }
+        } else if let longer = freeRanges.keys.filter({ $0 > length }).min(), let reused = freeRanges[longer]?.popLast() {
+            if freeRanges[longer]?.isEmpty == true { freeRanges[longer] = nil }
+            base = reused
+            freeRanges[longer - length, default: []].append(reused + length)
+        } else {
+            base = UInt32(rowOfSlot.count)
+            rowOfSlot.append(contentsOf: repeatElement(-1, count: count))
+            blockOfSlot.append(contentsOf: repeatElement(0, count: count))
+            codeBits.append(contentsOf: repeatElement(0, count: count * codes.words))
+            codeFactors.append(contentsOf: repeatElement(SignCodes.Factors(norm: 0, inverseAlignment: 1, centroidTerm: 0), count: count))
+        }
+        for slot in Int(base) ..< Int(base) + count { blockOfSlot[slot] = UInt32(b) }
+        return base
     }
 
     /// Block b's key for ranking: ‖q − c‖² (`innerProduct` false) or −q·c, against its float16 centroid.
@@ -148,21 +173,23 @@ final class ColdTier {
     /// The slot of `row` in block `id`, with the block's index and the row's position.
     private func find(row: Int64, block id: Int64) -> (block: Int, position: Int, slot: UInt32)? {
         guard let b = indexOfBlock[id] else { return nil }
-        for (position, slot) in blocks[b].slots.enumerated() where slot != Self.dead && rowOfSlot[Int(slot)] == row {
-            return (b, position, slot)
+        for position in 0..<blocks[b].count where rowOfSlot[Int(blocks[b].slot(position))] == row {
+            return (b, position, blocks[b].slot(position))
         }
         return nil
     }
 
-    /// Forgets a row of block `id` (deleted, returned to the hot tier); no-op when it is not there.
+    /// Whether block b's `position` holds a live row.
+    func isLive(_ b: Int, _ position: Int) -> Bool { rowOfSlot[Int(blocks[b].slot(position))] >= 0 }
+
+    /// Forgets a row of block `id` (deleted, returned to the hot tier); no-op when it is not there. Its slot
+    /// stays the block's, empty.
     func remove(row: Int64, block id: Int64) {
-        guard let (b, position, slot) = find(row: row, block: id) else { return }
-        blocks[b].slots[position] = Self.dead
+        guard let (b, _, slot) = find(row: row, block: id) else { return }
         blocks[b].live -= 1
         liveRows -= 1
         columns.clear(node: slot)
         rowOfSlot[Int(slot)] = -1
-        freeSlots.append(slot)
     }
 
     /// Sets some of a cold row's filterable values (the others keep theirs).
@@ -178,19 +205,26 @@ final class ColdTier {
         find(row: row, block: id).map { columns.values(of: $0.slot) }
     }
 
-    /// Drops a block and forgets its rows.
+    /// Drops a block and forgets its rows; its slots become free for later blocks.
     func remove(block id: Int64) {
         guard let b = indexOfBlock[id] else { return }
-        for slot in blocks[b].slots where slot != Self.dead { remove(row: rowOfSlot[Int(slot)], block: id) }
+        for position in 0..<blocks[b].count where isLive(b, position) {
+            remove(row: rowOfSlot[Int(blocks[b].slot(position))], block: id)
+        }
         if blocks[b].corrupt != nil { corruptBlocks -= 1 }
+        if blocks[b].count > 0 { freeRanges[UInt32(blocks[b].count), default: []].append(blocks[b].base) }
         let last = blocks.count - 1
         if b != last {
             blocks.swapAt(b, last)
+            radii.swapAt(b, last)
+            spans.swapAt(b, last)
             indexOfBlock[blocks[b].id] = b
-            for slot in blocks[b].slots where slot != Self.dead { blockOfSlot[Int(slot)] = UInt32(b) }
+            for position in 0..<blocks[b].count { blockOfSlot[Int(blocks[b].slot(position))] = UInt32(b) }
             for d in 0..<dimensions { centroids.swapAt(b * dimensions + d, last * dimensions + d) }
         }
         blocks.removeLast()
+        radii.removeLast()
+        spans.removeLast()
         centroids.removeLast(dimensions)
         indexOfBlock[id] = nil
     }
@@ -211,13 +245,15 @@ final class ColdTier {
         fitted(&codeBits)
         fitted(&codeFactors)
         fitted(&centroids)
+        fitted(&radii)
+        fitted(&spans)
     }
 
     /// RAM it takes, estimated from its arrays' sizes.
     var memoryBytes: Int {
         let perBlock = MemoryLayout<Block>.stride + 48
-        return blocks.reduce(0) { $0 + perBlock + $1.slots.capacity * 4 } + centroids.capacity * 2
-            + rowOfSlot.capacity * 8 + freeSlots.capacity * 4 + indexOfBlock.capacity * 16 + columns.memoryBytes
+        return blocks.capacity * perBlock + centroids.capacity * 2 + radii.capacity * 4 + spans.capacity * 8
+            + rowOfSlot.capacity * 8 + freeRanges.values.reduce(0) { $0 + 16 + $1.capacity * 4 } + indexOfBlock.capacity * 16 + columns.memoryBytes
             + blockOfSlot.capacity * 4 + codeBits.capacity * 8 + codeFactors.capacity * MemoryLayout<SignCodes.Factors>.stride
     }
 }
