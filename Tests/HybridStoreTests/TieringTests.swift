@@ -467,9 +467,9 @@ import HybridStore
                 .map { $0 == 0 && Bool.random(using: &rng) ? -0.0 : $0 }
         }
         cases.append((0..<10_000).map { _ in Float.random(in: -1...1, using: &rng) })
-        // The sampled places (every n/256th) hold the smallest keys: a threshold taken from the sample keeps
+        // The sampled places (every n/512th) hold the smallest keys: a threshold taken from the sample keeps
         // too few, and the rank must grow until it keeps enough (or everything is sorted).
-        let sampled = Set((0..<256).map { $0 * 5000 / 256 })
+        let sampled = Set((0..<512).map { $0 * 5000 / 512 })
         cases.append((0..<5000).map { i in sampled.contains(i) ? -100 - Float(i) : Float(Int.random(in: 0..<1000, using: &rng)) })
         for keys in cases {
             let n = keys.count

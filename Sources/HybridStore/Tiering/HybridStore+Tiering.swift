@@ -345,7 +345,7 @@ extension HybridStore {
                 let gap = max(0, keys[b].squareRoot() - radii[b])
                 return metric == .cosine ? gap * gap / 2 : gap * gap
             }
-            var order = NearestFirst(keys: keys, expected: 2 * maxProbe + 32)
+            var order = NearestFirst(keys: keys, expected: maxProbe + 32)
             // The blocks to open, in centroid order: those holding a live row that matches (as far as memory
             // can tell), up to `maxProbe`. Blocks come nearest centroid first, not lowest bound first: a bound
             // that cannot beat the hot k-th ends an approximate step, but an exhaustive one only skips it.
@@ -363,11 +363,20 @@ extension HybridStore {
             func makePlan(_ c: Connection?) throws {
                 var wanted: [Int] = []
                 wanted.reserveCapacity(64)
-                // SAFETY: every slot read is < base + count of its block's span, within rowOfSlot.
+                // SAFETY: every slot read is < base + count of its block's span, within rowOfSlot; blocks
+                // prefetched are < blockCount, within keys, radii and spans.
                 try rowOfSlot.withUnsafeBufferPointer { rowOfSlot in
+                try spans.withUnsafeBufferPointer { spanBuffer in
                     while picked < maxProbe, let b = order.next() {
-                        // The rows of a block a few places on: their cache lines are on the way when it comes up.
-                        if let ahead = order.peek(4) { hs_prefetch(rowOfSlot.baseAddress! + Int(spans[ahead].base)) }
+                        // Blocks come in no memory order, and ranking all centroids has just pushed these small
+                        // arrays out of cache: fetch a block's entries 8 places ahead, and its rows (whose place
+                        // needs its span) 4 places ahead, so that both are here when it comes up.
+                        if let far = order.peek(8) {
+                            hs_prefetch(spanBuffer.baseAddress! + far)
+                            radii.withUnsafeBufferPointer { hs_prefetch($0.baseAddress! + far) }
+                            keys.withUnsafeBufferPointer { hs_prefetch($0.baseAddress! + far) }
+                        }
+                        if let ahead = order.peek(4) { hs_prefetch(rowOfSlot.baseAddress! + Int(spanBuffer[ahead].base)) }
                         let bound = lowerBound(b)
                         if bound > initial ?? .infinity {
                             if exhaustive { continue }
@@ -396,6 +405,7 @@ extension HybridStore {
                             plan.append((b, bound, wanted))
                         }
                     }
+                }
                 }
             }
             if byCode {
@@ -1061,38 +1071,33 @@ private struct AssignWork: @unchecked Sendable {
     let out: UnsafeMutableBufferPointer<Int>
 }
 
-/// Indices of `keys` in ascending key order (ties by index), produced lazily: about the `expected` smallest are
-/// found and sorted up front, the rest sorted only if iteration gets that far. Most cold steps open a few dozen
-/// of ten thousand blocks.
+/// Indices of `keys` in ascending key order (ties by index), produced lazily, about `expected` at a time: the
+/// smallest of those not yet taken are found and sorted when the ones in order run out. Most cold steps open
+/// a few dozen of ten thousand blocks.
 ///
 /// Each item is one `UInt64`: the key's bits mapped to an unsigned integer of the same order, above the index,
-/// so one integer comparison orders by key then index. The front is found without a data-dependent branch per
-/// item: a threshold from a sample of the keys (a rank safely above the wanted fraction), then one pass that
-/// keeps the items at or under it; a threshold that keeps too few is doubled in rank and the pass repeated.
-/// (A quickselect over tuples of all 10k blocks, with its mispredicted branches, was 12 % of an unfiltered
-/// query over synth-200k's cold tier, and sorting the front another 7 %.)
+/// so one integer comparison orders by key then index. The next smallest are found without a data-dependent
+/// branch per item: a threshold from a sample of the keys (a rank safely above the wanted fraction), then one
+/// pass that moves the items at or under it to the front; a threshold that keeps too few is doubled in rank
+/// and the pass repeated. (A quickselect over tuples of all 10k blocks, with its mispredicted branches, was
+/// 12 % of an unfiltered query over synth-200k's cold tier, and sorting the front another 7 %.)
 package struct NearestFirst {
     private var items: [UInt64]
-    /// items[..<sortedUpTo] are the smallest, in order; the rest are all larger, in no order.
-    private var sortedUpTo: Int
+    /// items[..<sortedUpTo] are in order, and all smaller than the rest (which are in no order).
+    private var sortedUpTo = 0
     private var position = 0
+    private let chunk: Int
 
     package init(keys: [Float], expected: Int) {
         let n = keys.count
-        let m = min(max(expected, 0), n)
-        var items = [UInt64](unsafeUninitializedCapacity: n) { out, count in
+        items = [UInt64](unsafeUninitializedCapacity: n) { out, count in
             keys.withUnsafeBufferPointer { k in
                 for i in 0..<n { out[i] = Self.item(k[i], i) }
             }
             count = n
         }
-        var front = m == 0 ? 0 : n
-        if m < n && m > 0 && n > 512 {
-            front = Self.partition(&items, atLeast: m)
-        }
-        items[0..<front].sort()
-        self.items = items
-        sortedUpTo = front
+        chunk = max(expected, 1)
+        if expected > 0 { refill() }
     }
 
     /// The key's order as an unsigned integer (negative floats reversed below the positive ones; −0 as +0),
@@ -1104,25 +1109,39 @@ package struct NearestFirst {
         return UInt64(ordered) << 32 | UInt64(UInt32(truncatingIfNeeded: index))
     }
 
-    /// Moves at least the `m` smallest items to the front, every one of them smaller than every item after
-    /// them (in no order on either side), and returns how many were moved. 0 < m < items.count.
-    static func partition(_ items: inout [UInt64], atLeast m: Int) -> Int {
-        let n = items.count
-        // A sample of 256 items at a fixed stride (blocks come in no order related to the query).
-        let samples = 256
-        var sample = (0..<samples).map { items[$0 * n / samples] }
+    /// Puts the next `chunk` smallest items not yet in order (or all of them, when few are left) in order after
+    /// those that are.
+    private mutating func refill() {
+        let from = sortedUpTo
+        let remaining = items.count - from
+        guard remaining > 0 else { return }
+        var front = remaining
+        if chunk < remaining && remaining > 1024 { front = Self.partition(&items, from: from, atLeast: chunk) }
+        items[from ..< from + front].sort()
+        sortedUpTo = from + front
+    }
+
+    /// Moves at least the `m` smallest of items[from...] to the start of that range, every one of them smaller
+    /// than every item after them (in no order on either side), and returns how many were moved.
+    /// 0 < m < items.count − from; items.count − from > 512.
+    static func partition(_ items: inout [UInt64], from: Int, atLeast m: Int) -> Int {
+        let n = items.count - from
+        // A sample of 512 items at a fixed stride (blocks come in no order related to the query).
+        let samples = 512
+        var sample = (0..<samples).map { items[from + $0 * n / samples] }
         sample.sort()
-        // The sample rank with ~1.3·m + 4σ items under it: too few is rare, and then the rank is doubled.
+        // The sample rank with ~1.15·m + 3σ items under it: too few is rare, and then the rank is doubled.
         let expectedRank = Double(m) * Double(samples) / Double(n)
-        var rank = Int((expectedRank * 1.3 + 4 * expectedRank.squareRoot() + 2).rounded(.up))
+        var rank = Int((expectedRank * 1.15 + 3 * expectedRank.squareRoot() + 2).rounded(.up))
+        var split = [UInt64](repeating: 0, count: n)
         while rank < samples {
             let threshold = sample[rank]
-            var split = [UInt64](repeating: 0, count: n)
             // Each item goes to the next free place at the front and to the next free place at the back; the
             // one its side does not keep is a free place, written again later.
-            // SAFETY: kept ≤ i and n − 1 − (i − kept) ≥ kept, both < n; both buffers hold n items.
-            let kept = items.withUnsafeBufferPointer { src in
+            // SAFETY: kept ≤ i and n − 1 − (i − kept) ≥ kept, both < n; items holds from + n, split n.
+            let kept = items.withUnsafeBufferPointer { all in
                 split.withUnsafeMutableBufferPointer { dst in
+                    let src = all.baseAddress! + from
                     var kept = 0
                     for i in 0..<n {
                         let v = src[i]
@@ -1134,7 +1153,7 @@ package struct NearestFirst {
                 }
             }
             if kept >= m {
-                items = split
+                items.replaceSubrange(from..., with: split)
                 return kept
             }
             rank *= 2
@@ -1150,11 +1169,8 @@ package struct NearestFirst {
 
     /// The next index, nearest first; nil when all are taken.
     package mutating func next() -> Int? {
-        guard position < items.count else { return nil }
-        if position == sortedUpTo {
-            items[sortedUpTo...].sort()
-            sortedUpTo = items.count
-        }
+        if position == sortedUpTo { refill() }
+        guard position < sortedUpTo else { return nil }
         defer { position += 1 }
         return Int(UInt32(truncatingIfNeeded: items[position]))
     }
