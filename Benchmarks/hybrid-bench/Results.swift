@@ -62,7 +62,21 @@ struct BenchResults: Codable {
     var cold_bytes: Int?
     var cold_bytes_fp16: Int?
     var tier_seconds: Double?
+    /// `tier`: per class, the fastest tiered run (over the efforts swept) whose recall is at least the all-hot
+    /// run's, against the all-hot p50: the "at the same recall".
+    var matched_recall: [MatchedRecall]?
     var runs: [Run]
+
+    struct MatchedRecall: Codable {
+        var `class`: String
+        var all_hot_recall: Double
+        var all_hot_p50_ms: Double
+        /// Nil when no effort swept reached the all-hot recall.
+        var cold_effort: Double?
+        var recall_at_10: Double?
+        var p50_ms: Double?
+        var p50_ratio: Double?
+    }
 
     func write(to path: String) throws {
         let encoder = JSONEncoder()

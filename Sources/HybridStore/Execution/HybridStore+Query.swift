@@ -5,7 +5,7 @@ import QueryPlanner
 /// What a query did and why: the plan, the estimate against the actual matches, the work and the time.
 public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible {
     public var collection: String
-    /// The filter in the string syntax, if any.
+    /// The filter in the string syntax, if any (rendered when explaining; otherwise a note that there was one).
     public var filter: String?
     public var k: Int
     public var recallTarget: Double
@@ -169,7 +169,7 @@ extension HybridStore {
             sqlNodes = s.read { index, _ in rows.compactMap { index.node(forLabel: UInt64($0)) } }
             timings["collect"] = ms(since: t)
         }
-        var explanation = Explanation(collection: s.name, filter: explain ? filter?.description : nil, k: k,
+        var explanation = Explanation(collection: s.name, filter: filter.map { explain ? $0.description : "(not rendered: explain off)" }, k: k,
                                       recallTarget: options.recallTarget,
                                       plan: .unplanned,
                                       actualMatches: nil, fallback: nil, distanceComputations: 0, visitedNodes: 0,
