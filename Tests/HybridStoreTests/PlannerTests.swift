@@ -138,6 +138,11 @@ import HybridStore
         #expect(e.description.contains("actual \(e.actualMatches!)"))
         let decoded = try JSONDecoder().decode(Explanation.self, from: Data(e.json.utf8))
         #expect(decoded == e)
+        #expect(e.filter == filter.description)
+        // A query run without explaining does not render its filter, and does not claim it had none.
+        let quiet = try store.query(c, near: vectors[1], k: 5, filter: filter, options: QueryOptions()).explanation
+        #expect(quiet.filter != nil && !quiet.description.contains("filter: (none)"))
+        #expect(try store.query(c, near: vectors[1], k: 5, filter: nil, options: QueryOptions()).explanation.filter == nil)
         // Whatever the strategy, a query returns min(k, matches) rows.
         for strategy in Strategy.allCases where strategy != .graph {
             let e = try store.explain(c, near: vectors[1], k: 10, where: Column("i") == 7,
