@@ -251,8 +251,8 @@ final class ColdTier {
 
     /// RAM it takes, estimated from its arrays' sizes.
     var memoryBytes: Int {
-        let perBlock = MemoryLayout<Block>.stride + 48
-        return blocks.capacity * perBlock + centroids.capacity * 2 + radii.capacity * 4 + spans.capacity * 8
+        // A block is its struct (its rows are ranges of the per-slot arrays), its radius, span and index entry.
+        return blocks.capacity * MemoryLayout<Block>.stride + centroids.capacity * 2 + radii.capacity * 4 + spans.capacity * 8
             + rowOfSlot.capacity * 8 + freeRanges.values.reduce(0) { $0 + 16 + $1.capacity * 4 } + indexOfBlock.capacity * 16 + columns.memoryBytes
             + blockOfSlot.capacity * 4 + codeBits.capacity * 8 + codeFactors.capacity * MemoryLayout<SignCodes.Factors>.stride
     }
