@@ -64,7 +64,7 @@ void hs_unshuffle_f32(const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, c
 void hs_unshuffle_f16(const uint8_t *b0, const uint8_t *b1, size_t n, float *out);
 
 /// The sum of q[i] over the set bits i of `bits` (bit i is bit i % 64 of word i / 64), `words` words, so
-/// q is read for 64 * words elements. AVX-512 masked adds when present. (The cold tier's 1-bit codes.)
+/// q is read for 64 * words elements. AVX-512 masked adds when present. (The cold tier's codes, one bit plane at a time.)
 float hs_masked_sum_f32(const float *q, const uint64_t *bits, size_t words);
 /// The portable path of hs_masked_sum_f32 (for tests that compare the two).
 float hs_masked_sum_f32_portable(const float *q, const uint64_t *bits, size_t words);

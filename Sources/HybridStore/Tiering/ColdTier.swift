@@ -4,7 +4,7 @@ import QueryPlanner
 
 /// What RAM holds of a collection's cold tier: per block its centroid, radius and which of its positions
 /// hold a live row (as a *slot*: a dense number for a cold row), and per slot the row's filterable values
-/// (a `FilterColumns` over slots) and a 1-bit code of its vector (`SignCodes`: ~⅛ byte a dimension + 12
+/// (a `FilterColumns` over slots) and a 2-bit code of its vector (`SignCodes`: ~¼ byte a dimension + 12
 /// bytes). With it the cold step picks blocks, skips those with no live matching row, checks the filter, and
 /// (for selective filters) ranks the matching rows by their codes, without reading SQLite; only the vectors
 /// stay on disk.
@@ -19,8 +19,10 @@ final class ColdTier {
         var base: UInt32
         var count: Int
         var live: Int
-        /// Why the block could not be read on open (it is then refused, not served, when a query reaches it).
-        var corrupt: HybridStoreError?
+        /// Why the block could not be read on open (it is then refused, not served, when a query reaches it),
+        /// boxed: one pointer in every block rather than an error's fields (~40 bytes a block).
+        var corruption: Corruption?
+        var corrupt: HybridStoreError? { corruption?.error }
         /// Slot of `position`.
         func slot(_ position: Int) -> UInt32 { base + UInt32(position) }
     }
@@ -45,7 +47,7 @@ final class ColdTier {
     private var freeRanges: [UInt32: [UInt32]] = [:]
     /// Per slot: the index in `blocks` of the block holding it.
     private(set) var blockOfSlot: [UInt32] = []
-    /// The map and estimator of the per-row 1-bit codes (see `SignCodes`).
+    /// The map and estimator of the per-row 2-bit codes (see `SignCodes`).
     let codes: SignCodes
     /// Per slot: its code, `codes.words` words (meaningless for a slot holding no row).
     private(set) var codeBits: [UInt64] = []
@@ -55,6 +57,11 @@ final class ColdTier {
     private(set) var liveRows = 0
     /// Blocks that did not decode on open (kept, without rows, so queries that could need them are refused).
     private(set) var corruptBlocks = 0
+
+    final class Corruption: Sendable {
+        let error: HybridStoreError
+        init(_ error: HybridStoreError) { self.error = error }
+    }
 
     init(schema: Schema) {
         dimensions = schema.vector.dimensions
@@ -116,7 +123,7 @@ final class ColdTier {
         liveRows += live
         if corrupt != nil { corruptBlocks += 1 }
         indexOfBlock[id] = blocks.count
-        blocks.append(Block(id: id, base: base, count: rows.count, live: live, corrupt: corrupt))
+        blocks.append(Block(id: id, base: base, count: rows.count, live: live, corruption: corrupt.map(Corruption.init)))
         radii.append(radius)
         spans.append((base, UInt32(rows.count)))
         centroids += halves
@@ -245,6 +252,7 @@ final class ColdTier {
         fitted(&codeBits)
         fitted(&codeFactors)
         fitted(&centroids)
+        fitted(&blocks)
         fitted(&radii)
         fitted(&spans)
     }

@@ -284,7 +284,7 @@ extension HybridStore {
     /// nearest centroid first, at most `probes` (default `defaultColdProbes`); or, when a filter on in-memory
     /// columns leaves few matching rows, every matching row. Which rows of a block are live and match comes
     /// from memory (blocks with none are not read); a filter on columns that are not filterable is checked
-    /// through SQL per block. Unless asked to be exact, the candidate rows are ranked by their 1-bit codes
+    /// through SQL per block. Unless asked to be exact, the candidate rows are ranked by their 2-bit codes
     /// (`SignCodes`) and only blocks holding a row whose estimated distance interval can still reach the k
     /// nearest are opened, lowest interval first, stopping when the next cannot beat the k-th best exact
     /// distance found so far (hot or cold). With `probes: .max` the step is exact: every candidate block in
