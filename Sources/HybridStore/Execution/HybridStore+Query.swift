@@ -20,7 +20,7 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// Cold blocks opened by the cold step, and the bytes they decompressed to.
     public var coldBlocksProbed = 0
     public var coldBytesDecompressed = 0
-    /// Matching cold rows ranked by their 2-bit codes before any block was chosen (0: blocks were chosen by
+    /// Matching cold rows ranked by their codes before any block was chosen (0: blocks were chosen by
     /// centroid).
     public var coldRowsRanked = 0
     /// Milliseconds per phase: plan, collect, search, fallback, cold plan (ranking blocks; part of cold), cold,
@@ -80,7 +80,8 @@ public struct QueryOptions: Sendable {
     /// cannot rule out, without the codes' probabilistic pruning).
     public var coldProbes: Int?
     /// Scales the store's rule for the cold blocks considered, and by its square root the margin (ε₀) the
-    /// rows' 2-bit codes must clear to be ruled out (1: recall ≥ 0.95 on the benchmark sets; 2: ≥ 0.965).
+    /// rows' codes must clear to be ruled out (1: recall ≥ 0.96 on the benchmark sets; 2: ≥ 0.97; the
+    /// all-hot recall of every class at 2–8).
     public var coldEffort: Double
 
     public init(recallTarget: Double = 0.95, searchEffort: Int? = nil, strategy: Strategy? = nil,

@@ -4,7 +4,7 @@ import QueryPlanner
 
 /// What RAM holds of a collection's cold tier: per block its centroid, radius and which of its positions
 /// hold a live row (as a *slot*: a dense number for a cold row), and per slot the row's filterable values
-/// (a `FilterColumns` over slots) and a 2-bit code of its vector (`SignCodes`: ~¼ byte a dimension + 12
+/// (a `FilterColumns` over slots) and a 1- or 2-bit code of its vector (`SignCodes`: ⅛–¼ byte a dimension + 12
 /// bytes). With it the cold step picks blocks, skips those with no live matching row, checks the filter, and
 /// (for selective filters) ranks the matching rows by their codes, without reading SQLite; only the vectors
 /// stay on disk.
@@ -47,7 +47,7 @@ final class ColdTier {
     private var freeRanges: [UInt32: [UInt32]] = [:]
     /// Per slot: the index in `blocks` of the block holding it.
     private(set) var blockOfSlot: [UInt32] = []
-    /// The map and estimator of the per-row 2-bit codes (see `SignCodes`).
+    /// The map and estimator of the per-row codes (see `SignCodes`).
     let codes: SignCodes
     /// Per slot: its code, `codes.words` words (meaningless for a slot holding no row).
     private(set) var codeBits: [UInt64] = []
