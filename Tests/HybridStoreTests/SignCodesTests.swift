@@ -106,6 +106,12 @@ import HybridStore
             let q = (0..<dimensions).map { _ in Float.random(in: -1...1, using: &rng) }
             var bits = [UInt64](repeating: 0, count: codes.words)
             let f = codes.encode(x, rotatedCentroid: rc, bits: &bits, scratch: &scratch)
+            // Every two-plane code has exactly `large` components ±3 (hi == lo), the norm the estimate assumes.
+            if codes.planes == 2 {
+                let w = codes.padded / 64
+                let threes = (0..<w).reduce(0) { $0 + (~(bits[$1] ^ bits[w + $1])).nonzeroBitCount }
+                #expect(threes == codes.large)
+            }
             codes.rotate(q, into: &pq)
             let centred = t % 2 == 0
             // y = P·(q − c) when centred, else P·q; the truth is ⟨x − c, y⟩ / ‖x − c‖.
