@@ -317,7 +317,11 @@ extension HybridStore {
             } else {
                 matches = { _ in true }
             }
-            let maxProbe = min(blockCount, max(1, probes ?? Self.defaultColdProbes(blocks: blockCount, selectivity: selectivity, effort: effort)))
+            /// Blocks the step may open at `effort`: the caller's count, or the store's rule.
+            func allowedProbes(_ effort: Double) -> Int {
+                min(blockCount, max(1, probes ?? Self.defaultColdProbes(blocks: blockCount, selectivity: selectivity, effort: effort)))
+            }
+            let maxProbe = allowedProbes(effort)
             let exhaustive = maxProbe >= blockCount
             var plan: [(block: Int, bound: Float, wanted: [Int])] = []
             // Few matching rows for the blocks the step may open (a selective filter): rank every matching row
@@ -330,10 +334,8 @@ extension HybridStore {
             // every matching row worth it: synth-cos-100k's 50 % class at effort 3 ranked all 40k by code,
             // 1.37 ms, where the centroid way at effort 2 took 0.48.)
             let exact = probes.map { $0 >= blockCount } ?? false
-            let switchProbes = probes.map { min(blockCount, max(1, $0)) }
-                ?? min(blockCount, Self.defaultColdProbes(blocks: blockCount, selectivity: selectivity))
             let byCode = !exact && filter != nil && inMemory
-                && Double(tier.liveRows) * selectivity <= Double(switchProbes) * Self.codeRanksPerBlockRead
+                && Double(tier.liveRows) * selectivity <= Double(allowedProbes(1)) * Self.codeRanksPerBlockRead
             if byCode {
                 let slots = tier.columns.collect(filter!, predicate: matches)
                 report.rowsRanked = slots.count
