@@ -37,7 +37,7 @@ struct HybridCommand: ParsableCommand {
             try? FileManager.default.removeItem(atPath: path)
         }
         defer { if store == nil && reuse == nil { try? FileManager.default.removeItem(atPath: path) } }
-        var hs = try HybridStore(directory: path, configuration: configuration)
+        var hs = try HybridStore(directory: path, create: true, configuration: configuration)
         defer { hs.close() }
         var collection: Collection
         if reuse != nil {
@@ -57,7 +57,7 @@ struct HybridCommand: ParsableCommand {
             var calibrating = configuration
             calibrating.recallSampleEvery = 2
             calibrating.recallChecksPerSecond = 10_000
-            hs = try HybridStore(directory: path, configuration: calibrating)
+            hs = try HybridStore(directory: path, create: true, configuration: calibrating)
             collection = try hs.collection("bench")
             let t = nowNanoseconds()
             for className in data.classNames where wanted?.contains(className) ?? true {
@@ -74,7 +74,7 @@ struct HybridCommand: ParsableCommand {
             hs.waitForBackgroundWork()
             try hs.checkpoint()
             hs.close()
-            hs = try HybridStore(directory: path, configuration: configuration)
+            hs = try HybridStore(directory: path, create: true, configuration: configuration)
             collection = try hs.collection("bench")
             log(String(format: "warm-up: %d passes in %.1f s; effort scales per selectivity bucket: %@", warmup, seconds(since: t),
                        try hs.calibration(of: collection).scales.map { String(format: "%.2f", $0) }.joined(separator: " ")))

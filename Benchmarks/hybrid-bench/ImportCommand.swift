@@ -36,7 +36,7 @@ struct ImportCommand: ParsableCommand {
         // 2. Import through the API.
         var configuration = Configuration()
         configuration.checkpointEveryChanges = 0
-        var hs = try HybridStore(directory: path, configuration: configuration)
+        var hs = try HybridStore(directory: path, create: true, configuration: configuration)
         let t1 = nowNanoseconds()
         var collection = try StoreImport.run(data, into: hs, name: "bench", schema: schema, batch: batch)
         let importSeconds = seconds(since: t1)
@@ -48,14 +48,14 @@ struct ImportCommand: ParsableCommand {
 
         // 3. Reopen with the snapshot, then without it (rebuild).
         let t3 = nowNanoseconds()
-        hs = try HybridStore(directory: path, configuration: configuration)
+        hs = try HybridStore(directory: path, create: true, configuration: configuration)
         let reopenSeconds = seconds(since: t3)
         hs.close()
         for name in try FileManager.default.contentsOfDirectory(atPath: path) where name.hasSuffix(".hsnap") {
             try FileManager.default.removeItem(atPath: path + "/" + name)
         }
         let t4 = nowNanoseconds()
-        hs = try HybridStore(directory: path, configuration: configuration)
+        hs = try HybridStore(directory: path, create: true, configuration: configuration)
         let rebuildSeconds = seconds(since: t4)
         log(String(format: "checkpoint %.2f s, reopen %.2f s, rebuild %.2f s (%.2f× the bare build)",
                    checkpointSeconds, reopenSeconds, rebuildSeconds, rebuildSeconds / bareSeconds))

@@ -96,7 +96,7 @@ struct TenantsCommand: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: path) }
         var configuration = Configuration()
         configuration.checkpointEveryChanges = 0
-        let hs = try HybridStore(directory: path, configuration: configuration)
+        let hs = try HybridStore(directory: path, create: true, configuration: configuration)
         defer { hs.close() }
         let schema = Schema(vector: VectorSpec(dimensions: dim, metric: .l2, connectivity: connectivity,
                                                constructionEffort: efConstruction),

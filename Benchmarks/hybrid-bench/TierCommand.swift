@@ -35,7 +35,7 @@ struct TierCommand: ParsableCommand {
         var configuration = Configuration()
         configuration.checkpointEveryChanges = 0
         configuration.coldReadThreads = coldReadThreads
-        var hs = try HybridStore(directory: path, configuration: configuration)
+        var hs = try HybridStore(directory: path, create: true, configuration: configuration)
         defer { hs.close() }
         var schema = StoreImport.inferSchema(data, connectivity: 16, efConstruction: 200)
         schema.columns.append(.integer("seq", filterable: true))
@@ -108,7 +108,7 @@ struct TierCommand: ParsableCommand {
         // Reopen: the tiered runs below query a store whose cold tier was rebuilt from disk.
         hs.close()
         let reopenStart = nowNanoseconds()
-        hs = try HybridStore(directory: path, configuration: configuration)
+        hs = try HybridStore(directory: path, create: true, configuration: configuration)
         let reopenSeconds = seconds(since: reopenStart)
         collection = try hs.collection("bench")
         log(String(format: "reopened in %.2f s (snapshot, log replay, cold tier rebuilt from its blocks)", reopenSeconds))

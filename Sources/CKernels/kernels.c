@@ -727,10 +727,12 @@ void hs_spin_wait(uint8_t *lock) {
     }
 }
 
-int hs_lock_file(int fd) {
+int hs_lock_file(int fd) { return hs_lock_file_as(fd, 0); }
+
+int hs_lock_file_as(int fd, int shared) {
     struct flock lock;
     memset(&lock, 0, sizeof lock);
-    lock.l_type = F_WRLCK;
+    lock.l_type = shared ? F_RDLCK : F_WRLCK;
     lock.l_whence = SEEK_SET;
     return fcntl(fd, F_SETLK, &lock) == 0 ? 0 : errno;
 }

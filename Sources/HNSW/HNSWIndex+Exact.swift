@@ -13,6 +13,7 @@ extension HNSWIndex {
     {
         try query.withUnsafeBufferPointer { (q) throws(HNSWError) in try validate(q, label: nil) }
         guard k >= 1 else { throw HNSWError(.invalidParameter, "k must be ≥ 1, got \(k)") }
+        let k = min(k, max(1, candidates.count))
         var normalised = query
         if parameters.metric == .cosine { normalised.withUnsafeMutableBufferPointer { normalize($0) } }
         return withReadLock {

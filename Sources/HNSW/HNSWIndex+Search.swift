@@ -125,9 +125,7 @@ extension HNSWIndex {
     ///     are incomplete); applies to the level-0 search in mode a. nil: no limit.
     public func search(_ query: [Float], k: Int, searchEffort: Int? = nil, filter: SearchFilter? = nil,
                        mode: FilteredSearchMode = .admitMatching, budget: Int? = nil) throws(HNSWError) -> IndexSearchResult {
-        let buffer = query.withUnsafeBufferPointer { $0 }
-        // SAFETY: `query` is alive for the whole call and not mutated, so its buffer stays valid.
-        return try withExtendedLifetime(query) { () throws(HNSWError) -> IndexSearchResult in
+        try query.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> IndexSearchResult in
             try search(buffer, k: k, searchEffort: searchEffort, filter: filter, mode: mode, budget: budget)
         }
     }
@@ -140,7 +138,9 @@ extension HNSWIndex {
         let budget = budget ?? Int.max
         try validate(query, label: nil)
         guard k >= 1 else { throw HNSWError(.invalidParameter, "k must be ≥ 1, got \(k)") }
-        let ef = max(searchEffort ?? max(k, 64), k)
+        // Never more hits than nodes: sizes computed from k (the candidate list, heaps) stay bounded.
+        let k = min(k, max(1, nodeCapacity))
+        let ef = max(min(searchEffort ?? max(k, 64), max(nodeCapacity, 64)), k)
         if parameters.metric == .cosine {
             var normalised = Array(query)
             normalised.withUnsafeMutableBufferPointer { normalize($0) }

@@ -200,14 +200,14 @@ public final class HNSWIndex: @unchecked Sendable {
         contexts.withLock { if $0.count < 64 { $0.append(context) } }
     }
 
-    /// Checks a vector's length and that every component is finite.
+    /// Checks a vector's length and `vectorProblem` (finite components, a norm whose distances stay finite).
     func validate(_ vector: UnsafeBufferPointer<Float>, label: UInt64?) throws(HNSWError) {
         guard vector.count == parameters.dimensions else {
             throw HNSWError(.dimensionMismatch, "expected \(parameters.dimensions) dimensions, got \(vector.count)"
                 + (label.map { " (label \($0))" } ?? ""))
         }
-        for (i, x) in vector.enumerated() where !x.isFinite {
-            throw HNSWError(.nonFiniteVector, "component \(i) is \(x)" + (label.map { " (label \($0))" } ?? ""))
+        if let problem = vectorProblem(vector, metric: parameters.metric) {
+            throw HNSWError(.nonFiniteVector, problem.message + (label.map { " (label \($0))" } ?? ""))
         }
     }
 }

@@ -1,7 +1,5 @@
 /// How a store opens and behaves. The defaults suit a service; tests lower the checkpoint interval.
 public struct Configuration: Sendable {
-    /// Create the directory and database when missing (else opening a missing store throws `io`).
-    public var createIfMissing = true
     /// `PRAGMA synchronous = FULL` (an fsync per commit: committed data survives power loss). With false,
     /// NORMAL: a commit survives a process crash but the last ones may be lost on power loss.
     public var synchronousCommits = true
@@ -30,6 +28,17 @@ public struct Configuration: Sendable {
     public var recoveryProgress: (@Sendable (RecoveryProgress) -> Void)? = nil
 
     public init() {}
+}
+
+/// How a store is opened.
+public enum AccessMode: Sendable, Equatable {
+    /// One writer process: an exclusive lock on `LOCK`; reads and writes.
+    case readWrite
+    /// Any number of reader processes and no writer: a shared lock on `LOCK` (none when the directory has no
+    /// `LOCK` and cannot be written, as on a read-only mount). Every write throws `readOnly`; no file is
+    /// created, changed or removed (the index is built in memory when no snapshot is usable, and tenant
+    /// query counts are not persisted).
+    case readOnly
 }
 
 /// Progress of opening a collection.

@@ -46,7 +46,7 @@ extension HybridStore {
     }
 
     /// Calls `body` with every row of a collection in row order, `batch` rows per read, with all columns
-    /// (and the vector when asked). Reads in short transactions, so writers are not held up.
+    /// (and the vector when asked: a cold row's as stored in its block). Reads in short transactions, so writers are not held up.
     /// - Throws: `unknownCollection`, `sqlite`, or what `body` throws.
     public func forEachRow(in collection: Collection, includeVector: Bool = true, batch: Int = 1000,
                            _ body: (Row) throws -> Void) throws {
@@ -57,19 +57,26 @@ extension HybridStore {
             let sql = "SELECT row, id" + (includeVector ? ", vector" : "")
                 + positions.map { ", " + s.table.columnName($0) }.joined()
                 + " FROM \(s.table.name) WHERE row > ?1 ORDER BY row LIMIT ?2"
-            let rows: [(Int64, Row)] = try withReader { c in
-                let statement = try c.statement(sql)
-                defer { statement.reset() }
-                try statement.bind([.integer(after), .integer(Int64(batch))])
-                var out: [(Int64, Row)] = []
-                while try statement.step() {
-                    out.append((statement.int64(0), readRow(statement, positions: positions, vector: includeVector, s)))
+            let (numbers, rows): ([Int64], [Row]) = try withReader { c in
+                // One read transaction a batch: cold rows' vectors come from their blocks in the same state.
+                try c.transaction(immediate: false) { () throws -> ([Int64], [Row]) in
+                    let statement = try c.statement(sql)
+                    defer { statement.reset() }
+                    try statement.bind([.integer(after), .integer(Int64(batch))])
+                    var numbers: [Int64] = []
+                    var rows: [Row] = []
+                    while try statement.step() {
+                        numbers.append(statement.int64(0))
+                        rows.append(readRow(statement, positions: positions, vector: includeVector, s))
+                    }
+                    statement.reset()
+                    if includeVector { try fillColdVectors(&rows, numbers: numbers, s, c) }
+                    return (numbers, rows)
                 }
-                return out
             }
-            for (_, row) in rows { try body(row) }
-            guard let last = rows.last, rows.count == batch else { return }
-            after = last.0
+            for row in rows { try body(row) }
+            guard let last = numbers.last, rows.count == batch else { return }
+            after = last
         }
     }
 }

@@ -14,7 +14,7 @@ import Glibc
 /// index snapshots `index-<uuid>.hsnap` that can always be deleted and rebuilt.
 ///
 /// ```swift
-/// let store = try HybridStore(directory: "/var/lib/rag")
+/// let store = try HybridStore(directory: "/var/lib/rag", create: true)
 /// let chunks = try store.collection("chunks", creatingIfMissing: Schema(
 ///     vector: .init(dimensions: 384, metric: .cosine),
 ///     columns: [.text("tenant", filterable: true), .integer("year", filterable: true), .text("body")]))
@@ -32,7 +32,6 @@ public final class HybridStore: Sendable {
     public let directory: String
     let configuration: Configuration
     let databasePath: String
-    private let lockDescriptor: Int32
     private let lockKey: String
     let writer: Mutex<WriterState>
     /// Pooled reader connections. State shared between threads sits behind the pthread-based `Locked`, not
@@ -56,19 +55,32 @@ public final class HybridStore: Sendable {
         var checkpointScheduled = false
     }
 
-    /// Opens the store in `directory`, creating it when missing (see `Configuration.createIfMissing`),
-    /// and brings every collection's index in line with the database (load snapshot, replay the change
-    /// log after it, or rebuild).
-    /// - Throws: `storeLocked` (open elsewhere, in this or another process), `newerFormat`, `corruptFile`
-    ///   (not a HybridStore database, or damaged), `io`, `sqlite`.
-    public init(directory: String, configuration: Configuration = Configuration()) throws(HybridStoreError) {
+    /// Whether this open may write (see `AccessMode`).
+    public let mode: AccessMode
+    /// Read-only with an empty write-ahead log: every connection opens the database as immutable.
+    private let immutable: Bool
+
+    /// Opens the store in `directory` and brings every collection's index in line with the database (load
+    /// snapshot, replay the change log after it, or rebuild).
+    /// - Parameters:
+    ///   - create: create the directory and an empty store when `directory` holds none. Without it, a
+    ///     missing directory, or one with no `store.sqlite`, is `notAStore` and nothing is written.
+    ///   - mode: `.readWrite` (one process; an exclusive lock) or `.readOnly` (shared; writes nothing).
+    /// - Throws: `notAStore`, `storeLocked` (open elsewhere, in this or another process, for writing; or
+    ///   for reading when opening to write), `newerFormat`, `corruptFile` (not a HybridStore database, or
+    ///   damaged), `io`, `sqlite`.
+    public init(directory: String, create: Bool = false, mode: AccessMode = .readWrite,
+                configuration: Configuration = Configuration()) throws(HybridStoreError) {
         self.directory = directory
         self.configuration = configuration
+        self.mode = mode
         self.databasePath = directory + "/store.sqlite"
+        let creating = create && mode == .readWrite
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            guard configuration.createIfMissing else {
-                throw HybridStoreError(.io, "no store at \(directory)", context: ["path": directory])
+            guard creating else {
+                throw HybridStoreError(.notAStore, "no store at \(directory) (the directory does not exist)",
+                                       context: ["path": directory])
             }
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -76,31 +88,57 @@ public final class HybridStore: Sendable {
                 throw HybridStoreError(.io, "cannot create \(directory): \(error.localizedDescription)", context: ["path": directory])
             }
         } else if !isDirectory.boolValue {
-            throw HybridStoreError(.io, "\(directory) is not a directory", context: ["path": directory])
+            throw HybridStoreError(.notAStore, "\(directory) is not a directory", context: ["path": directory])
         }
-        let (lockFD, key) = try Self.acquireLock(directory)
-        lockDescriptor = lockFD
-        lockKey = key
         let existed = FileManager.default.fileExists(atPath: databasePath)
+        if !existed && !creating {
+            let snapshots = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+                .filter { $0.hasPrefix("index-") && $0.contains(".hsnap") }
+            throw HybridStoreError(.notAStore, snapshots.isEmpty
+                ? "no store at \(directory) (no store.sqlite); `create` one first"
+                : "\(directory) has index snapshots but no store.sqlite: the database is missing, and a snapshot alone holds no rows",
+                context: ["path": directory])
+        }
+        lockKey = try Self.acquireLock(directory, shared: mode == .readOnly)
+        immutable = mode == .readOnly && Self.walIsEmpty(databasePath)
         let connection: Connection
         do {
-            connection = try Connection(path: databasePath, create: true,
+            connection = try Connection(path: databasePath, create: creating, readOnly: mode == .readOnly,
+                                        immutable: immutable,
                                         synchronousFull: configuration.synchronousCommits)
         } catch {
-            Glibc.close(lockFD)
-            Self.openHere.withLock { _ = $0.remove(key) }
+            Self.releaseLock(lockKey)
             throw HybridStoreError(error, while: "opening \(databasePath)")
         }
         writer = Mutex(WriterState(connection: connection))
         backgroundQueue.setSpecific(key: Self.backgroundKey, value: ObjectIdentifier(self))
         do throws(HybridStoreError) {
             try prepareCatalog(connection, existed: existed)
+            if mode == .readWrite { removeStaleTemporaryFiles() }
             try recoverAll(connection)
             try loadQuotas(connection)
             try loadCalibrations(connection)
         } catch {
             shutdown()
             throw error
+        }
+    }
+
+    /// Whether the database's write-ahead log is absent or empty: then every committed transaction is in the
+    /// database file, and a read-only open may treat it as immutable (SQLite then needs no `-shm` file and
+    /// writes nothing). A non-empty log means the last writer did not close cleanly; SQLite reads it then.
+    private static func walIsEmpty(_ databasePath: String) -> Bool {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: databasePath + "-wal")
+        return ((attributes?[.size] as? NSNumber)?.intValue ?? 0) == 0
+    }
+
+    /// Removes snapshot temp files (`index-*.hsnap.tmp-PID`) that a killed checkpoint left. Called holding the
+    /// exclusive lock, so no other process writes snapshots here; a file whose writer is this process (a
+    /// store of this process closed earlier) is finished or abandoned too, since `close()` waits for checkpoints.
+    private func removeStaleTemporaryFiles() {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where name.hasPrefix("index-") && name.contains(".hsnap.tmp-") {
+            unlink(directory + "/" + name)
         }
     }
 
@@ -120,35 +158,71 @@ public final class HybridStore: Sendable {
         readers.withLock { $0.removeAll() }
         writer.withLock { $0.connection = nil }
         catalog.withLock { $0.removeAll() }
-        Glibc.close(lockDescriptor)
-        Self.openHere.withLock { _ = $0.remove(lockKey) }
+        Self.releaseLock(lockKey)
     }
 
-    /// Directories open in this process (POSIX file locks are per process, so they cannot see these).
-    private static let openHere = Locked<Set<String>>([])
+    /// Directories open in this process, with the one descriptor holding their POSIX lock (-1: none) and
+    /// how many read-only stores share it (0: one read-write store). POSIX locks are per process and a
+    /// close of any descriptor of the file drops them all, so the process holds one descriptor a directory
+    /// for as long as any store of it is open.
+    private struct OpenDirectory {
+        var descriptor: Int32
+        var readers: Int
+    }
+    private static let openHere = Locked<[String: OpenDirectory]>([:])
 
     /// Locks the store: in this process through `openHere`, against other processes with a POSIX lock on
-    /// `LOCK` (per process, so a child forked elsewhere in the program never holds it by inheritance).
-    private static func acquireLock(_ directory: String) throws(HybridStoreError) -> (Int32, String) {
+    /// `LOCK` (per process, so a child forked elsewhere in the program never holds it by inheritance):
+    /// exclusive to write; shared to read, and then no lock at all when there is no `LOCK` file and the
+    /// directory cannot be written (a read-only mount, where no writer can open either).
+    /// - Returns: the directory's key in `openHere`, for `releaseLock`.
+    private static func acquireLock(_ directory: String, shared: Bool) throws(HybridStoreError) -> String {
         let path = directory + "/LOCK"
         let key = URL(fileURLWithPath: directory).resolvingSymlinksInPath().standardizedFileURL.path
         let locked = HybridStoreError(.storeLocked,
-                                      "the store at \(directory) is open elsewhere (in this or another process); close it first",
+                                      "the store at \(directory) is open elsewhere (in this or another process"
+                                        + (shared ? ", for writing" : "") + "); close it first",
                                       context: ["path": directory])
-        guard openHere.withLock({ $0.insert(key).inserted }) else { throw locked }
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            openHere.withLock { _ = $0.remove(key) }
-            throw HybridStoreError(.io, "cannot open \(path): \(String(cString: strerror(errno)))", context: ["path": path])
+        try openHere.withLock { (open: inout [String: OpenDirectory]) throws(HybridStoreError) in
+            if let entry = open[key] {
+                guard shared && entry.readers > 0 else { throw locked }
+                open[key]!.readers += 1
+                return
+            }
+            let fd = shared ? Glibc.open(path, O_RDONLY | O_CLOEXEC) : Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                let reason = errno
+                if shared && reason == ENOENT && access(directory, W_OK) != 0 {
+                    open[key] = OpenDirectory(descriptor: -1, readers: 1)
+                    return
+                }
+                if shared && reason == ENOENT {
+                    throw HybridStoreError(.notAStore, "no store at \(directory) (no LOCK file)", context: ["path": directory])
+                }
+                throw HybridStoreError(.io, "cannot open \(path): \(String(cString: strerror(reason)))", context: ["path": path])
+            }
+            let rc = hs_lock_file_as(fd, shared ? 1 : 0)
+            if rc != 0 {
+                Glibc.close(fd)
+                if rc == EAGAIN || rc == EACCES { throw locked }
+                throw HybridStoreError(.io, "cannot lock \(path): \(String(cString: strerror(rc)))", context: ["path": directory])
+            }
+            open[key] = OpenDirectory(descriptor: fd, readers: shared ? 1 : 0)
         }
-        let rc = hs_lock_file(fd)
-        if rc != 0 {
-            Glibc.close(fd)
-            openHere.withLock { _ = $0.remove(key) }
-            if rc == EAGAIN || rc == EACCES { throw locked }
-            throw HybridStoreError(.io, "cannot lock \(path): \(String(cString: strerror(rc)))", context: ["path": directory])
+        return key
+    }
+
+    /// Releases this store's share of its directory's lock (the lock itself with the last store).
+    private static func releaseLock(_ key: String) {
+        openHere.withLock { open in
+            guard let entry = open[key] else { return }
+            if entry.readers > 1 {
+                open[key]!.readers -= 1
+            } else {
+                if entry.descriptor >= 0 { Glibc.close(entry.descriptor) }
+                open[key] = nil
+            }
         }
-        return (fd, key)
     }
 
     private func prepareCatalog(_ c: Connection, existed: Bool) throws(HybridStoreError) {
@@ -163,12 +237,17 @@ public final class HybridStore: Sendable {
                                            "\(databasePath) has format \(version); this build reads up to \(SQL.formatVersion). Upgrade HybridStore.",
                                            context: ["expected": "\(SQL.formatVersion)", "actual": "\(version)"])
                 }
-                try c.execute(SQL.createTiering)
-                try c.execute(SQL.createTenancy)
+                if mode == .readWrite {
+                    try c.execute(SQL.createTiering)
+                    try c.execute(SQL.createTenancy)
+                }
                 return
             }
             if existed, case .integer(let n)? = try c.statement(SQL.tableCount).scalar(), n > 0 {
                 throw HybridStoreError(.corruptFile, "\(databasePath) is an SQLite database but not a HybridStore one")
+            }
+            guard mode == .readWrite else {
+                throw HybridStoreError(.notAStore, "\(databasePath) is an empty database, not a HybridStore store")
             }
             try c.transaction(immediate: true) {
                 try c.execute(SQL.createCatalog)
@@ -192,7 +271,7 @@ public final class HybridStore: Sendable {
             connection = pooled
         } else {
             connection = try sqliteWork("opening a reader on \(databasePath)") {
-                try Connection(path: databasePath, create: false, readOnly: true)
+                try Connection(path: databasePath, create: false, readOnly: true, immutable: immutable)
             }
         }
         defer { readers.withLock { if $0.count < 16 { $0.append(connection) } } }
@@ -204,7 +283,10 @@ public final class HybridStore: Sendable {
 
     /// Runs `body` holding the writer connection.
     func withWriter<R>(_ body: (Connection, inout Int) throws -> R) throws -> R {
-        try writer.withLock { state throws -> R in
+        guard mode == .readWrite else {
+            throw HybridStoreError(.readOnly, "the store at \(directory) is open read-only", context: ["path": directory])
+        }
+        return try writer.withLock { state throws -> R in
             guard let connection = state.connection else {
                 throw HybridStoreError(.io, "the store at \(directory) is closed", context: ["path": directory])
             }

@@ -9,13 +9,14 @@ public struct HybridStoreError: Error, Sendable, CustomStringConvertible {
             case dimensionMismatch, nonFiniteVector, unknownColumn, typeMismatch, missingValue, duplicateID
             case unknownCollection, collectionExists, invalidSchema, invalidArgument, invalidFilter
             case corruptFile, newerFormat, storeLocked, sqlite, io, quotaExceeded, notFound
-            case unknownTenant, tenantExists, wrongTenant
+            case unknownTenant, tenantExists, wrongTenant, notAStore, readOnly
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
         /// A vector's length differs from the collection's dimensions.
         public static let dimensionMismatch = Code(.dimensionMismatch)
-        /// A vector holds NaN or an infinity.
+        /// A vector holds NaN or an infinity, has a norm whose distances could overflow Float (squared norm
+        /// above a quarter of its range), or, under cosine, a zero or subnormal norm.
         public static let nonFiniteVector = Code(.nonFiniteVector)
         /// A column name the collection does not have.
         public static let unknownColumn = Code(.unknownColumn)
@@ -55,6 +56,10 @@ public struct HybridStoreError: Error, Sendable, CustomStringConvertible {
         public static let tenantExists = Code(.tenantExists)
         /// A tenant-scoped call that would write another tenant's value, or on a collection without tenants.
         public static let wrongTenant = Code(.wrongTenant)
+        /// A directory that holds no store (opened without `create: true`), or a store missing its database.
+        public static let notAStore = Code(.notAStore)
+        /// A write (or anything that writes a file) on a store opened with `mode: .readOnly`.
+        public static let readOnly = Code(.readOnly)
         public var description: String { value.rawValue }
     }
 

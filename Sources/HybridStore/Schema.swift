@@ -111,6 +111,11 @@ public struct Schema: Sendable, Codable, Equatable {
                 throw HybridStoreError(.invalidSchema, "column name `\(c.name)` must be 1–64 characters of letters, digits and _, not starting with a digit",
                                        context: ["column": c.name])
             }
+            guard !reservedColumnNames.contains(c.name.lowercased()) else {
+                throw HybridStoreError(.invalidSchema,
+                                       "column name `\(c.name)` is reserved: outputs and exports use \(reservedColumnNames.sorted().map { "`\($0)`" }.joined(separator: ", ")) for the row itself",
+                                       context: ["column": c.name])
+            }
             guard seen.insert(c.name).inserted else {
                 throw HybridStoreError(.invalidSchema, "column `\(c.name)` appears twice", context: ["column": c.name])
             }
@@ -128,6 +133,11 @@ public struct Schema: Sendable, Codable, Equatable {
         }
     }
 }
+
+/// Column names that outputs give the row itself (its id, its distance, its vector):
+/// a column of such a name would shadow them in JSON, CSV and exports. Compared case-insensitively,
+/// like SQL identifiers.
+let reservedColumnNames: Set<String> = ["id", "distance", "vector"]
 
 /// Collection and column names: letters, digits and underscores, not starting with a digit, 1–64 long.
 /// (They never reach SQL text: tables and columns are named by number. The rule keeps them printable and

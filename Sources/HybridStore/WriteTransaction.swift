@@ -375,10 +375,9 @@ public final class WriteTransaction {
                                    context: ["collection": s.name, "id": id.description, "expected": "\(dim)",
                                              "actual": "\(vector.count)"])
         }
-        if let bad = vector.firstIndex(where: { !$0.isFinite }) {
-            throw HybridStoreError(.nonFiniteVector,
-                                   "collection `\(s.name)`, id \(id): vector component \(bad) is \(vector[bad])",
-                                   context: ["collection": s.name, "id": id.description, "component": "\(bad)"])
+        if let problem = vectorProblem(vector, metric: s.schema.vector.metric) {
+            throw HybridStoreError(.nonFiniteVector, "collection `\(s.name)`, id \(id): vector rejected: \(problem.message)",
+                                   context: ["collection": s.name, "id": id.description])
         }
     }
 

@@ -29,13 +29,24 @@ struct StoreOptions: ParsableArguments {
         }
     }
 
+    @Flag(name: .customLong("read-only"),
+          help: "Open the store read-only: a shared lock, no file written (chosen by itself for read commands when the directory is not writable).")
+    var readOnly = false
+
     var directory: String { path ?? ProcessInfo.processInfo.environment["HYBRIDSTORE"] ?? "." }
 
-    /// Opens the store (creating it only when `create`), runs `body`, closes it. Store errors become one line
-    /// on stderr and exit code 1.
-    func run<R>(create: Bool = false, _ body: (HybridStore) throws -> R) throws -> R {
+    /// Opens the store, runs `body`, closes it. Only `create` makes a store where there is none; a command
+    /// that does not `write` opens read-only when asked (`--read-only`) or when the directory is not writable.
+    /// Store errors become one line on stderr and exit code 1.
+    func run<R>(create: Bool = false, write: Bool = true, _ body: (HybridStore) throws -> R) throws -> R {
         var configuration = Configuration()
-        configuration.createIfMissing = create
+        let mode: AccessMode
+        if write {
+            if readOnly { fail("this command writes; it cannot run with --read-only") }
+            mode = .readWrite
+        } else {
+            mode = readOnly || access(directory, W_OK) != 0 ? .readOnly : .readWrite
+        }
         if isatty(2) != 0 {
             configuration.recoveryProgress = { p in
                 if p.phase == .rebuilding && p.done == 0 && p.total > 0 {
@@ -44,7 +55,7 @@ struct StoreOptions: ParsableArguments {
             }
         }
         do {
-            let store = try HybridStore(directory: directory, configuration: configuration)
+            let store = try HybridStore(directory: directory, create: create, mode: mode, configuration: configuration)
             defer { store.close() }
             return try body(store)
         } catch let error as HybridStoreError {

@@ -21,7 +21,7 @@ func say(_ line: String) { _ = (line + "\n").withCString { write(ack, $0, strlen
 do {
     var configuration = Configuration()
     configuration.checkpointEveryChanges = 0
-    let store = try HybridStore(directory: arguments[1], configuration: configuration)
+    let store = try HybridStore(directory: arguments[1], create: true, configuration: configuration)
     let collection = try store.collection("crash", creatingIfMissing: Schema(
         vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 40), id: .integer,
         columns: [.integer("batch", nullable: false, filterable: true), .integer("item", nullable: false),

@@ -15,7 +15,7 @@ struct TemporaryStore {
         var configuration = Configuration()
         configuration.checkpointEveryChanges = 0
         configure(&configuration)
-        return try HybridStore(directory: path, configuration: configuration)
+        return try HybridStore(directory: path, create: true, configuration: configuration)
     }
 
     func cleanup() { try? FileManager.default.removeItem(atPath: path) }

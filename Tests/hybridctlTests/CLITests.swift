@@ -240,9 +240,9 @@ struct CLI {
 
         out = try ctl("export", "--store", store, "docs")
         #expect(out.stdout == """
-            {"body":"alpha","id":"a","tenant":"acme","vector":[0,0,0],"year":2020}
-            {"body":"beta","id":"b","tenant":"acme","vector":[1,0,0],"year":2021}
-            {"body":"delta \\"quoted\\"","id":"d","tenant":"globex","vector":[0,0,1],"year":2022}
+            {"body":"alpha","id":"a","tenant":"acme","vector":[0.0,0.0,0.0],"year":2020}
+            {"body":"beta","id":"b","tenant":"acme","vector":[1.0,0.0,0.0],"year":2021}
+            {"body":"delta \\"quoted\\"","id":"d","tenant":"globex","vector":[0.0,0.0,1.0],"year":2022}
 
             """)
 
@@ -309,7 +309,7 @@ struct CLI {
         #expect(out.status == 0)
         #expect(out.stdout.contains("imported 2 rows") && out.stdout.hasSuffix("skipped 2 bad lines\n"))
         #expect(out.stderr.contains("worse.jsonl:2: skipped: not a JSON object"))
-        #expect(out.stderr.contains("worse.jsonl:3: skipped: column `price` expects real, got cheap"))
+        #expect(out.stderr.contains("worse.jsonl:3: skipped: column `price` expects real, got \"cheap\""))
     }
 
     @Test func demoRunsAndReportsRecall() throws {
@@ -336,7 +336,7 @@ struct CLI {
         #expect(out.stderr.hasPrefix("Error: no store given: pass --store DIR or set HYBRIDSTORE\n"))
         out = try ctl("count", "--store", dir + "/missing", "docs")
         #expect(out.status == 1)
-        #expect(out.stderr == "hybridctl: no store at \(dir)/missing\n")
+        #expect(out.stderr == "hybridctl: no store at \(dir)/missing (the directory does not exist)\n")
         out = try ctl("create", "--store", store, "docs", "--dim", "2")
         out = try ctl("query", "--store", store, "docs", "--vector", "[1, 2, 3]")
         #expect(out.status == 1)

@@ -102,6 +102,8 @@ static inline void hs_store_release_u8(uint8_t *p, uint8_t v) { __atomic_store_n
 /// (EAGAIN/EACCES when another process holds it). Process-owned, so a child that inherits the descriptor
 /// between fork and exec does not hold it (unlike flock).
 int hs_lock_file(int fd);
+/// The same, shared (F_RDLCK, `shared` != 0: many readers, no writer; `fd` open for reading) or exclusive.
+int hs_lock_file_as(int fd, int shared);
 
 /// Spin lock on one byte (0 = free). Short critical sections only: a node's link list.
 void hs_spin_wait(uint8_t *lock);

@@ -147,6 +147,9 @@ extension HybridStore {
         let s = try state(collection)
         let positions = try columnPositions(columns, s)
         guard k >= 1 else { throw HybridStoreError(.invalidArgument, "k must be at least 1, got \(k)", context: ["k": "\(k)"]) }
+        // No query returns more rows than the collection holds: clamping here keeps every size computed from
+        // k (candidate lists, over-fetch, heaps) within the collection's size, whatever k a caller passes.
+        let k = min(k, max(1, s.lock.read { s.index.count + s.cold.liveRows }))
         guard options.recallTarget > 0 && options.recallTarget <= 1 else {
             throw HybridStoreError(.invalidArgument, "recall target must be in (0, 1], got \(options.recallTarget)")
         }
@@ -471,9 +474,9 @@ extension HybridStore {
             throw HybridStoreError(.dimensionMismatch, "collection `\(s.name)`: query vector expects \(dim) dimensions, got \(vector.count)",
                                    context: ["collection": s.name, "expected": "\(dim)", "actual": "\(vector.count)"])
         }
-        if let bad = vector.firstIndex(where: { !$0.isFinite }) {
-            throw HybridStoreError(.nonFiniteVector, "collection `\(s.name)`: query vector component \(bad) is \(vector[bad])",
-                                   context: ["collection": s.name, "component": "\(bad)"])
+        if let problem = vectorProblem(vector, metric: s.schema.vector.metric) {
+            throw HybridStoreError(.nonFiniteVector, "collection `\(s.name)`: query vector rejected: \(problem.message)",
+                                   context: ["collection": s.name])
         }
     }
 }

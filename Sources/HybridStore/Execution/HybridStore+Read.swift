@@ -38,21 +38,42 @@ extension HybridStore {
                                    context: ["collection": s.name, "id": id.description])
         }
         guard !ids.isEmpty else { return [] }
-        let json = jsonArray(ids.map(\.value))
+        // A few ids: one indexed lookup each. Many: one statement over a JSON array, which SQLite's JSON
+        // functions cannot carry text holding NUL through (it would come back cut), so such ids are looked up
+        // one by one too.
+        let perID = ids.count <= 32 || ids.contains { if case .string(let t) = $0 { t.utf8.contains(0) } else { false } }
         let byID = try withReader { c -> [RowID: Row] in
-            let statement = try c.statement(s.table.selectByID(read, vector: includeVector))
-            defer { statement.reset() }
-            try statement.bind(.text(json), at: 1)
-            var rows: [RowID: Row] = [:]
-            while try statement.step() {
-                var row = readRow(statement, positions: read, vector: includeVector, s)
-                if let tenant, let column = s.schema.tenantColumn {
-                    guard row.values[column] == .text(tenant) else { continue }
-                    if !positions.contains(s.schema.tenantPosition!) { row.values[column] = nil }
+            // One read transaction: a cold row's vector comes from its block as of the same state as the row.
+            try c.transaction(immediate: false) { () throws -> [RowID: Row] in
+                var found: [Row] = []
+                var numbers: [Int64] = []
+                func take(_ statement: Statement) throws {
+                    while try statement.step() {
+                        var row = readRow(statement, positions: read, vector: includeVector, s)
+                        if let tenant, let column = s.schema.tenantColumn {
+                            guard row.values[column] == .text(tenant) else { continue }
+                            if !positions.contains(s.schema.tenantPosition!) { row.values[column] = nil }
+                        }
+                        found.append(row)
+                        numbers.append(statement.int64(0))
+                    }
+                    statement.reset()
                 }
-                rows[row.id] = row
+                if perID {
+                    let statement = try c.statement(s.table.selectOneByID(read, vector: includeVector))
+                    for id in Set(ids) {
+                        statement.reset()
+                        try statement.bind(id.value, at: 1)
+                        try take(statement)
+                    }
+                } else {
+                    let statement = try c.statement(s.table.selectByID(read, vector: includeVector))
+                    try statement.bind(.text(jsonArray(ids.map(\.value))), at: 1)
+                    try take(statement)
+                }
+                if includeVector { try fillColdVectors(&found, numbers: numbers, s, c) }
+                return Dictionary(found.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             }
-            return rows
         }
         return ids.compactMap { byID[$0] }
     }

@@ -87,6 +87,16 @@ extension HybridStore {
             try replay(s, into: index, after: stamp, c)
         } else {
             try rebuild(s, connection: c, reason: reason)
+            // Write the rebuilt index back (over a bad snapshot, or where there was none), so the next open
+            // loads it instead of rebuilding again. It covers every change through `lastSequence`. Best
+            // effort: a failure here leaves the store as usable as before, and the next checkpoint retries.
+            if mode == .readWrite, s.lock.read({ s.index.count }) > 0 || FileManager.default.fileExists(atPath: path) {
+                do throws(HNSWError) {
+                    try s.lock.read { s.index }.save(to: path, stamp: UInt64(max(lastSequence, 0)))
+                } catch {
+                    unlink(path)
+                }
+            }
         }
         try loadColdTier(s, c)
     }

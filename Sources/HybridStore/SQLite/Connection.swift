@@ -10,11 +10,20 @@ package final class Connection {
     package private(set) var statementsStarted = 0
 
     /// Opens (creating when `create`) the database at `path` in WAL mode with extended result codes.
-    package init(path: String, create: Bool, readOnly: Bool = false, synchronousFull: Bool = true) throws(SQLiteError) {
+    /// `immutable`: the database cannot change while open (a read-only store whose write-ahead log is empty,
+    /// under a shared lock that keeps writers out): SQLite then takes no locks and needs no `-shm` file.
+    package init(path: String, create: Bool, readOnly: Bool = false, immutable: Bool = false,
+                 synchronousFull: Bool = true) throws(SQLiteError) {
         var db: OpaquePointer?
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
         flags |= readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0))
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        var target = path
+        if immutable {
+            flags |= SQLITE_OPEN_URI
+            target = "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["?", "#"])) ?? path)
+                + "?immutable=1"
+        }
+        let rc = sqlite3_open_v2(target, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             if let db { sqlite3_close_v2(db) }

@@ -46,6 +46,8 @@ enum SQL {
             tenant TEXT NOT NULL, bucket INTEGER NOT NULL,
             hot_rows INTEGER NOT NULL, hot_bytes INTEGER NOT NULL, cold_rows INTEGER NOT NULL, cold_bytes INTEGER NOT NULL,
             rows_written INTEGER NOT NULL, rows_deleted INTEGER NOT NULL, bytes_written INTEGER NOT NULL) STRICT;
+        CREATE TABLE IF NOT EXISTS hs_query_windows(
+            tenant TEXT PRIMARY KEY, start INTEGER NOT NULL, count INTEGER NOT NULL) STRICT, WITHOUT ROWID;
         """
     /// A write's usage deltas for one tenant, appended in the write's transaction (sequential: no random page
     /// writes per tenant). `?1` tenant, `?2` bucket, `?3…?6` hot rows, hot bytes, cold rows, cold bytes,
@@ -123,6 +125,14 @@ enum SQL {
         """
     static let deleteTenant = "DELETE FROM hs_tenants WHERE name = ?1"
     static let deleteTenantUsage = "DELETE FROM hs_usage WHERE tenant = ?1"
+    /// A tenant's query-quota window (`?1` tenant, `?2` start, `?3` queries counted in it), persisted with the
+    /// usage flush so a quota holds across processes and restarts.
+    static let saveQueryWindow = """
+        INSERT INTO hs_query_windows(tenant, start, count) VALUES (?1, ?2, ?3) \
+        ON CONFLICT(tenant) DO UPDATE SET start = excluded.start, count = excluded.count
+        """
+    static let queryWindows = "SELECT tenant, start, count FROM hs_query_windows"
+    static let deleteQueryWindow = "DELETE FROM hs_query_windows WHERE tenant = ?1"
     static let tenantCount = "SELECT count(*) FROM hs_tenants"
 
     /// Cold storage (run on every open: stores created before tiering get the tables too).
@@ -284,6 +294,11 @@ enum SQL {
         /// `row, id, c…` of the row `?1` (a rowid lookup).
         func hydrateRow(_ positions: [Int]) -> String {
             (["SELECT row, id"] + positions.map(columnName)).joined(separator: ", ") + " FROM \(name) WHERE row = ?1"
+        }
+        /// `row, id, [vector,] c…` of the row whose `id` is `?1`.
+        func selectOneByID(_ positions: [Int], vector: Bool) -> String {
+            let columns = ["row", "id"] + (vector ? ["vector"] : []) + positions.map(columnName)
+            return "SELECT \(columns.joined(separator: ", ")) FROM \(name) WHERE id = ?1"
         }
         /// `row, id, [vector,] c…` of rows whose `id` is in the JSON array `?1`.
         func selectByID(_ positions: [Int], vector: Bool) -> String {

@@ -12,6 +12,7 @@ package struct SQLiteError: Error, Sendable, CustomStringConvertible {
     package var isBusy: Bool { primaryCode == SQLITE_BUSY || primaryCode == SQLITE_LOCKED }
 
     package var description: String {
-        "SQLite error \(code): \(message)" + (sql.map { " in `\($0)`" } ?? "")
+        // The statement's start only: a compiled filter's SQL can run to many kilobytes.
+        "SQLite error \(code): \(message)" + (sql.map { " in `\($0.count > 160 ? $0.prefix(160) + "…" : $0)`" } ?? "")
     }
 }

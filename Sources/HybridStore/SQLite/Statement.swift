@@ -35,7 +35,14 @@ package final class Statement {
         case .integer(let v): try check(sqlite3_bind_int64(handle, index, v))
         case .real(let v): try check(sqlite3_bind_double(handle, index, v))
         case .boolean(let v): try check(sqlite3_bind_int64(handle, index, v ? 1 : 0))
-        case .text(let v): try check(sqlite3_bind_text(handle, index, v, -1, hs_sqlite_transient()))
+        case .text(let v):
+            // By byte length, never as a C string: text holding NUL is stored whole, not cut at the NUL.
+            var text = v
+            let rc = text.withUTF8 { utf8 in
+                sqlite3_bind_text64(handle, index, UnsafeRawPointer(utf8.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+                    .assumingMemoryBound(to: CChar.self), sqlite3_uint64(utf8.count), hs_sqlite_transient(), UInt8(SQLITE_UTF8))
+            }
+            try check(rc)
         case .blob(let bytes):
             let rc = bytes.withUnsafeBytes { raw in
                 // SQLite treats a nil pointer as NULL; an empty blob needs a non-nil one (never read).
@@ -92,7 +99,11 @@ package final class Statement {
         switch sqlite3_column_type(handle, i) {
         case SQLITE_INTEGER: return .integer(sqlite3_column_int64(handle, i))
         case SQLITE_FLOAT: return .real(sqlite3_column_double(handle, i))
-        case SQLITE_TEXT: return .text(String(cString: sqlite3_column_text(handle, i)))
+        case SQLITE_TEXT:
+            // By byte length (text may hold NUL): the pointer is read before the length, as SQLite documents.
+            guard let p = sqlite3_column_text(handle, i) else { return .text("") }
+            let n = Int(sqlite3_column_bytes(handle, i))
+            return .text(String(decoding: UnsafeRawBufferPointer(start: p, count: n), as: UTF8.self))
         case SQLITE_BLOB:
             let n = Int(sqlite3_column_bytes(handle, i))
             guard n > 0, let p = sqlite3_column_blob(handle, i) else { return .blob([]) }

@@ -262,6 +262,16 @@ extension HybridStore {
     /// collection). Caller holds the writer lock.
     func loadQuotas(_ c: Connection) throws(HybridStoreError) {
         try foldUsageLog(c)
+        // Query windows persisted by earlier processes (none in a store older than the table).
+        let windows = (try? sqliteWork("reading query windows") { () throws -> [String: (start: Int64, count: Int64)] in
+            let statement = try c.statement(SQL.queryWindows)
+            defer { statement.reset() }
+            var out: [String: (start: Int64, count: Int64)] = [:]
+            while try statement.step() {
+                if case .text(let name) = statement.column(0) { out[name] = (statement.int64(1), statement.int64(2)) }
+            }
+            return out
+        }) ?? [:]
         let loaded = try sqliteWork("reading tenant quotas") {
             () throws -> ([String: (max: Int64, period: Int64)], [String: QuotaGauge]) in
             let statement = try c.statement(SQL.tenantsWithQuotas)
@@ -282,6 +292,7 @@ extension HybridStore {
         meter.withLock { m in
             m.queryQuotas = loaded.0
             m.quotaGauges = loaded.1
+            m.windows = windows.filter { loaded.0[$0.key] != nil }
         }
     }
 
@@ -299,6 +310,7 @@ extension HybridStore {
     /// Folds the usage log into the tenants' rows and usage buckets, then empties it. Caller holds the
     /// writer lock; runs in its own transaction unless one is open.
     func foldUsageLog(_ c: Connection) throws(HybridStoreError) {
+        guard mode == .readWrite else { return }  // read-only: the log is folded by the next writer
         try sqliteWork("folding the usage log") {
             guard case .integer(let n)? = try c.statement(SQL.usageLogCount).scalar(), n > 0 else { return }
             let fold = {
@@ -323,6 +335,7 @@ extension HybridStore {
 
     /// Folds the usage log (taking the writer lock).
     func foldUsageLog() throws(HybridStoreError) {
+        guard mode == .readWrite else { return }
         try sqliteWork("folding the usage log") { try withWriter { c, _ in try foldUsageLog(c) } }
     }
 
@@ -455,14 +468,18 @@ extension HybridStore {
 
     /// Writes the pending query counters to the database in one transaction (a tenant dropped meanwhile is
     /// skipped). Called on a timer by queries, and by `checkpoint()`, `usage` and `close()`.
+    /// With a query quota, the tenant's current window is written in the same transaction, so the quota holds
+    /// across processes and restarts; a crash forgives at most the queries of one flush interval
+    /// (`Configuration.usageFlushSeconds`). A read-only open persists nothing: its counts stay in memory.
     public func flushUsage() throws(HybridStoreError) {
-        let pending = meter.withLock { m in
+        let (pending, windows) = meter.withLock { m in
             let p = m.pending
             m.pending = [:]
             m.lastFlush = nowNanos()
-            return p
+            let tenants = Set(p.keys.map(\.tenant))
+            return (p, m.windows.filter { tenants.contains($0.key) })
         }
-        guard !pending.isEmpty else { return }
+        guard !pending.isEmpty, mode == .readWrite else { return }
         let now = Int64(Date().timeIntervalSince1970)
         do throws(HybridStoreError) {
             try sqliteWork("flushing usage") {
@@ -476,6 +493,10 @@ extension HybridStore {
                             try c.statement(SQL.chargeUsage).run([.text(key.tenant), .integer(key.bucket), .integer(0),
                                                                  .integer(0), .integer(0), .integer(counts.queries),
                                                                  .integer(counts.scored)])
+                        }
+                        for (tenant, window) in windows {
+                            try c.statement(SQL.saveQueryWindow).run([.text(tenant), .integer(window.start),
+                                                                      .integer(window.count)])
                         }
                     }
                 }
@@ -525,6 +546,7 @@ extension HybridStore {
                 try c.statement(SQL.deleteTenant).run([.text(name)])
                 let existed = c.changes > 0
                 try c.statement(SQL.deleteTenantUsage).run([.text(name)])
+                try c.statement(SQL.deleteQueryWindow).run([.text(name)])
                 guard existed || deleted > 0 else {
                     throw HybridStoreError(.unknownTenant, "no tenant `\(name)`", context: ["tenant": name])
                 }

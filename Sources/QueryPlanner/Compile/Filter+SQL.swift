@@ -8,7 +8,18 @@ public struct SQLCondition: Sendable, Equatable {
     }
 }
 
+/// `parts` joined by `op` as a balanced tree of parenthesised groups of at most 8, so that SQLite's
+/// expression tree is O(log n) deep, not n (a left-deep chain of 6,000 ORs exceeds its depth limit of 1,000).
+private func balanced(_ parts: ArraySlice<String>, _ op: String) -> String {
+    if parts.count <= 8 { return parts.joined(separator: " \(op) ") }
+    let middle = parts.startIndex + parts.count / 2
+    return "(" + balanced(parts[..<middle], op) + ") \(op) (" + balanced(parts[middle...], op) + ")"
+}
+
 extension Filter {
+    /// The most values one compiled filter may bind (SQLite's default limit on parameters is 32,766).
+    public static let maximumSQLArguments = 32_000
+
     /// Compiles to an SQL condition over the store's own column identifiers. No user text reaches the SQL:
     /// columns are mapped by `identifier` (which returns store-made names such as `c3`), and every literal
     /// becomes a bound `?`.
@@ -37,11 +48,11 @@ extension Filter {
             case .and(let children):
                 var parts: [String] = []
                 for c in children { parts.append("(" + (try render(c)) + ")") }
-                return parts.joined(separator: " AND ")
+                return balanced(parts[...], "AND")
             case .or(let children):
                 var parts: [String] = []
                 for c in children { parts.append("(" + (try render(c)) + ")") }
-                return parts.joined(separator: " OR ")
+                return balanced(parts[...], "OR")
             case .not(let inner):
                 return "NOT (" + (try render(inner)) + ")"
             case .compare(let name, let op, let value):
@@ -59,6 +70,9 @@ extension Filter {
             }
         }
         let text = try render(self)
+        guard arguments.count <= Self.maximumSQLArguments else {
+            throw FilterError(offset: nil, "the filter has \(arguments.count) values; at most \(Self.maximumSQLArguments) can be bound (use fewer IN or OR terms)")
+        }
         return SQLCondition(text: text, arguments: arguments)
     }
 }

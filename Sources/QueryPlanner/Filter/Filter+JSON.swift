@@ -15,8 +15,16 @@ extension Filter {
     /// `{"in": [col, [v, ...]]}`, …) as decoded by `JSONSerialization`.
     /// - Throws: `FilterError` naming the node that is not of the form.
     public init(json: Any) throws(FilterError) {
+        try self.init(json: json, depth: 0)
+    }
+
+    private init(json: Any, depth: Int) throws(FilterError) {
+        guard depth < FilterParser.maximumDepth else {
+            throw FilterError(offset: nil, "the filter nests deeper than \(FilterParser.maximumDepth) levels")
+        }
         guard let object = json as? [String: Any], object.count == 1, let (key, body) = object.first else {
-            throw FilterError(offset: nil, "a filter node must be an object with one key, got \(json)")
+            let shown = "\(json)"
+            throw FilterError(offset: nil, "a filter node must be an object with one key, got \(shown.count > 80 ? shown.prefix(80) + "…" : shown)")
         }
         switch key {
         case "and", "or":
@@ -24,10 +32,10 @@ extension Filter {
                 throw FilterError(offset: nil, "'\(key)' expects a non-empty array")
             }
             var children: [Filter] = []
-            for item in items { children.append(try Filter(json: item)) }
+            for item in items { children.append(try Filter(json: item, depth: depth + 1)) }
             self = key == "and" ? .and(children) : .or(children)
         case "not":
-            self = .not(try Filter(json: body))
+            self = .not(try Filter(json: body, depth: depth + 1))
         case "eq", "ne", "lt", "lte", "gt", "gte":
             let op: Comparison = switch key {
             case "eq": .equal
@@ -89,7 +97,9 @@ extension NSNumber: NSNumberLike {
     var filterValue: Value {
         let type = String(cString: objCType)
         if type == "c" || type == "B" { return .boolean(boolValue) }
-        if type == "d" || type == "f" { return .real(doubleValue) }
+        if type == "d" || type == "f" || self is NSDecimalNumber { return .real(doubleValue) }
+        // An unsigned number above Int64.max would wrap in int64Value: compared as the real it is.
+        if ["Q", "L", "I", "S", "C"].contains(type), uint64Value > UInt64(Int64.max) { return .real(doubleValue) }
         return .integer(int64Value)
     }
 }

@@ -40,6 +40,10 @@ struct FilterParser {
     var tokenStart = 0
     /// Byte range of the previous token (for messages; no string is made unless an error needs it).
     var previous = 0..<0
+    /// Open parentheses and NOTs around the current position: bounded, so a hostile filter cannot exhaust
+    /// the stack (here, or in the recursive passes over the tree after parsing).
+    var depth = 0
+    static let maximumDepth = 1000
 
     init(_ text: String) { bytes = Array(text.utf8) }
 
@@ -72,6 +76,13 @@ struct FilterParser {
     }
 
     mutating func parseUnary() throws(FilterError) -> Filter {
+        if isKeyword("NOT") || token == .symbol("(") {
+            guard depth < Self.maximumDepth else {
+                throw FilterError(offset: tokenStart, "the filter nests deeper than \(Self.maximumDepth) parentheses or NOTs")
+            }
+        }
+        depth += 1
+        defer { depth -= 1 }
         if isKeyword("NOT") {
             try advance()
             return .not(try parseUnary())

@@ -73,7 +73,7 @@ extension HybridCtl {
         @Option(help: "table or json.") var format: OutputFormat = .table
 
         func run() throws {
-            try store.run { hs in
+            try store.run(write: false) { hs in
                 let all = try hs.collections()
                 if format == .json || format == .jsonl {
                     print(Render.pretty(all.map { ["name": $0.name, "rows": $0.rows, "dimensions": $0.schema.vector.dimensions,
@@ -95,7 +95,7 @@ extension HybridCtl {
         @Option(help: "table or json.") var format: OutputFormat = .table
 
         func run() throws {
-            try store.run { hs in
+            try store.run(write: false) { hs in
                 let info = try hs.describe(collection)
                 if format == .json || format == .jsonl {
                     let encoder = JSONEncoder()
@@ -171,7 +171,7 @@ extension HybridCtl {
         @Option(help: "table or json.") var format: OutputFormat = .table
 
         func run() throws {
-            let report = try store.run { hs in try hs.verify() }
+            let report = try store.run(write: false) { hs in try hs.verify() }
             if format == .json || format == .jsonl {
                 print(Render.pretty(report.collections.map {
                     ["collection": $0.name, "rows": $0.rows, "vectors": $0.vectors, "index_nodes": $0.indexNodes,
@@ -196,7 +196,7 @@ extension HybridCtl {
         @Option(help: "table or json.") var format: OutputFormat = .table
 
         func run() throws {
-            try store.run { hs in
+            try store.run(write: false) { hs in
                 let names = try collection.map { [$0] } ?? hs.collections().map(\.name)
                 let stats = try names.map { try hs.statistics(hs.collection($0)) }
                 if format == .json || format == .jsonl {

@@ -41,11 +41,10 @@ extension HybridCtl {
             var rng = DemoRandom(seed: seed)
             var configuration = Configuration()
             configuration.checkpointEveryChanges = 0
-            let hs = try HybridStore(directory: path, configuration: configuration)
+            let hs = try HybridStore(directory: path, create: true, configuration: configuration)
             defer { hs.close() }
             if (try? hs.collection("articles")) != nil {
-                print("demo: the store at \(path) already has `articles`; use an empty directory")
-                return
+                fail("demo: the store at \(path) already has `articles`; use an empty directory")
             }
             let articles = try hs.createCollection("articles", schema: Schema(
                 vector: VectorSpec(dimensions: dim, metric: .cosine), id: .integer,

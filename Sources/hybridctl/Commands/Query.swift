@@ -92,7 +92,7 @@ extension HybridCtl {
         @Option(help: "table, json, jsonl or csv.") var format: OutputFormat = .table
 
         func run() throws {
-            try store.run { hs in
+            try store.run(write: false) { hs in
                 let (hits, _, columns) = try query.execute(hs, tenant, columns: query.columns, explain: false)
                 print(Render.rows(hits.map { ($0.id, $0.distance, $0.values, nil) }, columns: columns, format: format))
             }
@@ -107,7 +107,7 @@ extension HybridCtl {
         @Option(help: "table (text) or json.") var format: OutputFormat = .table
 
         func run() throws {
-            try store.run { hs in
+            try store.run(write: false) { hs in
                 let (_, e, _) = try query.execute(hs, tenant, columns: { query.select == nil ? [] : query.columns($0) },
                                                   explain: true)
                 print(format == .json || format == .jsonl ? e.json : e.description)
@@ -126,7 +126,7 @@ extension HybridCtl {
         @Option(help: "table, json, jsonl or csv.") var format: OutputFormat = .table
 
         func run() throws {
-            try store.run { hs in
+            try store.run(write: false) { hs in
                 let info = try hs.describe(collection)
                 let c = try hs.collection(collection)
                 let columns = select.map { $0.split(separator: ",").map(String.init) } ?? info.schema.columns.map(\.name)
@@ -148,7 +148,7 @@ extension HybridCtl {
         @Option(help: "table or json.") var format: OutputFormat = .table
 
         func run() throws {
-            try store.run { hs in
+            try store.run(write: false) { hs in
                 let c = try hs.collection(collection)
                 let n: Int
                 if let scope = try tenant.scope(hs) {
@@ -200,7 +200,7 @@ extension HybridCtl {
         }
 
         func run() throws {
-            try store.run { hs in
+            try store.run(write: false) { hs in
                 let c = try hs.collection(collection)
                 let tenantColumn = try hs.describe(collection).schema.tenantColumn
                 if let name = tenant.tenant, tenantColumn == nil {
@@ -212,9 +212,8 @@ extension HybridCtl {
                     if let name = tenant.tenant, let tenantColumn, row.values[tenantColumn] != .text(name) { return }
                     var o: [String: Any] = ["id": Render.json(row.id)]
                     for (k, v) in row.values { o[k] = Render.json(v) }
-                    // Shortest decimal that reads back as the same Float (0.9, not 0.8999999761581421).
-                    o[vectorField] = (row.vector ?? []).map { Double("\($0)") ?? Double($0) }
-                    buffer += Render.line(o) + "\n"
+                    // Bit-exact: the shortest decimal of each Float (cold rows' too, read from their blocks).
+                    buffer += Render.line(o, floats: vectorField, row.vector ?? []) + "\n"
                     if buffer.utf8.count > 1 << 16 {
                         out.write(Data(buffer.utf8))
                         buffer = ""

@@ -88,7 +88,7 @@ extension HybridCtl {
         }
 
         func run() throws {
-            try store.run { hs in
+            try store.run(write: false) { hs in
                 let since = try sinceDate()
                 let all = try tenant.map { [try hs.usage(tenant: $0, since: since)] } ?? hs.usage(since: since)
                 let header = ["tenant", "rows", "bytes", "hot_rows", "hot_bytes", "cold_rows", "cold_bytes", "rows_written",

@@ -6,12 +6,30 @@ enum Render {
     static func json(_ value: Value) -> Any {
         switch value {
         case .integer(let v): return v
-        case .real(let v): return v
+        case .real(let v): return number(v)
         case .text(let v): return v
         case .boolean(let v): return v
         case .blob(let v): return Data(v).base64EncodedString()
         case .null: return NSNull()
         }
+    }
+
+    /// A JSON number, or for a value JSON cannot hold (an infinity, NaN) the string "inf", "-inf" or "nan":
+    /// every output format can print any distance or value the engine returns.
+    static func number(_ v: Double) -> Any { v.isFinite ? v : (v.isNaN ? "nan" : (v < 0 ? "-inf" : "inf")) }
+
+    /// A JSON array of floats, each as the shortest decimal that reads back as the same Float (0.9, not
+    /// 0.8999999761581421; -0.0 keeps its sign, which JSONSerialization would print as -0 and read back as 0).
+    static func floats(_ v: [Float]) -> String {
+        "[" + v.map { $0.isFinite ? $0.description : "null" }.joined(separator: ",") + "]"
+    }
+
+    /// `line(object)` with a float array added under `key` (written by `floats`), keys still sorted.
+    static func line(_ object: [String: Any], floats key: String, _ vector: [Float]) -> String {
+        var object = object
+        let marker = "\u{1}hybridctl-floats\u{1}"
+        object[key] = marker
+        return line(object).replacingOccurrences(of: "\"\\u0001hybridctl-floats\\u0001\"", with: floats(vector))
     }
 
     static func json(_ id: RowID) -> Any {
@@ -32,14 +50,18 @@ enum Render {
     }
 
     /// One JSON object per line, keys sorted.
-    static func line(_ object: [String: Any]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
-    }
+    static func line(_ object: [String: Any]) -> String { encode(object, [.sortedKeys, .withoutEscapingSlashes]) }
 
-    static func pretty(_ object: Any) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+    static func pretty(_ object: Any) -> String { encode(object, [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) }
+
+    /// Every value given here is a JSON value (`number` keeps non-finite numbers out), so this cannot fail;
+    /// if it ever did, the program stops with an error rather than print an empty line and exit 0.
+    private static func encode(_ object: Any, _ options: JSONSerialization.WritingOptions) -> String {
+        do {
+            return String(decoding: try JSONSerialization.data(withJSONObject: object, options: options), as: UTF8.self)
+        } catch {
+            fail("cannot encode the output as JSON: \(error.localizedDescription)")
+        }
     }
 
     /// A left-aligned text table with a header row.
@@ -67,14 +89,17 @@ enum Render {
         let showDistance = items.contains { $0.distance != nil }
         func object(_ item: (id: RowID, distance: Float?, values: [String: Value], vector: [Float]?)) -> [String: Any] {
             var o: [String: Any] = ["id": json(item.id)]
-            if let d = item.distance { o["distance"] = Double(d) }
+            if let d = item.distance { o["distance"] = number(Double(d)) }
             for c in columns { o[c] = json(item.values[c] ?? .null) }
-            if let v = item.vector { o["vector"] = v.map(Double.init) }
+            if let v = item.vector { o["vector"] = v.map { number(Double($0)) } }
             return o
         }
         switch format {
         case .json: return pretty(items.map(object))
-        case .jsonl: return items.map { line(object($0)) }.joined(separator: "\n")
+        case .jsonl:
+            return items.map { item in
+                item.vector.map { line(object(item), floats: "vector", $0) } ?? line(object(item))
+            }.joined(separator: "\n")
         case .csv:
             let header = ["id"] + (showDistance ? ["distance"] : []) + columns
             return ([csv(header)] + items.map { item in
