@@ -75,9 +75,11 @@ public final class WriteTransaction {
         try checkVector(vector, s, id: id)
         let row = try checkedValues(try scoped(values, s, id: id, forInsert: true), s, id: id, forInsert: true)
         if let existing = try existingRow(id, s) {
-            throw HybridStoreError(.duplicateID, "collection `\(s.name)`: id \(id) already exists"
-                                       + (tenant == nil || existing.tenant == tenant ? "; use upsert to replace it"
-                                          : " (ids are unique across a collection's tenants)"),
+            // Scoped, the same words whoever holds the id: nothing here says whether another tenant does.
+            _ = existing
+            throw HybridStoreError(.duplicateID, tenant == nil
+                                       ? "collection `\(s.name)`: id \(id) already exists; use upsert to replace it"
+                                       : "collection `\(s.name)`: id \(id) is not available; use another id, or upsert to replace a row of yours",
                                    context: ["collection": s.name, "id": id.description])
         }
         try insertRow(id, vector: vector, columns: row, s)
@@ -102,7 +104,7 @@ public final class WriteTransaction {
             return
         }
         if tenant != nil && owner != tenant {
-            throw HybridStoreError(.duplicateID, "collection `\(s.name)`: id \(id) already exists (ids are unique across a collection's tenants)",
+            throw HybridStoreError(.duplicateID, "collection `\(s.name)`: id \(id) is not available; use another id",
                                    context: ["collection": s.name, "id": id.description])
         }
         let row = try checkedValues(try scoped(values, s, id: id, forInsert: false), s, id: id, forInsert: false)

@@ -233,4 +233,77 @@ import HybridStore
         #expect(try store.count(store.collection("chunks")) == 30)
         store.close()
     }
+
+    // Item 13: under a tenant scope, explain and errors speak only of the tenant's rows.
+    @Test func tenantExplanationSpeaksOnlyOfTheTenant() throws {
+        let t = TemporaryStore()
+        defer { t.cleanup() }
+        let store = try t.open()
+        let c = try store.createCollection("c", schema: Schema(
+            vector: VectorSpec(dimensions: 4, connectivity: 8, constructionEffort: 32),
+            columns: [.text("tenant", nullable: false, filterable: true), .integer("year", filterable: true)],
+            tenantColumn: "tenant"))
+        let vectors = randomVectors(3000, dim: 4, seed: 3)
+        try store.write { tx in
+            for (i, v) in vectors.enumerated() {
+                // acme: 300 rows, none in 1990; globex: the rest, a third of them in 1990.
+                let acme = i % 10 == 0
+                try tx.insert(.string("r\(i)"), into: c, vector: v, values: [
+                    "tenant": .text(acme ? "acme" : "globex"),
+                    "year": .integer(acme ? 2000 + Int64(i % 7) : (i % 3 == 0 ? 1990 : 2001))])
+            }
+        }
+        let acme = try store.tenant("acme")
+        let e = try acme.query(c, near: vectors[0], k: 10, filter: Column("year") == 1990, options: QueryOptions(),
+                               returning: [], explain: true).explanation
+        #expect(e.plan.estimatedMatches == 0 && e.actualMatches == 0)
+        #expect(e.scopedToTenant == "acme" && e.plan.alternatives.isEmpty && e.visitedNodes == 0)
+        #expect(!e.description.contains("3000") && e.description.contains("tenant acme"))
+        // Its own rows are estimated exactly (300 ≤ the sample).
+        let all = try acme.query(c, near: vectors[0], k: 10, filter: Column("year") >= 2003, options: QueryOptions(),
+                                 returning: [], explain: true).explanation
+        #expect(all.plan.estimatedMatches == Double(all.actualMatches ?? -1))
+        // A duplicate id says the same whether the holder is the tenant itself or another.
+        func message(_ id: String) -> String? {
+            do { try acme.write { tx in try tx.insert(.string(id), into: c, vector: [0, 0, 0, 1]) } } catch let error as HybridStoreError {
+                return error.message.replacingOccurrences(of: id, with: "ID")
+            } catch { return nil }
+            return nil
+        }
+        #expect(message("r0") != nil && message("r0") == message("r1"))  // r0 is acme's, r1 globex's
+    }
+
+    // Item 9: deep nesting is an error at an offset, and long OR lists compile to SQL SQLite accepts.
+    @Test func deepAndLongFiltersAreHandled() throws {
+        let t = TemporaryStore()
+        defer { t.cleanup() }
+        let store = try t.open()
+        let c = try store.createCollection("chunks", schema: chunkSchema)
+        try fill(store, c, count: 100)
+        let deep = String(repeating: "(", count: 30_000) + "year = 1" + String(repeating: ")", count: 30_000)
+        do {
+            _ = try store.parseFilter(deep)
+            Issue.record("a 30,000-deep filter parsed")
+        } catch {
+            #expect(error.code == .invalidFilter && error.context["offset"] == "1000")
+        }
+        #expect(errorCode { _ = try store.parseFilter(String(repeating: "NOT ", count: 5000) + "year = 1") } == .invalidFilter)
+        // 1,000 levels (the limit) still work end to end.
+        let limit = String(repeating: "(", count: 999) + "year >= 2010" + String(repeating: ")", count: 999)
+        #expect(try store.count(c, where: try store.parseFilter(limit)) == 60)
+        // 6,000 ORs, over a column that is not in memory (SQLite evaluates them), in count, ids and delete.
+        let or = (0..<6000).map { "body = 'row \($0)'" }.joined(separator: " OR ")
+        let f = try store.parseFilter(or)
+        #expect(try store.count(c, where: f) == 100)
+        #expect(try store.ids(in: c, where: f).count == 100)
+        #expect(try store.search(c, near: [Float](repeating: 0, count: 8), k: 5, where: f).count == 5)
+        let longIn = Filter.isIn(column: "body", (0..<40_000).map { .text("row \($0)") })
+        do {
+            _ = try store.count(c, where: longIn)
+            Issue.record("40,000 bound values accepted")
+        } catch {
+            #expect(error.code == .invalidFilter && error.message.count < 300)
+        }
+        #expect(try store.write { tx in try tx.delete(try store.ids(in: c, where: f), from: c) } == 100)
+    }
 }

@@ -405,6 +405,32 @@ final class FilterColumns {
         }
     }
 
+    /// Matches of `filter` (which implies `scope`) counted among the rows of `scope` alone, an indexed
+    /// equality such as a tenant's: exact when it holds at most `sample` rows, else extrapolated from an even
+    /// sample of them. No other row is read, so the estimate says nothing of rows outside the scope (a tenant
+    /// learns nothing of other tenants' values from it). nil when `scope` is not indexed.
+    /// - Returns: the estimated matches, and the rows of `scope`.
+    /// - Complexity: O(min(rows of scope, sample)) predicate calls.
+    func estimate(_ filter: Filter, within scope: Filter, sample: Int = 1024) -> (matches: Double, rows: Int)? {
+        guard let (candidates, _) = indexed(scope) else { return nil }
+        guard !candidates.isEmpty else { return (0, 0) }
+        let predicate = self.predicate(filter)
+        let step = max(1, candidates.count / sample)
+        var sampled = 0, live = 0, matched = 0
+        var i = 0
+        while i < candidates.count {
+            let node = candidates[i]
+            sampled += 1
+            if Int(node) < nodeCount && alive[Int(node)] {
+                live += 1
+                if predicate(node) { matched += 1 }
+            }
+            i += step
+        }
+        let rows = Int((Double(candidates.count) * Double(live) / Double(max(sampled, 1))).rounded())
+        return (live == 0 ? 0 : Double(rows) * Double(matched) / Double(live), rows)
+    }
+
     /// A per-node predicate over the in-memory columns with SQL semantics (unknown = no match).
     /// - Precondition: `covers(filter)`.
     func predicate(_ filter: Filter) -> (UInt32) -> Bool {

@@ -31,6 +31,25 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     public var effortScale = 1.0
     /// What the filtered-graph probe in front of an exact plan did, if one ran.
     public var probe: String?
+    /// The tenant a scoped query ran as. Its explanation speaks only of the tenant's rows: estimates come from
+    /// them alone, selectivity is relative to them, and what depends on other tenants' rows (the collection's
+    /// size, modelled costs, graph and cold-block work counters, the probe's budget) is left out.
+    public var scopedToTenant: String?
+
+    /// Leaves out what speaks of rows outside `tenant`'s (see `scopedToTenant`).
+    mutating func scope(to tenant: String, rows: Int?) {
+        scopedToTenant = tenant
+        plan.estimatedSelectivity = rows.map { plan.estimatedMatches / Double(max($0, 1)) } ?? 0
+        plan.estimatedCost = 0
+        plan.alternatives = [:]
+        distanceComputations = 0
+        visitedNodes = 0
+        coldBlocksProbed = 0
+        coldBytesDecompressed = 0
+        coldRowsRanked = 0
+        probe = nil
+        effortScale = 1
+    }
 
     public var description: String {
         var lines: [String] = []
@@ -41,11 +60,18 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         lines.append("plan: \(plan.strategy.rawValue)" + (plan.effort.map { ", ef \($0)" } ?? "")
             + (effortScale != 1 && plan.effort != nil ? String(format: " (effort ×%.2f, calibrated)", effortScale) : "")
             + (plan.overFetch.map { ", over-fetch \($0)" } ?? "") + (fallback.map { ", then fallback \($0.rawValue)" } ?? ""))
-        lines.append("matches: estimated \(est) (\(sel))" + (actualMatches.map { ", actual \($0)" } ?? ""))
-        lines.append(String(format: "expected recall %.3f; modelled cost %.0f", plan.expectedRecall, plan.estimatedCost)
-            + " (" + plan.alternatives.sorted { $0.value < $1.value }.map { "\($0.key) \(String(format: "%.0f", $0.value))" }
-                .joined(separator: ", ") + ")")
-        lines.append("work: \(distanceComputations) distance computations, \(visitedNodes) nodes visited, \(results) results")
+        if let scopedToTenant {
+            lines.append("tenant \(scopedToTenant): estimates from its rows only; costs and work counters not shown")
+            lines.append("matches: estimated \(est) (\(sel) of the tenant's rows)" + (actualMatches.map { ", actual \($0)" } ?? ""))
+            lines.append(String(format: "expected recall %.3f", plan.expectedRecall))
+            lines.append("work: \(results) results")
+        } else {
+            lines.append("matches: estimated \(est) (\(sel))" + (actualMatches.map { ", actual \($0)" } ?? ""))
+            lines.append(String(format: "expected recall %.3f; modelled cost %.0f", plan.expectedRecall, plan.estimatedCost)
+                + " (" + plan.alternatives.sorted { $0.value < $1.value }.map { "\($0.key) \(String(format: "%.0f", $0.value))" }
+                    .joined(separator: ", ") + ")")
+            lines.append("work: \(distanceComputations) distance computations, \(visitedNodes) nodes visited, \(results) results")
+        }
         if let probe { lines.append("probe: \(probe)") }
         if coldBlocksProbed > 0 {
             lines.append("cold: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed"
@@ -159,11 +185,14 @@ extension HybridStore {
         }
         try checkQueryVector(vector, s)
         var filter = try filter.map { f throws(HybridStoreError) in try validated(f.normalized, s) }
+        var scope: Filter? = nil
         if let tenant {
-            let scope = try tenantFilter(tenant, s)
+            scope = try tenantFilter(tenant, s)
             try admitQuery(tenant)
-            filter = filter.map { Filter.and([scope, $0]).normalized } ?? scope
+            filter = filter.map { Filter.and([scope!, $0]).normalized } ?? scope
         }
+        // Under a tenant scope, estimates come from the tenant's own rows (see `explanation.scopedToTenant`).
+        var tenantRows: Int? = nil
         var timings: [String: Double] = [:]
         // Filters on columns not held in memory are evaluated by SQLite into a set of rows first.
         var sqlNodes: [UInt32]? = nil
@@ -183,7 +212,11 @@ extension HybridStore {
         do throws(HNSWError) {
             found = !options.tiers.contains(.hot) ? [] : try s.query { (index, columns, idOf) throws(HNSWError) in
                 let rows = index.count
-                let estimate = sqlNodes.map { Double($0.count) } ?? filter.map { columns.estimate($0) } ?? Double(rows)
+                var estimate = sqlNodes.map { Double($0.count) } ?? filter.map { columns.estimate($0) } ?? Double(rows)
+                if sqlNodes == nil, let scope, let filter, let within = columns.estimate(filter, within: scope) {
+                    estimate = within.matches
+                    tenantRows = within.rows
+                }
                 let scale = calibration.scale(selectivity: estimate / Double(max(rows, 1)), filtered: filter != nil)
                 var plan = Planner.choose(PlanInput(rows: rows, estimatedMatches: estimate, hasFilter: filter != nil, k: k,
                                                     dimensions: s.schema.vector.dimensions,
@@ -359,7 +392,10 @@ extension HybridStore {
         let hits = overCold ? try withReader { c in try c.transaction(immediate: false) { try finish(c) } } : try finish(nil)
         explanation.results = hits.count
         explanation.timingsMs = timings
-        if let tenant { meterQuery(tenant, scored: explanation.distanceComputations) }
+        if let tenant {
+            meterQuery(tenant, scored: explanation.distanceComputations)
+            explanation.scope(to: tenant, rows: tenantRows)
+        }
         return (hits, explanation)
     }
 
