@@ -416,7 +416,8 @@ public final class WriteTransaction {
         }
         guard let converted, !(spec.type == .real && converted.number.map { !$0.isFinite } == true) else {
             let code: HybridStoreError.Code = value == .null ? .missingValue : .typeMismatch
-            throw HybridStoreError(code, "collection `\(s.name)`, id \(id): column `\(spec.name)` is \(spec.nullable ? "" : "non-null ")\(spec.type.rawValue), got \(value.typeName)",
+            let got = value.number.map { $0.isFinite ? value.typeName : "\($0), which is not finite" } ?? value.typeName
+            throw HybridStoreError(code, "collection `\(s.name)`, id \(id): column `\(spec.name)` is \(spec.nullable ? "" : "non-null ")\(spec.type.rawValue), got \(got)",
                                    context: ["collection": s.name, "id": id.description, "column": spec.name,
                                              "expected": spec.type.rawValue, "actual": value.typeName])
         }

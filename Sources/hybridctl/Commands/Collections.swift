@@ -10,7 +10,7 @@ extension HybridCtl {
 
         @OptionGroup var store: StoreOptions
         @Argument(help: "Collection name.") var collection: String
-        @Option(help: "Vector dimensions.") var dim: Int?
+        @Option(parsing: .unconditional, help: "Vector dimensions.") var dim: Int?
         @Option(help: "Distance: l2, cosine or ip.") var metric: String = "l2"
         @Option(name: .customLong("column"), help: ArgumentHelp("A column as name:type[:filterable][:notnull].", valueName: "spec"))
         var columns: [String] = []
@@ -25,6 +25,7 @@ extension HybridCtl {
 
         func validate() throws {
             if schema == nil && dim == nil { throw ValidationError("give --dim (or --schema FILE.json)") }
+            if let dim, dim < 1 { throw ValidationError("--dim must be at least 1, got \(dim)") }
             guard Metric(rawValue: metric) != nil else { throw ValidationError("--metric must be l2, cosine or ip, got '\(metric)'") }
             guard id == "string" || id == "int" else { throw ValidationError("--id must be string or int, got '\(id)'") }
             for c in columns { _ = try Self.column(c) }

@@ -103,9 +103,15 @@ extension HybridCtl {
                     }
                 } catch let error as LineError {
                     progress.finish()
-                    fail("\(currentFile)\(error.line > 0 ? ":\(error.line)" : ""): \(error.reason); \(imported) rows in earlier batches were committed")
+                    fail("\(currentFile)\(error.line > 0 ? ":\(error.line)" : ""): \(error.reason); \(committed(imported))")
+                } catch let error as HybridStoreError {
+                    // A batch refused whole (a quota, a full disk, …): say what earlier batches left committed.
+                    progress.finish()
+                    fail("\(currentFile): \(error.message); \(committed(imported))")
                 }
                 progress.finish()
+                // Leave a snapshot, so the next command loads the index instead of rebuilding it from every row.
+                if imported > 0 { try hs.checkpoint() }
                 let seconds = Date().timeIntervalSince(started)
                 print("imported \(imported) rows into \(collection) in \(String(format: "%.1f", seconds)) s"
                       + String(format: " (%.0f rows/s)", Double(imported) / max(seconds, 1e-9))
@@ -113,6 +119,11 @@ extension HybridCtl {
             }
         }
     }
+}
+
+/// What an interrupted import left: earlier batches are committed whole, the failing one not at all.
+private func committed(_ rows: Int) -> String {
+    rows == 0 ? "no rows were committed" : "\(rows) rows in earlier batches were committed (the failing batch was not)"
 }
 
 extension HybridCtl.Import {

@@ -9,7 +9,8 @@ struct QueryArguments: ParsableArguments {
     @Option(name: .customLong("vector-file"), help: ArgumentHelp("A file holding the query vector as a JSON array.", valueName: "file"))
     var vectorFile: String?
     @Option(help: ArgumentHelp("Use the stored vector of this row id.", valueName: "id")) var like: String?
-    @Option(name: .short, help: "How many rows.") var k = 10
+    @Option(name: .short, parsing: .unconditional, help: "How many rows (at least 1; more than the collection holds returns them all).")
+    var k = 10
     @Option(name: .customLong("where"), help: ArgumentHelp("A filter, e.g. \"tenant = 'acme' AND year >= 2020\".", valueName: "filter"))
     var filter: String?
     @Option(help: ArgumentHelp("Columns to return, comma-separated (default: all).", valueName: "cols")) var select: String?
@@ -22,7 +23,7 @@ struct QueryArguments: ParsableArguments {
     func validate() throws {
         let sources = [vector != nil, vectorFile != nil, like != nil].filter { $0 }.count
         guard sources == 1 else { throw ValidationError("give exactly one of --vector, --vector-file, --like") }
-        guard k >= 1 else { throw ValidationError("-k must be at least 1") }
+        guard k >= 1 else { throw ValidationError("-k must be at least 1, got \(k)") }
         guard recallTarget > 0 && recallTarget <= 1 else { throw ValidationError("--recall-target must be in (0, 1]") }
         guard coldEffort > 0 && coldEffort.isFinite else { throw ValidationError("--cold-effort must be positive") }
     }
@@ -116,7 +117,8 @@ extension HybridCtl {
     }
 
     struct Get: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Read rows by id.")
+        static let configuration = CommandConfiguration(
+            abstract: "Read rows by id.", discussion: "Exits with 1 when any id is not found (after printing the rows that are).")
         @OptionGroup var store: StoreOptions
         @Argument var collection: String
         @Argument(help: "Row ids.") var ids: [String]
@@ -134,7 +136,10 @@ extension HybridCtl {
                 let rows = try tenant.scope(hs).map { try $0.get(ids, from: c, returning: columns, includeVector: vector) }
                     ?? hs.get(ids, from: c, returning: columns, includeVector: vector)
                 print(Render.rows(rows.map { ($0.id, nil, $0.values, $0.vector) }, columns: columns, format: format))
-                if rows.count < ids.count { printError("\(ids.count - rows.count) of \(ids.count) ids not found") }
+                if rows.count < Set(ids).count {
+                    printError("\(Set(ids).count - rows.count) of \(Set(ids).count) ids not found")
+                    throw ExitCode(1)
+                }
             }
         }
     }
