@@ -34,8 +34,13 @@ let package = Package(
             path: "Benchmarks/hybrid-bench"),
         .testTarget(name: "HNSWTests", dependencies: ["HNSW", "CKernels"]),
         .testTarget(name: "QueryPlannerTests", dependencies: ["QueryPlanner"]),
-        .testTarget(name: "hybridctlTests", dependencies: ["hybridctl"]),
+        .testTarget(name: "hybridctlTests", dependencies: ["hybridctl", "hybridstore-fuzz"]),
         .testTarget(name: "HybridStoreTests", dependencies: ["HybridStore", "HNSW", "CKernels", "hybridstore-crash-writer"]),
+        // Fuzz targets for every reader of outside bytes (Tests/Fuzz/run.sh builds them with libFuzzer; a plain
+        // build replays inputs, and the tests replay the committed corpus with it).
+        .executableTarget(
+            name: "hybridstore-fuzz", dependencies: ["HybridStore", "HNSW", "QueryPlanner"], path: "Tests/Fuzz",
+            exclude: ["Corpus", "run.sh", "README.md"]),
         // A child process for the crash tests: writes acknowledged batches until it is killed.
         .executableTarget(name: "hybridstore-crash-writer", dependencies: ["HybridStore"], path: "Tests/CrashWriter"),
     ],

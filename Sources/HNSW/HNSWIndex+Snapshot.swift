@@ -165,7 +165,15 @@ extension HNSWIndex {
         }
         try index.adoptLoadedState(highWater: highWater, sequence: sequence, entryNode: entryNode,
                                    entryLevel: entryLevel, path: path)
-        for n in 0..<highWater where s.states[n] != NodeState.free.rawValue { s.encode(UInt32(n)) }
+        for n in 0..<highWater where s.states[n] != NodeState.free.rawValue {
+            // A forged file can carry a valid checksum: no stored vector may hold NaN or an infinity (norms are
+            // not checked here, so snapshots of rows written before the norm check still load).
+            let v = UnsafeBufferPointer(start: s.vector(UInt32(n)), count: dimensions)
+            if let bad = v.firstIndex(where: { !$0.isFinite }) {
+                throw HNSWError(.corruptFile, "\(path): node \(n)'s vector component \(bad) is \(v[bad])")
+            }
+            s.encode(UInt32(n))
+        }
         return (index, stamp)
     }
 
@@ -192,8 +200,15 @@ extension HNSWIndex {
                 guard count <= s.maxLinks(level: level) else {
                     throw HNSWError(.corruptFile, "\(path): node \(n) has \(count) links at level \(level)")
                 }
-                for j in 1...max(count, 1) where j <= count && Int(list[j]) >= highWater {
-                    throw HNSWError(.corruptFile, "\(path): node \(n) links to node \(list[j]) ≥ \(highWater)")
+                for j in 1...max(count, 1) where j <= count {
+                    let target = Int(list[j])
+                    guard target < highWater else {
+                        throw HNSWError(.corruptFile, "\(path): node \(n) links to node \(target) ≥ \(highWater)")
+                    }
+                    // A search follows the link and reads the target's list at this level: it must have one.
+                    guard s.states[target] != NodeState.free.rawValue, Int(s.levels[target]) >= level else {
+                        throw HNSWError(.corruptFile, "\(path): node \(n) links at level \(level) to node \(target), which has no list there")
+                    }
                 }
             }
             if state == .live {

@@ -188,4 +188,26 @@ import Testing
         }
         #expect(statuses == [0, 1, 1])
     }
+
+    // Fuzzing in CI: every committed corpus input (seeds, and each crash the fuzzer found) runs clean through
+    // its target in this build too.
+    @Test(arguments: ["filter-text", "filter-json", "jsonl", "csv", "npy", "fvecs", "snapshot", "cold-block"])
+    func committedFuzzCorpusRunsClean(_ target: String) throws {
+        let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../Fuzz/Corpus/\(target)").standardizedFileURL.path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary).deletingLastPathComponent().appendingPathComponent("hybridstore-fuzz")
+        process.arguments = [target, corpus]
+        var env = ProcessInfo.processInfo.environment
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        process.environment = env
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let count = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+        #expect(count >= 1, "\(text)")
+    }
 }
