@@ -22,6 +22,11 @@ public struct Configuration: Sendable {
     /// recall measured calibrates the planner's effort for the collection's data (`RecallCalibration`); 0
     /// turns calibration off.
     public var recallSampleEvery = 32
+    /// At a checkpoint, measure the recall curves of each collection whose index has none, or whose rows
+    /// changed by a fifth since (`BuildCalibration`; ~100 queries a bucket, exact answers by scan), so the
+    /// planner meets the recall target from the first query of a fresh process. False: the static effort
+    /// model until online checks have learned the collection.
+    public var calibrateAtCheckpoint = true
     /// At most this many such checks per second (one at a time).
     public var recallChecksPerSecond = 20.0
     /// Called while opening, as each collection's index is loaded, replayed or rebuilt.

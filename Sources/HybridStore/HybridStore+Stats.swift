@@ -24,6 +24,10 @@ public struct CollectionStatistics: Sendable, Codable, Equatable {
     /// All the RAM the collection takes: index, columns and ids, cold tier.
     public var memoryBytes: Int { indexBytes + columnBytes + coldMemoryBytes }
     public var columns: [ColumnStatistics]
+    /// The recall curves measured on the collection's data at its last build-time calibration, if any, and
+    /// the effort scale the planner uses per selectivity bucket (1 = the static model's effort).
+    public var calibration: BuildCalibration? = nil
+    public var effortScales: [Double] = []
 }
 
 extension HybridStore {
@@ -42,7 +46,9 @@ extension HybridStore {
         return CollectionStatistics(name: s.name, rows: rows, indexNodes: nodes, indexBytes: bytes,
                                     storeBytesOnDisk: directorySize(directory), tiers: ["hot": nodes, "cold": coldRows],
                                     columnBytes: s.columnAndIDBytes, coldBlocks: blocks, coldBytesOnDisk: coldBytes,
-                                    coldMemoryBytes: coldMemory, columns: columns)
+                                    coldMemoryBytes: coldMemory, columns: columns,
+                                    calibration: s.calibration.withLock { $0.built },
+                                    effortScales: s.calibration.withLock { $0.scales })
     }
 
     /// Calls `body` with every row of a collection in row order, `batch` rows per read, with all columns

@@ -189,6 +189,19 @@ import Testing
         #expect(statuses == [0, 1, 1])
     }
 
+    // Item 16: an import stopped by a refused batch (here a row quota) says what earlier batches committed.
+    @Test func importStoppedByAQuotaSaysWhatWasCommitted() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try ctl("create", "--store", store, "docs", "--dim", "2", "--column", "tenant:text:filterable:notnull",
+                    "--tenant-column", "tenant")
+        #expect(try ctl("tenants", "create", "--store", store, "acme", "--max-rows", "3").status == 0)
+        let rows = try write("rows.jsonl", (0..<5).map { "{\"id\": \"r\($0)\", \"vector\": [\($0), 0]}" }.joined(separator: "\n"))
+        let out = try ctl("import", "--store", store, "docs", rows, "--tenant", "acme", "--batch", "2")
+        #expect(out.status == 1)
+        #expect(out.stderr.contains("quota") && out.stderr.contains("2 rows in earlier batches were committed"), "\(out.stderr)")
+        #expect(try ctl("count", "--store", store, "docs").stdout == "2\n")
+    }
+
     // Fuzzing in CI: every committed corpus input (seeds, and each crash the fuzzer found) runs clean through
     // its target in this build too.
     @Test(arguments: ["filter-text", "filter-json", "jsonl", "csv", "npy", "fvecs", "snapshot", "cold-block"])

@@ -35,6 +35,11 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// them alone, selectivity is relative to them, and what depends on other tenants' rows (the collection's
     /// size, modelled costs, graph and cold-block work counters, the probe's budget) is left out.
     public var scopedToTenant: String?
+    /// Where `plan.expectedRecall` comes from: a build-time curve ("± 0.006, 100 build-time queries, 3 h
+    /// old"), online checks, the static model ("uncalibrated: static model"), or an exact plan.
+    public var recallSource = ""
+    /// The standard error of `plan.expectedRecall`, when a build-time curve gave it.
+    public var expectedRecallError: Double?
 
     /// Leaves out what speaks of rows outside `tenant`'s (see `scopedToTenant`).
     mutating func scope(to tenant: String, rows: Int?) {
@@ -63,11 +68,12 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         if let scopedToTenant {
             lines.append("tenant \(scopedToTenant): estimates from its rows only; costs and work counters not shown")
             lines.append("matches: estimated \(est) (\(sel) of the tenant's rows)" + (actualMatches.map { ", actual \($0)" } ?? ""))
-            lines.append(String(format: "expected recall %.3f", plan.expectedRecall))
+            lines.append(String(format: "expected recall %.3f", plan.expectedRecall) + recallNote)
             lines.append("work: \(results) results")
         } else {
             lines.append("matches: estimated \(est) (\(sel))" + (actualMatches.map { ", actual \($0)" } ?? ""))
-            lines.append(String(format: "expected recall %.3f; modelled cost %.0f", plan.expectedRecall, plan.estimatedCost)
+            lines.append(String(format: "expected recall %.3f", plan.expectedRecall) + recallNote
+                + String(format: "; modelled cost %.0f", plan.estimatedCost)
                 + " (" + plan.alternatives.sorted { $0.value < $1.value }.map { "\($0.key) \(String(format: "%.0f", $0.value))" }
                     .joined(separator: ", ") + ")")
             lines.append("work: \(distanceComputations) distance computations, \(visitedNodes) nodes visited, \(results) results")
@@ -81,6 +87,10 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
             timingsMs[phase].map { "\(phase) " + String(format: "%.3f ms", $0) }
         }.joined(separator: ", "))
         return lines.joined(separator: "\n")
+    }
+
+    private var recallNote: String {
+        recallSource.isEmpty ? "" : " (" + (expectedRecallError.map { String(format: "± %.3f, ", $0) } ?? "") + recallSource + ")"
     }
 
     /// The explanation as JSON.
@@ -223,6 +233,24 @@ extension HybridStore {
                                                     recallTarget: options.recallTarget, searchEffort: options.searchEffort,
                                                     inMemoryPredicate: sqlNodes == nil, effortScale: scale))
                 if options.searchEffort == nil { explanation.effortScale = scale }
+                // What the expected recall rests on: the build-time curve of this bucket, online checks, or
+                // nothing but the static model.
+                if plan.strategy == .exact {
+                    explanation.recallSource = "exact"
+                } else if options.searchEffort != nil {
+                    explanation.recallSource = "fixed effort: static model"
+                } else if let built = calibration.built, built.target == options.recallTarget,
+                          let expected = calibration.expected(selectivity: estimate / Double(max(rows, 1)), filtered: filter != nil) {
+                    plan.expectedRecall = expected.recall
+                    explanation.expectedRecallError = expected.error
+                    let hours = max(0, Date().timeIntervalSince1970 - built.measuredAt) / 3600
+                    explanation.recallSource = "\(built.queries) build-time queries, "
+                        + (hours < 1 ? "\(Int(hours * 60)) min old" : String(format: "%.1f h old", hours))
+                } else if calibration.isMeasured(selectivity: estimate / Double(max(rows, 1)), filtered: filter != nil) {
+                    explanation.recallSource = "online checks"
+                } else {
+                    explanation.recallSource = "uncalibrated: static model"
+                }
                 if let forced = options.strategy, forced != plan.strategy, filter != nil || forced == .graph || forced == .exact {
                     plan.strategy = forced
                     plan.effort = plan.effort ?? max(options.searchEffort ?? Planner.effort(forRecall: options.recallTarget, k: k), k)

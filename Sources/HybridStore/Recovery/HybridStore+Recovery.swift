@@ -226,6 +226,9 @@ extension HybridStore {
             try withWriter { c, changesSince in
                 guard case .integer(let sequence)? = try c.statement(SQL.lastSeq).scalar() else { return }
                 let states = catalog.withLock { Array($0.values) }
+                // Recall curves on the collection's own data, where none exist or the rows changed by a fifth:
+                // saved below with the calibration, so a fresh process plans with them.
+                for s in states where configuration.calibrateAtCheckpoint && calibrationDue(s) { calibrateAtBuild(s) }
                 for s in states {
                     let index = s.lock.read { s.index }
                     index.repair()  // unlink deletes, reconnect any node that lost its last in-link

@@ -27,6 +27,9 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     }
     /// Samples recorded per bucket, ever (evidence that the bucket's scale was measured, not assumed).
     public private(set) var samples: [Int]
+    /// Recall curves measured on the collection's own data when its index was built or had changed much
+    /// (`adopt(_:)`); nil before the first. Stored with the calibration, so a fresh process plans with them.
+    public private(set) var built: BuildCalibration?
     /// Samples that decide a step.
     public static let windowSize = 64
     public static let minScale = 0.25, maxScale = 8.0
@@ -47,6 +50,39 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
         window = Array(repeating: [], count: Self.bucketCount)
         grid = Array(repeating: [:], count: Self.bucketCount)
         samples = Array(repeating: 0, count: Self.bucketCount)
+    }
+
+    /// Adopts recall curves measured at build time: each measured bucket's scale becomes the smallest whose
+    /// recall, less its standard error, meets the curve's target (pooled so the curve rises with effort), or
+    /// the largest measured when none does (`expected` then shows the shortfall), and at least 1 (the static
+    /// model's effort). Online checks go on refining from there.
+    public mutating func adopt(_ calibration: BuildCalibration) {
+        built = calibration
+        for (bucket, points) in calibration.curves where bucket >= 0 && bucket < Self.bucketCount && !points.isEmpty {
+            let pooled = BuildCalibration.monotone(points)
+            let chosen = pooled.first { $0.recall - $0.error >= calibration.target } ?? pooled.last!
+            // Build-time curves only raise the effort: their queries are rows moved off themselves, which on
+            // data with a high noise floor (384-d sentence-like sets) are easier than unseen queries, so a
+            // curve that allows less effort than the static model is left to online checks to confirm.
+            scales[bucket] = min(Self.maxScale, max(1, chosen.scale))
+            window[bucket] = []
+            grid[bucket] = [:]
+            samples[bucket] = max(samples[bucket], Self.windowSize)
+        }
+    }
+
+    /// The recall the build-time curve expects of the bucket's current scale (interpolated in log scale),
+    /// with its standard error; nil when the bucket has no build-time curve.
+    public func expected(selectivity: Double, filtered: Bool) -> (recall: Double, error: Double)? {
+        let bucket = Self.bucket(selectivity: selectivity, filtered: filtered)
+        guard let points = built?.curves[bucket].map(BuildCalibration.monotone), let first = points.first else { return nil }
+        let x = log2(scales[bucket])
+        if x <= log2(first.scale) { return (first.recall, first.error) }
+        for (a, b) in zip(points, points.dropFirst()) where x <= log2(b.scale) {
+            let t = (x - log2(a.scale)) / max(log2(b.scale) - log2(a.scale), 1e-9)
+            return (a.recall + t * (b.recall - a.recall), max(a.error, b.error))
+        }
+        return (points.last!.recall, points.last!.error)
     }
 
     /// Whether a full window of samples has been recorded for the bucket.
@@ -163,5 +199,61 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
         let mean = values.reduce(0, +) / n
         let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(n - 1, 1)
         return (mean, (variance / n).squareRoot())
+    }
+}
+
+/// Recall curves a collection measured on its own data: queries drawn from its rows, exact answers by scan,
+/// the recall reached at several effort scales per selectivity bucket (see `RecallCalibration.bucket`).
+public struct BuildCalibration: Sendable, Equatable, Codable {
+    /// Mean recall@k over the bucket's queries at one effort scale, and its standard error.
+    public struct Point: Sendable, Equatable, Codable {
+        public var scale: Double
+        public var recall: Double
+        public var error: Double
+        public init(scale: Double, recall: Double, error: Double) {
+            self.scale = scale
+            self.recall = recall
+            self.error = error
+        }
+    }
+    /// Bucket → points in ascending scale.
+    public var curves: [Int: [Point]]
+    /// Queries measured per bucket.
+    public var queries: Int
+    /// Live rows of the index when measured (a change by a large fraction calls for a new curve).
+    public var rows: Int
+    /// When, in seconds since 1970.
+    public var measuredAt: Double
+    /// The recall target the scales were chosen for, and k.
+    public var target: Double
+    public var k: Int
+    /// Seconds the measurement took.
+    public var seconds: Double
+
+    public init(curves: [Int: [Point]], queries: Int, rows: Int, measuredAt: Double, target: Double, k: Int,
+                seconds: Double) {
+        self.curves = curves
+        self.queries = queries
+        self.rows = rows
+        self.measuredAt = measuredAt
+        self.target = target
+        self.k = k
+        self.seconds = seconds
+    }
+
+    /// Recall cannot fall as effort rises: adjacent points whose means fall are pooled (pool-adjacent-
+    /// violators), each pooled point at the larger scale with the larger error.
+    static func monotone(_ points: [Point]) -> [Point] {
+        var out: [(point: Point, weight: Double)] = []
+        for p in points.sorted(by: { $0.scale < $1.scale }) {
+            out.append((p, 1))
+            while out.count >= 2, out[out.count - 2].point.recall > out[out.count - 1].point.recall {
+                let b = out.removeLast(), a = out.removeLast()
+                let w = a.weight + b.weight
+                out.append((Point(scale: b.point.scale, recall: (a.point.recall * a.weight + b.point.recall * b.weight) / w,
+                                  error: max(a.point.error, b.point.error)), w))
+            }
+        }
+        return out.map(\.point)
     }
 }
