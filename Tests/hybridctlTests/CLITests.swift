@@ -240,9 +240,9 @@ struct CLI {
 
         out = try ctl("export", "--store", store, "docs")
         #expect(out.stdout == """
-            {"body":"alpha","id":"a","tenant":"acme","vector":[0.0,0.0,0.0],"year":2020}
-            {"body":"beta","id":"b","tenant":"acme","vector":[1.0,0.0,0.0],"year":2021}
-            {"body":"delta \\"quoted\\"","id":"d","tenant":"globex","vector":[0.0,0.0,1.0],"year":2022}
+            {"body":"alpha","id":"a","tenant":"acme","year":2020,"vector":[0.0,0.0,0.0]}
+            {"body":"beta","id":"b","tenant":"acme","year":2021,"vector":[1.0,0.0,0.0]}
+            {"body":"delta \\"quoted\\"","id":"d","tenant":"globex","year":2022,"vector":[0.0,0.0,1.0]}
 
             """)
 

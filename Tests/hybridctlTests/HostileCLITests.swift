@@ -3,19 +3,14 @@ import Testing
 
 /// The CLI side of the defects a hostile user found (issue 17): each test fails without its fix.
 @Suite(.serialized) struct HostileCLITests {
-    let dir: String
-    var store: String { dir + "/store" }
+    /// The same scratch directory and helpers as `CLITests`.
+    let base: CLITests
+    var dir: String { base.dir }
+    var store: String { base.store }
 
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.path + "/hybridctl-hostile-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
+    init() throws { base = try CLITests() }
 
-    func write(_ name: String, _ text: String) throws -> String {
-        let path = dir + "/" + name
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
+    func write(_ name: String, _ text: String) throws -> String { try base.write(name, text) }
 
     func write(_ name: String, bytes: [UInt8]) throws -> String {
         let path = dir + "/" + name

@@ -24,12 +24,14 @@ enum Render {
         "[" + v.map { $0.isFinite ? $0.description : "null" }.joined(separator: ",") + "]"
     }
 
-    /// `line(object)` with a float array added under `key` (written by `floats`), keys still sorted.
+    /// `line(object)` with a float array (written by `floats`) added last under `key`. Spliced as text after
+    /// the sorted keys, so no value of `object`, whatever it holds, can be mistaken for the array.
     static func line(_ object: [String: Any], floats key: String, _ vector: [Float]) -> String {
         var object = object
-        let marker = "\u{1}hybridctl-floats\u{1}"
-        object[key] = marker
-        return line(object).replacingOccurrences(of: "\"\\u0001hybridctl-floats\\u0001\"", with: floats(vector))
+        object[key] = nil
+        let head = line(object)
+        let name = encode(key, [.fragmentsAllowed])
+        return head.dropLast() + (object.isEmpty ? "" : ",") + name + ":" + floats(vector) + "}"
     }
 
     static func json(_ id: RowID) -> Any {
