@@ -11,8 +11,8 @@ extension HNSWIndex {
     /// - Complexity: about O(efConstruction · M · log n) distance computations.
     @discardableResult
     public func insert(_ vector: [Float], label: UInt64) throws(HNSWError) -> UInt32 {
-        let buffer = vector.withUnsafeBufferPointer { $0 }
-        return try withExtendedLifetime(vector) { () throws(HNSWError) -> UInt32 in
+        // The buffer is lent for the call only (no pointer outlives the closure).
+        try vector.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> UInt32 in
             try validate(buffer, label: label)
             let slots = try allocate(labels: CollectionOfOne(label))
             place(buffer.baseAddress!, label: label, slot: slots[0])
@@ -70,8 +70,7 @@ extension HNSWIndex {
     public func insert(contentsOf vectors: [Float], labels: [UInt64], threads: Int? = nil) throws(HNSWError)
         -> [UInt32]
     {
-        let buffer = vectors.withUnsafeBufferPointer { $0 }
-        return try withExtendedLifetime(vectors) { () throws(HNSWError) -> [UInt32] in
+        try vectors.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> [UInt32] in
             try insert(contentsOf: buffer, labels: labels, threads: threads)
         }
     }

@@ -22,12 +22,11 @@ import HNSW
             let l2Kernel = DistanceKernel(metric: .l2, level: level)
             let dotKernel = DistanceKernel(metric: .innerProduct, level: level)
             #expect(l2Kernel.level == level)
-            a.withUnsafeBufferPointer { pa in
-                b.withUnsafeBufferPointer { pb in
-                    // An empty array's base address may be nil; kernels are never called on nil, so lend a dummy.
-                    var dummy: Float = 0
-                    let x = pa.baseAddress ?? withUnsafePointer(to: &dummy) { $0 }
-                    let y = pb.baseAddress ?? withUnsafePointer(to: &dummy) { $0 }
+            // One float of padding: an empty array's base address may be nil, and kernels are never called on
+            // nil; they read only `dim` floats. (No pointer leaves the closures that lend it.)
+            (a + [0]).withUnsafeBufferPointer { pa in
+                (b + [0]).withUnsafeBufferPointer { pb in
+                    let x = pa.baseAddress!, y = pb.baseAddress!
                     let gotL2 = l2Kernel(x, y, dim)
                     let gotDot = dotKernel(x, y, dim)
                     #expect(abs(gotL2 - l2) <= 1e-5 * max(l2, 1), "l2 \(level) dim \(dim): \(gotL2) vs \(l2)")
@@ -52,12 +51,9 @@ import HNSW
         for level in Self.levels {
             let kernel = CodeKernel(level: level)
             #expect(kernel.level == level)
-            q.withUnsafeBufferPointer { pq in
-                c.withUnsafeBufferPointer { pc in
-                    var dummyQ: Float = 0
-                    var dummyC: Int8 = 0
-                    let x = pq.baseAddress ?? withUnsafePointer(to: &dummyQ) { $0 }
-                    let y = pc.baseAddress ?? withUnsafePointer(to: &dummyC) { $0 }
+            (q + [0]).withUnsafeBufferPointer { pq in
+                (c + [0]).withUnsafeBufferPointer { pc in
+                    let x = pq.baseAddress!, y = pc.baseAddress!
                     let got = Double(kernel.dot(x, y, dim))
                     #expect(abs(got - reference) <= 1e-5 * max(scale, 1), "int8 dot \(level) dim \(dim): \(got) vs \(reference)")
                     let gotL2 = Double(kernel.l2Squared(x, y, dim, 0.03))
