@@ -95,6 +95,11 @@ extension HybridStore {
                     let wanted = Set(truth)
                     var row: [Double] = []
                     for scale in Self.calibrationScales {
+                        // Recall 1 at a smaller effort: a larger one finds the same (the search only widens).
+                        if row.last == 1 {
+                            row.append(1)
+                            continue
+                        }
                         let ef = max(k, Int((Double(table) * scale).rounded(.up)))
                         let hits = selectivity >= 1
                             ? try? index.search(q, k: k, searchEffort: ef).hits
