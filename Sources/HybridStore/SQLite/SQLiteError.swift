@@ -8,8 +8,6 @@ package struct SQLiteError: Error, Sendable, CustomStringConvertible {
 
     package var primaryCode: Int32 { code & 0xFF }
     package var isCorrupt: Bool { primaryCode == SQLITE_CORRUPT || primaryCode == SQLITE_NOTADB }
-    package var isConstraint: Bool { primaryCode == SQLITE_CONSTRAINT }
-    package var isBusy: Bool { primaryCode == SQLITE_BUSY || primaryCode == SQLITE_LOCKED }
 
     package var description: String {
         // The statement's start only: a compiled filter's SQL can run to many kilobytes.

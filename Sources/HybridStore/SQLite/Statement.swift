@@ -93,8 +93,6 @@ package final class Statement {
         return try step() ? column(0) : nil
     }
 
-    package var columnCount: Int32 { sqlite3_column_count(handle) }
-
     package func column(_ i: Int32) -> Value {
         switch sqlite3_column_type(handle, i) {
         case SQLITE_INTEGER: return .integer(sqlite3_column_int64(handle, i))
