@@ -104,4 +104,26 @@ import Testing
         #expect(try reopened.calibration(of: reopened.collection("g")).built?.rows == 3000)  // stored
         reopened.close()
     }
+
+    /// A graph that cannot reach the target (a curve that stays at 0.6 whatever the effort, as on data whose
+    /// graph falls apart): the planner answers exactly and says why, never a silent miss; where the exact scan
+    /// costs too much, the explanation states the shortfall.
+    @Test func unreachableTargetFallsBackToExactAndSaysSo() throws {
+        let t = TemporaryStore()
+        defer { t.cleanup() }
+        let store = try t.open { $0.calibrateAtCheckpoint = false }
+        let c = try store.createCollection("d", schema: Schema(vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 32)))
+        let data = Self.gaussian(3000, dim: 8, seed: 9)
+        try store.write { tx in for (i, v) in data.enumerated() { try tx.insert(.string("d\(i)"), into: c, vector: v) } }
+        let flat = [0.25, 1, 4, 8].map { BuildCalibration.Point(scale: $0, recall: 0.6, error: 0.01) }
+        try store.adopt(BuildCalibration(curves: [0: flat], queries: 100, rows: 3000, measuredAt: Date().timeIntervalSince1970,
+                                         target: 0.95, k: 10, seconds: 0), for: c)
+        let e = try store.explain(c, near: data[3], k: 10)
+        #expect(e.plan.strategy == .exact && e.plan.expectedRecall == 1, "\(e)")
+        #expect(e.recallSource.hasPrefix("exact: the graph's calibrated recall 0.600"), "\(e.recallSource)")
+        #expect(e.description.contains("falls short of the target"))
+        let hits = try store.search(c, near: data[3], k: 10)
+        #expect(hits.first?.id == "d3" && hits.count == 10)
+        store.close()
+    }
 }

@@ -233,6 +233,7 @@ extension HybridStore {
                                                     recallTarget: options.recallTarget, searchEffort: options.searchEffort,
                                                     inMemoryPredicate: sqlNodes == nil, effortScale: scale))
                 if options.searchEffort == nil { explanation.effortScale = scale }
+                var exactForRecall = false
                 // What the expected recall rests on: the build-time curve of this bucket, online checks, or
                 // nothing but the static model.
                 if plan.strategy == .exact {
@@ -246,6 +247,26 @@ extension HybridStore {
                     let hours = max(0, Date().timeIntervalSince1970 - built.measuredAt) / 3600
                     explanation.recallSource = "\(built.queries) build-time queries, "
                         + (hours < 1 ? "\(Int(hours * 60)) min old" : String(format: "%.1f h old", hours))
+                    // Never a silent shortfall: where the measured curve does not reach the target even at the
+                    // largest effort, an exact plan answers when it costs at most `exactFallbackCostRatio` times
+                    // the graph's; otherwise the explanation states the expected shortfall.
+                    if expected.recall + 2 * expected.error < options.recallTarget, options.strategy == nil {
+                        let exactCost = plan.estimatedMatches
+                            * (Planner.exactDistanceCost(dimensions: s.schema.vector.dimensions) + Planner.collectCost)
+                        if sqlNodes == nil, exactCost <= Self.exactFallbackCostRatio * max(plan.estimatedCost, 1) {
+                            explanation.recallSource = String(format: "exact: the graph's calibrated recall %.3f ± %.3f falls short of the target",
+                                                              expected.recall, expected.error)
+                            explanation.expectedRecallError = nil
+                            plan.strategy = .exact
+                            plan.effort = nil
+                            plan.overFetch = nil
+                            plan.expectedRecall = 1
+                            exactForRecall = true
+                        } else {
+                            explanation.recallSource += String(format: "; short of the target by %.3f, and an exact scan would cost %.0f× more",
+                                                               options.recallTarget - expected.recall, exactCost / max(plan.estimatedCost, 1))
+                        }
+                    }
                 } else if calibration.isMeasured(selectivity: estimate / Double(max(rows, 1)), filtered: filter != nil) {
                     explanation.recallSource = "online checks"
                 } else {
@@ -281,7 +302,7 @@ extension HybridStore {
                     // A filter correlated with the query lets a filtered graph search finish in fewer distance
                     // computations than the exact scan; the cost model cannot see correlation, so try the graph
                     // first with the exact scan's cost as its budget, where this filter shape has paid off.
-                    if let filter, let predicate, options.strategy == nil, options.searchEffort == nil,
+                    if let filter, let predicate, options.strategy == nil, options.searchEffort == nil, !exactForRecall,
                        plan.estimatedMatches >= Double(Self.probeMinimumMatches) {
                         let key = filter.columns.sorted().joined(separator: ",") + "|"
                             + String(RecallCalibration.bucket(selectivity: plan.estimatedSelectivity, filtered: true))
@@ -426,6 +447,9 @@ extension HybridStore {
         }
         return (hits, explanation)
     }
+
+    /// How much more than the graph plan an exact scan may cost where the graph cannot reach the recall target.
+    static let exactFallbackCostRatio = 32.0
 
     /// Rows matching `filter` in SQLite (parameterised; used for columns not held in memory).
     func rowsMatching(_ filter: Filter, _ s: CollectionState) throws(HybridStoreError) -> [Int64] {
