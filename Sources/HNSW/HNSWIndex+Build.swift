@@ -34,13 +34,29 @@ extension HNSWIndex {
     public func insert(contentsOf vectors: UnsafeBufferPointer<Float>, labels: [UInt64], threads: Int? = nil)
         throws(HNSWError) -> [UInt32]
     {
+        try insert(contentsOf: vectors, labels: labels, threads: threads, finiteOnly: false)
+    }
+
+    /// As `insert(contentsOf:labels:threads:)`; with `finiteOnly`, vectors are checked for NaN and infinities
+    /// but not for their norm: for rebuilding from rows already committed, some before the norm check existed,
+    /// which must still load rather than leave their store unopenable.
+    package func insert(contentsOf vectors: UnsafeBufferPointer<Float>, labels: [UInt64], threads: Int?,
+                        finiteOnly: Bool) throws(HNSWError) -> [UInt32]
+    {
         let dim = parameters.dimensions
         guard vectors.count == labels.count * dim else {
             throw HNSWError(.dimensionMismatch,
                             "expected \(labels.count) × \(dim) = \(labels.count * dim) floats, got \(vectors.count)")
         }
         for row in 0..<labels.count {
-            try validate(UnsafeBufferPointer(rebasing: vectors[row * dim ..< (row + 1) * dim]), label: labels[row])
+            let vector = UnsafeBufferPointer(rebasing: vectors[row * dim ..< (row + 1) * dim])
+            if finiteOnly {
+                if let bad = vector.firstIndex(where: { !$0.isFinite }) {
+                    throw HNSWError(.nonFiniteVector, "component \(bad) is \(vector[bad]) (label \(labels[row]))")
+                }
+            } else {
+                try validate(vector, label: labels[row])
+            }
         }
         let slots = try allocate(labels: labels)
         for (row, slot) in slots.enumerated() {
@@ -71,7 +87,14 @@ extension HNSWIndex {
         -> [UInt32]
     {
         try vectors.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> [UInt32] in
-            try insert(contentsOf: buffer, labels: labels, threads: threads)
+            try insert(contentsOf: buffer, labels: labels, threads: threads, finiteOnly: false)
+        }
+    }
+
+    /// `insert(contentsOf:labels:threads:finiteOnly:)` from an array.
+    package func insert(committed vectors: [Float], labels: [UInt64], threads: Int?) throws(HNSWError) -> [UInt32] {
+        try vectors.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> [UInt32] in
+            try insert(contentsOf: buffer, labels: labels, threads: threads, finiteOnly: true)
         }
     }
 

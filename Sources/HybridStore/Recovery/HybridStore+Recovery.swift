@@ -135,7 +135,7 @@ extension HybridStore {
                     flat.append(contentsOf: vector)
                 }
             }
-            _ = try index.insert(contentsOf: flat, labels: labels, threads: configuration.buildThreads)
+            _ = try index.insert(committed: flat, labels: labels, threads: configuration.buildThreads)
         } catch {
             throw HybridStoreError(error, collection: s.name)
         }
@@ -165,7 +165,7 @@ extension HybridStore {
             var done = 0
             func flush() throws(HybridStoreError) {
                 do throws(HNSWError) {
-                    _ = try index.insert(contentsOf: flat, labels: labels, threads: configuration.buildThreads)
+                    _ = try index.insert(committed: flat, labels: labels, threads: configuration.buildThreads)
                 } catch {
                     throw HybridStoreError(error, collection: s.name)
                 }
