@@ -306,4 +306,30 @@ import HybridStore
         }
         #expect(try store.write { tx in try tx.delete(try store.ids(in: c, where: f), from: c) } == 100)
     }
+
+    // Item 5, the other side: rows committed before the norm check (a zero vector under cosine) still load when
+    // the index is rebuilt, so such a store opens; new writes of them are refused.
+    @Test func rowsWrittenBeforeTheNormCheckStillOpen() throws {
+        let t = TemporaryStore()
+        defer { t.cleanup() }
+        var store = try t.open()
+        let c = try store.createCollection("c", schema: Schema(vector: VectorSpec(dimensions: 3, metric: .cosine)))
+        try store.write { tx in
+            try tx.insert("a", into: c, vector: [1, 0, 0])
+            try tx.insert("b", into: c, vector: [0, 1, 0])
+        }
+        store.close()
+        // What an older build let through: row b's vector becomes all zeros, and no snapshot is left.
+        let db = try Connection(path: t.path + "/store.sqlite", create: false)
+        try db.statement("UPDATE hs_rows_1 SET vector = ?1 WHERE id = 'b'").run([.blob([UInt8](repeating: 0, count: 12))])
+        for name in try FileManager.default.contentsOfDirectory(atPath: t.path) where name.hasSuffix(".hsnap") {
+            try FileManager.default.removeItem(atPath: t.path + "/" + name)
+        }
+        store = try t.open()
+        #expect(try store.count(store.collection("c")) == 2)
+        #expect(try store.search(store.collection("c"), near: [1, 0, 0], k: 1).first?.id == "a")
+        #expect(errorCode { try store.write { tx in try tx.upsert("b", into: store.collection("c"), vector: [0, 0, 0]) } }
+                == .nonFiniteVector)
+        store.close()
+    }
 }
