@@ -113,11 +113,8 @@ extension HybridStore {
                 let table = recalls.withLock { $0 }.filter { !$0.isEmpty }
                 guard table.count >= 20 else { continue }
                 curves[bucket] = Self.calibrationScales.indices.map { i in
-                    let values = table.map { $0[i] }
-                    let n = Double(values.count)
-                    let mean = values.reduce(0, +) / n
-                    let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(n - 1, 1)
-                    return BuildCalibration.Point(scale: Self.calibrationScales[i], recall: mean, error: (variance / n).squareRoot())
+                    let (mean, error) = RecallCalibration.meanAndError(table.map { $0[i] })
+                    return BuildCalibration.Point(scale: Self.calibrationScales[i], recall: mean, error: error)
                 }
             }
             return curves

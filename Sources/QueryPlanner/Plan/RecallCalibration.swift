@@ -193,7 +193,8 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
         return high > low + 0.005 ? .scale(scale(of: measured.last!.key) * 1.5) : .keep
     }
 
-    private static func meanAndError(_ values: [Double]) -> (mean: Double, error: Double) {
+    /// The mean of `values` and its standard error.
+    public static func meanAndError(_ values: [Double]) -> (mean: Double, error: Double) {
         guard !values.isEmpty else { return (0, 0) }
         let n = Double(values.count)
         let mean = values.reduce(0, +) / n
