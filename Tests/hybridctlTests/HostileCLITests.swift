@@ -170,6 +170,16 @@ import Testing
         #expect(out.status == 1 && out.stderr.contains("squared norm"), "\(out.stderr)")
     }
 
+    // CSV output quotes by Unicode scalar: a quote or comma followed by a combining mark is still quoted.
+    @Test func csvQuotesQuotesBeforeCombiningMarks() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try ctl("create", "--store", store, "docs", "--dim", "2", "--column", "body:text")
+        let rows = try write("rows.jsonl", "{\"id\": \"a\", \"vector\": [1, 0], \"body\": \"x\\\"\u{0740}y,\u{0301}z\"}\n")
+        #expect(try ctl("import", "--store", store, "docs", rows).status == 0)
+        let out = try ctl("get", "--store", store, "docs", "a", "--format", "csv")
+        #expect(out.stdout == "id,body\na,\"x\"\"\u{0740}y,\u{0301}z\"\n", "\(out.stdout.debugDescription)")
+    }
+
     // Item 12: a query quota of 1 a day lets one CLI query through, not three.
     @Test func queryQuotaHoldsAcrossCommands() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -348,7 +348,7 @@ extension Filter: CustomStringConvertible {
         let plain = column.utf8.first.map { !($0 >= 0x30 && $0 <= 0x39) } ?? false
             && column.utf8.allSatisfy { ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || ($0 >= 0x30 && $0 <= 0x39) }
             && !FilterParser.isReserved(column)
-        return plain ? column : "\"" + column.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        return plain ? column : quoted(column, with: "\"")
     }
 
     static func literal(_ value: Value) -> String {

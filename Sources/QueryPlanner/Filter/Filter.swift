@@ -12,7 +12,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .integer(let v): String(v)
         case .real(let v): String(v)
-        case .text(let v): "'" + v.replacingOccurrences(of: "'", with: "''") + "'"
+        case .text(let v): quoted(v, with: "'")
         case .boolean(let v): v ? "TRUE" : "FALSE"
         case .blob(let v): "x'" + v.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + "'"
         case .null: "NULL"

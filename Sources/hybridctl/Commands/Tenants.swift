@@ -111,8 +111,8 @@ extension HybridCtl {
                         out += fields(u).map { value -> String in
                             if value is NSNull { return "" }
                             let text = "\(value)"
-                            guard format == .csv, text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return text }
-                            return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+                            guard format == .csv, containsAny(text, of: [",", "\"", "\n", "\r"]) else { return text }
+                            return quoted(text, with: "\"")
                         }.joined(separator: separator) + "\n"
                     }
                 case .json, .jsonl:

@@ -80,8 +80,7 @@ enum Render {
     /// RFC 4180 CSV: quotes fields with commas, quotes or newlines.
     static func csv(_ cells: [String]) -> String {
         cells.map { c in
-            c.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
-                ? "\"" + c.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : c
+            containsAny(c, of: [",", "\"", "\n", "\r"]) ? quoted(c, with: "\"") : c
         }.joined(separator: ",")
     }
 
