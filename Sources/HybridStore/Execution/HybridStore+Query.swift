@@ -35,7 +35,7 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// them alone, selectivity is relative to them, and what depends on other tenants' rows (the collection's
     /// size, modelled costs, graph and cold-block work counters, the probe's budget) is left out.
     public var scopedToTenant: String?
-    /// Where `plan.expectedRecall` comes from: a build-time curve ("± 0.006, 100 build-time queries, 3 h
+    /// Where `plan.expectedRecall` comes from (explain only): a build-time curve ("100 build-time queries, 3 h
     /// old"), online checks, the static model ("uncalibrated: static model"), or an exact plan.
     public var recallSource = ""
     /// The standard error of `plan.expectedRecall`, when a build-time curve gave it.
@@ -235,18 +235,18 @@ extension HybridStore {
                 if options.searchEffort == nil { explanation.effortScale = scale }
                 var exactForRecall = false
                 // What the expected recall rests on: the build-time curve of this bucket, online checks, or
-                // nothing but the static model.
-                if plan.strategy == .exact {
-                    explanation.recallSource = "exact"
-                } else if options.searchEffort != nil {
-                    explanation.recallSource = "fixed effort: static model"
-                } else if let built = calibration.built, built.target == options.recallTarget,
-                          let expected = calibration.expected(selectivity: estimate / Double(max(rows, 1)), filtered: filter != nil) {
+                // nothing but the static model (the words only when explaining: no formatting per search).
+                let selectivity = estimate / Double(max(rows, 1))
+                if plan.strategy != .exact, options.searchEffort == nil, let built = calibration.built,
+                   built.target == options.recallTarget,
+                   let expected = calibration.expected(selectivity: selectivity, filtered: filter != nil) {
                     plan.expectedRecall = expected.recall
                     explanation.expectedRecallError = expected.error
-                    let hours = max(0, Date().timeIntervalSince1970 - built.measuredAt) / 3600
-                    explanation.recallSource = "\(built.queries) build-time queries, "
-                        + (hours < 1 ? "\(Int(hours * 60)) min old" : String(format: "%.1f h old", hours))
+                    if explain {
+                        let hours = max(0, Date().timeIntervalSince1970 - built.measuredAt) / 3600
+                        explanation.recallSource = "\(built.queries) build-time queries, "
+                            + (hours < 1 ? "\(Int(hours * 60)) min old" : String(format: "%.1f h old", hours))
+                    }
                     // Never a silent shortfall: where the measured curve does not reach the target even at the
                     // largest effort, an exact plan answers when it costs at most `exactFallbackCostRatio` times
                     // the graph's; otherwise the explanation states the expected shortfall.
@@ -254,23 +254,26 @@ extension HybridStore {
                         let exactCost = plan.estimatedMatches
                             * (Planner.exactDistanceCost(dimensions: s.schema.vector.dimensions) + Planner.collectCost)
                         if sqlNodes == nil, exactCost <= Self.exactFallbackCostRatio * max(plan.estimatedCost, 1) {
-                            explanation.recallSource = String(format: "exact: the graph's calibrated recall %.3f ± %.3f falls short of the target",
-                                                              expected.recall, expected.error)
+                            if explain {
+                                explanation.recallSource = String(format: "exact: the graph's calibrated recall %.3f ± %.3f falls short of the target",
+                                                                  expected.recall, expected.error)
+                            }
                             explanation.expectedRecallError = nil
                             plan.strategy = .exact
                             plan.effort = nil
                             plan.overFetch = nil
                             plan.expectedRecall = 1
                             exactForRecall = true
-                        } else {
+                        } else if explain {
                             explanation.recallSource += String(format: "; short of the target by %.3f, and an exact scan would cost %.0f× more",
                                                                options.recallTarget - expected.recall, exactCost / max(plan.estimatedCost, 1))
                         }
                     }
-                } else if calibration.isMeasured(selectivity: estimate / Double(max(rows, 1)), filtered: filter != nil) {
-                    explanation.recallSource = "online checks"
-                } else {
-                    explanation.recallSource = "uncalibrated: static model"
+                } else if explain {
+                    explanation.recallSource = plan.strategy == .exact ? "exact"
+                        : options.searchEffort != nil ? "fixed effort: static model"
+                        : calibration.isMeasured(selectivity: selectivity, filtered: filter != nil) ? "online checks"
+                        : "uncalibrated: static model"
                 }
                 if let forced = options.strategy, forced != plan.strategy, filter != nil || forced == .graph || forced == .exact {
                     plan.strategy = forced

@@ -28,7 +28,8 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     /// Samples recorded per bucket, ever (evidence that the bucket's scale was measured, not assumed).
     public private(set) var samples: [Int]
     /// Recall curves measured on the collection's own data when its index was built or had changed much
-    /// (`adopt(_:)`); nil before the first. Stored with the calibration, so a fresh process plans with them.
+    /// (`adopt(_:)`, pooled so recall rises with effort); nil before the first. Stored with the calibration, so
+    /// a fresh process plans with them.
     public private(set) var built: BuildCalibration?
     /// Samples that decide a step.
     public static let windowSize = 64
@@ -56,10 +57,12 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     /// recall, less its standard error, meets the curve's target (pooled so the curve rises with effort), or
     /// the largest measured when none does (`expected` then shows the shortfall), and at least 1 (the static
     /// model's effort). Online checks go on refining from there.
+    /// The curves are kept pooled (monotone), so reading them per query allocates nothing.
     public mutating func adopt(_ calibration: BuildCalibration) {
+        var calibration = calibration
+        calibration.curves = calibration.curves.mapValues(BuildCalibration.monotone)
         built = calibration
-        for (bucket, points) in calibration.curves where bucket >= 0 && bucket < Self.bucketCount && !points.isEmpty {
-            let pooled = BuildCalibration.monotone(points)
+        for (bucket, pooled) in calibration.curves where bucket >= 0 && bucket < Self.bucketCount && !pooled.isEmpty {
             let chosen = pooled.first { $0.recall - $0.error >= calibration.target } ?? pooled.last!
             // Build-time curves only raise the effort: their queries are rows moved off themselves, which on
             // data with a high noise floor (384-d sentence-like sets) are easier than unseen queries, so a
@@ -75,7 +78,7 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     /// with its standard error; nil when the bucket has no build-time curve.
     public func expected(selectivity: Double, filtered: Bool) -> (recall: Double, error: Double)? {
         let bucket = Self.bucket(selectivity: selectivity, filtered: filtered)
-        guard let points = built?.curves[bucket].map(BuildCalibration.monotone), let first = points.first else { return nil }
+        guard let points = built?.curves[bucket], let first = points.first else { return nil }
         let x = log2(scales[bucket])
         if x <= log2(first.scale) { return (first.recall, first.error) }
         for (a, b) in zip(points, points.dropFirst()) where x <= log2(b.scale) {
