@@ -18,10 +18,13 @@ let package = Package(
         // acquire/release helpers the graph uses for lock-free reads.
         .target(name: "CKernels"),
         .target(name: "HNSW", dependencies: ["CKernels"]),
+        // FTS5 auxiliary functions: BM25 under a scope's own corpus statistics (a tenant's scores say nothing of
+        // other tenants' rows), and a row's token count from FTS5's size records.
+        .target(name: "CTextRank", dependencies: ["CSQLite"]),
         .target(name: "QueryPlanner"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
-        .target(name: "HybridStore", dependencies: ["HNSW", "QueryPlanner", "CSQLite", "CLZ4", "CKernels"]),
+        .target(name: "HybridStore", dependencies: ["HNSW", "QueryPlanner", "CSQLite", "CLZ4", "CKernels", "CTextRank"]),
         .executableTarget(
             name: "hybridctl",
             dependencies: ["HybridStore", "HNSW", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -23,6 +23,8 @@ final class CollectionState: @unchecked Sendable {
     /// How often a filtered-graph probe in front of an exact plan pays off, per filter shape (its columns and
     /// selectivity bucket): correlated filters let the graph finish early, others do not.
     let probes = Locked<[String: ProbeRecord]>([:])
+    /// Tenants' corpus statistics for keyword ranking, each valid while the change log stands still.
+    let textStatistics = Locked<[String: TextStatistics]>([:])
     /// The cold tier's in-memory side (block summaries, live rows, their filter values); under `lock`.
     var cold: ColdTier
     /// Filterable columns in memory, by node; under `lock`.

@@ -22,12 +22,37 @@ public struct ColumnSpec: Sendable, Codable, Equatable {
     public var nullable: Bool
     /// Also kept in memory for the planner's filters.
     public var filterable: Bool
+    /// Text indexed for keyword search (an FTS5 index over the collection's searchable columns, kept in the
+    /// writing transaction). Text columns only.
+    public var searchable: Bool
 
-    public init(name: String, type: ColumnType, nullable: Bool = true, filterable: Bool = false) {
+    public init(name: String, type: ColumnType, nullable: Bool = true, filterable: Bool = false, searchable: Bool = false) {
         self.name = name
         self.type = type
         self.nullable = nullable
         self.filterable = filterable
+        self.searchable = searchable
+    }
+
+    private enum CodingKeys: String, CodingKey { case name, type, nullable, filterable, searchable }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        type = try c.decode(ColumnType.self, forKey: .type)
+        nullable = try c.decode(Bool.self, forKey: .nullable)
+        filterable = try c.decode(Bool.self, forKey: .filterable)
+        // Schemas written before keyword search have no such key.
+        searchable = try c.decodeIfPresent(Bool.self, forKey: .searchable) ?? false
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(type, forKey: .type)
+        try c.encode(nullable, forKey: .nullable)
+        try c.encode(filterable, forKey: .filterable)
+        if searchable { try c.encode(searchable, forKey: .searchable) }
     }
 
     public static func integer(_ name: String, nullable: Bool = true, filterable: Bool = false) -> ColumnSpec {
@@ -36,8 +61,10 @@ public struct ColumnSpec: Sendable, Codable, Equatable {
     public static func real(_ name: String, nullable: Bool = true, filterable: Bool = false) -> ColumnSpec {
         ColumnSpec(name: name, type: .real, nullable: nullable, filterable: filterable)
     }
-    public static func text(_ name: String, nullable: Bool = true, filterable: Bool = false) -> ColumnSpec {
-        ColumnSpec(name: name, type: .text, nullable: nullable, filterable: filterable)
+    public static func text(_ name: String, nullable: Bool = true, filterable: Bool = false, searchable: Bool = false)
+        -> ColumnSpec
+    {
+        ColumnSpec(name: name, type: .text, nullable: nullable, filterable: filterable, searchable: searchable)
     }
     public static func boolean(_ name: String, nullable: Bool = true, filterable: Bool = false) -> ColumnSpec {
         ColumnSpec(name: name, type: .boolean, nullable: nullable, filterable: filterable)
@@ -74,6 +101,25 @@ public enum IDKind: String, Sendable, Codable {
     case integer, string
 }
 
+/// How keyword search splits a collection's searchable text into terms (an FTS5 tokenizer).
+public enum TextTokenizer: String, Sendable, Codable, CaseIterable {
+    /// Words by Unicode letters and digits, case- and diacritic-folded (FTS5's default).
+    case unicode61
+    /// As `unicode61`, then English stemming ("errors" finds "error").
+    case porter
+    /// Every run of three characters: substring search ("0x8007" finds "0x80070005"), any language.
+    case trigram
+
+    /// The FTS5 `tokenize` option.
+    var fts5Option: String {
+        switch self {
+        case .unicode61: "unicode61"
+        case .porter: "porter unicode61"
+        case .trigram: "trigram"
+        }
+    }
+}
+
 /// The fixed shape of a collection: its vector, its id kind, its columns and, optionally, the column that
 /// names each row's tenant.
 public struct Schema: Sendable, Codable, Equatable {
@@ -83,13 +129,40 @@ public struct Schema: Sendable, Codable, Equatable {
     /// The column holding each row's tenant (a non-null, filterable text column), or nil. Rows of a tenant
     /// are reached through `store.tenant(name)`, counted against its quotas and metered for its usage.
     public var tenantColumn: String?
+    /// How the searchable columns' text is split into terms.
+    public var tokenizer: TextTokenizer
 
-    public init(vector: VectorSpec, id: IDKind = .string, columns: [ColumnSpec] = [], tenantColumn: String? = nil) {
+    public init(vector: VectorSpec, id: IDKind = .string, columns: [ColumnSpec] = [], tenantColumn: String? = nil,
+                tokenizer: TextTokenizer = .unicode61) {
         self.vector = vector
         self.id = id
         self.columns = columns
         self.tenantColumn = tenantColumn
+        self.tokenizer = tokenizer
     }
+
+    private enum CodingKeys: String, CodingKey { case vector, id, columns, tenantColumn, tokenizer }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        vector = try c.decode(VectorSpec.self, forKey: .vector)
+        id = try c.decode(IDKind.self, forKey: .id)
+        columns = try c.decode([ColumnSpec].self, forKey: .columns)
+        tenantColumn = try c.decodeIfPresent(String.self, forKey: .tenantColumn)
+        tokenizer = try c.decodeIfPresent(TextTokenizer.self, forKey: .tokenizer) ?? .unicode61
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(vector, forKey: .vector)
+        try c.encode(id, forKey: .id)
+        try c.encode(columns, forKey: .columns)
+        try c.encodeIfPresent(tenantColumn, forKey: .tenantColumn)
+        if tokenizer != .unicode61 || columns.contains(where: \.searchable) { try c.encode(tokenizer, forKey: .tokenizer) }
+    }
+
+    /// The positions of the searchable columns (the keyword index's columns, in schema order).
+    var searchablePositions: [Int] { columns.indices.filter { columns[$0].searchable } }
 
     /// The position of the tenant column, if the collection has one.
     var tenantPosition: Int? { tenantColumn.flatMap { column($0)?.index } }
@@ -118,6 +191,10 @@ public struct Schema: Sendable, Codable, Equatable {
             }
             guard seen.insert(c.name).inserted else {
                 throw HybridStoreError(.invalidSchema, "column `\(c.name)` appears twice", context: ["column": c.name])
+            }
+            if c.searchable && c.type != .text {
+                throw HybridStoreError(.invalidSchema, "column `\(c.name)` is \(c.type.rawValue): only text columns can be searchable",
+                                       context: ["column": c.name])
             }
             if c.type == .blob && c.filterable {
                 throw HybridStoreError(.invalidSchema, "blob column `\(c.name)` cannot be filterable", context: ["column": c.name])

@@ -477,7 +477,7 @@ extension HybridStore {
     }
 
     /// A validated filter, ANDed with the tenant's restriction when scoped; nil = every row.
-    private func scopedFilter(_ filter: Filter?, tenant: String?, _ s: CollectionState) throws(HybridStoreError) -> Filter? {
+    func scopedFilter(_ filter: Filter?, tenant: String?, _ s: CollectionState) throws(HybridStoreError) -> Filter? {
         let user = try filter.map { f throws(HybridStoreError) in try validated(f.normalized, s) }
         guard let tenant else { return user }
         let scope = try tenantFilter(tenant, s)

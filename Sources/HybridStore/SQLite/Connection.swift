@@ -1,4 +1,5 @@
 import CSQLite
+import CTextRank
 import Foundation
 
 /// One SQLite connection. Not thread-safe: the store hands each connection to one thread at a time (the
@@ -47,6 +48,11 @@ package final class Connection {
             try execute("PRAGMA foreign_keys = ON")
             // Memory-mapped reads: cold blocks (~1 MB blobs) are read without copying through read(2).
             try execute("PRAGMA mmap_size = 1073741824")
+            // Keyword ranking under a scope's own statistics (see CTextRank).
+            let rc = hs_register_text_rank(db)
+            guard rc == SQLITE_OK else {
+                throw SQLiteError(code: rc, message: "this SQLite has no FTS5: keyword search needs it", sql: nil)
+            }
         } catch {
             cache.removeAll()
             sqlite3_close_v2(db)

@@ -210,9 +210,76 @@ enum SQL {
             if let tenant = schema.tenantPosition {
                 sql += "; CREATE INDEX \(name)_tenant ON \(name)(\(columnName(tenant)))"
             }
+            if let createText { sql += "; " + createText }
             return sql
         }
-        var drop: String { "DROP TABLE IF EXISTS \(name)" }
+        var drop: String { "DROP TABLE IF EXISTS \(textName); DROP TABLE IF EXISTS \(name)" }
+
+        // MARK: Keyword index
+
+        /// The FTS5 index over the searchable columns: external content (the text lives once, in the rows
+        /// table), the same column names, `rowid` = `row`.
+        var textName: String { "hs_text_\(number)" }
+        private var textColumns: [String] { schema.searchablePositions.map(columnName) }
+        /// The keyword index and the triggers that keep it in the writing transaction (insert, delete, and an
+        /// update of a searchable column; tier moves rewrite only `vector` and do not touch it). Nil without
+        /// searchable columns.
+        var createText: String? {
+            let columns = textColumns
+            guard !columns.isEmpty else { return nil }
+            let list = columns.joined(separator: ", ")
+            let new = columns.map { "new." + $0 }.joined(separator: ", ")
+            let old = columns.map { "old." + $0 }.joined(separator: ", ")
+            return """
+                CREATE VIRTUAL TABLE \(textName) USING fts5(\(list), content='\(name)', content_rowid='row', \
+                tokenize='\(schema.tokenizer.fts5Option)');
+                CREATE TRIGGER \(textName)_insert AFTER INSERT ON \(name) BEGIN \
+                INSERT INTO \(textName)(rowid, \(list)) VALUES (new.row, \(new)); END;
+                CREATE TRIGGER \(textName)_delete AFTER DELETE ON \(name) BEGIN \
+                INSERT INTO \(textName)(\(textName), rowid, \(list)) VALUES ('delete', old.row, \(old)); END;
+                CREATE TRIGGER \(textName)_update AFTER UPDATE OF \(list) ON \(name) BEGIN \
+                INSERT INTO \(textName)(\(textName), rowid, \(list)) VALUES ('delete', old.row, \(old)); \
+                INSERT INTO \(textName)(rowid, \(list)) VALUES (new.row, \(new)); END
+                """
+        }
+        /// Drops the keyword index and its triggers (before it is made anew with other columns).
+        var dropText: String {
+            """
+            DROP TRIGGER IF EXISTS \(textName)_insert; DROP TRIGGER IF EXISTS \(textName)_delete; \
+            DROP TRIGGER IF EXISTS \(textName)_update; DROP TABLE IF EXISTS \(textName)
+            """
+        }
+        /// Indexes the rows with `row` in `?1...?2` (building the index of an existing collection in batches).
+        var indexTextRange: String {
+            "INSERT INTO \(textName)(rowid, \(textColumns.joined(separator: ", "))) SELECT row, \(textColumns.joined(separator: ", ")) FROM \(name) WHERE row BETWEEN ?1 AND ?2"
+        }
+        var maxRow: String { "SELECT coalesce(max(row), 0) FROM \(name)" }
+        /// FTS5's check of the index against the rows (an error when they disagree).
+        var checkText: String { "INSERT INTO \(textName)(\(textName), rank) VALUES ('integrity-check', 1)" }
+        /// Rebuilds the index from the rows.
+        var rebuildText: String { "INSERT INTO \(textName)(\(textName)) VALUES ('rebuild')" }
+        /// Rows the index holds a size record for, and the rows of the collection (they must agree).
+        var textRecordCount: String { "SELECT (SELECT count(*) FROM \(textName)_docsize), (SELECT count(*) FROM \(name))" }
+        /// A scope's corpus statistics for BM25: its rows and their tokens (`?1` the tenant; tenant column).
+        var tenantTextTotals: String {
+            "SELECT count(*), total(hs_docsize_tokens(d.sz)) FROM \(name) t LEFT JOIN \(textName)_docsize d ON d.id = t.row WHERE t.\(columnName(schema.tenantPosition!)) = ?1"
+        }
+        /// Rows of tenant `?2` matching the FTS5 expression `?1` (a phrase's document count in the scope).
+        var tenantTextMatches: String {
+            "SELECT count(*) FROM \(textName) WHERE \(textName) MATCH ?1 AND EXISTS (SELECT 1 FROM \(name) t WHERE t.row = \(textName).rowid AND t.\(columnName(schema.tenantPosition!)) = ?2)"
+        }
+        /// The keyword arm: the best rows matching an FTS5 expression by `score` (an expression of the FTS5 table;
+        /// more negative is better), optionally under a compiled filter condition, then their ids and columns.
+        /// Parameters are unnumbered, bound in order: the score's, the MATCH expression, the condition's, the limit.
+        func keywordSearch(score: String, condition: String?, positions: [Int]) -> String {
+            let filter = condition.map { " AND EXISTS (SELECT 1 FROM \(name) WHERE row = \(textName).rowid AND (\($0)))" } ?? ""
+            let columns = (["m.row", "t.id", "m.score"] + positions.map { "t." + columnName($0) }).joined(separator: ", ")
+            return """
+                SELECT \(columns) FROM (SELECT rowid AS row, \(score) AS score FROM \(textName) \
+                WHERE \(textName) MATCH ?\(filter) ORDER BY score, rowid LIMIT ?) m \
+                JOIN \(name) t ON t.row = m.row ORDER BY m.score, m.row
+                """
+        }
 
         var insert: String {
             let columns = ["id", "vector"] + schema.columns.indices.map(columnName)

@@ -1,0 +1,352 @@
+import Foundation
+import QueryPlanner
+
+/// How a hybrid query merges its keyword and vector candidates into one ranking.
+public enum Fusion: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// Reciprocal-rank fusion: a row scores Σ 1 / (k + its rank in each arm that found it), ranks from 1.
+    /// Needs no score calibration between the arms; k = 60 is the standard constant.
+    case reciprocalRank(k: Int)
+    /// A weighted sum of each arm's score scaled to [0, 1] over its candidates (distance: nearest 1, farthest
+    /// 0; BM25: best 1, worst 0), `vector` for the vector arm and 1 − `vector` for the keyword arm; an arm
+    /// that did not find a row gives it 0.
+    case weighted(vector: Double)
+
+    /// Reciprocal-rank fusion with k = 60.
+    public static let standard = Fusion.reciprocalRank(k: 60)
+
+    public var description: String {
+        switch self {
+        case .reciprocalRank(let k): "reciprocal rank (k \(k))"
+        case .weighted(let w): String(format: "weighted (vector %.2f, keyword %.2f)", w, 1 - w)
+        }
+    }
+}
+
+/// One row of a keyword or hybrid search.
+public struct RetrievalHit: Sendable, Equatable {
+    public var id: RowID
+    /// The ranking score, higher first: the fused score of a hybrid search, BM25 of a keyword-only one.
+    public var score: Double
+    /// The distance to the query vector, when the vector arm found the row.
+    public var distance: Float?
+    /// The row's BM25 (positive, higher is a better match), when the keyword arm found it.
+    public var keywordScore: Double?
+    /// The row's rank (from 1) in each arm that found it.
+    public var vectorRank: Int?
+    public var keywordRank: Int?
+    public var values: [String: Value]
+}
+
+/// What a keyword or hybrid search did: each arm's plan, candidates and time, and the fusion.
+public struct RetrievalExplanation: Sendable, Codable, Equatable, CustomStringConvertible {
+    public struct KeywordArm: Sendable, Codable, Equatable {
+        /// How the arm ran (FTS5 MATCH, the filter, the statistics BM25 used).
+        public var plan: String
+        /// Candidates asked for.
+        public var depth: Int
+        /// Candidates found (≤ depth).
+        public var candidates: Int
+        /// Rows matching the keywords and the filter (explain only).
+        public var matches: Int?
+        /// The corpus BM25 scored against: "collection" or "tenant <name>", with its rows.
+        public var statistics: String
+        public var milliseconds: Double
+    }
+
+    public var collection: String
+    public var k: Int
+    public var text: String
+    public var filter: String?
+    public var keyword: KeywordArm
+    /// The vector arm's own explanation (nil for a keyword-only search).
+    public var vector: Explanation?
+    public var vectorMilliseconds: Double?
+    public var fusion: String
+    /// Rows found by both arms among the candidates.
+    public var overlap: Int
+    public var results: Int
+    public var scopedToTenant: String?
+
+    public var description: String {
+        var lines = ["collection \(collection), k \(k), text \"\(text)\"", "filter: \(filter ?? "(none)")"]
+        lines.append("keyword arm: \(keyword.plan); depth \(keyword.depth), \(keyword.candidates) candidates"
+            + (keyword.matches.map { " of \($0) matching rows" } ?? "") + "; BM25 statistics of the \(keyword.statistics)"
+            + String(format: "; %.3f ms", keyword.milliseconds))
+        if let vector {
+            lines.append("vector arm (depth \(vector.k)"
+                + (vectorMilliseconds.map { String(format: ", %.3f ms", $0) } ?? "") + "):")
+            lines += vector.description.split(separator: "\n").map { "  " + $0 }
+            lines.append("fusion: \(fusion); \(overlap) candidates found by both arms; \(results) results")
+        } else {
+            lines.append("ranking: BM25; \(results) results")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}
+
+/// A scope's corpus statistics for BM25, valid while the change log has not moved past `sequence`.
+struct TextStatistics: Sendable {
+    var sequence: Int64
+    var rows: Int64
+    var tokens: Double
+}
+
+extension HybridStore {
+    /// The `k` rows that best match the keywords `text` (BM25 over the searchable columns) among those
+    /// matching `filter`, best first.
+    /// - Throws: `invalidArgument` (k < 1, no searchable column), `invalidFilter` (the filter, or a text query
+    ///   in FTS5 syntax that does not parse, with its offset), `unknownColumn`, `unknownCollection`, `sqlite`.
+    public func search(_ collection: Collection, text: TextQuery, k: Int, where filter: Filter? = nil,
+                       returning columns: [String] = []) throws(HybridStoreError) -> [RetrievalHit] {
+        try retrieve(collection, text: text, near: nil, k: k, filter: filter, returning: columns).hits
+    }
+
+    /// Hybrid retrieval: the keyword arm (BM25) and the vector arm (the planner's usual plans, both tiers)
+    /// each find candidates under the same filter, then `fusion` ranks them together.
+    public func search(_ collection: Collection, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
+                       fusion: Fusion = .standard, returning columns: [String] = []) throws(HybridStoreError)
+        -> [RetrievalHit]
+    {
+        try retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion, returning: columns).hits
+    }
+
+    /// Keyword or hybrid retrieval with every knob, and (when `explain`) what each arm did.
+    /// - Parameters:
+    ///   - vector: nil for keyword-only.
+    ///   - depth: candidates per arm (nil: k alone keyword-only; max(2k, 20) for each arm of a hybrid).
+    ///   - options: the vector arm's options (recall target, tiers, cold effort).
+    public func retrieve(_ collection: Collection, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
+                         fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
+                         returning columns: [String] = [], explain: Bool = false)
+        throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
+    {
+        try retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion, depth: depth,
+                     options: options, returning: columns, explain: explain, tenant: nil)
+    }
+
+    func retrieve(_ collection: Collection, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter?,
+                  fusion: Fusion, depth: Int?, options: QueryOptions, returning columns: [String], explain: Bool,
+                  tenant: String?) throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
+    {
+        let s = try state(collection)
+        guard k >= 1 else { throw HybridStoreError(.invalidArgument, "k must be at least 1, got \(k)", context: ["k": "\(k)"]) }
+        if let depth, depth < 1 {
+            throw HybridStoreError(.invalidArgument, "depth must be at least 1, got \(depth)", context: ["depth": "\(depth)"])
+        }
+        if case .reciprocalRank(let c) = fusion, c < 0 {
+            throw HybridStoreError(.invalidArgument, "reciprocal-rank fusion needs k ≥ 0, got \(c)")
+        }
+        if case .weighted(let w) = fusion, !(0...1).contains(w) {
+            throw HybridStoreError(.invalidArgument, "the vector weight must be in [0, 1], got \(w)")
+        }
+        guard !s.schema.searchablePositions.isEmpty else {
+            throw HybridStoreError(.invalidArgument, "collection `\(s.name)` has no searchable column: mark a text column searchable first",
+                                   context: ["collection": s.name])
+        }
+        let textQuery = try compiledText(text, s)
+        let positions = try columnPositions(columns, s)
+        let scope = try scopedFilter(filter, tenant: tenant, s)
+        let condition = try scope.map { f throws(HybridStoreError) in try compiled(f, s) }
+        let rowLimit = max(1, s.lock.read { s.index.count + s.cold.liveRows })
+        let k = min(k, rowLimit)
+        let armDepth = min(depth ?? (vector == nil ? k : max(2 * k, 20)), max(rowLimit, 1), 10_000)
+
+        // The vector arm first: under a tenant it admits the query against the quota and meters it.
+        var vectorHits: [SearchHit] = []
+        var vectorExplanation: Explanation? = nil
+        var vectorMs: Double? = nil
+        if let vector {
+            let t = nowNanos()
+            let result = try query(collection, near: vector, k: armDepth, filter: filter, options: options,
+                                   returning: columns, explain: explain, tenant: tenant)
+            vectorHits = result.hits
+            vectorExplanation = explain ? result.explanation : nil
+            vectorMs = ms(since: t)
+        } else if let tenant {
+            try admitQuery(tenant)
+        }
+
+        let t = nowNanos()
+        let keyword = try keywordArm(s, textQuery, condition: condition, tenant: tenant, depth: armDepth,
+                                     positions: positions, countMatches: explain)
+        let keywordMs = ms(since: t)
+        if vector == nil, let tenant { meterQuery(tenant, scored: 0) }
+
+        var explanation = RetrievalExplanation(
+            collection: s.name, k: k, text: text.description, filter: filter.map { explain ? $0.description : "(not rendered: explain off)" },
+            keyword: .init(plan: keyword.plan, depth: armDepth, candidates: keyword.rows.count, matches: keyword.matches,
+                           statistics: keyword.statistics, milliseconds: keywordMs),
+            vector: vectorExplanation, vectorMilliseconds: vectorMs, fusion: vector == nil ? "none" : fusion.description,
+            overlap: 0, results: 0, scopedToTenant: tenant)
+
+        var hits: [RetrievalHit]
+        if vector == nil {
+            hits = keyword.rows.prefix(k).enumerated().map { i, r in
+                RetrievalHit(id: r.id, score: r.bm25, distance: nil, keywordScore: r.bm25, vectorRank: nil, keywordRank: i + 1,
+                             values: r.values)
+            }
+        } else {
+            let fused = fuse(vector: vectorHits.map { ($0.id, Double($0.distance)) }, keyword: keyword.rows.map { ($0.id, $0.bm25) },
+                             fusion: fusion)
+            var vectorByID: [RowID: (Int, SearchHit)] = [:]
+            for (i, h) in vectorHits.enumerated() where vectorByID[h.id] == nil { vectorByID[h.id] = (i, h) }
+            var keywordByID: [RowID: (Int, (row: Int64, id: RowID, bm25: Double, values: [String: Value]))] = [:]
+            for (i, r) in keyword.rows.enumerated() where keywordByID[r.id] == nil { keywordByID[r.id] = (i, r) }
+            explanation.overlap = vectorByID.keys.filter { keywordByID[$0] != nil }.count
+            hits = fused.prefix(k).map { f in
+                let v = vectorByID[f.id]
+                let w = keywordByID[f.id]
+                return RetrievalHit(id: f.id, score: f.score, distance: v?.1.distance, keywordScore: w?.1.bm25,
+                                    vectorRank: v.map { $0.0 + 1 }, keywordRank: w.map { $0.0 + 1 },
+                                    values: v?.1.values ?? w?.1.values ?? [:])
+            }
+        }
+        explanation.results = hits.count
+        return (hits, explanation)
+    }
+
+    /// The query as FTS5 reads it, with the searchable columns' names in the index.
+    func compiledText(_ text: TextQuery, _ s: CollectionState) throws(HybridStoreError) -> CompiledTextQuery {
+        do {
+            return try text.compiled { name in
+                s.schema.column(name).flatMap { $0.spec.searchable ? s.table.columnName($0.index) : nil }
+            }
+        } catch {
+            throw HybridStoreError(.invalidFilter, "invalid text query: \(error.description)",
+                                   context: ["collection": s.name, "text": text.text, "offset": "\(error.offset)"])
+        }
+    }
+
+    /// The keyword arm: the best `depth` rows by BM25 among those matching the keywords and the condition.
+    /// Unscoped, BM25 uses FTS5's statistics of the whole collection (`bm25()`); scoped to a tenant, the
+    /// tenant's own rows, tokens and per-phrase document counts (`hs_bm25`), so a score says nothing of other
+    /// tenants' text.
+    private func keywordArm(_ s: CollectionState, _ query: CompiledTextQuery, condition: SQLCondition?, tenant: String?,
+                            depth: Int, positions: [Int], countMatches: Bool)
+        throws(HybridStoreError) -> (rows: [(row: Int64, id: RowID, bm25: Double, values: [String: Value])], plan: String,
+                                     statistics: String, matches: Int?)
+    {
+        try withReader { c in
+            try c.transaction(immediate: false) {
+                var score = "bm25(\(s.table.textName))"
+                var scoreArguments: [Value] = []
+                var statistics = "collection"
+                if let tenant {
+                    let totals = try tenantTextStatistics(s, tenant: tenant, c)
+                    var counts: [Value] = []
+                    let count = try c.statement(s.table.tenantTextMatches)
+                    for phrase in query.phrases {
+                        counts.append(try count.scalar([.text(phrase), .text(tenant)]) ?? .integer(0))
+                    }
+                    score = "hs_bm25(\(s.table.textName), ?, ?" + String(repeating: ", ?", count: counts.count) + ")"
+                    scoreArguments = [.integer(totals.rows), .real(totals.rows > 0 ? totals.tokens / Double(totals.rows) : 0)] + counts
+                    statistics = "tenant \(tenant) (\(totals.rows) rows)"
+                }
+                let sql = s.table.keywordSearch(score: score, condition: condition?.text, positions: positions)
+                let statement = try condition == nil ? c.statement(sql) : c.prepareOnce(sql)
+                defer { statement.reset() }
+                try statement.bind(scoreArguments + [.text(query.match)] + (condition?.arguments ?? []) + [.integer(Int64(depth))])
+                var rows: [(row: Int64, id: RowID, bm25: Double, values: [String: Value])] = []
+                while try statement.step() {
+                    let id: RowID = switch statement.column(1) {
+                    case .integer(let v): .int(v)
+                    case .text(let t): .string(t)
+                    default: .string("")
+                    }
+                    var values: [String: Value] = [:]
+                    for (i, position) in positions.enumerated() {
+                        let spec = s.schema.columns[position]
+                        var value = statement.column(3 + Int32(i))
+                        if spec.type == .boolean, case .integer(let v) = value { value = .boolean(v != 0) }
+                        values[spec.name] = value
+                    }
+                    let bm25: Double = switch statement.column(2) {
+                    case .real(let v): -v
+                    case .integer(let v): -Double(v)
+                    default: 0
+                    }
+                    rows.append((statement.int64(0), id, bm25, values))
+                }
+                var matches: Int? = nil
+                if countMatches {
+                    let filter = condition.map { " AND EXISTS (SELECT 1 FROM \(s.table.name) WHERE row = \(s.table.textName).rowid AND (\($0.text)))" } ?? ""
+                    let counting = try c.prepareOnce("SELECT count(*) FROM \(s.table.textName) WHERE \(s.table.textName) MATCH ?\(filter)")
+                    if case .integer(let n)? = try counting.scalar([.text(query.match)] + (condition?.arguments ?? [])) { matches = Int(n) }
+                }
+                let plan = "FTS5 MATCH of \(query.phrases.count) phrase\(query.phrases.count == 1 ? "" : "s"), ranked by BM25 in SQLite"
+                    + (condition == nil ? "" : ", the filter checked per match by a row lookup")
+                return (rows, plan, statistics, matches)
+            }
+        }
+    }
+
+    /// A tenant's rows and their tokens, from a cache kept while the change log stands still (every write
+    /// appends to it), else counted from the rows and FTS5's size records.
+    private func tenantTextStatistics(_ s: CollectionState, tenant: String, _ c: Connection) throws -> TextStatistics {
+        guard case .integer(let sequence)? = try c.statement(SQL.lastSeq).scalar() else {
+            throw HybridStoreError(.corruptFile, "the change log has no sequence")
+        }
+        if let cached = s.textStatistics.withLock({ $0[tenant] }), cached.sequence == sequence { return cached }
+        let statement = try c.statement(s.table.tenantTextTotals)
+        statement.reset()
+        try statement.bind([.text(tenant)])
+        defer { statement.reset() }
+        var result = TextStatistics(sequence: sequence, rows: 0, tokens: 0)
+        if try statement.step() {
+            result.rows = statement.int64(0)
+            if case .real(let t) = statement.column(1) { result.tokens = t }
+        }
+        s.textStatistics.withLock { cache in
+            if cache.count >= 4_096 { cache.removeAll() }
+            cache[tenant] = result
+        }
+        return result
+    }
+}
+
+/// Fuses two ranked candidate lists (vector: ascending distance; keyword: descending BM25), best first; ties
+/// by the better rank in either arm, then by id.
+func fuse(vector: [(id: RowID, distance: Double)], keyword: [(id: RowID, bm25: Double)], fusion: Fusion)
+    -> [(id: RowID, score: Double)]
+{
+    var scores: [RowID: Double] = [:]
+    var bestRank: [RowID: Int] = [:]
+    for (i, v) in vector.enumerated() { bestRank[v.id] = min(bestRank[v.id] ?? .max, i) }
+    for (i, w) in keyword.enumerated() { bestRank[w.id] = min(bestRank[w.id] ?? .max, i) }
+    switch fusion {
+    case .reciprocalRank(let c):
+        for (i, v) in vector.enumerated() { scores[v.id, default: 0] += 1 / Double(c + i + 1) }
+        for (i, w) in keyword.enumerated() { scores[w.id, default: 0] += 1 / Double(c + i + 1) }
+    case .weighted(let weight):
+        let distances = vector.map(\.distance)
+        if let lo = distances.min(), let hi = distances.max() {
+            for v in vector { scores[v.id, default: 0] += weight * (hi > lo ? (hi - v.distance) / (hi - lo) : 1) }
+        }
+        let bm25s = keyword.map(\.bm25)
+        if let lo = bm25s.min(), let hi = bm25s.max() {
+            for w in keyword { scores[w.id, default: 0] += (1 - weight) * (hi > lo ? (w.bm25 - lo) / (hi - lo) : 1) }
+        }
+    }
+    return scores.map { ($0.key, $0.value) }.sorted { a, b in
+        if a.1 != b.1 { return a.1 > b.1 }
+        let ra = bestRank[a.0]!, rb = bestRank[b.0]!
+        if ra != rb { return ra < rb }
+        return idOrder(a.0, b.0)
+    }
+}
+
+/// A total order of ids: integers before strings, integers by value, strings by their UTF-8 bytes.
+func idOrder(_ a: RowID, _ b: RowID) -> Bool {
+    switch (a, b) {
+    case (.int(let x), .int(let y)): x < y
+    case (.int, .string): true
+    case (.string, .int): false
+    case (.string(let x), .string(let y)): x.utf8.lexicographicallyPrecedes(y.utf8)
+    }
+}
