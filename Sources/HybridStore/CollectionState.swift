@@ -15,7 +15,7 @@ final class CollectionState: @unchecked Sendable {
     let schema: Schema
     let uuid: String
     let table: SQL.Table
-    let lock = ReadWriteLock()
+    let lock: ReadWriteLock
     /// The effort the collection's data needs, learned from sampled queries (derived; saved at checkpoints).
     let calibration = Locked(RecallCalibration())
     /// Graph queries planned so far (to pick every n-th for a recall check).
@@ -34,7 +34,8 @@ final class CollectionState: @unchecked Sendable {
     /// External id of each node, indexed by node id; nil for free or not-yet-published nodes.
     private var ids: [RowID?] = []
 
-    init(number: Int64, name: String, schema: Schema, uuid: String, index: HNSWIndex) {
+    init(number: Int64, name: String, schema: Schema, uuid: String, index: HNSWIndex, lock: ReadWriteLock = ReadWriteLock()) {
+        self.lock = lock
         self.number = number
         self.name = name
         self.schema = schema
@@ -63,6 +64,22 @@ final class CollectionState: @unchecked Sendable {
             let ids = self.ids  // a local reference: no exclusivity check per lookup
             return try body(index, columns) { node in Int(node) < ids.count ? ids[Int(node)] : nil }
         }
+    }
+
+    /// The same collection under a schema that differs only in what does not shape the index or the filter
+    /// columns (which columns are searchable): it shares this state's lock, index and filter columns, and
+    /// copies the rest. Call holding the store's writer; searches that hold this state finish on it.
+    func replacingSchema(_ schema: Schema) -> CollectionState {
+        let fresh = CollectionState(number: number, name: name, schema: schema, uuid: uuid, index: index, lock: lock)
+        lock.write {
+            fresh.columns = columns
+            fresh.cold = cold
+            fresh.ids = ids
+            fresh.index = index
+        }
+        fresh.calibration.withLock { $0 = calibration.withLock { $0 } }
+        fresh.probes.withLock { $0 = probes.withLock { $0 } }
+        return fresh
     }
 
     /// Swaps in a rebuilt index with its ids and filter values, all together.

@@ -165,8 +165,45 @@ extension HybridStore {
             return Array(out.prefix(10))
         }
         problems += strays
+        problems += try verifyText(s, c)
         let nodes = s.read { index, _ in index.count }
         return CollectionReport(name: s.name, rows: rows, vectors: vectors, indexNodes: nodes, mismatches: problems,
                                 unreachableNodes: unreachable)
+    }
+
+    /// The keyword index against the rows: one size record per row, and FTS5's own check that every row's
+    /// searchable text is indexed as its tokens and nothing else is (re-tokenizing the rows).
+    private func verifyText(_ s: CollectionState, _ c: Connection) throws -> [String] {
+        guard !s.schema.searchablePositions.isEmpty else { return [] }
+        var problems: [String] = []
+        let counts = try c.prepareOnce(s.table.textRecordCount)
+        if try counts.step(), counts.int64(0) != counts.int64(1) {
+            problems.append("the keyword index holds \(counts.int64(0)) rows, the database \(counts.int64(1))")
+        }
+        do {
+            try c.execute(s.table.checkText)
+        } catch {
+            problems.append("the keyword index disagrees with the rows (FTS5 integrity check: \(error.message))")
+        }
+        return problems
+    }
+
+    /// Rebuilds every collection's keyword index from its rows (after `verify` found it disagreeing), in one
+    /// transaction each. Returns the collections rebuilt.
+    /// - Throws: `readOnly`, `sqlite`.
+    @discardableResult
+    public func repairKeywordIndexes() throws(HybridStoreError) -> [String] {
+        try sqliteWork("rebuilding keyword indexes") {
+            try withWriter { c, _ in
+                var rebuilt: [String] = []
+                for s in catalog.withLock({ Array($0.values) }).sorted(by: { $0.name < $1.name })
+                where !s.schema.searchablePositions.isEmpty {
+                    try c.transaction(immediate: true) { try c.execute(s.table.rebuildText) }
+                    s.textStatistics.withLock { $0.removeAll() }
+                    rebuilt.append(s.name)
+                }
+                return rebuilt
+            }
+        }
     }
 }

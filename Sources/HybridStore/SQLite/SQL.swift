@@ -173,6 +173,7 @@ enum SQL {
     static let listCollections = "SELECT number, name, schema, uuid, snapshot_seq FROM hs_collections ORDER BY number"
     static let insertCollection = "INSERT INTO hs_collections(name, schema, uuid) VALUES (?1, ?2, ?3)"
     static let deleteCollection = "DELETE FROM hs_collections WHERE number = ?1"
+    static let setSchema = "UPDATE hs_collections SET schema = ?2 WHERE number = ?1"
     static let setSnapshotSeq = "UPDATE hs_collections SET snapshot_seq = ?2 WHERE number = ?1"
     static let appendChange = "INSERT INTO hs_changes(collection, row, op) VALUES (?1, ?2, ?3)"
     static let deleteCollectionChanges = "DELETE FROM hs_changes WHERE collection = ?1"

@@ -88,6 +88,31 @@ public struct TenantScope: Sendable {
                         explain: explain, tenant: name)
     }
 
+    /// The tenant's rows that best match the keywords (BM25 from the tenant's own rows: its scores reveal
+    /// nothing of other tenants' text; see `HybridStore.search(_:text:k:where:returning:)`).
+    public func search(_ collection: Collection, text: TextQuery, k: Int, where filter: Filter? = nil,
+                       returning columns: [String] = []) throws(HybridStoreError) -> [RetrievalHit] {
+        try retrieve(collection, text: text, near: nil, k: k, filter: filter, returning: columns).hits
+    }
+
+    /// Hybrid retrieval over the tenant's rows: both arms restricted to them.
+    public func search(_ collection: Collection, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
+                       fusion: Fusion = .standard, returning columns: [String] = []) throws(HybridStoreError)
+        -> [RetrievalHit]
+    {
+        try retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion, returning: columns).hits
+    }
+
+    /// Keyword or hybrid retrieval restricted to this tenant (see `HybridStore.retrieve`).
+    public func retrieve(_ collection: Collection, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
+                         fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
+                         returning columns: [String] = [], explain: Bool = false)
+        throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
+    {
+        try store.retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion, depth: depth,
+                           options: options, returning: columns, explain: explain, tenant: name)
+    }
+
     /// `explain` restricted to this tenant: the plan follows the tenant's size.
     public func explain(_ collection: Collection, near vector: [Float], k: Int, where filter: Filter? = nil,
                         options: QueryOptions = QueryOptions(), returning columns: [String] = [])
