@@ -180,6 +180,10 @@ extension HybridStore {
         if try counts.step(), counts.int64(0) != counts.int64(1) {
             problems.append("the keyword index holds \(counts.int64(0)) rows, the database \(counts.int64(1))")
         }
+        let triggers = try c.prepareOnce(s.table.textTriggerCount)
+        if try triggers.step(), triggers.int64(0) != 3 {
+            problems.append("the keyword index has \(triggers.int64(0)) of its 3 triggers: writes would not reach it")
+        }
         do {
             try c.execute(s.table.checkText)
         } catch {
@@ -198,7 +202,12 @@ extension HybridStore {
                 var rebuilt: [String] = []
                 for s in catalog.withLock({ Array($0.values) }).sorted(by: { $0.name < $1.name })
                 where !s.schema.searchablePositions.isEmpty {
-                    try c.transaction(immediate: true) { try c.execute(s.table.rebuildText) }
+                    try c.transaction(immediate: true) {
+                        try c.execute(s.table.dropText)
+                        try c.execute(s.table.createText!)
+                        try c.execute(s.table.rebuildText)
+                    }
+                    c.evictStatements(containing: s.table.textName)
                     s.textStatistics.withLock { $0.removeAll() }
                     rebuilt.append(s.name)
                 }

@@ -257,6 +257,10 @@ enum SQL {
         var maxRow: String { "SELECT coalesce(max(row), 0) FROM \(name)" }
         /// FTS5's check of the index against the rows (an error when they disagree).
         var checkText: String { "INSERT INTO \(textName)(\(textName), rank) VALUES ('integrity-check', 1)" }
+        /// The keyword index's triggers present (3 when whole).
+        var textTriggerCount: String {
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(name)' AND name LIKE '\(textName)\\_%' ESCAPE '\\'"
+        }
         /// Rebuilds the index from the rows.
         var rebuildText: String { "INSERT INTO \(textName)(\(textName)) VALUES ('rebuild')" }
         /// Rows the index holds a size record for, and the rows of the collection (they must agree).

@@ -1,0 +1,312 @@
+import Foundation
+import Testing
+import HybridStore
+
+/// Keyword search over searchable columns (FTS5 in the same database), alone and fused with the vector arm:
+/// rankings checked against a plain FTS5 table and a reference fusion, under filters and tenants, through
+/// updates, deletes, tier moves and reopening.
+@Suite struct KeywordSearchTests {
+    static let schema = Schema(
+        vector: VectorSpec(dimensions: 8, metric: .l2, connectivity: 8, constructionEffort: 64),
+        id: .string,
+        columns: [.text("tenant", nullable: false, filterable: true), .integer("year", filterable: true),
+                  .text("body", searchable: true), .text("title", searchable: true), .text("note")],
+        tenantColumn: "tenant")
+
+    static let vocabulary = ["error", "disk", "network", "timeout", "0x80070005", "kernel", "panic", "retry", "socket",
+                             "memory", "leak", "driver", "update", "install", "failed", "succeeded", "user", "admin"]
+
+    static func tenantOf(_ i: Int) -> String { ["acme", "globex", "initech"][i % 3] }
+
+    /// Documents of 3–14 words drawn with a skew (early words are common, later ones rare).
+    static func documents(_ count: Int, seed: UInt64) -> [(body: String, title: String)] {
+        var rng = SplitMix64(seed: seed)
+        func word() -> String {
+            let u = Double.random(in: 0..<1, using: &rng)
+            return vocabulary[min(vocabulary.count - 1, Int(u * u * Double(vocabulary.count)))]
+        }
+        return (0..<count).map { _ in
+            let body = (0..<Int.random(in: 3...14, using: &rng)).map { _ in word() }.joined(separator: " ")
+            let title = (0..<Int.random(in: 1...3, using: &rng)).map { _ in word() }.joined(separator: " ")
+            return (body, title)
+        }
+    }
+
+    struct Fixture {
+        let tmp: TemporaryStore
+        let store: HybridStore
+        let collection: Collection
+        let docs: [(body: String, title: String)]
+        let vectors: [[Float]]
+    }
+
+    static func fixture(count: Int = 600, name: String = #function) throws -> Fixture {
+        let tmp = TemporaryStore(name)
+        let store = try tmp.open()
+        let c = try store.collection("docs", creatingIfMissing: schema)
+        let docs = documents(count, seed: 11)
+        let vectors = randomVectors(count, dim: 8, seed: 5)
+        try store.write { tx in
+            for i in 0..<count {
+                try tx.insert(.string("d\(i)"), into: c, vector: vectors[i], values: [
+                    "tenant": .text(tenantOf(i)), "year": .integer(Int64(2000 + i % 25)),
+                    "body": .text(docs[i].body), "title": .text(docs[i].title), "note": .text("note \(i)"),
+                ])
+            }
+        }
+        return Fixture(tmp: tmp, store: store, collection: c, docs: docs, vectors: vectors)
+    }
+
+    /// A plain FTS5 table holding `rows` (index into `docs`, rowid = index + 1) and a year column, and the
+    /// ranking FTS5's own bm25() gives `match` there (ties by rowid), as (id, BM25 made positive).
+    static func reference(_ docs: [(body: String, title: String)], rows: [Int], match: String, yearAtLeast: Int64? = nil,
+                          limit: Int) throws -> [(id: String, score: Double)] {
+        let path = FileManager.default.temporaryDirectory.path + "/hs-fts-ref-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let c = try Connection(path: path, create: true)
+        try c.execute("CREATE VIRTUAL TABLE ref USING fts5(body, title, year UNINDEXED)")
+        try c.transaction(immediate: true) {
+            let insert = try c.statement("INSERT INTO ref(rowid, body, title, year) VALUES (?1, ?2, ?3, ?4)")
+            for i in rows {
+                try insert.run([.integer(Int64(i + 1)), .text(docs[i].body), .text(docs[i].title), .integer(Int64(2000 + i % 25))])
+            }
+        }
+        let query = try c.prepareOnce("SELECT rowid, bm25(ref) FROM ref WHERE ref MATCH ?1"
+            + (yearAtLeast == nil ? "" : " AND year >= ?3") + " ORDER BY bm25(ref), rowid LIMIT ?2")
+        try query.bind([.text(match), .integer(Int64(limit))] + (yearAtLeast.map { [.integer($0)] } ?? []))
+        var out: [(String, Double)] = []
+        while try query.step() {
+            guard case .real(let score) = query.column(1) else { continue }
+            out.append(("d\(query.int64(0) - 1)", -score))
+        }
+        return out
+    }
+
+    static func same(_ hits: [RetrievalHit], _ reference: [(id: String, score: Double)]) -> Bool {
+        hits.count == reference.count && zip(hits, reference).allSatisfy { h, r in
+            h.id == .string(r.id) && abs((h.keywordScore ?? .nan) - r.score) <= 1e-9 * max(1, abs(r.score))
+        }
+    }
+
+    @Test func keywordRankingEqualsFTS5sOwnBM25() throws {
+        let f = try Self.fixture()
+        defer { f.tmp.cleanup() }
+        for (text, match) in [("error", "\"error\""), ("disk 0x80070005", "\"disk\" OR \"0x80070005\""),
+                              ("panic kernel leak", "\"panic\" OR \"kernel\" OR \"leak\"")] {
+            let hits = try f.store.search(f.collection, text: TextQuery(text), k: 25)
+            let expected = try Self.reference(f.docs, rows: Array(f.docs.indices), match: match, limit: 25)
+            #expect(!expected.isEmpty)
+            #expect(Self.same(hits, expected), "\(text)")
+            #expect(hits.map(\.score) == hits.map { $0.keywordScore! })
+        }
+        // Under a filter: the same ranking as the plain table's under the same condition.
+        let filtered = try f.store.search(f.collection, text: TextQuery("retry socket"), k: 30, where: Column("year") >= 2012)
+        let expected = try Self.reference(f.docs, rows: Array(f.docs.indices), match: "\"retry\" OR \"socket\"", yearAtLeast: 2012, limit: 30)
+        #expect(Self.same(filtered, expected))
+        // FTS5's own syntax, with a column filter by the column's name.
+        let syntax = try f.store.search(f.collection, text: TextQuery("title:disk NOT body:error", syntax: .fts5), k: 40)
+        let expectedSyntax = try Self.reference(f.docs, rows: Array(f.docs.indices), match: "title:disk NOT body:error", limit: 40)
+        #expect(!expectedSyntax.isEmpty)
+        #expect(Self.same(syntax, expectedSyntax))
+    }
+
+    @Test func aTenantsScoresComeFromItsOwnRowsAlone() throws {
+        let f = try Self.fixture()
+        defer { f.tmp.cleanup() }
+        let acme = try f.store.tenant("acme")
+        let acmeRows = f.docs.indices.filter { Self.tenantOf($0) == "acme" }
+        for (text, match) in [("error", "\"error\""), ("disk 0x80070005 leak", "\"disk\" OR \"0x80070005\" OR \"leak\"")] {
+            let hits = try acme.search(f.collection, text: TextQuery(text), k: 20)
+            // The scores equal BM25 over a table holding only acme's rows: other tenants' rows change nothing.
+            let expected = try Self.reference(f.docs, rows: acmeRows, match: match, limit: 20)
+            #expect(Self.same(hits, expected), "\(text)")
+        }
+        // A word only another tenant wrote: acme finds nothing, and its scores do not move.
+        let before = try acme.search(f.collection, text: TextQuery("error zebra"), k: 10)
+        try f.store.write { tx in
+            try tx.insert("g-zebra", into: f.collection, vector: f.vectors[0], values: ["tenant": "globex", "body": "zebra zebra error"])
+        }
+        #expect(try acme.search(f.collection, text: TextQuery("zebra"), k: 10).isEmpty)
+        #expect(try acme.search(f.collection, text: TextQuery("error zebra"), k: 10) == before)
+        #expect(try f.store.tenant("globex").search(f.collection, text: TextQuery("zebra"), k: 10).map(\.id) == ["g-zebra"])
+        // Hybrid under a tenant: both arms hold only its rows.
+        let hybrid = try acme.search(f.collection, near: f.vectors[1], text: TextQuery("error disk"), k: 30)
+        let acmeIDs = Set(acmeRows.map { RowID.string("d\($0)") })
+        #expect(hybrid.count == 30 && hybrid.allSatisfy { acmeIDs.contains($0.id) })
+    }
+
+    /// Reciprocal-rank and weighted fusion, written out here from the definitions.
+    static func referenceFusion(vector: [SearchHit], keyword: [RetrievalHit], fusion: Fusion) -> [RowID] {
+        var score: [RowID: Double] = [:]
+        var best: [RowID: Int] = [:]
+        for (i, h) in vector.enumerated() { best[h.id] = min(best[h.id] ?? .max, i) }
+        for (i, h) in keyword.enumerated() { best[h.id] = min(best[h.id] ?? .max, i) }
+        switch fusion {
+        case .reciprocalRank(let c):
+            for (i, h) in vector.enumerated() { score[h.id, default: 0] += 1.0 / Double(c + i + 1) }
+            for (i, h) in keyword.enumerated() { score[h.id, default: 0] += 1.0 / Double(c + i + 1) }
+        case .weighted(let w):
+            let d = vector.map { Double($0.distance) }
+            for h in vector {
+                score[h.id, default: 0] += w * (d.max()! > d.min()! ? (d.max()! - Double(h.distance)) / (d.max()! - d.min()!) : 1)
+            }
+            let b = keyword.map { $0.keywordScore! }
+            for h in keyword {
+                score[h.id, default: 0] += (1 - w) * (b.max()! > b.min()! ? (h.keywordScore! - b.min()!) / (b.max()! - b.min()!) : 1)
+            }
+        }
+        return score.keys.sorted { a, b in
+            if score[a]! != score[b]! { return score[a]! > score[b]! }
+            if best[a]! != best[b]! { return best[a]! < best[b]! }
+            return a.description < b.description
+        }
+    }
+
+    @Test func fusionEqualsTheReference() throws {
+        let f = try Self.fixture()
+        defer { f.tmp.cleanup() }
+        for (q, text, fusion) in [(3, "error disk", Fusion.standard), (9, "kernel panic", .reciprocalRank(k: 10)),
+                                  (20, "timeout retry socket", .weighted(vector: 0.7)), (4, "leak", .weighted(vector: 0.2))] {
+            let (hits, explanation) = try f.store.retrieve(f.collection, text: TextQuery(text), near: f.vectors[q], k: 10,
+                                                           filter: Column("year") >= 2005, fusion: fusion, depth: 40,
+                                                           options: QueryOptions(searchEffort: 100), explain: true)
+            let vector = try f.store.search(f.collection, near: f.vectors[q], k: 40, where: Column("year") >= 2005, searchEffort: 100)
+            let keyword = try f.store.search(f.collection, text: TextQuery(text), k: 40, where: Column("year") >= 2005)
+            #expect(hits.map(\.id) == Array(Self.referenceFusion(vector: vector, keyword: keyword, fusion: fusion).prefix(10)), "\(fusion)")
+            #expect(hits.allSatisfy { $0.distance != nil || $0.keywordScore != nil })
+            #expect(explanation.vector != nil && explanation.keyword.candidates == 40)
+            #expect(explanation.description.contains("keyword arm") && explanation.description.contains("vector arm"))
+        }
+    }
+
+    @Test func userTextIsWordsUnlessFTS5SyntaxIsAskedFor() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open()
+        let c = try store.collection("docs", creatingIfMissing: Self.schema)
+        let texts = ["error 0x80070005 in setup", "NEAR the disk: a \"quoted\" word", "e-mail from admin*", "plain words here"]
+        try store.write { tx in
+            for (i, t) in texts.enumerated() {
+                try tx.insert(.string("t\(i)"), into: c, vector: randomVectors(1, dim: 8, seed: UInt64(i))[0],
+                              values: ["tenant": "acme", "body": .text(t)])
+            }
+        }
+        // Syntax characters are part of the words: no error, and the words are found.
+        for (text, found) in [("\"quoted", true), ("disk: NEAR(", true), ("e-mail", true), ("admin* -setup", true),
+                              ("0x80070005)", true), ("AND OR NOT", false), ("title:nothing", false)] {
+            let hits = try store.search(c, text: TextQuery(text), k: 5)
+            #expect(hits.isEmpty != found, "\(text)")
+        }
+        #expect(try store.search(c, text: TextQuery("e-mail"), k: 5).map(\.id) == ["t2"])
+        // FTS5 syntax when asked: phrases, prefixes, NEAR, column filters.
+        #expect(try store.search(c, text: TextQuery("\"plain words\"", syntax: .fts5), k: 5).map(\.id) == ["t3"])
+        #expect(try store.search(c, text: TextQuery("adm*", syntax: .fts5), k: 5).map(\.id) == ["t2"])
+        #expect(try store.search(c, text: TextQuery("NEAR(error setup, 3)", syntax: .fts5), k: 5).map(\.id) == ["t0"])
+        // Bad syntax, an unknown or unsearchable column, nothing to search: invalidFilter with the offset.
+        for (text, offset) in [("error AND (disk", 15), ("note:disk", 0), ("missing:x", 0), ("disk OR", 7), ("\"open", 0)] {
+            do {
+                _ = try store.search(c, text: TextQuery(text, syntax: .fts5), k: 5)
+                Issue.record("\(text) was accepted")
+            } catch {
+                #expect(error.code == .invalidFilter, "\(text)")
+                #expect(error.context["offset"] == "\(offset)", "\(text): \(error.message)")
+            }
+        }
+        #expect(errorCode { _ = try store.search(c, text: TextQuery("   "), k: 5) } == .invalidFilter)
+        // A collection without searchable columns says so.
+        let plain = try store.collection("plain", creatingIfMissing: Schema(vector: VectorSpec(dimensions: 8), columns: [.text("body")]))
+        #expect(errorCode { _ = try store.search(plain, text: TextQuery("x"), k: 5) } == .invalidArgument)
+        #expect(errorCode {
+            _ = try store.collection("bad", creatingIfMissing: Schema(vector: VectorSpec(dimensions: 8), columns: [ColumnSpec(name: "n", type: .integer, searchable: true)]))
+        } == .invalidSchema)
+    }
+
+    @Test func theIndexFollowsEveryWriteAndSurvivesReopen() throws {
+        let f = try Self.fixture(count: 300)
+        defer { f.tmp.cleanup() }
+        let s = f.store, c = f.collection
+        try s.write { tx in
+            try tx.update("d1", in: c, values: ["body": "walrus walrus"])
+            try tx.upsert("d2", into: c, vector: nil, values: ["body": "walrus"])
+            _ = try tx.delete(["d3"], from: c)
+            try tx.upsert("new", into: c, vector: f.vectors[4], values: ["tenant": "acme", "body": "walrus and friends"])
+        }
+        #expect(Set(try s.search(c, text: TextQuery("walrus"), k: 10).map(\.id)) == ["d1", "d2", "new"])
+        #expect(try s.search(c, text: TextQuery("walrus"), k: 1).first?.id == "d1")
+        // A write that fails rolls the index back with the rows.
+        #expect(errorCode {
+            try s.write { tx in
+                try tx.update("d5", in: c, values: ["body": "narwhal"])
+                try tx.insert("d6", into: c, vector: f.vectors[6], values: ["tenant": "acme"])  // duplicate id
+            }
+        } == .duplicateID)
+        #expect(try s.search(c, text: TextQuery("narwhal"), k: 10).isEmpty)
+        // Cold rows stay found by the keyword arm, and the vector arm scores them through the cold step.
+        _ = try s.tier(c, where: Column("year") < 2010, to: .cold)
+        let coldIDs = try s.ids(in: c, where: Column("year") < 2010)
+        let coldHits = try s.search(c, text: TextQuery("error"), k: 300, where: Column("year") < 2010)
+        #expect(!coldHits.isEmpty && coldHits.allSatisfy { coldIDs.contains($0.id) })
+        let near = try s.search(c, near: f.vectors[7], text: TextQuery("error"), k: 5, where: Column("year") < 2010,
+                                fusion: .weighted(vector: 1))
+        #expect(near.first?.id == "d7" && (near.first?.distance ?? 1) < 1e-3)
+        #expect(try s.verify().isConsistent)
+        s.close()
+        let reopened = try HybridStore(directory: f.tmp.path)
+        let c2 = try reopened.collection("docs")
+        #expect(Set(try reopened.search(c2, text: TextQuery("walrus"), k: 10).map(\.id)) == ["d1", "d2", "new"])
+        #expect(try reopened.verify().isConsistent)
+        // Dropping the collection drops its index with it.
+        try reopened.dropCollection("docs")
+        let again = try reopened.collection("docs", creatingIfMissing: Self.schema)
+        #expect(try reopened.search(again, text: TextQuery("walrus"), k: 10).isEmpty)
+    }
+
+    @Test func anExistingColumnBecomesSearchable() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open()
+        let schema = Schema(vector: VectorSpec(dimensions: 8), columns: [.text("body"), .text("title")])
+        let c = try store.collection("docs", creatingIfMissing: schema)
+        let docs = Self.documents(500, seed: 3)
+        try store.write { tx in
+            for (i, d) in docs.enumerated() {
+                try tx.insert(.string("d\(i)"), into: c, vector: randomVectors(1, dim: 8, seed: UInt64(i))[0],
+                              values: ["body": .text(d.body), "title": .text(d.title)])
+            }
+        }
+        var reports: [(Int, Int)] = []
+        let searchable = try store.makeSearchable(c, columns: ["body", "title"]) { reports.append(($0, $1)) }
+        #expect(reports.last.map { $0 == (500, 500) } == true)
+        #expect(try store.describe("docs").schema.columns.allSatisfy(\.searchable))
+        let hits = try store.search(searchable, text: TextQuery("kernel panic"), k: 15)
+        let expected = try Self.reference(docs, rows: Array(docs.indices), match: "\"kernel\" OR \"panic\"", limit: 15)
+        #expect(Self.same(hits, expected))
+        // New rows are indexed from now on, and the schema survives reopening.
+        try store.write { tx in try tx.insert("late", into: searchable, vector: [1, 0, 0, 0, 0, 0, 0, 0], values: ["body": "okapi"]) }
+        store.close()
+        let reopened = try HybridStore(directory: tmp.path)
+        #expect(try reopened.search(try reopened.collection("docs"), text: TextQuery("okapi"), k: 3).map(\.id) == ["late"])
+        #expect(try reopened.verify().isConsistent)
+    }
+
+    @Test func verifyFindsAndRepairRebuildsADisagreeingIndex() throws {
+        let f = try Self.fixture(count: 200)
+        defer { f.tmp.cleanup() }
+        #expect(try f.store.verify().isConsistent)
+        // Change a row's text behind the index's back (as a foreign writer without the triggers would).
+        let path = f.tmp.path + "/store.sqlite"
+        f.store.close()
+        do {
+            let c = try Connection(path: path, create: false)
+            try c.execute("PRAGMA recursive_triggers = OFF")
+            try c.execute("DROP TRIGGER hs_text_1_update")
+            try c.execute("UPDATE hs_rows_1 SET c2 = 'tampered text' WHERE row = 5")
+        }
+        let store = try HybridStore(directory: f.tmp.path)
+        let report = try store.verify()
+        #expect(!report.isConsistent)
+        #expect(report.collections.first?.mismatches.contains { $0.contains("keyword index") } == true)
+        #expect(try store.repairKeywordIndexes() == ["docs"])
+        #expect(try store.search(try store.collection("docs"), text: TextQuery("tampered"), k: 3).map(\.id) == ["d4"])
+    }
+}
