@@ -14,7 +14,7 @@ struct HybridCtl: ParsableCommand {
         subcommands: [
             Demo.self, Create.self, Collections.self, Describe.self, Drop.self, Import.self, Query.self,
             Explain.self, Get.self, Count.self, Delete.self, TierCommand.self, Stats.self, Checkpoint.self, Verify.self,
-            Export.self, Tenants.self, Usage.self,
+            Export.self, Tenants.self, Usage.self, Searchable.self,
         ])
 }
 

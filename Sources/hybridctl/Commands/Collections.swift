@@ -6,13 +6,14 @@ extension HybridCtl {
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a collection.",
-            discussion: "Types: integer, real, text, boolean, blob. Example: --column tenant:text:filterable --column body:text")
+            discussion: "Types: integer, real, text, boolean, blob. Example: --column tenant:text:filterable --column body:text:searchable")
 
         @OptionGroup var store: StoreOptions
         @Argument(help: "Collection name.") var collection: String
         @Option(parsing: .unconditional, help: "Vector dimensions.") var dim: Int?
         @Option(help: "Distance: l2, cosine or ip.") var metric: String = "l2"
-        @Option(name: .customLong("column"), help: ArgumentHelp("A column as name:type[:filterable][:notnull].", valueName: "spec"))
+        @Option(name: .customLong("column"),
+                help: ArgumentHelp("A column as name:type[:filterable][:notnull][:searchable] (searchable: text with a keyword index).", valueName: "spec"))
         var columns: [String] = []
         @Option(help: "Id kind: string or int.") var id: String = "string"
         @Option(help: "Links per node (M).") var connectivity = 16
@@ -22,8 +23,13 @@ extension HybridCtl {
         @Option(name: .customLong("tenant-column"),
                 help: ArgumentHelp("The column naming each row's tenant (text, filterable, notnull).", valueName: "name"))
         var tenantColumn: String?
+        @Option(help: "How searchable text splits into terms: unicode61 (words), porter (English stems) or trigram (substrings).")
+        var tokenizer: String = "unicode61"
 
         func validate() throws {
+            guard TextTokenizer(rawValue: tokenizer) != nil else {
+                throw ValidationError("--tokenizer must be unicode61, porter or trigram, got '\(tokenizer)'")
+            }
             if schema == nil && dim == nil { throw ValidationError("give --dim (or --schema FILE.json)") }
             if let dim, dim < 1 { throw ValidationError("--dim must be at least 1, got \(dim)") }
             guard Metric(rawValue: metric) != nil else { throw ValidationError("--metric must be l2, cosine or ip, got '\(metric)'") }
@@ -34,14 +40,16 @@ extension HybridCtl {
         static func column(_ spec: String) throws -> ColumnSpec {
             let parts = spec.split(separator: ":").map(String.init)
             guard parts.count >= 2, let type = ColumnType(rawValue: parts[1]) else {
-                throw ValidationError("--column '\(spec)': expected name:type[:filterable][:notnull] with a type of \(ColumnType.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError("--column '\(spec)': expected name:type[:filterable][:notnull][:searchable] with a type of \(ColumnType.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             var column = ColumnSpec(name: parts[0], type: type)
             for flag in parts.dropFirst(2) {
                 switch flag {
                 case "filterable": column.filterable = true
                 case "notnull": column.nullable = false
-                default: throw ValidationError("--column '\(spec)': unknown flag '\(flag)' (filterable, notnull)")
+                case "searchable" where type == .text: column.searchable = true
+                case "searchable": throw ValidationError("--column '\(spec)': only text columns can be searchable")
+                default: throw ValidationError("--column '\(spec)': unknown flag '\(flag)' (filterable, notnull, searchable)")
                 }
             }
             return column
@@ -59,7 +67,7 @@ extension HybridCtl {
                 schema = Schema(vector: VectorSpec(dimensions: dim!, metric: Metric(rawValue: metric)!,
                                                    connectivity: connectivity, constructionEffort: efConstruction),
                                 id: id == "int" ? .integer : .string, columns: try columns.map(Self.column),
-                                tenantColumn: tenantColumn)
+                                tenantColumn: tenantColumn, tokenizer: TextTokenizer(rawValue: tokenizer)!)
             }
             try store.run(create: true) { hs in
                 _ = try hs.createCollection(collection, schema: schema)
@@ -108,9 +116,10 @@ extension HybridCtl {
                 let v = info.schema.vector
                 print("collection \(info.name): \(info.rows) rows, \(info.schema.id == .integer ? "integer" : "string") ids")
                 print("vector: \(v.dimensions) dimensions, \(v.metric.rawValue), M \(v.connectivity), efConstruction \(v.constructionEffort)")
-                print(Render.table(["column", "type", "nullable", "filterable"], info.schema.columns.map {
-                    [$0.name, $0.type.rawValue, $0.nullable ? "yes" : "no", $0.filterable ? "yes" : "no"]
+                print(Render.table(["column", "type", "nullable", "filterable", "searchable"], info.schema.columns.map {
+                    [$0.name, $0.type.rawValue, $0.nullable ? "yes" : "no", $0.filterable ? "yes" : "no", $0.searchable ? "yes" : "no"]
                 }))
+                if info.schema.columns.contains(where: \.searchable) { print("keyword tokenizer: \(info.schema.tokenizer.rawValue)") }
             }
         }
     }
@@ -170,9 +179,17 @@ extension HybridCtl {
             abstract: "Compare every collection's rows with its index; exit code 1 when anything disagrees.")
         @OptionGroup var store: StoreOptions
         @Option(help: "table or json.") var format: OutputFormat = .table
+        @Flag(help: "Rebuild keyword indexes that disagree with their rows, then verify again.") var repair = false
 
         func run() throws {
-            let report = try store.run(write: false) { hs in try hs.verify() }
+            let report = try store.run(write: repair) { hs in
+                let first = try hs.verify()
+                guard repair, first.collections.contains(where: { $0.mismatches.contains { $0.contains("keyword index") } }) else {
+                    return first
+                }
+                for name in try hs.repairKeywordIndexes() { printError("rebuilt the keyword index of \(name)") }
+                return try hs.verify()
+            }
             if format == .json || format == .jsonl {
                 print(Render.pretty(report.collections.map {
                     ["collection": $0.name, "rows": $0.rows, "vectors": $0.vectors, "index_nodes": $0.indexNodes,
@@ -187,6 +204,34 @@ extension HybridCtl {
                 print(report.isConsistent ? "ok" : "MISMATCH")
             }
             if !report.isConsistent { throw ExitCode(1) }
+        }
+    }
+
+    struct Searchable: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make text columns of a collection searchable: builds their keyword index from the rows.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Collection.") var collection: String
+        @Argument(help: "Text columns.") var columns: [String]
+
+        func validate() throws {
+            if columns.isEmpty { throw ValidationError("name at least one column") }
+        }
+
+        func run() throws {
+            try store.run { hs in
+                let c = try hs.collection(collection)
+                let started = Date()
+                var last = Date.distantPast
+                try hs.makeSearchable(c, columns: columns) { done, total in
+                    if Date().timeIntervalSince(last) > 0.5 || done == total {
+                        last = Date()
+                        printError("indexing \(collection): \(done) of \(total) rows")
+                    }
+                }
+                print("\(columns.joined(separator: ", ")) searchable in \(collection) "
+                      + String(format: "(%.1f s)", Date().timeIntervalSince(started)))
+            }
         }
     }
 

@@ -19,10 +19,29 @@ struct QueryArguments: ParsableArguments {
     @Option(name: .customLong("cold-effort"), help: "Scale of the cold blocks opened (1: default; 2: higher recall).")
     var coldEffort = 1.0
     @Flag(name: .customLong("hot-only"), help: "Search only the hot tier.") var hotOnly = false
+    @Option(help: ArgumentHelp("Keywords to search the searchable columns for (BM25); with a vector too, a hybrid query.",
+                               valueName: "words"))
+    var text: String?
+    @Option(name: .customLong("text-syntax"), help: "words (each word searched as itself) or fts5 (FTS5's query syntax).")
+    var textSyntax: String = "words"
+    @Option(help: ArgumentHelp("How a hybrid query ranks: rrf, rrf:K (reciprocal rank, K 60 by default) or weighted:W (W the vector arm's weight in [0, 1]).",
+                               valueName: "fusion"))
+    var fusion: String = "rrf"
+    @Option(help: "Candidates per arm of a keyword or hybrid query (default: k keyword-only, max(2k, 20) hybrid).")
+    var depth: Int?
 
     func validate() throws {
         let sources = [vector != nil, vectorFile != nil, like != nil].filter { $0 }.count
-        guard sources == 1 else { throw ValidationError("give exactly one of --vector, --vector-file, --like") }
+        if text == nil {
+            guard sources == 1 else { throw ValidationError("give exactly one of --vector, --vector-file, --like (or --text)") }
+        } else {
+            guard sources <= 1 else { throw ValidationError("give at most one of --vector, --vector-file, --like with --text") }
+            guard TextQuery.Syntax(rawValue: textSyntax) != nil else {
+                throw ValidationError("--text-syntax must be words or fts5, got '\(textSyntax)'")
+            }
+            _ = try parsedFusion()
+            if let depth, depth < 1 { throw ValidationError("--depth must be at least 1, got \(depth)") }
+        }
         guard k >= 1 else { throw ValidationError("-k must be at least 1, got \(k)") }
         guard recallTarget > 0 && recallTarget <= 1 else { throw ValidationError("--recall-target must be in (0, 1]") }
         guard coldEffort > 0 && coldEffort.isFinite else { throw ValidationError("--cold-effort must be positive") }
@@ -52,6 +71,46 @@ struct QueryArguments: ParsableArguments {
             out.append(n.floatValue)
         }
         return out
+    }
+
+    func parsedFusion() throws -> Fusion {
+        let parts = fusion.split(separator: ":", maxSplits: 1).map(String.init)
+        switch parts.first {
+        case "rrf" where parts.count == 1: return .standard
+        case "rrf":
+            guard let k = Int(parts[1]), k >= 0 else { throw ValidationError("--fusion rrf:K needs a whole K ≥ 0, got '\(parts[1])'") }
+            return .reciprocalRank(k: k)
+        case "weighted" where parts.count == 2:
+            guard let w = Double(parts[1]), (0...1).contains(w) else {
+                throw ValidationError("--fusion weighted:W needs W in [0, 1], got '\(parts[1])'")
+            }
+            return .weighted(vector: w)
+        default:
+            throw ValidationError("--fusion must be rrf, rrf:K or weighted:W, got '\(fusion)'")
+        }
+    }
+
+    var hasVector: Bool { vector != nil || vectorFile != nil || like != nil }
+
+    /// Runs a keyword (or, with a vector, hybrid) query, as the tenant when given.
+    func retrieve(_ hs: HybridStore, _ tenant: TenantOption, columns: (CollectionInfo) -> [String], explain: Bool)
+        throws -> (hits: [RetrievalHit], explanation: RetrievalExplanation, columns: [String])
+    {
+        let scope = try tenant.scope(hs)
+        let info = try hs.describe(collection)
+        let c = try hs.collection(collection)
+        let vector = hasVector ? try queryVector(hs, c, kind: info.schema.id, scope: scope) : nil
+        let filter = try filter.map { try hs.parseFilter($0) }
+        let returning = columns(info)
+        let options = QueryOptions(recallTarget: recallTarget, searchEffort: ef, tiers: hotOnly ? [.hot] : [.hot, .cold],
+                                   coldEffort: coldEffort)
+        let query = TextQuery(text!, syntax: TextQuery.Syntax(rawValue: textSyntax)!)
+        let result = try scope.map {
+            try $0.retrieve(c, text: query, near: vector, k: k, filter: filter, fusion: try parsedFusion(), depth: depth,
+                            options: options, returning: returning, explain: explain)
+        } ?? hs.retrieve(c, text: query, near: vector, k: k, filter: filter, fusion: try parsedFusion(), depth: depth,
+                         options: options, returning: returning, explain: explain)
+        return (result.hits, result.explanation, returning)
     }
 
     /// Resolves the collection, the query vector and the filter.
@@ -94,6 +153,17 @@ extension HybridCtl {
 
         func run() throws {
             try store.run(write: false) { hs in
+                if query.text != nil {
+                    let (hits, _, columns) = try query.retrieve(hs, tenant, columns: query.columns, explain: false)
+                    // The ranking score first (its name `score` unless a returned column has it).
+                    let scoreName = columns.contains("score") ? "_score" : "score"
+                    print(Render.rows(hits.map { hit in
+                        var values = hit.values
+                        values[scoreName] = .real(hit.score)
+                        return (hit.id, hit.distance, values, nil)
+                    }, columns: [scoreName] + columns, format: format))
+                    return
+                }
                 let (hits, _, columns) = try query.execute(hs, tenant, columns: query.columns, explain: false)
                 print(Render.rows(hits.map { ($0.id, $0.distance, $0.values, nil) }, columns: columns, format: format))
             }
@@ -109,6 +179,12 @@ extension HybridCtl {
 
         func run() throws {
             try store.run(write: false) { hs in
+                if query.text != nil {
+                    let (_, e, _) = try query.retrieve(hs, tenant, columns: { query.select == nil ? [] : query.columns($0) },
+                                                       explain: true)
+                    print(format == .json || format == .jsonl ? e.json : e.description)
+                    return
+                }
                 let (_, e, _) = try query.execute(hs, tenant, columns: { query.select == nil ? [] : query.columns($0) },
                                                   explain: true)
                 print(format == .json || format == .jsonl ? e.json : e.description)
