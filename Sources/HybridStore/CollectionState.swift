@@ -25,6 +25,8 @@ final class CollectionState: @unchecked Sendable {
     let probes = Locked<[String: ProbeRecord]>([:])
     /// Tenants' corpus statistics for keyword ranking, each valid while the change log stands still.
     let textStatistics = Locked<[String: TextStatistics]>([:])
+    /// Rows' token counts for keyword ranking; under `lock`.
+    let textLengths = TextLengths()
     /// The cold tier's in-memory side (block summaries, live rows, their filter values); under `lock`.
     var cold: ColdTier
     /// Filterable columns in memory, by node; under `lock`.

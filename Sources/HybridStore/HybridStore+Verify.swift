@@ -208,6 +208,7 @@ extension HybridStore {
                         try c.execute(s.table.rebuildText)
                     }
                     c.evictStatements(containing: s.table.textName)
+                    s.lock.write { s.textLengths.reset() }
                     s.textStatistics.withLock { $0.removeAll() }
                     rebuilt.append(s.name)
                 }

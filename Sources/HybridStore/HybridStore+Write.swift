@@ -53,6 +53,7 @@ extension HybridStore {
         let states = catalog.withLock { Dictionary(uniqueKeysWithValues: $0.values.map { ($0.number, $0) }) }
         for (number, rows) in effects {
             guard let s = states[number] else { continue }
+            publishTextLengths(rows, to: s, connection)
             do {
                 try publish(rows, to: s)
             } catch {
@@ -60,6 +61,25 @@ extension HybridStore {
                 try? rebuild(s, connection: connection, reason: "an index update failed: \(error.message)")
             }
         }
+    }
+
+    /// The new token counts of rows whose searchable text changed, read from the committed size records (when
+    /// the collection's lengths are loaded; a row that cannot be read is forgotten, then ranked by FTS5's record).
+    private func publishTextLengths(_ rows: [Int64: WriteTransaction.Effect], to s: CollectionState, _ c: Connection) {
+        guard !s.schema.searchablePositions.isEmpty, s.lock.read({ s.textLengths.isLoaded }) else { return }
+        // Deleted rows need nothing: row numbers are never reused, and a deleted row matches nothing.
+        let changed = rows.filter { $0.value.text && !$0.value.deleted }
+        guard !changed.isEmpty else { return }
+        var counts: [(Int64, Int64?)] = []
+        let lookup = try? c.statement(s.table.textLengthOfRow)
+        for (row, _) in changed {
+            guard let lookup, case .integer(let n)? = try? lookup.scalar([.integer(row)]) else {
+                counts.append((row, nil))
+                continue
+            }
+            counts.append((row, n))
+        }
+        s.lock.write { for (row, n) in counts { s.textLengths.set(row: row, tokens: n) } }
     }
 
     private func publish(_ rows: [Int64: WriteTransaction.Effect], to s: CollectionState) throws(HybridStoreError) {

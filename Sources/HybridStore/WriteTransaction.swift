@@ -42,6 +42,8 @@ public final class WriteTransaction {
         var values: [String: Value] = [:]
         /// The cold block the row was in before this transaction, when it was cold (for the in-memory tier).
         var coldBlock: Int64?
+        /// A searchable column was written (the row's length for keyword ranking changes).
+        var text = false
     }
 
     /// Per tenant, the deltas of one transaction.
@@ -202,6 +204,7 @@ public final class WriteTransaction {
         for (position, value) in values {
             let spec = s.schema.columns[position]
             if spec.filterable, let value { effect.values[spec.name] = value }
+            if spec.searchable { effect.text = true }
         }
         effects[s.number, default: [:]][row] = effect
     }

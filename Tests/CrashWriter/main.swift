@@ -3,7 +3,7 @@
 //   hybridstore-crash-writer STORE_DIR ACK_FILE SEED
 //
 // Opens the store, then forever: commits batch b (50 rows with ids b*1000+i, column batch = b, and deletes
-// the rows i % 5 == 0 of batch b-3), then appends "b" to ACK_FILE. Every fourth batch it moves batch b-2 to
+// the rows i % 5 == 0 of batch b-3; a searchable body "batch<b> item<i>"), then appends "b" to ACK_FILE. Every fourth batch it moves batch b-2 to
 // the cold tier, every sixth batch b-4 back to hot. Rows belong to seven tenants, whose usage the parent
 // checks against the rows after every kill (through verify()). Every third batch it checkpoints, writing "checkpoint"
 // before and "checkpointed" after. The parent kills it with SIGKILL at random moments.
@@ -25,7 +25,7 @@ do {
     let collection = try store.collection("crash", creatingIfMissing: Schema(
         vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 40), id: .integer,
         columns: [.integer("batch", nullable: false, filterable: true), .integer("item", nullable: false),
-                  .text("tenant", nullable: false, filterable: true)],
+                  .text("tenant", nullable: false, filterable: true), .text("body", searchable: true)],
         tenantColumn: "tenant"))
     // Resume after the highest batch present.
     var batch: Int64 = 0
@@ -43,7 +43,8 @@ do {
             for i in 0..<50 {
                 let vector = (0..<8).map { _ in random() }
                 try tx.insert(.int(b * 1000 + Int64(i)), into: collection, vector: vector,
-                              values: ["batch": .integer(b), "item": .integer(Int64(i)), "tenant": .text("t\(i % 7)")])
+                              values: ["batch": .integer(b), "item": .integer(Int64(i)), "tenant": .text("t\(i % 7)"),
+                                      "body": .text("batch\(b) item\(i)")])
             }
             if b > 3 {
                 try tx.delete(stride(from: 0, to: 50, by: 5).map { .int((b - 3) * 1000 + Int64($0)) }, from: collection)

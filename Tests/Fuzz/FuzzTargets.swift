@@ -4,7 +4,7 @@ import HybridStore
 import QueryPlanner
 
 // Fuzz targets for every reader of outside bytes: the filter parser (text and JSON), the import readers
-// (JSONL, CSV, .npy, .fvecs), the index snapshot loader and the cold block decoder.
+// (JSONL, CSV, .npy, .fvecs), the index snapshot loader, the cold block decoder and keyword queries.
 //
 // One binary, the target named first:
 //   built with -DFUZZING and libFuzzer (Tests/Fuzz/run.sh): `hybridstore-fuzz TARGET [libFuzzer flags] [CORPUS…]`
@@ -65,6 +65,20 @@ let targets: [String: @Sendable (Data) -> Void] = [
             _ = try? index.search(query, k: 3)
         }
     },
+    "text-query": { data in
+        // First byte even: FTS5 syntax, odd: words. What compiles must be accepted by FTS5 itself: a query the
+        // parser lets through and SQLite then refuses would reach the user as an SQLite error, not an offset.
+        guard let mode = data.first, let text = String(data: data.dropFirst(), encoding: .utf8) else { return }
+        let query = TextQuery(text, syntax: mode & 1 == 0 ? .fts5 : .words)
+        guard let compiled = try? query.compiled(column: { ["body": "c2", "title": "c3"][$0] }) else { return }
+        for expression in [compiled.match] + compiled.phrases {
+            do {
+                _ = try fts5Check.statement("SELECT count(*) FROM t WHERE t MATCH ?1").scalar([.text(expression)])
+            } catch {
+                fatalError("FTS5 refused \(expression.debugDescription) compiled from \(text.debugDescription): \(error)")
+            }
+        }
+    },
     "cold-block": { data in
         let bytes = [UInt8](data)
         if let block = try? ColdBlock.decode(bytes, block: 1, collection: "fuzz") {
@@ -84,6 +98,13 @@ let targets: [String: @Sendable (Data) -> Void] = [
     },
 ]
 
+/// An in-memory FTS5 table with the index's column names, to check compiled keyword queries against.
+nonisolated(unsafe) let fts5Check: Connection = {
+    let c = try! Connection(path: ":memory:", create: true)
+    try! c.execute("CREATE VIRTUAL TABLE t USING fts5(c2, c3); INSERT INTO t VALUES ('a disk error', 'title words')")
+    return c
+}()
+
 let scratchFile = FileManager.default.temporaryDirectory.path + "/hybridstore-fuzz-\(getpid()).hsnap"
 
 /// Writes the seed corpus: small valid inputs of every format, so fuzzing starts from the real structure.
@@ -101,6 +122,10 @@ func writeSeeds(to root: String) throws {
                    #"{"or": [{"in": ["year", [1, 2]]}, {"not": {"is_null": "body"}}]}"#,
                    #"{"between": ["score", 0.5, 2]}"#].enumerated() {
         try put("filter-json", "seed\(i)", Data(f.utf8))
+    }
+    for (i, q) in ["error 0x80070005", "\"quoted phrase\" AND disk*", "body:error NOT title:(a OR b)",
+                   "NEAR(disk error, 5) OR ^start + next", "-{body title}: x", "e-mail \"half"].enumerated() {
+        try put("text-query", "seed\(i)", Data([UInt8(i % 2 == 0 ? 0 : 1)] + Array(q.utf8)))
     }
     try put("jsonl", "seed0", Data("""
         {"id": 1, "vector": [1, 2, 3], "year": 2020, "score": 0.5, "body": "a", "flag": true, "raw": "AAE="}

@@ -85,6 +85,9 @@ import HybridStore
         let deletable = Set(stride(from: 0, to: 50, by: 5).map(Int64.init))
         for b in Swift.stride(from: 1, through: committed, by: 1) {
             let present = try items(b)
+            // The keyword index holds exactly the batch's committed rows (it commits with them).
+            let found = try store.search(collection, text: TextQuery("batch\(b)"), k: 100)
+            #expect(found.count == present.count, "round \(round): the keyword index finds \(found.count) rows of batch \(b), \(present.count) exist")
             #expect(kept.isSubset(of: present), "round \(round): batch \(b) is partial: lost \(kept.subtracting(present).sorted().prefix(5))")
             let deletedNow = deletable.subtracting(present)
             if b + 3 <= committed {

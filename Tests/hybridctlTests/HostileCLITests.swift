@@ -209,7 +209,7 @@ import Testing
 
     // Fuzzing in CI: every committed corpus input (seeds, and each crash the fuzzer found) runs clean through
     // its target in this build too.
-    @Test(arguments: ["filter-text", "filter-json", "jsonl", "csv", "npy", "fvecs", "snapshot", "cold-block"])
+    @Test(arguments: ["filter-text", "filter-json", "jsonl", "csv", "npy", "fvecs", "snapshot", "cold-block", "text-query"])
     func committedFuzzCorpusRunsClean(_ target: String) throws {
         let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../Fuzz/Corpus/\(target)").standardizedFileURL.path

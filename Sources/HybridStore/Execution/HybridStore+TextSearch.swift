@@ -90,6 +90,14 @@ public struct RetrievalExplanation: Sendable, Codable, Equatable, CustomStringCo
     }
 }
 
+/// What the keyword arm found.
+struct KeywordArmResult: Sendable {
+    var rows: [(row: Int64, id: RowID, bm25: Double, values: [String: Value])]
+    var plan: String
+    var statistics: String
+    var matches: Int?
+}
+
 /// A scope's corpus statistics for BM25, valid while the change log has not moved past `sequence`.
 struct TextStatistics: Sendable {
     var sequence: Int64
@@ -157,25 +165,35 @@ extension HybridStore {
         let k = min(k, rowLimit)
         let armDepth = min(depth ?? (vector == nil ? k : max(2 * k, 20)), max(rowLimit, 1), 10_000)
 
-        // The vector arm first: under a tenant it admits the query against the quota and meters it.
-        var vectorHits: [SearchHit] = []
-        var vectorExplanation: Explanation? = nil
-        var vectorMs: Double? = nil
+        // The arms run at once: the vector arm on a pool thread (under a tenant it admits the query against the
+        // quota and meters it), the keyword arm here (FTS5 scores every match, so it is mostly the longer one,
+        // and starts without waiting for a thread to wake). A keyword-only query is admitted here.
+        if vector == nil, let tenant { try admitQuery(tenant) }
+        let vectorResult = Locked<Result<(hits: [SearchHit], explanation: Explanation, ms: Double), HybridStoreError>?>(nil)
+        let group = DispatchGroup()
         if let vector {
-            let t = nowNanos()
-            let result = try query(collection, near: vector, k: armDepth, filter: filter, options: options,
-                                   returning: columns, explain: explain, tenant: tenant)
-            vectorHits = result.hits
-            vectorExplanation = explain ? result.explanation : nil
-            vectorMs = ms(since: t)
-        } else if let tenant {
-            try admitQuery(tenant)
+            DispatchQueue.global().async(group: group) { [self] in
+                let t = nowNanos()
+                let result = Result { () throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation, ms: Double) in
+                    let r = try query(collection, near: vector, k: armDepth, filter: filter, options: options,
+                                      returning: columns, explain: explain, tenant: tenant)
+                    return (r.hits, r.explanation, ms(since: t))
+                }
+                vectorResult.withLock { $0 = result }
+            }
         }
-
         let t = nowNanos()
-        let keyword = try keywordArm(s, textQuery, condition: condition, tenant: tenant, depth: armDepth,
-                                     positions: positions, countMatches: explain)
+        let keywordOutcome = Result { () throws(HybridStoreError) -> KeywordArmResult in
+            try keywordArm(s, textQuery, condition: condition, tenant: tenant, depth: armDepth, positions: positions,
+                           countMatches: explain)
+        }
         let keywordMs = ms(since: t)
+        group.wait()
+        let vectorOutcome = try vectorResult.withLock { $0 }?.get()
+        let keyword = try keywordOutcome.get()
+        let vectorHits = vectorOutcome?.hits ?? []
+        let vectorExplanation = explain ? vectorOutcome?.explanation : nil
+        let vectorMs = vectorOutcome?.ms
         if vector == nil, let tenant { meterQuery(tenant, scored: 0) }
 
         var explanation = RetrievalExplanation(
@@ -228,13 +246,18 @@ extension HybridStore {
     /// tenant's own rows, tokens and per-phrase document counts (`hs_bm25`), so a score says nothing of other
     /// tenants' text.
     private func keywordArm(_ s: CollectionState, _ query: CompiledTextQuery, condition: SQLCondition?, tenant: String?,
-                            depth: Int, positions: [Int], countMatches: Bool)
-        throws(HybridStoreError) -> (rows: [(row: Int64, id: RowID, bm25: Double, values: [String: Value])], plan: String,
-                                     statistics: String, matches: Int?)
+                            depth: Int, positions: [Int], countMatches: Bool) throws(HybridStoreError) -> KeywordArmResult
     {
         try withReader { c in
-            try c.transaction(immediate: false) {
-                var score = "bm25(\(s.table.textName))"
+            // One read transaction when several statements must agree (a tenant's statistics and its search, or
+            // the explained match count); a lone statement is its own.
+            func consistent<R>(_ body: () throws -> R) throws -> R {
+                tenant != nil || countMatches ? try c.transaction(immediate: false, body) : try body()
+            }
+            return try consistent {
+                // `hs_bm25`: FTS5's BM25 with rows' lengths from memory; unscoped, over FTS5's statistics of the
+                // collection (as `bm25()`), scoped, over the tenant's own.
+                var score = "hs_bm25(\(s.table.textName), ?)"
                 var scoreArguments: [Value] = []
                 var statistics = "collection"
                 if let tenant {
@@ -244,15 +267,26 @@ extension HybridStore {
                     for phrase in query.phrases {
                         counts.append(try count.scalar([.text(phrase), .text(tenant)]) ?? .integer(0))
                     }
-                    score = "hs_bm25(\(s.table.textName), ?, ?" + String(repeating: ", ?", count: counts.count) + ")"
+                    score = "hs_bm25(\(s.table.textName), ?, ?, ?" + String(repeating: ", ?", count: counts.count) + ")"
                     scoreArguments = [.integer(totals.rows), .real(totals.rows > 0 ? totals.tokens / Double(totals.rows) : 0)] + counts
                     statistics = "tenant \(tenant) (\(totals.rows) rows)"
+                }
+                if !s.lock.read({ s.textLengths.isLoaded }) {
+                    let load = try c.prepareOnce(s.table.textLengths)
+                    try s.lock.write { () throws(SQLiteError) in
+                        if !s.textLengths.isLoaded { try s.textLengths.load(from: load) }
+                    }
                 }
                 let sql = s.table.keywordSearch(score: score, condition: condition?.text, positions: positions)
                 let statement = try condition == nil ? c.statement(sql) : c.prepareOnce(sql)
                 defer { statement.reset() }
-                try statement.bind(scoreArguments + [.text(query.match)] + (condition?.arguments ?? []) + [.integer(Int64(depth))])
+                // Lengths first (the score's first parameter), then the rest in order.
+                try statement.bind(scoreArguments + [.text(query.match)] + (condition?.arguments ?? []) + [.integer(Int64(depth))],
+                                   from: 2)
                 var rows: [(row: Int64, id: RowID, bm25: Double, values: [String: Value])] = []
+                // Under the collection's shared lock: the writer updates the lengths under its exclusive side.
+                try s.lock.read { () throws(SQLiteError) in
+                try s.textLengths.bind(to: statement, at: 1)
                 while try statement.step() {
                     let id: RowID = switch statement.column(1) {
                     case .integer(let v): .int(v)
@@ -273,6 +307,8 @@ extension HybridStore {
                     }
                     rows.append((statement.int64(0), id, bm25, values))
                 }
+                }
+                rows.sort { $0.bm25 > $1.bm25 || ($0.bm25 == $1.bm25 && $0.row < $1.row) }
                 var matches: Int? = nil
                 if countMatches {
                     let filter = condition.map { " AND EXISTS (SELECT 1 FROM \(s.table.name) WHERE row = \(s.table.textName).rowid AND (\($0.text)))" } ?? ""
@@ -281,7 +317,7 @@ extension HybridStore {
                 }
                 let plan = "FTS5 MATCH of \(query.phrases.count) phrase\(query.phrases.count == 1 ? "" : "s"), ranked by BM25 in SQLite"
                     + (condition == nil ? "" : ", the filter checked per match by a row lookup")
-                return (rows, plan, statistics, matches)
+                return KeywordArmResult(rows: rows, plan: plan, statistics: statistics, matches: matches)
             }
         }
     }

@@ -257,6 +257,10 @@ enum SQL {
         var maxRow: String { "SELECT coalesce(max(row), 0) FROM \(name)" }
         /// FTS5's check of the index against the rows (an error when they disagree).
         var checkText: String { "INSERT INTO \(textName)(\(textName), rank) VALUES ('integrity-check', 1)" }
+        /// Every row's token count, from the keyword index's size records.
+        var textLengths: String { "SELECT id, hs_docsize_tokens(sz) FROM \(textName)_docsize" }
+        /// One row's token count (`?1` the row).
+        var textLengthOfRow: String { "SELECT hs_docsize_tokens(sz) FROM \(textName)_docsize WHERE id = ?1" }
         /// The keyword index's triggers present (3 when whole).
         var textTriggerCount: String {
             "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(name)' AND name LIKE '\(textName)\\_%' ESCAPE '\\'"
@@ -276,13 +280,14 @@ enum SQL {
         /// The keyword arm: the best rows matching an FTS5 expression by `score` (an expression of the FTS5 table;
         /// more negative is better), optionally under a compiled filter condition, then their ids and columns.
         /// Parameters are unnumbered, bound in order: the score's, the MATCH expression, the condition's, the limit.
+        /// The rows come in no set order (the caller sorts the few it gets by score, then row).
         func keywordSearch(score: String, condition: String?, positions: [Int]) -> String {
             let filter = condition.map { " AND EXISTS (SELECT 1 FROM \(name) WHERE row = \(textName).rowid AND (\($0)))" } ?? ""
             let columns = (["m.row", "t.id", "m.score"] + positions.map { "t." + columnName($0) }).joined(separator: ", ")
             return """
                 SELECT \(columns) FROM (SELECT rowid AS row, \(score) AS score FROM \(textName) \
                 WHERE \(textName) MATCH ?\(filter) ORDER BY score, rowid LIMIT ?) m \
-                JOIN \(name) t ON t.row = m.row ORDER BY m.score, m.row
+                JOIN \(name) t ON t.row = m.row
                 """
         }
 

@@ -24,7 +24,7 @@ package final class Statement {
         sqlite3_clear_bindings(handle)
     }
 
-    private func check(_ rc: Int32) throws(SQLiteError) {
+    func check(_ rc: Int32) throws(SQLiteError) {
         if rc != SQLITE_OK { throw connection.error(rc, sql: sql) }
     }
 

@@ -64,7 +64,8 @@ extension TextQuery {
     public func compiled(column: (String) -> String?) throws(TextQueryError) -> CompiledTextQuery {
         switch syntax {
         case .words:
-            let words = text.split(whereSeparator: { $0.isWhitespace }).map(String.init)
+            // NUL separates words too: FTS5 reads its query as a C string, so a NUL inside a term would end it.
+            let words = text.split(whereSeparator: { $0.isWhitespace || $0.unicodeScalars.contains("\0") }).map(String.init)
             guard !words.isEmpty else { throw TextQueryError(offset: 0, "expected words to search for, found nothing") }
             guard words.count <= Self.maximumPhrases else {
                 throw TextQueryError(offset: 0, "at most \(Self.maximumPhrases) words, got \(words.count)")
@@ -101,6 +102,9 @@ struct TextQueryParser {
     }
 
     mutating func parseAll() throws(TextQueryError) -> CompiledTextQuery {
+        if let nul = bytes.firstIndex(of: 0) {
+            throw TextQueryError(offset: nul, "a NUL character cannot be searched for (FTS5 reads its query as a C string)")
+        }
         skipSpace()
         guard position < bytes.count else { throw TextQueryError(offset: 0, "expected a query, found nothing") }
         let match = try parseOr()

@@ -26,6 +26,14 @@ extension HybridCtl {
         static let words = ["galaxies", "playoffs", "elections", "compilers", "vaccines", "islands", "pastry", "bonds",
                             "neutrinos", "marathons", "treaties", "databases", "sleep", "railways", "spices", "markets"]
 
+        /// An article's text: its topic's word, common filler, and a knowledge-base code (the exact, rare kind
+        /// of term that keyword search finds and embeddings blur).
+        static func body(topic: Int, id: Int, _ rng: inout DemoRandom) -> String {
+            let filler = ["report", "update", "analysis", "notes", "review", "guide", "study", "brief", "summary", "outlook"]
+            return "\(words[topic % words.count]) " + (0..<6).map { _ in filler[rng.int(filler.count)] }.joined(separator: " ")
+                + " ref KB\(100_000 + id % 20_000)"
+        }
+
         func run() throws {
             let path = store ?? FileManager.default.temporaryDirectory.path + "/hybridctl-demo-\(getpid())"
             if store == nil { try? FileManager.default.removeItem(atPath: path) }
@@ -50,7 +58,8 @@ extension HybridCtl {
                 vector: VectorSpec(dimensions: dim, metric: .cosine), id: .integer,
                 columns: [.text("title"), .text("category", nullable: false, filterable: true),
                           .text("tenant", nullable: false, filterable: true), .integer("year", filterable: true),
-                          .real("price", filterable: true), .boolean("in_stock", filterable: true)],
+                          .real("price", filterable: true), .boolean("in_stock", filterable: true),
+                          .text("body", searchable: true)],
                 tenantColumn: "tenant"))
 
             // 48 topics in 8 categories; an article is a noisy copy of its topic's direction.
@@ -74,6 +83,7 @@ extension HybridCtl {
                     "category": .text(Self.categories[category]), "tenant": .text(Self.tenants[tenant]),
                     "year": .integer(Int64(2000 + rng.int(26))), "price": .real((pow(rng.unit(), 2) * 100 * 100).rounded() / 100),
                     "in_stock": .boolean(rng.unit() < 0.7),
+                    "body": .text(Self.body(topic: topic, id: id, &rng)),
                 ]))
                 if batch.count == 10_000 { try flush() }
             }
@@ -125,6 +135,27 @@ extension HybridCtl {
             }
             print(String(format: "\nmean recall@10 against exact search: %.3f", recallSum / Double(queries.count)))
 
+            // Keyword search (BM25 over the searchable body, FTS5 in the same database) and a hybrid query that
+            // fuses it with the vector search by reciprocal rank, under a filter.
+            let code = "KB\(100_000 + 4_242)"
+            let (keywordHits, keywordPlan) = try hs.retrieve(articles, text: TextQuery(code), near: nil, k: 5, returning: ["title"],
+                                                             explain: true)
+            print("\nkeyword search \"\(code)\": \(keywordHits.count) rows (\(keywordHits.map(\.id.description).joined(separator: ", "))), "
+                  + String(format: "%.2f ms; ", keywordPlan.keyword.milliseconds) + keywordPlan.keyword.plan)
+            let topic = 4_242 % 48
+            let near = topics[topic].map { $0 + 0.3 * rng.gaussian() }
+            let hybridText = "\(Self.words[topic % Self.words.count]) \(code)"
+            let t = Date()
+            let (hybridHits, hybridPlan) = try hs.retrieve(articles, text: TextQuery(hybridText), near: near, k: 5,
+                                                           filter: try hs.parseFilter("year >= 2005"), returning: ["title"],
+                                                           explain: true)
+            print("hybrid \"\(hybridText)\" near a \(Self.words[topic % Self.words.count]) embedding, year >= 2005 "
+                  + String(format: "(%.1f ms, %@): ", Date().timeIntervalSince(t) * 1000, hybridPlan.fusion))
+            for (rank, hit) in hybridHits.prefix(3).enumerated() {
+                let arms = [hit.vectorRank.map { "vector #\($0)" }, hit.keywordRank.map { "keyword #\($0)" }].compactMap { $0 }
+                print("  \(rank + 1). #\(hit.id) \(Render.text(hit.values["title"] ?? .null)) (\(arms.joined(separator: ", ")))")
+            }
+
             // The same collection as one tenant's own table: a scoped handle, metered.
             let oscorp = try hs.tenant("oscorp")
             let q = topics[rng.int(48)].map { $0 + 0.3 * rng.gaussian() }
@@ -141,6 +172,7 @@ extension HybridCtl {
                     The store is kept at \(path). Try:
                       hybridctl query --store \(path) articles --like 42 -k 5 --where "year >= 2020" --select title,year
                       hybridctl explain --store \(path) articles --like 42 --where "tenant = 'acme' AND price < 5"
+                      hybridctl query --store \(path) articles --text "KB104242 bonds" --like 42 -k 5 --select title
                     """)
             }
         }
