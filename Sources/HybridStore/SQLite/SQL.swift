@@ -265,6 +265,8 @@ enum SQL {
         var textTriggerCount: String {
             "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = '\(name)' AND name LIKE '\(textName)\\_%' ESCAPE '\\'"
         }
+        /// Merges the keyword index's segments into one.
+        var optimizeText: String { "INSERT INTO \(textName)(\(textName)) VALUES ('optimize')" }
         /// Rebuilds the index from the rows.
         var rebuildText: String { "INSERT INTO \(textName)(\(textName)) VALUES ('rebuild')" }
         /// Rows the index holds a size record for, and the rows of the collection (they must agree).
