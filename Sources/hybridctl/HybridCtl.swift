@@ -12,9 +12,9 @@ struct HybridCtl: ParsableCommand {
             Start with `hybridctl demo`, which builds a demo store and runs hybrid queries.
             """,
         subcommands: [
-            Demo.self, Create.self, Collections.self, Describe.self, Drop.self, Import.self, Query.self,
+            Demo.self, Create.self, Searchable.self, Collections.self, Describe.self, Drop.self, Import.self, Query.self,
             Explain.self, Get.self, Count.self, Delete.self, TierCommand.self, Stats.self, Checkpoint.self, Verify.self,
-            Export.self, Tenants.self, Usage.self, Searchable.self,
+            Export.self, Tenants.self, Usage.self,
         ])
 }
 

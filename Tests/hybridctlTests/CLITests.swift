@@ -71,13 +71,15 @@ struct CLI {
               demo                    Build a demo store from generated articles and run
                                       hybrid queries, wide to very narrow.
               create                  Create a collection.
+              searchable              Make text columns of a collection searchable: builds
+                                      their keyword index from the rows.
               collections             List the collections.
               describe                Show a collection's schema and size.
               drop                    Drop a collection and all its rows.
               import                  Import rows from JSONL, CSV, a dataset directory, or
                                       .fvecs/.npy vectors with a JSONL of attributes.
-              query                   Find the k nearest rows, optionally among those
-                                      matching a filter.
+              query                   Find the k nearest rows, the best keyword matches
+                                      (--text), or both fused, optionally under a filter.
               explain                 Run a query and show the plan, estimates, work and
                                       time.
               get                     Read rows by id.

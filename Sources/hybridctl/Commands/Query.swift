@@ -145,7 +145,7 @@ struct QueryArguments: ParsableArguments {
 
 extension HybridCtl {
     struct Query: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Find the k nearest rows, optionally among those matching a filter.")
+        static let configuration = CommandConfiguration(abstract: "Find the k nearest rows, the best keyword matches (--text), or both fused, optionally under a filter.")
         @OptionGroup var store: StoreOptions
         @OptionGroup var query: QueryArguments
         @OptionGroup var tenant: TenantOption
