@@ -25,6 +25,8 @@ final class CollectionState: @unchecked Sendable {
     let probes = Locked<[String: ProbeRecord]>([:])
     /// Tenants' corpus statistics for keyword ranking, each valid while the change log stands still.
     let textStatistics = Locked<[String: TextStatistics]>([:])
+    /// Moving averages of a hybrid query's arms (ms): the longer runs on the calling thread.
+    let armCosts = Locked<(keyword: Double, vector: Double)>((0, 0))
     /// Rows' token counts for keyword ranking; under `lock`.
     let textLengths = TextLengths()
     /// The cold tier's in-memory side (block summaries, live rows, their filter values); under `lock`.

@@ -96,6 +96,7 @@ struct KeywordArmResult: Sendable {
     var plan: String
     var statistics: String
     var matches: Int?
+    var milliseconds = 0.0
 }
 
 /// A scope's corpus statistics for BM25, valid while the change log has not moved past `sequence`.
@@ -165,35 +166,55 @@ extension HybridStore {
         let k = min(k, rowLimit)
         let armDepth = min(depth ?? (vector == nil ? k : max(2 * k, 20)), max(rowLimit, 1), 10_000)
 
-        // The arms run at once: the vector arm on a pool thread (under a tenant it admits the query against the
-        // quota and meters it), the keyword arm here (FTS5 scores every match, so it is mostly the longer one,
-        // and starts without waiting for a thread to wake). A keyword-only query is admitted here.
+        // The arms run at once: the one that has lately taken longer on this collection here (it starts at
+        // once), the other on a pool thread (which takes a few tens of µs to start). Under a tenant the vector arm
+        // admits the query against the quota and meters it; a keyword-only query is admitted here.
         if vector == nil, let tenant { try admitQuery(tenant) }
-        let vectorResult = Locked<Result<(hits: [SearchHit], explanation: Explanation, ms: Double), HybridStoreError>?>(nil)
-        let group = DispatchGroup()
-        if let vector {
-            DispatchQueue.global().async(group: group) { [self] in
-                let t = nowNanos()
-                let result = Result { () throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation, ms: Double) in
-                    let r = try query(collection, near: vector, k: armDepth, filter: filter, options: options,
-                                      returning: columns, explain: explain, tenant: tenant)
-                    return (r.hits, r.explanation, ms(since: t))
-                }
-                vectorResult.withLock { $0 = result }
+        typealias VectorArm = (hits: [SearchHit], explanation: Explanation, ms: Double)
+        let vectorResult = Locked<Result<VectorArm, HybridStoreError>?>(nil)
+        let keywordResult = Locked<Result<KeywordArmResult, HybridStoreError>?>(nil)
+        let runVector: @Sendable () -> Void = { [self] in
+            guard let vector else { return }
+            let t = nowNanos()
+            let result = Result { () throws(HybridStoreError) -> VectorArm in
+                let r = try query(collection, near: vector, k: armDepth, filter: filter, options: options,
+                                  returning: columns, explain: explain, tenant: tenant)
+                return (r.hits, r.explanation, ms(since: t))
             }
+            vectorResult.withLock { $0 = result }
         }
-        let t = nowNanos()
-        let keywordOutcome = Result { () throws(HybridStoreError) -> KeywordArmResult in
-            try keywordArm(s, textQuery, condition: condition, tenant: tenant, depth: armDepth, positions: positions,
-                           countMatches: explain)
+        let runKeyword: @Sendable () -> Void = { [self] in
+            let t = nowNanos()
+            let result = Result { () throws(HybridStoreError) -> KeywordArmResult in
+                var r = try keywordArm(s, textQuery, condition: condition, tenant: tenant, depth: armDepth, positions: positions,
+                                       countMatches: explain)
+                r.milliseconds = ms(since: t)
+                return r
+            }
+            keywordResult.withLock { $0 = result }
         }
-        let keywordMs = ms(since: t)
-        group.wait()
+        if vector == nil {
+            runKeyword()
+        } else {
+            let group = DispatchGroup()
+            let keywordLonger = s.armCosts.withLock { $0.keyword >= $0.vector }
+            let (here, there) = keywordLonger ? (runKeyword, runVector) : (runVector, runKeyword)
+            DispatchQueue.global().async(group: group, execute: there)
+            here()
+            group.wait()
+        }
         let vectorOutcome = try vectorResult.withLock { $0 }?.get()
-        let keyword = try keywordOutcome.get()
+        let keyword = try keywordResult.withLock { $0! }.get()
+        let keywordMs = keyword.milliseconds
         let vectorHits = vectorOutcome?.hits ?? []
         let vectorExplanation = explain ? vectorOutcome?.explanation : nil
         let vectorMs = vectorOutcome?.ms
+        if let vectorMs {
+            s.armCosts.withLock { costs in  // moving averages, for which arm runs on the calling thread
+                costs.keyword += 0.1 * (keywordMs - costs.keyword)
+                costs.vector += 0.1 * (vectorMs - costs.vector)
+            }
+        }
         if vector == nil, let tenant { meterQuery(tenant, scored: 0) }
 
         var explanation = RetrievalExplanation(
