@@ -262,10 +262,10 @@ extension HybridStore {
         }
     }
 
-    /// The keyword arm: the best `depth` rows by BM25 among those matching the keywords and the condition.
-    /// Unscoped, BM25 uses FTS5's statistics of the whole collection (`bm25()`); scoped to a tenant, the
-    /// tenant's own rows, tokens and per-phrase document counts (`hs_bm25`), so a score says nothing of other
-    /// tenants' text.
+    /// The keyword arm: the best `depth` rows by BM25 among those matching the keywords and the condition, ranked
+    /// in SQLite by `hs_bm25` (FTS5's BM25, rows' lengths from memory). Unscoped, BM25 uses FTS5's statistics of
+    /// the whole collection (as `bm25()`); scoped to a tenant, the tenant's own rows, tokens and per-phrase
+    /// document counts, so a score says nothing of other tenants' text.
     private func keywordArm(_ s: CollectionState, _ query: CompiledTextQuery, condition: SQLCondition?, tenant: String?,
                             depth: Int, positions: [Int], countMatches: Bool) throws(HybridStoreError) -> KeywordArmResult
     {
@@ -304,43 +304,50 @@ extension HybridStore {
                 // Lengths first (the score's first parameter), then the rest in order.
                 try statement.bind(scoreArguments + [.text(query.match)] + (condition?.arguments ?? []) + [.integer(Int64(depth))],
                                    from: 2)
-                var rows: [(row: Int64, id: RowID, bm25: Double, values: [String: Value])] = []
                 // Under the collection's shared lock: the writer updates the lengths under its exclusive side.
-                try s.lock.read { () throws(SQLiteError) in
-                try s.textLengths.bind(to: statement, at: 1)
-                while try statement.step() {
-                    let id: RowID = switch statement.column(1) {
-                    case .integer(let v): .int(v)
-                    case .text(let t): .string(t)
-                    default: .string("")
-                    }
-                    var values: [String: Value] = [:]
-                    for (i, position) in positions.enumerated() {
-                        let spec = s.schema.columns[position]
-                        var value = statement.column(3 + Int32(i))
-                        if spec.type == .boolean, case .integer(let v) = value { value = .boolean(v != 0) }
-                        values[spec.name] = value
-                    }
-                    let bm25: Double = switch statement.column(2) {
-                    case .real(let v): -v
-                    case .integer(let v): -Double(v)
-                    default: 0
-                    }
-                    rows.append((statement.int64(0), id, bm25, values))
-                }
+                var rows = try s.lock.read { () throws(SQLiteError) in
+                    try s.textLengths.bind(to: statement, at: 1)
+                    return try keywordRows(statement, positions: positions, s)
                 }
                 rows.sort { $0.bm25 > $1.bm25 || ($0.bm25 == $1.bm25 && $0.row < $1.row) }
                 var matches: Int? = nil
                 if countMatches {
-                    let filter = condition.map { " AND EXISTS (SELECT 1 FROM \(s.table.name) WHERE row = \(s.table.textName).rowid AND (\($0.text)))" } ?? ""
-                    let counting = try c.prepareOnce("SELECT count(*) FROM \(s.table.textName) WHERE \(s.table.textName) MATCH ?\(filter)")
+                    let counting = try c.prepareOnce(s.table.keywordMatchCount(condition: condition?.text))
                     if case .integer(let n)? = try counting.scalar([.text(query.match)] + (condition?.arguments ?? [])) { matches = Int(n) }
                 }
-                let plan = "FTS5 MATCH of \(query.phrases.count) phrase\(query.phrases.count == 1 ? "" : "s"), ranked by BM25 in SQLite"
+                let plan = "FTS5 MATCH of \(query.phrases.count) phrase\(query.phrases.count == 1 ? "" : "s"), ranked by BM25 in SQLite (row lengths from memory)"
                     + (condition == nil ? "" : ", the filter checked per match by a row lookup")
                 return KeywordArmResult(rows: rows, plan: plan, statistics: statistics, matches: matches)
             }
         }
+    }
+
+    /// The keyword statement's rows: row, id, BM25 (made positive: higher is better), the returned columns.
+    private func keywordRows(_ statement: Statement, positions: [Int], _ s: CollectionState) throws(SQLiteError)
+        -> [(row: Int64, id: RowID, bm25: Double, values: [String: Value])]
+    {
+        var rows: [(row: Int64, id: RowID, bm25: Double, values: [String: Value])] = []
+        while try statement.step() {
+            let id: RowID = switch statement.column(1) {
+            case .integer(let v): .int(v)
+            case .text(let t): .string(t)
+            default: .string("")
+            }
+            var values: [String: Value] = [:]
+            for (i, position) in positions.enumerated() {
+                let spec = s.schema.columns[position]
+                var value = statement.column(3 + Int32(i))
+                if spec.type == .boolean, case .integer(let v) = value { value = .boolean(v != 0) }
+                values[spec.name] = value
+            }
+            let bm25: Double = switch statement.column(2) {
+            case .real(let v): -v
+            case .integer(let v): -Double(v)
+            default: 0
+            }
+            rows.append((statement.int64(0), id, bm25, values))
+        }
+        return rows
     }
 
     /// A tenant's rows and their tokens, from a cache kept while the change log stands still (every write

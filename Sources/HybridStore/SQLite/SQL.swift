@@ -279,6 +279,11 @@ enum SQL {
         var tenantTextMatches: String {
             "SELECT count(*) FROM \(textName) WHERE \(textName) MATCH ?1 AND EXISTS (SELECT 1 FROM \(name) t WHERE t.row = \(textName).rowid AND t.\(columnName(schema.tenantPosition!)) = ?2)"
         }
+        /// Rows matching the FTS5 expression `?` and, optionally, a compiled filter condition (whose parameters follow).
+        func keywordMatchCount(condition: String?) -> String {
+            let filter = condition.map { " AND EXISTS (SELECT 1 FROM \(name) WHERE row = \(textName).rowid AND (\($0)))" } ?? ""
+            return "SELECT count(*) FROM \(textName) WHERE \(textName) MATCH ?\(filter)"
+        }
         /// The keyword arm: the best rows matching an FTS5 expression by `score` (an expression of the FTS5 table;
         /// more negative is better), optionally under a compiled filter condition, then their ids and columns.
         /// Parameters are unnumbered, bound in order: the score's, the MATCH expression, the condition's, the limit.
