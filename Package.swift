@@ -43,7 +43,7 @@ let package = Package(
         // build replays inputs, and the tests replay the committed corpus with it).
         .executableTarget(
             name: "hybridstore-fuzz", dependencies: ["HybridStore", "HNSW", "QueryPlanner"], path: "Tests/Fuzz",
-            exclude: ["Corpus", "run.sh", "README.md"]),
+            exclude: ["Corpus", "run.sh"]),
         // A child process for the crash tests: writes acknowledged batches until it is killed.
         .executableTarget(name: "hybridstore-crash-writer", dependencies: ["HybridStore"], path: "Tests/CrashWriter"),
     ],

@@ -99,7 +99,7 @@ let targets: [String: @Sendable (Data) -> Void] = [
 ]
 
 /// An in-memory FTS5 table with the index's column names, to check compiled keyword queries against.
-nonisolated(unsafe) let fts5Check: Connection = {
+let fts5Check: Connection = {
     let c = try! Connection(path: ":memory:", create: true)
     try! c.execute("CREATE VIRTUAL TABLE t USING fts5(c2, c3); INSERT INTO t VALUES ('a disk error', 'title words')")
     return c
