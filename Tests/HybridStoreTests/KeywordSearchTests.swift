@@ -120,6 +120,17 @@ import HybridStore
         #expect(Self.same(syntax, expectedSyntax))
     }
 
+    @Test func checkpointsMergeTheIndexWithoutChangingARanking() throws {
+        let f = try Self.fixture(count: 1_200)
+        defer { f.tmp.cleanup() }
+        let before = try f.store.search(f.collection, text: TextQuery("timeout retry kernel"), k: 30)
+        try f.store.checkpoint()  // 1,200 changes since the index was made: its segments are merged
+        let after = try f.store.search(f.collection, text: TextQuery("timeout retry kernel"), k: 30)
+        #expect(after == before && !after.isEmpty)
+        #expect(Self.same(after, try Self.reference(f.docs, rows: Array(f.docs.indices), match: "\"timeout\" OR \"retry\" OR \"kernel\"", limit: 30)))
+        #expect(try f.store.verify().isConsistent)
+    }
+
     @Test func aTenantsScoresComeFromItsOwnRowsAlone() throws {
         let f = try Self.fixture()
         defer { f.tmp.cleanup() }

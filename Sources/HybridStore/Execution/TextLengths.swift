@@ -1,9 +1,10 @@
 import CTextRank
 
 /// Each row's token count (BM25's document length) in memory, for the keyword ranking: reading FTS5's size
-/// record per matching row costs most of a BM25 ranking's time (5× on 100k rows). Loaded from those records
+/// record per matching row costs most of a BM25 ranking's time (Benchmarks/README.md). Loaded from those records
 /// on a collection's first keyword query, kept by the writer after each commit for the rows whose searchable
-/// text changed. A row not known here is ranked with FTS5's own record, so the ranking is exact either way.
+/// text changed. A row not known here is ranked with FTS5's own record, so rankings equal FTS5's; only a reader
+/// whose snapshot predates the last commit may rank a row rewritten by it with the row's new length.
 ///
 /// Threading: guarded by the collection's lock: keyword statements run under its shared side; loading and
 /// updates take its exclusive side.

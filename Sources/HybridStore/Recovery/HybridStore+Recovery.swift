@@ -239,7 +239,7 @@ extension HybridStore {
                     }
                 }
                 // Keyword indexes: each write transaction adds a segment that every query must then consult; merging
-                // them into one makes a query's fixed cost 4× smaller (0.08 → 0.02 ms for a rare word on 100k rows).
+                // them into one cuts a query's fixed cost (Benchmarks/README.md, "Keyword and hybrid search").
                 // Where the change log moved by a tenth of the rows (at least 1,000) since the last merge.
                 for s in states where !s.schema.searchablePositions.isEmpty {
                     let key = Value.text("text_optimized:\(s.number)")
