@@ -1,0 +1,102 @@
+import Foundation
+import HNSW
+import QueryPlanner
+
+/// What a query did and why: the plan, the estimate against the actual matches, the work and the time.
+public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible {
+    public var collection: String
+    /// The filter in the string syntax, if any (rendered when explaining; otherwise a note that there was one).
+    public var filter: String?
+    public var k: Int
+    public var recallTarget: Double
+    public var plan: Plan
+    /// Rows that match the filter, counted exactly (explain only; nil from search).
+    public var actualMatches: Int?
+    /// The strategy run after the plan found fewer than k rows although more match.
+    public var fallback: Strategy?
+    public var distanceComputations: Int
+    public var visitedNodes: Int
+    public var results: Int
+    /// Cold blocks opened by the cold step, and the bytes they decompressed to.
+    public var coldBlocksProbed = 0
+    public var coldBytesDecompressed = 0
+    /// Matching cold rows ranked by their codes before any block was chosen (0: blocks were chosen by
+    /// centroid).
+    public var coldRowsRanked = 0
+    /// Milliseconds per phase: plan, collect, search, fallback, cold plan (ranking blocks; part of cold), cold,
+    /// hydrate.
+    public var timingsMs: [String: Double]
+    /// The scale on the planner's effort that recall checks of this collection's queries have calibrated
+    /// (1: the table's effort).
+    public var effortScale = 1.0
+    /// What the filtered-graph probe in front of an exact plan did, if one ran.
+    public var probe: String?
+    /// The tenant a scoped query ran as. Its explanation speaks only of the tenant's rows: estimates come from
+    /// them alone, selectivity is relative to them, and what depends on other tenants' rows (the collection's
+    /// size, modelled costs, graph and cold-block work counters, the probe's budget) is left out.
+    public var scopedToTenant: String?
+    /// Where `plan.expectedRecall` comes from (explain only): a build-time curve ("100 build-time queries, 3 h
+    /// old"), online checks, the static model ("uncalibrated: static model"), or an exact plan.
+    public var recallSource = ""
+    /// The standard error of `plan.expectedRecall`, when a build-time curve gave it.
+    public var expectedRecallError: Double?
+
+    /// Leaves out what speaks of rows outside `tenant`'s (see `scopedToTenant`).
+    mutating func scope(to tenant: String, rows: Int?) {
+        scopedToTenant = tenant
+        plan.estimatedSelectivity = rows.map { plan.estimatedMatches / Double(max($0, 1)) } ?? 0
+        plan.estimatedCost = 0
+        plan.alternatives = [:]
+        distanceComputations = 0
+        visitedNodes = 0
+        coldBlocksProbed = 0
+        coldBytesDecompressed = 0
+        coldRowsRanked = 0
+        probe = nil
+        effortScale = 1
+    }
+
+    public var description: String {
+        var lines: [String] = []
+        lines.append("collection \(collection), k \(k), recall target \(recallTarget)")
+        lines.append("filter: \(filter ?? "(none)")")
+        let est = String(format: "%.0f", plan.estimatedMatches)
+        let sel = String(format: "%.4f%%", plan.estimatedSelectivity * 100)
+        lines.append("plan: \(plan.strategy.rawValue)" + (plan.effort.map { ", ef \($0)" } ?? "")
+            + (effortScale != 1 && plan.effort != nil ? String(format: " (effort ×%.2f, calibrated)", effortScale) : "")
+            + (plan.overFetch.map { ", over-fetch \($0)" } ?? "") + (fallback.map { ", then fallback \($0.rawValue)" } ?? ""))
+        if let scopedToTenant {
+            lines.append("tenant \(scopedToTenant): estimates from its rows only; costs and work counters not shown")
+            lines.append("matches: estimated \(est) (\(sel) of the tenant's rows)" + (actualMatches.map { ", actual \($0)" } ?? ""))
+            lines.append(String(format: "expected recall %.3f", plan.expectedRecall) + recallNote)
+            lines.append("work: \(results) results")
+        } else {
+            lines.append("matches: estimated \(est) (\(sel))" + (actualMatches.map { ", actual \($0)" } ?? ""))
+            lines.append(String(format: "expected recall %.3f", plan.expectedRecall) + recallNote
+                + String(format: "; modelled cost %.0f", plan.estimatedCost)
+                + " (" + plan.alternatives.sorted { $0.value < $1.value }.map { "\($0.key) \(String(format: "%.0f", $0.value))" }
+                    .joined(separator: ", ") + ")")
+            lines.append("work: \(distanceComputations) distance computations, \(visitedNodes) nodes visited, \(results) results")
+        }
+        if let probe { lines.append("probe: \(probe)") }
+        if coldBlocksProbed > 0 {
+            lines.append("cold: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed"
+                + (coldRowsRanked > 0 ? ", chosen by the codes of \(coldRowsRanked) matching rows" : ", chosen by centroid"))
+        }
+        lines.append("time: " + ["plan", "collect", "search", "fallback", "cold plan", "cold", "hydrate"].compactMap { phase in
+            timingsMs[phase].map { "\(phase) " + String(format: "%.3f ms", $0) }
+        }.joined(separator: ", "))
+        return lines.joined(separator: "\n")
+    }
+
+    private var recallNote: String {
+        recallSource.isEmpty ? "" : " (" + (expectedRecallError.map { String(format: "± %.3f, ", $0) } ?? "") + recallSource + ")"
+    }
+
+    /// The explanation as JSON.
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}

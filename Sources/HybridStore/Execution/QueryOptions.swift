@@ -1,0 +1,32 @@
+import HNSW
+import QueryPlanner
+
+/// Per-query knobs.
+public struct QueryOptions: Sendable {
+    /// Mean recall@k to aim for; the planner picks the effort and strategy for it.
+    public var recallTarget: Double = 0.95
+    /// Fix the graph effort ("ef") instead of deriving it from the target.
+    public var searchEffort: Int?
+    /// Force a strategy (for experiments and benchmarks); nil lets the planner choose.
+    public var strategy: Strategy?
+    /// The tiers to search; both by default.
+    public var tiers: Set<Tier>
+    /// Cold blocks the step may open at most (nil: the store's rule, 1.5 · `√blocks / √selectivity` × `coldEffort`;
+    /// `.max` or any count ≥ the blocks: exact, every block holding a matching row that its centroid bound
+    /// cannot rule out, without the codes' probabilistic pruning).
+    public var coldProbes: Int?
+    /// Scales the store's rule for the cold blocks considered, and by its square root the margin (ε₀) the
+    /// rows' codes must clear to be ruled out (1: recall ≥ 0.96 on the benchmark sets; 2: ≥ 0.97; the
+    /// all-hot recall of every class at 2–8).
+    public var coldEffort: Double
+
+    public init(recallTarget: Double = 0.95, searchEffort: Int? = nil, strategy: Strategy? = nil,
+                tiers: Set<Tier> = [.hot, .cold], coldProbes: Int? = nil, coldEffort: Double = 1) {
+        self.recallTarget = recallTarget
+        self.searchEffort = searchEffort
+        self.strategy = strategy
+        self.tiers = tiers
+        self.coldProbes = coldProbes
+        self.coldEffort = coldEffort
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import HybridStore
+
+extension HybridCtl {
+    struct Stats: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Rows, bytes on disk, RAM, tiers and per-column statistics.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "Collection (default: all).") var collection: String?
+        @Option(help: "table or json.") var format: OutputFormat = .table
+
+        func run() throws {
+            try store.run(write: false) { hs in
+                let names = try collection.map { [$0] } ?? hs.collections().map(\.name)
+                let stats = try names.map { try hs.statistics(hs.collection($0)) }
+                if format == .json || format == .jsonl {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    print(String(decoding: try encoder.encode(stats), as: UTF8.self))
+                    return
+                }
+                for s in stats {
+                    print("\(s.name): \(s.rows) rows; store on disk \(s.storeBytesOnDisk / 1024) KiB")
+                    print("  hot:  \(s.tiers["hot"] ?? 0) rows, index \(s.indexBytes / 1024) KiB in RAM")
+                    print("  cold: \(s.tiers["cold"] ?? 0) rows in \(s.coldBlocks) blocks, \(s.coldBytesOnDisk / 1024) KiB on disk, \(s.coldMemoryBytes / 1024) KiB in RAM (block summaries, live rows, filter values)")
+                    if let c = s.calibration {
+                        let buckets = ["no filter", "≥ 50 %", "20–50 %", "5–20 %", "1–5 %", "< 1 %"]
+                        print("  recall calibration: \(c.queries) build-time queries a bucket over \(c.rows) rows, "
+                              + String(format: "%.1f h old, %.2f s; target %.3f at k %d", (Date().timeIntervalSince1970 - c.measuredAt) / 3600,
+                                       c.seconds, c.target, c.k))
+                        for (bucket, points) in c.curves.sorted(by: { $0.key < $1.key }) {
+                            let scale = bucket < s.effortScales.count ? s.effortScales[bucket] : 1
+                            let near = points.min { abs(log2($0.scale / scale)) < abs(log2($1.scale / scale)) }
+                            print("    \(buckets[bucket]): effort ×" + String(format: "%.2f", scale)
+                                  + (near.map { String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error) } ?? ""))
+                        }
+                    } else {
+                        print("  recall calibration: none (static model until a checkpoint measures one)")
+                    }
+                    print(Render.table(["column", "type", "non-null", "nulls", "distinct", "min", "max", "frequent"], s.columns.map { c in
+                        [c.name, c.type, "\(c.nonNull)", "\(c.nulls)", "\(c.distinct)", c.minimum.map { "\($0)" } ?? "",
+                         c.maximum.map { "\($0)" } ?? "", c.frequent.map { "\($0.value)×\($0.count)" }.joined(separator: " ")]
+                    }))
+                }
+            }
+        }
+    }
+}
