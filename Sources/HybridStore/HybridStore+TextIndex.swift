@@ -26,12 +26,7 @@ extension HybridStore {
         }
         guard schema != s.schema else { return collection }
         try schema.validate()
-        let schemaText: String
-        do {
-            schemaText = String(decoding: try JSONEncoder().encode(schema), as: UTF8.self)
-        } catch {
-            throw HybridStoreError(.invalidSchema, "cannot encode schema: \(error)")
-        }
+        let schemaText = try schema.json()
         let table = SQL.Table(number: s.number, schema: schema)
         return try sqliteWork("making columns of `\(s.name)` searchable") {
             try withWriter { c, _ in

@@ -340,12 +340,7 @@ public final class HybridStore: Sendable {
                                    context: ["collection": name])
         }
         try schema.validate()
-        let schemaText: String
-        do {
-            schemaText = String(decoding: try JSONEncoder().encode(schema), as: UTF8.self)
-        } catch {
-            throw HybridStoreError(.invalidSchema, "cannot encode schema: \(error)")
-        }
+        let schemaText = try schema.json()
         return try sqliteWork("creating collection `\(name)`") {
             try withWriter { c, _ in
                 if catalog.withLock({ $0[name] }) != nil {

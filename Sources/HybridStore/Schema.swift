@@ -1,3 +1,4 @@
+import Foundation
 import HNSW
 import QueryPlanner
 
@@ -159,6 +160,15 @@ public struct Schema: Sendable, Codable, Equatable {
         try c.encode(columns, forKey: .columns)
         try c.encodeIfPresent(tenantColumn, forKey: .tenantColumn)
         if tokenizer != .unicode61 || columns.contains(where: \.searchable) { try c.encode(tokenizer, forKey: .tokenizer) }
+    }
+
+    /// The schema as stored in the catalog (JSON).
+    func json() throws(HybridStoreError) -> String {
+        do {
+            return String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
+        } catch {
+            throw HybridStoreError(.invalidSchema, "cannot encode schema: \(error)")
+        }
     }
 
     /// The positions of the searchable columns (the keyword index's columns, in schema order).
