@@ -319,7 +319,6 @@ import HybridStore
         f.store.close()
         do {
             let c = try Connection(path: path, create: false)
-            try c.execute("PRAGMA recursive_triggers = OFF")
             try c.execute("DROP TRIGGER hs_text_1_update")
             try c.execute("UPDATE hs_rows_1 SET c2 = 'tampered text' WHERE row = 5")
         }

@@ -166,45 +166,48 @@ extension HybridStore {
         let k = min(k, rowLimit)
         let armDepth = min(depth ?? (vector == nil ? k : max(2 * k, 20)), max(rowLimit, 1), 10_000)
 
-        // The arms run at once: the one that has lately taken longer on this collection here (it starts at
-        // once), the other on a pool thread (which takes a few tens of µs to start). Under a tenant the vector arm
-        // admits the query against the quota and meters it; a keyword-only query is admitted here.
-        if vector == nil, let tenant { try admitQuery(tenant) }
+        @Sendable func timedKeywordArm() throws(HybridStoreError) -> KeywordArmResult {
+            let t = nowNanos()
+            var r = try keywordArm(s, textQuery, condition: condition, tenant: tenant, depth: armDepth, positions: positions,
+                                   countMatches: explain)
+            r.milliseconds = ms(since: t)
+            return r
+        }
         typealias VectorArm = (hits: [SearchHit], explanation: Explanation, ms: Double)
-        let vectorResult = Locked<Result<VectorArm, HybridStoreError>?>(nil)
-        let keywordResult = Locked<Result<KeywordArmResult, HybridStoreError>?>(nil)
-        let runVector: @Sendable () -> Void = { [self] in
-            guard let vector else { return }
-            let t = nowNanos()
-            let result = Result { () throws(HybridStoreError) -> VectorArm in
-                let r = try query(collection, near: vector, k: armDepth, filter: filter, options: options,
-                                  returning: columns, explain: explain, tenant: tenant)
-                return (r.hits, r.explanation, ms(since: t))
+        let keyword: KeywordArmResult
+        var vectorOutcome: VectorArm? = nil
+        if let vector {
+            // The arms run at once: the one that has lately taken longer on this collection here (it starts at
+            // once), the other on a pool thread (which takes a few µs to start). Under a tenant the vector arm
+            // admits the query against the quota and meters it.
+            let vectorResult = Locked<Result<VectorArm, HybridStoreError>?>(nil)
+            let keywordResult = Locked<Result<KeywordArmResult, HybridStoreError>?>(nil)
+            let runVector: @Sendable () -> Void = { [self] in
+                let t = nowNanos()
+                let result = Result { () throws(HybridStoreError) -> VectorArm in
+                    let r = try query(collection, near: vector, k: armDepth, filter: filter, options: options,
+                                      returning: columns, explain: explain, tenant: tenant)
+                    return (r.hits, r.explanation, ms(since: t))
+                }
+                vectorResult.withLock { $0 = result }
             }
-            vectorResult.withLock { $0 = result }
-        }
-        let runKeyword: @Sendable () -> Void = { [self] in
-            let t = nowNanos()
-            let result = Result { () throws(HybridStoreError) -> KeywordArmResult in
-                var r = try keywordArm(s, textQuery, condition: condition, tenant: tenant, depth: armDepth, positions: positions,
-                                       countMatches: explain)
-                r.milliseconds = ms(since: t)
-                return r
+            let runKeyword: @Sendable () -> Void = {
+                let result = Result { () throws(HybridStoreError) -> KeywordArmResult in try timedKeywordArm() }
+                keywordResult.withLock { $0 = result }
             }
-            keywordResult.withLock { $0 = result }
-        }
-        if vector == nil {
-            runKeyword()
-        } else {
             let group = DispatchGroup()
             let keywordLonger = s.armCosts.withLock { $0.keyword >= $0.vector }
             let (here, there) = keywordLonger ? (runKeyword, runVector) : (runVector, runKeyword)
             DispatchQueue.global().async(group: group, execute: there)
             here()
             group.wait()
+            vectorOutcome = try vectorResult.withLock { $0! }.get()
+            keyword = try keywordResult.withLock { $0! }.get()
+        } else {
+            // Keyword-only: one arm, on this thread; admitted against a tenant's query quota first.
+            if let tenant { try admitQuery(tenant) }
+            keyword = try timedKeywordArm()
         }
-        let vectorOutcome = try vectorResult.withLock { $0 }?.get()
-        let keyword = try keywordResult.withLock { $0! }.get()
         let keywordMs = keyword.milliseconds
         let vectorHits = vectorOutcome?.hits ?? []
         let vectorExplanation = explain ? vectorOutcome?.explanation : nil
