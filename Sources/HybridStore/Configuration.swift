@@ -29,6 +29,9 @@ public struct Configuration: Sendable {
     public var calibrateAtCheckpoint = true
     /// At most this many such checks per second (one at a time).
     public var recallChecksPerSecond = 20.0
+    /// Threads that run the async API's reads (`search`, `query`, `get`, `count` with `await`); nil = the
+    /// machine's cores, at least 2. Writes, `tier` and `checkpoint` run on one writer thread of their own.
+    public var readerThreads: Int? = nil
     /// Called while opening, as each collection's index is loaded, replayed or rebuilt.
     public var recoveryProgress: (@Sendable (RecoveryProgress) -> Void)? = nil
 

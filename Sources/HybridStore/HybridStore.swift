@@ -48,6 +48,8 @@ public final class HybridStore: Sendable {
     let recallCheck = Locked<(inFlight: Bool, lastNanos: UInt64)>((false, 0))
     /// Query metering and query quotas of tenants (see `TenantScope`).
     let meter = Locked(Meter())
+    /// The threads of the async API, started by its first call (see `HybridStore+Async`).
+    let workerPools = Locked<(readers: WorkerPool?, writer: WorkerPool?)>((nil, nil))
 
     struct WriterState: ~Copyable {
         var connection: Connection?
@@ -154,6 +156,10 @@ public final class HybridStore: Sendable {
         // that outlived every other holder): then nothing else is queued for this store, and waiting would
         // deadlock.
         if DispatchQueue.getSpecific(key: Self.backgroundKey) != ObjectIdentifier(self) { backgroundQueue.sync {} }
+        workerPools.withLock { pools in
+            pools.readers?.stop()
+            pools.writer?.stop()
+        }
         try? flushUsage()  // the writer connection is still open
         readers.withLock { $0.removeAll() }
         writer.withLock { $0.connection = nil }

@@ -9,7 +9,7 @@ public struct HybridStoreError: Error, Sendable, CustomStringConvertible {
             case dimensionMismatch, nonFiniteVector, unknownColumn, typeMismatch, missingValue, duplicateID
             case unknownCollection, collectionExists, invalidSchema, invalidArgument, invalidFilter
             case corruptFile, newerFormat, storeLocked, sqlite, io, quotaExceeded, notFound
-            case unknownTenant, tenantExists, wrongTenant, notAStore, readOnly
+            case unknownTenant, tenantExists, wrongTenant, notAStore, readOnly, cancelled
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -60,6 +60,9 @@ public struct HybridStoreError: Error, Sendable, CustomStringConvertible {
         public static let notAStore = Code(.notAStore)
         /// A write (or anything that writes a file) on a store opened with `mode: .readOnly`.
         public static let readOnly = Code(.readOnly)
+        /// The call's task was cancelled and it stopped between two of its steps (the async API throws
+        /// `CancellationError` instead; nothing was written).
+        public static let cancelled = Code(.cancelled)
         public var description: String { value.rawValue }
     }
 

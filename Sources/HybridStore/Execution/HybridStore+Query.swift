@@ -65,6 +65,7 @@ extension HybridStore {
                                    + "\(options.coldEffort) and \(options.coldProbes.map(String.init) ?? "nil")")
         }
         try checkQueryVector(vector, s)
+        try options.checkCancelled()
         var filter = try filter.map { f throws(HybridStoreError) in try validated(f.normalized, s) }
         var scope: Filter? = nil
         if let tenant {
@@ -267,6 +268,7 @@ extension HybridStore {
         } catch {
             throw HybridStoreError(error, collection: s.name)
         }
+        try options.checkCancelled()
         if options.searchEffort == nil, options.strategy == nil, explanation.fallback == nil, sqlNodes == nil, !found.isEmpty {
             if explanation.plan.strategy != .exact {
                 checkRecallSometimes(s, query: vector, k: k, filter: filter, found: found.map(\.row),
@@ -285,6 +287,7 @@ extension HybridStore {
         let overCold = options.tiers.contains(.cold) && !s.lock.read({ s.cold.isEmpty })
         func finish(_ reader: Connection?) throws(HybridStoreError) -> [SearchHit] {
             if overCold {
+                try options.checkCancelled()
                 let t = nowNanos()
                 let condition = try filter.map { f throws(HybridStoreError) in try compiled(f, s) }
                 var report = ColdStepReport()
@@ -307,6 +310,7 @@ extension HybridStore {
             if positions.isEmpty && merged.allSatisfy({ $0.id != nil }) {
                 return merged.map { SearchHit(id: $0.id!, distance: $0.distance, values: [:]) }
             }
+            try options.checkCancelled()
             let t = nowNanos()
             let rows = try hydrate(merged.map(\.row), positions: positions, s, on: reader)
             timings["hydrate"] = ms(since: t)

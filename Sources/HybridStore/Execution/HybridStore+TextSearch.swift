@@ -165,6 +165,7 @@ extension HybridStore {
         let rowLimit = max(1, s.lock.read { s.index.count + s.cold.liveRows })
         let k = min(k, rowLimit)
         let armDepth = min(depth ?? (vector == nil ? k : max(2 * k, 20)), max(rowLimit, 1), 10_000)
+        try options.checkCancelled()
 
         @Sendable func timedKeywordArm() throws(HybridStoreError) -> KeywordArmResult {
             let t = nowNanos()
@@ -208,6 +209,7 @@ extension HybridStore {
             if let tenant { try admitQuery(tenant) }
             keyword = try timedKeywordArm()
         }
+        try options.checkCancelled()
         let keywordMs = keyword.milliseconds
         let vectorHits = vectorOutcome?.hits ?? []
         let vectorExplanation = explain ? vectorOutcome?.explanation : nil

@@ -19,6 +19,8 @@ public struct QueryOptions: Sendable {
     /// rows' codes must clear to be ruled out (1: recall ≥ 0.96 on the benchmark sets; 2: ≥ 0.97; the
     /// all-hot recall of every class at 2–8).
     public var coldEffort: Double
+    /// Set by the async API: the query stops between its steps once the flag is raised.
+    package var cancellation: CancellationFlag? = nil
 
     public init(recallTarget: Double = 0.95, searchEffort: Int? = nil, strategy: Strategy? = nil,
                 tiers: Set<Tier> = [.hot, .cold], coldProbes: Int? = nil, coldEffort: Double = 1) {
@@ -28,5 +30,12 @@ public struct QueryOptions: Sendable {
         self.tiers = tiers
         self.coldProbes = coldProbes
         self.coldEffort = coldEffort
+    }
+
+    /// Throws `cancelled` once the calling task is cancelled (async calls only).
+    func checkCancelled() throws(HybridStoreError) {
+        if let cancellation, cancellation.isCancelled {
+            throw HybridStoreError(.cancelled, "the query was cancelled")
+        }
     }
 }

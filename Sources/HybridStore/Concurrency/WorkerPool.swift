@@ -1,0 +1,101 @@
+import Foundation
+import HNSW
+import Synchronization
+
+/// Threads the store owns, fed from one queue: the async API runs its calls here, so a caller on the Swift
+/// cooperative pool never blocks one of that pool's few threads on SQLite or a graph search.
+///
+/// Jobs run in submission order, at most `threads` at once. `stop()` lets the queued and running jobs
+/// finish and ends the threads; a job submitted after it runs on the submitting thread (it finds the store
+/// closed and fails, which is what a call on a closed store does).
+package final class WorkerPool: Sendable {
+    private struct Queue {
+        var jobs: [@Sendable () -> Void] = []
+        var head = 0
+        var stopping = false
+        var idle = 0
+
+        mutating func pop() -> (@Sendable () -> Void)? {
+            guard head < jobs.count else { return nil }
+            let job = jobs[head]
+            head += 1
+            if head >= 64 && head * 2 >= jobs.count {
+                jobs.removeFirst(head)
+                head = 0
+            }
+            return job
+        }
+    }
+
+    let name: String
+    let threads: Int
+    private let queue = Locked(Queue())
+    // NSCondition pairs a pthread mutex and condition variable, which ThreadSanitizer understands; the
+    // queue's own lock keeps the jobs, this one only parks and wakes threads.
+    private let wakeup = NSCondition()
+    private let pending = Atomic<Int>(0)
+
+    init(name: String, threads: Int) {
+        self.name = name
+        self.threads = max(1, threads)
+        for i in 0..<self.threads {
+            let thread = Thread { [self] in run() }
+            thread.name = "\(name)-\(i)"
+            thread.start()
+        }
+    }
+
+    /// Jobs waiting for a thread (for metrics and the benchmark).
+    var queued: Int { pending.load(ordering: .relaxed) }
+
+    func submit(_ job: @escaping @Sendable () -> Void) {
+        let accepted = queue.withLock { q -> Bool in
+            guard !q.stopping else { return false }
+            q.jobs.append(job)
+            return true
+        }
+        guard accepted else { return job() }
+        pending.add(1, ordering: .relaxed)
+        wakeup.lock()
+        wakeup.signal()
+        wakeup.unlock()
+    }
+
+    func stop() {
+        queue.withLock { $0.stopping = true }
+        wakeup.lock()
+        wakeup.broadcast()
+        wakeup.unlock()
+    }
+
+    /// The name of the pool whose thread this is (nil off the store's threads).
+    package static var current: String? { Thread.current.threadDictionary[poolKey] as? String }
+    private static let poolKey = "HybridStore.WorkerPool"
+
+    private func run() {
+        Thread.current.threadDictionary[Self.poolKey] = name
+        while true {
+            wakeup.lock()
+            var job: (@Sendable () -> Void)? = nil
+            while true {
+                let (next, stopping) = queue.withLock { q in (q.pop(), q.stopping) }
+                if let next { job = next; break }
+                if stopping { break }
+                wakeup.wait()
+            }
+            wakeup.unlock()
+            guard let job else { return }
+            pending.subtract(1, ordering: .relaxed)
+            job()
+        }
+    }
+}
+
+/// Set when the task that asked for a call is cancelled; the call checks it between its steps and stops
+/// with `HybridStoreError.cancelled` (the async API throws `CancellationError` for it).
+package final class CancellationFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    package init() {}
+    package func cancel() { flag.store(true, ordering: .releasing) }
+    package var isCancelled: Bool { flag.load(ordering: .acquiring) }
+}
