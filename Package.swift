@@ -11,6 +11,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
     ],
     targets: [
         // C kernels compiled with per-function target attributes (AVX2+FMA, AVX-512F) and a CPU check, so a
@@ -24,7 +26,12 @@ let package = Package(
         .target(name: "QueryPlanner"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
-        .target(name: "HybridStore", dependencies: ["HNSW", "QueryPlanner", "CSQLite", "CLZ4", "CKernels", "CTextRank"]),
+        .target(
+            name: "HybridStore",
+            dependencies: [
+                "HNSW", "QueryPlanner", "CSQLite", "CLZ4", "CKernels", "CTextRank",
+                .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]),
         .executableTarget(
             name: "hybridctl",
             dependencies: ["HybridStore", "HNSW", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -38,7 +45,12 @@ let package = Package(
         .testTarget(name: "HNSWTests", dependencies: ["HNSW", "CKernels"]),
         .testTarget(name: "QueryPlannerTests", dependencies: ["QueryPlanner"]),
         .testTarget(name: "hybridctlTests", dependencies: ["hybridctl", "hybridstore-fuzz"]),
-        .testTarget(name: "HybridStoreTests", dependencies: ["HybridStore", "HNSW", "CKernels", "hybridstore-crash-writer"]),
+        .testTarget(
+            name: "HybridStoreTests",
+            dependencies: [
+                "HybridStore", "HNSW", "CKernels", "hybridstore-crash-writer",
+                .product(name: "Logging", package: "swift-log"), .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]),
         // Fuzz targets for every reader of outside bytes (Tests/Fuzz/run.sh builds them with libFuzzer; a plain
         // build replays inputs, and the tests replay the committed corpus with it).
         .executableTarget(

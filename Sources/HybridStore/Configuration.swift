@@ -1,3 +1,6 @@
+import CoreMetrics
+import Logging
+
 /// How a store opens and behaves. The defaults suit a service; tests lower the checkpoint interval.
 public struct Configuration: Sendable {
     /// `PRAGMA synchronous = FULL` (an fsync per commit: committed data survives power loss). With false,
@@ -32,6 +35,16 @@ public struct Configuration: Sendable {
     /// Threads that run the async API's reads (`search`, `query`, `get`, `count` with `await`); nil = the
     /// machine's cores, at least 2. Writes, `tier` and `checkpoint` run on one writer thread of their own.
     public var readerThreads: Int? = nil
+    /// Where the store logs (swift-log): slow queries with their plan, recoveries and rebuilds, checkpoints.
+    /// nil (the default) logs nothing and costs nothing.
+    public var logger: Logger? = nil
+    /// A query that takes at least this long is logged at `warning` with its plan (when `logger` is set).
+    public var slowQueryMilliseconds: Double = 250
+    /// Where the store reports metrics (swift-metrics): queries by plan and their latency, cancelled calls,
+    /// and at open and each checkpoint rows, RAM by tier and the calibrated effort (see `StoreObserver` for the
+    /// names). `MetricsSystem.factory` for the process's bootstrapped backend. nil (the default): no metric
+    /// object is made or touched.
+    public var metrics: (any MetricsFactory)? = nil
     /// Called while opening, as each collection's index is loaded, replayed or rebuilt.
     public var recoveryProgress: (@Sendable (RecoveryProgress) -> Void)? = nil
 

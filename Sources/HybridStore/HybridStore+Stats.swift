@@ -51,6 +51,11 @@ extension HybridStore {
                                     effortScales: s.calibration.withLock { $0.scales })
     }
 
+    /// Every collection's statistics (those that cannot be read are left out; for metrics).
+    func allStatistics() -> [CollectionStatistics] {
+        catalog.withLock { $0.values.map(\.handle) }.compactMap { try? statistics($0) }
+    }
+
     /// Calls `body` with every row of a collection in row order, `batch` rows per read, with all columns
     /// (and the vector when asked: a cold row's as stored in its block). Reads in short transactions, so writers are not held up.
     /// - Throws: `unknownCollection`, `sqlite`, or what `body` throws.

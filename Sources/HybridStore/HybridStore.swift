@@ -48,6 +48,8 @@ public final class HybridStore: Sendable {
     let recallCheck = Locked<(inFlight: Bool, lastNanos: UInt64)>((false, 0))
     /// Query metering and query quotas of tenants (see `TenantScope`).
     let meter = Locked(Meter())
+    /// Logging and metrics, when the configuration asks for either.
+    let observer: StoreObserver?
     /// The threads of the async API, started by its first call (see `HybridStore+Async`).
     let workerPools = Locked<(readers: WorkerPool?, writer: WorkerPool?)>((nil, nil))
 
@@ -77,6 +79,7 @@ public final class HybridStore: Sendable {
         self.configuration = configuration
         self.mode = mode
         self.databasePath = directory + "/store.sqlite"
+        self.observer = StoreObserver.make(configuration, directory: directory)
         let creating = create && mode == .readWrite
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
@@ -120,6 +123,7 @@ public final class HybridStore: Sendable {
             try recoverAll(connection)
             try loadQuotas(connection)
             try loadCalibrations(connection)
+            if observer?.metrics == true { observer?.report(allStatistics()) }
         } catch {
             shutdown()
             throw error

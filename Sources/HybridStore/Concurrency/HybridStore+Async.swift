@@ -111,12 +111,12 @@ extension HybridStore {
 
     /// Runs `body` on a reader thread; cancelling the calling task raises the flag `body` is given.
     package func onReaderThread<R: Sendable>(_ body: @escaping @Sendable (CancellationFlag) throws -> R) async throws -> R {
-        try await run(on: pools().readers, body)
+        try await run(on: pools().readers, write: false, body)
     }
 
     /// Runs `body` on the writer thread (one at a time, in order of submission).
     package func onWriterThread<R: Sendable>(_ body: @escaping @Sendable (CancellationFlag) throws -> R) async throws -> R {
-        try await run(on: pools().writer, body)
+        try await run(on: pools().writer, write: true, body)
     }
 
     private func pools() -> (readers: WorkerPool, writer: WorkerPool) {
@@ -129,18 +129,22 @@ extension HybridStore {
         }
     }
 
-    private func run<R: Sendable>(on pool: WorkerPool, _ body: @escaping @Sendable (CancellationFlag) throws -> R)
+    private func run<R: Sendable>(on pool: WorkerPool, write: Bool, _ body: @escaping @Sendable (CancellationFlag) throws -> R)
         async throws -> R
     {
         try Task.checkCancellation()
         let flag = CancellationFlag()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, any Error>) in
-                pool.submit {
-                    guard !flag.isCancelled else { return continuation.resume(throwing: CancellationError()) }
+                pool.submit { [observer] in
+                    guard !flag.isCancelled else {
+                        observer?.cancelled(write: write)
+                        return continuation.resume(throwing: CancellationError())
+                    }
                     do {
                         continuation.resume(returning: try body(flag))
                     } catch let error as HybridStoreError where error.code == .cancelled {
+                        observer?.cancelled(write: write)
                         continuation.resume(throwing: CancellationError())
                     } catch {
                         continuation.resume(throwing: error)

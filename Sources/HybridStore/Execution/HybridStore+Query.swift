@@ -323,6 +323,11 @@ extension HybridStore {
             meterQuery(tenant, scored: explanation.distanceComputations)
             explanation.scope(to: tenant, rows: tenantRows)
         }
+        if let observer {
+            observer.query(collection: s.name, plan: explanation.plan.strategy.rawValue, nanos: nowNanos() - started,
+                           details: "filter \(filter?.description ?? "none"), k \(k), " + explanation.timingsMs
+                               .sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.2f", $0.value)) ms" }.joined(separator: ", "))
+        }
         return (hits, explanation)
     }
 

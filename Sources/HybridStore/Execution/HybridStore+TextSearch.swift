@@ -143,6 +143,7 @@ extension HybridStore {
                   fusion: Fusion, depth: Int?, options: QueryOptions, returning columns: [String], explain: Bool,
                   tenant: String?) throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
     {
+        let started = nowNanos()
         let s = try state(collection)
         guard k >= 1 else { throw HybridStoreError(.invalidArgument, "k must be at least 1, got \(k)", context: ["k": "\(k)"]) }
         if let depth, depth < 1 {
@@ -252,6 +253,11 @@ extension HybridStore {
             }
         }
         explanation.results = hits.count
+        if let observer {
+            observer.query(collection: s.name, plan: vector == nil ? "keyword" : "hybrid", nanos: nowNanos() - started,
+                           details: "keyword \(String(format: "%.2f", keywordMs)) ms"
+                               + (vectorMs.map { ", vector \(String(format: "%.2f", $0)) ms" } ?? ""))
+        }
         return (hits, explanation)
     }
 

@@ -123,7 +123,7 @@ extension HybridStore {
             read.reset()
             return result
         }
-        let progress = configuration.recoveryProgress
+        let progress = recoveryReporter
         progress?(RecoveryProgress(collection: s.name, phase: .replaying, done: 0, total: vectors.count))
         do throws(HNSWError) {
             var labels: [UInt64] = []
@@ -145,6 +145,16 @@ extension HybridStore {
         progress?(RecoveryProgress(collection: s.name, phase: .ready, done: vectors.count, total: vectors.count))
     }
 
+    /// Where recovery progress goes: the configuration's callback and the log (nil when neither wants it).
+    var recoveryReporter: (@Sendable (RecoveryProgress) -> Void)? {
+        let callback = configuration.recoveryProgress
+        guard let observer, observer.logger != nil else { return callback }
+        return { progress in
+            observer.recovery(progress)
+            callback?(progress)
+        }
+    }
+
     /// Builds a fresh index from every row of the collection.
     func rebuild(_ s: CollectionState, connection: Connection? = nil, reason: String = "requested")
         throws(HybridStoreError)
@@ -154,7 +164,7 @@ extension HybridStore {
                 guard case .integer(let n)? = try c.statement(s.table.count).scalar() else { return 0 }
                 return Int(n)
             }
-            let progress = configuration.recoveryProgress
+            let progress = recoveryReporter
             progress?(RecoveryProgress(collection: s.name, phase: .rebuilding, done: 0, total: total, reason: reason))
             let index = try emptyIndex(s.schema, s.name)
             let chunk = 50_000
@@ -218,6 +228,8 @@ extension HybridStore {
     /// - Throws: `io` when a snapshot cannot be written (the log is then kept), `sqlite`.
     /// - Complexity: O(index sizes); writers wait meanwhile, readers do not.
     public func checkpoint() throws(HybridStoreError) {
+        let started = nowNanos()
+        defer { if let observer { observer.checkpointed(nanos: nowNanos() - started, statistics: observer.metrics ? allStatistics() : []) } }
         try flushUsage()
         try foldUsageLog()
         try sqliteWork("applying tier policies") { try applyTierPolicies() }
