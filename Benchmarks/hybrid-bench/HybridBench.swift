@@ -6,7 +6,7 @@ struct HybridBench: ParsableCommand {
         commandName: "hybrid-bench",
         abstract: "Recall-vs-latency benchmarks for HybridStore over datasets in shared/datasets/FORMAT.md.",
         subcommands: [AnnCommand.self, HybridCommand.self, ImportCommand.self, TierCommand.self, TenantsCommand.self,
-                      CompareCommand.self, CalibrationCommand.self, TextCommand.self])
+                      CompareCommand.self, CalibrationCommand.self, TextCommand.self, ConcurrentCommand.self])
 }
 
 /// Parses "10,20,40" into [10, 20, 40].

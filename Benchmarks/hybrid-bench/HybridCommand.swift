@@ -39,7 +39,7 @@ struct HybridCommand: ParsableCommand {
         defer { if store == nil && reuse == nil { try? FileManager.default.removeItem(atPath: path) } }
         var hs = try HybridStore(directory: path, create: true, configuration: configuration)
         defer { hs.close() }
-        var collection: Collection
+        var collection: CollectionRef
         if reuse != nil {
             collection = try hs.collection("bench")
         } else {

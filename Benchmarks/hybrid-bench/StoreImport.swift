@@ -33,7 +33,7 @@ enum StoreImport {
     /// With `withSequence`, the schema has an integer column `seq` holding the row's number (the tier
     /// benchmark moves "the oldest" rows by it).
     static func run(_ data: Dataset, into store: HybridStore, name: String, schema: Schema, batch: Int = 10_000)
-        throws -> Collection
+        throws -> CollectionRef
     {
         let withSequence = schema.column("seq") != nil && data.columns.byName["seq"] == nil
         let collection = try store.createCollection(name, schema: schema)

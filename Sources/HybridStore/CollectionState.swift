@@ -53,7 +53,7 @@ final class CollectionState: @unchecked Sendable {
     /// RAM of the hot side's filter columns and node → id table (estimated; the index reports its own).
     var columnAndIDBytes: Int { lock.read { columns.memoryBytes + ids.capacity * MemoryLayout<RowID?>.stride } }
 
-    var handle: Collection { Collection(name: name, number: number) }
+    var handle: CollectionRef { CollectionRef(name: name, number: number) }
 
     /// Runs `body` with the index and a node → id lookup that agree with each other (shared lock).
     func read<R, E: Error>(_ body: (HNSWIndex, (UInt32) -> RowID?) throws(E) -> R) throws(E) -> R {

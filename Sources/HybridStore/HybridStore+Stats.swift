@@ -33,7 +33,7 @@ public struct CollectionStatistics: Sendable, Codable, Equatable {
 extension HybridStore {
     /// Rows, RAM, disk and per-column statistics of a collection.
     /// - Throws: `unknownCollection`, `sqlite`.
-    public func statistics(_ collection: Collection) throws(HybridStoreError) -> CollectionStatistics {
+    public func statistics(_ collection: CollectionRef) throws(HybridStoreError) -> CollectionStatistics {
         let s = try state(collection)
         let rows = try count(collection)
         let (nodes, bytes, columns) = s.query { index, columns, _ in (index.count, index.memoryBytes, columns.statistics()) }
@@ -59,7 +59,7 @@ extension HybridStore {
     /// Calls `body` with every row of a collection in row order, `batch` rows per read, with all columns
     /// (and the vector when asked: a cold row's as stored in its block). Reads in short transactions, so writers are not held up.
     /// - Throws: `unknownCollection`, `sqlite`, or what `body` throws.
-    public func forEachRow(in collection: Collection, includeVector: Bool = true, batch: Int = 1000,
+    public func forEachRow(in collection: CollectionRef, includeVector: Bool = true, batch: Int = 1000,
                            _ body: (Row) throws -> Void) throws {
         let s = try state(collection)
         let positions = Array(s.schema.columns.indices)

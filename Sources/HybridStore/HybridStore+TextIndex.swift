@@ -9,8 +9,8 @@ extension HybridStore {
     ///   `sqlite`.
     /// - Complexity: O(rows × text length): every row's text is tokenized.
     @discardableResult
-    public func makeSearchable(_ collection: Collection, columns names: [String],
-                               progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws(HybridStoreError) -> Collection {
+    public func makeSearchable(_ collection: CollectionRef, columns names: [String],
+                               progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws(HybridStoreError) -> CollectionRef {
         let s = try state(collection)
         var schema = s.schema
         for name in names {

@@ -306,7 +306,7 @@ public final class HybridStore: Sendable {
 
     // MARK: - Collections
 
-    func state(_ collection: Collection) throws(HybridStoreError) -> CollectionState {
+    func state(_ collection: CollectionRef) throws(HybridStoreError) -> CollectionState {
         guard let state = catalog.withLock({ $0[collection.name] }), state.number == collection.number else {
             throw HybridStoreError(.unknownCollection, "no collection `\(collection.name)` (dropped?)",
                                    context: ["collection": collection.name])
@@ -316,7 +316,7 @@ public final class HybridStore: Sendable {
 
     /// The collection named `name`.
     /// - Throws: `unknownCollection`.
-    public func collection(_ name: String) throws(HybridStoreError) -> Collection {
+    public func collection(_ name: String) throws(HybridStoreError) -> CollectionRef {
         guard let state = catalog.withLock({ $0[name] }) else {
             throw HybridStoreError(.unknownCollection, "no collection `\(name)`; create it first", context: ["collection": name])
         }
@@ -326,7 +326,7 @@ public final class HybridStore: Sendable {
     /// The collection named `name`, created with `schema` when missing. An existing collection must have
     /// the same schema.
     /// - Throws: `invalidSchema` (bad schema, or an existing collection with another schema), `sqlite`.
-    public func collection(_ name: String, creatingIfMissing schema: Schema) throws(HybridStoreError) -> Collection {
+    public func collection(_ name: String, creatingIfMissing schema: Schema) throws(HybridStoreError) -> CollectionRef {
         if let state = catalog.withLock({ $0[name] }) {
             guard state.schema == schema else {
                 throw HybridStoreError(.invalidSchema, "collection `\(name)` exists with another schema",
@@ -344,7 +344,7 @@ public final class HybridStore: Sendable {
     /// Creates a collection.
     /// - Throws: `collectionExists`, `invalidSchema` (bad name or schema), `sqlite`.
     /// - Complexity: O(1); one transaction.
-    public func createCollection(_ name: String, schema: Schema) throws(HybridStoreError) -> Collection {
+    public func createCollection(_ name: String, schema: Schema) throws(HybridStoreError) -> CollectionRef {
         guard isValidName(name) else {
             throw HybridStoreError(.invalidSchema, "collection name `\(name)` must be 1–64 characters of letters, digits and _, not starting with a digit",
                                    context: ["collection": name])

@@ -277,7 +277,7 @@ public struct Row: Sendable, Equatable {
 }
 
 /// A handle on a collection of a store. Cheap to copy; valid while the collection exists.
-public struct Collection: Hashable, Sendable, CustomStringConvertible {
+public struct CollectionRef: Hashable, Sendable, CustomStringConvertible {
     public let name: String
     let number: Int64
     public var description: String { name }

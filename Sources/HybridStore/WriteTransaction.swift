@@ -69,7 +69,7 @@ public final class WriteTransaction {
     /// Inserts a new row.
     /// - Throws: `duplicateID`, `dimensionMismatch`, `nonFiniteVector`, `unknownColumn`, `typeMismatch`,
     ///   `missingValue`, `unknownCollection`.
-    public func insert(_ id: RowID, into collection: Collection, vector: [Float], values: [String: Value] = [:])
+    public func insert(_ id: RowID, into collection: CollectionRef, vector: [Float], values: [String: Value] = [:])
         throws(HybridStoreError)
     {
         let s = try store.state(collection)
@@ -90,7 +90,7 @@ public final class WriteTransaction {
     /// Inserts a row, or replaces an existing row's vector (when given) and the given columns (others keep
     /// their values).
     /// - Throws: as `insert`, and `missingValue` when a new row has no vector.
-    public func upsert(_ id: RowID, into collection: Collection, vector: [Float]?, values: [String: Value] = [:])
+    public func upsert(_ id: RowID, into collection: CollectionRef, vector: [Float]?, values: [String: Value] = [:])
         throws(HybridStoreError)
     {
         let s = try store.state(collection)
@@ -140,7 +140,7 @@ public final class WriteTransaction {
 
     /// Sets columns of an existing row; its vector and other columns are unchanged.
     /// - Throws: `notFound`, `unknownColumn`, `typeMismatch`, `missingValue` (null into a non-null column).
-    public func update(_ id: RowID, in collection: Collection, values: [String: Value]) throws(HybridStoreError) {
+    public func update(_ id: RowID, in collection: CollectionRef, values: [String: Value]) throws(HybridStoreError) {
         let s = try store.state(collection)
         try checkID(id, s)
         let row = try checkedValues(try scoped(values, s, id: id, forInsert: false), s, id: id, forInsert: false)
@@ -167,7 +167,7 @@ public final class WriteTransaction {
     /// - Returns: how many rows were deleted.
     /// - Throws: `typeMismatch` (an id of the wrong kind), `unknownCollection`.
     @discardableResult
-    public func delete(_ ids: [RowID], from collection: Collection) throws(HybridStoreError) -> Int {
+    public func delete(_ ids: [RowID], from collection: CollectionRef) throws(HybridStoreError) -> Int {
         let s = try store.state(collection)
         try checkScope(s)
         var deleted = 0

@@ -68,7 +68,7 @@ import HybridStore
     /// and a writer may commit one batch it never acknowledges before it dies (the next writer resumes after
     /// it), so: the committed batches are a prefix 1...c with c ≥ the last acknowledged; each is whole; its
     /// deletable rows are gone exactly when batch b+3 committed; nothing exists beyond c.
-    static func checkBatches(_ store: HybridStore, _ collection: Collection, lastAcked: Int64, round: Int) throws {
+    static func checkBatches(_ store: HybridStore, _ collection: CollectionRef, lastAcked: Int64, round: Int) throws {
         func items(_ b: Int64) throws -> Set<Int64> {
             let rows = try store.get((0..<50).map { RowID.int(b * 1000 + Int64($0)) }, from: collection, returning: ["item"])
             return Set(rows.compactMap { row in

@@ -35,7 +35,7 @@ import HybridStore
     struct Fixture {
         let tmp: TemporaryStore
         let store: HybridStore
-        let collection: Collection
+        let collection: CollectionRef
         let docs: [(body: String, title: String)]
         let vectors: [[Float]]
     }

@@ -103,7 +103,7 @@ import Testing
         store.close()
     }
 
-    func check(_ store: HybridStore, _ c: Collection, _ model: [String: ModelRow], _ label: String) throws {
+    func check(_ store: HybridStore, _ c: CollectionRef, _ model: [String: ModelRow], _ label: String) throws {
         #expect(try store.count(c) == model.count, "\(label)")
         var seen: [String: ModelRow] = [:]
         try store.forEachRow(in: c, batch: 7) { row in

@@ -9,7 +9,7 @@ import HybridStore
                   .boolean("b", filterable: true), .text("note")])
 
     /// Random rows with NULLs in every column.
-    static func store(_ tmp: TemporaryStore, rows: Int, seed: UInt64) throws -> (HybridStore, Collection, [[Float]]) {
+    static func store(_ tmp: TemporaryStore, rows: Int, seed: UInt64) throws -> (HybridStore, CollectionRef, [[Float]]) {
         let store = try tmp.open()
         let c = try store.createCollection("p", schema: schema)
         var rng = Generator(seed: seed)

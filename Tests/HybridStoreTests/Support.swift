@@ -36,7 +36,7 @@ let chunkSchema = Schema(
 
 /// Inserts `count` rows "r0", "r1", … with deterministic vectors and values.
 @discardableResult
-func fill(_ store: HybridStore, _ collection: Collection, count: Int, seed: UInt64 = 1) throws -> [[Float]] {
+func fill(_ store: HybridStore, _ collection: CollectionRef, count: Int, seed: UInt64 = 1) throws -> [[Float]] {
     let vectors = randomVectors(count, dim: 8, seed: seed)
     try store.write { tx in
         for (i, v) in vectors.enumerated() {

@@ -15,7 +15,7 @@ import HybridStore
 
     /// Rows "r0"… spread over three tenants; returns the vectors.
     @discardableResult
-    static func fill(_ store: HybridStore, _ c: Collection, count: Int, seed: UInt64 = 7) throws -> [[Float]] {
+    static func fill(_ store: HybridStore, _ c: CollectionRef, count: Int, seed: UInt64 = 7) throws -> [[Float]] {
         let vectors = randomVectors(count, dim: 8, seed: seed)
         try store.write { tx in
             for (i, v) in vectors.enumerated() {

@@ -293,7 +293,7 @@ import HybridStore
     static let schema = Schema(vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 64), id: .integer,
                                columns: [.integer("age", filterable: true), .text("kind", filterable: true), .text("note")])
 
-    static func store(_ tmp: TemporaryStore, rows: Int = 3000) throws -> (HybridStore, Collection, [[Float]]) {
+    static func store(_ tmp: TemporaryStore, rows: Int = 3000) throws -> (HybridStore, CollectionRef, [[Float]]) {
         let store = try tmp.open()
         let c = try store.createCollection("t", schema: schema)
         let vectors = randomVectors(rows, dim: 8, seed: 17)

@@ -14,7 +14,7 @@ extension HybridStore {
     // MARK: - Reads
 
     /// `search` (see the synchronous one), on a reader thread.
-    public func search(_ collection: Collection, near vector: [Float], k: Int, where filter: Filter? = nil,
+    public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
                        searchEffort: Int? = nil, recallTarget: Double = 0.95,
                        returning columns: [String] = []) async throws -> [SearchHit] {
         try await query(collection, near: vector, k: k, filter: filter,
@@ -23,7 +23,7 @@ extension HybridStore {
     }
 
     /// `search` with a filter in the string syntax, on a reader thread.
-    public func search(_ collection: Collection, near vector: [Float], k: Int, where filterText: String,
+    public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filterText: String,
                        searchEffort: Int? = nil, recallTarget: Double = 0.95,
                        returning columns: [String] = []) async throws -> [SearchHit] {
         try await search(collection, near: vector, k: k, where: try parseFilter(filterText), searchEffort: searchEffort,
@@ -31,7 +31,7 @@ extension HybridStore {
     }
 
     /// `query` (hits and, when `explain`, what it did), on a reader thread; cancellable between its steps.
-    public func query(_ collection: Collection, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
                       returning columns: [String] = [], explain: Bool = false)
         async throws -> (hits: [SearchHit], explanation: Explanation)
     {
@@ -44,19 +44,19 @@ extension HybridStore {
     }
 
     /// Keyword-only search (BM25), on a reader thread.
-    public func search(_ collection: Collection, text: TextQuery, k: Int, where filter: Filter? = nil,
+    public func search(_ collection: CollectionRef, text: TextQuery, k: Int, where filter: Filter? = nil,
                        returning columns: [String] = []) async throws -> [RetrievalHit] {
         try await retrieve(collection, text: text, near: nil, k: k, filter: filter, returning: columns).hits
     }
 
     /// Hybrid retrieval (keyword and vector arms, fused), on a reader thread.
-    public func search(_ collection: Collection, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
+    public func search(_ collection: CollectionRef, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
                        fusion: Fusion = .standard, returning columns: [String] = []) async throws -> [RetrievalHit] {
         try await retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion, returning: columns).hits
     }
 
     /// `retrieve` with every knob, on a reader thread; cancellable between its arms and steps.
-    public func retrieve(_ collection: Collection, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
+    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
                          fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
                          returning columns: [String] = [], explain: Bool = false)
         async throws -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
@@ -70,7 +70,7 @@ extension HybridStore {
     }
 
     /// `get`, on a reader thread.
-    public func get(_ ids: [RowID], from collection: Collection, returning columns: [String]? = nil,
+    public func get(_ ids: [RowID], from collection: CollectionRef, returning columns: [String]? = nil,
                     includeVector: Bool = false) async throws -> [Row] {
         try await onReaderThread { [self] _ in
             try get(ids, from: collection, returning: columns, includeVector: includeVector)
@@ -78,12 +78,12 @@ extension HybridStore {
     }
 
     /// `count`, on a reader thread.
-    public func count(_ collection: Collection) async throws -> Int {
+    public func count(_ collection: CollectionRef) async throws -> Int {
         try await onReaderThread { [self] _ in try count(collection) }
     }
 
     /// `count(where:)`, on a reader thread.
-    public func count(_ collection: Collection, where filter: Filter) async throws -> Int {
+    public func count(_ collection: CollectionRef, where filter: Filter) async throws -> Int {
         try await onReaderThread { [self] _ in try count(collection, where: filter) }
     }
 
@@ -97,7 +97,7 @@ extension HybridStore {
 
     /// `tier` on the writer thread.
     @discardableResult
-    public func tier(_ collection: Collection, where filter: Filter? = nil, to tier: Tier,
+    public func tier(_ collection: CollectionRef, where filter: Filter? = nil, to tier: Tier,
                      codec: ColdCodec = .bitShuffledLZ4) async throws -> Int {
         try await onWriterThread { [self] _ in try self.tier(collection, where: filter, to: tier, codec: codec) }
     }
@@ -165,7 +165,7 @@ extension TenantScope {
     }
 
     /// The tenant's nearest rows, on a reader thread.
-    public func search(_ collection: Collection, near vector: [Float], k: Int, where filter: Filter? = nil,
+    public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
                        searchEffort: Int? = nil, recallTarget: Double = 0.95,
                        returning columns: [String] = []) async throws -> [SearchHit] {
         try await query(collection, near: vector, k: k, filter: filter,
@@ -173,7 +173,7 @@ extension TenantScope {
     }
 
     /// The full query restricted to the tenant, on a reader thread; cancellable between its steps.
-    public func query(_ collection: Collection, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
                       returning columns: [String] = [], explain: Bool = false)
         async throws -> (hits: [SearchHit], explanation: Explanation)
     {
@@ -187,7 +187,7 @@ extension TenantScope {
     }
 
     /// Keyword or hybrid retrieval restricted to the tenant, on a reader thread.
-    public func retrieve(_ collection: Collection, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
+    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
                          fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
                          returning columns: [String] = [], explain: Bool = false)
         async throws -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
@@ -202,7 +202,7 @@ extension TenantScope {
     }
 
     /// The tenant's rows among `ids`, on a reader thread.
-    public func get(_ ids: [RowID], from collection: Collection, returning columns: [String]? = nil,
+    public func get(_ ids: [RowID], from collection: CollectionRef, returning columns: [String]? = nil,
                     includeVector: Bool = false) async throws -> [Row] {
         let (store, name) = (store, name)
         return try await store.onReaderThread { _ in
@@ -211,7 +211,7 @@ extension TenantScope {
     }
 
     /// The tenant's rows (matching `filter`, when given), on a reader thread.
-    public func count(_ collection: Collection, where filter: Filter? = nil) async throws -> Int {
+    public func count(_ collection: CollectionRef, where filter: Filter? = nil) async throws -> Int {
         let (store, name) = (store, name)
         return try await store.onReaderThread { _ in try store.count(collection, where: filter, tenant: name) }
     }

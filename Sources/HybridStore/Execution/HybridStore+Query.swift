@@ -10,7 +10,7 @@ extension HybridStore {
     /// a fallback to exact when a plan finds fewer than k rows although more match.
     /// - Throws: `dimensionMismatch`, `nonFiniteVector`, `invalidArgument` (k < 1, recall target outside
     ///   (0, 1]), `invalidFilter` (unknown column, type mismatch), `unknownColumn`, `unknownCollection`, `sqlite`.
-    public func search(_ collection: Collection, near vector: [Float], k: Int, where filter: Filter? = nil,
+    public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
                        searchEffort: Int? = nil, recallTarget: Double = 0.95,
                        returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
         try query(collection, near: vector, k: k, filter: filter,
@@ -20,7 +20,7 @@ extension HybridStore {
 
     /// As `search`, with a filter in the string syntax (`"tenant = 'acme' AND year >= 2020"`).
     /// - Throws: also `invalidFilter` with the offset of a parse error.
-    public func search(_ collection: Collection, near vector: [Float], k: Int, where filterText: String,
+    public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filterText: String,
                        searchEffort: Int? = nil, recallTarget: Double = 0.95,
                        returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
         try search(collection, near: vector, k: k, where: try parseFilter(filterText), searchEffort: searchEffort,
@@ -28,7 +28,7 @@ extension HybridStore {
     }
 
     /// Runs the query and reports the plan, the estimated and actual matches, the work and time per phase.
-    public func explain(_ collection: Collection, near vector: [Float], k: Int, where filter: Filter? = nil,
+    public func explain(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
                         options: QueryOptions = QueryOptions(), returning columns: [String] = [])
         throws(HybridStoreError) -> Explanation
     {
@@ -36,7 +36,7 @@ extension HybridStore {
     }
 
     /// The full query: hits and what it did. `explain` also counts the actual matches.
-    public func query(_ collection: Collection, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
                       returning columns: [String] = [], explain: Bool = false)
         throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)
     {
@@ -46,7 +46,7 @@ extension HybridStore {
 
     /// `query`, optionally restricted to one tenant's rows (its filter ANDed with `tenant column = name`),
     /// counted against its query quota and metered for its usage.
-    func query(_ collection: Collection, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+    func query(_ collection: CollectionRef, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
                returning columns: [String], explain: Bool, tenant: String?)
         throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)
     {
@@ -366,11 +366,11 @@ extension HybridStore {
 
     /// The ids of the rows matching a filter, found by SQLite (in row order).
     /// - Throws: `invalidFilter`, `unknownCollection`, `sqlite`.
-    public func ids(in collection: Collection, where filter: Filter) throws(HybridStoreError) -> [RowID] {
+    public func ids(in collection: CollectionRef, where filter: Filter) throws(HybridStoreError) -> [RowID] {
         try ids(in: collection, where: filter, tenant: nil)
     }
 
-    func ids(in collection: Collection, where filter: Filter?, tenant: String?) throws(HybridStoreError) -> [RowID] {
+    func ids(in collection: CollectionRef, where filter: Filter?, tenant: String?) throws(HybridStoreError) -> [RowID] {
         let s = try state(collection)
         let condition = try scopedFilter(filter, tenant: tenant, s).map { f throws(HybridStoreError) in try compiled(f, s) }
             ?? SQLCondition(text: "1", arguments: [])
@@ -391,11 +391,11 @@ extension HybridStore {
 
     /// The number of rows matching a filter, counted by SQLite.
     /// - Throws: `invalidFilter`, `unknownCollection`, `sqlite`.
-    public func count(_ collection: Collection, where filter: Filter) throws(HybridStoreError) -> Int {
+    public func count(_ collection: CollectionRef, where filter: Filter) throws(HybridStoreError) -> Int {
         try count(collection, where: filter, tenant: nil)
     }
 
-    func count(_ collection: Collection, where filter: Filter?, tenant: String?) throws(HybridStoreError) -> Int {
+    func count(_ collection: CollectionRef, where filter: Filter?, tenant: String?) throws(HybridStoreError) -> Int {
         let s = try state(collection)
         let condition = try scopedFilter(filter, tenant: tenant, s).map { f throws(HybridStoreError) in try compiled(f, s) }
             ?? SQLCondition(text: "1", arguments: [])

@@ -16,13 +16,13 @@ extension HybridStore {
     ///   - includeVector: also return each row's stored vector.
     /// - Throws: `unknownColumn`, `typeMismatch` (an id of the wrong kind), `unknownCollection`, `sqlite`.
     /// - Complexity: one SQL statement.
-    public func get(_ ids: [RowID], from collection: Collection, returning columns: [String]? = nil,
+    public func get(_ ids: [RowID], from collection: CollectionRef, returning columns: [String]? = nil,
                     includeVector: Bool = false) throws(HybridStoreError) -> [Row] {
         try get(ids, from: collection, returning: columns, includeVector: includeVector, tenant: nil)
     }
 
     /// `get`, keeping only the rows of `tenant` when given.
-    func get(_ ids: [RowID], from collection: Collection, returning columns: [String]?, includeVector: Bool,
+    func get(_ ids: [RowID], from collection: CollectionRef, returning columns: [String]?, includeVector: Bool,
              tenant: String?) throws(HybridStoreError) -> [Row] {
         let s = try state(collection)
         let positions = try columns.map { names throws(HybridStoreError) in try columnPositions(names, s) }
@@ -80,7 +80,7 @@ extension HybridStore {
 
     /// The number of rows in a collection.
     /// - Throws: `unknownCollection`, `sqlite`.
-    public func count(_ collection: Collection) throws(HybridStoreError) -> Int {
+    public func count(_ collection: CollectionRef) throws(HybridStoreError) -> Int {
         let s = try state(collection)
         return try withReader { c in
             guard case .integer(let n)? = try c.statement(s.table.count).scalar() else { return 0 }

@@ -111,14 +111,14 @@ extension HybridStore {
     /// matching `filter`, best first.
     /// - Throws: `invalidArgument` (k < 1, no searchable column), `invalidFilter` (the filter, or a text query
     ///   in FTS5 syntax that does not parse, with its offset), `unknownColumn`, `unknownCollection`, `sqlite`.
-    public func search(_ collection: Collection, text: TextQuery, k: Int, where filter: Filter? = nil,
+    public func search(_ collection: CollectionRef, text: TextQuery, k: Int, where filter: Filter? = nil,
                        returning columns: [String] = []) throws(HybridStoreError) -> [RetrievalHit] {
         try retrieve(collection, text: text, near: nil, k: k, filter: filter, returning: columns).hits
     }
 
     /// Hybrid retrieval: the keyword arm (BM25) and the vector arm (the planner's usual plans, both tiers)
     /// each find candidates under the same filter, then `fusion` ranks them together.
-    public func search(_ collection: Collection, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
+    public func search(_ collection: CollectionRef, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
                        fusion: Fusion = .standard, returning columns: [String] = []) throws(HybridStoreError)
         -> [RetrievalHit]
     {
@@ -130,7 +130,7 @@ extension HybridStore {
     ///   - vector: nil for keyword-only.
     ///   - depth: candidates per arm (nil: k alone keyword-only; max(2k, 20) for each arm of a hybrid).
     ///   - options: the vector arm's options (recall target, tiers, cold effort).
-    public func retrieve(_ collection: Collection, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
+    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
                          fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
                          returning columns: [String] = [], explain: Bool = false)
         throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
@@ -139,7 +139,7 @@ extension HybridStore {
                      options: options, returning: columns, explain: explain, tenant: nil)
     }
 
-    func retrieve(_ collection: Collection, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter?,
+    func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter?,
                   fusion: Fusion, depth: Int?, options: QueryOptions, returning columns: [String], explain: Bool,
                   tenant: String?) throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
     {

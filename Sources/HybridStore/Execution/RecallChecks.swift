@@ -99,12 +99,12 @@ extension HybridStore {
     }
 
     /// Adopts recall curves as if measured at build time (tests of the planner's use of them).
-    package func adopt(_ calibration: BuildCalibration, for collection: Collection) throws(HybridStoreError) {
+    package func adopt(_ calibration: BuildCalibration, for collection: CollectionRef) throws(HybridStoreError) {
         try state(collection).calibration.withLock { $0.adopt(calibration) }
     }
 
     /// The collection's effort calibration (for tests and `stats`).
-    package func calibration(of collection: Collection) throws(HybridStoreError) -> RecallCalibration {
+    package func calibration(of collection: CollectionRef) throws(HybridStoreError) -> RecallCalibration {
         try state(collection).calibration.withLock { $0 }
     }
 }

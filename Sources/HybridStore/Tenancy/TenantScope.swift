@@ -19,7 +19,7 @@ public struct TenantScope: Sendable {
     }
 
     /// Nearest rows of this tenant (see `HybridStore.search`).
-    public func search(_ collection: Collection, near vector: [Float], k: Int, where filter: Filter? = nil,
+    public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
                        searchEffort: Int? = nil, recallTarget: Double = 0.95,
                        returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
         try query(collection, near: vector, k: k, filter: filter,
@@ -27,7 +27,7 @@ public struct TenantScope: Sendable {
     }
 
     /// As `search`, with a filter in the string syntax.
-    public func search(_ collection: Collection, near vector: [Float], k: Int, where filterText: String,
+    public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filterText: String,
                        searchEffort: Int? = nil, recallTarget: Double = 0.95,
                        returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
         try search(collection, near: vector, k: k, where: try store.parseFilter(filterText), searchEffort: searchEffort,
@@ -35,7 +35,7 @@ public struct TenantScope: Sendable {
     }
 
     /// The full query, restricted to this tenant (see `HybridStore.query`).
-    public func query(_ collection: Collection, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
                       returning columns: [String] = [], explain: Bool = false)
         throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)
     {
@@ -45,13 +45,13 @@ public struct TenantScope: Sendable {
 
     /// The tenant's rows that best match the keywords (BM25 from the tenant's own rows: its scores reveal
     /// nothing of other tenants' text; see `HybridStore.search(_:text:k:where:returning:)`).
-    public func search(_ collection: Collection, text: TextQuery, k: Int, where filter: Filter? = nil,
+    public func search(_ collection: CollectionRef, text: TextQuery, k: Int, where filter: Filter? = nil,
                        returning columns: [String] = []) throws(HybridStoreError) -> [RetrievalHit] {
         try retrieve(collection, text: text, near: nil, k: k, filter: filter, returning: columns).hits
     }
 
     /// Hybrid retrieval over the tenant's rows: both arms restricted to them.
-    public func search(_ collection: Collection, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
+    public func search(_ collection: CollectionRef, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
                        fusion: Fusion = .standard, returning columns: [String] = []) throws(HybridStoreError)
         -> [RetrievalHit]
     {
@@ -59,7 +59,7 @@ public struct TenantScope: Sendable {
     }
 
     /// Keyword or hybrid retrieval restricted to this tenant (see `HybridStore.retrieve`).
-    public func retrieve(_ collection: Collection, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
+    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
                          fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
                          returning columns: [String] = [], explain: Bool = false)
         throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
@@ -69,7 +69,7 @@ public struct TenantScope: Sendable {
     }
 
     /// `explain` restricted to this tenant: the plan follows the tenant's size.
-    public func explain(_ collection: Collection, near vector: [Float], k: Int, where filter: Filter? = nil,
+    public func explain(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
                         options: QueryOptions = QueryOptions(), returning columns: [String] = [])
         throws(HybridStoreError) -> Explanation
     {
@@ -77,29 +77,29 @@ public struct TenantScope: Sendable {
     }
 
     /// This tenant's rows among `ids`, in the order given.
-    public func get(_ ids: [RowID], from collection: Collection, returning columns: [String]? = nil,
+    public func get(_ ids: [RowID], from collection: CollectionRef, returning columns: [String]? = nil,
                     includeVector: Bool = false) throws(HybridStoreError) -> [Row] {
         try store.get(ids, from: collection, returning: columns, includeVector: includeVector, tenant: name)
     }
 
     /// This tenant's rows in a collection.
-    public func count(_ collection: Collection) throws(HybridStoreError) -> Int {
+    public func count(_ collection: CollectionRef) throws(HybridStoreError) -> Int {
         try store.count(collection, where: nil, tenant: name)
     }
 
     /// This tenant's rows matching a filter.
-    public func count(_ collection: Collection, where filter: Filter) throws(HybridStoreError) -> Int {
+    public func count(_ collection: CollectionRef, where filter: Filter) throws(HybridStoreError) -> Int {
         try store.count(collection, where: filter, tenant: name)
     }
 
     /// The ids of this tenant's rows matching a filter (all of them with nil), in row order.
-    public func ids(in collection: Collection, where filter: Filter? = nil) throws(HybridStoreError) -> [RowID] {
+    public func ids(in collection: CollectionRef, where filter: Filter? = nil) throws(HybridStoreError) -> [RowID] {
         try store.ids(in: collection, where: filter, tenant: name)
     }
 
     /// Deletes this tenant's rows among `ids` (others' ids are skipped).
     @discardableResult
-    public func delete(_ ids: [RowID], from collection: Collection) throws -> Int {
+    public func delete(_ ids: [RowID], from collection: CollectionRef) throws -> Int {
         try write { tx in try tx.delete(ids, from: collection) }
     }
 

@@ -42,7 +42,7 @@ extension HybridStore {
     /// - Returns: how many rows moved.
     /// - Throws: `invalidFilter`, `unknownCollection`, `corruptFile` (a cold block that does not decode), `sqlite`.
     @discardableResult
-    public func tier(_ collection: Collection, where filter: Filter? = nil, to tier: Tier,
+    public func tier(_ collection: CollectionRef, where filter: Filter? = nil, to tier: Tier,
                      codec: ColdCodec = .bitShuffledLZ4) throws -> Int {
         let s = try state(collection)
         let condition = try filter.map { f throws(HybridStoreError) in try compiled(try validated(f.normalized, s), s) }
@@ -62,7 +62,7 @@ extension HybridStore {
     /// Sets (or clears, with nil) the collection's tier policy: at every checkpoint, hot rows matching the
     /// filter move to the cold tier (e.g. `updated_at < 1700000000`). Stored in the database.
     /// - Throws: `invalidFilter`, `unknownCollection`, `sqlite`.
-    public func setTierPolicy(_ collection: Collection, coldWhere filter: Filter?) throws(HybridStoreError) {
+    public func setTierPolicy(_ collection: CollectionRef, coldWhere filter: Filter?) throws(HybridStoreError) {
         let s = try state(collection)
         let text = try filter.map { f throws(HybridStoreError) in try validated(f.normalized, s).description }
         try sqliteWork("setting the tier policy of `\(s.name)`") {
@@ -1039,7 +1039,7 @@ extension HybridStore {
 
 extension HybridStore {
     /// Every cold block of a collection, decoded (for benchmarks that re-encode them).
-    package func decodedColdBlocks(_ collection: Collection) throws(HybridStoreError) -> [ColdBlock] {
+    package func decodedColdBlocks(_ collection: CollectionRef) throws(HybridStoreError) -> [ColdBlock] {
         let s = try state(collection)
         let ids = s.lock.read { s.cold.blocks.map(\.id) }
         return try withReader { c in try ids.map { id throws -> ColdBlock in try readColdBlock(s, id, c) } }

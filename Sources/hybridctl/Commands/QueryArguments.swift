@@ -47,7 +47,7 @@ struct QueryArguments: ParsableArguments {
         guard coldEffort > 0 && coldEffort.isFinite else { throw ValidationError("--cold-effort must be positive") }
     }
 
-    func queryVector(_ hs: HybridStore, _ c: Collection, kind: IDKind, scope: TenantScope?) throws -> [Float] {
+    func queryVector(_ hs: HybridStore, _ c: CollectionRef, kind: IDKind, scope: TenantScope?) throws -> [Float] {
         if let like {
             let id: RowID = kind == .integer ? .int(Int64(like) ?? 0) : .string(like)
             let rows = try scope.map { try $0.get([id], from: c, returning: [], includeVector: true) }
@@ -115,7 +115,7 @@ struct QueryArguments: ParsableArguments {
 
     /// Resolves the collection, the query vector and the filter.
     func prepare(_ hs: HybridStore, _ scope: TenantScope?) throws
-        -> (info: CollectionInfo, collection: Collection, vector: [Float], filter: Filter?)
+        -> (info: CollectionInfo, collection: CollectionRef, vector: [Float], filter: Filter?)
     {
         let info = try hs.describe(collection)
         let c = try hs.collection(collection)

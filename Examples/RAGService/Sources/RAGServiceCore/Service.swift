@@ -1,0 +1,263 @@
+import CoreMetrics
+import Foundation
+import HTTPTypes
+import HybridStore
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+
+/// How the service runs (see `rag-service --help`).
+public struct ServiceOptions: Sendable {
+    public var store: String
+    public var keysFile: String
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// Largest request body accepted (413 beyond).
+    public var maxBodyBytes = 16 << 20
+    /// Test hook: each search waits this long (cancellably) before it queries, so a test can disconnect
+    /// mid-request. 0 in production.
+    public var debugQueryDelayMs = 0
+    public init(store: String, keysFile: String) {
+        self.store = store
+        self.keysFile = keysFile
+    }
+}
+
+/// `keys.json`: API keys and the tenant each one acts as; optional quotas per tenant.
+///
+/// ```json
+/// {"keys": {"k-acme-1": "acme", "k-globex-1": "globex"}, "quotas": {"globex": {"maxRows": 10000}}}
+/// ```
+public struct KeyFile: Codable, Sendable {
+    public var keys: [String: String]
+    public var quotas: [String: TenantQuota]?
+    public init(keys: [String: String], quotas: [String: TenantQuota]? = nil) {
+        self.keys = keys
+        self.quotas = quotas
+    }
+}
+
+/// Runs the service until SIGINT or SIGTERM, then stops taking requests, lets running ones finish, and
+/// checkpoints and closes the store.
+public func runService(_ options: ServiceOptions, logger: Logger) async throws {
+    let registry = PrometheusCollectorRegistry()
+    let metrics = PrometheusMetricsFactory(registry: registry)
+    var configuration = Configuration()
+    configuration.logger = logger
+    configuration.metrics = metrics
+    let store = try HybridStore(directory: options.store, configuration: configuration)
+    let keys = try JSONDecoder().decode(KeyFile.self, from: Data(contentsOf: URL(fileURLWithPath: options.keysFile)))
+    for (tenant, quota) in keys.quotas ?? [:] {
+        if (try? store.quota(of: tenant)) == nil { try store.createTenant(tenant, quota: quota) } else { try store.setQuota(quota, for: tenant) }
+    }
+    let api = RetrievalAPI(store: store, keys: keys.keys, options: options, metrics: metrics, registry: registry)
+    let router = Router()
+    api.register(on: router)
+    let app = Application(
+        router: router,
+        configuration: .init(address: .hostname(options.host, port: options.port), serverName: "rag-service"),
+        services: [StoreService(store: store, logger: logger)],
+        onServerRunning: { channel in
+            // The line a supervisor (or the end-to-end test) reads to learn the port when started with port 0.
+            let line = "rag-service listening on \(options.host):\(channel.localAddress?.port ?? options.port)\n"
+            FileHandle.standardOutput.write(Data(line.utf8))
+        },
+        logger: logger)
+    try await app.runService()
+}
+
+/// Owns the store's lifetime in the service group: on graceful shutdown (after the HTTP server, which the
+/// group stops first, has drained) it checkpoints, so the next start loads snapshots instead of replaying.
+struct StoreService: Service {
+    let store: HybridStore
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        do {
+            try await store.checkpoint()
+            logger.info("store checkpointed on shutdown")
+        } catch {
+            logger.error("checkpoint on shutdown failed", metadata: ["error": "\(error)"])
+        }
+        store.close()
+    }
+}
+
+/// The HTTP API over one store.
+struct RetrievalAPI: Sendable {
+    let store: HybridStore
+    let keys: [String: String]
+    let options: ServiceOptions
+    let metrics: PrometheusMetricsFactory
+    let registry: PrometheusCollectorRegistry
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.put("/v1/collections/:collection/rows") { request, context in
+            await respond(route: "upsert") { () async throws(ServiceError) -> UpsertResponse in
+                let scope = try tenant(request)
+                let collection = try self.collection(context)
+                let body: UpsertRequest = try await decode(request)
+                return try await upsert(body, into: collection, scope: scope)
+            }
+        }
+        router.post("/v1/collections/:collection/search") { request, context in
+            // A client that goes away cancels the search (the store stops between the query's steps).
+            do {
+                return try await request.body.consumeWithCancellationOnInboundClose { body in
+                    await respond(route: "search") { () async throws(ServiceError) -> SearchResponse in
+                        let scope = try tenant(request)
+                        let collection = try self.collection(context)
+                        let search: SearchRequest = try await decode(body)
+                        return try await self.search(search, in: collection, scope: scope)
+                    }
+                }
+            } catch {
+                Counter(label: "rag_searches_cancelled_total", factory: metrics).increment()
+                throw error
+            }
+        }
+        router.get("/v1/usage") { request, _ in
+            await respond(route: "usage") { () async throws(ServiceError) -> TenantUsage in
+                let scope = try tenant(request)
+                do { return try await scope.usage() } catch { throw Self.serviceError(error) }
+            }
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        router.get("/health") { _, _ in HTTPResponse.Status.ok }
+    }
+
+    // MARK: - Handlers
+
+    func upsert(_ body: UpsertRequest, into collection: (handle: CollectionRef, schema: Schema), scope: TenantScope)
+        async throws(ServiceError) -> UpsertResponse
+    {
+        var rows: [(RowID, [Float]?, [String: Value])] = []
+        for row in body.rows {
+            var values: [String: Value] = [:]
+            for (name, json) in row.values ?? [:] {
+                guard let spec = collection.schema.columns.first(where: { $0.name == name }) else {
+                    throw .store(HybridStoreError(.unknownColumn, "no column `\(name)`", context: ["column": name]))
+                }
+                values[name] = try json.value(for: spec.type, column: name)
+            }
+            rows.append((row.id.rowID, try decodeVector(array: row.vector, base64: row.vector_base64), values))
+        }
+        let batch = rows
+        let handle = collection.handle
+        do {
+            try await scope.write { tx in
+                for (id, vector, values) in batch { try tx.upsert(id, into: handle, vector: vector, values: values) }
+            }
+        } catch {
+            throw Self.serviceError(error)
+        }
+        return UpsertResponse(upserted: batch.count)
+    }
+
+    func search(_ request: SearchRequest, in collection: (handle: CollectionRef, schema: Schema), scope: TenantScope)
+        async throws(ServiceError) -> SearchResponse
+    {
+        let vector = try decodeVector(array: request.vector, base64: request.vector_base64)
+        guard vector != nil || request.text != nil else { throw .badRequest("a search needs a vector, a text, or both") }
+        let k = request.k ?? 10
+        let explain = request.explain ?? false
+        do {
+            let filter = try request.filter.map { text throws(HybridStoreError) in try store.parseFilter(text) }
+            if options.debugQueryDelayMs > 0 { try await Task.sleep(for: .milliseconds(options.debugQueryDelayMs)) }
+            if let text = request.text {
+                let r = try await scope.retrieve(collection.handle, text: TextQuery(text), near: vector, k: k, filter: filter,
+                                                 fusion: try fusion(request.fusion), returning: request.returning ?? [],
+                                                 explain: explain)
+                return SearchResponse(hits: r.hits.map { SearchResponse.Hit(id: JSONRowID($0.id), distance: $0.distance, score: $0.score,
+                                                                values: $0.values.mapValues(JSONValue.init)) },
+                                      explain: explain ? r.explanation.json : nil)
+            }
+            var options = QueryOptions()
+            if let target = request.recall_target { options.recallTarget = target }
+            let r = try await scope.query(collection.handle, near: vector!, k: k, filter: filter, options: options,
+                                          returning: request.returning ?? [], explain: explain)
+            return SearchResponse(hits: r.hits.map { SearchResponse.Hit(id: JSONRowID($0.id), distance: $0.distance, score: nil,
+                                                            values: $0.values.mapValues(JSONValue.init)) },
+                                  explain: explain ? r.explanation.json : nil)
+        } catch let error as ServiceError {
+            throw error
+        } catch {
+            throw Self.serviceError(error)
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// The tenant of the request's API key (`Authorization: Bearer KEY` or `X-API-Key: KEY`).
+    func tenant(_ request: Request) throws(ServiceError) -> TenantScope {
+        var key = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+        if key == nil, let name = HTTPField.Name("X-API-Key") { key = request.headers[name] }
+        guard let key else { throw .unauthorized("an API key is required (Authorization: Bearer KEY)") }
+        guard let tenant = keys[key] else { throw .unauthorized("unknown API key") }
+        do { return try store.tenant(tenant) } catch { throw .store(error) }
+    }
+
+    func collection(_ context: BasicRequestContext) throws(ServiceError) -> (handle: CollectionRef, schema: Schema) {
+        let name = context.parameters.get("collection") ?? ""
+        do throws(HybridStoreError) {
+            return (try store.collection(name), try store.describe(name).schema)
+        } catch {
+            throw .store(error)
+        }
+    }
+
+    func decode<T: Decodable>(_ request: Request) async throws(ServiceError) -> T {
+        try await decode(request.body)
+    }
+
+    func decode<T: Decodable>(_ body: RequestBody) async throws(ServiceError) -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await body.collect(upTo: options.maxBodyBytes)
+        } catch {
+            throw .tooLarge("the request body is larger than \(options.maxBodyBytes) bytes")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch {
+            throw .badRequest("the body is not valid JSON for this request: \(error)")
+        }
+    }
+
+    func fusion(_ text: String?) throws(ServiceError) -> Fusion {
+        guard let text else { return .standard }
+        if text == "rrf" { return .standard }
+        if text.hasPrefix("rrf:"), let k = Int(text.dropFirst(4)) { return .reciprocalRank(k: k) }
+        if text.hasPrefix("weighted:"), let w = Double(text.dropFirst(9)) { return .weighted(vector: w) }
+        throw .badRequest("fusion is rrf, rrf:K or weighted:W")
+    }
+
+    static func serviceError(_ error: any Error) -> ServiceError {
+        if let e = error as? ServiceError { return e }
+        if let e = error as? HybridStoreError { return .store(e) }
+        return .store(HybridStoreError(.io, "\(error)"))
+    }
+
+    /// Runs a handler, rendering its value or its error as JSON, and counts the request by route and status.
+    func respond<T: Encodable>(route: String, _ body: () async throws(ServiceError) -> T) async -> Response {
+        let status: HTTPResponse.Status
+        let data: Data
+        do {
+            let value = try await body()
+            status = .ok
+            data = (try? JSONEncoder().encode(value)) ?? Data("{}".utf8)
+        } catch {
+            status = error.status
+            data = (try? JSONEncoder().encode(error.body)) ?? Data("{}".utf8)
+        }
+        Counter(label: "rag_requests_total", dimensions: [("route", route), ("status", "\(status.code)")], factory: metrics).increment()
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
