@@ -18,17 +18,29 @@ extension HybridStore {
         let (result, due) = try withWriter { connection, changesSince -> (R, Bool) in
             let tx = WriteTransaction(store: self, connection: connection, tenant: tenant)
             let result: R
+            // The transaction's last change-log sequence, registered with its rows before COMMIT (see
+            // `ChangeEpochs`): from then until it is published, reads correct what memory shows of these rows.
+            var sequence: Int64? = nil
             do {
                 result = try connection.transaction(immediate: true) {
                     let result = try body(tx)
                     try tx.finish()
+                    if tx.changeCount > 0, case .integer(let seq)? = try connection.statement(SQL.lastSeq).scalar() {
+                        sequence = seq
+                        epochs.begin(seq: seq, rows: tx.effects.mapValues { Set($0.keys) })
+                    }
                     return result
                 }
             } catch let error as SQLiteError {
+                if sequence != nil { epochs.abandon() }
                 throw HybridStoreError(error, while: "committing a write")
+            } catch {
+                if sequence != nil { epochs.abandon() }
+                throw error
             }
             for update in tx.beforePublish { update() }
             publish(tx.effects, connection)
+            if let sequence { epochs.publish(through: sequence) }
             for update in tx.onCommit { update() }
             if !tx.garbageBlocks.isEmpty {
                 // Unreferenced already; should this fail, the next checkpoint's compaction drops them.

@@ -48,6 +48,8 @@ public final class HybridStore: Sendable {
     let recallCheck = Locked<(inFlight: Bool, lastNanos: UInt64)>((false, 0))
     /// Query metering and query quotas of tenants (see `TenantScope`).
     let meter = Locked(Meter())
+    /// Which committed state memory reflects, for reads that must see one state (see `ChangeEpochs`).
+    let epochs = ChangeEpochs()
     /// Logging and metrics, when the configuration asks for either.
     let observer: StoreObserver?
     /// The threads of the async API, started by its first call (see `HybridStore+Async`).
@@ -123,6 +125,7 @@ public final class HybridStore: Sendable {
             try recoverAll(connection)
             try loadQuotas(connection)
             try loadCalibrations(connection)
+            if case .integer(let seq)? = try? connection.statement(SQL.lastSeq).scalar() { epochs.reset(to: seq) }
             if observer?.metrics == true { observer?.report(allStatistics()) }
         } catch {
             shutdown()

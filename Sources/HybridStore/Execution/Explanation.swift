@@ -23,6 +23,9 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// Matching cold rows ranked by their codes before any block was chosen (0: blocks were chosen by
     /// centroid).
     public var coldRowsRanked = 0
+    /// Rows a writer changed while the query read: memory's view of them was set aside and their state in the
+    /// query's snapshot evaluated exactly (0 without concurrent writes).
+    public var rowsChangedUnderRead = 0
     /// Milliseconds per phase: plan, collect, search, fallback, cold plan (ranking blocks; part of cold), cold,
     /// hydrate.
     public var timingsMs: [String: Double]

@@ -46,11 +46,40 @@ extension HybridStore {
 
     /// `query`, optionally restricted to one tenant's rows (its filter ANDed with `tenant column = name`),
     /// counted against its query quota and metered for its usage.
+    ///
+    /// The answer is that of one committed state: the read's pinned snapshot (`view`, or one pinned here when the
+    /// query reads SQLite or a writer is publishing), with memory's view of rows changed meanwhile corrected to
+    /// it (see `ChangeEpochs`); otherwise the state memory reflects, which no writer is changing.
     func query(_ collection: CollectionRef, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
-               returning columns: [String], explain: Bool, tenant: String?)
+               returning columns: [String], explain: Bool, tenant: String?, view: ReadView? = nil)
         throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)
     {
+        func run(_ view: ReadView?, admit: Bool) throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)? {
+            try runQuery(collection, near: vector, k: k, filter: filter, options: options, returning: columns,
+                         explain: explain, tenant: tenant, admit: admit, view: view)
+        }
+        if let view, let answer = try run(view, admit: true) { return answer }
+        // Optimistic: no writer publishing, so memory and SQLite agree unless one commits meanwhile, which the run
+        // notices (the range of states memory may be in moved) and answers nil for.
+        let optimistic = !epochs.inFlight
+        if optimistic, let answer = try run(nil, admit: true) { return answer }
+        // A writer was or started publishing: again, against a pinned snapshot, with memory corrected to it.
+        return try withPinnedRead { (view) throws(HybridStoreError) in
+            guard let answer = try run(view, admit: !optimistic) else {
+                throw HybridStoreError(.sqlite, "a pinned read was asked to restart")
+            }
+            return answer
+        }
+    }
+
+    /// One run of a query; nil when it ran without a snapshot and a writer committed or published meanwhile (run
+    /// it again with one).
+    private func runQuery(_ collection: CollectionRef, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+                          returning columns: [String], explain: Bool, tenant: String?, admit: Bool, view: ReadView?)
+        throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)?
+    {
         let started = nowNanos()
+        let startRange = epochs.memoryRange
         let s = try state(collection)
         let positions = try columnPositions(columns, s)
         guard k >= 1 else { throw HybridStoreError(.invalidArgument, "k must be at least 1, got \(k)", context: ["k": "\(k)"]) }
@@ -70,7 +99,7 @@ extension HybridStore {
         var scope: Filter? = nil
         if let tenant {
             scope = try tenantFilter(tenant, s)
-            try admitQuery(tenant)
+            if admit { try admitQuery(tenant) }
             filter = filter.map { Filter.and([scope!, $0]).normalized } ?? scope
         }
         // Under a tenant scope, estimates come from the tenant's own rows (see `explanation.scopedToTenant`).
@@ -80,7 +109,7 @@ extension HybridStore {
         var sqlNodes: [UInt32]? = nil
         if let filter, !s.lock.read({ s.columns.covers(filter) }) {
             let t = nowNanos()
-            let rows = try rowsMatching(filter, s)
+            let rows = try rowsMatching(filter, s, on: view?.connection)
             sqlNodes = s.read { index, _ in rows.compactMap { index.node(forLabel: UInt64($0)) } }
             timings["collect"] = ms(since: t)
         }
@@ -90,9 +119,20 @@ extension HybridStore {
                                       actualMatches: nil, fallback: nil, distanceComputations: 0, visitedNodes: 0,
                                       results: 0, timingsMs: [:])
         var found: [(row: Int64, id: RowID, distance: Float)]
+        var changed = Set<Int64>()
+        var restart = false
         let calibration = s.calibration.withLock { $0 }
         do throws(HNSWError) {
             found = !options.tiers.contains(.hot) ? [] : try s.query { (index, columns, idOf) throws(HNSWError) in
+                // The states memory may be in; rows changed between them and the snapshot are searched for k more,
+                // dropped, and evaluated in the snapshot below.
+                let memory = epochs.memoryRange
+                if view == nil && memory.low != memory.high {
+                    restart = true
+                    return []
+                }
+                changed = view.map { rowsChangedUnder($0, s, memory: memory) } ?? []
+                let kHot = k + changed.count
                 let rows = index.count
                 var estimate = sqlNodes.map { Double($0.count) } ?? filter.map { columns.estimate($0) } ?? Double(rows)
                 if sqlNodes == nil, let scope, let filter, let within = columns.estimate(filter, within: scope) {
@@ -100,7 +140,7 @@ extension HybridStore {
                     tenantRows = within.rows
                 }
                 let scale = calibration.scale(selectivity: estimate / Double(max(rows, 1)), filtered: filter != nil)
-                var plan = Planner.choose(PlanInput(rows: rows, estimatedMatches: estimate, hasFilter: filter != nil, k: k,
+                var plan = Planner.choose(PlanInput(rows: rows, estimatedMatches: estimate, hasFilter: filter != nil, k: kHot,
                                                     dimensions: s.schema.vector.dimensions,
                                                     recallTarget: options.recallTarget, searchEffort: options.searchEffort,
                                                     inMemoryPredicate: sqlNodes == nil, effortScale: scale))
@@ -149,9 +189,9 @@ extension HybridStore {
                 }
                 if let forced = options.strategy, forced != plan.strategy, filter != nil || forced == .graph || forced == .exact {
                     plan.strategy = forced
-                    plan.effort = plan.effort ?? max(options.searchEffort ?? Planner.effort(forRecall: options.recallTarget, k: k), k)
+                    plan.effort = plan.effort ?? max(options.searchEffort ?? Planner.effort(forRecall: options.recallTarget, k: kHot), kHot)
                     if forced == .postFilter && plan.overFetch == nil {
-                        plan.overFetch = Int((Double(k) / max(plan.estimatedSelectivity, 1e-6) * 1.5).rounded(.up))
+                        plan.overFetch = Int((Double(kHot) / max(plan.estimatedSelectivity, 1e-6) * 1.5).rounded(.up))
                         plan.effort = max(plan.effort!, plan.overFetch!)
                     }
                 }
@@ -172,7 +212,7 @@ extension HybridStore {
                 var probeStats: SearchStats? = nil
                 switch plan.strategy {
                 case .graph:
-                    result = try index.search(vector, k: k, searchEffort: plan.effort)
+                    result = try index.search(vector, k: kHot, searchEffort: plan.effort)
                 case .exact:
                     // A filter correlated with the query lets a filtered graph search finish in fewer distance
                     // computations than the exact scan; the cost model cannot see correlation, so try the graph
@@ -185,19 +225,19 @@ extension HybridStore {
                         // probes of exact plans, below): an unmeasured graph could miss the target.
                         if calibration.isMeasured(selectivity: plan.estimatedSelectivity, filtered: true),
                            s.probes.withLock({ $0[key, default: ProbeRecord()].shouldProbe() }) {
-                            let ef = Planner.filteredEffort(forRecall: options.recallTarget, k: k, scale: scale,
+                            let ef = Planner.filteredEffort(forRecall: options.recallTarget, k: kHot, scale: scale,
                                                             selectivity: plan.estimatedSelectivity)
                             let budget = Int(plan.estimatedMatches * Planner.exactDistanceCost(dimensions: s.schema.vector.dimensions))
-                            let probe = try index.search(vector, k: k, searchEffort: ef,
+                            let probe = try index.search(vector, k: kHot, searchEffort: ef,
                                                          filter: .predicate(unsafeSendable(predicate)), mode: .admitMatching,
                                                          budget: budget)
-                            let complete = !probe.stats.exhausted && probe.hits.count >= min(k, Int(plan.estimatedMatches))
+                            let complete = !probe.stats.exhausted && probe.hits.count >= min(kHot, Int(plan.estimatedMatches))
                             s.probes.withLock { $0[key, default: ProbeRecord()].record(success: complete) }
                             if complete {
                                 explanation.probe = "filtered graph at ef \(ef) finished in \(probe.stats.distanceComputations) of \(budget) distance computations: used"
                                 plan.strategy = .filteredGraph
                                 plan.effort = ef
-                                plan.expectedRecall = Planner.expectedRecall(effort: ef, k: k)
+                                plan.expectedRecall = Planner.expectedRecall(effort: ef, k: kHot)
                                 result = probe
                                 break
                             }
@@ -206,7 +246,7 @@ extension HybridStore {
                         }
                     }
                     let candidates = filter == nil ? Array(0..<UInt32(index.nodeCapacity)) : collect()
-                    result = try index.exactSearch(vector, k: k, candidates: candidates,
+                    result = try index.exactSearch(vector, k: kHot, candidates: candidates,
                                                    threads: candidates.count < 40_000 ? 1 : configuration.buildThreads ?? cores)
                     if let probeStats {
                         result.stats.distanceComputations += probeStats.distanceComputations
@@ -221,10 +261,10 @@ extension HybridStore {
                         for node in collect() where Int(node) < set.capacity { set.insert(node) }
                         filterForIndex = .bitset(set)
                     }
-                    result = try index.search(vector, k: k, searchEffort: plan.effort, filter: filterForIndex,
+                    result = try index.search(vector, k: kHot, searchEffort: plan.effort, filter: filterForIndex,
                                               mode: plan.strategy == .filteredGraph ? .admitMatching : .matchingOnly)
                 case .postFilter:
-                    let wide = try index.search(vector, k: plan.overFetch ?? k, searchEffort: plan.effort)
+                    let wide = try index.search(vector, k: plan.overFetch ?? kHot, searchEffort: plan.effort)
                     let kept: [IndexHit]
                     if let predicate {
                         kept = wide.hits.filter { predicate($0.node) }
@@ -232,24 +272,24 @@ extension HybridStore {
                         let allowed = Set(collect())
                         kept = wide.hits.filter { allowed.contains($0.node) }
                     }
-                    result = IndexSearchResult(hits: Array(kept.prefix(k)), stats: wide.stats)
+                    result = IndexSearchResult(hits: Array(kept.prefix(kHot)), stats: wide.stats)
                 }
                 result.hits = result.hits.filter { idOf($0.node) != nil }
                 timings["search"] = ms(since: t)
                 // Fallback: fewer than k found while more rows match. Few matches: exact over them; many (a
                 // post-filter that over-fetched too little): the filtered graph, which admits only matches.
-                if result.hits.count < k, filter != nil, plan.strategy != .exact {
+                if result.hits.count < kHot, filter != nil, plan.strategy != .exact {
                     let t2 = nowNanos()
                     let expected = sqlNodes?.count ?? Int(plan.estimatedMatches)
                     var extra: IndexSearchResult? = nil
                     if plan.strategy == .postFilter, expected > 20_000, let predicate {
-                        extra = try index.search(vector, k: k, searchEffort: plan.effort,
+                        extra = try index.search(vector, k: kHot, searchEffort: plan.effort,
                                                  filter: .predicate(unsafeSendable(predicate)), mode: .admitMatching)
                         explanation.fallback = .filteredGraph
                     } else {
                         let nodes = collect()
                         if nodes.count > result.hits.count {
-                            extra = try index.exactSearch(vector, k: k, candidates: nodes)
+                            extra = try index.exactSearch(vector, k: kHot, candidates: nodes)
                             explanation.fallback = .exact
                         }
                     }
@@ -268,7 +308,18 @@ extension HybridStore {
         } catch {
             throw HybridStoreError(error, collection: s.name)
         }
+        if restart { return nil }
         try options.checkCancelled()
+        if let view, !changed.isEmpty {
+            // Rows changed under this read: memory's view of them is dropped, their snapshot state evaluated.
+            let condition = try filter.map { f throws(HybridStoreError) in try compiled(f, s) }
+            let fresh = try evaluateInSnapshot(changed, s, query: vector, condition: condition, view)
+                .filter { options.tiers.contains($0.cold ? .cold : .hot) }
+            found = found.filter { !changed.contains($0.row) } + fresh.map { ($0.row, $0.id, $0.distance) }
+            found.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
+            if found.count > k { found.removeLast(found.count - k) }
+            explanation.rowsChangedUnderRead = changed.count
+        }
         if options.searchEffort == nil, options.strategy == nil, explanation.fallback == nil, sqlNodes == nil, !found.isEmpty {
             if explanation.plan.strategy != .exact {
                 checkRecallSometimes(s, query: vector, k: k, filter: filter, found: found.map(\.row),
@@ -294,7 +345,7 @@ extension HybridStore {
                 let cold = try coldStep(s, query: vector, k: k, filter: filter, condition: condition,
                                         bound: merged.count >= k ? merged[k - 1].distance : nil, probes: options.coldProbes,
                                         effort: options.coldEffort, reader: reader, report: &report)
-                merged += cold.map { ($0.row, nil, $0.distance) }
+                merged += cold.filter { !changed.contains($0.row) }.map { ($0.row, nil, $0.distance) }
                 merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
                 // A row moving between tiers is in both for a moment (see `WriteTransaction.beforePublish`): once.
                 var seen = Set<Int64>()
@@ -316,7 +367,14 @@ extension HybridStore {
             timings["hydrate"] = ms(since: t)
             return merged.compactMap { hit in rows[hit.row].map { SearchHit(id: $0.id, distance: hit.distance, values: $0.values) } }
         }
-        let hits = overCold ? try withReader { c in try c.transaction(immediate: false) { try finish(c) } } : try finish(nil)
+        let hits = if let view { try finish(view.connection) }
+            else if overCold { try withReader { c in try c.transaction(immediate: false) { try finish(c) } } }
+            else { try finish(nil) }
+        // Unpinned, SQLite (filter, cold blocks, hydration) and memory agree only if no transaction committed or
+        // began publishing since the start.
+        if view == nil, !(positions.isEmpty && sqlNodes == nil && !overCold), epochs.memoryRange != startRange || startRange.low != startRange.high {
+            return nil
+        }
         explanation.results = hits.count
         explanation.timingsMs = timings
         if let tenant {
@@ -335,8 +393,12 @@ extension HybridStore {
     static let exactFallbackCostRatio = 32.0
 
     /// Rows matching `filter` in SQLite (parameterised; used for columns not held in memory).
-    func rowsMatching(_ filter: Filter, _ s: CollectionState) throws(HybridStoreError) -> [Int64] {
+    func rowsMatching(_ filter: Filter, _ s: CollectionState, on reader: Connection? = nil) throws(HybridStoreError) -> [Int64] {
         let condition = try compiled(filter, s)
+        func withReader<R>(_ body: (Connection) throws -> R) throws(HybridStoreError) -> R {
+            if let reader { return try sqliteWork("reading", { try body(reader) }) }
+            return try self.withReader(body)
+        }
         return try withReader { c in
             let statement = try c.prepareOnce(s.table.rowsWhere(condition.text))
             try statement.bind(condition.arguments)
@@ -395,7 +457,13 @@ extension HybridStore {
         try count(collection, where: filter, tenant: nil)
     }
 
-    func count(_ collection: CollectionRef, where filter: Filter?, tenant: String?) throws(HybridStoreError) -> Int {
+    func count(_ collection: CollectionRef, where filter: Filter?, tenant: String?, on reader: Connection? = nil)
+        throws(HybridStoreError) -> Int
+    {
+        func withReader<R>(_ body: (Connection) throws -> R) throws(HybridStoreError) -> R {
+            if let reader { return try sqliteWork("reading", { try body(reader) }) }
+            return try self.withReader(body)
+        }
         let s = try state(collection)
         let condition = try scopedFilter(filter, tenant: tenant, s).map { f throws(HybridStoreError) in try compiled(f, s) }
             ?? SQLCondition(text: "1", arguments: [])

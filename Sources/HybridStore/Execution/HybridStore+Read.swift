@@ -23,7 +23,11 @@ extension HybridStore {
 
     /// `get`, keeping only the rows of `tenant` when given.
     func get(_ ids: [RowID], from collection: CollectionRef, returning columns: [String]?, includeVector: Bool,
-             tenant: String?) throws(HybridStoreError) -> [Row] {
+             tenant: String?, on reader: Connection? = nil) throws(HybridStoreError) -> [Row] {
+        func withReader<R>(_ body: (Connection) throws -> R) throws(HybridStoreError) -> R {
+            if let reader { return try sqliteWork("reading", { try body(reader) }) }
+            return try self.withReader(body)
+        }
         let s = try state(collection)
         let positions = try columns.map { names throws(HybridStoreError) in try columnPositions(names, s) }
             ?? Array(s.schema.columns.indices)

@@ -141,7 +141,8 @@ extension HybridStore {
 
     func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter?,
                   fusion: Fusion, depth: Int?, options: QueryOptions, returning columns: [String], explain: Bool,
-                  tenant: String?) throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
+                  tenant: String?, view: ReadView? = nil)
+        throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
     {
         let started = nowNanos()
         let s = try state(collection)
@@ -171,14 +172,21 @@ extension HybridStore {
         @Sendable func timedKeywordArm() throws(HybridStoreError) -> KeywordArmResult {
             let t = nowNanos()
             var r = try keywordArm(s, textQuery, condition: condition, tenant: tenant, depth: armDepth, positions: positions,
-                                   countMatches: explain)
+                                   reader: view?.connection, countMatches: explain)
             r.milliseconds = ms(since: t)
             return r
         }
         typealias VectorArm = (hits: [SearchHit], explanation: Explanation, ms: Double)
         let keyword: KeywordArmResult
         var vectorOutcome: VectorArm? = nil
-        if let vector {
+        if let vector, let view {
+            // In a snapshot: both arms on its one connection, one after the other.
+            let t = nowNanos()
+            let r = try query(collection, near: vector, k: armDepth, filter: filter, options: options,
+                              returning: columns, explain: explain, tenant: tenant, view: view)
+            vectorOutcome = (r.hits, r.explanation, ms(since: t))
+            keyword = try timedKeywordArm()
+        } else if let vector {
             // The arms run at once: the one that has lately taken longer on this collection here (it starts at
             // once), the other on a pool thread (which takes a few µs to start). Under a tenant the vector arm
             // admits the query against the quota and meters it.
@@ -278,9 +286,14 @@ extension HybridStore {
     /// the whole collection (as `bm25()`); scoped to a tenant, the tenant's own rows, tokens and per-phrase
     /// document counts, so a score says nothing of other tenants' text.
     private func keywordArm(_ s: CollectionState, _ query: CompiledTextQuery, condition: SQLCondition?, tenant: String?,
-                            depth: Int, positions: [Int], countMatches: Bool) throws(HybridStoreError) -> KeywordArmResult
+                            depth: Int, positions: [Int], reader: Connection?, countMatches: Bool)
+        throws(HybridStoreError) -> KeywordArmResult
     {
-        try withReader { c in
+        func withReader<R>(_ body: (Connection) throws -> R) throws(HybridStoreError) -> R {
+            if let reader { return try sqliteWork("reading", { try body(reader) }) }
+            return try self.withReader(body)
+        }
+        return try withReader { c in
             // One read transaction when several statements must agree (a tenant's statistics and its search, or
             // the explained match count); a lone statement is its own.
             func consistent<R>(_ body: () throws -> R) throws -> R {

@@ -104,7 +104,9 @@ package final class Connection {
     /// ROLLBACK when `body` throws.
     /// BEGIN and COMMIT are prepared once per connection (`sqlite3_exec` parses them on every call: ~1 µs
     /// each, and a query over both tiers runs one read transaction).
+    /// A read (DEFERRED) inside an open transaction joins it: a pinned snapshot's reads stay in its state.
     package func transaction<R>(immediate: Bool, _ body: () throws -> R) throws -> R {
+        if !immediate && isInTransaction { return try body() }
         try statement(immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED").run()
         do {
             let result = try body()

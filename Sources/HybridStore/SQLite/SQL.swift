@@ -375,6 +375,11 @@ enum SQL {
             let columns = ["row", "id"] + (vector ? ["vector"] : []) + positions.map(columnName)
             return "SELECT \(columns.joined(separator: ", ")) FROM \(name) WHERE row IN (SELECT value FROM json_each(?1))"
         }
+        /// `row, id, vector` of the rows in the JSON array of the first parameter that match a compiled condition
+        /// (its arguments follow); for re-evaluating rows changed under a read (see `ReadView`).
+        func vectorsWhere(_ condition: String) -> String {
+            "SELECT row, id, vector FROM \(name) WHERE row IN (SELECT value FROM json_each(?)) AND (\(condition))"
+        }
         /// `row, id, c…` of the row `?1` (a rowid lookup).
         func hydrateRow(_ positions: [Int]) -> String {
             (["SELECT row, id"] + positions.map(columnName)).joined(separator: ", ") + " FROM \(name) WHERE row = ?1"
