@@ -38,6 +38,7 @@ extension HybridStore {
                 if sequence != nil { epochs.abandon() }
                 throw error
             }
+            if let sequence { epochs.committed(seq: sequence) }
             for update in tx.beforePublish { update() }
             publish(tx.effects, connection)
             if let sequence { epochs.publish(through: sequence) }

@@ -12,7 +12,8 @@ import QueryPlanner
 /// takes the range of states memory may be in — [published, pending]. Rows changed between either end and its
 /// own sequence are the only ones memory may show differently from its snapshot: the read drops them from what
 /// memory found and evaluates them afresh from its snapshot (exact distance, filter in SQL). Without writes
-/// in flight that set is empty and costs nothing.
+/// in flight that set is empty and costs nothing, and a query that reads memory alone needs no snapshot at all:
+/// it only reruns if memory was being published while it searched.
 final class ChangeEpochs: Sendable {
     private struct Record {
         var seq: Int64
@@ -21,7 +22,10 @@ final class ChangeEpochs: Sendable {
 
     private struct State {
         var published: Int64 = 0
-        var pending: Int64? = nil
+        /// A transaction registered and not yet published (COMMIT may be under way: SQLite may be ahead).
+        var registered: Int64? = nil
+        /// A committed transaction being published (memory may be between `published` and it).
+        var publishing: Int64? = nil
         var records: [Record] = []
         /// Open reads by the sequence of their snapshot, with how many share it.
         var readers: [Int64: Int] = [:]
@@ -45,28 +49,33 @@ final class ChangeEpochs: Sendable {
     func begin(seq: Int64, rows: [Int64: Set<Int64>]) {
         state.withLock { s in
             s.records.append(Record(seq: seq, rows: rows))
-            s.pending = seq
+            s.registered = seq
         }
     }
 
+    /// After COMMIT, before memory changes.
+    func committed(seq: Int64) { state.withLock { $0.publishing = seq } }
+
     /// The transaction did not commit (its record stays: evaluating its rows afresh is merely redundant).
-    func abandon() { state.withLock { $0.pending = nil } }
+    func abandon() { state.withLock { $0.registered = nil } }
 
     /// After publishing: memory reflects every transaction through `seq`.
     func publish(through seq: Int64) {
         state.withLock { s in
             s.published = max(s.published, seq)
-            s.pending = nil
+            s.registered = nil
+            s.publishing = nil
             s.trim()
         }
     }
 
-    /// Whether a transaction is between its COMMIT and the end of its publishing.
-    var inFlight: Bool { state.withLock { $0.pending != nil } }
+    /// The state memory and SQLite both hold when no transaction is between its registration and the end of its
+    /// publishing; nil while one is (then a read that uses both pins a snapshot and corrects memory to it).
+    var quiet: Int64? { state.withLock { $0.registered == nil && $0.publishing == nil ? $0.published : nil } }
 
     /// The states memory may be in right now: `low` = published, `high` = the transaction being published.
     /// Read under the collection's lock, so that no publishing step of a later transaction can interleave.
-    var memoryRange: (low: Int64, high: Int64) { state.withLock { ($0.published, $0.pending ?? $0.published) } }
+    var memoryRange: (low: Int64, high: Int64) { state.withLock { ($0.published, $0.publishing ?? $0.published) } }
 
     /// Rows of `collection` changed by transactions ending in (after, through].
     func changedRows(collection: Int64, after: Int64, through: Int64) -> Set<Int64> {
@@ -80,7 +89,15 @@ final class ChangeEpochs: Sendable {
         }
     }
 
-    func register(reader seq: Int64) { state.withLock { $0.readers[seq, default: 0] += 1 } }
+    /// Registers a read about to pin its snapshot, at the state memory reflects now: no later snapshot can be older,
+    /// so the records it may need are kept from this moment (registering after reading the snapshot's sequence
+    /// would leave a moment in which a publish could trim them).
+    func registerReader() -> Int64 {
+        state.withLock { s in
+            s.readers[s.published, default: 0] += 1
+            return s.published
+        }
+    }
 
     func unregister(reader seq: Int64) {
         state.withLock { s in
@@ -113,12 +130,12 @@ extension HybridStore {
     /// need are kept.
     func withPinnedRead<R>(_ body: (ReadView) throws(HybridStoreError) -> R) throws(HybridStoreError) -> R {
         try withReader { c in
-            try c.transaction(immediate: false) { () throws -> R in
+            let floor = epochs.registerReader()
+            defer { epochs.unregister(reader: floor) }
+            return try c.transaction(immediate: false) { () throws -> R in
                 guard case .integer(let seq)? = try c.statement(SQL.lastSeq).scalar() else {
                     throw HybridStoreError(.sqlite, "cannot read the change log's sequence")
                 }
-                epochs.register(reader: seq)
-                defer { epochs.unregister(reader: seq) }
                 do {
                     return try body(ReadView(connection: c, seq: seq))
                 } catch let error as HybridStoreError {
@@ -142,7 +159,9 @@ extension HybridStore {
         let json = "[" + rows.map(String.init).joined(separator: ",") + "]"
         let c = view.connection
         return try sqliteWork("reading rows changed under a read") { () throws -> [(row: Int64, id: RowID, distance: Float, cold: Bool)] in
-            let statement = try c.prepareOnce(s.table.vectorsWhere(condition?.text ?? "1"))
+            let statement = condition == nil ? try c.statement(s.table.vectorsWhere("1"))
+                : try c.prepareOnce(s.table.vectorsWhere(condition!.text))
+            defer { statement.reset() }
             try statement.bind([.text(json)] + (condition?.arguments ?? []))
             var found: [Row] = []
             var numbers: [Int64] = []

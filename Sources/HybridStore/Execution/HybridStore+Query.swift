@@ -59,11 +59,15 @@ extension HybridStore {
                          explain: explain, tenant: tenant, admit: admit, view: view)
         }
         if let view, let answer = try run(view, admit: true) { return answer }
-        // Optimistic: no writer publishing, so memory and SQLite agree unless one commits meanwhile, which the run
-        // notices (the range of states memory may be in moved) and answers nil for.
-        let optimistic = !epochs.inFlight
+        // Optimistic: a query that reads memory alone reruns only if memory was being published while it searched;
+        // one that also reads SQLite (columns, cold blocks, a filter SQLite evaluates) runs so while no transaction
+        // is committing or publishing, and reruns if one began.
+        let s = try state(collection)
+        let readsSQLite = !columns.isEmpty || !s.lock.read({ s.cold.isEmpty })
+            || filter.map { f in !s.lock.read { s.columns.covers(f) } } ?? false
+        let optimistic = !readsSQLite || epochs.quiet != nil
         if optimistic, let answer = try run(nil, admit: true) { return answer }
-        // A writer was or started publishing: again, against a pinned snapshot, with memory corrected to it.
+        // Against a pinned snapshot, with memory's view of rows changed meanwhile corrected to it.
         return try withPinnedRead { (view) throws(HybridStoreError) in
             guard let answer = try run(view, admit: !optimistic) else {
                 throw HybridStoreError(.sqlite, "a pinned read was asked to restart")
@@ -79,7 +83,7 @@ extension HybridStore {
         throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)?
     {
         let started = nowNanos()
-        let startRange = epochs.memoryRange
+        let quietAtStart = epochs.quiet
         let s = try state(collection)
         let positions = try columnPositions(columns, s)
         guard k >= 1 else { throw HybridStoreError(.invalidArgument, "k must be at least 1, got \(k)", context: ["k": "\(k)"]) }
@@ -303,6 +307,16 @@ extension HybridStore {
                 explanation.plan = plan
                 explanation.distanceComputations = result.stats.distanceComputations
                 explanation.visitedNodes = result.stats.visitedNodes
+                // A writer may have begun publishing while the graph was searched (its removals do not wait for the
+                // collection's lock): unpinned, run again; pinned, set aside its rows too.
+                let after = epochs.memoryRange
+                if after != memory {
+                    guard let view else {
+                        restart = true
+                        return []
+                    }
+                    changed = rowsChangedUnder(view, s, memory: (memory.low, after.high))
+                }
                 return result.hits.compactMap { hit in idOf(hit.node).map { (Int64(hit.label), $0, hit.distance) } }
             }
         } catch {
@@ -370,9 +384,9 @@ extension HybridStore {
         let hits = if let view { try finish(view.connection) }
             else if overCold { try withReader { c in try c.transaction(immediate: false) { try finish(c) } } }
             else { try finish(nil) }
-        // Unpinned, SQLite (filter, cold blocks, hydration) and memory agree only if no transaction committed or
-        // began publishing since the start.
-        if view == nil, !(positions.isEmpty && sqlNodes == nil && !overCold), epochs.memoryRange != startRange || startRange.low != startRange.high {
+        // Unpinned, SQLite (filter, cold blocks, hydration) and memory agree only if no transaction was registered,
+        // committed or published since the start.
+        if view == nil, !(positions.isEmpty && sqlNodes == nil && !overCold), quietAtStart == nil || epochs.quiet != quietAtStart {
             return nil
         }
         explanation.results = hits.count
