@@ -67,14 +67,14 @@ struct ConcurrentCommand: ParsableCommand {
                 (Array(data.query(c.qid)), c.whereText.isEmpty ? nil : try store.parseFilter(c.whereText))
             }
             guard !cases.isEmpty else { continue }
-            _ = measureThreads(1) { i in  // warm: calibration and caches settle before anything is compared
+            _ = measureThreads(1, seconds: seconds) { i in  // warm: calibration and caches settle before anything is compared
                 let (q, f) = cases[i % cases.count]
                 _ = try? store.search(collection, near: q, k: 10, where: f)
             }
             var samples: [String: [Double]] = [:]
             for _ in 0..<rounds {
                 for n in counts {
-                    samples["sync \(n)", default: []].append(measureThreads(n) { i in
+                    samples["sync \(n)", default: []].append(measureThreads(n, seconds: seconds) { i in
                         let (q, f) = cases[i % cases.count]
                         do {
                             let hits = try store.search(collection, near: q, k: 10, where: f)
@@ -83,7 +83,7 @@ struct ConcurrentCommand: ParsableCommand {
                             errors.add(1, ordering: .relaxed)
                         }
                     })
-                    samples["async \(n)", default: []].append(measureTasks(n) { i in
+                    samples["async \(n)", default: []].append(measureTasks(n, seconds: seconds) { i in
                         let (q, f) = cases[i % cases.count]
                         do {
                             let hits = try await store.search(collection, near: q, k: 10, where: f)
@@ -184,57 +184,6 @@ struct ConcurrentCommand: ParsableCommand {
         }
     }
 
-    /// Completed calls per second from `n` threads calling `body` for `seconds`.
-    func measureThreads(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) -> Double {
-        let done = Atomic<Int>(0)
-        let stop = Atomic<Bool>(false)
-        let group = DispatchGroup()
-        for t in 0..<n {
-            group.enter()
-            Thread {
-                var i = t * 7919
-                while !stop.load(ordering: .relaxed) {
-                    body(i)
-                    i += 1
-                    done.add(1, ordering: .relaxed)
-                }
-                group.leave()
-            }.start()
-        }
-        let start = nowNanoseconds()
-        Thread.sleep(forTimeInterval: seconds)
-        stop.store(true, ordering: .relaxed)
-        group.wait()
-        return Double(done.load(ordering: .relaxed)) / (Double(nowNanoseconds() - start) / 1e9)
-    }
-
-    /// Completed calls per second from `n` tasks awaiting `body` for `seconds`.
-    func measureTasks(_ n: Int, _ body: @escaping @Sendable (Int) async -> Void) -> Double {
-        let run = RunState()
-        let finished = DispatchSemaphore(value: 0)
-        let start = nowNanoseconds()
-        let duration = seconds
-        Task {
-            await withTaskGroup(of: Void.self) { group in
-                for t in 0..<n {
-                    group.addTask {
-                        var i = t * 7919
-                        while !run.stop.load(ordering: .relaxed) {
-                            await body(i)
-                            i += 1
-                            run.done.add(1, ordering: .relaxed)
-                        }
-                    }
-                }
-                try? await Task.sleep(for: .seconds(duration))
-                run.stop.store(true, ordering: .relaxed)
-            }
-            finished.signal()
-        }
-        finished.wait()
-        return Double(run.done.load(ordering: .relaxed)) / (Double(nowNanoseconds() - start) / 1e9)
-    }
-
     /// p50 and p99 (ms) of one caller's unfiltered searches over `queries` for `seconds`.
     func latencies(_ store: HybridStore, _ c: CollectionRef, _ queries: [[Float]]) -> (Double, Double) {
         var times: [UInt64] = []
@@ -250,6 +199,57 @@ struct ConcurrentCommand: ParsableCommand {
         func at(_ p: Double) -> Double { Double(times[min(times.count - 1, Int(p * Double(times.count)))]) / 1e6 }
         return (at(0.5), at(0.99))
     }
+}
+
+/// Completed calls per second from `n` threads calling `body` for `seconds`.
+func measureThreads(_ n: Int, seconds: Double, _ body: @escaping @Sendable (Int) -> Void) -> Double {
+    let done = Atomic<Int>(0)
+    let stop = Atomic<Bool>(false)
+    let group = DispatchGroup()
+    for t in 0..<n {
+        group.enter()
+        Thread {
+            var i = t * 7919
+            while !stop.load(ordering: .relaxed) {
+                body(i)
+                i += 1
+                done.add(1, ordering: .relaxed)
+            }
+            group.leave()
+        }.start()
+    }
+    let start = nowNanoseconds()
+    Thread.sleep(forTimeInterval: seconds)
+    stop.store(true, ordering: .relaxed)
+    group.wait()
+    return Double(done.load(ordering: .relaxed)) / (Double(nowNanoseconds() - start) / 1e9)
+}
+
+/// Completed calls per second from `n` tasks awaiting `body` for `seconds`.
+func measureTasks(_ n: Int, seconds: Double, _ body: @escaping @Sendable (Int) async -> Void) -> Double {
+    let run = RunState()
+    let finished = DispatchSemaphore(value: 0)
+    let start = nowNanoseconds()
+    let duration = seconds
+    Task {
+        await withTaskGroup(of: Void.self) { group in
+            for t in 0..<n {
+                group.addTask {
+                    var i = t * 7919
+                    while !run.stop.load(ordering: .relaxed) {
+                        await body(i)
+                        i += 1
+                        run.done.add(1, ordering: .relaxed)
+                    }
+                }
+            }
+            try? await Task.sleep(for: .seconds(duration))
+            run.stop.store(true, ordering: .relaxed)
+        }
+        finished.signal()
+    }
+    finished.wait()
+    return Double(run.done.load(ordering: .relaxed)) / (Double(nowNanoseconds() - start) / 1e9)
 }
 
 /// Shared counters of a timed run.

@@ -32,8 +32,9 @@ enum StoreImport {
     /// Inserts every row in transactions of `batch` rows. Returns the collection.
     /// With `withSequence`, the schema has an integer column `seq` holding the row's number (the tier
     /// benchmark moves "the oldest" rows by it).
-    static func run(_ data: Dataset, into store: HybridStore, name: String, schema: Schema, batch: Int = 10_000)
-        throws -> CollectionRef
+    /// `extraValues` are set on every row (columns the dataset does not have, e.g. a tenant column).
+    static func run(_ data: Dataset, into store: HybridStore, name: String, schema: Schema, batch: Int = 10_000,
+                    extraValues: [String: Value] = [:]) throws -> CollectionRef
     {
         let withSequence = schema.column("seq") != nil && data.columns.byName["seq"] == nil
         let collection = try store.createCollection(name, schema: schema)
@@ -47,6 +48,10 @@ enum StoreImport {
                 for row in start..<end {
                     var values: [String: Value] = [:]
                     for (i, name) in names.enumerated() {
+                        if let value = extraValues[name] {
+                            values[name] = value
+                            continue
+                        }
                         if withSequence && name == "seq" {
                             values[name] = .integer(Int64(row))
                             continue

@@ -326,6 +326,12 @@ public final class HybridStore: Sendable {
         return state.handle
     }
 
+    /// The schema of a collection. O(1); no I/O (`describe` also counts the rows, a scan).
+    /// - Throws: `unknownCollection` (dropped, or of another store).
+    public func schema(of collection: CollectionRef) throws(HybridStoreError) -> Schema {
+        try state(collection).schema
+    }
+
     /// The collection named `name`, created with `schema` when missing. An existing collection must have
     /// the same schema.
     /// - Throws: `invalidSchema` (bad schema, or an existing collection with another schema), `sqlite`.

@@ -232,6 +232,36 @@ import HybridStore
         #expect(Double(found) / 200 >= 0.85, "recall \(Double(found) / 200)")
     }
 
+    /// A large tenant's filtered estimate comes from a stride over all rows (not a walk of its whole list): it must
+    /// still track the tenant's own matches and ignore other tenants' values.
+    @Test func aLargeTenantsEstimateTracksItsOwnMatchesAlone() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open()
+        let c = try store.collection("docs", creatingIfMissing: Self.schema)
+        var rng = Generator(seed: 7)
+        var years: [Int] = []
+        try store.write { tx in
+            for i in 0..<9_000 {
+                let big = i % 4 != 0  // 3 rows in 4
+                // The big tenant's years spread over 2000–2019; every other tenant's rows are year 2030.
+                let year = big ? 2000 + Int(rng.next() % 20) : 2030
+                if big { years.append(year) }
+                try tx.insert(.string("r\(i)"), into: c, vector: (0..<8).map { _ in Float(rng.next() % 1000) / 1000 },
+                              values: ["tenant": .text(big ? "big" : "other\(i % 7)"), "year": .integer(Int64(year))])
+            }
+        }
+        let q = [Float](repeating: 0.5, count: 8)
+        for cut in [2002, 2010, 2030] {
+            let e = try store.tenant("big").explain(c, near: q, k: 10, where: Column("year") < .integer(Int64(cut)))
+            let truth = Double(years.filter { $0 < cut }.count)
+            #expect(abs(e.plan.estimatedMatches - truth) <= max(0.15 * truth, 60), "year < \(cut): \(e.plan.estimatedMatches) vs \(truth)")
+        }
+        // Only other tenants' rows hold 2030: the big tenant's estimate of it stays 0.
+        let none = try store.tenant("big").explain(c, near: q, k: 10, where: Column("year") == .integer(2030))
+        #expect(none.plan.estimatedMatches == 0 && none.results == 0)
+    }
+
     @Test func droppingATenantRemovesItsRowsVectorsUsageAndQuota() throws {
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// How the service runs (see `rag-service --help`).
 public struct ServiceOptions: Sendable {
@@ -19,6 +20,10 @@ public struct ServiceOptions: Sendable {
     /// Test hook: each search waits this long (cancellably) before it queries, so a test can disconnect
     /// mid-request. 0 in production.
     public var debugQueryDelayMs = 0
+    /// A search still running after this long has its connection watched, and is cancelled if the client goes
+    /// away. (Watching costs the connection: Hummingbird closes it after the response, so quick searches, the
+    /// common case, are not watched and keep their connection alive.)
+    public var watchDisconnectAfter: Duration = .milliseconds(50)
     public init(store: String, keysFile: String) {
         self.store = store
         self.keysFile = keysFile
@@ -65,6 +70,8 @@ public func runService(_ options: ServiceOptions, logger: Logger) async throws {
             FileHandle.standardOutput.write(Data(line.utf8))
         },
         logger: logger)
+    let ticker = Task { await api.deadlines.run(every: options.watchDisconnectAfter / 2) }
+    defer { ticker.cancel() }
     try await app.runService()
 }
 
@@ -93,6 +100,7 @@ struct RetrievalAPI: Sendable {
     let options: ServiceOptions
     let metrics: PrometheusMetricsFactory
     let registry: PrometheusCollectorRegistry
+    let deadlines = Deadlines()
 
     func register(on router: Router<BasicRequestContext>) {
         router.put("/v1/collections/:collection/rows") { request, context in
@@ -104,17 +112,46 @@ struct RetrievalAPI: Sendable {
             }
         }
         router.post("/v1/collections/:collection/search") { request, context in
-            // A client that goes away cancels the search (the store stops between the query's steps).
+            var request = request
+            let body: ByteBuffer
             do {
-                return try await request.body.consumeWithCancellationOnInboundClose { body in
-                    await respond(route: "search") { () async throws(ServiceError) -> SearchResponse in
-                        let scope = try tenant(request)
-                        let collection = try self.collection(context)
-                        let search: SearchRequest = try await decode(body)
-                        return try await self.search(search, in: collection, scope: scope)
-                    }
+                body = try await request.collectBody(upTo: options.maxBodyBytes)
+            } catch {
+                return await respond(route: "search") { () async throws(ServiceError) -> SearchResponse in
+                    throw .tooLarge("the request body is larger than \(options.maxBodyBytes) bytes")
+                }
+            }
+            let target: Result<(TenantScope, (handle: CollectionRef, schema: Schema)), ServiceError>
+            do throws(ServiceError) {
+                target = .success((try tenant(request), try self.collection(context)))
+            } catch {
+                target = .failure(error)
+            }
+            let first = FirstResult<Response?>()
+            let work = Task { [self] in
+                let response = await respond(route: "search") { () async throws(ServiceError) -> SearchResponse in
+                    let (scope, collection) = try target.get()
+                    let search: SearchRequest = try decode(body)
+                    return try await self.search(search, in: collection, scope: scope)
+                }
+                first.resume(response)
+                return response
+            }
+            // Most searches answer within a few milliseconds and keep the connection for the client's next request.
+            // One ticker wakes the slow ones (a timer per request would cost more than the HTTP work).
+            let waiting = deadlines.add(first, at: .now + options.watchDisconnectAfter)
+            let quick = await withCheckedContinuation { first.wait($0) }
+            deadlines.remove(waiting)
+            if let quick { return quick }
+            // A slow one: watch the connection, and a client that goes away cancels the search (the store stops
+            // between the query's steps). Hummingbird closes a connection it watched once the response is out,
+            // which is why fast searches are not watched.
+            do {
+                return try await request.body.consumeWithCancellationOnInboundClose { _ in
+                    await withTaskCancellationHandler { await work.value } onCancel: { work.cancel() }
                 }
             } catch {
+                work.cancel()
                 Counter(label: "rag_searches_cancelled_total", factory: metrics).increment()
                 throw error
             }
@@ -206,7 +243,8 @@ struct RetrievalAPI: Sendable {
     func collection(_ context: BasicRequestContext) throws(ServiceError) -> (handle: CollectionRef, schema: Schema) {
         let name = context.parameters.get("collection") ?? ""
         do throws(HybridStoreError) {
-            return (try store.collection(name), try store.describe(name).schema)
+            let handle = try store.collection(name)
+            return (handle, try store.schema(of: handle))
         } catch {
             throw .store(error)
         }
@@ -223,6 +261,10 @@ struct RetrievalAPI: Sendable {
         } catch {
             throw .tooLarge("the request body is larger than \(options.maxBodyBytes) bytes")
         }
+        return try decode(buffer)
+    }
+
+    func decode<T: Decodable>(_ buffer: ByteBuffer) throws(ServiceError) -> T {
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch {
@@ -259,5 +301,76 @@ struct RetrievalAPI: Sendable {
         Counter(label: "rag_requests_total", dimensions: [("route", route), ("status", "\(status.code)")], factory: metrics).increment()
         return Response(status: status, headers: [.contentType: "application/json"],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Resumes one continuation with the first of several results; later ones are dropped.
+final class FirstResult<T: Sendable>: Sendable {
+    private enum State {
+        case empty
+        case waiting(CheckedContinuation<T, Never>)
+        case early(T)
+        case done
+    }
+    private let state = Mutex<State>(.empty)
+
+    func wait(_ continuation: CheckedContinuation<T, Never>) {
+        let early: T? = state.withLock { s in
+            guard case .early(let value) = s else {
+                s = .waiting(continuation)
+                return nil
+            }
+            s = .done
+            return value
+        }
+        if let early { continuation.resume(returning: early) }
+    }
+
+    func resume(_ value: T) {
+        let continuation: CheckedContinuation<T, Never>? = state.withLock { s in
+            switch s {
+            case .empty: s = .early(value); return nil
+            case .waiting(let c): s = .done; return c
+            case .early, .done: return nil
+            }
+        }
+        continuation?.resume(returning: value)
+    }
+}
+
+/// Requests waiting for a result until a deadline: one ticker resumes every expired one with nil, so a request that
+/// finishes in time pays a dictionary insert and removal instead of a timer.
+final class Deadlines: Sendable {
+    private struct State {
+        var next: UInt64 = 0
+        var entries: [UInt64: (deadline: ContinuousClock.Instant, waiter: FirstResult<Response?>)] = [:]
+    }
+    private let state = Mutex(State())
+
+    func add(_ waiter: FirstResult<Response?>, at deadline: ContinuousClock.Instant) -> UInt64 {
+        state.withLock { s in
+            s.next += 1
+            s.entries[s.next] = (deadline, waiter)
+            return s.next
+        }
+    }
+
+    func remove(_ id: UInt64) {
+        _ = state.withLock { $0.entries.removeValue(forKey: id) }
+    }
+
+    /// Resumes the waiters whose deadline has passed, every `interval`, until cancelled.
+    func run(every interval: Duration) async {
+        let interval = max(interval, .milliseconds(1))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            let now = ContinuousClock.now
+            let expired = state.withLock { s in
+                let due = s.entries.filter { $0.value.deadline <= now }
+                for id in due.keys { s.entries[id] = nil }
+                return due.values.map(\.waiter)
+            }
+            for waiter in expired { waiter.resume(nil) }
+        }
     }
 }

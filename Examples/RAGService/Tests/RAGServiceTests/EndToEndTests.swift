@@ -99,6 +99,9 @@ import Testing
         // Usage is the caller's own.
         (status, body) = try await service.request("GET", "/v1/usage", key: "k-globex", body: nil)
         #expect(status == 200 && body["tenant"] as? String == "globex" && body["hotRows"] as? Int == 3)
+        // Quick searches keep their connection: a client sends the next on the same one.
+        #expect(try service.statusesOnOneConnection("/v1/collections/docs/search", key: "k-acme",
+                                                   body: #"{"vector": [1, 0, 0, 0], "k": 3}"#, count: 3) == [200, 200, 200])
         // Metrics: the store's and the service's.
         let metrics = try await service.text("/metrics")
         #expect(metrics.contains("hybridstore_queries_total{"))
@@ -190,6 +193,49 @@ struct Service {
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         return (status, json)
+    }
+
+    /// Status codes of `count` POSTs sent one after another on one TCP connection (each after the last answer):
+    /// fewer than `count` when the service closes the connection early.
+    func statusesOnOneConnection(_ path: String, key: String, body: String, count: Int) throws -> [Int] {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+        let request = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        var statuses: [Int] = []
+        var pending = [UInt8]()
+        for _ in 0..<count {
+            let sent = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard sent == request.utf8.count else { break }
+            // One response: a head, then Content-Length bytes of body.
+            var response: (status: Int, end: Int)?
+            while response == nil {
+                if let headEnd = pending.firstRange(of: Array("\r\n\r\n".utf8))?.upperBound {
+                    let head = String(decoding: pending[..<headEnd], as: UTF8.self)
+                    let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+                    let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                        .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                    if pending.count >= headEnd + length { response = (status, headEnd + length); break }
+                }
+                var chunk = [UInt8](repeating: 0, count: 65536)
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                guard n > 0 else { return statuses }  // closed
+                pending += chunk[..<n]
+            }
+            guard let response else { break }
+            statuses.append(response.status)
+            pending.removeFirst(response.end)
+        }
+        return statuses
     }
 
     func text(_ path: String) async throws -> String {
