@@ -29,7 +29,7 @@ let package = Package(
             ]),
         .executableTarget(name: "rag-service", dependencies: ["RAGServiceCore"]),
         // End to end: starts the built `rag-service` on a loopback port and drives it over HTTP (URLSession).
-        .testTarget(name: "RAGServiceTests", dependencies: ["rag-service", .product(name: "HybridStore", package: "HybridStore")]),
+        .testTarget(name: "RAGServiceTests", dependencies: ["rag-service", "RAGServiceCore", .product(name: "HybridStore", package: "HybridStore")]),
     ],
     swiftLanguageModes: [.v6]
 )

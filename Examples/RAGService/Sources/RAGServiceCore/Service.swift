@@ -289,18 +289,25 @@ struct RetrievalAPI: Sendable {
     /// Runs a handler, rendering its value or its error as JSON, and counts the request by route and status.
     func respond<T: Encodable>(route: String, _ body: () async throws(ServiceError) -> T) async -> Response {
         let status: HTTPResponse.Status
-        let data: Data
+        let buffer: ByteBuffer
         do {
             let value = try await body()
             status = .ok
-            data = (try? JSONEncoder().encode(value)) ?? Data("{}".utf8)
+            if let writable = value as? any JSONWritable {
+                var bytes: [UInt8] = []
+                bytes.reserveCapacity(1024)
+                writable.writeJSON(into: &bytes)
+                buffer = ByteBuffer(bytes: bytes)
+            } else {
+                buffer = ByteBuffer(bytes: (try? JSONEncoder().encode(value)) ?? Data("{}".utf8))
+            }
         } catch {
             status = error.status
-            data = (try? JSONEncoder().encode(error.body)) ?? Data("{}".utf8)
+            buffer = ByteBuffer(bytes: (try? JSONEncoder().encode(error.body)) ?? Data("{}".utf8))
         }
         Counter(label: "rag_requests_total", dimensions: [("route", route), ("status", "\(status.code)")], factory: metrics).increment()
         return Response(status: status, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+                        body: .init(byteBuffer: buffer))
     }
 }
 
