@@ -407,8 +407,8 @@ final class FilterColumns {
 
     /// Matches of `filter` (which implies `scope`) counted among the rows of `scope` alone, an indexed
     /// equality such as a tenant's: exact when it holds at most `sample` rows, else extrapolated from an even
-    /// sample of them. No other row is read, so the estimate says nothing of rows outside the scope (a tenant
-    /// learns nothing of other tenants' values from it). nil when `scope` is not indexed.
+    /// sample of them. `filter` is evaluated on rows of the scope alone, so the estimate says nothing of rows
+    /// outside it (a tenant learns nothing of other tenants' values from it). nil when `scope` is not indexed.
     /// - Returns: the estimated matches, and the rows of `scope`.
     /// A large scope is not walked (its rows are a linked list, a cache miss each): an even stride over all
     /// nodes picks about 128 of its rows or more, and only rows in scope have `filter` evaluated.
