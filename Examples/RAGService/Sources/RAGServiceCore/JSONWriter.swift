@@ -17,7 +17,7 @@ enum JSONWriter {
             case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
             case 0..<0x20:
                 let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: Array("\\u00".utf8))
+                out.append(contentsOf: "\\u00".utf8)
                 out.append(hex[Int(byte >> 4)])
                 out.append(hex[Int(byte & 15)])
             default: out.append(byte)  // UTF-8 passes through: JSON text is UTF-8
@@ -28,13 +28,13 @@ enum JSONWriter {
 
     /// A number, or null for NaN and infinities (which JSON cannot hold).
     static func number(_ x: Double, into out: inout [UInt8]) {
-        guard x.isFinite else { return out.append(contentsOf: Array("null".utf8)) }
-        out.append(contentsOf: Array("\(x)".utf8))  // the shortest text that reads back as x
+        guard x.isFinite else { return out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: "\(x)".utf8)  // the shortest text that reads back as x
     }
 
     static func number(_ x: Float, into out: inout [UInt8]) {
-        guard x.isFinite else { return out.append(contentsOf: Array("null".utf8)) }
-        out.append(contentsOf: Array("\(x)".utf8))
+        guard x.isFinite else { return out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: "\(x)".utf8)
     }
 
     static func key(_ name: String, into out: inout [UInt8]) {
@@ -46,9 +46,9 @@ enum JSONWriter {
 extension JSONValue: JSONWritable {
     func writeJSON(into out: inout [UInt8]) {
         switch self {
-        case .null: out.append(contentsOf: Array("null".utf8))
-        case .bool(let b): out.append(contentsOf: Array((b ? "true" : "false").utf8))
-        case .integer(let i): out.append(contentsOf: Array(String(i).utf8))
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .integer(let i): out.append(contentsOf: String(i).utf8)
         case .number(let d): JSONWriter.number(d, into: &out)
         case .string(let s): JSONWriter.string(s, into: &out)
         }
@@ -57,13 +57,13 @@ extension JSONValue: JSONWritable {
 
 extension SearchResponse: JSONWritable {
     func writeJSON(into out: inout [UInt8]) {
-        out.append(contentsOf: Array(#"{"hits":["#.utf8))
+        out.append(contentsOf: #"{"hits":["#.utf8)
         for (i, hit) in hits.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             out.append(UInt8(ascii: "{"))
             JSONWriter.key("id", into: &out)
             switch hit.id {
-            case .int(let n): out.append(contentsOf: Array(String(n).utf8))
+            case .int(let n): out.append(contentsOf: String(n).utf8)
             case .string(let s): JSONWriter.string(s, into: &out)
             }
             if let distance = hit.distance {
@@ -84,7 +84,7 @@ extension SearchResponse: JSONWritable {
                 JSONWriter.key(name, into: &out)
                 value.writeJSON(into: &out)
             }
-            out.append(contentsOf: Array("}}".utf8))
+            out.append(contentsOf: "}}".utf8)
         }
         out.append(UInt8(ascii: "]"))
         if let explain {

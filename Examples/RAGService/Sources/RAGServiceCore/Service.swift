@@ -117,9 +117,7 @@ struct RetrievalAPI: Sendable {
             do {
                 body = try await request.collectBody(upTo: options.maxBodyBytes)
             } catch {
-                return await respond(route: "search") { () async throws(ServiceError) -> SearchResponse in
-                    throw .tooLarge("the request body is larger than \(options.maxBodyBytes) bytes")
-                }
+                return await respond(route: "search") { () async throws(ServiceError) -> SearchResponse in throw bodyTooLarge }
             }
             let target: Result<(TenantScope, (handle: CollectionRef, schema: Schema)), ServiceError>
             do throws(ServiceError) {
@@ -259,10 +257,12 @@ struct RetrievalAPI: Sendable {
         do {
             buffer = try await body.collect(upTo: options.maxBodyBytes)
         } catch {
-            throw .tooLarge("the request body is larger than \(options.maxBodyBytes) bytes")
+            throw bodyTooLarge
         }
         return try decode(buffer)
     }
+
+    var bodyTooLarge: ServiceError { .tooLarge("the request body is larger than \(options.maxBodyBytes) bytes") }
 
     func decode<T: Decodable>(_ buffer: ByteBuffer) throws(ServiceError) -> T {
         do {
