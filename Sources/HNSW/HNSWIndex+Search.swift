@@ -106,6 +106,16 @@ struct CodeDistance: GraphDistance {
     }
 }
 
+/// A distance under which one node is infinitely far: a walk never moves to it, never expands it and never
+/// returns it, as if it were not in the graph (only the link slots other nodes spend on it remain).
+struct HidingDistance<D: GraphDistance>: GraphDistance {
+    let base: D
+    let hidden: UInt32
+    @inline(__always) func prefetchHead(_ node: UInt32) { base.prefetchHead(node) }
+    @inline(__always) func prefetchTail(_ node: UInt32) { base.prefetchTail(node) }
+    @inline(__always) func callAsFunction(_ node: UInt32) -> Float { node == hidden ? .infinity : base(node) }
+}
+
 extension HNSWIndex {
     /// Float32 distances from `query` (build, repair, exact re-scoring). Caller holds the read lock.
     @inline(__always) func floatDistance(_ query: UnsafePointer<Float>) -> FloatDistance {
@@ -151,15 +161,42 @@ extension HNSWIndex {
         return searchValidated(query.baseAddress!, k: k, ef: ef, filter: filter, mode: mode, budget: budget)
     }
 
+    /// As `search(_:k:searchEffort:filter:mode:budget:)`, in the graph as it would be without node `hidden`
+    /// (it is never visited nor returned): a row of the index searched for as a query the graph has never
+    /// seen, which is how build-time calibration measures recall with queries drawn from the data.
+    package func search(_ query: [Float], k: Int, searchEffort: Int, filter: SearchFilter? = nil,
+                        mode: FilteredSearchMode = .admitMatching, hiding hidden: UInt32) throws(HNSWError)
+        -> IndexSearchResult
+    {
+        try query.withUnsafeBufferPointer { (buffer) throws(HNSWError) in try validate(buffer, label: nil) }
+        guard k >= 1 else { throw HNSWError(.invalidParameter, "k must be ≥ 1, got \(k)") }
+        let k = min(k, max(1, nodeCapacity))
+        let ef = max(min(searchEffort, max(nodeCapacity, 64)), k)
+        var q = query
+        if parameters.metric == .cosine { q.withUnsafeMutableBufferPointer { normalize($0) } }
+        return q.withUnsafeBufferPointer { q in
+            searchValidated(q.baseAddress!, k: k, ef: ef, filter: filter, mode: mode, budget: .max, hidden: hidden)
+        }
+    }
+
     private func searchValidated(_ query: UnsafePointer<Float>, k: Int, ef: Int, filter: SearchFilter?,
-                                 mode: FilteredSearchMode, budget: Int) -> IndexSearchResult {
+                                 mode: FilteredSearchMode, budget: Int, hidden: UInt32? = nil) -> IndexSearchResult {
         withReadLock {
             if storage.hasCodes {
                 let distance = CodeDistance(query: query, storage: storage, metric: parameters.metric,
                                             kernels: codeKernel)
-                return searchWalk(distance, k: k, ef: ef, filter: filter, mode: mode, budget: budget) {
-                    context, stats in rescore(context, query: query, k: k, stats: &stats)
+                let finish = { (context: SearchContext, stats: inout SearchStats) in
+                    self.rescore(context, query: query, k: k, stats: &stats)
                 }
+                if let hidden {
+                    return searchWalk(HidingDistance(base: distance, hidden: hidden), k: k, ef: ef, filter: filter,
+                                      mode: mode, budget: budget, finish: finish)
+                }
+                return searchWalk(distance, k: k, ef: ef, filter: filter, mode: mode, budget: budget, finish: finish)
+            }
+            if let hidden {
+                return searchWalk(HidingDistance(base: floatDistance(query), hidden: hidden), k: k, ef: ef,
+                                  filter: filter, mode: mode, budget: budget) { context, _ in takeHits(context, k: k) }
             }
             return searchWalk(floatDistance(query), k: k, ef: ef, filter: filter, mode: mode, budget: budget) {
                 context, _ in takeHits(context, k: k)
@@ -297,7 +334,7 @@ extension HNSWIndex {
         context.visited[Int(entry)] = tag
         stats.visitedNodes &+= 1
         context.candidates.push(Neighbor(distance: entryDistance, node: entry))
-        if admitEntry && storage.state(entry) == .live {
+        if admitEntry && entryDistance < .infinity && storage.state(entry) == .live {
             context.results.push(Neighbor(distance: entryDistance, node: entry))
         }
         return (tag, context.results.count >= ef ? context.results.top.distance : Float.infinity)

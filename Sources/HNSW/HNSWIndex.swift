@@ -180,6 +180,9 @@ public final class HNSWIndex: @unchecked Sendable {
         return try body()
     }
 
+    /// Whether `node` is where every search starts (tests hide it to check a walk can start elsewhere).
+    package func isEntryPoint(_ node: UInt32) -> Bool { withReadLock { loadEntry()?.node == node } }
+
     @inline(__always) func loadEntry() -> (node: UInt32, level: Int)? {
         let packed = entry.load(ordering: .acquiring)
         guard packed != 0 else { return nil }

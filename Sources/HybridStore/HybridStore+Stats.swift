@@ -28,6 +28,8 @@ public struct CollectionStatistics: Sendable, Codable, Equatable {
     /// the effort scale the planner uses per selectivity bucket (1 = the static model's effort).
     public var calibration: BuildCalibration? = nil
     public var effortScales: [Double] = []
+    /// The cold step's effort scale read off the curve over both tiers (nil: the store's probe rule as it is).
+    public var coldEffortScale: Double? = nil
 }
 
 extension HybridStore {
@@ -48,7 +50,8 @@ extension HybridStore {
                                     columnBytes: s.columnAndIDBytes, coldBlocks: blocks, coldBytesOnDisk: coldBytes,
                                     coldMemoryBytes: coldMemory, columns: columns,
                                     calibration: s.calibration.withLock { $0.built },
-                                    effortScales: s.calibration.withLock { $0.scales })
+                                    effortScales: s.calibration.withLock { $0.scales },
+                                    coldEffortScale: s.calibration.withLock { $0.coldScale })
     }
 
     /// Every collection's statistics (those that cannot be read are left out; for metrics).

@@ -47,6 +47,35 @@ import HNSW
         return index
     }
 
+    /// A row searched for with itself hidden (how build-time calibration draws queries from the data): never
+    /// returned, not even as the walk's start, and its other neighbours are found as an unseen query's are.
+    @Test func aHiddenRowIsNeverReturnedAndItsNeighboursAreStillFound() throws {
+        let index = try Self.shared()
+        var total = 0.0
+        let rows = Array(stride(from: 0, to: 6000, by: 60))
+        for row in rows {
+            let node = try #require(index.node(forLabel: UInt64(row)))
+            let q = Array(Self.data[row * Self.dim ..< (row + 1) * Self.dim])
+            let plain = try index.search(q, k: 10, searchEffort: 64).hits
+            #expect(plain.first?.label == UInt64(row))  // without hiding, the row is its own nearest
+            let hidden = try index.search(q, k: 10, searchEffort: 64, hiding: node).hits
+            #expect(hidden.count == 10 && !hidden.contains { $0.node == node })
+            let filtered = try index.search(q, k: 10, searchEffort: 64, filter: .predicate { $0 % 2 == 0 || $0 == node },
+                                            mode: .matchingOnly, hiding: node).hits
+            #expect(!filtered.contains { $0.node == node } && filtered.allSatisfy { $0.node % 2 == 0 })
+            let truth = Set(bruteForce(Self.data, dim: Self.dim, query: q[...], k: 11, metric: .l2)
+                .map { UInt64($0.row) }.filter { $0 != UInt64(row) }.prefix(10))
+            total += Double(hidden.filter { truth.contains($0.label) }.count) / 10
+        }
+        #expect(total / Double(rows.count) >= 0.95, "recall@10 of hidden rows \(total / Double(rows.count))")
+        // The entry point hidden: the walk starts from a neighbour instead and still never returns it.
+        let entry = try #require((0..<UInt32(index.nodeCapacity)).first { index.isEntryPoint($0) })
+        let label = try #require(index.label(ofNode: entry))
+        let v = try #require(index.vector(forLabel: label))
+        let hits = try index.search(v, k: 10, searchEffort: 64, hiding: entry).hits
+        #expect(hits.count == 10 && !hits.contains { $0.node == entry })
+    }
+
     @Test(arguments: Metric.allCases)
     func reportedDistancesFollowTheFormatDefinitions(metric: Metric) throws {
         let data = clusteredVectors(count: 500, dim: 12, seed: 3)

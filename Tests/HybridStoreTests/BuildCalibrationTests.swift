@@ -62,6 +62,74 @@ import Testing
         print("build-time calibration: \(built.seconds) s; first 100 queries recall \(calibrated); ef \(explanation.plan.effort ?? 0); expected \(explanation.plan.expectedRecall); curve \(built.curves[0]!.map { String(format: "%.2f:%.3f", $0.scale, $0.recall) })")
     }
 
+    /// Easy data (rows near a 4-d subspace of 32-d space): the curve lets the planner search with less effort
+    /// than the static model's (which over-serves there), and the first queries of a fresh process still meet
+    /// the target, inside the interval the explanation gives.
+    @Test func easyDataLowersTheEffortAndStillMeetsTheTarget() throws {
+        func nearSubspace(_ count: Int, seed: UInt64) -> [[Float]] {
+            let basis = Self.gaussian(4, dim: 32, seed: 77)
+            let z = Self.gaussian(count, dim: 4, seed: seed), noise = Self.gaussian(count, dim: 32, seed: seed + 1)
+            return (0..<count).map { i in (0..<32).map { d in (0..<4).reduce(0.02 * noise[i][d]) { $0 + z[i][$1] * basis[$1][d] } } }
+        }
+        let data = nearSubspace(10_000, seed: 5)
+        let queries = nearSubspace(100, seed: 50)
+        let t = TemporaryStore()
+        defer { t.cleanup() }
+        let store = try t.open()
+        let c = try store.createCollection("g", schema: Schema(vector: VectorSpec(dimensions: 32)))
+        try store.write { tx in
+            for (i, v) in data.enumerated() { try tx.insert(.string("g\(i)"), into: c, vector: v) }
+        }
+        try store.checkpoint()
+        store.close()
+        let (recall, explanation) = try Self.firstQueriesRecall(t, data, queries) { $0.recallSampleEvery = 0 }
+        let effort = try #require(explanation.plan.effort)
+        #expect(effort < Planner.effort(forRecall: 0.95, k: 10), "\(explanation)")
+        #expect(recall >= 0.95, "recall \(recall) at ef \(effort)")
+        let interval = try #require(explanation.expectedRecallError)
+        #expect(abs(explanation.plan.expectedRecall - recall) <= interval, "expected \(explanation.plan.expectedRecall) ± \(interval), measured \(recall)")
+    }
+
+    /// With four rows in five cold, the cold step's probes come from a curve measured over both tiers at the
+    /// checkpoint after the move: a search over both tiers meets the target from the first query of a fresh
+    /// process, where the store's probe rule alone falls short on this (hard, Gaussian) data; explain says
+    /// which it rests on.
+    @Test func theColdTierIsCalibratedOverBothTiers() throws {
+        let data = Self.gaussian(10_000, dim: 32, seed: 21)
+        let queries = Self.gaussian(100, dim: 32, seed: 22)
+        func build(calibrate: Bool) throws -> (Double, Explanation) {
+            let t = TemporaryStore()
+            defer { t.cleanup() }
+            let store = try t.open { $0.calibrateAtCheckpoint = calibrate }
+            let c = try store.createCollection("g", schema: Schema(vector: VectorSpec(dimensions: 32),
+                                                                   columns: [.integer("seq", filterable: true)]))
+            try store.write { tx in
+                for (i, v) in data.enumerated() { try tx.insert(.string("g\(i)"), into: c, vector: v, values: ["seq": .integer(Int64(i))]) }
+            }
+            try store.checkpoint()
+            #expect(try store.tier(c, where: Column("seq") < 8000, to: .cold) == 8000)
+            try store.checkpoint()
+            if calibrate {
+                let built = try #require(try store.calibration(of: c).built)
+                #expect(built.coldRows == 8000 && (built.cold?.count ?? 0) >= 2, "\(built)")
+            }
+            store.close()
+            return try Self.firstQueriesRecall(t, data, queries) {
+                $0.recallSampleEvery = 0
+                $0.calibrateAtCheckpoint = calibrate
+            }
+        }
+        let (calibrated, e) = try build(calibrate: true)
+        #expect(calibrated >= 0.95, "over both tiers, calibrated: \(calibrated)")
+        #expect(e.coldEffortSource == "calibrated over both tiers" && e.recallSource.hasPrefix("over both tiers"), "\(e)")
+        let interval = try #require(e.expectedRecallError)
+        #expect(abs(e.plan.expectedRecall - calibrated) <= interval, "expected \(e.plan.expectedRecall) ± \(interval), measured \(calibrated)")
+        let (rule, u) = try build(calibrate: false)
+        #expect(rule < 0.95, "the probe rule met the target here; the set is not hard: \(rule)")
+        #expect(u.coldEffortSource == "uncalibrated: the store's probe rule" && u.coldEffort == 1)
+        print("over both tiers: calibrated \(calibrated) at cold effort \(e.coldEffort ?? 0); the rule alone \(rule)")
+    }
+
     @Test func uncalibratedSaysSoAndMissesOnHardData() throws {
         let data = Self.gaussian(20_000, dim: 64, seed: 1)
         let queries = Self.gaussian(100, dim: 64, seed: 2)

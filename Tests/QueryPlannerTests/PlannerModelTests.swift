@@ -27,6 +27,38 @@ import QueryPlanner
         #expect(c.scale(selectivity: 0.001, filtered: true) == RecallCalibration.maxScale)
     }
 
+    /// A build-time curve sets each bucket's scale where the curve meets the target with 95 % confidence
+    /// (recall − 1.645 standard errors), between measured efforts, below the static model's effort where the
+    /// data is easy as well as above it where it is hard; the expected recall then reads back from the curve
+    /// with an interval for 100 queries' mean that is wider than the curve's own error.
+    @Test func aBuildTimeCurveSetsTheScaleWhereItMeetsTheTarget() {
+        func curve(_ points: [(Double, Double)]) -> [BuildCalibration.Point] {
+            points.map { BuildCalibration.Point(scale: $0.0, recall: $0.1, error: 0.004) }
+        }
+        var c = RecallCalibration()
+        let easy = curve([(0.25, 0.90), (0.5, 0.94), (1, 0.97), (2, 0.99)])
+        let hard = curve([(1, 0.80), (2, 0.90), (4, 0.94), (8, 0.966)])
+        c.adopt(BuildCalibration(curves: [0: easy, 3: hard], queries: 400, rows: 10_000, measuredAt: 0, target: 0.95,
+                                 k: 10, seconds: 1))
+        // Easy: 0.94 − 0.0066 at 0.5 and 0.97 − 0.0066 at 1 → the target at 2^(−1 + 0.0166/0.03) ≈ 0.73.
+        let lowered = c.scale(selectivity: 1, filtered: false)
+        #expect(abs(lowered - exp2(-1 + (0.95 - (0.94 - 1.645 * 0.004)) / 0.03)) < 1e-9, "\(lowered)")
+        let expected = try! #require(c.expected(selectivity: 1, filtered: false))
+        #expect(abs(expected.recall - (0.95 + 1.645 * 0.004)) < 1e-9)
+        #expect(expected.interval > 1.96 * expected.error * 2.0.squareRoot())  // 400 curve queries, then 100 more
+        // Hard: between 4 and 8.
+        let raised = c.scale(selectivity: 0.1, filtered: true)
+        #expect(raised > 4 && raised < 8, "\(raised)")
+        // Unmeasured buckets keep the static model.
+        #expect(c.scale(selectivity: 0.3, filtered: true) == 1)
+        // A curve that never meets the target takes its largest effort, and expects what it measured there.
+        var short = RecallCalibration()
+        short.adopt(BuildCalibration(curves: [0: curve([(1, 0.7), (4, 0.8), (8, 0.85)])], queries: 100, rows: 10_000,
+                                     measuredAt: 0, target: 0.95, k: 10, seconds: 1))
+        #expect(short.scale(selectivity: 1, filtered: false) == 8)
+        #expect(short.expected(selectivity: 1, filtered: false)?.recall == 0.85)
+    }
+
     /// Checks that also measure the recall curve let one window jump to the smallest effort that meets the
     /// target (up when short, down when over-delivering), where single points would creep; a curve that is
     /// flat below the target (effort does not help) leaves the scale alone, one still rising moves it up.

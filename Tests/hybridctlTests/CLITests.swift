@@ -322,7 +322,8 @@ struct CLI {
         #expect(lines.first == "HybridStore demo: 5000 articles, 64-d cosine embeddings, store \(store)")
         #expect(lines.filter { $0.hasPrefix("[") && $0.contains("/6] ") }.count == 6)
         #expect(lines.filter { $0.hasPrefix("  plan ") }.count == 6)
-        #expect(out.stdout.contains("plan graph ef 80"))
+        // The effort comes from the recall curve the import's checkpoint measured on this (easy) data.
+        #expect(out.stdout.contains("plan graph ef "))
         #expect(out.stdout.contains("plan exact"))
         #expect(lines.contains("mean recall@10 against exact search: 1.000")
                 || lines.contains { $0.hasPrefix("mean recall@10 against exact search: 0.9") })

@@ -4,132 +4,272 @@ import HNSW
 import QueryPlanner
 
 extension HybridStore {
-    /// Queries per bucket a build-time calibration measures.
-    static let calibrationQueries = 100
-    /// Effort scales (× the planner's table effort for the target) at which each query is searched.
-    /// Quarter octaves from ¼ to 8: neighbouring efforts differ by 19 %, so the one chosen over-serves the
-    /// target by little.
-    static let calibrationScales: [Double] = (-8...12).map { exp2(Double($0) / 4) }
-    /// A selectivity standing for each filtered bucket of `RecallCalibration` (bucket 5, under 1 %, is left
-    /// to exact plans and the online checks).
-    /// The upper bound of each bucket decides whether the planner answers any of it with a graph search.
-    static let calibrationSelectivities: [(bucket: Int, selectivity: Double, upper: Double)] = [
-        (1, 0.6, 1), (2, 0.35, 0.5), (3, 0.1, 0.2), (4, 0.025, 0.05),
-    ]
+    static let calibrationMinimumRows = 500
 
-    /// Whether a collection's build-time curves are missing, or its rows changed by 20 % or more since.
+    /// Whether a collection's build-time curves are missing, or its hot or cold rows changed by 20 % or more
+    /// since (a cold tier that appeared counts, one that went away does not need a curve).
     func calibrationDue(_ s: CollectionState) -> Bool {
-        let rows = s.lock.read { s.index.count }
+        let (rows, coldRows) = s.lock.read { (s.index.count, s.cold.liveRows) }
         guard rows >= Self.calibrationMinimumRows else { return false }
         guard let built = s.calibration.withLock({ $0.built }) else { return true }
-        return Double(abs(rows - built.rows)) >= 0.2 * Double(max(built.rows, 1))
+        func moved(_ now: Int, _ then: Int) -> Bool { Double(abs(now - then)) >= 0.2 * Double(max(then, 1)) }
+        let coldDue = coldRows >= Self.calibrationMinimumRows && moved(coldRows, built.coldRows ?? 0)
+        return moved(rows, built.rows) || coldDue
     }
 
-    static let calibrationMinimumRows = 500
-    /// A query is a row moved by this fraction of the difference between two of its nearest rows.
-    static let calibrationNoise: Float = 0.7
-
-    /// Measures the collection's recall curves on its own data and adopts them (`RecallCalibration.adopt`):
-    /// queries are rows moved off themselves by about the distance to their nearest other row (so a query
-    /// sits among the rows as an unseen one would, not on a node of the graph); exact answers come from a
-    /// scan; per bucket, each query is searched at every scale of `calibrationScales` with the plan the
-    /// planner runs there (plain graph, or a filtered graph under a filter of the bucket's selectivity that
-    /// matches rows at random). Buckets the planner answers exactly at the default effort are left out.
+    /// Measures the collection's recall curves on its own data (`CalibrationRun`) and adopts them
+    /// (`RecallCalibration.adopt`), so the planner's effort meets `target` from the next query on, in this
+    /// process and, stored with the calibration, in a fresh one.
     /// - Returns: the curves adopted, or nil for a collection too small to need them.
-    /// - Complexity: `calibrationQueries` × (2 scans + selectivity-weighted scans + 11 searches per bucket).
     @discardableResult
     func calibrateAtBuild(_ s: CollectionState, target: Double = 0.95, k: Int = 10) -> BuildCalibration? {
         let started = nowNanos()
         let dimensions = s.schema.vector.dimensions
-        let measured: [Int: [BuildCalibration.Point]]? = s.query { index, _, _ in
-            let rows = index.count
-            guard rows >= Self.calibrationMinimumRows else { return nil }
-            let capacity = index.nodeCapacity
-            let all = Array(0..<UInt32(capacity))
-            var rng = SplitMix64(seed: 0x5EED_CA11 ^ UInt64(rows))
-            // Query vectors: rows, each moved off itself by the difference of two of its 10 nearest rows, times
-            // `calibrationNoise`. The difference lies along the data's local manifold and carries the rows' own
-            // noise, so the query sits among the rows as an unseen draw from the data would: isotropic noise
-            // would leave a low-dimensional manifold (barely changing the ranking), and a move within the
-            // manifold alone would keep the row's own noise, which makes it its query's easy nearest.
-            var queries: [[Float]] = []
-            var attempts = 0
-            while queries.count < Self.calibrationQueries && attempts < Self.calibrationQueries * 50 {
-                attempts += 1
-                guard let label = index.label(ofNode: UInt32.random(in: 0..<UInt32(capacity), using: &rng)),
-                      let v = index.vector(forLabel: label),
-                      let near = try? index.exactSearch(v, k: 11, candidates: all).hits.filter({ $0.label != label }),
-                      near.count >= 2 else { continue }
-                let a = Int.random(in: 0..<near.count, using: &rng)
-                var b = Int.random(in: 0..<near.count - 1, using: &rng)
-                if b >= a { b += 1 }
-                guard let wa = index.vector(forLabel: near[a].label), let wb = index.vector(forLabel: near[b].label) else { continue }
-                let q = (0..<dimensions).map { v[$0] + Self.calibrationNoise * (wa[$0] - wb[$0]) }
-                guard vectorProblem(q, metric: index.parameters.metric) == nil else { continue }
-                queries.append(q)
-            }
-            guard queries.count >= 20 else { return nil }
-            let fixedQueries = queries
-            let table = Planner.effort(forRecall: target, k: k)
-            var curves: [Int: [BuildCalibration.Point]] = [:]
-            // The unfiltered bucket, then the filtered ones the planner would answer with a graph search.
-            var buckets: [(bucket: Int, selectivity: Double)] = [(0, 1)]
-            for (bucket, selectivity, upper) in Self.calibrationSelectivities {
-                let plan = Planner.choose(PlanInput(rows: rows, estimatedMatches: upper * Double(rows), hasFilter: true,
-                                                    k: k, dimensions: dimensions, recallTarget: target))
-                if plan.strategy != .exact { buckets.append((bucket, selectivity)) }
-            }
-            for (bucket, selectivity) in buckets {
-                let salt = UInt64(bucket) &* 0x9E37_79B9_7F4A_7C15
-                let threshold = selectivity >= 1 ? UInt64.max : UInt64(Double(UInt64.max) * selectivity)
-                let matches: @Sendable (UInt32) -> Bool = { node in
-                    selectivity >= 1 || SplitMix64.mix(UInt64(node) ^ salt) < threshold
-                }
-                let candidates = selectivity >= 1 ? all : all.filter(matches)
-                // recalls[q][i]: query q's recall at scale i. Queries run on every core.
-                let recalls = Locked([[Double]](repeating: [], count: fixedQueries.count))
-                DispatchQueue.concurrentPerform(iterations: fixedQueries.count) { qi in
-                    let q = fixedQueries[qi]
-                    guard let truth = try? index.exactSearch(q, k: k, candidates: candidates).hits.map(\.label),
-                          !truth.isEmpty else { return }
-                    let wanted = Set(truth)
-                    var row: [Double] = []
-                    for scale in Self.calibrationScales {
-                        // Recall 1 at a smaller effort: a larger one finds the same (the search only widens).
-                        if row.last == 1 {
-                            row.append(1)
-                            continue
-                        }
-                        let ef = max(k, Int((Double(table) * scale).rounded(.up)))
-                        let hits = selectivity >= 1
-                            ? try? index.search(q, k: k, searchEffort: ef).hits
-                            : try? index.search(q, k: k, searchEffort: Planner.filteredEffort(ef, selectivity: selectivity, k: k),
-                                                filter: .predicate(matches), mode: .admitMatching).hits
-                        let found = (hits ?? []).filter { wanted.contains($0.label) }.count
-                        row.append(Double(found) / Double(truth.count))
-                    }
-                    recalls.withLock { $0[qi] = row }
-                }
-                let table = recalls.withLock { $0 }.filter { !$0.isEmpty }
-                guard table.count >= 20 else { continue }
-                curves[bucket] = Self.calibrationScales.indices.map { i in
-                    let (mean, error) = RecallCalibration.meanAndError(table.map { $0[i] })
-                    return BuildCalibration.Point(scale: Self.calibrationScales[i], recall: mean, error: error)
-                }
-            }
-            return curves
+        let measured: (curves: [Int: [BuildCalibration.Point]], queries: Int, hot: [CalibrationRun.HotAnswer])? = s.query {
+            index, _, _ in
+            guard index.count >= Self.calibrationMinimumRows,
+                  let run = CalibrationRun(index: index, k: k, target: target, dimensions: dimensions)
+            else { return nil }
+            let curves = run.measureCurves()
+            let scale = curves[0].map { RecallCalibration.scale(meeting: target, on: BuildCalibration.monotone($0)) } ?? 1
+            return (curves, run.queries.count, run.hotAnswers(scale: scale, count: Self.coldCalibrationQueries))
         }
-        guard let measured, !measured.isEmpty else { return nil }
-        let calibration = BuildCalibration(curves: measured, queries: Self.calibrationQueries,
+        guard let measured, !measured.curves.isEmpty else { return nil }
+        let coldRows = s.lock.read { s.cold.liveRows }
+        let cold = coldRows >= Self.calibrationMinimumRows ? coldCurve(s, measured.hot, k: k, target: target) : nil
+        let calibration = BuildCalibration(curves: measured.curves, queries: measured.queries,
                                            rows: s.lock.read { s.index.count }, measuredAt: Date().timeIntervalSince1970,
-                                           target: target, k: k, seconds: Double(nowNanos() - started) / 1e9)
+                                           target: target, k: k, seconds: Double(nowNanos() - started) / 1e9,
+                                           cold: cold, coldRows: cold == nil ? nil : coldRows,
+                                           coldQueries: cold == nil ? nil : measured.hot.count)
         s.calibration.withLock { $0.adopt(calibration) }
         return calibration
     }
 }
 
-/// A standard normal deviate (Box–Muller).
-private func gaussian(_ rng: inout SplitMix64) -> Double {
-    let u = Double.random(in: Double.ulpOfOne..<1, using: &rng), v = Double.random(in: 0..<1, using: &rng)
-    return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
+/// One build-time measurement of a collection's recall curves: per selectivity bucket, the mean recall@k the
+/// plan the planner runs there (plain graph, or filtered graph under a filter of the bucket's selectivity
+/// matching rows at random) reaches at effort scales around the target.
+///
+/// Queries are rows of the collection, each searched for in the graph as it would be without that row
+/// (`HNSWIndex.search(…, hiding:)`: never visited, never returned) and compared with the exact answer among
+/// the other rows: a row is a draw from the data's own distribution, and hidden it is one the graph has not
+/// seen. Hiding leaves a hole in the graph at the query's place, though, which a fresh query does not meet
+/// (the links the row took from its neighbours, and the links its neighbours pruned for it, are gone), so
+/// hidden rows are a little harder than fresh draws: measured 0.006–0.015 recall near 0.95 (most on clustered
+/// sets, whose pruned graphs lean on each row more). The curve errs on the safe side by that much. (Measuring
+/// the hole's cost with a second hole, the row's nearest neighbour, and extrapolating to none was tried: the
+/// cost is a share of the rare misses, and with a few hundred queries its estimate was noisier than the
+/// bias it removes.)
+/// (Rows moved off themselves, the proxy before this, were harder than fresh draws on isotropic 128-d data
+/// and easier on 384-d clustered data, so their curves could only be trusted to raise the effort.)
+///
+/// Holds the collection's read lock throughout (it runs inside `CollectionState.query`).
+struct CalibrationRun {
+    /// Queries at most: 400 (a curve point's standard error ~0.004 at recall 0.95), one per 100 rows on small
+    /// collections (the measurement stays a small part of the build), at least 100, and fewer where scanning
+    /// every row for each would pass 10^10 multiply-adds (a few seconds; 200k × 128 still gets 390).
+    static func queryCount(rows: Int, dimensions: Int) -> Int {
+        let byCost = Int(1e10 / Double(max(rows * dimensions, 1)))
+        return max(100, min(400, rows / 100, byCost))
+    }
+    /// Queries that locate the target's crossing before all are measured around it.
+    static let pilotQueries = 50
+    /// Quarter octaves measured on either side of the pilot's crossing.
+    static let reach = 2
+    /// How far above the target the pilot looks for its crossing (the adopted scale comes from all queries).
+    static let pilotMargin = 0.01
+    /// Effort scales (× the planner's table effort for the target): quarter octaves from ¼ to 16.
+    static let scales: [Double] = (-8...16).map { exp2(Double($0) / 4) }
+    /// A selectivity standing for each filtered bucket of `RecallCalibration` (bucket 5, under 1 %, is left
+    /// to exact plans and the online checks). The upper bound of each bucket decides whether the planner
+    /// answers any of it with a graph search.
+    static let selectivities: [(bucket: Int, selectivity: Double, upper: Double)] = [
+        (1, 0.6, 1), (2, 0.35, 0.5), (3, 0.1, 0.2), (4, 0.025, 0.05),
+    ]
+
+    struct Query {
+        let node: UInt32
+        let label: UInt64
+        let vector: [Float]
+        /// The nearest rows by exact scan (deep enough for the sparsest bucket's filter to leave k).
+        var nearest: [IndexHit]
+    }
+
+    let index: HNSWIndex
+    let k: Int
+    let target: Double
+    let dimensions: Int
+    /// The planner's effort for the target at scale 1.
+    let table: Int
+    let all: [UInt32]
+    private(set) var queries: [Query] = []
+
+    /// Draws the queries and scans for their exact neighbours; nil when fewer than 20 usable rows exist.
+    init?(index: HNSWIndex, k: Int, target: Double, dimensions: Int) {
+        self.index = index
+        self.k = k
+        self.target = target
+        self.dimensions = dimensions
+        table = Planner.effort(forRecall: target, k: k)
+        let capacity = index.nodeCapacity
+        all = Array(0..<UInt32(capacity))
+        var rng = SplitMix64(seed: 0x5EED_CA11 ^ UInt64(index.count))
+        let wanted = Self.queryCount(rows: index.count, dimensions: dimensions)
+        var seen = Set<UInt32>()
+        var attempts = 0
+        while queries.count < wanted && attempts < wanted * 50 {
+            attempts += 1
+            let node = UInt32.random(in: 0..<UInt32(capacity), using: &rng)
+            guard seen.insert(node).inserted, let label = index.label(ofNode: node),
+                  let v = index.vector(forLabel: label),
+                  vectorProblem(v, metric: index.parameters.metric) == nil else { continue }
+            queries.append(Query(node: node, label: label, vector: v, nearest: []))
+        }
+        guard queries.count >= 20 else { return nil }
+        // One exact scan a query serves every bucket.
+        let sparsest = Self.selectivities.map(\.selectivity).min() ?? 1
+        let depth = min(capacity, Int((Double(k + 1) / sparsest * 3).rounded(.up)))
+        let scanned = Locked([[IndexHit]](repeating: [], count: queries.count))
+        let fixed = queries, all = all
+        DispatchQueue.concurrentPerform(iterations: fixed.count) { qi in
+            let hits = (try? index.exactSearch(fixed[qi].vector, k: depth, candidates: all).hits) ?? []
+            scanned.withLock { $0[qi] = hits }
+        }
+        let nearest = scanned.withLock { $0 }
+        for qi in queries.indices { queries[qi].nearest = nearest[qi] }
+    }
+
+    /// The curves of the unfiltered bucket and of each filtered bucket the planner would answer with a graph
+    /// at the unfiltered curve's effort. A filtered bucket it would answer exactly borrows the unfiltered
+    /// curve, so a query there plans with the same effort the decision assumed (and goes exact too).
+    func measureCurves() -> [Int: [BuildCalibration.Point]] {
+        var curves: [Int: [BuildCalibration.Point]] = [:]
+        guard let unfiltered = curve(Bucket(self, number: 0, selectivity: 1)) else { return curves }
+        curves[0] = unfiltered
+        let scale = RecallCalibration.scale(meeting: target, on: BuildCalibration.monotone(unfiltered))
+        for (number, selectivity, upper) in Self.selectivities {
+            let plan = Planner.choose(PlanInput(rows: index.count, estimatedMatches: upper * Double(index.count),
+                                                hasFilter: true, k: k, dimensions: dimensions, recallTarget: target,
+                                                effortScale: scale))
+            curves[number] = plan.strategy == .exact
+                ? unfiltered : curve(Bucket(self, number: number, selectivity: selectivity)) ?? unfiltered
+        }
+        return curves
+    }
+
+    /// What the cold tier's calibration needs of a query from the hot tier: its hot hits at the calibrated
+    /// effort (its own row hidden) and its exact hot neighbours (without itself), distances as reported.
+    struct HotAnswer: Sendable {
+        let vector: [Float]
+        let hits: [(row: Int64, distance: Float)]
+        let exact: [(row: Int64, distance: Float)]
+    }
+
+    /// `HotAnswer`s of the first `count` queries, the unfiltered graph searched at `scale`.
+    func hotAnswers(scale: Double, count: Int) -> [HotAnswer] {
+        let ef = max(k, Int((Double(table) * scale).rounded(.up)))
+        return queries.prefix(count).map { q in
+            let hits = (try? index.search(q.vector, k: k, searchEffort: ef, hiding: q.node).hits) ?? []
+            return HotAnswer(vector: q.vector, hits: hits.map { (Int64(bitPattern: $0.label), $0.distance) },
+                             exact: q.nearest.filter { $0.node != q.node }.prefix(k).map { (Int64(bitPattern: $0.label), $0.distance) })
+        }
+    }
+
+    /// A bucket's filter and each query's exact answer under it (among the rows other than itself).
+    struct Bucket: Sendable {
+        let selectivity: Double
+        let matches: @Sendable (UInt32) -> Bool
+        let truth: [Set<UInt64>]
+
+        init(_ run: CalibrationRun, number: Int, selectivity: Double) {
+            self.selectivity = selectivity
+            let salt = UInt64(number) &* 0x9E37_79B9_7F4A_7C15
+            let threshold = selectivity >= 1 ? UInt64.max : UInt64(Double(UInt64.max) * selectivity)
+            let matches: @Sendable (UInt32) -> Bool = { node in
+                selectivity >= 1 || SplitMix64.mix(UInt64(node) ^ salt) < threshold
+            }
+            self.matches = matches
+            truth = run.queries.map { q in
+                var truth = q.nearest.filter { $0.node != q.node && matches($0.node) }.prefix(run.k).map(\.label)
+                if truth.count < run.k && q.nearest.count < run.all.count {  // the scan was not deep enough
+                    let hits = (try? run.index.exactSearch(q.vector, k: run.k + 1, candidates: run.all.filter(matches)).hits) ?? []
+                    truth = Array(hits.filter { $0.node != q.node }.prefix(run.k).map(\.label))
+                }
+                return Set(truth)
+            }
+        }
+    }
+
+    /// Query `qi`'s recall@k at `scale` in `bucket`, its own row hidden.
+    func recall(_ qi: Int, _ bucket: Bucket, scale: Double) -> Double {
+        let q = queries[qi]
+        let truth = bucket.truth[qi]
+        guard !truth.isEmpty else { return 1 }
+        let ef = max(k, Int((Double(table) * scale).rounded(.up)))
+        let hits = bucket.selectivity >= 1
+            ? try? index.search(q.vector, k: k, searchEffort: ef, hiding: q.node).hits
+            : try? index.search(q.vector, k: k, searchEffort: Planner.filteredEffort(ef, selectivity: bucket.selectivity, k: k),
+                                filter: .predicate(bucket.matches), mode: .admitMatching, hiding: q.node).hits
+        return Double((hits ?? []).filter { truth.contains($0.label) }.count) / Double(truth.count)
+    }
+
+    /// Recall of each of `queries` at each scale of `window` (rows in query order). Queries run on every core;
+    /// a query at recall 1 stays there at larger efforts (the search only widens).
+    func measure(_ queries: [Int], _ bucket: Bucket, _ window: ClosedRange<Int>) -> [[Double]] {
+        let rows = Locked([[Double]](repeating: [], count: queries.count))
+        DispatchQueue.concurrentPerform(iterations: queries.count) { j in
+            var row: [Double] = []
+            for i in window {
+                row.append(row.last == 1 ? 1 : recall(queries[j], bucket, scale: Self.scales[i]))
+            }
+            rows.withLock { $0[j] = row }
+        }
+        return rows.withLock { $0 }
+    }
+
+    /// The index in `scales` of the smallest quarter octave whose pilot mean reaches `target + pilotMargin`:
+    /// octave steps from the table's effort, then halves.
+    func crossing(_ pilot: [Int], _ bucket: Bucket) -> Int {
+        func reaches(_ i: Int) -> Bool {
+            let row = measure(pilot, bucket, i...i)
+            return row.reduce(0) { $0 + $1[0] } / Double(max(pilot.count, 1)) >= target + Self.pilotMargin
+        }
+        let scales = Self.scales
+        var crossing = scales.firstIndex(of: 1)!
+        if reaches(crossing) {
+            while crossing >= 4, reaches(crossing - 4) { crossing -= 4 }
+        } else {
+            while crossing < scales.count - 1, !reaches(crossing) { crossing = min(crossing + 4, scales.count - 1) }
+        }
+        for step in [2, 1] where crossing - step >= 0 && reaches(crossing - step) { crossing -= step }
+        return crossing
+    }
+
+    /// The bucket's recall curve on the quarter octaves around the pilot's crossing (widened while the
+    /// measured recall there is still short of, or already past, the target): per scale, the mean recall and
+    /// its standard error. Nil when fewer than 20 queries have an answer under the filter.
+    func curve(_ bucket: Bucket) -> [BuildCalibration.Point]? {
+        let usable = queries.indices.filter { !bucket.truth[$0].isEmpty }
+        guard usable.count >= 20 else { return nil }
+        let crossing = crossing(Array(usable.prefix(Self.pilotQueries)), bucket)
+        let last = Self.scales.count - 1
+        var window = max(0, crossing - Self.reach)...min(last, crossing + Self.reach)
+        var table = measure(usable, bucket, window)
+        func mean(_ column: Int) -> Double { table.reduce(0) { $0 + $1[column] } / Double(table.count) }
+        if window.upperBound < last, mean(window.count - 1) < target + Self.pilotMargin {
+            table = zip(table, measure(usable, bucket, window.upperBound + 1...last)).map { $0 + $1 }
+            window = window.lowerBound...last
+        } else {
+            while window.lowerBound > 0, mean(0) >= target {
+                let below = max(0, window.lowerBound - Self.reach)...window.lowerBound - 1
+                table = zip(measure(usable, bucket, below), table).map { $0 + $1 }
+                window = below.lowerBound...window.upperBound
+            }
+        }
+        return (0..<window.count).map { column in
+            let (recall, error) = RecallCalibration.meanAndError(table.map { $0[column] })
+            return BuildCalibration.Point(scale: Self.scales[window.lowerBound + column], recall: recall, error: error)
+        }
+    }
 }

@@ -23,6 +23,10 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// Matching cold rows ranked by their codes before any block was chosen (0: blocks were chosen by
     /// centroid).
     public var coldRowsRanked = 0
+    /// The cold step's effort scale (× the store's probe rule) and what it rests on: the build-time curve over
+    /// both tiers ("calibrated") or the rule alone ("uncalibrated"); nil when no cold step ran.
+    public var coldEffort: Double?
+    public var coldEffortSource: String?
     /// Rows a writer changed while the query read: memory's view of them was set aside and their state in the
     /// query's snapshot evaluated exactly (0 without concurrent writes).
     public var rowsChangedUnderRead = 0
@@ -41,7 +45,8 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// Where `plan.expectedRecall` comes from (explain only): a build-time curve ("100 build-time queries, 3 h
     /// old"), online checks, the static model ("uncalibrated: static model"), or an exact plan.
     public var recallSource = ""
-    /// The standard error of `plan.expectedRecall`, when a build-time curve gave it.
+    /// When a build-time curve gave `plan.expectedRecall`: the half-width of a 95 % interval for the mean
+    /// recall of 100 queries (the curve's own uncertainty and the sampling of those queries).
     public var expectedRecallError: Double?
 
     /// Leaves out what speaks of rows outside `tenant`'s (see `scopedToTenant`).
@@ -82,9 +87,11 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
             lines.append("work: \(distanceComputations) distance computations, \(visitedNodes) nodes visited, \(results) results")
         }
         if let probe { lines.append("probe: \(probe)") }
-        if coldBlocksProbed > 0 {
+        if coldBlocksProbed > 0 || coldEffort != nil {
             lines.append("cold: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed"
-                + (coldRowsRanked > 0 ? ", chosen by the codes of \(coldRowsRanked) matching rows" : ", chosen by centroid"))
+                + (coldRowsRanked > 0 ? ", chosen by the codes of \(coldRowsRanked) matching rows" : ", chosen by centroid")
+                + (coldEffort.map { String(format: "; effort ×%.2f", $0) } ?? "")
+                + (coldEffortSource.map { " (\($0))" } ?? ""))
         }
         lines.append("time: " + ["plan", "collect", "search", "fallback", "cold plan", "cold", "hydrate"].compactMap { phase in
             timingsMs[phase].map { "\(phase) " + String(format: "%.3f ms", $0) }
@@ -93,7 +100,7 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     }
 
     private var recallNote: String {
-        recallSource.isEmpty ? "" : " (" + (expectedRecallError.map { String(format: "± %.3f, ", $0) } ?? "") + recallSource + ")"
+        recallSource.isEmpty ? "" : " (" + (expectedRecallError.map { String(format: "± %.3f for 100 queries' mean, ", $0) } ?? "") + recallSource + ")"
     }
 
     /// The explanation as JSON.

@@ -157,7 +157,7 @@ extension HybridStore {
                    built.target == options.recallTarget,
                    let expected = calibration.expected(selectivity: selectivity, filtered: filter != nil) {
                     plan.expectedRecall = expected.recall
-                    explanation.expectedRecallError = expected.error
+                    explanation.expectedRecallError = expected.interval
                     if explain {
                         let hours = max(0, Date().timeIntervalSince1970 - built.measuredAt) / 3600
                         explanation.recallSource = "\(built.queries) build-time queries, "
@@ -172,7 +172,7 @@ extension HybridStore {
                         if sqlNodes == nil, exactCost <= Self.exactFallbackCostRatio * max(plan.estimatedCost, 1) {
                             if explain {
                                 explanation.recallSource = String(format: "exact: the graph's calibrated recall %.3f ± %.3f falls short of the target",
-                                                                  expected.recall, expected.error)
+                                                                  expected.recall, expected.interval)
                             }
                             explanation.expectedRecallError = nil
                             plan.strategy = .exact
@@ -356,9 +356,27 @@ extension HybridStore {
                 let t = nowNanos()
                 let condition = try filter.map { f throws(HybridStoreError) in try compiled(f, s) }
                 var report = ColdStepReport()
+                // The store's probe rule at the effort the build-time curve over both tiers calls for (measured
+                // unfiltered; a filter's rule widens from there), times the caller's `coldEffort`.
+                let coldEffort = options.coldEffort * (options.coldProbes == nil ? calibration.coldScale ?? 1 : 1)
                 let cold = try coldStep(s, query: vector, k: k, filter: filter, condition: condition,
                                         bound: merged.count >= k ? merged[k - 1].distance : nil, probes: options.coldProbes,
-                                        effort: options.coldEffort, reader: reader, report: &report)
+                                        effort: coldEffort, reader: reader, report: &report)
+                explanation.coldEffort = coldEffort
+                if explain {
+                    explanation.coldEffortSource = options.coldProbes != nil ? "fixed probes"
+                        : calibration.coldScale == nil ? "uncalibrated: the store's probe rule"
+                        : "calibrated over both tiers"
+                }
+                // Unfiltered, the curve over both tiers says what the whole query expects (the hot tier's own
+                // curve speaks of the hot rows alone).
+                if filter == nil, options.coldProbes == nil, options.coldEffort == 1, options.searchEffort == nil,
+                   explanation.plan.strategy == .graph, let built = calibration.built, built.target == options.recallTarget,
+                   let both = calibration.expectedOverBothTiers() {
+                    explanation.plan.expectedRecall = both.recall
+                    explanation.expectedRecallError = both.interval
+                    if explain { explanation.recallSource = "over both tiers, \(built.coldQueries ?? built.queries) build-time queries" }
+                }
                 merged += cold.filter { !changed.contains($0.row) }.map { ($0.row, nil, $0.distance) }
                 merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
                 // A row moving between tiers is in both for a moment (see `WriteTransaction.beforePublish`): once.

@@ -31,9 +31,12 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
     /// (`adopt(_:)`, pooled so recall rises with effort); nil before the first. Stored with the calibration, so
     /// a fresh process plans with them.
     public private(set) var built: BuildCalibration?
+    /// The cold step's effort scale read off the build-time curve over both tiers (nil: the store's rule as
+    /// it is, uncalibrated). Multiplies `QueryOptions.coldEffort`.
+    public private(set) var coldScale: Double?
     /// Samples that decide a step.
     public static let windowSize = 64
-    public static let minScale = 0.25, maxScale = 8.0
+    public static let minScale = 0.25, maxScale = 16.0
     /// Buckets: 0 no filter; 1 s ≥ 0.5; 2 0.2 ≤ s < 0.5; 3 0.05 ≤ s < 0.2; 4 0.01 ≤ s < 0.05; 5 s < 0.01.
     public static let bucketCount = 6
     /// Efforts, relative to the current scale, at which a recall check may also measure the same query, so
@@ -53,39 +56,92 @@ public struct RecallCalibration: Sendable, Equatable, Codable {
         samples = Array(repeating: 0, count: Self.bucketCount)
     }
 
-    /// Adopts recall curves measured at build time: each measured bucket's scale becomes the smallest whose
-    /// recall, less its standard error, meets the curve's target (pooled so the curve rises with effort), or
-    /// the largest measured when none does (`expected` then shows the shortfall), and at least 1 (the static
-    /// model's effort). Online checks go on refining from there.
+    /// The promise a build-time curve backs: the expected recall of a query drawn like the calibration's meets
+    /// the target with this one-sided confidence (z = 1.645: 95 %) given the curve's own uncertainty.
+    static let promiseZ = 1.645
+    /// The interval `expected` reports: two-sided 95 % for the mean recall of `promisedQueries` queries (what a
+    /// user who measures that many sees: the curve's uncertainty and the sampling of those queries).
+    public static let promisedQueries = 100.0
+    static let intervalZ = 1.96
+
+    /// The spread of a mean over `promisedQueries` future queries around a curve point measured with
+    /// `queries` queries (standard error `error`): both the curve's own uncertainty and the sampling of the
+    /// future queries (per-query standard deviation `error · √queries`).
+    static func predictionError(error: Double, queries: Int) -> Double {
+        let n = Double(max(queries, 2))
+        return error * (1 + n / promisedQueries).squareRoot()
+    }
+
+    /// Adopts recall curves measured at build time: each measured bucket's scale becomes the smallest at
+    /// which the curve's recall meets its target with 95 % confidence (`recall − 1.645 · error ≥ target`),
+    /// interpolated in log scale between measured efforts (so
+    /// the effort lands where the target is met, not a whole step above it), or the largest measured when
+    /// none does (`expected` then shows the shortfall). The curve may lower the effort below the static
+    /// model's as well as raise it: its queries are the collection's own rows, each searched for in the graph
+    /// without it. Online checks go on refining from there.
     /// The curves are kept pooled (monotone), so reading them per query allocates nothing.
     public mutating func adopt(_ calibration: BuildCalibration) {
         var calibration = calibration
         calibration.curves = calibration.curves.mapValues(BuildCalibration.monotone)
+        calibration.cold = calibration.cold.map(BuildCalibration.monotone)
         built = calibration
+        coldScale = calibration.cold.map { Self.scale(meeting: calibration.target, on: $0) }
         for (bucket, pooled) in calibration.curves where bucket >= 0 && bucket < Self.bucketCount && !pooled.isEmpty {
-            let chosen = pooled.first { $0.recall - $0.error >= calibration.target } ?? pooled.last!
-            // Build-time curves only raise the effort: their queries are rows moved off themselves, which on
-            // data with a high noise floor (384-d sentence-like sets) are easier than unseen queries, so a
-            // curve that allows less effort than the static model is left to online checks to confirm.
-            scales[bucket] = min(Self.maxScale, max(1, chosen.scale))
+            scales[bucket] = Self.scale(meeting: calibration.target, on: pooled)
             window[bucket] = []
             grid[bucket] = [:]
             samples[bucket] = max(samples[bucket], Self.windowSize)
         }
     }
 
-    /// The recall the build-time curve expects of the bucket's current scale (interpolated in log scale),
-    /// with its standard error; nil when the bucket has no build-time curve.
-    public func expected(selectivity: Double, filtered: Bool) -> (recall: Double, error: Double)? {
+    /// The smallest scale at which `points` (a pooled curve) meets `target`
+    /// as `adopt(_:)` asks, interpolated in log scale; the largest measured when none does.
+    public static func scale(meeting target: Double, on points: [BuildCalibration.Point]) -> Double {
+        guard let last = points.last else { return 1 }
+        let lower = points.map { $0.recall - promiseZ * $0.error }
+        var chosen = last.scale
+        if let i = lower.firstIndex(where: { $0 >= target }) {
+            chosen = points[i].scale
+            if i > 0, lower[i] > lower[i - 1] {
+                let t = (target - lower[i - 1]) / (lower[i] - lower[i - 1])
+                chosen = exp2(log2(points[i - 1].scale) + t * (log2(points[i].scale) - log2(points[i - 1].scale)))
+            }
+        }
+        return min(maxScale, max(minScale, chosen))
+    }
+
+    /// The recall the build-time curve expects of the bucket's current scale (interpolated in log scale), its
+    /// standard error, and the half-width of a 95 % interval for the mean recall of `promisedQueries` queries;
+    /// nil when the bucket has no build-time curve.
+    public func expected(selectivity: Double, filtered: Bool) -> (recall: Double, error: Double, interval: Double)? {
         let bucket = Self.bucket(selectivity: selectivity, filtered: filtered)
-        guard let points = built?.curves[bucket], let first = points.first else { return nil }
-        let x = log2(scales[bucket])
-        if x <= log2(first.scale) { return (first.recall, first.error) }
+        guard let built, let points = built.curves[bucket] else { return nil }
+        return Self.read(points, at: scales[bucket], queries: built.queries)
+    }
+
+    /// A pooled curve's recall at `scale` (interpolated in log scale), its standard error, and the 95 %
+    /// interval's half-width for the mean of `promisedQueries` queries.
+    static func read(_ points: [BuildCalibration.Point], at scale: Double, queries: Int)
+        -> (recall: Double, error: Double, interval: Double)?
+    {
+        guard let first = points.first else { return nil }
+        func result(_ recall: Double, _ error: Double) -> (recall: Double, error: Double, interval: Double) {
+            (recall, error, intervalZ * predictionError(error: error, queries: queries))
+        }
+        let x = log2(scale)
+        if x <= log2(first.scale) { return result(first.recall, first.error) }
         for (a, b) in zip(points, points.dropFirst()) where x <= log2(b.scale) {
             let t = (x - log2(a.scale)) / max(log2(b.scale) - log2(a.scale), 1e-9)
-            return (a.recall + t * (b.recall - a.recall), max(a.error, b.error))
+            return result(a.recall + t * (b.recall - a.recall), max(a.error, b.error))
         }
-        return (points.last!.recall, points.last!.error)
+        return result(points.last!.recall, points.last!.error)
+    }
+
+    /// What the curve over both tiers expects at `coldScale` (as `expected(selectivity:filtered:)` does for
+    /// the hot tier alone); nil without one.
+    public func expectedOverBothTiers() -> (recall: Double, error: Double, interval: Double)? {
+        guard let built, let points = built.cold, let coldScale else { return nil }
+        return Self.read(points, at: coldScale, queries: built.coldQueries ?? built.queries)
     }
 
     /// Whether a full window of samples has been recorded for the bucket.
@@ -222,6 +278,12 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
     }
     /// Bucket → points in ascending scale.
     public var curves: [Int: [Point]]
+    /// Recall over both tiers (the hot tier at its calibrated effort, unfiltered) against the cold step's effort
+    /// scale (× the store's probe rule); nil when the collection had no cold rows to measure.
+    public var cold: [Point]?
+    /// Live cold rows when `cold` was measured, and the queries it was measured with.
+    public var coldRows: Int?
+    public var coldQueries: Int?
     /// Queries measured per bucket.
     public var queries: Int
     /// Live rows of the index when measured (a change by a large fraction calls for a new curve).
@@ -235,8 +297,11 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
     public var seconds: Double
 
     public init(curves: [Int: [Point]], queries: Int, rows: Int, measuredAt: Double, target: Double, k: Int,
-                seconds: Double) {
+                seconds: Double, cold: [Point]? = nil, coldRows: Int? = nil, coldQueries: Int? = nil) {
         self.curves = curves
+        self.cold = cold
+        self.coldRows = coldRows
+        self.coldQueries = coldQueries
         self.queries = queries
         self.rows = rows
         self.measuredAt = measuredAt
@@ -247,7 +312,7 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
 
     /// Recall cannot fall as effort rises: adjacent points whose means fall are pooled (pool-adjacent-
     /// violators), each pooled point at the larger scale with the larger error.
-    static func monotone(_ points: [Point]) -> [Point] {
+    public static func monotone(_ points: [Point]) -> [Point] {
         var out: [(point: Point, weight: Double)] = []
         for p in points.sorted(by: { $0.scale < $1.scale }) {
             out.append((p, 1))

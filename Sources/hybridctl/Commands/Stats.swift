@@ -34,6 +34,14 @@ extension HybridCtl {
                             print("    \(buckets[bucket]): effort ×" + String(format: "%.2f", scale)
                                   + (near.map { String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error) } ?? ""))
                         }
+                        if let cold = c.cold, let scale = s.coldEffortScale {
+                            let near = cold.min { abs(log2($0.scale / scale)) < abs(log2($1.scale / scale)) }
+                            print("    over both tiers (\(c.coldQueries ?? c.queries) queries, \(c.coldRows ?? 0) cold rows): cold effort ×"
+                                  + String(format: "%.2f", scale)
+                                  + (near.map { String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error) } ?? ""))
+                        } else if (s.tiers["cold"] ?? 0) > 0 {
+                            print("    over both tiers: uncalibrated (the store's probe rule until a checkpoint measures it)")
+                        }
                     } else {
                         print("  recall calibration: none (static model until a checkpoint measures one)")
                     }
