@@ -42,13 +42,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/hybrid-bench"),
-        .testTarget(name: "HNSWTests", dependencies: ["HNSW", "CKernels"]),
-        .testTarget(name: "QueryPlannerTests", dependencies: ["QueryPlanner"]),
-        .testTarget(name: "hybridctlTests", dependencies: ["hybridctl", "hybridstore-fuzz"]),
+        // What the test targets share (one generator, temporary paths and stores, random vectors and filters).
+        .target(name: "TestSupport", dependencies: ["HybridStore", "HNSW", "QueryPlanner"], path: "Tests/Support"),
+        .testTarget(name: "HNSWTests", dependencies: ["HNSW", "CKernels", "TestSupport"]),
+        .testTarget(name: "QueryPlannerTests", dependencies: ["QueryPlanner", "HNSW", "TestSupport"]),
+        .testTarget(name: "hybridctlTests", dependencies: ["hybridctl", "hybridstore-fuzz", "TestSupport"]),
         .testTarget(
             name: "HybridStoreTests",
             dependencies: [
-                "HybridStore", "HNSW", "CKernels", "hybridstore-crash-writer",
+                "HybridStore", "HNSW", "CKernels", "hybridstore-crash-writer", "TestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]),
         // Fuzz targets for every reader of outside bytes (Tests/Fuzz/run.sh builds them with libFuzzer; a plain
@@ -57,7 +59,7 @@ let package = Package(
             name: "hybridstore-fuzz", dependencies: ["HybridStore", "HNSW", "QueryPlanner"], path: "Tests/Fuzz",
             exclude: ["Corpus", "run.sh"]),
         // A child process for the crash tests: writes acknowledged batches until it is killed.
-        .executableTarget(name: "hybridstore-crash-writer", dependencies: ["HybridStore"], path: "Tests/CrashWriter"),
+        .executableTarget(name: "hybridstore-crash-writer", dependencies: ["HybridStore", "HNSW"], path: "Tests/CrashWriter"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,6 +8,7 @@
 // checks against the rows after every kill (through verify()). Every third batch it checkpoints, writing "checkpoint"
 // before and "checkpointed" after. The parent kills it with SIGKILL at random moments.
 import Foundation
+import HNSW
 import HybridStore
 
 let arguments = CommandLine.arguments
@@ -31,11 +32,8 @@ do {
     var batch: Int64 = 0
     // Item 1 of a batch is never deleted, so it marks a committed batch.
     while try !store.get([.int((batch + 1) * 1000 + 1)], from: collection, returning: []).isEmpty { batch += 1 }
-    var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-    func random() -> Float {
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
-        return Float(state % 10_000) / 10_000
-    }
+    var rng = SplitMix64(seed: seed)
+    func random() -> Float { Float.random(in: 0..<1, using: &rng) }
     while true {
         batch += 1
         let b = batch

@@ -37,7 +37,7 @@ import HNSW
         let freshRecall = try meanRecall(fresh, data: data, queries: queries, dim: dim, ef: 40)
 
         let index = try buildIndex(data, dim: dim)
-        var rng = SeededGenerator(seed: 33)
+        var rng = SplitMix64(seed: 33)
         let victims = Array((0..<count).shuffled(using: &rng).prefix(count / 10))
         for row in victims { try index.remove(label: UInt64(row)) }
         let capacity = index.nodeCapacity

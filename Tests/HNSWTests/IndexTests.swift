@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import HNSW
 
 @Suite struct SearchTests {
@@ -137,7 +138,7 @@ import HNSW
         for row in 0..<50 { for d in 0..<dim { data[(row + 100) * dim + d] = data[row * dim + d] } }  // duplicates
         let index = try buildIndex(data, dim: dim, metric: metric, traversal: .int8)
         let queries = clusteredVectors(count: 40, dim: dim, seed: 32)
-        var rng = SeededGenerator(seed: 33)
+        var rng = SplitMix64(seed: 33)
         for qi in 0..<40 {
             let q = Array(queries[qi * dim ..< (qi + 1) * dim])
             let every = [1, 3, 40, 200][qi % 4]
@@ -202,8 +203,7 @@ import HNSW
         let data = clusteredVectors(count: 1500, dim: 8, seed: 5)
         let a = try buildIndex(data, dim: 8, seed: 99)
         let b = try buildIndex(data, dim: 8, seed: 99)
-        let dir = FileManager.default.temporaryDirectory.path
-        let pa = dir + "/det-a-\(getpid()).hsnap", pb = dir + "/det-b-\(getpid()).hsnap"
+        let pa = temporaryPath("det-a", suffix: ".hsnap"), pb = temporaryPath("det-b", suffix: ".hsnap")
         defer { unlink(pa); unlink(pb) }
         try a.save(to: pa)
         try b.save(to: pb)

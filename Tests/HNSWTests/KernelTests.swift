@@ -11,7 +11,7 @@ import HNSW
 
     @Test(arguments: dimensions)
     func fastKernelsMatchReference(dim: Int) {
-        var rng = SeededGenerator(seed: UInt64(dim) + 1)
+        var rng = SplitMix64(seed: UInt64(dim) + 1)
         let a = (0..<dim).map { _ in Float.random(in: -2...2, using: &rng) }
         let b = (0..<dim).map { _ in Float.random(in: -2...2, using: &rng) }
         let l2 = referenceL2Squared(a, b)
@@ -38,7 +38,7 @@ import HNSW
 
     @Test(arguments: dimensions)
     func int8DotKernelsMatchReference(dim: Int) {
-        var rng = SeededGenerator(seed: UInt64(dim) + 77)
+        var rng = SplitMix64(seed: UInt64(dim) + 77)
         let q = (0..<dim).map { _ in Float.random(in: -2...2, using: &rng) }
         let c = (0..<dim).map { _ in Int8.random(in: -127...127, using: &rng) }
         var reference = 0.0, scale = 0.0, l2 = 0.0
@@ -66,7 +66,7 @@ import HNSW
     /// Each component decodes to within half a step; the largest magnitude maps to ±127; zero stays zero.
     @Test(arguments: [1, 7, 128, 385])
     func int8CodesDecodeWithinHalfAStep(dim: Int) {
-        var rng = SeededGenerator(seed: UInt64(dim))
+        var rng = SplitMix64(seed: UInt64(dim))
         var v = (0..<dim).map { _ in Float.random(in: -3...3, using: &rng) }
         v[dim / 2] = -7.5
         var codes = [Int8](repeating: 99, count: dim)

@@ -1,11 +1,10 @@
 import Foundation
 import Testing
+import TestSupport
 import HNSW
 
 @Suite struct SnapshotTests {
-    static func temporaryPath(_ name: String) -> String {
-        FileManager.default.temporaryDirectory.path + "/hnsw-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).hsnap"
-    }
+    static func temporaryPath(_ name: String) -> String { TestSupport.temporaryPath("hnsw-" + name, suffix: ".hsnap") }
 
     static func sample(metric: Metric = .l2) throws -> (HNSWIndex, [Float]) {
         let data = clusteredVectors(count: 1500, dim: 10, seed: 71)
@@ -56,7 +55,7 @@ import HNSW
         defer { unlink(path) }
         try index.save(to: path)
         let original = try #require(FileManager.default.contents(atPath: path))
-        var rng = SeededGenerator(seed: 5)
+        var rng = SplitMix64(seed: 5)
         var offsets = [9, 12, 16, 20, 28, 48, 52, 64, original.count - 5, original.count - 1]
         offsets += (0..<40).map { _ in Int.random(in: 64..<original.count, using: &rng) }
         for offset in offsets {

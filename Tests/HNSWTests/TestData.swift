@@ -1,10 +1,8 @@
 import HNSW
 
-typealias SeededGenerator = SplitMix64
-
 /// Clustered vectors (Gaussian-ish blobs around random centres), like embeddings: `count × dim`, row-major.
 func clusteredVectors(count: Int, dim: Int, clusters: Int = 40, seed: UInt64) -> [Float] {
-    var rng = SeededGenerator(seed: seed)
+    var rng = SplitMix64(seed: seed)
     let centres = (0..<clusters * dim).map { _ in Float.random(in: -1...1, using: &rng) }
     var out = [Float](repeating: 0, count: count * dim)
     for i in 0..<count {

@@ -17,7 +17,7 @@ import HybridStore
         let ackPath = tmp.path + ".acks"
         defer { unlink(ackPath) }
         try #require(FileManager.default.isExecutableFile(atPath: Self.writerPath), "build hybridstore-crash-writer")
-        var rng = Generator(seed: 2026)
+        var rng = SplitMix64(seed: 2026)
         var killsDuringCheckpoint = 0
         var lastAcked: Int64 = 0
         for round in 0..<24 {

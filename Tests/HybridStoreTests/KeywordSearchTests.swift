@@ -61,7 +61,7 @@ import HybridStore
     /// ranking FTS5's own bm25() gives `match` there (ties by rowid), as (id, BM25 made positive).
     static func reference(_ docs: [(body: String, title: String)], rows: [Int], match: String, yearAtLeast: Int64? = nil,
                           limit: Int) throws -> [(id: String, score: Double)] {
-        let path = FileManager.default.temporaryDirectory.path + "/hs-fts-ref-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+        let path = temporaryPath("hs-fts-ref", suffix: ".sqlite")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let c = try Connection(path: path, create: true)
         try c.execute("CREATE VIRTUAL TABLE ref USING fts5(body, title, year UNINDEXED)")

@@ -12,7 +12,7 @@ import HybridStore
     static func store(_ tmp: TemporaryStore, rows: Int, seed: UInt64) throws -> (HybridStore, CollectionRef, [[Float]]) {
         let store = try tmp.open()
         let c = try store.createCollection("p", schema: schema)
-        var rng = Generator(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let vectors = randomVectors(rows, dim: 6, seed: seed)
         try store.write { tx in
             for (n, v) in vectors.enumerated() {
@@ -27,8 +27,8 @@ import HybridStore
         return (store, c, vectors)
     }
 
-    static func randomFilter(_ rng: inout Generator, depth: Int) -> Filter {
-        func literal(_ column: String) -> Value {
+    static func randomFilter(_ rng: inout SplitMix64, depth: Int) -> Filter {
+        TestSupport.randomFilter(&rng, columns: ["i", "r", "t", "b"], depth: depth, nullsInLists: true) { column, rng in
             switch column {
             case "i": return .integer(Int64.random(in: -22...22, using: &rng))
             case "r": return Bool.random(using: &rng) ? .real(Double(Int.random(in: -420...420, using: &rng)) / 8)
@@ -36,17 +36,6 @@ import HybridStore
             case "t": return .text(["a", "b", "c", "é", "Z", "", "zz"].randomElement(using: &rng)!)
             default: return .boolean(Bool.random(using: &rng))
             }
-        }
-        let column = ["i", "r", "t", "b"].randomElement(using: &rng)!
-        switch Int.random(in: 0..<(depth > 0 ? 9 : 5), using: &rng) {
-        case 0, 1: return .compare(column: column, Comparison.allCases.randomElement(using: &rng)!, literal(column))
-        case 2: return .between(column: column, literal(column), literal(column))
-        case 3: return .isIn(column: column, (0..<Int.random(in: 1...3, using: &rng)).map { _ in
-            Int.random(in: 0..<8, using: &rng) == 0 ? .null : literal(column) })
-        case 4: return Bool.random(using: &rng) ? .isNull(column: column) : .isNotNull(column: column)
-        case 5, 6: return .and((0..<Int.random(in: 2...3, using: &rng)).map { _ in randomFilter(&rng, depth: depth - 1) })
-        case 7: return .or((0..<Int.random(in: 2...3, using: &rng)).map { _ in randomFilter(&rng, depth: depth - 1) })
-        default: return .not(randomFilter(&rng, depth: depth - 1))
         }
     }
 
@@ -57,7 +46,7 @@ import HybridStore
         let tmp = TemporaryStore("agree\(seed)")
         defer { tmp.cleanup() }
         let (store, c, vectors) = try Self.store(tmp, rows: 400, seed: seed)
-        var rng = Generator(seed: seed * 77)
+        var rng = SplitMix64(seed: seed * 77)
         for _ in 0..<150 {
             let filter = Self.randomFilter(&rng, depth: 2)
             let bySQL = Set(try store.ids(in: c, where: filter))
@@ -87,7 +76,7 @@ import HybridStore
             vector: VectorSpec(dimensions: dim, connectivity: 16, constructionEffort: 100), id: .integer,
             columns: [.integer("sel", filterable: true)]))
         let count = 10_000
-        var rng = Generator(seed: 9)
+        var rng = SplitMix64(seed: 9)
         let centres = randomVectors(30, dim: dim, seed: 10)
         let vectors = (0..<count).map { _ in centres.randomElement(using: &rng)!.map { $0 + Float.random(in: -0.3...0.3, using: &rng) } }
         try store.write { tx in

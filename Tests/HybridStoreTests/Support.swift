@@ -1,32 +1,7 @@
 import Foundation
 import HNSW
 import HybridStore
-
-/// A fresh store directory under the temporary directory, removed by `cleanup()`.
-struct TemporaryStore {
-    let path: String
-
-    init(_ name: String = #function) {
-        let safe = name.filter { $0.isLetter || $0.isNumber }
-        path = FileManager.default.temporaryDirectory.path + "/hs-\(safe)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    }
-
-    func open(_ configure: (inout Configuration) -> Void = { _ in }) throws -> HybridStore {
-        var configuration = Configuration()
-        configuration.checkpointEveryChanges = 0
-        configure(&configuration)
-        return try HybridStore(directory: path, create: true, configuration: configuration)
-    }
-
-    func cleanup() { try? FileManager.default.removeItem(atPath: path) }
-}
-
-typealias Generator = SplitMix64
-
-func randomVectors(_ count: Int, dim: Int, seed: UInt64) -> [[Float]] {
-    var rng = Generator(seed: seed)
-    return (0..<count).map { _ in (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) } }
-}
+@_exported import TestSupport  // every file of this target uses its TemporaryStore and generators
 
 let chunkSchema = Schema(
     vector: VectorSpec(dimensions: 8, metric: .l2, connectivity: 8, constructionEffort: 64),

@@ -239,7 +239,7 @@ import HybridStore
         defer { tmp.cleanup() }
         let store = try tmp.open()
         let c = try store.collection("docs", creatingIfMissing: Self.schema)
-        var rng = Generator(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var years: [Int] = []
         try store.write { tx in
             for i in 0..<9_000 {
@@ -324,7 +324,7 @@ import HybridStore
         defer { tmp.cleanup() }
         let store = try tmp.open()
         let c = try store.collection("docs", creatingIfMissing: Self.schema)
-        var rng = Generator(seed: 17)
+        var rng = SplitMix64(seed: 17)
         let vectors = randomVectors(400, dim: 8, seed: 4)
         var present = Set<Int>()
         for round in 0..<12 {

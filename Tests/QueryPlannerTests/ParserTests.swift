@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import QueryPlanner
+import HNSW
+import TestSupport
 
 @Suite struct ParserTests {
     /// Found by fuzzing: a quote followed by a combining mark is one Character, and Character-wise doubling
@@ -74,9 +76,9 @@ import QueryPlanner
     /// parse(print(f)) == f for random normalised trees (fixed seeds).
     @Test(arguments: 0..<5)
     func printingParsesBack(seed: Int) throws {
-        var rng = TestRandom(seed: UInt64(seed) + 100)
+        var rng = SplitMix64(seed: UInt64(seed) + 100)
         for _ in 0..<400 {
-            let f = randomFilter(&rng, depth: 3).normalized
+            let f = randomFilter(&rng, columns: testColumns, depth: 3) { _, rng in randomValue(&rng) }.normalized
             let printed = f.description
             let parsed = try Filter(parsing: printed)
             #expect(parsed == f, "\(printed)")
@@ -105,41 +107,14 @@ import QueryPlanner
     }
 }
 
-struct TestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 let testColumns = ["a", "b", "price", "tag", "select", "x_1"]
 
-func randomValue(_ rng: inout TestRandom) -> Value {
+func randomValue(_ rng: inout SplitMix64) -> Value {
     switch Int.random(in: 0..<5, using: &rng) {
     case 0: return .integer(Int64.random(in: -1000...1000, using: &rng))
     case 1: return .real(Double(Int.random(in: -10000...10000, using: &rng)) / 64)
     case 2: return .text(["news", "it's", "", "tech", "a\"b"].randomElement(using: &rng)!)
     case 3: return .boolean(Bool.random(using: &rng))
     default: return .real(Double.random(in: -1e6...1e6, using: &rng))
-    }
-}
-
-func randomFilter(_ rng: inout TestRandom, depth: Int) -> Filter {
-    let column = testColumns.randomElement(using: &rng)!
-    let choice = Int.random(in: 0..<(depth > 0 ? 9 : 5), using: &rng)
-    switch choice {
-    case 0: return .compare(column: column, Comparison.allCases.randomElement(using: &rng)!, randomValue(&rng))
-    case 1: return .between(column: column, randomValue(&rng), randomValue(&rng))
-    case 2: return .isIn(column: column, (0..<Int.random(in: 1...3, using: &rng)).map { _ in randomValue(&rng) })
-    case 3: return .isNull(column: column)
-    case 4: return .isNotNull(column: column)
-    case 5, 6: return .and((0..<Int.random(in: 2...3, using: &rng)).map { _ in randomFilter(&rng, depth: depth - 1) })
-    case 7: return .or((0..<Int.random(in: 2...3, using: &rng)).map { _ in randomFilter(&rng, depth: depth - 1) })
-    default: return .not(randomFilter(&rng, depth: depth - 1))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Runs the built `hybridctl` binary and captures its output and exit code.
 struct CLI {
@@ -39,7 +40,7 @@ struct CLI {
     var store: String { dir + "/store" }
 
     init() throws {
-        dir = FileManager.default.temporaryDirectory.path + "/hybridctl-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        dir = temporaryPath("hybridctl-test")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
 
