@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HNSW
 import HybridStore
 import Synchronization
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HNSW
 import HybridStore
 
 /// `hybrid-bench import`: the engine's import, reopen and rebuild against a bare index build in the same run.

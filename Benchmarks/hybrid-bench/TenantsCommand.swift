@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HNSW
 import HybridStore
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HNSW
 import HybridStore
 
 /// `hybrid-bench text`: keyword search (FTS5 + BM25) and hybrid retrieval against the vector search and a

@@ -1,5 +1,9 @@
-@_exported import HNSW
+import HNSW
+// The planner module's public API is what a user of the store names (filters and their DSL, values, keyword
+// queries, what `explain` and `statistics` return); its internals are `package`. Of the index module only the
+// metric: the rest stays behind the store's API (import HNSW to use the index on its own).
 @_exported import QueryPlanner
+@_exported import enum HNSW.Metric
 import CKernels
 import Dispatch
 import Foundation

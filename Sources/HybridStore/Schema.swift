@@ -91,7 +91,7 @@ public struct VectorSpec: Sendable, Codable, Equatable {
         self.constructionEffort = constructionEffort
     }
 
-    public var hnswParameters: HNSWParameters {
+    package var hnswParameters: HNSWParameters {
         HNSWParameters(dimensions: dimensions, metric: metric, connectivity: connectivity,
                        constructionEffort: constructionEffort)
     }

@@ -1,5 +1,5 @@
 import Foundation
-import HNSW
+@_exported import HNSW  // the tests reach into the index (SplitMix64, HNSWIndex)
 import HybridStore
 @_exported import TestSupport  // every file of this target uses its TemporaryStore and generators
 

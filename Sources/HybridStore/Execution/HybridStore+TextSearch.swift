@@ -1,4 +1,5 @@
 import Foundation
+import HNSW
 import QueryPlanner
 
 /// How a hybrid query merges its keyword and vector candidates into one ranking.

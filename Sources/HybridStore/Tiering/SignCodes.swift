@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import HNSW
 
 /// 1- or 2-bit codes of cold rows, with the RaBitQ distance estimator and its error bound (Gao & Long, "RaBitQ:
 /// Quantizing High-Dimensional Vectors with a Theoretical Error Bound for Approximate Nearest Neighbor Search",

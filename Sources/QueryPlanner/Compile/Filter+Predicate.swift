@@ -1,5 +1,5 @@
 /// Column data a predicate reads: one array of values per column, indexed by row slot.
-public protocol ColumnSource {
+package protocol ColumnSource {
     /// The values of `column`, or nil when the collection has no such column.
     func values(of column: String) -> [Value]?
 }
@@ -8,7 +8,7 @@ extension Filter {
     /// Compiles the filter into a closure over row slots that returns true when the row matches
     /// (SQL semantics: unknown counts as no match).
     /// - Throws: `FilterError` when a column is missing from `source`.
-    public func predicate(over source: some ColumnSource) throws(FilterError) -> @Sendable (Int) -> Bool {
+    package func predicate(over source: some ColumnSource) throws(FilterError) -> @Sendable (Int) -> Bool {
         let tri = try compileTri(source)
         return { tri($0) == true }
     }

@@ -1,5 +1,5 @@
 /// A parameterised SQL condition: text with `?` placeholders and the values to bind, in order.
-public struct SQLCondition: Sendable, Equatable {
+package struct SQLCondition: Sendable, Equatable {
     public var text: String
     public var arguments: [Value]
     public init(text: String, arguments: [Value]) {
@@ -27,7 +27,7 @@ extension Filter {
     ///   - identifier: the SQL identifier of a column, or nil when unknown.
     ///   - isBoolean: whether a column stores booleans as 0/1 integers (so TRUE binds as 1).
     /// - Throws: `FilterError` for unknown columns.
-    public func sql(identifier: (String) -> String?, isBoolean: (String) -> Bool = { _ in false }) throws(FilterError)
+    package func sql(identifier: (String) -> String?, isBoolean: (String) -> Bool = { _ in false }) throws(FilterError)
         -> SQLCondition
     {
         var arguments: [Value] = []

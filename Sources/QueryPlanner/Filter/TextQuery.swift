@@ -53,7 +53,7 @@ public struct TextQueryError: Error, Equatable, Sendable, CustomStringConvertibl
 
 /// A keyword query as FTS5 reads it: the MATCH expression, and each of its phrases alone (with its column
 /// filter) in the order FTS5 numbers them, to count the documents that hold it in a scope.
-public struct CompiledTextQuery: Sendable, Equatable {
+package struct CompiledTextQuery: Sendable, Equatable {
     public var match: String
     public var phrases: [String]
 }
@@ -61,7 +61,7 @@ public struct CompiledTextQuery: Sendable, Equatable {
 extension TextQuery {
     /// The FTS5 form of the query. `column` maps a column name to its name in the index (nil: not searchable).
     /// - Throws: `TextQueryError` (nothing to search for, a syntax error, an unknown column, too many phrases).
-    public func compiled(column: (String) -> String?) throws(TextQueryError) -> CompiledTextQuery {
+    package func compiled(column: (String) -> String?) throws(TextQueryError) -> CompiledTextQuery {
         switch syntax {
         case .words:
             // NUL separates words too: FTS5 reads its query as a C string, so a NUL inside a term would end it.

@@ -13,7 +13,7 @@ public enum Strategy: String, Sendable, Codable, CaseIterable {
 }
 
 /// The inputs of a planning decision.
-public struct PlanInput: Sendable {
+package struct PlanInput: Sendable {
     /// Live rows in the collection.
     public var rows: Int
     /// Estimated rows matching the filter (rows when there is none).
@@ -81,7 +81,7 @@ public struct Plan: Sendable, Equatable, Codable {
 ///   matches are rare (at s = 0.5, 1.5 % of synth-200k queries found fewer than k and fell back).
 /// ef for a recall target, from the unfiltered sweep: 0.90 → 4k, 0.95 → 8k, 0.98 → 16k, 0.99 → 32k
 /// (k = 10: 40, 80, 160, 320). Filtered searches at the same ef reach higher recall (they visit more nodes).
-public enum Planner {
+package enum Planner {
     public static let graphDistancesPerEffort = 15.0
     /// What one distance of an exact scan costs, in graph distance computations: a scan streams float32
     /// vectors in order, a graph search jumps between int8 codes (and re-scores its final candidates in

@@ -11,7 +11,7 @@ import Foundation
 /// it (the smallest effort that meets the target) instead of stepping towards it.
 ///
 /// Deterministic given the same recorded samples: no clocks, no randomness.
-public struct RecallCalibration: Sendable, Equatable, Codable {
+package struct RecallCalibration: Sendable, Equatable, Codable {
     /// Effort scale per bucket (1 = the table's effort).
     public private(set) var scales: [Double]
     /// Recall samples per bucket taken at the current scale.

@@ -1,5 +1,5 @@
 /// The column types a filter can be checked against. (The engine's schema maps onto this.)
-public enum FilterColumnType: String, Sendable {
+package enum FilterColumnType: String, Sendable {
     case integer, real, text, boolean, blob
 }
 
@@ -8,7 +8,7 @@ extension Filter {
     /// with text, booleans with booleans; NULL only in `IN` lists, which never match it, or via IS NULL).
     /// - Parameter columnType: the type of a column, or nil when the collection has no such column.
     /// - Throws: `FilterError` naming the column.
-    public func validate(_ columnType: (String) -> FilterColumnType?) throws(FilterError) {
+    package func validate(_ columnType: (String) -> FilterColumnType?) throws(FilterError) {
         func check(_ column: String, _ value: Value, _ what: String) throws(FilterError) {
             guard let type = columnType(column) else { throw FilterError(offset: nil, "unknown column '\(column)'") }
             let ok: Bool = switch (type, value) {
