@@ -269,7 +269,7 @@ public enum RowID: Hashable, Sendable, CustomStringConvertible, ExpressibleByInt
 }
 
 /// A row read back: its id and the requested columns.
-public struct Row: Sendable, Equatable {
+public struct Row: Sendable, Equatable, ColumnValues {
     public var id: RowID
     public var values: [String: Value]
     /// The stored vector, when it was asked for.

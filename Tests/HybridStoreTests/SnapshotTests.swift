@@ -71,8 +71,11 @@ import HybridStore
             #expect(hits.map(\.id) == Array(truth))
             for i in nearest { vectors[i] = vectors[i].map { $0 + 50 } }
         }
+        // Outside the snapshot the moves are seen (exactly: the graph search after 20 moves in 300 rows can miss a
+        // neighbour on a rare build, once seen under a loaded test run; what is checked here is the rows' state).
         let truth = vectors.indices.sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10).map { RowID.string("r\($0)") }
-        #expect(try store.search(c, near: q, k: 10).map(\.id) == Array(truth))
+        let exact = try store.query(c, near: q, k: 10, filter: nil, options: QueryOptions(strategy: .exact)).hits
+        #expect(exact.map(\.id) == Array(truth))
     }
 
     @Test func noQuerySeesHalfOfATransaction() throws {

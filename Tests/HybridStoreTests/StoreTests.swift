@@ -58,6 +58,29 @@ import HybridStore
         #expect(store.readerStatementsStarted - before == 10, "no columns: no SQLite at all")
     }
 
+    /// A hit's, a retrieval hit's and a row's columns read by type; nil for a column not returned, NULL, or of
+    /// another type (a real reads an integer widened).
+    @Test func columnsReadByType() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open()
+        let chunks = try store.createCollection("chunks", schema: chunkSchema)
+        let v: [Float] = [1, 0, 0, 0, 0, 0, 0, 0]
+        try store.write { tx in
+            try tx.insert(.string("a"), into: chunks, vector: v, values: [
+                "tenant": "acme", "year": 2021, "score": 2.5, "public": true, "raw": .blob([1, 2]), "body": .null,
+            ])
+        }
+        let hit = try #require(try store.search(chunks, near: v, k: 1, returning: ["tenant", "year", "score", "public", "raw", "body"]).first)
+        #expect(hit.string("tenant") == "acme" && hit.int("year") == 2021 && hit.double("score") == 2.5)
+        #expect(hit.bool("public") == true && hit.bytes("raw") == [1, 2] && hit.double("year") == 2021)
+        #expect(hit.int("tenant") == nil && hit.string("year") == nil && hit.bool("score") == nil)
+        #expect(hit.string("body") == nil && hit.isNull("body") && !hit.isNull("tenant") && !hit.isNull("missing"))
+        #expect(hit.int("missing") == nil)
+        let row = try #require(try store.get([.string("a")], from: chunks).first)
+        #expect(row.int("year") == 2021 && row.string("tenant") == "acme")
+    }
+
     @Test func upsertUpdateDelete() throws {
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }

@@ -3,10 +3,26 @@ import HNSW
 import QueryPlanner
 
 /// One search result: the row's id, its distance (see `Metric`), and the requested columns.
-public struct SearchHit: Sendable, Equatable {
+public struct SearchHit: Sendable, Equatable, ColumnValues {
     public var id: RowID
     public var distance: Float
     public var values: [String: Value]
+}
+
+/// Something that carries a row's columns by name (`SearchHit`, `RetrievalHit`, `Row`), read by type: each
+/// accessor is nil when the column was not returned, is NULL, or holds another type (`double` widens integers).
+public protocol ColumnValues {
+    var values: [String: Value] { get }
+}
+
+extension ColumnValues {
+    public func int(_ column: String) -> Int64? { values[column]?.integerValue }
+    public func double(_ column: String) -> Double? { values[column]?.realValue }
+    public func string(_ column: String) -> String? { values[column]?.textValue }
+    public func bool(_ column: String) -> Bool? { values[column]?.booleanValue }
+    public func bytes(_ column: String) -> [UInt8]? { values[column]?.blobValue }
+    /// Whether the column was returned and is NULL.
+    public func isNull(_ column: String) -> Bool { values[column] == .null }
 }
 
 extension HybridStore {

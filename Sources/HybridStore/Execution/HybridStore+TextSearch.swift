@@ -24,7 +24,7 @@ public enum Fusion: Sendable, Equatable, Codable, CustomStringConvertible {
 }
 
 /// One row of a keyword or hybrid search.
-public struct RetrievalHit: Sendable, Equatable {
+public struct RetrievalHit: Sendable, Equatable, ColumnValues {
     public var id: RowID
     /// The ranking score, higher first: the fused score of a hybrid search, BM25 of a keyword-only one.
     public var score: Double

@@ -19,6 +19,23 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The value when it is an integer; nil otherwise.
+    public var integerValue: Int64? { if case .integer(let v) = self { v } else { nil } }
+    /// The value when it is a real or an integer (widened); nil otherwise.
+    public var realValue: Double? {
+        switch self {
+        case .real(let v): v
+        case .integer(let v): Double(v)
+        default: nil
+        }
+    }
+    /// The value when it is text; nil otherwise.
+    public var textValue: String? { if case .text(let v) = self { v } else { nil } }
+    /// The value when it is a boolean; nil otherwise.
+    public var booleanValue: Bool? { if case .boolean(let v) = self { v } else { nil } }
+    /// The bytes when it is a blob; nil otherwise.
+    public var blobValue: [UInt8]? { if case .blob(let v) = self { v } else { nil } }
+
     /// Numeric view for comparisons across integer, real and boolean.
     package var number: Double? {
         switch self {
