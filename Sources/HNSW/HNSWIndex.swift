@@ -82,7 +82,7 @@ public final class HNSWIndex: @unchecked Sendable {
     package let codeKernel: CodeKernel
     /// How searches walk the graph (builds always use float32).
     public let traversal: TraversalPrecision
-    package let storage: NodeStorage
+    let storage: NodeStorage
     let rw: OpaquePointer
     let levelMultiplier: Double
 

@@ -334,6 +334,8 @@ import HybridStore
             let hotOnly = try store.query(c, near: q, k: 5, filter: nil,
                                           options: QueryOptions(searchEffort: 400, tiers: [.hot])).hits
             #expect(hotOnly.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 100 >= 80 })
+            // `search` takes the same options.
+            #expect(try store.search(c, near: q, k: 5, options: QueryOptions(searchEffort: 400, tiers: [.hot])) == hotOnly)
         }
         // A filter on a column that is not filterable (checked through SQL per block), exact with all probes.
         let q = vectors[11].map { $0 - 0.02 }

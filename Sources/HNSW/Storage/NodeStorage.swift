@@ -1,7 +1,7 @@
 import CKernels
 
 /// Flags of a node slot, stored as one byte per slot.
-package enum NodeState: UInt8 {
+enum NodeState: UInt8 {
     /// In the graph and returned by searches.
     case live = 0
     /// Marked deleted: never returned, still traversed until the next repair unlinks it.
@@ -23,29 +23,29 @@ package enum NodeState: UInt8 {
 ///
 /// Memory is lent only through the index, never stored outside it. Growth happens under the index's
 /// write lock; every other access holds its read lock.
-package final class NodeStorage {
-    package let dimensions: Int
-    package let maxLinks0: Int
-    package let maxLinksUpper: Int
-    package var level0Stride: Int { maxLinks0 + 1 }
-    package var upperStride: Int { maxLinksUpper + 1 }
-    package private(set) var capacity: Int
+final class NodeStorage {
+    let dimensions: Int
+    let maxLinks0: Int
+    let maxLinksUpper: Int
+    var level0Stride: Int { maxLinks0 + 1 }
+    var upperStride: Int { maxLinksUpper + 1 }
+    private(set) var capacity: Int
     /// Bytes between two nodes' codes: `dimensions` rounded up to 64, or 0 when the storage keeps no codes.
-    package let codeStride: Int
+    let codeStride: Int
 
-    package private(set) var vectors: UnsafeMutablePointer<Float>
-    package private(set) var links0: UnsafeMutablePointer<UInt32>
-    package private(set) var upperLinks: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?>
-    package private(set) var labels: UnsafeMutablePointer<UInt64>
-    package private(set) var levels: UnsafeMutablePointer<UInt8>
-    package private(set) var states: UnsafeMutablePointer<UInt8>
-    package private(set) var locks: UnsafeMutablePointer<UInt8>
-    package private(set) var codes: UnsafeMutablePointer<Int8>
-    package private(set) var codeScales: UnsafeMutablePointer<Float>
-    package private(set) var codeErrors: UnsafeMutablePointer<Float>
+    private(set) var vectors: UnsafeMutablePointer<Float>
+    private(set) var links0: UnsafeMutablePointer<UInt32>
+    private(set) var upperLinks: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?>
+    private(set) var labels: UnsafeMutablePointer<UInt64>
+    private(set) var levels: UnsafeMutablePointer<UInt8>
+    private(set) var states: UnsafeMutablePointer<UInt8>
+    private(set) var locks: UnsafeMutablePointer<UInt8>
+    private(set) var codes: UnsafeMutablePointer<Int8>
+    private(set) var codeScales: UnsafeMutablePointer<Float>
+    private(set) var codeErrors: UnsafeMutablePointer<Float>
 
     /// - Parameter codes: keep int8 codes beside the vectors.
-    package init(dimensions: Int, connectivity: Int, capacity: Int, codes: Bool = false) {
+    init(dimensions: Int, connectivity: Int, capacity: Int, codes: Bool = false) {
         self.dimensions = dimensions
         self.codeStride = codes ? (dimensions + 63) / 64 * 64 : 0
         self.maxLinks0 = connectivity * 2
@@ -84,7 +84,7 @@ package final class NodeStorage {
 
     /// Grows every block to `newCapacity` slots, keeping contents. Caller holds the index's write lock.
     /// - Complexity: O(capacity × (dimensions + links)).
-    package func grow(to newCapacity: Int) {
+    func grow(to newCapacity: Int) {
         guard newCapacity > capacity else { return }
         func moved<T>(_ old: UnsafeMutablePointer<T>, _ oldCount: Int, _ newCount: Int) -> UnsafeMutablePointer<T> {
             let fresh = Self.allocate(T.self, newCount)
@@ -114,20 +114,20 @@ package final class NodeStorage {
         capacity = newCapacity
     }
 
-    @inline(__always) package func vector(_ node: UInt32) -> UnsafeMutablePointer<Float> {
+    @inline(__always) func vector(_ node: UInt32) -> UnsafeMutablePointer<Float> {
         vectors + Int(node) &* dimensions
     }
 
     /// Whether this storage keeps int8 codes.
-    @inline(__always) package var hasCodes: Bool { codeStride > 0 }
+    @inline(__always) var hasCodes: Bool { codeStride > 0 }
 
-    @inline(__always) package func code(_ node: UInt32) -> UnsafeMutablePointer<Int8> {
+    @inline(__always) func code(_ node: UInt32) -> UnsafeMutablePointer<Int8> {
         codes + Int(node) &* codeStride
     }
 
     /// Writes `node`'s codes and scale from its (already stored) vector. No-op without codes.
     /// Caller holds the index's read lock and `node` is not yet published (or the index is being loaded).
-    package func encode(_ node: UInt32) {
+    func encode(_ node: UInt32) {
         guard hasCodes else { return }
         let target = code(node)
         let v = vector(node)
@@ -144,24 +144,24 @@ package final class NodeStorage {
 
     /// The link list of `node` at `level`: word 0 is the count, then the neighbour ids.
     /// - Precondition: `level <= levels[node]`.
-    @inline(__always) package func linkList(_ node: UInt32, level: Int) -> UnsafeMutablePointer<UInt32> {
+    @inline(__always) func linkList(_ node: UInt32, level: Int) -> UnsafeMutablePointer<UInt32> {
         if level == 0 { return links0 + Int(node) &* level0Stride }
         // SAFETY: a node with level ≥ 1 has its upper block allocated before it is published.
         return upperLinks[Int(node)].unsafelyUnwrapped + (level &- 1) &* upperStride
     }
 
-    @inline(__always) package func maxLinks(level: Int) -> Int { level == 0 ? maxLinks0 : maxLinksUpper }
+    @inline(__always) func maxLinks(level: Int) -> Int { level == 0 ? maxLinks0 : maxLinksUpper }
 
-    @inline(__always) package func state(_ node: UInt32) -> NodeState {
+    @inline(__always) func state(_ node: UInt32) -> NodeState {
         NodeState(rawValue: hs_load_acquire_u8(states + Int(node))) ?? .free
     }
 
-    @inline(__always) package func setState(_ node: UInt32, _ state: NodeState) {
+    @inline(__always) func setState(_ node: UInt32, _ state: NodeState) {
         hs_store_release_u8(states + Int(node), state.rawValue)
     }
 
     /// Prepares `node` for a fresh insert at `level`: clears links and allocates the upper block.
-    package func resetSlot(_ node: UInt32, level: Int) {
+    func resetSlot(_ node: UInt32, level: Int) {
         let n = Int(node)
         upperLinks[n]?.deallocate()
         upperLinks[n] = nil
@@ -176,17 +176,17 @@ package final class NodeStorage {
 
     /// Writes a link list (count last, with release stores so readers see whole ids).
     /// - Precondition: caller holds the node's lock; `neighbours.count <= maxLinks(level)`.
-    package func writeLinks(_ node: UInt32, level: Int, _ neighbours: UnsafeBufferPointer<UInt32>) {
+    func writeLinks(_ node: UInt32, level: Int, _ neighbours: UnsafeBufferPointer<UInt32>) {
         let list = linkList(node, level: level)
         for (i, id) in neighbours.enumerated() { hs_store_release_u32(list + 1 + i, id) }
         hs_store_release_u32(list, UInt32(neighbours.count))
     }
 
     /// The slot holding `node`'s upper-link block pointer (for loading snapshots).
-    package func upperLinksSlot(_ node: Int) -> UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?> {
+    func upperLinksSlot(_ node: Int) -> UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?> {
         upperLinks + node
     }
 
-    @inline(__always) package func lock(_ node: UInt32) { hs_spin_lock(locks + Int(node)) }
-    @inline(__always) package func unlock(_ node: UInt32) { hs_spin_unlock(locks + Int(node)) }
+    @inline(__always) func lock(_ node: UInt32) { hs_spin_lock(locks + Int(node)) }
+    @inline(__always) func unlock(_ node: UInt32) { hs_spin_unlock(locks + Int(node)) }
 }

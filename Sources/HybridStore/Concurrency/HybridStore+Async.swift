@@ -22,6 +22,12 @@ extension HybridStore {
                         returning: columns).hits
     }
 
+    /// `search(_:near:k:where:options:returning:)` (see the synchronous one), on a reader thread.
+    public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
+                       options: QueryOptions, returning columns: [String] = []) async throws -> [SearchHit] {
+        try await query(collection, near: vector, k: k, filter: filter, options: options, returning: columns).hits
+    }
+
     /// `search` with a filter in the string syntax, on a reader thread.
     public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filterText: String,
                        searchEffort: Int? = nil, recallTarget: Double = 0.95,

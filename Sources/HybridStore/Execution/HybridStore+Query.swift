@@ -18,6 +18,12 @@ extension HybridStore {
                   returning: columns, explain: false).hits
     }
 
+    /// As `search`, with every option of a query (`QueryOptions`: tiers, cold effort, a forced strategy…).
+    public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
+                       options: QueryOptions, returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
+        try query(collection, near: vector, k: k, filter: filter, options: options, returning: columns, explain: false).hits
+    }
+
     /// As `search`, with a filter in the string syntax (`"tenant = 'acme' AND year >= 2020"`).
     /// - Throws: also `invalidFilter` with the offset of a parse error.
     public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filterText: String,
