@@ -1,0 +1,132 @@
+import HNSW
+import QueryPlanner
+
+// A filter compiled to a per-node predicate over the in-memory columns, with SQL semantics.
+
+extension FilterColumns {
+    /// - Precondition: `covers(filter)`.
+    func predicate(_ filter: Filter) -> (UInt32) -> Bool {
+        // Fast path for the common single numeric comparison: one load and one compare (NaN = NULL fails
+        // every comparison, as unknown does).
+        if case .compare(let name, let op, let v) = filter, op != .notEqual, let x = v.number,
+           case .numeric(let c)? = columns[name]?.storage {
+            let values = c.values
+            switch op {
+            case .less: return { values[Int($0)] < x }
+            case .lessOrEqual: return { values[Int($0)] <= x }
+            case .greater: return { values[Int($0)] > x }
+            case .greaterOrEqual: return { values[Int($0)] >= x }
+            default: return { values[Int($0)] == x }
+            }
+        }
+        let tri = compile(filter)
+        return { tri($0) == 1 }
+    }
+
+    /// 0 false, 1 true, 2 unknown.
+    private func compile(_ f: Filter) -> (UInt32) -> UInt8 {
+        switch f {
+        case .and(let children), .or(let children):
+            // AND: a false child decides, else any unknown; OR: a true child decides, else any unknown.
+            let decisive: UInt8 = if case .and = f { 0 } else { 1 }
+            let parts = children.map(compile)
+            return { node in
+                var result: UInt8 = 1 - decisive
+                for p in parts {
+                    let r = p(node)
+                    if r == decisive { return decisive }
+                    if r == 2 { result = 2 }
+                }
+                return result
+            }
+        case .not(let inner):
+            let p = compile(inner)
+            return { node in
+                let r = p(node)
+                return r == 2 ? 2 : 1 - r
+            }
+        case .isNull(let name), .isNotNull(let name):
+            let wantNull = if case .isNull = f { true } else { false }
+            switch columns[name]!.storage {
+            case .numeric(let c):
+                let values = c.values
+                return { node in (values[Int(node)].isNaN == wantNull) ? 1 : 0 }
+            case .text(let c):
+                let codes = c.codes
+                return { node in ((codes[Int(node)] < 0) == wantNull) ? 1 : 0 }
+            }
+        case .compare(let name, let op, let v):
+            switch columns[name]!.storage {
+            case .numeric(let c):
+                guard let x = v.number else { return { _ in 2 } }
+                let values = c.values
+                return { node in
+                    let y = values[Int(node)]
+                    if y.isNaN { return 2 }
+                    let r: Bool = switch op {
+                    case .equal: y == x
+                    case .notEqual: y != x
+                    case .less: y < x
+                    case .lessOrEqual: y <= x
+                    case .greater: y > x
+                    case .greaterOrEqual: y >= x
+                    }
+                    return r ? 1 : 0
+                }
+            case .text(let c):
+                guard case .text(let s) = v else { return { _ in 2 } }
+                if op == .equal || op == .notEqual {
+                    let code = c.code(of: s) ?? -2
+                    let equal: UInt8 = op == .equal ? 1 : 0
+                    let codes = c.codes
+                    return { node in
+                        let have = codes[Int(node)]
+                        if have < 0 { return 2 }
+                        return have == code ? equal : 1 - equal
+                    }
+                }
+                return { node in
+                    let have = c.codes[Int(node)]
+                    if have < 0 { return 2 }
+                    guard let r = compareValues(.text(c.strings[Int(have)]), .text(s)) else { return 2 }
+                    let ok: Bool = switch op {
+                    case .less: r < 0
+                    case .lessOrEqual: r <= 0
+                    case .greater: r > 0
+                    default: r >= 0
+                    }
+                    return ok ? 1 : 0
+                }
+            }
+        case .between(let name, let low, let high):
+            let a = compile(.compare(column: name, .greaterOrEqual, low))
+            let b = compile(.compare(column: name, .lessOrEqual, high))
+            return { node in
+                let x = a(node), y = b(node)
+                if x == 0 || y == 0 { return 0 }
+                return x == 2 || y == 2 ? 2 : 1
+            }
+        case .isIn(let name, let values):
+            let hasNull = values.contains(.null)
+            switch columns[name]!.storage {
+            case .numeric(let c):
+                let set = Set(values.compactMap(\.number))
+                let column = c.values
+                return { node in
+                    let y = column[Int(node)]
+                    if y.isNaN { return 2 }
+                    return set.contains(y) ? 1 : (hasNull ? 2 : 0)
+                }
+            case .text(let c):
+                var codes = Set<Int32>()
+                for v in values { if case .text(let s) = v, let code = c.code(of: s) { codes.insert(code) } }
+                let column = c.codes
+                return { node in
+                    let have = column[Int(node)]
+                    if have < 0 { return 2 }
+                    return codes.contains(have) ? 1 : (hasNull ? 2 : 0)
+                }
+            }
+        }
+    }
+}
