@@ -68,9 +68,7 @@ extension HybridStore {
         let positions = Array(s.schema.columns.indices)
         var after: Int64 = 0
         while true {
-            let sql = "SELECT row, id" + (includeVector ? ", vector" : "")
-                + positions.map { ", " + s.table.columnName($0) }.joined()
-                + " FROM \(s.table.name) WHERE row > ?1 ORDER BY row LIMIT ?2"
+            let sql = s.table.rowsAfter(vector: includeVector, positions: positions)
             let (numbers, rows): ([Int64], [Row]) = try withReader { c in
                 // One read transaction a batch: cold rows' vectors come from their blocks in the same state.
                 try c.transaction(immediate: false) { () throws -> ([Int64], [Row]) in

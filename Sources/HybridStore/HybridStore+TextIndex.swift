@@ -46,7 +46,7 @@ extension HybridStore {
                     while low <= last {
                         try fill.run([.integer(low), .integer(low + batch - 1)])
                         low += batch
-                        let counted = try c.prepareOnce("SELECT count(*) FROM \(table.name) WHERE row < ?1")
+                        let counted = try c.prepareOnce(table.rowsBelow)
                         if let progress, case .integer(let done)? = try counted.scalar([.integer(low)]) {
                             progress(Int(done), Int(total))
                         }

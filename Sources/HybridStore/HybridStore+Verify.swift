@@ -79,7 +79,7 @@ extension HybridStore {
         let dim = s.schema.vector.dimensions
         // Cold rows: each must be in the block its entry names, and the block must decode.
         var coldBlockOf: [Int64: Int64] = [:]
-        let coldStatement = try c.prepareOnce("SELECT row, block FROM hs_cold_rows WHERE collection = ?1")
+        let coldStatement = try c.prepareOnce(SQL.coldRowsOfCollection)
         try coldStatement.bind(.integer(s.number), at: 1)
         while try coldStatement.step() { coldBlockOf[coldStatement.int64(0)] = coldStatement.int64(1) }
         var blockRows: [Int64: Set<Int64>] = [:]
@@ -95,7 +95,7 @@ extension HybridStore {
         var rows = 0, vectors = 0
         var seen = Set<UInt64>()
         var unreachable = 0
-        let statement = try c.statement("SELECT row, id, vector FROM \(s.table.name) ORDER BY row")
+        let statement = try c.statement(s.table.allRowsWithVectors)
         defer { statement.reset() }
         try s.read { index, idOf in
             while try statement.step() {

@@ -475,7 +475,7 @@ extension HybridStore {
         let condition = try scopedFilter(filter, tenant: tenant, s).map { f throws(HybridStoreError) in try compiled(f, s) }
             ?? SQLCondition(text: "1", arguments: [])
         return try withReader { c in
-            let statement = try c.prepareOnce("SELECT row, id FROM \(s.table.name) WHERE \(condition.text) ORDER BY row")
+            let statement = try c.prepareOnce(s.table.rowsAndIDs(where: condition.text))
             try statement.bind(condition.arguments)
             var ids: [RowID] = []
             while try statement.step() {

@@ -277,7 +277,7 @@ extension HybridStore {
                     try c.statement(SQL.writeMeta).run([.text("log_trimmed_through"), .integer(sequence)])
                 }
                 changesSince = 0
-                try c.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                try c.execute(SQL.checkpointWAL)
             }
         }
     }

@@ -163,6 +163,8 @@ enum SQL {
     static let moveColdRow = "UPDATE hs_cold_rows SET block = ?3 WHERE collection = ?1 AND row = ?2"
     static let coldRowsOfBlock = "SELECT row FROM hs_cold_rows WHERE collection = ?1 AND block = ?2"
     static let coldRowCount = "SELECT count(*) FROM hs_cold_rows WHERE collection = ?1"
+    static let coldRowsOfCollection = "SELECT row, block FROM hs_cold_rows WHERE collection = ?1"
+    static let checkpointWAL = "PRAGMA wal_checkpoint(PASSIVE)"
     static let coldBytes = "SELECT coalesce(sum(length(data)), 0) FROM hs_cold_blocks WHERE collection = ?1"
     static let dropColdBlocks = "DELETE FROM hs_cold_blocks WHERE collection = ?1"
     static let dropColdRows = "DELETE FROM hs_cold_rows WHERE collection = ?1"
@@ -255,6 +257,18 @@ enum SQL {
             "INSERT INTO \(textName)(rowid, \(textColumns.joined(separator: ", "))) SELECT row, \(textColumns.joined(separator: ", ")) FROM \(name) WHERE row BETWEEN ?1 AND ?2"
         }
         var maxRow: String { "SELECT coalesce(max(row), 0) FROM \(name)" }
+        /// Rows numbered below ?1 (a long fill's progress).
+        var rowsBelow: String { "SELECT count(*) FROM \(name) WHERE row < ?1" }
+        /// Every row's number, id and vector, in row order (`verify`).
+        var allRowsWithVectors: String { "SELECT row, id, vector FROM \(name) ORDER BY row" }
+        /// The number and id of the rows matching a compiled condition, in row order.
+        func rowsAndIDs(where condition: String) -> String { "SELECT row, id FROM \(name) WHERE \(condition) ORDER BY row" }
+        /// A batch of up to ?2 rows numbered above ?1: number, id, the vector when asked, then the columns at
+        /// `positions`.
+        func rowsAfter(vector: Bool, positions: [Int]) -> String {
+            "SELECT row, id" + (vector ? ", vector" : "") + positions.map { ", " + columnName($0) }.joined()
+                + " FROM \(name) WHERE row > ?1 ORDER BY row LIMIT ?2"
+        }
         /// FTS5's check of the index against the rows (an error when they disagree).
         var checkText: String { "INSERT INTO \(textName)(\(textName), rank) VALUES ('integrity-check', 1)" }
         /// Every row's token count, from the keyword index's size records.
