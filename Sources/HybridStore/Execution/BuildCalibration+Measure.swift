@@ -40,7 +40,7 @@ extension HybridStore {
         let calibration = BuildCalibration(curves: measured.curves, queries: measured.queries,
                                            rows: s.lock.read { s.index.count }, measuredAt: Date().timeIntervalSince1970,
                                            target: target, k: k, seconds: Double(nowNanos() - started) / 1e9,
-                                           cold: cold, coldRows: cold == nil ? nil : coldRows,
+                                           cold: cold, coldRows: coldRows,
                                            coldQueries: cold == nil ? nil : measured.hot.count)
         s.calibration.withLock { $0.adopt(calibration) }
         return calibration

@@ -281,7 +281,8 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
     /// Recall over both tiers (the hot tier at its calibrated effort, unfiltered) against the cold step's effort
     /// scale (× the store's probe rule); nil when the collection had no cold rows to measure.
     public var cold: [Point]?
-    /// Live cold rows when `cold` was measured, and the queries it was measured with.
+    /// Live cold rows at the calibration (so a checkpoint can tell when they changed by a fifth), and the
+    /// queries `cold` was measured with.
     public var coldRows: Int?
     public var coldQueries: Int?
     /// Queries measured per bucket.
