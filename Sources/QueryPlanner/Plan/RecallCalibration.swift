@@ -74,11 +74,11 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
 
     /// Adopts recall curves measured at build time: each measured bucket's scale becomes the smallest at
     /// which the curve's recall meets its target with 95 % confidence (`recall − 1.645 · error ≥ target`),
-    /// interpolated in log scale between measured efforts (so
-    /// the effort lands where the target is met, not a whole step above it), or the largest measured when
-    /// none does (`expected` then shows the shortfall). The curve may lower the effort below the static
-    /// model's as well as raise it: its queries are the collection's own rows, each searched for in the graph
-    /// without it. Online checks go on refining from there.
+    /// interpolated in log scale between measured efforts (so the effort lands where the target is met, not a
+    /// whole step above it), or the largest measured when none does (`expected` then shows the shortfall).
+    /// The curve may lower the effort below the static model's as well as raise it: its queries are the
+    /// collection's own rows, each searched for in the graph without it. Online checks go on refining from
+    /// there. A curve over both tiers sets `coldScale` the same way.
     /// The curves are kept pooled (monotone), so reading them per query allocates nothing.
     public mutating func adopt(_ calibration: BuildCalibration) {
         var calibration = calibration
@@ -94,8 +94,8 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
         }
     }
 
-    /// The smallest scale at which `points` (a pooled curve) meets `target`
-    /// as `adopt(_:)` asks, interpolated in log scale; the largest measured when none does.
+    /// The smallest scale at which `points` (a pooled curve) meets `target` as `adopt(_:)` asks, interpolated
+    /// in log scale; the largest measured when none does.
     public static func scale(meeting target: Double, on points: [BuildCalibration.Point]) -> Double {
         guard let last = points.last else { return 1 }
         let lower = points.map { $0.recall - promiseZ * $0.error }
