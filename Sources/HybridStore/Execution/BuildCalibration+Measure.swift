@@ -25,6 +25,9 @@ extension HybridStore {
     func calibrateAtBuild(_ s: CollectionState, target: Double = 0.95, k: Int = 10) -> BuildCalibration? {
         let started = nowNanos()
         let dimensions = s.schema.vector.dimensions
+        // The cold tier's curve needs the hot answers of its queries; without a cold tier they are not searched.
+        let coldRows = s.lock.read { s.cold.liveRows }
+        let coldQueries = coldRows >= Self.calibrationMinimumRows ? Self.coldCalibrationQueries : 0
         let measured: (curves: [Int: [BuildCalibration.Point]], queries: Int, hot: [CalibrationRun.HotAnswer])? = s.query {
             index, _, _ in
             guard index.count >= Self.calibrationMinimumRows,
@@ -32,11 +35,10 @@ extension HybridStore {
             else { return nil }
             let curves = run.measureCurves()
             let scale = curves[0].map { RecallCalibration.scale(meeting: target, on: BuildCalibration.monotone($0)) } ?? 1
-            return (curves, run.queries.count, run.hotAnswers(scale: scale, count: Self.coldCalibrationQueries))
+            return (curves, run.queries.count, run.hotAnswers(scale: scale, count: coldQueries))
         }
         guard let measured, !measured.curves.isEmpty else { return nil }
-        let coldRows = s.lock.read { s.cold.liveRows }
-        let cold = coldRows >= Self.calibrationMinimumRows ? coldCurve(s, measured.hot, k: k, target: target) : nil
+        let cold = coldQueries > 0 ? coldCurve(s, measured.hot, k: k, target: target) : nil
         let calibration = BuildCalibration(curves: measured.curves, queries: measured.queries,
                                            rows: s.lock.read { s.index.count }, measuredAt: Date().timeIntervalSince1970,
                                            target: target, k: k, seconds: Double(nowNanos() - started) / 1e9,
