@@ -76,11 +76,12 @@ struct CalibrationCommand: ParsableCommand {
                 let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
                 let q = Array(data.query(c.qid))
                 let s = nowNanoseconds()
-                let (hits, e) = try hs.query(collection, near: q, k: 10, filter: filter,
-                                             options: QueryOptions(recallTarget: recallTarget), explain: first == nil)
+                let result = try hs.query(collection, near: q, k: 10, where: filter,
+                                          options: QueryOptions(recallTarget: recallTarget), explain: first == nil)
+                let (hits, e) = (result.hits, result.explanation)
                 latencies.append(seconds(since: s))
                 if first == nil { first = e }
-                plans[e.plan.strategy.rawValue, default: 0] += 1
+                plans[e.ran.rawValue, default: 0] += 1
                 total += recall(hits.compactMap { if case .int(let v) = $0.id { Int(v) } else { nil } }, groundTruth: c.groundTruth)
             }
             let mean = total / Double(max(cases.count, 1))

@@ -167,7 +167,7 @@ struct ConcurrentCommand: ParsableCommand {
             let inFlight = run.done.load(ordering: .acquiring) + 1
             // An exact scan: the graph may miss one of two rows at one point, which is not what is checked here.
             let exact = QueryOptions(strategy: .exact)
-            let ids = Set(((try? store.query(collection, near: pairVector(inFlight), k: batch, filter: nil, options: exact).hits) ?? [])
+            let ids = Set(((try? store.query(collection, near: pairVector(inFlight), k: batch, where: nil, options: exact).hits) ?? [])
                 .map(\.id))
             let seen = (0..<batch).filter { ids.contains(rowID(inFlight, $0)) }.count
             checks += 1

@@ -66,7 +66,7 @@ struct HybridCommand: ParsableCommand {
                 for _ in 0..<warmup {
                     for c in cases {
                         let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
-                        _ = try hs.query(collection, near: Array(data.query(c.qid)), k: 10, filter: filter,
+                        _ = try hs.query(collection, near: Array(data.query(c.qid)), k: 10, where: filter,
                                          options: QueryOptions(recallTarget: recallTarget))
                     }
                 }
@@ -97,14 +97,16 @@ struct HybridCommand: ParsableCommand {
                     let q = Array(data.query(c.qid))
                     let t = nowNanoseconds()
                     let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
-                    let (hits, explanation) = try hs.query(collection, near: q, k: 10, filter: filter,
-                                                           options: QueryOptions(recallTarget: recallTarget, searchEffort: effort,
-                                                                                 strategy: forceStrategy.flatMap(Strategy.init(rawValue:))))
+                    let result = try hs.query(collection, near: q, k: 10, where: filter,
+                                              options: QueryOptions(recallTarget: recallTarget, searchEffort: effort,
+                                                                    strategy: forceStrategy.flatMap(Strategy.init(rawValue:))))
+                    let (hits, explanation) = (result.hits, result.explanation)
                     latencies.append(nowNanoseconds() - t)
                     let ids = hits.map { hit -> Int in if case .int(let v) = hit.id { Int(v) } else { -1 } }
                     recallSum += recall(ids, groundTruth: c.groundTruth)
-                    let name = explanation.plan.strategy.rawValue + (explanation.fallback != nil ? "+fallback" : "")
-                        + (explanation.plan.effort.map { "@ef\($0)" } ?? "")
+                    let name = explanation.ran.rawValue + (explanation.fallback != nil ? "+fallback" : "")
+                        + ((explanation.ran == explanation.plan.strategy ? explanation.plan.effort : explanation.plan.probe?.effort)
+                            .map { "@ef\($0)" } ?? "")
                     plans[name, default: 0] += 1
                     for (phase, t) in explanation.timingsMs { phases[phase, default: 0] += t / Double(cases.count) }
                     if filter != nil && c.selectivity > 0 {

@@ -82,7 +82,7 @@ struct ServiceCommand: ParsableCommand {
                 guard !cases.isEmpty else { throw ValidationError("no queries of class \(name)") }
                 let call: @Sendable (Int) async -> Void = { i in
                     let (q, f) = cases[i % cases.count]
-                    _ = try? await scope.query(collection, near: q, k: 10, filter: f, options: QueryOptions(),
+                    _ = try? await scope.query(collection, near: q, k: 10, where: f, options: QueryOptions(),
                                                returning: [], explain: false)
                 }
                 _ = measureTasks(2, seconds: 1, call)  // warm

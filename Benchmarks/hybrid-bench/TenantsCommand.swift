@@ -161,12 +161,13 @@ struct TenantsCommand: ParsableCommand {
             for item in cases {
                 let scope = try hs.tenant(TenantData.name(item.tenant))
                 let began = nowNanoseconds()
-                let (hits, e) = try scope.query(c, near: item.query, k: 10, filter: nil, options: QueryOptions(searchEffort: effort))
+                let result = try scope.query(c, near: item.query, k: 10, where: nil, options: QueryOptions(searchEffort: effort))
+                let (hits, e) = (result.hits, result.explanation)
                 latencies.append(nowNanoseconds() - began)
                 let ids = hits.map { hit -> Int in if case .int(let v) = hit.id { Int(v) } else { -1 } }
                 let want = Set(item.truth)
                 recallSum += Double(ids.filter { want.contains($0) }.count) / Double(max(1, want.count))
-                plans[e.plan.strategy.rawValue, default: 0] += 1
+                plans[e.ran.rawValue, default: 0] += 1
                 scored += e.distanceComputations
             }
             let timing = Timing(latenciesNs: latencies, wallNs: nowNanoseconds() - wall)

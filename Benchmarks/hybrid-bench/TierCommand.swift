@@ -60,11 +60,12 @@ struct TierCommand: ParsableCommand {
                     let q = Array(data.query(c.qid))
                     let t = nowNanoseconds()
                     let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
-                    let (hits, e) = try hs.query(collection, near: q, k: 10, filter: filter, options: QueryOptions(tiers: tiers, coldEffort: effort ?? 1),
-                                                 explain: explainFirst && c.qid == cases.first?.qid)
+                    let result = try hs.query(collection, near: q, k: 10, where: filter, options: QueryOptions(tiers: tiers, coldEffort: effort ?? 1),
+                                              explain: explainFirst && c.qid == cases.first?.qid)
+                    let (hits, e) = (result.hits, result.explanation)
                     latencies.append(nowNanoseconds() - t)
                     recallSum += recall(hits.map { if case .int(let v) = $0.id { Int(v) } else { -1 } }, groundTruth: c.groundTruth)
-                    plans[e.plan.strategy.rawValue + (e.coldBlocksProbed > 0 ? "+cold" : ""), default: 0] += 1
+                    plans[e.ran.rawValue + (e.coldBlocksProbed > 0 ? "+cold" : ""), default: 0] += 1
                     coldBlocks += e.coldBlocksProbed
                     if explainFirst && c.qid == cases.first?.qid { log("\(e)") }
                     for (phase, ms) in e.timingsMs { phases[phase, default: 0] += ms }

@@ -110,13 +110,13 @@ import HybridStore
         var options = QueryOptions()
         options.cancellation = CancellationFlag()
         options.cancellation?.cancel()
-        #expect(errorCode { _ = try store.query(c, near: vectors[0], k: 3, filter: nil, options: options) } == .cancelled)
+        #expect(errorCode { _ = try store.query(c, near: vectors[0], k: 3, where: nil, options: options) } == .cancelled)
         #expect(errorCode {
             _ = try store.retrieve(c, text: TextQuery("word"), near: vectors[0], k: 3, options: options)
         } == .cancelled)
         // Without the flag raised the same calls answer.
         options.cancellation = CancellationFlag()
-        #expect(try store.query(c, near: vectors[0], k: 3, filter: nil, options: options).hits.count == 3)
+        #expect(try store.query(c, near: vectors[0], k: 3, where: nil, options: options).hits.count == 3)
     }
 }
 

@@ -85,7 +85,7 @@ import HybridStore
         #expect(errorCode { _ = try store.search(chunks, near: q, k: 0) } == .invalidArgument)
         for options in [QueryOptions(coldEffort: 0), QueryOptions(coldEffort: .nan), QueryOptions(coldEffort: -1),
                         QueryOptions(coldProbes: 0)] {
-            #expect(errorCode { _ = try store.query(chunks, near: q, k: 1, filter: nil, options: options) } == .invalidArgument)
+            #expect(errorCode { _ = try store.query(chunks, near: q, k: 1, where: nil, options: options) } == .invalidArgument)
         }
         #expect(errorCode { _ = try store.search(chunks, near: q, k: 1, returning: ["nope"]) } == .unknownColumn)
         #expect(errorCode { _ = try store.get(["r1"], from: chunks, returning: ["nope"]) } == .unknownColumn)

@@ -26,7 +26,8 @@ import Testing
         var total = 0.0
         var first: Explanation? = nil
         for q in queries {
-            let (hits, e) = try store.query(c, near: q, k: 10, filter: nil, options: QueryOptions(), explain: first == nil)
+            let answer = try store.query(c, near: q, k: 10, where: nil, options: QueryOptions(), explain: first == nil)
+            let (hits, e) = (answer.hits, answer.explanation)
             if first == nil { first = e }
             let truth = Set(data.indices.map { ($0, zip(data[$0], q).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }) }
                 .sorted { $0.1 < $1.1 }.prefix(10).map { "g\($0.0)" })

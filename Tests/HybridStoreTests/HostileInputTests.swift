@@ -254,13 +254,13 @@ import HybridStore
             }
         }
         let acme = try store.tenant("acme")
-        let e = try acme.query(c, near: vectors[0], k: 10, filter: Column("year") == 1990, options: QueryOptions(),
+        let e = try acme.query(c, near: vectors[0], k: 10, where: Column("year") == 1990, options: QueryOptions(),
                                returning: [], explain: true).explanation
         #expect(e.plan.estimatedMatches == 0 && e.actualMatches == 0)
         #expect(e.scopedToTenant == "acme" && e.plan.alternatives.isEmpty && e.visitedNodes == 0)
         #expect(!e.description.contains("3000") && e.description.contains("tenant acme"))
         // Its own rows are estimated exactly (300 ≤ the sample).
-        let all = try acme.query(c, near: vectors[0], k: 10, filter: Column("year") >= 2003, options: QueryOptions(),
+        let all = try acme.query(c, near: vectors[0], k: 10, where: Column("year") >= 2003, options: QueryOptions(),
                                  returning: [], explain: true).explanation
         #expect(all.plan.estimatedMatches == Double(all.actualMatches ?? -1))
         // A duplicate id says the same whether the holder is the tenant itself or another.

@@ -189,7 +189,7 @@ import HybridStore
         for (q, text, fusion) in [(3, "error disk", Fusion.standard), (9, "kernel panic", .reciprocalRank(k: 10)),
                                   (20, "timeout retry socket", .weighted(vector: 0.7)), (4, "leak", .weighted(vector: 0.2))] {
             let (hits, explanation) = try f.store.retrieve(f.collection, text: TextQuery(text), near: f.vectors[q], k: 10,
-                                                           filter: Column("year") >= 2005, fusion: fusion, depth: 40,
+                                                           where: Column("year") >= 2005, fusion: fusion, depth: 40,
                                                            options: QueryOptions(searchEffort: 100), explain: true)
             let vector = try f.store.search(f.collection, near: f.vectors[q], k: 40, where: Column("year") >= 2005, searchEffort: 100)
             let keyword = try f.store.search(f.collection, text: TextQuery(text), k: 40, where: Column("year") >= 2005)

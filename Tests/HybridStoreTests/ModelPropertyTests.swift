@@ -123,7 +123,7 @@ import Testing
         guard !model.isEmpty else { return }
         // Exact over both tiers: the model's nearest, by the distance the store reports.
         let q: [Float] = [0.3, -0.2, 0.1, 0.5]
-        let hits = try store.query(c, near: q, k: 5, filter: nil,
+        let hits = try store.query(c, near: q, k: 5, where: nil,
                                    options: QueryOptions(strategy: .exact, coldProbes: .max)).hits
         let truth = model.map { k, r in (k, zip(r.vector, q).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }) }
             .sorted { $0.1 < $1.1 }.prefix(5)

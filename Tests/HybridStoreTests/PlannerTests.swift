@@ -51,13 +51,14 @@ import HybridStore
             let filter = Self.randomFilter(&rng, depth: 2)
             let bySQL = Set(try store.ids(in: c, where: filter))
             #expect(try store.count(c, where: filter) == bySQL.count)
-            let (all, explanation) = try store.query(c, near: vectors[0], k: 1000, filter: filter,
-                                                     options: QueryOptions(strategy: .exact), explain: true)
+            let answer = try store.query(c, near: vectors[0], k: 1000, where: filter,
+                                         options: QueryOptions(strategy: .exact), explain: true)
+            let (all, explanation) = (answer.hits, answer.explanation)
             #expect(Set(all.map(\.id)) == bySQL, "\(filter)")
             #expect(explanation.actualMatches == bySQL.count, "\(filter)")
             // Exact plan, k = 10: brute force over the SQL rows.
             let q = vectors[Int.random(in: 0..<400, using: &rng)].map { $0 + 0.05 }
-            let top = try store.query(c, near: q, k: 10, filter: filter, options: QueryOptions(strategy: .exact)).hits
+            let top = try store.query(c, near: q, k: 10, where: filter, options: QueryOptions(strategy: .exact)).hits
             let truth = bySQL.compactMap { id -> (RowID, Float)? in
                 guard case .int(let n) = id else { return nil }
                 return (id, l2(vectors[Int(n)], q))
@@ -90,7 +91,8 @@ import HybridStore
             let filter = Column("sel") < .integer(Int64(bound))
             var total = 0.0
             for q in queries {
-                let (hits, explanation) = try store.query(c, near: q, k: 10, filter: filter, options: QueryOptions())
+                let answer = try store.query(c, near: q, k: 10, where: filter, options: QueryOptions())
+                let (hits, explanation) = (answer.hits, answer.explanation)
                 strategies.insert(explanation.plan.strategy)
                 let truth = vectors.indices.filter { ($0 * 7919) % 1000 < bound }
                     .sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10).map { RowID.int(Int64($0)) }
@@ -105,8 +107,9 @@ import HybridStore
         // correlated conditions make the estimate 250× too high, so the post-filter over-fetches far too little.
         var fallbacks = 0
         for q in queries {
-            let (hits, e) = try store.query(c, near: q, k: 10, filter: Column("sel") >= 499 && Column("sel") < 500,
-                                            options: QueryOptions(strategy: .postFilter))
+            let answer = try store.query(c, near: q, k: 10, where: Column("sel") >= 499 && Column("sel") < 500,
+                                         options: QueryOptions(strategy: .postFilter))
+            let (hits, e) = (answer.hits, answer.explanation)
             #expect(hits.count == 10)
             if e.fallback == .exact { fallbacks += 1 }
         }
@@ -129,9 +132,9 @@ import HybridStore
         #expect(decoded == e)
         #expect(e.filter == filter.description)
         // A query run without explaining does not render its filter, and does not claim it had none.
-        let quiet = try store.query(c, near: vectors[1], k: 5, filter: filter, options: QueryOptions()).explanation
+        let quiet = try store.query(c, near: vectors[1], k: 5, where: filter, options: QueryOptions()).explanation
         #expect(quiet.filter != nil && !quiet.description.contains("filter: (none)"))
-        #expect(try store.query(c, near: vectors[1], k: 5, filter: nil, options: QueryOptions()).explanation.filter == nil)
+        #expect(try store.query(c, near: vectors[1], k: 5, where: nil, options: QueryOptions()).explanation.filter == nil)
         // Whatever the strategy, a query returns min(k, matches) rows.
         for strategy in Strategy.allCases where strategy != .graph {
             let e = try store.explain(c, near: vectors[1], k: 10, where: Column("i") == 7,
@@ -273,11 +276,13 @@ import HybridStore
         #expect(try store.calibration(of: c).isMeasured(selectivity: 0.1, filtered: true))
         let correlated = try store.explain(c, near: near3, k: 10, where: Column("cluster") == 3)
         #expect(correlated.probe?.hasSuffix("used") == true, "\(correlated)")
-        #expect(correlated.plan.strategy == .filteredGraph)
+        // The plan was exact with a probe in front; the probe's filtered graph answered.
+        #expect(correlated.plan.strategy == .exact && correlated.plan.probe != nil && correlated.ran == .filteredGraph)
+        #expect(correlated.description.contains("plan: exact, answered by filtered_graph"), "\(correlated)")
         var overlap = 0
         for q in randomVectors(10, dim: 16, seed: 3) {
             let query = zip(centers[3], q).map { $0 + $1 * 0.5 }
-            let exact = try store.query(c, near: query, k: 10, filter: Column("cluster") == 3,
+            let exact = try store.query(c, near: query, k: 10, where: Column("cluster") == 3,
                                         options: QueryOptions(strategy: .exact)).hits
             let found = try store.search(c, near: query, k: 10, where: Column("cluster") == 3)
             overlap += Set(found.map(\.id)).intersection(exact.map(\.id)).count
@@ -291,9 +296,9 @@ import HybridStore
             let anti = try store.explain(c, near: near3, k: 10, where: Column("cluster") == 7)
             probes.append(anti.probe)
             #expect(anti.plan.strategy == .exact && anti.results == 10)
-            let truth = try store.query(c, near: near3, k: 10, filter: Column("cluster") == 7,
+            let truth = try store.query(c, near: near3, k: 10, where: Column("cluster") == 7,
                                         options: QueryOptions(strategy: .exact)).hits
-            #expect(try store.query(c, near: near3, k: 10, filter: Column("cluster") == 7,
+            #expect(try store.query(c, near: near3, k: 10, where: Column("cluster") == 7,
                                     options: QueryOptions()).hits == truth)
         }
         #expect(probes.first??.hasSuffix("exact instead") == true, "\(probes)")

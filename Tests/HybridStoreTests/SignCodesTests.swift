@@ -175,7 +175,8 @@ import HybridStore
         var found = 0, wanted = 0
         for t in 0..<30 {
             let q = centres[(t * 7) % 40].map { $0 + Float.random(in: -0.3...0.3, using: &rng) }
-            let (hits, e) = try store.query(c, near: q, k: 10, filter: try store.parseFilter("g = 0"), options: QueryOptions())
+            let answer = try store.query(c, near: q, k: 10, where: try store.parseFilter("g = 0"), options: QueryOptions())
+            let (hits, e) = (answer.hits, answer.explanation)
             #expect(e.coldRowsRanked == matching.count)
             #expect(e.coldBlocksProbed >= 1 && e.coldBlocksProbed < min(matching.count, blocks))
             let truth = Set(matching.sorted { (distance(vectors[$0], q), $0) < (distance(vectors[$1], q), $1) }.prefix(10)
@@ -207,10 +208,11 @@ import HybridStore
         var rng = SplitMix64(seed: 6)
         for _ in 0..<10 {
             let q = vectors[Int.random(in: 0..<3000, using: &rng)].map { $0 + 3 }
-            let exact = try store.query(c, near: q, k: 5, filter: try store.parseFilter("g < 25"), options: QueryOptions(coldProbes: .max)).hits
+            let exact = try store.query(c, near: q, k: 5, where: try store.parseFilter("g < 25"), options: QueryOptions(coldProbes: .max)).hits
             let truth = vectors.indices.filter { $0 % 50 < 25 }.sorted { (l2(vectors[$0], q), $0) < (l2(vectors[$1], q), $1) }.prefix(5)
             #expect(exact.map(\.id) == truth.map { .int(Int64($0)) })
-            let (approximate, e) = try store.query(c, near: q, k: 5, filter: try store.parseFilter("g = 3"), options: QueryOptions())
+            let answer = try store.query(c, near: q, k: 5, where: try store.parseFilter("g = 3"), options: QueryOptions())
+            let (approximate, e) = (answer.hits, answer.explanation)
             let nearest = vectors.indices.filter { $0 % 50 == 3 }.sorted { (l2(vectors[$0], q), $0) < (l2(vectors[$1], q), $1) }.prefix(5)
             #expect(Set(approximate.map(\.id)).intersection(nearest.map { .int(Int64($0)) }).count >= 4)
             #expect(e.coldRowsRanked == 60 && e.coldBlocksProbed >= 1)

@@ -74,7 +74,7 @@ import HybridStore
         // Outside the snapshot the moves are seen (exactly: the graph search after 20 moves in 300 rows can miss a
         // neighbour on a rare build, once seen under a loaded test run; what is checked here is the rows' state).
         let truth = vectors.indices.sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10).map { RowID.string("r\($0)") }
-        let exact = try store.query(c, near: q, k: 10, filter: nil, options: QueryOptions(strategy: .exact)).hits
+        let exact = try store.query(c, near: q, k: 10, where: nil, options: QueryOptions(strategy: .exact)).hits
         #expect(exact.map(\.id) == Array(truth))
     }
 
@@ -106,7 +106,7 @@ import HybridStore
         while !done.load(ordering: .acquiring) {
             let t = written.load(ordering: .acquiring)
             // An exact scan: a graph search may miss a row near its replaced node, which is not what is checked here.
-            let hits = try store.query(c, near: point(t), k: 2, filter: nil, options: QueryOptions(strategy: .exact),
+            let hits = try store.query(c, near: point(t), k: 2, where: nil, options: QueryOptions(strategy: .exact),
                                        returning: checks % 2 == 0 ? [] : ["year"]).hits
             if Set(hits.map(\.id)) != [.string("p"), .string("q")] { torn += 1 }
             checks += 1

@@ -28,7 +28,7 @@ import HybridStore
         // in ~40 runs of this test), and every hit carries its exact distance and its columns.
         let q = vectors[42].map { $0 + 0.01 }
         let truth = vectors.indices.sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10)
-        let exact = try store.query(chunks, near: q, k: 10, filter: nil, options: QueryOptions(strategy: .exact),
+        let exact = try store.query(chunks, near: q, k: 10, where: nil, options: QueryOptions(strategy: .exact),
                                     returning: ["body", "year"]).hits
         #expect(exact.map(\.id) == truth.map { .string("r\($0)") })
         let hits = try store.search(chunks, near: q, k: 10, searchEffort: 300, returning: ["body", "year"])

@@ -324,14 +324,14 @@ import HybridStore
         for _ in 0..<20 {
             let q = vectors[Int.random(in: 0..<3000, using: &rng)].map { $0 + 0.01 }
             // Both tiers, exact for L2 (block bounds prune only what cannot win) — the hot side is the graph.
-            let hits = try store.query(c, near: q, k: 10, filter: nil,
+            let hits = try store.query(c, near: q, k: 10, where: nil,
                                        options: QueryOptions(searchEffort: 400, coldProbes: .max), returning: ["note"]).hits
             #expect(hits.map(\.id) == Self.bruteForce(vectors, q, k: 10))
             #expect(hits.allSatisfy { $0.values["note"] != nil })
-            let filtered = try store.query(c, near: q, k: 5, filter: try store.parseFilter("kind = 'a' AND age >= 50"),
+            let filtered = try store.query(c, near: q, k: 5, where: try store.parseFilter("kind = 'a' AND age >= 50"),
                                            options: QueryOptions(coldProbes: .max)).hits
             #expect(filtered.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 3 == 0 && $0 % 100 >= 50 })
-            let hotOnly = try store.query(c, near: q, k: 5, filter: nil,
+            let hotOnly = try store.query(c, near: q, k: 5, where: nil,
                                           options: QueryOptions(searchEffort: 400, tiers: [.hot])).hits
             #expect(hotOnly.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 100 >= 80 })
             // `search` takes the same options.
@@ -339,22 +339,22 @@ import HybridStore
         }
         // A filter on a column that is not filterable (checked through SQL per block), exact with all probes.
         let q = vectors[11].map { $0 - 0.02 }
-        let byNote = try store.query(c, near: q, k: 3, filter: try store.parseFilter("note >= 'n2' AND note < 'n3'"),
+        let byNote = try store.query(c, near: q, k: 3, where: try store.parseFilter("note >= 'n2' AND note < 'n3'"),
                                      options: QueryOptions(coldProbes: .max)).hits
         #expect(byNote.map(\.id) == Self.bruteForce(vectors, q, k: 3) { "n\($0)" >= "n2" && "n\($0)" < "n3" })
         // Twenty matching cold rows: only blocks holding one are read (which blocks do is known from memory).
-        let few = try store.query(c, near: q, k: 3, filter: try store.parseFilter("age = 7 AND kind = 'b' AND age < 8"),
+        let few = try store.query(c, near: q, k: 3, where: try store.parseFilter("age = 7 AND kind = 'b' AND age < 8"),
                                   options: QueryOptions(coldProbes: .max))
         let matching = (0..<3000).filter { $0 % 100 == 7 && $0 % 3 != 0 }
         #expect(few.hits.map(\.id) == Self.bruteForce(vectors, q, k: 3) { matching.contains($0) })
         let blocks = try store.statistics(c).coldBlocks
         #expect(few.explanation.coldBlocksProbed >= 1 && few.explanation.coldBlocksProbed <= matching.count)
         #expect(few.explanation.coldBlocksProbed < blocks)
-        let none = try store.query(c, near: q, k: 3, filter: try store.parseFilter("age = 95"), options: QueryOptions(coldProbes: .max))
+        let none = try store.query(c, near: q, k: 3, where: try store.parseFilter("age = 95"), options: QueryOptions(coldProbes: .max))
         #expect(none.explanation.coldBlocksProbed == 0, "age 95 rows are all hot")
         // The cold effort knob opens more blocks; the default opens fewer than all.
-        let defaultProbes = try store.query(c, near: q, k: 10, filter: nil, options: QueryOptions()).explanation.coldBlocksProbed
-        let moreProbes = try store.query(c, near: q, k: 10, filter: nil, options: QueryOptions(coldEffort: 3)).explanation.coldBlocksProbed
+        let defaultProbes = try store.query(c, near: q, k: 10, where: nil, options: QueryOptions()).explanation.coldBlocksProbed
+        let moreProbes = try store.query(c, near: q, k: 10, where: nil, options: QueryOptions(coldEffort: 3)).explanation.coldBlocksProbed
         #expect(defaultProbes >= 1 && moreProbes > defaultProbes && defaultProbes < blocks)
         let e = try store.explain(c, near: vectors[3], k: 10)
         #expect(e.coldBlocksProbed >= 1 && e.coldBytesDecompressed > 0)
@@ -385,8 +385,9 @@ import HybridStore
         var rng = SplitMix64(seed: 3)
         for _ in 0..<25 {
             let q = (0..<16).map { _ in Float.random(in: -1...1, using: &rng) }
-            let (hits, e) = try store.query(c, near: q, k: 10, filter: try store.parseFilter("g <> 3"),
-                                            options: QueryOptions(coldProbes: .max))
+            let answer = try store.query(c, near: q, k: 10, where: try store.parseFilter("g <> 3"),
+                                         options: QueryOptions(coldProbes: .max))
+            let (hits, e) = (answer.hits, answer.explanation)
             let truth = vectors.indices.filter { $0 % 7 != 3 }.sorted { (distance(vectors[$0], q), $0) < (distance(vectors[$1], q), $1) }
             // Ties in float rounding aside, the same rows: compare distances.
             let want = truth.prefix(10).map { distance(vectors[$0], q) }
@@ -414,8 +415,9 @@ import HybridStore
         var rng = SplitMix64(seed: 4)
         for _ in 0..<10 {
             let q = (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) }
-            let (hits, e) = try store.query(c, near: q, k: 5, filter: try store.parseFilter("g = 7"),
-                                            options: QueryOptions(tiers: [.cold], coldEffort: 4))
+            let answer = try store.query(c, near: q, k: 5, where: try store.parseFilter("g = 7"),
+                                         options: QueryOptions(tiers: [.cold], coldEffort: 4))
+            let (hits, e) = (answer.hits, answer.explanation)
             #expect(hits.count == 5 && e.coldBlocksProbed > 0)
             for hit in hits {
                 guard case .int(let id) = hit.id else { Issue.record("id \(hit.id)"); continue }
@@ -446,7 +448,8 @@ import HybridStore
         let queries = (0..<20).map { _ in (0..<16).map { _ in Float.random(in: -1...1, using: &rng) } }
         func run(_ store: HybridStore) throws -> [(distances: [Float], blocks: Int)] {
             try queries.map { q in
-                let (hits, e) = try store.query(c, near: q, k: 10, filter: try store.parseFilter("g <> 2"), options: QueryOptions())
+                let answer = try store.query(c, near: q, k: 10, where: try store.parseFilter("g <> 2"), options: QueryOptions())
+                let (hits, e) = (answer.hits, answer.explanation)
                 return (hits.map(\.distance), e.coldBlocksProbed)
             }
         }
@@ -512,7 +515,7 @@ import HybridStore
         #expect(try store.statistics(c).tiers == ["hot": 148, "cold": 1350])
         #expect(try store.verify().isConsistent)
         let q = vectors[700]
-        let hits = try store.query(c, near: q, k: 5, filter: nil, options: QueryOptions(searchEffort: 200, coldProbes: .max)).hits
+        let hits = try store.query(c, near: q, k: 5, where: nil, options: QueryOptions(searchEffort: 200, coldProbes: .max)).hits
         // float16 cold vectors: the same rows, distances within float16 precision.
         let truth = Self.bruteForce(vectors, q, k: 5) { $0 != 1 && $0 != 2 && $0 != 4 }
         #expect(hits.map(\.id) == truth)
@@ -542,12 +545,12 @@ import HybridStore
         #expect(after.coldBytesOnDisk < before.coldBytesOnDisk / 2)
         #expect(try store.verify().isConsistent)
         let q = vectors[2950].map { $0 + 0.01 }
-        let hits = try store.query(c, near: q, k: 5, filter: nil, options: QueryOptions(coldProbes: .max)).hits
+        let hits = try store.query(c, near: q, k: 5, where: nil, options: QueryOptions(coldProbes: .max)).hits
         #expect(hits.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 100 >= 70 })
         // The rewritten blocks took the slots of the blocks they replaced: the codes and filter values there
         // must be the new rows' (a default, code-ranked step with a filter on memory-held values).
         func filteredMatchesBruteForce() throws -> Bool {
-            let filtered = try store.query(c, near: q, k: 5, filter: Column("age") >= 80 && Column("age") < 95, options: QueryOptions()).hits
+            let filtered = try store.query(c, near: q, k: 5, where: Column("age") >= 80 && Column("age") < 95, options: QueryOptions()).hits
             return filtered.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 100 >= 80 && $0 % 100 < 95 }
         }
         #expect(try filteredMatchesBruteForce())
@@ -584,7 +587,7 @@ import HybridStore
                 } else {
                     for i in 0..<200 {
                         let hits = try store.query(c, near: vectors[(i * 13 + worker) % 2000], k: 5,
-                                                   filter: i % 2 == 0 ? nil : try store.parseFilter("kind = 'b'"),
+                                                   where: i % 2 == 0 ? nil : try store.parseFilter("kind = 'b'"),
                                                    options: QueryOptions(), returning: ["note"]).hits
                         if hits.count != 5 || hits.contains(where: { $0.values["note"] == nil }) { failures.add(1, ordering: .relaxed) }
                     }
@@ -617,7 +620,7 @@ import HybridStore
         // A selective filter ranks rows by code, which never meets the corrupt blocks' (unknown) rows: it is
         // refused too, not answered without them.
         let filtered = Result { () throws(HybridStoreError) in
-            try reopened.query(c2, near: vectors[0], k: 3, filter: try reopened.parseFilter("age = 7"), options: QueryOptions())
+            try reopened.query(c2, near: vectors[0], k: 3, where: try reopened.parseFilter("age = 7"), options: QueryOptions())
         }
         if case .failure(let error) = filtered { #expect(error.code == .corruptFile) } else { Issue.record("answered without the corrupt blocks") }
         let report = try reopened.verify()

@@ -17,7 +17,7 @@ extension HybridStore {
     public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
                        searchEffort: Int? = nil, recallTarget: Double = 0.95,
                        returning columns: [String] = []) async throws -> [SearchHit] {
-        try await query(collection, near: vector, k: k, filter: filter,
+        try await query(collection, near: vector, k: k, where: filter,
                         options: QueryOptions(recallTarget: recallTarget, searchEffort: searchEffort),
                         returning: columns).hits
     }
@@ -25,7 +25,7 @@ extension HybridStore {
     /// `search(_:near:k:where:options:returning:)` (see the synchronous one), on a reader thread.
     public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
                        options: QueryOptions, returning columns: [String] = []) async throws -> [SearchHit] {
-        try await query(collection, near: vector, k: k, filter: filter, options: options, returning: columns).hits
+        try await query(collection, near: vector, k: k, where: filter, options: options, returning: columns).hits
     }
 
     /// `search` with a filter in the string syntax, on a reader thread.
@@ -37,14 +37,14 @@ extension HybridStore {
     }
 
     /// `query` (hits and, when `explain`, what it did), on a reader thread; cancellable between its steps.
-    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter?, options: QueryOptions,
                       returning columns: [String] = [], explain: Bool = false)
-        async throws -> (hits: [SearchHit], explanation: Explanation)
+        async throws -> SearchResult
     {
         try await onReaderThread { [self] flag in
             var options = options
             options.cancellation = flag
-            return try query(collection, near: vector, k: k, filter: filter, options: options, returning: columns,
+            return try query(collection, near: vector, k: k, where: filter, options: options, returning: columns,
                              explain: explain)
         }
     }
@@ -52,17 +52,17 @@ extension HybridStore {
     /// Keyword-only search (BM25), on a reader thread.
     public func search(_ collection: CollectionRef, text: TextQuery, k: Int, where filter: Filter? = nil,
                        returning columns: [String] = []) async throws -> [RetrievalHit] {
-        try await retrieve(collection, text: text, near: nil, k: k, filter: filter, returning: columns).hits
+        try await retrieve(collection, text: text, near: nil, k: k, where: filter, returning: columns).hits
     }
 
     /// Hybrid retrieval (keyword and vector arms, fused), on a reader thread.
     public func search(_ collection: CollectionRef, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
                        fusion: Fusion = .standard, returning columns: [String] = []) async throws -> [RetrievalHit] {
-        try await retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion, returning: columns).hits
+        try await retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion, returning: columns).hits
     }
 
     /// `retrieve` with every knob, on a reader thread; cancellable between its arms and steps.
-    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
+    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter? = nil,
                          fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
                          returning columns: [String] = [], explain: Bool = false)
         async throws -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
@@ -70,7 +70,7 @@ extension HybridStore {
         try await onReaderThread { [self] flag in
             var options = options
             options.cancellation = flag
-            return try retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion, depth: depth,
+            return try retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion, depth: depth,
                                 options: options, returning: columns, explain: explain)
         }
     }
@@ -174,26 +174,26 @@ extension TenantScope {
     public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
                        searchEffort: Int? = nil, recallTarget: Double = 0.95,
                        returning columns: [String] = []) async throws -> [SearchHit] {
-        try await query(collection, near: vector, k: k, filter: filter,
+        try await query(collection, near: vector, k: k, where: filter,
                         options: QueryOptions(recallTarget: recallTarget, searchEffort: searchEffort), returning: columns).hits
     }
 
     /// The full query restricted to the tenant, on a reader thread; cancellable between its steps.
-    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter?, options: QueryOptions,
                       returning columns: [String] = [], explain: Bool = false)
-        async throws -> (hits: [SearchHit], explanation: Explanation)
+        async throws -> SearchResult
     {
         let (store, name) = (store, name)
         return try await store.onReaderThread { flag in
             var options = options
             options.cancellation = flag
-            return try store.query(collection, near: vector, k: k, filter: filter, options: options, returning: columns,
+            return try store.query(collection, near: vector, k: k, where: filter, options: options, returning: columns,
                                    explain: explain, tenant: name)
         }
     }
 
     /// Keyword or hybrid retrieval restricted to the tenant, on a reader thread.
-    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
+    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter? = nil,
                          fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
                          returning columns: [String] = [], explain: Bool = false)
         async throws -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
@@ -202,7 +202,7 @@ extension TenantScope {
         return try await store.onReaderThread { flag in
             var options = options
             options.cancellation = flag
-            return try store.retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion,
+            return try store.retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion,
                                       depth: depth, options: options, returning: columns, explain: explain, tenant: name)
         }
     }

@@ -19,26 +19,26 @@ public struct Snapshot: ~Copyable {
     public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
                        searchEffort: Int? = nil, recallTarget: Double = 0.95,
                        returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
-        try query(collection, near: vector, k: k, filter: filter,
+        try query(collection, near: vector, k: k, where: filter,
                   options: QueryOptions(recallTarget: recallTarget, searchEffort: searchEffort), returning: columns).hits
     }
 
     /// `query` in this state.
-    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter?, options: QueryOptions,
                       returning columns: [String] = [], explain: Bool = false)
-        throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)
+        throws(HybridStoreError) -> SearchResult
     {
-        try store.query(collection, near: vector, k: k, filter: filter, options: options, returning: columns,
+        try store.query(collection, near: vector, k: k, where: filter, options: options, returning: columns,
                         explain: explain, tenant: tenant, view: view)
     }
 
     /// Keyword or hybrid retrieval in this state (both arms, one after the other).
-    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
+    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter? = nil,
                          fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
                          returning columns: [String] = [], explain: Bool = false)
         throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
     {
-        try store.retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion, depth: depth,
+        try store.retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion, depth: depth,
                            options: options, returning: columns, explain: explain, tenant: tenant, view: view)
     }
 

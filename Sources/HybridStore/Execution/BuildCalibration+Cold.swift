@@ -6,7 +6,7 @@ import QueryPlanner
 extension HybridStore {
     /// Queries the cold tier's curve is measured with (each runs an exact cold step for its truth).
     static let coldCalibrationQueries = 100
-    /// Cold step effort scales (× `defaultColdProbes` and the codes' confidence): half octaves from ½ to 16.
+    /// Cold step effort scales (× `Planner.coldBlocks` and the codes' confidence): half octaves from ½ to 16.
     static let coldCalibrationEfforts: [Double] = (-2...8).map { exp2(Double($0) / 2) }
 
     /// The recall of searches over both tiers against the cold step's effort scale: queries are rows of the

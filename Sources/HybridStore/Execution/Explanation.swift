@@ -2,14 +2,18 @@ import Foundation
 import HNSW
 import QueryPlanner
 
-/// What a query did and why: the plan, the estimate against the actual matches, the work and the time.
+/// What a query did and why: the planner's whole plan, the estimate against the actual matches, what each step
+/// did, the work and the time.
 public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible {
     public var collection: String
     /// The filter in the string syntax, if any (rendered when explaining; otherwise a note that there was one).
     public var filter: String?
     public var k: Int
     public var recallTarget: Double
-    public var plan: Plan
+    /// The plan, as the planner made it before any step ran.
+    public var plan: QueryPlan
+    /// The hot strategy whose answer was kept: the plan's, or the filtered graph when a probe answered.
+    public var ran: Strategy = .graph
     /// Rows that match the filter, counted exactly (explain only; nil from search).
     public var actualMatches: Int?
     /// The strategy run after the plan found fewer than k rows although more match.
@@ -25,29 +29,34 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     public var coldRowsRanked = 0
     /// The cold step's effort scale (× the store's probe rule) and what it rests on: the build-time curve over
     /// both tiers ("calibrated") or the rule alone ("uncalibrated"); nil when no cold step ran.
-    public var coldEffort: Double?
-    public var coldEffortSource: String?
+    public var coldEffort: Double? { plan.cold?.effort }
+    public var coldEffortSource: String? { plan.cold?.source.rawValue }
     /// Rows a writer changed while the query read: memory's view of them was set aside and their state in the
     /// query's snapshot evaluated exactly (0 without concurrent writes).
     public var rowsChangedUnderRead = 0
     /// Milliseconds per phase: plan, collect, search, fallback, cold plan (ranking blocks; part of cold), cold,
     /// hydrate.
     public var timingsMs: [String: Double]
-    /// The scale on the planner's effort that recall checks of this collection's queries have calibrated
-    /// (1: the table's effort).
-    public var effortScale = 1.0
+    /// The scale on the planner's effort that this collection's calibration gave (1: the table's effort).
+    public var effortScale: Double { plan.effortScale }
     /// What the filtered-graph probe in front of an exact plan did, if one ran.
     public var probe: String?
     /// The tenant a scoped query ran as. Its explanation speaks only of the tenant's rows: estimates come from
     /// them alone, selectivity is relative to them, and what depends on other tenants' rows (the collection's
     /// size, modelled costs, graph and cold-block work counters, the probe's budget) is left out.
     public var scopedToTenant: String?
-    /// Where `plan.expectedRecall` comes from (explain only): a build-time curve ("100 build-time queries, 3 h
-    /// old"), online checks, the static model ("uncalibrated: static model"), or an exact plan.
-    public var recallSource = ""
+    /// Where `plan.expectedRecall` comes from: a build-time curve ("100 build-time queries, 3 h old"), online
+    /// checks, the static model ("uncalibrated: static model"), or an exact plan.
+    public var recallSource: String { plan.recallBasis.description() }
     /// When a build-time curve gave `plan.expectedRecall`: the half-width of a 95 % interval for the mean
     /// recall of 100 queries (the curve's own uncertainty and the sampling of those queries).
-    public var expectedRecallError: Double?
+    public var expectedRecallError: Double? { plan.expectedRecallInterval }
+    /// The recall the answer is expected to have: the plan's, or the static model's at the probe's effort when the
+    /// probe answered an exact plan.
+    public var expectedRecall: Double {
+        if ran != plan.strategy, let probe = plan.probe { return probe.expectedRecall }
+        return plan.expectedRecall
+    }
 
     /// Leaves out what speaks of rows outside `tenant`'s (see `scopedToTenant`).
     mutating func scope(to tenant: String, rows: Int?) {
@@ -61,7 +70,9 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         coldBytesDecompressed = 0
         coldRowsRanked = 0
         probe = nil
-        effortScale = 1
+        plan.probe = nil
+        plan.effortScale = 1
+        plan.cold?.blockBudget = 0
     }
 
     public var description: String {
@@ -72,26 +83,26 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         let sel = String(format: "%.4f%%", plan.estimatedSelectivity * 100)
         lines.append("plan: \(plan.strategy.rawValue)" + (plan.effort.map { ", ef \($0)" } ?? "")
             + (effortScale != 1 && plan.effort != nil ? String(format: " (effort ×%.2f, calibrated)", effortScale) : "")
-            + (plan.overFetch.map { ", over-fetch \($0)" } ?? "") + (fallback.map { ", then fallback \($0.rawValue)" } ?? ""))
+            + (plan.overFetch.map { ", over-fetch \($0)" } ?? "")
+            + (ran != plan.strategy ? ", answered by \(ran.rawValue)" : "") + (fallback.map { ", then fallback \($0.rawValue)" } ?? ""))
+        lines += plan.steps.dropFirst().map { "  " + $0 }
         if let scopedToTenant {
             lines.append("tenant \(scopedToTenant): estimates from its rows only; costs and work counters not shown")
             lines.append("matches: estimated \(est) (\(sel) of the tenant's rows)" + (actualMatches.map { ", actual \($0)" } ?? ""))
-            lines.append(String(format: "expected recall %.3f", plan.expectedRecall) + recallNote)
+            lines.append(String(format: "expected recall %.3f", expectedRecall) + recallNote)
             lines.append("work: \(results) results")
         } else {
             lines.append("matches: estimated \(est) (\(sel))" + (actualMatches.map { ", actual \($0)" } ?? ""))
-            lines.append(String(format: "expected recall %.3f", plan.expectedRecall) + recallNote
+            lines.append(String(format: "expected recall %.3f", expectedRecall) + recallNote
                 + String(format: "; modelled cost %.0f", plan.estimatedCost)
                 + " (" + plan.alternatives.sorted { $0.value < $1.value }.map { "\($0.key) \(String(format: "%.0f", $0.value))" }
                     .joined(separator: ", ") + ")")
             lines.append("work: \(distanceComputations) distance computations, \(visitedNodes) nodes visited, \(results) results")
         }
-        if let probe { lines.append("probe: \(probe)") }
-        if coldBlocksProbed > 0 || coldEffort != nil {
-            lines.append("cold: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed"
-                + (coldRowsRanked > 0 ? ", chosen by the codes of \(coldRowsRanked) matching rows" : ", chosen by centroid")
-                + (coldEffort.map { String(format: "; effort ×%.2f", $0) } ?? "")
-                + (coldEffortSource.map { " (\($0))" } ?? ""))
+        if let probe { lines.append("probe ran: \(probe)") }
+        if coldBlocksProbed > 0 || plan.cold != nil {
+            lines.append("cold step ran: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed"
+                + (coldRowsRanked > 0 ? ", chosen by the codes of \(coldRowsRanked) matching rows" : ", chosen by centroid"))
         }
         lines.append("time: " + ["plan", "collect", "search", "fallback", "cold plan", "cold", "hydrate"].compactMap { phase in
             timingsMs[phase].map { "\(phase) " + String(format: "%.3f ms", $0) }
@@ -100,7 +111,8 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     }
 
     private var recallNote: String {
-        recallSource.isEmpty ? "" : " (" + (expectedRecallError.map { String(format: "± %.3f for 100 queries' mean, ", $0) } ?? "") + recallSource + ")"
+        if ran != plan.strategy, plan.probe != nil { return " (the probe's effort: static model)" }
+        return recallSource.isEmpty ? "" : " (" + (expectedRecallError.map { String(format: "± %.3f for 100 queries' mean, ", $0) } ?? "") + recallSource + ")"
     }
 
     /// The explanation as JSON.

@@ -3,6 +3,13 @@ import HNSW
 import QueryPlanner
 
 /// One search result: the row's id, its distance (see `Metric`), and the requested columns.
+/// A query's answer: the hits, nearest first, and what the query did (`explanation`; its filter and actual
+/// matches are rendered only when the query was run to explain).
+public struct SearchResult: Sendable {
+    public var hits: [SearchHit]
+    public var explanation: Explanation
+}
+
 public struct SearchHit: Sendable, Equatable, ColumnValues {
     public var id: RowID
     public var distance: Float

@@ -114,7 +114,7 @@ extension HybridStore {
     ///   in FTS5 syntax that does not parse, with its offset), `unknownColumn`, `unknownCollection`, `sqlite`.
     public func search(_ collection: CollectionRef, text: TextQuery, k: Int, where filter: Filter? = nil,
                        returning columns: [String] = []) throws(HybridStoreError) -> [RetrievalHit] {
-        try retrieve(collection, text: text, near: nil, k: k, filter: filter, returning: columns).hits
+        try retrieve(collection, text: text, near: nil, k: k, where: filter, returning: columns).hits
     }
 
     /// Hybrid retrieval: the keyword arm (BM25) and the vector arm (the planner's usual plans, both tiers)
@@ -123,7 +123,7 @@ extension HybridStore {
                        fusion: Fusion = .standard, returning columns: [String] = []) throws(HybridStoreError)
         -> [RetrievalHit]
     {
-        try retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion, returning: columns).hits
+        try retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion, returning: columns).hits
     }
 
     /// Keyword or hybrid retrieval with every knob, and (when `explain`) what each arm did.
@@ -131,16 +131,16 @@ extension HybridStore {
     ///   - vector: nil for keyword-only.
     ///   - depth: candidates per arm (nil: k alone keyword-only; max(2k, 20) for each arm of a hybrid).
     ///   - options: the vector arm's options (recall target, tiers, cold effort).
-    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
+    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter? = nil,
                          fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
                          returning columns: [String] = [], explain: Bool = false)
         throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
     {
-        try retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion, depth: depth,
+        try retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion, depth: depth,
                      options: options, returning: columns, explain: explain, tenant: nil)
     }
 
-    func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter?,
+    func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter?,
                   fusion: Fusion, depth: Int?, options: QueryOptions, returning columns: [String], explain: Bool,
                   tenant: String?, view: ReadView? = nil)
         throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
@@ -183,7 +183,7 @@ extension HybridStore {
         if let vector, let view {
             // In a snapshot: both arms on its one connection, one after the other.
             let t = nowNanos()
-            let r = try query(collection, near: vector, k: armDepth, filter: filter, options: options,
+            let r = try query(collection, near: vector, k: armDepth, where: filter, options: options,
                               returning: columns, explain: explain, tenant: tenant, view: view)
             vectorOutcome = (r.hits, r.explanation, ms(since: t))
             keyword = try timedKeywordArm()
@@ -196,7 +196,7 @@ extension HybridStore {
             let runVector: @Sendable () -> Void = { [self] in
                 let t = nowNanos()
                 let result = Result { () throws(HybridStoreError) -> VectorArm in
-                    let r = try query(collection, near: vector, k: armDepth, filter: filter, options: options,
+                    let r = try query(collection, near: vector, k: armDepth, where: filter, options: options,
                                       returning: columns, explain: explain, tenant: tenant)
                     return (r.hits, r.explanation, ms(since: t))
                 }

@@ -144,7 +144,3 @@ struct ProbeRecord {
     mutating func record(success: Bool) { rate = rate * 0.8 + (success ? 0.2 : 0) }
 }
 
-extension HybridStore {
-    /// Exact plans over fewer estimated matches than this are not probed (the scan is already cheap).
-    static let probeMinimumMatches = 1000
-}

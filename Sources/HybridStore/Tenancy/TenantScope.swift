@@ -22,7 +22,7 @@ public struct TenantScope: Sendable {
     public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
                        searchEffort: Int? = nil, recallTarget: Double = 0.95,
                        returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
-        try query(collection, near: vector, k: k, filter: filter,
+        try query(collection, near: vector, k: k, where: filter,
                   options: QueryOptions(recallTarget: recallTarget, searchEffort: searchEffort), returning: columns).hits
     }
 
@@ -35,11 +35,11 @@ public struct TenantScope: Sendable {
     }
 
     /// The full query, restricted to this tenant (see `HybridStore.query`).
-    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, filter: Filter?, options: QueryOptions,
+    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter?, options: QueryOptions,
                       returning columns: [String] = [], explain: Bool = false)
-        throws(HybridStoreError) -> (hits: [SearchHit], explanation: Explanation)
+        throws(HybridStoreError) -> SearchResult
     {
-        try store.query(collection, near: vector, k: k, filter: filter, options: options, returning: columns,
+        try store.query(collection, near: vector, k: k, where: filter, options: options, returning: columns,
                         explain: explain, tenant: name)
     }
 
@@ -47,7 +47,7 @@ public struct TenantScope: Sendable {
     /// nothing of other tenants' text; see `HybridStore.search(_:text:k:where:returning:)`).
     public func search(_ collection: CollectionRef, text: TextQuery, k: Int, where filter: Filter? = nil,
                        returning columns: [String] = []) throws(HybridStoreError) -> [RetrievalHit] {
-        try retrieve(collection, text: text, near: nil, k: k, filter: filter, returning: columns).hits
+        try retrieve(collection, text: text, near: nil, k: k, where: filter, returning: columns).hits
     }
 
     /// Hybrid retrieval over the tenant's rows: both arms restricted to them.
@@ -55,16 +55,16 @@ public struct TenantScope: Sendable {
                        fusion: Fusion = .standard, returning columns: [String] = []) throws(HybridStoreError)
         -> [RetrievalHit]
     {
-        try retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion, returning: columns).hits
+        try retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion, returning: columns).hits
     }
 
     /// Keyword or hybrid retrieval restricted to this tenant (see `HybridStore.retrieve`).
-    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, filter: Filter? = nil,
+    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter? = nil,
                          fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
                          returning columns: [String] = [], explain: Bool = false)
         throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
     {
-        try store.retrieve(collection, text: text, near: vector, k: k, filter: filter, fusion: fusion, depth: depth,
+        try store.retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion, depth: depth,
                            options: options, returning: columns, explain: explain, tenant: name)
     }
 
@@ -73,7 +73,7 @@ public struct TenantScope: Sendable {
                         options: QueryOptions = QueryOptions(), returning columns: [String] = [])
         throws(HybridStoreError) -> Explanation
     {
-        try query(collection, near: vector, k: k, filter: filter, options: options, returning: columns, explain: true).explanation
+        try query(collection, near: vector, k: k, where: filter, options: options, returning: columns, explain: true).explanation
     }
 
     /// This tenant's rows among `ids`, in the order given.

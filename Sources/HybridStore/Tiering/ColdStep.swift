@@ -7,20 +7,8 @@ import HNSW
 import QueryPlanner
 
 extension HybridStore {
-    /// Cold blocks a query opens at most (those holding a live matching row; bounds may stop it sooner):
-    /// `coldProbeScale · effort · √blocks`, divided by √selectivity as the filter narrows (the k nearest matches
-    /// lie among the k/s nearest rows, which spread over more blocks), all blocks at most.
-    static func defaultColdProbes(blocks: Int, selectivity: Double, effort: Double = 1) -> Int {
-        let base = coldProbeScale * effort * Double(blocks).squareRoot()
-        return min(blocks, max(8, Int((base / max(selectivity, 1e-4).squareRoot()).rounded(.up))))
-    }
-    /// 1.5: an unfiltered query over synth-200k's 10k cold blocks considers 150 and reaches recall 0.952 over
-    /// both tiers, the planner's default target of 0.95 (1.0: 0.945). The blocks considered, not the codes'
-    /// margin, bound the broad classes' recall: 300 at ε₀ 1.3 reach 0.968 and still open only ~18.
-    static let coldProbeScale = 1.5
-
     /// The k nearest live cold rows matching `filter`. Candidate blocks: those holding a live matching row,
-    /// nearest centroid first, at most `probes` (default `defaultColdProbes`); or, when a filter on in-memory
+    /// nearest centroid first, at most `probes` (default `Planner.coldBlocks`, the budget the query's plan shows); or, when a filter on in-memory
     /// columns leaves few matching rows, every matching row. Which rows of a block are live and match comes
     /// from memory (blocks with none are not read); a filter on columns that are not filterable is checked
     /// through SQL per block. Unless asked to be exact, the candidate rows are ranked by their codes
@@ -58,7 +46,7 @@ extension HybridStore {
             }
             /// Blocks the step may open at `effort`: the caller's count, or the store's rule.
             func allowedProbes(_ effort: Double) -> Int {
-                min(blockCount, max(1, probes ?? Self.defaultColdProbes(blocks: blockCount, selectivity: selectivity, effort: effort)))
+                min(blockCount, max(1, probes ?? Planner.coldBlocks(blocks: blockCount, selectivity: selectivity, effort: effort)))
             }
             let maxProbe = allowedProbes(effort)
             let exhaustive = maxProbe >= blockCount

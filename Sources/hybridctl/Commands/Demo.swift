@@ -105,20 +105,21 @@ extension HybridCtl {
                 let q = topics[rng.int(8) * 6].map { $0 + 0.3 * rng.gaussian() }
                 let filter = try whereText.map { try hs.parseFilter($0) }
                 let columns = ["title", "tenant", "year", "price"]
-                _ = try hs.query(articles, near: q, k: 10, filter: filter, options: QueryOptions(), returning: columns)
+                _ = try hs.query(articles, near: q, k: 10, where: filter, options: QueryOptions(), returning: columns)
                 let t0 = Date()
-                let (hits, explanation) = try hs.query(articles, near: q, k: 10, filter: filter, options: QueryOptions(),
-                                                       returning: columns, explain: false)
+                let result = try hs.query(articles, near: q, k: 10, where: filter, options: QueryOptions(),
+                                          returning: columns, explain: false)
+                let (hits, explanation) = (result.hits, result.explanation)
                 let millis = Date().timeIntervalSince(t0) * 1000
                 let e = try hs.explain(articles, near: q, k: 10, where: filter)
-                let exact = try hs.query(articles, near: q, k: 10, filter: filter,
+                let exact = try hs.query(articles, near: q, k: 10, where: filter,
                                          options: QueryOptions(strategy: .exact)).hits
                 let truth = Set(exact.map(\.id))
                 let recall = truth.isEmpty ? 1 : Double(Set(hits.map(\.id)).intersection(truth).count) / Double(truth.count)
                 recallSum += recall
                 let matches = e.actualMatches ?? rows
                 print("[\(i + 1)/\(queries.count)] \(title): \(whereText ?? "(no filter)")")
-                print("  plan \(explanation.plan.strategy.rawValue)" + (explanation.plan.effort.map { " ef \($0)" } ?? "")
+                print("  plan \(explanation.ran.rawValue)" + (explanation.plan.effort.map { " ef \($0)" } ?? "")
                       + (explanation.fallback.map { " then \($0.rawValue)" } ?? "")
                       + String(format: " · matches est %.0f actual %d (%.3f%%)", explanation.plan.estimatedMatches, matches,
                                100 * Double(matches) / Double(rows))
@@ -148,7 +149,7 @@ extension HybridCtl {
             let hybridText = "\(Self.words[topic % Self.words.count]) \(code)"
             let t = Date()
             let (hybridHits, hybridPlan) = try hs.retrieve(articles, text: TextQuery(hybridText), near: near, k: 5,
-                                                           filter: try hs.parseFilter("year >= 2005"), returning: ["title"],
+                                                           where: try hs.parseFilter("year >= 2005"), returning: ["title"],
                                                            explain: true)
             print("hybrid \"\(hybridText)\" near an embedding of the topic \(Self.words[topic % Self.words.count]), year >= 2005 "
                   + String(format: "(%.1f ms, %@): ", Date().timeIntervalSince(t) * 1000, hybridPlan.fusion))
@@ -161,8 +162,9 @@ extension HybridCtl {
             let oscorp = try hs.tenant("oscorp")
             let q = topics[rng.int(48)].map { $0 + 0.3 * rng.gaussian() }
             let trick = "tenant = 'acme' OR year >= 2000"
-            let (mine, plan) = try oscorp.query(articles, near: q, k: 5, filter: try hs.parseFilter(trick), options: QueryOptions(),
-                                                returning: ["tenant"])
+            let result = try oscorp.query(articles, near: q, k: 5, where: try hs.parseFilter(trick), options: QueryOptions(),
+                                          returning: ["tenant"])
+            let (mine, plan) = (result.hits, result.explanation)
             let usage = try oscorp.usage()
             print("\nas tenant oscorp (store.tenant(\"oscorp\")), filter \"\(trick)\": \(mine.count) rows, "
                   + "all oscorp's: \(mine.allSatisfy { $0.values["tenant"] == .text("oscorp") }), plan \(plan.plan.strategy.rawValue)")

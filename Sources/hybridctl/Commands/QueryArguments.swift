@@ -106,9 +106,9 @@ struct QueryArguments: ParsableArguments {
                                    coldEffort: coldEffort)
         let query = TextQuery(text!, syntax: TextQuery.Syntax(rawValue: textSyntax)!)
         let result = try scope.map {
-            try $0.retrieve(c, text: query, near: vector, k: k, filter: filter, fusion: try parsedFusion(), depth: depth,
+            try $0.retrieve(c, text: query, near: vector, k: k, where: filter, fusion: try parsedFusion(), depth: depth,
                             options: options, returning: returning, explain: explain)
-        } ?? hs.retrieve(c, text: query, near: vector, k: k, filter: filter, fusion: try parsedFusion(), depth: depth,
+        } ?? hs.retrieve(c, text: query, near: vector, k: k, where: filter, fusion: try parsedFusion(), depth: depth,
                          options: options, returning: returning, explain: explain)
         return (result.hits, result.explanation, returning)
     }
@@ -136,10 +136,10 @@ struct QueryArguments: ParsableArguments {
         let returning = columns(info)
         let options = QueryOptions(recallTarget: recallTarget, searchEffort: ef, tiers: hotOnly ? [.hot] : [.hot, .cold],
                                    coldEffort: coldEffort)
-        let (hits, e) = try scope.map {
-            try $0.query(c, near: vector, k: k, filter: filter, options: options, returning: returning, explain: explain)
-        } ?? hs.query(c, near: vector, k: k, filter: filter, options: options, returning: returning, explain: explain)
-        return (hits, e, returning)
+        let result = try scope.map {
+            try $0.query(c, near: vector, k: k, where: filter, options: options, returning: returning, explain: explain)
+        } ?? hs.query(c, near: vector, k: k, where: filter, options: options, returning: returning, explain: explain)
+        return (result.hits, result.explanation, returning)
     }
 }
 

@@ -206,7 +206,7 @@ struct RetrievalAPI: Sendable {
             let filter = try request.filter.map { text throws(HybridStoreError) in try store.parseFilter(text) }
             if options.debugQueryDelayMs > 0 { try await Task.sleep(for: .milliseconds(options.debugQueryDelayMs)) }
             if let text = request.text {
-                let r = try await scope.retrieve(collection.handle, text: TextQuery(text), near: vector, k: k, filter: filter,
+                let r = try await scope.retrieve(collection.handle, text: TextQuery(text), near: vector, k: k, where: filter,
                                                  fusion: try fusion(request.fusion), returning: request.returning ?? [],
                                                  explain: explain)
                 return SearchResponse(hits: r.hits.map { SearchResponse.Hit(id: JSONRowID($0.id), distance: $0.distance, score: $0.score,
@@ -215,7 +215,7 @@ struct RetrievalAPI: Sendable {
             }
             var options = QueryOptions()
             if let target = request.recall_target { options.recallTarget = target }
-            let r = try await scope.query(collection.handle, near: vector!, k: k, filter: filter, options: options,
+            let r = try await scope.query(collection.handle, near: vector!, k: k, where: filter, options: options,
                                           returning: request.returning ?? [], explain: explain)
             return SearchResponse(hits: r.hits.map { SearchResponse.Hit(id: JSONRowID($0.id), distance: $0.distance, score: nil,
                                                             values: $0.values.mapValues(JSONValue.init)) },

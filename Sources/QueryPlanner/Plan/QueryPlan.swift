@@ -1,0 +1,328 @@
+import Foundation
+
+/// The whole plan of one query, decided before any step runs: the hot step (strategy, effort, over-fetch) and
+/// what its expected recall rests on, the graph probe in front of an exact plan, the fallback rule, the cold
+/// step and its budget, and what hydration reads. `Planner.plan(_:calibration:probeAdvised:)` makes it from the
+/// statistics of the query's collection; the engine's query execution runs it step by step.
+public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// The hot step (`.unplanned` when the hot tier is not searched).
+    public var hot: Plan
+    public var searchesHot: Bool
+    /// The scale on the table's effort read off the collection's calibration (1 for a caller's fixed effort).
+    public var effortScale: Double
+    /// What `hot.expectedRecall` rests on.
+    public var recallBasis: RecallBasis
+    /// When a build-time curve gave the expected recall: the half-width of a 95 % interval for the mean recall of
+    /// 100 queries.
+    public var expectedRecallInterval: Double?
+    /// A filtered-graph search tried first in front of an exact plan, within the exact scan's cost.
+    public var probe: Probe?
+    /// What runs when the hot step's graph search finds fewer than k rows although more match (nil: nothing).
+    public var fallback: Strategy?
+    /// The cold step (nil: no cold rows to search, or the cold tier is not searched).
+    public var cold: ColdPlan?
+    public var hydration: Hydration
+
+    public struct Probe: Sendable, Equatable, Codable {
+        public var effort: Int
+        /// Distance computations it may spend (the exact scan's modelled cost); past them, the exact scan runs.
+        public var budget: Int
+        /// The static model's recall at `effort`, which the query expects when the probe answers.
+        public var expectedRecall: Double
+    }
+
+    public struct ColdPlan: Sendable, Equatable, Codable {
+        /// × the store's probe rule: the calibrated scale times the caller's `coldEffort`.
+        public var effort: Double
+        public var source: ColdEffortSource
+        /// Cold blocks the step may open at most (it stops sooner once no block can beat the k-th distance).
+        public var blockBudget: Int
+        /// Exact: every candidate block that its bound cannot rule out (a caller's probe count ≥ the blocks).
+        public var exact: Bool
+    }
+
+    public enum ColdEffortSource: String, Sendable, Equatable, Codable {
+        case fixedProbes = "fixed probes"
+        case calibrated = "calibrated over both tiers"
+        case rule = "uncalibrated: the store's probe rule"
+    }
+
+    public enum Hydration: Sendable, Equatable, Codable {
+        /// Ids come from memory; SQLite is not read.
+        case none
+        /// The ids of cold hits are read from SQLite.
+        case coldIDs
+        /// These columns (and ids) are read from SQLite in one statement.
+        case columns([String])
+    }
+
+    public enum RecallBasis: Sendable, Equatable, Codable {
+        /// The hot tier is not searched.
+        case none
+        case exact
+        case fixedEffort
+        case onlineChecks
+        case staticModel
+        /// A build-time curve of this bucket: its queries and when it was measured (seconds since 1970).
+        case buildCurve(queries: Int, measuredAt: Double)
+        /// The curve does not reach the target at any effort, and an exact scan would cost this many times more.
+        case buildCurveShort(queries: Int, measuredAt: Double, shortBy: Double, exactCostRatio: Double)
+        /// Exact, because the graph's calibrated recall falls short of the target.
+        case exactForRecall(graphRecall: Double, interval: Double)
+        /// The curve over both tiers (unfiltered, with a cold step).
+        case overBothTiers(queries: Int)
+
+        /// The words `explain` prints, with the age of a curve at `now`.
+        public func description(now: Double = Date().timeIntervalSince1970) -> String {
+            func age(_ measuredAt: Double) -> String {
+                let hours = max(0, now - measuredAt) / 3600
+                return hours < 1 ? "\(Int(hours * 60)) min old" : String(format: "%.1f h old", hours)
+            }
+            switch self {
+            case .none: return ""
+            case .exact: return "exact"
+            case .fixedEffort: return "fixed effort: static model"
+            case .onlineChecks: return "online checks"
+            case .staticModel: return "uncalibrated: static model"
+            case .buildCurve(let queries, let measuredAt): return "\(queries) build-time queries, " + age(measuredAt)
+            case .buildCurveShort(let queries, let measuredAt, let shortBy, let ratio):
+                return "\(queries) build-time queries, " + age(measuredAt)
+                    + String(format: "; short of the target by %.3f, and an exact scan would cost %.0f× more", shortBy, ratio)
+            case .exactForRecall(let recall, let interval):
+                return String(format: "exact: the graph's calibrated recall %.3f ± %.3f falls short of the target", recall, interval)
+            case .overBothTiers(let queries): return "over both tiers, \(queries) build-time queries"
+            }
+        }
+    }
+
+    // The hot step's fields, read and written through the plan.
+    public var strategy: Strategy { get { hot.strategy } set { hot.strategy = newValue } }
+    public var effort: Int? { get { hot.effort } set { hot.effort = newValue } }
+    public var overFetch: Int? { get { hot.overFetch } set { hot.overFetch = newValue } }
+    public var estimatedMatches: Double { get { hot.estimatedMatches } set { hot.estimatedMatches = newValue } }
+    public var estimatedSelectivity: Double { get { hot.estimatedSelectivity } set { hot.estimatedSelectivity = newValue } }
+    public var estimatedCost: Double { get { hot.estimatedCost } set { hot.estimatedCost = newValue } }
+    public var expectedRecall: Double { get { hot.expectedRecall } set { hot.expectedRecall = newValue } }
+    public var alternatives: [String: Double] { get { hot.alternatives } set { hot.alternatives = newValue } }
+
+    /// A plan before planning.
+    public static let unplanned = QueryPlan(hot: .unplanned, searchesHot: false, effortScale: 1, recallBasis: .none,
+                                            expectedRecallInterval: nil, probe: nil, fallback: nil, cold: nil,
+                                            hydration: .none)
+
+    /// The steps in one line each: hot, probe, fallback, cold, hydrate.
+    public var description: String { steps.joined(separator: "\n") }
+
+    public var steps: [String] {
+        var lines: [String] = []
+        if searchesHot {
+            lines.append("hot: \(hot.strategy.rawValue)" + (hot.effort.map { ", ef \($0)" } ?? "")
+                + (effortScale != 1 && hot.effort != nil ? String(format: " (effort ×%.2f, calibrated)", effortScale) : "")
+                + (hot.overFetch.map { ", over-fetch \($0)" } ?? ""))
+        } else {
+            lines.append("hot: not searched")
+        }
+        if let probe {
+            lines.append("probe: filtered graph at ef \(probe.effort) first, within \(probe.budget) distance computations")
+        }
+        if let fallback { lines.append("if the graph finds fewer than k of more matches: \(fallback.rawValue)") }
+        if let cold {
+            lines.append("cold: " + (cold.exact ? "exact, " : "") + (cold.blockBudget > 0 ? "at most \(cold.blockBudget) blocks, " : "")
+                + String(format: "effort ×%.2f", cold.effort) + " (\(cold.source.rawValue))")
+        }
+        switch hydration {
+        case .none: break
+        case .coldIDs: lines.append("hydrate: ids of cold hits")
+        case .columns(let names): lines.append("hydrate: " + names.joined(separator: ", "))
+        }
+        return lines
+    }
+}
+
+/// What the planner is told about one query: the estimates (from the collection's statistics) and the caller's
+/// options.
+package struct QueryPlanInput: Sendable {
+    /// Live hot rows, and the estimated hot rows matching the filter (rows when there is none).
+    package var rows: Int
+    package var estimatedMatches: Double
+    package var hasFilter: Bool
+    /// The hot step's k (k plus the rows a writer changed under a pinned read).
+    package var k: Int
+    package var dimensions: Int
+    package var recallTarget: Double
+    package var searchEffort: Int?
+    package var forcedStrategy: Strategy?
+    /// Whether the filter is evaluated in memory per node (else SQLite has listed the matching rows).
+    package var inMemoryPredicate: Bool
+    /// Matching rows SQLite has listed, when it evaluated the filter.
+    package var listedMatches: Int?
+    package var searchesHot: Bool
+    /// The cold tier, when it has rows and is searched.
+    package var cold: Cold?
+    package var hydratedColumns: [String]
+
+    package struct Cold: Sendable {
+        package var blocks: Int
+        package var liveRows: Int
+        /// Estimated live cold rows matching the filter (`liveRows` when there is none or memory cannot tell).
+        package var estimatedMatches: Double
+        package var fixedProbes: Int?
+        /// The caller's scale on the cold effort.
+        package var effort: Double
+
+        package init(blocks: Int, liveRows: Int, estimatedMatches: Double, fixedProbes: Int?, effort: Double) {
+            self.blocks = blocks
+            self.liveRows = liveRows
+            self.estimatedMatches = estimatedMatches
+            self.fixedProbes = fixedProbes
+            self.effort = effort
+        }
+    }
+
+    package init(rows: Int, estimatedMatches: Double, hasFilter: Bool, k: Int, dimensions: Int, recallTarget: Double,
+                 searchEffort: Int?, forcedStrategy: Strategy?, inMemoryPredicate: Bool, listedMatches: Int?,
+                 searchesHot: Bool, cold: Cold?, hydratedColumns: [String]) {
+        self.rows = rows
+        self.estimatedMatches = estimatedMatches
+        self.hasFilter = hasFilter
+        self.k = k
+        self.dimensions = dimensions
+        self.recallTarget = recallTarget
+        self.searchEffort = searchEffort
+        self.forcedStrategy = forcedStrategy
+        self.inMemoryPredicate = inMemoryPredicate
+        self.listedMatches = listedMatches
+        self.searchesHot = searchesHot
+        self.cold = cold
+        self.hydratedColumns = hydratedColumns
+    }
+}
+
+extension Planner {
+    /// How much more than the graph plan an exact scan may cost where the graph cannot reach the recall target.
+    package static let exactFallbackCostRatio = 32.0
+    /// Exact plans over fewer estimated matches than this are not probed (the scan is already cheap).
+    package static let probeMinimumMatches = 1000
+    /// Matches above which a post-filter that found too few falls back to the filtered graph, not to exact.
+    package static let postFilterFallbackToGraphAbove = 20_000
+    /// 1.5: an unfiltered query over synth-200k's 10k cold blocks considers 150 and reaches recall 0.952 over
+    /// both tiers (1.0: 0.945; Benchmarks/README.md).
+    package static let coldProbeScale = 1.5
+
+    /// Cold blocks a query opens at most (those holding a live matching row; bounds may stop it sooner):
+    /// `coldProbeScale · effort · √blocks`, divided by √selectivity as the filter narrows (the k nearest matches
+    /// lie among the k/s nearest rows, which spread over more blocks), at least 8, all blocks at most.
+    package static func coldBlocks(blocks: Int, selectivity: Double, effort: Double = 1) -> Int {
+        let base = coldProbeScale * effort * Double(blocks).squareRoot()
+        return min(blocks, max(8, Int((base / max(selectivity, 1e-4).squareRoot()).rounded(.up))))
+    }
+
+    /// The whole plan of a query. `probeAdvised(bucket)` says whether probes of this filter shape at this
+    /// selectivity bucket have paid off lately (asked only where a probe is possible).
+    package static func plan(_ input: QueryPlanInput, calibration: RecallCalibration,
+                             probeAdvised: (Int) -> Bool) -> QueryPlan {
+        var plan = QueryPlan.unplanned
+        plan.searchesHot = input.searchesHot
+        plan.hydration = !input.hydratedColumns.isEmpty ? .columns(input.hydratedColumns) : input.cold != nil ? .coldIDs : .none
+        if input.searchesHot { planHot(input, calibration: calibration, probeAdvised: probeAdvised, into: &plan) }
+        if let cold = input.cold { planCold(cold, input, calibration: calibration, into: &plan) }
+        return plan
+    }
+
+    /// Strategy and effort from the cost model at the calibrated scale; exact where the calibrated graph falls
+    /// short; a caller's forced strategy; the probe in front of an exact plan; the fallback rule.
+    private static func planHot(_ input: QueryPlanInput, calibration: RecallCalibration, probeAdvised: (Int) -> Bool,
+                                into plan: inout QueryPlan) {
+        let filtered = input.hasFilter
+        let selectivity = input.estimatedMatches / Double(max(input.rows, 1))
+        let scale = calibration.scale(selectivity: selectivity, filtered: filtered)
+        var hot = choose(PlanInput(rows: input.rows, estimatedMatches: input.estimatedMatches, hasFilter: filtered, k: input.k,
+                                   dimensions: input.dimensions, recallTarget: input.recallTarget,
+                                   searchEffort: input.searchEffort, inMemoryPredicate: input.inMemoryPredicate,
+                                   effortScale: scale))
+        plan.effortScale = input.searchEffort == nil ? scale : 1
+        var exactForRecall = false
+        if hot.strategy != .exact, input.searchEffort == nil, let built = calibration.built, built.target == input.recallTarget,
+           let expected = calibration.expected(selectivity: selectivity, filtered: filtered) {
+            hot.expectedRecall = expected.recall
+            plan.expectedRecallInterval = expected.interval
+            plan.recallBasis = .buildCurve(queries: built.queries, measuredAt: built.measuredAt)
+            // Never a silent shortfall: where the measured curve does not reach the target even at the largest
+            // effort, an exact plan answers when it costs at most `exactFallbackCostRatio` times the graph's;
+            // otherwise the plan states the expected shortfall.
+            if expected.recall + 2 * expected.error < input.recallTarget, input.forcedStrategy == nil {
+                let exactCost = hot.estimatedMatches * (exactDistanceCost(dimensions: input.dimensions) + collectCost)
+                if input.inMemoryPredicate, exactCost <= exactFallbackCostRatio * max(hot.estimatedCost, 1) {
+                    plan.recallBasis = .exactForRecall(graphRecall: expected.recall, interval: expected.interval)
+                    plan.expectedRecallInterval = nil
+                    hot.strategy = .exact
+                    hot.effort = nil
+                    hot.overFetch = nil
+                    hot.expectedRecall = 1
+                    exactForRecall = true
+                } else {
+                    plan.recallBasis = .buildCurveShort(queries: built.queries, measuredAt: built.measuredAt,
+                                                        shortBy: input.recallTarget - expected.recall,
+                                                        exactCostRatio: exactCost / max(hot.estimatedCost, 1))
+                }
+            }
+        } else {
+            plan.recallBasis = hot.strategy == .exact ? .exact
+                : input.searchEffort != nil ? .fixedEffort
+                : calibration.isMeasured(selectivity: selectivity, filtered: filtered) ? .onlineChecks
+                : .staticModel
+        }
+        if let forced = input.forcedStrategy, forced != hot.strategy, filtered || forced == .graph || forced == .exact {
+            hot.strategy = forced
+            hot.effort = hot.effort ?? max(input.searchEffort ?? effort(forRecall: input.recallTarget, k: input.k), input.k)
+            if forced == .postFilter && hot.overFetch == nil {
+                hot.overFetch = Int((Double(input.k) / max(hot.estimatedSelectivity, 1e-6) * 1.5).rounded(.up))
+                hot.effort = max(hot.effort!, hot.overFetch!)
+            }
+        }
+        // A filter correlated with the query lets a filtered graph search finish in fewer distance computations
+        // than the exact scan; the cost model cannot see correlation, so the graph goes first with the exact
+        // scan's cost as its budget, where recall checks have measured the graph at this selectivity (shadow
+        // probes of exact plans) and this filter shape's probes have paid off lately.
+        if hot.strategy == .exact, filtered, input.inMemoryPredicate, input.forcedStrategy == nil, input.searchEffort == nil,
+           !exactForRecall, hot.estimatedMatches >= Double(probeMinimumMatches),
+           calibration.isMeasured(selectivity: hot.estimatedSelectivity, filtered: true),
+           probeAdvised(RecallCalibration.bucket(selectivity: hot.estimatedSelectivity, filtered: true)) {
+            let ef = filteredEffort(forRecall: input.recallTarget, k: input.k, scale: scale, selectivity: hot.estimatedSelectivity)
+            plan.probe = QueryPlan.Probe(effort: ef,
+                                         budget: Int(hot.estimatedMatches * exactDistanceCost(dimensions: input.dimensions)),
+                                         expectedRecall: expectedRecall(effort: ef, k: input.k))
+        }
+        // Fewer than k found while more match: few matches, exact over them; many (a post-filter that
+        // over-fetched too little), the filtered graph, which admits only matches.
+        if filtered, hot.strategy != .exact || plan.probe != nil {
+            let expected = input.listedMatches ?? Int(hot.estimatedMatches)
+            plan.fallback = hot.strategy == .postFilter && expected > postFilterFallbackToGraphAbove && input.inMemoryPredicate
+                ? .filteredGraph : .exact
+        }
+        plan.hot = hot
+    }
+
+    /// The cold step's effort (the store's rule at the calibrated scale, times the caller's) and block budget;
+    /// unfiltered, the expected recall over both tiers.
+    private static func planCold(_ cold: QueryPlanInput.Cold, _ input: QueryPlanInput, calibration: RecallCalibration,
+                                 into plan: inout QueryPlan) {
+        let effort = cold.effort * (cold.fixedProbes == nil ? calibration.coldScale ?? 1 : 1)
+        let selectivity = input.hasFilter ? cold.estimatedMatches / Double(max(cold.liveRows, 1)) : 1
+        plan.cold = QueryPlan.ColdPlan(
+            effort: effort,
+            source: cold.fixedProbes != nil ? .fixedProbes : calibration.coldScale == nil ? .rule : .calibrated,
+            blockBudget: min(cold.blocks, max(1, cold.fixedProbes ?? coldBlocks(blocks: cold.blocks, selectivity: selectivity,
+                                                                               effort: effort))),
+            exact: cold.fixedProbes.map { $0 >= cold.blocks } ?? false)
+        // Unfiltered, the curve over both tiers says what the whole query expects (the hot tier's own curve speaks
+        // of the hot rows alone).
+        if !input.hasFilter, cold.fixedProbes == nil, cold.effort == 1, input.searchEffort == nil, input.searchesHot,
+           plan.hot.strategy == .graph, let built = calibration.built, built.target == input.recallTarget,
+           let both = calibration.expectedOverBothTiers() {
+            plan.hot.expectedRecall = both.recall
+            plan.expectedRecallInterval = both.interval
+            plan.recallBasis = .overBothTiers(queries: built.coldQueries ?? built.queries)
+        }
+    }
+}
