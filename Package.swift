@@ -19,7 +19,7 @@ let package = Package(
         // plain `swift build -c release` gets the fast path without any CPU flags. Also CRC32C and the
         // acquire/release helpers the graph uses for lock-free reads.
         .target(name: "CKernels"),
-        .target(name: "HNSW", dependencies: ["CKernels"]),
+        .target(name: "HNSW", dependencies: ["CKernels"], swiftSettings: [.strictMemorySafety()]),
         // FTS5 auxiliary functions: BM25 under a scope's own corpus statistics (a tenant's scores say nothing of
         // other tenants' rows), and a row's token count from FTS5's size records.
         .target(name: "CTextRank", dependencies: ["CSQLite"]),
@@ -31,7 +31,8 @@ let package = Package(
             dependencies: [
                 "HNSW", "QueryPlanner", "CSQLite", "CLZ4", "CKernels", "CTextRank",
                 .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics"),
-            ]),
+            ],
+            swiftSettings: [.strictMemorySafety()]),
         .executableTarget(
             name: "hybridctl",
             dependencies: ["HybridStore", "HNSW", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

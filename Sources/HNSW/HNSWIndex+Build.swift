@@ -12,10 +12,10 @@ extension HNSWIndex {
     @discardableResult
     public func insert(_ vector: [Float], label: UInt64) throws(HNSWError) -> UInt32 {
         // The buffer is lent for the call only (no pointer outlives the closure).
-        try vector.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> UInt32 in
-            try validate(buffer, label: label)
+        unsafe try vector.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> UInt32 in
+            unsafe try validate(buffer, label: label)
             let slots = try allocate(labels: CollectionOfOne(label))
-            place(buffer.baseAddress!, label: label, slot: slots[0])
+            unsafe place(buffer.baseAddress!, label: label, slot: slots[0])
             withReadLock { link(slots[0].node) }
             return slots[0].node
         }
@@ -34,7 +34,7 @@ extension HNSWIndex {
     public func insert(contentsOf vectors: UnsafeBufferPointer<Float>, labels: [UInt64], threads: Int? = nil)
         throws(HNSWError) -> [UInt32]
     {
-        try insert(contentsOf: vectors, labels: labels, threads: threads, finiteOnly: false)
+        unsafe try insert(contentsOf: vectors, labels: labels, threads: threads, finiteOnly: false)
     }
 
     /// As `insert(contentsOf:labels:threads:)`; with `finiteOnly`, vectors are checked for NaN and infinities
@@ -49,18 +49,18 @@ extension HNSWIndex {
                             "expected \(labels.count) × \(dim) = \(labels.count * dim) floats, got \(vectors.count)")
         }
         for row in 0..<labels.count {
-            let vector = UnsafeBufferPointer(rebasing: vectors[row * dim ..< (row + 1) * dim])
+            let vector = unsafe UnsafeBufferPointer(rebasing: vectors[row * dim ..< (row + 1) * dim])
             if finiteOnly {
-                if let bad = vector.firstIndex(where: { !$0.isFinite }) {
-                    throw HNSWError(.nonFiniteVector, "component \(bad) is \(vector[bad]) (label \(labels[row]))")
+                if let bad = unsafe vector.firstIndex(where: { !$0.isFinite }) {
+                    throw HNSWError(.nonFiniteVector, unsafe "component \(bad) is \(vector[bad]) (label \(labels[row]))")
                 }
             } else {
-                try validate(vector, label: labels[row])
+                unsafe try validate(vector, label: labels[row])
             }
         }
         let slots = try allocate(labels: labels)
         for (row, slot) in slots.enumerated() {
-            place(vectors.baseAddress! + row * dim, label: labels[row], slot: slot)
+            unsafe place(vectors.baseAddress! + row * dim, label: labels[row], slot: slot)
         }
         let workers = max(1, min(threads ?? ProcessInfo.processInfo.activeProcessorCount, slots.count))
         if workers == 1 {
@@ -86,15 +86,15 @@ extension HNSWIndex {
     public func insert(contentsOf vectors: [Float], labels: [UInt64], threads: Int? = nil) throws(HNSWError)
         -> [UInt32]
     {
-        try vectors.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> [UInt32] in
-            try insert(contentsOf: buffer, labels: labels, threads: threads, finiteOnly: false)
+        unsafe try vectors.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> [UInt32] in
+            unsafe try insert(contentsOf: buffer, labels: labels, threads: threads, finiteOnly: false)
         }
     }
 
     /// `insert(contentsOf:labels:threads:finiteOnly:)` from an array.
     package func insert(committed vectors: [Float], labels: [UInt64], threads: Int?) throws(HNSWError) -> [UInt32] {
-        try vectors.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> [UInt32] in
-            try insert(contentsOf: buffer, labels: labels, threads: threads, finiteOnly: true)
+        unsafe try vectors.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> [UInt32] in
+            unsafe try insert(contentsOf: buffer, labels: labels, threads: threads, finiteOnly: true)
         }
     }
 
@@ -150,15 +150,15 @@ extension HNSWIndex {
     /// Writes the vector and metadata of a fresh slot. The node is not reachable until `link`.
     func place(_ vector: UnsafePointer<Float>, label: UInt64, slot: Slot) {
         withReadLock {
-            let target = storage.vector(slot.node)
-            target.update(from: vector, count: parameters.dimensions)
+            let target = unsafe storage.vector(slot.node)
+            unsafe target.update(from: vector, count: parameters.dimensions)
             if parameters.metric == .cosine {
-                normalize(UnsafeMutableBufferPointer(start: target, count: parameters.dimensions))
+                unsafe normalize(UnsafeMutableBufferPointer(start: target, count: parameters.dimensions))
             }
             storage.encode(slot.node)
             storage.lock(slot.node)
             storage.resetSlot(slot.node, level: slot.level)
-            storage.labels[Int(slot.node)] = label
+            unsafe storage.labels[Int(slot.node)] = label
             storage.unlock(slot.node)
             storage.setState(slot.node, .live)
         }
@@ -166,8 +166,8 @@ extension HNSWIndex {
 
     /// Links a placed node into every level up to its own (hnswlib's addPoint). Caller holds the read lock.
     func link(_ node: UInt32) {
-        let level = Int(storage.levels[Int(node)])
-        let query = storage.vector(node)
+        let level = unsafe Int(storage.levels[Int(node)])
+        let query = unsafe storage.vector(node)
         let dim = parameters.dimensions
         guard let (entryNode, topLevel) = loadEntry() else {
             let becameEntry = entryUpdate.withLock { _ -> Bool in
@@ -182,15 +182,15 @@ extension HNSWIndex {
         }
         var stats = SearchStats()
         var current = entryNode
-        var currentDistance = kernel(query, storage.vector(entryNode), dim)
+        var currentDistance = unsafe kernel(query, storage.vector(entryNode), dim)
         if topLevel > level {
-            (current, currentDistance) = greedyDescent(floatDistance(query), from: entryNode, topLevel: topLevel, toLevel: level + 1,
+            (current, currentDistance) = unsafe greedyDescent(floatDistance(query), from: entryNode, topLevel: topLevel, toLevel: level + 1,
                                                        stats: &stats)
         }
         let context = borrowContext()
         defer { returnContext(context) }
         for layer in stride(from: min(level, topLevel), through: 0, by: -1) {
-            searchLayer(floatDistance(query), entry: current, entryDistance: currentDistance,
+            unsafe searchLayer(floatDistance(query), entry: current, entryDistance: currentDistance,
                         ef: parameters.constructionEffort,
                         level: layer, context: context, predicate: NotNode(excluded: node), stats: &stats)
             var found = context.scratch
@@ -204,7 +204,7 @@ extension HNSWIndex {
             let chosen = selectNeighbours(found, max: parameters.connectivity)
             context.scratch = found
             storage.lock(node)
-            chosen.map(\.node).withUnsafeBufferPointer { storage.writeLinks(node, level: layer, $0) }
+            unsafe chosen.map(\.node).withUnsafeBufferPointer { unsafe storage.writeLinks(node, level: layer, $0) }
             storage.unlock(node)
             for neighbour in chosen { addLink(from: neighbour.node, to: node, distance: neighbour.distance, level: layer) }
         }
@@ -222,24 +222,24 @@ extension HNSWIndex {
         storage.lock(source)
         defer { storage.unlock(source) }
         guard storage.state(source) != .free else { return }
-        let list = storage.linkList(source, level: level)
-        let n = Int(list[0])
-        for j in 0..<n where list[1 + j] == target { return }
+        let list = unsafe storage.linkList(source, level: level)
+        let n = unsafe Int(list[0])
+        for j in 0..<n where unsafe list[1 + j] == target { return }
         if n < limit {
-            hs_store_release_u32(list + 1 + n, target)
-            hs_store_release_u32(list, UInt32(n + 1))
+            unsafe hs_store_release_u32(list + 1 + n, target)
+            unsafe hs_store_release_u32(list, UInt32(n + 1))
             return
         }
         var candidates: [Neighbor] = [Neighbor(distance: distance, node: target)]
         candidates.reserveCapacity(n + 1)
-        let origin = storage.vector(source)
+        let origin = unsafe storage.vector(source)
         for j in 0..<n {
-            let other = list[1 + j]
-            candidates.append(Neighbor(distance: kernel(origin, storage.vector(other), dim), node: other))
+            let other = unsafe list[1 + j]
+            unsafe candidates.append(Neighbor(distance: kernel(origin, storage.vector(other), dim), node: other))
         }
         candidates.sort { $0.distance < $1.distance }
         let kept = selectNeighbours(candidates, max: limit)
-        kept.map(\.node).withUnsafeBufferPointer { storage.writeLinks(source, level: level, $0) }
+        unsafe kept.map(\.node).withUnsafeBufferPointer { unsafe storage.writeLinks(source, level: level, $0) }
     }
 
     /// The paper's heuristic (Algorithm 4, without extension): walk candidates nearest first and keep one only
@@ -253,9 +253,9 @@ extension HNSWIndex {
         var kept: [Neighbor] = []
         kept.reserveCapacity(limit)
         for candidate in candidates {
-            let v = storage.vector(candidate.node)
+            let v = unsafe storage.vector(candidate.node)
             var good = true
-            for other in kept where kernel(v, storage.vector(other.node), dim) < candidate.distance {
+            for other in kept where unsafe kernel(v, storage.vector(other.node), dim) < candidate.distance {
                 good = false
                 break
             }

@@ -48,51 +48,51 @@ extension HNSWIndex {
             var reached = [Bool](repeating: false, count: highWater)
             var inLinks = [UInt16](repeating: 0, count: highWater)
             for n in 0..<highWater where s.state(UInt32(n)) != .free {
-                let list = s.linkList(UInt32(n), level: 0)
-                for j in 1...max(Int(list[0]), 1) where j <= Int(list[0]) { inLinks[Int(list[j])] &+= 1 }
+                let list = unsafe s.linkList(UInt32(n), level: 0)
+                for j in unsafe 1...max(Int(list[0]), 1) where unsafe j <= Int(list[0]) { unsafe inLinks[Int(list[j])] &+= 1 }
             }
             var stack = [entryNode]
             reached[Int(entryNode)] = true
             while let node = stack.popLast() {
-                let list = s.linkList(node, level: 0)
-                for j in 1...max(Int(list[0]), 1) where j <= Int(list[0]) && !reached[Int(list[j])] {
-                    reached[Int(list[j])] = true
-                    stack.append(list[j])
+                let list = unsafe s.linkList(node, level: 0)
+                for j in unsafe 1...max(Int(list[0]), 1) where unsafe j <= Int(list[0]) && !reached[Int(list[j])] {
+                    unsafe reached[Int(list[j])] = true
+                    unsafe stack.append(list[j])
                 }
             }
             let orphans = (0..<highWater).filter { !reached[$0] && s.state(UInt32($0)) == .live }
             if orphans.isEmpty { return }
             for orphan in orphans.map(UInt32.init) {
                 var stats = SearchStats()
-                let query = s.vector(orphan)
-                let (start, startDistance) = greedyDescent(floatDistance(query), from: entryNode, topLevel: topLevel, toLevel: 1,
+                let query = unsafe s.vector(orphan)
+                let (start, startDistance) = unsafe greedyDescent(floatDistance(query), from: entryNode, topLevel: topLevel, toLevel: 1,
                                                            stats: &stats)
-                searchLayer(floatDistance(query), entry: start, entryDistance: startDistance, ef: 32, level: 0, context: context,
+                unsafe searchLayer(floatDistance(query), entry: start, entryDistance: startDistance, ef: 32, level: 0, context: context,
                             predicate: NotNode(excluded: orphan), stats: &stats)
                 var hosts: [Neighbor] = []
                 while !context.results.isEmpty { hosts.append(context.results.pop()) }
                 hosts.reverse()  // nearest first
                 // An orphan linked earlier in this round may link to this one: then it is reachable already.
                 func links(_ host: UInt32) -> Bool {
-                    let list = s.linkList(host, level: 0)
-                    for j in 1...max(Int(list[0]), 1) where j <= Int(list[0]) && list[j] == orphan { return true }
+                    let list = unsafe s.linkList(host, level: 0)
+                    for j in unsafe 1...max(Int(list[0]), 1) where unsafe j <= Int(list[0]) && list[j] == orphan { return true }
                     return false
                 }
                 if hosts.contains(where: { links($0.node) }) { continue }
                 // Prefer the nearest host with room; else, in the nearest host, replace the neighbour that has
                 // the most other in-links (it stays reachable through them).
-                if let roomy = hosts.first(where: { Int(s.linkList($0.node, level: 0)[0]) < s.maxLinks0 }) {
-                    let list = s.linkList(roomy.node, level: 0)
-                    let n = Int(list[0])
-                    hs_store_release_u32(list + 1 + n, orphan)
-                    hs_store_release_u32(list, UInt32(n + 1))
+                if let roomy = hosts.first(where: { unsafe Int(s.linkList($0.node, level: 0)[0]) < s.maxLinks0 }) {
+                    let list = unsafe s.linkList(roomy.node, level: 0)
+                    let n = unsafe Int(list[0])
+                    unsafe hs_store_release_u32(list + 1 + n, orphan)
+                    unsafe hs_store_release_u32(list, UInt32(n + 1))
                     inLinks[Int(orphan)] &+= 1
                 } else if let host = hosts.first {
-                    let list = s.linkList(host.node, level: 0)
+                    let list = unsafe s.linkList(host.node, level: 0)
                     var victim = 1
-                    for j in 1...Int(list[0]) where inLinks[Int(list[j])] > inLinks[Int(list[victim])] { victim = j }
-                    inLinks[Int(list[victim])] &-= 1
-                    hs_store_release_u32(list + victim, orphan)
+                    for j in unsafe 1...Int(list[0]) where unsafe inLinks[Int(list[j])] > inLinks[Int(list[victim])] { victim = j }
+                    unsafe inLinks[Int(list[victim])] &-= 1
+                    unsafe hs_store_release_u32(list + victim, orphan)
                     inLinks[Int(orphan)] &+= 1
                 }
             }
@@ -120,36 +120,36 @@ extension HNSWIndex {
         for p in 0..<highWater {
             let node = UInt32(p)
             guard s.state(node) == .live else { continue }
-            for level in 0...Int(s.levels[p]) {
-                let list = s.linkList(node, level: level)
-                let n = Int(list[0])
+            for level in unsafe 0...Int(s.levels[p]) {
+                let list = unsafe s.linkList(node, level: level)
+                let n = unsafe Int(list[0])
                 var touched = false
-                for j in 1...max(n, 1) where j <= n && s.state(list[j]) == .deleted {
+                for j in 1...max(n, 1) where unsafe j <= n && s.state(list[j]) == .deleted {
                     touched = true
                     break
                 }
                 guard touched else { continue }
                 pool.removeAll(keepingCapacity: true)
                 for j in 1...n {
-                    let other = list[j]
+                    let other = unsafe list[j]
                     if s.state(other) == .live {
                         pool.append(other)
-                    } else if Int(s.levels[Int(other)]) >= level {
-                        let second = s.linkList(other, level: level)
-                        for i in 1...max(Int(second[0]), 1) where i <= Int(second[0]) {
-                            let next = second[i]
+                    } else if unsafe Int(s.levels[Int(other)]) >= level {
+                        let second = unsafe s.linkList(other, level: level)
+                        for i in unsafe 1...max(Int(second[0]), 1) where unsafe i <= Int(second[0]) {
+                            let next = unsafe second[i]
                             if next != node && s.state(next) == .live { pool.append(next) }
                         }
                     }
                 }
                 candidates.removeAll(keepingCapacity: true)
-                let origin = s.vector(node)
+                let origin = unsafe s.vector(node)
                 for other in Set(pool) {
-                    candidates.append(Neighbor(distance: kernel(origin, s.vector(other), dim), node: other))
+                    unsafe candidates.append(Neighbor(distance: kernel(origin, s.vector(other), dim), node: other))
                 }
                 candidates.sort { ($0.distance, $0.node) < ($1.distance, $1.node) }
                 let kept = selectNeighbours(candidates, max: s.maxLinks(level: level), keepPruned: true)
-                kept.map(\.node).withUnsafeBufferPointer { s.writeLinks(node, level: level, $0) }
+                unsafe kept.map(\.node).withUnsafeBufferPointer { unsafe s.writeLinks(node, level: level, $0) }
             }
         }
         for node in deleted {
@@ -159,7 +159,7 @@ extension HNSWIndex {
         if let (entryNode, _) = loadEntry(), s.state(entryNode) != .live {
             var best: (node: UInt32, level: Int)? = nil
             for p in 0..<highWater where s.state(UInt32(p)) == .live {
-                if best == nil || Int(s.levels[p]) > best!.level { best = (UInt32(p), Int(s.levels[p])) }
+                if unsafe best == nil || Int(s.levels[p]) > best!.level { best = unsafe (UInt32(p), Int(s.levels[p])) }
             }
             if let best { storeEntry(node: best.node, level: best.level) } else { clearEntry() }
         }

@@ -11,24 +11,24 @@ extension HNSWIndex {
     public func exactSearch(_ query: [Float], k: Int, candidates: [UInt32], threads: Int = 1) throws(HNSWError)
         -> IndexSearchResult
     {
-        try query.withUnsafeBufferPointer { (q) throws(HNSWError) in try validate(q, label: nil) }
+        unsafe try query.withUnsafeBufferPointer { (q) throws(HNSWError) in unsafe try validate(q, label: nil) }
         guard k >= 1 else { throw HNSWError(.invalidParameter, "k must be ≥ 1, got \(k)") }
         let k = min(k, max(1, candidates.count))
         var normalised = query
-        if parameters.metric == .cosine { normalised.withUnsafeMutableBufferPointer { normalize($0) } }
+        if parameters.metric == .cosine { unsafe normalised.withUnsafeMutableBufferPointer { unsafe normalize($0) } }
         return withReadLock {
             let workers = candidates.count >= 40_000 ? max(1, threads) : 1
             let chunk = (candidates.count + workers - 1) / max(workers, 1)
             var partial = [[Neighbor]](repeating: [], count: workers)
-            normalised.withUnsafeBufferPointer { q in
-                candidates.withUnsafeBufferPointer { ids in
-                    partial.withUnsafeMutableBufferPointer { out in
+            unsafe normalised.withUnsafeBufferPointer { q in
+                unsafe candidates.withUnsafeBufferPointer { ids in
+                    unsafe partial.withUnsafeMutableBufferPointer { out in
                         // SAFETY: each worker writes only its own slot of `out`; all buffers outlive the call.
-                        let work = ScanWork(query: q.baseAddress!, ids: ids, out: out)
+                        let work = unsafe ScanWork(query: q.baseAddress!, ids: ids, out: out)
                         let body = { @Sendable (w: Int) in
-                            let lo = w * chunk, hi = min(work.ids.count, lo + chunk)
+                            let lo = w * chunk, hi = unsafe min(work.ids.count, lo + chunk)
                             guard lo < hi else { return }
-                            work.out[w] = self.storage.hasCodes ? self.scanCodes(work.query, work.ids[lo..<hi], k: k)
+                            unsafe work.out[w] = unsafe self.storage.hasCodes ? self.scanCodes(work.query, work.ids[lo..<hi], k: k)
                                 : self.scan(work.query, work.ids[lo..<hi], k: k)
                         }
                         if workers == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: body) }
@@ -41,7 +41,7 @@ extension HNSWIndex {
             stats.distanceComputations = candidates.count
             stats.visitedNodes = candidates.count
             let hits = merged.prefix(k).map {
-                IndexHit(label: storage.labels[Int($0.node)], distance: parameters.metric.reported($0.distance), node: $0.node)
+                unsafe IndexHit(label: storage.labels[Int($0.node)], distance: parameters.metric.reported($0.distance), node: $0.node)
             }
             return IndexSearchResult(hits: hits, stats: stats)
         }
@@ -54,19 +54,19 @@ extension HNSWIndex {
         let dim = parameters.dimensions
         let capacity = storage.capacity
         let lines = min((dim + 15) / 16, 32)  // 64-byte lines per vector, prefetched up to 2 KiB
-        for i in ids.indices {
+        for i in unsafe ids.indices {
             // Fetch a few vectors ahead: candidates are sparse, so the hardware prefetcher does not help.
-            if i + 4 < ids.endIndex, Int(ids[i + 4]) < capacity {
-                let ahead = storage.vector(ids[i + 4])
+            if unsafe i + 4 < ids.endIndex, unsafe Int(ids[i + 4]) < capacity {
+                let ahead = unsafe storage.vector(ids[i + 4])
                 var line = 0
                 while line < lines {
-                    hs_prefetch(ahead + line &* 16)
+                    unsafe hs_prefetch(ahead + line &* 16)
                     line &+= 1
                 }
             }
-            let node = ids[i]
+            let node = unsafe ids[i]
             guard Int(node) < capacity && storage.state(node) == .live else { continue }
-            let d = kernel(query, storage.vector(node), dim)
+            let d = unsafe kernel(query, storage.vector(node), dim)
             if heap.count < k {
                 heap.push(Neighbor(distance: d, node: node))
             } else if d < heap.top.distance {
@@ -93,29 +93,29 @@ extension HNSWIndex {
                            k: Int) -> [Neighbor] {
         let dim = parameters.dimensions
         let capacity = storage.capacity
-        let approximate = CodeDistance(query: query, storage: storage, metric: parameters.metric, kernels: codeKernel)
-        let exact = floatDistance(query)
-        let errors = storage.codeErrors
+        let approximate = unsafe CodeDistance(query: query, storage: storage, metric: parameters.metric, kernels: codeKernel)
+        let exact = unsafe floatDistance(query)
+        let errors = unsafe storage.codeErrors
         let l2 = parameters.metric == .l2
         var queryNorm: Float = 0
-        for i in 0..<dim { queryNorm += query[i] * query[i] }
+        for i in 0..<dim { unsafe queryNorm += query[i] * query[i] }
         queryNorm = queryNorm.squareRoot()
         let rounding: Float = 3e-5  // float32 sums of up to thousands of terms, relative
         var lower: [Neighbor] = []
         var upper: [Float] = []
-        lower.reserveCapacity(ids.count)
-        upper.reserveCapacity(ids.count)
-        for i in ids.indices {
+        unsafe lower.reserveCapacity(ids.count)
+        unsafe upper.reserveCapacity(ids.count)
+        for i in unsafe ids.indices {
             // Fetch a few codes ahead: candidates are sparse, so the hardware prefetcher does not help.
-            if i + 4 < ids.endIndex, Int(ids[i + 4]) < capacity {
-                approximate.prefetchHead(ids[i + 4])
-                approximate.prefetchTail(ids[i + 4])
-                hs_prefetch(errors + Int(ids[i + 4]))
+            if unsafe i + 4 < ids.endIndex, unsafe Int(ids[i + 4]) < capacity {
+                unsafe approximate.prefetchHead(ids[i + 4])
+                unsafe approximate.prefetchTail(ids[i + 4])
+                unsafe hs_prefetch(errors + Int(ids[i + 4]))
             }
-            let node = ids[i]
+            let node = unsafe ids[i]
             guard Int(node) < capacity && storage.state(node) == .live else { continue }
-            let d = approximate(node)
-            let r = errors[Int(node)] * (1 + rounding)
+            let d = unsafe approximate(node)
+            let r = unsafe errors[Int(node)] * (1 + rounding)
             if l2 {
                 let root = max(d, 0).squareRoot()
                 let spread = r + rounding * root
@@ -123,7 +123,7 @@ extension HNSWIndex {
                 lower.append(Neighbor(distance: low * low, node: node))
                 upper.append((root + spread) * (root + spread))
             } else {
-                let spread = queryNorm * r + rounding * (abs(d) + queryNorm * approximate.scales[Int(node)] * 127
+                let spread = unsafe queryNorm * r + rounding * (abs(d) + queryNorm * approximate.scales[Int(node)] * 127
                                                          * Float(dim).squareRoot())
                 lower.append(Neighbor(distance: d - spread, node: node))
                 upper.append(d + spread)
@@ -154,10 +154,10 @@ extension HNSWIndex {
         for (i, candidate) in survivors.enumerated() {
             if heap.count == k && candidate.distance > heap.top.distance { break }
             if i + 2 < survivors.count {
-                exact.prefetchHead(survivors[i + 2].node)
-                exact.prefetchTail(survivors[i + 2].node)
+                unsafe exact.prefetchHead(survivors[i + 2].node)
+                unsafe exact.prefetchTail(survivors[i + 2].node)
             }
-            let d = exact(candidate.node)
+            let d = unsafe exact(candidate.node)
             scored.append(Neighbor(distance: d, node: candidate.node))
             if heap.count < k {
                 heap.push(Neighbor(distance: d, node: candidate.node))
@@ -172,7 +172,7 @@ extension HNSWIndex {
 }
 
 /// Buffers lent to the workers of one exact scan.
-private struct ScanWork: @unchecked Sendable {
+@unsafe private struct ScanWork: @unchecked Sendable {
     // SAFETY(@unchecked Sendable): read-only query and ids; each worker writes a distinct element of `out`.
     let query: UnsafePointer<Float>
     let ids: UnsafeBufferPointer<UInt32>

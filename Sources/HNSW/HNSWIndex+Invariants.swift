@@ -20,27 +20,27 @@ extension HNSWIndex {
                 let state = s.state(node)
                 guard state != .free else { continue }
                 if state == .live { liveCount += 1 }
-                topLevel = max(topLevel, Int(s.levels[n]))
-                for level in 0...Int(s.levels[n]) {
-                    let list = s.linkList(node, level: level)
-                    let count = Int(list[0])
+                topLevel = unsafe max(topLevel, Int(s.levels[n]))
+                for level in unsafe 0...Int(s.levels[n]) {
+                    let list = unsafe s.linkList(node, level: level)
+                    let count = unsafe Int(list[0])
                     if count > s.maxLinks(level: level) {
                         problems.append("node \(n) level \(level): \(count) links > \(s.maxLinks(level: level))")
                     }
                     var seen = Set<UInt32>()
                     for j in 1...max(count, 1) where j <= count {
-                        let other = list[j]
+                        let other = unsafe list[j]
                         if other == node { problems.append("node \(n) level \(level): self link") }
                         if !seen.insert(other).inserted { problems.append("node \(n) level \(level): \(other) twice") }
                         if Int(other) >= highWater || s.state(other) == .free {
                             problems.append("node \(n) level \(level): link to free slot \(other)")
-                        } else if Int(s.levels[Int(other)]) < level {
-                            problems.append("node \(n) level \(level): link to \(other) of level \(s.levels[Int(other)])")
+                        } else if unsafe Int(s.levels[Int(other)]) < level {
+                            problems.append(unsafe "node \(n) level \(level): link to \(other) of level \(s.levels[Int(other)])")
                         }
                     }
                 }
-                if state == .live && book.nodeByLabel[s.labels[n]] != node {
-                    problems.append("node \(n): label \(s.labels[n]) not mapped to it")
+                if unsafe state == .live && book.nodeByLabel[s.labels[n]] != node {
+                    problems.append(unsafe "node \(n): label \(s.labels[n]) not mapped to it")
                 }
             }
             if book.nodeByLabel.count != liveCount {
@@ -51,16 +51,16 @@ extension HNSWIndex {
                 return problems
             }
             if s.state(entryNode) == .free { problems.append("entry point \(entryNode) is a free slot") }
-            if entryLevel != topLevel || Int(s.levels[Int(entryNode)]) != entryLevel {
+            if unsafe entryLevel != topLevel || Int(s.levels[Int(entryNode)]) != entryLevel {
                 problems.append("entry point \(entryNode) at level \(entryLevel), top level is \(topLevel)")
             }
             var reached = [Bool](repeating: false, count: highWater)
             var stack = [entryNode]
             reached[Int(entryNode)] = true
             while let node = stack.popLast() {
-                let list = s.linkList(node, level: 0)
-                for j in 1...max(Int(list[0]), 1) where j <= Int(list[0]) {
-                    let other = list[j]
+                let list = unsafe s.linkList(node, level: 0)
+                for j in unsafe 1...max(Int(list[0]), 1) where unsafe j <= Int(list[0]) {
+                    let other = unsafe list[j]
                     if Int(other) < highWater && !reached[Int(other)] {
                         reached[Int(other)] = true
                         stack.append(other)

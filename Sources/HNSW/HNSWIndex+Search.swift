@@ -22,13 +22,13 @@ protocol GraphDistance {
 @inline(__always) func prefetchBytes(_ base: UnsafeRawPointer, from: Int, to: Int) {
     var offset = from
     while offset < to {
-        hs_prefetch(base + offset)
+        unsafe hs_prefetch(base + offset)
         offset &+= 64
     }
 }
 
 /// Exact float32 distances.
-struct FloatDistance: GraphDistance {
+@unsafe struct FloatDistance: GraphDistance {
     let query: UnsafePointer<Float>
     let vectors: UnsafeMutablePointer<Float>
     let dimensions: Int
@@ -41,31 +41,31 @@ struct FloatDistance: GraphDistance {
     let prefetchedBytes: Int
 
     @inline(__always) init(query: UnsafePointer<Float>, storage: NodeStorage, kernel: hs_distance_fn) {
-        self.query = query
-        self.vectors = storage.vectors
-        self.dimensions = storage.dimensions
-        self.kernel = kernel
-        self.prefetchedBytes = min(storage.dimensions, 512) * 4
-        self.headBytes = min(prefetchedBytes, 512)
+        unsafe self.query = unsafe query
+        unsafe self.vectors = unsafe storage.vectors
+        unsafe self.dimensions = storage.dimensions
+        unsafe self.kernel = unsafe kernel
+        unsafe self.prefetchedBytes = min(storage.dimensions, 512) * 4
+        unsafe self.headBytes = unsafe min(prefetchedBytes, 512)
     }
 
     @inline(__always) func prefetchHead(_ node: UInt32) {
-        prefetchBytes(vectors + Int(node) &* dimensions, from: 0, to: headBytes)
+        unsafe prefetchBytes(vectors + Int(node) &* dimensions, from: 0, to: headBytes)
     }
 
     @inline(__always) func prefetchTail(_ node: UInt32) {
-        prefetchBytes(vectors + Int(node) &* dimensions, from: headBytes, to: prefetchedBytes)
+        unsafe prefetchBytes(vectors + Int(node) &* dimensions, from: headBytes, to: prefetchedBytes)
     }
 
     @inline(__always) func callAsFunction(_ node: UInt32) -> Float {
-        kernel(query, vectors + Int(node) &* dimensions, dimensions)
+        unsafe kernel(query, vectors + Int(node) &* dimensions, dimensions)
     }
 }
 
 /// Distances on int8 codes decoded as `scale · code`: the squared L2 distance to the decoded vector,
 /// computed directly (its error grows with the distance, not with the vectors' norms), or the negated dot
 /// product `−scale · (q · codes)` for cosine and inner product.
-struct CodeDistance: GraphDistance {
+@unsafe struct CodeDistance: GraphDistance {
     let query: UnsafePointer<Float>
     let codes: UnsafeMutablePointer<Int8>
     let scales: UnsafeMutablePointer<Float>
@@ -79,30 +79,30 @@ struct CodeDistance: GraphDistance {
     let headBytes: Int
 
     @inline(__always) init(query: UnsafePointer<Float>, storage: NodeStorage, metric: Metric, kernels: CodeKernel) {
-        self.query = query
-        self.codes = storage.codes
-        self.scales = storage.codeScales
-        self.stride = storage.codeStride
-        self.dimensions = storage.dimensions
-        self.l2 = metric == .l2
-        self.kernels = kernels
-        self.headBytes = min(storage.codeStride, 512)
+        unsafe self.query = unsafe query
+        unsafe self.codes = unsafe storage.codes
+        unsafe self.scales = unsafe storage.codeScales
+        unsafe self.stride = storage.codeStride
+        unsafe self.dimensions = storage.dimensions
+        unsafe self.l2 = metric == .l2
+        unsafe self.kernels = kernels
+        unsafe self.headBytes = min(storage.codeStride, 512)
     }
 
     @inline(__always) func prefetchHead(_ node: UInt32) {
-        prefetchBytes(codes + Int(node) &* stride, from: 0, to: headBytes)
-        hs_prefetch(scales + Int(node))
+        unsafe prefetchBytes(codes + Int(node) &* stride, from: 0, to: headBytes)
+        unsafe hs_prefetch(scales + Int(node))
     }
 
     @inline(__always) func prefetchTail(_ node: UInt32) {
-        prefetchBytes(codes + Int(node) &* stride, from: headBytes, to: stride)
+        unsafe prefetchBytes(codes + Int(node) &* stride, from: headBytes, to: stride)
     }
 
     @inline(__always) func callAsFunction(_ node: UInt32) -> Float {
-        let scale = scales[Int(node)]
-        let code = codes + Int(node) &* stride
-        if l2 { return kernels.l2Squared(query, code, dimensions, scale) }
-        return -scale * kernels.dot(query, code, dimensions)
+        let scale = unsafe scales[Int(node)]
+        let code = unsafe codes + Int(node) &* stride
+        if unsafe l2 { return unsafe kernels.l2Squared(query, code, dimensions, scale) }
+        return unsafe -scale * kernels.dot(query, code, dimensions)
     }
 }
 
@@ -119,7 +119,7 @@ struct HidingDistance<D: GraphDistance>: GraphDistance {
 extension HNSWIndex {
     /// Float32 distances from `query` (build, repair, exact re-scoring). Caller holds the read lock.
     @inline(__always) func floatDistance(_ query: UnsafePointer<Float>) -> FloatDistance {
-        FloatDistance(query: query, storage: storage, kernel: kernel.function)
+        unsafe FloatDistance(query: query, storage: storage, kernel: kernel.function)
     }
 
     /// The `k` nearest live vectors to `query`, nearest first.
@@ -135,8 +135,8 @@ extension HNSWIndex {
     ///     are incomplete); applies to the level-0 search in mode a. nil: no limit.
     public func search(_ query: [Float], k: Int, searchEffort: Int? = nil, filter: SearchFilter? = nil,
                        mode: FilteredSearchMode = .admitMatching, budget: Int? = nil) throws(HNSWError) -> IndexSearchResult {
-        try query.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> IndexSearchResult in
-            try search(buffer, k: k, searchEffort: searchEffort, filter: filter, mode: mode, budget: budget)
+        unsafe try query.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> IndexSearchResult in
+            unsafe try search(buffer, k: k, searchEffort: searchEffort, filter: filter, mode: mode, budget: budget)
         }
     }
 
@@ -146,19 +146,19 @@ extension HNSWIndex {
         throws(HNSWError) -> IndexSearchResult
     {
         let budget = budget ?? Int.max
-        try validate(query, label: nil)
+        unsafe try validate(query, label: nil)
         guard k >= 1 else { throw HNSWError(.invalidParameter, "k must be ≥ 1, got \(k)") }
         // Never more hits than nodes: sizes computed from k (the candidate list, heaps) stay bounded.
         let k = min(k, max(1, nodeCapacity))
         let ef = max(min(searchEffort ?? max(k, 64), max(nodeCapacity, 64)), k)
         if parameters.metric == .cosine {
-            var normalised = Array(query)
-            normalised.withUnsafeMutableBufferPointer { normalize($0) }
-            return normalised.withUnsafeBufferPointer { q in
-                searchValidated(q.baseAddress!, k: k, ef: ef, filter: filter, mode: mode, budget: budget)
+            var normalised = unsafe Array(query)
+            unsafe normalised.withUnsafeMutableBufferPointer { unsafe normalize($0) }
+            return unsafe normalised.withUnsafeBufferPointer { q in
+                unsafe searchValidated(q.baseAddress!, k: k, ef: ef, filter: filter, mode: mode, budget: budget)
             }
         }
-        return searchValidated(query.baseAddress!, k: k, ef: ef, filter: filter, mode: mode, budget: budget)
+        return unsafe searchValidated(query.baseAddress!, k: k, ef: ef, filter: filter, mode: mode, budget: budget)
     }
 
     /// As `search(_:k:searchEffort:filter:mode:budget:)`, in the graph as it would be without node `hidden`
@@ -168,14 +168,14 @@ extension HNSWIndex {
                         mode: FilteredSearchMode = .admitMatching, hiding hidden: UInt32) throws(HNSWError)
         -> IndexSearchResult
     {
-        try query.withUnsafeBufferPointer { (buffer) throws(HNSWError) in try validate(buffer, label: nil) }
+        unsafe try query.withUnsafeBufferPointer { (buffer) throws(HNSWError) in unsafe try validate(buffer, label: nil) }
         guard k >= 1 else { throw HNSWError(.invalidParameter, "k must be ≥ 1, got \(k)") }
         let k = min(k, max(1, nodeCapacity))
         let ef = max(min(searchEffort, max(nodeCapacity, 64)), k)
         var q = query
-        if parameters.metric == .cosine { q.withUnsafeMutableBufferPointer { normalize($0) } }
-        return q.withUnsafeBufferPointer { q in
-            searchValidated(q.baseAddress!, k: k, ef: ef, filter: filter, mode: mode, budget: .max, hidden: hidden)
+        if parameters.metric == .cosine { unsafe q.withUnsafeMutableBufferPointer { unsafe normalize($0) } }
+        return unsafe q.withUnsafeBufferPointer { q in
+            unsafe searchValidated(q.baseAddress!, k: k, ef: ef, filter: filter, mode: mode, budget: .max, hidden: hidden)
         }
     }
 
@@ -183,22 +183,22 @@ extension HNSWIndex {
                                  mode: FilteredSearchMode, budget: Int, hidden: UInt32? = nil) -> IndexSearchResult {
         withReadLock {
             if storage.hasCodes {
-                let distance = CodeDistance(query: query, storage: storage, metric: parameters.metric,
+                let distance = unsafe CodeDistance(query: query, storage: storage, metric: parameters.metric,
                                             kernels: codeKernel)
                 let finish = { (context: SearchContext, stats: inout SearchStats) in
-                    self.rescore(context, query: query, k: k, stats: &stats)
+                    unsafe self.rescore(context, query: query, k: k, stats: &stats)
                 }
                 if let hidden {
-                    return searchWalk(HidingDistance(base: distance, hidden: hidden), k: k, ef: ef, filter: filter,
+                    return unsafe searchWalk(HidingDistance(base: distance, hidden: hidden), k: k, ef: ef, filter: filter,
                                       mode: mode, budget: budget, finish: finish)
                 }
-                return searchWalk(distance, k: k, ef: ef, filter: filter, mode: mode, budget: budget, finish: finish)
+                return unsafe searchWalk(distance, k: k, ef: ef, filter: filter, mode: mode, budget: budget, finish: finish)
             }
             if let hidden {
-                return searchWalk(HidingDistance(base: floatDistance(query), hidden: hidden), k: k, ef: ef,
+                return unsafe searchWalk(HidingDistance(base: floatDistance(query), hidden: hidden), k: k, ef: ef,
                                   filter: filter, mode: mode, budget: budget) { context, _ in takeHits(context, k: k) }
             }
-            return searchWalk(floatDistance(query), k: k, ef: ef, filter: filter, mode: mode, budget: budget) {
+            return unsafe searchWalk(floatDistance(query), k: k, ef: ef, filter: filter, mode: mode, budget: budget) {
                 context, _ in takeHits(context, k: k)
             }
         }
@@ -222,9 +222,9 @@ extension HNSWIndex {
             searchLayer(distance, entry: start, entryDistance: startDistance, ef: ef, level: 0, context: context,
                         predicate: AllNodes(), stats: &stats, budget: budget)
         case .bitset(let set)?:
-            set.words.withUnsafeBufferPointer { words in
-                let predicate = BitsetPredicate(words: words.baseAddress!, capacity: set.capacity)
-                searchFiltered(distance, entry: start, entryDistance: startDistance, ef: ef, context: context,
+            unsafe set.words.withUnsafeBufferPointer { words in
+                let predicate = unsafe BitsetPredicate(words: words.baseAddress!, capacity: set.capacity)
+                unsafe searchFiltered(distance, entry: start, entryDistance: startDistance, ef: ef, context: context,
                                predicate: predicate, mode: mode, stats: &stats, budget: budget)
             }
         case .predicate(let body)?:
@@ -253,16 +253,16 @@ extension HNSWIndex {
     /// overlap. Counted in `stats.distanceComputations`.
     private func rescore(_ context: SearchContext, query: UnsafePointer<Float>, k: Int,
                          stats: inout SearchStats) -> [IndexHit] {
-        let exact = floatDistance(query)
-        let results = context.results.base
+        let exact = unsafe floatDistance(query)
+        let results = unsafe context.results.base
         let n = context.results.count
         for i in 0..<n {
-            exact.prefetchHead(results[i].node)
-            exact.prefetchTail(results[i].node)
+            unsafe exact.prefetchHead(results[i].node)
+            unsafe exact.prefetchTail(results[i].node)
         }
         var scored = context.scratch
         scored.removeAll(keepingCapacity: true)
-        for i in 0..<n { scored.append(Neighbor(distance: exact(results[i].node), node: results[i].node)) }
+        for i in 0..<n { unsafe scored.append(Neighbor(distance: exact(results[i].node), node: results[i].node)) }
         stats.distanceComputations &+= n
         context.results.removeAll()
         scored.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.node < $1.node) }
@@ -270,7 +270,7 @@ extension HNSWIndex {
         var hits = [IndexHit](repeating: IndexHit(label: 0, distance: 0, node: 0), count: m)
         for i in 0..<m {
             let r = scored[i]
-            hits[i] = IndexHit(label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
+            hits[i] = unsafe IndexHit(label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
                                node: r.node)
         }
         context.scratch = scored
@@ -285,7 +285,7 @@ extension HNSWIndex {
         var i = n - 1
         while !context.results.isEmpty {
             let r = context.results.pop()
-            hits[i] = IndexHit(label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
+            hits[i] = unsafe IndexHit(label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
                                 node: r.node)
             i -= 1
         }
@@ -305,10 +305,10 @@ extension HNSWIndex {
             var changed = true
             while changed {
                 changed = false
-                let list = storage.linkList(current, level: level)
-                let n = Int(hs_load_acquire_u32(list))
+                let list = unsafe storage.linkList(current, level: level)
+                let n = unsafe Int(hs_load_acquire_u32(list))
                 for j in 1...max(n, 1) where j <= n {
-                    let neighbour = hs_load_acquire_u32(list + j)
+                    let neighbour = unsafe hs_load_acquire_u32(list + j)
                     let d = distance(neighbour)
                     stats.distanceComputations &+= 1
                     if d < currentDistance {
@@ -331,7 +331,7 @@ extension HNSWIndex {
         let tag = context.nextTag(capacity: storage.capacity)
         context.candidates.removeAll()
         context.results.removeAll()
-        context.visited[Int(entry)] = tag
+        unsafe context.visited[Int(entry)] = tag
         stats.visitedNodes &+= 1
         context.candidates.push(Neighbor(distance: entryDistance, node: entry))
         if admitEntry && entryDistance < .infinity && storage.state(entry) == .live {
@@ -349,10 +349,10 @@ extension HNSWIndex {
         context: SearchContext, predicate: P, stats: inout SearchStats, budget: Int = .max
     ) {
         let storage = self.storage
-        let states = storage.states
+        let states = unsafe storage.states
         let (tag, initialBound) = begin(context, entry: entry, entryDistance: entryDistance, ef: ef,
                                  admitEntry: predicate.matches(entry), stats: &stats)
-        let visited = context.visited  // after begin: a grown index reallocates the visited list there
+        let visited = unsafe context.visited  // after begin: a grown index reallocates the visited list there
         var bound = initialBound
         let listWords = min(storage.maxLinks(level: level) + 1, 128)
 
@@ -367,45 +367,45 @@ extension HNSWIndex {
             // The next candidate's links are likely read next: request them (every line the list spans) while
             // this node's are walked. Measured on synth-200k: +10 % QPS.
             if !context.candidates.isEmpty {
-                let next = storage.linkList(context.candidates.top.node, level: level)
+                let next = unsafe storage.linkList(context.candidates.top.node, level: level)
                 var word = 0
                 while word < listWords {
-                    hs_prefetch(next + word)
+                    unsafe hs_prefetch(next + word)
                     word &+= 16
                 }
-                hs_prefetch(next + listWords - 1)
+                unsafe hs_prefetch(next + listWords - 1)
             }
-            let list = storage.linkList(current.node, level: level)
-            let n = Int(hs_load_acquire_u32(list))
+            let list = unsafe storage.linkList(current.node, level: level)
+            let n = unsafe Int(hs_load_acquire_u32(list))
             // First the unvisited neighbours, the head of each one's vector (or code) requested at once (the loads
             // overlap instead of one miss per distance), and the filter asked about each (its loads, e.g. a
             // column value, overlap too: measured 19 % of a 50 %-filter query when asked one by one later);
             // then their distances.
-            let batch = context.batch
-            let admits = context.admits
+            let batch = unsafe context.batch
+            let admits = unsafe context.admits
             var m = 0
             var j = 1
             while j <= n {
-                let neighbour = hs_load_acquire_u32(list + j)
+                let neighbour = unsafe hs_load_acquire_u32(list + j)
                 j &+= 1
-                if visited[Int(neighbour)] == tag { continue }
-                visited[Int(neighbour)] = tag
+                if unsafe visited[Int(neighbour)] == tag { continue }
+                unsafe visited[Int(neighbour)] = tag
                 distance.prefetchHead(neighbour)
-                batch[m] = neighbour
-                admits[m] = predicate.matches(neighbour)
+                unsafe batch[m] = neighbour
+                unsafe admits[m] = predicate.matches(neighbour)
                 m &+= 1
             }
             stats.visitedNodes &+= m
             var b = 0
             while b < m {
-                let neighbour = batch[b]
+                let neighbour = unsafe batch[b]
                 b &+= 1
-                if b < m { distance.prefetchTail(batch[b]) }  // the rest of the next vector while this one is scored
+                if b < m { unsafe distance.prefetchTail(batch[b]) }  // the rest of the next vector while this one is scored
                 let d = distance(neighbour)
                 stats.distanceComputations &+= 1
                 if d < bound {
                     context.candidates.push(Neighbor(distance: d, node: neighbour))
-                    if admits[b &- 1] && hs_load_acquire_u8(states + Int(neighbour)) == 0 {
+                    if unsafe admits[b &- 1] && hs_load_acquire_u8(states + Int(neighbour)) == 0 {
                         context.results.push(Neighbor(distance: d, node: neighbour))
                         if context.results.count > ef { context.results.pop() }
                         if context.results.count >= ef { bound = context.results.top.distance }
@@ -426,13 +426,13 @@ extension HNSWIndex {
         context: SearchContext, predicate: P, stats: inout SearchStats
     ) {
         let storage = self.storage
-        let states = storage.states
+        let states = unsafe storage.states
         let sparse = sparseNeighbourhood
         let maxMatching = storage.maxLinks0
         context.scratchIDs.removeAll(keepingCapacity: true)
         let (tag, initialBound) = begin(context, entry: entry, entryDistance: entryDistance, ef: ef,
                                  admitEntry: predicate.matches(entry), stats: &stats)
-        let visited = context.visited  // after begin: a grown index reallocates the visited list there
+        let visited = unsafe context.visited  // after begin: a grown index reallocates the visited list there
         var bound = initialBound
 
         @inline(__always) func consider(_ node: UInt32, admit: Bool) {
@@ -440,7 +440,7 @@ extension HNSWIndex {
             stats.distanceComputations &+= 1
             guard d < bound else { return }
             context.candidates.push(Neighbor(distance: d, node: node))
-            if admit && hs_load_acquire_u8(states + Int(node)) == 0 {
+            if unsafe admit && hs_load_acquire_u8(states + Int(node)) == 0 {
                 context.results.push(Neighbor(distance: d, node: node))
                 if context.results.count > ef { context.results.pop() }
                 if context.results.count >= ef { bound = context.results.top.distance }
@@ -451,49 +451,49 @@ extension HNSWIndex {
             let current = context.candidates.top
             if current.distance > bound { break }
             context.candidates.pop()
-            let list = storage.linkList(current.node, level: 0)
-            let n = Int(hs_load_acquire_u32(list))
+            let list = unsafe storage.linkList(current.node, level: 0)
+            let n = unsafe Int(hs_load_acquire_u32(list))
             var matching = 0
             var fresh = 0
             context.scratchIDs.removeAll(keepingCapacity: true)
             // First hop: matching neighbours are candidates; the others are kept for the second hop.
             var j = 1
             while j <= n {
-                let neighbour = hs_load_acquire_u32(list + j)
+                let neighbour = unsafe hs_load_acquire_u32(list + j)
                 j &+= 1
                 if predicate.matches(neighbour) {
                     matching &+= 1
-                    if visited[Int(neighbour)] == tag { continue }
-                    visited[Int(neighbour)] = tag
+                    if unsafe visited[Int(neighbour)] == tag { continue }
+                    unsafe visited[Int(neighbour)] = tag
                     stats.visitedNodes &+= 1
                     fresh &+= 1
                     consider(neighbour, admit: true)
-                } else if visited[Int(neighbour)] != tag {
+                } else if unsafe visited[Int(neighbour)] != tag {
                     context.scratchIDs.append(neighbour)
-                    hs_prefetch(storage.linkList(neighbour, level: 0))
+                    unsafe hs_prefetch(storage.linkList(neighbour, level: 0))
                 }
             }
             // Second hop through non-matching neighbours, until the node has as many matching neighbours as a
             // full level-0 list (ACORN truncates the expanded list the same way).
             for neighbour in context.scratchIDs where matching < maxMatching {
-                let second = storage.linkList(neighbour, level: 0)
-                let m = Int(hs_load_acquire_u32(second))
+                let second = unsafe storage.linkList(neighbour, level: 0)
+                let m = unsafe Int(hs_load_acquire_u32(second))
                 var i = 1
                 while i <= m && matching < maxMatching {
-                    let next = hs_load_acquire_u32(second + i)
+                    let next = unsafe hs_load_acquire_u32(second + i)
                     i &+= 1
                     if !predicate.matches(next) { continue }
                     matching &+= 1
-                    if visited[Int(next)] == tag { continue }
-                    visited[Int(next)] = tag
+                    if unsafe visited[Int(next)] == tag { continue }
+                    unsafe visited[Int(next)] = tag
                     stats.visitedNodes &+= 1
                     fresh &+= 1
                     consider(next, admit: true)
                 }
             }
             if fresh < sparse {
-                for neighbour in context.scratchIDs where visited[Int(neighbour)] != tag {
-                    visited[Int(neighbour)] = tag
+                for neighbour in context.scratchIDs where unsafe visited[Int(neighbour)] != tag {
+                    unsafe visited[Int(neighbour)] = tag
                     stats.visitedNodes &+= 1
                     consider(neighbour, admit: false)
                 }

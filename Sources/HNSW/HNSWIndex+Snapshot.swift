@@ -64,13 +64,13 @@ extension HNSWIndex {
             header.put(UInt32((entryState?.level ?? -1) + 1), at: 52)
             header.put(stamp, at: 56)
             try writer.write(bytes: header)
-            try writer.write(UnsafeRawBufferPointer(start: s.labels, count: highWater * 8))
-            try writer.write(UnsafeRawBufferPointer(start: s.levels, count: highWater))
-            try writer.write(UnsafeRawBufferPointer(start: s.states, count: highWater))
-            try writer.write(UnsafeRawBufferPointer(start: s.vectors, count: highWater * s.dimensions * 4))
-            try writer.write(UnsafeRawBufferPointer(start: s.links0, count: highWater * s.level0Stride * 4))
-            for n in 0..<highWater where s.levels[n] > 0 {
-                try writer.write(UnsafeRawBufferPointer(start: s.upperLinks[n], count: Int(s.levels[n]) * s.upperStride * 4))
+            unsafe try writer.write(UnsafeRawBufferPointer(start: s.labels, count: highWater * 8))
+            unsafe try writer.write(UnsafeRawBufferPointer(start: s.levels, count: highWater))
+            unsafe try writer.write(UnsafeRawBufferPointer(start: s.states, count: highWater))
+            unsafe try writer.write(UnsafeRawBufferPointer(start: s.vectors, count: highWater * s.dimensions * 4))
+            unsafe try writer.write(UnsafeRawBufferPointer(start: s.links0, count: highWater * s.level0Stride * 4))
+            for n in 0..<highWater where unsafe s.levels[n] > 0 {
+                unsafe try writer.write(UnsafeRawBufferPointer(start: s.upperLinks[n], count: Int(s.levels[n]) * s.upperStride * 4))
             }
             var trailer = [UInt8](repeating: 0, count: 8)
             trailer.put(writer.crc, at: 0)
@@ -79,12 +79,12 @@ extension HNSWIndex {
             try writer.finish()
         } catch {
             writer.abandon()
-            unlink(temporary)
+            unsafe unlink(temporary)
             throw error
         }
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
+        guard unsafe rename(temporary, path) == 0 else {
+            let reason = unsafe String(cString: strerror(errno))
+            unsafe unlink(temporary)
             throw HNSWError(.io, "cannot rename snapshot into \(path): \(reason)")
         }
     }
@@ -112,7 +112,7 @@ extension HNSWIndex {
             throw HNSWError(.foreignFile, "\(path) is not an HNSW snapshot (bad magic number)")
         }
         guard got == headerSize else { throw HNSWError(.corruptFile, "\(path): snapshot header truncated") }
-        reader.crc = header.withUnsafeBytes { hs_crc32c(0, $0.baseAddress, $0.count) }
+        reader.crc = unsafe header.withUnsafeBytes { unsafe hs_crc32c(0, $0.baseAddress, $0.count) }
         let version: UInt32 = header.get(at: 8)
         guard version <= snapshotVersion else {
             throw HNSWError(.newerFormat, "\(path) has snapshot format \(version); this build reads up to \(snapshotVersion)")
@@ -142,17 +142,17 @@ extension HNSWIndex {
         let index = try HNSWIndex(parameters: parameters, capacity: max(highWater, 16), kernelLevel: kernelLevel,
                                     traversal: traversal)
         let s = index.storage
-        try reader.read(into: UnsafeMutableRawBufferPointer(start: s.labels, count: highWater * 8))
-        try reader.read(into: UnsafeMutableRawBufferPointer(start: s.levels, count: highWater))
-        try reader.read(into: UnsafeMutableRawBufferPointer(start: s.states, count: highWater))
-        try reader.read(into: UnsafeMutableRawBufferPointer(start: s.vectors, count: highWater * dimensions * 4))
-        try reader.read(into: UnsafeMutableRawBufferPointer(start: s.links0, count: highWater * s.level0Stride * 4))
-        for n in 0..<highWater where s.levels[n] > 0 {
-            guard s.levels[n] <= 31 else { throw HNSWError(.corruptFile, "\(path): node \(n) has level \(s.levels[n])") }
-            let words = Int(s.levels[n]) * s.upperStride
+        unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.labels, count: highWater * 8))
+        unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.levels, count: highWater))
+        unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.states, count: highWater))
+        unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.vectors, count: highWater * dimensions * 4))
+        unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.links0, count: highWater * s.level0Stride * 4))
+        for n in 0..<highWater where unsafe s.levels[n] > 0 {
+            guard unsafe s.levels[n] <= 31 else { throw HNSWError(.corruptFile, unsafe "\(path): node \(n) has level \(s.levels[n])") }
+            let words = unsafe Int(s.levels[n]) * s.upperStride
             let block = UnsafeMutablePointer<UInt32>.allocate(capacity: words)
-            s.adoptUpperLinks(block, for: n)
-            try reader.read(into: UnsafeMutableRawBufferPointer(start: block, count: words * 4))
+            unsafe s.adoptUpperLinks(block, for: n)
+            unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: block, count: words * 4))
         }
         let computed = reader.crc
         var trailer = [UInt8](repeating: 0, count: 8)
@@ -165,12 +165,12 @@ extension HNSWIndex {
         }
         try index.adoptLoadedState(highWater: highWater, sequence: sequence, entryNode: entryNode,
                                    entryLevel: entryLevel, path: path)
-        for n in 0..<highWater where s.states[n] != NodeState.free.rawValue {
+        for n in 0..<highWater where unsafe s.states[n] != NodeState.free.rawValue {
             // A forged file can carry a valid checksum: no stored vector may hold NaN or an infinity (norms are
             // not checked here, so snapshots of rows written before the norm check still load).
-            let v = UnsafeBufferPointer(start: s.vector(UInt32(n)), count: dimensions)
-            if let bad = v.firstIndex(where: { !$0.isFinite }) {
-                throw HNSWError(.corruptFile, "\(path): node \(n)'s vector component \(bad) is \(v[bad])")
+            let v = unsafe UnsafeBufferPointer(start: s.vector(UInt32(n)), count: dimensions)
+            if let bad = unsafe v.firstIndex(where: { !$0.isFinite }) {
+                throw HNSWError(.corruptFile, unsafe "\(path): node \(n)'s vector component \(bad) is \(v[bad])")
             }
             s.encode(UInt32(n))
         }
@@ -186,33 +186,33 @@ extension HNSWIndex {
         book.highWater = UInt32(highWater)
         book.sequence = sequence
         for n in 0..<highWater {
-            guard let state = NodeState(rawValue: s.states[n]) else {
-                throw HNSWError(.corruptFile, "\(path): node \(n) has state \(s.states[n])")
+            guard let state = unsafe NodeState(rawValue: s.states[n]) else {
+                throw HNSWError(.corruptFile, unsafe "\(path): node \(n) has state \(s.states[n])")
             }
             if state == .free {
                 book.freeSlots.append(UInt32(n))
                 continue
             }
             if state == .deleted { book.deletedPending += 1 }
-            for level in 0...Int(s.levels[n]) {
-                let list = s.linkList(UInt32(n), level: level)
-                let count = Int(list[0])
+            for level in unsafe 0...Int(s.levels[n]) {
+                let list = unsafe s.linkList(UInt32(n), level: level)
+                let count = unsafe Int(list[0])
                 guard count <= s.maxLinks(level: level) else {
                     throw HNSWError(.corruptFile, "\(path): node \(n) has \(count) links at level \(level)")
                 }
                 for j in 1...max(count, 1) where j <= count {
-                    let target = Int(list[j])
+                    let target = unsafe Int(list[j])
                     guard target < highWater else {
                         throw HNSWError(.corruptFile, "\(path): node \(n) links to node \(target) ≥ \(highWater)")
                     }
                     // A search follows the link and reads the target's list at this level: it must have one.
-                    guard s.states[target] != NodeState.free.rawValue, Int(s.levels[target]) >= level else {
+                    guard unsafe s.states[target] != NodeState.free.rawValue, unsafe Int(s.levels[target]) >= level else {
                         throw HNSWError(.corruptFile, "\(path): node \(n) links at level \(level) to node \(target), which has no list there")
                     }
                 }
             }
             if state == .live {
-                let label = s.labels[n]
+                let label = unsafe s.labels[n]
                 guard book.nodeByLabel.updateValue(UInt32(n), forKey: label) == nil else {
                     throw HNSWError(.corruptFile, "\(path): label \(label) appears twice")
                 }
@@ -220,8 +220,8 @@ extension HNSWIndex {
         }
         book.freeSlots.reverse()
         if entryLevel >= 0 {
-            guard Int(entryNode) < highWater, s.states[Int(entryNode)] != NodeState.free.rawValue,
-                  Int(s.levels[Int(entryNode)]) == entryLevel
+            guard Int(entryNode) < highWater, unsafe s.states[Int(entryNode)] != NodeState.free.rawValue,
+                  unsafe Int(s.levels[Int(entryNode)]) == entryLevel
             else { throw HNSWError(.corruptFile, "\(path): entry point \(entryNode) is not a node of level \(entryLevel)") }
             storeEntry(node: entryNode, level: entryLevel)
         } else if book.nodeByLabel.count > 0 {
@@ -234,16 +234,14 @@ extension HNSWIndex {
 extension NodeStorage {
     /// Installs a freshly allocated upper-link block for a slot while loading (no other thread sees it).
     package func adoptUpperLinks(_ block: UnsafeMutablePointer<UInt32>, for node: Int) {
-        upperLinksSlot(node).pointee?.deallocate()
-        upperLinksSlot(node).pointee = block
+        unsafe upperLinksSlot(node).pointee?.deallocate()
+        unsafe upperLinksSlot(node).pointee = unsafe block
     }
 }
 
 extension [UInt8] {
     fileprivate mutating func put<T: FixedWidthInteger>(_ value: T, at offset: Int) {
-        Swift.withUnsafeBytes(of: value.littleEndian) { bytes in
-            for (i, b) in bytes.enumerated() { self[offset + i] = b }
-        }
+        for i in 0..<MemoryLayout<T>.size { self[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
     }
 
     fileprivate func get<T: FixedWidthInteger>(at offset: Int) -> T {
@@ -261,30 +259,30 @@ private struct SnapshotWriter {
 
     init(path: String) throws(HNSWError) {
         self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw HNSWError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
+        fd = unsafe open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw HNSWError(.io, unsafe "cannot create \(path): \(String(cString: strerror(errno)))") }
     }
 
     mutating func write(_ bytes: UnsafeRawBufferPointer) throws(HNSWError) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        crc = hs_crc32c(crc, base, bytes.count)
+        crc = unsafe hs_crc32c(crc, base, bytes.count)
         var offset = 0
         while offset < bytes.count {
-            let n = Glibc.write(fd, base + offset, bytes.count - offset)
+            let n = unsafe Glibc.write(fd, base + offset, bytes.count - offset)
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw HNSWError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw HNSWError(.io, unsafe "cannot write \(path): \(String(cString: strerror(errno)))") }
             offset += n
         }
     }
 
     mutating func write(bytes: [UInt8]) throws(HNSWError) {
-        let result = bytes.withUnsafeBytes { raw in Result { () throws(HNSWError) in try write(raw) } }
+        let result = unsafe bytes.withUnsafeBytes { raw in Result { () throws(HNSWError) in unsafe try write(raw) } }
         try result.get()
     }
 
     func finish() throws(HNSWError) {
-        guard fsync(fd) == 0 else { throw HNSWError(.io, "cannot fsync \(path): \(String(cString: strerror(errno)))") }
-        guard close(fd) == 0 else { throw HNSWError(.io, "cannot close \(path): \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else { throw HNSWError(.io, unsafe "cannot fsync \(path): \(String(cString: strerror(errno)))") }
+        guard close(fd) == 0 else { throw HNSWError(.io, unsafe "cannot close \(path): \(String(cString: strerror(errno)))") }
     }
 
     func abandon() { close(fd) }
@@ -300,12 +298,12 @@ private struct SnapshotReader {
 
     init(path: String) throws(HNSWError) {
         self.path = path
-        fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw HNSWError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+        fd = unsafe open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw HNSWError(.io, unsafe "cannot open \(path): \(String(cString: strerror(errno)))") }
         var info = stat()
-        guard fstat(fd, &info) == 0 else {
+        guard unsafe fstat(fd, &info) == 0 else {
             Glibc.close(fd)
-            throw HNSWError(.io, "cannot stat \(path): \(String(cString: strerror(errno)))")
+            throw HNSWError(.io, unsafe "cannot stat \(path): \(String(cString: strerror(errno)))")
         }
         size = Int(info.st_size)
     }
@@ -317,9 +315,9 @@ private struct SnapshotReader {
         guard let base = buffer.baseAddress else { return 0 }
         var offset = 0
         while offset < buffer.count {
-            let n = Glibc.read(fd, base + offset, buffer.count - offset)
+            let n = unsafe Glibc.read(fd, base + offset, buffer.count - offset)
             if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw HNSWError(.io, "cannot read \(path): \(String(cString: strerror(errno)))") }
+            guard n >= 0 else { throw HNSWError(.io, unsafe "cannot read \(path): \(String(cString: strerror(errno)))") }
             if n == 0 { break }
             offset += n
         }
@@ -328,16 +326,16 @@ private struct SnapshotReader {
     }
 
     mutating func readUpTo(_ bytes: inout [UInt8]) throws(HNSWError) -> Int {
-        let result = bytes.withUnsafeMutableBytes { raw in Result { () throws(HNSWError) in try readUpTo(raw) } }
+        let result = unsafe bytes.withUnsafeMutableBytes { raw in Result { () throws(HNSWError) in unsafe try readUpTo(raw) } }
         return try result.get()
     }
 
     /// Reads exactly the buffer's size and folds it into the checksum.
     mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws(HNSWError) {
         guard buffer.count > 0 else { return }
-        let got = try readUpTo(buffer)
+        let got = unsafe try readUpTo(buffer)
         guard got == buffer.count else { throw HNSWError(.corruptFile, "\(path): snapshot truncated") }
-        crc = hs_crc32c(crc, buffer.baseAddress, buffer.count)
+        crc = unsafe hs_crc32c(crc, buffer.baseAddress, buffer.count)
     }
 
     func close() { Glibc.close(fd) }

@@ -72,7 +72,9 @@ public struct IndexSearchResult: Sendable {
 /// Ids: callers name vectors by a `UInt64` label; the index keeps dense internal `UInt32` node ids, reported
 /// in `IndexHit.node` and used by filters, so that per-node side tables (e.g. a store's filter columns)
 /// can be plain arrays.
-public final class HNSWIndex: @unchecked Sendable {
+// @safe: the node storage is reached only through the index's methods, which bound every access by the
+// node count and hold the index's lock.
+@safe public final class HNSWIndex: @unchecked Sendable {
     // SAFETY(@unchecked Sendable): all mutable state is guarded. `storage` contents: structural changes under
     // `rw` write lock; link lists under per-node spin locks with release stores, read with acquire loads;
     // vectors are written before the node is published through a release store. `bookkeeping`,
@@ -116,11 +118,11 @@ public final class HNSWIndex: @unchecked Sendable {
         self.traversal = traversal
         self.storage = NodeStorage(dimensions: parameters.dimensions, connectivity: parameters.connectivity,
                                    capacity: capacity, codes: traversal == .int8)
-        self.rw = hs_rwlock_create()
+        unsafe self.rw = unsafe hs_rwlock_create()
         self.levelMultiplier = 1 / log(Double(parameters.connectivity))
     }
 
-    deinit { hs_rwlock_destroy(rw) }
+    deinit { unsafe hs_rwlock_destroy(rw) }
 
     /// The kernel this index uses for distances.
     public var kernelLevel: KernelLevel { kernel.level }
@@ -144,14 +146,14 @@ public final class HNSWIndex: @unchecked Sendable {
     public func label(ofNode node: UInt32) -> UInt64? {
         withReadLock {
             guard Int(node) < storage.capacity, storage.state(node) == .live else { return nil }
-            return storage.labels[Int(node)]
+            return unsafe storage.labels[Int(node)]
         }
     }
 
     /// A copy of the stored vector of a label (normalised for cosine).
     public func vector(forLabel label: UInt64) -> [Float]? {
         guard let node = node(forLabel: label) else { return nil }
-        return withReadLock { Array(UnsafeBufferPointer(start: storage.vector(node), count: parameters.dimensions)) }
+        return withReadLock { unsafe Array(UnsafeBufferPointer(start: storage.vector(node), count: parameters.dimensions)) }
     }
 
     /// Bytes held in RAM by vectors, int8 codes (with `traversal: .int8`), links and per-node metadata (not the
@@ -161,7 +163,7 @@ public final class HNSWIndex: @unchecked Sendable {
             let s = storage
             var bytes = s.capacity * (s.dimensions * 4 + s.level0Stride * 4 + 8 + 8 + 3)
             if s.hasCodes { bytes += s.capacity * (s.codeStride + 8) }
-            for n in 0..<s.capacity where s.levels[n] > 0 { bytes += Int(s.levels[n]) * s.upperStride * 4 }
+            for n in 0..<s.capacity where unsafe s.levels[n] > 0 { unsafe bytes += Int(s.levels[n]) * s.upperStride * 4 }
             return bytes
         }
     }
@@ -169,14 +171,14 @@ public final class HNSWIndex: @unchecked Sendable {
     // MARK: - Locks and helpers
 
     @inline(__always) func withReadLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        hs_rwlock_read_lock(rw)
-        defer { hs_rwlock_read_unlock(rw) }
+        unsafe hs_rwlock_read_lock(rw)
+        defer { unsafe hs_rwlock_read_unlock(rw) }
         return try body()
     }
 
     func withWriteLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        hs_rwlock_write_lock(rw)
-        defer { hs_rwlock_write_unlock(rw) }
+        unsafe hs_rwlock_write_lock(rw)
+        defer { unsafe hs_rwlock_write_unlock(rw) }
         return try body()
     }
 
@@ -209,7 +211,7 @@ public final class HNSWIndex: @unchecked Sendable {
             throw HNSWError(.dimensionMismatch, "expected \(parameters.dimensions) dimensions, got \(vector.count)"
                 + (label.map { " (label \($0))" } ?? ""))
         }
-        if let problem = vectorProblem(vector, metric: parameters.metric) {
+        if let problem = unsafe vectorProblem(vector, metric: parameters.metric) {
             throw HNSWError(.nonFiniteVector, problem.message + (label.map { " (label \($0))" } ?? ""))
         }
     }

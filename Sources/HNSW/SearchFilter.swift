@@ -54,12 +54,13 @@ package struct AllNodes: NodePredicate {
     @inline(__always) package func matches(_ node: UInt32) -> Bool { true }
 }
 
-package struct BitsetPredicate: NodePredicate {
+/// Unsafe: reads a bitset lent for the duration of one search (`NodeBitset.withPredicate`).
+@unsafe package struct BitsetPredicate: NodePredicate {
     let words: UnsafePointer<UInt64>
     let capacity: Int
     @inline(__always) package func matches(_ node: UInt32) -> Bool {
         // SAFETY: the word index is < (capacity + 63) / 64, the length of `words`, when node < capacity.
-        Int(node) < capacity && words[Int(node) &>> 6] & (1 &<< (UInt64(node) & 63)) != 0
+        unsafe Int(node) < capacity && words[Int(node) &>> 6] & (1 &<< (UInt64(node) & 63)) != 0
     }
 }
 

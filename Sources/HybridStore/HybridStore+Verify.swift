@@ -101,7 +101,7 @@ extension HybridStore {
             while try statement.step() {
                 rows += 1
                 let row = UInt64(statement.int64(0))
-                var stored = statement.withBlob(2) { floats(from: $0) }
+                var stored = unsafe statement.withBlob(2) { unsafe floats(from: $0) }
                 if stored.isEmpty {
                     coldSeen += 1
                     if let block = coldBlockOf[Int64(row)] {
@@ -123,7 +123,7 @@ extension HybridStore {
                     problems.append("row \(row) (id \(statement.column(1))) is missing from the index")
                     continue
                 }
-                if s.schema.vector.metric == .cosine { stored.withUnsafeMutableBufferPointer { normalize($0) } }
+                if s.schema.vector.metric == .cosine { unsafe stored.withUnsafeMutableBufferPointer { unsafe normalize($0) } }
                 if zip(stored, inIndex).contains(where: { abs($0 - $1) > 1e-5 * max(1, abs($0)) }) {
                     problems.append("row \(row): the index holds a different vector")
                 }

@@ -88,7 +88,7 @@ public final class HybridStore: Sendable {
         self.observer = StoreObserver.make(configuration, directory: directory)
         let creating = create && mode == .readWrite
         var isDirectory: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+        if unsafe !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
             guard creating else {
                 throw HybridStoreError(.notAStore, "no store at \(directory) (the directory does not exist)",
                                        context: ["path": directory])
@@ -151,7 +151,7 @@ public final class HybridStore: Sendable {
     private func removeStaleTemporaryFiles() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         for name in names where name.hasPrefix("index-") && name.contains(".hsnap.tmp-") {
-            unlink(directory + "/" + name)
+            unsafe unlink(directory + "/" + name)
         }
     }
 
@@ -206,23 +206,23 @@ public final class HybridStore: Sendable {
                 open[key]!.readers += 1
                 return
             }
-            let fd = shared ? Glibc.open(path, O_RDONLY | O_CLOEXEC) : Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            let fd = unsafe shared ? Glibc.open(path, O_RDONLY | O_CLOEXEC) : Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else {
                 let reason = errno
-                if shared && reason == ENOENT && access(directory, W_OK) != 0 {
+                if unsafe shared && reason == ENOENT && access(directory, W_OK) != 0 {
                     open[key] = OpenDirectory(descriptor: -1, readers: 1)
                     return
                 }
                 if shared && reason == ENOENT {
                     throw HybridStoreError(.notAStore, "no store at \(directory) (no LOCK file)", context: ["path": directory])
                 }
-                throw HybridStoreError(.io, "cannot open \(path): \(String(cString: strerror(reason)))", context: ["path": path])
+                throw HybridStoreError(.io, unsafe "cannot open \(path): \(String(cString: strerror(reason)))", context: ["path": path])
             }
             let rc = hs_lock_file_as(fd, shared ? 1 : 0)
             if rc != 0 {
                 Glibc.close(fd)
                 if rc == EAGAIN || rc == EACCES { throw locked }
-                throw HybridStoreError(.io, "cannot lock \(path): \(String(cString: strerror(rc)))", context: ["path": directory])
+                throw HybridStoreError(.io, unsafe "cannot lock \(path): \(String(cString: strerror(rc)))", context: ["path": directory])
             }
             open[key] = OpenDirectory(descriptor: fd, readers: shared ? 1 : 0)
         }
@@ -427,7 +427,7 @@ public final class HybridStore: Sendable {
                 c.evictStatements(containing: s.table.name)
                 if s.schema.tenantColumn != nil { try loadQuotas(c) }
                 catalog.withLock { $0[name] = nil }
-                unlink(snapshotPath(s))
+                unsafe unlink(snapshotPath(s))
             }
         }
     }

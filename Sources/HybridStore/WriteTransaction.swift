@@ -123,7 +123,7 @@ public final class WriteTransaction {
             if let vector {
                 let statement = try connection.statement(s.table.updateVector)
                 try statement.bind(.integer(existing), at: 1)
-                try vector.withUnsafeBufferPointer { try statement.bind(floats: $0, at: 2) }
+                unsafe try vector.withUnsafeBufferPointer { unsafe try statement.bind(floats: $0, at: 2) }
                 while try statement.step() {}
                 statement.reset()
             }
@@ -335,7 +335,7 @@ public final class WriteTransaction {
         try sql {
             let statement = try connection.statement(s.table.insert)
             try statement.bind(id.value, at: 1)
-            try vector.withUnsafeBufferPointer { try statement.bind(floats: $0, at: 2) }
+            unsafe try vector.withUnsafeBufferPointer { unsafe try statement.bind(floats: $0, at: 2) }
             for position in s.schema.columns.indices {
                 try statement.bind((columns[position] ?? nil) ?? .null, at: Int32(position + 3))
             }

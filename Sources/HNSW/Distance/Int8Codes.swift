@@ -16,15 +16,15 @@ public enum TraversalPrecision: String, Sendable, Codable, CaseIterable {
 /// - Complexity: O(count).
 package func encodeInt8(_ vector: UnsafePointer<Float>, count: Int, into codes: UnsafeMutablePointer<Int8>) -> Float {
     var peak: Float = 0
-    for i in 0..<count { peak = max(peak, abs(vector[i])) }
+    for i in 0..<count { peak = unsafe max(peak, abs(vector[i])) }
     guard peak > 0 else {
-        codes.update(repeating: 0, count: count)
+        unsafe codes.update(repeating: 0, count: count)
         return 0
     }
     // In Double: for a subnormal peak, 127 / peak overflows Float (and 0 × ∞ would be NaN).
     let inverse = 127 / Double(peak)
     for i in 0..<count {
-        codes[i] = Int8(min(max((Double(vector[i]) * inverse).rounded(), -127), 127))
+        unsafe codes[i] = unsafe Int8(min(max((Double(vector[i]) * inverse).rounded(), -127), 127))
     }
     return peak / 127  // may round to 0 for a subnormal peak: the codes then decode to 0, still a valid bound
 }
@@ -34,17 +34,17 @@ package func encodeInt8(_ vector: UnsafePointer<Float>, count: Int, into codes: 
 @inline(__always)
 package func portableDotInt8(_ q: UnsafePointer<Float>, _ c: UnsafePointer<Int8>, _ count: Int) -> Float {
     var acc = SIMD16<Float>(), i = 0
-    let rq = UnsafeRawPointer(q), rc = UnsafeRawPointer(c)
+    let rq = unsafe UnsafeRawPointer(q), rc = unsafe UnsafeRawPointer(c)
     // SAFETY: each load reads elements [i, i+16); the loop keeps i + 16 <= count.
     while i &+ 16 <= count {
-        let codes = rc.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self)
-        acc += rq.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
+        let codes = unsafe rc.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self)
+        unsafe acc += rq.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
             * SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: codes))
         i &+= 16
     }
     var sum = acc.sum()
     while i < count {
-        sum += q[i] * Float(c[i])
+        unsafe sum += q[i] * Float(c[i])
         i &+= 1
     }
     return sum
@@ -56,18 +56,18 @@ package func portableDotInt8(_ q: UnsafePointer<Float>, _ c: UnsafePointer<Int8>
 package func portableL2SquaredInt8(_ q: UnsafePointer<Float>, _ c: UnsafePointer<Int8>, _ count: Int,
                                    scale: Float) -> Float {
     var acc = SIMD16<Float>(), i = 0
-    let rq = UnsafeRawPointer(q), rc = UnsafeRawPointer(c)
+    let rq = unsafe UnsafeRawPointer(q), rc = unsafe UnsafeRawPointer(c)
     // SAFETY: each load reads elements [i, i+16); the loop keeps i + 16 <= count.
     while i &+ 16 <= count {
-        let codes = rc.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self)
-        let d = rq.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
+        let codes = unsafe rc.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self)
+        let d = unsafe rq.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
             - scale * SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: codes))
         acc += d * d
         i &+= 16
     }
     var sum = acc.sum()
     while i < count {
-        let d = q[i] - scale * Float(c[i])
+        let d = unsafe q[i] - scale * Float(c[i])
         sum += d * d
         i &+= 1
     }
@@ -77,16 +77,17 @@ package func portableL2SquaredInt8(_ q: UnsafePointer<Float>, _ c: UnsafePointer
 let portableL2SquaredInt8C: @convention(c) (UnsafePointer<Float>?, UnsafePointer<Int8>?, Int, Float) -> Float = {
     q, c, n, scale in
     // SAFETY: the index only calls kernels with non-nil pointers valid for n elements.
-    portableL2SquaredInt8(q.unsafelyUnwrapped, c.unsafelyUnwrapped, n, scale: scale)
+    unsafe portableL2SquaredInt8(q.unsafelyUnwrapped, c.unsafelyUnwrapped, n, scale: scale)
 }
 
 let portableDotInt8C: @convention(c) (UnsafePointer<Float>?, UnsafePointer<Int8>?, Int) -> Float = { q, c, n in
     // SAFETY: the index only calls kernels with non-nil pointers valid for n elements.
-    portableDotInt8(q.unsafelyUnwrapped, c.unsafelyUnwrapped, n)
+    unsafe portableDotInt8(q.unsafelyUnwrapped, c.unsafelyUnwrapped, n)
 }
 
 /// The float32 × int8 kernels for a level, clamped to what this machine supports.
-package struct CodeKernel: @unchecked Sendable {
+// @safe: holds C function pointers; calling them takes pointers, which is marked `unsafe` where it happens.
+@safe package struct CodeKernel: @unchecked Sendable {
     // SAFETY(@unchecked Sendable): C function pointers to pure functions.
     package let dot: hs_code_dot_fn
     package let l2Squared: hs_code_l2_fn
@@ -96,9 +97,9 @@ package struct CodeKernel: @unchecked Sendable {
         let level = min(requested, KernelLevel.best)
         self.level = level
         switch level {
-        case .avx512: (dot, l2Squared) = (hs_dot_f32_i8_avx512, hs_l2sq_f32_i8_avx512)
-        case .avx2: (dot, l2Squared) = (hs_dot_f32_i8_avx2, hs_l2sq_f32_i8_avx2)
-        case .portable: (dot, l2Squared) = (portableDotInt8C, portableL2SquaredInt8C)
+        case .avx512: unsafe dot = unsafe hs_dot_f32_i8_avx512; unsafe l2Squared = unsafe hs_l2sq_f32_i8_avx512
+        case .avx2: unsafe dot = unsafe hs_dot_f32_i8_avx2; unsafe l2Squared = unsafe hs_l2sq_f32_i8_avx2
+        case .portable: unsafe dot = unsafe portableDotInt8C; unsafe l2Squared = unsafe portableL2SquaredInt8C
         }
     }
 }

@@ -9,17 +9,17 @@ import CKernels
 @inline(__always)
 package func portableL2Squared(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
     var acc = SIMD16<Float>(), i = 0
-    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    let ra = unsafe UnsafeRawPointer(a), rb = unsafe UnsafeRawPointer(b)
     // SAFETY: each load reads floats [i, i+16); the loop keeps i + 16 <= count.
     while i &+ 16 <= count {
-        let d = ra.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
+        let d = unsafe ra.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
             - rb.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
         acc += d * d
         i &+= 16
     }
     var sum = acc.sum()
     while i < count {
-        let d = a[i] - b[i]
+        let d = unsafe a[i] - b[i]
         sum += d * d
         i &+= 1
     }
@@ -31,16 +31,16 @@ package func portableL2Squared(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Flo
 @inline(__always)
 package func portableNegativeDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
     var acc = SIMD16<Float>(), i = 0
-    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    let ra = unsafe UnsafeRawPointer(a), rb = unsafe UnsafeRawPointer(b)
     // SAFETY: each load reads floats [i, i+16); the loop keeps i + 16 <= count.
     while i &+ 16 <= count {
-        acc += ra.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
+        unsafe acc += ra.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
             * rb.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
         i &+= 16
     }
     var sum = acc.sum()
     while i < count {
-        sum += a[i] * b[i]
+        unsafe sum += a[i] * b[i]
         i &+= 1
     }
     return -sum
@@ -49,24 +49,24 @@ package func portableNegativeDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<F
 /// C-callable wrappers so that all kernels share one function-pointer type.
 let portableL2SquaredC: @convention(c) (UnsafePointer<Float>?, UnsafePointer<Float>?, Int) -> Float = { a, b, n in
     // SAFETY: the index only calls kernels with non-nil pointers valid for n floats.
-    portableL2Squared(a.unsafelyUnwrapped, b.unsafelyUnwrapped, n)
+    unsafe portableL2Squared(a.unsafelyUnwrapped, b.unsafelyUnwrapped, n)
 }
 let portableNegativeDotC: @convention(c) (UnsafePointer<Float>?, UnsafePointer<Float>?, Int) -> Float = { a, b, n in
-    portableNegativeDot(a.unsafelyUnwrapped, b.unsafelyUnwrapped, n)
+    unsafe portableNegativeDot(a.unsafelyUnwrapped, b.unsafelyUnwrapped, n)
 }
 
 /// Scales `vector` to unit length in place; a zero vector is left as it is.
 /// - Complexity: O(count).
 package func normalize(_ vector: UnsafeMutableBufferPointer<Float>) {
     guard let base = vector.baseAddress, !vector.isEmpty else { return }
-    let squared = -portableNegativeDot(base, base, vector.count)
+    let squared = unsafe -portableNegativeDot(base, base, vector.count)
     guard squared > 0, squared.isFinite else { return }
     let scale = 1 / squared.squareRoot()
-    for i in vector.indices { vector[i] *= scale }
+    for i in vector.indices { unsafe vector[i] *= scale }
 }
 
 /// CRC-32C (Castagnoli) of `bytes`, continuing from `seed` (0 to start). Hardware-accelerated where the CPU
 /// has SSE4.2. The checksum of snapshots and cold blocks.
 package func crc32c(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
-    hs_crc32c(seed, bytes.baseAddress, bytes.count)
+    unsafe hs_crc32c(seed, bytes.baseAddress, bytes.count)
 }

@@ -52,7 +52,8 @@ public enum KernelLevel: Int, Sendable, Comparable, CustomStringConvertible {
 }
 
 /// A distance kernel resolved once: a C function pointer with no per-call dispatch.
-package struct DistanceKernel: @unchecked Sendable {
+// @safe: holds a C function pointer; calling it takes pointers, which is marked `unsafe` where it happens.
+@safe package struct DistanceKernel: @unchecked Sendable {
     // SAFETY(@unchecked Sendable): a C function pointer to a pure function; it has no state to share.
     package let function: hs_distance_fn
     package let level: KernelLevel
@@ -63,18 +64,18 @@ package struct DistanceKernel: @unchecked Sendable {
         let level = min(requested, KernelLevel.best)
         self.level = level
         switch (metric, level) {
-        case (.l2, .avx512): function = hs_l2sq_avx512
-        case (.l2, .avx2): function = hs_l2sq_avx2
-        case (.l2, .portable): function = portableL2SquaredC
-        case (_, .avx512): function = hs_negdot_avx512
-        case (_, .avx2): function = hs_negdot_avx2
-        case (_, .portable): function = portableNegativeDotC
+        case (.l2, .avx512): unsafe function = unsafe hs_l2sq_avx512
+        case (.l2, .avx2): unsafe function = unsafe hs_l2sq_avx2
+        case (.l2, .portable): unsafe function = unsafe portableL2SquaredC
+        case (_, .avx512): unsafe function = unsafe hs_negdot_avx512
+        case (_, .avx2): unsafe function = unsafe hs_negdot_avx2
+        case (_, .portable): unsafe function = unsafe portableNegativeDotC
         }
     }
 
     /// - Precondition: both pointers valid for `count` floats.
     @inline(__always) package func callAsFunction(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                                                   _ count: Int) -> Float {
-        function(a, b, count)
+        unsafe function(a, b, count)
     }
 }

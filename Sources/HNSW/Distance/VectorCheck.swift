@@ -29,7 +29,7 @@ package let maximumSquaredNorm = Double(Float.greatestFiniteMagnitude) / 4
 /// - Complexity: O(count), in Double (a Float sum would itself overflow).
 package func vectorProblem(_ vector: UnsafeBufferPointer<Float>, metric: Metric) -> VectorProblem? {
     var squared = 0.0
-    for (i, x) in vector.enumerated() {
+    for unsafe (i, x) in unsafe vector.enumerated() {
         guard x.isFinite else { return .nonFinite(component: i, value: x) }
         squared += Double(x) * Double(x)
     }
@@ -40,5 +40,5 @@ package func vectorProblem(_ vector: UnsafeBufferPointer<Float>, metric: Metric)
 
 /// `vectorProblem` of an array.
 package func vectorProblem(_ vector: [Float], metric: Metric) -> VectorProblem? {
-    vector.withUnsafeBufferPointer { vectorProblem($0, metric: metric) }
+    unsafe vector.withUnsafeBufferPointer { unsafe vectorProblem($0, metric: metric) }
 }

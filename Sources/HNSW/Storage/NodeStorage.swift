@@ -23,7 +23,9 @@ enum NodeState: UInt8 {
 ///
 /// Memory is lent only through the index, never stored outside it. Growth happens under the index's
 /// write lock; every other access holds its read lock.
-final class NodeStorage {
+// @safe: owns its allocations; its accessors bound nodes by the capacity (checked in debug builds), and the
+// pointers they return are used by the index under its lock.
+@safe final class NodeStorage {
     let dimensions: Int
     let maxLinks0: Int
     let maxLinksUpper: Int
@@ -52,34 +54,34 @@ final class NodeStorage {
         self.maxLinksUpper = connectivity
         let capacity = max(capacity, 16)
         self.capacity = capacity
-        vectors = Self.allocate(Float.self, capacity * dimensions)
-        links0 = Self.allocate(UInt32.self, capacity * (connectivity * 2 + 1))
-        upperLinks = Self.allocate(UnsafeMutablePointer<UInt32>?.self, capacity)
-        labels = Self.allocate(UInt64.self, capacity)
-        levels = Self.allocate(UInt8.self, capacity)
-        states = Self.allocate(UInt8.self, capacity)
-        locks = Self.allocate(UInt8.self, capacity)
-        self.codes = Self.allocate(Int8.self, capacity * codeStride)
-        codeScales = Self.allocate(Float.self, codeStride == 0 ? 0 : capacity)
-        codeErrors = Self.allocate(Float.self, codeStride == 0 ? 0 : capacity)
-        upperLinks.initialize(repeating: nil, count: capacity)
-        locks.initialize(repeating: 0, count: capacity)
-        states.initialize(repeating: NodeState.free.rawValue, count: capacity)
-        levels.initialize(repeating: 0, count: capacity)
-        links0.initialize(repeating: 0, count: capacity * level0Stride)
+        unsafe vectors = unsafe Self.allocate(Float.self, capacity * dimensions)
+        unsafe links0 = unsafe Self.allocate(UInt32.self, capacity * (connectivity * 2 + 1))
+        unsafe upperLinks = unsafe Self.allocate(UnsafeMutablePointer<UInt32>?.self, capacity)
+        unsafe labels = unsafe Self.allocate(UInt64.self, capacity)
+        unsafe levels = unsafe Self.allocate(UInt8.self, capacity)
+        unsafe states = unsafe Self.allocate(UInt8.self, capacity)
+        unsafe locks = unsafe Self.allocate(UInt8.self, capacity)
+        unsafe self.codes = unsafe Self.allocate(Int8.self, capacity * codeStride)
+        unsafe codeScales = unsafe Self.allocate(Float.self, codeStride == 0 ? 0 : capacity)
+        unsafe codeErrors = unsafe Self.allocate(Float.self, codeStride == 0 ? 0 : capacity)
+        unsafe upperLinks.initialize(repeating: nil, count: capacity)
+        unsafe locks.initialize(repeating: 0, count: capacity)
+        unsafe states.initialize(repeating: NodeState.free.rawValue, count: capacity)
+        unsafe levels.initialize(repeating: 0, count: capacity)
+        unsafe links0.initialize(repeating: 0, count: capacity * level0Stride)
     }
 
     deinit {
-        for n in 0..<capacity { upperLinks[n]?.deallocate() }
-        vectors.deallocate(); links0.deallocate(); upperLinks.deallocate(); labels.deallocate()
-        levels.deallocate(); states.deallocate(); locks.deallocate(); codes.deallocate(); codeScales.deallocate()
-        codeErrors.deallocate()
+        for n in 0..<capacity { unsafe upperLinks[n]?.deallocate() }
+        unsafe vectors.deallocate(); unsafe links0.deallocate(); unsafe upperLinks.deallocate(); unsafe labels.deallocate()
+        unsafe levels.deallocate(); unsafe states.deallocate(); unsafe locks.deallocate(); unsafe codes.deallocate(); unsafe codeScales.deallocate()
+        unsafe codeErrors.deallocate()
     }
 
     /// 64-byte aligned, uninitialised (trivial types only).
     private static func allocate<T>(_ type: T.Type, _ count: Int) -> UnsafeMutablePointer<T> {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<T>.stride, alignment: 64)
-        return raw.bindMemory(to: T.self, capacity: max(count, 1))
+        return unsafe raw.bindMemory(to: T.self, capacity: max(count, 1))
     }
 
     /// Grows every block to `newCapacity` slots, keeping contents. Caller holds the index's write lock.
@@ -87,106 +89,106 @@ final class NodeStorage {
     func grow(to newCapacity: Int) {
         guard newCapacity > capacity else { return }
         func moved<T>(_ old: UnsafeMutablePointer<T>, _ oldCount: Int, _ newCount: Int) -> UnsafeMutablePointer<T> {
-            let fresh = Self.allocate(T.self, newCount)
+            let fresh = unsafe Self.allocate(T.self, newCount)
             // SAFETY: both blocks hold at least oldCount elements of a trivial type.
-            fresh.update(from: old, count: oldCount)
-            old.deallocate()
-            return fresh
+            unsafe fresh.update(from: old, count: oldCount)
+            unsafe old.deallocate()
+            return unsafe fresh
         }
         let old = capacity
-        vectors = moved(vectors, old * dimensions, newCapacity * dimensions)
-        links0 = moved(links0, old * level0Stride, newCapacity * level0Stride)
-        upperLinks = moved(upperLinks, old, newCapacity)
-        labels = moved(labels, old, newCapacity)
-        levels = moved(levels, old, newCapacity)
-        states = moved(states, old, newCapacity)
-        locks = moved(locks, old, newCapacity)
+        unsafe vectors = unsafe moved(vectors, old * dimensions, newCapacity * dimensions)
+        unsafe links0 = unsafe moved(links0, old * level0Stride, newCapacity * level0Stride)
+        unsafe upperLinks = unsafe moved(upperLinks, old, newCapacity)
+        unsafe labels = unsafe moved(labels, old, newCapacity)
+        unsafe levels = unsafe moved(levels, old, newCapacity)
+        unsafe states = unsafe moved(states, old, newCapacity)
+        unsafe locks = unsafe moved(locks, old, newCapacity)
         if codeStride > 0 {
-            codes = moved(codes, old * codeStride, newCapacity * codeStride)
-            codeScales = moved(codeScales, old, newCapacity)
-            codeErrors = moved(codeErrors, old, newCapacity)
+            unsafe codes = unsafe moved(codes, old * codeStride, newCapacity * codeStride)
+            unsafe codeScales = unsafe moved(codeScales, old, newCapacity)
+            unsafe codeErrors = unsafe moved(codeErrors, old, newCapacity)
         }
-        (upperLinks + old).initialize(repeating: nil, count: newCapacity - old)
-        (locks + old).initialize(repeating: 0, count: newCapacity - old)
-        (states + old).initialize(repeating: NodeState.free.rawValue, count: newCapacity - old)
-        (levels + old).initialize(repeating: 0, count: newCapacity - old)
-        (links0 + old * level0Stride).initialize(repeating: 0, count: (newCapacity - old) * level0Stride)
+        unsafe (upperLinks + old).initialize(repeating: nil, count: newCapacity - old)
+        unsafe (locks + old).initialize(repeating: 0, count: newCapacity - old)
+        unsafe (states + old).initialize(repeating: NodeState.free.rawValue, count: newCapacity - old)
+        unsafe (levels + old).initialize(repeating: 0, count: newCapacity - old)
+        unsafe (links0 + old * level0Stride).initialize(repeating: 0, count: (newCapacity - old) * level0Stride)
         capacity = newCapacity
     }
 
     @inline(__always) func vector(_ node: UInt32) -> UnsafeMutablePointer<Float> {
-        vectors + Int(node) &* dimensions
+        unsafe vectors + Int(node) &* dimensions
     }
 
     /// Whether this storage keeps int8 codes.
     @inline(__always) var hasCodes: Bool { codeStride > 0 }
 
     @inline(__always) func code(_ node: UInt32) -> UnsafeMutablePointer<Int8> {
-        codes + Int(node) &* codeStride
+        unsafe codes + Int(node) &* codeStride
     }
 
     /// Writes `node`'s codes and scale from its (already stored) vector. No-op without codes.
     /// Caller holds the index's read lock and `node` is not yet published (or the index is being loaded).
     func encode(_ node: UInt32) {
         guard hasCodes else { return }
-        let target = code(node)
-        let v = vector(node)
-        let scale = encodeInt8(v, count: dimensions, into: target)
-        (target + dimensions).update(repeating: 0, count: codeStride - dimensions)
+        let target = unsafe code(node)
+        let v = unsafe vector(node)
+        let scale = unsafe encodeInt8(v, count: dimensions, into: target)
+        unsafe (target + dimensions).update(repeating: 0, count: codeStride - dimensions)
         var squared: Double = 0
         for i in 0..<dimensions {
-            let e = Double(v[i]) - Double(scale) * Double(target[i])
+            let e = unsafe Double(v[i]) - Double(scale) * Double(target[i])
             squared += e * e
         }
-        codeScales[Int(node)] = scale
-        codeErrors[Int(node)] = Float(squared.squareRoot())
+        unsafe codeScales[Int(node)] = scale
+        unsafe codeErrors[Int(node)] = Float(squared.squareRoot())
     }
 
     /// The link list of `node` at `level`: word 0 is the count, then the neighbour ids.
     /// - Precondition: `level <= levels[node]`.
     @inline(__always) func linkList(_ node: UInt32, level: Int) -> UnsafeMutablePointer<UInt32> {
-        if level == 0 { return links0 + Int(node) &* level0Stride }
+        if level == 0 { return unsafe links0 + Int(node) &* level0Stride }
         // SAFETY: a node with level ≥ 1 has its upper block allocated before it is published.
-        return upperLinks[Int(node)].unsafelyUnwrapped + (level &- 1) &* upperStride
+        return unsafe upperLinks[Int(node)].unsafelyUnwrapped + (level &- 1) &* upperStride
     }
 
     @inline(__always) func maxLinks(level: Int) -> Int { level == 0 ? maxLinks0 : maxLinksUpper }
 
     @inline(__always) func state(_ node: UInt32) -> NodeState {
-        NodeState(rawValue: hs_load_acquire_u8(states + Int(node))) ?? .free
+        unsafe NodeState(rawValue: hs_load_acquire_u8(states + Int(node))) ?? .free
     }
 
     @inline(__always) func setState(_ node: UInt32, _ state: NodeState) {
-        hs_store_release_u8(states + Int(node), state.rawValue)
+        unsafe hs_store_release_u8(states + Int(node), state.rawValue)
     }
 
     /// Prepares `node` for a fresh insert at `level`: clears links and allocates the upper block.
     func resetSlot(_ node: UInt32, level: Int) {
         let n = Int(node)
-        upperLinks[n]?.deallocate()
-        upperLinks[n] = nil
+        unsafe upperLinks[n]?.deallocate()
+        unsafe upperLinks[n] = nil
         if level > 0 {
             let block = UnsafeMutablePointer<UInt32>.allocate(capacity: level * upperStride)
-            block.initialize(repeating: 0, count: level * upperStride)
-            upperLinks[n] = block
+            unsafe block.initialize(repeating: 0, count: level * upperStride)
+            unsafe upperLinks[n] = unsafe block
         }
-        levels[n] = UInt8(level)
-        for i in 0..<level0Stride { hs_store_release_u32(links0 + n &* level0Stride + i, 0) }
+        unsafe levels[n] = UInt8(level)
+        for i in 0..<level0Stride { unsafe hs_store_release_u32(links0 + n &* level0Stride + i, 0) }
     }
 
     /// Writes a link list (count last, with release stores so readers see whole ids).
     /// - Precondition: caller holds the node's lock; `neighbours.count <= maxLinks(level)`.
     func writeLinks(_ node: UInt32, level: Int, _ neighbours: UnsafeBufferPointer<UInt32>) {
-        let list = linkList(node, level: level)
-        for (i, id) in neighbours.enumerated() { hs_store_release_u32(list + 1 + i, id) }
-        hs_store_release_u32(list, UInt32(neighbours.count))
+        let list = unsafe linkList(node, level: level)
+        for unsafe (i, id) in unsafe neighbours.enumerated() { unsafe hs_store_release_u32(list + 1 + i, id) }
+        unsafe hs_store_release_u32(list, UInt32(neighbours.count))
     }
 
     /// The slot holding `node`'s upper-link block pointer (for loading snapshots).
     func upperLinksSlot(_ node: Int) -> UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?> {
-        upperLinks + node
+        unsafe upperLinks + node
     }
 
-    @inline(__always) func lock(_ node: UInt32) { hs_spin_lock(locks + Int(node)) }
-    @inline(__always) func unlock(_ node: UInt32) { hs_spin_unlock(locks + Int(node)) }
+    @inline(__always) func lock(_ node: UInt32) { unsafe hs_spin_lock(locks + Int(node)) }
+    @inline(__always) func unlock(_ node: UInt32) { unsafe hs_spin_unlock(locks + Int(node)) }
 }

@@ -10,7 +10,8 @@ package struct Neighbor: Sendable, Equatable {
 
 /// A binary heap of neighbours over a growable buffer it owns. `nearestFirst` decides the order once.
 /// Used only inside one search, by one thread.
-package struct NeighborHeap {
+// @safe: owns its buffer; every access is bounded by its count.
+@safe package struct NeighborHeap {
     package private(set) var base: UnsafeMutablePointer<Neighbor>
     package private(set) var count = 0
     private var capacity: Int
@@ -19,13 +20,13 @@ package struct NeighborHeap {
     package init(nearestFirst: Bool, capacity: Int = 256) {
         self.nearestFirst = nearestFirst
         self.capacity = capacity
-        base = .allocate(capacity: capacity)
+        unsafe base = .allocate(capacity: capacity)
     }
 
-    package func release() { base.deallocate() }
+    package func release() { unsafe base.deallocate() }
 
     @inline(__always) package var isEmpty: Bool { count == 0 }
-    @inline(__always) package var top: Neighbor { base[0] }
+    @inline(__always) package var top: Neighbor { unsafe base[0] }
     @inline(__always) package mutating func removeAll() { count = 0 }
 
     @inline(__always) private func before(_ a: Neighbor, _ b: Neighbor) -> Bool {
@@ -39,48 +40,49 @@ package struct NeighborHeap {
         count &+= 1
         while i > 0 {
             let parent = (i &- 1) >> 1
-            let p = base[parent]
+            let p = unsafe base[parent]
             if !before(element, p) { break }
-            base[i] = p
+            unsafe base[i] = p
             i = parent
         }
-        base[i] = element
+        unsafe base[i] = element
     }
 
     /// - Complexity: O(log count).
     @inline(__always) @discardableResult package mutating func pop() -> Neighbor {
-        let result = base[0]
+        let result = unsafe base[0]
         count &-= 1
         if count > 0 {
-            let last = base[count]
+            let last = unsafe base[count]
             var i = 0
             while true {
                 let left = 2 &* i &+ 1
                 if left >= count { break }
                 var child = left
                 let right = left &+ 1
-                if right < count && before(base[right], base[left]) { child = right }
-                if !before(base[child], last) { break }
-                base[i] = base[child]
+                if unsafe right < count && before(base[right], base[left]) { child = right }
+                if unsafe !before(base[child], last) { break }
+                unsafe base[i] = unsafe base[child]
                 i = child
             }
-            base[i] = last
+            unsafe base[i] = last
         }
         return result
     }
 
     private mutating func growStorage() {
         let fresh = UnsafeMutablePointer<Neighbor>.allocate(capacity: capacity * 2)
-        fresh.update(from: base, count: count)
-        base.deallocate()
-        base = fresh
+        unsafe fresh.update(from: base, count: count)
+        unsafe base.deallocate()
+        unsafe base = unsafe fresh
         capacity *= 2
     }
 }
 
 /// Per-search scratch memory: a visited list tagged by epoch (never cleared between searches, as in
 /// hnswlib) and the two heaps. Borrowed from the index's pool by one thread at a time.
-package final class SearchContext: @unchecked Sendable {
+// @safe: owns its buffers (allocated in init, freed in deinit); indexes are bounded by the capacity.
+@safe package final class SearchContext: @unchecked Sendable {
     // SAFETY(@unchecked Sendable): a context is used by one thread at a time: the pool (a Mutex) hands it
     // out and takes it back; it is never shared while borrowed.
     package private(set) var visited: UnsafeMutablePointer<UInt16>
@@ -97,14 +99,14 @@ package final class SearchContext: @unchecked Sendable {
 
     package init(capacity: Int) {
         visitedCapacity = capacity
-        visited = .allocate(capacity: capacity)
-        visited.initialize(repeating: 0, count: capacity)
+        unsafe visited = .allocate(capacity: capacity)
+        unsafe visited.initialize(repeating: 0, count: capacity)
     }
 
     deinit {
-        batch.deallocate()
-        admits.deallocate()
-        visited.deallocate()
+        unsafe batch.deallocate()
+        unsafe admits.deallocate()
+        unsafe visited.deallocate()
         candidates.release()
         results.release()
     }
@@ -112,14 +114,14 @@ package final class SearchContext: @unchecked Sendable {
     /// A tag no slot holds yet; clears the list only when the 16-bit epoch wraps.
     package func nextTag(capacity: Int) -> UInt16 {
         if capacity > visitedCapacity {
-            visited.deallocate()
-            visited = .allocate(capacity: capacity)
-            visited.initialize(repeating: 0, count: capacity)
+            unsafe visited.deallocate()
+            unsafe visited = .allocate(capacity: capacity)
+            unsafe visited.initialize(repeating: 0, count: capacity)
             visitedCapacity = capacity
             tag = 0
         }
         if tag == UInt16.max {
-            visited.update(repeating: 0, count: visitedCapacity)
+            unsafe visited.update(repeating: 0, count: visitedCapacity)
             tag = 0
         }
         tag &+= 1

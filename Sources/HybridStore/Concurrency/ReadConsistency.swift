@@ -185,11 +185,11 @@ extension HybridStore {
 func exactDistance(_ query: [Float], _ stored: [Float], metric: Metric) -> Float {
     guard query.count == stored.count, !query.isEmpty else { return .infinity }
     var q = query
-    if metric == .cosine { q.withUnsafeMutableBufferPointer { normalize($0) } }
+    if metric == .cosine { unsafe q.withUnsafeMutableBufferPointer { unsafe normalize($0) } }
     let kernel = DistanceKernel(metric: metric)
     // SAFETY: both buffers are lent for the call only and hold `q.count` floats.
-    let d = q.withUnsafeBufferPointer { qb in
-        stored.withUnsafeBufferPointer { sb in kernel(qb.baseAddress!, sb.baseAddress!, qb.count) }
+    let d = unsafe q.withUnsafeBufferPointer { qb in
+        unsafe stored.withUnsafeBufferPointer { sb in unsafe kernel(qb.baseAddress!, sb.baseAddress!, qb.count) }
     }
     return metric == .cosine ? 1 + d : d
 }

@@ -59,7 +59,7 @@ package final class WorkerPool: Sendable {
         guard accepted else { return job() }
         pending.add(1, ordering: .relaxed)
         wakeup.lock()
-        if sleeping > 0 { wakeup.signal() }
+        if unsafe sleeping > 0 { wakeup.signal() }
         wakeup.unlock()
     }
 
@@ -102,8 +102,8 @@ package final class WorkerPool: Sendable {
     private func waitForJob() -> (@Sendable () -> Void)? {
         wakeup.lock()
         defer { wakeup.unlock() }
-        sleeping += 1
-        defer { sleeping -= 1 }
+        unsafe sleeping += 1
+        defer { unsafe sleeping -= 1 }
         while true {
             let (job, stopping) = queue.withLock { q in (q.pop(), q.stopping) }
             if let job { return job }

@@ -227,7 +227,7 @@ extension HybridStore {
 func unsafeSendable(_ body: @escaping (UInt32) -> Bool) -> @Sendable (UInt32) -> Bool {
     // SAFETY: the closure is called only by the synchronous search it is passed to, under the lock.
     nonisolated(unsafe) let body = body
-    return { body($0) }
+    return { unsafe body($0) }
 }
 
 func nowNanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }

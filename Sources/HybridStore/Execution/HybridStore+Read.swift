@@ -183,8 +183,8 @@ extension HybridStore {
             if spec.type == .boolean, case .integer(let v) = value { value = .boolean(v != 0) }
             values[spec.name] = value
         }
-        let floats: [Float]? = vector ? statement.withBlob(2) { raw in
-            (0..<raw.count / 4).map { Float(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }
+        let floats: [Float]? = unsafe vector ? statement.withBlob(2) { raw in
+            (0..<raw.count / 4).map { unsafe Float(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }
         } : nil
         return Row(id: id, values: values, vector: floats)
     }

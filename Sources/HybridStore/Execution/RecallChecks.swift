@@ -63,7 +63,7 @@ extension HybridStore {
             guard let self else { return }
             defer { recallCheck.withLock { $0.inFlight = false } }
             guard !closed.load(ordering: .acquiring) else { return }
-            guard let (found, truth, curve) = try? s.query({ (index, columns, _) throws(HNSWError) in try measure(index, columns) }),
+            guard let (found, truth, curve) = try? s.query({ (index, columns, _) throws(HNSWError) in unsafe try measure(index, columns) }),
                   !truth.isEmpty else { return }
             func recall(_ found: [Int64]) -> Double {
                 let returned = Set(found)

@@ -8,23 +8,24 @@ import CTextRank
 ///
 /// Threading: guarded by the collection's lock: keyword statements run under its shared side; loading and
 /// updates take its exclusive side.
-final class TextLengths: @unchecked Sendable {
+// @safe: owns its buffers; lookups are bounded by their counts.
+@safe final class TextLengths: @unchecked Sendable {
     // SAFETY(@unchecked Sendable): every access happens under the owning collection's `lock` (see above).
     private let handle: OpaquePointer
     private(set) var isLoaded = false
 
     init() {
-        guard let handle = hs_doc_lengths_create() else { fatalError("out of memory creating the keyword lengths") }
-        self.handle = handle
+        guard let handle = unsafe hs_doc_lengths_create() else { fatalError("out of memory creating the keyword lengths") }
+        unsafe self.handle = unsafe handle
     }
 
-    deinit { hs_doc_lengths_free(handle) }
+    deinit { unsafe hs_doc_lengths_free(handle) }
 
     /// Records a row's token count (nil forgets it). Returns false when memory ran out (the row is then ranked
     /// with FTS5's record).
     @discardableResult
     func set(row: Int64, tokens: Int64?) -> Bool {
-        hs_doc_lengths_set(handle, row, tokens ?? -1) == 0
+        unsafe hs_doc_lengths_set(handle, row, tokens ?? -1) == 0
     }
 
     /// Loads every row's count from the keyword index's size records.
@@ -40,6 +41,6 @@ final class TextLengths: @unchecked Sendable {
 
     /// Binds the lengths as parameter `index` of a statement calling `hs_bm25`.
     func bind(to statement: Statement, at index: Int32) throws(SQLiteError) {
-        try statement.check(hs_bind_doc_lengths(statement.handle, index, handle))
+        unsafe try statement.check(hs_bind_doc_lengths(statement.handle, index, handle))
     }
 }

@@ -252,8 +252,8 @@ package enum ImportSources {
         guard data.count % 4 == 0 else {
             throw LineError(line: 0, reason: "\(path) has \(data.count) bytes, not a whole number of float32 values")
         }
-        return data.withUnsafeBytes { raw in
-            (0..<raw.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        return unsafe data.withUnsafeBytes { raw in
+            (0..<raw.count / 4).map { unsafe Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
         }
     }
 
@@ -265,7 +265,7 @@ package enum ImportSources {
     /// .fvecs records: a little-endian Int32 dimension, then that many float32; every record the same
     /// dimension. The line of an error is the record's number.
     package static func fvecs(_ data: Data) throws -> ([Float], Int) {
-        try data.withUnsafeBytes { raw throws -> ([Float], Int) in
+        unsafe try data.withUnsafeBytes { raw throws -> ([Float], Int) in
             var out: [Float] = []
             var offset = 0, dim = 0, record = 0
             while offset < raw.count {
@@ -273,7 +273,7 @@ package enum ImportSources {
                 guard offset + 4 <= raw.count else {
                     throw LineError(line: record, reason: "truncated .fvecs: \(raw.count - offset) bytes where a record's 4-byte dimension should be")
                 }
-                let d = Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int32.self)))
+                let d = unsafe Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int32.self)))
                 guard d > 0 else { throw LineError(line: record, reason: "bad .fvecs record: dimension \(d)") }
                 if dim == 0 { dim = d }
                 guard d == dim else {
@@ -284,7 +284,7 @@ package enum ImportSources {
                     throw LineError(line: record, reason: "truncated .fvecs record: \(d) components declared, \(available) present")
                 }
                 for i in 0..<d {
-                    out.append(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 + 4 * i, as: UInt32.self))))
+                    unsafe out.append(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 + 4 * i, as: UInt32.self))))
                 }
                 offset += 4 + 4 * d
             }
@@ -339,10 +339,10 @@ package enum ImportSources {
             throw LineError(line: 0, reason: ".npy shape (\(dims[0]), \(dims[1])) needs more bytes than the \(body) present (truncated?)")
         }
         let start = headerStart + headerLength
-        let values: [Float] = bytes.withUnsafeBytes { all in
-            let raw = UnsafeRawBufferPointer(rebasing: all[start...])
+        let values: [Float] = unsafe bytes.withUnsafeBytes { all in
+            let raw = unsafe UnsafeRawBufferPointer(rebasing: all[start...])
             return (0..<n).map { i in
-                isF8 ? Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))))
+                unsafe isF8 ? Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))))
                     : Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
             }
         }
@@ -406,7 +406,7 @@ package func parseCSV(_ text: String) -> [(line: Int, fields: [String])] {
 /// or a decimal number; a double's or decimal's `int64Value` would wrap or truncate them).
 package func exactInteger(_ n: NSNumber) -> Int64? {
     if n is NSDecimalNumber { return Int64(n.stringValue) }
-    switch String(cString: n.objCType) {
+    switch unsafe String(cString: n.objCType) {
     case "q", "l", "i", "s": return n.int64Value
     case "Q", "L", "I", "S", "C": return n.uint64Value <= UInt64(Int64.max) ? Int64(n.uint64Value) : nil
     default: return Int64(exactly: n.doubleValue)
@@ -425,6 +425,6 @@ package func describe(_ raw: Any) -> String {
 /// JSONSerialization decodes booleans as NSNumber too; on Linux `x is Bool` also holds for 0 and 1, so tell
 /// them apart by the number's type code.
 package func isJSONBool(_ n: NSNumber) -> Bool {
-    let type = String(cString: n.objCType)
+    let type = unsafe String(cString: n.objCType)
     return type == "c" || type == "B"
 }

@@ -94,7 +94,7 @@ extension HybridStore {
                 do throws(HNSWError) {
                     try s.lock.read { s.index }.save(to: path, stamp: UInt64(max(lastSequence, 0)))
                 } catch {
-                    unlink(path)
+                    unsafe unlink(path)
                 }
             }
         }
@@ -117,7 +117,7 @@ extension HybridStore {
                 read.reset()
                 try read.bind(.integer(row), at: 1)
                 // A missing row was deleted; an empty vector is a cold row: neither belongs in the index.
-                let vector: [Float]? = try read.step() ? read.withBlob(0) { $0.isEmpty ? nil : floats(from: $0) } : nil
+                let vector: [Float]? = unsafe try read.step() ? read.withBlob(0) { unsafe $0.isEmpty ? nil : floats(from: $0) } : nil
                 result.append((UInt64(row), vector))
             }
             read.reset()
@@ -188,7 +188,7 @@ extension HybridStore {
             defer { statement.reset() }
             while try sqliteWork("reading `\(s.name)`", { try statement.step() }) {
                 labels.append(UInt64(statement.int64(0)))
-                statement.withBlob(1) { appendFloats($0, to: &flat) }
+                unsafe statement.withBlob(1) { unsafe appendFloats($0, to: &flat) }
                 if labels.count == chunk { try flush() }
             }
             if !labels.isEmpty { try flush() }
@@ -286,7 +286,7 @@ extension HybridStore {
 /// Decodes a little-endian float32 blob.
 func floats(from raw: UnsafeRawBufferPointer) -> [Float] {
     var out: [Float] = []
-    appendFloats(raw, to: &out)
+    unsafe appendFloats(raw, to: &out)
     return out
 }
 
@@ -295,6 +295,6 @@ func floats(from raw: UnsafeRawBufferPointer) -> [Float] {
 func appendFloats(_ raw: UnsafeRawBufferPointer, to out: inout [Float]) {
     let n = raw.count / 4
     for i in 0..<n {
-        out.append(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))))
+        unsafe out.append(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))))
     }
 }

@@ -6,7 +6,7 @@ import CSQLite
 /// transaction on its connection: `close()` it before that transaction ends. Not thread-safe.
 // SAFETY: `buffer` is owned, grown before every write that needs more, freed in deinit; the pointer `read`
 // returns is valid until the next `read` or deinit.
-package final class BlobReader {
+@safe package final class BlobReader {
     private unowned let connection: Connection
     private let table: String
     private let column: String
@@ -23,7 +23,7 @@ package final class BlobReader {
 
     deinit {
         close()
-        buffer.deallocate()
+        unsafe buffer.deallocate()
     }
 
     /// The value of `row`, valid until the next call. Nil when SQLite reports a plain `SQLITE_ERROR` for it
@@ -32,30 +32,30 @@ package final class BlobReader {
     package func read(_ row: Int64) throws(SQLiteError) -> UnsafeRawBufferPointer? {
         guard let count = try seek(row) else { return nil }
         try load(0 ..< count)
-        return value
+        return unsafe value
     }
 
     /// Moves to `row` and returns its value's size, reading none of it (see `load`). Nil as for `read`.
     package func seek(_ row: Int64) throws(SQLiteError) -> Int? {
         let rc: Int32
-        if let handle {
-            rc = sqlite3_blob_reopen(handle, row)
+        if let handle = unsafe handle {
+            rc = unsafe sqlite3_blob_reopen(handle, row)
         } else {
             var opened: OpaquePointer?
-            rc = sqlite3_blob_open(connection.handle, "main", table, column, row, 0, &opened)
-            handle = opened
+            rc = unsafe sqlite3_blob_open(connection.handle, "main", table, column, row, 0, &opened)
+            unsafe handle = unsafe opened
         }
-        guard rc == SQLITE_OK, let handle else {
+        guard rc == SQLITE_OK, let handle = unsafe handle else {
             let error = connection.error(rc, sql: nil)
             close()  // a handle whose reopen failed is aborted: start afresh next time
             count = 0
             if error.primaryCode == SQLITE_ERROR { return nil }
             throw error
         }
-        count = Int(sqlite3_blob_bytes(handle))
-        if buffer.count < count {
-            buffer.deallocate()
-            buffer = .allocate(byteCount: max(count, 2 * buffer.count), alignment: 16)
+        count = unsafe Int(sqlite3_blob_bytes(handle))
+        if unsafe buffer.count < count {
+            unsafe buffer.deallocate()
+            unsafe buffer = unsafe .allocate(byteCount: max(count, 2 * buffer.count), alignment: 16)
         }
         return count
     }
@@ -64,8 +64,8 @@ package final class BlobReader {
     /// that needs only parts of a large value (a block's header and some of its frames) reads only those.
     package func load(_ range: Range<Int>) throws(SQLiteError) {
         let range = range.clamped(to: 0 ..< count)
-        guard let handle, !range.isEmpty else { return }
-        let rc = sqlite3_blob_read(handle, buffer.baseAddress! + range.lowerBound, Int32(range.count), Int32(range.lowerBound))
+        guard let handle = unsafe handle, !range.isEmpty else { return }
+        let rc = unsafe sqlite3_blob_read(handle, buffer.baseAddress! + range.lowerBound, Int32(range.count), Int32(range.lowerBound))
         guard rc == SQLITE_OK else {
             let error = connection.error(rc, sql: nil)
             close()
@@ -74,10 +74,10 @@ package final class BlobReader {
     }
 
     /// The current value's bytes: those of the ranges loaded since `seek`; the rest are unspecified.
-    package var value: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[0 ..< count]) }
+    package var value: UnsafeRawBufferPointer { unsafe UnsafeRawBufferPointer(rebasing: buffer[0 ..< count]) }
 
     package func close() {
-        if let handle { sqlite3_blob_close(handle) }
-        handle = nil
+        if let handle = unsafe handle { unsafe sqlite3_blob_close(handle) }
+        unsafe handle = nil
     }
 }

@@ -4,7 +4,8 @@ import Foundation
 
 /// One SQLite connection. Not thread-safe: the store hands each connection to one thread at a time (the
 /// writer under its mutex, readers through a pool). This folder is the only place that calls `sqlite3_*`.
-package final class Connection {
+// @safe: owns its SQLite handle (closed in deinit) and lends it to its statements only.
+@safe package final class Connection {
     package let handle: OpaquePointer
     private var cache: [String: Statement] = [:]
     /// Statements started on this connection (counted by an SQLite trace hook; tests assert on it).
@@ -24,20 +25,20 @@ package final class Connection {
             target = "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["?", "#"])) ?? path)
                 + "?immutable=1"
         }
-        let rc = sqlite3_open_v2(target, &db, flags, nil)
-        guard rc == SQLITE_OK, let db else {
-            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
-            if let db { sqlite3_close_v2(db) }
+        let rc = unsafe sqlite3_open_v2(target, &db, flags, nil)
+        guard rc == SQLITE_OK, let db = unsafe db else {
+            let message = unsafe db.map { unsafe String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let db = unsafe db { unsafe sqlite3_close_v2(db) }
             throw SQLiteError(code: rc, message: message, sql: nil)
         }
-        handle = db
-        sqlite3_trace_v2(db, UInt32(SQLITE_TRACE_STMT), { _, context, _, _ in
+        unsafe handle = unsafe db
+        unsafe sqlite3_trace_v2(db, UInt32(SQLITE_TRACE_STMT), { _, context, _, _ in
             // SAFETY: the context is this connection, which outlives its handle (closed in deinit).
-            Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().statementsStarted += 1
+            unsafe Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().statementsStarted += 1
             return 0
-        }, Unmanaged.passUnretained(self).toOpaque())
-        sqlite3_extended_result_codes(db, 1)
-        sqlite3_busy_timeout(db, 10_000)
+        }, unsafe Unmanaged.passUnretained(self).toOpaque())
+        unsafe sqlite3_extended_result_codes(db, 1)
+        unsafe sqlite3_busy_timeout(db, 10_000)
         do throws(SQLiteError) {
             // Reading the schema first turns a foreign or corrupt file into an error here, not later.
             try execute("SELECT count(*) FROM sqlite_schema")
@@ -49,30 +50,30 @@ package final class Connection {
             // Memory-mapped reads: cold blocks (~1 MB blobs) are read without copying through read(2).
             try execute("PRAGMA mmap_size = 1073741824")
             // Keyword ranking under a scope's own statistics (see CTextRank).
-            let rc = hs_register_text_rank(db)
+            let rc = unsafe hs_register_text_rank(db)
             guard rc == SQLITE_OK else {
                 throw SQLiteError(code: rc, message: "this SQLite has no FTS5: keyword search needs it", sql: nil)
             }
         } catch {
             cache.removeAll()
-            sqlite3_close_v2(db)
+            unsafe sqlite3_close_v2(db)
             throw error
         }
     }
 
     deinit {
         cache.removeAll()  // finalize statements before closing
-        sqlite3_close_v2(handle)
+        unsafe sqlite3_close_v2(handle)
     }
 
     /// Runs SQL without results (may hold several statements). For fixed SQL only: nothing is bound.
     package func execute(_ sql: String) throws(SQLiteError) {
         var errorMessage: UnsafeMutablePointer<CChar>?
-        let rc = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
+        let rc = unsafe sqlite3_exec(handle, sql, nil, nil, &errorMessage)
         if rc != SQLITE_OK {
-            let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
-            sqlite3_free(errorMessage)
-            throw SQLiteError(code: sqlite3_extended_errcode(handle), message: message, sql: sql)
+            let message = unsafe errorMessage.map { unsafe String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            unsafe sqlite3_free(errorMessage)
+            throw unsafe SQLiteError(code: sqlite3_extended_errcode(handle), message: message, sql: sql)
         }
     }
 
@@ -93,12 +94,12 @@ package final class Connection {
     }
 
     package func error(_ rc: Int32, sql: String?) -> SQLiteError {
-        SQLiteError(code: rc == SQLITE_OK ? sqlite3_extended_errcode(handle) : rc,
+        unsafe SQLiteError(code: rc == SQLITE_OK ? sqlite3_extended_errcode(handle) : rc,
                     message: String(cString: sqlite3_errmsg(handle)), sql: sql)
     }
 
-    package var changes: Int { Int(sqlite3_changes64(handle)) }
-    package var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+    package var changes: Int { unsafe Int(sqlite3_changes64(handle)) }
+    package var isInTransaction: Bool { unsafe sqlite3_get_autocommit(handle) == 0 }
 
     /// Runs `body` in one transaction: BEGIN IMMEDIATE (writers) or DEFERRED (readers), COMMIT on success,
     /// ROLLBACK when `body` throws.
@@ -120,7 +121,7 @@ package final class Connection {
 }
 
 extension Connection {
-    package var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    package var lastInsertRowID: Int64 { unsafe sqlite3_last_insert_rowid(handle) }
 }
 
 // SAFETY(@unchecked Sendable): a connection is opened with SQLITE_OPEN_NOMUTEX and used by one thread at a

@@ -2,7 +2,8 @@ import CSQLite
 import QueryPlanner
 
 /// A prepared statement. Finalized in deinit. Values are always bound, never spliced into SQL.
-package final class Statement {
+// @safe: owns its statement handle (finalized in deinit); values are copied out of SQLite before returning.
+@safe package final class Statement {
     package let handle: OpaquePointer
     package let sql: String
     private unowned let connection: Connection
@@ -10,18 +11,18 @@ package final class Statement {
     init(connection: Connection, sql: String, persistent: Bool) throws(SQLiteError) {
         var statement: OpaquePointer?
         let flags = persistent ? UInt32(SQLITE_PREPARE_PERSISTENT) : 0
-        let rc = sqlite3_prepare_v3(connection.handle, sql, -1, flags, &statement, nil)
-        guard rc == SQLITE_OK, let statement else { throw connection.error(rc, sql: sql) }
-        self.handle = statement
+        let rc = unsafe sqlite3_prepare_v3(connection.handle, sql, -1, flags, &statement, nil)
+        guard rc == SQLITE_OK, let statement = unsafe statement else { throw connection.error(rc, sql: sql) }
+        unsafe self.handle = unsafe statement
         self.sql = sql
         self.connection = connection
     }
 
-    deinit { sqlite3_finalize(handle) }
+    deinit { unsafe sqlite3_finalize(handle) }
 
     package func reset() {
-        sqlite3_reset(handle)
-        sqlite3_clear_bindings(handle)
+        unsafe sqlite3_reset(handle)
+        unsafe sqlite3_clear_bindings(handle)
     }
 
     func check(_ rc: Int32) throws(SQLiteError) {
@@ -31,22 +32,22 @@ package final class Statement {
     /// Binds a value at a 1-based index.
     package func bind(_ value: Value, at index: Int32) throws(SQLiteError) {
         switch value {
-        case .null: try check(sqlite3_bind_null(handle, index))
-        case .integer(let v): try check(sqlite3_bind_int64(handle, index, v))
-        case .real(let v): try check(sqlite3_bind_double(handle, index, v))
-        case .boolean(let v): try check(sqlite3_bind_int64(handle, index, v ? 1 : 0))
+        case .null: unsafe try check(sqlite3_bind_null(handle, index))
+        case .integer(let v): unsafe try check(sqlite3_bind_int64(handle, index, v))
+        case .real(let v): unsafe try check(sqlite3_bind_double(handle, index, v))
+        case .boolean(let v): unsafe try check(sqlite3_bind_int64(handle, index, v ? 1 : 0))
         case .text(let v):
             // By byte length, never as a C string: text holding NUL is stored whole, not cut at the NUL.
             var text = v
             let rc = text.withUTF8 { utf8 in
-                sqlite3_bind_text64(handle, index, UnsafeRawPointer(utf8.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+                unsafe sqlite3_bind_text64(handle, index, UnsafeRawPointer(utf8.baseAddress ?? UnsafePointer(bitPattern: 1)!)
                     .assumingMemoryBound(to: CChar.self), sqlite3_uint64(utf8.count), hs_sqlite_transient(), UInt8(SQLITE_UTF8))
             }
             try check(rc)
         case .blob(let bytes):
-            let rc = bytes.withUnsafeBytes { raw in
+            let rc = unsafe bytes.withUnsafeBytes { raw in
                 // SQLite treats a nil pointer as NULL; an empty blob needs a non-nil one (never read).
-                sqlite3_bind_blob64(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
+                unsafe sqlite3_bind_blob64(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
                                     sqlite3_uint64(raw.count), hs_sqlite_transient())
             }
             try check(rc)
@@ -64,14 +65,14 @@ package final class Statement {
 
     /// Binds float32 components as a little-endian blob (copied by SQLite).
     package func bind(floats: UnsafeBufferPointer<Float>, at index: Int32) throws(SQLiteError) {
-        try check(sqlite3_bind_blob64(handle, index, UnsafeRawPointer(floats.baseAddress) ?? UnsafeRawPointer(bitPattern: 1),
+        unsafe try check(sqlite3_bind_blob64(handle, index, UnsafeRawPointer(floats.baseAddress) ?? UnsafeRawPointer(bitPattern: 1),
                                       sqlite3_uint64(floats.count * 4), hs_sqlite_transient()))
     }
 
     /// Steps once; true when a row is available.
     @discardableResult
     package func step() throws(SQLiteError) -> Bool {
-        let rc = sqlite3_step(handle)
+        let rc = unsafe sqlite3_step(handle)
         if rc == SQLITE_ROW { return true }
         if rc == SQLITE_DONE { return false }
         throw connection.error(rc, sql: sql)
@@ -94,27 +95,27 @@ package final class Statement {
     }
 
     package func column(_ i: Int32) -> Value {
-        switch sqlite3_column_type(handle, i) {
-        case SQLITE_INTEGER: return .integer(sqlite3_column_int64(handle, i))
-        case SQLITE_FLOAT: return .real(sqlite3_column_double(handle, i))
+        switch unsafe sqlite3_column_type(handle, i) {
+        case SQLITE_INTEGER: return unsafe .integer(sqlite3_column_int64(handle, i))
+        case SQLITE_FLOAT: return unsafe .real(sqlite3_column_double(handle, i))
         case SQLITE_TEXT:
             // By byte length (text may hold NUL): the pointer is read before the length, as SQLite documents.
-            guard let p = sqlite3_column_text(handle, i) else { return .text("") }
-            let n = Int(sqlite3_column_bytes(handle, i))
-            return .text(String(decoding: UnsafeRawBufferPointer(start: p, count: n), as: UTF8.self))
+            guard let p = unsafe sqlite3_column_text(handle, i) else { return .text("") }
+            let n = unsafe Int(sqlite3_column_bytes(handle, i))
+            return unsafe .text(String(decoding: UnsafeRawBufferPointer(start: p, count: n), as: UTF8.self))
         case SQLITE_BLOB:
-            let n = Int(sqlite3_column_bytes(handle, i))
-            guard n > 0, let p = sqlite3_column_blob(handle, i) else { return .blob([]) }
-            return .blob(Array(UnsafeRawBufferPointer(start: p, count: n)))
+            let n = unsafe Int(sqlite3_column_bytes(handle, i))
+            guard n > 0, let p = unsafe sqlite3_column_blob(handle, i) else { return .blob([]) }
+            return unsafe .blob(Array(UnsafeRawBufferPointer(start: p, count: n)))
         default: return .null
         }
     }
 
-    package func int64(_ i: Int32) -> Int64 { sqlite3_column_int64(handle, i) }
+    package func int64(_ i: Int32) -> Int64 { unsafe sqlite3_column_int64(handle, i) }
 
     /// Lends the column's blob bytes without copying; valid only inside `body`.
     package func withBlob<R>(_ i: Int32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        let n = Int(sqlite3_column_bytes(handle, i))
-        return try body(UnsafeRawBufferPointer(start: sqlite3_column_blob(handle, i), count: n))
+        let n = unsafe Int(sqlite3_column_bytes(handle, i))
+        return unsafe try body(UnsafeRawBufferPointer(start: sqlite3_column_blob(handle, i), count: n))
     }
 }

@@ -25,7 +25,7 @@ extension HybridStore {
             var summaries: [(id: Int64, centroid: [Float], radius: Float)] = []
             while try statement.step() {
                 guard case .real(let radius) = statement.column(2) else { continue }
-                let centroid = statement.withBlob(1) { floats(from: $0) }
+                let centroid = unsafe statement.withBlob(1) { unsafe floats(from: $0) }
                 summaries.append((statement.int64(0), centroid.count == s.schema.vector.dimensions ? centroid
                                     : [Float](repeating: 0, count: s.schema.vector.dimensions), Float(radius)))
             }
@@ -36,10 +36,10 @@ extension HybridStore {
                 do throws(HybridStoreError) {
                     guard try loadColdBlock(s, id, c, into: reader) else { continue }
                     space = [Float](repeating: 0, count: reader.rows.count * dim)
-                    space.withUnsafeMutableBufferPointer { all in
-                        reader.vectors(into: all.baseAddress!)
+                    unsafe space.withUnsafeMutableBufferPointer { all in
+                        unsafe reader.vectors(into: all.baseAddress!)
                         guard s.schema.vector.metric == .cosine else { return }
-                        for i in 0..<reader.rows.count { normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
+                        for i in 0..<reader.rows.count { unsafe normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
                     }
                     tier.add(block: id, centroid: centroid, radius: radius, rows: reader.rows, values: values[id] ?? [:], vectors: space)
                 } catch {
@@ -65,9 +65,9 @@ extension HybridStore {
             defer { statement.reset() }
             try statement.bind(.integer(id), at: 1)
             guard try statement.step() else { return .success(false) }
-            return statement.withBlob(0) { raw in
+            return unsafe statement.withBlob(0) { raw in
                 Result { () throws(HybridStoreError) in
-                    try reader.load(raw, block: id, collection: s.name, positions: positions)
+                    unsafe try reader.load(raw, block: id, collection: s.name, positions: positions)
                     return true
                 }
             }
@@ -86,7 +86,7 @@ extension HybridStore {
             guard let size = try blobs.seek(id) else { return false }
             // Some rows of a block of several frames: its header, row section and their frames only.
             func parts(_ prefix: Int) -> ColdBlockReader.Parts? {
-                ColdBlockReader.parts(prefix: UnsafeRawBufferPointer(rebasing: blobs.value.prefix(prefix)), size: size,
+                unsafe ColdBlockReader.parts(prefix: UnsafeRawBufferPointer(rebasing: blobs.value.prefix(prefix)), size: size,
                                       positions: positions ?? [])
             }
             var needed: ColdBlockReader.Parts? = nil
@@ -109,7 +109,7 @@ extension HybridStore {
             return true
         }
         guard read else { return try loadColdBlock(s, id, c, into: reader, positions: positions) }
-        try reader.load(blobs.value, block: id, collection: s.name, positions: positions)
+        unsafe try reader.load(blobs.value, block: id, collection: s.name, positions: positions)
         return true
     }
 
@@ -120,8 +120,8 @@ extension HybridStore {
             defer { statement.reset() }
             try statement.bind(.integer(id), at: 1)
             guard try statement.step() else { return nil }
-            return statement.withBlob(0) { raw in
-                Result { () throws(HybridStoreError) in try ColdBlock.decode(raw, block: id, collection: s.name) }
+            return unsafe statement.withBlob(0) { raw in
+                Result { () throws(HybridStoreError) in unsafe try ColdBlock.decode(raw, block: id, collection: s.name) }
             }
         }
         guard let decoded else {
@@ -145,7 +145,7 @@ extension HybridStore {
         defer { statement.reset() }
         try statement.bind(.integer(block), at: 1)
         guard try statement.step() else { return nil }
-        return statement.withBlob(0) { $0.count > 5 ? ColdCodec(rawValue: $0[5]) : nil }
+        return unsafe statement.withBlob(0) { unsafe $0.count > 5 ? ColdCodec(rawValue: $0[5]) : nil }
     }
 
     /// The filterable values of a row, read from SQLite.

@@ -49,8 +49,8 @@ package func bitShuffle(_ source: UnsafePointer<UInt8>, _ target: UnsafeMutableP
     let groups = count / 8
     for g in 0..<groups {
         // SAFETY: bytes 8g..<8g+8 are inside `source`; byte j·groups + g inside `target` (j < 8, g < groups).
-        let y = transpose8x8(UnsafeRawPointer(source + 8 * g).loadUnaligned(as: UInt64.self).littleEndian)
-        for j in 0..<8 { target[j * groups + g] = UInt8(truncatingIfNeeded: y >> (8 * j)) }
+        let y = unsafe transpose8x8(UnsafeRawPointer(source + 8 * g).loadUnaligned(as: UInt64.self).littleEndian)
+        for j in 0..<8 { unsafe target[j * groups + g] = UInt8(truncatingIfNeeded: y >> (8 * j)) }
     }
 }
 
@@ -59,7 +59,7 @@ package func bitShuffle(_ source: UnsafePointer<UInt8>, _ target: UnsafeMutableP
 /// compare it with `bitUnshuffleReference`.)
 @inline(__always) package func bitUnshuffle(_ source: UnsafePointer<UInt8>, stride: Int, groups: Range<Int>,
                                             _ target: UnsafeMutablePointer<UInt8>) {
-    hs_bitunshuffle(source, stride, groups.lowerBound, groups.upperBound, target)
+    unsafe hs_bitunshuffle(source, stride, groups.lowerBound, groups.upperBound, target)
 }
 
 /// The scalar reference of `bitUnshuffle`.
@@ -68,8 +68,8 @@ package func bitUnshuffleReference(_ source: UnsafePointer<UInt8>, stride: Int, 
     for (n, g) in groups.enumerated() {
         var x: UInt64 = 0
         // SAFETY: callers pass groups < stride, and source spans 8 × stride bytes.
-        for j in 0..<8 { x |= UInt64(source[j * stride + g]) << (8 * j) }
-        UnsafeMutableRawPointer(target + 8 * n).storeBytes(of: transpose8x8(x).littleEndian, as: UInt64.self)
+        for j in 0..<8 { unsafe x |= UInt64(source[j * stride + g]) << (8 * j) }
+        unsafe UnsafeMutableRawPointer(target + 8 * n).storeBytes(of: transpose8x8(x).littleEndian, as: UInt64.self)
     }
 }
 
@@ -155,9 +155,9 @@ package struct ColdBlock: Equatable {
         for (i, section) in sections.enumerated() {
             let at = i == 0 ? 24 : 32 + 8 * (i - 1)
             output.put(UInt32(section.count), at: at)
-            output.put(section.withUnsafeBytes { crc32c($0) }, at: at + 4)
+            unsafe output.put(section.withUnsafeBytes { unsafe crc32c($0) }, at: at + 4)
         }
-        output.put(output.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0 ..< headerSize - 4])) }, at: headerSize - 4)
+        unsafe output.put(output.withUnsafeBytes { unsafe crc32c(UnsafeRawBufferPointer(rebasing: $0[0 ..< headerSize - 4])) }, at: headerSize - 4)
         for section in sections { output += section }
         return output
     }
@@ -167,7 +167,7 @@ package struct ColdBlock: Equatable {
         let elementSize = codec.elementSize
         let plane = planeLength(codec, components: values.count)
         var plain = [UInt8](repeating: 0, count: plane * elementSize)
-        plain.withUnsafeMutableBytes { out in
+        unsafe plain.withUnsafeMutableBytes { out in
             // Byte shuffle: byte b of element i goes to b × plane + i.
             for (i, x) in values.enumerated() {
                 let bits: UInt32 = switch codec {
@@ -175,17 +175,17 @@ package struct ColdBlock: Equatable {
                 case .bitShuffledLZ4: x.bitPattern.rotatedLeft
                 case .float16ShuffledLZ4, .float16BitShuffledLZ4: UInt32(Float16(x).bitPattern)
                 }
-                for b in 0..<elementSize { out[b * plane + i] = UInt8(truncatingIfNeeded: bits >> (8 * b)) }
+                for b in 0..<elementSize { unsafe out[b * plane + i] = UInt8(truncatingIfNeeded: bits >> (8 * b)) }
             }
             // Then the high planes bit by bit.
             guard !codec.bitPlanes.isEmpty, plane > 0 else { return }
-            let bytes = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            let bytes = unsafe out.baseAddress!.assumingMemoryBound(to: UInt8.self)
             let shuffled = UnsafeMutablePointer<UInt8>.allocate(capacity: plane)
-            defer { shuffled.deallocate() }
+            defer { unsafe shuffled.deallocate() }
             for b in codec.bitPlanes {
                 // SAFETY: plane b spans [b × plane, (b + 1) × plane) ⊂ out.
-                bitShuffle(bytes + b * plane, shuffled, count: plane)
-                (bytes + b * plane).update(from: shuffled, count: plane)
+                unsafe bitShuffle(bytes + b * plane, shuffled, count: plane)
+                unsafe (bytes + b * plane).update(from: shuffled, count: plane)
             }
         }
         return plain
@@ -195,10 +195,10 @@ package struct ColdBlock: Equatable {
     static func compressed(_ plain: [UInt8]) -> [UInt8] {
         let bound = Int(LZ4_compressBound(Int32(plain.count)))
         var output = [UInt8](repeating: 0, count: bound)
-        let size = plain.withUnsafeBytes { src in
-            output.withUnsafeMutableBytes { dst in
+        let size = unsafe plain.withUnsafeBytes { src in
+            unsafe output.withUnsafeMutableBytes { dst in
                 // SAFETY: src holds plain.count bytes; dst `bound`.
-                Int(LZ4_compress_default(src.baseAddress?.assumingMemoryBound(to: CChar.self),
+                unsafe Int(LZ4_compress_default(src.baseAddress?.assumingMemoryBound(to: CChar.self),
                                          dst.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(plain.count), Int32(bound)))
             }
         }
@@ -215,8 +215,8 @@ package struct ColdBlock: Equatable {
     /// - Throws: `corruptFile` naming `block` for a wrong magic, version, codec, length or checksum, or a
     ///   payload LZ4 rejects.
     package static func decode(_ bytes: [UInt8], block: Int64, collection: String) throws(HybridStoreError) -> ColdBlock {
-        let result = bytes.withUnsafeBytes { raw in
-            Result { () throws(HybridStoreError) in try decode(raw, block: block, collection: collection) }
+        let result = unsafe bytes.withUnsafeBytes { raw in
+            Result { () throws(HybridStoreError) in unsafe try decode(raw, block: block, collection: collection) }
         }
         return try result.get()
     }
@@ -226,10 +226,10 @@ package struct ColdBlock: Equatable {
         -> ColdBlock
     {
         let reader = ColdBlockReader()
-        try reader.load(bytes, block: block, collection: collection)
+        unsafe try reader.load(bytes, block: block, collection: collection)
         let dim = reader.dimensions
-        let vectors = [Float](unsafeUninitializedCapacity: reader.rows.count * dim) { out, count in
-            if let base = out.baseAddress { reader.vectors(into: base) }
+        let vectors = unsafe [Float](unsafeUninitializedCapacity: reader.rows.count * dim) { out, count in
+            if let base = out.baseAddress { unsafe reader.vectors(into: base) }
             count = reader.rows.count * dim
         }
         return ColdBlock(rows: reader.rows, dimensions: dim, vectors: vectors)
@@ -241,7 +241,7 @@ package struct ColdBlock: Equatable {
 /// asked for are put together).
 // SAFETY: `plain` and the scratch buffers are owned, sized before every write, freed in deinit; one thread at
 // a time.
-package final class ColdBlockReader {
+@safe package final class ColdBlockReader {
     private var plain = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
     private var scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
     private var scratchCapacity = 64
@@ -270,9 +270,9 @@ package final class ColdBlockReader {
 
     package init() {}
     deinit {
-        plain.deallocate()
-        scratch.deallocate()
-        planeScratch.deallocate()
+        unsafe plain.deallocate()
+        unsafe scratch.deallocate()
+        unsafe planeScratch.deallocate()
     }
 
     /// The bytes of a version-2 block that `load(_:positions:)` reads for `positions`: its header, row section
@@ -284,9 +284,9 @@ package final class ColdBlockReader {
         case ranges([Range<Int>])
     }
     package static func parts(prefix: UnsafeRawBufferPointer, size: Int, positions: [Int]) -> Parts? {
-        guard prefix.count >= 36, prefix[0] == 0x48, prefix[1] == 0x53, prefix[2] == 0x43, prefix[3] == 0x42,
-              prefix[4] == 2 else { return nil }
-        func get(_ offset: Int) -> Int { Int(UInt32(littleEndian: prefix.loadUnaligned(fromByteOffset: offset, as: UInt32.self))) }
+        guard prefix.count >= 36, unsafe prefix[0] == 0x48, unsafe prefix[1] == 0x53, unsafe prefix[2] == 0x43, unsafe prefix[3] == 0x42,
+              unsafe prefix[4] == 2 else { return nil }
+        func get(_ offset: Int) -> Int { unsafe Int(UInt32(littleEndian: prefix.loadUnaligned(fromByteOffset: offset, as: UInt32.self))) }
         let n = get(8), frameRows = get(16), frameCount = get(20)
         guard frameCount <= (size - 36) / 8, frameRows >= 1, frameCount == (n + frameRows - 1) / frameRows else { return nil }
         let headerSize = 36 + 8 * frameCount
@@ -329,10 +329,10 @@ package final class ColdBlockReader {
             HybridStoreError(.corruptFile, "collection `\(collection)`: cold block \(block) is corrupt (\(why))",
                              context: ["collection": collection, "block": "\(block)"])
         }
-        guard bytes.count >= ColdBlock.version1HeaderSize, bytes[0] == 0x48, bytes[1] == 0x53, bytes[2] == 0x43,
-              bytes[3] == 0x42 else { throw corrupt("no block header") }
-        func get(at offset: Int) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
-        func crc(_ range: Range<Int>) -> UInt32 { crc32c(UnsafeRawBufferPointer(rebasing: bytes[range])) }
+        guard bytes.count >= ColdBlock.version1HeaderSize, unsafe bytes[0] == 0x48, unsafe bytes[1] == 0x53, unsafe bytes[2] == 0x43,
+              unsafe bytes[3] == 0x42 else { throw corrupt("no block header") }
+        func get(at offset: Int) -> UInt32 { unsafe UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
+        func crc(_ range: Range<Int>) -> UInt32 { unsafe crc32c(UnsafeRawBufferPointer(rebasing: bytes[range])) }
         /// LZ4 of `source` into `plain` at `offset`, exactly `size` bytes. SAFETY: LZ4_decompress_safe never reads
         /// past the source range nor writes past `size`; callers size `plain` to hold offset + size.
         func inflate(_ source: Range<Int>, to offset: Int, size: Int) throws(HybridStoreError) {
@@ -340,20 +340,20 @@ package final class ColdBlockReader {
                 guard size == 0 else { throw corrupt("empty payload") }
                 return
             }
-            let got = Int(LZ4_decompress_safe((bytes.baseAddress! + source.lowerBound).assumingMemoryBound(to: CChar.self),
+            let got = unsafe Int(LZ4_decompress_safe((bytes.baseAddress! + source.lowerBound).assumingMemoryBound(to: CChar.self),
                                               (plain.baseAddress! + offset).assumingMemoryBound(to: CChar.self),
                                               Int32(source.count), Int32(size)))
             guard got == size else { throw corrupt("LZ4 payload does not decode to \(size) bytes") }
             bytesInflated += size
         }
         func reserve(_ size: Int) {
-            if plain.count < size {
-                plain.deallocate()
-                plain = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+            if unsafe plain.count < size {
+                unsafe plain.deallocate()
+                unsafe plain = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
             }
         }
-        let version = bytes[4]
-        guard version == 1 || version == 2, let codec = ColdCodec(rawValue: bytes[5]) else {
+        let version = unsafe bytes[4]
+        guard version == 1 || version == 2, let codec = unsafe ColdCodec(rawValue: bytes[5]) else {
             throw corrupt("unknown version or codec")
         }
         let n: Int, dim: Int
@@ -417,23 +417,23 @@ package final class ColdBlockReader {
         }
         let needed = 2 * (dim + 16)
         if scratchCapacity < needed {
-            scratch.deallocate()
-            scratch = .allocate(capacity: needed)
+            unsafe scratch.deallocate()
+            unsafe scratch = .allocate(capacity: needed)
             scratchCapacity = needed
         }
         let planeBytes = largestPlane * codec.bitPlanes.count
         if planeScratchCapacity < planeBytes {
-            planeScratch.deallocate()
-            planeScratch = .allocate(capacity: planeBytes)
+            unsafe planeScratch.deallocate()
+            unsafe planeScratch = .allocate(capacity: planeBytes)
             planeScratchCapacity = planeBytes
         }
         self.codec = codec
-        let planes = plain.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let planes = unsafe plain.baseAddress!.assumingMemoryBound(to: UInt8.self)
         var previous: Int64 = 0
         rows.reserveCapacity(n)
         for i in 0..<n {
             var delta: UInt64 = 0
-            for b in 0..<8 { delta |= UInt64(planes[b * n + i]) << (8 * b) }
+            for b in 0..<8 { unsafe delta |= UInt64(planes[b * n + i]) << (8 * b) }
             previous = previous &+ Int64(bitPattern: delta)
             rows.append(previous)
         }
@@ -450,20 +450,20 @@ package final class ColdBlockReader {
         for frame in frames {
             precondition(frame.decoded, "frame not loaded")
             let components = frame.count * dimensions
-            let base = plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + frame.offset
+            let base = unsafe plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + frame.offset
             // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ plain; an unshuffled plane takes
             // `plane` bytes of planeScratch (sized in `load` for the largest frame); components ≤ plane.
             func plane(_ b: Int) -> UnsafePointer<UInt8> {
-                guard bitPlanes.contains(b) else { return UnsafePointer(base + b * frame.plane) }
-                let target = planeScratch + (b - bitPlanes.lowerBound) * frame.plane
-                bitUnshuffle(base + b * frame.plane, stride: frame.plane / 8, groups: 0 ..< frame.plane / 8, target)
-                return UnsafePointer(target)
+                guard bitPlanes.contains(b) else { return unsafe UnsafePointer(base + b * frame.plane) }
+                let target = unsafe planeScratch + (b - bitPlanes.lowerBound) * frame.plane
+                unsafe bitUnshuffle(base + b * frame.plane, stride: frame.plane / 8, groups: 0 ..< frame.plane / 8, target)
+                return unsafe UnsafePointer(target)
             }
-            let target = out + frame.first * dimensions
+            let target = unsafe out + frame.first * dimensions
             if codec.elementSize == 4 {
-                hs_unshuffle_f32(plane(0), plane(1), plane(2), plane(3), components, codec == .bitShuffledLZ4 ? 1 : 0, target)
+                unsafe hs_unshuffle_f32(plane(0), plane(1), plane(2), plane(3), components, codec == .bitShuffledLZ4 ? 1 : 0, target)
             } else {
-                hs_unshuffle_f16(plane(0), plane(1), components, target)
+                unsafe hs_unshuffle_f16(plane(0), plane(1), components, target)
             }
         }
     }
@@ -478,20 +478,20 @@ package final class ColdBlockReader {
         let first = (position - frame.first) * dim
         // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ plain, and
         // first + dim ≤ components ≤ plane; scratch holds 2 × (dim + 16) bytes (checked in `load`).
-        let base = plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + frame.offset
+        let base = unsafe plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + frame.offset
         let bitPlanes = codec.bitPlanes
         let groups = first / 8 ..< (first + dim + 7) / 8
         // Byte b of element first + i is plane(b)[i].
         func plane(_ b: Int) -> UnsafePointer<UInt8> {
-            guard bitPlanes.contains(b) else { return UnsafePointer(base + b * frame.plane + first) }
-            let target = scratch + (b - bitPlanes.lowerBound) * (dim + 16)
-            bitUnshuffle(base + b * frame.plane, stride: frame.plane / 8, groups: groups, target)
-            return UnsafePointer(target + (first - groups.lowerBound * 8))
+            guard bitPlanes.contains(b) else { return unsafe UnsafePointer(base + b * frame.plane + first) }
+            let target = unsafe scratch + (b - bitPlanes.lowerBound) * (dim + 16)
+            unsafe bitUnshuffle(base + b * frame.plane, stride: frame.plane / 8, groups: groups, target)
+            return unsafe UnsafePointer(target + (first - groups.lowerBound * 8))
         }
         if codec.elementSize == 4 {
-            hs_unshuffle_f32(plane(0), plane(1), plane(2), plane(3), dim, codec == .bitShuffledLZ4 ? 1 : 0, out)
+            unsafe hs_unshuffle_f32(plane(0), plane(1), plane(2), plane(3), dim, codec == .bitShuffledLZ4 ? 1 : 0, out)
         } else {
-            hs_unshuffle_f16(plane(0), plane(1), dim, out)
+            unsafe hs_unshuffle_f16(plane(0), plane(1), dim, out)
         }
     }
 }

@@ -14,9 +14,9 @@ extension HybridStore {
         for d in 0..<dim { centroid[d] /= Float(max(members.count, 1)) }
         let l2 = DistanceKernel(metric: .l2)
         var radius: Float = 0
-        space.withUnsafeBufferPointer { v in
-            centroid.withUnsafeBufferPointer { c in
-                for i in members { radius = max(radius, l2(v.baseAddress! + i * dim, c.baseAddress!, dim).squareRoot()) }
+        unsafe space.withUnsafeBufferPointer { v in
+            unsafe centroid.withUnsafeBufferPointer { c in
+                for i in members { radius = unsafe max(radius, l2(v.baseAddress! + i * dim, c.baseAddress!, dim).squareRoot()) }
             }
         }
         return (centroid, radius)
@@ -92,24 +92,24 @@ extension HybridStore {
         var out = [Int32](repeating: 0, count: count * take)
         let parts = centres.count / dim
         let l2 = DistanceKernel(metric: .l2)
-        space.withUnsafeBufferPointer { v in
-            centres.withUnsafeBufferPointer { c in
-                out.withUnsafeMutableBufferPointer { o in
-                    let work = KMeansShared(space: v.baseAddress!, centres: c.baseAddress!, out: o.baseAddress!)
+        unsafe space.withUnsafeBufferPointer { v in
+            unsafe centres.withUnsafeBufferPointer { c in
+                unsafe out.withUnsafeMutableBufferPointer { o in
+                    let work = unsafe KMeansShared(space: v.baseAddress!, centres: c.baseAddress!, out: o.baseAddress!)
                     inParallel(count) { range in
                         var best = [(Float, Int32)](repeating: (.infinity, 0), count: take)
                         for i in range {
                             for t in 0..<take { best[t] = (.infinity, 0) }
-                            let x = work.space + i * dim
+                            let x = unsafe work.space + i * dim
                             for p in 0..<parts {
-                                let d = l2(x, work.centres + p * dim, dim)
+                                let d = unsafe l2(x, work.centres + p * dim, dim)
                                 guard d < best[take - 1].0 else { continue }
                                 var t = take - 1
                                 while t > 0 && best[t - 1].0 > d { best[t] = best[t - 1]; t -= 1 }
                                 best[t] = (d, Int32(p))
                             }
                             // SAFETY: rows of `out` are disjoint per i.
-                            for t in 0..<take { work.out[i * take + t] = best[t].1 }
+                            for t in 0..<take { unsafe work.out[i * take + t] = best[t].1 }
                         }
                     }
                 }
@@ -123,24 +123,24 @@ extension HybridStore {
                              leavesOfGroup: [[Int32]], dim: Int) -> [Int32] {
         var out = [Int32](repeating: 0, count: count)
         let l2 = DistanceKernel(metric: .l2)
-        space.withUnsafeBufferPointer { v in
-            leafCentres.withUnsafeBufferPointer { c in
-                nearestGroups.withUnsafeBufferPointer { groups in
-                    out.withUnsafeMutableBufferPointer { o in
-                        let work = KMeansShared(space: v.baseAddress!, centres: c.baseAddress!, groups: groups.baseAddress!,
+        unsafe space.withUnsafeBufferPointer { v in
+            unsafe leafCentres.withUnsafeBufferPointer { c in
+                unsafe nearestGroups.withUnsafeBufferPointer { groups in
+                    unsafe out.withUnsafeMutableBufferPointer { o in
+                        let work = unsafe KMeansShared(space: v.baseAddress!, centres: c.baseAddress!, groups: groups.baseAddress!,
                                           out: o.baseAddress!)
                         inParallel(count) { range in
                             for i in range {
-                                let x = work.space + i * dim
+                                let x = unsafe work.space + i * dim
                                 var best: Int32 = 0, bestDistance = Float.infinity
                                 for t in 0..<near {
-                                    for leaf in leavesOfGroup[Int(work.groups![i * near + t])] {
-                                        let d = l2(x, work.centres + Int(leaf) * dim, dim)
+                                    for leaf in unsafe leavesOfGroup[Int(work.groups![i * near + t])] {
+                                        let d = unsafe l2(x, work.centres + Int(leaf) * dim, dim)
                                         if d < bestDistance { bestDistance = d; best = leaf }
                                     }
                                 }
                                 // SAFETY: one slot of `out` per i.
-                                work.out[i] = best
+                                unsafe work.out[i] = best
                             }
                         }
                     }
@@ -163,23 +163,23 @@ extension HybridStore {
         let l2 = DistanceKernel(metric: .l2)
         var assignment = [Int](repeating: 0, count: members.count)
         let chunks = members.count * parts * dim >= 1 << 22 ? max(1, cores) * 4 : 1
-        space.withUnsafeBufferPointer { v in
+        unsafe space.withUnsafeBufferPointer { v in
             for _ in 0..<6 {
-                centres.withUnsafeBufferPointer { c in
-                    members.withUnsafeBufferPointer { m in
-                        assignment.withUnsafeMutableBufferPointer { out in
+                unsafe centres.withUnsafeBufferPointer { c in
+                    unsafe members.withUnsafeBufferPointer { m in
+                        unsafe assignment.withUnsafeMutableBufferPointer { out in
                             // SAFETY: each chunk writes only its own range of `out`; all buffers outlive the call.
-                            let work = AssignWork(space: v.baseAddress!, centres: c.baseAddress!, members: m, out: out)
+                            let work = unsafe AssignWork(space: v.baseAddress!, centres: c.baseAddress!, members: m, out: out)
                             let body = { @Sendable (chunk: Int) in
-                                let count = work.members.count
+                                let count = unsafe work.members.count
                                 for i in (chunk * count / chunks) ..< ((chunk + 1) * count / chunks) {
                                     var best = 0, bestDistance = Float.infinity
-                                    let x = work.space + work.members[i] * dim
+                                    let x = unsafe work.space + work.members[i] * dim
                                     for p in 0..<parts {
-                                        let d = l2(x, work.centres + p * dim, dim)
+                                        let d = unsafe l2(x, work.centres + p * dim, dim)
                                         if d < bestDistance { bestDistance = d; best = p }
                                     }
-                                    work.out[i] = best
+                                    unsafe work.out[i] = best
                                 }
                             }
                             if chunks == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
@@ -191,7 +191,7 @@ extension HybridStore {
                 for (m, i) in members.enumerated() {
                     let p = assignment[m]
                     sizes[p] += 1
-                    for d in 0..<dim { sums[p * dim + d] += v[i * dim + d] }
+                    for d in 0..<dim { unsafe sums[p * dim + d] += v[i * dim + d] }
                 }
                 for p in 0..<parts where sizes[p] > 0 {
                     for d in 0..<dim { centres[p * dim + d] = sums[p * dim + d] / Float(sizes[p]) }

@@ -21,7 +21,7 @@ extension HybridStore {
         let words = codes.words
         let centred = metric != .innerProduct
         var rotated = [Float](repeating: 0, count: codes.padded)
-        q.withUnsafeBufferPointer { codes.rotate($0.baseAddress!, into: &rotated) }
+        unsafe q.withUnsafeBufferPointer { unsafe codes.rotate($0.baseAddress!, into: &rotated) }
         let querySum = rotated.reduce(0, +)
         let queryNorm = q.reduce(0) { $0 + $1 * $1 }.squareRoot()
         // A block's key: given, or computed for the last block seen (a block's slots are consecutive, so a
@@ -33,44 +33,44 @@ extension HybridStore {
         let n = slots.count
         // SAFETY: every slot here is < the slot count, so codeBits holds `words` words for it and blockOfSlot and
         // codeFactors an entry; `rotated` holds `padded` floats; low and high hold n floats.
-        tier.codeBits.withUnsafeBufferPointer { bits in
-        tier.codeFactors.withUnsafeBufferPointer { factors in
-        tier.blockOfSlot.withUnsafeBufferPointer { blockOfSlot in
-        low.withUnsafeMutableBufferPointer { low in
-        high.withUnsafeMutableBufferPointer { high in
-        rotated.withUnsafeBufferPointer { rq in
-        q.withUnsafeBufferPointer { qb in
-        slots.withUnsafeBufferPointer { slots in
+        unsafe tier.codeBits.withUnsafeBufferPointer { bits in
+        unsafe tier.codeFactors.withUnsafeBufferPointer { factors in
+        unsafe tier.blockOfSlot.withUnsafeBufferPointer { blockOfSlot in
+        unsafe low.withUnsafeMutableBufferPointer { low in
+        unsafe high.withUnsafeMutableBufferPointer { high in
+        unsafe rotated.withUnsafeBufferPointer { rq in
+        unsafe q.withUnsafeBufferPointer { qb in
+        unsafe slots.withUnsafeBufferPointer { slots in
             for i in 0..<n {
                 // A block's code lines are fetched while the rows before it are estimated.
                 if i + 16 < n {
-                    let ahead = Int(slots[i + 16])
-                    hs_prefetch(bits.baseAddress! + ahead * words)
-                    hs_prefetch(factors.baseAddress! + ahead)
-                    hs_prefetch(blockOfSlot.baseAddress! + ahead)
+                    let ahead = unsafe Int(slots[i + 16])
+                    unsafe hs_prefetch(bits.baseAddress! + ahead * words)
+                    unsafe hs_prefetch(factors.baseAddress! + ahead)
+                    unsafe hs_prefetch(blockOfSlot.baseAddress! + ahead)
                 }
-                let slot = Int(slots[i])
-                let b = Int(blockOfSlot[slot])
+                let slot = unsafe Int(slots[i])
+                let b = unsafe Int(blockOfSlot[slot])
                 if let keys {
                     lastKey = keys[b]
                 } else if b != lastBlock {
-                    lastKey = tier.key(b, query: qb.baseAddress!, innerProduct: !centred)
+                    lastKey = unsafe tier.key(b, query: qb.baseAddress!, innerProduct: !centred)
                     lastBlock = b
                 }
-                let f = factors[slot]
-                let (ip, errorPerNorm) = codes.estimate(bits.baseAddress! + slot * words, f, rotatedQuery: rq.baseAddress!,
+                let f = unsafe factors[slot]
+                let (ip, errorPerNorm) = unsafe codes.estimate(bits.baseAddress! + slot * words, f, rotatedQuery: rq.baseAddress!,
                                                        querySum: querySum, centred: centred)
                 if centred {
                     let qc2 = lastKey
                     let err = 2 * f.norm * errorPerNorm * qc2.squareRoot() * confidence
                     let d2 = qc2 + f.norm * (f.norm - 2 * ip)
-                    low[i] = max(0, d2 - err) * scale
-                    high[i] = (d2 + err) * scale
+                    unsafe low[i] = max(0, d2 - err) * scale
+                    unsafe high[i] = (d2 + err) * scale
                 } else {
                     let d = lastKey - f.norm * ip
                     let err = f.norm * errorPerNorm * queryNorm * confidence
-                    low[i] = d - err
-                    high[i] = d + err
+                    unsafe low[i] = d - err
+                    unsafe high[i] = d + err
                 }
             }
         }

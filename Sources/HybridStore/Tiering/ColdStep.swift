@@ -23,7 +23,7 @@ extension HybridStore {
         let metric = s.schema.vector.metric
         let dim = s.schema.vector.dimensions
         var q = query
-        if metric == .cosine { q.withUnsafeMutableBufferPointer { normalize($0) } }
+        if metric == .cosine { unsafe q.withUnsafeMutableBufferPointer { unsafe normalize($0) } }
         let kernel = DistanceKernel(metric: metric)
         func reported(_ d: Float) -> Float { metric == .cosine ? 1 + d : d }
         let started = nowNanos()
@@ -71,7 +71,7 @@ extension HybridStore {
             }
             // Rank blocks by centroid: squared L2 to it (or −dot for inner product).
             let innerProduct = metric == .innerProduct
-            let keys = byCode ? [] : q.withUnsafeBufferPointer { tier.keys(query: $0.baseAddress!, innerProduct: innerProduct) }
+            let keys = unsafe byCode ? [] : q.withUnsafeBufferPointer { unsafe tier.keys(query: $0.baseAddress!, innerProduct: innerProduct) }
             /// The nearest any row of block b can be, in reported units (L2 and cosine: the centroid distance
             /// minus the radius; none for inner product). Only asked of the blocks popped.
             let radii = tier.radii, spans = tier.spans
@@ -100,18 +100,18 @@ extension HybridStore {
                 wanted.reserveCapacity(64)
                 // SAFETY: every slot read is < base + count of its block's span, within rowOfSlot; blocks
                 // prefetched are < blockCount, within keys, radii and spans.
-                try rowOfSlot.withUnsafeBufferPointer { rowOfSlot in
-                try spans.withUnsafeBufferPointer { spanBuffer in
+                unsafe try rowOfSlot.withUnsafeBufferPointer { rowOfSlot in
+                unsafe try spans.withUnsafeBufferPointer { spanBuffer in
                     while picked < maxProbe, let b = order.next() {
                         // Blocks come in no memory order, and ranking all centroids has just pushed these small
                         // arrays out of cache: fetch a block's entries 8 places ahead, and its rows (whose place
                         // needs its span) 4 places ahead, so that both are here when it comes up.
                         if let far = order.peek(8) {
-                            hs_prefetch(spanBuffer.baseAddress! + far)
-                            radii.withUnsafeBufferPointer { hs_prefetch($0.baseAddress! + far) }
-                            keys.withUnsafeBufferPointer { hs_prefetch($0.baseAddress! + far) }
+                            unsafe hs_prefetch(spanBuffer.baseAddress! + far)
+                            unsafe radii.withUnsafeBufferPointer { unsafe hs_prefetch($0.baseAddress! + far) }
+                            unsafe keys.withUnsafeBufferPointer { unsafe hs_prefetch($0.baseAddress! + far) }
                         }
-                        if let ahead = order.peek(4) { hs_prefetch(rowOfSlot.baseAddress! + Int(spanBuffer[ahead].base)) }
+                        if let ahead = order.peek(4) { unsafe hs_prefetch(rowOfSlot.baseAddress! + Int(spanBuffer[ahead].base)) }
                         let bound = lowerBound(b)
                         if bound > initial ?? .infinity {
                             if exhaustive { continue }
@@ -122,7 +122,7 @@ extension HybridStore {
                         let (base, count) = spans[b]
                         for position in 0..<Int(count) {
                             let slot = base + UInt32(position)
-                            if rowOfSlot[Int(slot)] >= 0 && (!inMemory || matches(slot)) { wanted.append(position) }
+                            if unsafe rowOfSlot[Int(slot)] >= 0 && (!inMemory || matches(slot)) { wanted.append(position) }
                         }
                         if let sqlFilter, let c, !wanted.isEmpty {
                             let statement = try c.prepareOnce(sqlFilter)
@@ -130,7 +130,7 @@ extension HybridStore {
                             try statement.bind(condition?.arguments ?? [], from: 2)
                             var rows = Set<Int64>()
                             while try statement.step() { rows.insert(statement.int64(0)) }
-                            wanted = wanted.filter { rows.contains(rowOfSlot[Int(base) + $0]) }
+                            wanted = wanted.filter { unsafe rows.contains(rowOfSlot[Int(base) + $0]) }
                         }
                         guard !wanted.isEmpty else { continue }
                         picked += 1
@@ -214,26 +214,26 @@ extension HybridStore {
                             if decoded.count < reader.rows.count * dim {
                                 decoded = [Float](repeating: 0, count: reader.rows.count * dim)
                             }
-                            decoded.withUnsafeMutableBufferPointer { reader.vectors(into: $0.baseAddress!) }
+                            unsafe decoded.withUnsafeMutableBufferPointer { unsafe reader.vectors(into: $0.baseAddress!) }
                         }
                         // SAFETY: `decoded` holds rows.count × dim floats when `whole`, `vector` dim floats;
                         // neither array is resized inside the closures.
-                        decoded.withUnsafeMutableBufferPointer { all in
-                        vector.withUnsafeMutableBufferPointer { one in
-                            normalizedQuery.withUnsafeBufferPointer { qb in
+                        unsafe decoded.withUnsafeMutableBufferPointer { all in
+                        unsafe vector.withUnsafeMutableBufferPointer { one in
+                            unsafe normalizedQuery.withUnsafeBufferPointer { qb in
                                 for position in wanted {
                                     let row = rowOfSlot[Int(block.slot(position))]
                                     // The block in the database must be the one the tier describes.
                                     guard position < reader.rows.count, reader.rows[position] == row else { continue }
                                     let v: UnsafeMutableBufferPointer<Float>
                                     if whole {
-                                        v = UnsafeMutableBufferPointer(rebasing: all[position * dim ..< (position + 1) * dim])
+                                        unsafe v = unsafe UnsafeMutableBufferPointer(rebasing: all[position * dim ..< (position + 1) * dim])
                                     } else {
-                                        reader.vector(at: position, into: one.baseAddress!)
-                                        v = one
+                                        unsafe reader.vector(at: position, into: one.baseAddress!)
+                                        unsafe v = unsafe one
                                     }
-                                    if metric == .cosine { normalize(v) }  // blocks keep the original vectors
-                                    let d = reported(kernel(qb.baseAddress!, v.baseAddress!, dim))
+                                    if metric == .cosine { unsafe normalize(v) }  // blocks keep the original vectors
+                                    let d = unsafe reported(kernel(qb.baseAddress!, v.baseAddress!, dim))
                                     candidates += 1
                                     guard best.count < k || d < best[k - 1].distance
                                           || (d == best[k - 1].distance && row < best[k - 1].row) else { continue }
@@ -257,12 +257,12 @@ extension HybridStore {
             if workers == 1 {
                 partial[0] = work(0)
             } else {
-                partial.withUnsafeMutableBufferPointer { out in
+                unsafe partial.withUnsafeMutableBufferPointer { out in
                     // SAFETY: worker w writes only out[w]; everything the workers read is immutable while they
                     // run (the tier under the collection's read lock, the plan, the bounds, the query); each has
                     // its own reader connection, block reader and buffers.
-                    let job = ColdWork(run: work, out: out)
-                    DispatchQueue.concurrentPerform(iterations: workers) { @Sendable w in job.out[w] = job.run(w) }
+                    let job = unsafe ColdWork(run: work, out: out)
+                    DispatchQueue.concurrentPerform(iterations: workers) { @Sendable w in unsafe job.out[w] = unsafe job.run(w) }
                 }
             }
             if let error = partial.compactMap(\.error).first { throw error }
@@ -280,7 +280,7 @@ extension HybridStore {
                 let kth = min(best.count >= k ? best[k - 1].distance : .infinity, initial ?? .infinity)
                 for (b, block) in blocks.enumerated() {
                     guard let corrupt = block.corrupt else { continue }
-                    let key = q.withUnsafeBufferPointer { tier.key(b, query: $0.baseAddress!, innerProduct: innerProduct) }
+                    let key = unsafe q.withUnsafeBufferPointer { unsafe tier.key(b, query: $0.baseAddress!, innerProduct: innerProduct) }
                     let gap = max(0, key.squareRoot() - tier.radii[b])
                     let bound: Float = metric == .innerProduct ? -.infinity : metric == .cosine ? gap * gap / 2 : gap * gap
                     if bound <= kth { throw corrupt }

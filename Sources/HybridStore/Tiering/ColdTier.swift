@@ -104,16 +104,16 @@ final class ColdTier {
         let words = codes.words
         var rotatedCentroid = [Float](repeating: 0, count: codes.padded)
         var scratch = rotatedCentroid
-        centroid.withUnsafeBufferPointer { codes.rotate($0.baseAddress!, into: &rotatedCentroid) }
+        unsafe centroid.withUnsafeBufferPointer { unsafe codes.rotate($0.baseAddress!, into: &rotatedCentroid) }
         for (position, row) in rows.enumerated() {
             let slot = base + UInt32(position)
             guard let rowValues = values[row] else { continue }
             rowOfSlot[Int(slot)] = row
             // SAFETY: codeBits holds `words` words for every slot; `vectors` holds rows.count × dimensions
             // floats; rotatedCentroid and scratch hold `padded` floats.
-            codeFactors[Int(slot)] = codeBits.withUnsafeMutableBufferPointer { bits in
-                vectors.withUnsafeBufferPointer { v in
-                    codes.encode(v.baseAddress! + position * dimensions, rotatedCentroid: rotatedCentroid,
+            codeFactors[Int(slot)] = unsafe codeBits.withUnsafeMutableBufferPointer { bits in
+                unsafe vectors.withUnsafeBufferPointer { v in
+                    unsafe codes.encode(v.baseAddress! + position * dimensions, rotatedCentroid: rotatedCentroid,
                                  bits: bits.baseAddress! + Int(slot) * words, scratch: &scratch)
                 }
             }
@@ -156,20 +156,20 @@ final class ColdTier {
     /// Block b's key for ranking: ‖q − c‖² (`innerProduct` false) or −q·c, against its float16 centroid.
     /// - Precondition: `query` holds `dimensions` floats; b < blocks.count.
     func key(_ b: Int, query: UnsafePointer<Float>, innerProduct: Bool) -> Float {
-        centroids.withUnsafeBufferPointer { c in
+        unsafe centroids.withUnsafeBufferPointer { c in
             // SAFETY: centroids hold blocks × dimensions values; b is a block index.
-            innerProduct ? hs_negdot_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
+            unsafe innerProduct ? hs_negdot_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
                 : hs_l2sq_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
         }
     }
 
     /// Every block's key (see `key`), in `blocks` order.
     func keys(query: UnsafePointer<Float>, innerProduct: Bool) -> [Float] {
-        [Float](unsafeUninitializedCapacity: blocks.count) { out, count in
-            centroids.withUnsafeBufferPointer { c in
+        unsafe [Float](unsafeUninitializedCapacity: blocks.count) { out, count in
+            unsafe centroids.withUnsafeBufferPointer { c in
                 // SAFETY: centroids hold blocks × dimensions values; out holds blocks.count floats.
                 for b in 0..<blocks.count {
-                    out[b] = innerProduct ? hs_negdot_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
+                    unsafe out[b] = unsafe innerProduct ? hs_negdot_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
                         : hs_l2sq_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
                 }
             }
@@ -242,8 +242,8 @@ final class ColdTier {
         columns.settle()
         func fitted<T>(_ a: inout [T]) {
             guard a.capacity > a.count + a.count / 16 + 16 else { return }
-            a = [T](unsafeUninitializedCapacity: a.count) { buffer, initialized in
-                a.withUnsafeBufferPointer { _ = buffer.initialize(fromContentsOf: $0) }
+            a = unsafe [T](unsafeUninitializedCapacity: a.count) { buffer, initialized in
+                unsafe a.withUnsafeBufferPointer { _ = unsafe buffer.initialize(fromContentsOf: $0) }
                 initialized = a.count
             }
         }

@@ -5,7 +5,7 @@ import QueryPlanner
 
 /// Pointers parallel workers share: read-only vectors and centres, and an output each worker writes at its
 /// own indices only.
-struct KMeansShared: @unchecked Sendable {
+@unsafe struct KMeansShared: @unchecked Sendable {
     // SAFETY(@unchecked Sendable): the inputs are not written while workers run; `out` is written at
     // disjoint indices per worker; all of it outlives `inParallel`.
     let space: UnsafePointer<Float>
@@ -16,7 +16,7 @@ struct KMeansShared: @unchecked Sendable {
 
 /// Runs `body` over `0..<count` in chunks on all cores (in place when there is little to do).
 /// What the cold step's workers share: the work function and one result slot each.
-struct ColdWork: @unchecked Sendable {
+@unsafe struct ColdWork: @unchecked Sendable {
     // SAFETY(@unchecked Sendable): `run` reads only state that is immutable while the workers run; worker w
     // writes only `out[w]`.
     let run: (Int) -> ColdWorkerResult
@@ -38,7 +38,7 @@ func inParallel(_ count: Int, _ body: @Sendable (Range<Int>) -> Void) {
 }
 
 /// What the k-means assignment workers share.
-struct AssignWork: @unchecked Sendable {
+@unsafe struct AssignWork: @unchecked Sendable {
     // SAFETY(@unchecked Sendable): read-only inputs, and `out`, written at disjoint indices per worker.
     let space: UnsafePointer<Float>
     let centres: UnsafePointer<Float>

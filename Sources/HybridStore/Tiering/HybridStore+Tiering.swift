@@ -94,7 +94,7 @@ extension HybridStore {
         var vectors: [Float] = []
         while try statement.step() {
             rows.append(statement.int64(0))
-            statement.withBlob(1) { appendFloats($0, to: &vectors) }
+            unsafe statement.withBlob(1) { unsafe appendFloats($0, to: &vectors) }
         }
         guard !rows.isEmpty else { return 0 }
         // Their filterable values, from the in-memory columns (the writer mutex is held: they are current).
@@ -104,8 +104,8 @@ extension HybridStore {
         let cosine = s.schema.vector.metric == .cosine
         var space = vectors  // the space distances are measured in: normalised for cosine
         if cosine {
-            space.withUnsafeMutableBufferPointer { all in
-                for i in 0..<rows.count { normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
+            unsafe space.withUnsafeMutableBufferPointer { all in
+                for i in 0..<rows.count { unsafe normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
             }
         }
         var added: [ColdRewrite.Added] = []
@@ -113,7 +113,7 @@ extension HybridStore {
             let (centroid, radius) = centre(of: members, in: space, dim: dim)
             let block = ColdBlock(rows: members.map { rows[$0] }, dimensions: dim,
                                   vectors: members.flatMap { vectors[$0 * dim ..< ($0 + 1) * dim] })
-            let centroidBytes = centroid.withUnsafeBytes { [UInt8]($0) }
+            let centroidBytes = unsafe centroid.withUnsafeBytes { unsafe [UInt8]($0) }
             try c.statement(SQL.insertColdBlock).run([.integer(s.number), .blob(centroidBytes), .real(Double(radius)),
                                                       .integer(Int64(members.count)), .blob(block.encoded(codec: codec))])
             let id = c.lastInsertRowID
@@ -224,10 +224,10 @@ extension HybridStore {
             if leaving.contains(row) {
                 try tx.chargeTierMove(s, row, toCold: false)
                 let vector = Array(block.vectors[i * dim ..< (i + 1) * dim])
-                try vector.withUnsafeBufferPointer { buffer in
+                unsafe try vector.withUnsafeBufferPointer { buffer in
                     let update = try c.statement(s.table.updateVector)
                     try update.bind(.integer(row), at: 1)
-                    try update.bind(floats: buffer, at: 2)
+                    unsafe try update.bind(floats: buffer, at: 2)
                     while try update.step() {}
                     update.reset()
                 }
@@ -249,13 +249,13 @@ extension HybridStore {
                              vectors: staying.flatMap { block.vectors[$0 * dim ..< ($0 + 1) * dim] })
         var space = kept.vectors
         if s.schema.vector.metric == .cosine {
-            space.withUnsafeMutableBufferPointer { all in
-                for i in 0..<kept.rows.count { normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
+            unsafe space.withUnsafeMutableBufferPointer { all in
+                for i in 0..<kept.rows.count { unsafe normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
             }
         }
         let (centroid, radius) = centre(of: Array(kept.rows.indices), in: space, dim: dim)
-        try c.statement(SQL.insertColdBlock).run([
-            .integer(s.number), .blob(centroid.withUnsafeBytes { [UInt8]($0) }), .real(Double(radius)),
+        unsafe try c.statement(SQL.insertColdBlock).run([
+            .integer(s.number), .blob(centroid.withUnsafeBytes { unsafe [UInt8]($0) }), .real(Double(radius)),
             .integer(Int64(kept.rows.count)), .blob(kept.encoded(codec: codec)),
         ])
         let id = c.lastInsertRowID

@@ -22,9 +22,9 @@ package struct NearestFirst {
 
     package init(keys: [Float], expected: Int) {
         let n = keys.count
-        items = [UInt64](unsafeUninitializedCapacity: n) { out, count in
-            keys.withUnsafeBufferPointer { k in
-                for i in 0..<n { out[i] = Self.item(k[i], i) }
+        items = unsafe [UInt64](unsafeUninitializedCapacity: n) { out, count in
+            unsafe keys.withUnsafeBufferPointer { k in
+                for i in 0..<n { unsafe out[i] = unsafe Self.item(k[i], i) }
             }
             count = n
         }
@@ -71,14 +71,14 @@ package struct NearestFirst {
             // Each item goes to the next free place at the front and to the next free place at the back; the
             // one its side does not keep is a free place, written again later.
             // SAFETY: kept ≤ i and n − 1 − (i − kept) ≥ kept, both < n; items holds from + n, split n.
-            let kept = items.withUnsafeBufferPointer { all in
-                split.withUnsafeMutableBufferPointer { dst in
-                    let src = all.baseAddress! + from
+            let kept = unsafe items.withUnsafeBufferPointer { all in
+                unsafe split.withUnsafeMutableBufferPointer { dst in
+                    let src = unsafe all.baseAddress! + from
                     var kept = 0
                     for i in 0..<n {
-                        let v = src[i]
-                        dst[kept] = v
-                        dst[n - 1 - (i - kept)] = v
+                        let v = unsafe src[i]
+                        unsafe dst[kept] = v
+                        unsafe dst[n - 1 - (i - kept)] = v
                         kept &+= v <= threshold ? 1 : 0
                     }
                     return kept

@@ -71,14 +71,14 @@ package struct SignCodes: Sendable {
     /// - Complexity: O(D log D).
     package func rotate(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         let d = padded
-        out.update(from: x, count: dimensions)
-        (out + dimensions).update(repeating: 0, count: d - dimensions)
+        unsafe out.update(from: x, count: dimensions)
+        unsafe (out + dimensions).update(repeating: 0, count: d - dimensions)
         let scale = 1 / Float(d).squareRoot()
-        signs.withUnsafeBufferPointer { s in
+        unsafe signs.withUnsafeBufferPointer { s in
             for round in 0..<3 {
-                for i in 0..<d { out[i] *= s[round * d + i] }
-                hs_fwht_f32(out, d)
-                for i in 0..<d { out[i] *= scale }
+                for i in 0..<d { unsafe out[i] *= s[round * d + i] }
+                unsafe hs_fwht_f32(out, d)
+                for i in 0..<d { unsafe out[i] *= scale }
             }
         }
     }
@@ -97,15 +97,15 @@ package struct SignCodes: Sendable {
     /// `words` words of bits and returns the factors. `scratch` must hold `padded` floats.
     package func encode(_ x: UnsafePointer<Float>, rotatedCentroid rc: UnsafePointer<Float>,
                         bits: UnsafeMutablePointer<UInt64>, scratch o: UnsafeMutablePointer<Float>) -> Factors {
-        rotate(x, into: o)
+        unsafe rotate(x, into: o)
         let d = padded, w = planeWords
         // The residual (in double: the difference of two floats is exact there), and the `large` components of
         // largest magnitude (ties: the lower index).
         var norm2: Double = 0
-        let residual = [Double](unsafeUninitializedCapacity: d) { r, count in
+        let residual = unsafe [Double](unsafeUninitializedCapacity: d) { r, count in
             for i in 0..<d {
-                r[i] = Double(o[i]) - Double(rc[i])
-                norm2 += r[i] * r[i]
+                unsafe r[i] = unsafe Double(o[i]) - Double(rc[i])
+                unsafe norm2 += r[i] * r[i]
             }
             count = d
         }
@@ -117,7 +117,7 @@ package struct SignCodes: Sendable {
             threshold = magnitudes[d - large]
             tiesLeft = large - (d - (magnitudes.firstIndex { $0 > threshold } ?? d))
         }
-        bits.update(repeating: 0, count: planes * w)
+        unsafe bits.update(repeating: 0, count: planes * w)
         var aligned: Double = 0, centroidTerm: Double = 0
         for i in 0..<d {
             let magnitude = abs(residual[i])
@@ -129,10 +129,10 @@ package struct SignCodes: Sendable {
             // v = 4·hi + 2·lo − 3: −3 (0, 0), −1 (0, 1), 1 (1, 0), 3 (1, 1).
             let positive = residual[i] > 0
             let v: Double = (positive ? 1 : -1) * (three ? 3 : 1)
-            if positive { bits[i >> 6] |= 1 << UInt64(i & 63) }
-            if planes == 2 && positive == three { bits[w + i >> 6] |= 1 << UInt64(i & 63) }
+            if positive { unsafe bits[i >> 6] |= 1 << UInt64(i & 63) }
+            if planes == 2 && positive == three { unsafe bits[w + i >> 6] |= 1 << UInt64(i & 63) }
             aligned += v * residual[i]
-            centroidTerm += v * Double(rc[i])
+            unsafe centroidTerm += v * Double(rc[i])
         }
         let norm = norm2.squareRoot()
         let alignment = norm > 0 ? aligned / (Double(d + 8 * large).squareRoot() * norm) : 1
@@ -147,9 +147,9 @@ package struct SignCodes: Sendable {
     package func estimate(_ bits: UnsafePointer<UInt64>, _ factors: Factors, rotatedQuery: UnsafePointer<Float>,
                           querySum: Float, centred: Bool) -> (innerProduct: Float, errorPerNorm: Float) {
         let w = planeWords
-        let high = hs_masked_sum_f32(rotatedQuery, bits, w)
+        let high = unsafe hs_masked_sum_f32(rotatedQuery, bits, w)
         // ⟨v, y⟩: v = 4·hi + 2·lo − 3 (two planes) or 2·hi − 1 (one).
-        let vy = planes == 2 ? 4 * high + 2 * hs_masked_sum_f32(rotatedQuery, bits + w, w) - 3 * querySum
+        let vy = unsafe planes == 2 ? 4 * high + 2 * hs_masked_sum_f32(rotatedQuery, bits + w, w) - 3 * querySum
             : 2 * high - querySum
         let signed = (vy - (centred ? factors.centroidTerm : 0)) * inverseNorm
         let f = factors.inverseAlignment
