@@ -1,10 +1,8 @@
 import CKernels
 
 /// In mode b, a node whose two-hop neighbourhood yields fewer new matching nodes than this also expands its
-/// non-matching neighbours as navigation candidates. Measured on synth-200k (300 queries, ef 10/40/160):
-/// counting all matches instead of new ones stalls (recall@10 ≤ 0.80 on `tenant` at any ef); with new ones,
-/// 1 reaches 0.94 on `tenant` at ef 40, 2 reaches 0.96 there and 0.999 on `price_lt_1pct`, 4 costs 3× the
-/// distance computations at 10 % selectivity for +0.02 recall.
+/// non-matching neighbours as navigation candidates. Counting all matches instead of new ones stalls; with new
+/// ones, 2 is where recall stops rising for its cost (Benchmarks/README.md, "Measurements behind constants").
 let sparseNeighbourhood = 2
 
 /// What a graph walk scores nodes with: float32 vectors, or int8 codes. A value lives inside one search and
@@ -33,9 +31,9 @@ protocol GraphDistance {
     let vectors: UnsafeMutablePointer<Float>
     let dimensions: Int
     let kernel: hs_distance_fn
-    /// Bytes of each vector requested for a whole batch of neighbours at once: up to 512 (measured on
-    /// synth-200k: +30 % QPS over the first line only, and a faster build; no change at 384-d, where the
-    /// rest streams one node ahead).
+    /// Bytes of each vector requested for a whole batch of neighbours at once: up to 512 (faster than the first
+    /// line only at 128-d; no change at 384-d, where the rest streams one node ahead. Benchmarks/README.md,
+    /// "Measurements behind constants").
     let headBytes: Int
     /// Bytes worth prefetching at all (up to 2 KiB).
     let prefetchedBytes: Int
@@ -73,9 +71,9 @@ protocol GraphDistance {
     let dimensions: Int
     let l2: Bool
     let kernels: CodeKernel
-    /// Code bytes requested together for a whole batch of neighbours: all of a code up to 512 bytes (measured
-    /// on the 384-d set: +36 % QPS over requesting the first line only; codes are short enough that a batch
-    /// of them fits the miss queue), the rest one node ahead.
+    /// Code bytes requested together for a whole batch of neighbours: all of a code up to 512 bytes (faster
+    /// than the first line only: codes are short enough that a batch of them fits the miss queue), the rest
+    /// one node ahead.
     let headBytes: Int
 
     @inline(__always) init(query: UnsafePointer<Float>, storage: NodeStorage, metric: Metric, kernels: CodeKernel) {
@@ -365,7 +363,7 @@ extension HNSWIndex {
             }
             context.candidates.pop()
             // The next candidate's links are likely read next: request them (every line the list spans) while
-            // this node's are walked. Measured on synth-200k: +10 % QPS.
+            // this node's are walked.
             if !context.candidates.isEmpty {
                 let next = unsafe storage.linkList(context.candidates.top.node, level: level)
                 var word = 0

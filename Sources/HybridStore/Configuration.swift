@@ -13,7 +13,8 @@ public struct Configuration: Sendable {
     /// Threads that read one query's cold blocks (a plan of 8 blocks or more is split between them; each
     /// has its own reader connection and its own k-th best, so each stops later than one reader would);
     /// nil or 1 (or less) keeps a query on its calling thread. Since blocks are opened in order of their
-    /// rows' code bounds, one reader does less work and answers sooner (synth-200k: 0.37 vs 0.50 ms p50).
+    /// rows' code bounds, one reader does less work and answers sooner (Benchmarks/README.md, "Measurements
+    /// behind constants").
     public var coldReadThreads: Int? = nil
     /// Tenant usage flows (rows written and deleted, queries, vectors scored) are kept per bucket of this
     /// many seconds (aligned to the Unix epoch), so `usage(since:)` resolves to a bucket.

@@ -15,9 +15,10 @@ public struct QueryOptions: Sendable {
     /// `.max` or any count ≥ the blocks: exact, every block holding a matching row that its centroid bound
     /// cannot rule out, without the codes' probabilistic pruning).
     public var coldProbes: Int?
-    /// Scales the store's rule for the cold blocks considered, and by its square root the margin (ε₀) the
-    /// rows' codes must clear to be ruled out (1: recall ≥ 0.96 on the benchmark sets; 2: ≥ 0.97; the
-    /// all-hot recall of every class at 2–8).
+    /// Scales the cold step's effort: the blocks considered, and by its square root the margin (ε₀) the rows'
+    /// codes must clear to be ruled out. 1 is the effort the store calibrated for the recall target over both
+    /// tiers (the store's rule where no calibration was measured); more buys recall with cold reads
+    /// (Benchmarks/README.md, "Tiered cold storage").
     public var coldEffort: Double
     /// Set by the async API: the query stops between its steps once the flag is raised.
     package var cancellation: CancellationFlag? = nil

@@ -99,8 +99,8 @@ public struct TenantScope: Sendable {
 
     /// Deletes this tenant's rows among `ids` (others' ids are skipped).
     @discardableResult
-    public func delete(_ ids: [RowID], from collection: CollectionRef) throws -> Int {
-        try write { tx in try tx.delete(ids, from: collection) }
+    public func delete(_ ids: [RowID], from collection: CollectionRef) throws(HybridStoreError) -> Int {
+        try sqliteWork("deleting rows of tenant `\(name)`") { try write { tx in try tx.delete(ids, from: collection) } }
     }
 
     /// This tenant's usage (see `HybridStore.usage(tenant:since:)`).

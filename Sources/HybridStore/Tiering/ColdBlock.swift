@@ -106,7 +106,8 @@ extension UInt32 {
 /// left one bit, so that plane is the exponent. r is chosen so a frame holds ≥ 2,048 components (16 rows at
 /// 128-d): fewer compress worse. Version 1 (one LZ4 payload holding the row planes and all components, a
 /// 28-byte header) is still read.
-/// (Float16 residuals from the block mean were tried: no smaller on synth-200k.)
+/// (Float16 residuals from the block mean were tried: no smaller; Benchmarks/README.md, "Measurements behind
+/// constants".)
 /// Decoding checks the checksums and every length before it trusts anything, so a truncated or
 /// bit-flipped block is a `corruptFile` error naming the block, never a crash or a wrong row.
 package struct ColdBlock: Equatable {

@@ -25,8 +25,8 @@ extension HybridStore {
     /// Groups `count` vectors of `space` into blocks of about `coldBlockRows` similar ones: k-means into
     /// groups of ~`coldGroupRows`, each group into leaves, then a few rounds of refinement across group
     /// borders (each vector may move to any leaf of its `coldRefineGroups` nearest groups: a two-level
-    /// k-means alone leaves vectors near a border in the wrong leaf, which on synth-200k cost 5 points of
-    /// recall at the same number of rows read); a leaf over twice the size is split again. Each block's
+    /// k-means alone leaves vectors near a border in the wrong leaf, which cost points of recall at the same
+    /// number of rows read); a leaf over twice the size is split again. Each block's
     /// members are in ascending order (row numbers delta-code best that way).
     func partition(_ space: [Float], count: Int, dim: Int) -> [[Int]] {
         let target = Self.coldBlockRows

@@ -58,8 +58,7 @@ extension HybridStore {
             // high probability, not always.
             // Which way is cheaper is decided at effort 1: effort then scales the work within the way chosen. (The
             // centroid way opens a few dozen of the blocks it may, so a higher effort does not make ranking
-            // every matching row worth it: synth-cos-100k's 50 % class at effort 3 ranked all 40k by code,
-            // 1.37 ms, where the centroid way at effort 2 took 0.48.)
+            // every matching row worth it; measured: Benchmarks/README.md, "Measurements behind constants".)
             let exact = probes.map { $0 >= blockCount } ?? false
             let byCode = !exact && filter != nil && inMemory
                 && Double(tier.liveRows) * selectivity <= Double(allowedProbes(1)) * Self.codeRanksPerBlockRead
@@ -153,7 +152,7 @@ extension HybridStore {
                 try withReader { c in try makePlan(c) }
             }
             // The blocks picked by centroid: rank their rows by code too, and open only those holding a row that
-            // can still be among the k nearest (the same answers at ~¾ of the reads on synth-200k).
+            // can still be among the k nearest (the same answers at fewer reads).
             if rerank && !candidates.isEmpty {
                 report.rowsRanked = candidates.count
                 plan = codePlan(tier, metric: metric, query: q, slots: candidates, keys: keys, k: k, bound: initial,
@@ -292,8 +291,7 @@ extension HybridStore {
 
     /// Matching rows one block read is worth ranking by code instead (a code takes ~20–40 ns, a block read
     /// ~4–5 µs): the cold step ranks by code when the matching cold rows number at most this many per block
-    /// it may open. (256 ranked all 40k matching rows of synth-cos-100k's 50 % class at `coldEffort: 2`:
-    /// 1.35 ms; 128 reads blocks by centroid there: 0.61 ms.)
+    /// it may open. (Measured against 256: Benchmarks/README.md, "Measurements behind constants".)
     static let codeRanksPerBlockRead = 128.0
     /// ε₀ of the codes' error bound at effort 1 (`coldEffort` e makes it 1.3·√e). RaBitQ's 1.9 covers ~94 %
     /// of estimates and 1.3 ~81 % (`SignCodesTests`), but a row is lost only when its estimate errs high by that

@@ -26,10 +26,9 @@ extension HybridStore {
     /// Rows per cold block: a two-level k-means of the moved rows (groups of ~2,048, then leaves of this
     /// size) makes blocks of similar vectors small enough that a query decodes little beyond what it scores,
     /// and a block is the unit the cold step ranks (by centroid), reads and decodes. 16 rather than 64: the
-    /// codes pick single rows to score, so a smaller block wastes less per read (synth-200k p50, 64 → 32 → 16
-    /// rows: 1 % filter 0.54 → 0.26 → 0.22 ms, 0.1 % 0.20 → 0.10 → 0.083 ms) for ~40 more bytes of summary a
-    /// row (float16 centroids keep synth-200k at 0.244× of its all-hot RAM) and 0.887× instead of 0.875× raw
-    /// on disk; unfiltered queries rank more centroids (none 0.34 → 0.40 ms from 32 to 16).
+    /// codes pick single rows to score, so a smaller block wastes less per read, for ~40 more bytes of summary
+    /// a row and slightly more on disk; unfiltered queries rank more centroids. (Measured: Benchmarks/README.md,
+    /// "Measurements behind constants", `coldBlockRows`.)
     public static let coldBlockRows = 16
     /// Rows per first-level k-means group.
     static let coldGroupRows = 2048
@@ -43,12 +42,12 @@ extension HybridStore {
     /// - Throws: `invalidFilter`, `unknownCollection`, `corruptFile` (a cold block that does not decode), `sqlite`.
     @discardableResult
     public func tier(_ collection: CollectionRef, where filter: Filter? = nil, to tier: Tier,
-                     codec: ColdCodec = .bitShuffledLZ4) throws -> Int {
+                     codec: ColdCodec = .bitShuffledLZ4) throws(HybridStoreError) -> Int {
         let s = try state(collection)
         let condition = try filter.map { f throws(HybridStoreError) in try compiled(try validated(f.normalized, s), s) }
             ?? SQLCondition(text: "1", arguments: [])
-        let moved = try write { tx in
-            tier == .cold ? try moveToCold(s, condition, codec: codec, tx) : try moveToHot(s, condition, tx)
+        let moved = try sqliteWork("moving rows of `\(s.name)` to the \(tier) tier") {
+            try write { tx in tier == .cold ? try moveToCold(s, condition, codec: codec, tx) : try moveToHot(s, condition, tx) }
         }
         // The index keeps freed slots for reuse; when most of it left for the cold tier, build it afresh
         // from the hot rows so the RAM is returned.

@@ -11,8 +11,8 @@ import QueryPlanner
 /// so one integer comparison orders by key then index. The next smallest are found without a data-dependent
 /// branch per item: a threshold from a sample of the keys (a rank safely above the wanted fraction), then one
 /// pass that moves the items at or under it to the front; a threshold that keeps too few is doubled in rank
-/// and the pass repeated. (A quickselect over tuples of all 10k blocks, with its mispredicted branches, was
-/// 12 % of an unfiltered query over synth-200k's cold tier, and sorting the front another 7 %.)
+/// and the pass repeated. (A quickselect over tuples of all blocks, with its mispredicted branches, was a
+/// tenth of an unfiltered cold query: Benchmarks/README.md, "Measurements behind constants".)
 package struct NearestFirst {
     private var items: [UInt64]
     /// items[..<sortedUpTo] are in order, and all smaller than the rest (which are in no order).

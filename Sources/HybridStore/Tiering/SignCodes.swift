@@ -22,8 +22,8 @@ import HNSW
 /// go to the 32 % largest components, the best split for normally distributed components (their share of
 /// ⟨v, |o|⟩ against ‖v‖ peaks there, and is flat around it). Why one bit above 256: the bound also shrinks as
 /// 1/√(D − 1), so at 384-d (D = 512) signs alone open about as few blocks, and a second plane doubled the
-/// ranking of thousands of rows an unfiltered query does (synth-cos-100k `none`: 0.31 → 0.37 ms at effort 1)
-/// for no gain; at 128-d it halves the blocks a selective filter opens (synth-200k 0.1 %: 35 → 19).
+/// ranking of thousands of rows an unfiltered query does for no gain; at 128-d it halves the blocks a
+/// selective filter opens. (Measured: Benchmarks/README.md, "Measurements behind constants", `SignCodes`.)
 ///
 /// P is three rounds of random sign flips each followed by a normalised Walsh–Hadamard transform, over the
 /// dimensions zero-padded to a power of two D ≥ 64: O(D log D) a vector, and the same map on every open (the

@@ -69,25 +69,23 @@ public struct Plan: Sendable, Equatable, Codable {
 
 /// Chooses the cheapest strategy expected to reach the recall target.
 ///
-/// Cost model (unit: one distance computation during a graph search, ≈ 48 ns at 128-d on int8 codes with
-/// AVX-512, memory-latency bound). Constants measured with `hybrid-bench ann` on synth-200k (Benchmarks/README.md):
-/// - plain graph: ≈ 15 · ef distance computations (1227 at ef 80, 2345 at ef 160);
-/// - filtered graph (mode a) at selectivity s: ≈ 15 · ef / s (5545 at ef 40, s = 0.1; 11353 at ef 10,
-///   s = 0.01), capped at the row count;
-/// - exact: one sequential distance per match at ≈ 0.37 of a graph distance at 128-d (streaming,
-///   prefetch-friendly; see `exactDistanceCost`),
-///   plus 1/16 per match to collect the ids;
+/// Cost model (unit: one distance computation during a graph search on int8 codes, memory-latency bound). The
+/// constants are fitted to `hybrid-bench ann` sweeps (the measurements: Benchmarks/README.md, "Measurements
+/// behind constants"):
+/// - plain graph: ≈ 15 · ef distance computations;
+/// - filtered graph (mode a) at selectivity s: ≈ 15 · ef / s, capped at the row count;
+/// - exact: one sequential distance per match at a fraction of a graph distance (streaming, prefetch-friendly;
+///   see `exactDistanceCost`), plus 1/16 per match to collect the ids;
 /// - post-filter: a plain search with ef raised to cover k / s candidates; only for s ≥ 0.9, where missing
-///   matches are rare (at s = 0.5, 1.5 % of synth-200k queries found fewer than k and fell back).
-/// ef for a recall target, from the unfiltered sweep: 0.90 → 4k, 0.95 → 8k, 0.98 → 16k, 0.99 → 32k
-/// (k = 10: 40, 80, 160, 320). Filtered searches at the same ef reach higher recall (they visit more nodes).
+///   matches are rare (at s = 0.5 a few percent of queries find fewer than k and fall back).
+/// ef for a recall target, from the unfiltered sweep: 0.90 → 4k, 0.95 → 8k, 0.98 → 16k, 0.99 → 32k. Filtered
+/// searches at the same ef reach higher recall (they visit more nodes).
 package enum Planner {
     public static let graphDistancesPerEffort = 15.0
     /// What one distance of an exact scan costs, in graph distance computations: a scan streams float32
     /// vectors in order, a graph search jumps between int8 codes (and re-scores its final candidates in
-    /// float32). Fitted to this machine's measurements: per distance, a scan takes ~9 ns + 0.064 ns a
-    /// dimension, a graph search ~43 ns + 0.036 ns (`hybrid-bench ann`, synth-200k ef 40: 47.8 ns;
-    /// synth-cos-100k ef 20: 57 ns). 128-d: 0.37; 384-d: 0.59; 1536-d: 1.05.
+    /// float32). Fitted per distance as a scan's ~9 ns + 0.064 ns a dimension against a graph search's ~43 ns
+    /// + 0.036 ns: 0.37 at 128-d, 0.59 at 384-d, 1.05 at 1536-d.
     public static func exactDistanceCost(dimensions d: Int) -> Double {
         (9.3 + 0.064 * Double(d)) / (43 + 0.036 * Double(d))
     }
@@ -167,9 +165,8 @@ package enum Planner {
                         alternatives: alternatives)
         default:
             // A filtered search at ef keeps exploring until ef matches are found, so it reaches the target with
-            // a smaller ef than an unfiltered one: ef · s^¼. (synth-200k alone allowed ef · √s — s = 0.1 reached
-            // 0.949 at ef 20 — but on 64-d clustered data with 2M rows, tenant filters of s = 0.01…0.13 need
-            // ef 40–80 for 0.95: `hybrid-bench tenants --sweep-efforts`.) A caller's fixed effort is kept.
+            // a smaller ef than an unfiltered one: ef · s^¼ (ef · √s fits one dataset but not clustered tenant
+            // filters: Benchmarks/README.md, "Measurements behind constants"). A caller's fixed effort is kept.
             let filteredEffort = input.searchEffort ?? Self.filteredEffort(ef, selectivity: s, k: input.k)
             return Plan(strategy: best.key, effort: filteredEffort, overFetch: nil, estimatedMatches: matches,
                         estimatedSelectivity: s, estimatedCost: best.value, expectedRecall: graphRecall,

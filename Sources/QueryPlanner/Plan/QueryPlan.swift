@@ -205,8 +205,8 @@ extension Planner {
     package static let probeMinimumMatches = 1000
     /// Matches above which a post-filter that found too few falls back to the filtered graph, not to exact.
     package static let postFilterFallbackToGraphAbove = 20_000
-    /// 1.5: an unfiltered query over synth-200k's 10k cold blocks considers 150 and reaches recall 0.952 over
-    /// both tiers (1.0: 0.945; Benchmarks/README.md).
+    /// The store's probe rule at effort 1 meets the default target over both tiers on the benchmark set
+    /// (Benchmarks/README.md, "Measurements behind constants"); the build-time calibration scales it per store.
     package static let coldProbeScale = 1.5
 
     /// Cold blocks a query opens at most (those holding a live matching row; bounds may stop it sooner):
