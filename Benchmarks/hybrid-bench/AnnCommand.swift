@@ -23,7 +23,8 @@ struct AnnCommand: ParsableCommand {
     @Option(help: "Also draw recall (x) against QPS (y, log) per class into this SVG file.") var svg: String?
     @Option(name: .customLong("snapshot"), help: "Save and reload a snapshot at this path, timing both.")
     var snapshotPath: String?
-    @Option(name: .customLong("load-snapshot"), help: "Load this snapshot instead of building (for experiments on search).")
+    @Option(
+        name: .customLong("load-snapshot"), help: "Load this snapshot instead of building (for experiments on search).")
     var loadSnapshot: String?
     @Option(help: "How searches walk the graph: int8 (codes, float32 re-scoring) or float32.")
     var traversal: TraversalPrecision = .int8
@@ -32,19 +33,24 @@ struct AnnCommand: ParsableCommand {
         let efs = try parseIntList(ef)
         let data = try Dataset.load(dataset)
         let metric = Metric(rawValue: data.meta.metric) ?? .l2
-        log("dataset \(data.meta.name): \(data.meta.count) × \(data.meta.dim) \(metric), \(data.cases.count) query cases")
+        log(
+            "dataset \(data.meta.name): \(data.meta.count) × \(data.meta.dim) \(metric), \(data.cases.count) query cases"
+        )
 
         let threads = buildThreads ?? ProcessInfo.processInfo.activeProcessorCount
-        var index = try HNSWIndex(parameters: HNSWParameters(dimensions: data.meta.dim, metric: metric,
-                                                              connectivity: connectivity,
-                                                              constructionEffort: efConstruction),
-                                  capacity: data.meta.count, traversal: traversal)
+        var index = try HNSWIndex(
+            parameters: HNSWParameters(
+                dimensions: data.meta.dim, metric: metric,
+                connectivity: connectivity,
+                constructionEffort: efConstruction),
+            capacity: data.meta.count, traversal: traversal)
         let rssBefore = currentRSSBytes()
         let buildStart = nowNanoseconds()
         if let loadSnapshot {
             index = try HNSWIndex.load(from: loadSnapshot, traversal: traversal)
         } else {
-            _ = try index.insert(contentsOf: data.base, labels: (0..<data.meta.count).map(UInt64.init), threads: threads)
+            _ = try index.insert(
+                contentsOf: data.base, labels: (0..<data.meta.count).map(UInt64.init), threads: threads)
         }
         let buildSeconds = Double(nowNanoseconds() - buildStart) / 1e9
         let indexRSS = currentRSSBytes() - rssBefore
@@ -69,11 +75,12 @@ struct AnnCommand: ParsableCommand {
         let capacity = index.nodeCapacity
 
         let wanted = classes.map { Set($0.split(separator: ",").map(String.init)) }
-        let modeList: [FilteredSearchMode] = switch modes {
-        case "admit": [.admitMatching]
-        case "matching": [.matchingOnly]
-        default: [.admitMatching, .matchingOnly]
-        }
+        let modeList: [FilteredSearchMode] =
+            switch modes {
+            case "admit": [.admitMatching]
+            case "matching": [.matchingOnly]
+            default: [.admitMatching, .matchingOnly]
+            }
         var runs: [BenchResults.Run] = []
         var bitsetCache: [String: (NodeBitset, Int)] = [:]
         for className in data.classNames where wanted?.contains(className) ?? true {
@@ -115,8 +122,9 @@ struct AnnCommand: ParsableCommand {
                         let q = data.query(c.qid)
                         let t0 = nowNanoseconds()
                         let result = try q.withUnsafeBufferPointer { buffer in
-                            try index.search(buffer, k: 10, searchEffort: effort,
-                                             filter: bitsets[i].map { .bitset($0) }, mode: mode)
+                            try index.search(
+                                buffer, k: 10, searchEffort: effort,
+                                filter: bitsets[i].map { .bitset($0) }, mode: mode)
                         }
                         latencies.append(nowNanoseconds() - t0)
                         recallSum += recall(result.hits.map { Int($0.label) }, groundTruth: c.groundTruth)
@@ -132,27 +140,33 @@ struct AnnCommand: ParsableCommand {
                         mean_distance_computations: Double(distanceSum) / Double(max(cases.count, 1)),
                         mean_selectivity: selectivity)
                     runs.append(run)
-                    log(className.padding(16) + (run.mode ?? "-").padding(14)
-                        + String(format: "ef %4d  recall %.4f  qps %8.1f  p50 %.3f ms  p99 %.3f ms  dc %.0f",
-                                 effort, run.recall_at_10, run.qps, run.p50_ms, run.p99_ms,
-                                 run.mean_distance_computations ?? 0))
+                    log(
+                        className.padding(16) + (run.mode ?? "-").padding(14)
+                            + String(
+                                format: "ef %4d  recall %.4f  qps %8.1f  p50 %.3f ms  p99 %.3f ms  dc %.0f",
+                                effort, run.recall_at_10, run.qps, run.p50_ms, run.p99_ms,
+                                run.mean_distance_computations ?? 0))
                 }
             }
         }
         var results = BenchResults(
             mode: "ann", engine: "hybridstore",
             dataset: .init(name: data.meta.name, count: data.meta.count, dim: data.meta.dim, metric: data.meta.metric),
-            host: .init(cores: ProcessInfo.processInfo.activeProcessorCount, cpu: cpuName(),
-                        kernel: index.kernelLevel.description),
-            params: .init(connectivity: connectivity, ef_construction: efConstruction, build_threads: threads,
-                          query_threads: 1),
+            host: .init(
+                cores: ProcessInfo.processInfo.activeProcessorCount, cpu: cpuName(),
+                kernel: index.kernelLevel.description),
+            params: .init(
+                connectivity: connectivity, ef_construction: efConstruction, build_threads: threads,
+                query_threads: 1),
             build_seconds: loadSnapshot == nil ? buildSeconds : nil, peak_rss_bytes: peakRSSBytes(),
             index_bytes: index.memoryBytes,
             raw_bytes: data.meta.count * data.meta.dim * 4,
             snapshot_save_seconds: saveSeconds, snapshot_load_seconds: loadSeconds, runs: runs)
         results.index_rss_bytes = indexRSS
         try results.write(to: out)
-        log("index RSS growth \(indexRSS >> 20) MiB for \((data.meta.count * (data.meta.dim * 4 + (2 * connectivity + 1) * 4)) >> 20) MiB of vectors + level-0 links")
+        log(
+            "index RSS growth \(indexRSS >> 20) MiB for \((data.meta.count * (data.meta.dim * 4 + (2 * connectivity + 1) * 4)) >> 20) MiB of vectors + level-0 links"
+        )
         if let svg { try SVGPlot.write(results: [results], to: svg) }
         log("wrote \(out)")
     }
@@ -160,9 +174,13 @@ struct AnnCommand: ParsableCommand {
 
 extension String {
     /// Left-aligned in a field of `width` characters.
-    func padding(_ width: Int) -> String { count >= width ? self + " " : self + String(repeating: " ", count: width - count) }
+    func padding(_ width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
     /// Right-aligned in a field of `width` characters.
-    func leftPadding(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+    func leftPadding(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
 }
 
 func log(_ message: String) {

@@ -15,13 +15,19 @@ struct CalibrationCommand: ParsableCommand {
         abstract: "First-queries recall against the recall target, on a dataset or a generated hard set.")
 
     @Option(help: "Dataset directory (FORMAT.md).") var dataset: String?
-    @Option(help: "A generated, seeded hard set instead: gaussian-64, gaussian-128 or uniform-256 (classes none, 50 %, 10 %).")
+    @Option(
+        help:
+            "A generated, seeded hard set instead: gaussian-64, gaussian-128 or uniform-256 (classes none, 50 %, 10 %)."
+    )
     var hard: String?
     @Option(help: "Rows of a generated set.") var count = 20_000
     @Option(help: "Metric of a generated set: l2, cosine or ip.") var metric = "l2"
     @Option(help: "Queries per class (the first ones).") var queries = 100
     @Option(name: .customLong("recall-target")) var recallTarget = 0.95
-    @Option(help: "Move this fraction of the rows (the first by row number) to the cold tier before the checkpoint that calibrates (0: all hot).")
+    @Option(
+        help:
+            "Move this fraction of the rows (the first by row number) to the cold tier before the checkpoint that calibrates (0: all hot)."
+    )
     var coldFraction = 0.0
     @Option(help: "Results JSON file to write.") var out: String
 
@@ -31,7 +37,9 @@ struct CalibrationCommand: ParsableCommand {
     }
 
     func run() throws {
-        let data = try dataset.map { try Dataset.load($0) } ?? Self.generate(hard!, count: count, metric: metric, queries: queries)
+        let data =
+            try dataset.map { try Dataset.load($0) }
+            ?? Self.generate(hard!, count: count, metric: metric, queries: queries)
         let path = FileManager.default.temporaryDirectory.path + "/hybrid-bench-calibration-\(getpid())"
         try? FileManager.default.removeItem(atPath: path)
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -57,13 +65,19 @@ struct CalibrationCommand: ParsableCommand {
         hs = try HybridStore(directory: path, configuration: Configuration())
         defer { hs.close() }
         let collection = try hs.collection("bench")
-        log(String(format: "%@: imported %d rows in %.2f s; calibration %.2f s (%.1f %% of the import)", data.meta.name,
-                   data.meta.count, importSeconds, built?.seconds ?? 0, 100 * (built?.seconds ?? 0) / importSeconds))
+        log(
+            String(
+                format: "%@: imported %d rows in %.2f s; calibration %.2f s (%.1f %% of the import)", data.meta.name,
+                data.meta.count, importSeconds, built?.seconds ?? 0, 100 * (built?.seconds ?? 0) / importSeconds))
         for (bucket, points) in (built?.curves ?? [:]).sorted(by: { $0.key < $1.key }) {
-            log("  curve of bucket \(bucket): " + points.map { String(format: "%.2f→%.3f", $0.scale, $0.recall) }.joined(separator: " "))
+            log(
+                "  curve of bucket \(bucket): "
+                    + points.map { String(format: "%.2f→%.3f", $0.scale, $0.recall) }.joined(separator: " "))
         }
         if let cold = built?.cold {
-            log("  cold curve (over both tiers, × cold effort): " + cold.map { String(format: "%.2f→%.3f", $0.scale, $0.recall) }.joined(separator: " "))
+            log(
+                "  cold curve (over both tiers, × cold effort): "
+                    + cold.map { String(format: "%.2f→%.3f", $0.scale, $0.recall) }.joined(separator: " "))
         }
         var runs: [[String: Any]] = []
         for className in data.classNames {
@@ -76,13 +90,15 @@ struct CalibrationCommand: ParsableCommand {
                 let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
                 let q = Array(data.query(c.qid))
                 let s = nowNanoseconds()
-                let result = try hs.query(collection, near: q, k: 10, where: filter,
-                                          options: QueryOptions(recallTarget: recallTarget), explain: first == nil)
+                let result = try hs.query(
+                    collection, near: q, k: 10, where: filter,
+                    options: QueryOptions(recallTarget: recallTarget), explain: first == nil)
                 let (hits, e) = (result.hits, result.explanation)
                 latencies.append(seconds(since: s))
                 if first == nil { first = e }
                 plans[e.ran.rawValue, default: 0] += 1
-                total += recall(hits.compactMap { if case .int(let v) = $0.id { Int(v) } else { nil } }, groundTruth: c.groundTruth)
+                total += recall(
+                    hits.compactMap { if case .int(let v) = $0.id { Int(v) } else { nil } }, groundTruth: c.groundTruth)
             }
             let mean = total / Double(max(cases.count, 1))
             let e = first!
@@ -90,20 +106,27 @@ struct CalibrationCommand: ParsableCommand {
             let holds = error.map { abs(e.plan.expectedRecall - mean) <= $0 }  // the 95 % interval explain prints
             latencies.sort()
             let qps = Double(latencies.count) / max(latencies.reduce(0, +), 1e-9)
-            log(String(format: "  %-16@ recall %.4f  expected %.3f%@ (%@)  %@  qps %.0f  plans %@", className, mean,
-                       e.plan.expectedRecall, error.map { String(format: " ± %.3f", $0) } ?? "", e.recallSource,
-                       holds.map { $0 ? "holds" : "MISSES" } ?? "-", qps, plans.description))
-            runs.append(["class": className, "queries": cases.count, "recall_at_10": mean,
-                         "expected_recall": e.plan.expectedRecall, "expected_error": error ?? NSNull(),
-                         "recall_source": e.recallSource, "interval_holds": holds ?? NSNull(), "qps": qps,
-                         "p50_ms": latencies[latencies.count / 2] * 1000, "plans": plans,
-                         "in_band": mean >= recallTarget && mean <= recallTarget + 0.025])
+            log(
+                String(
+                    format: "  %-16@ recall %.4f  expected %.3f%@ (%@)  %@  qps %.0f  plans %@", className, mean,
+                    e.plan.expectedRecall, error.map { String(format: " ± %.3f", $0) } ?? "", e.recallSource,
+                    holds.map { $0 ? "holds" : "MISSES" } ?? "-", qps, plans.description))
+            runs.append([
+                "class": className, "queries": cases.count, "recall_at_10": mean,
+                "expected_recall": e.plan.expectedRecall, "expected_error": error ?? NSNull(),
+                "recall_source": e.recallSource, "interval_holds": holds ?? NSNull(), "qps": qps,
+                "p50_ms": latencies[latencies.count / 2] * 1000, "plans": plans,
+                "in_band": mean >= recallTarget && mean <= recallTarget + 0.025,
+            ])
         }
         let result: [String: Any] = [
             "program": "hybrid-bench", "mode": "calibration", "engine": "hybridstore",
-            "dataset": ["name": data.meta.name, "count": data.meta.count, "dim": data.meta.dim, "metric": data.meta.metric],
+            "dataset": [
+                "name": data.meta.name, "count": data.meta.count, "dim": data.meta.dim, "metric": data.meta.metric,
+            ],
             "host": ["cores": ProcessInfo.processInfo.activeProcessorCount, "cpu": cpuName()],
-            "recall_target": recallTarget, "cold_fraction": coldFraction, "build_seconds": importSeconds, "checkpoint_seconds": checkpointSeconds,
+            "recall_target": recallTarget, "cold_fraction": coldFraction, "build_seconds": importSeconds,
+            "checkpoint_seconds": checkpointSeconds,
             "calibration_seconds": built?.seconds ?? 0, "calibration_over_build": (built?.seconds ?? 0) / importSeconds,
             "runs": runs,
         ]
@@ -143,20 +166,26 @@ struct CalibrationCommand: ParsableCommand {
             return m == .l2 ? l2 : -dot
         }
         var cases: [Dataset.FilterCase] = []
-        for (className, whereText, limit) in [("none", "", 100), ("bucket_lt_50pct", "bucket < 50", 50), ("bucket_lt_10pct", "bucket < 10", 10)] {
+        for (className, whereText, limit) in [
+            ("none", "", 100), ("bucket_lt_50pct", "bucket < 50", 50), ("bucket_lt_10pct", "bucket < 10", 10),
+        ] {
             for q in 0..<queries {
                 let truth = (0..<count).filter { buckets[$0] < limit }.map { ($0, distance(q, $0)) }
                     .sorted { $0.1 < $1.1 }.prefix(100).map(\.0)
-                cases.append(Dataset.FilterCase(qid: q, className: className, whereText: whereText, filter: nil,
-                                                selectivity: Double(limit) / 100, groundTruth: Array(truth)))
+                cases.append(
+                    Dataset.FilterCase(
+                        qid: q, className: className, whereText: whereText, filter: nil,
+                        selectivity: Double(limit) / 100, groundTruth: Array(truth)))
             }
         }
         var columns = Dataset.Columns()
         columns.byName["bucket"] = buckets.map { .integer($0) }
         columns.order = ["bucket"]
-        return Dataset(meta: Dataset.Meta(name: "\(name)-\(count)-\(metric)", dim: dim, metric: metric, count: count,
-                                          queryCount: queries),
-                       base: base, queries: qs, cases: cases, columns: columns)
+        return Dataset(
+            meta: Dataset.Meta(
+                name: "\(name)-\(count)-\(metric)", dim: dim, metric: metric, count: count,
+                queryCount: queries),
+            base: base, queries: qs, cases: cases, columns: columns)
     }
 
     private static func normalise(_ v: inout [Float], _ start: Int, _ dim: Int) {

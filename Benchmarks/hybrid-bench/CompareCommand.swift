@@ -5,7 +5,9 @@ import Foundation
 struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
-        abstract: "Per class, the best QPS at recall@10 ≥ 0.90, 0.95 and 0.99 of each results file, with the ratio to the first.")
+        abstract:
+            "Per class, the best QPS at recall@10 ≥ 0.90, 0.95 and 0.99 of each results file, with the ratio to the first."
+    )
 
     @Argument(help: "Results JSON files; the first is the reference for ratios.") var files: [String]
     @Option(help: "Recall thresholds (comma-separated).") var thresholds = "0.90,0.95,0.99"
@@ -28,11 +30,16 @@ struct CompareCommand: ParsableCommand {
     static func table(_ results: [BenchResults], names: [String], thresholds: [Double]) -> String {
         var classes: [String] = []
         for r in results { for run in r.runs where !classes.contains(run.class) { classes.append(run.class) } }
-        let labels = results.enumerated().map { i, r in "\(r.engine) (\(URL(fileURLWithPath: names[i]).lastPathComponent))" }
-        var out = "dataset: \(results[0].dataset.name) (\(results[0].dataset.count) × \(results[0].dataset.dim), \(results[0].dataset.metric))\n"
+        let labels = results.enumerated().map { i, r in
+            "\(r.engine) (\(URL(fileURLWithPath: names[i]).lastPathComponent))"
+        }
+        var out =
+            "dataset: \(results[0].dataset.name) (\(results[0].dataset.count) × \(results[0].dataset.dim), \(results[0].dataset.metric))\n"
         for className in classes {
             out += "\nclass \(className)\n"
-            out += "engine".padding(44) + thresholds.map { String(format: "recall≥%.2f", $0).leftPadding(24) }.joined() + "\n"
+            out +=
+                "engine".padding(44) + thresholds.map { String(format: "recall≥%.2f", $0).leftPadding(24) }.joined()
+                + "\n"
             for (i, r) in results.enumerated() {
                 var line = labels[i].padding(44)
                 for t in thresholds {
@@ -54,10 +61,14 @@ struct CompareCommand: ParsableCommand {
         out += "\nbuild seconds: "
         out += results.enumerated().map { i, r in
             let b = r.build_seconds ?? .nan
-            let ratio = i > 0 && (results[0].build_seconds ?? 0) > 0 ? String(format: " (%.2f×)", b / results[0].build_seconds!) : ""
+            let ratio =
+                i > 0 && (results[0].build_seconds ?? 0) > 0
+                ? String(format: " (%.2f×)", b / results[0].build_seconds!) : ""
             return "\(r.engine) " + String(format: "%.2f", b) + ratio
         }.joined(separator: ", ")
-        out += "\npeak RSS MiB: " + results.map { "\($0.engine) \(($0.peak_rss_bytes ?? 0) >> 20)" }.joined(separator: ", ")
+        out +=
+            "\npeak RSS MiB: "
+            + results.map { "\($0.engine) \(($0.peak_rss_bytes ?? 0) >> 20)" }.joined(separator: ", ")
         return out
     }
 }

@@ -14,7 +14,8 @@ struct ConcurrentCommand: ParsableCommand {
 
     @Option(help: "Dataset directory (FORMAT.md).") var dataset: String
     @Option(help: "Results JSON file to write.") var out: String?
-    @Option(help: "Filter classes (comma-separated; default: none and the classes nearest 10 % and 1 %).") var classes: String?
+    @Option(help: "Filter classes (comma-separated; default: none and the classes nearest 10 % and 1 %).") var classes:
+        String?
     @Option(help: "Caller counts (comma-separated).") var callers = "1,2,4,8"
     @Option(help: "Seconds per measurement.") var seconds = 3.0
     @Option(help: "Reuse an existing store directory from an earlier run instead of importing.") var reuse: String?
@@ -43,24 +44,27 @@ struct ConcurrentCommand: ParsableCommand {
         if reuse != nil {
             collection = try store.collection("bench")
         } else {
-            collection = try StoreImport.run(data, into: store, name: "bench",
-                                             schema: StoreImport.inferSchema(data, connectivity: 16, efConstruction: 200))
+            collection = try StoreImport.run(
+                data, into: store, name: "bench",
+                schema: StoreImport.inferSchema(data, connectivity: 16, efConstruction: 200))
             try store.checkpoint()
         }
         var results = Results(dataset: data.meta.name)
-        let chosen: [String] = classes.map { $0.split(separator: ",").map(String.init) } ?? {
-            let names = data.classNames
-            func nearest(_ s: Double) -> String? {
-                names.filter { $0 != "none" }.min { a, b in
-                    abs(log(selectivity(a) / s)) < abs(log(selectivity(b) / s))
+        let chosen: [String] =
+            classes.map { $0.split(separator: ",").map(String.init) }
+            ?? {
+                let names = data.classNames
+                func nearest(_ s: Double) -> String? {
+                    names.filter { $0 != "none" }.min { a, b in
+                        abs(log(selectivity(a) / s)) < abs(log(selectivity(b) / s))
+                    }
                 }
-            }
-            func selectivity(_ name: String) -> Double {
-                let cs = data.cases.filter { $0.className == name }
-                return max(1e-9, cs.map(\.selectivity).reduce(0, +) / Double(max(cs.count, 1)))
-            }
-            return (names.contains("none") ? ["none"] : []) + [nearest(0.1), nearest(0.01)].compactMap { $0 }
-        }()
+                func selectivity(_ name: String) -> Double {
+                    let cs = data.cases.filter { $0.className == name }
+                    return max(1e-9, cs.map(\.selectivity).reduce(0, +) / Double(max(cs.count, 1)))
+                }
+                return (names.contains("none") ? ["none"] : []) + [nearest(0.1), nearest(0.01)].compactMap { $0 }
+            }()
         let counts = callers.split(separator: ",").compactMap { Int($0) }
         let errors = Atomic<Int>(0)
         for className in chosen {
@@ -68,31 +72,34 @@ struct ConcurrentCommand: ParsableCommand {
                 (Array(data.query(c.qid)), c.whereText.isEmpty ? nil : try store.parseFilter(c.whereText))
             }
             guard !cases.isEmpty else { continue }
-            _ = measureThreads(1, seconds: seconds) { i in  // warm: calibration and caches settle before anything is compared
+            // Warm: calibration and caches settle before anything is compared.
+            _ = measureThreads(1, seconds: seconds) { i in
                 let (q, f) = cases[i % cases.count]
                 _ = try? store.search(collection, near: q, k: 10, where: f)
             }
             var samples: [String: [Double]] = [:]
             for _ in 0..<rounds {
                 for n in counts {
-                    samples["sync \(n)", default: []].append(measureThreads(n, seconds: seconds) { i in
-                        let (q, f) = cases[i % cases.count]
-                        do {
-                            let hits = try store.search(collection, near: q, k: 10, where: f)
-                            if hits.count < 10 { errors.add(1, ordering: .relaxed) }
-                        } catch {
-                            errors.add(1, ordering: .relaxed)
-                        }
-                    })
-                    samples["async \(n)", default: []].append(measureTasks(n, seconds: seconds) { i in
-                        let (q, f) = cases[i % cases.count]
-                        do {
-                            let hits = try await store.search(collection, near: q, k: 10, where: f)
-                            if hits.count < 10 { errors.add(1, ordering: .relaxed) }
-                        } catch {
-                            errors.add(1, ordering: .relaxed)
-                        }
-                    })
+                    samples["sync \(n)", default: []].append(
+                        measureThreads(n, seconds: seconds) { i in
+                            let (q, f) = cases[i % cases.count]
+                            do {
+                                let hits = try store.search(collection, near: q, k: 10, where: f)
+                                if hits.count < 10 { errors.add(1, ordering: .relaxed) }
+                            } catch {
+                                errors.add(1, ordering: .relaxed)
+                            }
+                        })
+                    samples["async \(n)", default: []].append(
+                        measureTasks(n, seconds: seconds) { i in
+                            let (q, f) = cases[i % cases.count]
+                            do {
+                                let hits = try await store.search(collection, near: q, k: 10, where: f)
+                                if hits.count < 10 { errors.add(1, ordering: .relaxed) }
+                            } catch {
+                                errors.add(1, ordering: .relaxed)
+                            }
+                        })
                 }
             }
             for n in counts {
@@ -100,14 +107,21 @@ struct ConcurrentCommand: ParsableCommand {
                 let (sync, async) = (median("sync \(n)"), median("async \(n)"))
                 results.scaling.append(.init(className: className, mode: "sync", callers: n, qps: sync))
                 results.scaling.append(.init(className: className, mode: "async", callers: n, qps: async))
-                log(String(format: "%@ %d callers: sync %.0f QPS, async %.0f QPS (medians of %d; failed or short: %d)", className, n,
-                           sync, async, rounds, errors.load(ordering: .relaxed)))
+                log(
+                    String(
+                        format: "%@ %d callers: sync %.0f QPS, async %.0f QPS (medians of %d; failed or short: %d)",
+                        className, n,
+                        sync, async, rounds, errors.load(ordering: .relaxed)))
             }
         }
         for className in chosen {
             for mode in ["sync", "async"] {
-                let base = results.scaling.first { $0.className == className && $0.mode == mode && $0.callers == counts.first }?.qps ?? 0
-                let two = results.scaling.first { $0.className == className && $0.mode == mode && $0.callers == 2 }?.qps ?? 0
+                let base =
+                    results.scaling.first {
+                        $0.className == className && $0.mode == mode && $0.callers == counts.first
+                    }?.qps ?? 0
+                let two =
+                    results.scaling.first { $0.className == className && $0.mode == mode && $0.callers == 2 }?.qps ?? 0
                 if base > 0 { log(String(format: "%@ %@: 2 callers ÷ 1 = %.2f×", className, mode, two / base)) }
             }
         }
@@ -117,9 +131,10 @@ struct ConcurrentCommand: ParsableCommand {
         // counts any time it sees some of them but not all.
         let queries = (0..<data.meta.queryCount).map { Array(data.query($0)) }
         let dim = data.meta.dim
-        let rowValues: [String: Value] = Dictionary(uniqueKeysWithValues: data.columns.order.compactMap { name in
-            data.columns.byName[name].flatMap { $0.first }.map { (name, $0) }
-        })
+        let rowValues: [String: Value] = Dictionary(
+            uniqueKeysWithValues: data.columns.order.compactMap { name in
+                data.columns.byName[name].flatMap { $0.first }.map { (name, $0) }
+            })
         let batch = batch
         @Sendable func pairVector(_ i: Int) -> [Float] {
             var rng = SplitMix64(seed: UInt64(i) &+ 0x5eed)
@@ -135,7 +150,9 @@ struct ConcurrentCommand: ParsableCommand {
                 while !run.stop.load(ordering: .relaxed) {
                     do {
                         try store.write { tx in
-                            for j in 0..<batch { try tx.upsert(rowID(t, j), into: collection, vector: pairVector(t), values: rowValues) }
+                            for j in 0..<batch {
+                                try tx.upsert(rowID(t, j), into: collection, vector: pairVector(t), values: rowValues)
+                            }
                         }
                         run.done.store(t, ordering: .releasing)
                         t += 1
@@ -155,10 +172,17 @@ struct ConcurrentCommand: ParsableCommand {
         let (w50, w99) = latencies(store, collection, queries)
         run.stop.store(true, ordering: .relaxed)
         Thread.sleep(forTimeInterval: 0.1)
-        results.writerRowsPerSecond = Double((run.done.load(ordering: .relaxed) - before) * batch) / (Double(nowNanoseconds() - t0) / 1e9)
-        (results.readP50Ms, results.readP99Ms, results.readP50UnderWriterMs, results.readP99UnderWriterMs) = (p50, p99, w50, w99)
-        log(String(format: "reads alone: p50 %.3f ms, p99 %.3f ms; under a writer (%.0f rows/s, %d failed transactions): p50 %.3f ms, p99 %.3f ms (p99 ×%.2f)",
-                   p50, p99, results.writerRowsPerSecond, failures.load(ordering: .relaxed), w50, w99, w99 / max(p99, 1e-9)))
+        results.writerRowsPerSecond =
+            Double((run.done.load(ordering: .relaxed) - before) * batch) / (Double(nowNanoseconds() - t0) / 1e9)
+        (results.readP50Ms, results.readP99Ms, results.readP50UnderWriterMs, results.readP99UnderWriterMs) = (
+            p50, p99, w50, w99
+        )
+        log(
+            String(
+                format:
+                    "reads alone: p50 %.3f ms, p99 %.3f ms; under a writer (%.0f rows/s, %d failed transactions): p50 %.3f ms, p99 %.3f ms (p99 ×%.2f)",
+                p50, p99, results.writerRowsPerSecond, failures.load(ordering: .relaxed), w50, w99, w99 / max(p99, 1e-9)
+            ))
 
         _ = startWriter()
         var checks = 0, torn = 0
@@ -167,8 +191,10 @@ struct ConcurrentCommand: ParsableCommand {
             let inFlight = run.done.load(ordering: .acquiring) + 1
             // An exact scan: the graph may miss one of two rows at one point, which is not what is checked here.
             let exact = QueryOptions(strategy: .exact)
-            let ids = Set(((try? store.query(collection, near: pairVector(inFlight), k: batch, where: nil, options: exact).hits) ?? [])
-                .map(\.id))
+            let ids = Set(
+                ((try? store.query(collection, near: pairVector(inFlight), k: batch, where: nil, options: exact).hits)
+                    ?? [])
+                    .map(\.id))
             let seen = (0..<batch).filter { ids.contains(rowID(inFlight, $0)) }.count
             checks += 1
             if seen > 0 && seen < batch { torn += 1 }
@@ -177,7 +203,9 @@ struct ConcurrentCommand: ParsableCommand {
         Thread.sleep(forTimeInterval: 0.1)
         results.pairChecks = checks
         results.pairHalfSeen = torn
-        log("half-applied transactions seen: \(torn) in \(checks) checks (\(run.done.load(ordering: .relaxed)) transactions written)")
+        log(
+            "half-applied transactions seen: \(torn) in \(checks) checks (\(run.done.load(ordering: .relaxed)) transactions written)"
+        )
         if let out {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -34,7 +34,7 @@ struct Dataset {
         return seen
     }
 
-    func query(_ qid: Int) -> ArraySlice<Float> { queries[qid * meta.dim ..< (qid + 1) * meta.dim] }
+    func query(_ qid: Int) -> ArraySlice<Float> { queries[qid * meta.dim..<(qid + 1) * meta.dim] }
 
     struct Columns: ColumnSource {
         var byName: [String: [Value]] = [:]
@@ -44,12 +44,14 @@ struct Dataset {
 
     static func load(_ directory: String, loadColumns: Bool = true) throws -> Dataset {
         let url = URL(fileURLWithPath: directory)
-        let metaObject = try JSONSerialization.jsonObject(with: Data(contentsOf: url.appendingPathComponent("meta.json")))
+        let metaObject = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: url.appendingPathComponent("meta.json")))
         guard let m = metaObject as? [String: Any], let dim = m["dim"] as? Int, let count = m["count"] as? Int,
-              let queryCount = m["query_count"] as? Int
+            let queryCount = m["query_count"] as? Int
         else { throw BenchError("meta.json lacks dim, count or query_count") }
-        let meta = Meta(name: m["name"] as? String ?? url.lastPathComponent, dim: dim,
-                        metric: m["metric"] as? String ?? "l2", count: count, queryCount: queryCount)
+        let meta = Meta(
+            name: m["name"] as? String ?? url.lastPathComponent, dim: dim,
+            metric: m["metric"] as? String ?? "l2", count: count, queryCount: queryCount)
         let base = try readFloats(url.appendingPathComponent("base.f32"), expected: count * dim)
         let queries = try readFloats(url.appendingPathComponent("queries.f32"), expected: queryCount * dim)
         var columns = Columns()
@@ -60,12 +62,14 @@ struct Dataset {
         let filterText = try String(contentsOf: url.appendingPathComponent("filters.jsonl"), encoding: .utf8)
         for line in filterText.split(separator: "\n", omittingEmptySubsequences: true) {
             guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let qid = o["qid"] as? Int, let cls = o["class"] as? String, let gt = o["gt"] as? [Int]
+                let qid = o["qid"] as? Int, let cls = o["class"] as? String, let gt = o["gt"] as? [Int]
             else { throw BenchError("filters.jsonl: malformed line \(line.prefix(80))") }
             var filter: Filter? = nil
             if let json = o["json"], !(json is NSNull) { filter = try Filter(json: json) }
-            cases.append(FilterCase(qid: qid, className: cls, whereText: o["where"] as? String ?? "", filter: filter,
-                                    selectivity: o["selectivity"] as? Double ?? 1, groundTruth: gt))
+            cases.append(
+                FilterCase(
+                    qid: qid, className: cls, whereText: o["where"] as? String ?? "", filter: filter,
+                    selectivity: o["selectivity"] as? Double ?? 1, groundTruth: gt))
         }
         return Dataset(meta: meta, base: base, queries: queries, cases: cases, columns: columns)
     }
@@ -76,7 +80,9 @@ struct Dataset {
             throw BenchError("\(url.lastPathComponent): expected \(expected * 4) bytes, found \(data.count)")
         }
         return data.withUnsafeBytes { raw in
-            (0..<expected).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            (0..<expected).map {
+                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
+            }
         }
     }
 
@@ -141,7 +147,8 @@ func currentRSSBytes() -> Int {
 func cpuName() -> String {
     guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
     for line in info.split(separator: "\n") where line.hasPrefix("model name") {
-        return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
+            ?? "unknown"
     }
     return "unknown"
 }

@@ -5,9 +5,11 @@ struct HybridBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hybrid-bench",
         abstract: "Recall-vs-latency benchmarks for HybridStore over datasets in shared/datasets/FORMAT.md.",
-        subcommands: [AnnCommand.self, HybridCommand.self, ImportCommand.self, TierCommand.self, TenantsCommand.self,
-                      CompareCommand.self, CalibrationCommand.self, TextCommand.self, ConcurrentCommand.self,
-                      ServiceCommand.self])
+        subcommands: [
+            AnnCommand.self, HybridCommand.self, ImportCommand.self, TierCommand.self, TenantsCommand.self,
+            CompareCommand.self, CalibrationCommand.self, TextCommand.self, ConcurrentCommand.self,
+            ServiceCommand.self,
+        ])
 }
 
 /// Parses "10,20,40" into [10, 20, 40].

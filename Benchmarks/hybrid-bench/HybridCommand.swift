@@ -19,9 +19,16 @@ struct HybridCommand: ParsableCommand {
     @Option(help: "Links per node (M).") var connectivity = 16
     @Option(name: .customLong("ef-construction")) var efConstruction = 200
     @Option(help: "Draw recall (x) against QPS (y, log) per class into this SVG file.") var svg: String?
-    @Option(help: "Unmeasured passes over every class's queries first, with every other query checked for recall, so the store calibrates its effort on this query stream; then a checkpoint saves the calibration and the store is reopened with the default configuration for the measured runs (0: measure an uncalibrated store).")
+    @Option(
+        help:
+            "Unmeasured passes over every class's queries first, with every other query checked for recall, so the store calibrates its effort on this query stream; then a checkpoint saves the calibration and the store is reopened with the default configuration for the measured runs (0: measure an uncalibrated store)."
+    )
     var warmup = 0
-    @Option(name: .customLong("force-strategy"), help: "Run every query with this strategy (exact, filtered_graph, …) instead of the planner's choice (experiments).")
+    @Option(
+        name: .customLong("force-strategy"),
+        help:
+            "Run every query with this strategy (exact, filtered_graph, …) instead of the planner's choice (experiments)."
+    )
     var forceStrategy: String?
 
     func run() throws {
@@ -44,9 +51,11 @@ struct HybridCommand: ParsableCommand {
             collection = try hs.collection("bench")
         } else {
             let t = nowNanoseconds()
-            collection = try StoreImport.run(data, into: hs, name: "bench",
-                                             schema: StoreImport.inferSchema(data, connectivity: connectivity,
-                                                                             efConstruction: efConstruction))
+            collection = try StoreImport.run(
+                data, into: hs, name: "bench",
+                schema: StoreImport.inferSchema(
+                    data, connectivity: connectivity,
+                    efConstruction: efConstruction))
             importSeconds = seconds(since: t)
             try hs.checkpoint()
             log(String(format: "imported %d rows in %.2f s", data.meta.count, importSeconds!))
@@ -66,8 +75,9 @@ struct HybridCommand: ParsableCommand {
                 for _ in 0..<warmup {
                     for c in cases {
                         let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
-                        _ = try hs.query(collection, near: Array(data.query(c.qid)), k: 10, where: filter,
-                                         options: QueryOptions(recallTarget: recallTarget))
+                        _ = try hs.query(
+                            collection, near: Array(data.query(c.qid)), k: 10, where: filter,
+                            options: QueryOptions(recallTarget: recallTarget))
                     }
                 }
             }
@@ -76,8 +86,12 @@ struct HybridCommand: ParsableCommand {
             hs.close()
             hs = try HybridStore(directory: path, create: true, configuration: configuration)
             collection = try hs.collection("bench")
-            log(String(format: "warm-up: %d passes in %.1f s; effort scales per selectivity bucket: %@", warmup, seconds(since: t),
-                       try hs.calibration(of: collection).scales.map { String(format: "%.2f", $0) }.joined(separator: " ")))
+            log(
+                String(
+                    format: "warm-up: %d passes in %.1f s; effort scales per selectivity bucket: %@", warmup,
+                    seconds(since: t),
+                    try hs.calibration(of: collection).scales.map { String(format: "%.2f", $0) }.joined(separator: " "))
+            )
         }
         let rows = try hs.count(collection)
         let efforts: [Int?] = [nil] + (try ef.map(parseIntList) ?? []).map { Optional($0) }
@@ -97,15 +111,19 @@ struct HybridCommand: ParsableCommand {
                     let q = Array(data.query(c.qid))
                     let t = nowNanoseconds()
                     let filter = c.whereText.isEmpty ? nil : try hs.parseFilter(c.whereText)
-                    let result = try hs.query(collection, near: q, k: 10, where: filter,
-                                              options: QueryOptions(recallTarget: recallTarget, searchEffort: effort,
-                                                                    strategy: forceStrategy.flatMap(Strategy.init(rawValue:))))
+                    let result = try hs.query(
+                        collection, near: q, k: 10, where: filter,
+                        options: QueryOptions(
+                            recallTarget: recallTarget, searchEffort: effort,
+                            strategy: forceStrategy.flatMap(Strategy.init(rawValue:))))
                     let (hits, explanation) = (result.hits, result.explanation)
                     latencies.append(nowNanoseconds() - t)
                     let ids = hits.map { hit -> Int in if case .int(let v) = hit.id { Int(v) } else { -1 } }
                     recallSum += recall(ids, groundTruth: c.groundTruth)
-                    let name = explanation.ran.rawValue + (explanation.fallback != nil ? "+fallback" : "")
-                        + ((explanation.ran == explanation.plan.strategy ? explanation.plan.effort : explanation.plan.probe?.effort)
+                    let name =
+                        explanation.ran.rawValue + (explanation.fallback != nil ? "+fallback" : "")
+                        + ((explanation.ran == explanation.plan.strategy
+                            ? explanation.plan.effort : explanation.plan.probe?.effort)
                             .map { "@ef\($0)" } ?? "")
                     plans[name, default: 0] += 1
                     for (phase, t) in explanation.timingsMs { phases[phase, default: 0] += t / Double(cases.count) }
@@ -116,19 +134,24 @@ struct HybridCommand: ParsableCommand {
                     }
                 }
                 let timing = Timing(latenciesNs: latencies, wallNs: nowNanoseconds() - wall)
-                var run = BenchResults.Run(class: className, effort: effort, queries: cases.count,
-                                           recall_at_10: recallSum / Double(max(cases.count, 1)), qps: timing.qps,
-                                           p50_ms: timing.p50, p99_ms: timing.p99, plans: plans, mode: nil,
-                                           mean_distance_computations: nil,
-                                           mean_selectivity: cases.map(\.selectivity).reduce(0, +) / Double(max(cases.count, 1)))
+                var run = BenchResults.Run(
+                    class: className, effort: effort, queries: cases.count,
+                    recall_at_10: recallSum / Double(max(cases.count, 1)), qps: timing.qps,
+                    p50_ms: timing.p50, p99_ms: timing.p99, plans: plans, mode: nil,
+                    mean_distance_computations: nil,
+                    mean_selectivity: cases.map(\.selectivity).reduce(0, +) / Double(max(cases.count, 1)))
                 run.selectivity_estimate_error = estimated > 0 ? estimateError / Double(estimated) : nil
                 run.mean_phase_ms = phases
                 runs.append(run)
-                log(className.padding(16) + "ef \(effort.map(String.init) ?? "auto")".padding(9)
-                    + String(format: "recall %.4f  qps %8.1f  p50 %.3f ms  p99 %.3f ms  est.err %.3f  ", run.recall_at_10,
-                             run.qps, run.p50_ms, run.p99_ms, run.selectivity_estimate_error ?? 0)
-                    + plans.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-                    + "  ms: " + phases.sorted { $0.key < $1.key }.map { "\($0.key) " + String(format: "%.3f", $0.value) }
+                log(
+                    className.padding(16) + "ef \(effort.map(String.init) ?? "auto")".padding(9)
+                        + String(
+                            format: "recall %.4f  qps %8.1f  p50 %.3f ms  p99 %.3f ms  est.err %.3f  ",
+                            run.recall_at_10,
+                            run.qps, run.p50_ms, run.p99_ms, run.selectivity_estimate_error ?? 0)
+                        + plans.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                        + "  ms: "
+                        + phases.sorted { $0.key < $1.key }.map { "\($0.key) " + String(format: "%.3f", $0.value) }
                         .joined(separator: ", "))
             }
         }
@@ -136,8 +159,9 @@ struct HybridCommand: ParsableCommand {
             mode: "hybrid", engine: "hybridstore",
             dataset: .init(name: data.meta.name, count: data.meta.count, dim: data.meta.dim, metric: data.meta.metric),
             host: .init(cores: ProcessInfo.processInfo.activeProcessorCount, cpu: cpuName(), kernel: nil),
-            params: .init(connectivity: connectivity, ef_construction: efConstruction,
-                          build_threads: ProcessInfo.processInfo.activeProcessorCount, query_threads: 1),
+            params: .init(
+                connectivity: connectivity, ef_construction: efConstruction,
+                build_threads: ProcessInfo.processInfo.activeProcessorCount, query_threads: 1),
             build_seconds: importSeconds, peak_rss_bytes: peakRSSBytes(), index_bytes: nil,
             raw_bytes: data.meta.count * data.meta.dim * 4, runs: runs)
         results.import_seconds = importSeconds

@@ -7,7 +7,9 @@ import HybridStore
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Import a dataset through the store API; time reopen (snapshot) and rebuild; compare with a bare HNSW build.")
+        abstract:
+            "Import a dataset through the store API; time reopen (snapshot) and rebuild; compare with a bare HNSW build."
+    )
 
     @Option(help: "Dataset directory (FORMAT.md).") var dataset: String
     @Option(help: "Results JSON file to write.") var out: String
@@ -25,7 +27,9 @@ struct ImportCommand: ParsableCommand {
         try? FileManager.default.removeItem(atPath: path)
         defer { if store == nil { try? FileManager.default.removeItem(atPath: path) } }
         let schema = StoreImport.inferSchema(data, connectivity: connectivity, efConstruction: efConstruction)
-        log("dataset \(data.meta.name): \(data.meta.count) × \(data.meta.dim); columns \(schema.columns.map { "\($0.name):\($0.type)" })")
+        log(
+            "dataset \(data.meta.name): \(data.meta.count) × \(data.meta.dim); columns \(schema.columns.map { "\($0.name):\($0.type)" })"
+        )
 
         // 1. Bare index build, same data, same parameters, all cores.
         let t0 = nowNanoseconds()
@@ -58,8 +62,10 @@ struct ImportCommand: ParsableCommand {
         let t4 = nowNanoseconds()
         hs = try HybridStore(directory: path, create: true, configuration: configuration)
         let rebuildSeconds = seconds(since: t4)
-        log(String(format: "checkpoint %.2f s, reopen %.2f s, rebuild %.2f s (%.2f× the bare build)",
-                   checkpointSeconds, reopenSeconds, rebuildSeconds, rebuildSeconds / bareSeconds))
+        log(
+            String(
+                format: "checkpoint %.2f s, reopen %.2f s, rebuild %.2f s (%.2f× the bare build)",
+                checkpointSeconds, reopenSeconds, rebuildSeconds, rebuildSeconds / bareSeconds))
         collection = try hs.collection("bench")
 
         // 4. The `none` queries through search (ids only) and through the bare index, same efs.
@@ -86,13 +92,18 @@ struct ImportCommand: ParsableCommand {
                     recallSum += recall(ids, groundTruth: c.groundTruth)
                 }
                 let timing = Timing(latenciesNs: latencies, wallNs: nowNanoseconds() - wall)
-                runs.append(BenchResults.Run(class: "none", effort: effort, queries: cases.count,
-                                             recall_at_10: recallSum / Double(max(cases.count, 1)), qps: timing.qps,
-                                             p50_ms: timing.p50, p99_ms: timing.p99,
-                                             plans: [engine == "store" ? "graph" : "bare_index": cases.count],
-                                             mode: engine))
-                log("none \(engine.padding(6))" + String(format: "ef %4d  recall %.4f  qps %8.1f  p50 %.3f ms",
-                                                         effort, runs.last!.recall_at_10, timing.qps, timing.p50))
+                runs.append(
+                    BenchResults.Run(
+                        class: "none", effort: effort, queries: cases.count,
+                        recall_at_10: recallSum / Double(max(cases.count, 1)), qps: timing.qps,
+                        p50_ms: timing.p50, p99_ms: timing.p99,
+                        plans: [engine == "store" ? "graph" : "bare_index": cases.count],
+                        mode: engine))
+                log(
+                    "none \(engine.padding(6))"
+                        + String(
+                            format: "ef %4d  recall %.4f  qps %8.1f  p50 %.3f ms",
+                            effort, runs.last!.recall_at_10, timing.qps, timing.p50))
             }
         }
         let storeBytes = directoryBytes(path)
@@ -101,8 +112,9 @@ struct ImportCommand: ParsableCommand {
             mode: "import", engine: "hybridstore",
             dataset: .init(name: data.meta.name, count: data.meta.count, dim: data.meta.dim, metric: data.meta.metric),
             host: .init(cores: ProcessInfo.processInfo.activeProcessorCount, cpu: cpuName(), kernel: nil),
-            params: .init(connectivity: connectivity, ef_construction: efConstruction,
-                          build_threads: ProcessInfo.processInfo.activeProcessorCount, query_threads: 1),
+            params: .init(
+                connectivity: connectivity, ef_construction: efConstruction,
+                build_threads: ProcessInfo.processInfo.activeProcessorCount, query_threads: 1),
             build_seconds: importSeconds, peak_rss_bytes: peakRSSBytes(), index_bytes: bare.memoryBytes,
             raw_bytes: data.meta.count * data.meta.dim * 4, runs: runs)
         results.import_seconds = importSeconds

@@ -47,7 +47,8 @@ struct ServiceCommand: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.isExecutableFile(atPath: service) else {
-            throw ValidationError("no rag-service at \(service): build it with `cd Examples/RAGService && swift build -c release`")
+            throw ValidationError(
+                "no rag-service at \(service): build it with `cd Examples/RAGService && swift build -c release`")
         }
         let data = try Dataset.load(dataset)
         let path = reuse ?? FileManager.default.temporaryDirectory.path + "/hybrid-bench-service-\(getpid())"
@@ -70,8 +71,9 @@ struct ServiceCommand: ParsableCommand {
                 schema.columns.append(.text("owner", nullable: false, filterable: true))
                 schema.tenantColumn = "owner"
                 log("importing \(data.meta.count) rows of \(data.meta.dim) dimensions")
-                collection = try StoreImport.run(data, into: store, name: "bench", schema: schema,
-                                                 extraValues: ["owner": .text(Self.tenant)])
+                collection = try StoreImport.run(
+                    data, into: store, name: "bench", schema: schema,
+                    extraValues: ["owner": .text(Self.tenant)])
                 try store.checkpoint()
             }
             let scope = try store.tenant(Self.tenant)
@@ -82,8 +84,9 @@ struct ServiceCommand: ParsableCommand {
                 guard !cases.isEmpty else { throw ValidationError("no queries of class \(name)") }
                 let call: @Sendable (Int) async -> Void = { i in
                     let (q, f) = cases[i % cases.count]
-                    _ = try? await scope.query(collection, near: q, k: 10, where: f, options: QueryOptions(),
-                                               returning: [], explain: false)
+                    _ = try? await scope.query(
+                        collection, near: q, k: 10, where: f, options: QueryOptions(),
+                        returning: [], explain: false)
                 }
                 _ = measureTasks(2, seconds: 1, call)  // warm
                 results[i].libraryQPS2 = measureTasks(2, seconds: seconds, call)
@@ -92,9 +95,11 @@ struct ServiceCommand: ParsableCommand {
                 results[i].libraryQPSMany = measureTasks(connections, seconds: seconds, call)
                 let calls = results[i].libraryQPSMany * Double(nowNanoseconds() - before) / 1e9
                 results[i].libraryCPUMicrosPerQuery = (processCPUSeconds() - cpu0) / max(calls, 1) * 1e6
-                log(String(format: "%@ library: %.0f QPS with 2 tasks, %.0f with %d (%.0f µs CPU a query)", name,
-                           results[i].libraryQPS2, results[i].libraryQPSMany, connections,
-                           results[i].libraryCPUMicrosPerQuery))
+                log(
+                    String(
+                        format: "%@ library: %.0f QPS with 2 tasks, %.0f with %d (%.0f µs CPU a query)", name,
+                        results[i].libraryQPS2, results[i].libraryQPSMany, connections,
+                        results[i].libraryCPUMicrosPerQuery))
             }
         }
 
@@ -102,7 +107,8 @@ struct ServiceCommand: ParsableCommand {
         let work = FileManager.default.temporaryDirectory.path + "/hybrid-bench-service-files-\(getpid())"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        try #"{"keys": {"\#(Self.key)": "\#(Self.tenant)"}}"#.write(toFile: work + "/keys.json", atomically: true, encoding: .utf8)
+        try #"{"keys": {"\#(Self.key)": "\#(Self.tenant)"}}"#.write(
+            toFile: work + "/keys.json", atomically: true, encoding: .utf8)
         let server = Process()
         server.executableURL = URL(fileURLWithPath: service)
         server.arguments = ["--store", path, "--keys", work + "/keys.json", "--port", "0", "--log-level", "warning"]
@@ -122,9 +128,11 @@ struct ServiceCommand: ParsableCommand {
         for (i, name) in names.enumerated() {
             for encoding in encodingList {
                 let script = work + "/\(name)-\(encoding).lua"
-                try luaScript(data.cases.filter { $0.className == name }.map { c in
-                    searchBody(data.query(c.qid), filter: c.whereText, base64: encoding == "base64")
-                }).write(toFile: script, atomically: true, encoding: .utf8)
+                try luaScript(
+                    data.cases.filter { $0.className == name }.map { c in
+                        searchBody(data.query(c.qid), filter: c.whereText, base64: encoding == "base64")
+                    }
+                ).write(toFile: script, atomically: true, encoding: .utf8)
                 _ = try runWrk(script: script, url: base, seconds: 1)  // warm
                 let store0 = try storeQuerySeconds(base)
                 let cpu0 = try serviceCPUSeconds(server.processIdentifier)
@@ -140,14 +148,19 @@ struct ServiceCommand: ParsableCommand {
                 r.serviceErrors = w.errors
                 r.serviceCPUMicrosPerRequest = (cpu1 - cpu0) / requests * 1e6
                 r.wrkCPUMicrosPerRequest = (childCPUSeconds() - children0) / requests * 1e6
-                r.storeMicrosPerQueryInService = (store1.seconds - store0.seconds) / max(store1.count - store0.count, 1) * 1e6
+                r.storeMicrosPerQueryInService =
+                    (store1.seconds - store0.seconds) / max(store1.count - store0.count, 1) * 1e6
                 r.serviceOverLibrary = w.rps / max(results[i].libraryQPS2, results[i].libraryQPSMany)
                 results[i].service.append(r)
-                log(String(format: "%@ service (%@): %.0f req/s (%.2f× the library's best), p50 %.2f ms, p99 %.2f ms, %d errors; "
-                           + "CPU a request: service %.0f µs (store %.0f µs of wall time a query), wrk %.0f µs; library %.0f µs",
-                           name, encoding, r.serviceRPS, r.serviceOverLibrary, r.serviceP50Ms, r.serviceP99Ms, r.serviceErrors,
-                           r.serviceCPUMicrosPerRequest, r.storeMicrosPerQueryInService, r.wrkCPUMicrosPerRequest,
-                           results[i].libraryCPUMicrosPerQuery))
+                log(
+                    String(
+                        format:
+                            "%@ service (%@): %.0f req/s (%.2f× the library's best), p50 %.2f ms, p99 %.2f ms, %d errors; "
+                            + "CPU a request: service %.0f µs (store %.0f µs of wall time a query), wrk %.0f µs; library %.0f µs",
+                        name, encoding, r.serviceRPS, r.serviceOverLibrary, r.serviceP50Ms, r.serviceP99Ms,
+                        r.serviceErrors,
+                        r.serviceCPUMicrosPerRequest, r.storeMicrosPerQueryInService, r.wrkCPUMicrosPerRequest,
+                        results[i].libraryCPUMicrosPerQuery))
                 guard w.errors == 0 else { throw ValidationError("\(w.errors) requests of class \(name) failed") }
             }
         }
@@ -173,7 +186,8 @@ struct ServiceCommand: ParsableCommand {
             for x in vector { withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
             object["vector_base64"] = Data(bytes).base64EncodedString()
         }
-        let rest = String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+        let rest = String(
+            decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
         guard !base64 else { return rest }
         // Floats as a client writes them: the shortest text that reads back the same float.
         return #"{"vector":["# + vector.map { "\($0)" }.joined(separator: ",") + "]," + rest.dropFirst()
@@ -201,8 +215,10 @@ struct ServiceCommand: ParsableCommand {
     func runWrk(script: String, url: String, seconds: Double) throws -> WrkResult {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [wrk, "-t\(threads)", "-c\(connections)", "-d\(max(1, Int(seconds.rounded())))s", "--latency",
-                       "-s", script, url]
+        p.arguments = [
+            wrk, "-t\(threads)", "-c\(connections)", "-d\(max(1, Int(seconds.rounded())))s", "--latency",
+            "-s", script, url,
+        ]
         let pipe = Pipe()
         p.standardOutput = pipe
         try p.run()
@@ -238,7 +254,7 @@ struct ServiceCommand: ParsableCommand {
             guard !chunk.isEmpty else { break }
             text += String(decoding: chunk, as: UTF8.self)
             if let line = text.split(separator: "\n").first(where: { $0.contains("listening on") }),
-               let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) })
+                let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) })
             {
                 return port
             }
@@ -270,14 +286,16 @@ struct ServiceCommand: ParsableCommand {
 func processCPUSeconds() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(
+        usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
 /// User plus system CPU seconds of the children this process has waited for.
 func childCPUSeconds() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_CHILDREN.rawValue, &usage)
-    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(
+        usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
 /// User plus system CPU seconds of another process, from /proc.

@@ -24,18 +24,21 @@ enum StoreImport {
             }
             columns.append(ColumnSpec(name: name, type: type, nullable: sawNull, filterable: true))
         }
-        return Schema(vector: VectorSpec(dimensions: data.meta.dim, metric: Metric(rawValue: data.meta.metric) ?? .l2,
-                                         connectivity: connectivity, constructionEffort: efConstruction),
-                      id: .integer, columns: columns)
+        return Schema(
+            vector: VectorSpec(
+                dimensions: data.meta.dim, metric: Metric(rawValue: data.meta.metric) ?? .l2,
+                connectivity: connectivity, constructionEffort: efConstruction),
+            id: .integer, columns: columns)
     }
 
     /// Inserts every row in transactions of `batch` rows. Returns the collection.
     /// With `withSequence`, the schema has an integer column `seq` holding the row's number (the tier
     /// benchmark moves "the oldest" rows by it).
     /// `extraValues` are set on every row (columns the dataset does not have, e.g. a tenant column).
-    static func run(_ data: Dataset, into store: HybridStore, name: String, schema: Schema, batch: Int = 10_000,
-                    extraValues: [String: Value] = [:]) throws -> CollectionRef
-    {
+    static func run(
+        _ data: Dataset, into store: HybridStore, name: String, schema: Schema, batch: Int = 10_000,
+        extraValues: [String: Value] = [:]
+    ) throws -> CollectionRef {
         let withSequence = schema.column("seq") != nil && data.columns.byName["seq"] == nil
         let collection = try store.createCollection(name, schema: schema)
         let dim = data.meta.dim
@@ -60,8 +63,9 @@ enum StoreImport {
                         if schema.columns[i].type == .real, case .integer(let n) = v { v = .real(Double(n)) }
                         values[name] = v
                     }
-                    try tx.insert(.int(Int64(row)), into: collection,
-                                  vector: Array(data.base[row * dim ..< (row + 1) * dim]), values: values)
+                    try tx.insert(
+                        .int(Int64(row)), into: collection,
+                        vector: Array(data.base[row * dim..<(row + 1) * dim]), values: values)
                 }
             }
             start = end

@@ -13,7 +13,8 @@ import Glibc
 struct TenantsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenants",
-        abstract: "Tenants: import with and without a tenant column, scoped queries per tenant size, quota check, drop.")
+        abstract: "Tenants: import with and without a tenant column, scoped queries per tenant size, quota check, drop."
+    )
 
     @Option(help: "Tenants.") var tenants = 1_000_000
     @Option(help: "Rows, spread over the tenants (every tenant gets at least one).") var rows = 2_000_000
@@ -25,8 +26,9 @@ struct TenantsCommand: ParsableCommand {
     @Option(help: "Queries per tenant-size bucket.") var queries = 300
     @Option(help: "Seed of the generated data.") var seed: UInt64 = 42
     @Option(help: "Directory for the two stores (default: the temporary directory).") var directory: String?
-    @Option(name: .customLong("sweep-efforts"),
-            help: "Also run every bucket at these fixed search efforts (comma-separated), as extra runs.")
+    @Option(
+        name: .customLong("sweep-efforts"),
+        help: "Also run every bucket at these fixed search efforts (comma-separated), as extra runs.")
     var sweepEfforts: String?
     @Option(help: .hidden) var phase: String?
     @Option(name: .customLong("phase-out"), help: .hidden) var phaseOut: String?
@@ -50,30 +52,38 @@ struct TenantsCommand: ParsableCommand {
             defer { unlink(resultPath) }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-            process.arguments = ["tenants", "--tenants", "\(tenants)", "--rows", "\(rows)", "--dim", "\(dim)", "--out", out,
-                                 "--batch", "\(batch)", "--connectivity", "\(connectivity)", "--ef-construction",
-                                 "\(efConstruction)", "--queries", "\(queries)", "--seed", "\(seed)", "--directory", base,
-                                 "--phase", phase, "--phase-out", resultPath] + (sweepEfforts.map { ["--sweep-efforts", $0] } ?? [])
+            process.arguments =
+                [
+                    "tenants", "--tenants", "\(tenants)", "--rows", "\(rows)", "--dim", "\(dim)", "--out", out,
+                    "--batch", "\(batch)", "--connectivity", "\(connectivity)", "--ef-construction",
+                    "\(efConstruction)", "--queries", "\(queries)", "--seed", "\(seed)", "--directory", base,
+                    "--phase", phase, "--phase-out", resultPath,
+                ] + (sweepEfforts.map { ["--sweep-efforts", $0] } ?? [])
             try process.run()
             process.waitUntilExit()
             guard process.terminationStatus == 0 else { throw ValidationError("the \(phase) phase failed") }
-            let result = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: resultPath))) as! [String: Any]
+            let result =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: resultPath)))
+                as! [String: Any]
             for (key, value) in result { merged[phase == "plain" ? key + "_no_tenants" : key] = value }
         }
         let ramTenants = merged["ram_bytes"] as! Int, ramPlain = merged["ram_bytes_no_tenants"] as! Int
         merged["bytes_per_tenant"] = Double(ramTenants - ramPlain) / Double(tenants)
-        let importTenants = merged["import_seconds"] as! Double, importPlain = merged["import_seconds_no_tenants"] as! Double
+        let importTenants = merged["import_seconds"] as! Double,
+            importPlain = merged["import_seconds_no_tenants"] as! Double
         merged["import_ratio"] = importTenants / importPlain
         // The FORMAT.md envelope, then this mode's keys.
         let envelope = BenchResults(
             mode: "tenants", engine: "hybridstore",
             dataset: .init(name: "tenants-zipf-\(tenants)-\(rows)", count: rows, dim: dim, metric: "l2"),
             host: .init(cores: ProcessInfo.processInfo.activeProcessorCount, cpu: cpuName(), kernel: nil),
-            params: .init(connectivity: connectivity, ef_construction: efConstruction,
-                          build_threads: ProcessInfo.processInfo.activeProcessorCount, query_threads: 1),
+            params: .init(
+                connectivity: connectivity, ef_construction: efConstruction,
+                build_threads: ProcessInfo.processInfo.activeProcessorCount, query_threads: 1),
             runs: [])
         var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(envelope)) as! [String: Any]
-        let filePages = merged["file_pages_bytes"] as! Int, filePagesPlain = merged["file_pages_bytes_no_tenants"] as! Int
+        let filePages = merged["file_pages_bytes"] as! Int,
+            filePagesPlain = merged["file_pages_bytes_no_tenants"] as! Int
         merged["file_pages_bytes_per_tenant"] = Double(filePages - filePagesPlain) / Double(tenants)
         for key in ["runs_no_tenants", "small_p50_ms_no_tenants", "large_p50_ms_no_tenants", "min_recall_no_tenants"] {
             merged[key] = nil
@@ -82,8 +92,10 @@ struct TenantsCommand: ParsableCommand {
         json["tenants"] = tenants
         let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: URL(fileURLWithPath: out))
-        log(String(format: "import %.1f s with tenants, %.1f s without (%.3f×); tenancy RAM %.1f bytes per tenant",
-                   importTenants, importPlain, importTenants / importPlain, merged["bytes_per_tenant"] as! Double))
+        log(
+            String(
+                format: "import %.1f s with tenants, %.1f s without (%.3f×); tenancy RAM %.1f bytes per tenant",
+                importTenants, importPlain, importTenants / importPlain, merged["bytes_per_tenant"] as! Double))
         log("wrote \(out)")
     }
 
@@ -92,18 +104,21 @@ struct TenantsCommand: ParsableCommand {
     private func runPhase(_ phase: String) throws -> [String: Any] {
         let withTenants = phase == "tenants"
         let data = TenantData(tenants: tenants, rows: rows, dim: dim, seed: seed)
-        let path = (directory ?? FileManager.default.temporaryDirectory.path) + "/hybrid-bench-tenants-store-\(getpid())"
+        let path =
+            (directory ?? FileManager.default.temporaryDirectory.path) + "/hybrid-bench-tenants-store-\(getpid())"
         try? FileManager.default.removeItem(atPath: path)
         defer { try? FileManager.default.removeItem(atPath: path) }
         var configuration = Configuration()
         configuration.checkpointEveryChanges = 0
         let hs = try HybridStore(directory: path, create: true, configuration: configuration)
         defer { hs.close() }
-        let schema = Schema(vector: VectorSpec(dimensions: dim, metric: .l2, connectivity: connectivity,
-                                               constructionEffort: efConstruction),
-                            id: .integer,
-                            columns: withTenants ? [.text("tenant", nullable: false, filterable: true)] : [],
-                            tenantColumn: withTenants ? "tenant" : nil)
+        let schema = Schema(
+            vector: VectorSpec(
+                dimensions: dim, metric: .l2, connectivity: connectivity,
+                constructionEffort: efConstruction),
+            id: .integer,
+            columns: withTenants ? [.text("tenant", nullable: false, filterable: true)] : [],
+            tenantColumn: withTenants ? "tenant" : nil)
         let c = try hs.createCollection("chunks", schema: schema)
         releaseFreedMemory()
         let ramBefore = rssBytes("RssAnon:"), fileBefore = rssBytes("RssFile:")
@@ -115,8 +130,9 @@ struct TenantsCommand: ParsableCommand {
             try hs.write { tx in
                 for row in start..<end {
                     let vector = Array(data.vector(row))
-                    try tx.insert(.int(Int64(row)), into: c, vector: vector,
-                                  values: withTenants ? ["tenant": .text(TenantData.name(Int(data.owner[row])))] : [:])
+                    try tx.insert(
+                        .int(Int64(row)), into: c, vector: vector,
+                        values: withTenants ? ["tenant": .text(TenantData.name(Int(data.owner[row])))] : [:])
                 }
             }
             start = end
@@ -129,13 +145,19 @@ struct TenantsCommand: ParsableCommand {
         // Anonymous memory: what the store holds. File pages (SQLite's memory-mapped database) are the OS's
         // page cache, reclaimable, and reported apart.
         let ramBytes = rssBytes("RssAnon:") - ramBefore, fileBytes = rssBytes("RssFile:") - fileBefore
-        log(String(format: "\(phase): import %.1f s, RAM +%.1f MiB (file pages +%.1f MiB)", importSeconds,
-                   Double(ramBytes) / 1048576, Double(fileBytes) / 1048576))
-        var result: [String: Any] = ["import_seconds": importSeconds, "ram_bytes": ramBytes, "file_pages_bytes": fileBytes]
+        log(
+            String(
+                format: "\(phase): import %.1f s, RAM +%.1f MiB (file pages +%.1f MiB)", importSeconds,
+                Double(ramBytes) / 1048576, Double(fileBytes) / 1048576))
+        var result: [String: Any] = [
+            "import_seconds": importSeconds, "ram_bytes": ramBytes, "file_pages_bytes": fileBytes,
+        ]
         guard withTenants else { return result }
 
         // Queries per bucket: a random tenant of the bucket, a query from its topics; truth by brute force.
-        let buckets: [(String, ClosedRange<Int>)] = [("small", 1...10), ("medium", 11...10_000), ("large", 10_001...Int.max)]
+        let buckets: [(String, ClosedRange<Int>)] = [
+            ("small", 1...10), ("medium", 11...10_000), ("large", 10_001...Int.max),
+        ]
         var rng = SplitMix64(seed: seed &+ 1)
         var runs: [[String: Any]] = []
         var minRecall = 1.0
@@ -153,36 +175,43 @@ struct TenantsCommand: ParsableCommand {
                 cases.append((t, q, data.nearest(q, ofTenant: t, k: 10)))
             }
             for effort in [nil] + (try sweepEfforts.map(parseIntList) ?? []).map(Optional.some) {
-            latencies = []
-            recallSum = 0
-            plans = [:]
-            scored = 0
-            let wall = nowNanoseconds()
-            for item in cases {
-                let scope = try hs.tenant(TenantData.name(item.tenant))
-                let began = nowNanoseconds()
-                let result = try scope.query(c, near: item.query, k: 10, where: nil, options: QueryOptions(searchEffort: effort))
-                let (hits, e) = (result.hits, result.explanation)
-                latencies.append(nowNanoseconds() - began)
-                let ids = hits.map { hit -> Int in if case .int(let v) = hit.id { Int(v) } else { -1 } }
-                let want = Set(item.truth)
-                recallSum += Double(ids.filter { want.contains($0) }.count) / Double(max(1, want.count))
-                plans[e.ran.rawValue, default: 0] += 1
-                scored += e.distanceComputations
-            }
-            let timing = Timing(latenciesNs: latencies, wallNs: nowNanoseconds() - wall)
-            let recall = recallSum / Double(cases.count)
-            if effort == nil { minRecall = min(minRecall, recall) }
-            let sizes = members.map { data.sizes[$0] }
-            runs.append(["class": bucket, "effort": effort.map { $0 as Any } ?? NSNull(), "queries": cases.count, "recall_at_10": recall,
-                         "qps": timing.qps, "p50_ms": timing.p50, "p99_ms": timing.p99, "plans": plans,
-                         "tenants_in_bucket": members.count, "rows_in_bucket": sizes.reduce(0, +),
-                         "max_tenant_rows": sizes.max() ?? 0,
-                         "mean_distance_computations": Double(scored) / Double(cases.count)])
-            if effort == nil { result["\(bucket)_p50_ms"] = timing.p50 }
-            log(String(format: "  %-6@ %7d tenants  ef %@  recall %.4f  p50 %.3f ms  p99 %.3f ms  qps %8.1f  plans %@",
-                       bucket as NSString, members.count, (effort.map(String.init) ?? "auto") as NSString, recall, timing.p50,
-                       timing.p99, timing.qps, "\(plans)" as NSString))
+                latencies = []
+                recallSum = 0
+                plans = [:]
+                scored = 0
+                let wall = nowNanoseconds()
+                for item in cases {
+                    let scope = try hs.tenant(TenantData.name(item.tenant))
+                    let began = nowNanoseconds()
+                    let result = try scope.query(
+                        c, near: item.query, k: 10, where: nil, options: QueryOptions(searchEffort: effort))
+                    let (hits, e) = (result.hits, result.explanation)
+                    latencies.append(nowNanoseconds() - began)
+                    let ids = hits.map { hit -> Int in if case .int(let v) = hit.id { Int(v) } else { -1 } }
+                    let want = Set(item.truth)
+                    recallSum += Double(ids.filter { want.contains($0) }.count) / Double(max(1, want.count))
+                    plans[e.ran.rawValue, default: 0] += 1
+                    scored += e.distanceComputations
+                }
+                let timing = Timing(latenciesNs: latencies, wallNs: nowNanoseconds() - wall)
+                let recall = recallSum / Double(cases.count)
+                if effort == nil { minRecall = min(minRecall, recall) }
+                let sizes = members.map { data.sizes[$0] }
+                runs.append([
+                    "class": bucket, "effort": effort.map { $0 as Any } ?? NSNull(), "queries": cases.count,
+                    "recall_at_10": recall,
+                    "qps": timing.qps, "p50_ms": timing.p50, "p99_ms": timing.p99, "plans": plans,
+                    "tenants_in_bucket": members.count, "rows_in_bucket": sizes.reduce(0, +),
+                    "max_tenant_rows": sizes.max() ?? 0,
+                    "mean_distance_computations": Double(scored) / Double(cases.count),
+                ])
+                if effort == nil { result["\(bucket)_p50_ms"] = timing.p50 }
+                log(
+                    String(
+                        format: "  %-6@ %7d tenants  ef %@  recall %.4f  p50 %.3f ms  p99 %.3f ms  qps %8.1f  plans %@",
+                        bucket as NSString, members.count, (effort.map(String.init) ?? "auto") as NSString, recall,
+                        timing.p50,
+                        timing.p99, timing.qps, "\(plans)" as NSString))
             }
         }
         result["runs"] = runs
@@ -191,8 +220,10 @@ struct TenantsCommand: ParsableCommand {
 
         // The quota check: the same single-batch writes into a collection with and without a tenant column
         // (the tenant has quotas), alternating, in the same store.
-        let small = Schema(vector: VectorSpec(dimensions: dim, metric: .l2, connectivity: connectivity, constructionEffort: efConstruction),
-                           id: .integer, columns: [.text("tenant", nullable: false, filterable: true)], tenantColumn: "tenant")
+        let small = Schema(
+            vector: VectorSpec(
+                dimensions: dim, metric: .l2, connectivity: connectivity, constructionEffort: efConstruction),
+            id: .integer, columns: [.text("tenant", nullable: false, filterable: true)], tenantColumn: "tenant")
         let quoted = try hs.createCollection("quota_bench", schema: small)
         var plainSchema = small
         plainSchema.tenantColumn = nil
@@ -207,8 +238,9 @@ struct TenantsCommand: ParsableCommand {
                 let body = { (tx: WriteTransaction) throws in
                     for i in 0..<perRound {
                         let row = round * perRound + i
-                        try tx.insert(.int(Int64(row)), into: collection, vector: Array(data.vector(row)),
-                                      values: ["tenant": .text("quota-bench")])
+                        try tx.insert(
+                            .int(Int64(row)), into: collection, vector: Array(data.vector(row)),
+                            values: ["tenant": .text("quota-bench")])
                     }
                 }
                 if k == 0 { try hs.write(body) } else { try scope.write(body) }
@@ -218,8 +250,10 @@ struct TenantsCommand: ParsableCommand {
         let writes = Double(perRound * rounds)
         result["quota_check_overhead_us_per_row"] = (Double(tenantNs) - Double(plainNs)) / writes / 1000
         result["quota_checked_write_ratio"] = Double(tenantNs) / Double(plainNs)
-        log(String(format: "  quota-checked writes %.1f µs/row vs %.1f µs/row without tenants (%.3f×)",
-                   Double(tenantNs) / writes / 1000, Double(plainNs) / writes / 1000, Double(tenantNs) / Double(plainNs)))
+        log(
+            String(
+                format: "  quota-checked writes %.1f µs/row vs %.1f µs/row without tenants (%.3f×)",
+                Double(tenantNs) / writes / 1000, Double(plainNs) / writes / 1000, Double(tenantNs) / Double(plainNs)))
 
         // Dropping: the largest tenant, and the median of ten small ones.
         let largest = (0..<tenants).max { data.sizes[$0] < data.sizes[$1] }!
@@ -234,8 +268,10 @@ struct TenantsCommand: ParsableCommand {
             smallDrops.append(Double(nowNanoseconds() - began) / 1e6)
         }
         result["drop_small_ms"] = smallDrops.sorted()[smallDrops.count / 2]
-        log(String(format: "  drop: largest tenant (%d rows) %.1f ms, small tenant %.2f ms",
-                   droppedLarge, result["drop_large_ms"] as! Double, result["drop_small_ms"] as! Double))
+        log(
+            String(
+                format: "  drop: largest tenant (%d rows) %.1f ms, small tenant %.2f ms",
+                droppedLarge, result["drop_large_ms"] as! Double, result["drop_small_ms"] as! Double))
         result["store_bytes"] = directoryBytes(path)
         return result
     }
@@ -310,7 +346,7 @@ struct TenantData {
         return ((a + b + c) / 65535 - 1.5) * 0.5
     }
 
-    func vector(_ row: Int) -> ArraySlice<Float> { vectors[row * dim ..< (row + 1) * dim] }
+    func vector(_ row: Int) -> ArraySlice<Float> { vectors[row * dim..<(row + 1) * dim] }
 
     func query(forTenant t: Int, rng: inout SplitMix64) -> [Float] {
         let topic = Self.topic(forTenant: t, rng: &rng)
@@ -320,7 +356,7 @@ struct TenantData {
     /// The k nearest rows of a tenant, by brute force.
     func nearest(_ q: [Float], ofTenant t: Int, k: Int) -> [Int] {
         var best: [(Float, Int)] = []
-        for i in offsets[t] ..< offsets[t + 1] {
+        for i in offsets[t]..<offsets[t + 1] {
             let row = Int(members[i])
             var sum: Float = 0
             for d in 0..<dim {

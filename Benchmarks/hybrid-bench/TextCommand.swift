@@ -8,7 +8,8 @@ import HybridStore
 struct TextCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "text",
-        abstract: "Keyword and hybrid search: latency against vector-only and bare FTS5, and import cost of a searchable column.",
+        abstract:
+            "Keyword and hybrid search: latency against vector-only and bare FTS5, and import cost of a searchable column.",
         discussion: """
             Uses the dataset's text column (--field) if it has one; otherwise generates one per row, seeded: the
             row's category word (correlated with the vectors, like the category itself) and 12 words drawn from a
@@ -100,25 +101,34 @@ struct TextCommand: ParsableCommand {
         try? FileManager.default.removeItem(atPath: plainPath)
         let (path, searchableSeconds) = try importInto(searchable: true)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        log(String(format: "import: %.2f s plain, %.2f s with a searchable column (×%.2f)", plainSeconds, searchableSeconds,
-                   searchableSeconds / plainSeconds))
+        log(
+            String(
+                format: "import: %.2f s plain, %.2f s with a searchable column (×%.2f)", plainSeconds,
+                searchableSeconds,
+                searchableSeconds / plainSeconds))
 
         let hs = try HybridStore(directory: path, configuration: configuration)
         defer { hs.close() }
         let c = try hs.collection("bench")
         // A bare FTS5 query on the same database: FTS5's own ranking, nothing around it.
         let bare = try Connection(path: path + "/store.sqlite", create: false, readOnly: true)
-        let bareSQL = "SELECT rowid, bm25(hs_text_1) FROM hs_text_1 WHERE hs_text_1 MATCH ?1 ORDER BY bm25(hs_text_1) LIMIT ?2"
+        let bareSQL =
+            "SELECT rowid, bm25(hs_text_1) FROM hs_text_1 WHERE hs_text_1 MATCH ?1 ORDER BY bm25(hs_text_1) LIMIT ?2"
         // The same, also reading each hit's id (what any answer needs): the floor of the keyword arm's SQL.
-        let bareIDsSQL = "SELECT m.rowid, t.id FROM (SELECT rowid, bm25(hs_text_1) AS s FROM hs_text_1 WHERE hs_text_1 MATCH ?1 ORDER BY s LIMIT ?2) m JOIN hs_rows_1 t ON t.row = m.rowid"
-        let storeSQL = "SELECT m.row, t.id, m.score FROM (SELECT rowid AS row, bm25(hs_text_1) AS score FROM hs_text_1 WHERE hs_text_1 MATCH ? ORDER BY score, rowid LIMIT ?) m JOIN hs_rows_1 t ON t.row = m.row"
+        let bareIDsSQL =
+            "SELECT m.rowid, t.id FROM (SELECT rowid, bm25(hs_text_1) AS s FROM hs_text_1 WHERE hs_text_1 MATCH ?1 ORDER BY s LIMIT ?2) m JOIN hs_rows_1 t ON t.row = m.rowid"
+        let storeSQL =
+            "SELECT m.row, t.id, m.score FROM (SELECT rowid AS row, bm25(hs_text_1) AS score FROM hs_text_1 WHERE hs_text_1 MATCH ? ORDER BY score, rowid LIMIT ?) m JOIN hs_rows_1 t ON t.row = m.row"
         let dim = data.meta.dim
-        func vector(_ q: Int) -> [Float] { Array(data.queries[q * dim ..< (q + 1) * dim]) }
+        func vector(_ q: Int) -> [Float] { Array(data.queries[q * dim..<(q + 1) * dim]) }
         func match(_ text: String) -> String {
-            text.split(separator: " ").map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " OR ")
+            text.split(separator: " ").map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(
+                separator: " OR ")
         }
 
-        var times: [String: [[UInt64]]] = ["vector": [], "keyword": [], "bare_fts5": [], "bare_fts5_ids": [], "store_sql": [], "hybrid": []]
+        var times: [String: [[UInt64]]] = [
+            "vector": [], "keyword": [], "bare_fts5": [], "bare_fts5_ids": [], "store_sql": [], "hybrid": [],
+        ]
         var candidates = 0.0, overlap = 0.0
         var armMs: [String: Double] = ["keyword": 0, "vector": 0, "total": 0]
         for q in 0..<queryCount {
@@ -165,24 +175,34 @@ struct TextCommand: ParsableCommand {
         // Each query's median over the passes, then p50/p99 over queries.
         func stats(_ kind: String) -> (Double, Double) {
             let medians = times[kind]!.map { $0.sorted()[$0.count / 2] }.sorted()
-            func at(_ p: Double) -> Double { Double(medians[min(medians.count - 1, Int(p * Double(medians.count)))]) / 1e6 }
+            func at(_ p: Double) -> Double {
+                Double(medians[min(medians.count - 1, Int(p * Double(medians.count)))]) / 1e6
+            }
             return (at(0.5), at(0.99))
         }
         var p50: [String: Double] = [:], p99: [String: Double] = [:]
         for kind in times.keys { (p50[kind], p99[kind]) = stats(kind) }
-        let results = Results(dataset: data.meta.name, rows: count, queries: queryCount, k: k, generated_text: generated,
-                              import_seconds_plain: plainSeconds, import_seconds_searchable: searchableSeconds,
-                              import_ratio: searchableSeconds / plainSeconds, p50_ms: p50, p99_ms: p99,
-                              hybrid_over_vector_p50: p50["hybrid"]! / p50["vector"]!,
-                              keyword_over_bare_fts5_p50: p50["keyword"]! / p50["bare_fts5"]!,
-                              mean_keyword_candidates: candidates / Double(queryCount), mean_overlap: overlap / Double(queryCount),
-                              mean_hybrid_arm_ms: armMs.mapValues { $0 / Double(queryCount) })
+        let results = Results(
+            dataset: data.meta.name, rows: count, queries: queryCount, k: k, generated_text: generated,
+            import_seconds_plain: plainSeconds, import_seconds_searchable: searchableSeconds,
+            import_ratio: searchableSeconds / plainSeconds, p50_ms: p50, p99_ms: p99,
+            hybrid_over_vector_p50: p50["hybrid"]! / p50["vector"]!,
+            keyword_over_bare_fts5_p50: p50["keyword"]! / p50["bare_fts5"]!,
+            mean_keyword_candidates: candidates / Double(queryCount), mean_overlap: overlap / Double(queryCount),
+            mean_hybrid_arm_ms: armMs.mapValues { $0 / Double(queryCount) })
         for kind in ["vector", "keyword", "bare_fts5", "bare_fts5_ids", "store_sql", "hybrid"] {
             log(String(format: "%-9@ p50 %.3f ms, p99 %.3f ms", kind, p50[kind]!, p99[kind]!))
         }
-        log("hybrid arms (mean ms): " + armMs.sorted { $0.key < $1.key }.map { String(format: "%@ %.3f", $0.key, $0.value / Double(queryCount)) }.joined(separator: ", "))
-        log(String(format: "hybrid / vector p50 %.2f (target ≤ 2), keyword / bare FTS5 p50 %.2f (target ≤ 1.2), import ×%.2f (target ≤ 1.5)",
-                   results.hybrid_over_vector_p50, results.keyword_over_bare_fts5_p50, results.import_ratio))
+        log(
+            "hybrid arms (mean ms): "
+                + armMs.sorted { $0.key < $1.key }.map {
+                    String(format: "%@ %.3f", $0.key, $0.value / Double(queryCount))
+                }.joined(separator: ", "))
+        log(
+            String(
+                format:
+                    "hybrid / vector p50 %.2f (target ≤ 2), keyword / bare FTS5 p50 %.2f (target ≤ 1.2), import ×%.2f (target ≤ 1.5)",
+                results.hybrid_over_vector_p50, results.keyword_over_bare_fts5_p50, results.import_ratio))
         if let out {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -196,7 +216,9 @@ struct ZipfSampler {
     let cumulative: [Double]
     init(weights: [Double]) {
         var sum = 0.0
-        cumulative = weights.map { sum += $0; return sum }
+        cumulative = weights.map {
+            sum += $0; return sum
+        }
     }
     func draw(_ rng: inout SplitMix64) -> Int {
         let u = Double(rng.next() >> 11) / Double(1 << 53) * cumulative.last!

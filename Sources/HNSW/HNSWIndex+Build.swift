@@ -31,7 +31,9 @@ extension HNSWIndex {
     /// - Returns: the node ids, in row order.
     /// - Throws: `dimensionMismatch` (wrong total length), `nonFiniteVector`, `duplicateLabel` (also within
     ///   the batch); nothing is inserted then.
-    public func insert(contentsOf vectors: UnsafeBufferPointer<Float>, labels: [UInt64], threads: Int? = nil)
+    public func insert(
+        contentsOf vectors: UnsafeBufferPointer<Float>, labels: [UInt64], threads: Int? = nil
+    )
         throws(HNSWError) -> [UInt32]
     {
         unsafe try insert(contentsOf: vectors, labels: labels, threads: threads, finiteOnly: false)
@@ -40,19 +42,22 @@ extension HNSWIndex {
     /// As `insert(contentsOf:labels:threads:)`; with `finiteOnly`, vectors are checked for NaN and infinities
     /// but not for their norm: for rebuilding from rows already committed, some before the norm check existed,
     /// which must still load rather than leave their store unopenable.
-    package func insert(contentsOf vectors: UnsafeBufferPointer<Float>, labels: [UInt64], threads: Int?,
-                        finiteOnly: Bool) throws(HNSWError) -> [UInt32]
-    {
+    package func insert(
+        contentsOf vectors: UnsafeBufferPointer<Float>, labels: [UInt64], threads: Int?,
+        finiteOnly: Bool
+    ) throws(HNSWError) -> [UInt32] {
         let dim = parameters.dimensions
         guard vectors.count == labels.count * dim else {
-            throw HNSWError(.dimensionMismatch,
-                            "expected \(labels.count) × \(dim) = \(labels.count * dim) floats, got \(vectors.count)")
+            throw HNSWError(
+                .dimensionMismatch,
+                "expected \(labels.count) × \(dim) = \(labels.count * dim) floats, got \(vectors.count)")
         }
         for row in 0..<labels.count {
-            let vector = unsafe UnsafeBufferPointer(rebasing: vectors[row * dim ..< (row + 1) * dim])
+            let vector = unsafe UnsafeBufferPointer(rebasing: vectors[row * dim..<(row + 1) * dim])
             if finiteOnly {
                 if let bad = unsafe vector.firstIndex(where: { !$0.isFinite }) {
-                    throw HNSWError(.nonFiniteVector, unsafe "component \(bad) is \(vector[bad]) (label \(labels[row]))")
+                    throw HNSWError(
+                        .nonFiniteVector, unsafe "component \(bad) is \(vector[bad]) (label \(labels[row]))")
                 }
             } else {
                 unsafe try validate(vector, label: labels[row])
@@ -83,7 +88,9 @@ extension HNSWIndex {
     }
 
     /// As `insert(contentsOf:labels:threads:)` from an array.
-    public func insert(contentsOf vectors: [Float], labels: [UInt64], threads: Int? = nil) throws(HNSWError)
+    public func insert(
+        contentsOf vectors: [Float], labels: [UInt64], threads: Int? = nil
+    ) throws(HNSWError)
         -> [UInt32]
     {
         unsafe try vectors.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> [UInt32] in
@@ -184,15 +191,17 @@ extension HNSWIndex {
         var current = entryNode
         var currentDistance = unsafe kernel(query, storage.vector(entryNode), dim)
         if topLevel > level {
-            (current, currentDistance) = unsafe greedyDescent(floatDistance(query), from: entryNode, topLevel: topLevel, toLevel: level + 1,
-                                                       stats: &stats)
+            (current, currentDistance) = unsafe greedyDescent(
+                floatDistance(query), from: entryNode, topLevel: topLevel, toLevel: level + 1,
+                stats: &stats)
         }
         let context = borrowContext()
         defer { returnContext(context) }
         for layer in stride(from: min(level, topLevel), through: 0, by: -1) {
-            unsafe searchLayer(floatDistance(query), entry: current, entryDistance: currentDistance,
-                        ef: parameters.constructionEffort,
-                        level: layer, context: context, predicate: NotNode(excluded: node), stats: &stats)
+            unsafe searchLayer(
+                floatDistance(query), entry: current, entryDistance: currentDistance,
+                ef: parameters.constructionEffort,
+                level: layer, context: context, predicate: NotNode(excluded: node), stats: &stats)
             var found = context.scratch
             found.removeAll(keepingCapacity: true)
             while !context.results.isEmpty { found.append(context.results.pop()) }
@@ -206,7 +215,9 @@ extension HNSWIndex {
             storage.lock(node)
             unsafe chosen.map(\.node).withUnsafeBufferPointer { unsafe storage.writeLinks(node, level: layer, $0) }
             storage.unlock(node)
-            for neighbour in chosen { addLink(from: neighbour.node, to: node, distance: neighbour.distance, level: layer) }
+            for neighbour in chosen {
+                addLink(from: neighbour.node, to: node, distance: neighbour.distance, level: layer)
+            }
         }
         if level > topLevel {
             entryUpdate.withLock { _ in

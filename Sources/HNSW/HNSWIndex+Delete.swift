@@ -49,7 +49,9 @@ extension HNSWIndex {
             var inLinks = [UInt16](repeating: 0, count: highWater)
             for n in 0..<highWater where s.state(UInt32(n)) != .free {
                 let list = unsafe s.linkList(UInt32(n), level: 0)
-                for j in unsafe 1...max(Int(list[0]), 1) where unsafe j <= Int(list[0]) { unsafe inLinks[Int(list[j])] &+= 1 }
+                for j in unsafe 1...max(Int(list[0]), 1) where unsafe j <= Int(list[0]) {
+                    unsafe inLinks[Int(list[j])] &+= 1
+                }
             }
             var stack = [entryNode]
             reached[Int(entryNode)] = true
@@ -65,17 +67,22 @@ extension HNSWIndex {
             for orphan in orphans.map(UInt32.init) {
                 var stats = SearchStats()
                 let query = unsafe s.vector(orphan)
-                let (start, startDistance) = unsafe greedyDescent(floatDistance(query), from: entryNode, topLevel: topLevel, toLevel: 1,
-                                                           stats: &stats)
-                unsafe searchLayer(floatDistance(query), entry: start, entryDistance: startDistance, ef: 32, level: 0, context: context,
-                            predicate: NotNode(excluded: orphan), stats: &stats)
+                let (start, startDistance) = unsafe greedyDescent(
+                    floatDistance(query), from: entryNode, topLevel: topLevel, toLevel: 1,
+                    stats: &stats)
+                unsafe searchLayer(
+                    floatDistance(query), entry: start, entryDistance: startDistance, ef: 32, level: 0,
+                    context: context,
+                    predicate: NotNode(excluded: orphan), stats: &stats)
                 var hosts: [Neighbor] = []
                 while !context.results.isEmpty { hosts.append(context.results.pop()) }
                 hosts.reverse()  // nearest first
                 // An orphan linked earlier in this round may link to this one: then it is reachable already.
                 func links(_ host: UInt32) -> Bool {
                     let list = unsafe s.linkList(host, level: 0)
-                    for j in unsafe 1...max(Int(list[0]), 1) where unsafe j <= Int(list[0]) && list[j] == orphan { return true }
+                    for j in unsafe 1...max(Int(list[0]), 1) where unsafe j <= Int(list[0]) && list[j] == orphan {
+                        return true
+                    }
                     return false
                 }
                 if hosts.contains(where: { links($0.node) }) { continue }
@@ -90,7 +97,9 @@ extension HNSWIndex {
                 } else if let host = hosts.first {
                     let list = unsafe s.linkList(host.node, level: 0)
                     var victim = 1
-                    for j in unsafe 1...Int(list[0]) where unsafe inLinks[Int(list[j])] > inLinks[Int(list[victim])] { victim = j }
+                    for j in unsafe 1...Int(list[0]) where unsafe inLinks[Int(list[j])] > inLinks[Int(list[victim])] {
+                        victim = j
+                    }
                     unsafe inLinks[Int(list[victim])] &-= 1
                     unsafe hs_store_release_u32(list + victim, orphan)
                     inLinks[Int(orphan)] &+= 1

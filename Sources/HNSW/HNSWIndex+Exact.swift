@@ -8,7 +8,9 @@ extension HNSWIndex {
     /// the k nearest (see `scanCodes`); the result is the same.
     /// - Throws: `dimensionMismatch`, `nonFiniteVector`, `invalidParameter` (k < 1).
     /// - Complexity: O(candidates × dimensions); no graph access.
-    public func exactSearch(_ query: [Float], k: Int, candidates: [UInt32], threads: Int = 1) throws(HNSWError)
+    public func exactSearch(
+        _ query: [Float], k: Int, candidates: [UInt32], threads: Int = 1
+    ) throws(HNSWError)
         -> IndexSearchResult
     {
         unsafe try query.withUnsafeBufferPointer { (q) throws(HNSWError) in unsafe try validate(q, label: nil) }
@@ -28,10 +30,16 @@ extension HNSWIndex {
                         let body = { @Sendable (w: Int) in
                             let lo = w * chunk, hi = unsafe min(work.ids.count, lo + chunk)
                             guard lo < hi else { return }
-                            unsafe work.out[w] = unsafe self.storage.hasCodes ? self.scanCodes(work.query, work.ids[lo..<hi], k: k)
+                            unsafe work.out[w] =
+                                unsafe self.storage.hasCodes
+                                ? self.scanCodes(work.query, work.ids[lo..<hi], k: k)
                                 : self.scan(work.query, work.ids[lo..<hi], k: k)
                         }
-                        if workers == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: body) }
+                        if workers == 1 {
+                            body(0)
+                        } else {
+                            DispatchQueue.concurrentPerform(iterations: workers, execute: body)
+                        }
                     }
                 }
             }
@@ -41,7 +49,9 @@ extension HNSWIndex {
             stats.distanceComputations = candidates.count
             stats.visitedNodes = candidates.count
             let hits = merged.prefix(k).map {
-                unsafe IndexHit(label: storage.labels[Int($0.node)], distance: parameters.metric.reported($0.distance), node: $0.node)
+                unsafe IndexHit(
+                    label: storage.labels[Int($0.node)], distance: parameters.metric.reported($0.distance),
+                    node: $0.node)
             }
             return IndexSearchResult(hits: hits, stats: stats)
         }
@@ -89,11 +99,14 @@ extension HNSWIndex {
     /// nearest. Pass 2 scores those in float32, lowest bound first, until the next bound exceeds the k-th
     /// exact distance found. Ties at the k-th distance are kept (a bound equal to it is scored).
     /// Caller holds the read lock.
-    private func scanCodes(_ query: UnsafePointer<Float>, _ ids: Slice<UnsafeBufferPointer<UInt32>>,
-                           k: Int) -> [Neighbor] {
+    private func scanCodes(
+        _ query: UnsafePointer<Float>, _ ids: Slice<UnsafeBufferPointer<UInt32>>,
+        k: Int
+    ) -> [Neighbor] {
         let dim = parameters.dimensions
         let capacity = storage.capacity
-        let approximate = unsafe CodeDistance(query: query, storage: storage, metric: parameters.metric, kernels: codeKernel)
+        let approximate = unsafe CodeDistance(
+            query: query, storage: storage, metric: parameters.metric, kernels: codeKernel)
         let exact = unsafe floatDistance(query)
         let errors = unsafe storage.codeErrors
         let l2 = parameters.metric == .l2
@@ -123,8 +136,10 @@ extension HNSWIndex {
                 lower.append(Neighbor(distance: low * low, node: node))
                 upper.append((root + spread) * (root + spread))
             } else {
-                let spread = unsafe queryNorm * r + rounding * (abs(d) + queryNorm * approximate.scales[Int(node)] * 127
-                                                         * Float(dim).squareRoot())
+                let spread =
+                    unsafe queryNorm * r + rounding
+                    * (abs(d) + queryNorm * approximate.scales[Int(node)] * 127
+                        * Float(dim).squareRoot())
                 lower.append(Neighbor(distance: d - spread, node: node))
                 upper.append(d + spread)
             }

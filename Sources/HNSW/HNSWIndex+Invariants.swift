@@ -35,7 +35,8 @@ extension HNSWIndex {
                         if Int(other) >= highWater || s.state(other) == .free {
                             problems.append("node \(n) level \(level): link to free slot \(other)")
                         } else if unsafe Int(s.levels[Int(other)]) < level {
-                            problems.append(unsafe "node \(n) level \(level): link to \(other) of level \(s.levels[Int(other)])")
+                            problems.append(
+                                unsafe "node \(n) level \(level): link to \(other) of level \(s.levels[Int(other)])")
                         }
                     }
                 }
@@ -69,7 +70,8 @@ extension HNSWIndex {
             }
             let unreachable = (0..<highWater).filter { s.state(UInt32($0)) == .live && !reached[$0] }
             if !unreachable.isEmpty {
-                problems.append("\(unreachable.count) live nodes unreachable from the entry point, e.g. \(unreachable.prefix(5))")
+                problems.append(
+                    "\(unreachable.count) live nodes unreachable from the entry point, e.g. \(unreachable.prefix(5))")
             }
             return problems
         }

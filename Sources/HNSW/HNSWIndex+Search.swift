@@ -131,16 +131,20 @@ extension HNSWIndex {
     /// - Complexity: about O(ef · M · log n) distance computations; no SQLite, no allocation per visited node.
     ///   - budget: stop after about this many distance computations (`stats.exhausted` then says the hits
     ///     are incomplete); applies to the level-0 search in mode a. nil: no limit.
-    public func search(_ query: [Float], k: Int, searchEffort: Int? = nil, filter: SearchFilter? = nil,
-                       mode: FilteredSearchMode = .admitMatching, budget: Int? = nil) throws(HNSWError) -> IndexSearchResult {
+    public func search(
+        _ query: [Float], k: Int, searchEffort: Int? = nil, filter: SearchFilter? = nil,
+        mode: FilteredSearchMode = .admitMatching, budget: Int? = nil
+    ) throws(HNSWError) -> IndexSearchResult {
         unsafe try query.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> IndexSearchResult in
             unsafe try search(buffer, k: k, searchEffort: searchEffort, filter: filter, mode: mode, budget: budget)
         }
     }
 
     /// As `search(_:k:searchEffort:filter:mode:)`, over a borrowed buffer (no copy of the query).
-    public func search(_ query: UnsafeBufferPointer<Float>, k: Int, searchEffort: Int? = nil,
-                       filter: SearchFilter? = nil, mode: FilteredSearchMode = .admitMatching, budget: Int? = nil)
+    public func search(
+        _ query: UnsafeBufferPointer<Float>, k: Int, searchEffort: Int? = nil,
+        filter: SearchFilter? = nil, mode: FilteredSearchMode = .admitMatching, budget: Int? = nil
+    )
         throws(HNSWError) -> IndexSearchResult
     {
         let budget = budget ?? Int.max
@@ -162,39 +166,50 @@ extension HNSWIndex {
     /// As `search(_:k:searchEffort:filter:mode:budget:)`, in the graph as it would be without node `hidden`
     /// (it is never visited nor returned): a row of the index searched for as a query the graph has never
     /// seen, which is how build-time calibration measures recall with queries drawn from the data.
-    package func search(_ query: [Float], k: Int, searchEffort: Int, filter: SearchFilter? = nil,
-                        mode: FilteredSearchMode = .admitMatching, hiding hidden: UInt32) throws(HNSWError)
+    package func search(
+        _ query: [Float], k: Int, searchEffort: Int, filter: SearchFilter? = nil,
+        mode: FilteredSearchMode = .admitMatching, hiding hidden: UInt32
+    ) throws(HNSWError)
         -> IndexSearchResult
     {
-        unsafe try query.withUnsafeBufferPointer { (buffer) throws(HNSWError) in unsafe try validate(buffer, label: nil) }
+        unsafe try query.withUnsafeBufferPointer { (buffer) throws(HNSWError) in unsafe try validate(buffer, label: nil)
+        }
         guard k >= 1 else { throw HNSWError(.invalidParameter, "k must be ≥ 1, got \(k)") }
         let k = min(k, max(1, nodeCapacity))
         let ef = max(min(searchEffort, max(nodeCapacity, 64)), k)
         var q = query
         if parameters.metric == .cosine { unsafe q.withUnsafeMutableBufferPointer { unsafe normalize($0) } }
         return unsafe q.withUnsafeBufferPointer { q in
-            unsafe searchValidated(q.baseAddress!, k: k, ef: ef, filter: filter, mode: mode, budget: .max, hidden: hidden)
+            unsafe searchValidated(
+                q.baseAddress!, k: k, ef: ef, filter: filter, mode: mode, budget: .max, hidden: hidden)
         }
     }
 
-    private func searchValidated(_ query: UnsafePointer<Float>, k: Int, ef: Int, filter: SearchFilter?,
-                                 mode: FilteredSearchMode, budget: Int, hidden: UInt32? = nil) -> IndexSearchResult {
+    private func searchValidated(
+        _ query: UnsafePointer<Float>, k: Int, ef: Int, filter: SearchFilter?,
+        mode: FilteredSearchMode, budget: Int, hidden: UInt32? = nil
+    ) -> IndexSearchResult {
         withReadLock {
             if storage.hasCodes {
-                let distance = unsafe CodeDistance(query: query, storage: storage, metric: parameters.metric,
-                                            kernels: codeKernel)
+                let distance = unsafe CodeDistance(
+                    query: query, storage: storage, metric: parameters.metric,
+                    kernels: codeKernel)
                 let finish = { (context: SearchContext, stats: inout SearchStats) in
                     unsafe self.rescore(context, query: query, k: k, stats: &stats)
                 }
                 if let hidden {
-                    return unsafe searchWalk(HidingDistance(base: distance, hidden: hidden), k: k, ef: ef, filter: filter,
-                                      mode: mode, budget: budget, finish: finish)
+                    return unsafe searchWalk(
+                        HidingDistance(base: distance, hidden: hidden), k: k, ef: ef, filter: filter,
+                        mode: mode, budget: budget, finish: finish)
                 }
-                return unsafe searchWalk(distance, k: k, ef: ef, filter: filter, mode: mode, budget: budget, finish: finish)
+                return unsafe searchWalk(
+                    distance, k: k, ef: ef, filter: filter, mode: mode, budget: budget, finish: finish)
             }
             if let hidden {
-                return unsafe searchWalk(HidingDistance(base: floatDistance(query), hidden: hidden), k: k, ef: ef,
-                                  filter: filter, mode: mode, budget: budget) { context, _ in takeHits(context, k: k) }
+                return unsafe searchWalk(
+                    HidingDistance(base: floatDistance(query), hidden: hidden), k: k, ef: ef,
+                    filter: filter, mode: mode, budget: budget
+                ) { context, _ in takeHits(context, k: k) }
             }
             return unsafe searchWalk(floatDistance(query), k: k, ef: ef, filter: filter, mode: mode, budget: budget) {
                 context, _ in takeHits(context, k: k)
@@ -213,21 +228,25 @@ extension HNSWIndex {
         guard let (entryNode, topLevel) = loadEntry() else { return IndexSearchResult(hits: [], stats: stats) }
         let context = borrowContext()
         defer { returnContext(context) }
-        let (start, startDistance) = greedyDescent(distance, from: entryNode, topLevel: topLevel, toLevel: 1,
-                                                   stats: &stats)
+        let (start, startDistance) = greedyDescent(
+            distance, from: entryNode, topLevel: topLevel, toLevel: 1,
+            stats: &stats)
         switch filter {
         case nil:
-            searchLayer(distance, entry: start, entryDistance: startDistance, ef: ef, level: 0, context: context,
-                        predicate: AllNodes(), stats: &stats, budget: budget)
+            searchLayer(
+                distance, entry: start, entryDistance: startDistance, ef: ef, level: 0, context: context,
+                predicate: AllNodes(), stats: &stats, budget: budget)
         case .bitset(let set)?:
             unsafe set.words.withUnsafeBufferPointer { words in
                 let predicate = unsafe BitsetPredicate(words: words.baseAddress!, capacity: set.capacity)
-                unsafe searchFiltered(distance, entry: start, entryDistance: startDistance, ef: ef, context: context,
-                               predicate: predicate, mode: mode, stats: &stats, budget: budget)
+                unsafe searchFiltered(
+                    distance, entry: start, entryDistance: startDistance, ef: ef, context: context,
+                    predicate: predicate, mode: mode, stats: &stats, budget: budget)
             }
         case .predicate(let body)?:
-            searchFiltered(distance, entry: start, entryDistance: startDistance, ef: ef, context: context,
-                           predicate: ClosurePredicate(body: body), mode: mode, stats: &stats, budget: budget)
+            searchFiltered(
+                distance, entry: start, entryDistance: startDistance, ef: ef, context: context,
+                predicate: ClosurePredicate(body: body), mode: mode, stats: &stats, budget: budget)
         }
         return IndexSearchResult(hits: finish(context, &stats), stats: stats)
     }
@@ -238,19 +257,23 @@ extension HNSWIndex {
     ) {
         switch mode {
         case .admitMatching:
-            searchLayer(distance, entry: entry, entryDistance: entryDistance, ef: ef, level: 0, context: context,
-                        predicate: predicate, stats: &stats, budget: budget)
+            searchLayer(
+                distance, entry: entry, entryDistance: entryDistance, ef: ef, level: 0, context: context,
+                predicate: predicate, stats: &stats, budget: budget)
         case .matchingOnly:
-            searchMatchingOnly(distance, entry: entry, entryDistance: entryDistance, ef: ef, context: context,
-                               predicate: predicate, stats: &stats)
+            searchMatchingOnly(
+                distance, entry: entry, entryDistance: entryDistance, ef: ef, context: context,
+                predicate: predicate, stats: &stats)
         }
     }
 
     /// Re-scores every node left in the results heap (approximate distances) with float32 and returns the `k`
     /// nearest by exact distance. All vectors are requested before the first is scored, so their misses
     /// overlap. Counted in `stats.distanceComputations`.
-    private func rescore(_ context: SearchContext, query: UnsafePointer<Float>, k: Int,
-                         stats: inout SearchStats) -> [IndexHit] {
+    private func rescore(
+        _ context: SearchContext, query: UnsafePointer<Float>, k: Int,
+        stats: inout SearchStats
+    ) -> [IndexHit] {
         let exact = unsafe floatDistance(query)
         let results = unsafe context.results.base
         let n = context.results.count
@@ -268,8 +291,9 @@ extension HNSWIndex {
         var hits = [IndexHit](repeating: IndexHit(label: 0, distance: 0, node: 0), count: m)
         for i in 0..<m {
             let r = scored[i]
-            hits[i] = unsafe IndexHit(label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
-                               node: r.node)
+            hits[i] = unsafe IndexHit(
+                label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
+                node: r.node)
         }
         context.scratch = scored
         return hits
@@ -283,8 +307,9 @@ extension HNSWIndex {
         var i = n - 1
         while !context.results.isEmpty {
             let r = context.results.pop()
-            hits[i] = unsafe IndexHit(label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
-                                node: r.node)
+            hits[i] = unsafe IndexHit(
+                label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
+                node: r.node)
             i -= 1
         }
         return hits
@@ -293,8 +318,10 @@ extension HNSWIndex {
     /// Greedy walk (ef = 1) from `topLevel` down to `toLevel`, returning the closest node found.
     /// Caller holds the read lock.
     @inline(__always)
-    func greedyDescent<D: GraphDistance>(_ distance: D, from start: UInt32, topLevel: Int, toLevel: Int,
-                                         stats: inout SearchStats) -> (UInt32, Float) {
+    func greedyDescent<D: GraphDistance>(
+        _ distance: D, from start: UInt32, topLevel: Int, toLevel: Int,
+        stats: inout SearchStats
+    ) -> (UInt32, Float) {
         var current = start
         var currentDistance = distance(start)
         stats.distanceComputations &+= 1
@@ -324,8 +351,10 @@ extension HNSWIndex {
     /// Starts a layer search: a fresh visited tag, empty heaps, the entry as the first candidate (and result
     /// when admitted and live). Returns the tag and the initial result bound.
     @inline(__always)
-    private func begin(_ context: SearchContext, entry: UInt32, entryDistance: Float, ef: Int, admitEntry: Bool,
-                       stats: inout SearchStats) -> (UInt16, Float) {
+    private func begin(
+        _ context: SearchContext, entry: UInt32, entryDistance: Float, ef: Int, admitEntry: Bool,
+        stats: inout SearchStats
+    ) -> (UInt16, Float) {
         let tag = context.nextTag(capacity: storage.capacity)
         context.candidates.removeAll()
         context.results.removeAll()
@@ -348,8 +377,9 @@ extension HNSWIndex {
     ) {
         let storage = self.storage
         let states = unsafe storage.states
-        let (tag, initialBound) = begin(context, entry: entry, entryDistance: entryDistance, ef: ef,
-                                 admitEntry: predicate.matches(entry), stats: &stats)
+        let (tag, initialBound) = begin(
+            context, entry: entry, entryDistance: entryDistance, ef: ef,
+            admitEntry: predicate.matches(entry), stats: &stats)
         let visited = unsafe context.visited  // after begin: a grown index reallocates the visited list there
         var bound = initialBound
         let listWords = min(storage.maxLinks(level: level) + 1, 128)
@@ -398,7 +428,8 @@ extension HNSWIndex {
             while b < m {
                 let neighbour = unsafe batch[b]
                 b &+= 1
-                if b < m { unsafe distance.prefetchTail(batch[b]) }  // the rest of the next vector while this one is scored
+                // The rest of the next vector while this one is scored.
+                if b < m { unsafe distance.prefetchTail(batch[b]) }
                 let d = distance(neighbour)
                 stats.distanceComputations &+= 1
                 if d < bound {
@@ -428,8 +459,9 @@ extension HNSWIndex {
         let sparse = sparseNeighbourhood
         let maxMatching = storage.maxLinks0
         context.scratchIDs.removeAll(keepingCapacity: true)
-        let (tag, initialBound) = begin(context, entry: entry, entryDistance: entryDistance, ef: ef,
-                                 admitEntry: predicate.matches(entry), stats: &stats)
+        let (tag, initialBound) = begin(
+            context, entry: entry, entryDistance: entryDistance, ef: ef,
+            admitEntry: predicate.matches(entry), stats: &stats)
         let visited = unsafe context.visited  // after begin: a grown index reallocates the visited list there
         var bound = initialBound
 

@@ -70,7 +70,8 @@ extension HNSWIndex {
             unsafe try writer.write(UnsafeRawBufferPointer(start: s.vectors, count: highWater * s.dimensions * 4))
             unsafe try writer.write(UnsafeRawBufferPointer(start: s.links0, count: highWater * s.level0Stride * 4))
             for n in 0..<highWater where unsafe s.levels[n] > 0 {
-                unsafe try writer.write(UnsafeRawBufferPointer(start: s.upperLinks[n], count: Int(s.levels[n]) * s.upperStride * 4))
+                unsafe try writer.write(
+                    UnsafeRawBufferPointer(start: s.upperLinks[n], count: Int(s.levels[n]) * s.upperStride * 4))
             }
             var trailer = [UInt8](repeating: 0, count: 8)
             trailer.put(writer.crc, at: 0)
@@ -93,15 +94,19 @@ extension HNSWIndex {
     /// - Throws: `foreignFile` (not a snapshot), `newerFormat` (written by a newer version), `corruptFile`
     ///   (truncated, checksum mismatch, or inconsistent contents), `io` (cannot open or read).
     /// - Complexity: O(file size); one sequential read, no per-node allocation but upper-level blocks.
-    public static func load(from path: String, kernelLevel: KernelLevel = .best,
-                            traversal: TraversalPrecision = .int8) throws(HNSWError) -> HNSWIndex {
+    public static func load(
+        from path: String, kernelLevel: KernelLevel = .best,
+        traversal: TraversalPrecision = .int8
+    ) throws(HNSWError) -> HNSWIndex {
         try loadStamped(from: path, kernelLevel: kernelLevel, traversal: traversal).index
     }
 
     /// As `load(from:)`, also returning the stamp given to `save(to:stamp:)`.
     /// Codes for int8 traversal are not stored: they are computed again from the vectors.
-    public static func loadStamped(from path: String, kernelLevel: KernelLevel = .best,
-                                   traversal: TraversalPrecision = .int8) throws(HNSWError)
+    public static func loadStamped(
+        from path: String, kernelLevel: KernelLevel = .best,
+        traversal: TraversalPrecision = .int8
+    ) throws(HNSWError)
         -> (index: HNSWIndex, stamp: UInt64)
     {
         var reader = try SnapshotReader(path: path)
@@ -115,7 +120,8 @@ extension HNSWIndex {
         reader.crc = unsafe header.withUnsafeBytes { unsafe hs_crc32c(0, $0.baseAddress, $0.count) }
         let version: UInt32 = header.get(at: 8)
         guard version <= snapshotVersion else {
-            throw HNSWError(.newerFormat, "\(path) has snapshot format \(version); this build reads up to \(snapshotVersion)")
+            throw HNSWError(
+                .newerFormat, "\(path) has snapshot format \(version); this build reads up to \(snapshotVersion)")
         }
         guard version >= 1, let metric = Metric(code: header[16]) else {
             throw HNSWError(.corruptFile, "\(path): bad version or metric in header")
@@ -124,8 +130,9 @@ extension HNSWIndex {
         let connectivity = Int(header.get(at: 20) as UInt32)
         let effort = Int(header.get(at: 24) as UInt32)
         let highWater = Int(header.get(at: 28) as UInt32)
-        let parameters = HNSWParameters(dimensions: dimensions, metric: metric, connectivity: connectivity,
-                                        constructionEffort: effort, seed: header.get(at: 32))
+        let parameters = HNSWParameters(
+            dimensions: dimensions, metric: metric, connectivity: connectivity,
+            constructionEffort: effort, seed: header.get(at: 32))
         let sequence: UInt64 = header.get(at: 40)
         let entryNode: UInt32 = header.get(at: 48)
         let entryLevel = Int(header.get(at: 52) as UInt32) - 1
@@ -139,16 +146,20 @@ extension HNSWIndex {
         guard !vectorBytes.overflow, vectorBytes.partialValue <= reader.size else {
             throw HNSWError(.corruptFile, "\(path): \(highWater) nodes do not fit a file of \(reader.size) bytes")
         }
-        let index = try HNSWIndex(parameters: parameters, capacity: max(highWater, 16), kernelLevel: kernelLevel,
-                                    traversal: traversal)
+        let index = try HNSWIndex(
+            parameters: parameters, capacity: max(highWater, 16), kernelLevel: kernelLevel,
+            traversal: traversal)
         let s = index.storage
         unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.labels, count: highWater * 8))
         unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.levels, count: highWater))
         unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.states, count: highWater))
         unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.vectors, count: highWater * dimensions * 4))
-        unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.links0, count: highWater * s.level0Stride * 4))
+        unsafe try reader.read(
+            into: UnsafeMutableRawBufferPointer(start: s.links0, count: highWater * s.level0Stride * 4))
         for n in 0..<highWater where unsafe s.levels[n] > 0 {
-            guard unsafe s.levels[n] <= 31 else { throw HNSWError(.corruptFile, unsafe "\(path): node \(n) has level \(s.levels[n])") }
+            guard unsafe s.levels[n] <= 31 else {
+                throw HNSWError(.corruptFile, unsafe "\(path): node \(n) has level \(s.levels[n])")
+            }
             let words = unsafe Int(s.levels[n]) * s.upperStride
             let block = UnsafeMutablePointer<UInt32>.allocate(capacity: words)
             unsafe s.adoptUpperLinks(block, for: n)
@@ -163,8 +174,9 @@ extension HNSWIndex {
         guard trailer.get(at: 0) as UInt32 == computed else {
             throw HNSWError(.corruptFile, "\(path): checksum mismatch")
         }
-        try index.adoptLoadedState(highWater: highWater, sequence: sequence, entryNode: entryNode,
-                                   entryLevel: entryLevel, path: path)
+        try index.adoptLoadedState(
+            highWater: highWater, sequence: sequence, entryNode: entryNode,
+            entryLevel: entryLevel, path: path)
         for n in 0..<highWater where unsafe s.states[n] != NodeState.free.rawValue {
             // A forged file can carry a valid checksum: no stored vector may hold NaN or an infinity (norms are
             // not checked here, so snapshots of rows written before the norm check still load).
@@ -179,8 +191,10 @@ extension HNSWIndex {
 
     /// Checks a freshly read storage and rebuilds the bookkeeping from it. The checksum already matched, so a
     /// failure here means a file written wrongly or forged: still a typed error, never a crash later.
-    private func adoptLoadedState(highWater: Int, sequence: UInt64, entryNode: UInt32, entryLevel: Int,
-                                  path: String) throws(HNSWError) {
+    private func adoptLoadedState(
+        highWater: Int, sequence: UInt64, entryNode: UInt32, entryLevel: Int,
+        path: String
+    ) throws(HNSWError) {
         let s = storage
         var book = Bookkeeping()
         book.highWater = UInt32(highWater)
@@ -206,8 +220,11 @@ extension HNSWIndex {
                         throw HNSWError(.corruptFile, "\(path): node \(n) links to node \(target) ≥ \(highWater)")
                     }
                     // A search follows the link and reads the target's list at this level: it must have one.
-                    guard unsafe s.states[target] != NodeState.free.rawValue, unsafe Int(s.levels[target]) >= level else {
-                        throw HNSWError(.corruptFile, "\(path): node \(n) links at level \(level) to node \(target), which has no list there")
+                    guard unsafe s.states[target] != NodeState.free.rawValue, unsafe Int(s.levels[target]) >= level
+                    else {
+                        throw HNSWError(
+                            .corruptFile,
+                            "\(path): node \(n) links at level \(level) to node \(target), which has no list there")
                     }
                 }
             }
@@ -221,8 +238,10 @@ extension HNSWIndex {
         book.freeSlots.reverse()
         if entryLevel >= 0 {
             guard Int(entryNode) < highWater, unsafe s.states[Int(entryNode)] != NodeState.free.rawValue,
-                  unsafe Int(s.levels[Int(entryNode)]) == entryLevel
-            else { throw HNSWError(.corruptFile, "\(path): entry point \(entryNode) is not a node of level \(entryLevel)") }
+                unsafe Int(s.levels[Int(entryNode)]) == entryLevel
+            else {
+                throw HNSWError(.corruptFile, "\(path): entry point \(entryNode) is not a node of level \(entryLevel)")
+            }
             storeEntry(node: entryNode, level: entryLevel)
         } else if book.nodeByLabel.count > 0 {
             throw HNSWError(.corruptFile, "\(path): nodes without an entry point")
@@ -270,7 +289,9 @@ private struct SnapshotWriter {
         while offset < bytes.count {
             let n = unsafe Glibc.write(fd, base + offset, bytes.count - offset)
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw HNSWError(.io, unsafe "cannot write \(path): \(String(cString: strerror(errno)))") }
+            guard n > 0 else {
+                throw HNSWError(.io, unsafe "cannot write \(path): \(String(cString: strerror(errno)))")
+            }
             offset += n
         }
     }
@@ -281,8 +302,12 @@ private struct SnapshotWriter {
     }
 
     func finish() throws(HNSWError) {
-        guard fsync(fd) == 0 else { throw HNSWError(.io, unsafe "cannot fsync \(path): \(String(cString: strerror(errno)))") }
-        guard close(fd) == 0 else { throw HNSWError(.io, unsafe "cannot close \(path): \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else {
+            throw HNSWError(.io, unsafe "cannot fsync \(path): \(String(cString: strerror(errno)))")
+        }
+        guard close(fd) == 0 else {
+            throw HNSWError(.io, unsafe "cannot close \(path): \(String(cString: strerror(errno)))")
+        }
     }
 
     func abandon() { close(fd) }
@@ -317,7 +342,9 @@ private struct SnapshotReader {
         while offset < buffer.count {
             let n = unsafe Glibc.read(fd, base + offset, buffer.count - offset)
             if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw HNSWError(.io, unsafe "cannot read \(path): \(String(cString: strerror(errno)))") }
+            guard n >= 0 else {
+                throw HNSWError(.io, unsafe "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
             if n == 0 { break }
             offset += n
         }
@@ -326,7 +353,9 @@ private struct SnapshotReader {
     }
 
     mutating func readUpTo(_ bytes: inout [UInt8]) throws(HNSWError) -> Int {
-        let result = unsafe bytes.withUnsafeMutableBytes { raw in Result { () throws(HNSWError) in unsafe try readUpTo(raw) } }
+        let result = unsafe bytes.withUnsafeMutableBytes { raw in
+            Result { () throws(HNSWError) in unsafe try readUpTo(raw) }
+        }
         return try result.get()
     }
 

@@ -13,8 +13,10 @@ public struct HNSWParameters: Sendable, Equatable, Codable {
     /// Seeds the level of each inserted node; with one thread a build is then deterministic.
     public var seed: UInt64
 
-    public init(dimensions: Int, metric: Metric = .l2, connectivity: Int = 16, constructionEffort: Int = 200,
-                seed: UInt64 = 0x5EED) {
+    public init(
+        dimensions: Int, metric: Metric = .l2, connectivity: Int = 16, constructionEffort: Int = 200,
+        seed: UInt64 = 0x5EED
+    ) {
         self.dimensions = dimensions
         self.metric = metric
         self.connectivity = connectivity
@@ -30,7 +32,8 @@ public struct HNSWParameters: Sendable, Equatable, Codable {
             throw HNSWError(.invalidParameter, "connectivity (M) must be 2…128, got \(connectivity)")
         }
         guard constructionEffort >= 1 else {
-            throw HNSWError(.invalidParameter, "constructionEffort (efConstruction) must be ≥ 1, got \(constructionEffort)")
+            throw HNSWError(
+                .invalidParameter, "constructionEffort (efConstruction) must be ≥ 1, got \(constructionEffort)")
         }
     }
 }
@@ -108,16 +111,18 @@ public struct IndexSearchResult: Sendable {
     /// - Parameter traversal: `.int8` (default) keeps int8 codes beside the vectors (+¼ of the vector bytes)
     ///   and walks the graph on them, re-scoring the final candidates in float32.
     /// - Throws: `invalidParameter` when a parameter is out of range.
-    public init(parameters: HNSWParameters, capacity: Int = 1024, kernelLevel: KernelLevel = .best,
-                traversal: TraversalPrecision = .int8) throws(HNSWError)
-    {
+    public init(
+        parameters: HNSWParameters, capacity: Int = 1024, kernelLevel: KernelLevel = .best,
+        traversal: TraversalPrecision = .int8
+    ) throws(HNSWError) {
         try parameters.validate()
         self.parameters = parameters
         self.kernel = DistanceKernel(metric: parameters.metric, level: kernelLevel)
         self.codeKernel = CodeKernel(level: kernelLevel)
         self.traversal = traversal
-        self.storage = NodeStorage(dimensions: parameters.dimensions, connectivity: parameters.connectivity,
-                                   capacity: capacity, codes: traversal == .int8)
+        self.storage = NodeStorage(
+            dimensions: parameters.dimensions, connectivity: parameters.connectivity,
+            capacity: capacity, codes: traversal == .int8)
         unsafe self.rw = unsafe hs_rwlock_create()
         self.levelMultiplier = 1 / log(Double(parameters.connectivity))
     }
@@ -153,7 +158,9 @@ public struct IndexSearchResult: Sendable {
     /// A copy of the stored vector of a label (normalised for cosine).
     public func vector(forLabel label: UInt64) -> [Float]? {
         guard let node = node(forLabel: label) else { return nil }
-        return withReadLock { unsafe Array(UnsafeBufferPointer(start: storage.vector(node), count: parameters.dimensions)) }
+        return withReadLock {
+            unsafe Array(UnsafeBufferPointer(start: storage.vector(node), count: parameters.dimensions))
+        }
     }
 
     /// Bytes held in RAM by vectors, int8 codes (with `traversal: .int8`), links and per-node metadata (not the
@@ -163,7 +170,9 @@ public struct IndexSearchResult: Sendable {
             let s = storage
             var bytes = s.capacity * (s.dimensions * 4 + s.level0Stride * 4 + 8 + 8 + 3)
             if s.hasCodes { bytes += s.capacity * (s.codeStride + 8) }
-            for n in 0..<s.capacity where unsafe s.levels[n] > 0 { unsafe bytes += Int(s.levels[n]) * s.upperStride * 4 }
+            for n in 0..<s.capacity where unsafe s.levels[n] > 0 {
+                unsafe bytes += Int(s.levels[n]) * s.upperStride * 4
+            }
             return bytes
         }
     }
@@ -208,8 +217,10 @@ public struct IndexSearchResult: Sendable {
     /// Checks a vector's length and `vectorProblem` (finite components, a norm whose distances stay finite).
     func validate(_ vector: UnsafeBufferPointer<Float>, label: UInt64?) throws(HNSWError) {
         guard vector.count == parameters.dimensions else {
-            throw HNSWError(.dimensionMismatch, "expected \(parameters.dimensions) dimensions, got \(vector.count)"
-                + (label.map { " (label \($0))" } ?? ""))
+            throw HNSWError(
+                .dimensionMismatch,
+                "expected \(parameters.dimensions) dimensions, got \(vector.count)"
+                    + (label.map { " (label \($0))" } ?? ""))
         }
         if let problem = unsafe vectorProblem(vector, metric: parameters.metric) {
             throw HNSWError(.nonFiniteVector, problem.message + (label.map { " (label \($0))" } ?? ""))

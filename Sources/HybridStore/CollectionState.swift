@@ -38,7 +38,10 @@ final class CollectionState: @unchecked Sendable {
     /// External id of each node, indexed by node id; nil for free or not-yet-published nodes.
     private var ids: [RowID?] = []
 
-    init(number: Int64, name: String, schema: Schema, uuid: String, index: HNSWIndex, lock: ReadWriteLock = ReadWriteLock()) {
+    init(
+        number: Int64, name: String, schema: Schema, uuid: String, index: HNSWIndex,
+        lock: ReadWriteLock = ReadWriteLock()
+    ) {
         self.lock = lock
         self.number = number
         self.name = name
@@ -96,7 +99,9 @@ final class CollectionState: @unchecked Sendable {
             columns = freshColumns
             ids = []
             for row in rows {
-                if Int(row.node) >= ids.count { ids.append(contentsOf: repeatElement(nil, count: Int(row.node) + 1 - ids.count)) }
+                if Int(row.node) >= ids.count {
+                    ids.append(contentsOf: repeatElement(nil, count: Int(row.node) + 1 - ids.count))
+                }
                 ids[Int(row.node)] = row.id
             }
         }
@@ -106,7 +111,9 @@ final class CollectionState: @unchecked Sendable {
     func mutate<R>(_ body: (FilterColumns, (UInt32, RowID?) -> Void) -> R) -> R {
         lock.write {
             body(columns) { node, id in
-                if Int(node) >= self.ids.count { self.ids.append(contentsOf: repeatElement(nil, count: Int(node) + 1 - self.ids.count)) }
+                if Int(node) >= self.ids.count {
+                    self.ids.append(contentsOf: repeatElement(nil, count: Int(node) + 1 - self.ids.count))
+                }
                 self.ids[Int(node)] = id
             }
         }

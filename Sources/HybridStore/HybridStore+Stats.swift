@@ -38,20 +38,24 @@ extension HybridStore {
     public func statistics(_ collection: CollectionRef) throws(HybridStoreError) -> CollectionStatistics {
         let s = try state(collection)
         let rows = try count(collection)
-        let (nodes, bytes, columns) = s.query { index, columns, _ in (index.count, index.memoryBytes, columns.statistics()) }
+        let (nodes, bytes, columns) = s.query { index, columns, _ in
+            (index.count, index.memoryBytes, columns.statistics())
+        }
         let (coldRows, coldBytes) = try withReader { c -> (Int, Int) in
             guard case .integer(let n)? = try c.statement(SQL.coldRowCount).scalar([.integer(s.number)]),
-                  case .integer(let b)? = try c.statement(SQL.coldBytes).scalar([.integer(s.number)]) else { return (0, 0) }
+                case .integer(let b)? = try c.statement(SQL.coldBytes).scalar([.integer(s.number)])
+            else { return (0, 0) }
             return (Int(n), Int(b))
         }
         let (blocks, coldMemory) = s.lock.read { (s.cold.blocks.count, s.cold.memoryBytes) }
-        return CollectionStatistics(name: s.name, rows: rows, indexNodes: nodes, indexBytes: bytes,
-                                    storeBytesOnDisk: directorySize(directory), tiers: ["hot": nodes, "cold": coldRows],
-                                    columnBytes: s.columnAndIDBytes, coldBlocks: blocks, coldBytesOnDisk: coldBytes,
-                                    coldMemoryBytes: coldMemory, columns: columns,
-                                    calibration: s.calibration.withLock { $0.built },
-                                    effortScales: s.calibration.withLock { $0.scales },
-                                    coldEffortScale: s.calibration.withLock { $0.coldScale })
+        return CollectionStatistics(
+            name: s.name, rows: rows, indexNodes: nodes, indexBytes: bytes,
+            storeBytesOnDisk: directorySize(directory), tiers: ["hot": nodes, "cold": coldRows],
+            columnBytes: s.columnAndIDBytes, coldBlocks: blocks, coldBytesOnDisk: coldBytes,
+            coldMemoryBytes: coldMemory, columns: columns,
+            calibration: s.calibration.withLock { $0.built },
+            effortScales: s.calibration.withLock { $0.scales },
+            coldEffortScale: s.calibration.withLock { $0.coldScale })
     }
 
     /// Every collection's statistics (those that cannot be read are left out; for metrics).
@@ -62,8 +66,10 @@ extension HybridStore {
     /// Calls `body` with every row of a collection in row order, `batch` rows per read, with all columns
     /// (and the vector when asked: a cold row's as stored in its block). Reads in short transactions, so writers are not held up.
     /// - Throws: `unknownCollection`, `sqlite`, or what `body` throws.
-    public func forEachRow(in collection: CollectionRef, includeVector: Bool = true, batch: Int = 1000,
-                           _ body: (Row) throws -> Void) throws {
+    public func forEachRow(
+        in collection: CollectionRef, includeVector: Bool = true, batch: Int = 1000,
+        _ body: (Row) throws -> Void
+    ) throws {
         let s = try state(collection)
         let positions = Array(s.schema.columns.indices)
         var after: Int64 = 0

@@ -9,18 +9,22 @@ extension HybridStore {
     ///   `sqlite`.
     /// - Complexity: O(rows × text length): every row's text is tokenized.
     @discardableResult
-    public func makeSearchable(_ collection: CollectionRef, columns names: [String],
-                               progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws(HybridStoreError) -> CollectionRef {
+    public func makeSearchable(
+        _ collection: CollectionRef, columns names: [String],
+        progress: ((_ done: Int, _ total: Int) -> Void)? = nil
+    ) throws(HybridStoreError) -> CollectionRef {
         let s = try state(collection)
         var schema = s.schema
         for name in names {
             guard let (position, spec) = schema.column(name) else {
-                throw HybridStoreError(.unknownColumn, "collection `\(s.name)` has no column `\(name)`",
-                                       context: ["collection": s.name, "column": name])
+                throw HybridStoreError(
+                    .unknownColumn, "collection `\(s.name)` has no column `\(name)`",
+                    context: ["collection": s.name, "column": name])
             }
             guard spec.type == .text else {
-                throw HybridStoreError(.invalidSchema, "column `\(name)` is \(spec.type.rawValue): only text columns can be searchable",
-                                       context: ["collection": s.name, "column": name])
+                throw HybridStoreError(
+                    .invalidSchema, "column `\(name)` is \(spec.type.rawValue): only text columns can be searchable",
+                    context: ["collection": s.name, "column": name])
             }
             schema.columns[position].searchable = true
         }
@@ -31,15 +35,17 @@ extension HybridStore {
         return try sqliteWork("making columns of `\(s.name)` searchable") {
             try withWriter { c, _ in
                 guard let current = catalog.withLock({ $0[s.name] }), current === s else {
-                    throw HybridStoreError(.unknownCollection, "collection `\(s.name)` changed meanwhile; try again",
-                                           context: ["collection": s.name])
+                    throw HybridStoreError(
+                        .unknownCollection, "collection `\(s.name)` changed meanwhile; try again",
+                        context: ["collection": s.name])
                 }
                 try c.transaction(immediate: true) {
                     try c.statement(SQL.setSchema).run([.integer(s.number), .text(schemaText)])
                     try c.execute(s.table.dropText)
                     try c.execute(table.createText!)
                     guard case .integer(let last)? = try c.statement(table.maxRow).scalar(),
-                          case .integer(let total)? = try c.statement(table.count).scalar() else { return }
+                        case .integer(let total)? = try c.statement(table.count).scalar()
+                    else { return }
                     let fill = try c.prepareOnce(table.indexTextRange)
                     let batch: Int64 = 20_000
                     var low: Int64 = 0

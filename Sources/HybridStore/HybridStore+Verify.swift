@@ -65,7 +65,8 @@ extension HybridStore {
             let have = (5...8).map { recorded.int64(Int32($0)) }
             let want = counted[name] ?? [0, 0, 0, 0]
             if have != want {
-                problems.append("tenant `\(name)`: recorded hot rows/bytes, cold rows/bytes \(have), its rows add up to \(want)")
+                problems.append(
+                    "tenant `\(name)`: recorded hot rows/bytes, cold rows/bytes \(have), its rows add up to \(want)")
             }
         }
         for name in counted.keys.sorted() where !seen.contains(name) {
@@ -105,7 +106,9 @@ extension HybridStore {
                 if stored.isEmpty {
                     coldSeen += 1
                     if let block = coldBlockOf[Int64(row)] {
-                        if blockRows[block]?.contains(Int64(row)) != true { problems.append("cold row \(row) is not in its block \(block)") }
+                        if blockRows[block]?.contains(Int64(row)) != true {
+                            problems.append("cold row \(row) is not in its block \(block)")
+                        }
                     } else {
                         problems.append("row \(row) has no vector and no cold block")
                     }
@@ -123,17 +126,22 @@ extension HybridStore {
                     problems.append("row \(row) (id \(statement.column(1))) is missing from the index")
                     continue
                 }
-                if s.schema.vector.metric == .cosine { unsafe stored.withUnsafeMutableBufferPointer { unsafe normalize($0) } }
+                if s.schema.vector.metric == .cosine {
+                    unsafe stored.withUnsafeMutableBufferPointer { unsafe normalize($0) }
+                }
                 if zip(stored, inIndex).contains(where: { abs($0 - $1) > 1e-5 * max(1, abs($0)) }) {
                     problems.append("row \(row): the index holds a different vector")
                 }
-                let expected: RowID? = switch statement.column(1) {
-                case .integer(let v): .int(v)
-                case .text(let t): .string(t)
-                default: nil
-                }
+                let expected: RowID? =
+                    switch statement.column(1) {
+                    case .integer(let v): .int(v)
+                    case .text(let t): .string(t)
+                    default: nil
+                    }
                 if idOf(node) != expected {
-                    problems.append("row \(row): node \(node) maps to id \(idOf(node).map(\.description) ?? "none"), expected \(expected.map(\.description) ?? "none")")
+                    problems.append(
+                        "row \(row): node \(node) maps to id \(idOf(node).map(\.description) ?? "none"), expected \(expected.map(\.description) ?? "none")"
+                    )
                 }
             }
             for label in index.labels() where !seen.contains(label) {
@@ -159,7 +167,9 @@ extension HybridStore {
             for block in s.cold.blocks {
                 for position in 0..<block.count where s.cold.rowOfSlot[Int(block.slot(position))] >= 0 {
                     let row = s.cold.rowOfSlot[Int(block.slot(position))]
-                    if coldBlockOf[row] != block.id { out.append("the in-memory cold tier places row \(row) in block \(block.id)") }
+                    if coldBlockOf[row] != block.id {
+                        out.append("the in-memory cold tier places row \(row) in block \(block.id)")
+                    }
                 }
             }
             return Array(out.prefix(10))
@@ -167,8 +177,9 @@ extension HybridStore {
         problems += strays
         problems += try verifyText(s, c)
         let nodes = s.read { index, _ in index.count }
-        return CollectionReport(name: s.name, rows: rows, vectors: vectors, indexNodes: nodes, mismatches: problems,
-                                unreachableNodes: unreachable)
+        return CollectionReport(
+            name: s.name, rows: rows, vectors: vectors, indexNodes: nodes, mismatches: problems,
+            unreachableNodes: unreachable)
     }
 
     /// The keyword index against the rows: one size record per row, and FTS5's own check that every row's

@@ -157,8 +157,9 @@ extension HybridStore {
         }
         guard !labels.isEmpty else { return }
         do throws(HNSWError) {
-            let nodes = try index.insert(contentsOf: vectors, labels: labels,
-                                         threads: labels.count >= 256 ? configuration.buildThreads : 1)
+            let nodes = try index.insert(
+                contentsOf: vectors, labels: labels,
+                threads: labels.count >= 256 ? configuration.buildThreads : 1)
             s.mutate { columns, setID in
                 for (node, entry) in zip(nodes, inserts) {
                     columns.set(node: node, values: entry.values)
@@ -178,12 +179,15 @@ extension HybridStore {
             return true
         }
         guard start else { return }
-        inBackground({ [self] () throws(HybridStoreError) in try checkpoint() },
-                     then: { [self] in writer.withLock { $0.checkpointScheduled = false } })
+        inBackground(
+            { [self] () throws(HybridStoreError) in try checkpoint() },
+            then: { [self] in writer.withLock { $0.checkpointScheduled = false } })
     }
 
     /// Runs `work` on the background queue, keeping its error for `lastBackgroundError`, then `then`.
-    func inBackground(_ work: @escaping @Sendable () throws(HybridStoreError) -> Void, then: @escaping @Sendable () -> Void) {
+    func inBackground(
+        _ work: @escaping @Sendable () throws(HybridStoreError) -> Void, then: @escaping @Sendable () -> Void
+    ) {
         backgroundQueue.async { [self] in
             do throws(HybridStoreError) {
                 try work()

@@ -79,8 +79,10 @@ public final class HybridStore: Sendable {
     /// - Throws: `notAStore`, `storeLocked` (open elsewhere, in this or another process, for writing; or
     ///   for reading when opening to write), `newerFormat`, `corruptFile` (not a HybridStore database, or
     ///   damaged), `io`, `sqlite`.
-    public init(directory: String, create: Bool = false, mode: AccessMode = .readWrite,
-                configuration: Configuration = Configuration()) throws(HybridStoreError) {
+    public init(
+        directory: String, create: Bool = false, mode: AccessMode = .readWrite,
+        configuration: Configuration = Configuration()
+    ) throws(HybridStoreError) {
         self.directory = directory
         self.configuration = configuration
         self.mode = mode
@@ -90,13 +92,15 @@ public final class HybridStore: Sendable {
         var isDirectory: ObjCBool = false
         if unsafe !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
             guard creating else {
-                throw HybridStoreError(.notAStore, "no store at \(directory) (the directory does not exist)",
-                                       context: ["path": directory])
+                throw HybridStoreError(
+                    .notAStore, "no store at \(directory) (the directory does not exist)",
+                    context: ["path": directory])
             }
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             } catch {
-                throw HybridStoreError(.io, "cannot create \(directory): \(error.localizedDescription)", context: ["path": directory])
+                throw HybridStoreError(
+                    .io, "cannot create \(directory): \(error.localizedDescription)", context: ["path": directory])
             }
         } else if !isDirectory.boolValue {
             throw HybridStoreError(.notAStore, "\(directory) is not a directory", context: ["path": directory])
@@ -105,18 +109,21 @@ public final class HybridStore: Sendable {
         if !existed && !creating {
             let snapshots = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
                 .filter { $0.hasPrefix("index-") && $0.contains(".hsnap") }
-            throw HybridStoreError(.notAStore, snapshots.isEmpty
-                ? "no store at \(directory) (no store.sqlite); `create` one first"
-                : "\(directory) has index snapshots but no store.sqlite: the database is missing, and a snapshot alone holds no rows",
+            throw HybridStoreError(
+                .notAStore,
+                snapshots.isEmpty
+                    ? "no store at \(directory) (no store.sqlite); `create` one first"
+                    : "\(directory) has index snapshots but no store.sqlite: the database is missing, and a snapshot alone holds no rows",
                 context: ["path": directory])
         }
         lockKey = try Self.acquireLock(directory, shared: mode == .readOnly)
         immutable = mode == .readOnly && Self.walIsEmpty(databasePath)
         let connection: Connection
         do {
-            connection = try Connection(path: databasePath, create: creating, readOnly: mode == .readOnly,
-                                        immutable: immutable,
-                                        synchronousFull: configuration.synchronousCommits)
+            connection = try Connection(
+                path: databasePath, create: creating, readOnly: mode == .readOnly,
+                immutable: immutable,
+                synchronousFull: configuration.synchronousCommits)
         } catch {
             Self.releaseLock(lockKey)
             throw HybridStoreError(error, while: "opening \(databasePath)")
@@ -196,17 +203,20 @@ public final class HybridStore: Sendable {
     private static func acquireLock(_ directory: String, shared: Bool) throws(HybridStoreError) -> String {
         let path = directory + "/LOCK"
         let key = URL(fileURLWithPath: directory).resolvingSymlinksInPath().standardizedFileURL.path
-        let locked = HybridStoreError(.storeLocked,
-                                      "the store at \(directory) is open elsewhere (in this or another process"
-                                        + (shared ? ", for writing" : "") + "); close it first",
-                                      context: ["path": directory])
+        let locked = HybridStoreError(
+            .storeLocked,
+            "the store at \(directory) is open elsewhere (in this or another process"
+                + (shared ? ", for writing" : "") + "); close it first",
+            context: ["path": directory])
         try openHere.withLock { (open: inout [String: OpenDirectory]) throws(HybridStoreError) in
             if let entry = open[key] {
                 guard shared && entry.readers > 0 else { throw locked }
                 open[key]!.readers += 1
                 return
             }
-            let fd = unsafe shared ? Glibc.open(path, O_RDONLY | O_CLOEXEC) : Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            let fd =
+                unsafe shared
+                ? Glibc.open(path, O_RDONLY | O_CLOEXEC) : Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else {
                 let reason = errno
                 if unsafe shared && reason == ENOENT && access(directory, W_OK) != 0 {
@@ -214,15 +224,18 @@ public final class HybridStore: Sendable {
                     return
                 }
                 if shared && reason == ENOENT {
-                    throw HybridStoreError(.notAStore, "no store at \(directory) (no LOCK file)", context: ["path": directory])
+                    throw HybridStoreError(
+                        .notAStore, "no store at \(directory) (no LOCK file)", context: ["path": directory])
                 }
-                throw HybridStoreError(.io, unsafe "cannot open \(path): \(String(cString: strerror(reason)))", context: ["path": path])
+                throw HybridStoreError(
+                    .io, unsafe "cannot open \(path): \(String(cString: strerror(reason)))", context: ["path": path])
             }
             let rc = hs_lock_file_as(fd, shared ? 1 : 0)
             if rc != 0 {
                 Glibc.close(fd)
                 if rc == EAGAIN || rc == EACCES { throw locked }
-                throw HybridStoreError(.io, unsafe "cannot lock \(path): \(String(cString: strerror(rc)))", context: ["path": directory])
+                throw HybridStoreError(
+                    .io, unsafe "cannot lock \(path): \(String(cString: strerror(rc)))", context: ["path": directory])
             }
             open[key] = OpenDirectory(descriptor: fd, readers: shared ? 1 : 0)
         }
@@ -246,13 +259,16 @@ public final class HybridStore: Sendable {
         try sqliteWork("opening \(databasePath)") {
             let hasCatalog = try c.statement(SQL.hasCatalog).scalar() == .integer(1)
             if hasCatalog {
-                guard case .integer(let version)? = try c.statement(SQL.readMeta).scalar([.text("format_version")]) else {
-                    throw HybridStoreError(.corruptFile, "\(databasePath) has no format version: not a HybridStore database")
+                guard case .integer(let version)? = try c.statement(SQL.readMeta).scalar([.text("format_version")])
+                else {
+                    throw HybridStoreError(
+                        .corruptFile, "\(databasePath) has no format version: not a HybridStore database")
                 }
                 guard version <= SQL.formatVersion else {
-                    throw HybridStoreError(.newerFormat,
-                                           "\(databasePath) has format \(version); this build reads up to \(SQL.formatVersion). Upgrade HybridStore.",
-                                           context: ["expected": "\(SQL.formatVersion)", "actual": "\(version)"])
+                    throw HybridStoreError(
+                        .newerFormat,
+                        "\(databasePath) has format \(version); this build reads up to \(SQL.formatVersion). Upgrade HybridStore.",
+                        context: ["expected": "\(SQL.formatVersion)", "actual": "\(version)"])
                 }
                 if mode == .readWrite {
                     try c.execute(SQL.createTiering)
@@ -301,7 +317,8 @@ public final class HybridStore: Sendable {
     /// Runs `body` holding the writer connection.
     func withWriter<R>(_ body: (Connection, inout Int) throws -> R) throws -> R {
         guard mode == .readWrite else {
-            throw HybridStoreError(.readOnly, "the store at \(directory) is open read-only", context: ["path": directory])
+            throw HybridStoreError(
+                .readOnly, "the store at \(directory) is open read-only", context: ["path": directory])
         }
         return try writer.withLock { state throws -> R in
             guard let connection = state.connection else {
@@ -315,8 +332,9 @@ public final class HybridStore: Sendable {
 
     func state(_ collection: CollectionRef) throws(HybridStoreError) -> CollectionState {
         guard let state = catalog.withLock({ $0[collection.name] }), state.number == collection.number else {
-            throw HybridStoreError(.unknownCollection, "no collection `\(collection.name)` (dropped?)",
-                                   context: ["collection": collection.name])
+            throw HybridStoreError(
+                .unknownCollection, "no collection `\(collection.name)` (dropped?)",
+                context: ["collection": collection.name])
         }
         return state
     }
@@ -325,7 +343,8 @@ public final class HybridStore: Sendable {
     /// - Throws: `unknownCollection`.
     public func collection(_ name: String) throws(HybridStoreError) -> CollectionRef {
         guard let state = catalog.withLock({ $0[name] }) else {
-            throw HybridStoreError(.unknownCollection, "no collection `\(name)`; create it first", context: ["collection": name])
+            throw HybridStoreError(
+                .unknownCollection, "no collection `\(name)`; create it first", context: ["collection": name])
         }
         return state.handle
     }
@@ -342,14 +361,15 @@ public final class HybridStore: Sendable {
     public func collection(_ name: String, creatingIfMissing schema: Schema) throws(HybridStoreError) -> CollectionRef {
         if let state = catalog.withLock({ $0[name] }) {
             guard state.schema == schema else {
-                throw HybridStoreError(.invalidSchema, "collection `\(name)` exists with another schema",
-                                       context: ["collection": name])
+                throw HybridStoreError(
+                    .invalidSchema, "collection `\(name)` exists with another schema",
+                    context: ["collection": name])
             }
             return state.handle
         }
         do {
             return try createCollection(name, schema: schema)
-        } catch where error.code == .collectionExists {
+        } catch  where error.code == .collectionExists {
             return try collection(name, creatingIfMissing: schema)
         }
     }
@@ -359,15 +379,18 @@ public final class HybridStore: Sendable {
     /// - Complexity: O(1); one transaction.
     public func createCollection(_ name: String, schema: Schema) throws(HybridStoreError) -> CollectionRef {
         guard isValidName(name) else {
-            throw HybridStoreError(.invalidSchema, "collection name `\(name)` must be 1–64 characters of letters, digits and _, not starting with a digit",
-                                   context: ["collection": name])
+            throw HybridStoreError(
+                .invalidSchema,
+                "collection name `\(name)` must be 1–64 characters of letters, digits and _, not starting with a digit",
+                context: ["collection": name])
         }
         try schema.validate()
         let schemaText = try schema.json()
         return try sqliteWork("creating collection `\(name)`") {
             try withWriter { c, _ in
                 if catalog.withLock({ $0[name] }) != nil {
-                    throw HybridStoreError(.collectionExists, "collection `\(name)` already exists", context: ["collection": name])
+                    throw HybridStoreError(
+                        .collectionExists, "collection `\(name)` already exists", context: ["collection": name])
                 }
                 let uuid = UUID().uuidString
                 let number = try c.transaction(immediate: true) { () throws -> Int64 in
@@ -413,7 +436,9 @@ public final class HybridStore: Sendable {
                         try foldUsageLog(c)
                         let totals = try c.prepareOnce(s.table.tenantTotals)
                         var rows: [(Value, [Int64])] = []
-                        while try totals.step() { rows.append((totals.column(0), (1...4).map { totals.int64(Int32($0)) })) }
+                        while try totals.step() {
+                            rows.append((totals.column(0), (1...4).map { totals.int64(Int32($0)) }))
+                        }
                         for (name, t) in rows {
                             try c.statement(SQL.uncountTenant).run([name] + t.map { .integer($0) })
                         }
@@ -434,4 +459,3 @@ public final class HybridStore: Sendable {
 
     func snapshotPath(_ state: CollectionState) -> String { directory + "/index-\(state.uuid).hsnap" }
 }
-

@@ -73,8 +73,10 @@ public struct HybridStoreError: Error, Sendable, CustomStringConvertible {
     public var context: [String: String]
     public var underlying: (any Error & Sendable)?
 
-    public init(_ code: Code, _ message: String, context: [String: String] = [:],
-                underlying: (any Error & Sendable)? = nil) {
+    public init(
+        _ code: Code, _ message: String, context: [String: String] = [:],
+        underlying: (any Error & Sendable)? = nil
+    ) {
         self.code = code
         self.message = message
         self.context = context
@@ -89,18 +91,20 @@ public struct HybridStoreError: Error, Sendable, CustomStringConvertible {
     }
 
     init(_ error: HNSWError, collection: String, item: String? = nil) {
-        let code: Code = switch error.code {
-        case .dimensionMismatch: .dimensionMismatch
-        case .nonFiniteVector: .nonFiniteVector
-        case .corruptFile, .foreignFile: .corruptFile
-        case .newerFormat: .newerFormat
-        case .io: .io
-        default: .invalidArgument
-        }
+        let code: Code =
+            switch error.code {
+            case .dimensionMismatch: .dimensionMismatch
+            case .nonFiniteVector: .nonFiniteVector
+            case .corruptFile, .foreignFile: .corruptFile
+            case .newerFormat: .newerFormat
+            case .io: .io
+            default: .invalidArgument
+            }
         var context = ["collection": collection]
         if let item { context["id"] = item }
-        self.init(code, "collection `\(collection)`" + (item.map { ", id \($0)" } ?? "") + ": \(error.message)",
-                  context: context, underlying: error)
+        self.init(
+            code, "collection `\(collection)`" + (item.map { ", id \($0)" } ?? "") + ": \(error.message)",
+            context: context, underlying: error)
     }
 }
 

@@ -27,7 +27,9 @@ public struct ColumnSpec: Sendable, Codable, Equatable {
     /// writing transaction). Text columns only.
     public var searchable: Bool
 
-    public init(name: String, type: ColumnType, nullable: Bool = true, filterable: Bool = false, searchable: Bool = false) {
+    public init(
+        name: String, type: ColumnType, nullable: Bool = true, filterable: Bool = false, searchable: Bool = false
+    ) {
         self.name = name
         self.type = type
         self.nullable = nullable
@@ -62,7 +64,9 @@ public struct ColumnSpec: Sendable, Codable, Equatable {
     public static func real(_ name: String, nullable: Bool = true, filterable: Bool = false) -> ColumnSpec {
         ColumnSpec(name: name, type: .real, nullable: nullable, filterable: filterable)
     }
-    public static func text(_ name: String, nullable: Bool = true, filterable: Bool = false, searchable: Bool = false)
+    public static func text(
+        _ name: String, nullable: Bool = true, filterable: Bool = false, searchable: Bool = false
+    )
         -> ColumnSpec
     {
         ColumnSpec(name: name, type: .text, nullable: nullable, filterable: filterable, searchable: searchable)
@@ -92,8 +96,9 @@ public struct VectorSpec: Sendable, Codable, Equatable {
     }
 
     package var hnswParameters: HNSWParameters {
-        HNSWParameters(dimensions: dimensions, metric: metric, connectivity: connectivity,
-                       constructionEffort: constructionEffort)
+        HNSWParameters(
+            dimensions: dimensions, metric: metric, connectivity: connectivity,
+            constructionEffort: constructionEffort)
     }
 }
 
@@ -133,8 +138,10 @@ public struct Schema: Sendable, Codable, Equatable {
     /// How the searchable columns' text is split into terms.
     public var tokenizer: TextTokenizer
 
-    public init(vector: VectorSpec, id: IDKind = .string, columns: [ColumnSpec] = [], tenantColumn: String? = nil,
-                tokenizer: TextTokenizer = .unicode61) {
+    public init(
+        vector: VectorSpec, id: IDKind = .string, columns: [ColumnSpec] = [], tenantColumn: String? = nil,
+        tokenizer: TextTokenizer = .unicode61
+    ) {
         self.vector = vector
         self.id = id
         self.columns = columns
@@ -159,7 +166,9 @@ public struct Schema: Sendable, Codable, Equatable {
         try c.encode(id, forKey: .id)
         try c.encode(columns, forKey: .columns)
         try c.encodeIfPresent(tenantColumn, forKey: .tenantColumn)
-        if tokenizer != .unicode61 || columns.contains(where: \.searchable) { try c.encode(tokenizer, forKey: .tokenizer) }
+        if tokenizer != .unicode61 || columns.contains(where: \.searchable) {
+            try c.encode(tokenizer, forKey: .tokenizer)
+        }
     }
 
     /// The schema as stored in the catalog (JSON).
@@ -191,31 +200,39 @@ public struct Schema: Sendable, Codable, Equatable {
         var seen = Set<String>()
         for c in columns {
             guard isValidName(c.name) else {
-                throw HybridStoreError(.invalidSchema, "column name `\(c.name)` must be 1–64 characters of letters, digits and _, not starting with a digit",
-                                       context: ["column": c.name])
+                throw HybridStoreError(
+                    .invalidSchema,
+                    "column name `\(c.name)` must be 1–64 characters of letters, digits and _, not starting with a digit",
+                    context: ["column": c.name])
             }
             guard !reservedColumnNames.contains(c.name.lowercased()) else {
-                throw HybridStoreError(.invalidSchema,
-                                       "column name `\(c.name)` is reserved: outputs and exports use \(reservedColumnNames.sorted().map { "`\($0)`" }.joined(separator: ", ")) for the row itself",
-                                       context: ["column": c.name])
+                throw HybridStoreError(
+                    .invalidSchema,
+                    "column name `\(c.name)` is reserved: outputs and exports use \(reservedColumnNames.sorted().map { "`\($0)`" }.joined(separator: ", ")) for the row itself",
+                    context: ["column": c.name])
             }
             guard seen.insert(c.name).inserted else {
                 throw HybridStoreError(.invalidSchema, "column `\(c.name)` appears twice", context: ["column": c.name])
             }
             if c.searchable && c.type != .text {
-                throw HybridStoreError(.invalidSchema, "column `\(c.name)` is \(c.type.rawValue): only text columns can be searchable",
-                                       context: ["column": c.name])
+                throw HybridStoreError(
+                    .invalidSchema, "column `\(c.name)` is \(c.type.rawValue): only text columns can be searchable",
+                    context: ["column": c.name])
             }
             if c.type == .blob && c.filterable {
-                throw HybridStoreError(.invalidSchema, "blob column `\(c.name)` cannot be filterable", context: ["column": c.name])
+                throw HybridStoreError(
+                    .invalidSchema, "blob column `\(c.name)` cannot be filterable", context: ["column": c.name])
             }
         }
-        guard columns.count <= 500 else { throw HybridStoreError(.invalidSchema, "at most 500 columns, got \(columns.count)") }
+        guard columns.count <= 500 else {
+            throw HybridStoreError(.invalidSchema, "at most 500 columns, got \(columns.count)")
+        }
         if let tenantColumn {
             guard let (_, spec) = column(tenantColumn), spec.type == .text, !spec.nullable, spec.filterable else {
-                throw HybridStoreError(.invalidSchema,
-                                       "tenant column `\(tenantColumn)` must be one of the columns, of type text, non-null and filterable",
-                                       context: ["column": tenantColumn])
+                throw HybridStoreError(
+                    .invalidSchema,
+                    "tenant column `\(tenantColumn)` must be one of the columns, of type text, non-null and filterable",
+                    context: ["column": tenantColumn])
             }
         }
     }
@@ -231,9 +248,12 @@ let reservedColumnNames: Set<String> = ["id", "distance", "vector"]
 /// usable in the filter syntax.)
 func isValidName(_ name: String) -> Bool {
     guard (1...64).contains(name.count), let first = name.unicodeScalars.first,
-          !("0"..."9").contains(first) else { return false }
-    return name.unicodeScalars.allSatisfy { $0 == "_" || ("a"..."z").contains($0) || ("A"..."Z").contains($0)
-        || ("0"..."9").contains($0) }
+        !("0"..."9").contains(first)
+    else { return false }
+    return name.unicodeScalars.allSatisfy {
+        $0 == "_" || ("a"..."z").contains($0) || ("A"..."Z").contains($0)
+            || ("0"..."9").contains($0)
+    }
 }
 
 /// A row's id: an integer or a string, per the collection's `IDKind`.

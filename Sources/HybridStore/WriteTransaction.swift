@@ -69,7 +69,9 @@ public final class WriteTransaction {
     /// Inserts a new row.
     /// - Throws: `duplicateID`, `dimensionMismatch`, `nonFiniteVector`, `unknownColumn`, `typeMismatch`,
     ///   `missingValue`, `unknownCollection`.
-    public func insert(_ id: RowID, into collection: CollectionRef, vector: [Float], values: [String: Value] = [:])
+    public func insert(
+        _ id: RowID, into collection: CollectionRef, vector: [Float], values: [String: Value] = [:]
+    )
         throws(HybridStoreError)
     {
         let s = try store.state(collection)
@@ -79,10 +81,12 @@ public final class WriteTransaction {
         if let existing = try existingRow(id, s) {
             // Scoped, the same words whoever holds the id: nothing here says whether another tenant does.
             _ = existing
-            throw HybridStoreError(.duplicateID, tenant == nil
-                                       ? "collection `\(s.name)`: id \(id) already exists; use upsert to replace it"
-                                       : "collection `\(s.name)`: id \(id) is not available; use another id, or upsert to replace a row of yours",
-                                   context: ["collection": s.name, "id": id.description])
+            throw HybridStoreError(
+                .duplicateID,
+                tenant == nil
+                    ? "collection `\(s.name)`: id \(id) already exists; use upsert to replace it"
+                    : "collection `\(s.name)`: id \(id) is not available; use another id, or upsert to replace a row of yours",
+                context: ["collection": s.name, "id": id.description])
         }
         try insertRow(id, vector: vector, columns: row, s)
     }
@@ -90,7 +94,9 @@ public final class WriteTransaction {
     /// Inserts a row, or replaces an existing row's vector (when given) and the given columns (others keep
     /// their values).
     /// - Throws: as `insert`, and `missingValue` when a new row has no vector.
-    public func upsert(_ id: RowID, into collection: CollectionRef, vector: [Float]?, values: [String: Value] = [:])
+    public func upsert(
+        _ id: RowID, into collection: CollectionRef, vector: [Float]?, values: [String: Value] = [:]
+    )
         throws(HybridStoreError)
     {
         let s = try store.state(collection)
@@ -98,16 +104,18 @@ public final class WriteTransaction {
         if let vector { try checkVector(vector, s, id: id) }
         guard let (existing, cold, owner) = try existingRow(id, s) else {
             guard let vector else {
-                throw HybridStoreError(.missingValue, "collection `\(s.name)`: id \(id) is new, so it needs a vector",
-                                       context: ["collection": s.name, "id": id.description])
+                throw HybridStoreError(
+                    .missingValue, "collection `\(s.name)`: id \(id) is new, so it needs a vector",
+                    context: ["collection": s.name, "id": id.description])
             }
             let row = try checkedValues(try scoped(values, s, id: id, forInsert: true), s, id: id, forInsert: true)
             try insertRow(id, vector: vector, columns: row, s)
             return
         }
         if tenant != nil && owner != tenant {
-            throw HybridStoreError(.duplicateID, "collection `\(s.name)`: id \(id) is not available; use another id",
-                                   context: ["collection": s.name, "id": id.description])
+            throw HybridStoreError(
+                .duplicateID, "collection `\(s.name)`: id \(id) is not available; use another id",
+                context: ["collection": s.name, "id": id.description])
         }
         let row = try checkedValues(try scoped(values, s, id: id, forInsert: false), s, id: id, forInsert: false)
         var carried: [String: Value] = [:]
@@ -116,7 +124,8 @@ public final class WriteTransaction {
         try sql {
             if vector != nil && cold {
                 // A cold row given a vector returns to the hot tier; its other filter values come along.
-                coldBlock = try connection.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(existing)]).flatMap(integerValue)
+                coldBlock = try connection.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(existing)])
+                    .flatMap(integerValue)
                 let filterable = s.schema.columns.indices.filter { s.schema.columns[$0].filterable }
                 carried = try store.rowValues(existing, positions: filterable, s, connection)
             }
@@ -145,13 +154,17 @@ public final class WriteTransaction {
         try checkID(id, s)
         let row = try checkedValues(try scoped(values, s, id: id, forInsert: false), s, id: id, forInsert: false)
         guard let (existing, cold, owner) = try existingRow(id, s), tenant == nil || owner == tenant else {
-            throw HybridStoreError(.notFound, "collection `\(s.name)`: no id \(id) to update",
-                                   context: ["collection": s.name, "id": id.description])
+            throw HybridStoreError(
+                .notFound, "collection `\(s.name)`: no id \(id) to update",
+                context: ["collection": s.name, "id": id.description])
         }
         let before = try account(s, existing)
         try sql {
             if cold, effects[s.number]?[existing]?.coldBlock == nil,
-               let block = try connection.statement(SQL.coldBlockOfRow).scalar([.integer(s.number), .integer(existing)]).flatMap(integerValue) {
+                let block = try connection.statement(SQL.coldBlockOfRow).scalar([
+                    .integer(s.number), .integer(existing),
+                ]).flatMap(integerValue)
+            {
                 effects[s.number, default: [:]][existing, default: Effect()].coldBlock = block
             }
             for (position, value) in row where value != nil {
@@ -173,16 +186,22 @@ public final class WriteTransaction {
         var deleted = 0
         for id in ids {
             try checkID(id, s)
-            guard let (existing, cold, owner) = try existingRow(id, s), tenant == nil || owner == tenant else { continue }
+            guard let (existing, cold, owner) = try existingRow(id, s), tenant == nil || owner == tenant else {
+                continue
+            }
             let before = try account(s, existing)
             try charge(before: before, after: nil, written: false)
             let block = try sql { () throws -> Int64? in
                 try connection.statement(s.table.deleteRow).run([.integer(existing)])
-                let block = cold ? try connection.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(existing)]).flatMap(integerValue) : nil
+                let block =
+                    cold
+                    ? try connection.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(existing)])
+                        .flatMap(integerValue) : nil
                 try log(s, row: existing, op: .delete)
                 return block
             }
-            effects[s.number, default: [:]][existing] = Effect(deleted: true, coldBlock: block ?? effects[s.number]?[existing]?.coldBlock)
+            effects[s.number, default: [:]][existing] = Effect(
+                deleted: true, coldBlock: block ?? effects[s.number]?[existing]?.coldBlock)
             deleted += 1
         }
         return deleted
@@ -217,7 +236,9 @@ public final class WriteTransaction {
     }
 
     /// The row number of an id, whether it is in the cold tier, and its tenant, in one lookup.
-    private func existingRow(_ id: RowID, _ s: CollectionState) throws(HybridStoreError)
+    private func existingRow(
+        _ id: RowID, _ s: CollectionState
+    ) throws(HybridStoreError)
         -> (row: Int64, cold: Bool, tenant: String?)?
     {
         try sql {
@@ -235,13 +256,16 @@ public final class WriteTransaction {
     /// A scoped transaction reaches only collections with a tenant column.
     private func checkScope(_ s: CollectionState) throws(HybridStoreError) {
         guard let tenant, s.schema.tenantColumn == nil else { return }
-        throw HybridStoreError(.wrongTenant, "collection `\(s.name)` has no tenant column, so tenant `\(tenant)` cannot write to it",
-                               context: ["collection": s.name, "tenant": tenant])
+        throw HybridStoreError(
+            .wrongTenant, "collection `\(s.name)` has no tenant column, so tenant `\(tenant)` cannot write to it",
+            context: ["collection": s.name, "tenant": tenant])
     }
 
     /// The values a write may set: in a scoped transaction the tenant column is the scope's (set on insert,
     /// and no other value allowed); any tenant name written must be a valid one.
-    private func scoped(_ values: [String: Value], _ s: CollectionState, id: RowID, forInsert: Bool)
+    private func scoped(
+        _ values: [String: Value], _ s: CollectionState, id: RowID, forInsert: Bool
+    )
         throws(HybridStoreError) -> [String: Value]
     {
         try checkScope(s)
@@ -249,8 +273,10 @@ public final class WriteTransaction {
         var values = values
         if let tenant {
             if let given = values[column], given != .text(tenant) {
-                throw HybridStoreError(.wrongTenant, "collection `\(s.name)`, id \(id): tenant `\(tenant)` cannot set `\(column)` to \(given)",
-                                       context: ["collection": s.name, "id": id.description, "tenant": tenant, "column": column])
+                throw HybridStoreError(
+                    .wrongTenant,
+                    "collection `\(s.name)`, id \(id): tenant `\(tenant)` cannot set `\(column)` to \(given)",
+                    context: ["collection": s.name, "id": id.description, "tenant": tenant, "column": column])
             }
             if forInsert { values[column] = .text(tenant) }
         }
@@ -284,13 +310,21 @@ public final class WriteTransaction {
     func charge(before: RowAccount?, after: RowAccount?, written: Bool) throws(HybridStoreError) {
         if let before {
             var c = charges[before.tenant] ?? TenantCharge()
-            if before.cold { c.coldRows -= 1; c.coldBytes -= before.bytes } else { c.hotRows -= 1; c.hotBytes -= before.bytes }
+            if before.cold {
+                c.coldRows -= 1; c.coldBytes -= before.bytes
+            } else {
+                c.hotRows -= 1; c.hotBytes -= before.bytes
+            }
             if after == nil && written == false { c.rowsDeleted += 1 }
             charges[before.tenant] = c
         }
         if let after {
             var c = charges[after.tenant] ?? TenantCharge()
-            if after.cold { c.coldRows += 1; c.coldBytes += after.bytes } else { c.hotRows += 1; c.hotBytes += after.bytes }
+            if after.cold {
+                c.coldRows += 1; c.coldBytes += after.bytes
+            } else {
+                c.hotRows += 1; c.hotBytes += after.bytes
+            }
             if written { c.rowsWritten += 1; c.bytesWritten += after.bytes }
             charges[after.tenant] = c
         }
@@ -312,10 +346,12 @@ public final class WriteTransaction {
             let rowsAdded = c.hotRows + c.coldRows, bytesAdded = c.hotBytes + c.coldBytes
             if let gauge {
                 if let max = gauge.maxRows, rowsAdded > 0, gauge.rows + rowsAdded > max {
-                    throw HybridStore.quotaError(tenant: name, quota: "rows", limit: max, current: gauge.rows, adding: rowsAdded)
+                    throw HybridStore.quotaError(
+                        tenant: name, quota: "rows", limit: max, current: gauge.rows, adding: rowsAdded)
                 }
                 if let max = gauge.maxBytes, bytesAdded > 0, gauge.bytes + bytesAdded > max {
-                    throw HybridStore.quotaError(tenant: name, quota: "bytes", limit: max, current: gauge.bytes, adding: bytesAdded)
+                    throw HybridStore.quotaError(
+                        tenant: name, quota: "bytes", limit: max, current: gauge.bytes, adding: bytesAdded)
                 }
             }
             try sql {
@@ -329,7 +365,9 @@ public final class WriteTransaction {
         onCommit.append { [store] in store.chargesCommitted(committed) }
     }
 
-    private func insertRow(_ id: RowID, vector: [Float], columns: [Int: Value?], _ s: CollectionState)
+    private func insertRow(
+        _ id: RowID, vector: [Float], columns: [Int: Value?], _ s: CollectionState
+    )
         throws(HybridStoreError)
     {
         try sql {
@@ -366,63 +404,82 @@ public final class WriteTransaction {
 
     private func checkID(_ id: RowID, _ s: CollectionState) throws(HybridStoreError) {
         guard id.kind == s.schema.id else {
-            throw HybridStoreError(.typeMismatch, "collection `\(s.name)` has \(s.schema.id) ids, got \(id.kind) id \(id)",
-                                   context: ["collection": s.name, "id": id.description,
-                                             "expected": s.schema.id.rawValue, "actual": id.kind.rawValue])
+            throw HybridStoreError(
+                .typeMismatch, "collection `\(s.name)` has \(s.schema.id) ids, got \(id.kind) id \(id)",
+                context: [
+                    "collection": s.name, "id": id.description,
+                    "expected": s.schema.id.rawValue, "actual": id.kind.rawValue,
+                ])
         }
     }
 
     private func checkVector(_ vector: [Float], _ s: CollectionState, id: RowID) throws(HybridStoreError) {
         let dim = s.schema.vector.dimensions
         guard vector.count == dim else {
-            throw HybridStoreError(.dimensionMismatch,
-                                   "collection `\(s.name)`, id \(id): vector expects \(dim) dimensions, got \(vector.count)",
-                                   context: ["collection": s.name, "id": id.description, "expected": "\(dim)",
-                                             "actual": "\(vector.count)"])
+            throw HybridStoreError(
+                .dimensionMismatch,
+                "collection `\(s.name)`, id \(id): vector expects \(dim) dimensions, got \(vector.count)",
+                context: [
+                    "collection": s.name, "id": id.description, "expected": "\(dim)",
+                    "actual": "\(vector.count)",
+                ])
         }
         if let problem = vectorProblem(vector, metric: s.schema.vector.metric) {
-            throw HybridStoreError(.nonFiniteVector, "collection `\(s.name)`, id \(id): vector rejected: \(problem.message)",
-                                   context: ["collection": s.name, "id": id.description])
+            throw HybridStoreError(
+                .nonFiniteVector, "collection `\(s.name)`, id \(id): vector rejected: \(problem.message)",
+                context: ["collection": s.name, "id": id.description])
         }
     }
 
     /// Checks values against the schema. Returns position → value (nil = not given). For inserts, every
     /// non-null column must be given.
-    private func checkedValues(_ values: [String: Value], _ s: CollectionState, id: RowID, forInsert: Bool)
+    private func checkedValues(
+        _ values: [String: Value], _ s: CollectionState, id: RowID, forInsert: Bool
+    )
         throws(HybridStoreError) -> [Int: Value?]
     {
         var result: [Int: Value?] = [:]
         for (name, value) in values {
             guard let (position, spec) = s.schema.column(name) else {
-                throw HybridStoreError(.unknownColumn, "collection `\(s.name)`, id \(id): no column `\(name)`",
-                                       context: ["collection": s.name, "id": id.description, "column": name])
+                throw HybridStoreError(
+                    .unknownColumn, "collection `\(s.name)`, id \(id): no column `\(name)`",
+                    context: ["collection": s.name, "id": id.description, "column": name])
             }
             result[position] = try coerce(value, to: spec, s, id: id)
         }
         if forInsert {
             for (position, spec) in s.schema.columns.enumerated() where !spec.nullable && result[position] == nil {
-                throw HybridStoreError(.missingValue, "collection `\(s.name)`, id \(id): column `\(spec.name)` is not nullable and has no value",
-                                       context: ["collection": s.name, "id": id.description, "column": spec.name])
+                throw HybridStoreError(
+                    .missingValue,
+                    "collection `\(s.name)`, id \(id): column `\(spec.name)` is not nullable and has no value",
+                    context: ["collection": s.name, "id": id.description, "column": spec.name])
             }
         }
         return result
     }
 
-    private func coerce(_ value: Value, to spec: ColumnSpec, _ s: CollectionState, id: RowID) throws(HybridStoreError)
+    private func coerce(
+        _ value: Value, to spec: ColumnSpec, _ s: CollectionState, id: RowID
+    ) throws(HybridStoreError)
         -> Value
     {
-        let converted: Value? = switch (spec.type, value) {
-        case (_, .null): spec.nullable ? .null : nil
-        case (.integer, .integer), (.real, .real), (.text, .text), (.boolean, .boolean), (.blob, .blob): value
-        case (.real, .integer(let v)): .real(Double(v))
-        default: nil
-        }
+        let converted: Value? =
+            switch (spec.type, value) {
+            case (_, .null): spec.nullable ? .null : nil
+            case (.integer, .integer), (.real, .real), (.text, .text), (.boolean, .boolean), (.blob, .blob): value
+            case (.real, .integer(let v)): .real(Double(v))
+            default: nil
+            }
         guard let converted, !(spec.type == .real && converted.number.map { !$0.isFinite } == true) else {
             let code: HybridStoreError.Code = value == .null ? .missingValue : .typeMismatch
             let got = value.number.map { $0.isFinite ? value.typeName : "\($0), which is not finite" } ?? value.typeName
-            throw HybridStoreError(code, "collection `\(s.name)`, id \(id): column `\(spec.name)` is \(spec.nullable ? "" : "non-null ")\(spec.type.rawValue), got \(got)",
-                                   context: ["collection": s.name, "id": id.description, "column": spec.name,
-                                             "expected": spec.type.rawValue, "actual": value.typeName])
+            throw HybridStoreError(
+                code,
+                "collection `\(s.name)`, id \(id): column `\(spec.name)` is \(spec.nullable ? "" : "non-null ")\(spec.type.rawValue), got \(got)",
+                context: [
+                    "collection": s.name, "id": id.description, "column": spec.name,
+                    "expected": spec.type.rawValue, "actual": value.typeName,
+                ])
         }
         return converted
     }

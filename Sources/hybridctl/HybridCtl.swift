@@ -12,7 +12,8 @@ struct HybridCtl: ParsableCommand {
             Start with `hybridctl demo`, which builds a demo store and runs hybrid queries.
             """,
         subcommands: [
-            Demo.self, Create.self, Searchable.self, Collections.self, Describe.self, Drop.self, Import.self, Query.self,
+            Demo.self, Create.self, Searchable.self, Collections.self, Describe.self, Drop.self, Import.self,
+            Query.self,
             Explain.self, Get.self, Count.self, Delete.self, TierCommand.self, Stats.self, Checkpoint.self, Verify.self,
             Export.self, Tenants.self, Usage.self,
         ])
@@ -20,7 +21,9 @@ struct HybridCtl: ParsableCommand {
 
 /// `--store DIR`, defaulting to $HYBRIDSTORE.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .customLong("store"), help: ArgumentHelp("The store directory (default: $HYBRIDSTORE).", valueName: "dir"))
+    @Option(
+        name: .customLong("store"), help: ArgumentHelp("The store directory (default: $HYBRIDSTORE).", valueName: "dir")
+    )
     var path: String?
 
     func validate() throws {
@@ -29,8 +32,11 @@ struct StoreOptions: ParsableArguments {
         }
     }
 
-    @Flag(name: .customLong("read-only"),
-          help: "Open the store read-only: a shared lock, no file written (chosen by itself for read commands when the directory is not writable).")
+    @Flag(
+        name: .customLong("read-only"),
+        help:
+            "Open the store read-only: a shared lock, no file written (chosen by itself for read commands when the directory is not writable)."
+    )
     var readOnly = false
 
     var directory: String { path ?? ProcessInfo.processInfo.environment["HYBRIDSTORE"] ?? "." }
@@ -50,7 +56,8 @@ struct StoreOptions: ParsableArguments {
         if isatty(2) != 0 {
             configuration.recoveryProgress = { p in
                 if p.phase == .rebuilding && p.done == 0 && p.total > 0 {
-                    FileHandle.standardError.write(Data("rebuilding the index of `\(p.collection)` (\(p.reason ?? "")): \(p.total) rows\n".utf8))
+                    FileHandle.standardError.write(
+                        Data("rebuilding the index of `\(p.collection)` (\(p.reason ?? "")): \(p.total) rows\n".utf8))
                 }
             }
         }
@@ -66,8 +73,10 @@ struct StoreOptions: ParsableArguments {
 
 /// `--tenant NAME`: act as one tenant (only its rows; writes set its name).
 struct TenantOption: ParsableArguments {
-    @Option(help: ArgumentHelp("Act as this tenant: only its rows are read or changed, and new rows get its name.",
-                               valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "Act as this tenant: only its rows are read or changed, and new rows get its name.",
+            valueName: "name"))
     var tenant: String?
 
     func scope(_ hs: HybridStore) throws -> TenantScope? { try tenant.map { try hs.tenant($0) } }

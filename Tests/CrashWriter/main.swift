@@ -23,11 +23,15 @@ do {
     var configuration = Configuration()
     configuration.checkpointEveryChanges = 0
     let store = try HybridStore(directory: arguments[1], create: true, configuration: configuration)
-    let collection = try store.collection("crash", creatingIfMissing: Schema(
-        vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 40), id: .integer,
-        columns: [.integer("batch", nullable: false, filterable: true), .integer("item", nullable: false),
-                  .text("tenant", nullable: false, filterable: true), .text("body", searchable: true)],
-        tenantColumn: "tenant"))
+    let collection = try store.collection(
+        "crash",
+        creatingIfMissing: Schema(
+            vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 40), id: .integer,
+            columns: [
+                .integer("batch", nullable: false, filterable: true), .integer("item", nullable: false),
+                .text("tenant", nullable: false, filterable: true), .text("body", searchable: true),
+            ],
+            tenantColumn: "tenant"))
     // Resume after the highest batch present.
     var batch: Int64 = 0
     // Item 1 of a batch is never deleted, so it marks a committed batch.
@@ -40,9 +44,12 @@ do {
         try store.write { tx in
             for i in 0..<50 {
                 let vector = (0..<8).map { _ in random() }
-                try tx.insert(.int(b * 1000 + Int64(i)), into: collection, vector: vector,
-                              values: ["batch": .integer(b), "item": .integer(Int64(i)), "tenant": .text("t\(i % 7)"),
-                                      "body": .text("batch\(b) item\(i)")])
+                try tx.insert(
+                    .int(b * 1000 + Int64(i)), into: collection, vector: vector,
+                    values: [
+                        "batch": .integer(b), "item": .integer(Int64(i)), "tenant": .text("t\(i % 7)"),
+                        "body": .text("batch\(b) item\(i)"),
+                    ])
             }
             if b > 3 {
                 try tx.delete(stride(from: 0, to: 50, by: 5).map { .int((b - 3) * 1000 + Int64($0)) }, from: collection)

@@ -54,11 +54,13 @@ let targets: [String: @Sendable (Data) -> Void] = [
         // behind the checksum (a forged snapshot) instead of stopping at it.
         guard var bytes = data.first.map({ _ in [UInt8](data.dropFirst()) }) else { return }
         if data.first! & 1 == 1, bytes.count >= 72 {
-            let crc = bytes.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0 ..< bytes.count - 8])) }
-            withUnsafeBytes(of: crc.littleEndian) { bytes.replaceSubrange(bytes.count - 8 ..< bytes.count - 4, with: $0) }
+            let crc = bytes.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<bytes.count - 8])) }
+            withUnsafeBytes(of: crc.littleEndian) { bytes.replaceSubrange(bytes.count - 8..<bytes.count - 4, with: $0) }
         }
         let path = scratchFile
-        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { fatalError("cannot write \(path)") }
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+            fatalError("cannot write \(path)")
+        }
         if let index = try? HNSWIndex.load(from: path) {
             // A snapshot that loads is searchable.
             let query = [Float](repeating: 0.5, count: index.parameters.dimensions)
@@ -75,7 +77,8 @@ let targets: [String: @Sendable (Data) -> Void] = [
             do {
                 _ = try fts5Check.statement("SELECT count(*) FROM t WHERE t MATCH ?1").scalar([.text(expression)])
             } catch {
-                fatalError("FTS5 refused \(expression.debugDescription) compiled from \(text.debugDescription): \(error)")
+                fatalError(
+                    "FTS5 refused \(expression.debugDescription) compiled from \(text.debugDescription): \(error)")
             }
         }
     },
@@ -114,32 +117,44 @@ func writeSeeds(to root: String) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try data.write(to: URL(fileURLWithPath: dir + "/" + name))
     }
-    for (i, f) in ["year >= 2020 AND body = 'acme'", "NOT (score < 1.5 OR flag = TRUE)", "year IN (1, 2, 3)",
-                   "body IS NOT NULL AND year NOT BETWEEN 1 AND 9", "\"year\" <> -3 OR score >= 1e10"].enumerated() {
+    for (i, f) in [
+        "year >= 2020 AND body = 'acme'", "NOT (score < 1.5 OR flag = TRUE)", "year IN (1, 2, 3)",
+        "body IS NOT NULL AND year NOT BETWEEN 1 AND 9", "\"year\" <> -3 OR score >= 1e10",
+    ].enumerated() {
         try put("filter-text", "seed\(i)", Data(f.utf8))
     }
-    for (i, f) in [#"{"and": [{"gte": ["year", 2020]}, {"eq": ["body", "acme"]}]}"#,
-                   #"{"or": [{"in": ["year", [1, 2]]}, {"not": {"is_null": "body"}}]}"#,
-                   #"{"between": ["score", 0.5, 2]}"#].enumerated() {
+    for (i, f) in [
+        #"{"and": [{"gte": ["year", 2020]}, {"eq": ["body", "acme"]}]}"#,
+        #"{"or": [{"in": ["year", [1, 2]]}, {"not": {"is_null": "body"}}]}"#,
+        #"{"between": ["score", 0.5, 2]}"#,
+    ].enumerated() {
         try put("filter-json", "seed\(i)", Data(f.utf8))
     }
-    for (i, q) in ["error 0x80070005", "\"quoted phrase\" AND disk*", "body:error NOT title:(a OR b)",
-                   "NEAR(disk error, 5) OR ^start + next", "-{body title}: x", "e-mail \"half"].enumerated() {
+    for (i, q) in [
+        "error 0x80070005", "\"quoted phrase\" AND disk*", "body:error NOT title:(a OR b)",
+        "NEAR(disk error, 5) OR ^start + next", "-{body title}: x", "e-mail \"half",
+    ].enumerated() {
         try put("text-query", "seed\(i)", Data([UInt8(i % 2 == 0 ? 0 : 1)] + Array(q.utf8)))
     }
-    try put("jsonl", "seed0", Data("""
-        {"id": 1, "vector": [1, 2, 3], "year": 2020, "score": 0.5, "body": "a", "flag": true, "raw": "AAE="}
-        {"id": 2, "vector": [0, -0.0, 1e-3], "year": null}
+    try put(
+        "jsonl", "seed0",
+        Data(
+            """
+            {"id": 1, "vector": [1, 2, 3], "year": 2020, "score": 0.5, "body": "a", "flag": true, "raw": "AAE="}
+            {"id": 2, "vector": [0, -0.0, 1e-3], "year": null}
 
-        """.utf8))
+            """.utf8))
     try put("csv", "seed0", Data("id,vector,year,score,body,flag\n1,\"[1, 2, 3]\",2020,0.5,\"a, b\",true\n".utf8))
     try put("csv", "seed1", Data("\u{FEFF}id,v0,v1,v2,year\n7,1,2,3,1999\n".utf8))
     func floats(_ v: [Float]) -> [UInt8] { v.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }
     var header = Array("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }".utf8)
     while (10 + header.count + 1) % 64 != 0 { header.append(0x20) }
     header.append(0x0A)
-    try put("npy", "seed0", Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count), 0] + header
-                                 + floats([1, 2, 3, 4, 5, 6])))
+    try put(
+        "npy", "seed0",
+        Data(
+            [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count), 0] + header
+                + floats([1, 2, 3, 4, 5, 6])))
     try put("fvecs", "seed0", Data([3, 0, 0, 0] + floats([1, 2, 3]) + [3, 0, 0, 0] + floats([4, 5, 6])))
     let index = try HNSWIndex(parameters: HNSWParameters(dimensions: 4, connectivity: 4, constructionEffort: 16))
     for i in 0..<24 { try index.insert((0..<4).map { Float(sin(Double(i * 4 + $0))) }, label: UInt64(i)) }
@@ -158,9 +173,11 @@ func writeSeeds(to root: String) throws {
 
 #if FUZZING
 @_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
 
 /// The target libFuzzer calls (a C callback cannot capture, so it is chosen before the driver starts).
 nonisolated(unsafe) var selected: (@Sendable (Data) -> Void)? = nil
@@ -169,7 +186,10 @@ nonisolated(unsafe) var selected: (@Sendable (Data) -> Void)? = nil
     static func main() {
         let arguments = CommandLine.arguments
         guard arguments.count >= 2, let target = targets[arguments[1]] else {
-            FileHandle.standardError.write(Data("usage: hybridstore-fuzz TARGET [libFuzzer flags] [corpus…]; targets: \(targets.keys.sorted().joined(separator: ", "))\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "usage: hybridstore-fuzz TARGET [libFuzzer flags] [corpus…]; targets: \(targets.keys.sorted().joined(separator: ", "))\n"
+                        .utf8))
             exit(64)
         }
         selected = target
@@ -197,14 +217,18 @@ nonisolated(unsafe) var selected: (@Sendable (Data) -> Void)? = nil
             return
         }
         guard arguments.count >= 2, let target = targets[arguments[1]] else {
-            FileHandle.standardError.write(Data("usage: hybridstore-fuzz TARGET FILE… | seed DIR; targets: \(targets.keys.sorted().joined(separator: ", "))\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "usage: hybridstore-fuzz TARGET FILE… | seed DIR; targets: \(targets.keys.sorted().joined(separator: ", "))\n"
+                        .utf8))
             exit(64)
         }
         var count = 0
         for path in arguments.dropFirst(2) {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
-            let files = isDirectory.boolValue
+            let files =
+                isDirectory.boolValue
                 ? try FileManager.default.contentsOfDirectory(atPath: path).sorted().map { path + "/" + $0 } : [path]
             for file in files {
                 target(try Data(contentsOf: URL(fileURLWithPath: file)))

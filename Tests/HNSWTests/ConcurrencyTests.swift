@@ -10,7 +10,7 @@ import HNSW
         let dim = 12
         let data = clusteredVectors(count: 4000, dim: dim, seed: 51)
         let index = try HNSWIndex(parameters: HNSWParameters(dimensions: dim, constructionEffort: 60), capacity: 64)
-        _ = try index.insert(contentsOf: Array(data[0 ..< 1000 * dim]), labels: (0..<1000).map(UInt64.init))
+        _ = try index.insert(contentsOf: Array(data[0..<1000 * dim]), labels: (0..<1000).map(UInt64.init))
         let failures = Atomic<Int>(0)
         DispatchQueue.concurrentPerform(iterations: 4) { worker in
             do {
@@ -18,14 +18,14 @@ import HNSW
                 case 0, 1:
                     // Two inserters over disjoint halves of the remaining rows (forces growth too).
                     for row in stride(from: 1000 + worker, to: 4000, by: 2) {
-                        try index.insert(Array(data[row * dim ..< (row + 1) * dim]), label: UInt64(row))
+                        try index.insert(Array(data[row * dim..<(row + 1) * dim]), label: UInt64(row))
                     }
                 case 2:
                     for row in stride(from: 0, to: 1000, by: 4) { try index.remove(label: UInt64(row)) }
                 default:
                     for qi in 0..<400 {
                         let row = (qi * 7) % 4000
-                        let hits = try index.search(Array(data[row * dim ..< (row + 1) * dim]), k: 5).hits
+                        let hits = try index.search(Array(data[row * dim..<(row + 1) * dim]), k: 5).hits
                         if hits.isEmpty { failures.add(1, ordering: .relaxed) }
                     }
                 }

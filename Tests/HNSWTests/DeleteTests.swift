@@ -11,7 +11,7 @@ import HNSW
         #expect(index.count == 2000 - doomed.count)
         for qi in 0..<50 {
             // Query with the deleted vectors themselves: the closest thing must not be them.
-            let q = Array(data[qi * 3 * dim ..< (qi * 3 + 1) * dim])
+            let q = Array(data[qi * 3 * dim..<(qi * 3 + 1) * dim])
             let hits = try index.search(q, k: 10, searchEffort: 80).hits
             #expect(hits.allSatisfy { !doomed.contains($0.label) })
             #expect(hits.count == 10)
@@ -42,7 +42,7 @@ import HNSW
         for row in victims { try index.remove(label: UInt64(row)) }
         let capacity = index.nodeCapacity
         for row in victims {
-            try index.insert(Array(data[row * dim ..< (row + 1) * dim]), label: UInt64(row))
+            try index.insert(Array(data[row * dim..<(row + 1) * dim]), label: UInt64(row))
         }
         #expect(index.count == count)
         #expect(index.nodeCapacity <= capacity + count / 50, "most freed slots were reused")

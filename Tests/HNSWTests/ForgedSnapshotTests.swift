@@ -11,7 +11,8 @@ import HNSW
         .appendingPathComponent("../Fuzz/Corpus/snapshot").standardizedFileURL.path
 
     static var crashes: [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: corpus)) ?? []).filter { $0.hasPrefix("crash-") }.sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: corpus)) ?? []).filter { $0.hasPrefix("crash-") }
+            .sorted()
     }
 
     @Test func everyRecordedCrashIsPresent() {
@@ -23,8 +24,8 @@ import HNSW
         let input = try Data(contentsOf: URL(fileURLWithPath: Self.corpus + "/" + name))
         var bytes = [UInt8](input.dropFirst())
         if input.first! & 1 == 1, bytes.count >= 72 {
-            let crc = bytes.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0 ..< bytes.count - 8])) }
-            withUnsafeBytes(of: crc.littleEndian) { bytes.replaceSubrange(bytes.count - 8 ..< bytes.count - 4, with: $0) }
+            let crc = bytes.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<bytes.count - 8])) }
+            withUnsafeBytes(of: crc.littleEndian) { bytes.replaceSubrange(bytes.count - 8..<bytes.count - 4, with: $0) }
         }
         let path = SnapshotTests.temporaryPath("forged")
         defer { unlink(path) }

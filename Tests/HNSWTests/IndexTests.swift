@@ -24,15 +24,18 @@ import HNSW
         var set = NodeBitset(capacity: index.nodeCapacity)
         for row in stride(from: 0, to: 6000, by: every) { set.insert(index.node(forLabel: UInt64(row))!) }
         let ef = mode == .matchingOnly && every >= 100 ? 256 : 64
-        let r = try meanRecall(index, data: Self.data, queries: Self.queries, dim: Self.dim, ef: ef,
-                               filter: .bitset(set), mode: mode, allowed: { $0 % every == 0 })
+        let r = try meanRecall(
+            index, data: Self.data, queries: Self.queries, dim: Self.dim, ef: ef,
+            filter: .bitset(set), mode: mode, allowed: { $0 % every == 0 })
         #expect(r >= 0.95, "selectivity 1/\(every) \(mode) ef \(ef): recall@10 \(r)")
         // The closure form returns the same as the bitset form.
         let q = Array(Self.queries[0..<Self.dim])
         let viaSet = try index.search(q, k: 10, searchEffort: 64, filter: .bitset(set), mode: mode).hits
         let frozen = set
-        let viaClosure = try index.search(q, k: 10, searchEffort: 64, filter: .predicate { frozen.contains($0) },
-                                          mode: mode).hits
+        let viaClosure = try index.search(
+            q, k: 10, searchEffort: 64, filter: .predicate { frozen.contains($0) },
+            mode: mode
+        ).hits
         #expect(viaSet == viaClosure)
         #expect(viaSet.allSatisfy { $0.label % UInt64(every) == 0 })
     }
@@ -56,16 +59,19 @@ import HNSW
         let rows = Array(stride(from: 0, to: 6000, by: 60))
         for row in rows {
             let node = try #require(index.node(forLabel: UInt64(row)))
-            let q = Array(Self.data[row * Self.dim ..< (row + 1) * Self.dim])
+            let q = Array(Self.data[row * Self.dim..<(row + 1) * Self.dim])
             let plain = try index.search(q, k: 10, searchEffort: 64).hits
             #expect(plain.first?.label == UInt64(row))  // without hiding, the row is its own nearest
             let hidden = try index.search(q, k: 10, searchEffort: 64, hiding: node).hits
             #expect(hidden.count == 10 && !hidden.contains { $0.node == node })
-            let filtered = try index.search(q, k: 10, searchEffort: 64, filter: .predicate { $0 % 2 == 0 || $0 == node },
-                                            mode: .matchingOnly, hiding: node).hits
+            let filtered = try index.search(
+                q, k: 10, searchEffort: 64, filter: .predicate { $0 % 2 == 0 || $0 == node },
+                mode: .matchingOnly, hiding: node
+            ).hits
             #expect(!filtered.contains { $0.node == node } && filtered.allSatisfy { $0.node % 2 == 0 })
-            let truth = Set(bruteForce(Self.data, dim: Self.dim, query: q[...], k: 11, metric: .l2)
-                .map { UInt64($0.row) }.filter { $0 != UInt64(row) }.prefix(10))
+            let truth = Set(
+                bruteForce(Self.data, dim: Self.dim, query: q[...], k: 11, metric: .l2)
+                    .map { UInt64($0.row) }.filter { $0 != UInt64(row) }.prefix(10))
             total += Double(hidden.filter { truth.contains($0.label) }.count) / 10
         }
         #expect(total / Double(rows.count) >= 0.95, "recall@10 of hidden rows \(total / Double(rows.count))")
@@ -86,8 +92,9 @@ import HNSW
         let exact = bruteForce(data, dim: 12, query: q[...], k: 10, metric: metric)
         #expect(hits.map { Int($0.label) } == exact.map(\.row))
         for (hit, truth) in zip(hits, exact) {
-            #expect(abs(hit.distance - truth.distance) <= 1e-4 * max(1, abs(truth.distance)),
-                    "\(metric): \(hit.distance) vs \(truth.distance)")
+            #expect(
+                abs(hit.distance - truth.distance) <= 1e-4 * max(1, abs(truth.distance)),
+                "\(metric): \(hit.distance) vs \(truth.distance)")
         }
         #expect(hits.map(\.distance) == hits.map(\.distance).sorted())
     }
@@ -111,19 +118,21 @@ import HNSW
             #expect(r8 >= r32 - 0.03, "\(metric) ef \(ef): int8 \(r8) vs float32 \(r32)")
         }
         for mode in FilteredSearchMode.allCases {
-            let r8 = try meanRecall(codeWalk, data: data, queries: queries, dim: dim, ef: 64,
-                                    filter: .predicate { $0 % 3 == 0 }, mode: mode, allowed: { $0 % 3 == 0 })
+            let r8 = try meanRecall(
+                codeWalk, data: data, queries: queries, dim: dim, ef: 64,
+                filter: .predicate { $0 % 3 == 0 }, mode: mode, allowed: { $0 % 3 == 0 })
             #expect(r8 >= 0.9, "\(metric) \(mode): \(r8)")
         }
         for qi in 0..<10 {
-            let q = Array(queries[qi * dim ..< (qi + 1) * dim])
+            let q = Array(queries[qi * dim..<(qi + 1) * dim])
             let hits = try codeWalk.search(q, k: 10, searchEffort: 64).hits
             #expect(hits.count == 10)
             #expect(hits.map(\.distance) == hits.map(\.distance).sorted())
             for hit in hits {
                 let row = Int(hit.label)
-                let truth = referenceDistance(Array(data[row * dim ..< (row + 1) * dim]), q, metric)
-                #expect(abs(hit.distance - truth) <= 1e-4 * max(1, abs(truth)), "\(metric): \(hit.distance) vs \(truth)")
+                let truth = referenceDistance(Array(data[row * dim..<(row + 1) * dim]), q, metric)
+                #expect(
+                    abs(hit.distance - truth) <= 1e-4 * max(1, abs(truth)), "\(metric): \(hit.distance) vs \(truth)")
             }
         }
     }
@@ -140,20 +149,22 @@ import HNSW
         let queries = clusteredVectors(count: 40, dim: dim, seed: 32)
         var rng = SplitMix64(seed: 33)
         for qi in 0..<40 {
-            let q = Array(queries[qi * dim ..< (qi + 1) * dim])
+            let q = Array(queries[qi * dim..<(qi + 1) * dim])
             let every = [1, 3, 40, 200][qi % 4]
             let rows = (0..<1500).filter { ($0 + qi) % every == 0 }
             let candidates = rows.map { index.node(forLabel: UInt64($0))! }.shuffled(using: &rng)
             for k in [1, 10] {
                 let got = try index.exactSearch(q, k: k, candidates: candidates).hits
-                let deeper = bruteForce(data, dim: dim, query: q[...], k: k + 1, metric: metric,
-                                        allowed: { ($0 + qi) % every == 0 })
+                let deeper = bruteForce(
+                    data, dim: dim, query: q[...], k: k + 1, metric: metric,
+                    allowed: { ($0 + qi) % every == 0 })
                 let truth = Array(deeper.prefix(k))
                 #expect(got.count == min(k, rows.count))
                 // Same distances position by position; the same rows where distances are not tied.
                 for (hit, want) in zip(got, truth) {
-                    #expect(abs(hit.distance - want.distance) <= 1e-4 * max(1, abs(want.distance)),
-                            "\(metric) query \(qi) k \(k): \(hit.distance) vs \(want.distance)")
+                    #expect(
+                        abs(hit.distance - want.distance) <= 1e-4 * max(1, abs(want.distance)),
+                        "\(metric) query \(qi) k \(k): \(hit.distance) vs \(want.distance)")
                 }
                 let tied = Set(deeper.map(\.distance)).count < deeper.count
                 if !tied { #expect(got.map { Int($0.label) } == truth.map(\.row), "\(metric) query \(qi) k \(k)") }
@@ -219,7 +230,7 @@ import HNSW
     @Test func growsPastInitialCapacity() throws {
         let data = clusteredVectors(count: 300, dim: 4, seed: 8)
         let index = try HNSWIndex(parameters: HNSWParameters(dimensions: 4), capacity: 16)
-        for row in 0..<300 { try index.insert(Array(data[row * 4 ..< row * 4 + 4]), label: UInt64(row) + 1000) }
+        for row in 0..<300 { try index.insert(Array(data[row * 4..<row * 4 + 4]), label: UInt64(row) + 1000) }
         #expect(index.count == 300)
         #expect(index.checkInvariants() == [])
         let hit = try index.search(Array(data[160..<164]), k: 1, searchEffort: 50).hits.first

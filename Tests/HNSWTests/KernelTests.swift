@@ -30,7 +30,8 @@ import HNSW
                     let gotL2 = l2Kernel(x, y, dim)
                     let gotDot = dotKernel(x, y, dim)
                     #expect(abs(gotL2 - l2) <= 1e-5 * max(l2, 1), "l2 \(level) dim \(dim): \(gotL2) vs \(l2)")
-                    #expect(abs(gotDot - dot) <= 1e-5 * max(dotScale, 1), "dot \(level) dim \(dim): \(gotDot) vs \(dot)")
+                    #expect(
+                        abs(gotDot - dot) <= 1e-5 * max(dotScale, 1), "dot \(level) dim \(dim): \(gotDot) vs \(dot)")
                 }
             }
         }
@@ -55,7 +56,9 @@ import HNSW
                 (c + [0]).withUnsafeBufferPointer { pc in
                     let x = pq.baseAddress!, y = pc.baseAddress!
                     let got = Double(kernel.dot(x, y, dim))
-                    #expect(abs(got - reference) <= 1e-5 * max(scale, 1), "int8 dot \(level) dim \(dim): \(got) vs \(reference)")
+                    #expect(
+                        abs(got - reference) <= 1e-5 * max(scale, 1),
+                        "int8 dot \(level) dim \(dim): \(got) vs \(reference)")
                     let gotL2 = Double(kernel.l2Squared(x, y, dim, 0.03))
                     #expect(abs(gotL2 - l2) <= 1e-5 * max(l2, 1), "int8 l2 \(level) dim \(dim): \(gotL2) vs \(l2)")
                 }
@@ -115,14 +118,20 @@ import HNSW
         var rng = SplitMix64(seed: 21)
         let data = (0..<40_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
         data.withUnsafeBufferPointer { all in
-            for length in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 255, 256, 257, 271, 319, 511, 512, 513, 767, 768, 769, 1536, 5000, 7_171,
-                           12_287, 12_288, 12_289, 13_056, 28_000, 39_990] + Array(240...330) {
+            for length in [
+                0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 255, 256, 257, 271, 319, 511, 512, 513, 767, 768, 769, 1536,
+                5000, 7_171,
+                12_287, 12_288, 12_289, 13_056, 28_000, 39_990,
+            ] + Array(240...330) {
                 for offset in [0, 3] {
                     let p = all.baseAddress! + offset
                     for level in 1...max(1, hs_crc32c_level()) {
-                        #expect(hs_crc32c_at_level(level, 0, p, length) == hs_crc32c_portable(0, p, length),
-                                "level \(level) length \(length) offset \(offset)")
-                        #expect(hs_crc32c_at_level(level, 0x1234_5678, p, length) == hs_crc32c_portable(0x1234_5678, p, length))
+                        #expect(
+                            hs_crc32c_at_level(level, 0, p, length) == hs_crc32c_portable(0, p, length),
+                            "level \(level) length \(length) offset \(offset)")
+                        #expect(
+                            hs_crc32c_at_level(level, 0x1234_5678, p, length)
+                                == hs_crc32c_portable(0x1234_5678, p, length))
                     }
                 }
             }
@@ -134,7 +143,8 @@ import HNSW
     /// that leave a ragged tail.
     @Test func unshuffleKernelsMatchScalarSwift() {
         let count = 65_536
-        let low = (0..<count).map { UInt8(truncatingIfNeeded: $0) }, high = (0..<count).map { UInt8(truncatingIfNeeded: $0 >> 8) }
+        let low = (0..<count).map { UInt8(truncatingIfNeeded: $0) },
+            high = (0..<count).map { UInt8(truncatingIfNeeded: $0 >> 8) }
         var widened = [Float](repeating: 0, count: count)
         hs_unshuffle_f16(low, high, count, &widened)
         for i in 0..<count {

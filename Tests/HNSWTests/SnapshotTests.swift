@@ -25,7 +25,7 @@ import HNSW
         #expect(loaded.pendingDeletes == index.pendingDeletes)
         #expect(loaded.checkInvariants() == [])
         for qi in 0..<40 {
-            let q = Array(data[qi * 10 ..< qi * 10 + 10])
+            let q = Array(data[qi * 10..<qi * 10 + 10])
             #expect(try loaded.search(q, k: 10, searchEffort: 50).hits == index.search(q, k: 10, searchEffort: 50).hits)
         }
         // The loaded index keeps working: inserts reuse repaired slots, deletes apply.

@@ -16,12 +16,14 @@ func clusteredVectors(count: Int, dim: Int, clusters: Int = 40, seed: UInt64) ->
 }
 
 /// Exact k nearest rows (by the index's reported distance) among rows where `allowed` holds.
-func bruteForce(_ data: [Float], dim: Int, query: ArraySlice<Float>, k: Int, metric: Metric,
-                allowed: (Int) -> Bool = { _ in true }) -> [(row: Int, distance: Float)] {
+func bruteForce(
+    _ data: [Float], dim: Int, query: ArraySlice<Float>, k: Int, metric: Metric,
+    allowed: (Int) -> Bool = { _ in true }
+) -> [(row: Int, distance: Float)] {
     let q = Array(query)
     var all: [(Int, Float)] = []
     for row in 0..<(data.count / dim) where allowed(row) {
-        all.append((row, referenceDistance(Array(data[row * dim ..< (row + 1) * dim]), q, metric)))
+        all.append((row, referenceDistance(Array(data[row * dim..<(row + 1) * dim]), q, metric)))
     }
     all.sort { $0.1 < $1.1 }
     return Array(all.prefix(k))
@@ -38,25 +40,35 @@ func referenceDistance(_ a: [Float], _ b: [Float], _ metric: Metric) -> Float {
     }
 }
 
-func meanRecall(_ index: HNSWIndex, data: [Float], queries: [Float], dim: Int, k: Int = 10, ef: Int,
-                filter: SearchFilter? = nil, mode: FilteredSearchMode = .admitMatching,
-                allowed: (Int) -> Bool = { _ in true }) throws -> Double {
+func meanRecall(
+    _ index: HNSWIndex, data: [Float], queries: [Float], dim: Int, k: Int = 10, ef: Int,
+    filter: SearchFilter? = nil, mode: FilteredSearchMode = .admitMatching,
+    allowed: (Int) -> Bool = { _ in true }
+) throws -> Double {
     let n = queries.count / dim
     var total = 0.0
     for qi in 0..<n {
-        let q = queries[qi * dim ..< (qi + 1) * dim]
-        let truth = Set(bruteForce(data, dim: dim, query: q, k: k, metric: index.parameters.metric, allowed: allowed).map(\.row))
-        let got = try index.search(Array(q), k: k, searchEffort: ef, filter: filter, mode: mode).hits.map { Int($0.label) }
-        total += truth.isEmpty ? (got.isEmpty ? 1 : 0) : Double(Set(got).intersection(truth).count) / Double(truth.count)
+        let q = queries[qi * dim..<(qi + 1) * dim]
+        let truth = Set(
+            bruteForce(data, dim: dim, query: q, k: k, metric: index.parameters.metric, allowed: allowed).map(\.row))
+        let got = try index.search(Array(q), k: k, searchEffort: ef, filter: filter, mode: mode).hits.map {
+            Int($0.label)
+        }
+        total +=
+            truth.isEmpty ? (got.isEmpty ? 1 : 0) : Double(Set(got).intersection(truth).count) / Double(truth.count)
     }
     return total / Double(n)
 }
 
-func buildIndex(_ data: [Float], dim: Int, metric: Metric = .l2, connectivity: Int = 16, effort: Int = 100,
-                threads: Int = 1, seed: UInt64 = 7, traversal: TraversalPrecision = .int8) throws -> HNSWIndex {
-    let index = try HNSWIndex(parameters: HNSWParameters(dimensions: dim, metric: metric, connectivity: connectivity,
-                                                         constructionEffort: effort, seed: seed),
-                              traversal: traversal)
+func buildIndex(
+    _ data: [Float], dim: Int, metric: Metric = .l2, connectivity: Int = 16, effort: Int = 100,
+    threads: Int = 1, seed: UInt64 = 7, traversal: TraversalPrecision = .int8
+) throws -> HNSWIndex {
+    let index = try HNSWIndex(
+        parameters: HNSWParameters(
+            dimensions: dim, metric: metric, connectivity: connectivity,
+            constructionEffort: effort, seed: seed),
+        traversal: traversal)
     _ = try index.insert(contentsOf: data, labels: (0..<(data.count / dim)).map(UInt64.init), threads: threads)
     return index
 }

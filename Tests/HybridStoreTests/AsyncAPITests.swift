@@ -98,22 +98,27 @@ import HybridStore
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }
         let store = try tmp.open()
-        let c = try store.collection("docs", creatingIfMissing: Schema(
-            vector: VectorSpec(dimensions: 8, metric: .l2), id: .string,
-            columns: [.text("tenant", filterable: true), .text("body", searchable: true)]))
+        let c = try store.collection(
+            "docs",
+            creatingIfMissing: Schema(
+                vector: VectorSpec(dimensions: 8, metric: .l2), id: .string,
+                columns: [.text("tenant", filterable: true), .text("body", searchable: true)]))
         let vectors = randomVectors(50, dim: 8, seed: 3)
         try store.write { tx in
             for (i, v) in vectors.enumerated() {
-                try tx.insert(.string("r\(i)"), into: c, vector: v, values: ["tenant": .text("acme"), "body": .text("word \(i)")])
+                try tx.insert(
+                    .string("r\(i)"), into: c, vector: v, values: ["tenant": .text("acme"), "body": .text("word \(i)")])
             }
         }
         var options = QueryOptions()
         options.cancellation = CancellationFlag()
         options.cancellation?.cancel()
-        #expect(errorCode { _ = try store.query(c, near: vectors[0], k: 3, where: nil, options: options) } == .cancelled)
-        #expect(errorCode {
-            _ = try store.retrieve(c, text: TextQuery("word"), near: vectors[0], k: 3, options: options)
-        } == .cancelled)
+        #expect(
+            errorCode { _ = try store.query(c, near: vectors[0], k: 3, where: nil, options: options) } == .cancelled)
+        #expect(
+            errorCode {
+                _ = try store.retrieve(c, text: TextQuery("word"), near: vectors[0], k: 3, options: options)
+            } == .cancelled)
         // Without the flag raised the same calls answer.
         options.cancellation = CancellationFlag()
         #expect(try store.query(c, near: vectors[0], k: 3, where: nil, options: options).hits.count == 3)

@@ -15,9 +15,18 @@ import HybridStore
 
         let cases: [(HybridStoreError.Code, (WriteTransaction) throws -> Void)] = [
             (.dimensionMismatch, { try $0.insert("x", into: chunks, vector: [1, 2], values: ["tenant": .text("a")]) }),
-            (.nonFiniteVector, { try $0.insert("x", into: chunks, vector: good.map { $0 * .nan }, values: ["tenant": .text("a")]) }),
-            (.nonFiniteVector, { try $0.upsert("r1", into: chunks, vector: [.infinity] + good.dropFirst(), values: [:]) }),
-            (.unknownColumn, { try $0.insert("x", into: chunks, vector: good, values: ["tenant": .text("a"), "nope": .integer(1)]) }),
+            (
+                .nonFiniteVector,
+                { try $0.insert("x", into: chunks, vector: good.map { $0 * .nan }, values: ["tenant": .text("a")]) }
+            ),
+            (
+                .nonFiniteVector,
+                { try $0.upsert("r1", into: chunks, vector: [.infinity] + good.dropFirst(), values: [:]) }
+            ),
+            (
+                .unknownColumn,
+                { try $0.insert("x", into: chunks, vector: good, values: ["tenant": .text("a"), "nope": .integer(1)]) }
+            ),
             (.typeMismatch, { try $0.insert("x", into: chunks, vector: good, values: ["tenant": .integer(3)]) }),
             (.typeMismatch, { try $0.update("r1", in: chunks, values: ["year": .text("1999")]) }),
             (.typeMismatch, { try $0.update("r1", in: chunks, values: ["score": .real(.nan)]) }),
@@ -59,11 +68,13 @@ import HybridStore
         } catch let error as HybridStoreError {
             #expect(error.code == .dimensionMismatch)
             #expect(error.message == "collection `chunks`, id doc-9: vector expects 8 dimensions, got 3")
-            #expect(error.context["expected"] == "8" && error.context["actual"] == "3" && error.context["id"] == "doc-9")
+            #expect(
+                error.context["expected"] == "8" && error.context["actual"] == "3" && error.context["id"] == "doc-9")
         }
         do {
             try store.write { tx in
-                try tx.insert("doc-9", into: chunks, vector: Array(repeating: 0, count: 8), values: ["tenant": .integer(1)])
+                try tx.insert(
+                    "doc-9", into: chunks, vector: Array(repeating: 0, count: 8), values: ["tenant": .integer(1)])
             }
             Issue.record("expected an error")
         } catch let error as HybridStoreError {
@@ -83,9 +94,13 @@ import HybridStore
         #expect(errorCode { _ = try store.search(chunks, near: [1], k: 1) } == .dimensionMismatch)
         #expect(errorCode { _ = try store.search(chunks, near: q.map { _ in .nan }, k: 1) } == .nonFiniteVector)
         #expect(errorCode { _ = try store.search(chunks, near: q, k: 0) } == .invalidArgument)
-        for options in [QueryOptions(coldEffort: 0), QueryOptions(coldEffort: .nan), QueryOptions(coldEffort: -1),
-                        QueryOptions(coldProbes: 0)] {
-            #expect(errorCode { _ = try store.query(chunks, near: q, k: 1, where: nil, options: options) } == .invalidArgument)
+        for options in [
+            QueryOptions(coldEffort: 0), QueryOptions(coldEffort: .nan), QueryOptions(coldEffort: -1),
+            QueryOptions(coldProbes: 0),
+        ] {
+            #expect(
+                errorCode { _ = try store.query(chunks, near: q, k: 1, where: nil, options: options) }
+                    == .invalidArgument)
         }
         #expect(errorCode { _ = try store.search(chunks, near: q, k: 1, returning: ["nope"]) } == .unknownColumn)
         #expect(errorCode { _ = try store.get(["r1"], from: chunks, returning: ["nope"]) } == .unknownColumn)
@@ -95,7 +110,11 @@ import HybridStore
             ("ok", Schema(vector: VectorSpec(dimensions: 0))),
             ("ok", Schema(vector: VectorSpec(dimensions: 4), columns: [.text("a"), .integer("a")])),
             ("ok", Schema(vector: VectorSpec(dimensions: 4), columns: [.text("bad name")])),
-            ("ok", Schema(vector: VectorSpec(dimensions: 4), columns: [ColumnSpec(name: "b", type: .blob, filterable: true)])),
+            (
+                "ok",
+                Schema(
+                    vector: VectorSpec(dimensions: 4), columns: [ColumnSpec(name: "b", type: .blob, filterable: true)])
+            ),
         ]
         for (name, schema) in bad {
             #expect(errorCode { _ = try store.createCollection(name, schema: schema) } == .invalidSchema, "\(name)")

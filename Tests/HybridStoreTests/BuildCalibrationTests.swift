@@ -18,8 +18,10 @@ import Testing
     }
 
     /// Mean recall@10 of the first `queries.count` default searches of a store opened from disk.
-    static func firstQueriesRecall(_ t: TemporaryStore, _ data: [[Float]], _ queries: [[Float]],
-                                   configure: (inout Configuration) -> Void = { _ in }) throws -> (Double, Explanation) {
+    static func firstQueriesRecall(
+        _ t: TemporaryStore, _ data: [[Float]], _ queries: [[Float]],
+        configure: (inout Configuration) -> Void = { _ in }
+    ) throws -> (Double, Explanation) {
         let store = try t.open(configure)
         defer { store.close() }
         let c = try store.collection("g")
@@ -29,8 +31,9 @@ import Testing
             let answer = try store.query(c, near: q, k: 10, where: nil, options: QueryOptions(), explain: first == nil)
             let (hits, e) = (answer.hits, answer.explanation)
             if first == nil { first = e }
-            let truth = Set(data.indices.map { ($0, zip(data[$0], q).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }) }
-                .sorted { $0.1 < $1.1 }.prefix(10).map { "g\($0.0)" })
+            let truth = Set(
+                data.indices.map { ($0, zip(data[$0], q).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }) }
+                    .sorted { $0.1 < $1.1 }.prefix(10).map { "g\($0.0)" })
             total += Double(hits.filter { truth.contains($0.id.description) }.count) / 10
         }
         return (total / Double(queries.count), first!)
@@ -57,10 +60,13 @@ import Testing
         #expect(explanation.description.contains("build-time queries"))
         if let error = explanation.expectedRecallError {
             // The interval the explanation gives holds the measured mean (3 standard errors of 100 queries).
-            #expect(abs(explanation.plan.expectedRecall - calibrated) <= 3 * max(error, 0.01) + 0.02,
-                    "expected \(explanation.plan.expectedRecall) ± \(error), measured \(calibrated)")
+            #expect(
+                abs(explanation.plan.expectedRecall - calibrated) <= 3 * max(error, 0.01) + 0.02,
+                "expected \(explanation.plan.expectedRecall) ± \(error), measured \(calibrated)")
         }
-        print("build-time calibration: \(built.seconds) s; first 100 queries recall \(calibrated); ef \(explanation.plan.effort ?? 0); expected \(explanation.plan.expectedRecall); curve \(built.curves[0]!.map { String(format: "%.2f:%.3f", $0.scale, $0.recall) })")
+        print(
+            "build-time calibration: \(built.seconds) s; first 100 queries recall \(calibrated); ef \(explanation.plan.effort ?? 0); expected \(explanation.plan.expectedRecall); curve \(built.curves[0]!.map { String(format: "%.2f:%.3f", $0.scale, $0.recall) })"
+        )
     }
 
     /// Easy data (rows near a 4-d subspace of 32-d space): the curve lets the planner search with less effort
@@ -70,7 +76,9 @@ import Testing
         func nearSubspace(_ count: Int, seed: UInt64) -> [[Float]] {
             let basis = Self.gaussian(4, dim: 32, seed: 77)
             let z = Self.gaussian(count, dim: 4, seed: seed), noise = Self.gaussian(count, dim: 32, seed: seed + 1)
-            return (0..<count).map { i in (0..<32).map { d in (0..<4).reduce(0.02 * noise[i][d]) { $0 + z[i][$1] * basis[$1][d] } } }
+            return (0..<count).map { i in
+                (0..<32).map { d in (0..<4).reduce(0.02 * noise[i][d]) { $0 + z[i][$1] * basis[$1][d] } }
+            }
         }
         let data = nearSubspace(10_000, seed: 5)
         let queries = nearSubspace(100, seed: 50)
@@ -88,7 +96,9 @@ import Testing
         #expect(effort < Planner.effort(forRecall: 0.95, k: 10), "\(explanation)")
         #expect(recall >= 0.95, "recall \(recall) at ef \(effort)")
         let interval = try #require(explanation.expectedRecallError)
-        #expect(abs(explanation.plan.expectedRecall - recall) <= interval, "expected \(explanation.plan.expectedRecall) ± \(interval), measured \(recall)")
+        #expect(
+            abs(explanation.plan.expectedRecall - recall) <= interval,
+            "expected \(explanation.plan.expectedRecall) ± \(interval), measured \(recall)")
     }
 
     /// With four rows in five cold, the cold step's probes come from a curve measured over both tiers at the
@@ -102,10 +112,15 @@ import Testing
             let t = TemporaryStore()
             defer { t.cleanup() }
             let store = try t.open { $0.calibrateAtCheckpoint = calibrate }
-            let c = try store.createCollection("g", schema: Schema(vector: VectorSpec(dimensions: 32),
-                                                                   columns: [.integer("seq", filterable: true)]))
+            let c = try store.createCollection(
+                "g",
+                schema: Schema(
+                    vector: VectorSpec(dimensions: 32),
+                    columns: [.integer("seq", filterable: true)]))
             try store.write { tx in
-                for (i, v) in data.enumerated() { try tx.insert(.string("g\(i)"), into: c, vector: v, values: ["seq": .integer(Int64(i))]) }
+                for (i, v) in data.enumerated() {
+                    try tx.insert(.string("g\(i)"), into: c, vector: v, values: ["seq": .integer(Int64(i))])
+                }
             }
             try store.checkpoint()
             #expect(try store.tier(c, where: Column("seq") < 8000, to: .cold) == 8000)
@@ -122,9 +137,12 @@ import Testing
         }
         let (calibrated, e) = try build(calibrate: true)
         #expect(calibrated >= 0.95, "over both tiers, calibrated: \(calibrated)")
-        #expect(e.coldEffortSource == "calibrated over both tiers" && e.recallSource.hasPrefix("over both tiers"), "\(e)")
+        #expect(
+            e.coldEffortSource == "calibrated over both tiers" && e.recallSource.hasPrefix("over both tiers"), "\(e)")
         let interval = try #require(e.expectedRecallError)
-        #expect(abs(e.plan.expectedRecall - calibrated) <= interval, "expected \(e.plan.expectedRecall) ± \(interval), measured \(calibrated)")
+        #expect(
+            abs(e.plan.expectedRecall - calibrated) <= interval,
+            "expected \(e.plan.expectedRecall) ± \(interval), measured \(calibrated)")
         let (rule, u) = try build(calibrate: false)
         #expect(rule < 0.95, "the probe rule met the target here; the set is not hard: \(rule)")
         #expect(u.coldEffortSource == "uncalibrated: the store's probe rule" && u.coldEffort == 1)
@@ -158,7 +176,9 @@ import Testing
         let store = try t.open()
         let c = try store.createCollection("g", schema: Schema(vector: VectorSpec(dimensions: 16)))
         let data = Self.gaussian(3000, dim: 16, seed: 3)
-        try store.write { tx in for (i, v) in data.prefix(1000).enumerated() { try tx.insert(.string("g\(i)"), into: c, vector: v) } }
+        try store.write { tx in
+            for (i, v) in data.prefix(1000).enumerated() { try tx.insert(.string("g\(i)"), into: c, vector: v) }
+        }
         try store.checkpoint()
         let first = try #require(try store.calibration(of: c).built)
         #expect(first.rows == 1000)
@@ -181,12 +201,16 @@ import Testing
         let t = TemporaryStore()
         defer { t.cleanup() }
         let store = try t.open { $0.calibrateAtCheckpoint = false }
-        let c = try store.createCollection("d", schema: Schema(vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 32)))
+        let c = try store.createCollection(
+            "d", schema: Schema(vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 32)))
         let data = Self.gaussian(3000, dim: 8, seed: 9)
-        try store.write { tx in for (i, v) in data.enumerated() { try tx.insert(.string("d\(i)"), into: c, vector: v) } }
+        try store.write { tx in for (i, v) in data.enumerated() { try tx.insert(.string("d\(i)"), into: c, vector: v) }
+        }
         let flat = [0.25, 1, 4, 8].map { BuildCalibration.Point(scale: $0, recall: 0.6, error: 0.01) }
-        try store.adopt(BuildCalibration(curves: [0: flat], queries: 100, rows: 3000, measuredAt: Date().timeIntervalSince1970,
-                                         target: 0.95, k: 10, seconds: 0), for: c)
+        try store.adopt(
+            BuildCalibration(
+                curves: [0: flat], queries: 100, rows: 3000, measuredAt: Date().timeIntervalSince1970,
+                target: 0.95, k: 10, seconds: 0), for: c)
         let e = try store.explain(c, near: data[3], k: 10)
         #expect(e.plan.strategy == .exact && e.plan.expectedRecall == 1, "\(e)")
         #expect(e.recallSource.hasPrefix("exact: the graph's calibrated recall 0.600"), "\(e.recallSource)")

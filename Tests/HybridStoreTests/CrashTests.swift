@@ -30,7 +30,8 @@ import HybridStore
             let deadline = Date().addingTimeInterval(Double.random(in: 0.05...0.6, using: &rng))
             while Date() < deadline || waitForCheckpoint {
                 if waitForCheckpoint, let last = Self.acks(ackPath).last, last == "checkpoint",
-                   Self.acks(ackPath).filter({ $0 == "checkpoint" }).count > killsDuringCheckpoint + round / 2 {
+                    Self.acks(ackPath).filter({ $0 == "checkpoint" }).count > killsDuringCheckpoint + round / 2
+                {
                     break
                 }
                 if !process.isRunning { break }
@@ -48,10 +49,13 @@ import HybridStore
             defer { store.close() }
             let collection = try store.collection("crash")
             let report = try store.verify()
-            #expect(report.isConsistent,
-                    "round \(round): \(report.collections.flatMap(\.mismatches).prefix(5)) \(report.tenantMismatches.prefix(5))")
+            #expect(
+                report.isConsistent,
+                "round \(round): \(report.collections.flatMap(\.mismatches).prefix(5)) \(report.tenantMismatches.prefix(5))"
+            )
             try Self.checkBatches(store, collection, lastAcked: lastAcked, round: round)
-            for hit in try store.search(collection, near: Array(repeating: 0.5, count: 8), k: 20, returning: ["batch"]) {
+            for hit in try store.search(collection, near: Array(repeating: 0.5, count: 8), k: 20, returning: ["batch"])
+            {
                 #expect(hit.values["batch"] != nil, "round \(round): search returned a row that does not exist")
             }
         }
@@ -70,14 +74,18 @@ import HybridStore
     /// deletable rows are gone exactly when batch b+3 committed; nothing exists beyond c.
     static func checkBatches(_ store: HybridStore, _ collection: CollectionRef, lastAcked: Int64, round: Int) throws {
         func items(_ b: Int64) throws -> Set<Int64> {
-            let rows = try store.get((0..<50).map { RowID.int(b * 1000 + Int64($0)) }, from: collection, returning: ["item"])
-            return Set(rows.compactMap { row in
-                if case .integer(let item)? = row.values["item"] { return item } else { return nil }
-            })
+            let rows = try store.get(
+                (0..<50).map { RowID.int(b * 1000 + Int64($0)) }, from: collection, returning: ["item"])
+            return Set(
+                rows.compactMap { row in
+                    if case .integer(let item)? = row.values["item"] { return item } else { return nil }
+                })
         }
         var committed: Int64 = 0
         while try items(committed + 1).contains(1) { committed += 1 }
-        #expect(committed >= lastAcked, "round \(round): acknowledged batch \(lastAcked) lost (only \(committed) committed)")
+        #expect(
+            committed >= lastAcked, "round \(round): acknowledged batch \(lastAcked) lost (only \(committed) committed)"
+        )
         for b in committed + 1...committed + 3 {
             #expect(try items(b).isEmpty, "round \(round): rows of uncommitted batch \(b) exist")
         }
@@ -87,8 +95,12 @@ import HybridStore
             let present = try items(b)
             // The keyword index holds exactly the batch's committed rows (it commits with them).
             let found = try store.search(collection, text: TextQuery("batch\(b)"), k: 100)
-            #expect(found.count == present.count, "round \(round): the keyword index finds \(found.count) rows of batch \(b), \(present.count) exist")
-            #expect(kept.isSubset(of: present), "round \(round): batch \(b) is partial: lost \(kept.subtracting(present).sorted().prefix(5))")
+            #expect(
+                found.count == present.count,
+                "round \(round): the keyword index finds \(found.count) rows of batch \(b), \(present.count) exist")
+            #expect(
+                kept.isSubset(of: present),
+                "round \(round): batch \(b) is partial: lost \(kept.subtracting(present).sorted().prefix(5))")
             let deletedNow = deletable.subtracting(present)
             if b + 3 <= committed {
                 #expect(deletedNow == deletable, "round \(round): batch \(b) keeps rows batch \(b + 3) deleted")

@@ -82,7 +82,8 @@ import HybridStore
         let a = try store.createCollection("a", schema: chunkSchema)
         let b = try store.createCollection("b", schema: Schema(vector: VectorSpec(dimensions: 4), id: .integer))
         try fill(store, a, count: 50)
-        try store.write { tx in for i in 0..<20 { try tx.insert(.int(Int64(i)), into: b, vector: [Float(i), 0, 0, 1]) } }
+        try store.write { tx in for i in 0..<20 { try tx.insert(.int(Int64(i)), into: b, vector: [Float(i), 0, 0, 1]) }
+        }
         try store.checkpoint()
         // a's snapshot is the larger file (8-d × 50 rows against 4-d × 20).
         func files() throws -> (a: String, b: String) {
@@ -100,13 +101,18 @@ import HybridStore
         }
         try store.checkpoint()  // trims the log past the old snapshot
         store.close()
-        try old.write(to: URL(fileURLWithPath: aFile))                          // stale
+        try old.write(to: URL(fileURLWithPath: aFile))  // stale
         try FileManager.default.removeItem(atPath: bFile)
-        try FileManager.default.copyItem(atPath: aFile, toPath: bFile)          // other parameters
+        try FileManager.default.copyItem(atPath: aFile, toPath: bFile)  // other parameters
         let (reopened, progress) = try Self.reopen(tmp)
         store = reopened
-        let reasons = progress.filter { $0.phase == .rebuilding && $0.done == 0 }.map { "\($0.collection): \($0.reason ?? "")" }.sorted()
-        #expect(reasons == ["a: snapshot is older than the trimmed change log", "b: snapshot parameters differ from the schema"])
+        let reasons = progress.filter { $0.phase == .rebuilding && $0.done == 0 }.map {
+            "\($0.collection): \($0.reason ?? "")"
+        }.sorted()
+        #expect(
+            reasons == [
+                "a: snapshot is older than the trimmed change log", "b: snapshot parameters differ from the schema",
+            ])
         let a2 = try store.collection("a")
         #expect(try store.search(a2, near: Array(repeating: 9, count: 8), k: 1).first?.id == "late")
         #expect(try store.get(["r1"], from: a2).isEmpty)
@@ -152,7 +158,10 @@ import HybridStore
         var bytes = try #require(FileManager.default.contents(atPath: db))
         for i in stride(from: 4096, to: bytes.count, by: 1) { bytes[i] = 0xA5 }
         try bytes.write(to: URL(fileURLWithPath: db))
-        #expect(errorCode { let s = try tmp.open(); _ = try s.verify() } == .corruptFile)
+        #expect(
+            errorCode {
+                let s = try tmp.open(); _ = try s.verify()
+            } == .corruptFile)
     }
 
     @Test func backgroundCheckpointRunsByPolicyAndTrimsTheLog() throws {
@@ -184,14 +193,18 @@ import HybridStore
                     for round in 0..<30 {
                         try store.write { tx in
                             try tx.delete([.string("r\(round)")], from: chunks)
-                            try tx.upsert(.string("w\(round)"), into: chunks, vector: vectors[round].map { -$0 },
-                                          values: ["tenant": .text("acme"), "body": .text("w")])
+                            try tx.upsert(
+                                .string("w\(round)"), into: chunks, vector: vectors[round].map { -$0 },
+                                values: ["tenant": .text("acme"), "body": .text("w")])
                         }
                     }
                 } else {
                     for i in 0..<150 {
-                        let hits = try store.search(chunks, near: vectors[(i * 7 + worker) % 300], k: 10, returning: ["body"])
-                        if hits.isEmpty || hits.contains(where: { $0.values["body"] == nil }) { failures.add(1, ordering: .relaxed) }
+                        let hits = try store.search(
+                            chunks, near: vectors[(i * 7 + worker) % 300], k: 10, returning: ["body"])
+                        if hits.isEmpty || hits.contains(where: { $0.values["body"] == nil }) {
+                            failures.add(1, ordering: .relaxed)
+                        }
                     }
                 }
             } catch {

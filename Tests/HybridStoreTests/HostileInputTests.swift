@@ -11,9 +11,11 @@ import HybridStore
         let t = TemporaryStore()
         defer { t.cleanup() }
         let store = try t.open()
-        let c = try store.createCollection("c", schema: Schema(
-            vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 32),
-            columns: [.integer("group", filterable: true)]))
+        let c = try store.createCollection(
+            "c",
+            schema: Schema(
+                vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 32),
+                columns: [.integer("group", filterable: true)]))
         var vectors = randomVectors(96, dim: 8, seed: 7)
         vectors[0][3] = -0.0
         vectors[40][1] = -0.0
@@ -57,10 +59,13 @@ import HybridStore
         let t = TemporaryStore()
         defer { t.cleanup() }
         let store = try t.open()
-        let c = try store.createCollection("c", schema: Schema(
-            vector: VectorSpec(dimensions: 2), columns: [.text("body", filterable: true), .text("note")]))
+        let c = try store.createCollection(
+            "c",
+            schema: Schema(
+                vector: VectorSpec(dimensions: 2), columns: [.text("body", filterable: true), .text("note")]))
         try store.write { tx in
-            try tx.insert("nul\u{0}x", into: c, vector: [1, 0], values: ["body": .text("a\u{0}b"), "note": .text("x\u{0}")])
+            try tx.insert(
+                "nul\u{0}x", into: c, vector: [1, 0], values: ["body": .text("a\u{0}b"), "note": .text("x\u{0}")])
             try tx.insert("nul\u{0}y", into: c, vector: [0, 1], values: ["body": .text("a\u{0}c")])
         }
         #expect(try store.count(c) == 2)
@@ -79,9 +84,11 @@ import HybridStore
         let t = TemporaryStore()
         defer { t.cleanup() }
         let store = try t.open()
-        #expect(errorCode {
-            _ = try store.createCollection("c", schema: Schema(vector: VectorSpec(dimensions: 2), columns: [.integer(name)]))
-        } == .invalidSchema)
+        #expect(
+            errorCode {
+                _ = try store.createCollection(
+                    "c", schema: Schema(vector: VectorSpec(dimensions: 2), columns: [.integer(name)]))
+            } == .invalidSchema)
         #expect(try store.collections().isEmpty)
     }
 
@@ -92,10 +99,14 @@ import HybridStore
         let store = try t.open()
         let l2 = try store.createCollection("l2", schema: Schema(vector: VectorSpec(dimensions: 3)))
         let cos = try store.createCollection("cos", schema: Schema(vector: VectorSpec(dimensions: 3, metric: .cosine)))
-        let ip = try store.createCollection("ip", schema: Schema(vector: VectorSpec(dimensions: 3, metric: .innerProduct)))
-        for (c, v) in [(l2, [Float](arrayLiteral: 3.4e38, 3.4e38, 0)), (cos, [1e30, 0, 0]), (ip, [2e19, 0, 0]),
-                       (cos, [0, 0, 0]), (cos, [1e-30, 0, 0])] {
-            #expect(errorCode { try store.write { tx in try tx.insert("bad", into: c, vector: v) } } == .nonFiniteVector)
+        let ip = try store.createCollection(
+            "ip", schema: Schema(vector: VectorSpec(dimensions: 3, metric: .innerProduct)))
+        for (c, v) in [
+            (l2, [Float](arrayLiteral: 3.4e38, 3.4e38, 0)), (cos, [1e30, 0, 0]), (ip, [2e19, 0, 0]),
+            (cos, [0, 0, 0]), (cos, [1e-30, 0, 0]),
+        ] {
+            #expect(
+                errorCode { try store.write { tx in try tx.insert("bad", into: c, vector: v) } } == .nonFiniteVector)
             #expect(try store.count(c) == 0)
             #expect(errorCode { _ = try store.search(c, near: v, k: 1) } == .nonFiniteVector)
         }
@@ -120,7 +131,8 @@ import HybridStore
         try fill(store, c, count: 50)
         for k in [Int.max, 1 << 60, 51] {
             #expect(try store.search(c, near: [Float](repeating: 0, count: 8), k: k).count == 50)
-            #expect(try store.search(c, near: [Float](repeating: 0, count: 8), k: k, where: Column("year") >= 2010).count
+            #expect(
+                try store.search(c, near: [Float](repeating: 0, count: 8), k: k, where: Column("year") >= 2010).count
                     == (0..<50).filter { 2000 + $0 % 25 >= 2010 }.count)
         }
         let index = try HNSWIndex(parameters: HNSWParameters(dimensions: 2))
@@ -189,16 +201,20 @@ import HybridStore
         let t = TemporaryStore()
         defer { t.cleanup() }
         var store = try t.open()
-        let c = try store.createCollection("chunks", schema: Schema(
-            vector: VectorSpec(dimensions: 2), columns: [.text("tenant", nullable: false, filterable: true)],
-            tenantColumn: "tenant"))
+        let c = try store.createCollection(
+            "chunks",
+            schema: Schema(
+                vector: VectorSpec(dimensions: 2), columns: [.text("tenant", nullable: false, filterable: true)],
+                tenantColumn: "tenant"))
         try store.createTenant("acme", quota: TenantQuota(maxQueries: 2, queryPeriodSeconds: 86_400))
         try store.tenant("acme").write { tx in try tx.insert("a", into: c, vector: [1, 0]) }
         var answered = 0
         for _ in 0..<3 {
             store.close()
             store = try t.open()
-            if (try? store.tenant("acme").search(store.collection("chunks"), near: [1, 0], k: 1)) != nil { answered += 1 }
+            if (try? store.tenant("acme").search(store.collection("chunks"), near: [1, 0], k: 1)) != nil {
+                answered += 1
+            }
         }
         #expect(answered == 2)
         #expect(errorCode { _ = try store.tenant("acme").search(c, near: [1, 0], k: 1) } == .quotaExceeded)
@@ -213,7 +229,8 @@ import HybridStore
         try fill(store, try store.createCollection("chunks", schema: chunkSchema), count: 30)
         try store.checkpoint()
         store.close()
-        let snapshot = try #require(try FileManager.default.contentsOfDirectory(atPath: t.path).first { $0.hasSuffix(".hsnap") })
+        let snapshot = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: t.path).first { $0.hasSuffix(".hsnap") })
         let stale = t.path + "/" + snapshot + ".tmp-999999"
         try Data(repeating: 7, count: 4096).write(to: URL(fileURLWithPath: stale))
         var bytes = try Data(contentsOf: URL(fileURLWithPath: t.path + "/" + snapshot))
@@ -239,33 +256,44 @@ import HybridStore
         let t = TemporaryStore()
         defer { t.cleanup() }
         let store = try t.open()
-        let c = try store.createCollection("c", schema: Schema(
-            vector: VectorSpec(dimensions: 4, connectivity: 8, constructionEffort: 32),
-            columns: [.text("tenant", nullable: false, filterable: true), .integer("year", filterable: true)],
-            tenantColumn: "tenant"))
+        let c = try store.createCollection(
+            "c",
+            schema: Schema(
+                vector: VectorSpec(dimensions: 4, connectivity: 8, constructionEffort: 32),
+                columns: [.text("tenant", nullable: false, filterable: true), .integer("year", filterable: true)],
+                tenantColumn: "tenant"))
         let vectors = randomVectors(3000, dim: 4, seed: 3)
         try store.write { tx in
             for (i, v) in vectors.enumerated() {
                 // acme: 300 rows, none in 1990; globex: the rest, a third of them in 1990.
                 let acme = i % 10 == 0
-                try tx.insert(.string("r\(i)"), into: c, vector: v, values: [
-                    "tenant": .text(acme ? "acme" : "globex"),
-                    "year": .integer(acme ? 2000 + Int64(i % 7) : (i % 3 == 0 ? 1990 : 2001))])
+                try tx.insert(
+                    .string("r\(i)"), into: c, vector: v,
+                    values: [
+                        "tenant": .text(acme ? "acme" : "globex"),
+                        "year": .integer(acme ? 2000 + Int64(i % 7) : (i % 3 == 0 ? 1990 : 2001)),
+                    ])
             }
         }
         let acme = try store.tenant("acme")
-        let e = try acme.query(c, near: vectors[0], k: 10, where: Column("year") == 1990, options: QueryOptions(),
-                               returning: [], explain: true).explanation
+        let e = try acme.query(
+            c, near: vectors[0], k: 10, where: Column("year") == 1990, options: QueryOptions(),
+            returning: [], explain: true
+        ).explanation
         #expect(e.plan.estimatedMatches == 0 && e.actualMatches == 0)
         #expect(e.scopedToTenant == "acme" && e.plan.alternatives.isEmpty && e.visitedNodes == 0)
         #expect(!e.description.contains("3000") && e.description.contains("tenant acme"))
         // Its own rows are estimated exactly (300 ≤ the sample).
-        let all = try acme.query(c, near: vectors[0], k: 10, where: Column("year") >= 2003, options: QueryOptions(),
-                                 returning: [], explain: true).explanation
+        let all = try acme.query(
+            c, near: vectors[0], k: 10, where: Column("year") >= 2003, options: QueryOptions(),
+            returning: [], explain: true
+        ).explanation
         #expect(all.plan.estimatedMatches == Double(all.actualMatches ?? -1))
         // A duplicate id says the same whether the holder is the tenant itself or another.
         func message(_ id: String) -> String? {
-            do { try acme.write { tx in try tx.insert(.string(id), into: c, vector: [0, 0, 0, 1]) } } catch let error as HybridStoreError {
+            do { try acme.write { tx in try tx.insert(.string(id), into: c, vector: [0, 0, 0, 1]) } } catch let error
+                as HybridStoreError
+            {
                 return error.message.replacingOccurrences(of: id, with: "ID")
             } catch { return nil }
             return nil
@@ -287,7 +315,9 @@ import HybridStore
         } catch {
             #expect(error.code == .invalidFilter && error.context["offset"] == "1000")
         }
-        #expect(errorCode { _ = try store.parseFilter(String(repeating: "NOT ", count: 5000) + "year = 1") } == .invalidFilter)
+        #expect(
+            errorCode { _ = try store.parseFilter(String(repeating: "NOT ", count: 5000) + "year = 1") }
+                == .invalidFilter)
         // 1,000 levels (the limit) still work end to end.
         let limit = String(repeating: "(", count: 999) + "year >= 2010" + String(repeating: ")", count: 999)
         #expect(try store.count(c, where: try store.parseFilter(limit)) == 60)
@@ -321,14 +351,17 @@ import HybridStore
         store.close()
         // What an older build let through: row b's vector becomes all zeros, and no snapshot is left.
         let db = try Connection(path: t.path + "/store.sqlite", create: false)
-        try db.statement("UPDATE hs_rows_1 SET vector = ?1 WHERE id = 'b'").run([.blob([UInt8](repeating: 0, count: 12))])
+        try db.statement("UPDATE hs_rows_1 SET vector = ?1 WHERE id = 'b'").run([
+            .blob([UInt8](repeating: 0, count: 12))
+        ])
         for name in try FileManager.default.contentsOfDirectory(atPath: t.path) where name.hasSuffix(".hsnap") {
             try FileManager.default.removeItem(atPath: t.path + "/" + name)
         }
         store = try t.open()
         #expect(try store.count(store.collection("c")) == 2)
         #expect(try store.search(store.collection("c"), near: [1, 0, 0], k: 1).first?.id == "a")
-        #expect(errorCode { try store.write { tx in try tx.upsert("b", into: store.collection("c"), vector: [0, 0, 0]) } }
+        #expect(
+            errorCode { try store.write { tx in try tx.upsert("b", into: store.collection("c"), vector: [0, 0, 0]) } }
                 == .nonFiniteVector)
         store.close()
     }

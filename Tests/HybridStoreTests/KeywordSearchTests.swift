@@ -9,12 +9,16 @@ import HybridStore
     static let schema = Schema(
         vector: VectorSpec(dimensions: 8, metric: .l2, connectivity: 8, constructionEffort: 64),
         id: .string,
-        columns: [.text("tenant", nullable: false, filterable: true), .integer("year", filterable: true),
-                  .text("body", searchable: true), .text("title", searchable: true), .text("note")],
+        columns: [
+            .text("tenant", nullable: false, filterable: true), .integer("year", filterable: true),
+            .text("body", searchable: true), .text("title", searchable: true), .text("note"),
+        ],
         tenantColumn: "tenant")
 
-    static let vocabulary = ["error", "disk", "network", "timeout", "0x80070005", "kernel", "panic", "retry", "socket",
-                             "memory", "leak", "driver", "update", "install", "failed", "succeeded", "user", "admin"]
+    static let vocabulary = [
+        "error", "disk", "network", "timeout", "0x80070005", "kernel", "panic", "retry", "socket",
+        "memory", "leak", "driver", "update", "install", "failed", "succeeded", "user", "admin",
+    ]
 
     static func tenantOf(_ i: Int) -> String { ["acme", "globex", "initech"][i % 3] }
 
@@ -48,10 +52,12 @@ import HybridStore
         let vectors = randomVectors(count, dim: 8, seed: 5)
         try store.write { tx in
             for i in 0..<count {
-                try tx.insert(.string("d\(i)"), into: c, vector: vectors[i], values: [
-                    "tenant": .text(tenantOf(i)), "year": .integer(Int64(2000 + i % 25)),
-                    "body": .text(docs[i].body), "title": .text(docs[i].title), "note": .text("note \(i)"),
-                ])
+                try tx.insert(
+                    .string("d\(i)"), into: c, vector: vectors[i],
+                    values: [
+                        "tenant": .text(tenantOf(i)), "year": .integer(Int64(2000 + i % 25)),
+                        "body": .text(docs[i].body), "title": .text(docs[i].title), "note": .text("note \(i)"),
+                    ])
             }
         }
         return Fixture(tmp: tmp, store: store, collection: c, docs: docs, vectors: vectors)
@@ -59,8 +65,10 @@ import HybridStore
 
     /// A plain FTS5 table holding `rows` (index into `docs`, rowid = index + 1) and a year column, and the
     /// ranking FTS5's own bm25() gives `match` there (ties by rowid), as (id, BM25 made positive).
-    static func reference(_ docs: [(body: String, title: String)], rows: [Int], match: String, yearAtLeast: Int64? = nil,
-                          limit: Int) throws -> [(id: String, score: Double)] {
+    static func reference(
+        _ docs: [(body: String, title: String)], rows: [Int], match: String, yearAtLeast: Int64? = nil,
+        limit: Int
+    ) throws -> [(id: String, score: Double)] {
         let path = temporaryPath("hs-fts-ref", suffix: ".sqlite")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let c = try Connection(path: path, create: true)
@@ -68,11 +76,14 @@ import HybridStore
         try c.transaction(immediate: true) {
             let insert = try c.statement("INSERT INTO ref(rowid, body, title, year) VALUES (?1, ?2, ?3, ?4)")
             for i in rows {
-                try insert.run([.integer(Int64(i + 1)), .text(docs[i].body), .text(docs[i].title), .integer(Int64(2000 + i % 25))])
+                try insert.run([
+                    .integer(Int64(i + 1)), .text(docs[i].body), .text(docs[i].title), .integer(Int64(2000 + i % 25)),
+                ])
             }
         }
-        let query = try c.prepareOnce("SELECT rowid, bm25(ref) FROM ref WHERE ref MATCH ?1"
-            + (yearAtLeast == nil ? "" : " AND year >= ?3") + " ORDER BY bm25(ref), rowid LIMIT ?2")
+        let query = try c.prepareOnce(
+            "SELECT rowid, bm25(ref) FROM ref WHERE ref MATCH ?1"
+                + (yearAtLeast == nil ? "" : " AND year >= ?3") + " ORDER BY bm25(ref), rowid LIMIT ?2")
         try query.bind([.text(match), .integer(Int64(limit))] + (yearAtLeast.map { [.integer($0)] } ?? []))
         var out: [(String, Double)] = []
         while try query.step() {
@@ -83,16 +94,19 @@ import HybridStore
     }
 
     static func same(_ hits: [RetrievalHit], _ reference: [(id: String, score: Double)]) -> Bool {
-        hits.count == reference.count && zip(hits, reference).allSatisfy { h, r in
-            h.id == .string(r.id) && abs((h.keywordScore ?? .nan) - r.score) <= 1e-9 * max(1, abs(r.score))
-        }
+        hits.count == reference.count
+            && zip(hits, reference).allSatisfy { h, r in
+                h.id == .string(r.id) && abs((h.keywordScore ?? .nan) - r.score) <= 1e-9 * max(1, abs(r.score))
+            }
     }
 
     @Test func keywordRankingEqualsFTS5sOwnBM25() throws {
         let f = try Self.fixture()
         defer { f.tmp.cleanup() }
-        for (text, match) in [("error", "\"error\""), ("disk 0x80070005", "\"disk\" OR \"0x80070005\""),
-                              ("panic kernel leak", "\"panic\" OR \"kernel\" OR \"leak\"")] {
+        for (text, match) in [
+            ("error", "\"error\""), ("disk 0x80070005", "\"disk\" OR \"0x80070005\""),
+            ("panic kernel leak", "\"panic\" OR \"kernel\" OR \"leak\""),
+        ] {
             let hits = try f.store.search(f.collection, text: TextQuery(text), k: 25)
             let expected = try Self.reference(f.docs, rows: Array(f.docs.indices), match: match, limit: 25)
             #expect(!expected.isEmpty)
@@ -100,22 +114,30 @@ import HybridStore
             #expect(hits.map(\.score) == hits.map { $0.keywordScore! })
         }
         // Under a filter: the same ranking as the plain table's under the same condition.
-        let filtered = try f.store.search(f.collection, text: TextQuery("retry socket"), k: 30, where: Column("year") >= 2012)
-        let expected = try Self.reference(f.docs, rows: Array(f.docs.indices), match: "\"retry\" OR \"socket\"", yearAtLeast: 2012, limit: 30)
+        let filtered = try f.store.search(
+            f.collection, text: TextQuery("retry socket"), k: 30, where: Column("year") >= 2012)
+        let expected = try Self.reference(
+            f.docs, rows: Array(f.docs.indices), match: "\"retry\" OR \"socket\"", yearAtLeast: 2012, limit: 30)
         #expect(Self.same(filtered, expected))
         // Text rewritten after the lengths were loaded (by the queries above): the ranking follows the new text.
         var docs = f.docs
         try f.store.write { tx in
             for i in stride(from: 0, to: docs.count, by: 7) {
-                docs[i].body = i % 2 == 0 ? "error" : docs[i].body + " error error " + String(repeating: "padding ", count: 30)
+                docs[i].body =
+                    i % 2 == 0 ? "error" : docs[i].body + " error error " + String(repeating: "padding ", count: 30)
                 try tx.update(.string("d\(i)"), in: f.collection, values: ["body": .text(docs[i].body)])
             }
         }
         let rewritten = try f.store.search(f.collection, text: TextQuery("error disk"), k: 40)
-        #expect(Self.same(rewritten, try Self.reference(docs, rows: Array(docs.indices), match: "\"error\" OR \"disk\"", limit: 40)))
+        #expect(
+            Self.same(
+                rewritten,
+                try Self.reference(docs, rows: Array(docs.indices), match: "\"error\" OR \"disk\"", limit: 40)))
         // FTS5's own syntax, with a column filter by the column's name.
-        let syntax = try f.store.search(f.collection, text: TextQuery("title:disk NOT body:error", syntax: .fts5), k: 40)
-        let expectedSyntax = try Self.reference(docs, rows: Array(f.docs.indices), match: "title:disk NOT body:error", limit: 40)
+        let syntax = try f.store.search(
+            f.collection, text: TextQuery("title:disk NOT body:error", syntax: .fts5), k: 40)
+        let expectedSyntax = try Self.reference(
+            docs, rows: Array(f.docs.indices), match: "title:disk NOT body:error", limit: 40)
         #expect(!expectedSyntax.isEmpty)
         #expect(Self.same(syntax, expectedSyntax))
     }
@@ -127,7 +149,11 @@ import HybridStore
         try f.store.checkpoint()  // 1,200 changes since the index was made: its segments are merged
         let after = try f.store.search(f.collection, text: TextQuery("timeout retry kernel"), k: 30)
         #expect(after == before && !after.isEmpty)
-        #expect(Self.same(after, try Self.reference(f.docs, rows: Array(f.docs.indices), match: "\"timeout\" OR \"retry\" OR \"kernel\"", limit: 30)))
+        #expect(
+            Self.same(
+                after,
+                try Self.reference(
+                    f.docs, rows: Array(f.docs.indices), match: "\"timeout\" OR \"retry\" OR \"kernel\"", limit: 30)))
         #expect(try f.store.verify().isConsistent)
     }
 
@@ -136,7 +162,9 @@ import HybridStore
         defer { f.tmp.cleanup() }
         let acme = try f.store.tenant("acme")
         let acmeRows = f.docs.indices.filter { Self.tenantOf($0) == "acme" }
-        for (text, match) in [("error", "\"error\""), ("disk 0x80070005 leak", "\"disk\" OR \"0x80070005\" OR \"leak\"")] {
+        for (text, match) in [
+            ("error", "\"error\""), ("disk 0x80070005 leak", "\"disk\" OR \"0x80070005\" OR \"leak\""),
+        ] {
             let hits = try acme.search(f.collection, text: TextQuery(text), k: 20)
             // The scores equal BM25 over a table holding only acme's rows: other tenants' rows change nothing.
             let expected = try Self.reference(f.docs, rows: acmeRows, match: match, limit: 20)
@@ -145,11 +173,14 @@ import HybridStore
         // A word only another tenant wrote: acme finds nothing, and its scores do not move.
         let before = try acme.search(f.collection, text: TextQuery("error zebra"), k: 10)
         try f.store.write { tx in
-            try tx.insert("g-zebra", into: f.collection, vector: f.vectors[0], values: ["tenant": "globex", "body": "zebra zebra error"])
+            try tx.insert(
+                "g-zebra", into: f.collection, vector: f.vectors[0],
+                values: ["tenant": "globex", "body": "zebra zebra error"])
         }
         #expect(try acme.search(f.collection, text: TextQuery("zebra"), k: 10).isEmpty)
         #expect(try acme.search(f.collection, text: TextQuery("error zebra"), k: 10) == before)
-        #expect(try f.store.tenant("globex").search(f.collection, text: TextQuery("zebra"), k: 10).map(\.id) == ["g-zebra"])
+        #expect(
+            try f.store.tenant("globex").search(f.collection, text: TextQuery("zebra"), k: 10).map(\.id) == ["g-zebra"])
         // Hybrid under a tenant: both arms hold only its rows.
         let hybrid = try acme.search(f.collection, near: f.vectors[1], text: TextQuery("error disk"), k: 30)
         let acmeIDs = Set(acmeRows.map { RowID.string("d\($0)") })
@@ -169,11 +200,13 @@ import HybridStore
         case .weighted(let w):
             let d = vector.map { Double($0.distance) }
             for h in vector {
-                score[h.id, default: 0] += w * (d.max()! > d.min()! ? (d.max()! - Double(h.distance)) / (d.max()! - d.min()!) : 1)
+                score[h.id, default: 0] +=
+                    w * (d.max()! > d.min()! ? (d.max()! - Double(h.distance)) / (d.max()! - d.min()!) : 1)
             }
             let b = keyword.map { $0.keywordScore! }
             for h in keyword {
-                score[h.id, default: 0] += (1 - w) * (b.max()! > b.min()! ? (h.keywordScore! - b.min()!) / (b.max()! - b.min()!) : 1)
+                score[h.id, default: 0] +=
+                    (1 - w) * (b.max()! > b.min()! ? (h.keywordScore! - b.min()!) / (b.max()! - b.min()!) : 1)
             }
         }
         return score.keys.sorted { a, b in
@@ -186,14 +219,21 @@ import HybridStore
     @Test func fusionEqualsTheReference() throws {
         let f = try Self.fixture()
         defer { f.tmp.cleanup() }
-        for (q, text, fusion) in [(3, "error disk", Fusion.standard), (9, "kernel panic", .reciprocalRank(k: 10)),
-                                  (20, "timeout retry socket", .weighted(vector: 0.7)), (4, "leak", .weighted(vector: 0.2))] {
-            let (hits, explanation) = try f.store.retrieve(f.collection, text: TextQuery(text), near: f.vectors[q], k: 10,
-                                                           where: Column("year") >= 2005, fusion: fusion, depth: 40,
-                                                           options: QueryOptions(searchEffort: 100), explain: true)
-            let vector = try f.store.search(f.collection, near: f.vectors[q], k: 40, where: Column("year") >= 2005, searchEffort: 100)
+        for (q, text, fusion) in [
+            (3, "error disk", Fusion.standard), (9, "kernel panic", .reciprocalRank(k: 10)),
+            (20, "timeout retry socket", .weighted(vector: 0.7)), (4, "leak", .weighted(vector: 0.2)),
+        ] {
+            let (hits, explanation) = try f.store.retrieve(
+                f.collection, text: TextQuery(text), near: f.vectors[q], k: 10,
+                where: Column("year") >= 2005, fusion: fusion, depth: 40,
+                options: QueryOptions(searchEffort: 100), explain: true)
+            let vector = try f.store.search(
+                f.collection, near: f.vectors[q], k: 40, where: Column("year") >= 2005, searchEffort: 100)
             let keyword = try f.store.search(f.collection, text: TextQuery(text), k: 40, where: Column("year") >= 2005)
-            #expect(hits.map(\.id) == Array(Self.referenceFusion(vector: vector, keyword: keyword, fusion: fusion).prefix(10)), "\(fusion)")
+            #expect(
+                hits.map(\.id)
+                    == Array(Self.referenceFusion(vector: vector, keyword: keyword, fusion: fusion).prefix(10)),
+                "\(fusion)")
             #expect(hits.allSatisfy { $0.distance != nil || $0.keywordScore != nil })
             #expect(explanation.vector != nil && explanation.keyword.candidates == 40)
             #expect(explanation.description.contains("keyword arm") && explanation.description.contains("vector arm"))
@@ -205,16 +245,21 @@ import HybridStore
         defer { tmp.cleanup() }
         let store = try tmp.open()
         let c = try store.collection("docs", creatingIfMissing: Self.schema)
-        let texts = ["error 0x80070005 in setup", "NEAR the disk: a \"quoted\" word", "e-mail from admin*", "plain words here"]
+        let texts = [
+            "error 0x80070005 in setup", "NEAR the disk: a \"quoted\" word", "e-mail from admin*", "plain words here",
+        ]
         try store.write { tx in
             for (i, t) in texts.enumerated() {
-                try tx.insert(.string("t\(i)"), into: c, vector: randomVectors(1, dim: 8, seed: UInt64(i))[0],
-                              values: ["tenant": "acme", "body": .text(t)])
+                try tx.insert(
+                    .string("t\(i)"), into: c, vector: randomVectors(1, dim: 8, seed: UInt64(i))[0],
+                    values: ["tenant": "acme", "body": .text(t)])
             }
         }
         // Syntax characters are part of the words: no error, and the words are found.
-        for (text, found) in [("\"quoted", true), ("disk: NEAR(", true), ("e-mail", true), ("admin* -setup", true),
-                              ("0x80070005)", true), ("AND OR NOT", false), ("title:nothing", false)] {
+        for (text, found) in [
+            ("\"quoted", true), ("disk: NEAR(", true), ("e-mail", true), ("admin* -setup", true),
+            ("0x80070005)", true), ("AND OR NOT", false), ("title:nothing", false),
+        ] {
             let hits = try store.search(c, text: TextQuery(text), k: 5)
             #expect(hits.isEmpty != found, "\(text)")
         }
@@ -224,7 +269,9 @@ import HybridStore
         #expect(try store.search(c, text: TextQuery("adm*", syntax: .fts5), k: 5).map(\.id) == ["t2"])
         #expect(try store.search(c, text: TextQuery("NEAR(error setup, 3)", syntax: .fts5), k: 5).map(\.id) == ["t0"])
         // Bad syntax, an unknown or unsearchable column, nothing to search: invalidFilter with the offset.
-        for (text, offset) in [("error AND (disk", 15), ("note:disk", 0), ("missing:x", 0), ("disk OR", 7), ("\"open", 0)] {
+        for (text, offset) in [
+            ("error AND (disk", 15), ("note:disk", 0), ("missing:x", 0), ("disk OR", 7), ("\"open", 0),
+        ] {
             do {
                 _ = try store.search(c, text: TextQuery(text, syntax: .fts5), k: 5)
                 Issue.record("\(text) was accepted")
@@ -235,11 +282,17 @@ import HybridStore
         }
         #expect(errorCode { _ = try store.search(c, text: TextQuery("   "), k: 5) } == .invalidFilter)
         // A collection without searchable columns says so.
-        let plain = try store.collection("plain", creatingIfMissing: Schema(vector: VectorSpec(dimensions: 8), columns: [.text("body")]))
+        let plain = try store.collection(
+            "plain", creatingIfMissing: Schema(vector: VectorSpec(dimensions: 8), columns: [.text("body")]))
         #expect(errorCode { _ = try store.search(plain, text: TextQuery("x"), k: 5) } == .invalidArgument)
-        #expect(errorCode {
-            _ = try store.collection("bad", creatingIfMissing: Schema(vector: VectorSpec(dimensions: 8), columns: [ColumnSpec(name: "n", type: .integer, searchable: true)]))
-        } == .invalidSchema)
+        #expect(
+            errorCode {
+                _ = try store.collection(
+                    "bad",
+                    creatingIfMissing: Schema(
+                        vector: VectorSpec(dimensions: 8),
+                        columns: [ColumnSpec(name: "n", type: .integer, searchable: true)]))
+            } == .invalidSchema)
     }
 
     @Test func theIndexFollowsEveryWriteAndSurvivesReopen() throws {
@@ -250,25 +303,28 @@ import HybridStore
             try tx.update("d1", in: c, values: ["body": "walrus walrus"])
             try tx.upsert("d2", into: c, vector: nil, values: ["body": "walrus"])
             _ = try tx.delete(["d3"], from: c)
-            try tx.upsert("new", into: c, vector: f.vectors[4], values: ["tenant": "acme", "body": "walrus and friends"])
+            try tx.upsert(
+                "new", into: c, vector: f.vectors[4], values: ["tenant": "acme", "body": "walrus and friends"])
         }
         #expect(Set(try s.search(c, text: TextQuery("walrus"), k: 10).map(\.id)) == ["d1", "d2", "new"])
         #expect(try s.search(c, text: TextQuery("walrus"), k: 1).first?.id == "d1")
         // A write that fails rolls the index back with the rows.
-        #expect(errorCode {
-            try s.write { tx in
-                try tx.update("d5", in: c, values: ["body": "narwhal"])
-                try tx.insert("d6", into: c, vector: f.vectors[6], values: ["tenant": "acme"])  // duplicate id
-            }
-        } == .duplicateID)
+        #expect(
+            errorCode {
+                try s.write { tx in
+                    try tx.update("d5", in: c, values: ["body": "narwhal"])
+                    try tx.insert("d6", into: c, vector: f.vectors[6], values: ["tenant": "acme"])  // duplicate id
+                }
+            } == .duplicateID)
         #expect(try s.search(c, text: TextQuery("narwhal"), k: 10).isEmpty)
         // Cold rows stay found by the keyword arm, and the vector arm scores them through the cold step.
         _ = try s.tier(c, where: Column("year") < 2010, to: .cold)
         let coldIDs = try s.ids(in: c, where: Column("year") < 2010)
         let coldHits = try s.search(c, text: TextQuery("error"), k: 300, where: Column("year") < 2010)
         #expect(!coldHits.isEmpty && coldHits.allSatisfy { coldIDs.contains($0.id) })
-        let near = try s.search(c, near: f.vectors[7], text: TextQuery("error"), k: 5, where: Column("year") < 2010,
-                                fusion: .weighted(vector: 1))
+        let near = try s.search(
+            c, near: f.vectors[7], text: TextQuery("error"), k: 5, where: Column("year") < 2010,
+            fusion: .weighted(vector: 1))
         #expect(near.first?.id == "d7" && (near.first?.distance ?? 1) < 1e-3)
         #expect(try s.verify().isConsistent)
         s.close()
@@ -291,8 +347,9 @@ import HybridStore
         let docs = Self.documents(500, seed: 3)
         try store.write { tx in
             for (i, d) in docs.enumerated() {
-                try tx.insert(.string("d\(i)"), into: c, vector: randomVectors(1, dim: 8, seed: UInt64(i))[0],
-                              values: ["body": .text(d.body), "title": .text(d.title)])
+                try tx.insert(
+                    .string("d\(i)"), into: c, vector: randomVectors(1, dim: 8, seed: UInt64(i))[0],
+                    values: ["body": .text(d.body), "title": .text(d.title)])
             }
         }
         var reports: [(Int, Int)] = []
@@ -303,10 +360,13 @@ import HybridStore
         let expected = try Self.reference(docs, rows: Array(docs.indices), match: "\"kernel\" OR \"panic\"", limit: 15)
         #expect(Self.same(hits, expected))
         // New rows are indexed from now on, and the schema survives reopening.
-        try store.write { tx in try tx.insert("late", into: searchable, vector: [1, 0, 0, 0, 0, 0, 0, 0], values: ["body": "okapi"]) }
+        try store.write { tx in
+            try tx.insert("late", into: searchable, vector: [1, 0, 0, 0, 0, 0, 0, 0], values: ["body": "okapi"])
+        }
         store.close()
         let reopened = try HybridStore(directory: tmp.path)
-        #expect(try reopened.search(try reopened.collection("docs"), text: TextQuery("okapi"), k: 3).map(\.id) == ["late"])
+        #expect(
+            try reopened.search(try reopened.collection("docs"), text: TextQuery("okapi"), k: 3).map(\.id) == ["late"])
         #expect(try reopened.verify().isConsistent)
     }
 

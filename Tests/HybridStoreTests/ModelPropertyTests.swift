@@ -20,8 +20,9 @@ import Testing
         defer { t.cleanup() }
         var rng = SplitMix64(seed: seed)
         var store = try t.open()
-        let schema = Schema(vector: VectorSpec(dimensions: 4, connectivity: 8, constructionEffort: 32),
-                            columns: [.integer("year", nullable: false, filterable: true), .text("note")])
+        let schema = Schema(
+            vector: VectorSpec(dimensions: 4, connectivity: 8, constructionEffort: 32),
+            columns: [.integer("year", nullable: false, filterable: true), .text("note")])
         var c = try store.createCollection("m", schema: schema)
         var model: [String: ModelRow] = [:]
         var cold = Set<String>()  // keys whose rows are in the cold tier
@@ -39,15 +40,19 @@ import Testing
             case 0..<45:  // a batch of upserts and inserts, one transaction
                 var pending = model
                 let batch = (0..<Int.random(in: 1...6, using: &rng)).map { _ in
-                    (id(), randomVector(), Int64.random(in: 2000...2024, using: &rng),
-                     Bool.random(using: &rng) ? "note\(Int.random(in: 0..<9, using: &rng))\u{0}x" : nil)
+                    (
+                        id(), randomVector(), Int64.random(in: 2000...2024, using: &rng),
+                        Bool.random(using: &rng) ? "note\(Int.random(in: 0..<9, using: &rng))\u{0}x" : nil
+                    )
                 }
                 let insertOnly = op < 10
                 var failed = false
                 do {
                     try store.write { tx in
                         for (key, v, year, note) in batch {
-                            let values: [String: Value] = ["year": .integer(year), "note": note.map { .text($0) } ?? .null]
+                            let values: [String: Value] = [
+                                "year": .integer(year), "note": note.map { .text($0) } ?? .null,
+                            ]
                             if insertOnly {
                                 try tx.insert(.string(key), into: c, vector: v, values: values)
                             } else {
@@ -74,8 +79,9 @@ import Testing
             case 60..<72:
                 let year = Int64.random(in: 2000...2025, using: &rng)
                 let float16 = Bool.random(using: &rng)
-                _ = try store.tier(c, where: Column("year") < .integer(year), to: .cold,
-                                   codec: float16 ? .float16BitShuffledLZ4 : .bitShuffledLZ4)
+                _ = try store.tier(
+                    c, where: Column("year") < .integer(year), to: .cold,
+                    codec: float16 ? .float16BitShuffledLZ4 : .bitShuffledLZ4)
                 // Rows that move now are stored as the codec holds them (rows already cold keep theirs).
                 for (k, r) in model where r.year < year && !cold.contains(k) {
                     if float16 { model[k]!.vector = r.vector.map { Float(Float16($0)) } }
@@ -116,19 +122,24 @@ import Testing
         }
         for (k, want) in model {
             guard let got = seen[k] else { Issue.record("\(label): \(k) missing"); continue }
-            #expect(got.vector.map(\.bitPattern) == want.vector.map(\.bitPattern) && got.year == want.year
+            #expect(
+                got.vector.map(\.bitPattern) == want.vector.map(\.bitPattern) && got.year == want.year
                     && got.note == want.note, "\(label): \(k) \(got) vs \(want)")
         }
         #expect(Set(seen.keys) == Set(model.keys), "\(label)")
         guard !model.isEmpty else { return }
         // Exact over both tiers: the model's nearest, by the distance the store reports.
         let q: [Float] = [0.3, -0.2, 0.1, 0.5]
-        let hits = try store.query(c, near: q, k: 5, where: nil,
-                                   options: QueryOptions(strategy: .exact, coldProbes: .max)).hits
+        let hits = try store.query(
+            c, near: q, k: 5, where: nil,
+            options: QueryOptions(strategy: .exact, coldProbes: .max)
+        ).hits
         let truth = model.map { k, r in (k, zip(r.vector, q).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }) }
             .sorted { $0.1 < $1.1 }.prefix(5)
-        #expect(hits.map(\.id.description) == truth.map(\.0) || zip(hits.map(\.distance), truth.map(\.1)).allSatisfy {
-            abs($0 - $1) <= 1e-4 * max(1, abs($1))
-        }, "\(label): \(hits.map(\.id)) vs \(truth.map(\.0))")
+        #expect(
+            hits.map(\.id.description) == truth.map(\.0)
+                || zip(hits.map(\.distance), truth.map(\.1)).allSatisfy {
+                    abs($0 - $1) <= 1e-4 * max(1, abs($1))
+                }, "\(label): \(hits.map(\.id)) vs \(truth.map(\.0))")
     }
 }

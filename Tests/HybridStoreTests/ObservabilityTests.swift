@@ -15,12 +15,18 @@ import HybridStore
         let c = try store.collection("docs", creatingIfMissing: chunkSchema)
         let vectors = try fill(store, c, count: 300)
         for q in vectors.prefix(5) { _ = try store.search(c, near: q, k: 3) }
-        let plans = try store.explain(c, near: vectors[0], k: 3, where: try store.parseFilter("year = 2001")).plan.strategy
+        let plans = try store.explain(c, near: vectors[0], k: 3, where: try store.parseFilter("year = 2001")).plan
+            .strategy
         _ = try store.search(c, near: vectors[0], k: 3, where: try store.parseFilter("year = 2001"))
-        #expect(metrics.counterTotal(label: "hybridstore_queries_total", dimensions: [("collection", "docs"), ("plan", "graph")]) == 5)
-        #expect(metrics.counterTotal(label: "hybridstore_queries_total",
-                                     dimensions: [("collection", "docs"), ("plan", plans.rawValue)]) == 2)
-        let timer = try metrics.expectTimer("hybridstore_query_duration_seconds", [("collection", "docs"), ("plan", "graph")])
+        #expect(
+            metrics.counterTotal(
+                label: "hybridstore_queries_total", dimensions: [("collection", "docs"), ("plan", "graph")]) == 5)
+        #expect(
+            metrics.counterTotal(
+                label: "hybridstore_queries_total",
+                dimensions: [("collection", "docs"), ("plan", plans.rawValue)]) == 2)
+        let timer = try metrics.expectTimer(
+            "hybridstore_query_duration_seconds", [("collection", "docs"), ("plan", "graph")])
         #expect(timer.values.count == 5 && timer.values.allSatisfy { $0 > 0 })
 
         try store.checkpoint()
@@ -36,7 +42,9 @@ import HybridStore
         defer { tmp.cleanup() }
         let records = LogRecords()
         let logger = Logger(label: "test") { _ in CapturingLogHandler(records) }
-        let store = try tmp.open { $0.logger = logger; $0.slowQueryMilliseconds = 0 }
+        let store = try tmp.open {
+            $0.logger = logger; $0.slowQueryMilliseconds = 0
+        }
         let c = try store.collection("docs", creatingIfMissing: chunkSchema)
         let vectors = try fill(store, c, count: 100)
         _ = try store.search(c, near: vectors[0], k: 3, where: try store.parseFilter("tenant = 'acme'"))
@@ -55,7 +63,10 @@ import HybridStore
         }
         let reopened = try tmp.open { $0.logger = logger }
         defer { reopened.close() }
-        #expect(records.all.contains { $0.message.description.contains("rebuilding") && $0.metadata["collection"] == "docs" })
+        #expect(
+            records.all.contains {
+                $0.message.description.contains("rebuilding") && $0.metadata["collection"] == "docs"
+            })
     }
 }
 
@@ -78,7 +89,9 @@ struct CapturingLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
     func log(event: LogEvent) {
-        records.append(.init(level: event.level, message: event.message,
-                             metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
+        records.append(
+            .init(
+                level: event.level, message: event.message,
+                metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
     }
 }

@@ -5,11 +5,14 @@ import HybridStore
 @Suite struct PlannerTests {
     static let schema = Schema(
         vector: VectorSpec(dimensions: 6, connectivity: 8, constructionEffort: 64), id: .integer,
-        columns: [.integer("i", filterable: true), .real("r", filterable: true), .text("t", filterable: true),
-                  .boolean("b", filterable: true), .text("note")])
+        columns: [
+            .integer("i", filterable: true), .real("r", filterable: true), .text("t", filterable: true),
+            .boolean("b", filterable: true), .text("note"),
+        ])
 
     /// Random rows with NULLs in every column.
-    static func store(_ tmp: TemporaryStore, rows: Int, seed: UInt64) throws -> (HybridStore, CollectionRef, [[Float]]) {
+    static func store(_ tmp: TemporaryStore, rows: Int, seed: UInt64) throws -> (HybridStore, CollectionRef, [[Float]])
+    {
         let store = try tmp.open()
         let c = try store.createCollection("p", schema: schema)
         var rng = SplitMix64(seed: seed)
@@ -17,9 +20,15 @@ import HybridStore
         try store.write { tx in
             for (n, v) in vectors.enumerated() {
                 var values: [String: Value] = ["note": .text("n\(n)")]
-                if Int.random(in: 0..<10, using: &rng) > 0 { values["i"] = .integer(Int64.random(in: -20...20, using: &rng)) }
-                if Int.random(in: 0..<10, using: &rng) > 0 { values["r"] = .real(Double(Int.random(in: -400...400, using: &rng)) / 8) }
-                if Int.random(in: 0..<10, using: &rng) > 0 { values["t"] = .text(["a", "b", "c", "é", "Z", ""].randomElement(using: &rng)!) }
+                if Int.random(in: 0..<10, using: &rng) > 0 {
+                    values["i"] = .integer(Int64.random(in: -20...20, using: &rng))
+                }
+                if Int.random(in: 0..<10, using: &rng) > 0 {
+                    values["r"] = .real(Double(Int.random(in: -400...400, using: &rng)) / 8)
+                }
+                if Int.random(in: 0..<10, using: &rng) > 0 {
+                    values["t"] = .text(["a", "b", "c", "é", "Z", ""].randomElement(using: &rng)!)
+                }
                 if Int.random(in: 0..<10, using: &rng) > 0 { values["b"] = .boolean(Bool.random(using: &rng)) }
                 try tx.insert(.int(Int64(n)), into: c, vector: v, values: values)
             }
@@ -31,8 +40,10 @@ import HybridStore
         TestSupport.randomFilter(&rng, columns: ["i", "r", "t", "b"], depth: depth, nullsInLists: true) { column, rng in
             switch column {
             case "i": return .integer(Int64.random(in: -22...22, using: &rng))
-            case "r": return Bool.random(using: &rng) ? .real(Double(Int.random(in: -420...420, using: &rng)) / 8)
-                                                      : .integer(Int64.random(in: -50...50, using: &rng))
+            case "r":
+                return Bool.random(using: &rng)
+                    ? .real(Double(Int.random(in: -420...420, using: &rng)) / 8)
+                    : .integer(Int64.random(in: -50...50, using: &rng))
             case "t": return .text(["a", "b", "c", "é", "Z", "", "zz"].randomElement(using: &rng)!)
             default: return .boolean(Bool.random(using: &rng))
             }
@@ -51,8 +62,9 @@ import HybridStore
             let filter = Self.randomFilter(&rng, depth: 2)
             let bySQL = Set(try store.ids(in: c, where: filter))
             #expect(try store.count(c, where: filter) == bySQL.count)
-            let answer = try store.query(c, near: vectors[0], k: 1000, where: filter,
-                                         options: QueryOptions(strategy: .exact), explain: true)
+            let answer = try store.query(
+                c, near: vectors[0], k: 1000, where: filter,
+                options: QueryOptions(strategy: .exact), explain: true)
             let (all, explanation) = (answer.hits, answer.explanation)
             #expect(Set(all.map(\.id)) == bySQL, "\(filter)")
             #expect(explanation.actualMatches == bySQL.count, "\(filter)")
@@ -73,19 +85,25 @@ import HybridStore
         defer { tmp.cleanup() }
         let store = try tmp.open()
         let dim = 16
-        let c = try store.createCollection("f", schema: Schema(
-            vector: VectorSpec(dimensions: dim, connectivity: 16, constructionEffort: 100), id: .integer,
-            columns: [.integer("sel", filterable: true)]))
+        let c = try store.createCollection(
+            "f",
+            schema: Schema(
+                vector: VectorSpec(dimensions: dim, connectivity: 16, constructionEffort: 100), id: .integer,
+                columns: [.integer("sel", filterable: true)]))
         let count = 10_000
         var rng = SplitMix64(seed: 9)
         let centres = randomVectors(30, dim: dim, seed: 10)
-        let vectors = (0..<count).map { _ in centres.randomElement(using: &rng)!.map { $0 + Float.random(in: -0.3...0.3, using: &rng) } }
+        let vectors = (0..<count).map { _ in
+            centres.randomElement(using: &rng)!.map { $0 + Float.random(in: -0.3...0.3, using: &rng) }
+        }
         try store.write { tx in
             for (n, v) in vectors.enumerated() {
                 try tx.insert(.int(Int64(n)), into: c, vector: v, values: ["sel": .integer(Int64((n * 7919) % 1000))])
             }
         }
-        let queries = (0..<60).map { _ in centres.randomElement(using: &rng)!.map { $0 + Float.random(in: -0.3...0.3, using: &rng) } }
+        let queries = (0..<60).map { _ in
+            centres.randomElement(using: &rng)!.map { $0 + Float.random(in: -0.3...0.3, using: &rng) }
+        }
         var strategies = Set<Strategy>()
         for bound in [1000, 100, 10, 1] {
             let filter = Column("sel") < .integer(Int64(bound))
@@ -107,8 +125,9 @@ import HybridStore
         // correlated conditions make the estimate 250× too high, so the post-filter over-fetches far too little.
         var fallbacks = 0
         for q in queries {
-            let answer = try store.query(c, near: q, k: 10, where: Column("sel") >= 499 && Column("sel") < 500,
-                                         options: QueryOptions(strategy: .postFilter))
+            let answer = try store.query(
+                c, near: q, k: 10, where: Column("sel") >= 499 && Column("sel") < 500,
+                options: QueryOptions(strategy: .postFilter))
             let (hits, e) = (answer.hits, answer.explanation)
             #expect(hits.count == 10)
             if e.fallback == .exact { fallbacks += 1 }
@@ -134,11 +153,13 @@ import HybridStore
         // A query run without explaining does not render its filter, and does not claim it had none.
         let quiet = try store.query(c, near: vectors[1], k: 5, where: filter, options: QueryOptions()).explanation
         #expect(quiet.filter != nil && !quiet.description.contains("filter: (none)"))
-        #expect(try store.query(c, near: vectors[1], k: 5, where: nil, options: QueryOptions()).explanation.filter == nil)
+        #expect(
+            try store.query(c, near: vectors[1], k: 5, where: nil, options: QueryOptions()).explanation.filter == nil)
         // Whatever the strategy, a query returns min(k, matches) rows.
         for strategy in Strategy.allCases where strategy != .graph {
-            let e = try store.explain(c, near: vectors[1], k: 10, where: Column("i") == 7,
-                                      options: QueryOptions(searchEffort: 10, strategy: strategy))
+            let e = try store.explain(
+                c, near: vectors[1], k: 10, where: Column("i") == 7,
+                options: QueryOptions(searchEffort: 10, strategy: strategy))
             #expect(e.plan.strategy == strategy)
             #expect(e.results == min(10, e.actualMatches!), "\(strategy)")
         }
@@ -155,8 +176,12 @@ import HybridStore
         #expect(errorCode { _ = try store.search(c, near: vectors[0], k: 3, where: "i <") } == .invalidFilter)
         #expect(errorCode { _ = try store.search(c, near: vectors[0], k: 3, where: "nope = 1") } == .invalidFilter)
         #expect(errorCode { _ = try store.search(c, near: vectors[0], k: 3, where: "t > 3") } == .invalidFilter)
-        #expect(errorCode { _ = try store.search(c, near: vectors[0], k: 3, where: Column("i") == 1, recallTarget: 2) } == .invalidArgument)
-        let result = Result { () throws(HybridStoreError) in try store.search(c, near: vectors[0], k: 3, where: "i < 3 AND r <") }
+        #expect(
+            errorCode { _ = try store.search(c, near: vectors[0], k: 3, where: Column("i") == 1, recallTarget: 2) }
+                == .invalidArgument)
+        let result = Result { () throws(HybridStoreError) in
+            try store.search(c, near: vectors[0], k: 3, where: "i < 3 AND r <")
+        }
         guard case .failure(let error) = result else {
             Issue.record("an unparsable filter was accepted")
             return
@@ -184,7 +209,10 @@ import HybridStore
             if let i6, i6 != .null {
                 #expect(try store.search(c, near: vectors[7], k: 100, where: Column("i") == i6).contains { $0.id == 6 })
             }
-            #expect(try store.search(c, near: vectors[8], k: 100, where: "i IS NULL OR i IS NOT NULL").allSatisfy { $0.id != 8 })
+            #expect(
+                try store.search(c, near: vectors[8], k: 100, where: "i IS NULL OR i IS NOT NULL").allSatisfy {
+                    $0.id != 8
+                })
         }
         try check()
         store.close()
@@ -204,8 +232,10 @@ import HybridStore
                 $0.recallSampleEvery = 1
                 $0.recallChecksPerSecond = 1e6
             }
-            let c = try store.collection("c", creatingIfMissing: Schema(
-                vector: VectorSpec(dimensions: dim, connectivity: 6, constructionEffort: 24), id: .integer))
+            let c = try store.collection(
+                "c",
+                creatingIfMissing: Schema(
+                    vector: VectorSpec(dimensions: dim, connectivity: 6, constructionEffort: 24), id: .integer))
             let vectors = randomVectors(6000, dim: dim, seed: 21)
             try store.write { tx in
                 for (i, v) in vectors.enumerated() { try tx.insert(.int(Int64(i)), into: c, vector: v) }
@@ -214,7 +244,9 @@ import HybridStore
             func meanRecall(_ qs: ArraySlice<[Float]>) throws -> Double {
                 var sum = 0.0
                 for q in qs {
-                    let hits = try store.search(c, near: q, k: 10).map { hit -> Int in if case .int(let v) = hit.id { Int(v) } else { -1 } }
+                    let hits = try store.search(c, near: q, k: 10).map { hit -> Int in
+                        if case .int(let v) = hit.id { Int(v) } else { -1 }
+                    }
                     let distances = vectors.map { l2($0, q) }
                     let truth = Set(distances.indices.sorted { distances[$0] < distances[$1] }.prefix(10))
                     sum += Double(hits.filter { truth.contains($0) }.count) / 10
@@ -253,9 +285,11 @@ import HybridStore
             $0.recallSampleEvery = 1
             $0.recallChecksPerSecond = 1e6
         }
-        let c = try store.collection("c", creatingIfMissing: Schema(
-            vector: VectorSpec(dimensions: 16, connectivity: 12, constructionEffort: 64), id: .integer,
-            columns: [.integer("cluster", filterable: true)]))
+        let c = try store.collection(
+            "c",
+            creatingIfMissing: Schema(
+                vector: VectorSpec(dimensions: 16, connectivity: 12, constructionEffort: 64), id: .integer,
+                columns: [.integer("cluster", filterable: true)]))
         // Ten well-separated clusters; a row's cluster column names its cluster.
         let centers = randomVectors(10, dim: 16, seed: 1).map { $0.map { $0 * 20 } }
         let noise = randomVectors(60_000, dim: 16, seed: 2)
@@ -270,7 +304,8 @@ import HybridStore
         #expect(try store.explain(c, near: near3, k: 10, where: Column("cluster") == 3).probe == nil)
         for q in randomVectors(RecallCalibration.windowSize + 8, dim: 16, seed: 9) {
             let query = zip(centers[Int(abs(q[0] * 1000)) % 10], q).map { $0 + $1 * 0.5 }
-            _ = try store.search(c, near: query, k: 10, where: Column("cluster") == .integer(Int64(Int(abs(q[0] * 1000)) % 10)))
+            _ = try store.search(
+                c, near: query, k: 10, where: Column("cluster") == .integer(Int64(Int(abs(q[0] * 1000)) % 10)))
             store.waitForBackgroundWork()
         }
         #expect(try store.calibration(of: c).isMeasured(selectivity: 0.1, filtered: true))
@@ -282,8 +317,10 @@ import HybridStore
         var overlap = 0
         for q in randomVectors(10, dim: 16, seed: 3) {
             let query = zip(centers[3], q).map { $0 + $1 * 0.5 }
-            let exact = try store.query(c, near: query, k: 10, where: Column("cluster") == 3,
-                                        options: QueryOptions(strategy: .exact)).hits
+            let exact = try store.query(
+                c, near: query, k: 10, where: Column("cluster") == 3,
+                options: QueryOptions(strategy: .exact)
+            ).hits
             let found = try store.search(c, near: query, k: 10, where: Column("cluster") == 3)
             overlap += Set(found.map(\.id)).intersection(exact.map(\.id)).count
         }
@@ -296,10 +333,15 @@ import HybridStore
             let anti = try store.explain(c, near: near3, k: 10, where: Column("cluster") == 7)
             probes.append(anti.probe)
             #expect(anti.plan.strategy == .exact && anti.results == 10)
-            let truth = try store.query(c, near: near3, k: 10, where: Column("cluster") == 7,
-                                        options: QueryOptions(strategy: .exact)).hits
-            #expect(try store.query(c, near: near3, k: 10, where: Column("cluster") == 7,
-                                    options: QueryOptions()).hits == truth)
+            let truth = try store.query(
+                c, near: near3, k: 10, where: Column("cluster") == 7,
+                options: QueryOptions(strategy: .exact)
+            ).hits
+            #expect(
+                try store.query(
+                    c, near: near3, k: 10, where: Column("cluster") == 7,
+                    options: QueryOptions()
+                ).hits == truth)
         }
         #expect(probes.first??.hasSuffix("exact instead") == true, "\(probes)")
         #expect(try store.explain(c, near: near3, k: 10, where: Column("cluster") == 7).probe == nil)

@@ -19,9 +19,12 @@ import HybridStore
             #expect(abs(Double(fast) - reference) <= 1e-3)
             #expect(abs(Double(portable) - reference) <= 1e-3)
         }
-        #expect(hs_masked_sum_f32([Float](repeating: 1, count: 64 * words), [UInt64](repeating: .max, count: words), words)
+        #expect(
+            hs_masked_sum_f32([Float](repeating: 1, count: 64 * words), [UInt64](repeating: .max, count: words), words)
                 == Float(64 * words))
-        #expect(hs_masked_sum_f32([Float](repeating: 1, count: 64 * words), [UInt64](repeating: 0, count: words), words) == 0)
+        #expect(
+            hs_masked_sum_f32([Float](repeating: 1, count: 64 * words), [UInt64](repeating: 0, count: words), words)
+                == 0)
     }
 
     /// The Walsh–Hadamard transform (AVX-512 when present) is the Hadamard matrix times the vector (±1 entries:
@@ -121,7 +124,8 @@ import HybridStore
             #expect(abs(Double(f.norm) - norm) <= 1e-4 * norm)
             alignments += 1 / Double(f.inverseAlignment)
             let truth = zip(r, y).reduce(0) { $0 + Double($1.0) * Double($1.1) } / norm
-            let (estimate, errorPerNorm) = codes.estimate(bits, f, rotatedQuery: pq, querySum: pq.reduce(0, +), centred: centred)
+            let (estimate, errorPerNorm) = codes.estimate(
+                bits, f, rotatedQuery: pq, querySum: pq.reduce(0, +), centred: centred)
             let yNorm = y.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
             let bound = Double(errorPerNorm) * yNorm * 1.9
             if abs(Double(estimate) - truth) > bound { outside += 1 }
@@ -134,7 +138,9 @@ import HybridStore
         #expect(errors < bounds / 2)
         // Two bits a component (D ≤ 256): x̄ lines up with ô at ~0.94, which halves the bound; signs alone ~0.80.
         #expect(codes.planes == (codes.padded <= 256 ? 2 : 1) && codes.words == codes.planes * codes.padded / 64)
-        #expect(alignments / Double(trials) > (codes.planes == 2 ? 0.92 : 0.77), "mean alignment \(alignments / Double(trials))")
+        #expect(
+            alignments / Double(trials) > (codes.planes == 2 ? 0.92 : 0.77),
+            "mean alignment \(alignments / Double(trials))")
         var bits = [UInt64](repeating: 0, count: codes.words)
         let same = codes.encode(centroid, rotatedCentroid: rc, bits: &bits, scratch: &scratch)
         #expect(same.norm <= 1e-5 && same.inverseAlignment >= 1)
@@ -151,14 +157,19 @@ import HybridStore
         defer { tmp.cleanup() }
         let store = try tmp.open()
         let dim = 32
-        let c = try store.createCollection("s", schema: Schema(vector: VectorSpec(dimensions: dim, metric: metric), id: .integer,
-                                                              columns: [.integer("g", filterable: true)]))
+        let c = try store.createCollection(
+            "s",
+            schema: Schema(
+                vector: VectorSpec(dimensions: dim, metric: metric), id: .integer,
+                columns: [.integer("g", filterable: true)]))
         // Clustered rows (40 centres), as embeddings are; g = 0 for one row in 60.
         var rng = SplitMix64(seed: 77)
         let centres = (0..<40).map { _ in (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) } }
         let vectors = (0..<12_000).map { i in centres[i % 40].map { $0 + Float.random(in: -0.25...0.25, using: &rng) } }
         try store.write { tx in
-            for (i, v) in vectors.enumerated() { try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 60))]) }
+            for (i, v) in vectors.enumerated() {
+                try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 60))])
+            }
         }
         try store.tier(c, to: .cold)
         let blocks = try store.statistics(c).coldBlocks
@@ -175,12 +186,14 @@ import HybridStore
         var found = 0, wanted = 0
         for t in 0..<30 {
             let q = centres[(t * 7) % 40].map { $0 + Float.random(in: -0.3...0.3, using: &rng) }
-            let answer = try store.query(c, near: q, k: 10, where: try store.parseFilter("g = 0"), options: QueryOptions())
+            let answer = try store.query(
+                c, near: q, k: 10, where: try store.parseFilter("g = 0"), options: QueryOptions())
             let (hits, e) = (answer.hits, answer.explanation)
             #expect(e.coldRowsRanked == matching.count)
             #expect(e.coldBlocksProbed >= 1 && e.coldBlocksProbed < min(matching.count, blocks))
-            let truth = Set(matching.sorted { (distance(vectors[$0], q), $0) < (distance(vectors[$1], q), $1) }.prefix(10)
-                .map { RowID.int(Int64($0)) })
+            let truth = Set(
+                matching.sorted { (distance(vectors[$0], q), $0) < (distance(vectors[$1], q), $1) }.prefix(10)
+                    .map { RowID.int(Int64($0)) })
             found += hits.filter { truth.contains($0.id) }.count
             wanted += 10
             // Distances are exact (scored from the block), not estimates.
@@ -198,22 +211,34 @@ import HybridStore
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }
         let store = try tmp.open()
-        let c = try store.createCollection("h", schema: Schema(vector: VectorSpec(dimensions: 8), id: .integer,
-                                                              columns: [.integer("g", filterable: true)]))
+        let c = try store.createCollection(
+            "h",
+            schema: Schema(
+                vector: VectorSpec(dimensions: 8), id: .integer,
+                columns: [.integer("g", filterable: true)]))
         let vectors = randomVectors(3000, dim: 8, seed: 5).map { $0.map { $0 * 1e6 } }
         try store.write { tx in
-            for (i, v) in vectors.enumerated() { try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 50))]) }
+            for (i, v) in vectors.enumerated() {
+                try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 50))])
+            }
         }
         try store.tier(c, to: .cold)
         var rng = SplitMix64(seed: 6)
         for _ in 0..<10 {
             let q = vectors[Int.random(in: 0..<3000, using: &rng)].map { $0 + 3 }
-            let exact = try store.query(c, near: q, k: 5, where: try store.parseFilter("g < 25"), options: QueryOptions(coldProbes: .max)).hits
-            let truth = vectors.indices.filter { $0 % 50 < 25 }.sorted { (l2(vectors[$0], q), $0) < (l2(vectors[$1], q), $1) }.prefix(5)
+            let exact = try store.query(
+                c, near: q, k: 5, where: try store.parseFilter("g < 25"), options: QueryOptions(coldProbes: .max)
+            ).hits
+            let truth = vectors.indices.filter { $0 % 50 < 25 }.sorted {
+                (l2(vectors[$0], q), $0) < (l2(vectors[$1], q), $1)
+            }.prefix(5)
             #expect(exact.map(\.id) == truth.map { .int(Int64($0)) })
-            let answer = try store.query(c, near: q, k: 5, where: try store.parseFilter("g = 3"), options: QueryOptions())
+            let answer = try store.query(
+                c, near: q, k: 5, where: try store.parseFilter("g = 3"), options: QueryOptions())
             let (approximate, e) = (answer.hits, answer.explanation)
-            let nearest = vectors.indices.filter { $0 % 50 == 3 }.sorted { (l2(vectors[$0], q), $0) < (l2(vectors[$1], q), $1) }.prefix(5)
+            let nearest = vectors.indices.filter { $0 % 50 == 3 }.sorted {
+                (l2(vectors[$0], q), $0) < (l2(vectors[$1], q), $1)
+            }.prefix(5)
             #expect(Set(approximate.map(\.id)).intersection(nearest.map { .int(Int64($0)) }).count >= 4)
             #expect(e.coldRowsRanked == 60 && e.coldBlocksProbed >= 1)
         }

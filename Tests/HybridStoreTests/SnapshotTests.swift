@@ -21,9 +21,12 @@ import HybridStore
             var rows: [Row]
         }
         func look(_ snap: borrowing Snapshot) throws -> Seen {
-            Seen(count: try snap.count(c), filtered: try snap.count(c, where: filter),
-                 hits: try queries.map { q in try snap.search(c, near: q, k: 10, where: filter, returning: ["year", "body"]) },
-                 rows: try snap.get(ids, from: c, includeVector: true))
+            Seen(
+                count: try snap.count(c), filtered: try snap.count(c, where: filter),
+                hits: try queries.map { q in
+                    try snap.search(c, near: q, k: 10, where: filter, returning: ["year", "body"])
+                },
+                rows: try snap.get(ids, from: c, includeVector: true))
         }
         let (before, after, sequences) = try store.read { snap -> (Seen, Seen, (Int64, Int64)) in
             let before = try look(snap)
@@ -32,9 +35,11 @@ import HybridStore
                 _ = try tx.delete((0..<100).map { .string("r\($0 * 3)") }, from: c)
                 for (i, q) in queries.enumerated() {
                     try tx.upsert(.string("r\(i * 3 + 1)"), into: c, vector: q, values: ["year": .integer(2020)])
-                    try tx.insert(.string("new\(i)"), into: c, vector: q.map { $0 + 0.001 }, values: [
-                        "tenant": .text("acme"), "year": .integer(2024),
-                    ])
+                    try tx.insert(
+                        .string("new\(i)"), into: c, vector: q.map { $0 + 0.001 },
+                        values: [
+                            "tenant": .text("acme"), "year": .integer(2024),
+                        ])
                 }
                 for i in stride(from: 2, to: 300, by: 3) {
                     try tx.upsert(.string("r\(i)"), into: c, vector: nil, values: ["year": .integer(1990)])
@@ -67,13 +72,17 @@ import HybridStore
                 for i in nearest { try tx.upsert(.string("r\(i)"), into: c, vector: vectors[i].map { $0 + 50 }) }
             }
             let hits = try snap.search(c, near: q, k: 10)
-            let truth = vectors.indices.sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10).map { RowID.string("r\($0)") }
+            let truth = vectors.indices.sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10).map {
+                RowID.string("r\($0)")
+            }
             #expect(hits.map(\.id) == Array(truth))
             for i in nearest { vectors[i] = vectors[i].map { $0 + 50 } }
         }
         // Outside the snapshot the moves are seen (exactly: the graph search after 20 moves in 300 rows can miss a
         // neighbour on a rare build, once seen under a loaded test run; what is checked here is the rows' state).
-        let truth = vectors.indices.sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10).map { RowID.string("r\($0)") }
+        let truth = vectors.indices.sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10).map {
+            RowID.string("r\($0)")
+        }
         let exact = try store.query(c, near: q, k: 10, where: nil, options: QueryOptions(strategy: .exact)).hits
         #expect(exact.map(\.id) == Array(truth))
     }
@@ -106,8 +115,10 @@ import HybridStore
         while !done.load(ordering: .acquiring) {
             let t = written.load(ordering: .acquiring)
             // An exact scan: a graph search may miss a row near its replaced node, which is not what is checked here.
-            let hits = try store.query(c, near: point(t), k: 2, where: nil, options: QueryOptions(strategy: .exact),
-                                       returning: checks % 2 == 0 ? [] : ["year"]).hits
+            let hits = try store.query(
+                c, near: point(t), k: 2, where: nil, options: QueryOptions(strategy: .exact),
+                returning: checks % 2 == 0 ? [] : ["year"]
+            ).hits
             if Set(hits.map(\.id)) != [.string("p"), .string("q")] { torn += 1 }
             checks += 1
         }

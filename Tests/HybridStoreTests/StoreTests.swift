@@ -28,13 +28,17 @@ import HybridStore
         // in ~40 runs of this test), and every hit carries its exact distance and its columns.
         let q = vectors[42].map { $0 + 0.01 }
         let truth = vectors.indices.sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10)
-        let exact = try store.query(chunks, near: q, k: 10, where: nil, options: QueryOptions(strategy: .exact),
-                                    returning: ["body", "year"]).hits
+        let exact = try store.query(
+            chunks, near: q, k: 10, where: nil, options: QueryOptions(strategy: .exact),
+            returning: ["body", "year"]
+        ).hits
         #expect(exact.map(\.id) == truth.map { .string("r\($0)") })
         let hits = try store.search(chunks, near: q, k: 10, searchEffort: 300, returning: ["body", "year"])
         #expect(Set(hits.map(\.id)).intersection(truth.map { .string("r\($0)") }).count >= 9)
         for hit in hits + exact {
-            guard case .string(let id) = hit.id, let row = Int(id.dropFirst()) else { Issue.record("id \(hit.id)"); continue }
+            guard case .string(let id) = hit.id, let row = Int(id.dropFirst()) else {
+                Issue.record("id \(hit.id)"); continue
+            }
             #expect(abs(hit.distance - l2(vectors[row], q)) < 1e-4)
             #expect(hit.values["body"] == .text("row \(row)"))
             #expect(hit.values.count == 2)
@@ -52,7 +56,9 @@ import HybridStore
         let before = store.readerStatementsStarted
         let hits = try store.search(chunks, near: vectors[1], k: 10, returning: ["body", "tenant"])
         #expect(hits.count == 10)
-        #expect(store.readerStatementsStarted - before == 10, "hydration of the top k: one rowid lookup a hit, nothing else")
+        #expect(
+            store.readerStatementsStarted - before == 10, "hydration of the top k: one rowid lookup a hit, nothing else"
+        )
         let idsOnly = try store.search(chunks, near: vectors[2], k: 10)
         #expect(idsOnly.count == 10 && idsOnly.allSatisfy { $0.values.isEmpty })
         #expect(store.readerStatementsStarted - before == 10, "no columns: no SQLite at all")
@@ -67,11 +73,15 @@ import HybridStore
         let chunks = try store.createCollection("chunks", schema: chunkSchema)
         let v: [Float] = [1, 0, 0, 0, 0, 0, 0, 0]
         try store.write { tx in
-            try tx.insert(.string("a"), into: chunks, vector: v, values: [
-                "tenant": "acme", "year": 2021, "score": 2.5, "public": true, "raw": .blob([1, 2]), "body": .null,
-            ])
+            try tx.insert(
+                .string("a"), into: chunks, vector: v,
+                values: [
+                    "tenant": "acme", "year": 2021, "score": 2.5, "public": true, "raw": .blob([1, 2]), "body": .null,
+                ])
         }
-        let hit = try #require(try store.search(chunks, near: v, k: 1, returning: ["tenant", "year", "score", "public", "raw", "body"]).first)
+        let hit = try #require(
+            try store.search(chunks, near: v, k: 1, returning: ["tenant", "year", "score", "public", "raw", "body"])
+                .first)
         #expect(hit.string("tenant") == "acme" && hit.int("year") == 2021 && hit.double("score") == 2.5)
         #expect(hit.bool("public") == true && hit.bytes("raw") == [1, 2] && hit.double("year") == 2021)
         #expect(hit.int("tenant") == nil && hit.string("year") == nil && hit.bool("score") == nil)
@@ -114,7 +124,8 @@ import HybridStore
         defer { tmp.cleanup() }
         let store = try tmp.open()
         let a = try store.createCollection("a", schema: chunkSchema)
-        let b = try store.createCollection("b", schema: Schema(vector: VectorSpec(dimensions: 3, metric: .cosine), id: .integer))
+        let b = try store.createCollection(
+            "b", schema: Schema(vector: VectorSpec(dimensions: 3, metric: .cosine), id: .integer))
         try fill(store, a, count: 10)
         try store.write { tx in try tx.insert(1, into: b, vector: [1, 0, 0]) }
         #expect(try store.collections().map(\.name) == ["a", "b"])
@@ -122,7 +133,9 @@ import HybridStore
         #expect(try store.describe("b").schema.vector.metric == .cosine)
         #expect(try store.schema(of: a) == chunkSchema && store.schema(of: b).vector.dimensions == 3)
         #expect(errorCode { _ = try store.createCollection("a", schema: chunkSchema) } == .collectionExists)
-        #expect(errorCode { _ = try store.collection("a", creatingIfMissing: Schema(vector: VectorSpec(dimensions: 9))) } == .invalidSchema)
+        #expect(
+            errorCode { _ = try store.collection("a", creatingIfMissing: Schema(vector: VectorSpec(dimensions: 9))) }
+                == .invalidSchema)
         try store.dropCollection("a")
         #expect(try store.collections().map(\.name) == ["b"])
         #expect(errorCode { _ = try store.count(a) } == .unknownCollection)
@@ -140,7 +153,8 @@ import HybridStore
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }
         let store = try tmp.open()
-        let c = try store.createCollection("c", schema: Schema(vector: VectorSpec(dimensions: 2, metric: .cosine), id: .integer))
+        let c = try store.createCollection(
+            "c", schema: Schema(vector: VectorSpec(dimensions: 2, metric: .cosine), id: .integer))
         try store.write { tx in
             try tx.insert(10, into: c, vector: [1, 0])
             try tx.insert(20, into: c, vector: [0, 5])

@@ -6,8 +6,10 @@ import HybridStore
 let chunkSchema = Schema(
     vector: VectorSpec(dimensions: 8, metric: .l2, connectivity: 8, constructionEffort: 64),
     id: .string,
-    columns: [.text("tenant", nullable: false, filterable: true), .integer("year", filterable: true),
-              .real("score"), .boolean("public"), .blob("raw"), .text("body")])
+    columns: [
+        .text("tenant", nullable: false, filterable: true), .integer("year", filterable: true),
+        .real("score"), .boolean("public"), .blob("raw"), .text("body"),
+    ])
 
 /// Inserts `count` rows "r0", "r1", … with deterministic vectors and values.
 @discardableResult
@@ -15,10 +17,12 @@ func fill(_ store: HybridStore, _ collection: CollectionRef, count: Int, seed: U
     let vectors = randomVectors(count, dim: 8, seed: seed)
     try store.write { tx in
         for (i, v) in vectors.enumerated() {
-            try tx.insert(.string("r\(i)"), into: collection, vector: v, values: [
-                "tenant": .text(i % 3 == 0 ? "acme" : "globex"), "year": .integer(Int64(2000 + i % 25)),
-                "score": .real(Double(i) / 10), "public": .boolean(i % 2 == 0), "body": .text("row \(i)"),
-            ])
+            try tx.insert(
+                .string("r\(i)"), into: collection, vector: v,
+                values: [
+                    "tenant": .text(i % 3 == 0 ? "acme" : "globex"), "year": .integer(Int64(2000 + i % 25)),
+                    "score": .real(Double(i) / 10), "public": .boolean(i % 2 == 0), "body": .text("row \(i)"),
+                ])
         }
     }
     return vectors

@@ -8,7 +8,9 @@ import HybridStore
     static let schema = Schema(
         vector: VectorSpec(dimensions: 8, metric: .l2, connectivity: 8, constructionEffort: 64),
         id: .string,
-        columns: [.text("tenant", nullable: false, filterable: true), .integer("year", filterable: true), .text("body")],
+        columns: [
+            .text("tenant", nullable: false, filterable: true), .integer("year", filterable: true), .text("body"),
+        ],
         tenantColumn: "tenant")
 
     static func tenantOf(_ i: Int) -> String { ["acme", "globex", "initech"][i % 3] }
@@ -19,9 +21,11 @@ import HybridStore
         let vectors = randomVectors(count, dim: 8, seed: seed)
         try store.write { tx in
             for (i, v) in vectors.enumerated() {
-                try tx.insert(.string("r\(i)"), into: c, vector: v, values: [
-                    "tenant": .text(tenantOf(i)), "year": .integer(Int64(2000 + i % 25)), "body": .text("row \(i)"),
-                ])
+                try tx.insert(
+                    .string("r\(i)"), into: c, vector: v,
+                    values: [
+                        "tenant": .text(tenantOf(i)), "year": .integer(Int64(2000 + i % 25)), "body": .text("row \(i)"),
+                    ])
             }
         }
         return vectors
@@ -42,7 +46,9 @@ import HybridStore
 
         // Search: exactly acme's nearest, whatever the filter tries.
         let q = vectors[1].map { $0 + 0.01 }
-        let truth = acmeRows.sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10).map { RowID.string("r\($0)") }
+        let truth = acmeRows.sorted { l2(vectors[$0], q) < l2(vectors[$1], q) }.prefix(10).map {
+            RowID.string("r\($0)")
+        }
         #expect(try acme.search(c, near: q, k: 10).map(\.id) == Array(truth))
         #expect(try acme.search(c, near: q, k: 10, where: "tenant = 'globex'").isEmpty)
         #expect(try acme.search(c, near: q, k: 10, where: "NOT (tenant = 'acme')").isEmpty)
@@ -61,7 +67,9 @@ import HybridStore
         #expect(try acme.ids(in: c) == acmeRows.map { .string("r\($0)") })
 
         // Writes to another tenant's ids change nothing.
-        #expect(errorCode { try acme.write { tx in try tx.update("r1", in: c, values: ["body": .text("mine")]) } } == .notFound)
+        #expect(
+            errorCode { try acme.write { tx in try tx.update("r1", in: c, values: ["body": .text("mine")]) } }
+                == .notFound)
         #expect(try acme.delete(globexIDs, from: c) == 0)
         #expect(errorCode { try acme.write { tx in try tx.upsert("r1", into: c, vector: vectors[0]) } } == .duplicateID)
         #expect(errorCode { try acme.write { tx in try tx.insert("r1", into: c, vector: vectors[0]) } } == .duplicateID)
@@ -69,9 +77,15 @@ import HybridStore
         #expect(try store.count(c) == 300)
 
         // Writes through the scope carry its name and cannot name another tenant.
-        #expect(errorCode { try acme.write { tx in
-            try tx.insert("new", into: c, vector: vectors[0], values: ["tenant": .text("globex")]) } } == .wrongTenant)
-        #expect(errorCode { try acme.write { tx in try tx.update("r0", in: c, values: ["tenant": .text("globex")]) } } == .wrongTenant)
+        #expect(
+            errorCode {
+                try acme.write { tx in
+                    try tx.insert("new", into: c, vector: vectors[0], values: ["tenant": .text("globex")])
+                }
+            } == .wrongTenant)
+        #expect(
+            errorCode { try acme.write { tx in try tx.update("r0", in: c, values: ["tenant": .text("globex")]) } }
+                == .wrongTenant)
         try acme.write { tx in try tx.insert("new", into: c, vector: vectors[0], values: ["body": .text("n")]) }
         #expect(try store.get(["new"], from: c).first?.values["tenant"] == .text("acme"))
         #expect(try acme.delete(["new", "r1", "r0"], from: c) == 2)
@@ -109,7 +123,8 @@ import HybridStore
         } catch let error as HybridStoreError { thrown = error }
         #expect(thrown?.code == .quotaExceeded)
         #expect(thrown?.context["tenant"] == "acme" && thrown?.context["quota"] == "rows")
-        #expect(thrown?.context["limit"] == "5" && thrown?.context["current"] == "5" && thrown?.context["requested"] == "1")
+        #expect(
+            thrown?.context["limit"] == "5" && thrown?.context["current"] == "5" && thrown?.context["requested"] == "1")
         #expect(try store.get(["g0", "a5"], from: c).isEmpty)
         #expect(try store.search(c, near: v[5], k: 1).first?.id != "a5")
         #expect(try store.usage(tenant: "acme").rows == 5)
@@ -129,9 +144,14 @@ import HybridStore
         let used = try store.usage(tenant: "globex").bytes
         #expect(used == Int64(4 * 8 + "globex".utf8.count + 1))  // no year: NULL counts 0
         try store.setQuota(TenantQuota(maxBytes: used + 10), for: "globex")
-        #expect(errorCode { try globex.write { tx in
-            try tx.update("g1", in: c, values: ["body": .text(String(repeating: "y", count: 12))]) } } == .quotaExceeded)
-        try globex.write { tx in try tx.update("g1", in: c, values: ["body": .text(String(repeating: "y", count: 11))]) }
+        #expect(
+            errorCode {
+                try globex.write { tx in
+                    try tx.update("g1", in: c, values: ["body": .text(String(repeating: "y", count: 12))])
+                }
+            } == .quotaExceeded)
+        try globex.write { tx in try tx.update("g1", in: c, values: ["body": .text(String(repeating: "y", count: 11))])
+        }
         try globex.write { tx in try tx.update("g1", in: c, values: ["body": .null]) }
         #expect(try store.usage(tenant: "globex").bytes == used - 1)
         #expect(try store.quota(of: "globex") == TenantQuota(maxBytes: used + 10))
@@ -178,7 +198,9 @@ import HybridStore
             // The explanation of a scoped query leaves its work counters out (they speak of other tenants' rows
             // too); the meter still counts the vectors scored.
             #expect(usage.queries == 4 && usage.vectorsScored > 0 && explainedWork == 0)
-            #expect(usage.bytes == bytes - Self.bytes(tenant: "acme", body: "row 0") - Self.bytes(tenant: "acme", body: "row 3"))
+            #expect(
+                usage.bytes == bytes - Self.bytes(tenant: "acme", body: "row 0")
+                    - Self.bytes(tenant: "acme", body: "row 3"))
             // A returning cold row moves back in the accounts.
             try acme.write { tx in try tx.upsert("r6", into: c, vector: vectors[6]) }
             #expect(try acme.usage().hotRows == usage.hotRows + 1)  // r6: acme's, year 2006, so it was cold
@@ -210,7 +232,8 @@ import HybridStore
         let owner = { (i: Int) in i < 20 ? "small" : i % 3 == 0 ? "other" : "big" }
         try store.write { tx in
             for (i, v) in vectors.enumerated() {
-                try tx.insert(.string("r\(i)"), into: c, vector: v, values: ["tenant": .text(owner(i)), "year": .integer(2020)])
+                try tx.insert(
+                    .string("r\(i)"), into: c, vector: v, values: ["tenant": .text(owner(i)), "year": .integer(2020)])
             }
         }
         let q = randomVectors(1, dim: 32, seed: 99)[0]
@@ -224,8 +247,9 @@ import HybridStore
         var found = 0
         for query in randomVectors(20, dim: 32, seed: 5) {
             let hits = try store.tenant("big").search(c, near: query, k: 10)
-            let truth = Set(vectors.indices.filter { owner($0) == "big" }.sorted { l2(vectors[$0], query) < l2(vectors[$1], query) }
-                .prefix(10).map { RowID.string("r\($0)") })
+            let truth = Set(
+                vectors.indices.filter { owner($0) == "big" }.sorted { l2(vectors[$0], query) < l2(vectors[$1], query) }
+                    .prefix(10).map { RowID.string("r\($0)") })
             #expect(hits.allSatisfy { truth.contains($0.id) || owner(Int($0.id.description.dropFirst())!) == "big" })
             found += Set(hits.map(\.id)).intersection(truth).count
         }
@@ -247,15 +271,18 @@ import HybridStore
                 // The big tenant's years spread over 2000–2019; every other tenant's rows are year 2030.
                 let year = big ? 2000 + Int(rng.next() % 20) : 2030
                 if big { years.append(year) }
-                try tx.insert(.string("r\(i)"), into: c, vector: (0..<8).map { _ in Float(rng.next() % 1000) / 1000 },
-                              values: ["tenant": .text(big ? "big" : "other\(i % 7)"), "year": .integer(Int64(year))])
+                try tx.insert(
+                    .string("r\(i)"), into: c, vector: (0..<8).map { _ in Float(rng.next() % 1000) / 1000 },
+                    values: ["tenant": .text(big ? "big" : "other\(i % 7)"), "year": .integer(Int64(year))])
             }
         }
         let q = [Float](repeating: 0.5, count: 8)
         for cut in [2002, 2010, 2030] {
             let e = try store.tenant("big").explain(c, near: q, k: 10, where: Column("year") < .integer(Int64(cut)))
             let truth = Double(years.filter { $0 < cut }.count)
-            #expect(abs(e.plan.estimatedMatches - truth) <= max(0.15 * truth, 60), "year < \(cut): \(e.plan.estimatedMatches) vs \(truth)")
+            #expect(
+                abs(e.plan.estimatedMatches - truth) <= max(0.15 * truth, 60),
+                "year < \(cut): \(e.plan.estimatedMatches) vs \(truth)")
         }
         // Only other tenants' rows hold 2030: the big tenant's estimate of it stays 0.
         let none = try store.tenant("big").explain(c, near: q, k: 10, where: Column("year") == .integer(2030))
@@ -276,7 +303,10 @@ import HybridStore
             #expect(try store.count(c) == 200)
             #expect(try store.count(c, where: Column("tenant") == "acme") == 0)
             for i in stride(from: 0, to: 300, by: 3) {
-                #expect(try store.search(c, near: vectors[i], k: 5, returning: ["tenant"]).allSatisfy { $0.values["tenant"] != .text("acme") })
+                #expect(
+                    try store.search(c, near: vectors[i], k: 5, returning: ["tenant"]).allSatisfy {
+                        $0.values["tenant"] != .text("acme")
+                    })
             }
             #expect(errorCode { _ = try store.usage(tenant: "acme") } == .unknownTenant)
             #expect(errorCode { try store.dropTenant("acme") } == .unknownTenant)
@@ -334,7 +364,9 @@ import HybridStore
                     let tenant = "t\(rng.next() % 23)"
                     switch rng.next() % 4 {
                     case 0:
-                        try tx.upsert(.string("r\(i)"), into: c, vector: vectors[Int(rng.next() % 400)], values: ["tenant": .text(tenant)])
+                        try tx.upsert(
+                            .string("r\(i)"), into: c, vector: vectors[Int(rng.next() % 400)],
+                            values: ["tenant": .text(tenant)])
                         present.insert(i)
                     case 1 where present.contains(i):
                         try tx.update(.string("r\(i)"), in: c, values: ["tenant": .text(tenant)])
@@ -343,7 +375,8 @@ import HybridStore
                         present.remove(i)
                     default:
                         if !present.contains(i) {
-                            try tx.insert(.string("r\(i)"), into: c, vector: vectors[i], values: ["tenant": .text(tenant)])
+                            try tx.insert(
+                                .string("r\(i)"), into: c, vector: vectors[i], values: ["tenant": .text(tenant)])
                             present.insert(i)
                         }
                     }
@@ -351,7 +384,8 @@ import HybridStore
             }
             for t in 0..<23 {
                 let filter = Column("tenant") == .text("t\(t)")
-                let e = try store.explain(c, near: vectors[round], k: 400, where: filter, options: QueryOptions(strategy: .exact))
+                let e = try store.explain(
+                    c, near: vectors[round], k: 400, where: filter, options: QueryOptions(strategy: .exact))
                 #expect(e.actualMatches == (try store.count(c, where: filter)), "round \(round), t\(t)")
                 #expect(e.results == e.actualMatches)
                 #expect(abs(e.plan.estimatedMatches - Double(e.actualMatches ?? -1)) < 1e-6)
@@ -365,9 +399,14 @@ import HybridStore
         defer { tmp.cleanup() }
         let store = try tmp.open()
         let v = VectorSpec(dimensions: 4)
-        for columns: [ColumnSpec] in [[.text("t", nullable: true, filterable: true)], [.text("t", nullable: false)],
-                                      [.integer("t", nullable: false, filterable: true)], [.text("u", nullable: false, filterable: true)]] {
-            #expect(errorCode { _ = try store.createCollection("x", schema: Schema(vector: v, columns: columns, tenantColumn: "t")) }
+        for columns: [ColumnSpec] in [
+            [.text("t", nullable: true, filterable: true)], [.text("t", nullable: false)],
+            [.integer("t", nullable: false, filterable: true)], [.text("u", nullable: false, filterable: true)],
+        ] {
+            #expect(
+                errorCode {
+                    _ = try store.createCollection("x", schema: Schema(vector: v, columns: columns, tenantColumn: "t"))
+                }
                     == .invalidSchema)
         }
         #expect(try store.collections().isEmpty)

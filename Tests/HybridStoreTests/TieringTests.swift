@@ -7,8 +7,9 @@ import HybridStore
 @Suite struct ColdBlockTests {
     static func sample(rows: Int, dim: Int, seed: UInt64) -> ColdBlock {
         var rng = SplitMix64(seed: seed)
-        return ColdBlock(rows: (0..<rows).map { Int64($0 * 3 + 7) }, dimensions: dim,
-                         vectors: (0..<rows * dim).map { _ in Float.random(in: -1...1, using: &rng) })
+        return ColdBlock(
+            rows: (0..<rows).map { Int64($0 * 3 + 7) }, dimensions: dim,
+            vectors: (0..<rows * dim).map { _ in Float.random(in: -1...1, using: &rng) })
     }
 
     @Test(arguments: [(1, 1), (5, 3), (300, 64), (40, 384)])
@@ -39,24 +40,32 @@ import HybridStore
         let plane = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
         var shuffled = [UInt8](repeating: 0, count: count)
         var back = [UInt8](repeating: 0, count: count)
-        plane.withUnsafeBufferPointer { p in shuffled.withUnsafeMutableBufferPointer { bitShuffle(p.baseAddress!, $0.baseAddress!, count: count) } }
+        plane.withUnsafeBufferPointer { p in
+            shuffled.withUnsafeMutableBufferPointer { bitShuffle(p.baseAddress!, $0.baseAddress!, count: count) }
+        }
         // Bit j of byte 8g + i is bit i of byte j × groups + g.
         for n in [0, 5, 77, count - 1] {
             let g = n / 8, i = n % 8
             for j in 0..<8 { #expect((plane[n] >> j) & 1 == (shuffled[j * 37 + g] >> i) & 1) }
         }
-        shuffled.withUnsafeBufferPointer { s in back.withUnsafeMutableBufferPointer { b in
-            bitUnshuffle(s.baseAddress!, stride: 37, groups: 0..<20, b.baseAddress!)
-            bitUnshuffle(s.baseAddress!, stride: 37, groups: 20..<37, b.baseAddress! + 160)
-        } }
+        shuffled.withUnsafeBufferPointer { s in
+            back.withUnsafeMutableBufferPointer { b in
+                bitUnshuffle(s.baseAddress!, stride: 37, groups: 0..<20, b.baseAddress!)
+                bitUnshuffle(s.baseAddress!, stride: 37, groups: 20..<37, b.baseAddress! + 160)
+            }
+        }
         #expect(back == plane)
         // The SIMD kernel (8 groups at a time, AVX-512 VBMI + GFNI where present) equals the scalar reference
         // for every range, including ranges shorter than 8 groups and ragged ends.
         var fast = [UInt8](repeating: 0, count: count), slow = [UInt8](repeating: 0, count: count)
         for (lo, hi) in [(0, 37), (0, 8), (3, 11), (5, 6), (8, 32), (29, 37), (0, 0)] {
             shuffled.withUnsafeBufferPointer { s in
-                fast.withUnsafeMutableBufferPointer { bitUnshuffle(s.baseAddress!, stride: 37, groups: lo..<hi, $0.baseAddress!) }
-                slow.withUnsafeMutableBufferPointer { bitUnshuffleReference(s.baseAddress!, stride: 37, groups: lo..<hi, $0.baseAddress!) }
+                fast.withUnsafeMutableBufferPointer {
+                    bitUnshuffle(s.baseAddress!, stride: 37, groups: lo..<hi, $0.baseAddress!)
+                }
+                slow.withUnsafeMutableBufferPointer {
+                    bitUnshuffleReference(s.baseAddress!, stride: 37, groups: lo..<hi, $0.baseAddress!)
+                }
             }
             #expect(fast.prefix(8 * (hi - lo)) == slow.prefix(8 * (hi - lo)), "groups \(lo)..<\(hi)")
             #expect(Array(fast.prefix(8 * (hi - lo))) == Array(plane[(8 * lo)..<(8 * hi)]))
@@ -72,13 +81,16 @@ import HybridStore
             let whole = try Self.decoded(block.encoded(codec: codec)).get()
             let reader = ColdBlockReader()
             let bytes = block.encoded(codec: codec)
-            let loaded = bytes.withUnsafeBytes { raw in Result { () throws(HybridStoreError) in try reader.load(raw, block: 1, collection: "t") } }
+            let loaded = bytes.withUnsafeBytes { raw in
+                Result { () throws(HybridStoreError) in try reader.load(raw, block: 1, collection: "t") }
+            }
             try loaded.get()
             #expect(reader.rows == block.rows)
             var v = [Float](repeating: 0, count: dim)
             for position in [rows - 1, 0, rows / 2] {
                 v.withUnsafeMutableBufferPointer { reader.vector(at: position, into: $0.baseAddress!) }
-                #expect(v == Array(whole.vectors[position * dim ..< (position + 1) * dim]), "\(codec) position \(position)")
+                #expect(
+                    v == Array(whole.vectors[position * dim..<(position + 1) * dim]), "\(codec) position \(position)")
             }
         }
     }
@@ -97,7 +109,7 @@ import HybridStore
             sections = (0...frames).map { i in
                 let size = get(i == 0 ? 24 : 32 + 8 * (i - 1))
                 defer { at += size }
-                return Array(bytes[at ..< at + size])
+                return Array(bytes[at..<at + size])
             }
         }
 
@@ -121,7 +133,9 @@ import HybridStore
     func resealedPayloadMutationsReachTheDecoderSafely(codec: ColdCodec) {
         var rng = SplitMix64(seed: 7)
         let original = Sections(Self.sample(rows: 64, dim: 12, seed: 3).encoded(codec: codec))
-        #expect(original.sealed == Self.sample(rows: 64, dim: 12, seed: 3).encoded(codec: codec), "the helper rebuilds a block")
+        #expect(
+            original.sealed == Self.sample(rows: 64, dim: 12, seed: 3).encoded(codec: codec),
+            "the helper rebuilds a block")
         var decodedSome = 0
         for _ in 0..<3000 {
             var block = original
@@ -131,9 +145,13 @@ import HybridStore
                 let at = Int.random(in: 0..<block.sections[s].count, using: &rng)
                 switch Int.random(in: 0..<4, using: &rng) {
                 case 0: block.sections[s][at] = UInt8.random(in: 0...255, using: &rng)
-                case 1: block.sections[s].removeSubrange(at..<min(block.sections[s].count, at + Int.random(in: 1...16, using: &rng)))
+                case 1:
+                    block.sections[s].removeSubrange(
+                        at..<min(block.sections[s].count, at + Int.random(in: 1...16, using: &rng)))
                 case 2: block.sections[s].insert(UInt8.random(in: 0...255, using: &rng), at: at)
-                default: block.head[8 + Int.random(in: 0..<12, using: &rng)] ^= UInt8(1 << Int.random(in: 0..<8, using: &rng))  // rows, dims, frame rows
+                default:
+                    block.head[8 + Int.random(in: 0..<12, using: &rng)] ^= UInt8(
+                        1 << Int.random(in: 0..<8, using: &rng))  // rows, dims, frame rows
                 }
             }
             switch Self.decoded(block.sealed, block: 1) {
@@ -160,7 +178,9 @@ import HybridStore
         let reader = ColdBlockReader()
         func load(_ data: [UInt8], _ positions: [Int]?) -> HybridStoreError? {
             data.withUnsafeBytes { raw in
-                do throws(HybridStoreError) { try reader.load(raw, block: 5, collection: "t", positions: positions) } catch { return error }
+                do throws(HybridStoreError) {
+                    try reader.load(raw, block: 5, collection: "t", positions: positions)
+                } catch { return error }
                 return nil
             }
         }
@@ -169,7 +189,7 @@ import HybridStore
         var v = [Float](repeating: 0, count: 128)
         for p in [17, 39] {
             v.withUnsafeMutableBufferPointer { reader.vector(at: p, into: $0.baseAddress!) }
-            #expect(v == Array(whole.vectors[p * 128 ..< (p + 1) * 128]))
+            #expect(v == Array(whole.vectors[p * 128..<(p + 1) * 128]))
         }
         #expect(load(bytes, [3])?.code == .corruptFile, "frame 0 is damaged")
         #expect(load(bytes, nil)?.context["block"] == "5")
@@ -186,15 +206,20 @@ import HybridStore
         let sections = Sections(bytes).sections  // row section, frames 0…2
         let headerSize = 36 + 8 * 3
         func parts(_ prefix: Int, _ positions: [Int], size: Int? = nil) -> ColdBlockReader.Parts? {
-            bytes.withUnsafeBytes { ColdBlockReader.parts(prefix: UnsafeRawBufferPointer(rebasing: $0.prefix(prefix)),
-                                                          size: size ?? bytes.count, positions: positions) }
+            bytes.withUnsafeBytes {
+                ColdBlockReader.parts(
+                    prefix: UnsafeRawBufferPointer(rebasing: $0.prefix(prefix)),
+                    size: size ?? bytes.count, positions: positions)
+            }
         }
         #expect(parts(36, [3]) == .needHeader(headerSize))
         #expect(parts(35, [3]) == nil)
         #expect(parts(64, [3], size: bytes.count + 1) == nil, "sizes that do not add up")
         let rowsEnd = headerSize + sections[0].count
-        #expect(parts(64, []) == .ranges([0 ..< rowsEnd]))
-        #expect(parts(64, [39, 41, -1]) == .ranges([0 ..< rowsEnd, rowsEnd + sections[1].count + sections[2].count ..< bytes.count]))
+        #expect(parts(64, []) == .ranges([0..<rowsEnd]))
+        #expect(
+            parts(64, [39, 41, -1])
+                == .ranges([0..<rowsEnd, rowsEnd + sections[1].count + sections[2].count..<bytes.count]))
         let reader = ColdBlockReader()
         for positions in [[3], [17], [39], [0, 39], [15, 16], [2, 20, 33]] {
             guard case .ranges(let ranges) = parts(64, positions) else {
@@ -204,7 +229,9 @@ import HybridStore
             var partial = [UInt8](repeating: 0xEE, count: bytes.count)
             for range in ranges { partial[range] = bytes[range] }
             let failure = partial.withUnsafeBytes { raw -> HybridStoreError? in
-                do throws(HybridStoreError) { try reader.load(raw, block: 1, collection: "t", positions: positions) } catch { return error }
+                do throws(HybridStoreError) {
+                    try reader.load(raw, block: 1, collection: "t", positions: positions)
+                } catch { return error }
                 return nil
             }
             #expect(failure == nil, "positions \(positions)")
@@ -212,12 +239,13 @@ import HybridStore
             var v = [Float](repeating: 0, count: 128)
             for p in positions {
                 v.withUnsafeMutableBufferPointer { reader.vector(at: p, into: $0.baseAddress!) }
-                #expect(v == Array(whole.vectors[p * 128 ..< (p + 1) * 128]), "position \(p)")
+                #expect(v == Array(whole.vectors[p * 128..<(p + 1) * 128]), "position \(p)")
             }
         }
         var version1 = bytes
         version1[4] = 1
-        #expect(version1.withUnsafeBytes { ColdBlockReader.parts(prefix: $0, size: version1.count, positions: [0]) } == nil)
+        #expect(
+            version1.withUnsafeBytes { ColdBlockReader.parts(prefix: $0, size: version1.count, positions: [0]) } == nil)
     }
 
     /// Blocks written by format version 1 (one LZ4 payload for the whole block) still decode.
@@ -234,19 +262,28 @@ import HybridStore
         }
         let rows: [Int64] = [3, 9, 10, 400, 401]
         let vectors: [Float] = (0..<15).map { Float($0) * 0.37 - 2.1 }
-        let lossless = try Self.decoded(bytes(
-            "4853434201030000050000000300000051000000300206dcf6959cab80030601860100000004000f020009f031cd47f545a1f140a0f0489cf020487400cce128e170ff85c251e1995185e13d000cba5cfa3dffebf5b83a99f82b5a8a00c60e5e0fbe0ffe0ffe0ffe0ffe0f0170")).get()
+        let lossless = try Self.decoded(
+            bytes(
+                "4853434201030000050000000300000051000000300206dcf6959cab80030601860100000004000f020009f031cd47f545a1f140a0f0489cf020487400cce128e170ff85c251e1995185e13d000cba5cfa3dffebf5b83a99f82b5a8a00c60e5e0fbe0ffe0ffe0ffe0ffe0f0170"
+            )
+        ).get()
         #expect(lossless.rows == rows && lossless.dimensions == 3 && lossless.vectors == vectors)
-        let half = try Self.decoded(bytes(
-            "485343420102000005000000030000002f000000f65b3585b06c253a80030601860100000004000f020009f00f33ec71ecf600aed7e1ec66e1ae6c29c0bebdbbb8b42f373a3c3e3f404142")).get()
+        let half = try Self.decoded(
+            bytes(
+                "485343420102000005000000030000002f000000f65b3585b06c253a80030601860100000004000f020009f00f33ec71ecf600aed7e1ec66e1ae6c29c0bebdbbb8b42f373a3c3e3f404142"
+            )
+        ).get()
         #expect(half.rows == rows)
         for (a, b) in zip(half.vectors, vectors) { #expect(abs(a - b) <= 2e-3) }
-        #expect((try? Self.decoded(bytes("4853434201030000050000000300000051000000300206dcf6")).get()) == nil, "truncated")
+        #expect(
+            (try? Self.decoded(bytes("4853434201030000050000000300000051000000300206dcf6")).get()) == nil, "truncated")
     }
 
     /// Decoding as a Result (keeps typed throws out of the test bodies).
     static func decoded(_ data: [UInt8], block: Int64 = 42) -> Result<ColdBlock, HybridStoreError> {
-        Result { () throws(HybridStoreError) -> ColdBlock in try ColdBlock.decode(data, block: block, collection: "docs") }
+        Result { () throws(HybridStoreError) -> ColdBlock in
+            try ColdBlock.decode(data, block: block, collection: "docs")
+        }
     }
 
     @Test func damageIsCorruptFileNamingTheBlock() throws {
@@ -290,8 +327,9 @@ import HybridStore
 }
 
 @Suite struct TieringTests {
-    static let schema = Schema(vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 64), id: .integer,
-                               columns: [.integer("age", filterable: true), .text("kind", filterable: true), .text("note")])
+    static let schema = Schema(
+        vector: VectorSpec(dimensions: 8, connectivity: 8, constructionEffort: 64), id: .integer,
+        columns: [.integer("age", filterable: true), .text("kind", filterable: true), .text("note")])
 
     static func store(_ tmp: TemporaryStore, rows: Int = 3000) throws -> (HybridStore, CollectionRef, [[Float]]) {
         let store = try tmp.open()
@@ -299,15 +337,22 @@ import HybridStore
         let vectors = randomVectors(rows, dim: 8, seed: 17)
         try store.write { tx in
             for (i, v) in vectors.enumerated() {
-                try tx.insert(.int(Int64(i)), into: c, vector: v, values: [
-                    "age": .integer(Int64(i % 100)), "kind": .text(i % 3 == 0 ? "a" : "b"), "note": .text("n\(i)")])
+                try tx.insert(
+                    .int(Int64(i)), into: c, vector: v,
+                    values: [
+                        "age": .integer(Int64(i % 100)), "kind": .text(i % 3 == 0 ? "a" : "b"), "note": .text("n\(i)"),
+                    ])
             }
         }
         return (store, c, vectors)
     }
 
-    static func bruteForce(_ vectors: [[Float]], _ q: [Float], k: Int, where keep: (Int) -> Bool = { _ in true }) -> [RowID] {
-        vectors.indices.filter(keep).sorted { (l2(vectors[$0], q), $0) < (l2(vectors[$1], q), $1) }.prefix(k).map { .int(Int64($0)) }
+    static func bruteForce(
+        _ vectors: [[Float]], _ q: [Float], k: Int, where keep: (Int) -> Bool = { _ in true }
+    ) -> [RowID] {
+        vectors.indices.filter(keep).sorted { (l2(vectors[$0], q), $0) < (l2(vectors[$1], q), $1) }.prefix(k).map {
+            .int(Int64($0))
+        }
     }
 
     @Test func searchCoversBothTiersExactly() throws {
@@ -324,37 +369,50 @@ import HybridStore
         for _ in 0..<20 {
             let q = vectors[Int.random(in: 0..<3000, using: &rng)].map { $0 + 0.01 }
             // Both tiers, exact for L2 (block bounds prune only what cannot win) — the hot side is the graph.
-            let hits = try store.query(c, near: q, k: 10, where: nil,
-                                       options: QueryOptions(searchEffort: 400, coldProbes: .max), returning: ["note"]).hits
+            let hits = try store.query(
+                c, near: q, k: 10, where: nil,
+                options: QueryOptions(searchEffort: 400, coldProbes: .max), returning: ["note"]
+            ).hits
             #expect(hits.map(\.id) == Self.bruteForce(vectors, q, k: 10))
             #expect(hits.allSatisfy { $0.values["note"] != nil })
-            let filtered = try store.query(c, near: q, k: 5, where: try store.parseFilter("kind = 'a' AND age >= 50"),
-                                           options: QueryOptions(coldProbes: .max)).hits
+            let filtered = try store.query(
+                c, near: q, k: 5, where: try store.parseFilter("kind = 'a' AND age >= 50"),
+                options: QueryOptions(coldProbes: .max)
+            ).hits
             #expect(filtered.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 3 == 0 && $0 % 100 >= 50 })
-            let hotOnly = try store.query(c, near: q, k: 5, where: nil,
-                                          options: QueryOptions(searchEffort: 400, tiers: [.hot])).hits
+            let hotOnly = try store.query(
+                c, near: q, k: 5, where: nil,
+                options: QueryOptions(searchEffort: 400, tiers: [.hot])
+            ).hits
             #expect(hotOnly.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 100 >= 80 })
             // `search` takes the same options.
-            #expect(try store.search(c, near: q, k: 5, options: QueryOptions(searchEffort: 400, tiers: [.hot])) == hotOnly)
+            #expect(
+                try store.search(c, near: q, k: 5, options: QueryOptions(searchEffort: 400, tiers: [.hot])) == hotOnly)
         }
         // A filter on a column that is not filterable (checked through SQL per block), exact with all probes.
         let q = vectors[11].map { $0 - 0.02 }
-        let byNote = try store.query(c, near: q, k: 3, where: try store.parseFilter("note >= 'n2' AND note < 'n3'"),
-                                     options: QueryOptions(coldProbes: .max)).hits
+        let byNote = try store.query(
+            c, near: q, k: 3, where: try store.parseFilter("note >= 'n2' AND note < 'n3'"),
+            options: QueryOptions(coldProbes: .max)
+        ).hits
         #expect(byNote.map(\.id) == Self.bruteForce(vectors, q, k: 3) { "n\($0)" >= "n2" && "n\($0)" < "n3" })
         // Twenty matching cold rows: only blocks holding one are read (which blocks do is known from memory).
-        let few = try store.query(c, near: q, k: 3, where: try store.parseFilter("age = 7 AND kind = 'b' AND age < 8"),
-                                  options: QueryOptions(coldProbes: .max))
+        let few = try store.query(
+            c, near: q, k: 3, where: try store.parseFilter("age = 7 AND kind = 'b' AND age < 8"),
+            options: QueryOptions(coldProbes: .max))
         let matching = (0..<3000).filter { $0 % 100 == 7 && $0 % 3 != 0 }
         #expect(few.hits.map(\.id) == Self.bruteForce(vectors, q, k: 3) { matching.contains($0) })
         let blocks = try store.statistics(c).coldBlocks
         #expect(few.explanation.coldBlocksProbed >= 1 && few.explanation.coldBlocksProbed <= matching.count)
         #expect(few.explanation.coldBlocksProbed < blocks)
-        let none = try store.query(c, near: q, k: 3, where: try store.parseFilter("age = 95"), options: QueryOptions(coldProbes: .max))
+        let none = try store.query(
+            c, near: q, k: 3, where: try store.parseFilter("age = 95"), options: QueryOptions(coldProbes: .max))
         #expect(none.explanation.coldBlocksProbed == 0, "age 95 rows are all hot")
         // The cold effort knob opens more blocks; the default opens fewer than all.
-        let defaultProbes = try store.query(c, near: q, k: 10, where: nil, options: QueryOptions()).explanation.coldBlocksProbed
-        let moreProbes = try store.query(c, near: q, k: 10, where: nil, options: QueryOptions(coldEffort: 3)).explanation.coldBlocksProbed
+        let defaultProbes = try store.query(c, near: q, k: 10, where: nil, options: QueryOptions()).explanation
+            .coldBlocksProbed
+        let moreProbes = try store.query(c, near: q, k: 10, where: nil, options: QueryOptions(coldEffort: 3))
+            .explanation.coldBlocksProbed
         #expect(defaultProbes >= 1 && moreProbes > defaultProbes && defaultProbes < blocks)
         let e = try store.explain(c, near: vectors[3], k: 10)
         #expect(e.coldBlocksProbed >= 1 && e.coldBytesDecompressed > 0)
@@ -369,11 +427,16 @@ import HybridStore
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }
         let store = try tmp.open { $0.coldReadThreads = threads }
-        let c = try store.createCollection("u", schema: Schema(vector: VectorSpec(dimensions: 16, metric: metric), id: .integer,
-                                                              columns: [.integer("g", filterable: true)]))
+        let c = try store.createCollection(
+            "u",
+            schema: Schema(
+                vector: VectorSpec(dimensions: 16, metric: metric), id: .integer,
+                columns: [.integer("g", filterable: true)]))
         let vectors = randomVectors(5000, dim: 16, seed: 31)
         try store.write { tx in
-            for (i, v) in vectors.enumerated() { try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 7))]) }
+            for (i, v) in vectors.enumerated() {
+                try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 7))])
+            }
         }
         try store.tier(c, to: .cold)
         func distance(_ a: [Float], _ b: [Float]) -> Float {
@@ -385,10 +448,13 @@ import HybridStore
         var rng = SplitMix64(seed: 3)
         for _ in 0..<25 {
             let q = (0..<16).map { _ in Float.random(in: -1...1, using: &rng) }
-            let answer = try store.query(c, near: q, k: 10, where: try store.parseFilter("g <> 3"),
-                                         options: QueryOptions(coldProbes: .max))
+            let answer = try store.query(
+                c, near: q, k: 10, where: try store.parseFilter("g <> 3"),
+                options: QueryOptions(coldProbes: .max))
             let (hits, e) = (answer.hits, answer.explanation)
-            let truth = vectors.indices.filter { $0 % 7 != 3 }.sorted { (distance(vectors[$0], q), $0) < (distance(vectors[$1], q), $1) }
+            let truth = vectors.indices.filter { $0 % 7 != 3 }.sorted {
+                (distance(vectors[$0], q), $0) < (distance(vectors[$1], q), $1)
+            }
             // Ties in float rounding aside, the same rows: compare distances.
             let want = truth.prefix(10).map { distance(vectors[$0], q) }
             for (hit, d) in zip(hits, want) { #expect(abs(hit.distance - d) <= 1e-4 * max(1, abs(d))) }
@@ -405,18 +471,24 @@ import HybridStore
         let store = try tmp.open()
         let dim = 384
         #expect(ColdBlock.frameRows(dimensions: dim) < 16, "several frames to a block")
-        let c = try store.createCollection("u", schema: Schema(vector: VectorSpec(dimensions: dim), id: .integer,
-                                                              columns: [.integer("g", filterable: true)]))
+        let c = try store.createCollection(
+            "u",
+            schema: Schema(
+                vector: VectorSpec(dimensions: dim), id: .integer,
+                columns: [.integer("g", filterable: true)]))
         let vectors = randomVectors(1200, dim: dim, seed: 43)
         try store.write { tx in
-            for (i, v) in vectors.enumerated() { try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 40))]) }
+            for (i, v) in vectors.enumerated() {
+                try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 40))])
+            }
         }
         try store.tier(c, to: .cold)
         var rng = SplitMix64(seed: 4)
         for _ in 0..<10 {
             let q = (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) }
-            let answer = try store.query(c, near: q, k: 5, where: try store.parseFilter("g = 7"),
-                                         options: QueryOptions(tiers: [.cold], coldEffort: 4))
+            let answer = try store.query(
+                c, near: q, k: 5, where: try store.parseFilter("g = 7"),
+                options: QueryOptions(tiers: [.cold], coldEffort: 4))
             let (hits, e) = (answer.hits, answer.explanation)
             #expect(hits.count == 5 && e.coldBlocksProbed > 0)
             for hit in hits {
@@ -437,18 +509,24 @@ import HybridStore
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }
         var store = try tmp.open { $0.coldReadThreads = 1 }
-        let c = try store.createCollection("u", schema: Schema(vector: VectorSpec(dimensions: 16), id: .integer,
-                                                              columns: [.integer("g", filterable: true)]))
+        let c = try store.createCollection(
+            "u",
+            schema: Schema(
+                vector: VectorSpec(dimensions: 16), id: .integer,
+                columns: [.integer("g", filterable: true)]))
         let vectors = randomVectors(6000, dim: 16, seed: 41)
         try store.write { tx in
-            for (i, v) in vectors.enumerated() { try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 5))]) }
+            for (i, v) in vectors.enumerated() {
+                try tx.insert(.int(Int64(i)), into: c, vector: v, values: ["g": .integer(Int64(i % 5))])
+            }
         }
         try store.tier(c, to: .cold)
         var rng = SplitMix64(seed: 4)
         let queries = (0..<20).map { _ in (0..<16).map { _ in Float.random(in: -1...1, using: &rng) } }
         func run(_ store: HybridStore) throws -> [(distances: [Float], blocks: Int)] {
             try queries.map { q in
-                let answer = try store.query(c, near: q, k: 10, where: try store.parseFilter("g <> 2"), options: QueryOptions())
+                let answer = try store.query(
+                    c, near: q, k: 10, where: try store.parseFilter("g <> 2"), options: QueryOptions())
                 let (hits, e) = (answer.hits, answer.explanation)
                 return (hits.map(\.distance), e.coldBlocksProbed)
             }
@@ -475,7 +553,9 @@ import HybridStore
         // The sampled places (every n/512th) hold the smallest keys: a threshold taken from the sample keeps
         // too few, and the rank must grow until it keeps enough (or everything is sorted).
         let sampled = Set((0..<512).map { $0 * 5000 / 512 })
-        cases.append((0..<5000).map { i in sampled.contains(i) ? -100 - Float(i) : Float(Int.random(in: 0..<1000, using: &rng)) })
+        cases.append(
+            (0..<5000).map { i in sampled.contains(i) ? -100 - Float(i) : Float(Int.random(in: 0..<1000, using: &rng)) }
+        )
         for keys in cases {
             let n = keys.count
             let want = keys.indices.sorted { (keys[$0], $0) < (keys[$1], $1) }
@@ -495,15 +575,17 @@ import HybridStore
         try store.tier(c, to: .cold, codec: .float16ShuffledLZ4)
         #expect(try store.statistics(c).tiers == ["hot": 0, "cold": 1500])
         try store.write { tx in
-            try tx.delete([1, 2], from: c)                                  // cold rows deleted
-            try tx.update(3, in: c, values: ["kind": .text("special")])     // cold row's values changed
+            try tx.delete([1, 2], from: c)  // cold rows deleted
+            try tx.update(3, in: c, values: ["kind": .text("special")])  // cold row's values changed
             try tx.upsert(4, into: c, vector: Array(repeating: 5, count: 8), values: [:])  // back to hot by upsert
         }
         #expect(try store.statistics(c).tiers == ["hot": 1, "cold": 1497])
         #expect(try store.search(c, near: vectors[1], k: 3).allSatisfy { $0.id != 1 })
         #expect(try store.search(c, near: vectors[0], k: 3, where: "kind = 'special'").map(\.id) == [3])
         // Row 4 kept its filter values when it came back hot.
-        #expect(try store.search(c, near: Array(repeating: 5, count: 8), k: 1, where: "age = 4 AND kind = 'b'").map(\.id) == [4])
+        #expect(
+            try store.search(c, near: Array(repeating: 5, count: 8), k: 1, where: "age = 4 AND kind = 'b'").map(\.id)
+                == [4])
         // 150 rows have age < 10; rows 1 and 2 are gone and row 4 is hot already.
         #expect(try store.tier(c, where: Column("age") < 10, to: .hot) == 147)
         #expect(try store.statistics(c).tiers == ["hot": 148, "cold": 1350])
@@ -515,7 +597,9 @@ import HybridStore
         #expect(try store.statistics(c).tiers == ["hot": 148, "cold": 1350])
         #expect(try store.verify().isConsistent)
         let q = vectors[700]
-        let hits = try store.query(c, near: q, k: 5, where: nil, options: QueryOptions(searchEffort: 200, coldProbes: .max)).hits
+        let hits = try store.query(
+            c, near: q, k: 5, where: nil, options: QueryOptions(searchEffort: 200, coldProbes: .max)
+        ).hits
         // float16 cold vectors: the same rows, distances within float16 precision.
         let truth = Self.bruteForce(vectors, q, k: 5) { $0 != 1 && $0 != 2 && $0 != 4 }
         #expect(hits.map(\.id) == truth)
@@ -530,7 +614,8 @@ import HybridStore
         try store.tier(c, to: .cold, codec: .float16BitShuffledLZ4)
         let before = try store.statistics(c)
         // Rows with age < 70 (70 %) go; most blocks become mostly dead.
-        _ = try store.write { tx in try tx.delete((0..<3000).filter { $0 % 100 < 70 }.map { .int(Int64($0)) }, from: c) }
+        _ = try store.write { tx in try tx.delete((0..<3000).filter { $0 % 100 < 70 }.map { .int(Int64($0)) }, from: c)
+        }
         #expect(try store.statistics(c).coldBytesOnDisk == before.coldBytesOnDisk, "deletes only tombstone")
         try store.checkpoint()
         let after = try store.statistics(c)
@@ -550,7 +635,9 @@ import HybridStore
         // The rewritten blocks took the slots of the blocks they replaced: the codes and filter values there
         // must be the new rows' (a default, code-ranked step with a filter on memory-held values).
         func filteredMatchesBruteForce() throws -> Bool {
-            let filtered = try store.query(c, near: q, k: 5, where: Column("age") >= 80 && Column("age") < 95, options: QueryOptions()).hits
+            let filtered = try store.query(
+                c, near: q, k: 5, where: Column("age") >= 80 && Column("age") < 95, options: QueryOptions()
+            ).hits
             return filtered.map(\.id) == Self.bruteForce(vectors, q, k: 5) { $0 % 100 >= 80 && $0 % 100 < 95 }
         }
         #expect(try filteredMatchesBruteForce())
@@ -586,10 +673,14 @@ import HybridStore
                     }
                 } else {
                     for i in 0..<200 {
-                        let hits = try store.query(c, near: vectors[(i * 13 + worker) % 2000], k: 5,
-                                                   where: i % 2 == 0 ? nil : try store.parseFilter("kind = 'b'"),
-                                                   options: QueryOptions(), returning: ["note"]).hits
-                        if hits.count != 5 || hits.contains(where: { $0.values["note"] == nil }) { failures.add(1, ordering: .relaxed) }
+                        let hits = try store.query(
+                            c, near: vectors[(i * 13 + worker) % 2000], k: 5,
+                            where: i % 2 == 0 ? nil : try store.parseFilter("kind = 'b'"),
+                            options: QueryOptions(), returning: ["note"]
+                        ).hits
+                        if hits.count != 5 || hits.contains(where: { $0.values["note"] == nil }) {
+                            failures.add(1, ordering: .relaxed)
+                        }
                     }
                 }
             } catch {
@@ -620,9 +711,14 @@ import HybridStore
         // A selective filter ranks rows by code, which never meets the corrupt blocks' (unknown) rows: it is
         // refused too, not answered without them.
         let filtered = Result { () throws(HybridStoreError) in
-            try reopened.query(c2, near: vectors[0], k: 3, where: try reopened.parseFilter("age = 7"), options: QueryOptions())
+            try reopened.query(
+                c2, near: vectors[0], k: 3, where: try reopened.parseFilter("age = 7"), options: QueryOptions())
         }
-        if case .failure(let error) = filtered { #expect(error.code == .corruptFile) } else { Issue.record("answered without the corrupt blocks") }
+        if case .failure(let error) = filtered {
+            #expect(error.code == .corruptFile)
+        } else {
+            Issue.record("answered without the corrupt blocks")
+        }
         let report = try reopened.verify()
         #expect(!report.isConsistent)
         #expect(report.collections[0].mismatches.contains { $0.contains("cold block") && $0.contains("corrupt") })
@@ -640,8 +736,10 @@ import HybridStore
         let db = try TestDatabase(store.path + "/blobs.sqlite")
         try db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
         var rng = SplitMix64(seed: 4)
-        let values: [Int64: [UInt8]] = [1: [1, 2, 3], 2: (0..<20_000).map { _ in UInt8.random(in: 0...255, using: &rng) },
-                                        5: (0..<700).map { UInt8($0 % 251) }]
+        let values: [Int64: [UInt8]] = [
+            1: [1, 2, 3], 2: (0..<20_000).map { _ in UInt8.random(in: 0...255, using: &rng) },
+            5: (0..<700).map { UInt8($0 % 251) },
+        ]
         for (id, bytes) in values {
             try db.connection.statement("INSERT INTO t(id, b) VALUES (?1, ?2)").run([.integer(id), .blob(bytes)])
         }

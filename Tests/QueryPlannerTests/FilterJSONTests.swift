@@ -28,7 +28,8 @@ struct Rows: ColumnSource {
         #expect(try Self.parse(#"{"eq": ["tenant", 2]}"#) == .compare(column: "tenant", .equal, .integer(2)))
         #expect(try Self.parse(#"{"in": ["tag", ["a", "b"]]}"#) == .isIn(column: "tag", [.text("a"), .text("b")]))
         #expect(try Self.parse(#"{"between": ["price", 1, 2]}"#) == .between(column: "price", .integer(1), .integer(2)))
-        #expect(try Self.parse(#"{"not": {"ne": ["tag", "x"]}}"#) == .not(.compare(column: "tag", .notEqual, .text("x"))))
+        #expect(
+            try Self.parse(#"{"not": {"ne": ["tag", "x"]}}"#) == .not(.compare(column: "tag", .notEqual, .text("x"))))
         #expect(try Self.parse(#"{"eq": ["flag", true]}"#) == .compare(column: "flag", .equal, .boolean(true)))
     }
 
@@ -47,8 +48,10 @@ struct Rows: ColumnSource {
     }
 
     @Test func rejectsMalformedTrees() throws {
-        for bad in [#"{"lt": ["price"]}"#, #"{"xx": ["price", 1]}"#, #"{"and": []}"#, #"{"in": ["tag", 3]}"#,
-                    #"{"lt": ["price", 1], "gt": ["price", 0]}"#, #"{"eq": ["tag", [1]]}"#] {
+        for bad in [
+            #"{"lt": ["price"]}"#, #"{"xx": ["price", 1]}"#, #"{"and": []}"#, #"{"in": ["tag", 3]}"#,
+            #"{"lt": ["price", 1], "gt": ["price", 0]}"#, #"{"eq": ["tag", [1]]}"#,
+        ] {
             #expect(throws: FilterError.self, "\(bad)") { try Self.parse(bad) }
         }
         #expect(throws: FilterError.self) { try Self.parse(#"{"eq": ["nope", 1]}"#).predicate(over: Self.rows) }

@@ -13,31 +13,46 @@ import TestSupport
         let f = Filter.and([.compare(column: name, .greater, .real(-3)), .compare(column: "Rsc", .equal, .text(text))])
         let printed = f.description
         #expect(try Filter(parsing: printed) == f, "\(printed.debugDescription)")
-        let fuzzed = try String(contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../Fuzz/Corpus/filter-text/crash-quote-before-combining-mark").path, encoding: .utf8)
+        let fuzzed = try String(
+            contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .appendingPathComponent("../Fuzz/Corpus/filter-text/crash-quote-before-combining-mark").path,
+            encoding: .utf8)
         let parsed = try Filter(parsing: fuzzed)
         #expect(try Filter(parsing: parsed.description).normalized == parsed.normalized)
     }
 
     @Test func parsesTheFormatSyntax() throws {
         #expect(try Filter(parsing: "price < 10") == .compare(column: "price", .less, .integer(10)))
-        #expect(try Filter(parsing: "tenant = 'acme' AND year >= 2020")
-            == .and([.compare(column: "tenant", .equal, .text("acme")), .compare(column: "year", .greaterOrEqual, .integer(2020))]))
+        #expect(
+            try Filter(parsing: "tenant = 'acme' AND year >= 2020")
+                == .and([
+                    .compare(column: "tenant", .equal, .text("acme")),
+                    .compare(column: "year", .greaterOrEqual, .integer(2020)),
+                ]))
         #expect(try Filter(parsing: "a BETWEEN 1.5 AND 2e3") == .between(column: "a", .real(1.5), .real(2000)))
         #expect(try Filter(parsing: "tag IN ('news', 'tech')") == .isIn(column: "tag", [.text("news"), .text("tech")]))
         #expect(try Filter(parsing: "tag not in ('x')") == .not(.isIn(column: "tag", [.text("x")])))
-        #expect(try Filter(parsing: "NOT (a = 1 OR b != -2)")
-            == .not(.or([.compare(column: "a", .equal, .integer(1)), .compare(column: "b", .notEqual, .integer(-2))])))
-        #expect(try Filter(parsing: "x IS NULL or y is not null") == .or([.isNull(column: "x"), .isNotNull(column: "y")]))
+        #expect(
+            try Filter(parsing: "NOT (a = 1 OR b != -2)")
+                == .not(
+                    .or([.compare(column: "a", .equal, .integer(1)), .compare(column: "b", .notEqual, .integer(-2))])))
+        #expect(
+            try Filter(parsing: "x IS NULL or y is not null") == .or([.isNull(column: "x"), .isNotNull(column: "y")]))
         #expect(try Filter(parsing: "s = 'it''s'") == .compare(column: "s", .equal, .text("it's")))
         #expect(try Filter(parsing: "\"and\" = TRUE") == .compare(column: "and", .equal, .boolean(true)))
-        #expect(try Filter(parsing: "a = 1 AND (b = 2 AND c = 3)")
-            == .and([.compare(column: "a", .equal, .integer(1)), .compare(column: "b", .equal, .integer(2)),
-                     .compare(column: "c", .equal, .integer(3))]))
+        #expect(
+            try Filter(parsing: "a = 1 AND (b = 2 AND c = 3)")
+                == .and([
+                    .compare(column: "a", .equal, .integer(1)), .compare(column: "b", .equal, .integer(2)),
+                    .compare(column: "c", .equal, .integer(3)),
+                ]))
         // AND binds tighter than OR.
-        #expect(try Filter(parsing: "a = 1 OR b = 2 AND c = 3")
-            == .or([.compare(column: "a", .equal, .integer(1)),
-                    .and([.compare(column: "b", .equal, .integer(2)), .compare(column: "c", .equal, .integer(3))])]))
+        #expect(
+            try Filter(parsing: "a = 1 OR b = 2 AND c = 3")
+                == .or([
+                    .compare(column: "a", .equal, .integer(1)),
+                    .and([.compare(column: "b", .equal, .integer(2)), .compare(column: "c", .equal, .integer(3))]),
+                ]))
     }
 
     @Test(arguments: [
@@ -65,10 +80,13 @@ import TestSupport
     @Test func dslJSONAndTextGiveTheSameTree() throws {
         let dsl = Column("price") < 10 && Column("tag").in(["news", "tech"]) || !(Column("year").between(2000, 2010))
         let text = try Filter(parsing: "price < 10 AND tag IN ('news', 'tech') OR NOT (year BETWEEN 2000 AND 2010)")
-        let json = try Filter(json: JSONSerialization.jsonObject(with: Data("""
-            {"or": [{"and": [{"lt": ["price", 10]}, {"in": ["tag", ["news", "tech"]]}]},
-                    {"not": {"between": ["year", 2000, 2010]}}]}
-            """.utf8)))
+        let json = try Filter(
+            json: JSONSerialization.jsonObject(
+                with: Data(
+                    """
+                    {"or": [{"and": [{"lt": ["price", 10]}, {"in": ["tag", ["news", "tech"]]}]},
+                            {"not": {"between": ["year", 2000, 2010]}}]}
+                    """.utf8)))
         #expect(dsl == text)
         #expect(json.normalized == text)
     }
@@ -98,11 +116,16 @@ import TestSupport
     }
 
     @Test func sqlIsParameterised() throws {
-        let f = try Filter(parsing: "tenant = 'x''); DROP TABLE t; --' AND price BETWEEN 1 AND 2 OR tag IN ('a', 'b') AND flag = TRUE")
+        let f = try Filter(
+            parsing: "tenant = 'x''); DROP TABLE t; --' AND price BETWEEN 1 AND 2 OR tag IN ('a', 'b') AND flag = TRUE")
         let sql = try f.sql(identifier: { ["tenant": "c0", "price": "c1", "tag": "c2", "flag": "c3"][$0] })
-        #expect(sql.text == "(c0 = ? AND c1 BETWEEN ? AND ?) OR (c2 IN (?, ?) AND c3 = ?)"
-            || sql.text == "((c0 = ?) AND (c1 BETWEEN ? AND ?)) OR ((c2 IN (?, ?)) AND (c3 = ?))")
-        #expect(sql.arguments == [.text("x'); DROP TABLE t; --"), .integer(1), .integer(2), .text("a"), .text("b"), .integer(1)])
+        #expect(
+            sql.text == "(c0 = ? AND c1 BETWEEN ? AND ?) OR (c2 IN (?, ?) AND c3 = ?)"
+                || sql.text == "((c0 = ?) AND (c1 BETWEEN ? AND ?)) OR ((c2 IN (?, ?)) AND (c3 = ?))")
+        #expect(
+            sql.arguments == [
+                .text("x'); DROP TABLE t; --"), .integer(1), .integer(2), .text("a"), .text("b"), .integer(1),
+            ])
         #expect(!sql.text.contains("DROP"))
     }
 }

@@ -38,8 +38,10 @@ import QueryPlanner
         var c = RecallCalibration()
         let easy = curve([(0.25, 0.90), (0.5, 0.94), (1, 0.97), (2, 0.99)])
         let hard = curve([(1, 0.80), (2, 0.90), (4, 0.94), (8, 0.966)])
-        c.adopt(BuildCalibration(curves: [0: easy, 3: hard], queries: 400, rows: 10_000, measuredAt: 0, target: 0.95,
-                                 k: 10, seconds: 1))
+        c.adopt(
+            BuildCalibration(
+                curves: [0: easy, 3: hard], queries: 400, rows: 10_000, measuredAt: 0, target: 0.95,
+                k: 10, seconds: 1))
         // Easy: 0.94 − 0.0066 at 0.5 and 0.97 − 0.0066 at 1 → the target at 2^(−1 + 0.0166/0.03) ≈ 0.73.
         let lowered = c.scale(selectivity: 1, filtered: false)
         #expect(abs(lowered - exp2(-1 + (0.95 - (0.94 - 1.645 * 0.004)) / 0.03)) < 1e-9, "\(lowered)")
@@ -53,8 +55,10 @@ import QueryPlanner
         #expect(c.scale(selectivity: 0.3, filtered: true) == 1)
         // A curve that never meets the target takes its largest effort, and expects what it measured there.
         var short = RecallCalibration()
-        short.adopt(BuildCalibration(curves: [0: curve([(1, 0.7), (4, 0.8), (8, 0.85)])], queries: 100, rows: 10_000,
-                                     measuredAt: 0, target: 0.95, k: 10, seconds: 1))
+        short.adopt(
+            BuildCalibration(
+                curves: [0: curve([(1, 0.7), (4, 0.8), (8, 0.85)])], queries: 100, rows: 10_000,
+                measuredAt: 0, target: 0.95, k: 10, seconds: 1))
         #expect(short.scale(selectivity: 1, filtered: false) == 8)
         #expect(short.expected(selectivity: 1, filtered: false)?.recall == 0.85)
     }
@@ -68,20 +72,29 @@ import QueryPlanner
         // Recall rises with effort: 0.80 + 0.12 × m (0.944 at 1.2, 0.974 at 1.45), with a little noise.
         for i in 0..<63 {
             let noise = i % 2 == 0 ? 0.005 : -0.005
-            let changed = c.record(curve: multipliers.map { min(1, 0.80 + 0.12 * $0 + noise) }, selectivity: 1, filtered: false, target: 0.95)
+            let changed = c.record(
+                curve: multipliers.map { min(1, 0.80 + 0.12 * $0 + noise) }, selectivity: 1, filtered: false,
+                target: 0.95)
             #expect(!changed)
         }
-        let changed = c.record(curve: multipliers.map { min(1, 0.80 + 0.12 * $0) }, selectivity: 1, filtered: false, target: 0.95)
+        let changed = c.record(
+            curve: multipliers.map { min(1, 0.80 + 0.12 * $0) }, selectivity: 1, filtered: false, target: 0.95)
         #expect(changed)
         #expect(abs(c.scale(selectivity: 1, filtered: false) - 1.41) < 0.01)  // the bin of 1.45: 2^(4/8)
         // Easy data: every measured effort over-delivers, so the scale drops to the smallest measured at once.
-        for _ in 0..<64 { c.record(curve: multipliers.map { _ in 0.99 }, selectivity: 0.3, filtered: true, target: 0.95) }
+        for _ in 0..<64 {
+            c.record(curve: multipliers.map { _ in 0.99 }, selectivity: 0.3, filtered: true, target: 0.95)
+        }
         #expect(abs(c.scale(selectivity: 0.3, filtered: true) - 0.39) < 0.01)  // the bin of 0.4: 2^(-11/8)
         // Flat and short of the target: more effort would not help, so the scale stays.
-        for _ in 0..<64 { c.record(curve: multipliers.map { _ in 0.5 }, selectivity: 0.001, filtered: true, target: 0.95) }
+        for _ in 0..<64 {
+            c.record(curve: multipliers.map { _ in 0.5 }, selectivity: 0.001, filtered: true, target: 0.95)
+        }
         #expect(c.scale(selectivity: 0.001, filtered: true) == 1)
         // Rising but short everywhere: half again the largest effort measured.
-        for _ in 0..<64 { c.record(curve: multipliers.map { 0.5 + 0.1 * $0 }, selectivity: 0.1, filtered: true, target: 0.95) }
+        for _ in 0..<64 {
+            c.record(curve: multipliers.map { 0.5 + 0.1 * $0 }, selectivity: 0.1, filtered: true, target: 0.95)
+        }
         #expect(abs(c.scale(selectivity: 0.1, filtered: true) - 3) < 0.01)
     }
 
@@ -114,6 +127,8 @@ import QueryPlanner
         var filteredScaled = filtered
         filteredScaled.effortScale = 2
         #expect(Planner.choose(filteredScaled).effort! > Planner.choose(filtered).effort!)
-        #expect(Planner.choose(filteredScaled).alternatives["filtered_graph"]! > Planner.choose(filtered).alternatives["filtered_graph"]!)
+        #expect(
+            Planner.choose(filteredScaled).alternatives["filtered_graph"]! > Planner.choose(filtered).alternatives[
+                "filtered_graph"]!)
     }
 }

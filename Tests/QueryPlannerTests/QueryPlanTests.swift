@@ -4,12 +4,15 @@ import QueryPlanner
 
 /// The planner's whole plan of a query (`Planner.plan`): every decision the engine's steps follow, as one value.
 @Suite struct QueryPlanTests {
-    func input(rows: Int = 100_000, matches: Double? = nil, k: Int = 10, searchEffort: Int? = nil,
-               forced: Strategy? = nil, inMemory: Bool = true, listed: Int? = nil, cold: QueryPlanInput.Cold? = nil,
-               columns: [String] = []) -> QueryPlanInput {
-        QueryPlanInput(rows: rows, estimatedMatches: matches ?? Double(rows), hasFilter: matches != nil, k: k, dimensions: 128,
-                       recallTarget: 0.95, searchEffort: searchEffort, forcedStrategy: forced, inMemoryPredicate: inMemory,
-                       listedMatches: listed, searchesHot: true, cold: cold, hydratedColumns: columns)
+    func input(
+        rows: Int = 100_000, matches: Double? = nil, k: Int = 10, searchEffort: Int? = nil,
+        forced: Strategy? = nil, inMemory: Bool = true, listed: Int? = nil, cold: QueryPlanInput.Cold? = nil,
+        columns: [String] = []
+    ) -> QueryPlanInput {
+        QueryPlanInput(
+            rows: rows, estimatedMatches: matches ?? Double(rows), hasFilter: matches != nil, k: k, dimensions: 128,
+            recallTarget: 0.95, searchEffort: searchEffort, forcedStrategy: forced, inMemoryPredicate: inMemory,
+            listedMatches: listed, searchesHot: true, cold: cold, hydratedColumns: columns)
     }
 
     func curve(_ points: [(Double, Double)]) -> [BuildCalibration.Point] {
@@ -18,7 +21,9 @@ import QueryPlanner
 
     @Test func anUncalibratedUnfilteredQueryIsAPlainGraphSearchWithNothingElse() {
         var asked = 0
-        let plan = Planner.plan(input(), calibration: RecallCalibration()) { _ in asked += 1; return true }
+        let plan = Planner.plan(input(), calibration: RecallCalibration()) { _ in
+            asked += 1; return true
+        }
         #expect(plan.strategy == .graph && plan.effort == Planner.effort(forRecall: 0.95, k: 10))
         #expect(plan.recallBasis == .staticModel && plan.probe == nil && plan.fallback == nil && plan.cold == nil)
         #expect(plan.hydration == .none && asked == 0)
@@ -30,21 +35,31 @@ import QueryPlanner
     @Test func theProbeIsPlannedOnlyWhereMeasuredAndAdvised() {
         var calibration = RecallCalibration()
         let filtered = input(matches: 3000)
-        let unmeasured = Planner.plan(filtered, calibration: calibration) { _ in Issue.record("asked unmeasured"); return true }
+        let unmeasured = Planner.plan(filtered, calibration: calibration) { _ in
+            Issue.record("asked unmeasured"); return true
+        }
         #expect(unmeasured.strategy == .exact && unmeasured.probe == nil && unmeasured.fallback == nil)
-        for _ in 0..<RecallCalibration.windowSize { calibration.record(recall: 0.95, selectivity: 0.03, filtered: true, target: 0.95) }
+        for _ in 0..<RecallCalibration.windowSize {
+            calibration.record(recall: 0.95, selectivity: 0.03, filtered: true, target: 0.95)
+        }
         var buckets: [Int] = []
-        let declined = Planner.plan(filtered, calibration: calibration) { buckets.append($0); return false }
+        let declined = Planner.plan(filtered, calibration: calibration) {
+            buckets.append($0); return false
+        }
         #expect(declined.probe == nil && buckets == [RecallCalibration.bucket(selectivity: 0.03, filtered: true)])
         let probed = Planner.plan(filtered, calibration: calibration) { _ in true }
         let probe = try! #require(probed.probe)
         #expect(probed.strategy == .exact && probed.fallback == .exact)
         #expect(probe.budget == Int(3000 * Planner.exactDistanceCost(dimensions: 128)))
-        #expect(probe.effort == Planner.filteredEffort(forRecall: 0.95, k: 10, scale: calibration.scale(selectivity: 0.03, filtered: true),
-                                                       selectivity: 0.03))
+        #expect(
+            probe.effort
+                == Planner.filteredEffort(
+                    forRecall: 0.95, k: 10, scale: calibration.scale(selectivity: 0.03, filtered: true),
+                    selectivity: 0.03))
         // Too few matches to be worth a probe, a caller's fixed effort, or a forced strategy: none.
         #expect(Planner.plan(input(matches: 500), calibration: calibration) { _ in true }.probe == nil)
-        #expect(Planner.plan(input(matches: 3000, searchEffort: 40), calibration: calibration) { _ in true }.probe == nil)
+        #expect(
+            Planner.plan(input(matches: 3000, searchEffort: 40), calibration: calibration) { _ in true }.probe == nil)
         #expect(Planner.plan(input(matches: 3000, forced: .exact), calibration: calibration) { _ in true }.probe == nil)
     }
 
@@ -52,11 +67,16 @@ import QueryPlanner
     /// the graph and states the shortfall.
     @Test func aCurveShortOfTheTargetPlansExactWhereAffordable() {
         var short = RecallCalibration()
-        short.adopt(BuildCalibration(curves: [0: curve([(1, 0.7), (4, 0.8), (8, 0.85)]), 1: curve([(1, 0.7), (8, 0.85)])],
-                                     queries: 100, rows: 10_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1))
+        short.adopt(
+            BuildCalibration(
+                curves: [0: curve([(1, 0.7), (4, 0.8), (8, 0.85)]), 1: curve([(1, 0.7), (8, 0.85)])],
+                queries: 100, rows: 10_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1))
         let small = Planner.plan(input(rows: 10_000), calibration: short) { _ in true }
         #expect(small.strategy == .exact && small.expectedRecall == 1 && small.expectedRecallInterval == nil)
-        #expect(small.recallBasis == .exactForRecall(graphRecall: 0.85, interval: short.expected(selectivity: 1, filtered: false)!.interval))
+        #expect(
+            small.recallBasis
+                == .exactForRecall(
+                    graphRecall: 0.85, interval: short.expected(selectivity: 1, filtered: false)!.interval))
         #expect(small.probe == nil, "an exact plan chosen for recall is not probed")
         // Ten million rows: the scan would cost more than 32 graph searches at the largest effort.
         let large = Planner.plan(input(rows: 10_000_000), calibration: short) { _ in true }
@@ -73,39 +93,50 @@ import QueryPlanner
     /// A post-filter that finds too few falls back to the filtered graph over many matches, to exact over few.
     @Test func theFallbackRuleFollowsTheMatches() {
         let calibration = RecallCalibration()
-        let many = Planner.plan(input(matches: 95_000, forced: .postFilter, listed: nil), calibration: calibration) { _ in true }
+        let many = Planner.plan(input(matches: 95_000, forced: .postFilter, listed: nil), calibration: calibration) {
+            _ in true
+        }
         #expect(many.strategy == .postFilter && many.fallback == .filteredGraph && many.overFetch != nil)
-        let few = Planner.plan(input(rows: 15_000, matches: 14_000, forced: .postFilter), calibration: calibration) { _ in true }
+        let few = Planner.plan(input(rows: 15_000, matches: 14_000, forced: .postFilter), calibration: calibration) {
+            _ in true
+        }
         #expect(few.fallback == .exact)
         let graph = Planner.plan(input(matches: 30_000, forced: .filteredGraph), calibration: calibration) { _ in true }
         #expect(graph.fallback == .exact)
-        #expect(Planner.plan(input(forced: .postFilter), calibration: calibration) { _ in true }.fallback == nil,
-                "no filter, nothing more to find")
+        #expect(
+            Planner.plan(input(forced: .postFilter), calibration: calibration) { _ in true }.fallback == nil,
+            "no filter, nothing more to find")
     }
 
     /// The cold step's budget is the store's rule at the planned effort (or the caller's probes: exact when they
     /// cover every block); unfiltered with a curve over both tiers, the whole query's expected recall is that
     /// curve's.
     @Test func theColdStepAndHydrationAreInThePlan() {
-        let tier = QueryPlanInput.Cold(blocks: 400, liveRows: 40_000, estimatedMatches: 40_000, fixedProbes: nil, effort: 1)
+        let tier = QueryPlanInput.Cold(
+            blocks: 400, liveRows: 40_000, estimatedMatches: 40_000, fixedProbes: nil, effort: 1)
         let rule = Planner.plan(input(cold: tier), calibration: RecallCalibration()) { _ in true }
         let cold = try! #require(rule.cold)
         #expect(cold.blockBudget == Planner.coldBlocks(blocks: 400, selectivity: 1) && cold.blockBudget == 30)
         #expect(cold.source == .rule && cold.effort == 1 && !cold.exact && rule.hydration == .coldIDs)
         var fixed = tier
         fixed.fixedProbes = 1000
-        let exact = try! #require(Planner.plan(input(cold: fixed, columns: ["year"]), calibration: RecallCalibration()) { _ in true }.cold)
+        let exact = try! #require(
+            Planner.plan(input(cold: fixed, columns: ["year"]), calibration: RecallCalibration()) { _ in true }.cold)
         #expect(exact.exact && exact.blockBudget == 400 && exact.source == .fixedProbes)
         // A selective filter widens the budget by 1/√selectivity.
         var narrow = tier
         narrow.estimatedMatches = 400
-        let filtered = try! #require(Planner.plan(input(matches: 1000, cold: narrow), calibration: RecallCalibration()) { _ in true }.cold)
-        #expect(filtered.blockBudget == Planner.coldBlocks(blocks: 400, selectivity: 0.01) && filtered.blockBudget == 300)
+        let filtered = try! #require(
+            Planner.plan(input(matches: 1000, cold: narrow), calibration: RecallCalibration()) { _ in true }.cold)
+        #expect(
+            filtered.blockBudget == Planner.coldBlocks(blocks: 400, selectivity: 0.01) && filtered.blockBudget == 300)
 
         var both = RecallCalibration()
-        both.adopt(BuildCalibration(curves: [0: curve([(0.5, 0.93), (1, 0.96), (2, 0.98)])], queries: 200, rows: 100_000,
-                                    measuredAt: 0, target: 0.95, k: 10, seconds: 1,
-                                    cold: curve([(1, 0.90), (2, 0.95), (4, 0.97)]), coldRows: 40_000, coldQueries: 100))
+        both.adopt(
+            BuildCalibration(
+                curves: [0: curve([(0.5, 0.93), (1, 0.96), (2, 0.98)])], queries: 200, rows: 100_000,
+                measuredAt: 0, target: 0.95, k: 10, seconds: 1,
+                cold: curve([(1, 0.90), (2, 0.95), (4, 0.97)]), coldRows: 40_000, coldQueries: 100))
         let calibrated = Planner.plan(input(cold: tier, columns: ["year"]), calibration: both) { _ in true }
         #expect(calibrated.cold?.source == .calibrated && calibrated.cold!.effort > 2 && calibrated.cold!.effort < 4)
         #expect(calibrated.recallBasis == .overBothTiers(queries: 100))

@@ -5,7 +5,8 @@ import TestSupport
 /// Runs the built `hybridctl` binary and captures its output and exit code.
 struct CLI {
     static var binary: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("hybridctl").path
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("hybridctl")
+            .path
     }
 
     struct Output {
@@ -30,8 +31,9 @@ struct CLI {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+        return Output(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
     }
 }
 
@@ -55,67 +57,73 @@ struct CLI {
     @Test func rootHelpIsTheWholeCommandList() throws {
         let out = try ctl("--help")
         #expect(out.status == 0)
-        #expect(out.stdout == """
-            OVERVIEW: Create, import, query and inspect HybridStore stores (vectors +
-            columns, one query planner).
+        #expect(
+            out.stdout == """
+                OVERVIEW: Create, import, query and inspect HybridStore stores (vectors +
+                columns, one query planner).
 
-            Every command takes the store directory with --store DIR or the HYBRIDSTORE
-            environment variable.
-            Start with `hybridctl demo`, which builds a demo store and runs hybrid queries.
+                Every command takes the store directory with --store DIR or the HYBRIDSTORE
+                environment variable.
+                Start with `hybridctl demo`, which builds a demo store and runs hybrid queries.
 
-            USAGE: hybridctl <subcommand>
+                USAGE: hybridctl <subcommand>
 
-            OPTIONS:
-              -h, --help              Show help information.
+                OPTIONS:
+                  -h, --help              Show help information.
 
-            SUBCOMMANDS:
-              demo                    Build a demo store from generated articles and run
-                                      hybrid queries, wide to very narrow.
-              create                  Create a collection.
-              searchable              Make text columns of a collection searchable: builds
-                                      their keyword index from the rows.
-              collections             List the collections.
-              describe                Show a collection's schema and size.
-              drop                    Drop a collection and all its rows.
-              import                  Import rows from JSONL, CSV, a dataset directory, or
-                                      .fvecs/.npy vectors with a JSONL of attributes.
-              query                   Find the k nearest rows, the best keyword matches
-                                      (--text), or both fused, optionally under a filter.
-              explain                 Run a query and show the plan, estimates, work and
-                                      time.
-              get                     Read rows by id.
-              count                   Count rows, optionally those matching a filter.
-              delete                  Delete rows by id or by filter, in one transaction.
-              tier                    Move rows between the hot tier (RAM, graph) and the
-                                      cold tier (LZ4 blocks in the database).
-              stats                   Rows, bytes on disk, RAM, tiers and per-column
-                                      statistics.
-              checkpoint              Write index snapshots now and trim the change log.
-              verify                  Compare every collection's rows with its index; exit
-                                      code 1 when anything disagrees.
-              export                  Write every row as JSONL (id, vector, columns) to
-                                      stdout.
-              tenants                 Create tenants, set their quotas, drop them.
-              usage                   Export tenants' usage for billing: stored rows and
-                                      bytes per tier, rows written and deleted, queries,
-                                      vectors scored.
+                SUBCOMMANDS:
+                  demo                    Build a demo store from generated articles and run
+                                          hybrid queries, wide to very narrow.
+                  create                  Create a collection.
+                  searchable              Make text columns of a collection searchable: builds
+                                          their keyword index from the rows.
+                  collections             List the collections.
+                  describe                Show a collection's schema and size.
+                  drop                    Drop a collection and all its rows.
+                  import                  Import rows from JSONL, CSV, a dataset directory, or
+                                          .fvecs/.npy vectors with a JSONL of attributes.
+                  query                   Find the k nearest rows, the best keyword matches
+                                          (--text), or both fused, optionally under a filter.
+                  explain                 Run a query and show the plan, estimates, work and
+                                          time.
+                  get                     Read rows by id.
+                  count                   Count rows, optionally those matching a filter.
+                  delete                  Delete rows by id or by filter, in one transaction.
+                  tier                    Move rows between the hot tier (RAM, graph) and the
+                                          cold tier (LZ4 blocks in the database).
+                  stats                   Rows, bytes on disk, RAM, tiers and per-column
+                                          statistics.
+                  checkpoint              Write index snapshots now and trim the change log.
+                  verify                  Compare every collection's rows with its index; exit
+                                          code 1 when anything disagrees.
+                  export                  Write every row as JSONL (id, vector, columns) to
+                                          stdout.
+                  tenants                 Create tenants, set their quotas, drop them.
+                  usage                   Export tenants' usage for billing: stored rows and
+                                          bytes per tier, rows written and deleted, queries,
+                                          vectors scored.
 
-              See 'hybridctl help <subcommand>' for detailed help.
+                  See 'hybridctl help <subcommand>' for detailed help.
 
-            """)
+                """)
     }
 
     @Test func tenantsScopeQuotasUsageAndDrop() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var out = try ctl("create", "--store", store, "docs", "--dim", "2", "--column", "tenant:text:filterable:notnull",
-                          "--column", "body:text", "--tenant-column", "tenant")
+        var out = try ctl(
+            "create", "--store", store, "docs", "--dim", "2", "--column", "tenant:text:filterable:notnull",
+            "--column", "body:text", "--tenant-column", "tenant")
         #expect(out.status == 0, "\(out.stderr)")
-        let acme = try write("acme.jsonl", """
+        let acme = try write(
+            "acme.jsonl",
+            """
             {"id": "a1", "vector": [0, 0], "body": "one"}
             {"id": "a2", "vector": [1, 0], "body": "two"}
 
             """)
-        let globex = try write("globex.jsonl", """
+        let globex = try write(
+            "globex.jsonl",
+            """
             {"id": "g1", "vector": [0.1, 0], "tenant": "globex", "body": "three"}
 
             """)
@@ -125,13 +133,15 @@ struct CLI {
         #expect(out.status == 0, "\(out.stderr)")
 
         // Scoped reads see only the tenant's rows, whatever the filter says.
-        out = try ctl("query", "--store", store, "docs", "--vector", "[0, 0]", "-k", "5", "--tenant", "acme",
-                      "--where", "tenant = 'globex' OR body = 'three' OR body = 'one'", "--select", "body", "--format", "csv")
+        out = try ctl(
+            "query", "--store", store, "docs", "--vector", "[0, 0]", "-k", "5", "--tenant", "acme",
+            "--where", "tenant = 'globex' OR body = 'three' OR body = 'one'", "--select", "body", "--format", "csv")
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stdout == "id,distance,body\na1,0.0,one\n")
         out = try ctl("count", "--store", store, "docs", "--tenant", "globex")
         #expect(out.stdout == "1\n")
-        out = try ctl("get", "--store", store, "docs", "g1", "a1", "--tenant", "acme", "--select", "body", "--format", "csv")
+        out = try ctl(
+            "get", "--store", store, "docs", "g1", "a1", "--tenant", "acme", "--select", "body", "--format", "csv")
         #expect(out.stdout == "id,body\na1,one\n")
         out = try ctl("explain", "--store", store, "docs", "--vector", "[0, 0]", "--tenant", "acme")
         #expect(out.stdout.contains("filter: tenant = 'acme'") && out.stdout.contains("plan: exact"))
@@ -142,7 +152,9 @@ struct CLI {
         out = try ctl("tenants", "quota", "--store", store, "acme", "--max-rows", "2")
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stdout == "tenant acme: max rows 2, max bytes unlimited, max queries unlimited\n")
-        let more = try write("more.jsonl", """
+        let more = try write(
+            "more.jsonl",
+            """
             {"id": "a3", "vector": [2, 0], "body": "x"}
 
             """)
@@ -154,12 +166,16 @@ struct CLI {
         out = try ctl("usage", "--store", store, "--format", "csv")
         #expect(out.status == 0, "\(out.stderr)")
         let lines = out.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.first?.hasPrefix("tenant,rows,bytes,hot_rows,hot_bytes,cold_rows,cold_bytes,rows_written,rows_deleted,") == true)
+        #expect(
+            lines.first?.hasPrefix(
+                "tenant,rows,bytes,hot_rows,hot_bytes,cold_rows,cold_bytes,rows_written,rows_deleted,") == true)
         #expect(lines.count == 3)
         let acmeLine = lines[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        #expect(acmeLine[0] == "acme" && acmeLine[1] == "2" && acmeLine[2] == "\(2 * (8 + 4 + 3))" && acmeLine[10] == "2")
+        #expect(
+            acmeLine[0] == "acme" && acmeLine[1] == "2" && acmeLine[2] == "\(2 * (8 + 4 + 3))" && acmeLine[10] == "2")
         #expect(acmeLine[13] == "2")
-        out = try ctl("usage", "--store", store, "--tenant", "globex", "--format", "json", "--since", "2020-01-01T00:00:00Z")
+        out = try ctl(
+            "usage", "--store", store, "--tenant", "globex", "--format", "json", "--since", "2020-01-01T00:00:00Z")
         let json = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]]
         #expect(json?.first?["tenant"] as? String == "globex" && json?.first?["rows_written"] as? Int == 1)
         #expect(json?.first?["since"] as? String == "2020-01-01T00:00:00Z")
@@ -174,12 +190,16 @@ struct CLI {
 
     @Test func createImportQueryExplainGetCountDeleteVerifyExport() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var out = try ctl("create", "--store", store, "docs", "--dim", "3", "--metric", "l2",
-                          "--column", "tenant:text:filterable:notnull", "--column", "year:integer:filterable", "--column", "body:text")
+        var out = try ctl(
+            "create", "--store", store, "docs", "--dim", "3", "--metric", "l2",
+            "--column", "tenant:text:filterable:notnull", "--column", "year:integer:filterable", "--column", "body:text"
+        )
         #expect(out.status == 0)
         #expect(out.stdout == "created collection docs: 3-d l2, 3 columns\n")
 
-        let jsonl = try write("a.jsonl", """
+        let jsonl = try write(
+            "a.jsonl",
+            """
             {"id": "a", "vector": [0, 0, 0], "tenant": "acme", "year": 2020, "body": "alpha"}
             {"id": "b", "vector": [1, 0, 0], "tenant": "acme", "year": 2021, "body": "beta"}
             {"id": "c", "vector": [0, 1, 0], "tenant": "globex", "year": 2019, "body": "gamma, with comma"}
@@ -189,7 +209,9 @@ struct CLI {
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stdout.hasPrefix("imported 3 rows into docs in "))
 
-        let csv = try write("b.csv", #"""
+        let csv = try write(
+            "b.csv",
+            #"""
             id,tenant,year,body,v0,v1,v2
             d,globex,2022,"delta ""quoted""",0,0,1
             e,acme,,eps,5,5,5
@@ -199,22 +221,26 @@ struct CLI {
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stdout.hasPrefix("imported 2 rows into docs"))
 
-        out = try ctl("query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "-k", "3", "--select", "tenant,year")
+        out = try ctl(
+            "query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "-k", "3", "--select", "tenant,year")
         #expect(out.status == 0)
-        #expect(out.stdout == """
-            id  distance  tenant  year
-            --  --------  ------  ----
-            a   0.0100    acme    2020
-            b   0.8100    acme    2021
-            c   1.0100    globex  2019
+        #expect(
+            out.stdout == """
+                id  distance  tenant  year
+                --  --------  ------  ----
+                a   0.0100    acme    2020
+                b   0.8100    acme    2021
+                c   1.0100    globex  2019
 
-            """)
+                """)
 
-        out = try ctl("query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "-k", "2",
-                      "--where", "tenant = 'globex'", "--select", "body", "--format", "csv")
+        out = try ctl(
+            "query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "-k", "2",
+            "--where", "tenant = 'globex'", "--select", "body", "--format", "csv")
         #expect(out.stdout == "id,distance,body\nc,1.01,\"gamma, with comma\"\nd,1.01,\"delta \"\"quoted\"\"\"\n")
 
-        out = try ctl("query", "--store", store, "docs", "--like", "b", "-k", "1", "--select", "year", "--format", "jsonl")
+        out = try ctl(
+            "query", "--store", store, "docs", "--like", "b", "-k", "1", "--select", "year", "--format", "jsonl")
         #expect(out.stdout == "{\"distance\":0,\"id\":\"b\",\"year\":2021}\n")
 
         out = try ctl("explain", "--store", store, "docs", "--vector", "[0,0,0]", "--where", "year >= 2020")
@@ -242,24 +268,31 @@ struct CLI {
         #expect(out.stdout == "docs: 3 rows, 3 vectors, 3 index nodes, 0 mismatches\nok\n")
 
         out = try ctl("export", "--store", store, "docs")
-        #expect(out.stdout == """
-            {"body":"alpha","id":"a","tenant":"acme","year":2020,"vector":[0.0,0.0,0.0]}
-            {"body":"beta","id":"b","tenant":"acme","year":2021,"vector":[1.0,0.0,0.0]}
-            {"body":"delta \\"quoted\\"","id":"d","tenant":"globex","year":2022,"vector":[0.0,0.0,1.0]}
+        #expect(
+            out.stdout == """
+                {"body":"alpha","id":"a","tenant":"acme","year":2020,"vector":[0.0,0.0,0.0]}
+                {"body":"beta","id":"b","tenant":"acme","year":2021,"vector":[1.0,0.0,0.0]}
+                {"body":"delta \\"quoted\\"","id":"d","tenant":"globex","year":2022,"vector":[0.0,0.0,1.0]}
 
-            """)
+                """)
 
         out = try ctl("collections", "--store", store)
-        #expect(out.stdout == "collection  rows  dim  metric  columns\n----------  ----  ---  ------  ----------------\ndocs        3     3    l2      tenant,year,body\n")
+        #expect(
+            out.stdout
+                == "collection  rows  dim  metric  columns\n----------  ----  ---  ------  ----------------\ndocs        3     3    l2      tenant,year,body\n"
+        )
         out = try ctl("stats", "--store", store, "docs", "--format", "json")
         #expect(out.status == 0 && out.stdout.contains("\"rows\" : 3"))
         out = try ctl("tier", "--store", store, "docs", "--where", "tenant = 'acme'", "--to", "cold")
         #expect(out.stdout == "moved 2 rows to cold; now hot 1, cold 2 in 1 blocks\n")
         out = try ctl("query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "-k", "2", "--select", "tenant")
         #expect(out.stdout == "id  distance  tenant\n--  --------  ------\na   0.0100    acme\nb   0.8100    acme\n")
-        out = try ctl("query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "-k", "2", "--select", "tenant", "--hot-only")
+        out = try ctl(
+            "query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "-k", "2", "--select", "tenant", "--hot-only")
         #expect(out.status == 0 && !out.stdout.contains("acme"), "the acme rows are cold")
-        out = try ctl("query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "-k", "2", "--cold-effort", "2", "--format", "jsonl")
+        out = try ctl(
+            "query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "-k", "2", "--cold-effort", "2", "--format",
+            "jsonl")
         #expect(out.status == 0 && out.stdout.split(separator: "\n").count == 2)
         out = try ctl("query", "--store", store, "docs", "--vector", "[0.1, 0, 0]", "--cold-effort", "0")
         #expect(out.status == 64 && out.stderr.contains("--cold-effort must be positive"))
@@ -281,8 +314,11 @@ struct CLI {
         _ = try write("ds/meta.json", #"{"name": "tiny", "dim": 2, "metric": "l2", "count": 4, "query_count": 0}"#)
         let floats: [Float] = [0, 0, 1, 0, 0, 1, 1, 1]
         try floats.withUnsafeBytes { Data($0) }.write(to: URL(fileURLWithPath: dataset + "/base.f32"))
-        _ = try write("ds/base.jsonl", (0..<4).map { "{\"id\": \($0), \"price\": \(Double($0) + 0.5)}" }.joined(separator: "\n") + "\n")
-        var out = try ctl("create", "--store", store, "tiny", "--dim", "2", "--id", "int", "--column", "price:real:filterable")
+        _ = try write(
+            "ds/base.jsonl",
+            (0..<4).map { "{\"id\": \($0), \"price\": \(Double($0) + 0.5)}" }.joined(separator: "\n") + "\n")
+        var out = try ctl(
+            "create", "--store", store, "tiny", "--dim", "2", "--id", "int", "--column", "price:real:filterable")
         #expect(out.status == 0)
         out = try ctl("import", "--store", store, "tiny", dataset)
         #expect(out.status == 0, "\(out.stderr)")
@@ -291,7 +327,9 @@ struct CLI {
         #expect(out.stdout == "id  distance  price\n--  --------  -----\n1   1.0000    1.5\n2   1.0000    2.5\n")
 
         // A bad line stops the import: earlier batches stay, the line number is reported, exit code 1.
-        let bad = try write("bad.jsonl", """
+        let bad = try write(
+            "bad.jsonl",
+            """
             {"id": 10, "vector": [0, 0], "price": 1}
             {"id": 11, "vector": [0, 0], "price": 2}
             {"id": 12, "vector": [0, 0, 0], "price": 3}
@@ -299,10 +337,15 @@ struct CLI {
             """)
         out = try ctl("import", "--store", store, "tiny", bad, "--batch", "2")
         #expect(out.status == 1)
-        #expect(out.stderr == "hybridctl: \(bad):3: collection `tiny`, id 12: vector expects 2 dimensions, got 3; 2 rows in earlier batches were committed (the failing batch was not)\n")
+        #expect(
+            out.stderr
+                == "hybridctl: \(bad):3: collection `tiny`, id 12: vector expects 2 dimensions, got 3; 2 rows in earlier batches were committed (the failing batch was not)\n"
+        )
         #expect(try ctl("count", "--store", store, "tiny").stdout == "6\n")
         // --skip-bad counts and skips instead.
-        let worse = try write("worse.jsonl", """
+        let worse = try write(
+            "worse.jsonl",
+            """
             {"id": 20, "vector": [0, 0], "price": 1}
             not json
             {"id": 21, "vector": [0, 0], "price": "cheap"}
@@ -326,7 +369,8 @@ struct CLI {
         // The effort comes from the recall curve the import's checkpoint measured on this (easy) data.
         #expect(out.stdout.contains("plan graph ef "))
         #expect(out.stdout.contains("plan exact"))
-        #expect(lines.contains("mean recall@10 against exact search: 1.000")
+        #expect(
+            lines.contains("mean recall@10 against exact search: 1.000")
                 || lines.contains { $0.hasPrefix("mean recall@10 against exact search: 0.9") })
         // The kept store answers queries.
         let q = try ctl("count", "--store", store, "articles", "--where", "year >= 2000")
@@ -356,7 +400,8 @@ struct CLI {
         out = try ctl("query", "--store", store, "docs", "--vector", "[1, 2]", "--select", "nope")
         #expect(out.status == 1)
         #expect(out.stderr == "hybridctl: collection `docs` has no column `nope`\n")
-        let malformed = try write("malformed.jsonl", "{\"id\": \"a\", \"vector\": [1, 2]}\n{\"id\": \"b\", \"vector\": [1, \n")
+        let malformed = try write(
+            "malformed.jsonl", "{\"id\": \"a\", \"vector\": [1, 2]}\n{\"id\": \"b\", \"vector\": [1, \n")
         out = try ctl("import", "--store", store, "docs", malformed)
         #expect(out.status == 1)
         #expect(out.stderr == "hybridctl: \(malformed):2: not a JSON object; no rows were committed\n")

@@ -21,21 +21,27 @@ import Testing
     func ctl(_ arguments: String...) throws -> CLI.Output { try CLI.run(arguments) }
 
     /// A .npy file: version 1 header with `shape` spelled as given, then `body`.
-    func npy(_ name: String, shape: String, descr: String = "<f4", body: [UInt8], headerLength: Int? = nil) throws -> String {
+    func npy(
+        _ name: String, shape: String, descr: String = "<f4", body: [UInt8], headerLength: Int? = nil
+    ) throws -> String {
         var header = Array("{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }".utf8)
         while (10 + header.count + 1) % 64 != 0 { header.append(0x20) }
         header.append(0x0A)
         let n = headerLength ?? header.count
-        return try write(name, bytes: [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(n & 0xFF), UInt8(n >> 8)] + header + body)
+        return try write(
+            name, bytes: [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(n & 0xFF), UInt8(n >> 8)] + header + body)
     }
 
-    func floatBytes(_ values: [Float]) -> [UInt8] { values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }
+    func floatBytes(_ values: [Float]) -> [UInt8] {
+        values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }
+    }
 
     // Item 1: export is a backup once rows are cold: re-import gives every id, vector bit and value back.
     @Test func exportOfHotColdDeletedAndTenantRowsRoundTrips() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = try ctl("create", "--store", store, "docs", "--dim", "4", "--column", "tenant:text:filterable:notnull",
-                    "--column", "year:integer:filterable", "--column", "score:real", "--tenant-column", "tenant")
+        _ = try ctl(
+            "create", "--store", store, "docs", "--dim", "4", "--column", "tenant:text:filterable:notnull",
+            "--column", "year:integer:filterable", "--column", "score:real", "--tenant-column", "tenant")
         var lines: [String] = []
         for i in 0..<60 {
             let v = (0..<4).map { j -> String in
@@ -43,12 +49,16 @@ import Testing
                 if i == 45 && j == 2 { return "-0.0" }
                 return "\(Float(sin(Double(i * 4 + j))) * 3)"
             }
-            lines.append("{\"id\": \"d\(i)\", \"vector\": [\(v.joined(separator: ", "))], \"tenant\": \"\(i % 2 == 0 ? "acme" : "globex")\", \"year\": \(2000 + i), \"score\": \(Double(i) / 7)}")
+            lines.append(
+                "{\"id\": \"d\(i)\", \"vector\": [\(v.joined(separator: ", "))], \"tenant\": \"\(i % 2 == 0 ? "acme" : "globex")\", \"year\": \(2000 + i), \"score\": \(Double(i) / 7)}"
+            )
         }
         let input = try write("in.jsonl", lines.joined(separator: "\n") + "\n")
         #expect(try ctl("import", "--store", store, "docs", input).status == 0)
         #expect(try ctl("tier", "--store", store, "docs", "--where", "year < 2020", "--to", "cold").status == 0)
-        #expect(try ctl("tier", "--store", store, "docs", "--where", "year >= 2040", "--to", "cold", "--float16").status == 0)
+        #expect(
+            try ctl("tier", "--store", store, "docs", "--where", "year >= 2040", "--to", "cold", "--float16").status
+                == 0)
         #expect(try ctl("delete", "--store", store, "docs", "d7", "d50").status == 0)
 
         let exported = try ctl("export", "--store", store, "docs")
@@ -57,8 +67,9 @@ import Testing
         #expect(exported.stdout.contains("-0.0"))
         let copy = try write("copy.jsonl", exported.stdout)
         let other = dir + "/other"
-        _ = try ctl("create", "--store", other, "docs", "--dim", "4", "--column", "tenant:text:filterable:notnull",
-                    "--column", "year:integer:filterable", "--column", "score:real", "--tenant-column", "tenant")
+        _ = try ctl(
+            "create", "--store", other, "docs", "--dim", "4", "--column", "tenant:text:filterable:notnull",
+            "--column", "year:integer:filterable", "--column", "score:real", "--tenant-column", "tenant")
         let imported = try ctl("import", "--store", other, "docs", copy)
         #expect(imported.status == 0, "\(imported.stderr)")
         #expect(try ctl("export", "--store", other, "docs").stdout == exported.stdout)
@@ -73,21 +84,27 @@ import Testing
     @Test func integersOutOfRangeOrFractionalAreErrors() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try ctl("create", "--store", store, "n", "--dim", "1", "--id", "int", "--column", "year:integer")
-        for (line, needle) in [("{\"id\": 18446744073709551615, \"vector\": [1]}", "18446744073709551615"),
-                               ("{\"id\": 1.5, \"vector\": [1]}", "1.5"),
-                               ("{\"id\": 1e19, \"vector\": [1]}", "1e+19"),
-                               ("{\"id\": 1, \"vector\": [1], \"year\": 1e19}", "year"),
-                               ("{\"id\": 1, \"vector\": [1], \"year\": -9223372036854775809}", "-9223372036854775809"),
-                               ("{\"id\": 1, \"vector\": [1], \"year\": 2.5}", "2.5")] {
+        for (line, needle) in [
+            ("{\"id\": 18446744073709551615, \"vector\": [1]}", "18446744073709551615"),
+            ("{\"id\": 1.5, \"vector\": [1]}", "1.5"),
+            ("{\"id\": 1e19, \"vector\": [1]}", "1e+19"),
+            ("{\"id\": 1, \"vector\": [1], \"year\": 1e19}", "year"),
+            ("{\"id\": 1, \"vector\": [1], \"year\": -9223372036854775809}", "-9223372036854775809"),
+            ("{\"id\": 1, \"vector\": [1], \"year\": 2.5}", "2.5"),
+        ] {
             let file = try write("bad.jsonl", "{\"id\": 7, \"vector\": [0]}\n" + line + "\n")
             let out = try ctl("import", "--store", store, "n", file, "--upsert")
             #expect(out.status == 1, "\(line)")
             #expect(out.stderr.contains("bad.jsonl:2:") && out.stderr.contains(needle), "\(out.stderr)")
         }
         #expect(try ctl("count", "--store", store, "n").stdout == "0\n")  // the batch failed whole
-        let ok = try write("ok.jsonl", "{\"id\": 9223372036854775807, \"vector\": [1], \"year\": -9223372036854775808}\n{\"id\": 2, \"vector\": [1], \"year\": 2.0}\n")
+        let ok = try write(
+            "ok.jsonl",
+            "{\"id\": 9223372036854775807, \"vector\": [1], \"year\": -9223372036854775808}\n{\"id\": 2, \"vector\": [1], \"year\": 2.0}\n"
+        )
         #expect(try ctl("import", "--store", store, "n", ok).status == 0)
-        #expect(try ctl("get", "--store", store, "n", "9223372036854775807", "--format", "jsonl").stdout
+        #expect(
+            try ctl("get", "--store", store, "n", "9223372036854775807", "--format", "jsonl").stdout
                 == "{\"id\":9223372036854775807,\"year\":-9223372036854775808}\n")
     }
 
@@ -102,9 +119,15 @@ import Testing
         #expect(out.status == 1 && out.stderr.contains("3 vectors but 2 attribute lines"), "\(out.stderr)")
         #expect(try ctl("count", "--store", store, "v").stdout == "0\n")
         let cases: [(String, String)] = [
-            (try npy("runs-past.npy", shape: "(1, 3)", body: floatBytes([1, 2, 3]), headerLength: 60_000), "header says"),
+            (
+                try npy("runs-past.npy", shape: "(1, 3)", body: floatBytes([1, 2, 3]), headerLength: 60_000),
+                "header says"
+            ),
             (try npy("negative.npy", shape: "(-1, 3)", body: floatBytes([1, 2, 3])), "shape (-1, 3)"),
-            (try npy("huge.npy", shape: "(4611686018427387904, 4)", body: floatBytes([1, 2, 3, 4])), "needs more bytes"),
+            (
+                try npy("huge.npy", shape: "(4611686018427387904, 4)", body: floatBytes([1, 2, 3, 4])),
+                "needs more bytes"
+            ),
             (try npy("short.npy", shape: "(2, 3)", body: floatBytes([1, 2, 3])), "needs more bytes"),
             (try npy("three-d.npy", shape: "(1, 3, 1)", body: floatBytes([1, 2, 3])), "2-D"),
             (try write("tiny.npy", bytes: [0x93] + Array("NUMPY".utf8) + [1, 0]), "not a .npy file"),
@@ -114,10 +137,13 @@ import Testing
             #expect(out.status == 1 && out.stderr.contains(needle), "\(file): \(out.status) \(out.stderr)")
         }
         // A truncated .fvecs names what is missing.
-        let fvecs = try write("cut.fvecs", bytes: [3, 0, 0, 0] + floatBytes([1, 2, 3]) + [3, 0, 0, 0] + floatBytes([1]))
+        let fvecs = try write(
+            "cut.fvecs", bytes: [3, 0, 0, 0] + floatBytes([1, 2, 3]) + [3, 0, 0, 0] + floatBytes([1]))
         out = try ctl("import", "--store", store, "v", fvecs)
-        #expect(out.status == 1 && out.stderr.contains("cut.fvecs:2: truncated .fvecs record: 3 components declared, 1 present"),
-                "\(out.stderr)")
+        #expect(
+            out.status == 1
+                && out.stderr.contains("cut.fvecs:2: truncated .fvecs record: 3 components declared, 1 present"),
+            "\(out.stderr)")
     }
 
     // Items 8, 10, 11 and 16: huge k, read commands that must not create, read-only opens, messages and codes.
@@ -138,7 +164,8 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: store).contains { $0.hasSuffix(".hsnap") })
 
         // Item 8.
-        out = try ctl("query", "--store", store, "docs", "--vector", "[1, 0]", "-k", "9223372036854775807", "--format", "jsonl")
+        out = try ctl(
+            "query", "--store", store, "docs", "--vector", "[1, 0]", "-k", "9223372036854775807", "--format", "jsonl")
         #expect(out.status == 0 && out.stdout.split(separator: "\n").count == 2, "\(out.stderr)")
         // Item 11: --read-only reads and refuses writes.
         out = try ctl("count", "--store", store, "docs", "--read-only")
@@ -174,7 +201,8 @@ import Testing
     @Test func csvQuotesQuotesBeforeCombiningMarks() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try ctl("create", "--store", store, "docs", "--dim", "2", "--column", "body:text")
-        let rows = try write("rows.jsonl", "{\"id\": \"a\", \"vector\": [1, 0], \"body\": \"x\\\"\u{0740}y,\u{0301}z\"}\n")
+        let rows = try write(
+            "rows.jsonl", "{\"id\": \"a\", \"vector\": [1, 0], \"body\": \"x\\\"\u{0740}y,\u{0301}z\"}\n")
         #expect(try ctl("import", "--store", store, "docs", rows).status == 0)
         let out = try ctl("get", "--store", store, "docs", "a", "--format", "csv")
         #expect(out.stdout == "id,body\na,\"x\"\"\u{0740}y,\u{0301}z\"\n", "\(out.stdout.debugDescription)")
@@ -183,11 +211,14 @@ import Testing
     // Item 12: a query quota of 1 a day lets one CLI query through, not three.
     @Test func queryQuotaHoldsAcrossCommands() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = try ctl("create", "--store", store, "docs", "--dim", "2", "--column", "tenant:text:filterable:notnull",
-                    "--tenant-column", "tenant")
+        _ = try ctl(
+            "create", "--store", store, "docs", "--dim", "2", "--column", "tenant:text:filterable:notnull",
+            "--tenant-column", "tenant")
         let rows = try write("rows.jsonl", "{\"id\": \"a\", \"vector\": [1, 0]}\n")
         #expect(try ctl("import", "--store", store, "docs", rows, "--tenant", "acme").status == 0)
-        #expect(try ctl("tenants", "quota", "--store", store, "acme", "--max-queries", "1", "--query-period", "86400").status == 0)
+        #expect(
+            try ctl("tenants", "quota", "--store", store, "acme", "--max-queries", "1", "--query-period", "86400")
+                .status == 0)
         let statuses = try (0..<3).map { _ in
             try ctl("query", "--store", store, "docs", "--vector", "[1, 0]", "--tenant", "acme").status
         }
@@ -197,24 +228,31 @@ import Testing
     // Item 16: an import stopped by a refused batch (here a row quota) says what earlier batches committed.
     @Test func importStoppedByAQuotaSaysWhatWasCommitted() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        _ = try ctl("create", "--store", store, "docs", "--dim", "2", "--column", "tenant:text:filterable:notnull",
-                    "--tenant-column", "tenant")
+        _ = try ctl(
+            "create", "--store", store, "docs", "--dim", "2", "--column", "tenant:text:filterable:notnull",
+            "--tenant-column", "tenant")
         #expect(try ctl("tenants", "create", "--store", store, "acme", "--max-rows", "3").status == 0)
-        let rows = try write("rows.jsonl", (0..<5).map { "{\"id\": \"r\($0)\", \"vector\": [\($0), 0]}" }.joined(separator: "\n"))
+        let rows = try write(
+            "rows.jsonl", (0..<5).map { "{\"id\": \"r\($0)\", \"vector\": [\($0), 0]}" }.joined(separator: "\n"))
         let out = try ctl("import", "--store", store, "docs", rows, "--tenant", "acme", "--batch", "2")
         #expect(out.status == 1)
-        #expect(out.stderr.contains("quota") && out.stderr.contains("2 rows in earlier batches were committed"), "\(out.stderr)")
+        #expect(
+            out.stderr.contains("quota") && out.stderr.contains("2 rows in earlier batches were committed"),
+            "\(out.stderr)")
         #expect(try ctl("count", "--store", store, "docs").stdout == "2\n")
     }
 
     // Fuzzing in CI: every committed corpus input (seeds, and each crash the fuzzer found) runs clean through
     // its target in this build too.
-    @Test(arguments: ["filter-text", "filter-json", "jsonl", "csv", "npy", "fvecs", "snapshot", "cold-block", "text-query"])
+    @Test(arguments: [
+        "filter-text", "filter-json", "jsonl", "csv", "npy", "fvecs", "snapshot", "cold-block", "text-query",
+    ])
     func committedFuzzCorpusRunsClean(_ target: String) throws {
         let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../Fuzz/Corpus/\(target)").standardizedFileURL.path
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: CLI.binary).deletingLastPathComponent().appendingPathComponent("hybridstore-fuzz")
+        process.executableURL = URL(fileURLWithPath: CLI.binary).deletingLastPathComponent().appendingPathComponent(
+            "hybridstore-fuzz")
         process.arguments = [target, corpus]
         var env = ProcessInfo.processInfo.environment
         env["SWIFT_BACKTRACE"] = "enable=no"

@@ -38,7 +38,8 @@ package func portableDotInt8(_ q: UnsafePointer<Float>, _ c: UnsafePointer<Int8>
     // SAFETY: each load reads elements [i, i+16); the loop keeps i + 16 <= count.
     while i &+ 16 <= count {
         let codes = unsafe rc.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self)
-        unsafe acc += rq.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
+        unsafe acc +=
+            rq.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
             * SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: codes))
         i &+= 16
     }
@@ -53,14 +54,17 @@ package func portableDotInt8(_ q: UnsafePointer<Float>, _ c: UnsafePointer<Int8>
 /// `Σ (q[i] − scale · c[i])²` over `count` elements, portable SIMD. - Complexity: O(count), no allocation.
 /// - Precondition: `q` and `c` valid for `count` reads.
 @inline(__always)
-package func portableL2SquaredInt8(_ q: UnsafePointer<Float>, _ c: UnsafePointer<Int8>, _ count: Int,
-                                   scale: Float) -> Float {
+package func portableL2SquaredInt8(
+    _ q: UnsafePointer<Float>, _ c: UnsafePointer<Int8>, _ count: Int,
+    scale: Float
+) -> Float {
     var acc = SIMD16<Float>(), i = 0
     let rq = unsafe UnsafeRawPointer(q), rc = unsafe UnsafeRawPointer(c)
     // SAFETY: each load reads elements [i, i+16); the loop keeps i + 16 <= count.
     while i &+ 16 <= count {
         let codes = unsafe rc.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self)
-        let d = unsafe rq.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
+        let d =
+            unsafe rq.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
             - scale * SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: codes))
         acc += d * d
         i &+= 16

@@ -12,7 +12,8 @@ package func portableL2Squared(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Flo
     let ra = unsafe UnsafeRawPointer(a), rb = unsafe UnsafeRawPointer(b)
     // SAFETY: each load reads floats [i, i+16); the loop keeps i + 16 <= count.
     while i &+ 16 <= count {
-        let d = unsafe ra.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
+        let d =
+            unsafe ra.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
             - rb.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
         acc += d * d
         i &+= 16
@@ -34,7 +35,8 @@ package func portableNegativeDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<F
     let ra = unsafe UnsafeRawPointer(a), rb = unsafe UnsafeRawPointer(b)
     // SAFETY: each load reads floats [i, i+16); the loop keeps i + 16 <= count.
     while i &+ 16 <= count {
-        unsafe acc += ra.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
+        unsafe acc +=
+            ra.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
             * rb.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
         i &+= 16
     }

@@ -74,8 +74,10 @@ public enum KernelLevel: Int, Sendable, Comparable, CustomStringConvertible {
     }
 
     /// - Precondition: both pointers valid for `count` floats.
-    @inline(__always) package func callAsFunction(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                                                  _ count: Int) -> Float {
+    @inline(__always) package func callAsFunction(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ count: Int
+    ) -> Float {
         unsafe function(a, b, count)
     }
 }

@@ -15,7 +15,9 @@ package enum VectorProblem: Equatable, Sendable {
         case .normTooLarge(let n):
             "its squared norm \(n) exceeds \(maximumSquaredNorm) (a quarter of Float's range, so that every distance stays finite)"
         case .noDirection(let n):
-            n == 0 ? "it is all zeros, which has no direction under cosine" : "its norm is too small (squared \(n)) to have a direction under cosine"
+            n == 0
+                ? "it is all zeros, which has no direction under cosine"
+                : "its norm is too small (squared \(n)) to have a direction under cosine"
         }
     }
 }
@@ -29,7 +31,7 @@ package let maximumSquaredNorm = Double(Float.greatestFiniteMagnitude) / 4
 /// - Complexity: O(count), in Double (a Float sum would itself overflow).
 package func vectorProblem(_ vector: UnsafeBufferPointer<Float>, metric: Metric) -> VectorProblem? {
     var squared = 0.0
-    for unsafe (i, x) in unsafe vector.enumerated() {
+    for unsafe(i, x) in unsafe vector.enumerated() {
         guard x.isFinite else { return .nonFinite(component: i, value: x) }
         squared += Double(x) * Double(x)
     }

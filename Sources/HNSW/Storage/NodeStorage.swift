@@ -73,8 +73,10 @@ enum NodeState: UInt8 {
 
     deinit {
         for n in 0..<capacity { unsafe upperLinks[n]?.deallocate() }
-        unsafe vectors.deallocate(); unsafe links0.deallocate(); unsafe upperLinks.deallocate(); unsafe labels.deallocate()
-        unsafe levels.deallocate(); unsafe states.deallocate(); unsafe locks.deallocate(); unsafe codes.deallocate(); unsafe codeScales.deallocate()
+        unsafe vectors.deallocate(); unsafe links0.deallocate(); unsafe upperLinks.deallocate();
+        unsafe labels.deallocate()
+        unsafe levels.deallocate(); unsafe states.deallocate(); unsafe locks.deallocate(); unsafe codes.deallocate();
+        unsafe codeScales.deallocate()
         unsafe codeErrors.deallocate()
     }
 
@@ -180,7 +182,7 @@ enum NodeState: UInt8 {
     /// - Precondition: caller holds the node's lock; `neighbours.count <= maxLinks(level)`.
     func writeLinks(_ node: UInt32, level: Int, _ neighbours: UnsafeBufferPointer<UInt32>) {
         let list = unsafe linkList(node, level: level)
-        for unsafe (i, id) in unsafe neighbours.enumerated() { unsafe hs_store_release_u32(list + 1 + i, id) }
+        for unsafe(i, id) in unsafe neighbours.enumerated() { unsafe hs_store_release_u32(list + 1 + i, id) }
         unsafe hs_store_release_u32(list, UInt32(neighbours.count))
     }
 

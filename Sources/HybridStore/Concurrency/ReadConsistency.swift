@@ -152,14 +152,18 @@ extension HybridStore {
 
     /// The rows among `rows` that, in the read's snapshot, exist and match `condition`, with their exact
     /// distance to `query` (hot or cold alike).
-    func evaluateInSnapshot(_ rows: Set<Int64>, _ s: CollectionState, query: [Float], condition: SQLCondition?,
-                            _ view: ReadView) throws(HybridStoreError) -> [(row: Int64, id: RowID, distance: Float, cold: Bool)]
-    {
+    func evaluateInSnapshot(
+        _ rows: Set<Int64>, _ s: CollectionState, query: [Float], condition: SQLCondition?,
+        _ view: ReadView
+    ) throws(HybridStoreError) -> [(row: Int64, id: RowID, distance: Float, cold: Bool)] {
         guard !rows.isEmpty else { return [] }
         let json = "[" + rows.map(String.init).joined(separator: ",") + "]"
         let c = view.connection
-        return try sqliteWork("reading rows changed under a read") { () throws -> [(row: Int64, id: RowID, distance: Float, cold: Bool)] in
-            let statement = condition == nil ? try c.statement(s.table.vectorsWhere("1"))
+        return try sqliteWork("reading rows changed under a read") {
+            () throws -> [(row: Int64, id: RowID, distance: Float, cold: Bool)] in
+            let statement =
+                condition == nil
+                ? try c.statement(s.table.vectorsWhere("1"))
                 : try c.prepareOnce(s.table.vectorsWhere(condition!.text))
             defer { statement.reset() }
             try statement.bind([.text(json)] + (condition?.arguments ?? []))

@@ -16,37 +16,50 @@ public struct Snapshot: ~Copyable {
     public var sequence: Int64 { view.seq }
 
     /// `search` in this state (see `HybridStore.search`).
-    public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
-                       searchEffort: Int? = nil, recallTarget: Double = 0.95,
-                       returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
-        try query(collection, near: vector, k: k, where: filter,
-                  options: QueryOptions(recallTarget: recallTarget, searchEffort: searchEffort), returning: columns).hits
+    public func search(
+        _ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
+        searchEffort: Int? = nil, recallTarget: Double = 0.95,
+        returning columns: [String] = []
+    ) throws(HybridStoreError) -> [SearchHit] {
+        try query(
+            collection, near: vector, k: k, where: filter,
+            options: QueryOptions(recallTarget: recallTarget, searchEffort: searchEffort), returning: columns
+        ).hits
     }
 
     /// `query` in this state.
-    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter?, options: QueryOptions,
-                      returning columns: [String] = [], explain: Bool = false)
+    public func query(
+        _ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter?, options: QueryOptions,
+        returning columns: [String] = [], explain: Bool = false
+    )
         throws(HybridStoreError) -> SearchResult
     {
-        try store.query(collection, near: vector, k: k, where: filter, options: options, returning: columns,
-                        explain: explain, tenant: tenant, view: view)
+        try store.query(
+            collection, near: vector, k: k, where: filter, options: options, returning: columns,
+            explain: explain, tenant: tenant, view: view)
     }
 
     /// Keyword or hybrid retrieval in this state (both arms, one after the other).
-    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter? = nil,
-                         fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
-                         returning columns: [String] = [], explain: Bool = false)
+    public func retrieve(
+        _ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter? = nil,
+        fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
+        returning columns: [String] = [], explain: Bool = false
+    )
         throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
     {
-        try store.retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion, depth: depth,
-                           options: options, returning: columns, explain: explain, tenant: tenant, view: view)
+        try store.retrieve(
+            collection, text: text, near: vector, k: k, where: filter, fusion: fusion, depth: depth,
+            options: options, returning: columns, explain: explain, tenant: tenant, view: view)
     }
 
     /// `get` in this state.
-    public func get(_ ids: [RowID], from collection: CollectionRef, returning columns: [String]? = nil,
-                    includeVector: Bool = false) throws(HybridStoreError) -> [Row] {
-        try store.get(ids, from: collection, returning: columns, includeVector: includeVector, tenant: tenant,
-                      on: view.connection)
+    public func get(
+        _ ids: [RowID], from collection: CollectionRef, returning columns: [String]? = nil,
+        includeVector: Bool = false
+    ) throws(HybridStoreError) -> [Row] {
+        try store.get(
+            ids, from: collection, returning: columns, includeVector: includeVector, tenant: tenant,
+            on: view.connection)
     }
 
     /// The rows (matching `filter`, when given) in this state.

@@ -15,25 +15,34 @@ extension HybridStore {
     /// exact hot neighbours merged with an exact cold step bounded by their k-th. Efforts rise until the curve
     /// is past the target with room (later efforts would only cost time). Nil when a cold step fails (a corrupt
     /// block: the curve would not be the tier's) or fewer than 20 queries.
-    func coldCurve(_ s: CollectionState, _ answers: [CalibrationRun.HotAnswer], k: Int, target: Double)
+    func coldCurve(
+        _ s: CollectionState, _ answers: [CalibrationRun.HotAnswer], k: Int, target: Double
+    )
         -> [BuildCalibration.Point]?
     {
         guard answers.count >= 20 else { return nil }
-        @Sendable func merged(_ hot: [(row: Int64, distance: Float)], _ cold: [(row: Int64, distance: Float)]) -> [Int64] {
+        @Sendable func merged(
+            _ hot: [(row: Int64, distance: Float)], _ cold: [(row: Int64, distance: Float)]
+        ) -> [Int64] {
             var seen = Set<Int64>()
             return (hot + cold).sorted { ($0.distance, $0.row) < ($1.distance, $1.row) }
                 .filter { seen.insert($0.row).inserted }.prefix(k).map(\.row)
         }
-        @Sendable func cold(_ answer: CalibrationRun.HotAnswer, bound: [(row: Int64, distance: Float)], probes: Int?,
-                  effort: Double) -> [(row: Int64, distance: Float)]? {
+        @Sendable func cold(
+            _ answer: CalibrationRun.HotAnswer, bound: [(row: Int64, distance: Float)], probes: Int?,
+            effort: Double
+        ) -> [(row: Int64, distance: Float)]? {
             var report = ColdStepReport()
-            return try? coldStep(s, query: answer.vector, k: k, filter: nil, condition: nil,
-                                 bound: bound.count >= k ? bound[k - 1].distance : nil, probes: probes, effort: effort,
-                                 report: &report)
+            return try? coldStep(
+                s, query: answer.vector, k: k, filter: nil, condition: nil,
+                bound: bound.count >= k ? bound[k - 1].distance : nil, probes: probes, effort: effort,
+                report: &report)
         }
         let truths = Locked([Set<Int64>?](repeating: nil, count: answers.count))
         DispatchQueue.concurrentPerform(iterations: answers.count) { i in
-            let truth = cold(answers[i], bound: answers[i].exact, probes: .max, effort: 1).map { Set(merged(answers[i].exact, $0)) }
+            let truth = cold(answers[i], bound: answers[i].exact, probes: .max, effort: 1).map {
+                Set(merged(answers[i].exact, $0))
+            }
             truths.withLock { $0[i] = truth }
         }
         let truth = truths.withLock { $0 }
@@ -54,7 +63,8 @@ extension HybridStore {
                     failure.withLock { $0 = true }
                     return
                 }
-                let r = Double(merged(answers[i].hits, found).filter { wanted.contains($0) }.count) / Double(wanted.count)
+                let r =
+                    Double(merged(answers[i].hits, found).filter { wanted.contains($0) }.count) / Double(wanted.count)
                 recalls.withLock { $0[i] = r }
             }
             if failure.withLock({ $0 }) { return nil }
@@ -63,7 +73,10 @@ extension HybridStore {
             points.append(BuildCalibration.Point(scale: effort, recall: mean, error: error))
             // Two points past the target beyond doubt, or every query complete: larger efforts change nothing.
             if points.suffix(2).count == 2 && points.suffix(2).allSatisfy({ $0.recall - 2 * $0.error >= target })
-                || last.allSatisfy({ $0 == 1 }) { break }
+                || last.allSatisfy({ $0 == 1 })
+            {
+                break
+            }
         }
         return points
     }

@@ -28,22 +28,25 @@ extension HybridStore {
         // The cold tier's curve needs the hot answers of its queries; without a cold tier they are not searched.
         let coldRows = s.lock.read { s.cold.liveRows }
         let coldQueries = coldRows >= Self.calibrationMinimumRows ? Self.coldCalibrationQueries : 0
-        let measured: (curves: [Int: [BuildCalibration.Point]], queries: Int, hot: [CalibrationRun.HotAnswer])? = s.query {
-            index, _, _ in
-            guard index.count >= Self.calibrationMinimumRows,
-                  let run = CalibrationRun(index: index, k: k, target: target, dimensions: dimensions)
-            else { return nil }
-            let curves = run.measureCurves()
-            let scale = curves[0].map { RecallCalibration.scale(meeting: target, on: BuildCalibration.monotone($0)) } ?? 1
-            return (curves, run.queries.count, run.hotAnswers(scale: scale, count: coldQueries))
-        }
+        let measured: (curves: [Int: [BuildCalibration.Point]], queries: Int, hot: [CalibrationRun.HotAnswer])? =
+            s.query {
+                index, _, _ in
+                guard index.count >= Self.calibrationMinimumRows,
+                    let run = CalibrationRun(index: index, k: k, target: target, dimensions: dimensions)
+                else { return nil }
+                let curves = run.measureCurves()
+                let scale =
+                    curves[0].map { RecallCalibration.scale(meeting: target, on: BuildCalibration.monotone($0)) } ?? 1
+                return (curves, run.queries.count, run.hotAnswers(scale: scale, count: coldQueries))
+            }
         guard let measured, !measured.curves.isEmpty else { return nil }
         let cold = coldQueries > 0 ? coldCurve(s, measured.hot, k: k, target: target) : nil
-        let calibration = BuildCalibration(curves: measured.curves, queries: measured.queries,
-                                           rows: s.lock.read { s.index.count }, measuredAt: Date().timeIntervalSince1970,
-                                           target: target, k: k, seconds: Double(nowNanos() - started) / 1e9,
-                                           cold: cold, coldRows: coldRows,
-                                           coldQueries: cold == nil ? nil : measured.hot.count)
+        let calibration = BuildCalibration(
+            curves: measured.curves, queries: measured.queries,
+            rows: s.lock.read { s.index.count }, measuredAt: Date().timeIntervalSince1970,
+            target: target, k: k, seconds: Double(nowNanos() - started) / 1e9,
+            cold: cold, coldRows: coldRows,
+            coldQueries: cold == nil ? nil : measured.hot.count)
         s.calibration.withLock { $0.adopt(calibration) }
         return calibration
     }
@@ -124,8 +127,9 @@ struct CalibrationRun {
             attempts += 1
             let node = UInt32.random(in: 0..<UInt32(capacity), using: &rng)
             guard seen.insert(node).inserted, let label = index.label(ofNode: node),
-                  let v = index.vector(forLabel: label),
-                  vectorProblem(v, metric: index.parameters.metric) == nil else { continue }
+                let v = index.vector(forLabel: label),
+                vectorProblem(v, metric: index.parameters.metric) == nil
+            else { continue }
             queries.append(Query(node: node, label: label, vector: v, nearest: []))
         }
         guard queries.count >= 20 else { return nil }
@@ -151,10 +155,13 @@ struct CalibrationRun {
         curves[0] = unfiltered
         let scale = RecallCalibration.scale(meeting: target, on: BuildCalibration.monotone(unfiltered))
         for (number, selectivity, upper) in Self.selectivities {
-            let plan = Planner.choose(PlanInput(rows: index.count, estimatedMatches: upper * Double(index.count),
-                                                hasFilter: true, k: k, dimensions: dimensions, recallTarget: target,
-                                                effortScale: scale))
-            curves[number] = plan.strategy == .exact
+            let plan = Planner.choose(
+                PlanInput(
+                    rows: index.count, estimatedMatches: upper * Double(index.count),
+                    hasFilter: true, k: k, dimensions: dimensions, recallTarget: target,
+                    effortScale: scale))
+            curves[number] =
+                plan.strategy == .exact
                 ? unfiltered : curve(Bucket(self, number: number, selectivity: selectivity)) ?? unfiltered
         }
         return curves
@@ -173,8 +180,11 @@ struct CalibrationRun {
         let ef = max(k, Int((Double(table) * scale).rounded(.up)))
         return queries.prefix(count).map { q in
             let hits = (try? index.search(q.vector, k: k, searchEffort: ef, hiding: q.node).hits) ?? []
-            return HotAnswer(vector: q.vector, hits: hits.map { (Int64(bitPattern: $0.label), $0.distance) },
-                             exact: q.nearest.filter { $0.node != q.node }.prefix(k).map { (Int64(bitPattern: $0.label), $0.distance) })
+            return HotAnswer(
+                vector: q.vector, hits: hits.map { (Int64(bitPattern: $0.label), $0.distance) },
+                exact: q.nearest.filter { $0.node != q.node }.prefix(k).map {
+                    (Int64(bitPattern: $0.label), $0.distance)
+                })
         }
     }
 
@@ -195,7 +205,9 @@ struct CalibrationRun {
             truth = run.queries.map { q in
                 var truth = q.nearest.filter { $0.node != q.node && matches($0.node) }.prefix(run.k).map(\.label)
                 if truth.count < run.k && q.nearest.count < run.all.count {  // the scan was not deep enough
-                    let hits = (try? run.index.exactSearch(q.vector, k: run.k + 1, candidates: run.all.filter(matches)).hits) ?? []
+                    let hits =
+                        (try? run.index.exactSearch(q.vector, k: run.k + 1, candidates: run.all.filter(matches)).hits)
+                        ?? []
                     truth = Array(hits.filter { $0.node != q.node }.prefix(run.k).map(\.label))
                 }
                 return Set(truth)
@@ -209,10 +221,13 @@ struct CalibrationRun {
         let truth = bucket.truth[qi]
         guard !truth.isEmpty else { return 1 }
         let ef = max(k, Int((Double(table) * scale).rounded(.up)))
-        let hits = bucket.selectivity >= 1
+        let hits =
+            bucket.selectivity >= 1
             ? try? index.search(q.vector, k: k, searchEffort: ef, hiding: q.node).hits
-            : try? index.search(q.vector, k: k, searchEffort: Planner.filteredEffort(ef, selectivity: bucket.selectivity, k: k),
-                                filter: .predicate(bucket.matches), mode: .admitMatching, hiding: q.node).hits
+            : try? index.search(
+                q.vector, k: k, searchEffort: Planner.filteredEffort(ef, selectivity: bucket.selectivity, k: k),
+                filter: .predicate(bucket.matches), mode: .admitMatching, hiding: q.node
+            ).hits
         return Double((hits ?? []).filter { truth.contains($0.label) }.count) / Double(truth.count)
     }
 

@@ -81,38 +81,56 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         lines.append("filter: \(filter ?? "(none)")")
         let est = String(format: "%.0f", plan.estimatedMatches)
         let sel = String(format: "%.4f%%", plan.estimatedSelectivity * 100)
-        lines.append("plan: \(plan.strategy.rawValue)" + (plan.effort.map { ", ef \($0)" } ?? "")
-            + (effortScale != 1 && plan.effort != nil ? String(format: " (effort ×%.2f, calibrated)", effortScale) : "")
-            + (plan.overFetch.map { ", over-fetch \($0)" } ?? "")
-            + (ran != plan.strategy ? ", answered by \(ran.rawValue)" : "") + (fallback.map { ", then fallback \($0.rawValue)" } ?? ""))
+        lines.append(
+            "plan: \(plan.strategy.rawValue)" + (plan.effort.map { ", ef \($0)" } ?? "")
+                + (effortScale != 1 && plan.effort != nil
+                    ? String(format: " (effort ×%.2f, calibrated)", effortScale) : "")
+                + (plan.overFetch.map { ", over-fetch \($0)" } ?? "")
+                + (ran != plan.strategy ? ", answered by \(ran.rawValue)" : "")
+                + (fallback.map { ", then fallback \($0.rawValue)" } ?? ""))
         lines += plan.steps.dropFirst().map { "  " + $0 }
         if let scopedToTenant {
             lines.append("tenant \(scopedToTenant): estimates from its rows only; costs and work counters not shown")
-            lines.append("matches: estimated \(est) (\(sel) of the tenant's rows)" + (actualMatches.map { ", actual \($0)" } ?? ""))
+            lines.append(
+                "matches: estimated \(est) (\(sel) of the tenant's rows)"
+                    + (actualMatches.map { ", actual \($0)" } ?? ""))
             lines.append(String(format: "expected recall %.3f", expectedRecall) + recallNote)
             lines.append("work: \(results) results")
         } else {
             lines.append("matches: estimated \(est) (\(sel))" + (actualMatches.map { ", actual \($0)" } ?? ""))
-            lines.append(String(format: "expected recall %.3f", expectedRecall) + recallNote
-                + String(format: "; modelled cost %.0f", plan.estimatedCost)
-                + " (" + plan.alternatives.sorted { $0.value < $1.value }.map { "\($0.key) \(String(format: "%.0f", $0.value))" }
+            lines.append(
+                String(format: "expected recall %.3f", expectedRecall) + recallNote
+                    + String(format: "; modelled cost %.0f", plan.estimatedCost)
+                    + " ("
+                    + plan.alternatives.sorted { $0.value < $1.value }.map {
+                        "\($0.key) \(String(format: "%.0f", $0.value))"
+                    }
                     .joined(separator: ", ") + ")")
-            lines.append("work: \(distanceComputations) distance computations, \(visitedNodes) nodes visited, \(results) results")
+            lines.append(
+                "work: \(distanceComputations) distance computations, \(visitedNodes) nodes visited, \(results) results"
+            )
         }
         if let probe { lines.append("probe ran: \(probe)") }
         if coldBlocksProbed > 0 || plan.cold != nil {
-            lines.append("cold step ran: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed"
-                + (coldRowsRanked > 0 ? ", chosen by the codes of \(coldRowsRanked) matching rows" : ", chosen by centroid"))
+            lines.append(
+                "cold step ran: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed"
+                    + (coldRowsRanked > 0
+                        ? ", chosen by the codes of \(coldRowsRanked) matching rows" : ", chosen by centroid"))
         }
-        lines.append("time: " + ["plan", "collect", "search", "fallback", "cold plan", "cold", "hydrate"].compactMap { phase in
-            timingsMs[phase].map { "\(phase) " + String(format: "%.3f ms", $0) }
-        }.joined(separator: ", "))
+        lines.append(
+            "time: "
+                + ["plan", "collect", "search", "fallback", "cold plan", "cold", "hydrate"].compactMap { phase in
+                    timingsMs[phase].map { "\(phase) " + String(format: "%.3f ms", $0) }
+                }.joined(separator: ", "))
         return lines.joined(separator: "\n")
     }
 
     private var recallNote: String {
         if ran != plan.strategy, plan.probe != nil { return " (the probe's effort: static model)" }
-        return recallSource.isEmpty ? "" : " (" + (expectedRecallError.map { String(format: "± %.3f for 100 queries' mean, ", $0) } ?? "") + recallSource + ")"
+        return recallSource.isEmpty
+            ? ""
+            : " (" + (expectedRecallError.map { String(format: "± %.3f for 100 queries' mean, ", $0) } ?? "")
+                + recallSource + ")"
     }
 
     /// The explanation as JSON.

@@ -16,7 +16,9 @@ extension FilterColumns {
             if distinct && found.count * 256 < nodeCount {
                 var out: [UInt32] = []
                 out.reserveCapacity(found.count)
-                for node in found where Int(node) < nodeCount && alive[Int(node)] && predicate(node) { out.append(node) }
+                for node in found where Int(node) < nodeCount && alive[Int(node)] && predicate(node) {
+                    out.append(node)
+                }
                 return out
             }
             // Few candidates: sort them. Many: mark a bitmap and read it back in node order, O(matches + nodes / 64).
@@ -24,7 +26,8 @@ extension FilterColumns {
                 found.sort()
                 var out: [UInt32] = []
                 out.reserveCapacity(found.count)
-                for node in found where node != out.last && Int(node) < nodeCount && alive[Int(node)] && predicate(node) {
+                for node in found where node != out.last && Int(node) < nodeCount && alive[Int(node)] && predicate(node)
+                {
                     out.append(node)
                 }
                 return out
@@ -88,7 +91,8 @@ extension Filter {
     /// An OR or IN whose every part is an indexed leaf (collectable through runs and postings).
     var isIndexableDisjunction: Bool {
         switch self {
-        case .or(let children): return children.allSatisfy { FilterColumns.leafRange($0) != nil || $0.isIndexableDisjunction }
+        case .or(let children):
+            return children.allSatisfy { FilterColumns.leafRange($0) != nil || $0.isIndexableDisjunction }
         case .isIn(_, let values): return !values.isEmpty
         default: return false
         }

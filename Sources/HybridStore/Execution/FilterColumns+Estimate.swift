@@ -68,7 +68,8 @@ extension FilterColumns {
         switch (column.storage, range) {
         case (.numeric(let c), .numeric(let lo, let loInclusive, let hi, let hiInclusive)):
             let a = lowerIndex(c.keys, lo, inclusive: loInclusive), b = upperIndex(c.keys, hi, inclusive: hiInclusive)
-            return .run(c, a..<max(a, b), c.tail.filter { inRange($0.key, lo, loInclusive, hi, hiInclusive) }.map(\.node))
+            return .run(
+                c, a..<max(a, b), c.tail.filter { inRange($0.key, lo, loInclusive, hi, hiInclusive) }.map(\.node))
         case (.text(let c), .text(let value)):
             return .posting(c.code(of: value).map { c.nodes($0) } ?? [])
         default:
@@ -113,7 +114,9 @@ extension FilterColumns {
     func estimate(_ filter: Filter, within scope: Filter, sample: Int = 1024) -> (matches: Double, rows: Int)? {
         if let scopeRows = rangeCount(scope), scopeRows > 0, nodeCount > 0 {
             let draws = min(nodeCount, max(sample, 128 * (nodeCount / scopeRows + 1)))
-            if draws < scopeRows, let stride = estimateByStride(filter, within: scope, draws: draws), stride.inScope >= 64 {
+            if draws < scopeRows, let stride = estimateByStride(filter, within: scope, draws: draws),
+                stride.inScope >= 64
+            {
                 return (Double(scopeRows) * Double(stride.matched) / Double(stride.inScope), scopeRows)
             }
         }

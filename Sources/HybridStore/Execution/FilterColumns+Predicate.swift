@@ -9,7 +9,8 @@ extension FilterColumns {
         // Fast path for the common single numeric comparison: one load and one compare (NaN = NULL fails
         // every comparison, as unknown does).
         if case .compare(let name, let op, let v) = filter, op != .notEqual, let x = v.number,
-           case .numeric(let c)? = columns[name]?.storage {
+            case .numeric(let c)? = columns[name]?.storage
+        {
             let values = c.values
             switch op {
             case .less: return { values[Int($0)] < x }
@@ -63,14 +64,15 @@ extension FilterColumns {
                 return { node in
                     let y = values[Int(node)]
                     if y.isNaN { return 2 }
-                    let r: Bool = switch op {
-                    case .equal: y == x
-                    case .notEqual: y != x
-                    case .less: y < x
-                    case .lessOrEqual: y <= x
-                    case .greater: y > x
-                    case .greaterOrEqual: y >= x
-                    }
+                    let r: Bool =
+                        switch op {
+                        case .equal: y == x
+                        case .notEqual: y != x
+                        case .less: y < x
+                        case .lessOrEqual: y <= x
+                        case .greater: y > x
+                        case .greaterOrEqual: y >= x
+                        }
                     return r ? 1 : 0
                 }
             case .text(let c):
@@ -89,12 +91,13 @@ extension FilterColumns {
                     let have = c.codes[Int(node)]
                     if have < 0 { return 2 }
                     guard let r = compareValues(.text(c.strings[Int(have)]), .text(s)) else { return 2 }
-                    let ok: Bool = switch op {
-                    case .less: r < 0
-                    case .lessOrEqual: r <= 0
-                    case .greater: r > 0
-                    default: r >= 0
-                    }
+                    let ok: Bool =
+                        switch op {
+                        case .less: r < 0
+                        case .lessOrEqual: r <= 0
+                        case .greater: r > 0
+                        default: r >= 0
+                        }
                     return ok ? 1 : 0
                 }
             }

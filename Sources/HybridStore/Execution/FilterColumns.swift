@@ -101,8 +101,12 @@ final class FilterColumns {
             case .numeric(let c):
                 bytes += c.values.capacity * 8 + c.keys.capacity * 8 + c.nodes.capacity * 4 + c.tail.capacity * 16
             case .text(let c):
-                bytes += (c.codes.capacity + c.next.capacity + c.previous.capacity + c.heads.capacity + c.counts.capacity) * 4
-                bytes += c.strings.reduce(c.strings.capacity * 16) { $0 + ($1.utf8.count > 15 ? $1.utf8.count + 32 : 0) }
+                bytes +=
+                    (c.codes.capacity + c.next.capacity + c.previous.capacity + c.heads.capacity + c.counts.capacity)
+                    * 4
+                bytes += c.strings.reduce(c.strings.capacity * 16) {
+                    $0 + ($1.utf8.count > 15 ? $1.utf8.count + 32 : 0)
+                }
                 bytes += c.interned.memoryBytes
             }
         }
@@ -173,8 +177,12 @@ final class FilterColumns {
             switch column.storage {
             case .numeric(let c):
                 let v = c.values[Int(node)]
-                out[name] = v.isNaN ? .null : (column.spec.type == .real ? .real(v)
-                    : column.spec.type == .boolean ? .boolean(v != 0) : .integer(Int64(v)))
+                out[name] =
+                    v.isNaN
+                    ? .null
+                    : (column.spec.type == .real
+                        ? .real(v)
+                        : column.spec.type == .boolean ? .boolean(v != 0) : .integer(Int64(v)))
             case .text(let c):
                 let code = c.codes[Int(node)]
                 out[name] = code < 0 ? .null : .text(c.strings[Int(code)])
@@ -219,7 +227,6 @@ final class FilterColumns {
         c.tail = []
         c.reused = false
     }
-
 
     /// Merges every tail (after bulk loads), so range queries are binary searches.
     func settle() {

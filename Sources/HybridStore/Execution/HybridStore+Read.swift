@@ -39,20 +39,25 @@ extension HybridStore {
     ///   - includeVector: also return each row's stored vector.
     /// - Throws: `unknownColumn`, `typeMismatch` (an id of the wrong kind), `unknownCollection`, `sqlite`.
     /// - Complexity: one SQL statement.
-    public func get(_ ids: [RowID], from collection: CollectionRef, returning columns: [String]? = nil,
-                    includeVector: Bool = false) throws(HybridStoreError) -> [Row] {
+    public func get(
+        _ ids: [RowID], from collection: CollectionRef, returning columns: [String]? = nil,
+        includeVector: Bool = false
+    ) throws(HybridStoreError) -> [Row] {
         try get(ids, from: collection, returning: columns, includeVector: includeVector, tenant: nil)
     }
 
     /// `get`, keeping only the rows of `tenant` when given.
-    func get(_ ids: [RowID], from collection: CollectionRef, returning columns: [String]?, includeVector: Bool,
-             tenant: String?, on reader: Connection? = nil) throws(HybridStoreError) -> [Row] {
+    func get(
+        _ ids: [RowID], from collection: CollectionRef, returning columns: [String]?, includeVector: Bool,
+        tenant: String?, on reader: Connection? = nil
+    ) throws(HybridStoreError) -> [Row] {
         func withReader<R>(_ body: (Connection) throws -> R) throws(HybridStoreError) -> R {
             if let reader { return try sqliteWork("reading", { try body(reader) }) }
             return try self.withReader(body)
         }
         let s = try state(collection)
-        let positions = try columns.map { names throws(HybridStoreError) in try columnPositions(names, s) }
+        let positions =
+            try columns.map { names throws(HybridStoreError) in try columnPositions(names, s) }
             ?? Array(s.schema.columns.indices)
         // Scoped: the tenant column is read too (last), checked, and left out of the row unless asked for.
         var read = positions
@@ -61,14 +66,16 @@ extension HybridStore {
             read.append(t)
         }
         for id in ids where id.kind != s.schema.id {
-            throw HybridStoreError(.typeMismatch, "collection `\(s.name)` has \(s.schema.id) ids, got \(id.kind) id \(id)",
-                                   context: ["collection": s.name, "id": id.description])
+            throw HybridStoreError(
+                .typeMismatch, "collection `\(s.name)` has \(s.schema.id) ids, got \(id.kind) id \(id)",
+                context: ["collection": s.name, "id": id.description])
         }
         guard !ids.isEmpty else { return [] }
         // A few ids: one indexed lookup each. Many: one statement over a JSON array, which SQLite's JSON
         // functions cannot carry text holding NUL through (it would come back cut), so such ids are looked up
         // one by one too.
-        let perID = ids.count <= 32 || ids.contains { if case .string(let t) = $0 { t.utf8.contains(0) } else { false } }
+        let perID =
+            ids.count <= 32 || ids.contains { if case .string(let t) = $0 { t.utf8.contains(0) } else { false } }
         let byID = try withReader { c -> [RowID: Row] in
             // One read transaction: a cold row's vector comes from its block as of the same state as the row.
             try c.transaction(immediate: false) { () throws -> [RowID: Row] in
@@ -121,8 +128,9 @@ extension HybridStore {
         var positions: [Int] = []
         for name in names {
             guard let (position, _) = s.schema.column(name) else {
-                throw HybridStoreError(.unknownColumn, "collection `\(s.name)` has no column `\(name)`",
-                                       context: ["collection": s.name, "column": name])
+                throw HybridStoreError(
+                    .unknownColumn, "collection `\(s.name)` has no column `\(name)`",
+                    context: ["collection": s.name, "column": name])
             }
             positions.append(position)
         }
@@ -132,7 +140,9 @@ extension HybridStore {
     /// Hydrates rows by internal row number: a rowid lookup each for a handful (a query's k), else one
     /// statement with `json_each` over a JSON array.
     /// `reader`: a connection the caller holds (in a transaction), else one from the pool.
-    func hydrate(_ rows: [Int64], positions: [Int], _ s: CollectionState, on reader: Connection? = nil)
+    func hydrate(
+        _ rows: [Int64], positions: [Int], _ s: CollectionState, on reader: Connection? = nil
+    )
         throws(HybridStoreError) -> [Int64: Row]
     {
         guard !rows.isEmpty else { return [:] }
@@ -170,11 +180,12 @@ extension HybridStore {
 
     /// Reads `row, id, [vector,] c…` from the current result row.
     func readRow(_ statement: Statement, positions: [Int], vector: Bool, _ s: CollectionState) -> Row {
-        let id: RowID = switch statement.column(1) {
-        case .integer(let v): .int(v)
-        case .text(let t): .string(t)
-        default: .string("")
-        }
+        let id: RowID =
+            switch statement.column(1) {
+            case .integer(let v): .int(v)
+            case .text(let t): .string(t)
+            default: .string("")
+            }
         var values: [String: Value] = [:]
         let first: Int32 = vector ? 3 : 2
         for (i, position) in positions.enumerated() {
@@ -183,9 +194,13 @@ extension HybridStore {
             if spec.type == .boolean, case .integer(let v) = value { value = .boolean(v != 0) }
             values[spec.name] = value
         }
-        let floats: [Float]? = unsafe vector ? statement.withBlob(2) { raw in
-            (0..<raw.count / 4).map { unsafe Float(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }
-        } : nil
+        let floats: [Float]? =
+            unsafe vector
+            ? statement.withBlob(2) { raw in
+                (0..<raw.count / 4).map {
+                    unsafe Float(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))
+                }
+            } : nil
         return Row(id: id, values: values, vector: floats)
     }
 

@@ -70,12 +70,15 @@ public struct RetrievalExplanation: Sendable, Codable, Equatable, CustomStringCo
 
     public var description: String {
         var lines = ["collection \(collection), k \(k), text \"\(text)\"", "filter: \(filter ?? "(none)")"]
-        lines.append("keyword arm: \(keyword.plan); depth \(keyword.depth), \(keyword.candidates) candidates"
-            + (keyword.matches.map { " of \($0) matching rows" } ?? "") + "; BM25 statistics of the \(keyword.statistics)"
-            + String(format: "; %.3f ms", keyword.milliseconds))
+        lines.append(
+            "keyword arm: \(keyword.plan); depth \(keyword.depth), \(keyword.candidates) candidates"
+                + (keyword.matches.map { " of \($0) matching rows" } ?? "")
+                + "; BM25 statistics of the \(keyword.statistics)"
+                + String(format: "; %.3f ms", keyword.milliseconds))
         if let vector {
-            lines.append("vector arm (depth \(vector.k)"
-                + (vectorMilliseconds.map { String(format: ", %.3f ms", $0) } ?? "") + "):")
+            lines.append(
+                "vector arm (depth \(vector.k)"
+                    + (vectorMilliseconds.map { String(format: ", %.3f ms", $0) } ?? "") + "):")
             lines += vector.description.split(separator: "\n").map { "  " + $0 }
             lines.append("fusion: \(fusion); \(overlap) candidates found by both arms; \(results) results")
         } else {
@@ -112,15 +115,19 @@ extension HybridStore {
     /// matching `filter`, best first.
     /// - Throws: `invalidArgument` (k < 1, no searchable column), `invalidFilter` (the filter, or a text query
     ///   in FTS5 syntax that does not parse, with its offset), `unknownColumn`, `unknownCollection`, `sqlite`.
-    public func search(_ collection: CollectionRef, text: TextQuery, k: Int, where filter: Filter? = nil,
-                       returning columns: [String] = []) throws(HybridStoreError) -> [RetrievalHit] {
+    public func search(
+        _ collection: CollectionRef, text: TextQuery, k: Int, where filter: Filter? = nil,
+        returning columns: [String] = []
+    ) throws(HybridStoreError) -> [RetrievalHit] {
         try retrieve(collection, text: text, near: nil, k: k, where: filter, returning: columns).hits
     }
 
     /// Hybrid retrieval: the keyword arm (BM25) and the vector arm (the planner's usual plans, both tiers)
     /// each find candidates under the same filter, then `fusion` ranks them together.
-    public func search(_ collection: CollectionRef, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
-                       fusion: Fusion = .standard, returning columns: [String] = []) throws(HybridStoreError)
+    public func search(
+        _ collection: CollectionRef, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
+        fusion: Fusion = .standard, returning columns: [String] = []
+    ) throws(HybridStoreError)
         -> [RetrievalHit]
     {
         try retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion, returning: columns).hits
@@ -131,25 +138,33 @@ extension HybridStore {
     ///   - vector: nil for keyword-only.
     ///   - depth: candidates per arm (nil: k alone keyword-only; max(2k, 20) for each arm of a hybrid).
     ///   - options: the vector arm's options (recall target, tiers, cold effort).
-    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter? = nil,
-                         fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
-                         returning columns: [String] = [], explain: Bool = false)
+    public func retrieve(
+        _ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter? = nil,
+        fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
+        returning columns: [String] = [], explain: Bool = false
+    )
         throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
     {
-        try retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion, depth: depth,
-                     options: options, returning: columns, explain: explain, tenant: nil)
+        try retrieve(
+            collection, text: text, near: vector, k: k, where: filter, fusion: fusion, depth: depth,
+            options: options, returning: columns, explain: explain, tenant: nil)
     }
 
-    func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter?,
-                  fusion: Fusion, depth: Int?, options: QueryOptions, returning columns: [String], explain: Bool,
-                  tenant: String?, view: ReadView? = nil)
+    func retrieve(
+        _ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter?,
+        fusion: Fusion, depth: Int?, options: QueryOptions, returning columns: [String], explain: Bool,
+        tenant: String?, view: ReadView? = nil
+    )
         throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
     {
         let started = nowNanos()
         let s = try state(collection)
-        guard k >= 1 else { throw HybridStoreError(.invalidArgument, "k must be at least 1, got \(k)", context: ["k": "\(k)"]) }
+        guard k >= 1 else {
+            throw HybridStoreError(.invalidArgument, "k must be at least 1, got \(k)", context: ["k": "\(k)"])
+        }
         if let depth, depth < 1 {
-            throw HybridStoreError(.invalidArgument, "depth must be at least 1, got \(depth)", context: ["depth": "\(depth)"])
+            throw HybridStoreError(
+                .invalidArgument, "depth must be at least 1, got \(depth)", context: ["depth": "\(depth)"])
         }
         if case .reciprocalRank(let c) = fusion, c < 0 {
             throw HybridStoreError(.invalidArgument, "reciprocal-rank fusion needs k ≥ 0, got \(c)")
@@ -158,8 +173,10 @@ extension HybridStore {
             throw HybridStoreError(.invalidArgument, "the vector weight must be in [0, 1], got \(w)")
         }
         guard !s.schema.searchablePositions.isEmpty else {
-            throw HybridStoreError(.invalidArgument, "collection `\(s.name)` has no searchable column: mark a text column searchable first",
-                                   context: ["collection": s.name])
+            throw HybridStoreError(
+                .invalidArgument,
+                "collection `\(s.name)` has no searchable column: mark a text column searchable first",
+                context: ["collection": s.name])
         }
         let textQuery = try compiledText(text, s)
         let positions = try columnPositions(columns, s)
@@ -172,8 +189,9 @@ extension HybridStore {
 
         @Sendable func timedKeywordArm() throws(HybridStoreError) -> KeywordArmResult {
             let t = nowNanos()
-            var r = try keywordArm(s, textQuery, condition: condition, tenant: tenant, depth: armDepth, positions: positions,
-                                   reader: view?.connection, countMatches: explain)
+            var r = try keywordArm(
+                s, textQuery, condition: condition, tenant: tenant, depth: armDepth, positions: positions,
+                reader: view?.connection, countMatches: explain)
             r.milliseconds = ms(since: t)
             return r
         }
@@ -183,8 +201,9 @@ extension HybridStore {
         if let vector, let view {
             // In a snapshot: both arms on its one connection, one after the other.
             let t = nowNanos()
-            let r = try query(collection, near: vector, k: armDepth, where: filter, options: options,
-                              returning: columns, explain: explain, tenant: tenant, view: view)
+            let r = try query(
+                collection, near: vector, k: armDepth, where: filter, options: options,
+                returning: columns, explain: explain, tenant: tenant, view: view)
             vectorOutcome = (r.hits, r.explanation, ms(since: t))
             keyword = try timedKeywordArm()
         } else if let vector {
@@ -196,8 +215,9 @@ extension HybridStore {
             let runVector: @Sendable () -> Void = { [self] in
                 let t = nowNanos()
                 let result = Result { () throws(HybridStoreError) -> VectorArm in
-                    let r = try query(collection, near: vector, k: armDepth, where: filter, options: options,
-                                      returning: columns, explain: explain, tenant: tenant)
+                    let r = try query(
+                        collection, near: vector, k: armDepth, where: filter, options: options,
+                        returning: columns, explain: explain, tenant: tenant)
                     return (r.hits, r.explanation, ms(since: t))
                 }
                 vectorResult.withLock { $0 = result }
@@ -233,21 +253,26 @@ extension HybridStore {
         if vector == nil, let tenant { meterQuery(tenant, scored: 0) }
 
         var explanation = RetrievalExplanation(
-            collection: s.name, k: k, text: text.description, filter: filter.map { explain ? $0.description : "(not rendered: explain off)" },
-            keyword: .init(plan: keyword.plan, depth: armDepth, candidates: keyword.rows.count, matches: keyword.matches,
-                           statistics: keyword.statistics, milliseconds: keywordMs),
-            vector: vectorExplanation, vectorMilliseconds: vectorMs, fusion: vector == nil ? "none" : fusion.description,
+            collection: s.name, k: k, text: text.description,
+            filter: filter.map { explain ? $0.description : "(not rendered: explain off)" },
+            keyword: .init(
+                plan: keyword.plan, depth: armDepth, candidates: keyword.rows.count, matches: keyword.matches,
+                statistics: keyword.statistics, milliseconds: keywordMs),
+            vector: vectorExplanation, vectorMilliseconds: vectorMs,
+            fusion: vector == nil ? "none" : fusion.description,
             overlap: 0, results: 0, scopedToTenant: tenant)
 
         var hits: [RetrievalHit]
         if vector == nil {
             hits = keyword.rows.prefix(k).enumerated().map { i, r in
-                RetrievalHit(id: r.id, score: r.bm25, distance: nil, keywordScore: r.bm25, vectorRank: nil, keywordRank: i + 1,
-                             values: r.values)
+                RetrievalHit(
+                    id: r.id, score: r.bm25, distance: nil, keywordScore: r.bm25, vectorRank: nil, keywordRank: i + 1,
+                    values: r.values)
             }
         } else {
-            let fused = fuse(vector: vectorHits.map { ($0.id, Double($0.distance)) }, keyword: keyword.rows.map { ($0.id, $0.bm25) },
-                             fusion: fusion)
+            let fused = fuse(
+                vector: vectorHits.map { ($0.id, Double($0.distance)) }, keyword: keyword.rows.map { ($0.id, $0.bm25) },
+                fusion: fusion)
             var vectorByID: [RowID: (Int, SearchHit)] = [:]
             for (i, h) in vectorHits.enumerated() where vectorByID[h.id] == nil { vectorByID[h.id] = (i, h) }
             var keywordByID: [RowID: (Int, (row: Int64, id: RowID, bm25: Double, values: [String: Value]))] = [:]
@@ -256,16 +281,18 @@ extension HybridStore {
             hits = fused.prefix(k).map { f in
                 let v = vectorByID[f.id]
                 let w = keywordByID[f.id]
-                return RetrievalHit(id: f.id, score: f.score, distance: v?.1.distance, keywordScore: w?.1.bm25,
-                                    vectorRank: v.map { $0.0 + 1 }, keywordRank: w.map { $0.0 + 1 },
-                                    values: v?.1.values ?? w?.1.values ?? [:])
+                return RetrievalHit(
+                    id: f.id, score: f.score, distance: v?.1.distance, keywordScore: w?.1.bm25,
+                    vectorRank: v.map { $0.0 + 1 }, keywordRank: w.map { $0.0 + 1 },
+                    values: v?.1.values ?? w?.1.values ?? [:])
             }
         }
         explanation.results = hits.count
         if let observer {
-            observer.query(collection: s.name, plan: vector == nil ? "keyword" : "hybrid", nanos: nowNanos() - started,
-                           details: "keyword \(String(format: "%.2f", keywordMs)) ms"
-                               + (vectorMs.map { ", vector \(String(format: "%.2f", $0)) ms" } ?? ""))
+            observer.query(
+                collection: s.name, plan: vector == nil ? "keyword" : "hybrid", nanos: nowNanos() - started,
+                details: "keyword \(String(format: "%.2f", keywordMs)) ms"
+                    + (vectorMs.map { ", vector \(String(format: "%.2f", $0)) ms" } ?? ""))
         }
         return (hits, explanation)
     }
@@ -277,8 +304,9 @@ extension HybridStore {
                 s.schema.column(name).flatMap { $0.spec.searchable ? s.table.columnName($0.index) : nil }
             }
         } catch {
-            throw HybridStoreError(.invalidFilter, "invalid text query: \(error.description)",
-                                   context: ["collection": s.name, "text": text.text, "offset": "\(error.offset)"])
+            throw HybridStoreError(
+                .invalidFilter, "invalid text query: \(error.description)",
+                context: ["collection": s.name, "text": text.text, "offset": "\(error.offset)"])
         }
     }
 
@@ -286,8 +314,10 @@ extension HybridStore {
     /// in SQLite by `hs_bm25` (FTS5's BM25, rows' lengths from memory). Unscoped, BM25 uses FTS5's statistics of
     /// the whole collection (as `bm25()`); scoped to a tenant, the tenant's own rows, tokens and per-phrase
     /// document counts, so a score says nothing of other tenants' text.
-    private func keywordArm(_ s: CollectionState, _ query: CompiledTextQuery, condition: SQLCondition?, tenant: String?,
-                            depth: Int, positions: [Int], reader: Connection?, countMatches: Bool)
+    private func keywordArm(
+        _ s: CollectionState, _ query: CompiledTextQuery, condition: SQLCondition?, tenant: String?,
+        depth: Int, positions: [Int], reader: Connection?, countMatches: Bool
+    )
         throws(HybridStoreError) -> KeywordArmResult
     {
         func withReader<R>(_ body: (Connection) throws -> R) throws(HybridStoreError) -> R {
@@ -314,7 +344,9 @@ extension HybridStore {
                         counts.append(try count.scalar([.text(phrase), .text(tenant)]) ?? .integer(0))
                     }
                     score = "hs_bm25(\(s.table.textName), ?, ?, ?" + String(repeating: ", ?", count: counts.count) + ")"
-                    scoreArguments = [.integer(totals.rows), .real(totals.rows > 0 ? totals.tokens / Double(totals.rows) : 0)] + counts
+                    scoreArguments =
+                        [.integer(totals.rows), .real(totals.rows > 0 ? totals.tokens / Double(totals.rows) : 0)]
+                        + counts
                     statistics = "tenant \(tenant) (\(totals.rows) rows)"
                 }
                 if !s.lock.read({ s.textLengths.isLoaded }) {
@@ -327,8 +359,9 @@ extension HybridStore {
                 let statement = try condition == nil ? c.statement(sql) : c.prepareOnce(sql)
                 defer { statement.reset() }
                 // Lengths first (the score's first parameter), then the rest in order.
-                try statement.bind(scoreArguments + [.text(query.match)] + (condition?.arguments ?? []) + [.integer(Int64(depth))],
-                                   from: 2)
+                try statement.bind(
+                    scoreArguments + [.text(query.match)] + (condition?.arguments ?? []) + [.integer(Int64(depth))],
+                    from: 2)
                 // Under the collection's shared lock: the writer updates the lengths under its exclusive side.
                 var rows = try s.lock.read { () throws(SQLiteError) in
                     try s.textLengths.bind(to: statement, at: 1)
@@ -338,9 +371,13 @@ extension HybridStore {
                 var matches: Int? = nil
                 if countMatches {
                     let counting = try c.prepareOnce(s.table.keywordMatchCount(condition: condition?.text))
-                    if case .integer(let n)? = try counting.scalar([.text(query.match)] + (condition?.arguments ?? [])) { matches = Int(n) }
+                    if case .integer(let n)? = try counting.scalar([.text(query.match)] + (condition?.arguments ?? []))
+                    {
+                        matches = Int(n)
+                    }
                 }
-                let plan = "FTS5 MATCH of \(query.phrases.count) phrase\(query.phrases.count == 1 ? "" : "s"), ranked by BM25 in SQLite (row lengths from memory)"
+                let plan =
+                    "FTS5 MATCH of \(query.phrases.count) phrase\(query.phrases.count == 1 ? "" : "s"), ranked by BM25 in SQLite (row lengths from memory)"
                     + (condition == nil ? "" : ", the filter checked per match by a row lookup")
                 return KeywordArmResult(rows: rows, plan: plan, statistics: statistics, matches: matches)
             }
@@ -348,16 +385,19 @@ extension HybridStore {
     }
 
     /// The keyword statement's rows: row, id, BM25 (made positive: higher is better), the returned columns.
-    private func keywordRows(_ statement: Statement, positions: [Int], _ s: CollectionState) throws(SQLiteError)
+    private func keywordRows(
+        _ statement: Statement, positions: [Int], _ s: CollectionState
+    ) throws(SQLiteError)
         -> [(row: Int64, id: RowID, bm25: Double, values: [String: Value])]
     {
         var rows: [(row: Int64, id: RowID, bm25: Double, values: [String: Value])] = []
         while try statement.step() {
-            let id: RowID = switch statement.column(1) {
-            case .integer(let v): .int(v)
-            case .text(let t): .string(t)
-            default: .string("")
-            }
+            let id: RowID =
+                switch statement.column(1) {
+                case .integer(let v): .int(v)
+                case .text(let t): .string(t)
+                default: .string("")
+                }
             var values: [String: Value] = [:]
             for (i, position) in positions.enumerated() {
                 let spec = s.schema.columns[position]
@@ -365,11 +405,12 @@ extension HybridStore {
                 if spec.type == .boolean, case .integer(let v) = value { value = .boolean(v != 0) }
                 values[spec.name] = value
             }
-            let bm25: Double = switch statement.column(2) {
-            case .real(let v): -v
-            case .integer(let v): -Double(v)
-            default: 0
-            }
+            let bm25: Double =
+                switch statement.column(2) {
+                case .real(let v): -v
+                case .integer(let v): -Double(v)
+                default: 0
+                }
             rows.append((statement.int64(0), id, bm25, values))
         }
         return rows
@@ -401,7 +442,9 @@ extension HybridStore {
 
 /// Fuses two ranked candidate lists (vector: ascending distance; keyword: descending BM25), best first; ties
 /// by the better rank in either arm, then by id.
-func fuse(vector: [(id: RowID, distance: Double)], keyword: [(id: RowID, bm25: Double)], fusion: Fusion)
+func fuse(
+    vector: [(id: RowID, distance: Double)], keyword: [(id: RowID, bm25: Double)], fusion: Fusion
+)
     -> [(id: RowID, score: Double)]
 {
     var scores: [RowID: Double] = [:]

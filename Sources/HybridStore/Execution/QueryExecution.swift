@@ -62,7 +62,8 @@ struct QueryExecution {
         positions = try store.columnPositions(request.columns, s)
         let options = request.options
         guard request.k >= 1 else {
-            throw HybridStoreError(.invalidArgument, "k must be at least 1, got \(request.k)", context: ["k": "\(request.k)"])
+            throw HybridStoreError(
+                .invalidArgument, "k must be at least 1, got \(request.k)", context: ["k": "\(request.k)"])
         }
         // No query returns more rows than the collection holds: clamping here keeps every size computed from
         // k (candidate lists, over-fetch, heaps) within the collection's size, whatever k a caller passes.
@@ -72,14 +73,17 @@ struct QueryExecution {
             throw HybridStoreError(.invalidArgument, "recall target must be in (0, 1], got \(options.recallTarget)")
         }
         guard options.coldEffort > 0 && options.coldEffort.isFinite, (options.coldProbes ?? 1) >= 1 else {
-            throw HybridStoreError(.invalidArgument, "cold effort must be a positive number and cold probes at least 1, got "
-                                   + "\(options.coldEffort) and \(options.coldProbes.map(String.init) ?? "nil")")
+            throw HybridStoreError(
+                .invalidArgument,
+                "cold effort must be a positive number and cold probes at least 1, got "
+                    + "\(options.coldEffort) and \(options.coldProbes.map(String.init) ?? "nil")")
         }
         try store.checkQueryVector(request.vector, s)
         calibration = s.calibration.withLock { $0 }
-        explanation = Explanation(collection: s.name, filter: nil, k: k, recallTarget: options.recallTarget, plan: .unplanned,
-                                  actualMatches: nil, fallback: nil, distanceComputations: 0, visitedNodes: 0, results: 0,
-                                  timingsMs: [:])
+        explanation = Explanation(
+            collection: s.name, filter: nil, k: k, recallTarget: options.recallTarget, plan: .unplanned,
+            actualMatches: nil, fallback: nil, distanceComputations: 0, visitedNodes: 0, results: 0,
+            timingsMs: [:])
     }
 
     /// The steps in order; nil: run again against a snapshot.
@@ -91,11 +95,10 @@ struct QueryExecution {
         try reconcileChangedRows()
         observe()
         let plan = explanation.plan
-        let hits = if let view { try coldStepAndHydrate(view.connection) }
-            else if plan.cold != nil {
+        let hits =
+            if let view { try coldStepAndHydrate(view.connection) } else if plan.cold != nil {
                 try store.withReader { c in try c.transaction(immediate: false) { try self.coldStepAndHydrate(c) } }
-            }
-            else { try coldStepAndHydrate(nil) }
+            } else { try coldStepAndHydrate(nil) }
         // Unpinned, SQLite (filter, cold blocks, hydration) and memory agree only if no transaction was registered,
         // committed or published since the start.
         let readSQLite = !positions.isEmpty || listed != nil || plan.cold != nil
@@ -187,15 +190,17 @@ struct QueryExecution {
         if options.tiers.contains(.cold), !s.cold.isEmpty {
             let tier = s.cold
             let matches = filter.flatMap { f in tier.columns.covers(f) ? tier.columns.estimate(f) : nil }
-            cold = .init(blocks: tier.blocks.count, liveRows: tier.liveRows,
-                         estimatedMatches: matches ?? Double(tier.liveRows), fixedProbes: options.coldProbes,
-                         effort: options.coldEffort)
+            cold = .init(
+                blocks: tier.blocks.count, liveRows: tier.liveRows,
+                estimatedMatches: matches ?? Double(tier.liveRows), fixedProbes: options.coldProbes,
+                effort: options.coldEffort)
         }
-        let input = QueryPlanInput(rows: rows, estimatedMatches: estimate, hasFilter: filter != nil, k: kHot,
-                                   dimensions: s.schema.vector.dimensions, recallTarget: options.recallTarget,
-                                   searchEffort: options.searchEffort, forcedStrategy: options.strategy,
-                                   inMemoryPredicate: listed == nil, listedMatches: listed?.count,
-                                   searchesHot: options.tiers.contains(.hot), cold: cold, hydratedColumns: request.columns)
+        let input = QueryPlanInput(
+            rows: rows, estimatedMatches: estimate, hasFilter: filter != nil, k: kHot,
+            dimensions: s.schema.vector.dimensions, recallTarget: options.recallTarget,
+            searchEffort: options.searchEffort, forcedStrategy: options.strategy,
+            inMemoryPredicate: listed == nil, listedMatches: listed?.count,
+            searchesHot: options.tiers.contains(.hot), cold: cold, hydratedColumns: request.columns)
         let key = filter.map { $0.columns.sorted().joined(separator: ",") + "|" } ?? ""
         let s = s
         explanation.plan = Planner.plan(input, calibration: calibration) { bucket in
@@ -216,24 +221,29 @@ struct QueryExecution {
         case .exact:
             var probeStats: SearchStats? = nil
             if let probe = plan.probe, let predicate {
-                let result = try index.search(vector, k: kHot, searchEffort: probe.effort,
-                                              filter: .predicate(unsafeSendable(predicate)), mode: .admitMatching,
-                                              budget: probe.budget)
+                let result = try index.search(
+                    vector, k: kHot, searchEffort: probe.effort,
+                    filter: .predicate(unsafeSendable(predicate)), mode: .admitMatching,
+                    budget: probe.budget)
                 let complete = !result.stats.exhausted && result.hits.count >= min(kHot, Int(plan.estimatedMatches))
-                let key = filter!.columns.sorted().joined(separator: ",") + "|"
+                let key =
+                    filter!.columns.sorted().joined(separator: ",") + "|"
                     + String(RecallCalibration.bucket(selectivity: plan.estimatedSelectivity, filtered: true))
                 s.probes.withLock { $0[key, default: ProbeRecord()].record(success: complete) }
                 if complete {
-                    explanation.probe = "filtered graph at ef \(probe.effort) finished in \(result.stats.distanceComputations) of \(probe.budget) distance computations: used"
+                    explanation.probe =
+                        "filtered graph at ef \(probe.effort) finished in \(result.stats.distanceComputations) of \(probe.budget) distance computations: used"
                     explanation.ran = .filteredGraph
                     return result
                 }
-                explanation.probe = "filtered graph at ef \(probe.effort) stopped at its budget of \(probe.budget) distance computations: exact instead"
+                explanation.probe =
+                    "filtered graph at ef \(probe.effort) stopped at its budget of \(probe.budget) distance computations: exact instead"
                 probeStats = result.stats
             }
             let candidates = filter == nil ? Array(0..<UInt32(index.nodeCapacity)) : collect(columns)
-            var result = try index.exactSearch(vector, k: kHot, candidates: candidates,
-                                               threads: candidates.count < 40_000 ? 1 : store.configuration.buildThreads ?? cores)
+            var result = try index.exactSearch(
+                vector, k: kHot, candidates: candidates,
+                threads: candidates.count < 40_000 ? 1 : store.configuration.buildThreads ?? cores)
             if let probeStats {
                 result.stats.distanceComputations += probeStats.distanceComputations
                 result.stats.visitedNodes += probeStats.visitedNodes
@@ -248,8 +258,9 @@ struct QueryExecution {
                 for node in collect(columns) where Int(node) < set.capacity { set.insert(node) }
                 filterForIndex = .bitset(set)
             }
-            return try index.search(vector, k: kHot, searchEffort: plan.effort, filter: filterForIndex,
-                                    mode: plan.strategy == .filteredGraph ? .admitMatching : .matchingOnly)
+            return try index.search(
+                vector, k: kHot, searchEffort: plan.effort, filter: filterForIndex,
+                mode: plan.strategy == .filteredGraph ? .admitMatching : .matchingOnly)
         case .postFilter:
             let wide = try index.search(vector, k: plan.overFetch ?? kHot, searchEffort: plan.effort)
             let kept: [IndexHit]
@@ -264,14 +275,17 @@ struct QueryExecution {
     }
 
     /// The plan's fallback, when a graph search found fewer than k rows although more match.
-    private mutating func fallback(_ result: inout IndexSearchResult, index: HNSWIndex, columns: FilterColumns,
-                                   idOf: (UInt32) -> RowID?) throws(HNSWError) {
+    private mutating func fallback(
+        _ result: inout IndexSearchResult, index: HNSWIndex, columns: FilterColumns,
+        idOf: (UInt32) -> RowID?
+    ) throws(HNSWError) {
         guard let rule = explanation.plan.fallback, explanation.ran != .exact, result.hits.count < kHot else { return }
         let t = nowNanos()
         var extra: IndexSearchResult? = nil
         if rule == .filteredGraph, let predicate {
-            extra = try index.search(request.vector, k: kHot, searchEffort: explanation.plan.effort,
-                                     filter: .predicate(unsafeSendable(predicate)), mode: .admitMatching)
+            extra = try index.search(
+                request.vector, k: kHot, searchEffort: explanation.plan.effort,
+                filter: .predicate(unsafeSendable(predicate)), mode: .admitMatching)
             explanation.fallback = .filteredGraph
         } else {
             let nodes = collect(columns)
@@ -307,16 +321,19 @@ struct QueryExecution {
         let options = request.options
         let plan = explanation.plan
         guard options.searchEffort == nil, options.strategy == nil, explanation.fallback == nil, listed == nil,
-              !found.isEmpty else { return }
+            !found.isEmpty
+        else { return }
         if explanation.ran != .exact {
-            store.checkRecallSometimes(s, query: request.vector, k: k, filter: filter, found: found.map(\.row),
-                                       strategy: explanation.ran, scale: plan.effortScale,
-                                       selectivity: plan.estimatedSelectivity, target: options.recallTarget)
+            store.checkRecallSometimes(
+                s, query: request.vector, k: k, filter: filter, found: found.map(\.row),
+                strategy: explanation.ran, scale: plan.effortScale,
+                selectivity: plan.estimatedSelectivity, target: options.recallTarget)
         } else if let filter, plan.estimatedMatches >= Double(Planner.probeMinimumMatches) {
             // The exact result is the truth: measure what the probe's graph search would have returned, so the
             // bucket's calibration (and the probe's effort) has evidence.
-            store.shadowProbeSometimes(s, query: request.vector, k: k, filter: filter, truth: found.map(\.row),
-                                       selectivity: plan.estimatedSelectivity, target: options.recallTarget)
+            store.shadowProbeSometimes(
+                s, query: request.vector, k: k, filter: filter, truth: found.map(\.row),
+                selectivity: plan.estimatedSelectivity, target: options.recallTarget)
         }
     }
 
@@ -329,10 +346,11 @@ struct QueryExecution {
             let t = nowNanos()
             let condition = try filter.map { f throws(HybridStoreError) in try store.compiled(f, s) }
             var report = ColdStepReport()
-            let cold = try store.coldStep(s, query: request.vector, k: k, filter: filter, condition: condition,
-                                          bound: merged.count >= k ? merged[k - 1].distance : nil,
-                                          probes: request.options.coldProbes, effort: plan.effort, reader: reader,
-                                          report: &report)
+            let cold = try store.coldStep(
+                s, query: request.vector, k: k, filter: filter, condition: condition,
+                bound: merged.count >= k ? merged[k - 1].distance : nil,
+                probes: request.options.coldProbes, effort: plan.effort, reader: reader,
+                report: &report)
             merged += cold.filter { !changed.contains($0.row) }.map { ($0.row, nil, $0.distance) }
             merged.sort { $0.distance < $1.distance || ($0.distance == $1.distance && $0.row < $1.row) }
             // A row moving between tiers is in both for a moment (see `WriteTransaction.beforePublish`): once.
@@ -358,7 +376,9 @@ struct QueryExecution {
         let t = nowNanos()
         let rows = try store.hydrate(merged.map(\.row), positions: positions, s, on: reader)
         timings["hydrate"] = ms(since: t)
-        return merged.compactMap { hit in rows[hit.row].map { SearchHit(id: $0.id, distance: hit.distance, values: $0.values) } }
+        return merged.compactMap { hit in
+            rows[hit.row].map { SearchHit(id: $0.id, distance: hit.distance, values: $0.values) }
+        }
     }
 
     /// Results and timings recorded, the tenant metered, the observer told.
@@ -371,9 +391,12 @@ struct QueryExecution {
         }
         if let observer = store.observer {
             let timings = timings
-            observer.query(collection: s.name, plan: explanation.ran.rawValue, nanos: nowNanos() - started,
-                           details: "filter \(filter?.description ?? "none"), k \(k), " + timings
-                               .sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.2f", $0.value)) ms" }.joined(separator: ", "))
+            observer.query(
+                collection: s.name, plan: explanation.ran.rawValue, nanos: nowNanos() - started,
+                details: "filter \(filter?.description ?? "none"), k \(k), "
+                    + timings
+                    .sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.2f", $0.value)) ms" }.joined(
+                        separator: ", "))
         }
     }
 

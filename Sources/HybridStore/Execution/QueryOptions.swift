@@ -23,8 +23,10 @@ public struct QueryOptions: Sendable {
     /// Set by the async API: the query stops between its steps once the flag is raised.
     package var cancellation: CancellationFlag? = nil
 
-    public init(recallTarget: Double = 0.95, searchEffort: Int? = nil, strategy: Strategy? = nil,
-                tiers: Set<Tier> = [.hot, .cold], coldProbes: Int? = nil, coldEffort: Double = 1) {
+    public init(
+        recallTarget: Double = 0.95, searchEffort: Int? = nil, strategy: Strategy? = nil,
+        tiers: Set<Tier> = [.hot, .cold], coldProbes: Int? = nil, coldEffort: Double = 1
+    ) {
         self.recallTarget = recallTarget
         self.searchEffort = searchEffort
         self.strategy = strategy

@@ -11,21 +11,30 @@ extension HybridStore {
     /// For plain and filtered graph plans the check also re-searches the query at the efforts of
     /// `RecallCalibration.curveMultipliers` (graph searches: a fraction of the exact scan's cost), so one
     /// window of checks shows where the target is met.
-    func checkRecallSometimes(_ s: CollectionState, query: [Float], k: Int, filter: Filter?, found: [Int64],
-                              strategy: Strategy, scale: Double, selectivity: Double, target: Double) {
-        calibrateSometimes(s, selectivity: selectivity, filtered: filter != nil, target: target) { (index, columns) throws(HNSWError) in
+    func checkRecallSometimes(
+        _ s: CollectionState, query: [Float], k: Int, filter: Filter?, found: [Int64],
+        strategy: Strategy, scale: Double, selectivity: Double, target: Double
+    ) {
+        calibrateSometimes(s, selectivity: selectivity, filtered: filter != nil, target: target) {
+            (index, columns) throws(HNSWError) in
             let predicate = filter.map { columns.predicate($0) }
-            let candidates = filter.map { columns.collect($0, predicate: predicate!) } ?? Array(0..<UInt32(index.nodeCapacity))
+            let candidates =
+                filter.map { columns.collect($0, predicate: predicate!) } ?? Array(0..<UInt32(index.nodeCapacity))
             let truth = try index.exactSearch(query, k: k, candidates: candidates).hits.map { Int64($0.label) }
-            guard strategy == .graph || (strategy == .filteredGraph && predicate != nil) else { return (found, truth, nil) }
+            guard strategy == .graph || (strategy == .filteredGraph && predicate != nil) else {
+                return (found, truth, nil)
+            }
             var curve: [[Int64]] = []
             for m in RecallCalibration.curveMultipliers {
                 if m == 1 {
                     curve.append(found)
                 } else if let predicate {
                     let ef = Planner.filteredEffort(forRecall: target, k: k, scale: scale * m, selectivity: selectivity)
-                    curve.append(try index.search(query, k: k, searchEffort: ef, filter: .predicate(unsafeSendable(predicate)),
-                                                  mode: .admitMatching).hits.map { Int64($0.label) })
+                    curve.append(
+                        try index.search(
+                            query, k: k, searchEffort: ef, filter: .predicate(unsafeSendable(predicate)),
+                            mode: .admitMatching
+                        ).hits.map { Int64($0.label) })
                 } else {
                     let ef = max(k, Int((Double(Planner.effort(forRecall: target, k: k)) * scale * m).rounded(.up)))
                     curve.append(try index.search(query, k: k, searchEffort: ef).hits.map { Int64($0.label) })
@@ -38,14 +47,19 @@ extension HybridStore {
     /// For exact plans that a probe could serve: every `recallSampleEvery`-th one (under the same limits as
     /// recall checks) runs the probe's filtered graph search on the background queue and records its recall
     /// against the exact result. The foreground probes a selectivity bucket only once it is measured.
-    func shadowProbeSometimes(_ s: CollectionState, query: [Float], k: Int, filter: Filter, truth: [Int64],
-                              selectivity: Double, target: Double) {
-        calibrateSometimes(s, selectivity: selectivity, filtered: true, target: target) { (index, columns) throws(HNSWError) in
+    func shadowProbeSometimes(
+        _ s: CollectionState, query: [Float], k: Int, filter: Filter, truth: [Int64],
+        selectivity: Double, target: Double
+    ) {
+        calibrateSometimes(s, selectivity: selectivity, filtered: true, target: target) {
+            (index, columns) throws(HNSWError) in
             let scale = s.calibration.withLock { $0.scale(selectivity: selectivity, filtered: true) }
             let ef = Planner.filteredEffort(forRecall: target, k: k, scale: scale, selectivity: selectivity)
             let predicate = columns.predicate(filter)
-            let found = try index.search(query, k: k, searchEffort: ef, filter: .predicate(unsafeSendable(predicate)),
-                                         mode: .admitMatching).hits.map { Int64($0.label) }
+            let found = try index.search(
+                query, k: k, searchEffort: ef, filter: .predicate(unsafeSendable(predicate)),
+                mode: .admitMatching
+            ).hits.map { Int64($0.label) }
             return (found, truth, nil)
         }
     }
@@ -54,7 +68,10 @@ extension HybridStore {
     /// runs `measure` (what a search returned, and the true nearest) and records the recall.
     private func calibrateSometimes(
         _ s: CollectionState, selectivity: Double, filtered: Bool, target: Double,
-        measure: @escaping (HNSWIndex, FilterColumns) throws(HNSWError) -> (found: [Int64], truth: [Int64], curve: [[Int64]]?)
+        measure:
+            @escaping (HNSWIndex, FilterColumns) throws(HNSWError) -> (
+                found: [Int64], truth: [Int64], curve: [[Int64]]?
+            )
     ) {
         guard takeRecallCheckSlot(s) else { return }
         // SAFETY: `measure` runs only on the background queue, once, under the collection's read lock.
@@ -63,15 +80,20 @@ extension HybridStore {
             guard let self else { return }
             defer { recallCheck.withLock { $0.inFlight = false } }
             guard !closed.load(ordering: .acquiring) else { return }
-            guard let (found, truth, curve) = try? s.query({ (index, columns, _) throws(HNSWError) in unsafe try measure(index, columns) }),
-                  !truth.isEmpty else { return }
+            guard
+                let (found, truth, curve) = try? s.query({ (index, columns, _) throws(HNSWError) in
+                    unsafe try measure(index, columns)
+                }),
+                !truth.isEmpty
+            else { return }
             func recall(_ found: [Int64]) -> Double {
                 let returned = Set(found)
                 return Double(truth.filter { returned.contains($0) }.count) / Double(truth.count)
             }
             s.calibration.withLock {
                 if let curve {
-                    _ = $0.record(curve: curve.map(recall), selectivity: selectivity, filtered: filtered, target: target)
+                    _ = $0.record(
+                        curve: curve.map(recall), selectivity: selectivity, filtered: filtered, target: target)
                 } else {
                     _ = $0.record(recall: recall(found), selectivity: selectivity, filtered: filtered, target: target)
                 }
@@ -92,7 +114,9 @@ extension HybridStore {
         let now = nowNanos()
         let interval = 1e9 / max(configuration.recallChecksPerSecond, 1e-3)
         return recallCheck.withLock { state -> Bool in
-            guard !state.inFlight, state.lastNanos == 0 || Double(now &- state.lastNanos) >= interval else { return false }
+            guard !state.inFlight, state.lastNanos == 0 || Double(now &- state.lastNanos) >= interval else {
+                return false
+            }
             state = (true, now)
             return true
         }
@@ -122,7 +146,8 @@ extension HybridStore {
                 try c.statement(SQL.readMeta).scalar([.text("calibration:\(s.number)")])
             }
             guard case .text(let json)? = saved,
-                  let calibration = try? JSONDecoder().decode(RecallCalibration.self, from: Data(json.utf8)) else { continue }
+                let calibration = try? JSONDecoder().decode(RecallCalibration.self, from: Data(json.utf8))
+            else { continue }
             s.calibration.withLock { $0 = calibration }
         }
     }
@@ -143,4 +168,3 @@ struct ProbeRecord {
 
     mutating func record(success: Bool) { rate = rate * 0.8 + (success ? 0.2 : 0) }
 }
-

@@ -15,7 +15,9 @@ import CTextRank
     private(set) var isLoaded = false
 
     init() {
-        guard let handle = unsafe hs_doc_lengths_create() else { fatalError("out of memory creating the keyword lengths") }
+        guard let handle = unsafe hs_doc_lengths_create() else {
+            fatalError("out of memory creating the keyword lengths")
+        }
         unsafe self.handle = unsafe handle
     }
 

@@ -42,16 +42,22 @@ package struct RowBuilder {
         switch (schema.id, raw) {
         case (.integer, let n as NSNumber) where !isJSONBool(n):
             if let v = exactInteger(n) { return .int(v) }
-            throw LineError(line: line, reason: "`\(idField)` \(n) is not an integer id (whole, from \(Int64.min) to \(Int64.max))")
+            throw LineError(
+                line: line, reason: "`\(idField)` \(n) is not an integer id (whole, from \(Int64.min) to \(Int64.max))")
         case (.integer, let s as String):
             if let v = Int64(s) { return .int(v) }
-            throw LineError(line: line, reason: "`\(idField)` \"\(s)\" is not an integer id (whole, from \(Int64.min) to \(Int64.max))")
+            throw LineError(
+                line: line,
+                reason: "`\(idField)` \"\(s)\" is not an integer id (whole, from \(Int64.min) to \(Int64.max))")
         case (.string, let s as String): return .string(s)
         case (.string, let n as NSNumber) where !isJSONBool(n): return .string(n.stringValue)
-        case (_, nil): if let fallback { return schema.id == .integer ? .int(Int64(fallback)) : .string(String(fallback)) }
+        case (_, nil):
+            if let fallback { return schema.id == .integer ? .int(Int64(fallback)) : .string(String(fallback)) }
         default: break
         }
-        throw LineError(line: line, reason: raw == nil ? "no `\(idField)` field" : "`\(idField)` is not a valid \(schema.id.rawValue) id")
+        throw LineError(
+            line: line,
+            reason: raw == nil ? "no `\(idField)` field" : "`\(idField)` is not a valid \(schema.id.rawValue) id")
     }
 
     package func value(_ raw: Any, column: ColumnSpec, line: Int) throws -> Value {
@@ -62,22 +68,33 @@ package struct RowBuilder {
         case .integer:
             if let n = number, !isBool {
                 if let v = exactInteger(n) { return .integer(v) }
-                throw LineError(line: line, reason: "column `\(column.name)` is integer, got \(n): not whole, or outside \(Int64.min)...\(Int64.max)")
+                throw LineError(
+                    line: line,
+                    reason:
+                        "column `\(column.name)` is integer, got \(n): not whole, or outside \(Int64.min)...\(Int64.max)"
+                )
             }
             if let s = raw as? String {
                 if let v = Int64(s) { return .integer(v) }
-                throw LineError(line: line, reason: "column `\(column.name)` is integer, got \"\(s)\": not a whole number from \(Int64.min) to \(Int64.max)")
+                throw LineError(
+                    line: line,
+                    reason:
+                        "column `\(column.name)` is integer, got \"\(s)\": not a whole number from \(Int64.min) to \(Int64.max)"
+                )
             }
         case .real:
             if let n = number, !isBool {
                 guard n.doubleValue.isFinite else {
-                    throw LineError(line: line, reason: "column `\(column.name)` is real, got \(n), which is not a finite number")
+                    throw LineError(
+                        line: line, reason: "column `\(column.name)` is real, got \(n), which is not a finite number")
                 }
                 return .real(n.doubleValue)
             }
             if let s = raw as? String, let v = Double(s) {
                 guard v.isFinite else {
-                    throw LineError(line: line, reason: "column `\(column.name)` is real, got \"\(s)\": NaN and infinities cannot be stored")
+                    throw LineError(
+                        line: line,
+                        reason: "column `\(column.name)` is real, got \"\(s)\": NaN and infinities cannot be stored")
                 }
                 return .real(v)
             }
@@ -91,7 +108,8 @@ package struct RowBuilder {
         case .blob:
             if let s = raw as? String, let d = Data(base64Encoded: s) { return .blob([UInt8](d)) }
         }
-        throw LineError(line: line, reason: "column `\(column.name)` expects \(column.type.rawValue), got \(describe(raw))")
+        throw LineError(
+            line: line, reason: "column `\(column.name)` expects \(column.type.rawValue), got \(describe(raw))")
     }
 
     /// Values for the schema's columns from a decoded object; the id and vector fields are skipped.
@@ -100,7 +118,8 @@ package struct RowBuilder {
         for (key, raw) in object where key != idField && key != vectorField {
             guard let (_, spec) = schema.column(key) else {
                 if ignoreExtra { continue }
-                throw LineError(line: line, reason: "unknown column `\(key)` (pass --ignore-extra to skip unknown fields)")
+                throw LineError(
+                    line: line, reason: "unknown column `\(key)` (pass --ignore-extra to skip unknown fields)")
             }
             out[key] = try value(raw, column: spec, line: line)
         }
@@ -109,12 +128,16 @@ package struct RowBuilder {
 
     package func vector(_ raw: Any?, line: Int) throws -> [Float] {
         var array = raw as? [Any]
-        if array == nil, let s = raw as? String { array = try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [Any] }
+        if array == nil, let s = raw as? String {
+            array = try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [Any]
+        }
         guard let array else { throw LineError(line: line, reason: "no `\(vectorField)` array") }
         var out: [Float] = []
         out.reserveCapacity(array.count)
         for (i, x) in array.enumerated() {
-            guard let n = x as? NSNumber else { throw LineError(line: line, reason: "`\(vectorField)`[\(i)] is not a number") }
+            guard let n = x as? NSNumber else {
+                throw LineError(line: line, reason: "`\(vectorField)`[\(i)] is not a number")
+            }
             out.append(n.floatValue)
         }
         return out
@@ -123,13 +146,19 @@ package struct RowBuilder {
 
 /// Readers of every supported input; each calls `emit` per row (which may throw to stop).
 package enum ImportSources {
-    package static func jsonLines(_ path: String, builder: RowBuilder, emit: (Result<ImportRow, LineError>) throws -> Void) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw LineError(line: 0, reason: "cannot read \(path)") }
+    package static func jsonLines(
+        _ path: String, builder: RowBuilder, emit: (Result<ImportRow, LineError>) throws -> Void
+    ) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LineError(line: 0, reason: "cannot read \(path)")
+        }
         try jsonLines(data: data, builder: builder, emit: emit)
     }
 
     /// One JSON object per line (a UTF-8 byte order mark before the first is skipped).
-    package static func jsonLines(data: Data, builder: RowBuilder, emit: (Result<ImportRow, LineError>) throws -> Void) throws {
+    package static func jsonLines(
+        data: Data, builder: RowBuilder, emit: (Result<ImportRow, LineError>) throws -> Void
+    ) throws {
         let data = withoutByteOrderMark(data)
         var line = 0
         var start = data.startIndex
@@ -143,9 +172,10 @@ package enum ImportSources {
                 guard let object = try? JSONSerialization.jsonObject(with: slice) as? [String: Any] else {
                     throw LineError(line: line, reason: "not a JSON object")
                 }
-                let row = ImportRow(line: line, id: try builder.id(object[builder.idField], line: line),
-                                    vector: try builder.vector(object[builder.vectorField], line: line),
-                                    values: try builder.values(object, line: line))
+                let row = ImportRow(
+                    line: line, id: try builder.id(object[builder.idField], line: line),
+                    vector: try builder.vector(object[builder.vectorField], line: line),
+                    values: try builder.values(object, line: line))
                 try emit(.success(row))
             } catch let error as LineError {
                 try emit(.failure(error))
@@ -153,13 +183,19 @@ package enum ImportSources {
         }
     }
 
-    package static func csv(_ path: String, builder: RowBuilder, dimensions: Int, emit: (Result<ImportRow, LineError>) throws -> Void) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw LineError(line: 0, reason: "cannot read \(path)") }
+    package static func csv(
+        _ path: String, builder: RowBuilder, dimensions: Int, emit: (Result<ImportRow, LineError>) throws -> Void
+    ) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LineError(line: 0, reason: "cannot read \(path)")
+        }
         try csv(data: data, builder: builder, dimensions: dimensions, emit: emit)
     }
 
     /// RFC 4180 CSV with a header (a UTF-8 byte order mark before it is skipped).
-    package static func csv(data: Data, builder: RowBuilder, dimensions: Int, emit: (Result<ImportRow, LineError>) throws -> Void) throws {
+    package static func csv(
+        data: Data, builder: RowBuilder, dimensions: Int, emit: (Result<ImportRow, LineError>) throws -> Void
+    ) throws {
         let records = parseCSV(String(decoding: withoutByteOrderMark(data), as: UTF8.self))
         guard let header = records.first?.fields else { return }
         let columnOf = Dictionary(header.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
@@ -173,21 +209,26 @@ package enum ImportSources {
                     throw LineError(line: line, reason: "\(record.fields.count) fields, the header has \(header.count)")
                 }
                 var object: [String: Any] = [:]
-                for (i, name) in header.enumerated() where !(splitVector && name.hasPrefix("v") && Int(name.dropFirst()) != nil) {
+                for (i, name) in header.enumerated()
+                where !(splitVector && name.hasPrefix("v") && Int(name.dropFirst()) != nil) {
                     let field = record.fields[i]
                     object[name] = field.isEmpty ? NSNull() : field
                 }
                 let vector: [Float]
                 if splitVector {
                     vector = try split.map { i in
-                        guard let v = Float(record.fields[i!]) else { throw LineError(line: line, reason: "\(header[i!]) is not a number") }
+                        guard let v = Float(record.fields[i!]) else {
+                            throw LineError(line: line, reason: "\(header[i!]) is not a number")
+                        }
                         return v
                     }
                 } else {
                     vector = try builder.vector(object[builder.vectorField], line: line)
                 }
-                let row = ImportRow(line: line, id: try builder.id(object[builder.idField] is NSNull ? nil : object[builder.idField], line: line),
-                                    vector: vector, values: try builder.values(object, line: line))
+                let row = ImportRow(
+                    line: line,
+                    id: try builder.id(object[builder.idField] is NSNull ? nil : object[builder.idField], line: line),
+                    vector: vector, values: try builder.values(object, line: line))
                 try emit(.success(row))
             } catch let error as LineError {
                 try emit(.failure(error))
@@ -196,30 +237,45 @@ package enum ImportSources {
     }
 
     /// A FORMAT.md dataset directory: base.f32 and base.jsonl (ids are the row numbers unless given).
-    package static func dataset(_ path: String, builder: RowBuilder, emit: (Result<ImportRow, LineError>) throws -> Void) throws {
-        guard let meta = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/meta.json")))) as? [String: Any],
-              let dim = meta["dim"] as? Int else { throw LineError(line: 0, reason: "\(path)/meta.json lacks dim") }
+    package static func dataset(
+        _ path: String, builder: RowBuilder, emit: (Result<ImportRow, LineError>) throws -> Void
+    ) throws {
+        guard
+            let meta =
+                (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/meta.json"))))
+                as? [String: Any],
+            let dim = meta["dim"] as? Int
+        else { throw LineError(line: 0, reason: "\(path)/meta.json lacks dim") }
         let vectors = try floats(path + "/base.f32")
         try attributesWithVectors(path + "/base.jsonl", vectors: vectors, dim: dim, builder: builder, emit: emit)
     }
 
     /// .fvecs or .npy vectors paired row by row with a JSONL of attributes.
-    package static func vectorFile(_ path: String, attributes: String?, builder: RowBuilder,
-                           emit: (Result<ImportRow, LineError>) throws -> Void) throws {
+    package static func vectorFile(
+        _ path: String, attributes: String?, builder: RowBuilder,
+        emit: (Result<ImportRow, LineError>) throws -> Void
+    ) throws {
         let (vectors, dim) = path.hasSuffix(".npy") ? try npy(path) : try fvecs(path)
         if let attributes {
             try attributesWithVectors(attributes, vectors: vectors, dim: dim, builder: builder, emit: emit)
         } else {
             for row in 0..<(vectors.count / max(dim, 1)) {
-                try emit(.success(ImportRow(line: row + 1, id: try builder.id(nil, line: row + 1, fallback: row),
-                                            vector: Array(vectors[row * dim ..< (row + 1) * dim]), values: [:])))
+                try emit(
+                    .success(
+                        ImportRow(
+                            line: row + 1, id: try builder.id(nil, line: row + 1, fallback: row),
+                            vector: Array(vectors[row * dim..<(row + 1) * dim]), values: [:])))
             }
         }
     }
 
-    private static func attributesWithVectors(_ path: String, vectors: [Float], dim: Int, builder: RowBuilder,
-                                              emit: (Result<ImportRow, LineError>) throws -> Void) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw LineError(line: 0, reason: "cannot read \(path)") }
+    private static func attributesWithVectors(
+        _ path: String, vectors: [Float], dim: Int, builder: RowBuilder,
+        emit: (Result<ImportRow, LineError>) throws -> Void
+    ) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LineError(line: 0, reason: "cannot read \(path)")
+        }
         let count = vectors.count / max(dim, 1)
         var row = 0
         var start = data.startIndex
@@ -231,34 +287,47 @@ package enum ImportSources {
             let line = row + 1
             defer { row += 1 }
             do {
-                guard row < count else { throw LineError(line: line, reason: "more attribute lines than vectors (\(count))") }
+                guard row < count else {
+                    throw LineError(line: line, reason: "more attribute lines than vectors (\(count))")
+                }
                 guard let object = try? JSONSerialization.jsonObject(with: slice) as? [String: Any] else {
                     throw LineError(line: line, reason: "not a JSON object")
                 }
-                try emit(.success(ImportRow(line: line, id: try builder.id(object[builder.idField], line: line, fallback: row),
-                                            vector: Array(vectors[row * dim ..< (row + 1) * dim]),
-                                            values: try builder.values(object, line: line))))
+                try emit(
+                    .success(
+                        ImportRow(
+                            line: line, id: try builder.id(object[builder.idField], line: line, fallback: row),
+                            vector: Array(vectors[row * dim..<(row + 1) * dim]),
+                            values: try builder.values(object, line: line))))
             } catch let error as LineError {
                 try emit(.failure(error))
             }
         }
         guard row >= count else {
-            throw LineError(line: 0, reason: "\(count) vectors but \(row) attribute lines in \(path): the counts must match")
+            throw LineError(
+                line: 0, reason: "\(count) vectors but \(row) attribute lines in \(path): the counts must match")
         }
     }
 
     package static func floats(_ path: String) throws -> [Float] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw LineError(line: 0, reason: "cannot read \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LineError(line: 0, reason: "cannot read \(path)")
+        }
         guard data.count % 4 == 0 else {
             throw LineError(line: 0, reason: "\(path) has \(data.count) bytes, not a whole number of float32 values")
         }
         return unsafe data.withUnsafeBytes { raw in
-            (0..<raw.count / 4).map { unsafe Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            (0..<raw.count / 4).map {
+                unsafe Float(
+                    bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
+            }
         }
     }
 
     package static func fvecs(_ path: String) throws -> ([Float], Int) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw LineError(line: 0, reason: "cannot read \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LineError(line: 0, reason: "cannot read \(path)")
+        }
         return try fvecs(data)
     }
 
@@ -271,20 +340,28 @@ package enum ImportSources {
             while offset < raw.count {
                 record += 1
                 guard offset + 4 <= raw.count else {
-                    throw LineError(line: record, reason: "truncated .fvecs: \(raw.count - offset) bytes where a record's 4-byte dimension should be")
+                    throw LineError(
+                        line: record,
+                        reason:
+                            "truncated .fvecs: \(raw.count - offset) bytes where a record's 4-byte dimension should be")
                 }
                 let d = unsafe Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int32.self)))
                 guard d > 0 else { throw LineError(line: record, reason: "bad .fvecs record: dimension \(d)") }
                 if dim == 0 { dim = d }
                 guard d == dim else {
-                    throw LineError(line: record, reason: "bad .fvecs record: dimension \(d), but the first record has \(dim)")
+                    throw LineError(
+                        line: record, reason: "bad .fvecs record: dimension \(d), but the first record has \(dim)")
                 }
                 let available = (raw.count - offset - 4) / 4
                 guard d <= available else {
-                    throw LineError(line: record, reason: "truncated .fvecs record: \(d) components declared, \(available) present")
+                    throw LineError(
+                        line: record, reason: "truncated .fvecs record: \(d) components declared, \(available) present")
                 }
                 for i in 0..<d {
-                    unsafe out.append(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 + 4 * i, as: UInt32.self))))
+                    unsafe out.append(
+                        Float(
+                            bitPattern: UInt32(
+                                littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4 + 4 * i, as: UInt32.self))))
                 }
                 offset += 4 + 4 * d
             }
@@ -293,7 +370,9 @@ package enum ImportSources {
     }
 
     package static func npy(_ path: String) throws -> ([Float], Int) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw LineError(line: 0, reason: "cannot read \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LineError(line: 0, reason: "cannot read \(path)")
+        }
         return try npy(data)
     }
 
@@ -305,28 +384,43 @@ package enum ImportSources {
             throw LineError(line: 0, reason: "not a .npy file (no \\x93NUMPY magic)")
         }
         let major = bytes[6]
-        guard (1...3).contains(major) else { throw LineError(line: 0, reason: ".npy version \(major) is not supported") }
+        guard (1...3).contains(major) else {
+            throw LineError(line: 0, reason: ".npy version \(major) is not supported")
+        }
         let headerStart = major == 1 ? 10 : 12
-        guard bytes.count >= headerStart else { throw LineError(line: 0, reason: ".npy is truncated in its header length") }
-        let headerLength = major == 1 ? Int(bytes[8]) | Int(bytes[9]) << 8
+        guard bytes.count >= headerStart else {
+            throw LineError(line: 0, reason: ".npy is truncated in its header length")
+        }
+        let headerLength =
+            major == 1
+            ? Int(bytes[8]) | Int(bytes[9]) << 8
             : Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
         guard headerLength <= bytes.count - headerStart else {
-            throw LineError(line: 0, reason: ".npy header says \(headerLength) bytes, the file has \(bytes.count - headerStart) after it")
+            throw LineError(
+                line: 0,
+                reason: ".npy header says \(headerLength) bytes, the file has \(bytes.count - headerStart) after it")
         }
-        let header = String(decoding: bytes[headerStart ..< headerStart + headerLength], as: UTF8.self)
-        guard !header.contains("'fortran_order': True") else { throw LineError(line: 0, reason: "Fortran-order .npy is not supported") }
+        let header = String(decoding: bytes[headerStart..<headerStart + headerLength], as: UTF8.self)
+        guard !header.contains("'fortran_order': True") else {
+            throw LineError(line: 0, reason: "Fortran-order .npy is not supported")
+        }
         let isF8 = header.contains("'<f8'")
         guard isF8 || header.contains("'<f4'") else {
-            throw LineError(line: 0, reason: ".npy must hold <f4 or <f8 (little-endian float32 or float64), header \(header.prefix(200))")
+            throw LineError(
+                line: 0,
+                reason: ".npy must hold <f4 or <f8 (little-endian float32 or float64), header \(header.prefix(200))")
         }
-        guard let shapeStart = header.range(of: "'shape': ("), let shapeEnd = header[shapeStart.upperBound...].firstIndex(of: ")") else {
+        guard let shapeStart = header.range(of: "'shape': ("),
+            let shapeEnd = header[shapeStart.upperBound...].firstIndex(of: ")")
+        else {
             throw LineError(line: 0, reason: ".npy header has no shape")
         }
         let fields = header[shapeStart.upperBound..<shapeEnd].split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let dims = fields.compactMap { Int($0) }
         guard dims.count == 2, fields.count == 2 else {
-            throw LineError(line: 0, reason: ".npy must be 2-D (rows × dimensions), shape (\(fields.joined(separator: ", ")))")
+            throw LineError(
+                line: 0, reason: ".npy must be 2-D (rows × dimensions), shape (\(fields.joined(separator: ", ")))")
         }
         guard dims[0] >= 0, dims[1] >= 1 else {
             throw LineError(line: 0, reason: ".npy shape (\(dims[0]), \(dims[1])) is not rows ≥ 0 × dimensions ≥ 1")
@@ -336,13 +430,19 @@ package enum ImportSources {
         let (needed, o2) = n.multipliedReportingOverflow(by: width)
         let body = bytes.count - headerStart - headerLength
         guard !o1, !o2, needed <= body else {
-            throw LineError(line: 0, reason: ".npy shape (\(dims[0]), \(dims[1])) needs more bytes than the \(body) present (truncated?)")
+            throw LineError(
+                line: 0,
+                reason: ".npy shape (\(dims[0]), \(dims[1])) needs more bytes than the \(body) present (truncated?)")
         }
         let start = headerStart + headerLength
         let values: [Float] = unsafe bytes.withUnsafeBytes { all in
             let raw = unsafe UnsafeRawBufferPointer(rebasing: all[start...])
             return (0..<n).map { i in
-                unsafe isF8 ? Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))))
+                unsafe isF8
+                    ? Float(
+                        Double(
+                            bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))
+                    )
                     : Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
             }
         }
@@ -373,7 +473,9 @@ package func parseCSV(_ text: String) -> [(line: Int, fields: [String])] {
             if c == "\"" {
                 if let n = iterator.next() {
                     if n == "\"" { field.unicodeScalars.append("\"") } else { quoted = false; pending = n }
-                } else { quoted = false }
+                } else {
+                    quoted = false
+                }
             } else {
                 if c == "\n" { line += 1 }
                 field.unicodeScalars.append(c)

@@ -43,8 +43,10 @@ final class StoreObserver: Sendable {
             let (count, latency) = queryMetrics.withLock { cache in
                 if let pair = cache[key] { return pair }
                 let dimensions = [("collection", collection), ("plan", plan)]
-                let pair = (Counter(label: "hybridstore_queries_total", dimensions: dimensions, factory: factory),
-                            Timer(label: "hybridstore_query_duration_seconds", dimensions: dimensions, factory: factory))
+                let pair = (
+                    Counter(label: "hybridstore_queries_total", dimensions: dimensions, factory: factory),
+                    Timer(label: "hybridstore_query_duration_seconds", dimensions: dimensions, factory: factory)
+                )
                 cache[key] = pair
                 return pair
             }
@@ -52,16 +54,20 @@ final class StoreObserver: Sendable {
             latency.recordNanoseconds(Int64(clamping: nanos))
         }
         if let logger, nanos >= slowNanos {
-            logger.warning("slow query", metadata: [
-                "collection": .string(collection), "plan": .string(plan),
-                "ms": .stringConvertible(Double(nanos) / 1e6), "details": .string(details()),
-            ])
+            logger.warning(
+                "slow query",
+                metadata: [
+                    "collection": .string(collection), "plan": .string(plan),
+                    "ms": .stringConvertible(Double(nanos) / 1e6), "details": .string(details()),
+                ])
         }
     }
 
     func cancelled(write: Bool) {
         if let factory {
-            Counter(label: "hybridstore_cancelled_total", dimensions: [("work", write ? "write" : "read")], factory: factory).increment()
+            Counter(
+                label: "hybridstore_cancelled_total", dimensions: [("work", write ? "write" : "read")], factory: factory
+            ).increment()
         }
         logger?.debug("call cancelled", metadata: ["work": .string(write ? "write" : "read")])
     }
@@ -70,14 +76,18 @@ final class StoreObserver: Sendable {
         guard let logger else { return }
         switch progress.phase {
         case .rebuilding where progress.done == 0:
-            logger.notice("rebuilding an index from the database", metadata: [
-                "collection": .string(progress.collection), "rows": .stringConvertible(progress.total),
-                "reason": .string(progress.reason ?? "none"),
-            ])
+            logger.notice(
+                "rebuilding an index from the database",
+                metadata: [
+                    "collection": .string(progress.collection), "rows": .stringConvertible(progress.total),
+                    "reason": .string(progress.reason ?? "none"),
+                ])
         case .replaying where progress.done == 0 && progress.total > 0:
-            logger.info("replaying the change log into a loaded snapshot", metadata: [
-                "collection": .string(progress.collection), "entries": .stringConvertible(progress.total),
-            ])
+            logger.info(
+                "replaying the change log into a loaded snapshot",
+                metadata: [
+                    "collection": .string(progress.collection), "entries": .stringConvertible(progress.total),
+                ])
         case .ready:
             logger.info("collection ready", metadata: ["collection": .string(progress.collection)])
         default:
@@ -88,7 +98,8 @@ final class StoreObserver: Sendable {
     func checkpointed(nanos: UInt64, statistics: [CollectionStatistics]) {
         logger?.info("checkpoint", metadata: ["ms": .stringConvertible(Double(nanos) / 1e6)])
         guard let factory else { return }
-        Timer(label: "hybridstore_checkpoint_duration_seconds", factory: factory).recordNanoseconds(Int64(clamping: nanos))
+        Timer(label: "hybridstore_checkpoint_duration_seconds", factory: factory).recordNanoseconds(
+            Int64(clamping: nanos))
         report(statistics)
     }
 
@@ -97,16 +108,26 @@ final class StoreObserver: Sendable {
         guard let factory else { return }
         for s in statistics {
             for (tier, rows) in s.tiers {
-                Gauge(label: "hybridstore_rows", dimensions: [("collection", s.name), ("tier", tier)], factory: factory).record(rows)
+                Gauge(
+                    label: "hybridstore_rows", dimensions: [("collection", s.name), ("tier", tier)], factory: factory
+                ).record(rows)
             }
-            Gauge(label: "hybridstore_memory_bytes", dimensions: [("collection", s.name), ("tier", "hot")], factory: factory)
-                .record(s.indexBytes + s.columnBytes)
-            Gauge(label: "hybridstore_memory_bytes", dimensions: [("collection", s.name), ("tier", "cold")], factory: factory)
-                .record(s.coldMemoryBytes)
+            Gauge(
+                label: "hybridstore_memory_bytes", dimensions: [("collection", s.name), ("tier", "hot")],
+                factory: factory
+            )
+            .record(s.indexBytes + s.columnBytes)
+            Gauge(
+                label: "hybridstore_memory_bytes", dimensions: [("collection", s.name), ("tier", "cold")],
+                factory: factory
+            )
+            .record(s.coldMemoryBytes)
             for (bucket, scale) in s.effortScales.enumerated() {
-                Gauge(label: "hybridstore_effort_scale", dimensions: [("collection", s.name), ("bucket", "\(bucket)")],
-                      factory: factory)
-                    .record(scale)
+                Gauge(
+                    label: "hybridstore_effort_scale", dimensions: [("collection", s.name), ("bucket", "\(bucket)")],
+                    factory: factory
+                )
+                .record(scale)
             }
         }
     }

@@ -20,16 +20,17 @@ import Glibc
 
 extension HybridStore {
     func recoverAll(_ c: Connection) throws(HybridStoreError) {
-        let (trimmed, last, entries) = try sqliteWork("reading the catalog") { () throws -> (Int64, Int64, [(Int64, String, String, String)]) in
+        let (trimmed, last, entries) = try sqliteWork("reading the catalog") {
+            () throws -> (Int64, Int64, [(Int64, String, String, String)]) in
             guard case .integer(let trimmed)? = try c.statement(SQL.readMeta).scalar([.text("log_trimmed_through")]),
-                  case .integer(let last)? = try c.statement(SQL.lastSeq).scalar()
+                case .integer(let last)? = try c.statement(SQL.lastSeq).scalar()
             else { throw HybridStoreError(.corruptFile, "\(databasePath): catalog metadata missing") }
             let statement = try c.statement(SQL.listCollections)
             defer { statement.reset() }
             var entries: [(Int64, String, String, String)] = []
             while try statement.step() {
                 guard case .text(let name) = statement.column(1), case .text(let schema) = statement.column(2),
-                      case .text(let uuid) = statement.column(3)
+                    case .text(let uuid) = statement.column(3)
                 else { throw HybridStoreError(.corruptFile, "\(databasePath): malformed collection entry") }
                 entries.append((statement.int64(0), name, schema, uuid))
             }
@@ -40,11 +41,13 @@ extension HybridStore {
             do {
                 schema = try JSONDecoder().decode(Schema.self, from: Data(schemaText.utf8))
             } catch {
-                throw HybridStoreError(.corruptFile, "collection `\(name)`: stored schema does not decode (\(error))",
-                                       context: ["collection": name])
+                throw HybridStoreError(
+                    .corruptFile, "collection `\(name)`: stored schema does not decode (\(error))",
+                    context: ["collection": name])
             }
-            let s = CollectionState(number: number, name: name, schema: schema, uuid: uuid,
-                                    index: try emptyIndex(schema, name))
+            let s = CollectionState(
+                number: number, name: name, schema: schema, uuid: uuid,
+                index: try emptyIndex(schema, name))
             try recover(s, c, trimmedThrough: trimmed, lastSequence: last)
             catalog.withLock { $0[name] = s }
         }
@@ -58,7 +61,9 @@ extension HybridStore {
         }
     }
 
-    private func recover(_ s: CollectionState, _ c: Connection, trimmedThrough: Int64, lastSequence: Int64)
+    private func recover(
+        _ s: CollectionState, _ c: Connection, trimmedThrough: Int64, lastSequence: Int64
+    )
         throws(HybridStoreError)
     {
         let path = snapshotPath(s)
@@ -69,7 +74,8 @@ extension HybridStore {
                 let (index, stamp) = try HNSWIndex.loadStamped(from: path)
                 let p = index.parameters, q = s.schema.vector.hnswParameters
                 if (p.dimensions, p.metric, p.connectivity, p.constructionEffort)
-                    != (q.dimensions, q.metric, q.connectivity, q.constructionEffort) {
+                    != (q.dimensions, q.metric, q.connectivity, q.constructionEffort)
+                {
                     reason = "snapshot parameters differ from the schema"
                 } else if Int64(stamp) < trimmedThrough {
                     reason = "snapshot is older than the trimmed change log"
@@ -102,7 +108,9 @@ extension HybridStore {
     }
 
     /// Applies rows changed after `stamp` (their current state in the rows table) to a loaded index.
-    private func replay(_ s: CollectionState, into index: HNSWIndex, after stamp: Int64, _ c: Connection)
+    private func replay(
+        _ s: CollectionState, into index: HNSWIndex, after stamp: Int64, _ c: Connection
+    )
         throws(HybridStoreError)
     {
         let vectors = try sqliteWork("replaying the change log of `\(s.name)`") { () throws -> [(UInt64, [Float]?)] in
@@ -117,7 +125,8 @@ extension HybridStore {
                 read.reset()
                 try read.bind(.integer(row), at: 1)
                 // A missing row was deleted; an empty vector is a cold row: neither belongs in the index.
-                let vector: [Float]? = unsafe try read.step() ? read.withBlob(0) { unsafe $0.isEmpty ? nil : floats(from: $0) } : nil
+                let vector: [Float]? =
+                    unsafe try read.step() ? read.withBlob(0) { unsafe $0.isEmpty ? nil : floats(from: $0) } : nil
                 result.append((UInt64(row), vector))
             }
             read.reset()
@@ -156,7 +165,9 @@ extension HybridStore {
     }
 
     /// Builds a fresh index from every row of the collection.
-    func rebuild(_ s: CollectionState, connection: Connection? = nil, reason: String = "requested")
+    func rebuild(
+        _ s: CollectionState, connection: Connection? = nil, reason: String = "requested"
+    )
         throws(HybridStoreError)
     {
         func work(_ c: Connection) throws(HybridStoreError) {
@@ -182,7 +193,8 @@ extension HybridStore {
                 done += labels.count
                 labels.removeAll(keepingCapacity: true)
                 flat.removeAll(keepingCapacity: true)
-                progress?(RecoveryProgress(collection: s.name, phase: .rebuilding, done: done, total: total, reason: reason))
+                progress?(
+                    RecoveryProgress(collection: s.name, phase: .rebuilding, done: done, total: total, reason: reason))
             }
             let statement = try sqliteWork("reading `\(s.name)`") { try c.statement(s.table.allVectors) }
             defer { statement.reset() }
@@ -207,7 +219,8 @@ extension HybridStore {
     /// Reads every row's id and filterable values and installs `index` with them into the collection.
     private func installIDs(_ s: CollectionState, index: HNSWIndex, _ c: Connection) throws(HybridStoreError) {
         let positions = s.schema.columns.indices.filter { s.schema.columns[$0].filterable }
-        let rows = try sqliteWork("reading ids of `\(s.name)`") { () throws -> [(node: UInt32, id: RowID, values: [String: Value])] in
+        let rows = try sqliteWork("reading ids of `\(s.name)`") {
+            () throws -> [(node: UInt32, id: RowID, values: [String: Value])] in
             let statement = try c.statement(s.table.selectAll(positions))
             defer { statement.reset() }
             var rows: [(node: UInt32, id: RowID, values: [String: Value])] = []
@@ -229,7 +242,11 @@ extension HybridStore {
     /// - Complexity: O(index sizes); writers wait meanwhile, readers do not.
     public func checkpoint() throws(HybridStoreError) {
         let started = nowNanos()
-        defer { if let observer { observer.checkpointed(nanos: nowNanos() - started, statistics: observer.metrics ? allStatistics() : []) } }
+        defer {
+            if let observer {
+                observer.checkpointed(nanos: nowNanos() - started, statistics: observer.metrics ? allStatistics() : [])
+            }
+        }
         try flushUsage()
         try foldUsageLog()
         try sqliteWork("applying tier policies") { try applyTierPolicies() }
@@ -255,9 +272,11 @@ extension HybridStore {
                 // Where the change log moved by a tenth of the rows (at least 1,000) since the last merge.
                 for s in states where !s.schema.searchablePositions.isEmpty {
                     let key = Value.text("text_optimized:\(s.number)")
-                    let last: Int64 = if case .integer(let v)? = try c.statement(SQL.readMeta).scalar([key]) { v } else { 0 }
+                    let last: Int64 =
+                        if case .integer(let v)? = try c.statement(SQL.readMeta).scalar([key]) { v } else { 0 }
                     guard case .integer(let rows)? = try c.statement(s.table.count).scalar(),
-                          sequence - last >= max(1_000, rows / 10) else { continue }
+                        sequence - last >= max(1_000, rows / 10)
+                    else { continue }
                     try c.transaction(immediate: true) {
                         try c.execute(s.table.optimizeText)
                         try c.statement(SQL.writeMeta).run([key, .integer(sequence)])
@@ -269,8 +288,10 @@ extension HybridStore {
                         // The effort calibration too, so a reopened store does not relearn it.
                         let calibration = s.calibration.withLock { $0 }
                         if calibration != RecallCalibration(), let json = try? JSONEncoder().encode(calibration) {
-                            try c.statement(SQL.writeMeta).run([.text("calibration:\(s.number)"),
-                                                                .text(String(decoding: json, as: UTF8.self))])
+                            try c.statement(SQL.writeMeta).run([
+                                .text("calibration:\(s.number)"),
+                                .text(String(decoding: json, as: UTF8.self)),
+                            ])
                         }
                     }
                     try c.statement(SQL.trimChanges).run([.integer(sequence)])
@@ -295,6 +316,7 @@ func floats(from raw: UnsafeRawBufferPointer) -> [Float] {
 func appendFloats(_ raw: UnsafeRawBufferPointer, to out: inout [Float]) {
     let n = raw.count / 4
     for i in 0..<n {
-        unsafe out.append(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))))
+        unsafe out.append(
+            Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))))
     }
 }

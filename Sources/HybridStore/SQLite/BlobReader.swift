@@ -31,7 +31,7 @@ import CSQLite
     /// - Throws: any other SQLite error (I/O, corruption).
     package func read(_ row: Int64) throws(SQLiteError) -> UnsafeRawBufferPointer? {
         guard let count = try seek(row) else { return nil }
-        try load(0 ..< count)
+        try load(0..<count)
         return unsafe value
     }
 
@@ -63,9 +63,10 @@ import CSQLite
     /// Copies bytes `range` of the current value (clamped to it) into `value` at the same offsets: a caller
     /// that needs only parts of a large value (a block's header and some of its frames) reads only those.
     package func load(_ range: Range<Int>) throws(SQLiteError) {
-        let range = range.clamped(to: 0 ..< count)
+        let range = range.clamped(to: 0..<count)
         guard let handle = unsafe handle, !range.isEmpty else { return }
-        let rc = unsafe sqlite3_blob_read(handle, buffer.baseAddress! + range.lowerBound, Int32(range.count), Int32(range.lowerBound))
+        let rc = unsafe sqlite3_blob_read(
+            handle, buffer.baseAddress! + range.lowerBound, Int32(range.count), Int32(range.lowerBound))
         guard rc == SQLITE_OK else {
             let error = connection.error(rc, sql: nil)
             close()
@@ -74,7 +75,7 @@ import CSQLite
     }
 
     /// The current value's bytes: those of the ranges loaded since `seek`; the rest are unspecified.
-    package var value: UnsafeRawBufferPointer { unsafe UnsafeRawBufferPointer(rebasing: buffer[0 ..< count]) }
+    package var value: UnsafeRawBufferPointer { unsafe UnsafeRawBufferPointer(rebasing: buffer[0..<count]) }
 
     package func close() {
         if let handle = unsafe handle { unsafe sqlite3_blob_close(handle) }

@@ -14,15 +14,19 @@ import Foundation
     /// Opens (creating when `create`) the database at `path` in WAL mode with extended result codes.
     /// `immutable`: the database cannot change while open (a read-only store whose write-ahead log is empty,
     /// under a shared lock that keeps writers out): SQLite then takes no locks and needs no `-shm` file.
-    package init(path: String, create: Bool, readOnly: Bool = false, immutable: Bool = false,
-                 synchronousFull: Bool = true) throws(SQLiteError) {
+    package init(
+        path: String, create: Bool, readOnly: Bool = false, immutable: Bool = false,
+        synchronousFull: Bool = true
+    ) throws(SQLiteError) {
         var db: OpaquePointer?
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
         flags |= readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0))
         var target = path
         if immutable {
             flags |= SQLITE_OPEN_URI
-            target = "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["?", "#"])) ?? path)
+            target =
+                "file:"
+                + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["?", "#"])) ?? path)
                 + "?immutable=1"
         }
         let rc = unsafe sqlite3_open_v2(target, &db, flags, nil)
@@ -32,11 +36,13 @@ import Foundation
             throw SQLiteError(code: rc, message: message, sql: nil)
         }
         unsafe handle = unsafe db
-        unsafe sqlite3_trace_v2(db, UInt32(SQLITE_TRACE_STMT), { _, context, _, _ in
-            // SAFETY: the context is this connection, which outlives its handle (closed in deinit).
-            unsafe Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().statementsStarted += 1
-            return 0
-        }, unsafe Unmanaged.passUnretained(self).toOpaque())
+        unsafe sqlite3_trace_v2(
+            db, UInt32(SQLITE_TRACE_STMT),
+            { _, context, _, _ in
+                // SAFETY: the context is this connection, which outlives its handle (closed in deinit).
+                unsafe Unmanaged<Connection>.fromOpaque(context!).takeUnretainedValue().statementsStarted += 1
+                return 0
+            }, unsafe Unmanaged.passUnretained(self).toOpaque())
         unsafe sqlite3_extended_result_codes(db, 1)
         unsafe sqlite3_busy_timeout(db, 10_000)
         do throws(SQLiteError) {
@@ -71,7 +77,8 @@ import Foundation
         var errorMessage: UnsafeMutablePointer<CChar>?
         let rc = unsafe sqlite3_exec(handle, sql, nil, nil, &errorMessage)
         if rc != SQLITE_OK {
-            let message = unsafe errorMessage.map { unsafe String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            let message =
+                unsafe errorMessage.map { unsafe String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
             unsafe sqlite3_free(errorMessage)
             throw unsafe SQLiteError(code: sqlite3_extended_errcode(handle), message: message, sql: sql)
         }
@@ -94,8 +101,9 @@ import Foundation
     }
 
     package func error(_ rc: Int32, sql: String?) -> SQLiteError {
-        unsafe SQLiteError(code: rc == SQLITE_OK ? sqlite3_extended_errcode(handle) : rc,
-                    message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+        unsafe SQLiteError(
+            code: rc == SQLITE_OK ? sqlite3_extended_errcode(handle) : rc,
+            message: String(cString: sqlite3_errmsg(handle)), sql: sql)
     }
 
     package var changes: Int { unsafe Int(sqlite3_changes64(handle)) }

@@ -153,9 +153,11 @@ enum SQL {
         CREATE INDEX IF NOT EXISTS hs_cold_rows_by_block ON hs_cold_rows(collection, block);
         """
     static let coldSummaries = "SELECT id, centroid, radius, rows FROM hs_cold_blocks WHERE collection = ?1 ORDER BY id"
-    static let insertColdBlock = "INSERT INTO hs_cold_blocks(collection, centroid, radius, rows, data) VALUES (?1, ?2, ?3, ?4, ?5)"
+    static let insertColdBlock =
+        "INSERT INTO hs_cold_blocks(collection, centroid, radius, rows, data) VALUES (?1, ?2, ?3, ?4, ?5)"
     static let coldBlockData = "SELECT data FROM hs_cold_blocks WHERE id = ?1"
-    static let updateColdBlock = "UPDATE hs_cold_blocks SET centroid = ?2, radius = ?3, rows = ?4, data = ?5 WHERE id = ?1"
+    static let updateColdBlock =
+        "UPDATE hs_cold_blocks SET centroid = ?2, radius = ?3, rows = ?4, data = ?5 WHERE id = ?1"
     static let deleteColdBlock = "DELETE FROM hs_cold_blocks WHERE id = ?1"
     static let insertColdRow = "INSERT INTO hs_cold_rows(collection, row, block) VALUES (?1, ?2, ?3)"
     static let deleteColdRow = "DELETE FROM hs_cold_rows WHERE collection = ?1 AND row = ?2 RETURNING block"
@@ -171,7 +173,8 @@ enum SQL {
     static let hasCatalog = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'hs_meta'"
     static let tableCount = "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
     static let readMeta = "SELECT value FROM hs_meta WHERE key = ?1"
-    static let writeMeta = "INSERT INTO hs_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+    static let writeMeta =
+        "INSERT INTO hs_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
     static let listCollections = "SELECT number, name, schema, uuid, snapshot_seq FROM hs_collections ORDER BY number"
     static let insertCollection = "INSERT INTO hs_collections(name, schema, uuid) VALUES (?1, ?2, ?3)"
     static let deleteCollection = "DELETE FROM hs_collections WHERE number = ?1"
@@ -205,9 +208,13 @@ enum SQL {
 
         var create: String {
             let idType = schema.id == .integer ? "INTEGER" : "TEXT"
-            var parts = ["row INTEGER PRIMARY KEY AUTOINCREMENT", "id \(idType) NOT NULL UNIQUE", "vector BLOB NOT NULL"]
+            var parts = [
+                "row INTEGER PRIMARY KEY AUTOINCREMENT", "id \(idType) NOT NULL UNIQUE", "vector BLOB NOT NULL",
+            ]
             for (i, c) in schema.columns.enumerated() {
-                parts.append("\(columnName(i)) \(c.type == .boolean ? "INTEGER" : c.type.sqlType)\(c.nullable ? "" : " NOT NULL")")
+                parts.append(
+                    "\(columnName(i)) \(c.type == .boolean ? "INTEGER" : c.type.sqlType)\(c.nullable ? "" : " NOT NULL")"
+                )
             }
             var sql = "CREATE TABLE \(name)(\(parts.joined(separator: ", "))) STRICT"
             if let tenant = schema.tenantPosition {
@@ -262,7 +269,9 @@ enum SQL {
         /// Every row's number, id and vector, in row order (`verify`).
         var allRowsWithVectors: String { "SELECT row, id, vector FROM \(name) ORDER BY row" }
         /// The number and id of the rows matching a compiled condition, in row order.
-        func rowsAndIDs(where condition: String) -> String { "SELECT row, id FROM \(name) WHERE \(condition) ORDER BY row" }
+        func rowsAndIDs(where condition: String) -> String {
+            "SELECT row, id FROM \(name) WHERE \(condition) ORDER BY row"
+        }
         /// A batch of up to ?2 rows numbered above ?1: number, id, the vector when asked, then the columns at
         /// `positions`.
         func rowsAfter(vector: Bool, positions: [Int]) -> String {
@@ -284,7 +293,9 @@ enum SQL {
         /// Rebuilds the index from the rows.
         var rebuildText: String { "INSERT INTO \(textName)(\(textName)) VALUES ('rebuild')" }
         /// Rows the index holds a size record for, and the rows of the collection (they must agree).
-        var textRecordCount: String { "SELECT (SELECT count(*) FROM \(textName)_docsize), (SELECT count(*) FROM \(name))" }
+        var textRecordCount: String {
+            "SELECT (SELECT count(*) FROM \(textName)_docsize), (SELECT count(*) FROM \(name))"
+        }
         /// A scope's corpus statistics for BM25: its rows and their tokens (`?1` the tenant; tenant column).
         var tenantTextTotals: String {
             "SELECT count(*), total(hs_docsize_tokens(d.sz)) FROM \(name) t LEFT JOIN \(textName)_docsize d ON d.id = t.row WHERE t.\(columnName(schema.tenantPosition!)) = ?1"
@@ -295,7 +306,8 @@ enum SQL {
         }
         /// Rows matching the FTS5 expression `?` and, optionally, a compiled filter condition (whose parameters follow).
         func keywordMatchCount(condition: String?) -> String {
-            let filter = condition.map { " AND EXISTS (SELECT 1 FROM \(name) WHERE row = \(textName).rowid AND (\($0)))" } ?? ""
+            let filter =
+                condition.map { " AND EXISTS (SELECT 1 FROM \(name) WHERE row = \(textName).rowid AND (\($0)))" } ?? ""
             return "SELECT count(*) FROM \(textName) WHERE \(textName) MATCH ?\(filter)"
         }
         /// The keyword arm: the best rows matching an FTS5 expression by `score` (an expression of the FTS5 table;
@@ -303,8 +315,10 @@ enum SQL {
         /// Parameters are unnumbered, bound in order: the score's, the MATCH expression, the condition's, the limit.
         /// The rows come in no set order (the caller sorts the few it gets by score, then row).
         func keywordSearch(score: String, condition: String?, positions: [Int]) -> String {
-            let filter = condition.map { " AND EXISTS (SELECT 1 FROM \(name) WHERE row = \(textName).rowid AND (\($0)))" } ?? ""
-            let columns = (["m.row", "t.id", "m.score"] + positions.map { "t." + columnName($0) }).joined(separator: ", ")
+            let filter =
+                condition.map { " AND EXISTS (SELECT 1 FROM \(name) WHERE row = \(textName).rowid AND (\($0)))" } ?? ""
+            let columns = (["m.row", "t.id", "m.score"] + positions.map { "t." + columnName($0) }).joined(
+                separator: ", ")
             return """
                 SELECT \(columns) FROM (SELECT rowid AS row, \(score) AS score FROM \(textName) \
                 WHERE \(textName) MATCH ?\(filter) ORDER BY score, rowid LIMIT ?) m \
@@ -332,7 +346,8 @@ enum SQL {
         var bytesExpression: String {
             let values = schema.columns.indices.map { i in
                 let c = columnName(i)
-                return "(CASE WHEN \(c) IS NULL THEN 0 WHEN typeof(\(c)) IN ('integer', 'real') THEN 8 ELSE length(CAST(\(c) AS BLOB)) END)"
+                return
+                    "(CASE WHEN \(c) IS NULL THEN 0 WHEN typeof(\(c)) IN ('integer', 'real') THEN 8 ELSE length(CAST(\(c) AS BLOB)) END)"
             }
             return ([String(4 * schema.vector.dimensions)] + values).joined(separator: " + ")
         }
@@ -351,7 +366,9 @@ enum SQL {
         }
         var updateVector: String { "UPDATE \(name) SET vector = ?2 WHERE row = ?1" }
         /// Sets one column of one row: `?1` row, `?2` value.
-        func updateColumn(_ position: Int) -> String { "UPDATE \(name) SET \(columnName(position)) = ?2 WHERE row = ?1" }
+        func updateColumn(_ position: Int) -> String {
+            "UPDATE \(name) SET \(columnName(position)) = ?2 WHERE row = ?1"
+        }
         var deleteRow: String { "DELETE FROM \(name) WHERE row = ?1" }
         var count: String { "SELECT count(*) FROM \(name)" }
         var vectorForRow: String { "SELECT vector FROM \(name) WHERE row = ?1" }
@@ -387,7 +404,8 @@ enum SQL {
         /// `row, id, [vector,] c…` of rows whose `row` is in the JSON array `?1`.
         func hydrateByRow(_ positions: [Int], vector: Bool = false) -> String {
             let columns = ["row", "id"] + (vector ? ["vector"] : []) + positions.map(columnName)
-            return "SELECT \(columns.joined(separator: ", ")) FROM \(name) WHERE row IN (SELECT value FROM json_each(?1))"
+            return
+                "SELECT \(columns.joined(separator: ", ")) FROM \(name) WHERE row IN (SELECT value FROM json_each(?1))"
         }
         /// `row, id, vector` of the rows in the JSON array of the first parameter that match a compiled condition
         /// (its arguments follow); for re-evaluating rows changed under a read (see `ReadView`).
@@ -406,7 +424,8 @@ enum SQL {
         /// `row, id, [vector,] c…` of rows whose `id` is in the JSON array `?1`.
         func selectByID(_ positions: [Int], vector: Bool) -> String {
             let columns = ["row", "id"] + (vector ? ["vector"] : []) + positions.map(columnName)
-            return "SELECT \(columns.joined(separator: ", ")) FROM \(name) WHERE id IN (SELECT value FROM json_each(?1))"
+            return
+                "SELECT \(columns.joined(separator: ", ")) FROM \(name) WHERE id IN (SELECT value FROM json_each(?1))"
         }
     }
 }

@@ -40,15 +40,19 @@ import QueryPlanner
             // By byte length, never as a C string: text holding NUL is stored whole, not cut at the NUL.
             var text = v
             let rc = text.withUTF8 { utf8 in
-                unsafe sqlite3_bind_text64(handle, index, UnsafeRawPointer(utf8.baseAddress ?? UnsafePointer(bitPattern: 1)!)
-                    .assumingMemoryBound(to: CChar.self), sqlite3_uint64(utf8.count), hs_sqlite_transient(), UInt8(SQLITE_UTF8))
+                unsafe sqlite3_bind_text64(
+                    handle, index,
+                    UnsafeRawPointer(utf8.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+                        .assumingMemoryBound(to: CChar.self), sqlite3_uint64(utf8.count), hs_sqlite_transient(),
+                    UInt8(SQLITE_UTF8))
             }
             try check(rc)
         case .blob(let bytes):
             let rc = unsafe bytes.withUnsafeBytes { raw in
                 // SQLite treats a nil pointer as NULL; an empty blob needs a non-nil one (never read).
-                unsafe sqlite3_bind_blob64(handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
-                                    sqlite3_uint64(raw.count), hs_sqlite_transient())
+                unsafe sqlite3_bind_blob64(
+                    handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
+                    sqlite3_uint64(raw.count), hs_sqlite_transient())
             }
             try check(rc)
         }
@@ -65,8 +69,10 @@ import QueryPlanner
 
     /// Binds float32 components as a little-endian blob (copied by SQLite).
     package func bind(floats: UnsafeBufferPointer<Float>, at index: Int32) throws(SQLiteError) {
-        unsafe try check(sqlite3_bind_blob64(handle, index, UnsafeRawPointer(floats.baseAddress) ?? UnsafeRawPointer(bitPattern: 1),
-                                      sqlite3_uint64(floats.count * 4), hs_sqlite_transient()))
+        unsafe try check(
+            sqlite3_bind_blob64(
+                handle, index, UnsafeRawPointer(floats.baseAddress) ?? UnsafeRawPointer(bitPattern: 1),
+                sqlite3_uint64(floats.count * 4), hs_sqlite_transient()))
     }
 
     /// Steps once; true when a row is available.

@@ -14,17 +14,25 @@ extension HybridStore {
     }
 
     static func checkTenantName(_ name: String) throws(HybridStoreError) {
-        guard (1...256).contains(name.utf8.count), !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw HybridStoreError(.invalidArgument, "tenant name `\(name)` must be 1–256 bytes of UTF-8 without control characters",
-                                   context: ["tenant": name])
+        guard (1...256).contains(name.utf8.count),
+            !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else {
+            throw HybridStoreError(
+                .invalidArgument, "tenant name `\(name)` must be 1–256 bytes of UTF-8 without control characters",
+                context: ["tenant": name])
         }
     }
 
-    static func quotaError(tenant: String, quota: String, limit: Int64, current: Int64, adding: Int64) -> HybridStoreError {
-        HybridStoreError(.quotaExceeded,
-                         "tenant `\(tenant)`: quota of \(limit) \(quota) exceeded: it has \(current), the write adds \(adding)",
-                         context: ["tenant": tenant, "quota": quota, "limit": "\(limit)", "current": "\(current)",
-                                   "requested": "\(adding)"])
+    static func quotaError(
+        tenant: String, quota: String, limit: Int64, current: Int64, adding: Int64
+    ) -> HybridStoreError {
+        HybridStoreError(
+            .quotaExceeded,
+            "tenant `\(tenant)`: quota of \(limit) \(quota) exceeded: it has \(current), the write adds \(adding)",
+            context: [
+                "tenant": tenant, "quota": quota, "limit": "\(limit)", "current": "\(current)",
+                "requested": "\(adding)",
+            ])
     }
 
     func usageBucket(_ seconds: Int64) -> Int64 {
@@ -73,21 +81,27 @@ extension HybridStore {
     }
 
     private func checkQuota(_ quota: TenantQuota) throws(HybridStoreError) {
-        for (label, value) in [("maxRows", quota.maxRows), ("maxBytes", quota.maxBytes), ("maxQueries", quota.maxQueries)] {
+        for (label, value) in [
+            ("maxRows", quota.maxRows), ("maxBytes", quota.maxBytes), ("maxQueries", quota.maxQueries),
+        ] {
             if let value, value < 0 {
-                throw HybridStoreError(.invalidArgument, "quota \(label) must be ≥ 0, got \(value)", context: ["quota": label])
+                throw HybridStoreError(
+                    .invalidArgument, "quota \(label) must be ≥ 0, got \(value)", context: ["quota": label])
             }
         }
         if quota.maxQueries != nil, (quota.queryPeriodSeconds ?? 0) < 1 {
-            throw HybridStoreError(.invalidArgument, "a query quota needs a period of at least 1 second",
-                                   context: ["quota": "queryPeriodSeconds"])
+            throw HybridStoreError(
+                .invalidArgument, "a query quota needs a period of at least 1 second",
+                context: ["quota": "queryPeriodSeconds"])
         }
     }
 
     private func quotaArguments(_ name: String, _ q: TenantQuota) -> [Value] {
-        [.text(name), q.maxRows.map { .integer($0) } ?? .null, q.maxBytes.map { .integer($0) } ?? .null,
-         q.maxQueries.map { .integer($0) } ?? .null, q.queryPeriodSeconds.map { .integer($0) } ?? .null,
-         .integer(Int64(Date().timeIntervalSince1970))]
+        [
+            .text(name), q.maxRows.map { .integer($0) } ?? .null, q.maxBytes.map { .integer($0) } ?? .null,
+            q.maxQueries.map { .integer($0) } ?? .null, q.queryPeriodSeconds.map { .integer($0) } ?? .null,
+            .integer(Int64(Date().timeIntervalSince1970)),
+        ]
     }
 
     /// Records a tenant's quotas in memory, with its committed totals. Caller holds the writer lock.
@@ -99,7 +113,9 @@ extension HybridStore {
                 m.queryQuotas[name] = nil
                 m.windows[name] = nil
             }
-            m.quotaGauges[name] = quota.maxRows == nil && quota.maxBytes == nil ? nil
+            m.quotaGauges[name] =
+                quota.maxRows == nil && quota.maxBytes == nil
+                ? nil
                 : QuotaGauge(rows: rows, bytes: bytes, maxRows: quota.maxRows, maxBytes: quota.maxBytes)
         }
     }
@@ -109,15 +125,18 @@ extension HybridStore {
     func loadQuotas(_ c: Connection) throws(HybridStoreError) {
         try foldUsageLog(c)
         // Query windows persisted by earlier processes (none in a store older than the table).
-        let windows = (try? sqliteWork("reading query windows") { () throws -> [String: (start: Int64, count: Int64)] in
-            let statement = try c.statement(SQL.queryWindows)
-            defer { statement.reset() }
-            var out: [String: (start: Int64, count: Int64)] = [:]
-            while try statement.step() {
-                if case .text(let name) = statement.column(0) { out[name] = (statement.int64(1), statement.int64(2)) }
-            }
-            return out
-        }) ?? [:]
+        let windows =
+            (try? sqliteWork("reading query windows") { () throws -> [String: (start: Int64, count: Int64)] in
+                let statement = try c.statement(SQL.queryWindows)
+                defer { statement.reset() }
+                var out: [String: (start: Int64, count: Int64)] = [:]
+                while try statement.step() {
+                    if case .text(let name) = statement.column(0) {
+                        out[name] = (statement.int64(1), statement.int64(2))
+                    }
+                }
+                return out
+            }) ?? [:]
         let loaded = try sqliteWork("reading tenant quotas") {
             () throws -> ([String: (max: Int64, period: Int64)], [String: QuotaGauge]) in
             let statement = try c.statement(SQL.tenantsWithQuotas)
@@ -129,8 +148,9 @@ extension HybridStore {
                 guard case .text(let name) = statement.column(0) else { continue }
                 if let max = optional(1) { queries[name] = (max, Swift.max(1, optional(2) ?? 1)) }
                 if optional(3) != nil || optional(4) != nil {
-                    gauges[name] = QuotaGauge(rows: statement.int64(5), bytes: statement.int64(6), maxRows: optional(3),
-                                              maxBytes: optional(4))
+                    gauges[name] = QuotaGauge(
+                        rows: statement.int64(5), bytes: statement.int64(6), maxRows: optional(3),
+                        maxBytes: optional(4))
                 }
             }
             return (queries, gauges)
@@ -221,7 +241,9 @@ extension HybridStore {
         }
         if let since {
             let flows = try self.flows(since: since, tenant: name)
-            usage.apply(flows[name], since: Date(timeIntervalSince1970: Double(usageBucket(Int64(since.timeIntervalSince1970)))))
+            usage.apply(
+                flows[name], since: Date(timeIntervalSince1970: Double(usageBucket(Int64(since.timeIntervalSince1970))))
+            )
         }
         return usage
     }
@@ -264,12 +286,14 @@ extension HybridStore {
     private static func readUsage(_ s: Statement) -> TenantUsage {
         func optional(_ i: Int32) -> Int64? { if case .integer(let v) = s.column(i) { v } else { nil } }
         let name: String = if case .text(let t) = s.column(0) { t } else { "" }
-        return TenantUsage(tenant: name,
-                           quota: TenantQuota(maxRows: optional(1), maxBytes: optional(2), maxQueries: optional(3),
-                                              queryPeriodSeconds: optional(4)),
-                           hotRows: s.int64(5), hotBytes: s.int64(6), coldRows: s.int64(7), coldBytes: s.int64(8),
-                           since: nil, rowsWritten: s.int64(9), rowsDeleted: s.int64(10), bytesWritten: s.int64(11),
-                           queries: s.int64(12), vectorsScored: s.int64(13))
+        return TenantUsage(
+            tenant: name,
+            quota: TenantQuota(
+                maxRows: optional(1), maxBytes: optional(2), maxQueries: optional(3),
+                queryPeriodSeconds: optional(4)),
+            hotRows: s.int64(5), hotBytes: s.int64(6), coldRows: s.int64(7), coldBytes: s.int64(8),
+            since: nil, rowsWritten: s.int64(9), rowsDeleted: s.int64(10), bytesWritten: s.int64(11),
+            queries: s.int64(12), vectorsScored: s.int64(13))
     }
 
     // MARK: - Query metering
@@ -283,10 +307,13 @@ extension HybridStore {
             var window = m.windows[tenant] ?? (start, 0)
             if window.start != start { window = (start, 0) }
             guard window.count < quota.max else {
-                return HybridStoreError(.quotaExceeded,
-                                        "tenant `\(tenant)`: quota of \(quota.max) queries per \(quota.period) s exceeded",
-                                        context: ["tenant": tenant, "quota": "queries", "limit": "\(quota.max)",
-                                                  "current": "\(window.count)", "requested": "1"])
+                return HybridStoreError(
+                    .quotaExceeded,
+                    "tenant `\(tenant)`: quota of \(quota.max) queries per \(quota.period) s exceeded",
+                    context: [
+                        "tenant": tenant, "quota": "queries", "limit": "\(quota.max)",
+                        "current": "\(window.count)", "requested": "1",
+                    ])
             }
             window.count += 1
             m.windows[tenant] = window
@@ -303,13 +330,16 @@ extension HybridStore {
             let key = Meter.Key(tenant: tenant, bucket: bucket)
             let old = m.pending[key] ?? (0, 0)
             m.pending[key] = (old.queries + 1, old.scored + Int64(scored))
-            guard !m.flushScheduled, Double(now &- m.lastFlush) / 1e9 >= configuration.usageFlushSeconds else { return false }
+            guard !m.flushScheduled, Double(now &- m.lastFlush) / 1e9 >= configuration.usageFlushSeconds else {
+                return false
+            }
             m.flushScheduled = true
             return true
         }
         guard due else { return }
-        inBackground({ [self] () throws(HybridStoreError) in try flushUsage() },
-                     then: { [self] in meter.withLock { $0.flushScheduled = false } })
+        inBackground(
+            { [self] () throws(HybridStoreError) in try flushUsage() },
+            then: { [self] in meter.withLock { $0.flushScheduled = false } })
     }
 
     /// Writes the pending query counters to the database in one transaction (a tenant dropped meanwhile is
@@ -333,16 +363,22 @@ extension HybridStore {
                     try foldUsageLog(c)  // tenants first seen in the log exist too
                     try c.transaction(immediate: true) {
                         for (key, counts) in pending {
-                            try c.statement(SQL.chargeQueries).run([.text(key.tenant), .integer(counts.queries),
-                                                                   .integer(counts.scored), .integer(now)])
+                            try c.statement(SQL.chargeQueries).run([
+                                .text(key.tenant), .integer(counts.queries),
+                                .integer(counts.scored), .integer(now),
+                            ])
                             guard c.changes > 0 else { continue }  // dropped meanwhile
-                            try c.statement(SQL.chargeUsage).run([.text(key.tenant), .integer(key.bucket), .integer(0),
-                                                                 .integer(0), .integer(0), .integer(counts.queries),
-                                                                 .integer(counts.scored)])
+                            try c.statement(SQL.chargeUsage).run([
+                                .text(key.tenant), .integer(key.bucket), .integer(0),
+                                .integer(0), .integer(0), .integer(counts.queries),
+                                .integer(counts.scored),
+                            ])
                         }
                         for (tenant, window) in windows {
-                            try c.statement(SQL.saveQueryWindow).run([.text(tenant), .integer(window.start),
-                                                                      .integer(window.count)])
+                            try c.statement(SQL.saveQueryWindow).run([
+                                .text(tenant), .integer(window.start),
+                                .integer(window.count),
+                            ])
                         }
                     }
                 }
@@ -383,9 +419,13 @@ extension HybridStore {
                     while try statement.step() { rows.append((statement.int64(0), statement.int64(1) != 0)) }
                     statement.reset()
                     for (row, cold) in rows {
-                        let block = cold ? try c.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(row)]).flatMap(integerValue) : nil
+                        let block =
+                            cold
+                            ? try c.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(row)]).flatMap(
+                                integerValue) : nil
                         try tx.logChange(s, row: row, op: .delete)
-                        tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: true, coldBlock: block)
+                        tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(
+                            deleted: true, coldBlock: block)
                     }
                     deleted += rows.count
                 }

@@ -19,66 +19,88 @@ public struct TenantScope: Sendable {
     }
 
     /// Nearest rows of this tenant (see `HybridStore.search`).
-    public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
-                       searchEffort: Int? = nil, recallTarget: Double = 0.95,
-                       returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
-        try query(collection, near: vector, k: k, where: filter,
-                  options: QueryOptions(recallTarget: recallTarget, searchEffort: searchEffort), returning: columns).hits
+    public func search(
+        _ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
+        searchEffort: Int? = nil, recallTarget: Double = 0.95,
+        returning columns: [String] = []
+    ) throws(HybridStoreError) -> [SearchHit] {
+        try query(
+            collection, near: vector, k: k, where: filter,
+            options: QueryOptions(recallTarget: recallTarget, searchEffort: searchEffort), returning: columns
+        ).hits
     }
 
     /// As `search`, with a filter in the string syntax.
-    public func search(_ collection: CollectionRef, near vector: [Float], k: Int, where filterText: String,
-                       searchEffort: Int? = nil, recallTarget: Double = 0.95,
-                       returning columns: [String] = []) throws(HybridStoreError) -> [SearchHit] {
-        try search(collection, near: vector, k: k, where: try store.parseFilter(filterText), searchEffort: searchEffort,
-                   recallTarget: recallTarget, returning: columns)
+    public func search(
+        _ collection: CollectionRef, near vector: [Float], k: Int, where filterText: String,
+        searchEffort: Int? = nil, recallTarget: Double = 0.95,
+        returning columns: [String] = []
+    ) throws(HybridStoreError) -> [SearchHit] {
+        try search(
+            collection, near: vector, k: k, where: try store.parseFilter(filterText), searchEffort: searchEffort,
+            recallTarget: recallTarget, returning: columns)
     }
 
     /// The full query, restricted to this tenant (see `HybridStore.query`).
-    public func query(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter?, options: QueryOptions,
-                      returning columns: [String] = [], explain: Bool = false)
+    public func query(
+        _ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter?, options: QueryOptions,
+        returning columns: [String] = [], explain: Bool = false
+    )
         throws(HybridStoreError) -> SearchResult
     {
-        try store.query(collection, near: vector, k: k, where: filter, options: options, returning: columns,
-                        explain: explain, tenant: name)
+        try store.query(
+            collection, near: vector, k: k, where: filter, options: options, returning: columns,
+            explain: explain, tenant: name)
     }
 
     /// The tenant's rows that best match the keywords (BM25 from the tenant's own rows: its scores reveal
     /// nothing of other tenants' text; see `HybridStore.search(_:text:k:where:returning:)`).
-    public func search(_ collection: CollectionRef, text: TextQuery, k: Int, where filter: Filter? = nil,
-                       returning columns: [String] = []) throws(HybridStoreError) -> [RetrievalHit] {
+    public func search(
+        _ collection: CollectionRef, text: TextQuery, k: Int, where filter: Filter? = nil,
+        returning columns: [String] = []
+    ) throws(HybridStoreError) -> [RetrievalHit] {
         try retrieve(collection, text: text, near: nil, k: k, where: filter, returning: columns).hits
     }
 
     /// Hybrid retrieval over the tenant's rows: both arms restricted to them.
-    public func search(_ collection: CollectionRef, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
-                       fusion: Fusion = .standard, returning columns: [String] = []) throws(HybridStoreError)
+    public func search(
+        _ collection: CollectionRef, near vector: [Float], text: TextQuery, k: Int, where filter: Filter? = nil,
+        fusion: Fusion = .standard, returning columns: [String] = []
+    ) throws(HybridStoreError)
         -> [RetrievalHit]
     {
         try retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion, returning: columns).hits
     }
 
     /// Keyword or hybrid retrieval restricted to this tenant (see `HybridStore.retrieve`).
-    public func retrieve(_ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter? = nil,
-                         fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
-                         returning columns: [String] = [], explain: Bool = false)
+    public func retrieve(
+        _ collection: CollectionRef, text: TextQuery, near vector: [Float]?, k: Int, where filter: Filter? = nil,
+        fusion: Fusion = .standard, depth: Int? = nil, options: QueryOptions = QueryOptions(),
+        returning columns: [String] = [], explain: Bool = false
+    )
         throws(HybridStoreError) -> (hits: [RetrievalHit], explanation: RetrievalExplanation)
     {
-        try store.retrieve(collection, text: text, near: vector, k: k, where: filter, fusion: fusion, depth: depth,
-                           options: options, returning: columns, explain: explain, tenant: name)
+        try store.retrieve(
+            collection, text: text, near: vector, k: k, where: filter, fusion: fusion, depth: depth,
+            options: options, returning: columns, explain: explain, tenant: name)
     }
 
     /// `explain` restricted to this tenant: the plan follows the tenant's size.
-    public func explain(_ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
-                        options: QueryOptions = QueryOptions(), returning columns: [String] = [])
+    public func explain(
+        _ collection: CollectionRef, near vector: [Float], k: Int, where filter: Filter? = nil,
+        options: QueryOptions = QueryOptions(), returning columns: [String] = []
+    )
         throws(HybridStoreError) -> Explanation
     {
-        try query(collection, near: vector, k: k, where: filter, options: options, returning: columns, explain: true).explanation
+        try query(collection, near: vector, k: k, where: filter, options: options, returning: columns, explain: true)
+            .explanation
     }
 
     /// This tenant's rows among `ids`, in the order given.
-    public func get(_ ids: [RowID], from collection: CollectionRef, returning columns: [String]? = nil,
-                    includeVector: Bool = false) throws(HybridStoreError) -> [Row] {
+    public func get(
+        _ ids: [RowID], from collection: CollectionRef, returning columns: [String]? = nil,
+        includeVector: Bool = false
+    ) throws(HybridStoreError) -> [Row] {
         try store.get(ids, from: collection, returning: columns, includeVector: includeVector, tenant: name)
     }
 

@@ -13,7 +13,9 @@ public struct TenantQuota: Sendable, Equatable, Codable {
     /// The period of `maxQueries`, in seconds (windows aligned to the Unix epoch).
     public var queryPeriodSeconds: Int64?
 
-    public init(maxRows: Int64? = nil, maxBytes: Int64? = nil, maxQueries: Int64? = nil, queryPeriodSeconds: Int64? = nil) {
+    public init(
+        maxRows: Int64? = nil, maxBytes: Int64? = nil, maxQueries: Int64? = nil, queryPeriodSeconds: Int64? = nil
+    ) {
         self.maxRows = maxRows
         self.maxBytes = maxBytes
         self.maxQueries = maxQueries

@@ -17,7 +17,8 @@ extension HybridStore {
             var values: [Int64: [Int64: [String: Value]]] = [:]
             let live = try c.prepareOnce(s.table.coldRowsWithValues(filterable))
             while try live.step() {
-                values[live.int64(1), default: [:]][live.int64(0)] = readRow(live, positions: filterable, vector: false, s).values
+                values[live.int64(1), default: [:]][live.int64(0)] =
+                    readRow(live, positions: filterable, vector: false, s).values
             }
             let statement = try c.statement(SQL.coldSummaries)
             defer { statement.reset() }
@@ -26,8 +27,13 @@ extension HybridStore {
             while try statement.step() {
                 guard case .real(let radius) = statement.column(2) else { continue }
                 let centroid = unsafe statement.withBlob(1) { unsafe floats(from: $0) }
-                summaries.append((statement.int64(0), centroid.count == s.schema.vector.dimensions ? centroid
-                                    : [Float](repeating: 0, count: s.schema.vector.dimensions), Float(radius)))
+                summaries.append(
+                    (
+                        statement.int64(0),
+                        centroid.count == s.schema.vector.dimensions
+                            ? centroid
+                            : [Float](repeating: 0, count: s.schema.vector.dimensions), Float(radius)
+                    ))
             }
             let reader = ColdBlockReader()
             let dim = s.schema.vector.dimensions
@@ -39,11 +45,17 @@ extension HybridStore {
                     unsafe space.withUnsafeMutableBufferPointer { all in
                         unsafe reader.vectors(into: all.baseAddress!)
                         guard s.schema.vector.metric == .cosine else { return }
-                        for i in 0..<reader.rows.count { unsafe normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
+                        for i in 0..<reader.rows.count {
+                            unsafe normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim..<(i + 1) * dim]))
+                        }
                     }
-                    tier.add(block: id, centroid: centroid, radius: radius, rows: reader.rows, values: values[id] ?? [:], vectors: space)
+                    tier.add(
+                        block: id, centroid: centroid, radius: radius, rows: reader.rows, values: values[id] ?? [:],
+                        vectors: space)
                 } catch {
-                    tier.add(block: id, centroid: centroid, radius: radius, rows: [], values: [:], vectors: [], corrupt: error)
+                    tier.add(
+                        block: id, centroid: centroid, radius: radius, rows: [], values: [:], vectors: [],
+                        corrupt: error)
                 }
             }
         }
@@ -56,9 +68,10 @@ extension HybridStore {
     /// a commit which replaced it).
     /// - Throws: `corruptFile` naming the block.
     @discardableResult
-    func loadColdBlock(_ s: CollectionState, _ id: Int64, _ c: Connection, into reader: ColdBlockReader,
-                       positions: [Int]? = nil) throws(HybridStoreError) -> Bool
-    {
+    func loadColdBlock(
+        _ s: CollectionState, _ id: Int64, _ c: Connection, into reader: ColdBlockReader,
+        positions: [Int]? = nil
+    ) throws(HybridStoreError) -> Bool {
         // Decoded straight from the blob SQLite lends: no copy of the compressed bytes.
         let result = try sqliteWork("reading cold block \(id)") { () throws -> Result<Bool, HybridStoreError> in
             let statement = try c.statement(SQL.coldBlockData)
@@ -79,32 +92,34 @@ extension HybridStore {
     /// per block, and of a block of several frames only the parts holding `positions` are copied out of
     /// SQLite); the statement path when the blob reader cannot tell why a block did not open (gone from the
     /// database: replaced by a commit).
-    func loadColdBlock(_ s: CollectionState, _ id: Int64, _ c: Connection, through blobs: BlobReader,
-                       into reader: ColdBlockReader, positions: [Int]?) throws(HybridStoreError) -> Bool
-    {
+    func loadColdBlock(
+        _ s: CollectionState, _ id: Int64, _ c: Connection, through blobs: BlobReader,
+        into reader: ColdBlockReader, positions: [Int]?
+    ) throws(HybridStoreError) -> Bool {
         let read = try sqliteWork("reading cold block \(id)") { () throws -> Bool in
             guard let size = try blobs.seek(id) else { return false }
             // Some rows of a block of several frames: its header, row section and their frames only.
             func parts(_ prefix: Int) -> ColdBlockReader.Parts? {
-                unsafe ColdBlockReader.parts(prefix: UnsafeRawBufferPointer(rebasing: blobs.value.prefix(prefix)), size: size,
-                                      positions: positions ?? [])
+                unsafe ColdBlockReader.parts(
+                    prefix: UnsafeRawBufferPointer(rebasing: blobs.value.prefix(prefix)), size: size,
+                    positions: positions ?? [])
             }
             var needed: ColdBlockReader.Parts? = nil
             var have = 0  // bytes 0..<have are loaded already: not copied again
             if positions != nil, size >= 36 {
-                try blobs.load(0 ..< 64)
+                try blobs.load(0..<64)
                 have = min(64, size)
                 needed = parts(64)
                 if case .needHeader(let headerSize) = needed {
-                    try blobs.load(64 ..< headerSize)
+                    try blobs.load(64..<headerSize)
                     have = headerSize
                     needed = parts(headerSize)
                 }
             }
             if case .ranges(let ranges) = needed {
-                for range in ranges { try blobs.load(max(range.lowerBound, have) ..< max(range.upperBound, have)) }
+                for range in ranges { try blobs.load(max(range.lowerBound, have)..<max(range.upperBound, have)) }
             } else {
-                try blobs.load(have ..< size)
+                try blobs.load(have..<size)
             }
             return true
         }
@@ -121,12 +136,14 @@ extension HybridStore {
             try statement.bind(.integer(id), at: 1)
             guard try statement.step() else { return nil }
             return unsafe statement.withBlob(0) { raw in
-                Result { () throws(HybridStoreError) in unsafe try ColdBlock.decode(raw, block: id, collection: s.name) }
+                Result { () throws(HybridStoreError) in unsafe try ColdBlock.decode(raw, block: id, collection: s.name)
+                }
             }
         }
         guard let decoded else {
-            throw HybridStoreError(.corruptFile, "collection `\(s.name)`: cold block \(id) is missing",
-                                   context: ["collection": s.name, "block": "\(id)"])
+            throw HybridStoreError(
+                .corruptFile, "collection `\(s.name)`: cold block \(id) is missing",
+                context: ["collection": s.name, "block": "\(id)"])
         }
         return try decoded.get()
     }
@@ -158,7 +175,6 @@ extension HybridStore {
         return readRow(statement, positions: positions, vector: false, s).values
     }
 }
-
 
 extension HybridStore {
     /// Every cold block of a collection, decoded (for benchmarks that re-encode them).

@@ -57,14 +57,18 @@ package func bitShuffle(_ source: UnsafePointer<UInt8>, _ target: UnsafeMutableP
 /// Undoes `bitShuffle` for groups `groups` only (of a plane whose bit planes are `stride` bytes long),
 /// writing their 8 bytes each to `target`, group after group. (The SIMD kernel `hs_bitunshuffle`; tests
 /// compare it with `bitUnshuffleReference`.)
-@inline(__always) package func bitUnshuffle(_ source: UnsafePointer<UInt8>, stride: Int, groups: Range<Int>,
-                                            _ target: UnsafeMutablePointer<UInt8>) {
+@inline(__always) package func bitUnshuffle(
+    _ source: UnsafePointer<UInt8>, stride: Int, groups: Range<Int>,
+    _ target: UnsafeMutablePointer<UInt8>
+) {
     unsafe hs_bitunshuffle(source, stride, groups.lowerBound, groups.upperBound, target)
 }
 
 /// The scalar reference of `bitUnshuffle`.
-package func bitUnshuffleReference(_ source: UnsafePointer<UInt8>, stride: Int, groups: Range<Int>,
-                                   _ target: UnsafeMutablePointer<UInt8>) {
+package func bitUnshuffleReference(
+    _ source: UnsafePointer<UInt8>, stride: Int, groups: Range<Int>,
+    _ target: UnsafeMutablePointer<UInt8>
+) {
     for (n, g) in groups.enumerated() {
         var x: UInt64 = 0
         // SAFETY: callers pass groups < stride, and source spans 8 × stride bytes.
@@ -141,9 +145,11 @@ package struct ColdBlock: Equatable {
             previous = row
             for b in 0..<8 { rowPlanes[b * n + i] = UInt8(truncatingIfNeeded: delta >> (8 * b)) }
         }
-        let sections = [Self.compressed(rowPlanes)] + (0..<frameCount).map { f in
-            Self.compressed(Self.planes(vectors[f * r * dim ..< min(n, (f + 1) * r) * dim], codec: codec))
-        }
+        let sections =
+            [Self.compressed(rowPlanes)]
+            + (0..<frameCount).map { f in
+                Self.compressed(Self.planes(vectors[f * r * dim..<min(n, (f + 1) * r) * dim], codec: codec))
+            }
         let headerSize = 36 + 8 * frameCount
         var output = [UInt8](repeating: 0, count: headerSize)
         output.replaceSubrange(0..<4, with: Self.magic)
@@ -158,7 +164,9 @@ package struct ColdBlock: Equatable {
             output.put(UInt32(section.count), at: at)
             unsafe output.put(section.withUnsafeBytes { unsafe crc32c($0) }, at: at + 4)
         }
-        unsafe output.put(output.withUnsafeBytes { unsafe crc32c(UnsafeRawBufferPointer(rebasing: $0[0 ..< headerSize - 4])) }, at: headerSize - 4)
+        unsafe output.put(
+            output.withUnsafeBytes { unsafe crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<headerSize - 4])) },
+            at: headerSize - 4)
         for section in sections { output += section }
         return output
     }
@@ -171,11 +179,12 @@ package struct ColdBlock: Equatable {
         unsafe plain.withUnsafeMutableBytes { out in
             // Byte shuffle: byte b of element i goes to b × plane + i.
             for (i, x) in values.enumerated() {
-                let bits: UInt32 = switch codec {
-                case .shuffledLZ4: x.bitPattern
-                case .bitShuffledLZ4: x.bitPattern.rotatedLeft
-                case .float16ShuffledLZ4, .float16BitShuffledLZ4: UInt32(Float16(x).bitPattern)
-                }
+                let bits: UInt32 =
+                    switch codec {
+                    case .shuffledLZ4: x.bitPattern
+                    case .bitShuffledLZ4: x.bitPattern.rotatedLeft
+                    case .float16ShuffledLZ4, .float16BitShuffledLZ4: UInt32(Float16(x).bitPattern)
+                    }
                 for b in 0..<elementSize { unsafe out[b * plane + i] = UInt8(truncatingIfNeeded: bits >> (8 * b)) }
             }
             // Then the high planes bit by bit.
@@ -199,8 +208,10 @@ package struct ColdBlock: Equatable {
         let size = unsafe plain.withUnsafeBytes { src in
             unsafe output.withUnsafeMutableBytes { dst in
                 // SAFETY: src holds plain.count bytes; dst `bound`.
-                unsafe Int(LZ4_compress_default(src.baseAddress?.assumingMemoryBound(to: CChar.self),
-                                         dst.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(plain.count), Int32(bound)))
+                unsafe Int(
+                    LZ4_compress_default(
+                        src.baseAddress?.assumingMemoryBound(to: CChar.self),
+                        dst.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(plain.count), Int32(bound)))
             }
         }
         output.removeLast(bound - size)
@@ -215,7 +226,8 @@ package struct ColdBlock: Equatable {
     /// Decodes and checks a block.
     /// - Throws: `corruptFile` naming `block` for a wrong magic, version, codec, length or checksum, or a
     ///   payload LZ4 rejects.
-    package static func decode(_ bytes: [UInt8], block: Int64, collection: String) throws(HybridStoreError) -> ColdBlock {
+    package static func decode(_ bytes: [UInt8], block: Int64, collection: String) throws(HybridStoreError) -> ColdBlock
+    {
         let result = unsafe bytes.withUnsafeBytes { raw in
             Result { () throws(HybridStoreError) in unsafe try decode(raw, block: block, collection: collection) }
         }
@@ -223,7 +235,9 @@ package struct ColdBlock: Equatable {
     }
 
     /// As `decode(_:block:collection:)`, reading the bytes in place (e.g. a blob SQLite lends).
-    package static func decode(_ bytes: UnsafeRawBufferPointer, block: Int64, collection: String) throws(HybridStoreError)
+    package static func decode(
+        _ bytes: UnsafeRawBufferPointer, block: Int64, collection: String
+    ) throws(HybridStoreError)
         -> ColdBlock
     {
         let reader = ColdBlockReader()
@@ -285,14 +299,20 @@ package struct ColdBlock: Equatable {
         case ranges([Range<Int>])
     }
     package static func parts(prefix: UnsafeRawBufferPointer, size: Int, positions: [Int]) -> Parts? {
-        guard prefix.count >= 36, unsafe prefix[0] == 0x48, unsafe prefix[1] == 0x53, unsafe prefix[2] == 0x43, unsafe prefix[3] == 0x42,
-              unsafe prefix[4] == 2 else { return nil }
-        func get(_ offset: Int) -> Int { unsafe Int(UInt32(littleEndian: prefix.loadUnaligned(fromByteOffset: offset, as: UInt32.self))) }
+        guard prefix.count >= 36, unsafe prefix[0] == 0x48, unsafe prefix[1] == 0x53, unsafe prefix[2] == 0x43,
+            unsafe prefix[3] == 0x42,
+            unsafe prefix[4] == 2
+        else { return nil }
+        func get(_ offset: Int) -> Int {
+            unsafe Int(UInt32(littleEndian: prefix.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+        }
         let n = get(8), frameRows = get(16), frameCount = get(20)
-        guard frameCount <= (size - 36) / 8, frameRows >= 1, frameCount == (n + frameRows - 1) / frameRows else { return nil }
+        guard frameCount <= (size - 36) / 8, frameRows >= 1, frameCount == (n + frameRows - 1) / frameRows else {
+            return nil
+        }
         let headerSize = 36 + 8 * frameCount
         guard prefix.count >= headerSize else { return .needHeader(headerSize) }
-        var ranges = [0 ..< headerSize + get(24)]
+        var ranges = [0..<headerSize + get(24)]
         var at = ranges[0].upperBound
         guard at <= size else { return nil }
         var wanted = [Bool](repeating: false, count: frameCount)
@@ -302,9 +322,9 @@ package struct ColdBlock: Equatable {
             guard length <= size - at else { return nil }
             if wanted[f] {
                 if ranges[ranges.count - 1].upperBound == at {
-                    ranges[ranges.count - 1] = ranges[ranges.count - 1].lowerBound ..< at + length
+                    ranges[ranges.count - 1] = ranges[ranges.count - 1].lowerBound..<at + length
                 } else {
-                    ranges.append(at ..< at + length)
+                    ranges.append(at..<at + length)
                 }
             }
             at += length
@@ -316,8 +336,10 @@ package struct ColdBlock: Equatable {
     /// when nil); the row numbers are in `rows` afterwards.
     /// - Throws: `corruptFile` naming `block` for a wrong magic, version, codec, length or checksum, or a
     ///   payload LZ4 rejects. Nothing of a block that fails is served.
-    package func load(_ bytes: UnsafeRawBufferPointer, block: Int64, collection: String,
-                      positions: [Int]? = nil) throws(HybridStoreError) {
+    package func load(
+        _ bytes: UnsafeRawBufferPointer, block: Int64, collection: String,
+        positions: [Int]? = nil
+    ) throws(HybridStoreError) {
         // Every per-block list keeps its capacity: no allocation per block once the reader has seen one.
         rows.removeAll(keepingCapacity: true)
         dimensions = 0
@@ -327,12 +349,17 @@ package struct ColdBlock: Equatable {
         framesDecoded = 0
         bytesInflated = 0
         func corrupt(_ why: String) -> HybridStoreError {
-            HybridStoreError(.corruptFile, "collection `\(collection)`: cold block \(block) is corrupt (\(why))",
-                             context: ["collection": collection, "block": "\(block)"])
+            HybridStoreError(
+                .corruptFile, "collection `\(collection)`: cold block \(block) is corrupt (\(why))",
+                context: ["collection": collection, "block": "\(block)"])
         }
-        guard bytes.count >= ColdBlock.version1HeaderSize, unsafe bytes[0] == 0x48, unsafe bytes[1] == 0x53, unsafe bytes[2] == 0x43,
-              unsafe bytes[3] == 0x42 else { throw corrupt("no block header") }
-        func get(at offset: Int) -> UInt32 { unsafe UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
+        guard bytes.count >= ColdBlock.version1HeaderSize, unsafe bytes[0] == 0x48, unsafe bytes[1] == 0x53,
+            unsafe bytes[2] == 0x43,
+            unsafe bytes[3] == 0x42
+        else { throw corrupt("no block header") }
+        func get(at offset: Int) -> UInt32 {
+            unsafe UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+        }
         func crc(_ range: Range<Int>) -> UInt32 { unsafe crc32c(UnsafeRawBufferPointer(rebasing: bytes[range])) }
         /// LZ4 of `source` into `plain` at `offset`, exactly `size` bytes. SAFETY: LZ4_decompress_safe never reads
         /// past the source range nor writes past `size`; callers size `plain` to hold offset + size.
@@ -341,9 +368,11 @@ package struct ColdBlock: Equatable {
                 guard size == 0 else { throw corrupt("empty payload") }
                 return
             }
-            let got = unsafe Int(LZ4_decompress_safe((bytes.baseAddress! + source.lowerBound).assumingMemoryBound(to: CChar.self),
-                                              (plain.baseAddress! + offset).assumingMemoryBound(to: CChar.self),
-                                              Int32(source.count), Int32(size)))
+            let got = unsafe Int(
+                LZ4_decompress_safe(
+                    (bytes.baseAddress! + source.lowerBound).assumingMemoryBound(to: CChar.self),
+                    (plain.baseAddress! + offset).assumingMemoryBound(to: CChar.self),
+                    Int32(source.count), Int32(size)))
             guard got == size else { throw corrupt("LZ4 payload does not decode to \(size) bytes") }
             bytesInflated += size
         }
@@ -370,7 +399,7 @@ package struct ColdBlock: Equatable {
             let frameCount = Int(get(at: 20))
             guard frameCount <= (bytes.count - 36) / 8 else { throw corrupt("impossible frame count \(frameCount)") }
             let headerSize = 36 + 8 * frameCount
-            guard get(at: headerSize - 4) == crc(0 ..< headerSize - 4) else { throw corrupt("header checksum mismatch") }
+            guard get(at: headerSize - 4) == crc(0..<headerSize - 4) else { throw corrupt("header checksum mismatch") }
             (n, dim) = (Int(get(at: 8)), Int(get(at: 12)))
             frameRows = Int(get(at: 16))
             guard frameRows >= 1, frameCount == (n + frameRows - 1) / frameRows else {
@@ -380,7 +409,7 @@ package struct ColdBlock: Equatable {
             for i in 0...frameCount {
                 let size = Int(get(at: i == 0 ? 24 : 32 + 8 * (i - 1)))
                 guard size <= bytes.count - at else { throw corrupt("truncated payload") }
-                sections.append(at ..< at + size)
+                sections.append(at..<at + size)
                 at += size
                 if i > 0 { frameCRCs.append(get(at: 32 + 8 * (i - 1) + 4)) }
             }
@@ -388,7 +417,9 @@ package struct ColdBlock: Equatable {
             guard get(at: 28) == crc(sections[0]) else { throw corrupt("row section checksum mismatch") }
         }
         let (components, overflow) = n.multipliedReportingOverflow(by: dim)
-        guard !overflow, dim >= 1, dim <= 4096, components <= 1 << 28 else { throw corrupt("impossible shape \(n) × \(dim)") }
+        guard !overflow, dim >= 1, dim <= 4096, components <= 1 << 28 else {
+            throw corrupt("impossible shape \(n) × \(dim)")
+        }
         // Where each frame's planes go in `plain`, after the n × 8 bytes of row planes.
         var offset = n * 8
         var largestPlane = 0
@@ -401,7 +432,7 @@ package struct ColdBlock: Equatable {
         }
         reserve(offset)
         if version == 1 {
-            try inflate(ColdBlock.version1HeaderSize ..< bytes.count, to: 0, size: offset)
+            try inflate(ColdBlock.version1HeaderSize..<bytes.count, to: 0, size: offset)
             for f in frames.indices { frames[f].decoded = true }
             framesDecoded = frames.count
         } else {
@@ -457,12 +488,14 @@ package struct ColdBlock: Equatable {
             func plane(_ b: Int) -> UnsafePointer<UInt8> {
                 guard bitPlanes.contains(b) else { return unsafe UnsafePointer(base + b * frame.plane) }
                 let target = unsafe planeScratch + (b - bitPlanes.lowerBound) * frame.plane
-                unsafe bitUnshuffle(base + b * frame.plane, stride: frame.plane / 8, groups: 0 ..< frame.plane / 8, target)
+                unsafe bitUnshuffle(
+                    base + b * frame.plane, stride: frame.plane / 8, groups: 0..<frame.plane / 8, target)
                 return unsafe UnsafePointer(target)
             }
             let target = unsafe out + frame.first * dimensions
             if codec.elementSize == 4 {
-                unsafe hs_unshuffle_f32(plane(0), plane(1), plane(2), plane(3), components, codec == .bitShuffledLZ4 ? 1 : 0, target)
+                unsafe hs_unshuffle_f32(
+                    plane(0), plane(1), plane(2), plane(3), components, codec == .bitShuffledLZ4 ? 1 : 0, target)
             } else {
                 unsafe hs_unshuffle_f16(plane(0), plane(1), components, target)
             }
@@ -481,7 +514,7 @@ package struct ColdBlock: Equatable {
         // first + dim ≤ components ≤ plane; scratch holds 2 × (dim + 16) bytes (checked in `load`).
         let base = unsafe plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + frame.offset
         let bitPlanes = codec.bitPlanes
-        let groups = first / 8 ..< (first + dim + 7) / 8
+        let groups = first / 8..<(first + dim + 7) / 8
         // Byte b of element first + i is plane(b)[i].
         func plane(_ b: Int) -> UnsafePointer<UInt8> {
             guard bitPlanes.contains(b) else { return unsafe UnsafePointer(base + b * frame.plane + first) }

@@ -16,7 +16,9 @@ extension HybridStore {
         var radius: Float = 0
         unsafe space.withUnsafeBufferPointer { v in
             unsafe centroid.withUnsafeBufferPointer { c in
-                for i in members { radius = unsafe max(radius, l2(v.baseAddress! + i * dim, c.baseAddress!, dim).squareRoot()) }
+                for i in members {
+                    radius = unsafe max(radius, l2(v.baseAddress! + i * dim, c.baseAddress!, dim).squareRoot())
+                }
             }
         }
         return (centroid, radius)
@@ -30,7 +32,8 @@ extension HybridStore {
     /// members are in ascending order (row numbers delta-code best that way).
     func partition(_ space: [Float], count: Int, dim: Int) -> [[Int]] {
         let target = Self.coldBlockRows
-        let groups = kMeans(space, members: Array(0..<count), parts: (count + Self.coldGroupRows - 1) / Self.coldGroupRows, dim: dim)
+        let groups = kMeans(
+            space, members: Array(0..<count), parts: (count + Self.coldGroupRows - 1) / Self.coldGroupRows, dim: dim)
         var leaves: [[Int]] = []
         var leafGroup: [Int] = []
         for (g, members) in groups.enumerated() {
@@ -49,8 +52,9 @@ extension HybridStore {
             let nearest = nearestCentres(space, count: count, centres: groupCentres, take: near, dim: dim)
             var assignment = [Int32](repeating: 0, count: count)
             for _ in 0..<Self.coldRefineRounds {
-                assignment = nearestLeaf(space, count: count, leafCentres: leafCentres, nearestGroups: nearest,
-                                         near: near, leavesOfGroup: leavesOfGroup, dim: dim)
+                assignment = nearestLeaf(
+                    space, count: count, leafCentres: leafCentres, nearestGroups: nearest,
+                    near: near, leavesOfGroup: leavesOfGroup, dim: dim)
                 var members = [[Int]](repeating: [], count: leaves.count)
                 for i in 0..<count { members[Int(assignment[i])].append(i) }
                 let fresh = means(of: members, in: space, dim: dim)
@@ -65,7 +69,9 @@ extension HybridStore {
         while let leaf = pending.popLast() {
             if leaf.count > 2 * target {
                 let halves = kMeans(space, members: leaf, parts: 2, dim: dim)
-                if halves.count == 2 { pending += halves } else {  // identical vectors: cut by position
+                if halves.count == 2 {
+                    pending += halves
+                } else {  // identical vectors: cut by position
                     pending += [Array(leaf[..<(leaf.count / 2)]), Array(leaf[(leaf.count / 2)...])]
                 }
             } else {
@@ -119,16 +125,19 @@ extension HybridStore {
     }
 
     /// For each vector, the nearest leaf among those of its nearest groups.
-    private func nearestLeaf(_ space: [Float], count: Int, leafCentres: [Float], nearestGroups: [Int32], near: Int,
-                             leavesOfGroup: [[Int32]], dim: Int) -> [Int32] {
+    private func nearestLeaf(
+        _ space: [Float], count: Int, leafCentres: [Float], nearestGroups: [Int32], near: Int,
+        leavesOfGroup: [[Int32]], dim: Int
+    ) -> [Int32] {
         var out = [Int32](repeating: 0, count: count)
         let l2 = DistanceKernel(metric: .l2)
         unsafe space.withUnsafeBufferPointer { v in
             unsafe leafCentres.withUnsafeBufferPointer { c in
                 unsafe nearestGroups.withUnsafeBufferPointer { groups in
                     unsafe out.withUnsafeMutableBufferPointer { o in
-                        let work = unsafe KMeansShared(space: v.baseAddress!, centres: c.baseAddress!, groups: groups.baseAddress!,
-                                          out: o.baseAddress!)
+                        let work = unsafe KMeansShared(
+                            space: v.baseAddress!, centres: c.baseAddress!, groups: groups.baseAddress!,
+                            out: o.baseAddress!)
                         inParallel(count) { range in
                             for i in range {
                                 let x = unsafe work.space + i * dim
@@ -158,7 +167,7 @@ extension HybridStore {
         centres.reserveCapacity(parts * dim)
         for p in 0..<parts {
             let seed = members[p * members.count / parts]
-            centres.append(contentsOf: space[seed * dim ..< (seed + 1) * dim])
+            centres.append(contentsOf: space[seed * dim..<(seed + 1) * dim])
         }
         let l2 = DistanceKernel(metric: .l2)
         var assignment = [Int](repeating: 0, count: members.count)
@@ -169,10 +178,11 @@ extension HybridStore {
                     unsafe members.withUnsafeBufferPointer { m in
                         unsafe assignment.withUnsafeMutableBufferPointer { out in
                             // SAFETY: each chunk writes only its own range of `out`; all buffers outlive the call.
-                            let work = unsafe AssignWork(space: v.baseAddress!, centres: c.baseAddress!, members: m, out: out)
+                            let work = unsafe AssignWork(
+                                space: v.baseAddress!, centres: c.baseAddress!, members: m, out: out)
                             let body = { @Sendable (chunk: Int) in
                                 let count = unsafe work.members.count
-                                for i in (chunk * count / chunks) ..< ((chunk + 1) * count / chunks) {
+                                for i in (chunk * count / chunks)..<((chunk + 1) * count / chunks) {
                                     var best = 0, bestDistance = Float.infinity
                                     let x = unsafe work.space + work.members[i] * dim
                                     for p in 0..<parts {
@@ -182,7 +192,11 @@ extension HybridStore {
                                     unsafe work.out[i] = best
                                 }
                             }
-                            if chunks == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
+                            if chunks == 1 {
+                                body(0)
+                            } else {
+                                DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
+                            }
                         }
                     }
                 }

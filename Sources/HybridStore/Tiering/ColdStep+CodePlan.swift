@@ -12,8 +12,10 @@ extension HybridStore {
     /// k-th smallest interval end (and the hot k-th, `bound`) can be among the k nearest, and the blocks
     /// holding them are opened in order of their lowest interval start, at most `maxProbe`. `keys`: per block
     /// ‖q − c‖² (L2, cosine) or −q·c (inner product), when the caller has them.
-    func codePlan(_ tier: ColdTier, metric: Metric, query q: [Float], slots: [UInt32],
-                          keys: [Float]?, k: Int, bound initial: Float?, maxProbe: Int, confidence: Float)
+    func codePlan(
+        _ tier: ColdTier, metric: Metric, query q: [Float], slots: [UInt32],
+        keys: [Float]?, k: Int, bound initial: Float?, maxProbe: Int, confidence: Float
+    )
         -> [(block: Int, bound: Float, wanted: [Int])]
     {
         guard !slots.isEmpty else { return [] }
@@ -34,52 +36,54 @@ extension HybridStore {
         // SAFETY: every slot here is < the slot count, so codeBits holds `words` words for it and blockOfSlot and
         // codeFactors an entry; `rotated` holds `padded` floats; low and high hold n floats.
         unsafe tier.codeBits.withUnsafeBufferPointer { bits in
-        unsafe tier.codeFactors.withUnsafeBufferPointer { factors in
-        unsafe tier.blockOfSlot.withUnsafeBufferPointer { blockOfSlot in
-        unsafe low.withUnsafeMutableBufferPointer { low in
-        unsafe high.withUnsafeMutableBufferPointer { high in
-        unsafe rotated.withUnsafeBufferPointer { rq in
-        unsafe q.withUnsafeBufferPointer { qb in
-        unsafe slots.withUnsafeBufferPointer { slots in
-            for i in 0..<n {
-                // A block's code lines are fetched while the rows before it are estimated.
-                if i + 16 < n {
-                    let ahead = unsafe Int(slots[i + 16])
-                    unsafe hs_prefetch(bits.baseAddress! + ahead * words)
-                    unsafe hs_prefetch(factors.baseAddress! + ahead)
-                    unsafe hs_prefetch(blockOfSlot.baseAddress! + ahead)
-                }
-                let slot = unsafe Int(slots[i])
-                let b = unsafe Int(blockOfSlot[slot])
-                if let keys {
-                    lastKey = keys[b]
-                } else if b != lastBlock {
-                    lastKey = unsafe tier.key(b, query: qb.baseAddress!, innerProduct: !centred)
-                    lastBlock = b
-                }
-                let f = unsafe factors[slot]
-                let (ip, errorPerNorm) = unsafe codes.estimate(bits.baseAddress! + slot * words, f, rotatedQuery: rq.baseAddress!,
-                                                       querySum: querySum, centred: centred)
-                if centred {
-                    let qc2 = lastKey
-                    let err = 2 * f.norm * errorPerNorm * qc2.squareRoot() * confidence
-                    let d2 = qc2 + f.norm * (f.norm - 2 * ip)
-                    unsafe low[i] = max(0, d2 - err) * scale
-                    unsafe high[i] = (d2 + err) * scale
-                } else {
-                    let d = lastKey - f.norm * ip
-                    let err = f.norm * errorPerNorm * queryNorm * confidence
-                    unsafe low[i] = d - err
-                    unsafe high[i] = d + err
+            unsafe tier.codeFactors.withUnsafeBufferPointer { factors in
+                unsafe tier.blockOfSlot.withUnsafeBufferPointer { blockOfSlot in
+                    unsafe low.withUnsafeMutableBufferPointer { low in
+                        unsafe high.withUnsafeMutableBufferPointer { high in
+                            unsafe rotated.withUnsafeBufferPointer { rq in
+                                unsafe q.withUnsafeBufferPointer { qb in
+                                    unsafe slots.withUnsafeBufferPointer { slots in
+                                        for i in 0..<n {
+                                            // A block's code lines are fetched while the rows before it are estimated.
+                                            if i + 16 < n {
+                                                let ahead = unsafe Int(slots[i + 16])
+                                                unsafe hs_prefetch(bits.baseAddress! + ahead * words)
+                                                unsafe hs_prefetch(factors.baseAddress! + ahead)
+                                                unsafe hs_prefetch(blockOfSlot.baseAddress! + ahead)
+                                            }
+                                            let slot = unsafe Int(slots[i])
+                                            let b = unsafe Int(blockOfSlot[slot])
+                                            if let keys {
+                                                lastKey = keys[b]
+                                            } else if b != lastBlock {
+                                                lastKey = unsafe tier.key(
+                                                    b, query: qb.baseAddress!, innerProduct: !centred)
+                                                lastBlock = b
+                                            }
+                                            let f = unsafe factors[slot]
+                                            let (ip, errorPerNorm) = unsafe codes.estimate(
+                                                bits.baseAddress! + slot * words, f, rotatedQuery: rq.baseAddress!,
+                                                querySum: querySum, centred: centred)
+                                            if centred {
+                                                let qc2 = lastKey
+                                                let err = 2 * f.norm * errorPerNorm * qc2.squareRoot() * confidence
+                                                let d2 = qc2 + f.norm * (f.norm - 2 * ip)
+                                                unsafe low[i] = max(0, d2 - err) * scale
+                                                unsafe high[i] = (d2 + err) * scale
+                                            } else {
+                                                let d = lastKey - f.norm * ip
+                                                let err = f.norm * errorPerNorm * queryNorm * confidence
+                                                unsafe low[i] = d - err
+                                                unsafe high[i] = d + err
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
-        }
-        }
-        }
-        }
-        }
-        }
-        }
         }
         // The cap: no row whose interval starts above the k-th smallest end can be among the k nearest.
         var cap = initial ?? .infinity

@@ -17,9 +17,11 @@ extension HybridStore {
     /// distance found so far (hot or cold). With `probes: .max` the step is exact: every candidate block in
     /// centroid order, skipping (L2, cosine) those whose lower bound — distance to the centroid minus the
     /// radius — cannot beat the k-th best.
-    func coldStep(_ s: CollectionState, query: [Float], k: Int, filter: Filter?, condition: SQLCondition?,
-                  bound initial: Float?, probes: Int?, effort: Double = 1, reader held: Connection? = nil,
-                  report: inout ColdStepReport) throws(HybridStoreError) -> [(row: Int64, distance: Float)] {
+    func coldStep(
+        _ s: CollectionState, query: [Float], k: Int, filter: Filter?, condition: SQLCondition?,
+        bound initial: Float?, probes: Int?, effort: Double = 1, reader held: Connection? = nil,
+        report: inout ColdStepReport
+    ) throws(HybridStoreError) -> [(row: Int64, distance: Float)] {
         let metric = s.schema.vector.metric
         let dim = s.schema.vector.dimensions
         var q = query
@@ -46,7 +48,9 @@ extension HybridStore {
             }
             /// Blocks the step may open at `effort`: the caller's count, or the store's rule.
             func allowedProbes(_ effort: Double) -> Int {
-                min(blockCount, max(1, probes ?? Planner.coldBlocks(blocks: blockCount, selectivity: selectivity, effort: effort)))
+                min(
+                    blockCount,
+                    max(1, probes ?? Planner.coldBlocks(blocks: blockCount, selectivity: selectivity, effort: effort)))
             }
             let maxProbe = allowedProbes(effort)
             let exhaustive = maxProbe >= blockCount
@@ -60,17 +64,22 @@ extension HybridStore {
             // centroid way opens a few dozen of the blocks it may, so a higher effort does not make ranking
             // every matching row worth it; measured: Benchmarks/README.md, "Measurements behind constants".)
             let exact = probes.map { $0 >= blockCount } ?? false
-            let byCode = !exact && filter != nil && inMemory
+            let byCode =
+                !exact && filter != nil && inMemory
                 && Double(tier.liveRows) * selectivity <= Double(allowedProbes(1)) * Self.codeRanksPerBlockRead
             if byCode {
                 let slots = tier.columns.collect(filter!, predicate: matches)
                 report.rowsRanked = slots.count
-                plan = codePlan(tier, metric: metric, query: q, slots: slots, keys: nil, k: k, bound: initial,
-                                maxProbe: maxProbe, confidence: Self.codeConfidence(effort))
+                plan = codePlan(
+                    tier, metric: metric, query: q, slots: slots, keys: nil, k: k, bound: initial,
+                    maxProbe: maxProbe, confidence: Self.codeConfidence(effort))
             }
             // Rank blocks by centroid: squared L2 to it (or −dot for inner product).
             let innerProduct = metric == .innerProduct
-            let keys = unsafe byCode ? [] : q.withUnsafeBufferPointer { unsafe tier.keys(query: $0.baseAddress!, innerProduct: innerProduct) }
+            let keys =
+                unsafe byCode
+                ? []
+                : q.withUnsafeBufferPointer { unsafe tier.keys(query: $0.baseAddress!, innerProduct: innerProduct) }
             /// The nearest any row of block b can be, in reported units (L2 and cosine: the centroid distance
             /// minus the radius; none for inner product). Only asked of the blocks popped.
             let radii = tier.radii, spans = tier.spans
@@ -100,46 +109,50 @@ extension HybridStore {
                 // SAFETY: every slot read is < base + count of its block's span, within rowOfSlot; blocks
                 // prefetched are < blockCount, within keys, radii and spans.
                 unsafe try rowOfSlot.withUnsafeBufferPointer { rowOfSlot in
-                unsafe try spans.withUnsafeBufferPointer { spanBuffer in
-                    while picked < maxProbe, let b = order.next() {
-                        // Blocks come in no memory order, and ranking all centroids has just pushed these small
-                        // arrays out of cache: fetch a block's entries 8 places ahead, and its rows (whose place
-                        // needs its span) 4 places ahead, so that both are here when it comes up.
-                        if let far = order.peek(8) {
-                            unsafe hs_prefetch(spanBuffer.baseAddress! + far)
-                            unsafe radii.withUnsafeBufferPointer { unsafe hs_prefetch($0.baseAddress! + far) }
-                            unsafe keys.withUnsafeBufferPointer { unsafe hs_prefetch($0.baseAddress! + far) }
-                        }
-                        if let ahead = order.peek(4) { unsafe hs_prefetch(rowOfSlot.baseAddress! + Int(spanBuffer[ahead].base)) }
-                        let bound = lowerBound(b)
-                        if bound > initial ?? .infinity {
-                            if exhaustive { continue }
-                            break
-                        }
-                        if mayBeCorrupt, let corrupt = blocks[b].corrupt { throw corrupt }
-                        wanted.removeAll(keepingCapacity: true)
-                        let (base, count) = spans[b]
-                        for position in 0..<Int(count) {
-                            let slot = base + UInt32(position)
-                            if unsafe rowOfSlot[Int(slot)] >= 0 && (!inMemory || matches(slot)) { wanted.append(position) }
-                        }
-                        if let sqlFilter, let c, !wanted.isEmpty {
-                            let statement = try c.prepareOnce(sqlFilter)
-                            try statement.bind(.integer(blocks[b].id), at: 1)
-                            try statement.bind(condition?.arguments ?? [], from: 2)
-                            var rows = Set<Int64>()
-                            while try statement.step() { rows.insert(statement.int64(0)) }
-                            wanted = wanted.filter { unsafe rows.contains(rowOfSlot[Int(base) + $0]) }
-                        }
-                        guard !wanted.isEmpty else { continue }
-                        picked += 1
-                        if rerank {
-                            for position in wanted { candidates.append(base + UInt32(position)) }
-                        } else {
-                            plan.append((b, bound, wanted))
+                    unsafe try spans.withUnsafeBufferPointer { spanBuffer in
+                        while picked < maxProbe, let b = order.next() {
+                            // Blocks come in no memory order, and ranking all centroids has just pushed these small
+                            // arrays out of cache: fetch a block's entries 8 places ahead, and its rows (whose place
+                            // needs its span) 4 places ahead, so that both are here when it comes up.
+                            if let far = order.peek(8) {
+                                unsafe hs_prefetch(spanBuffer.baseAddress! + far)
+                                unsafe radii.withUnsafeBufferPointer { unsafe hs_prefetch($0.baseAddress! + far) }
+                                unsafe keys.withUnsafeBufferPointer { unsafe hs_prefetch($0.baseAddress! + far) }
+                            }
+                            if let ahead = order.peek(4) {
+                                unsafe hs_prefetch(rowOfSlot.baseAddress! + Int(spanBuffer[ahead].base))
+                            }
+                            let bound = lowerBound(b)
+                            if bound > initial ?? .infinity {
+                                if exhaustive { continue }
+                                break
+                            }
+                            if mayBeCorrupt, let corrupt = blocks[b].corrupt { throw corrupt }
+                            wanted.removeAll(keepingCapacity: true)
+                            let (base, count) = spans[b]
+                            for position in 0..<Int(count) {
+                                let slot = base + UInt32(position)
+                                if unsafe rowOfSlot[Int(slot)] >= 0 && (!inMemory || matches(slot)) {
+                                    wanted.append(position)
+                                }
+                            }
+                            if let sqlFilter, let c, !wanted.isEmpty {
+                                let statement = try c.prepareOnce(sqlFilter)
+                                try statement.bind(.integer(blocks[b].id), at: 1)
+                                try statement.bind(condition?.arguments ?? [], from: 2)
+                                var rows = Set<Int64>()
+                                while try statement.step() { rows.insert(statement.int64(0)) }
+                                wanted = wanted.filter { unsafe rows.contains(rowOfSlot[Int(base) + $0]) }
+                            }
+                            guard !wanted.isEmpty else { continue }
+                            picked += 1
+                            if rerank {
+                                for position in wanted { candidates.append(base + UInt32(position)) }
+                            } else {
+                                plan.append((b, bound, wanted))
+                            }
                         }
                     }
-                }
                 }
             }
             if byCode {
@@ -155,8 +168,9 @@ extension HybridStore {
             // can still be among the k nearest (the same answers at fewer reads).
             if rerank && !candidates.isEmpty {
                 report.rowsRanked = candidates.count
-                plan = codePlan(tier, metric: metric, query: q, slots: candidates, keys: keys, k: k, bound: initial,
-                                maxProbe: maxProbe, confidence: Self.codeConfidence(effort))
+                plan = codePlan(
+                    tier, metric: metric, query: q, slots: candidates, keys: keys, k: k, bound: initial,
+                    maxProbe: maxProbe, confidence: Self.codeConfidence(effort))
             }
             report.planMs = Double(nowNanos() - started) / 1e6
             // Worker w opens plan[w], plan[w + W], …, so each reads near blocks first; each keeps its own k best
@@ -174,7 +188,9 @@ extension HybridStore {
                 }
                 return result
             }
-            func probe(_ share: [(block: Int, bound: Float, wanted: [Int])], _ w: Int) throws(HybridStoreError)
+            func probe(
+                _ share: [(block: Int, bound: Float, wanted: [Int])], _ w: Int
+            ) throws(HybridStoreError)
                 -> [(row: Int64, distance: Float)]
             {
                 var best: [(row: Int64, distance: Float)] = []
@@ -205,7 +221,9 @@ extension HybridStore {
                         // not per row; else only the frames holding the wanted rows.
                         let whole = wanted.count * 2 >= block.count
                         // Gone from the database: replaced by a commit whose new blocks this tier does not name yet.
-                        guard try loadColdBlock(s, block.id, c, through: blobs, into: reader, positions: whole ? nil : wanted)
+                        guard
+                            try loadColdBlock(
+                                s, block.id, c, through: blobs, into: reader, positions: whole ? nil : wanted)
                         else { continue }
                         probed += 1
                         bytes += reader.bytesInflated
@@ -213,36 +231,45 @@ extension HybridStore {
                             if decoded.count < reader.rows.count * dim {
                                 decoded = [Float](repeating: 0, count: reader.rows.count * dim)
                             }
-                            unsafe decoded.withUnsafeMutableBufferPointer { unsafe reader.vectors(into: $0.baseAddress!) }
+                            unsafe decoded.withUnsafeMutableBufferPointer {
+                                unsafe reader.vectors(into: $0.baseAddress!)
+                            }
                         }
                         // SAFETY: `decoded` holds rows.count × dim floats when `whole`, `vector` dim floats;
                         // neither array is resized inside the closures.
                         unsafe decoded.withUnsafeMutableBufferPointer { all in
-                        unsafe vector.withUnsafeMutableBufferPointer { one in
-                            unsafe normalizedQuery.withUnsafeBufferPointer { qb in
-                                for position in wanted {
-                                    let row = rowOfSlot[Int(block.slot(position))]
-                                    // The block in the database must be the one the tier describes.
-                                    guard position < reader.rows.count, reader.rows[position] == row else { continue }
-                                    let v: UnsafeMutableBufferPointer<Float>
-                                    if whole {
-                                        unsafe v = unsafe UnsafeMutableBufferPointer(rebasing: all[position * dim ..< (position + 1) * dim])
-                                    } else {
-                                        unsafe reader.vector(at: position, into: one.baseAddress!)
-                                        unsafe v = unsafe one
+                            unsafe vector.withUnsafeMutableBufferPointer { one in
+                                unsafe normalizedQuery.withUnsafeBufferPointer { qb in
+                                    for position in wanted {
+                                        let row = rowOfSlot[Int(block.slot(position))]
+                                        // The block in the database must be the one the tier describes.
+                                        guard position < reader.rows.count, reader.rows[position] == row else {
+                                            continue
+                                        }
+                                        let v: UnsafeMutableBufferPointer<Float>
+                                        if whole {
+                                            unsafe v = unsafe UnsafeMutableBufferPointer(
+                                                rebasing: all[position * dim..<(position + 1) * dim])
+                                        } else {
+                                            unsafe reader.vector(at: position, into: one.baseAddress!)
+                                            unsafe v = unsafe one
+                                        }
+                                        // Blocks keep the original vectors.
+                                        if metric == .cosine { unsafe normalize(v) }
+                                        let d = unsafe reported(kernel(qb.baseAddress!, v.baseAddress!, dim))
+                                        candidates += 1
+                                        guard
+                                            best.count < k || d < best[k - 1].distance
+                                                || (d == best[k - 1].distance && row < best[k - 1].row)
+                                        else { continue }
+                                        let at =
+                                            best.firstIndex { d < $0.distance || (d == $0.distance && row < $0.row) }
+                                            ?? best.count
+                                        best.insert((row, d), at: at)
+                                        if best.count > k { best.removeLast() }
                                     }
-                                    if metric == .cosine { unsafe normalize(v) }  // blocks keep the original vectors
-                                    let d = unsafe reported(kernel(qb.baseAddress!, v.baseAddress!, dim))
-                                    candidates += 1
-                                    guard best.count < k || d < best[k - 1].distance
-                                          || (d == best[k - 1].distance && row < best[k - 1].row) else { continue }
-                                    let at = best.firstIndex { d < $0.distance || (d == $0.distance && row < $0.row) }
-                                        ?? best.count
-                                    best.insert((row, d), at: at)
-                                    if best.count > k { best.removeLast() }
                                 }
                             }
-                        }
                         }
                     }
                 }
@@ -261,7 +288,9 @@ extension HybridStore {
                     // run (the tier under the collection's read lock, the plan, the bounds, the query); each has
                     // its own reader connection, block reader and buffers.
                     let job = unsafe ColdWork(run: work, out: out)
-                    DispatchQueue.concurrentPerform(iterations: workers) { @Sendable w in unsafe job.out[w] = unsafe job.run(w) }
+                    DispatchQueue.concurrentPerform(iterations: workers) { @Sendable w in
+                        unsafe job.out[w] = unsafe job.run(w)
+                    }
                 }
             }
             if let error = partial.compactMap(\.error).first { throw error }
@@ -279,9 +308,12 @@ extension HybridStore {
                 let kth = min(best.count >= k ? best[k - 1].distance : .infinity, initial ?? .infinity)
                 for (b, block) in blocks.enumerated() {
                     guard let corrupt = block.corrupt else { continue }
-                    let key = unsafe q.withUnsafeBufferPointer { unsafe tier.key(b, query: $0.baseAddress!, innerProduct: innerProduct) }
+                    let key = unsafe q.withUnsafeBufferPointer {
+                        unsafe tier.key(b, query: $0.baseAddress!, innerProduct: innerProduct)
+                    }
                     let gap = max(0, key.squareRoot() - tier.radii[b])
-                    let bound: Float = metric == .innerProduct ? -.infinity : metric == .cosine ? gap * gap / 2 : gap * gap
+                    let bound: Float =
+                        metric == .innerProduct ? -.infinity : metric == .cosine ? gap * gap / 2 : gap * gap
                     if bound <= kth { throw corrupt }
                 }
             }

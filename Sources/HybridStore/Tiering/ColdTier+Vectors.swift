@@ -24,10 +24,11 @@ extension HybridStore {
             for (p, row) in block.rows.enumerated() { position[row] = p }
             for row in wanted {
                 guard let p = position[row] else {
-                    throw HybridStoreError(.corruptFile, "collection `\(s.name)`: cold block \(id) lacks row \(row)",
-                                           context: ["collection": s.name, "block": "\(id)"])
+                    throw HybridStoreError(
+                        .corruptFile, "collection `\(s.name)`: cold block \(id) lacks row \(row)",
+                        context: ["collection": s.name, "block": "\(id)"])
                 }
-                out[row] = Array(block.vectors[p * dim ..< (p + 1) * dim])
+                out[row] = Array(block.vectors[p * dim..<(p + 1) * dim])
             }
         }
         return out
@@ -42,8 +43,10 @@ extension HybridStore {
         let vectors = try coldVectors(of: cold.map { numbers[$0] }, s, c)
         for i in cold {
             guard let v = vectors[numbers[i]] else {
-                throw HybridStoreError(.corruptFile, "collection `\(s.name)`: row \(rows[i].id) has no vector in the table or a cold block",
-                                       context: ["collection": s.name, "id": rows[i].id.description])
+                throw HybridStoreError(
+                    .corruptFile,
+                    "collection `\(s.name)`: row \(rows[i].id) has no vector in the table or a cold block",
+                    context: ["collection": s.name, "id": rows[i].id.description])
             }
             rows[i].vector = v
         }

@@ -74,8 +74,10 @@ final class ColdTier {
     /// Adds a block: `rows` in position order, with the live ones' filterable values (absent = dead position)
     /// and all rows' vectors in the space distances are measured in (normalised for cosine), row-major; a
     /// corrupt block has no rows.
-    func add(block id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]],
-             vectors: [Float], corrupt: HybridStoreError? = nil) {
+    func add(
+        block id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]],
+        vectors: [Float], corrupt: HybridStoreError? = nil
+    ) {
         precondition(centroid.count == dimensions && vectors.count == rows.count * dimensions)
         // Any point near the rows serves as the centroid, as long as the radius, the codes and every bound use
         // the same one: the float16 value, clamped to its finite range (components beyond ±65,504 would
@@ -113,8 +115,9 @@ final class ColdTier {
             // floats; rotatedCentroid and scratch hold `padded` floats.
             codeFactors[Int(slot)] = unsafe codeBits.withUnsafeMutableBufferPointer { bits in
                 unsafe vectors.withUnsafeBufferPointer { v in
-                    unsafe codes.encode(v.baseAddress! + position * dimensions, rotatedCentroid: rotatedCentroid,
-                                 bits: bits.baseAddress! + Int(slot) * words, scratch: &scratch)
+                    unsafe codes.encode(
+                        v.baseAddress! + position * dimensions, rotatedCentroid: rotatedCentroid,
+                        bits: bits.baseAddress! + Int(slot) * words, scratch: &scratch)
                 }
             }
             columns.set(node: slot, values: rowValues)
@@ -123,7 +126,8 @@ final class ColdTier {
         liveRows += live
         if corrupt != nil { corruptBlocks += 1 }
         indexOfBlock[id] = blocks.count
-        blocks.append(Block(id: id, base: base, count: rows.count, live: live, corruption: corrupt.map(Corruption.init)))
+        blocks.append(
+            Block(id: id, base: base, count: rows.count, live: live, corruption: corrupt.map(Corruption.init)))
         radii.append(radius)
         spans.append((base, UInt32(rows.count)))
         centroids += halves
@@ -138,7 +142,8 @@ final class ColdTier {
         if let reused = freeRanges[length]?.popLast() {
             base = reused
             if freeRanges[length]?.isEmpty == true { freeRanges[length] = nil }
-        } else if let longer = freeRanges.keys.filter({ $0 > length }).min(), let reused = freeRanges[longer]?.popLast() {
+        } else if let longer = freeRanges.keys.filter({ $0 > length }).min(), let reused = freeRanges[longer]?.popLast()
+        {
             if freeRanges[longer]?.isEmpty == true { freeRanges[longer] = nil }
             base = reused
             freeRanges[longer - length, default: []].append(reused + length)
@@ -147,9 +152,11 @@ final class ColdTier {
             rowOfSlot.append(contentsOf: repeatElement(-1, count: count))
             blockOfSlot.append(contentsOf: repeatElement(0, count: count))
             codeBits.append(contentsOf: repeatElement(0, count: count * codes.words))
-            codeFactors.append(contentsOf: repeatElement(SignCodes.Factors(norm: 0, inverseAlignment: 1, centroidTerm: 0), count: count))
+            codeFactors.append(
+                contentsOf: repeatElement(
+                    SignCodes.Factors(norm: 0, inverseAlignment: 1, centroidTerm: 0), count: count))
         }
-        for slot in Int(base) ..< Int(base) + count { blockOfSlot[slot] = UInt32(b) }
+        for slot in Int(base)..<Int(base) + count { blockOfSlot[slot] = UInt32(b) }
         return base
     }
 
@@ -158,7 +165,8 @@ final class ColdTier {
     func key(_ b: Int, query: UnsafePointer<Float>, innerProduct: Bool) -> Float {
         unsafe centroids.withUnsafeBufferPointer { c in
             // SAFETY: centroids hold blocks × dimensions values; b is a block index.
-            unsafe innerProduct ? hs_negdot_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
+            unsafe innerProduct
+                ? hs_negdot_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
                 : hs_l2sq_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
         }
     }
@@ -169,7 +177,9 @@ final class ColdTier {
             unsafe centroids.withUnsafeBufferPointer { c in
                 // SAFETY: centroids hold blocks × dimensions values; out holds blocks.count floats.
                 for b in 0..<blocks.count {
-                    unsafe out[b] = unsafe innerProduct ? hs_negdot_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
+                    unsafe out[b] =
+                        unsafe innerProduct
+                        ? hs_negdot_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
                         : hs_l2sq_f32_f16(query, c.baseAddress! + b * dimensions, dimensions)
                 }
             }
@@ -260,8 +270,11 @@ final class ColdTier {
     /// RAM it takes, estimated from its arrays' sizes.
     var memoryBytes: Int {
         // A block is its struct (its rows are ranges of the per-slot arrays), its radius, span and index entry.
-        return blocks.capacity * MemoryLayout<Block>.stride + centroids.capacity * 2 + radii.capacity * 4 + spans.capacity * 8
-            + rowOfSlot.capacity * 8 + freeRanges.values.reduce(0) { $0 + 16 + $1.capacity * 4 } + indexOfBlock.capacity * 16 + columns.memoryBytes
-            + blockOfSlot.capacity * 4 + codeBits.capacity * 8 + codeFactors.capacity * MemoryLayout<SignCodes.Factors>.stride
+        return blocks.capacity * MemoryLayout<Block>.stride + centroids.capacity * 2 + radii.capacity * 4 + spans
+            .capacity * 8
+            + rowOfSlot.capacity * 8 + freeRanges.values.reduce(0) { $0 + 16 + $1.capacity * 4 } + indexOfBlock.capacity
+            * 16 + columns.memoryBytes
+            + blockOfSlot.capacity * 4 + codeBits.capacity * 8 + codeFactors.capacity
+            * MemoryLayout<SignCodes.Factors>.stride
     }
 }

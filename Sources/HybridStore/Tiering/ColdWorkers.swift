@@ -33,7 +33,7 @@ func inParallel(_ count: Int, _ body: @Sendable (Range<Int>) -> Void) {
     let chunks = count >= 4096 ? max(1, cores) * 4 : 1
     if chunks == 1 { return body(0..<count) }
     DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-        body((chunk * count / chunks) ..< ((chunk + 1) * count / chunks))
+        body((chunk * count / chunks)..<((chunk + 1) * count / chunks))
     }
 }
 

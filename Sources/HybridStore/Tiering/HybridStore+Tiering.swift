@@ -41,19 +41,26 @@ extension HybridStore {
     /// - Returns: how many rows moved.
     /// - Throws: `invalidFilter`, `unknownCollection`, `corruptFile` (a cold block that does not decode), `sqlite`.
     @discardableResult
-    public func tier(_ collection: CollectionRef, where filter: Filter? = nil, to tier: Tier,
-                     codec: ColdCodec = .bitShuffledLZ4) throws(HybridStoreError) -> Int {
+    public func tier(
+        _ collection: CollectionRef, where filter: Filter? = nil, to tier: Tier,
+        codec: ColdCodec = .bitShuffledLZ4
+    ) throws(HybridStoreError) -> Int {
         let s = try state(collection)
-        let condition = try filter.map { f throws(HybridStoreError) in try compiled(try validated(f.normalized, s), s) }
+        let condition =
+            try filter.map { f throws(HybridStoreError) in try compiled(try validated(f.normalized, s), s) }
             ?? SQLCondition(text: "1", arguments: [])
         let moved = try sqliteWork("moving rows of `\(s.name)` to the \(tier) tier") {
-            try write { tx in tier == .cold ? try moveToCold(s, condition, codec: codec, tx) : try moveToHot(s, condition, tx) }
+            try write { tx in
+                tier == .cold ? try moveToCold(s, condition, codec: codec, tx) : try moveToHot(s, condition, tx)
+            }
         }
         // The index keeps freed slots for reuse; when most of it left for the cold tier, build it afresh
         // from the hot rows so the RAM is returned.
         if tier == .cold {
             let (live, capacity) = s.read { index, _ in (index.count, index.nodeCapacity) }
-            if capacity >= 1024 && live * 2 < capacity { try rebuild(s, reason: "compacting after a move to the cold tier") }
+            if capacity >= 1024 && live * 2 < capacity {
+                try rebuild(s, reason: "compacting after a move to the cold tier")
+            }
         }
         return moved
     }
@@ -75,14 +82,17 @@ extension HybridStore {
     func applyTierPolicies() throws {
         for s in catalog.withLock({ Array($0.values) }) {
             let policy = try withWriter { c, _ -> String? in
-                guard case .text(let text)? = try c.statement(SQL.readMeta).scalar([.text("tier_policy:\(s.number)")]) else { return nil }
+                guard case .text(let text)? = try c.statement(SQL.readMeta).scalar([.text("tier_policy:\(s.number)")])
+                else { return nil }
                 return text
             }
             if let policy { try tier(s.handle, where: try parseFilter(policy), to: .cold) }
         }
     }
 
-    private func moveToCold(_ s: CollectionState, _ condition: SQLCondition, codec: ColdCodec, _ tx: WriteTransaction)
+    private func moveToCold(
+        _ s: CollectionState, _ condition: SQLCondition, codec: ColdCodec, _ tx: WriteTransaction
+    )
         throws -> Int
     {
         let c = tx.connection
@@ -104,17 +114,22 @@ extension HybridStore {
         var space = vectors  // the space distances are measured in: normalised for cosine
         if cosine {
             unsafe space.withUnsafeMutableBufferPointer { all in
-                for i in 0..<rows.count { unsafe normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
+                for i in 0..<rows.count {
+                    unsafe normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim..<(i + 1) * dim]))
+                }
             }
         }
         var added: [ColdRewrite.Added] = []
         for members in partition(space, count: rows.count, dim: dim) {
             let (centroid, radius) = centre(of: members, in: space, dim: dim)
-            let block = ColdBlock(rows: members.map { rows[$0] }, dimensions: dim,
-                                  vectors: members.flatMap { vectors[$0 * dim ..< ($0 + 1) * dim] })
+            let block = ColdBlock(
+                rows: members.map { rows[$0] }, dimensions: dim,
+                vectors: members.flatMap { vectors[$0 * dim..<($0 + 1) * dim] })
             let centroidBytes = unsafe centroid.withUnsafeBytes { unsafe [UInt8]($0) }
-            try c.statement(SQL.insertColdBlock).run([.integer(s.number), .blob(centroidBytes), .real(Double(radius)),
-                                                      .integer(Int64(members.count)), .blob(block.encoded(codec: codec))])
+            try c.statement(SQL.insertColdBlock).run([
+                .integer(s.number), .blob(centroidBytes), .real(Double(radius)),
+                .integer(Int64(members.count)), .blob(block.encoded(codec: codec)),
+            ])
             let id = c.lastInsertRowID
             for row in block.rows {
                 try tx.chargeTierMove(s, row, toCold: true)
@@ -123,12 +138,20 @@ extension HybridStore {
                 try tx.logChange(s, row: row, op: .delete)
                 tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(deleted: true)
             }
-            added.append((id, centroid, radius, block.rows, Dictionary(uniqueKeysWithValues: members.map { (rows[$0], values[$0]) }),
-                          members.flatMap { space[$0 * dim ..< ($0 + 1) * dim] }))
+            added.append(
+                (
+                    id, centroid, radius, block.rows,
+                    Dictionary(uniqueKeysWithValues: members.map { (rows[$0], values[$0]) }),
+                    members.flatMap { space[$0 * dim..<($0 + 1) * dim] }
+                ))
         }
         tx.beforePublish.append {
             s.lock.write {
-                for b in added { s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values, vectors: b.space) }
+                for b in added {
+                    s.cold.add(
+                        block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values,
+                        vectors: b.space)
+                }
                 s.cold.settle()
             }
         }
@@ -179,8 +202,10 @@ extension HybridStore {
         var moved = 0
         var dropped: [Int64] = []
         /// A new block: its summary, rows, live rows' filterable values and vectors in the metric's space.
-        typealias Added = (id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]],
-                           space: [Float])
+        typealias Added = (
+            id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]],
+            space: [Float]
+        )
         var added: [Added] = []
 
         func publish(_ s: CollectionState, _ tx: WriteTransaction) {
@@ -190,7 +215,9 @@ extension HybridStore {
                 s.lock.write {
                     for id in dropped { s.cold.remove(block: id) }
                     for b in added {
-                        s.cold.add(block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values, vectors: b.space)
+                        s.cold.add(
+                            block: b.id, centroid: b.centroid, radius: b.radius, rows: b.rows, values: b.values,
+                            vectors: b.space)
                     }
                 }
             }
@@ -201,8 +228,10 @@ extension HybridStore {
     /// positions dropped) to a new block in the same codec; the old block is deleted once the in-memory tier
     /// has switched. A block is never rewritten in place, so a query that read the in-memory tier before this
     /// commit and the database after it never pairs an old position list with new contents.
-    private func rewriteColdBlock(_ s: CollectionState, _ blockID: Int64, leaving: Set<Int64>, _ tx: WriteTransaction,
-                                  _ rewrite: inout ColdRewrite) throws {
+    private func rewriteColdBlock(
+        _ s: CollectionState, _ blockID: Int64, leaving: Set<Int64>, _ tx: WriteTransaction,
+        _ rewrite: inout ColdRewrite
+    ) throws {
         let c = tx.connection
         let dim = s.schema.vector.dimensions
         let filterable = s.schema.columns.indices.filter { s.schema.columns[$0].filterable }
@@ -216,13 +245,15 @@ extension HybridStore {
             let statement = try c.statement(s.table.hydrateByRow(filterable))
             defer { statement.reset() }
             try statement.bind(.text(jsonArray(leavingHere.map { .integer($0) })), at: 1)
-            while try statement.step() { returning[statement.int64(0)] = readRow(statement, positions: filterable, vector: false, s) }
+            while try statement.step() {
+                returning[statement.int64(0)] = readRow(statement, positions: filterable, vector: false, s)
+            }
         }
         var staying: [Int] = []
         for (i, row) in block.rows.enumerated() {
             if leaving.contains(row) {
                 try tx.chargeTierMove(s, row, toCold: false)
-                let vector = Array(block.vectors[i * dim ..< (i + 1) * dim])
+                let vector = Array(block.vectors[i * dim..<(i + 1) * dim])
                 unsafe try vector.withUnsafeBufferPointer { buffer in
                     let update = try c.statement(s.table.updateVector)
                     try update.bind(.integer(row), at: 1)
@@ -233,7 +264,8 @@ extension HybridStore {
                 _ = try c.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(row)])
                 try tx.logChange(s, row: row, op: .vector)
                 tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(
-                    deleted: false, vector: vector, id: returning[row]?.id ?? .string(""), values: returning[row]?.values ?? [:],
+                    deleted: false, vector: vector, id: returning[row]?.id ?? .string(""),
+                    values: returning[row]?.values ?? [:],
                     coldBlock: blockID)
                 rewrite.moved += 1
             } else if valid.contains(row) {
@@ -244,12 +276,15 @@ extension HybridStore {
         // `WriteTransaction.garbageBlocks`); no row refers to it from this COMMIT on.
         rewrite.dropped.append(blockID)
         guard !staying.isEmpty else { return }
-        let kept = ColdBlock(rows: staying.map { block.rows[$0] }, dimensions: dim,
-                             vectors: staying.flatMap { block.vectors[$0 * dim ..< ($0 + 1) * dim] })
+        let kept = ColdBlock(
+            rows: staying.map { block.rows[$0] }, dimensions: dim,
+            vectors: staying.flatMap { block.vectors[$0 * dim..<($0 + 1) * dim] })
         var space = kept.vectors
         if s.schema.vector.metric == .cosine {
             unsafe space.withUnsafeMutableBufferPointer { all in
-                for i in 0..<kept.rows.count { unsafe normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim ..< (i + 1) * dim])) }
+                for i in 0..<kept.rows.count {
+                    unsafe normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim..<(i + 1) * dim]))
+                }
             }
         }
         let (centroid, radius) = centre(of: Array(kept.rows.indices), in: space, dim: dim)
@@ -258,7 +293,9 @@ extension HybridStore {
             .integer(Int64(kept.rows.count)), .blob(kept.encoded(codec: codec)),
         ])
         let id = c.lastInsertRowID
-        for row in kept.rows { try c.statement(SQL.moveColdRow).run([.integer(s.number), .integer(row), .integer(id)]) }
+        for row in kept.rows {
+            try c.statement(SQL.moveColdRow).run([.integer(s.number), .integer(row), .integer(id)])
+        }
         let values = s.lock.read {
             Dictionary(uniqueKeysWithValues: kept.rows.map { ($0, s.cold.values(of: $0, block: blockID) ?? [:]) })
         }

@@ -49,7 +49,7 @@ package struct NearestFirst {
         guard remaining > 0 else { return }
         var front = remaining
         if chunk < remaining && remaining > 1024 { front = Self.partition(&items, from: from, atLeast: chunk) }
-        items[from ..< from + front].sort()
+        items[from..<from + front].sort()
         sortedUpTo = from + front
     }
 

@@ -95,8 +95,10 @@ package struct SignCodes: Sendable {
 
     /// Codes `x` against a centroid already turned (`rotatedCentroid` = P·c, `padded` floats): writes
     /// `words` words of bits and returns the factors. `scratch` must hold `padded` floats.
-    package func encode(_ x: UnsafePointer<Float>, rotatedCentroid rc: UnsafePointer<Float>,
-                        bits: UnsafeMutablePointer<UInt64>, scratch o: UnsafeMutablePointer<Float>) -> Factors {
+    package func encode(
+        _ x: UnsafePointer<Float>, rotatedCentroid rc: UnsafePointer<Float>,
+        bits: UnsafeMutablePointer<UInt64>, scratch o: UnsafeMutablePointer<Float>
+    ) -> Factors {
         unsafe rotate(x, into: o)
         let d = padded, w = planeWords
         // The residual (in double: the difference of two floats is exact there), and the `large` components of
@@ -136,20 +138,25 @@ package struct SignCodes: Sendable {
         }
         let norm = norm2.squareRoot()
         let alignment = norm > 0 ? aligned / (Double(d + 8 * large).squareRoot() * norm) : 1
-        return Factors(norm: Float(norm), inverseAlignment: Float(1 / max(alignment, 1e-6)),
-                       centroidTerm: Float(centroidTerm))
+        return Factors(
+            norm: Float(norm), inverseAlignment: Float(1 / max(alignment, 1e-6)),
+            centroidTerm: Float(centroidTerm))
     }
 
     /// ⟨ô, y⟩ estimated for a code, with y given as P·q (`rotatedQuery`, its element sum `querySum`) minus
     /// P·c when `centred` (the code's `centroidTerm` takes care of c); and the bound on the error per unit of
     /// ‖y‖ (multiply by ‖y‖ and ε₀).
     @inline(__always)
-    package func estimate(_ bits: UnsafePointer<UInt64>, _ factors: Factors, rotatedQuery: UnsafePointer<Float>,
-                          querySum: Float, centred: Bool) -> (innerProduct: Float, errorPerNorm: Float) {
+    package func estimate(
+        _ bits: UnsafePointer<UInt64>, _ factors: Factors, rotatedQuery: UnsafePointer<Float>,
+        querySum: Float, centred: Bool
+    ) -> (innerProduct: Float, errorPerNorm: Float) {
         let w = planeWords
         let high = unsafe hs_masked_sum_f32(rotatedQuery, bits, w)
         // ⟨v, y⟩: v = 4·hi + 2·lo − 3 (two planes) or 2·hi − 1 (one).
-        let vy = unsafe planes == 2 ? 4 * high + 2 * hs_masked_sum_f32(rotatedQuery, bits + w, w) - 3 * querySum
+        let vy =
+            unsafe planes == 2
+            ? 4 * high + 2 * hs_masked_sum_f32(rotatedQuery, bits + w, w) - 3 * querySum
             : 2 * high - querySum
         let signed = (vy - (centred ? factors.centroidTerm : 0)) * inverseNorm
         let f = factors.inverseAlignment

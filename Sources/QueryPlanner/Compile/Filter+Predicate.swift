@@ -16,7 +16,9 @@ extension Filter {
     /// Three-valued: true, false, or nil for unknown.
     private func compileTri(_ source: some ColumnSource) throws(FilterError) -> @Sendable (Int) -> Bool? {
         func column(_ name: String) throws(FilterError) -> [Value] {
-            guard let values = source.values(of: name) else { throw FilterError(offset: nil, "unknown column '\(name)'") }
+            guard let values = source.values(of: name) else {
+                throw FilterError(offset: nil, "unknown column '\(name)'")
+            }
             return values
         }
         switch self {
@@ -56,7 +58,9 @@ extension Filter {
         case .between(let name, let low, let high):
             let values = try column(name)
             return { row in
-                guard let a = compareValues(values[row], low), let b = compareValues(values[row], high) else { return nil }
+                guard let a = compareValues(values[row], low), let b = compareValues(values[row], high) else {
+                    return nil
+                }
                 return a >= 0 && b <= 0
             }
         case .isIn(let name, let list):

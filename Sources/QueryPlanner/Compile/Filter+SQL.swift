@@ -27,7 +27,9 @@ extension Filter {
     ///   - identifier: the SQL identifier of a column, or nil when unknown.
     ///   - isBoolean: whether a column stores booleans as 0/1 integers (so TRUE binds as 1).
     /// - Throws: `FilterError` for unknown columns.
-    package func sql(identifier: (String) -> String?, isBoolean: (String) -> Bool = { _ in false }) throws(FilterError)
+    package func sql(
+        identifier: (String) -> String?, isBoolean: (String) -> Bool = { _ in false }
+    ) throws(FilterError)
         -> SQLCondition
     {
         var arguments: [Value] = []
@@ -71,7 +73,10 @@ extension Filter {
         }
         let text = try render(self)
         guard arguments.count <= Self.maximumSQLArguments else {
-            throw FilterError(offset: nil, "the filter has \(arguments.count) values; at most \(Self.maximumSQLArguments) can be bound (use fewer IN or OR terms)")
+            throw FilterError(
+                offset: nil,
+                "the filter has \(arguments.count) values; at most \(Self.maximumSQLArguments) can be bound (use fewer IN or OR terms)"
+            )
         }
         return SQLCondition(text: text, arguments: arguments)
     }

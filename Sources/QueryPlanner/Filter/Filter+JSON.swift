@@ -24,7 +24,10 @@ extension Filter {
         }
         guard let object = json as? [String: Any], object.count == 1, let (key, body) = object.first else {
             let shown = "\(json)"
-            throw FilterError(offset: nil, "a filter node must be an object with one key, got \(shown.count > 80 ? shown.prefix(80) + "…" : shown)")
+            throw FilterError(
+                offset: nil,
+                "a filter node must be an object with one key, got \(shown.count > 80 ? shown.prefix(80) + "…" : shown)"
+            )
         }
         switch key {
         case "and", "or":
@@ -37,14 +40,15 @@ extension Filter {
         case "not":
             self = .not(try Filter(json: body, depth: depth + 1))
         case "eq", "ne", "lt", "lte", "gt", "gte":
-            let op: Comparison = switch key {
-            case "eq": .equal
-            case "ne": .notEqual
-            case "lt": .less
-            case "lte": .lessOrEqual
-            case "gt": .greater
-            default: .greaterOrEqual
-            }
+            let op: Comparison =
+                switch key {
+                case "eq": .equal
+                case "ne": .notEqual
+                case "lt": .less
+                case "lte": .lessOrEqual
+                case "gt": .greater
+                default: .greaterOrEqual
+                }
             guard let args = body as? [Any], args.count == 2, let column = args[0] as? String else {
                 throw FilterError(offset: nil, "'\(key)' expects [column, value]")
             }
@@ -56,7 +60,7 @@ extension Filter {
             self = .between(column: column, try Value(json: args[1]), try Value(json: args[2]))
         case "in":
             guard let args = body as? [Any], args.count == 2, let column = args[0] as? String,
-                  let list = args[1] as? [Any]
+                let list = args[1] as? [Any]
             else { throw FilterError(offset: nil, "'in' expects [column, [values]]") }
             var values: [Value] = []
             for item in list { values.append(try Value(json: item)) }

@@ -51,7 +51,9 @@ struct FilterParser {
         try advance()
         if token == .end { throw FilterError(offset: 0, "expected a filter, found nothing") }
         let result = try parseOr()
-        guard token == .end else { throw FilterError(offset: tokenStart, "expected AND, OR or the end after \(describe(previous: true))") }
+        guard token == .end else {
+            throw FilterError(offset: tokenStart, "expected AND, OR or the end after \(describe(previous: true))")
+        }
         return result
     }
 
@@ -78,7 +80,8 @@ struct FilterParser {
     mutating func parseUnary() throws(FilterError) -> Filter {
         if isKeyword("NOT") || token == .symbol("(") {
             guard depth < Self.maximumDepth else {
-                throw FilterError(offset: tokenStart, "the filter nests deeper than \(Self.maximumDepth) parentheses or NOTs")
+                throw FilterError(
+                    offset: tokenStart, "the filter nests deeper than \(Self.maximumDepth) parentheses or NOTs")
             }
         }
         depth += 1
@@ -92,7 +95,8 @@ struct FilterParser {
             try advance()
             let inner = try parseOr()
             guard token == .symbol(")") else {
-                throw FilterError(offset: tokenStart, "expected ')' to close the '(' at offset \(open), found \(describe())")
+                throw FilterError(
+                    offset: tokenStart, "expected ')' to close the '(' at offset \(open), found \(describe())")
             }
             try advance()
             return inner
@@ -120,7 +124,10 @@ struct FilterParser {
         if isKeyword("BETWEEN") {
             try advance()
             let low = try parseValue(after: "BETWEEN")
-            guard isKeyword("AND") else { throw FilterError(offset: tokenStart, "expected AND after the low bound of BETWEEN, found \(describe())") }
+            guard isKeyword("AND") else {
+                throw FilterError(
+                    offset: tokenStart, "expected AND after the low bound of BETWEEN, found \(describe())")
+            }
             try advance()
             let high = try parseValue(after: "AND")
             let f = Filter.between(column: column, low, high)
@@ -128,14 +135,18 @@ struct FilterParser {
         }
         if isKeyword("IN") {
             try advance()
-            guard token == .symbol("(") else { throw FilterError(offset: tokenStart, "expected '(' after IN, found \(describe())") }
+            guard token == .symbol("(") else {
+                throw FilterError(offset: tokenStart, "expected '(' after IN, found \(describe())")
+            }
             try advance()
             var values = [try parseValue(after: "'('")]
             while token == .symbol(",") {
                 try advance()
                 values.append(try parseValue(after: "','"))
             }
-            guard token == .symbol(")") else { throw FilterError(offset: tokenStart, "expected ',' or ')' in the IN list, found \(describe())") }
+            guard token == .symbol(")") else {
+                throw FilterError(offset: tokenStart, "expected ',' or ')' in the IN list, found \(describe())")
+            }
             try advance()
             let f = Filter.isIn(column: column, values)
             return negated ? .not(f) : f
@@ -147,13 +158,18 @@ struct FilterParser {
                 not = true
                 try advance()
             }
-            guard isKeyword("NULL") else { throw FilterError(offset: tokenStart, "expected NULL after IS\(not ? " NOT" : ""), found \(describe())") }
+            guard isKeyword("NULL") else {
+                throw FilterError(offset: tokenStart, "expected NULL after IS\(not ? " NOT" : ""), found \(describe())")
+            }
             try advance()
             return not ? .isNotNull(column: column) : .isNull(column: column)
         }
-        throw FilterError(offset: tokenStart, negated
-            ? "expected BETWEEN or IN after NOT, found \(describe())"
-            : "expected a comparison (=, !=, <, <=, >, >=, BETWEEN, IN, IS) after column '\(column)', found \(describe())")
+        throw FilterError(
+            offset: tokenStart,
+            negated
+                ? "expected BETWEEN or IN after NOT, found \(describe())"
+                : "expected a comparison (=, !=, <, <=, >, >=, BETWEEN, IN, IS) after column '\(column)', found \(describe())"
+        )
     }
 
     mutating func parseValue(after what: String) throws(FilterError) -> Value {
@@ -211,7 +227,10 @@ struct FilterParser {
     }
 
     func describe(previous: Bool = false) -> String {
-        if previous { return self.previous.isEmpty ? "the start" : "'" + String(decoding: bytes[self.previous], as: UTF8.self) + "'" }
+        if previous {
+            return self.previous.isEmpty
+                ? "the start" : "'" + String(decoding: bytes[self.previous], as: UTF8.self) + "'"
+        }
         if token == .end { return "the end" }
         let end = min(position, bytes.count)
         return "'" + String(decoding: bytes[tokenStart..<end], as: UTF8.self) + "'"
@@ -219,7 +238,9 @@ struct FilterParser {
 
     mutating func advance() throws(FilterError) {
         if tokenStart < position { previous = tokenStart..<min(position, bytes.count) }
-        while position < bytes.count, bytes[position] == 0x20 || bytes[position] == 0x09 || bytes[position] == 0x0A || bytes[position] == 0x0D {
+        while position < bytes.count,
+            bytes[position] == 0x20 || bytes[position] == 0x09 || bytes[position] == 0x0A || bytes[position] == 0x0D
+        {
             position += 1
         }
         tokenStart = position
@@ -228,10 +249,14 @@ struct FilterParser {
             return
         }
         let c = bytes[position]
-        func isIdentifierStart(_ b: UInt8) -> Bool { (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b >= 0x80 }
+        func isIdentifierStart(_ b: UInt8) -> Bool {
+            (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b >= 0x80
+        }
         func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
         if isIdentifierStart(c) {
-            while position < bytes.count, isIdentifierStart(bytes[position]) || isDigit(bytes[position]) { position += 1 }
+            while position < bytes.count, isIdentifierStart(bytes[position]) || isDigit(bytes[position]) {
+                position += 1
+            }
             token = .identifier(String(decoding: bytes[tokenStart..<position], as: UTF8.self))
             return
         }
@@ -267,7 +292,9 @@ struct FilterParser {
             position += 1
             while true {
                 guard position < bytes.count else {
-                    throw FilterError(offset: tokenStart, c == 0x27 ? "unterminated string starting" : "unterminated quoted column name starting")
+                    throw FilterError(
+                        offset: tokenStart,
+                        c == 0x27 ? "unterminated string starting" : "unterminated quoted column name starting")
                 }
                 if bytes[position] == c {
                     if position + 1 < bytes.count, bytes[position + 1] == c {
@@ -325,7 +352,8 @@ extension Filter: CustomStringConvertible {
         case .and(let children): return children.map { $0.printed(inside: .and) }.joined(separator: " AND ")
         case .or(let children): return children.map { $0.printed(inside: .or) }.joined(separator: " OR ")
         case .not(let inner): return "NOT (\(inner))"
-        case .compare(let column, let op, let value): return "\(Self.quote(column)) \(op.rawValue) \(Self.literal(value))"
+        case .compare(let column, let op, let value):
+            return "\(Self.quote(column)) \(op.rawValue) \(Self.literal(value))"
         case .between(let column, let low, let high):
             return "\(Self.quote(column)) BETWEEN \(Self.literal(low)) AND \(Self.literal(high))"
         case .isIn(let column, let values):
@@ -345,8 +373,11 @@ extension Filter: CustomStringConvertible {
     }
 
     static func quote(_ column: String) -> String {
-        let plain = column.utf8.first.map { !($0 >= 0x30 && $0 <= 0x39) } ?? false
-            && column.utf8.allSatisfy { ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || ($0 >= 0x30 && $0 <= 0x39) }
+        let plain =
+            column.utf8.first.map { !($0 >= 0x30 && $0 <= 0x39) } ?? false
+            && column.utf8.allSatisfy {
+                ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || ($0 >= 0x30 && $0 <= 0x39)
+            }
             && !FilterParser.isReserved(column)
         return plain ? column : quoted(column, with: "\"")
     }

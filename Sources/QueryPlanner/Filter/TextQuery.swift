@@ -65,7 +65,8 @@ extension TextQuery {
         switch syntax {
         case .words:
             // NUL separates words too: FTS5 reads its query as a C string, so a NUL inside a term would end it.
-            let words = text.split(whereSeparator: { $0.isWhitespace || $0.unicodeScalars.contains("\0") }).map(String.init)
+            let words = text.split(whereSeparator: { $0.isWhitespace || $0.unicodeScalars.contains("\0") }).map(
+                String.init)
             guard !words.isEmpty else { throw TextQueryError(offset: 0, "expected words to search for, found nothing") }
             guard words.count <= Self.maximumPhrases else {
                 throw TextQueryError(offset: 0, "at most \(Self.maximumPhrases) words, got \(words.count)")
@@ -103,13 +104,16 @@ struct TextQueryParser {
 
     mutating func parseAll() throws(TextQueryError) -> CompiledTextQuery {
         if let nul = bytes.firstIndex(of: 0) {
-            throw TextQueryError(offset: nul, "a NUL character cannot be searched for (FTS5 reads its query as a C string)")
+            throw TextQueryError(
+                offset: nul, "a NUL character cannot be searched for (FTS5 reads its query as a C string)")
         }
         skipSpace()
         guard position < bytes.count else { throw TextQueryError(offset: 0, "expected a query, found nothing") }
         let match = try parseOr()
         skipSpace()
-        guard position == bytes.count else { throw TextQueryError(offset: position, "expected AND, OR, NOT, a term or the end") }
+        guard position == bytes.count else {
+            throw TextQueryError(offset: position, "expected AND, OR, NOT, a term or the end")
+        }
         guard phrases.count <= TextQuery.maximumPhrases else {
             throw TextQueryError(offset: 0, "at most \(TextQuery.maximumPhrases) phrases, got \(phrases.count)")
         }
@@ -160,7 +164,9 @@ struct TextQueryParser {
         defer { if !filter.isEmpty { columns.removeLast() } }
         skipSpace()
         guard position < bytes.count else {
-            throw TextQueryError(offset: position, start == position ? "expected a term, found the end" : "expected a term after the column filter")
+            throw TextQueryError(
+                offset: position,
+                start == position ? "expected a term, found the end" : "expected a term after the column filter")
         }
         let body: String
         if bytes[position] == UInt8(ascii: "(") {
@@ -178,7 +184,9 @@ struct TextQueryParser {
             var group: [String] = []
             while true {
                 skipSpace()
-                guard position < bytes.count else { throw TextQueryError(offset: position, "expected a phrase or ')' in NEAR") }
+                guard position < bytes.count else {
+                    throw TextQueryError(offset: position, "expected a phrase or ')' in NEAR")
+                }
                 if bytes[position] == UInt8(ascii: ")") || bytes[position] == UInt8(ascii: ",") { break }
                 group.append(try parsePhrase(initial: false))
             }
@@ -188,7 +196,9 @@ struct TextQueryParser {
                 position += 1
                 skipSpace()
                 let digits = position
-                while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) { position += 1 }
+                while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) {
+                    position += 1
+                }
                 guard position > digits, position - digits <= 9 else {
                     throw TextQueryError(offset: digits, "expected a distance (a whole number) after ',' in NEAR")
                 }
@@ -318,7 +328,8 @@ struct TextQueryParser {
 
     static func isBareword(_ byte: UInt8) -> Bool {
         byte >= 0x80 || byte == 0x1A || byte == UInt8(ascii: "_")
-            || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+            || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
             || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
     }
 
@@ -369,7 +380,10 @@ struct TextQueryParser {
         for word in ["AND", "OR", "NOT"] {
             let w = Array(word.utf8)
             if i + w.count <= bytes.count, Array(bytes[i..<i + w.count]) == w,
-               i + w.count == bytes.count || !Self.isBareword(bytes[i + w.count]) { return false }
+                i + w.count == bytes.count || !Self.isBareword(bytes[i + w.count])
+            {
+                return false
+            }
         }
         return b == UInt8(ascii: "\"") || b == UInt8(ascii: "(") || b == UInt8(ascii: "^") || b == UInt8(ascii: "-")
             || b == UInt8(ascii: "{") || Self.isBareword(b)

@@ -31,9 +31,11 @@ package struct PlanInput: Sendable {
     /// ignored when `searchEffort` is given.
     public var effortScale: Double
 
-    public init(rows: Int, estimatedMatches: Double, hasFilter: Bool, k: Int, dimensions: Int,
-                recallTarget: Double = 0.95, searchEffort: Int? = nil, inMemoryPredicate: Bool = true,
-                effortScale: Double = 1) {
+    public init(
+        rows: Int, estimatedMatches: Double, hasFilter: Bool, k: Int, dimensions: Int,
+        recallTarget: Double = 0.95, searchEffort: Int? = nil, inMemoryPredicate: Bool = true,
+        effortScale: Double = 1
+    ) {
         self.effortScale = effortScale
         self.rows = rows
         self.estimatedMatches = estimatedMatches
@@ -63,8 +65,9 @@ public struct Plan: Sendable, Equatable, Codable {
     public var alternatives: [String: Double]
 
     /// A plan before planning: plain graph search, nothing estimated.
-    public static let unplanned = Plan(strategy: .graph, effort: nil, overFetch: nil, estimatedMatches: 0,
-                                       estimatedSelectivity: 1, estimatedCost: 0, expectedRecall: 0, alternatives: [:])
+    public static let unplanned = Plan(
+        strategy: .graph, effort: nil, overFetch: nil, estimatedMatches: 0,
+        estimatedSelectivity: 1, estimatedCost: 0, expectedRecall: 0, alternatives: [:])
 }
 
 /// Chooses the cheapest strategy expected to reach the recall target.
@@ -93,14 +96,15 @@ package enum Planner {
 
     /// ef for a recall target at `k`.
     public static func effort(forRecall target: Double, k: Int) -> Int {
-        let factor: Int = switch target {
-        case ..<0.85: 2
-        case ..<0.905: 4
-        case ..<0.955: 8
-        case ..<0.985: 16
-        case ..<0.995: 32
-        default: 64
-        }
+        let factor: Int =
+            switch target {
+            case ..<0.85: 2
+            case ..<0.905: 4
+            case ..<0.955: 8
+            case ..<0.985: 16
+            case ..<0.995: 32
+            default: 64
+            }
         return max(k * factor, k, 16)
     }
 
@@ -136,12 +140,15 @@ package enum Planner {
         let tableEffort = effort(forRecall: input.recallTarget, k: input.k)
         let ef = max(input.searchEffort ?? Int((Double(tableEffort) * input.effortScale).rounded(.up)), input.k)
         // A calibrated effort is expected to meet the target it was calibrated for.
-        let graphRecall = input.searchEffort == nil && input.effortScale != 1 ? input.recallTarget
+        let graphRecall =
+            input.searchEffort == nil && input.effortScale != 1
+            ? input.recallTarget
             : expectedRecall(effort: ef, k: input.k)
         guard input.hasFilter else {
             let cost = min(graphDistancesPerEffort * Double(ef), n)
-            return Plan(strategy: .graph, effort: ef, overFetch: nil, estimatedMatches: matches, estimatedSelectivity: 1,
-                        estimatedCost: cost, expectedRecall: graphRecall, alternatives: ["graph": cost])
+            return Plan(
+                strategy: .graph, effort: ef, overFetch: nil, estimatedMatches: matches, estimatedSelectivity: 1,
+                estimatedCost: cost, expectedRecall: graphRecall, alternatives: ["graph": cost])
         }
         var costs: [Strategy: Double] = [:]
         costs[.exact] = matches * (exactDistanceCost(dimensions: input.dimensions) + collectCost)
@@ -156,21 +163,24 @@ package enum Planner {
         let alternatives = Dictionary(uniqueKeysWithValues: costs.map { ($0.key.rawValue, $0.value) })
         switch best.key {
         case .exact:
-            return Plan(strategy: .exact, effort: nil, overFetch: nil, estimatedMatches: matches, estimatedSelectivity: s,
-                        estimatedCost: best.value, expectedRecall: 1, alternatives: alternatives)
+            return Plan(
+                strategy: .exact, effort: nil, overFetch: nil, estimatedMatches: matches, estimatedSelectivity: s,
+                estimatedCost: best.value, expectedRecall: 1, alternatives: alternatives)
         case .postFilter:
             let overFetch = Int((Double(input.k) / s * 1.5).rounded(.up))
-            return Plan(strategy: .postFilter, effort: max(ef, overFetch), overFetch: overFetch, estimatedMatches: matches,
-                        estimatedSelectivity: s, estimatedCost: best.value, expectedRecall: graphRecall,
-                        alternatives: alternatives)
+            return Plan(
+                strategy: .postFilter, effort: max(ef, overFetch), overFetch: overFetch, estimatedMatches: matches,
+                estimatedSelectivity: s, estimatedCost: best.value, expectedRecall: graphRecall,
+                alternatives: alternatives)
         default:
             // A filtered search at ef keeps exploring until ef matches are found, so it reaches the target with
             // a smaller ef than an unfiltered one: ef · s^¼ (ef · √s fits one dataset but not clustered tenant
             // filters: Benchmarks/README.md, "Measurements behind constants"). A caller's fixed effort is kept.
             let filteredEffort = input.searchEffort ?? Self.filteredEffort(ef, selectivity: s, k: input.k)
-            return Plan(strategy: best.key, effort: filteredEffort, overFetch: nil, estimatedMatches: matches,
-                        estimatedSelectivity: s, estimatedCost: best.value, expectedRecall: graphRecall,
-                        alternatives: alternatives)
+            return Plan(
+                strategy: best.key, effort: filteredEffort, overFetch: nil, estimatedMatches: matches,
+                estimatedSelectivity: s, estimatedCost: best.value, expectedRecall: graphRecall,
+                alternatives: alternatives)
         }
     }
 }

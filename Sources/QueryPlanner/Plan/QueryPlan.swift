@@ -87,28 +87,57 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
             case .buildCurve(let queries, let measuredAt): return "\(queries) build-time queries, " + age(measuredAt)
             case .buildCurveShort(let queries, let measuredAt, let shortBy, let ratio):
                 return "\(queries) build-time queries, " + age(measuredAt)
-                    + String(format: "; short of the target by %.3f, and an exact scan would cost %.0f× more", shortBy, ratio)
+                    + String(
+                        format: "; short of the target by %.3f, and an exact scan would cost %.0f× more", shortBy, ratio
+                    )
             case .exactForRecall(let recall, let interval):
-                return String(format: "exact: the graph's calibrated recall %.3f ± %.3f falls short of the target", recall, interval)
+                return String(
+                    format: "exact: the graph's calibrated recall %.3f ± %.3f falls short of the target", recall,
+                    interval)
             case .overBothTiers(let queries): return "over both tiers, \(queries) build-time queries"
             }
         }
     }
 
     // The hot step's fields, read and written through the plan.
-    public var strategy: Strategy { get { hot.strategy } set { hot.strategy = newValue } }
-    public var effort: Int? { get { hot.effort } set { hot.effort = newValue } }
-    public var overFetch: Int? { get { hot.overFetch } set { hot.overFetch = newValue } }
-    public var estimatedMatches: Double { get { hot.estimatedMatches } set { hot.estimatedMatches = newValue } }
-    public var estimatedSelectivity: Double { get { hot.estimatedSelectivity } set { hot.estimatedSelectivity = newValue } }
-    public var estimatedCost: Double { get { hot.estimatedCost } set { hot.estimatedCost = newValue } }
-    public var expectedRecall: Double { get { hot.expectedRecall } set { hot.expectedRecall = newValue } }
-    public var alternatives: [String: Double] { get { hot.alternatives } set { hot.alternatives = newValue } }
+    public var strategy: Strategy {
+        get { hot.strategy }
+        set { hot.strategy = newValue }
+    }
+    public var effort: Int? {
+        get { hot.effort }
+        set { hot.effort = newValue }
+    }
+    public var overFetch: Int? {
+        get { hot.overFetch }
+        set { hot.overFetch = newValue }
+    }
+    public var estimatedMatches: Double {
+        get { hot.estimatedMatches }
+        set { hot.estimatedMatches = newValue }
+    }
+    public var estimatedSelectivity: Double {
+        get { hot.estimatedSelectivity }
+        set { hot.estimatedSelectivity = newValue }
+    }
+    public var estimatedCost: Double {
+        get { hot.estimatedCost }
+        set { hot.estimatedCost = newValue }
+    }
+    public var expectedRecall: Double {
+        get { hot.expectedRecall }
+        set { hot.expectedRecall = newValue }
+    }
+    public var alternatives: [String: Double] {
+        get { hot.alternatives }
+        set { hot.alternatives = newValue }
+    }
 
     /// A plan before planning.
-    public static let unplanned = QueryPlan(hot: .unplanned, searchesHot: false, effortScale: 1, recallBasis: .none,
-                                            expectedRecallInterval: nil, probe: nil, fallback: nil, cold: nil,
-                                            hydration: .none)
+    public static let unplanned = QueryPlan(
+        hot: .unplanned, searchesHot: false, effortScale: 1, recallBasis: .none,
+        expectedRecallInterval: nil, probe: nil, fallback: nil, cold: nil,
+        hydration: .none)
 
     /// The steps in one line each: hot, probe, fallback, cold, hydrate.
     public var description: String { steps.joined(separator: "\n") }
@@ -116,19 +145,24 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
     public var steps: [String] {
         var lines: [String] = []
         if searchesHot {
-            lines.append("hot: \(hot.strategy.rawValue)" + (hot.effort.map { ", ef \($0)" } ?? "")
-                + (effortScale != 1 && hot.effort != nil ? String(format: " (effort ×%.2f, calibrated)", effortScale) : "")
-                + (hot.overFetch.map { ", over-fetch \($0)" } ?? ""))
+            lines.append(
+                "hot: \(hot.strategy.rawValue)" + (hot.effort.map { ", ef \($0)" } ?? "")
+                    + (effortScale != 1 && hot.effort != nil
+                        ? String(format: " (effort ×%.2f, calibrated)", effortScale) : "")
+                    + (hot.overFetch.map { ", over-fetch \($0)" } ?? ""))
         } else {
             lines.append("hot: not searched")
         }
         if let probe {
-            lines.append("probe: filtered graph at ef \(probe.effort) first, within \(probe.budget) distance computations")
+            lines.append(
+                "probe: filtered graph at ef \(probe.effort) first, within \(probe.budget) distance computations")
         }
         if let fallback { lines.append("if the graph finds fewer than k of more matches: \(fallback.rawValue)") }
         if let cold {
-            lines.append("cold: " + (cold.exact ? "exact, " : "") + (cold.blockBudget > 0 ? "at most \(cold.blockBudget) blocks, " : "")
-                + String(format: "effort ×%.2f", cold.effort) + " (\(cold.source.rawValue))")
+            lines.append(
+                "cold: " + (cold.exact ? "exact, " : "")
+                    + (cold.blockBudget > 0 ? "at most \(cold.blockBudget) blocks, " : "")
+                    + String(format: "effort ×%.2f", cold.effort) + " (\(cold.source.rawValue))")
         }
         switch hydration {
         case .none: break
@@ -179,9 +213,11 @@ package struct QueryPlanInput: Sendable {
         }
     }
 
-    package init(rows: Int, estimatedMatches: Double, hasFilter: Bool, k: Int, dimensions: Int, recallTarget: Double,
-                 searchEffort: Int?, forcedStrategy: Strategy?, inMemoryPredicate: Bool, listedMatches: Int?,
-                 searchesHot: Bool, cold: Cold?, hydratedColumns: [String]) {
+    package init(
+        rows: Int, estimatedMatches: Double, hasFilter: Bool, k: Int, dimensions: Int, recallTarget: Double,
+        searchEffort: Int?, forcedStrategy: Strategy?, inMemoryPredicate: Bool, listedMatches: Int?,
+        searchesHot: Bool, cold: Cold?, hydratedColumns: [String]
+    ) {
         self.rows = rows
         self.estimatedMatches = estimatedMatches
         self.hasFilter = hasFilter
@@ -219,11 +255,14 @@ extension Planner {
 
     /// The whole plan of a query. `probeAdvised(bucket)` says whether probes of this filter shape at this
     /// selectivity bucket have paid off lately (asked only where a probe is possible).
-    package static func plan(_ input: QueryPlanInput, calibration: RecallCalibration,
-                             probeAdvised: (Int) -> Bool) -> QueryPlan {
+    package static func plan(
+        _ input: QueryPlanInput, calibration: RecallCalibration,
+        probeAdvised: (Int) -> Bool
+    ) -> QueryPlan {
         var plan = QueryPlan.unplanned
         plan.searchesHot = input.searchesHot
-        plan.hydration = !input.hydratedColumns.isEmpty ? .columns(input.hydratedColumns) : input.cold != nil ? .coldIDs : .none
+        plan.hydration =
+            !input.hydratedColumns.isEmpty ? .columns(input.hydratedColumns) : input.cold != nil ? .coldIDs : .none
         if input.searchesHot { planHot(input, calibration: calibration, probeAdvised: probeAdvised, into: &plan) }
         if let cold = input.cold { planCold(cold, input, calibration: calibration, into: &plan) }
         return plan
@@ -231,19 +270,25 @@ extension Planner {
 
     /// Strategy and effort from the cost model at the calibrated scale; exact where the calibrated graph falls
     /// short; a caller's forced strategy; the probe in front of an exact plan; the fallback rule.
-    private static func planHot(_ input: QueryPlanInput, calibration: RecallCalibration, probeAdvised: (Int) -> Bool,
-                                into plan: inout QueryPlan) {
+    private static func planHot(
+        _ input: QueryPlanInput, calibration: RecallCalibration, probeAdvised: (Int) -> Bool,
+        into plan: inout QueryPlan
+    ) {
         let filtered = input.hasFilter
         let selectivity = input.estimatedMatches / Double(max(input.rows, 1))
         let scale = calibration.scale(selectivity: selectivity, filtered: filtered)
-        var hot = choose(PlanInput(rows: input.rows, estimatedMatches: input.estimatedMatches, hasFilter: filtered, k: input.k,
-                                   dimensions: input.dimensions, recallTarget: input.recallTarget,
-                                   searchEffort: input.searchEffort, inMemoryPredicate: input.inMemoryPredicate,
-                                   effortScale: scale))
+        var hot = choose(
+            PlanInput(
+                rows: input.rows, estimatedMatches: input.estimatedMatches, hasFilter: filtered, k: input.k,
+                dimensions: input.dimensions, recallTarget: input.recallTarget,
+                searchEffort: input.searchEffort, inMemoryPredicate: input.inMemoryPredicate,
+                effortScale: scale))
         plan.effortScale = input.searchEffort == nil ? scale : 1
         var exactForRecall = false
-        if hot.strategy != .exact, input.searchEffort == nil, let built = calibration.built, built.target == input.recallTarget,
-           let expected = calibration.expected(selectivity: selectivity, filtered: filtered) {
+        if hot.strategy != .exact, input.searchEffort == nil, let built = calibration.built,
+            built.target == input.recallTarget,
+            let expected = calibration.expected(selectivity: selectivity, filtered: filtered)
+        {
             hot.expectedRecall = expected.recall
             plan.expectedRecallInterval = expected.interval
             plan.recallBasis = .buildCurve(queries: built.queries, measuredAt: built.measuredAt)
@@ -261,20 +306,26 @@ extension Planner {
                     hot.expectedRecall = 1
                     exactForRecall = true
                 } else {
-                    plan.recallBasis = .buildCurveShort(queries: built.queries, measuredAt: built.measuredAt,
-                                                        shortBy: input.recallTarget - expected.recall,
-                                                        exactCostRatio: exactCost / max(hot.estimatedCost, 1))
+                    plan.recallBasis = .buildCurveShort(
+                        queries: built.queries, measuredAt: built.measuredAt,
+                        shortBy: input.recallTarget - expected.recall,
+                        exactCostRatio: exactCost / max(hot.estimatedCost, 1))
                 }
             }
         } else {
-            plan.recallBasis = hot.strategy == .exact ? .exact
-                : input.searchEffort != nil ? .fixedEffort
-                : calibration.isMeasured(selectivity: selectivity, filtered: filtered) ? .onlineChecks
-                : .staticModel
+            plan.recallBasis =
+                hot.strategy == .exact
+                ? .exact
+                : input.searchEffort != nil
+                    ? .fixedEffort
+                    : calibration.isMeasured(selectivity: selectivity, filtered: filtered)
+                        ? .onlineChecks
+                        : .staticModel
         }
         if let forced = input.forcedStrategy, forced != hot.strategy, filtered || forced == .graph || forced == .exact {
             hot.strategy = forced
-            hot.effort = hot.effort ?? max(input.searchEffort ?? effort(forRecall: input.recallTarget, k: input.k), input.k)
+            hot.effort =
+                hot.effort ?? max(input.searchEffort ?? effort(forRecall: input.recallTarget, k: input.k), input.k)
             if forced == .postFilter && hot.overFetch == nil {
                 hot.overFetch = Int((Double(input.k) / max(hot.estimatedSelectivity, 1e-6) * 1.5).rounded(.up))
                 hot.effort = max(hot.effort!, hot.overFetch!)
@@ -284,20 +335,25 @@ extension Planner {
         // than the exact scan; the cost model cannot see correlation, so the graph goes first with the exact
         // scan's cost as its budget, where recall checks have measured the graph at this selectivity (shadow
         // probes of exact plans) and this filter shape's probes have paid off lately.
-        if hot.strategy == .exact, filtered, input.inMemoryPredicate, input.forcedStrategy == nil, input.searchEffort == nil,
-           !exactForRecall, hot.estimatedMatches >= Double(probeMinimumMatches),
-           calibration.isMeasured(selectivity: hot.estimatedSelectivity, filtered: true),
-           probeAdvised(RecallCalibration.bucket(selectivity: hot.estimatedSelectivity, filtered: true)) {
-            let ef = filteredEffort(forRecall: input.recallTarget, k: input.k, scale: scale, selectivity: hot.estimatedSelectivity)
-            plan.probe = QueryPlan.Probe(effort: ef,
-                                         budget: Int(hot.estimatedMatches * exactDistanceCost(dimensions: input.dimensions)),
-                                         expectedRecall: expectedRecall(effort: ef, k: input.k))
+        if hot.strategy == .exact, filtered, input.inMemoryPredicate, input.forcedStrategy == nil,
+            input.searchEffort == nil,
+            !exactForRecall, hot.estimatedMatches >= Double(probeMinimumMatches),
+            calibration.isMeasured(selectivity: hot.estimatedSelectivity, filtered: true),
+            probeAdvised(RecallCalibration.bucket(selectivity: hot.estimatedSelectivity, filtered: true))
+        {
+            let ef = filteredEffort(
+                forRecall: input.recallTarget, k: input.k, scale: scale, selectivity: hot.estimatedSelectivity)
+            plan.probe = QueryPlan.Probe(
+                effort: ef,
+                budget: Int(hot.estimatedMatches * exactDistanceCost(dimensions: input.dimensions)),
+                expectedRecall: expectedRecall(effort: ef, k: input.k))
         }
         // Fewer than k found while more match: few matches, exact over them; many (a post-filter that
         // over-fetched too little), the filtered graph, which admits only matches.
         if filtered, hot.strategy != .exact || plan.probe != nil {
             let expected = input.listedMatches ?? Int(hot.estimatedMatches)
-            plan.fallback = hot.strategy == .postFilter && expected > postFilterFallbackToGraphAbove && input.inMemoryPredicate
+            plan.fallback =
+                hot.strategy == .postFilter && expected > postFilterFallbackToGraphAbove && input.inMemoryPredicate
                 ? .filteredGraph : .exact
         }
         plan.hot = hot
@@ -305,21 +361,30 @@ extension Planner {
 
     /// The cold step's effort (the store's rule at the calibrated scale, times the caller's) and block budget;
     /// unfiltered, the expected recall over both tiers.
-    private static func planCold(_ cold: QueryPlanInput.Cold, _ input: QueryPlanInput, calibration: RecallCalibration,
-                                 into plan: inout QueryPlan) {
+    private static func planCold(
+        _ cold: QueryPlanInput.Cold, _ input: QueryPlanInput, calibration: RecallCalibration,
+        into plan: inout QueryPlan
+    ) {
         let effort = cold.effort * (cold.fixedProbes == nil ? calibration.coldScale ?? 1 : 1)
         let selectivity = input.hasFilter ? cold.estimatedMatches / Double(max(cold.liveRows, 1)) : 1
         plan.cold = QueryPlan.ColdPlan(
             effort: effort,
             source: cold.fixedProbes != nil ? .fixedProbes : calibration.coldScale == nil ? .rule : .calibrated,
-            blockBudget: min(cold.blocks, max(1, cold.fixedProbes ?? coldBlocks(blocks: cold.blocks, selectivity: selectivity,
-                                                                               effort: effort))),
+            blockBudget: min(
+                cold.blocks,
+                max(
+                    1,
+                    cold.fixedProbes
+                        ?? coldBlocks(
+                            blocks: cold.blocks, selectivity: selectivity,
+                            effort: effort))),
             exact: cold.fixedProbes.map { $0 >= cold.blocks } ?? false)
         // Unfiltered, the curve over both tiers says what the whole query expects (the hot tier's own curve speaks
         // of the hot rows alone).
         if !input.hasFilter, cold.fixedProbes == nil, cold.effort == 1, input.searchEffort == nil, input.searchesHot,
-           plan.hot.strategy == .graph, let built = calibration.built, built.target == input.recallTarget,
-           let both = calibration.expectedOverBothTiers() {
+            plan.hot.strategy == .graph, let built = calibration.built, built.target == input.recallTarget,
+            let both = calibration.expectedOverBothTiers()
+        {
             plan.hot.expectedRecall = both.recall
             plan.expectedRecallInterval = both.interval
             plan.recallBasis = .overBothTiers(queries: built.coldQueries ?? built.queries)

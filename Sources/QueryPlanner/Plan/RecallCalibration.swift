@@ -121,7 +121,9 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
 
     /// A pooled curve's recall at `scale` (interpolated in log scale), its standard error, and the 95 %
     /// interval's half-width for the mean of `promisedQueries` queries.
-    static func read(_ points: [BuildCalibration.Point], at scale: Double, queries: Int)
+    static func read(
+        _ points: [BuildCalibration.Point], at scale: Double, queries: Int
+    )
         -> (recall: Double, error: Double, interval: Double)?
     {
         guard let first = points.first else { return nil }
@@ -172,8 +174,10 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     /// (`record(curve:…)`) step straight to the smallest multiplier that meets the target instead.
     /// - Returns: whether the scale changed.
     @discardableResult
-    public mutating func record(recall: Double, selectivity: Double, filtered: Bool, target: Double,
-                                slack: Double = 0.015) -> Bool {
+    public mutating func record(
+        recall: Double, selectivity: Double, filtered: Bool, target: Double,
+        slack: Double = 0.015
+    ) -> Bool {
         let b = Self.bucket(selectivity: selectivity, filtered: filtered)
         window[b].append(recall)
         samples[b] += 1
@@ -215,8 +219,9 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
             cell.squares += r * r
             grid[b][Self.bin(of: scales[b] * m)] = cell
         }
-        return record(recall: recalls[Self.curveMultipliers.firstIndex(of: 1)!], selectivity: selectivity,
-                      filtered: filtered, target: target)
+        return record(
+            recall: recalls[Self.curveMultipliers.firstIndex(of: 1)!], selectivity: selectivity,
+            filtered: filtered, target: target)
     }
 
     enum Decision { case scale(Double), keep, unmeasured }
@@ -241,8 +246,9 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
             while blocks.count >= 2, blocks[blocks.count - 2].cell.mean > blocks[blocks.count - 1].cell.mean {
                 let last = blocks.removeLast().cell
                 let previous = blocks[blocks.count - 1].cell
-                blocks[blocks.count - 1].cell = Cell(n: previous.n + last.n, sum: previous.sum + last.sum,
-                                                     squares: previous.squares + last.squares)
+                blocks[blocks.count - 1].cell = Cell(
+                    n: previous.n + last.n, sum: previous.sum + last.sum,
+                    squares: previous.squares + last.squares)
             }
         }
         if let hit = blocks.first(where: { $0.cell.mean - $0.cell.error >= target }) {
@@ -297,8 +303,10 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
     /// Seconds the measurement took.
     public var seconds: Double
 
-    public init(curves: [Int: [Point]], queries: Int, rows: Int, measuredAt: Double, target: Double, k: Int,
-                seconds: Double, cold: [Point]? = nil, coldRows: Int? = nil, coldQueries: Int? = nil) {
+    public init(
+        curves: [Int: [Point]], queries: Int, rows: Int, measuredAt: Double, target: Double, k: Int,
+        seconds: Double, cold: [Point]? = nil, coldRows: Int? = nil, coldQueries: Int? = nil
+    ) {
         self.curves = curves
         self.cold = cold
         self.coldRows = coldRows
@@ -320,8 +328,12 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
             while out.count >= 2, out[out.count - 2].point.recall > out[out.count - 1].point.recall {
                 let b = out.removeLast(), a = out.removeLast()
                 let w = a.weight + b.weight
-                out.append((Point(scale: b.point.scale, recall: (a.point.recall * a.weight + b.point.recall * b.weight) / w,
-                                  error: max(a.point.error, b.point.error)), w))
+                out.append(
+                    (
+                        Point(
+                            scale: b.point.scale, recall: (a.point.recall * a.weight + b.point.recall * b.weight) / w,
+                            error: max(a.point.error, b.point.error)), w
+                    ))
             }
         }
         return out.map(\.point)

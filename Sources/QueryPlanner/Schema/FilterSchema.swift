@@ -11,13 +11,15 @@ extension Filter {
     package func validate(_ columnType: (String) -> FilterColumnType?) throws(FilterError) {
         func check(_ column: String, _ value: Value, _ what: String) throws(FilterError) {
             guard let type = columnType(column) else { throw FilterError(offset: nil, "unknown column '\(column)'") }
-            let ok: Bool = switch (type, value) {
-            case (.integer, .integer), (.integer, .real), (.real, .integer), (.real, .real): true
-            case (.text, .text), (.boolean, .boolean), (.boolean, .integer): true
-            default: false
-            }
+            let ok: Bool =
+                switch (type, value) {
+                case (.integer, .integer), (.integer, .real), (.real, .integer), (.real, .real): true
+                case (.text, .text), (.boolean, .boolean), (.boolean, .integer): true
+                default: false
+                }
             guard ok else {
-                throw FilterError(offset: nil, "column '\(column)' is \(type.rawValue); \(what) \(value) does not compare with it")
+                throw FilterError(
+                    offset: nil, "column '\(column)' is \(type.rawValue); \(what) \(value) does not compare with it")
             }
         }
         switch self {
@@ -27,7 +29,8 @@ extension Filter {
             try inner.validate(columnType)
         case .compare(let column, _, let value):
             if value == .null {
-                throw FilterError(offset: nil, "comparing column '\(column)' with NULL is never true; use IS NULL or IS NOT NULL")
+                throw FilterError(
+                    offset: nil, "comparing column '\(column)' with NULL is never true; use IS NULL or IS NOT NULL")
             }
             try check(column, value, "the value")
         case .between(let column, let low, let high):

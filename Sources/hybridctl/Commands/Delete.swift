@@ -20,10 +20,14 @@ extension HybridCtl {
                 let info = try hs.describe(collection)
                 let c = try hs.collection(collection)
                 let scope = try tenant.scope(hs)
-                let targets = try filter.map { f in
-                    try scope.map { try $0.ids(in: c, where: hs.parseFilter(f)) } ?? hs.ids(in: c, where: hs.parseFilter(f))
-                } ?? ids.map { try parseID($0, info.schema.id) }
-                let n = try scope.map { try $0.delete(targets, from: c) } ?? hs.write { tx in try tx.delete(targets, from: c) }
+                let targets =
+                    try filter.map { f in
+                        try scope.map { try $0.ids(in: c, where: hs.parseFilter(f)) }
+                            ?? hs.ids(in: c, where: hs.parseFilter(f))
+                    } ?? ids.map { try parseID($0, info.schema.id) }
+                let n =
+                    try scope.map { try $0.delete(targets, from: c) }
+                    ?? hs.write { tx in try tx.delete(targets, from: c) }
                 print("deleted \(n) rows")
             }
         }

@@ -21,16 +21,23 @@ extension HybridCtl {
         }
 
         static let categories = ["science", "sports", "politics", "tech", "health", "travel", "food", "finance"]
-        static let tenants = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka", "tyrell",
-                              "cyberdyne", "soylent", "oscorp"]
-        static let words = ["galaxies", "playoffs", "elections", "compilers", "vaccines", "islands", "pastry", "bonds",
-                            "neutrinos", "marathons", "treaties", "databases", "sleep", "railways", "spices", "markets"]
+        static let tenants = [
+            "acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka", "tyrell",
+            "cyberdyne", "soylent", "oscorp",
+        ]
+        static let words = [
+            "galaxies", "playoffs", "elections", "compilers", "vaccines", "islands", "pastry", "bonds",
+            "neutrinos", "marathons", "treaties", "databases", "sleep", "railways", "spices", "markets",
+        ]
 
         /// An article's text: its topic's word, common filler, and a knowledge-base code (the exact, rare kind
         /// of term that keyword search finds and embeddings blur).
         static func body(topic: Int, id: Int, _ rng: inout DemoRandom) -> String {
-            let filler = ["report", "update", "analysis", "notes", "review", "guide", "study", "brief", "summary", "outlook"]
-            return "\(words[topic % words.count]) " + (0..<6).map { _ in filler[rng.int(filler.count)] }.joined(separator: " ")
+            let filler = [
+                "report", "update", "analysis", "notes", "review", "guide", "study", "brief", "summary", "outlook",
+            ]
+            return "\(words[topic % words.count]) "
+                + (0..<6).map { _ in filler[rng.int(filler.count)] }.joined(separator: " ")
                 + " ref KB\(100_000 + id % 20_000)"
         }
 
@@ -54,13 +61,17 @@ extension HybridCtl {
             if (try? hs.collection("articles")) != nil {
                 fail("demo: the store at \(path) already has `articles`; use an empty directory")
             }
-            let articles = try hs.createCollection("articles", schema: Schema(
-                vector: VectorSpec(dimensions: dim, metric: .cosine), id: .integer,
-                columns: [.text("title"), .text("category", nullable: false, filterable: true),
-                          .text("tenant", nullable: false, filterable: true), .integer("year", filterable: true),
-                          .real("price", filterable: true), .boolean("in_stock", filterable: true),
-                          .text("body", searchable: true)],
-                tenantColumn: "tenant"))
+            let articles = try hs.createCollection(
+                "articles",
+                schema: Schema(
+                    vector: VectorSpec(dimensions: dim, metric: .cosine), id: .integer,
+                    columns: [
+                        .text("title"), .text("category", nullable: false, filterable: true),
+                        .text("tenant", nullable: false, filterable: true), .integer("year", filterable: true),
+                        .real("price", filterable: true), .boolean("in_stock", filterable: true),
+                        .text("body", searchable: true),
+                    ],
+                    tenantColumn: "tenant"))
 
             // 48 topics in 8 categories; an article is a noisy copy of its topic's direction.
             let topics = (0..<48).map { _ in (0..<dim).map { _ in rng.gaussian() } }
@@ -69,7 +80,9 @@ extension HybridCtl {
             var batch: [(Int, [Float], [String: Value])] = []
             func flush() throws {
                 try hs.write { tx in
-                    for (id, v, values) in batch { try tx.insert(.int(Int64(id)), into: articles, vector: v, values: values) }
+                    for (id, v, values) in batch {
+                        try tx.insert(.int(Int64(id)), into: articles, vector: v, values: values)
+                    }
                 }
                 batch.removeAll(keepingCapacity: true)
             }
@@ -78,19 +91,28 @@ extension HybridCtl {
                 let category = rng.unit() < 0.9 ? topic % 8 : rng.int(8)
                 let tenant = min(Int(Double(Self.tenants.count) * pow(rng.unit(), 2.2)), Self.tenants.count - 1)
                 let vector = topics[topic].map { $0 + 0.55 * rng.gaussian() }
-                batch.append((id, vector, [
-                    "title": .text("Article \(id) on \(Self.words[topic % Self.words.count]) (\(Self.categories[category]))"),
-                    "category": .text(Self.categories[category]), "tenant": .text(Self.tenants[tenant]),
-                    "year": .integer(Int64(2000 + rng.int(26))), "price": .real((pow(rng.unit(), 2) * 100 * 100).rounded() / 100),
-                    "in_stock": .boolean(rng.unit() < 0.7),
-                    "body": .text(Self.body(topic: topic, id: id, &rng)),
-                ]))
+                batch.append(
+                    (
+                        id, vector,
+                        [
+                            "title": .text(
+                                "Article \(id) on \(Self.words[topic % Self.words.count]) (\(Self.categories[category]))"
+                            ),
+                            "category": .text(Self.categories[category]), "tenant": .text(Self.tenants[tenant]),
+                            "year": .integer(Int64(2000 + rng.int(26))),
+                            "price": .real((pow(rng.unit(), 2) * 100 * 100).rounded() / 100),
+                            "in_stock": .boolean(rng.unit() < 0.7),
+                            "body": .text(Self.body(topic: topic, id: id, &rng)),
+                        ]
+                    ))
                 if batch.count == 10_000 { try flush() }
             }
             try flush()
             try hs.checkpoint()
-            print(String(format: "imported and indexed %d rows in %.1f s (SQLite + HNSW, %@ kernels)\n", rows,
-                         Date().timeIntervalSince(started), KernelLevel.best.description))
+            print(
+                String(
+                    format: "imported and indexed %d rows in %.1f s (SQLite + HNSW, %@ kernels)\n", rows,
+                    Date().timeIntervalSince(started), KernelLevel.best.description))
 
             let queries: [(String, String?)] = [
                 ("everything, no filter", nil),
@@ -107,29 +129,39 @@ extension HybridCtl {
                 let columns = ["title", "tenant", "year", "price"]
                 _ = try hs.query(articles, near: q, k: 10, where: filter, options: QueryOptions(), returning: columns)
                 let t0 = Date()
-                let result = try hs.query(articles, near: q, k: 10, where: filter, options: QueryOptions(),
-                                          returning: columns, explain: false)
+                let result = try hs.query(
+                    articles, near: q, k: 10, where: filter, options: QueryOptions(),
+                    returning: columns, explain: false)
                 let (hits, explanation) = (result.hits, result.explanation)
                 let millis = Date().timeIntervalSince(t0) * 1000
                 let e = try hs.explain(articles, near: q, k: 10, where: filter)
-                let exact = try hs.query(articles, near: q, k: 10, where: filter,
-                                         options: QueryOptions(strategy: .exact)).hits
+                let exact = try hs.query(
+                    articles, near: q, k: 10, where: filter,
+                    options: QueryOptions(strategy: .exact)
+                ).hits
                 let truth = Set(exact.map(\.id))
-                let recall = truth.isEmpty ? 1 : Double(Set(hits.map(\.id)).intersection(truth).count) / Double(truth.count)
+                let recall =
+                    truth.isEmpty ? 1 : Double(Set(hits.map(\.id)).intersection(truth).count) / Double(truth.count)
                 recallSum += recall
                 let matches = e.actualMatches ?? rows
                 print("[\(i + 1)/\(queries.count)] \(title): \(whereText ?? "(no filter)")")
-                print("  plan \(explanation.ran.rawValue)" + (explanation.plan.effort.map { " ef \($0)" } ?? "")
-                      + (explanation.fallback.map { " then \($0.rawValue)" } ?? "")
-                      + String(format: " · matches est %.0f actual %d (%.3f%%)", explanation.plan.estimatedMatches, matches,
-                               100 * Double(matches) / Double(rows))
-                      + String(format: " · %.2f ms · %d distances · recall@10 vs exact %.2f", millis,
-                               explanation.distanceComputations, recall))
+                print(
+                    "  plan \(explanation.ran.rawValue)" + (explanation.plan.effort.map { " ef \($0)" } ?? "")
+                        + (explanation.fallback.map { " then \($0.rawValue)" } ?? "")
+                        + String(
+                            format: " · matches est %.0f actual %d (%.3f%%)", explanation.plan.estimatedMatches,
+                            matches,
+                            100 * Double(matches) / Double(rows))
+                        + String(
+                            format: " · %.2f ms · %d distances · recall@10 vs exact %.2f", millis,
+                            explanation.distanceComputations, recall))
                 for (rank, hit) in hits.prefix(3).enumerated() {
                     let v = hit.values
-                    print(String(format: "  %d. #%@  d=%.4f  ", rank + 1, hit.id.description, hit.distance)
-                          + "\(Render.text(v["title"] ?? .null)) · \(Render.text(v["tenant"] ?? .null)) · "
-                          + "\(Render.text(v["year"] ?? .null)) · " + String(format: "$%.2f", v["price"]?.doubleValue ?? 0))
+                    print(
+                        String(format: "  %d. #%@  d=%.4f  ", rank + 1, hit.id.description, hit.distance)
+                            + "\(Render.text(v["title"] ?? .null)) · \(Render.text(v["tenant"] ?? .null)) · "
+                            + "\(Render.text(v["year"] ?? .null)) · "
+                            + String(format: "$%.2f", v["price"]?.doubleValue ?? 0))
                 }
                 if hits.count > 3 { print("  … \(hits.count - 3) more") }
                 if hits.isEmpty { print("  (no rows match)") }
@@ -139,39 +171,53 @@ extension HybridCtl {
             // Keyword search (BM25 over the searchable body, FTS5 in the same database) and a hybrid query that
             // fuses it with the vector search by reciprocal rank, under a filter.
             let code = "KB\(100_000 + 4_242)"
-            let (keywordHits, keywordPlan) = try hs.retrieve(articles, text: TextQuery(code), near: nil, k: 5, returning: ["title"],
-                                                             explain: true)
-            print("\nkeyword search \"\(code)\": \(keywordHits.count) rows (\(keywordHits.map(\.id.description).joined(separator: ", "))), "
-                  + String(format: "%.2f ms (the first keyword query also loads every row's length); ", keywordPlan.keyword.milliseconds)
-                  + keywordPlan.keyword.plan)
+            let (keywordHits, keywordPlan) = try hs.retrieve(
+                articles, text: TextQuery(code), near: nil, k: 5, returning: ["title"],
+                explain: true)
+            print(
+                "\nkeyword search \"\(code)\": \(keywordHits.count) rows (\(keywordHits.map(\.id.description).joined(separator: ", "))), "
+                    + String(
+                        format: "%.2f ms (the first keyword query also loads every row's length); ",
+                        keywordPlan.keyword.milliseconds)
+                    + keywordPlan.keyword.plan)
             let topic = 4_242 % 48
             let near = topics[topic].map { $0 + 0.3 * rng.gaussian() }
             let hybridText = "\(Self.words[topic % Self.words.count]) \(code)"
             let t = Date()
-            let (hybridHits, hybridPlan) = try hs.retrieve(articles, text: TextQuery(hybridText), near: near, k: 5,
-                                                           where: try hs.parseFilter("year >= 2005"), returning: ["title"],
-                                                           explain: true)
-            print("hybrid \"\(hybridText)\" near an embedding of the topic \(Self.words[topic % Self.words.count]), year >= 2005 "
-                  + String(format: "(%.1f ms, %@): ", Date().timeIntervalSince(t) * 1000, hybridPlan.fusion))
+            let (hybridHits, hybridPlan) = try hs.retrieve(
+                articles, text: TextQuery(hybridText), near: near, k: 5,
+                where: try hs.parseFilter("year >= 2005"), returning: ["title"],
+                explain: true)
+            print(
+                "hybrid \"\(hybridText)\" near an embedding of the topic \(Self.words[topic % Self.words.count]), year >= 2005 "
+                    + String(format: "(%.1f ms, %@): ", Date().timeIntervalSince(t) * 1000, hybridPlan.fusion))
             for (rank, hit) in hybridHits.prefix(3).enumerated() {
-                let arms = [hit.vectorRank.map { "vector #\($0)" }, hit.keywordRank.map { "keyword #\($0)" }].compactMap { $0 }
-                print("  \(rank + 1). #\(hit.id) \(Render.text(hit.values["title"] ?? .null)) (\(arms.joined(separator: ", ")))")
+                let arms = [hit.vectorRank.map { "vector #\($0)" }, hit.keywordRank.map { "keyword #\($0)" }].compactMap
+                { $0 }
+                print(
+                    "  \(rank + 1). #\(hit.id) \(Render.text(hit.values["title"] ?? .null)) (\(arms.joined(separator: ", ")))"
+                )
             }
 
             // The same collection as one tenant's own table: a scoped handle, metered.
             let oscorp = try hs.tenant("oscorp")
             let q = topics[rng.int(48)].map { $0 + 0.3 * rng.gaussian() }
             let trick = "tenant = 'acme' OR year >= 2000"
-            let result = try oscorp.query(articles, near: q, k: 5, where: try hs.parseFilter(trick), options: QueryOptions(),
-                                          returning: ["tenant"])
+            let result = try oscorp.query(
+                articles, near: q, k: 5, where: try hs.parseFilter(trick), options: QueryOptions(),
+                returning: ["tenant"])
             let (mine, plan) = (result.hits, result.explanation)
             let usage = try oscorp.usage()
-            print("\nas tenant oscorp (store.tenant(\"oscorp\")), filter \"\(trick)\": \(mine.count) rows, "
-                  + "all oscorp's: \(mine.allSatisfy { $0.values["tenant"] == .text("oscorp") }), plan \(plan.plan.strategy.rawValue)")
-            print("oscorp's usage: \(usage.rows) rows, \(usage.bytes) bytes, \(usage.queries) query, "
-                  + "\(usage.vectorsScored) vectors scored")
+            print(
+                "\nas tenant oscorp (store.tenant(\"oscorp\")), filter \"\(trick)\": \(mine.count) rows, "
+                    + "all oscorp's: \(mine.allSatisfy { $0.values["tenant"] == .text("oscorp") }), plan \(plan.plan.strategy.rawValue)"
+            )
+            print(
+                "oscorp's usage: \(usage.rows) rows, \(usage.bytes) bytes, \(usage.queries) query, "
+                    + "\(usage.vectorsScored) vectors scored")
             if store != nil {
-                print("""
+                print(
+                    """
                     The store is kept at \(path). Try:
                       hybridctl query --store \(path) articles --like 42 -k 5 --where "year >= 2020" --select title,year
                       hybridctl explain --store \(path) articles --like 42 --where "tenant = 'acme' AND price < 5"

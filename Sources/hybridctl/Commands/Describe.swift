@@ -20,12 +20,24 @@ extension HybridCtl {
                     return
                 }
                 let v = info.schema.vector
-                print("collection \(info.name): \(info.rows) rows, \(info.schema.id == .integer ? "integer" : "string") ids")
-                print("vector: \(v.dimensions) dimensions, \(v.metric.rawValue), M \(v.connectivity), efConstruction \(v.constructionEffort)")
-                print(Render.table(["column", "type", "nullable", "filterable", "searchable"], info.schema.columns.map {
-                    [$0.name, $0.type.rawValue, $0.nullable ? "yes" : "no", $0.filterable ? "yes" : "no", $0.searchable ? "yes" : "no"]
-                }))
-                if info.schema.columns.contains(where: \.searchable) { print("keyword tokenizer: \(info.schema.tokenizer.rawValue)") }
+                print(
+                    "collection \(info.name): \(info.rows) rows, \(info.schema.id == .integer ? "integer" : "string") ids"
+                )
+                print(
+                    "vector: \(v.dimensions) dimensions, \(v.metric.rawValue), M \(v.connectivity), efConstruction \(v.constructionEffort)"
+                )
+                print(
+                    Render.table(
+                        ["column", "type", "nullable", "filterable", "searchable"],
+                        info.schema.columns.map {
+                            [
+                                $0.name, $0.type.rawValue, $0.nullable ? "yes" : "no", $0.filterable ? "yes" : "no",
+                                $0.searchable ? "yes" : "no",
+                            ]
+                        }))
+                if info.schema.columns.contains(where: \.searchable) {
+                    print("keyword tokenizer: \(info.schema.tokenizer.rawValue)")
+                }
             }
         }
     }

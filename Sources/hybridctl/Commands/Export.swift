@@ -4,7 +4,8 @@ import HybridStore
 
 extension HybridCtl {
     struct Export: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Write every row as JSONL (id, vector, columns) to stdout.")
+        static let configuration = CommandConfiguration(
+            abstract: "Write every row as JSONL (id, vector, columns) to stdout.")
         @OptionGroup var store: StoreOptions
         @Argument var collection: String
         @Option(help: "jsonl (the only format).") var format: OutputFormat = .jsonl

@@ -5,7 +5,8 @@ import HybridStore
 extension HybridCtl {
     struct Get: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Read rows by id.", discussion: "Exits with 1 when any id is not found (after printing the rows that are).")
+            abstract: "Read rows by id.",
+            discussion: "Exits with 1 when any id is not found (after printing the rows that are).")
         @OptionGroup var store: StoreOptions
         @Argument var collection: String
         @Argument(help: "Row ids.") var ids: [String]
@@ -18,9 +19,11 @@ extension HybridCtl {
             try store.run(write: false) { hs in
                 let info = try hs.describe(collection)
                 let c = try hs.collection(collection)
-                let columns = select.map { $0.split(separator: ",").map(String.init) } ?? info.schema.columns.map(\.name)
+                let columns =
+                    select.map { $0.split(separator: ",").map(String.init) } ?? info.schema.columns.map(\.name)
                 let ids = try self.ids.map { try parseID($0, info.schema.id) }
-                let rows = try tenant.scope(hs).map { try $0.get(ids, from: c, returning: columns, includeVector: vector) }
+                let rows =
+                    try tenant.scope(hs).map { try $0.get(ids, from: c, returning: columns, includeVector: vector) }
                     ?? hs.get(ids, from: c, returning: columns, includeVector: vector)
                 print(Render.rows(rows.map { ($0.id, nil, $0.values, $0.vector) }, columns: columns, format: format))
                 if rows.count < Set(ids).count {

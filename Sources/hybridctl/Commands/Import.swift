@@ -5,7 +5,8 @@ import HybridStore
 extension HybridCtl {
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Import rows from JSONL, CSV, a dataset directory, or .fvecs/.npy vectors with a JSONL of attributes.",
+            abstract:
+                "Import rows from JSONL, CSV, a dataset directory, or .fvecs/.npy vectors with a JSONL of attributes.",
             discussion: """
                 JSONL: one object per line with the id, the vector (--vector-field) and columns. CSV: a header; the vector
                 as a JSON array in --vector-field or as columns v0..vN. A directory in the benchmark dataset format
@@ -17,7 +18,8 @@ extension HybridCtl {
         @OptionGroup var store: StoreOptions
         @Argument(help: "Collection.") var collection: String
         @Argument(help: "Input files or dataset directories.") var files: [String]
-        @Option(name: .customLong("vector-field"), help: "Field (or CSV column) holding the vector.") var vectorField = "vector"
+        @Option(name: .customLong("vector-field"), help: "Field (or CSV column) holding the vector.") var vectorField =
+            "vector"
         @Option(name: .customLong("id-field"), help: "Field (or CSV column) holding the id.") var idField = "id"
         @Option(help: "JSONL of attributes for .fvecs/.npy input (line n belongs to vector n).") var attributes: String?
         @Option(help: "Rows per transaction.") var batch = 10_000
@@ -35,9 +37,11 @@ extension HybridCtl {
             try store.run { hs in
                 let c = try hs.collection(collection)
                 let schema = try hs.describe(collection).schema
-                let builder = RowBuilder(schema: schema, idField: idField, vectorField: vectorField, ignoreExtra: ignoreExtra)
-                let progress = Progress(enabled: isatty(2) != 0,
-                                        total: isatty(2) != 0 ? files.map(Self.estimatedRows).reduce(0, +) : 0)
+                let builder = RowBuilder(
+                    schema: schema, idField: idField, vectorField: vectorField, ignoreExtra: ignoreExtra)
+                let progress = Progress(
+                    enabled: isatty(2) != 0,
+                    total: isatty(2) != 0 ? files.map(Self.estimatedRows).reduce(0, +) : 0)
                 var pending: [ImportRow] = []
                 var imported = 0, skipped = 0
                 let started = Date()
@@ -59,7 +63,9 @@ extension HybridCtl {
                                 } else {
                                     try tx.insert(row.id, into: c, vector: row.vector, values: row.values)
                                 }
-                            } catch let error as HybridStoreError where error.code != .sqlite && error.code != .corruptFile {
+                            } catch let error as HybridStoreError
+                                where error.code != .sqlite && error.code != .corruptFile
+                            {
                                 if !skipBad { throw LineError(line: row.line, reason: error.message) }
                                 rejected += 1
                                 printError("\(currentFile):\(row.line): skipped: \(error.message)")
@@ -93,7 +99,8 @@ extension HybridCtl {
                         if isDirectory.boolValue {
                             try ImportSources.dataset(file, builder: builder, emit: emit)
                         } else if file.hasSuffix(".csv") {
-                            try ImportSources.csv(file, builder: builder, dimensions: schema.vector.dimensions, emit: emit)
+                            try ImportSources.csv(
+                                file, builder: builder, dimensions: schema.vector.dimensions, emit: emit)
                         } else if file.hasSuffix(".fvecs") || file.hasSuffix(".npy") {
                             try ImportSources.vectorFile(file, attributes: attributes, builder: builder, emit: emit)
                         } else {
@@ -103,7 +110,9 @@ extension HybridCtl {
                     }
                 } catch let error as LineError {
                     progress.finish()
-                    fail("\(currentFile)\(error.line > 0 ? ":\(error.line)" : ""): \(error.reason); \(committed(imported))")
+                    fail(
+                        "\(currentFile)\(error.line > 0 ? ":\(error.line)" : ""): \(error.reason); \(committed(imported))"
+                    )
                 } catch let error as HybridStoreError {
                     // A batch refused whole (a quota, a full disk, …): say what earlier batches left committed.
                     progress.finish()
@@ -113,9 +122,10 @@ extension HybridCtl {
                 // Leave a snapshot, so the next command loads the index instead of rebuilding it from every row.
                 if imported > 0 { try hs.checkpoint() }
                 let seconds = Date().timeIntervalSince(started)
-                print("imported \(imported) rows into \(collection) in \(String(format: "%.1f", seconds)) s"
-                      + String(format: " (%.0f rows/s)", Double(imported) / max(seconds, 1e-9))
-                      + (skipped > 0 ? "; skipped \(skipped) bad lines" : ""))
+                print(
+                    "imported \(imported) rows into \(collection) in \(String(format: "%.1f", seconds)) s"
+                        + String(format: " (%.0f rows/s)", Double(imported) / max(seconds, 1e-9))
+                        + (skipped > 0 ? "; skipped \(skipped) bad lines" : ""))
             }
         }
     }
@@ -133,7 +143,9 @@ extension HybridCtl.Import {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return 0 }
         if isDirectory.boolValue {
-            let meta = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/meta.json")))) as? [String: Any]
+            let meta =
+                (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/meta.json"))))
+                as? [String: Any]
             return meta?["count"] as? Int ?? 0
         }
         guard !path.hasSuffix(".npy"), let data = FileManager.default.contents(atPath: path) else { return 0 }
@@ -165,7 +177,8 @@ final class Progress {
         let rate = Double(rows) / max(Date().timeIntervalSince(started), 1e-9)
         var line = String(format: "\r%10d rows  %8.0f rows/s", rows, rate)
         if total > rows, rate > 0 {
-            line += String(format: "  %3.0f%%  ETA %.0f s ", 100 * Double(rows) / Double(total), Double(total - rows) / rate)
+            line += String(
+                format: "  %3.0f%%  ETA %.0f s ", 100 * Double(rows) / Double(total), Double(total - rows) / rate)
         }
         FileHandle.standardError.write(Data(line.utf8))
     }

@@ -4,7 +4,9 @@ import HybridStore
 
 extension HybridCtl {
     struct Query: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Find the k nearest rows, the best keyword matches (--text), or both fused, optionally under a filter.")
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Find the k nearest rows, the best keyword matches (--text), or both fused, optionally under a filter.")
         @OptionGroup var store: StoreOptions
         @OptionGroup var query: QueryArguments
         @OptionGroup var tenant: TenantOption
@@ -16,11 +18,13 @@ extension HybridCtl {
                     let (hits, _, columns) = try query.retrieve(hs, tenant, columns: query.columns, explain: false)
                     // The ranking score first (its name `score` unless a returned column has it).
                     let scoreName = columns.contains("score") ? "_score" : "score"
-                    print(Render.rows(hits.map { hit in
-                        var values = hit.values
-                        values[scoreName] = .real(hit.score)
-                        return (hit.id, hit.distance, values, nil)
-                    }, columns: [scoreName] + columns, format: format))
+                    print(
+                        Render.rows(
+                            hits.map { hit in
+                                var values = hit.values
+                                values[scoreName] = .real(hit.score)
+                                return (hit.id, hit.distance, values, nil)
+                            }, columns: [scoreName] + columns, format: format))
                     return
                 }
                 let (hits, _, columns) = try query.execute(hs, tenant, columns: query.columns, explain: false)

@@ -6,26 +6,38 @@ import HybridStore
 struct QueryArguments: ParsableArguments {
     @Argument(help: "Collection.") var collection: String
     @Option(help: ArgumentHelp("The query vector as a JSON array.", valueName: "json")) var vector: String?
-    @Option(name: .customLong("vector-file"), help: ArgumentHelp("A file holding the query vector as a JSON array.", valueName: "file"))
+    @Option(
+        name: .customLong("vector-file"),
+        help: ArgumentHelp("A file holding the query vector as a JSON array.", valueName: "file"))
     var vectorFile: String?
     @Option(help: ArgumentHelp("Use the stored vector of this row id.", valueName: "id")) var like: String?
-    @Option(name: .short, parsing: .unconditional, help: "How many rows (at least 1; more than the collection holds returns them all).")
+    @Option(
+        name: .short, parsing: .unconditional,
+        help: "How many rows (at least 1; more than the collection holds returns them all).")
     var k = 10
-    @Option(name: .customLong("where"), help: ArgumentHelp("A filter, e.g. \"tenant = 'acme' AND year >= 2020\".", valueName: "filter"))
+    @Option(
+        name: .customLong("where"),
+        help: ArgumentHelp("A filter, e.g. \"tenant = 'acme' AND year >= 2020\".", valueName: "filter"))
     var filter: String?
-    @Option(help: ArgumentHelp("Columns to return, comma-separated (default: all).", valueName: "cols")) var select: String?
+    @Option(help: ArgumentHelp("Columns to return, comma-separated (default: all).", valueName: "cols")) var select:
+        String?
     @Option(help: "Fixed search effort (ef).") var ef: Int?
     @Option(name: .customLong("recall-target"), help: "Recall the planner aims for.") var recallTarget = 0.95
     @Option(name: .customLong("cold-effort"), help: "Scale of the cold blocks opened (1: default; 2: higher recall).")
     var coldEffort = 1.0
     @Flag(name: .customLong("hot-only"), help: "Search only the hot tier.") var hotOnly = false
-    @Option(help: ArgumentHelp("Keywords to search the searchable columns for (BM25); with a vector too, a hybrid query.",
-                               valueName: "words"))
+    @Option(
+        help: ArgumentHelp(
+            "Keywords to search the searchable columns for (BM25); with a vector too, a hybrid query.",
+            valueName: "words"))
     var text: String?
-    @Option(name: .customLong("text-syntax"), help: "words (each word searched as itself) or fts5 (FTS5's query syntax).")
+    @Option(
+        name: .customLong("text-syntax"), help: "words (each word searched as itself) or fts5 (FTS5's query syntax).")
     var textSyntax: String = "words"
-    @Option(help: ArgumentHelp("How a hybrid query ranks: rrf, rrf:K (reciprocal rank, K 60 by default) or weighted:W (W the vector arm's weight in [0, 1]).",
-                               valueName: "fusion"))
+    @Option(
+        help: ArgumentHelp(
+            "How a hybrid query ranks: rrf, rrf:K (reciprocal rank, K 60 by default) or weighted:W (W the vector arm's weight in [0, 1]).",
+            valueName: "fusion"))
     var fusion: String = "rrf"
     @Option(help: "Candidates per arm of a keyword or hybrid query (default: k keyword-only, max(2k, 20) hybrid).")
     var depth: Int?
@@ -33,9 +45,13 @@ struct QueryArguments: ParsableArguments {
     func validate() throws {
         let sources = [vector != nil, vectorFile != nil, like != nil].filter { $0 }.count
         if text == nil {
-            guard sources == 1 else { throw ValidationError("give exactly one of --vector, --vector-file, --like (or --text)") }
+            guard sources == 1 else {
+                throw ValidationError("give exactly one of --vector, --vector-file, --like (or --text)")
+            }
         } else {
-            guard sources <= 1 else { throw ValidationError("give at most one of --vector, --vector-file, --like with --text") }
+            guard sources <= 1 else {
+                throw ValidationError("give at most one of --vector, --vector-file, --like with --text")
+            }
             guard TextQuery.Syntax(rawValue: textSyntax) != nil else {
                 throw ValidationError("--text-syntax must be words or fts5, got '\(textSyntax)'")
             }
@@ -50,7 +66,8 @@ struct QueryArguments: ParsableArguments {
     func queryVector(_ hs: HybridStore, _ c: CollectionRef, kind: IDKind, scope: TenantScope?) throws -> [Float] {
         if let like {
             let id: RowID = kind == .integer ? .int(Int64(like) ?? 0) : .string(like)
-            let rows = try scope.map { try $0.get([id], from: c, returning: [], includeVector: true) }
+            let rows =
+                try scope.map { try $0.get([id], from: c, returning: [], includeVector: true) }
                 ?? hs.get([id], from: c, returning: [], includeVector: true)
             guard let row = rows.first, let v = row.vector else {
                 fail("no row with id \(like) in \(c.name)")
@@ -58,8 +75,12 @@ struct QueryArguments: ParsableArguments {
             return v
         }
         let text: String
-        if let vector { text = vector } else {
-            guard let data = FileManager.default.contents(atPath: vectorFile!) else { fail("cannot read \(vectorFile!)") }
+        if let vector {
+            text = vector
+        } else {
+            guard let data = FileManager.default.contents(atPath: vectorFile!) else {
+                fail("cannot read \(vectorFile!)")
+            }
             text = String(decoding: data, as: UTF8.self)
         }
         guard let array = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else {
@@ -78,7 +99,9 @@ struct QueryArguments: ParsableArguments {
         switch parts.first {
         case "rrf" where parts.count == 1: return .standard
         case "rrf":
-            guard let k = Int(parts[1]), k >= 0 else { throw ValidationError("--fusion rrf:K needs a whole K ≥ 0, got '\(parts[1])'") }
+            guard let k = Int(parts[1]), k >= 0 else {
+                throw ValidationError("--fusion rrf:K needs a whole K ≥ 0, got '\(parts[1])'")
+            }
             return .reciprocalRank(k: k)
         case "weighted" where parts.count == 2:
             guard let w = Double(parts[1]), (0...1).contains(w) else {
@@ -93,7 +116,9 @@ struct QueryArguments: ParsableArguments {
     var hasVector: Bool { vector != nil || vectorFile != nil || like != nil }
 
     /// Runs a keyword (or, with a vector, hybrid) query, as the tenant when given.
-    func retrieve(_ hs: HybridStore, _ tenant: TenantOption, columns: (CollectionInfo) -> [String], explain: Bool)
+    func retrieve(
+        _ hs: HybridStore, _ tenant: TenantOption, columns: (CollectionInfo) -> [String], explain: Bool
+    )
         throws -> (hits: [RetrievalHit], explanation: RetrievalExplanation, columns: [String])
     {
         let scope = try tenant.scope(hs)
@@ -102,24 +127,34 @@ struct QueryArguments: ParsableArguments {
         let vector = hasVector ? try queryVector(hs, c, kind: info.schema.id, scope: scope) : nil
         let filter = try filter.map { try hs.parseFilter($0) }
         let returning = columns(info)
-        let options = QueryOptions(recallTarget: recallTarget, searchEffort: ef, tiers: hotOnly ? [.hot] : [.hot, .cold],
-                                   coldEffort: coldEffort)
+        let options = QueryOptions(
+            recallTarget: recallTarget, searchEffort: ef, tiers: hotOnly ? [.hot] : [.hot, .cold],
+            coldEffort: coldEffort)
         let query = TextQuery(text!, syntax: TextQuery.Syntax(rawValue: textSyntax)!)
-        let result = try scope.map {
-            try $0.retrieve(c, text: query, near: vector, k: k, where: filter, fusion: try parsedFusion(), depth: depth,
-                            options: options, returning: returning, explain: explain)
-        } ?? hs.retrieve(c, text: query, near: vector, k: k, where: filter, fusion: try parsedFusion(), depth: depth,
-                         options: options, returning: returning, explain: explain)
+        let result =
+            try scope.map {
+                try $0.retrieve(
+                    c, text: query, near: vector, k: k, where: filter, fusion: try parsedFusion(), depth: depth,
+                    options: options, returning: returning, explain: explain)
+            }
+            ?? hs.retrieve(
+                c, text: query, near: vector, k: k, where: filter, fusion: try parsedFusion(), depth: depth,
+                options: options, returning: returning, explain: explain)
         return (result.hits, result.explanation, returning)
     }
 
     /// Resolves the collection, the query vector and the filter.
-    func prepare(_ hs: HybridStore, _ scope: TenantScope?) throws
+    func prepare(
+        _ hs: HybridStore, _ scope: TenantScope?
+    ) throws
         -> (info: CollectionInfo, collection: CollectionRef, vector: [Float], filter: Filter?)
     {
         let info = try hs.describe(collection)
         let c = try hs.collection(collection)
-        return (info, c, try queryVector(hs, c, kind: info.schema.id, scope: scope), try filter.map { try hs.parseFilter($0) })
+        return (
+            info, c, try queryVector(hs, c, kind: info.schema.id, scope: scope),
+            try filter.map { try hs.parseFilter($0) }
+        )
     }
 
     func columns(_ info: CollectionInfo) -> [String] {
@@ -128,23 +163,31 @@ struct QueryArguments: ParsableArguments {
     }
 
     /// Runs the query (as the tenant, when given) and returns its hits and explanation.
-    func execute(_ hs: HybridStore, _ tenant: TenantOption, columns: (CollectionInfo) -> [String], explain: Bool)
+    func execute(
+        _ hs: HybridStore, _ tenant: TenantOption, columns: (CollectionInfo) -> [String], explain: Bool
+    )
         throws -> (hits: [SearchHit], explanation: Explanation, columns: [String])
     {
         let scope = try tenant.scope(hs)
         let (info, c, vector, filter) = try prepare(hs, scope)
         let returning = columns(info)
-        let options = QueryOptions(recallTarget: recallTarget, searchEffort: ef, tiers: hotOnly ? [.hot] : [.hot, .cold],
-                                   coldEffort: coldEffort)
-        let result = try scope.map {
-            try $0.query(c, near: vector, k: k, where: filter, options: options, returning: returning, explain: explain)
-        } ?? hs.query(c, near: vector, k: k, where: filter, options: options, returning: returning, explain: explain)
+        let options = QueryOptions(
+            recallTarget: recallTarget, searchEffort: ef, tiers: hotOnly ? [.hot] : [.hot, .cold],
+            coldEffort: coldEffort)
+        let result =
+            try scope.map {
+                try $0.query(
+                    c, near: vector, k: k, where: filter, options: options, returning: returning, explain: explain)
+            }
+            ?? hs.query(c, near: vector, k: k, where: filter, options: options, returning: returning, explain: explain)
         return (result.hits, result.explanation, returning)
     }
 }
 
 func parseID(_ text: String, _ kind: IDKind) throws -> RowID {
     if kind == .string { return .string(text) }
-    guard let v = Int64(text) else { throw ValidationError("id '\(text)' is not an integer (the collection has integer ids)") }
+    guard let v = Int64(text) else {
+        throw ValidationError("id '\(text)' is not an integer (the collection has integer ids)")
+    }
     return .int(v)
 }

@@ -25,8 +25,9 @@ extension HybridCtl {
                         printError("indexing \(collection): \(done) of \(total) rows")
                     }
                 }
-                print("\(columns.joined(separator: ", ")) searchable in \(collection) "
-                      + String(format: "(%.1f s)", Date().timeIntervalSince(started)))
+                print(
+                    "\(columns.joined(separator: ", ")) searchable in \(collection) "
+                        + String(format: "(%.1f s)", Date().timeIntervalSince(started)))
             }
         }
     }

@@ -4,7 +4,8 @@ import HybridStore
 
 extension HybridCtl {
     struct Stats: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Rows, bytes on disk, RAM, tiers and per-column statistics.")
+        static let configuration = CommandConfiguration(
+            abstract: "Rows, bytes on disk, RAM, tiers and per-column statistics.")
         @OptionGroup var store: StoreOptions
         @Argument(help: "Collection (default: all).") var collection: String?
         @Option(help: "table or json.") var format: OutputFormat = .table
@@ -22,33 +23,53 @@ extension HybridCtl {
                 for s in stats {
                     print("\(s.name): \(s.rows) rows; store on disk \(s.storeBytesOnDisk / 1024) KiB")
                     print("  hot:  \(s.tiers["hot"] ?? 0) rows, index \(s.indexBytes / 1024) KiB in RAM")
-                    print("  cold: \(s.tiers["cold"] ?? 0) rows in \(s.coldBlocks) blocks, \(s.coldBytesOnDisk / 1024) KiB on disk, \(s.coldMemoryBytes / 1024) KiB in RAM (block summaries, live rows, filter values)")
+                    print(
+                        "  cold: \(s.tiers["cold"] ?? 0) rows in \(s.coldBlocks) blocks, \(s.coldBytesOnDisk / 1024) KiB on disk, \(s.coldMemoryBytes / 1024) KiB in RAM (block summaries, live rows, filter values)"
+                    )
                     if let c = s.calibration {
                         let buckets = ["no filter", "≥ 50 %", "20–50 %", "5–20 %", "1–5 %", "< 1 %"]
-                        print("  recall calibration: \(c.queries) build-time queries a bucket over \(c.rows) rows, "
-                              + String(format: "%.1f h old, %.2f s; target %.3f at k %d", (Date().timeIntervalSince1970 - c.measuredAt) / 3600,
-                                       c.seconds, c.target, c.k))
+                        print(
+                            "  recall calibration: \(c.queries) build-time queries a bucket over \(c.rows) rows, "
+                                + String(
+                                    format: "%.1f h old, %.2f s; target %.3f at k %d",
+                                    (Date().timeIntervalSince1970 - c.measuredAt) / 3600,
+                                    c.seconds, c.target, c.k))
                         for (bucket, points) in c.curves.sorted(by: { $0.key < $1.key }) {
                             let scale = bucket < s.effortScales.count ? s.effortScales[bucket] : 1
                             let near = points.min { abs(log2($0.scale / scale)) < abs(log2($1.scale / scale)) }
-                            print("    \(buckets[bucket]): effort ×" + String(format: "%.2f", scale)
-                                  + (near.map { String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error) } ?? ""))
+                            print(
+                                "    \(buckets[bucket]): effort ×" + String(format: "%.2f", scale)
+                                    + (near.map {
+                                        String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error)
+                                    } ?? ""))
                         }
                         if let cold = c.cold, let scale = s.coldEffortScale {
                             let near = cold.min { abs(log2($0.scale / scale)) < abs(log2($1.scale / scale)) }
-                            print("    over both tiers (\(c.coldQueries ?? c.queries) queries, \(c.coldRows ?? 0) cold rows): cold effort ×"
-                                  + String(format: "%.2f", scale)
-                                  + (near.map { String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error) } ?? ""))
+                            print(
+                                "    over both tiers (\(c.coldQueries ?? c.queries) queries, \(c.coldRows ?? 0) cold rows): cold effort ×"
+                                    + String(format: "%.2f", scale)
+                                    + (near.map {
+                                        String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error)
+                                    } ?? ""))
                         } else if (s.tiers["cold"] ?? 0) > 0 {
-                            print("    over both tiers: uncalibrated (the store's probe rule until a checkpoint measures it)")
+                            print(
+                                "    over both tiers: uncalibrated (the store's probe rule until a checkpoint measures it)"
+                            )
                         }
                     } else {
                         print("  recall calibration: none (static model until a checkpoint measures one)")
                     }
-                    print(Render.table(["column", "type", "non-null", "nulls", "distinct", "min", "max", "frequent"], s.columns.map { c in
-                        [c.name, c.type, "\(c.nonNull)", "\(c.nulls)", "\(c.distinct)", c.minimum.map { "\($0)" } ?? "",
-                         c.maximum.map { "\($0)" } ?? "", c.frequent.map { "\($0.value)×\($0.count)" }.joined(separator: " ")]
-                    }))
+                    print(
+                        Render.table(
+                            ["column", "type", "non-null", "nulls", "distinct", "min", "max", "frequent"],
+                            s.columns.map { c in
+                                [
+                                    c.name, c.type, "\(c.nonNull)", "\(c.nulls)", "\(c.distinct)",
+                                    c.minimum.map { "\($0)" } ?? "",
+                                    c.maximum.map { "\($0)" } ?? "",
+                                    c.frequent.map { "\($0.value)×\($0.count)" }.joined(separator: " "),
+                                ]
+                            }))
                 }
             }
         }

@@ -20,10 +20,13 @@ extension HybridCtl {
         func run() throws {
             try store.run { hs in
                 let c = try hs.collection(collection)
-                let n = try hs.tier(c, where: try filter.map { try hs.parseFilter($0) }, to: Tier(rawValue: to)!,
-                                    codec: float16 ? .float16BitShuffledLZ4 : .bitShuffledLZ4)
+                let n = try hs.tier(
+                    c, where: try filter.map { try hs.parseFilter($0) }, to: Tier(rawValue: to)!,
+                    codec: float16 ? .float16BitShuffledLZ4 : .bitShuffledLZ4)
                 let s = try hs.statistics(c)
-                print("moved \(n) rows to \(to); now hot \(s.tiers["hot"] ?? 0), cold \(s.tiers["cold"] ?? 0) in \(s.coldBlocks) blocks")
+                print(
+                    "moved \(n) rows to \(to); now hot \(s.tiers["hot"] ?? 0), cold \(s.tiers["cold"] ?? 0) in \(s.coldBlocks) blocks"
+                )
             }
         }
     }

@@ -54,7 +54,9 @@ enum Render {
     /// One JSON object per line, keys sorted.
     static func line(_ object: [String: Any]) -> String { encode(object, [.sortedKeys, .withoutEscapingSlashes]) }
 
-    static func pretty(_ object: Any) -> String { encode(object, [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) }
+    static func pretty(_ object: Any) -> String {
+        encode(object, [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+    }
 
     /// Every value given here is a JSON value (`number` keeps non-finite numbers out), so this cannot fail;
     /// if it ever did, the program stops with an error rather than print an empty line and exit 0.
@@ -69,12 +71,17 @@ enum Render {
     /// A left-aligned text table with a header row.
     static func table(_ header: [String], _ rows: [[String]]) -> String {
         var widths = header.map(\.count)
-        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
-        func format(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in i == cells.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count) }
-                .joined(separator: "  ")
+        for row in rows {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
         }
-        return ([format(header), format(widths.map { String(repeating: "-", count: $0) })] + rows.map(format)).joined(separator: "\n")
+        func format(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in
+                i == cells.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count)
+            }
+            .joined(separator: "  ")
+        }
+        return ([format(header), format(widths.map { String(repeating: "-", count: $0) })] + rows.map(format)).joined(
+            separator: "\n")
     }
 
     /// RFC 4180 CSV: quotes fields with commas, quotes or newlines.
@@ -85,8 +92,10 @@ enum Render {
     }
 
     /// Rows of (id, distance?, values) in a format.
-    static func rows(_ items: [(id: RowID, distance: Float?, values: [String: Value], vector: [Float]?)], columns: [String],
-                     format: OutputFormat) -> String {
+    static func rows(
+        _ items: [(id: RowID, distance: Float?, values: [String: Value], vector: [Float]?)], columns: [String],
+        format: OutputFormat
+    ) -> String {
         let showDistance = items.contains { $0.distance != nil }
         func object(_ item: (id: RowID, distance: Float?, values: [String: Value], vector: [Float]?)) -> [String: Any] {
             var o: [String: Any] = ["id": json(item.id)]
@@ -103,16 +112,22 @@ enum Render {
             }.joined(separator: "\n")
         case .csv:
             let header = ["id"] + (showDistance ? ["distance"] : []) + columns
-            return ([csv(header)] + items.map { item in
-                csv([item.id.description] + (showDistance ? [item.distance.map { String($0) } ?? ""] : [])
-                    + columns.map { text(item.values[$0] ?? .null) })
-            }).joined(separator: "\n")
+            return
+                ([csv(header)]
+                + items.map { item in
+                    csv(
+                        [item.id.description] + (showDistance ? [item.distance.map { String($0) } ?? ""] : [])
+                            + columns.map { text(item.values[$0] ?? .null) })
+                }).joined(separator: "\n")
         case .table:
             let header = ["id"] + (showDistance ? ["distance"] : []) + columns
-            return table(header, items.map { item in
-                [item.id.description] + (showDistance ? [item.distance.map { String(format: "%.4f", $0) } ?? ""] : [])
-                    + columns.map { text(item.values[$0] ?? .null) }
-            })
+            return table(
+                header,
+                items.map { item in
+                    [item.id.description]
+                        + (showDistance ? [item.distance.map { String(format: "%.4f", $0) } ?? ""] : [])
+                        + columns.map { text(item.values[$0] ?? .null) }
+                })
         }
     }
 }

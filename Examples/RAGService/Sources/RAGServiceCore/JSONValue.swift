@@ -11,12 +11,19 @@ enum JSONValue: Codable, Sendable, Equatable {
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int64.self) { self = .integer(i) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "a value must be a JSON scalar") }
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let i = try? c.decode(Int64.self) {
+            self = .integer(i)
+        } else if let d = try? c.decode(Double.self) {
+            self = .number(d)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "a value must be a JSON scalar")
+        }
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -40,7 +47,9 @@ enum JSONValue: Codable, Sendable, Equatable {
         case (.string(let s), .text): return .text(s)
         case (.bool(let b), .boolean): return .boolean(b)
         case (.string(let s), .blob):
-            guard let data = Data(base64Encoded: s) else { throw .badRequest("column `\(column)`: a blob is a base64 string") }
+            guard let data = Data(base64Encoded: s) else {
+                throw .badRequest("column `\(column)`: a blob is a base64 string")
+            }
             return .blob([UInt8](data))
         default:
             throw .badRequest("column `\(column)` holds \(type.rawValue) values; got \(self)")
@@ -100,6 +109,8 @@ func decodeVector(array: [Float]?, base64: String?) throws(ServiceError) -> [Flo
         throw .badRequest("vector_base64 must be base64 of little-endian float32 values")
     }
     return data.withUnsafeBytes { raw in
-        (0..<raw.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        (0..<raw.count / 4).map {
+            Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
+        }
     }
 }

@@ -55,7 +55,11 @@ public func runService(_ options: ServiceOptions, logger: Logger) async throws {
     let store = try HybridStore(directory: options.store, configuration: configuration)
     let keys = try JSONDecoder().decode(KeyFile.self, from: Data(contentsOf: URL(fileURLWithPath: options.keysFile)))
     for (tenant, quota) in keys.quotas ?? [:] {
-        if (try? store.quota(of: tenant)) == nil { try store.createTenant(tenant, quota: quota) } else { try store.setQuota(quota, for: tenant) }
+        if (try? store.quota(of: tenant)) == nil {
+            try store.createTenant(tenant, quota: quota)
+        } else {
+            try store.setQuota(quota, for: tenant)
+        }
     }
     let api = RetrievalAPI(store: store, keys: keys.keys, options: options, metrics: metrics, registry: registry)
     let router = Router()
@@ -117,7 +121,9 @@ struct RetrievalAPI: Sendable {
             do {
                 body = try await request.collectBody(upTo: options.maxBodyBytes)
             } catch {
-                return await respond(route: "search") { () async throws(ServiceError) -> SearchResponse in throw bodyTooLarge }
+                return await respond(route: "search") { () async throws(ServiceError) -> SearchResponse in
+                    throw bodyTooLarge
+                }
             }
             let target: Result<(TenantScope, (handle: CollectionRef, schema: Schema)), ServiceError>
             do throws(ServiceError) {
@@ -146,7 +152,11 @@ struct RetrievalAPI: Sendable {
             // which is why fast searches are not watched.
             do {
                 return try await request.body.consumeWithCancellationOnInboundClose { _ in
-                    await withTaskCancellationHandler { await work.value } onCancel: { work.cancel() }
+                    await withTaskCancellationHandler {
+                        await work.value
+                    } onCancel: {
+                        work.cancel()
+                    }
                 }
             } catch {
                 work.cancel()
@@ -161,15 +171,18 @@ struct RetrievalAPI: Sendable {
             }
         }
         router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
         router.get("/health") { _, _ in HTTPResponse.Status.ok }
     }
 
     // MARK: - Handlers
 
-    func upsert(_ body: UpsertRequest, into collection: (handle: CollectionRef, schema: Schema), scope: TenantScope)
+    func upsert(
+        _ body: UpsertRequest, into collection: (handle: CollectionRef, schema: Schema), scope: TenantScope
+    )
         async throws(ServiceError) -> UpsertResponse
     {
         var rows: [(RowID, [Float]?, [String: Value])] = []
@@ -195,31 +208,45 @@ struct RetrievalAPI: Sendable {
         return UpsertResponse(upserted: batch.count)
     }
 
-    func search(_ request: SearchRequest, in collection: (handle: CollectionRef, schema: Schema), scope: TenantScope)
+    func search(
+        _ request: SearchRequest, in collection: (handle: CollectionRef, schema: Schema), scope: TenantScope
+    )
         async throws(ServiceError) -> SearchResponse
     {
         let vector = try decodeVector(array: request.vector, base64: request.vector_base64)
-        guard vector != nil || request.text != nil else { throw .badRequest("a search needs a vector, a text, or both") }
+        guard vector != nil || request.text != nil else {
+            throw .badRequest("a search needs a vector, a text, or both")
+        }
         let k = request.k ?? 10
         let explain = request.explain ?? false
         do {
             let filter = try request.filter.map { text throws(HybridStoreError) in try store.parseFilter(text) }
             if options.debugQueryDelayMs > 0 { try await Task.sleep(for: .milliseconds(options.debugQueryDelayMs)) }
             if let text = request.text {
-                let r = try await scope.retrieve(collection.handle, text: TextQuery(text), near: vector, k: k, where: filter,
-                                                 fusion: try fusion(request.fusion), returning: request.returning ?? [],
-                                                 explain: explain)
-                return SearchResponse(hits: r.hits.map { SearchResponse.Hit(id: JSONRowID($0.id), distance: $0.distance, score: $0.score,
-                                                                values: $0.values.mapValues(JSONValue.init)) },
-                                      explain: explain ? r.explanation.json : nil)
+                let r = try await scope.retrieve(
+                    collection.handle, text: TextQuery(text), near: vector, k: k, where: filter,
+                    fusion: try fusion(request.fusion), returning: request.returning ?? [],
+                    explain: explain)
+                return SearchResponse(
+                    hits: r.hits.map {
+                        SearchResponse.Hit(
+                            id: JSONRowID($0.id), distance: $0.distance, score: $0.score,
+                            values: $0.values.mapValues(JSONValue.init))
+                    },
+                    explain: explain ? r.explanation.json : nil)
             }
             var options = QueryOptions()
             if let target = request.recall_target { options.recallTarget = target }
-            let r = try await scope.query(collection.handle, near: vector!, k: k, where: filter, options: options,
-                                          returning: request.returning ?? [], explain: explain)
-            return SearchResponse(hits: r.hits.map { SearchResponse.Hit(id: JSONRowID($0.id), distance: $0.distance, score: nil,
-                                                            values: $0.values.mapValues(JSONValue.init)) },
-                                  explain: explain ? r.explanation.json : nil)
+            let r = try await scope.query(
+                collection.handle, near: vector!, k: k, where: filter, options: options,
+                returning: request.returning ?? [], explain: explain)
+            return SearchResponse(
+                hits: r.hits.map {
+                    SearchResponse.Hit(
+                        id: JSONRowID($0.id), distance: $0.distance, score: nil,
+                        values: $0.values.mapValues(JSONValue.init))
+                },
+                explain: explain ? r.explanation.json : nil)
         } catch let error as ServiceError {
             throw error
         } catch {
@@ -305,9 +332,12 @@ struct RetrievalAPI: Sendable {
             status = error.status
             buffer = ByteBuffer(bytes: (try? JSONEncoder().encode(error.body)) ?? Data("{}".utf8))
         }
-        Counter(label: "rag_requests_total", dimensions: [("route", route), ("status", "\(status.code)")], factory: metrics).increment()
-        return Response(status: status, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: buffer))
+        Counter(
+            label: "rag_requests_total", dimensions: [("route", route), ("status", "\(status.code)")], factory: metrics
+        ).increment()
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: buffer))
     }
 }
 

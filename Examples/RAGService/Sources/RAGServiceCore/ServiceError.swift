@@ -25,7 +25,7 @@ enum ServiceError: Error, Sendable {
         case .quotaExceeded: .tooManyRequests
         case .wrongTenant: .forbidden
         case .dimensionMismatch, .nonFiniteVector, .unknownColumn, .typeMismatch, .missingValue, .duplicateID,
-             .invalidArgument, .invalidFilter, .invalidSchema:
+            .invalidArgument, .invalidFilter, .invalidSchema:
             .badRequest
         case .readOnly: .methodNotAllowed
         case .storeLocked: .serviceUnavailable

@@ -44,7 +44,9 @@ func parseOptions(_ arguments: [String]) -> (ServiceOptions, Logger.Level) {
         }
     }
     guard let store, let keys else { fail("--store and --keys are required") }
-    guard (0...65535).contains(port), maxBody > 0, delay >= 0, watch >= 0 else { fail("a port, size or delay out of range") }
+    guard (0...65535).contains(port), maxBody > 0, delay >= 0, watch >= 0 else {
+        fail("a port, size or delay out of range")
+    }
     var options = ServiceOptions(store: store, keysFile: keys)
     options.host = host
     options.port = port

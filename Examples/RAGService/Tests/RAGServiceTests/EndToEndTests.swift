@@ -15,16 +15,21 @@ import Testing
 
     @Test func twoTenantsOverHTTP() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build rag-service first")
-        let dir = FileManager.default.temporaryDirectory.path + "/rag-e2e-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let dir =
+            FileManager.default.temporaryDirectory.path + "/rag-e2e-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         do {
             let store = try HybridStore(directory: dir + "/store", create: true)
-            _ = try store.createCollection("docs", schema: Schema(
-                vector: VectorSpec(dimensions: 4, metric: .cosine), id: .string,
-                columns: [.text("tenant", nullable: false, filterable: true), .integer("year", filterable: true),
-                          .text("body", searchable: true)],
-                tenantColumn: "tenant"))
+            _ = try store.createCollection(
+                "docs",
+                schema: Schema(
+                    vector: VectorSpec(dimensions: 4, metric: .cosine), id: .string,
+                    columns: [
+                        .text("tenant", nullable: false, filterable: true), .integer("year", filterable: true),
+                        .text("body", searchable: true),
+                    ],
+                    tenantColumn: "tenant"))
             store.close()
         }
         let keys = dir + "/keys.json"
@@ -36,63 +41,79 @@ import Testing
         let acmeRows = (0..<20).map { i in
             #"{"id": "a\#(i)", "vector": [1, \#(Double(i) / 20), 0, 0], "values": {"year": \#(2000 + i), "body": "acme doc \#(i) invoice"}}"#
         }
-        var (status, body) = try await service.request("PUT", "/v1/collections/docs/rows", key: "k-acme",
-                                                       body: #"{"rows": [\#(acmeRows.joined(separator: ","))]}"#)
+        var (status, body) = try await service.request(
+            "PUT", "/v1/collections/docs/rows", key: "k-acme",
+            body: #"{"rows": [\#(acmeRows.joined(separator: ","))]}"#)
         #expect(status == 200 && body["upserted"] as? Int == 20)
         let globexRows = (0..<3).map { i in
             #"{"id": "g\#(i)", "vector_base64": "\#(base64([1, Float(i) / 20, 0, 0]))", "values": {"year": 2020, "body": "globex invoice \#(i)"}}"#
         }
-        (status, body) = try await service.request("PUT", "/v1/collections/docs/rows", key: "k-globex",
-                                                   body: #"{"rows": [\#(globexRows.joined(separator: ","))]}"#)
+        (status, body) = try await service.request(
+            "PUT", "/v1/collections/docs/rows", key: "k-globex",
+            body: #"{"rows": [\#(globexRows.joined(separator: ","))]}"#)
         #expect(status == 200 && body["upserted"] as? Int == 3)
 
         // Searches with filters see only the caller's rows.
-        (status, body) = try await service.request("POST", "/v1/collections/docs/search", key: "k-acme",
-                                                   body: #"{"vector": [1, 0, 0, 0], "k": 5, "filter": "year >= 2010", "returning": ["year"]}"#)
+        (status, body) = try await service.request(
+            "POST", "/v1/collections/docs/search", key: "k-acme",
+            body: #"{"vector": [1, 0, 0, 0], "k": 5, "filter": "year >= 2010", "returning": ["year"]}"#)
         #expect(status == 200)
         let acmeHits = try #require(body["hits"] as? [[String: Any]])
         #expect(acmeHits.count == 5)
         #expect(acmeHits.allSatisfy { ($0["id"] as? String)?.hasPrefix("a") == true })
         #expect(acmeHits.allSatisfy { (($0["values"] as? [String: Any])?["year"] as? Int ?? 0) >= 2010 })
-        (status, body) = try await service.request("POST", "/v1/collections/docs/search", key: "k-globex",
-                                                   body: #"{"vector": [1, 0, 0, 0], "k": 10}"#)
-        #expect(Set(((body["hits"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }) == ["g0", "g1", "g2"])
+        (status, body) = try await service.request(
+            "POST", "/v1/collections/docs/search", key: "k-globex",
+            body: #"{"vector": [1, 0, 0, 0], "k": 10}"#)
+        #expect(
+            Set(((body["hits"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }) == ["g0", "g1", "g2"])
         // Keyword and hybrid search are scoped the same way.
-        (status, body) = try await service.request("POST", "/v1/collections/docs/search", key: "k-globex",
-                                                   body: #"{"text": "invoice", "vector": [1, 0, 0, 0], "k": 10}"#)
+        (status, body) = try await service.request(
+            "POST", "/v1/collections/docs/search", key: "k-globex",
+            body: #"{"text": "invoice", "vector": [1, 0, 0, 0], "k": 10}"#)
         #expect(status == 200)
         #expect(((body["hits"] as? [[String: Any]]) ?? []).allSatisfy { ($0["id"] as? String)?.hasPrefix("g") == true })
 
         // Cross-tenant attempts: a filter naming the other tenant finds nothing; writing its rows is refused.
-        (status, body) = try await service.request("POST", "/v1/collections/docs/search", key: "k-acme",
-                                                   body: #"{"vector": [1, 0, 0, 0], "k": 10, "filter": "tenant = 'globex'"}"#)
+        (status, body) = try await service.request(
+            "POST", "/v1/collections/docs/search", key: "k-acme",
+            body: #"{"vector": [1, 0, 0, 0], "k": 10, "filter": "tenant = 'globex'"}"#)
         #expect(status == 200 && (body["hits"] as? [Any])?.isEmpty == true)
-        (status, body) = try await service.request("PUT", "/v1/collections/docs/rows", key: "k-acme",
-                                                   body: #"{"rows": [{"id": "z1", "vector": [0, 1, 0, 0], "values": {"tenant": "globex"}}]}"#)
+        (status, body) = try await service.request(
+            "PUT", "/v1/collections/docs/rows", key: "k-acme",
+            body: #"{"rows": [{"id": "z1", "vector": [0, 1, 0, 0], "values": {"tenant": "globex"}}]}"#)
         #expect(status == 403 && Self.code(body) == "wrongTenant", "\(status) \(body)")
         // Another tenant's id cannot be taken over (and the answer does not say whose it is).
-        (status, body) = try await service.request("PUT", "/v1/collections/docs/rows", key: "k-acme",
-                                                   body: #"{"rows": [{"id": "g0", "vector": [0, 1, 0, 0]}]}"#)
+        (status, body) = try await service.request(
+            "PUT", "/v1/collections/docs/rows", key: "k-acme",
+            body: #"{"rows": [{"id": "g0", "vector": [0, 1, 0, 0]}]}"#)
         #expect(status == 400 && Self.code(body) == "duplicateID", "\(status) \(body)")
-        (status, body) = try await service.request("POST", "/v1/collections/docs/search", key: "k-globex",
-                                                   body: #"{"vector": [1, 0, 0, 0], "k": 1}"#)
+        (status, body) = try await service.request(
+            "POST", "/v1/collections/docs/search", key: "k-globex",
+            body: #"{"vector": [1, 0, 0, 0], "k": 1}"#)
         #expect((body["hits"] as? [[String: Any]])?.first?["id"] as? String == "g0")
 
         // Errors: HTTP code and the store's typed error in the body.
-        (status, body) = try await service.request("POST", "/v1/collections/docs/search", key: "k-acme",
-                                                   body: #"{"vector": [1, 0, 0, 0], "filter": "year >>= 3"}"#)
+        (status, body) = try await service.request(
+            "POST", "/v1/collections/docs/search", key: "k-acme",
+            body: #"{"vector": [1, 0, 0, 0], "filter": "year >>= 3"}"#)
         #expect(status == 400 && Self.code(body) == "invalidFilter")
         #expect(((body["error"] as? [String: Any])?["context"] as? [String: String])?["offset"] == "6")
-        (status, body) = try await service.request("POST", "/v1/collections/nope/search", key: "k-acme", body: #"{"vector": [1, 0, 0, 0]}"#)
+        (status, body) = try await service.request(
+            "POST", "/v1/collections/nope/search", key: "k-acme", body: #"{"vector": [1, 0, 0, 0]}"#)
         #expect(status == 404 && Self.code(body) == "unknownCollection")
-        (status, _) = try await service.request("POST", "/v1/collections/docs/search", key: nil, body: #"{"vector": [1, 0, 0, 0]}"#)
+        (status, _) = try await service.request(
+            "POST", "/v1/collections/docs/search", key: nil, body: #"{"vector": [1, 0, 0, 0]}"#)
         #expect(status == 401)
-        (status, _) = try await service.request("POST", "/v1/collections/docs/search", key: "k-nobody", body: #"{"vector": [1, 0, 0, 0]}"#)
+        (status, _) = try await service.request(
+            "POST", "/v1/collections/docs/search", key: "k-nobody", body: #"{"vector": [1, 0, 0, 0]}"#)
         #expect(status == 401)
-        (status, body) = try await service.request("PUT", "/v1/collections/docs/rows", key: "k-globex",
-                                                   body: #"{"rows": [{"id": "g9", "vector": [0, 1, 0, 0]}]}"#)
+        (status, body) = try await service.request(
+            "PUT", "/v1/collections/docs/rows", key: "k-globex",
+            body: #"{"rows": [{"id": "g9", "vector": [0, 1, 0, 0]}]}"#)
         #expect(status == 429 && Self.code(body) == "quotaExceeded")
-        let huge = #"{"rows": [{"id": "x", "vector": [\#(Array(repeating: "0.5", count: 20_000).joined(separator: ","))]}]}"#
+        let huge =
+            #"{"rows": [{"id": "x", "vector": [\#(Array(repeating: "0.5", count: 20_000).joined(separator: ","))]}]}"#
         (status, _) = try await service.request("PUT", "/v1/collections/docs/rows", key: "k-acme", body: huge)
         #expect(status == 413)
 
@@ -100,8 +121,10 @@ import Testing
         (status, body) = try await service.request("GET", "/v1/usage", key: "k-globex", body: nil)
         #expect(status == 200 && body["tenant"] as? String == "globex" && body["hotRows"] as? Int == 3)
         // Quick searches keep their connection: a client sends the next on the same one.
-        #expect(try service.statusesOnOneConnection("/v1/collections/docs/search", key: "k-acme",
-                                                   body: #"{"vector": [1, 0, 0, 0], "k": 3}"#, count: 3) == [200, 200, 200])
+        #expect(
+            try service.statusesOnOneConnection(
+                "/v1/collections/docs/search", key: "k-acme",
+                body: #"{"vector": [1, 0, 0, 0], "k": 3}"#, count: 3) == [200, 200, 200])
         // Metrics: the store's and the service's.
         let metrics = try await service.text("/metrics")
         #expect(metrics.contains("hybridstore_queries_total{"))
@@ -114,14 +137,16 @@ import Testing
         defer { try? service.stop() }
         (status, body) = try await service.request("GET", "/v1/usage", key: "k-acme", body: nil)
         #expect(status == 200 && body["hotRows"] as? Int == 20)
-        (status, body) = try await service.request("POST", "/v1/collections/docs/search", key: "k-acme",
-                                                   body: #"{"vector": [1, 0, 0, 0], "k": 3}"#)
+        (status, body) = try await service.request(
+            "POST", "/v1/collections/docs/search", key: "k-acme",
+            body: #"{"vector": [1, 0, 0, 0], "k": 3}"#)
         #expect(status == 200 && (body["hits"] as? [[String: Any]])?.first?["id"] as? String == "a0")
 
         // A client that disconnects mid-query: the service cancels the search.
         await #expect(throws: (any Error).self) {
-            _ = try await service.request("POST", "/v1/collections/docs/search", key: "k-acme",
-                                          body: #"{"vector": [1, 0, 0, 0], "k": 3}"#, timeout: 0.3)
+            _ = try await service.request(
+                "POST", "/v1/collections/docs/search", key: "k-acme",
+                body: #"{"vector": [1, 0, 0, 0], "k": 3}"#, timeout: 0.3)
         }
         var cancelled = false
         for _ in 0..<40 where !cancelled {
@@ -160,7 +185,8 @@ struct Service {
         while Date() < deadline {
             let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
             if let range = text.range(of: #"listening on 127\.0\.0\.1:\d+"#, options: .regularExpression),
-               let port = Int(text[range].split(separator: ":").last!) {
+                let port = Int(text[range].split(separator: ":").last!)
+            {
                 return Service(process: process, port: port, output: output)
             }
             guard process.isRunning else { break }
@@ -178,7 +204,9 @@ struct Service {
         try? FileManager.default.removeItem(atPath: output)
     }
 
-    func request(_ method: String, _ path: String, key: String?, body: String?, timeout: TimeInterval = 30)
+    func request(
+        _ method: String, _ path: String, key: String?, body: String?, timeout: TimeInterval = 30
+    )
         async throws -> (Int, [String: Any])
     {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
@@ -206,10 +234,13 @@ struct Service {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-        let request = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\n"
+        let request =
+            "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\n"
             + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
         var statuses: [Int] = []
         var pending = [UInt8]()
@@ -222,7 +253,8 @@ struct Service {
                 if let headEnd = pending.firstRange(of: Array("\r\n\r\n".utf8))?.upperBound {
                     let head = String(decoding: pending[..<headEnd], as: UTF8.self)
                     let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
-                    let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                    let length =
+                        head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
                         .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
                     if pending.count >= headEnd + length { response = (status, headEnd + length); break }
                 }
