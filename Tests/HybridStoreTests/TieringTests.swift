@@ -417,6 +417,16 @@ import HybridStore
         let e = try store.explain(c, near: vectors[3], k: 10)
         #expect(e.coldBlocksProbed >= 1 && e.coldBytesDecompressed > 0)
         #expect(e.description.contains("cold: "))
+        // The plan says what the cold step may do, and the step keeps to it.
+        let coldPlan = try #require(e.plan.cold)
+        #expect(coldPlan.blockBudget >= e.coldBlocksProbed && coldPlan.blockBudget < blocks && !coldPlan.exact)
+        #expect(e.plan.hydration == .coldIDs && e.plan.fallback == nil && e.plan.probe == nil)
+        let exact = try store.explain(
+            c, near: vectors[3], k: 10, where: try store.parseFilter("age < 50"),
+            options: QueryOptions(coldProbes: .max), returning: ["note"])
+        #expect(exact.plan.cold?.exact == true && exact.plan.cold?.blockBudget == blocks)
+        #expect(exact.plan.hydration == .columns(["note"]) && exact.plan.cold?.source == .fixedProbes)
+        #expect(exact.description.contains("cold: exact, at most \(blocks) blocks"), "\(exact)")
         #expect(try store.verify().isConsistent)
     }
 

@@ -70,7 +70,7 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         coldBytesDecompressed = 0
         coldRowsRanked = 0
         probe = nil
-        plan.probe = nil
+        plan.probe?.budget = 0
         plan.effortScale = 1
         plan.cold?.blockBudget = 0
     }

@@ -155,7 +155,8 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         }
         if let probe {
             lines.append(
-                "probe: filtered graph at ef \(probe.effort) first, within \(probe.budget) distance computations")
+                "probe: filtered graph at ef \(probe.effort) first"
+                    + (probe.budget > 0 ? ", within \(probe.budget) distance computations" : ""))
         }
         if let fallback { lines.append("if the graph finds fewer than k of more matches: \(fallback.rawValue)") }
         if let cold {
