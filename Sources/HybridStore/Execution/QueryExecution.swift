@@ -201,10 +201,11 @@ struct QueryExecution {
             searchEffort: options.searchEffort, forcedStrategy: options.strategy,
             inMemoryPredicate: listed == nil, listedMatches: listed?.count,
             searchesHot: options.tiers.contains(.hot), cold: cold, hydratedColumns: request.columns)
-        let key = filter.map { $0.columns.sorted().joined(separator: ",") + "|" } ?? ""
-        let s = s
+        let s = s, filter = filter
+        // Asked only where a probe is possible (a filter held in memory, enough matches, a measured bucket).
         explanation.plan = Planner.plan(input, calibration: calibration) { bucket in
-            s.probes.withLock { $0[key + String(bucket), default: ProbeRecord()].shouldProbe() }
+            let key = Self.probeKey(filter!, bucket: bucket)
+            return s.probes.withLock { $0[key, default: ProbeRecord()].shouldProbe() }
         }
         explanation.ran = explanation.plan.strategy
         timings["plan"] = ms(since: started)
@@ -226,9 +227,8 @@ struct QueryExecution {
                     filter: .predicate(unsafeSendable(predicate)), mode: .admitMatching,
                     budget: probe.budget)
                 let complete = !result.stats.exhausted && result.hits.count >= min(kHot, Int(plan.estimatedMatches))
-                let key =
-                    filter!.columns.sorted().joined(separator: ",") + "|"
-                    + String(RecallCalibration.bucket(selectivity: plan.estimatedSelectivity, filtered: true))
+                let key = Self.probeKey(
+                    filter!, bucket: RecallCalibration.bucket(selectivity: plan.estimatedSelectivity, filtered: true))
                 s.probes.withLock { $0[key, default: ProbeRecord()].record(success: complete) }
                 if complete {
                     explanation.probe =
@@ -401,6 +401,11 @@ struct QueryExecution {
     }
 
     // MARK: Helpers
+
+    /// The probe record of a filter shape (its columns) at a selectivity bucket.
+    private static func probeKey(_ filter: Filter, bucket: Int) -> String {
+        filter.columns.sorted().joined(separator: ",") + "|" + String(bucket)
+    }
 
     /// The hot nodes matching the filter (collected once).
     private mutating func collect(_ columns: FilterColumns) -> [UInt32] {
