@@ -165,7 +165,7 @@ extension HNSWIndex {
             storage.encode(slot.node)
             storage.lock(slot.node)
             storage.resetSlot(slot.node, level: slot.level)
-            unsafe storage.labels[Int(slot.node)] = label
+            storage.setLabel(slot.node, label)
             storage.unlock(slot.node)
             storage.setState(slot.node, .live)
         }
@@ -173,7 +173,7 @@ extension HNSWIndex {
 
     /// Links a placed node into every level up to its own (hnswlib's addPoint). Caller holds the read lock.
     func link(_ node: UInt32) {
-        let level = unsafe Int(storage.levels[Int(node)])
+        let level = storage.level(node)
         let query = unsafe storage.vector(node)
         let dim = parameters.dimensions
         guard let (entryNode, topLevel) = loadEntry() else {

@@ -129,7 +129,7 @@ extension HNSWIndex {
         for p in 0..<highWater {
             let node = UInt32(p)
             guard s.state(node) == .live else { continue }
-            for level in unsafe 0...Int(s.levels[p]) {
+            for level in 0...s.level(node) {
                 let list = unsafe s.linkList(node, level: level)
                 let n = unsafe Int(list[0])
                 var touched = false
@@ -143,7 +143,7 @@ extension HNSWIndex {
                     let other = unsafe list[j]
                     if s.state(other) == .live {
                         pool.append(other)
-                    } else if unsafe Int(s.levels[Int(other)]) >= level {
+                    } else if s.level(other) >= level {
                         let second = unsafe s.linkList(other, level: level)
                         for i in unsafe 1...max(Int(second[0]), 1) where unsafe i <= Int(second[0]) {
                             let next = unsafe second[i]
@@ -168,7 +168,7 @@ extension HNSWIndex {
         if let (entryNode, _) = loadEntry(), s.state(entryNode) != .live {
             var best: (node: UInt32, level: Int)? = nil
             for p in 0..<highWater where s.state(UInt32(p)) == .live {
-                if unsafe best == nil || Int(s.levels[p]) > best!.level { best = unsafe (UInt32(p), Int(s.levels[p])) }
+                if best == nil || s.level(UInt32(p)) > best!.level { best = (UInt32(p), s.level(UInt32(p))) }
             }
             if let best { storeEntry(node: best.node, level: best.level) } else { clearEntry() }
         }

@@ -49,8 +49,8 @@ extension HNSWIndex {
             stats.distanceComputations = candidates.count
             stats.visitedNodes = candidates.count
             let hits = merged.prefix(k).map {
-                unsafe IndexHit(
-                    label: storage.labels[Int($0.node)], distance: parameters.metric.reported($0.distance),
+                IndexHit(
+                    label: storage.label($0.node), distance: parameters.metric.reported($0.distance),
                     node: $0.node)
             }
             return IndexSearchResult(hits: hits, stats: stats)
@@ -108,7 +108,6 @@ extension HNSWIndex {
         let approximate = unsafe CodeDistance(
             query: query, storage: storage, metric: parameters.metric, kernels: codeKernel)
         let exact = unsafe floatDistance(query)
-        let errors = unsafe storage.codeErrors
         let l2 = parameters.metric == .l2
         var queryNorm: Float = 0
         for i in 0..<dim { unsafe queryNorm += query[i] * query[i] }
@@ -123,12 +122,12 @@ extension HNSWIndex {
             if unsafe i + 4 < ids.endIndex, unsafe Int(ids[i + 4]) < capacity {
                 unsafe approximate.prefetchHead(ids[i + 4])
                 unsafe approximate.prefetchTail(ids[i + 4])
-                unsafe hs_prefetch(errors + Int(ids[i + 4]))
+                unsafe storage.prefetchCodeError(ids[i + 4])
             }
             let node = unsafe ids[i]
             guard Int(node) < capacity && storage.state(node) == .live else { continue }
             let d = unsafe approximate(node)
-            let r = unsafe errors[Int(node)] * (1 + rounding)
+            let r = storage.codeError(node) * (1 + rounding)
             if l2 {
                 let root = max(d, 0).squareRoot()
                 let spread = r + rounding * root

@@ -20,8 +20,8 @@ extension HNSWIndex {
                 let state = s.state(node)
                 guard state != .free else { continue }
                 if state == .live { liveCount += 1 }
-                topLevel = unsafe max(topLevel, Int(s.levels[n]))
-                for level in unsafe 0...Int(s.levels[n]) {
+                topLevel = max(topLevel, s.level(node))
+                for level in 0...s.level(node) {
                     let list = unsafe s.linkList(node, level: level)
                     let count = unsafe Int(list[0])
                     if count > s.maxLinks(level: level) {
@@ -34,14 +34,14 @@ extension HNSWIndex {
                         if !seen.insert(other).inserted { problems.append("node \(n) level \(level): \(other) twice") }
                         if Int(other) >= highWater || s.state(other) == .free {
                             problems.append("node \(n) level \(level): link to free slot \(other)")
-                        } else if unsafe Int(s.levels[Int(other)]) < level {
+                        } else if s.level(other) < level {
                             problems.append(
-                                unsafe "node \(n) level \(level): link to \(other) of level \(s.levels[Int(other)])")
+                                "node \(n) level \(level): link to \(other) of level \(s.level(other))")
                         }
                     }
                 }
-                if unsafe state == .live && book.nodeByLabel[s.labels[n]] != node {
-                    problems.append(unsafe "node \(n): label \(s.labels[n]) not mapped to it")
+                if state == .live && book.nodeByLabel[s.label(node)] != node {
+                    problems.append("node \(n): label \(s.label(node)) not mapped to it")
                 }
             }
             if book.nodeByLabel.count != liveCount {
@@ -52,7 +52,7 @@ extension HNSWIndex {
                 return problems
             }
             if s.state(entryNode) == .free { problems.append("entry point \(entryNode) is a free slot") }
-            if unsafe entryLevel != topLevel || Int(s.levels[Int(entryNode)]) != entryLevel {
+            if entryLevel != topLevel || s.level(entryNode) != entryLevel {
                 problems.append("entry point \(entryNode) at level \(entryLevel), top level is \(topLevel)")
             }
             var reached = [Bool](repeating: false, count: highWater)

@@ -40,7 +40,7 @@ protocol GraphDistance {
 
     @inline(__always) init(query: UnsafePointer<Float>, storage: NodeStorage, kernel: hs_distance_fn) {
         unsafe self.query = unsafe query
-        unsafe self.vectors = unsafe storage.vectors
+        unsafe self.vectors = unsafe storage.vectorBlock
         unsafe self.dimensions = storage.dimensions
         unsafe self.kernel = unsafe kernel
         unsafe self.prefetchedBytes = min(storage.dimensions, 512) * 4
@@ -78,8 +78,8 @@ protocol GraphDistance {
 
     @inline(__always) init(query: UnsafePointer<Float>, storage: NodeStorage, metric: Metric, kernels: CodeKernel) {
         unsafe self.query = unsafe query
-        unsafe self.codes = unsafe storage.codes
-        unsafe self.scales = unsafe storage.codeScales
+        unsafe self.codes = unsafe storage.codeBlock
+        unsafe self.scales = unsafe storage.codeScaleBlock
         unsafe self.stride = storage.codeStride
         unsafe self.dimensions = storage.dimensions
         unsafe self.l2 = metric == .l2
@@ -291,8 +291,8 @@ extension HNSWIndex {
         var hits = [IndexHit](repeating: IndexHit(label: 0, distance: 0, node: 0), count: m)
         for i in 0..<m {
             let r = scored[i]
-            hits[i] = unsafe IndexHit(
-                label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
+            hits[i] = IndexHit(
+                label: storage.label(r.node), distance: parameters.metric.reported(r.distance),
                 node: r.node)
         }
         context.scratch = scored
@@ -307,8 +307,8 @@ extension HNSWIndex {
         var i = n - 1
         while !context.results.isEmpty {
             let r = context.results.pop()
-            hits[i] = unsafe IndexHit(
-                label: storage.labels[Int(r.node)], distance: parameters.metric.reported(r.distance),
+            hits[i] = IndexHit(
+                label: storage.label(r.node), distance: parameters.metric.reported(r.distance),
                 node: r.node)
             i -= 1
         }
@@ -376,7 +376,7 @@ extension HNSWIndex {
         context: SearchContext, predicate: P, stats: inout SearchStats, budget: Int = .max
     ) {
         let storage = self.storage
-        let states = unsafe storage.states
+        let states = unsafe storage.stateBlock  // hoisted: one load a search, not one a neighbour
         let (tag, initialBound) = begin(
             context, entry: entry, entryDistance: entryDistance, ef: ef,
             admitEntry: predicate.matches(entry), stats: &stats)
@@ -455,7 +455,7 @@ extension HNSWIndex {
         context: SearchContext, predicate: P, stats: inout SearchStats
     ) {
         let storage = self.storage
-        let states = unsafe storage.states
+        let states = unsafe storage.stateBlock
         let sparse = sparseNeighbourhood
         let maxMatching = storage.maxLinks0
         context.scratchIDs.removeAll(keepingCapacity: true)

@@ -64,14 +64,13 @@ extension HNSWIndex {
             header.put(UInt32((entryState?.level ?? -1) + 1), at: 52)
             header.put(stamp, at: 56)
             try writer.write(bytes: header)
-            unsafe try writer.write(UnsafeRawBufferPointer(start: s.labels, count: highWater * 8))
-            unsafe try writer.write(UnsafeRawBufferPointer(start: s.levels, count: highWater))
-            unsafe try writer.write(UnsafeRawBufferPointer(start: s.states, count: highWater))
-            unsafe try writer.write(UnsafeRawBufferPointer(start: s.vectors, count: highWater * s.dimensions * 4))
-            unsafe try writer.write(UnsafeRawBufferPointer(start: s.links0, count: highWater * s.level0Stride * 4))
-            for n in 0..<highWater where unsafe s.levels[n] > 0 {
-                unsafe try writer.write(
-                    UnsafeRawBufferPointer(start: s.upperLinks[n], count: Int(s.levels[n]) * s.upperStride * 4))
+            for block: NodeStorage.Block in [.labels, .levels, .states, .vectors, .links0] {
+                unsafe try s.withBytes(of: block, slots: highWater) { bytes throws(HNSWError) in
+                    unsafe try writer.write(bytes)
+                }
+            }
+            for n in 0..<highWater where s.level(UInt32(n)) > 0 {
+                unsafe try s.withUpperLinkBytes(of: n) { bytes throws(HNSWError) in unsafe try writer.write(bytes) }
             }
             var trailer = [UInt8](repeating: 0, count: 8)
             trailer.put(writer.crc, at: 0)
@@ -150,20 +149,17 @@ extension HNSWIndex {
             parameters: parameters, capacity: max(highWater, 16), kernelLevel: kernelLevel,
             traversal: traversal)
         let s = index.storage
-        unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.labels, count: highWater * 8))
-        unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.levels, count: highWater))
-        unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.states, count: highWater))
-        unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: s.vectors, count: highWater * dimensions * 4))
-        unsafe try reader.read(
-            into: UnsafeMutableRawBufferPointer(start: s.links0, count: highWater * s.level0Stride * 4))
-        for n in 0..<highWater where unsafe s.levels[n] > 0 {
-            guard unsafe s.levels[n] <= 31 else {
-                throw HNSWError(.corruptFile, unsafe "\(path): node \(n) has level \(s.levels[n])")
+        for block: NodeStorage.Block in [.labels, .levels, .states, .vectors, .links0] {
+            unsafe try s.withMutableBytes(of: block, slots: highWater) { bytes throws(HNSWError) in
+                unsafe try reader.read(into: bytes)
             }
-            let words = unsafe Int(s.levels[n]) * s.upperStride
-            let block = UnsafeMutablePointer<UInt32>.allocate(capacity: words)
-            unsafe s.adoptUpperLinks(block, for: n)
-            unsafe try reader.read(into: UnsafeMutableRawBufferPointer(start: block, count: words * 4))
+        }
+        for n in 0..<highWater where s.level(UInt32(n)) > 0 {
+            guard s.level(UInt32(n)) <= 31 else {
+                throw HNSWError(.corruptFile, "\(path): node \(n) has level \(s.level(UInt32(n)))")
+            }
+            unsafe try s.withFreshUpperLinkBytes(of: n) { bytes throws(HNSWError) in unsafe try reader.read(into: bytes)
+            }
         }
         let computed = reader.crc
         var trailer = [UInt8](repeating: 0, count: 8)
@@ -177,7 +173,7 @@ extension HNSWIndex {
         try index.adoptLoadedState(
             highWater: highWater, sequence: sequence, entryNode: entryNode,
             entryLevel: entryLevel, path: path)
-        for n in 0..<highWater where unsafe s.states[n] != NodeState.free.rawValue {
+        for n in 0..<highWater where s.rawState(n) != NodeState.free.rawValue {
             // A forged file can carry a valid checksum: no stored vector may hold NaN or an infinity (norms are
             // not checked here, so snapshots of rows written before the norm check still load).
             let v = unsafe UnsafeBufferPointer(start: s.vector(UInt32(n)), count: dimensions)
@@ -200,15 +196,15 @@ extension HNSWIndex {
         book.highWater = UInt32(highWater)
         book.sequence = sequence
         for n in 0..<highWater {
-            guard let state = unsafe NodeState(rawValue: s.states[n]) else {
-                throw HNSWError(.corruptFile, unsafe "\(path): node \(n) has state \(s.states[n])")
+            guard let state = NodeState(rawValue: s.rawState(n)) else {
+                throw HNSWError(.corruptFile, "\(path): node \(n) has state \(s.rawState(n))")
             }
             if state == .free {
                 book.freeSlots.append(UInt32(n))
                 continue
             }
             if state == .deleted { book.deletedPending += 1 }
-            for level in unsafe 0...Int(s.levels[n]) {
+            for level in 0...s.level(UInt32(n)) {
                 let list = unsafe s.linkList(UInt32(n), level: level)
                 let count = unsafe Int(list[0])
                 guard count <= s.maxLinks(level: level) else {
@@ -220,7 +216,7 @@ extension HNSWIndex {
                         throw HNSWError(.corruptFile, "\(path): node \(n) links to node \(target) ≥ \(highWater)")
                     }
                     // A search follows the link and reads the target's list at this level: it must have one.
-                    guard unsafe s.states[target] != NodeState.free.rawValue, unsafe Int(s.levels[target]) >= level
+                    guard s.rawState(target) != NodeState.free.rawValue, s.level(UInt32(target)) >= level
                     else {
                         throw HNSWError(
                             .corruptFile,
@@ -229,7 +225,7 @@ extension HNSWIndex {
                 }
             }
             if state == .live {
-                let label = unsafe s.labels[n]
+                let label = s.label(UInt32(n))
                 guard book.nodeByLabel.updateValue(UInt32(n), forKey: label) == nil else {
                     throw HNSWError(.corruptFile, "\(path): label \(label) appears twice")
                 }
@@ -237,8 +233,8 @@ extension HNSWIndex {
         }
         book.freeSlots.reverse()
         if entryLevel >= 0 {
-            guard Int(entryNode) < highWater, unsafe s.states[Int(entryNode)] != NodeState.free.rawValue,
-                unsafe Int(s.levels[Int(entryNode)]) == entryLevel
+            guard Int(entryNode) < highWater, s.rawState(Int(entryNode)) != NodeState.free.rawValue,
+                s.level(entryNode) == entryLevel
             else {
                 throw HNSWError(.corruptFile, "\(path): entry point \(entryNode) is not a node of level \(entryLevel)")
             }
@@ -247,14 +243,6 @@ extension HNSWIndex {
             throw HNSWError(.corruptFile, "\(path): nodes without an entry point")
         }
         bookkeeping.withLock { $0 = book }
-    }
-}
-
-extension NodeStorage {
-    /// Installs a freshly allocated upper-link block for a slot while loading (no other thread sees it).
-    package func adoptUpperLinks(_ block: UnsafeMutablePointer<UInt32>, for node: Int) {
-        unsafe upperLinksSlot(node).pointee?.deallocate()
-        unsafe upperLinksSlot(node).pointee = unsafe block
     }
 }
 

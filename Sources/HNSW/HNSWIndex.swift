@@ -151,7 +151,7 @@ public struct IndexSearchResult: Sendable {
     public func label(ofNode node: UInt32) -> UInt64? {
         withReadLock {
             guard Int(node) < storage.capacity, storage.state(node) == .live else { return nil }
-            return unsafe storage.labels[Int(node)]
+            return storage.label(node)
         }
     }
 
@@ -170,9 +170,7 @@ public struct IndexSearchResult: Sendable {
             let s = storage
             var bytes = s.capacity * (s.dimensions * 4 + s.level0Stride * 4 + 8 + 8 + 3)
             if s.hasCodes { bytes += s.capacity * (s.codeStride + 8) }
-            for n in 0..<s.capacity where unsafe s.levels[n] > 0 {
-                unsafe bytes += Int(s.levels[n]) * s.upperStride * 4
-            }
+            for n in 0..<UInt32(s.capacity) { bytes += s.level(n) * s.upperStride * 4 }
             return bytes
         }
     }

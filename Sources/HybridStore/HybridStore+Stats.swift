@@ -65,11 +65,12 @@ extension HybridStore {
 
     /// Calls `body` with every row of a collection in row order, `batch` rows per read, with all columns
     /// (and the vector when asked: a cold row's as stored in its block). Reads in short transactions, so writers are not held up.
-    /// - Throws: `unknownCollection`, `sqlite`, or what `body` throws.
+    /// - Throws: `unknownCollection`, `sqlite`, what `body` throws when it is a `HybridStoreError`, or any other
+    ///   error of `body`'s wrapped as `aborted` (in `underlying`); the rows before it were already passed.
     public func forEachRow(
         in collection: CollectionRef, includeVector: Bool = true, batch: Int = 1000,
         _ body: (Row) throws -> Void
-    ) throws {
+    ) throws(HybridStoreError) {
         let s = try state(collection)
         let positions = Array(s.schema.columns.indices)
         var after: Int64 = 0
@@ -92,7 +93,11 @@ extension HybridStore {
                     return (numbers, rows)
                 }
             }
-            for row in rows { try body(row) }
+            do {
+                for row in rows { try body(row) }
+            } catch {
+                throw HybridStoreError(thrownBy: error, in: "forEachRow")
+            }
             guard let last = numbers.last, rows.count == batch else { return }
             after = last
         }

@@ -7,10 +7,11 @@ extension HybridStore {
     /// rethrown: nothing changes, neither in SQLite nor in the index.
     ///
     /// Writers are serialized; readers keep running.
-    /// - Throws: whatever `body` throws (the `WriteTransaction` methods throw `HybridStoreError`), or
-    ///   `HybridStoreError` `sqlite` / `corruptFile` when SQLite fails.
-    public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
-        try write(tenant: nil, body)
+    /// - Throws: what `body` throws when it is a `HybridStoreError` (the `WriteTransaction` methods throw
+    ///   them), any other error of `body`'s wrapped as `aborted` (in `underlying`), or `sqlite` /
+    ///   `corruptFile` when SQLite fails.
+    public func write<R>(_ body: (WriteTransaction) throws -> R) throws(HybridStoreError) -> R {
+        do { return try write(tenant: nil, body) } catch { throw HybridStoreError(thrownBy: error, in: "write") }
     }
 
     /// `write`, optionally scoped to a tenant (see `TenantScope.write`).

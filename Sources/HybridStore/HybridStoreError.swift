@@ -9,7 +9,7 @@ public struct HybridStoreError: Error, Sendable, CustomStringConvertible {
             case dimensionMismatch, nonFiniteVector, unknownColumn, typeMismatch, missingValue, duplicateID
             case unknownCollection, collectionExists, invalidSchema, invalidArgument, invalidFilter
             case corruptFile, newerFormat, storeLocked, sqlite, io, quotaExceeded, notFound
-            case unknownTenant, tenantExists, wrongTenant, notAStore, readOnly, cancelled
+            case unknownTenant, tenantExists, wrongTenant, notAStore, readOnly, cancelled, aborted
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -63,6 +63,9 @@ public struct HybridStoreError: Error, Sendable, CustomStringConvertible {
         /// The call's task was cancelled and it stopped between two of its steps (the async API throws
         /// `CancellationError` instead; nothing was written).
         public static let cancelled = Code(.cancelled)
+        /// The body given to `write`, `read` or `forEachRow` threw an error of its own, which `underlying`
+        /// holds (`write` rolled its transaction back: nothing was written).
+        public static let aborted = Code(.aborted)
         public var description: String { value.rawValue }
     }
 
@@ -84,6 +87,16 @@ public struct HybridStoreError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+
+    /// What a call that runs a caller's closure throws when the closure threw `error`: the store's own errors
+    /// unchanged, any other wrapped as `aborted` with the error in `underlying`.
+    init(thrownBy error: any Error, in call: String) {
+        if let own = error as? HybridStoreError {
+            self = own
+        } else {
+            self.init(.aborted, "the body of \(call) threw: \(error)", underlying: error)
+        }
+    }
 
     init(_ error: SQLiteError, while doing: String) {
         let code: Code = error.isCorrupt ? .corruptFile : .sqlite

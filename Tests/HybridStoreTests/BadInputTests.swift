@@ -57,6 +57,60 @@ import HybridStore
         #expect(try store.verify().isConsistent)
     }
 
+    /// A body's own error comes out typed: `aborted`, the error in `underlying`; a write is rolled back.
+    @Test func aBodysOwnErrorIsAbortedWithItUnderneath() throws {
+        struct Refused: Error, Equatable { let reason: String }
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open()
+        let chunks = try store.createCollection("chunks", schema: chunkSchema)
+        let vectors = try fill(store, chunks, count: 12)
+        func underlying(_ body: () throws -> Void) -> Refused? {
+            do {
+                try body()
+                return nil
+            } catch let error as HybridStoreError {
+                #expect(error.code == .aborted)
+                return error.underlying as? Refused
+            } catch {
+                Issue.record("untyped error \(error)")
+                return nil
+            }
+        }
+        #expect(
+            underlying {
+                try store.write { tx in
+                    try tx.delete(["r1", "r2"], from: chunks)
+                    throw Refused(reason: "write")
+                }
+            } == Refused(reason: "write"))
+        #expect(try store.count(chunks) == 12)
+        #expect(
+            underlying {
+                try store.tenant("acme").write { _ in throw Refused(reason: "scoped write") }
+            } == Refused(reason: "scoped write"))
+        #expect(try store.count(chunks) == 12)
+        #expect(
+            underlying {
+                _ = try store.read { snapshot in
+                    _ = try snapshot.search(chunks, near: vectors[0], k: 3)
+                    throw Refused(reason: "read")
+                }
+            } == Refused(reason: "read"))
+        var seen = 0
+        #expect(
+            underlying {
+                try store.forEachRow(in: chunks, batch: 5) { _ in
+                    seen += 1
+                    if seen == 7 { throw Refused(reason: "row 7") }
+                }
+            } == Refused(reason: "row 7"))
+        #expect(seen == 7)
+        // The store's own errors pass through unwrapped.
+        let own = errorCode { try store.write { tx in try tx.update("ghost", in: chunks, values: [:]) } }
+        #expect(own == .notFound)
+    }
+
     @Test func errorsNameTheItemAndColumn() throws {
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }
@@ -65,7 +119,7 @@ import HybridStore
         do {
             try store.write { tx in try tx.insert("doc-9", into: chunks, vector: [1, 2, 3], values: [:]) }
             Issue.record("expected an error")
-        } catch let error as HybridStoreError {
+        } catch {
             #expect(error.code == .dimensionMismatch)
             #expect(error.message == "collection `chunks`, id doc-9: vector expects 8 dimensions, got 3")
             #expect(
@@ -77,7 +131,7 @@ import HybridStore
                     "doc-9", into: chunks, vector: Array(repeating: 0, count: 8), values: ["tenant": .integer(1)])
             }
             Issue.record("expected an error")
-        } catch let error as HybridStoreError {
+        } catch {
             #expect(error.code == .typeMismatch)
             #expect(error.context["column"] == "tenant")
             #expect(error.message.contains("column `tenant` is non-null text, got integer"))

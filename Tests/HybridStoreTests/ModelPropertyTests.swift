@@ -61,7 +61,8 @@ import Testing
                             pending[key] = ModelRow(vector: v, year: year, note: note)
                         }
                     }
-                } catch let error as HybridStoreError where insertOnly && error.code == .duplicateID {
+                } catch {
+                    guard insertOnly && error.code == .duplicateID else { throw error }
                     failed = true  // the whole batch is rolled back
                 }
                 if !failed {

@@ -120,7 +120,7 @@ import HybridStore
                 try tx.insert("g0", into: c, vector: v[10], values: ["tenant": .text("globex")])
                 try tx.insert("a5", into: c, vector: v[5], values: ["tenant": .text("acme")])
             }
-        } catch let error as HybridStoreError { thrown = error }
+        } catch { thrown = error }
         #expect(thrown?.code == .quotaExceeded)
         #expect(thrown?.context["tenant"] == "acme" && thrown?.context["quota"] == "rows")
         #expect(

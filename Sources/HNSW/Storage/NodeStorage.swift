@@ -35,16 +35,16 @@ enum NodeState: UInt8 {
     /// Bytes between two nodes' codes: `dimensions` rounded up to 64, or 0 when the storage keeps no codes.
     let codeStride: Int
 
-    private(set) var vectors: UnsafeMutablePointer<Float>
-    private(set) var links0: UnsafeMutablePointer<UInt32>
-    private(set) var upperLinks: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?>
-    private(set) var labels: UnsafeMutablePointer<UInt64>
-    private(set) var levels: UnsafeMutablePointer<UInt8>
-    private(set) var states: UnsafeMutablePointer<UInt8>
-    private(set) var locks: UnsafeMutablePointer<UInt8>
-    private(set) var codes: UnsafeMutablePointer<Int8>
-    private(set) var codeScales: UnsafeMutablePointer<Float>
-    private(set) var codeErrors: UnsafeMutablePointer<Float>
+    private var vectors: UnsafeMutablePointer<Float>
+    private var links0: UnsafeMutablePointer<UInt32>
+    private var upperLinks: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?>
+    private var labels: UnsafeMutablePointer<UInt64>
+    private var levels: UnsafeMutablePointer<UInt8>
+    private var states: UnsafeMutablePointer<UInt8>
+    private var locks: UnsafeMutablePointer<UInt8>
+    private var codes: UnsafeMutablePointer<Int8>
+    private var codeScales: UnsafeMutablePointer<Float>
+    private var codeErrors: UnsafeMutablePointer<Float>
 
     /// - Parameter codes: keep int8 codes beside the vectors.
     init(dimensions: Int, connectivity: Int, capacity: Int, codes: Bool = false) {
@@ -118,6 +118,93 @@ enum NodeState: UInt8 {
         capacity = newCapacity
     }
 
+    // MARK: - Accessors (the blocks themselves are private; every read and write goes through these)
+
+    /// The start of the vector block, for distance types that index it per node inside one locked search.
+    /// Valid until the next `grow`, which needs the write lock the caller's read lock excludes.
+    @unsafe @inline(__always) var vectorBlock: UnsafeMutablePointer<Float> { unsafe vectors }
+
+    /// The start of the code block (`codeStride` bytes a node); valid as `vectorBlock` is.
+    @unsafe @inline(__always) var codeBlock: UnsafeMutablePointer<Int8> { unsafe codes }
+
+    /// The start of the code scales (one float a node); valid as `vectorBlock` is.
+    @unsafe @inline(__always) var codeScaleBlock: UnsafeMutablePointer<Float> { unsafe codeScales }
+
+    /// The label stored in a slot.
+    @inline(__always) func label(_ node: UInt32) -> UInt64 { unsafe labels[Int(node)] }
+
+    /// Sets the label of a slot being placed. Caller holds the node's lock; the node is not yet live.
+    @inline(__always) func setLabel(_ node: UInt32, _ label: UInt64) { unsafe labels[Int(node)] = label }
+
+    /// The top level of a slot's node.
+    @inline(__always) func level(_ node: UInt32) -> Int { unsafe Int(levels[Int(node)]) }
+
+    /// The L2 norm of a node's vector minus its decoded codes (an error bound for exact scans).
+    /// - Precondition: the storage keeps codes.
+    @inline(__always) func codeError(_ node: UInt32) -> Float { unsafe codeErrors[Int(node)] }
+
+    /// Requests a node's code error into cache (a hint; no effect on results).
+    @inline(__always) func prefetchCodeError(_ node: UInt32) { unsafe hs_prefetch(codeErrors + Int(node)) }
+
+    /// The start of the state bytes (one a node, read with acquire loads: a writer's release store of `.live`
+    /// publishes the node); valid as `vectorBlock` is.
+    @unsafe @inline(__always) var stateBlock: UnsafeMutablePointer<UInt8> { unsafe states }
+
+    /// A slot's state byte as stored, for checking a loaded snapshot (which may hold bytes no `NodeState` has).
+    func rawState(_ node: Int) -> UInt8 { unsafe states[node] }
+
+    /// The per-slot blocks a snapshot writes and reads whole, slot 0 first.
+    enum Block { case labels, levels, states, vectors, links0 }
+
+    private func bytes(of block: Block, slots: Int) -> UnsafeMutableRawBufferPointer {
+        precondition(slots <= capacity, "\(slots) slots of \(capacity)")
+        switch block {
+        case .labels: return unsafe UnsafeMutableRawBufferPointer(start: labels, count: slots * 8)
+        case .levels: return unsafe UnsafeMutableRawBufferPointer(start: levels, count: slots)
+        case .states: return unsafe UnsafeMutableRawBufferPointer(start: states, count: slots)
+        case .vectors: return unsafe UnsafeMutableRawBufferPointer(start: vectors, count: slots * dimensions * 4)
+        case .links0: return unsafe UnsafeMutableRawBufferPointer(start: links0, count: slots * level0Stride * 4)
+        }
+    }
+
+    /// Lends the first `slots` slots of a block as bytes, for writing a snapshot. Caller holds the read lock.
+    func withBytes<R, E: Error>(
+        of block: Block, slots: Int, _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeRawBufferPointer(bytes(of: block, slots: slots)))
+    }
+
+    /// Lends the first `slots` slots of a block as writable bytes, for loading a snapshot into a storage no other
+    /// thread sees yet.
+    func withMutableBytes<R, E: Error>(
+        of block: Block, slots: Int, _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(bytes(of: block, slots: slots))
+    }
+
+    /// Lends a node's upper-level links (`level(node) × upperStride` words) as bytes; empty at level 0.
+    func withUpperLinkBytes<R, E: Error>(
+        of node: Int, _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        let words = level(UInt32(node)) * upperStride
+        return try unsafe body(UnsafeRawBufferPointer(start: words == 0 ? nil : upperLinks[node], count: words * 4))
+    }
+
+    /// Allocates a loaded node's upper-level block for its stored level and lends it as writable bytes. The
+    /// storage is not yet seen by any other thread.
+    func withFreshUpperLinkBytes<R, E: Error>(
+        of node: Int, _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        let words = level(UInt32(node)) * upperStride
+        unsafe upperLinks[node]?.deallocate()
+        unsafe upperLinks[node] = nil
+        guard words > 0 else { return try unsafe body(UnsafeMutableRawBufferPointer(start: nil, count: 0)) }
+        let block = UnsafeMutablePointer<UInt32>.allocate(capacity: words)
+        unsafe block.initialize(repeating: 0, count: words)
+        unsafe upperLinks[node] = unsafe block
+        return try unsafe body(UnsafeMutableRawBufferPointer(start: block, count: words * 4))
+    }
+
     @inline(__always) func vector(_ node: UInt32) -> UnsafeMutablePointer<Float> {
         unsafe vectors + Int(node) &* dimensions
     }
@@ -184,11 +271,6 @@ enum NodeState: UInt8 {
         let list = unsafe linkList(node, level: level)
         for unsafe(i, id) in unsafe neighbours.enumerated() { unsafe hs_store_release_u32(list + 1 + i, id) }
         unsafe hs_store_release_u32(list, UInt32(neighbours.count))
-    }
-
-    /// The slot holding `node`'s upper-link block pointer (for loading snapshots).
-    func upperLinksSlot(_ node: Int) -> UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?> {
-        unsafe upperLinks + node
     }
 
     @inline(__always) func lock(_ node: UInt32) { unsafe hs_spin_lock(locks + Int(node)) }

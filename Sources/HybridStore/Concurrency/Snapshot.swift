@@ -70,15 +70,20 @@ public struct Snapshot: ~Copyable {
 
 extension HybridStore {
     /// Runs `body` with a snapshot: several reads that see one committed state while writers go on.
-    /// - Throws: what `body` throws, or `sqlite` when no read transaction can be opened.
-    public func read<R>(_ body: (borrowing Snapshot) throws -> R) throws -> R {
+    /// - Throws: what `body` throws when it is a `HybridStoreError`, any other error of `body`'s wrapped as
+    ///   `aborted` (in `underlying`), or `sqlite` when no read transaction can be opened.
+    public func read<R>(_ body: (borrowing Snapshot) throws -> R) throws(HybridStoreError) -> R {
         try read(tenant: nil, body)
     }
 
-    func read<R>(tenant: String?, _ body: (borrowing Snapshot) throws -> R) throws -> R {
-        var outcome: Result<R, any Error>! = nil
+    func read<R>(tenant: String?, _ body: (borrowing Snapshot) throws -> R) throws(HybridStoreError) -> R {
+        var outcome: Result<R, HybridStoreError>! = nil
         try withPinnedRead { (view) throws(HybridStoreError) in
-            outcome = Result { try body(Snapshot(store: self, view: view, tenant: tenant)) }
+            do {
+                outcome = .success(try body(Snapshot(store: self, view: view, tenant: tenant)))
+            } catch {
+                outcome = .failure(HybridStoreError(thrownBy: error, in: "read"))
+            }
         }
         return try outcome.get()
     }
@@ -91,7 +96,7 @@ extension HybridStore {
 
 extension TenantScope {
     /// A snapshot of the tenant's rows: as `HybridStore.read`, every read through it restricted to the tenant.
-    public func read<R>(_ body: (borrowing Snapshot) throws -> R) throws -> R {
+    public func read<R>(_ body: (borrowing Snapshot) throws -> R) throws(HybridStoreError) -> R {
         try store.read(tenant: name, body)
     }
 

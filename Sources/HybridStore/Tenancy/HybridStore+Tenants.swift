@@ -406,42 +406,36 @@ extension HybridStore {
     public func dropTenant(_ name: String) throws(HybridStoreError) -> Int {
         try Self.checkTenantName(name)
         let states = catalog.withLock { Array($0.values) }.filter { $0.schema.tenantColumn != nil }
-        let deleted: Int
-        do {
-            deleted = try write { tx -> Int in
-                let c = tx.connection
-                try foldUsageLog(c)
-                var deleted = 0
-                for s in states.sorted(by: { $0.number < $1.number }) {
-                    let statement = try c.statement(s.table.deleteTenantRows)
-                    try statement.bind(.text(name), at: 1)
-                    var rows: [(Int64, Bool)] = []
-                    while try statement.step() { rows.append((statement.int64(0), statement.int64(1) != 0)) }
-                    statement.reset()
-                    for (row, cold) in rows {
-                        let block =
-                            cold
-                            ? try c.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(row)]).flatMap(
-                                integerValue) : nil
-                        try tx.logChange(s, row: row, op: .delete)
-                        tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(
-                            deleted: true, coldBlock: block)
-                    }
-                    deleted += rows.count
+        // A SQLite failure in the body comes out of `write` as `sqlite`, like its own.
+        let deleted = try write { tx -> Int in
+            let c = tx.connection
+            try foldUsageLog(c)
+            var deleted = 0
+            for s in states.sorted(by: { $0.number < $1.number }) {
+                let statement = try c.statement(s.table.deleteTenantRows)
+                try statement.bind(.text(name), at: 1)
+                var rows: [(Int64, Bool)] = []
+                while try statement.step() { rows.append((statement.int64(0), statement.int64(1) != 0)) }
+                statement.reset()
+                for (row, cold) in rows {
+                    let block =
+                        cold
+                        ? try c.statement(SQL.deleteColdRow).scalar([.integer(s.number), .integer(row)]).flatMap(
+                            integerValue) : nil
+                    try tx.logChange(s, row: row, op: .delete)
+                    tx.effects[s.number, default: [:]][row] = WriteTransaction.Effect(
+                        deleted: true, coldBlock: block)
                 }
-                try c.statement(SQL.deleteTenant).run([.text(name)])
-                let existed = c.changes > 0
-                try c.statement(SQL.deleteTenantUsage).run([.text(name)])
-                try c.statement(SQL.deleteQueryWindow).run([.text(name)])
-                guard existed || deleted > 0 else {
-                    throw HybridStoreError(.unknownTenant, "no tenant `\(name)`", context: ["tenant": name])
-                }
-                return deleted
+                deleted += rows.count
             }
-        } catch let error as HybridStoreError {
-            throw error
-        } catch {
-            throw HybridStoreError(.sqlite, "dropping tenant `\(name)`: \(error)")
+            try c.statement(SQL.deleteTenant).run([.text(name)])
+            let existed = c.changes > 0
+            try c.statement(SQL.deleteTenantUsage).run([.text(name)])
+            try c.statement(SQL.deleteQueryWindow).run([.text(name)])
+            guard existed || deleted > 0 else {
+                throw HybridStoreError(.unknownTenant, "no tenant `\(name)`", context: ["tenant": name])
+            }
+            return deleted
         }
         meter.withLock { m in
             m.queryQuotas[name] = nil

@@ -14,8 +14,8 @@ public struct TenantScope: Sendable {
     /// A write transaction scoped to the tenant (see `HybridStore.write`).
     /// - Throws: as `HybridStore.write`; also `wrongTenant` (a collection without a tenant column, or a
     ///   value for the tenant column other than this tenant), `quotaExceeded`.
-    public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
-        try store.write(tenant: name, body)
+    public func write<R>(_ body: (WriteTransaction) throws -> R) throws(HybridStoreError) -> R {
+        do { return try store.write(tenant: name, body) } catch { throw HybridStoreError(thrownBy: error, in: "write") }
     }
 
     /// Nearest rows of this tenant (see `HybridStore.search`).

@@ -49,7 +49,13 @@ extension HybridCtl {
 
                 let scope = try tenant.scope(hs)
                 func transaction(_ body: (WriteTransaction) throws -> Void) throws {
-                    if let scope { try scope.write(body) } else { try hs.write(body) }
+                    do {
+                        if let scope { try scope.write(body) } else { try hs.write(body) }
+                    } catch {
+                        // A batch stopped at a bad line (the store wraps the body's own error): report the line.
+                        if let line = error.underlying as? LineError, error.code == .aborted { throw line }
+                        throw error
+                    }
                 }
 
                 func flush() throws {
