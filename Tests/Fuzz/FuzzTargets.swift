@@ -94,7 +94,7 @@ let targets: [String: @Sendable (Data) -> Void] = [
             if reader.dimensions > 0 && reader.dimensions < 1 << 16 {
                 var out = [Float](repeating: 0, count: reader.dimensions)
                 out.withUnsafeMutableBufferPointer { o in
-                    for p in [0, 17] where p < reader.rows.count { reader.vector(at: p, into: o.baseAddress!) }
+                    for p in [0, 17] where p < reader.rows.count { reader.vector(at: p, into: o) }
                 }
             }
         }

@@ -88,7 +88,7 @@ import HybridStore
             #expect(reader.rows == block.rows)
             var v = [Float](repeating: 0, count: dim)
             for position in [rows - 1, 0, rows / 2] {
-                v.withUnsafeMutableBufferPointer { reader.vector(at: position, into: $0.baseAddress!) }
+                v.withUnsafeMutableBufferPointer { reader.vector(at: position, into: $0) }
                 #expect(
                     v == Array(whole.vectors[position * dim..<(position + 1) * dim]), "\(codec) position \(position)")
             }
@@ -188,7 +188,7 @@ import HybridStore
         #expect(reader.framesDecoded == 2 && reader.rows == block.rows)
         var v = [Float](repeating: 0, count: 128)
         for p in [17, 39] {
-            v.withUnsafeMutableBufferPointer { reader.vector(at: p, into: $0.baseAddress!) }
+            v.withUnsafeMutableBufferPointer { reader.vector(at: p, into: $0) }
             #expect(v == Array(whole.vectors[p * 128..<(p + 1) * 128]))
         }
         #expect(load(bytes, [3])?.code == .corruptFile, "frame 0 is damaged")
@@ -238,7 +238,7 @@ import HybridStore
             #expect(reader.rows == block.rows)
             var v = [Float](repeating: 0, count: 128)
             for p in positions {
-                v.withUnsafeMutableBufferPointer { reader.vector(at: p, into: $0.baseAddress!) }
+                v.withUnsafeMutableBufferPointer { reader.vector(at: p, into: $0) }
                 #expect(v == Array(whole.vectors[p * 128..<(p + 1) * 128]), "position \(p)")
             }
         }

@@ -43,7 +43,7 @@ extension HybridStore {
                     guard try loadColdBlock(s, id, c, into: reader) else { continue }
                     space = [Float](repeating: 0, count: reader.rows.count * dim)
                     unsafe space.withUnsafeMutableBufferPointer { all in
-                        unsafe reader.vectors(into: all.baseAddress!)
+                        unsafe reader.vectors(into: all)
                         guard s.schema.vector.metric == .cosine else { return }
                         for i in 0..<reader.rows.count {
                             unsafe normalize(UnsafeMutableBufferPointer(rebasing: all[i * dim..<(i + 1) * dim]))

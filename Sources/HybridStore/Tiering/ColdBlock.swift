@@ -244,7 +244,7 @@ package struct ColdBlock: Equatable {
         unsafe try reader.load(bytes, block: block, collection: collection)
         let dim = reader.dimensions
         let vectors = unsafe [Float](unsafeUninitializedCapacity: reader.rows.count * dim) { out, count in
-            if let base = out.baseAddress { unsafe reader.vectors(into: base) }
+            unsafe reader.vectors(into: UnsafeMutableBufferPointer(rebasing: out[0..<reader.rows.count * dim]))
             count = reader.rows.count * dim
         }
         return ColdBlock(rows: reader.rows, dimensions: dim, vectors: vectors)
@@ -254,14 +254,15 @@ package struct ColdBlock: Equatable {
 /// Decodes cold blocks into memory it keeps between blocks (the cold step's inner loop: no allocation per
 /// block; only the frames holding the rows asked for are checked and decompressed, and only the vectors
 /// asked for are put together).
-// SAFETY: `plain` and the scratch buffers are owned, sized before every write, freed in deinit; one thread at
-// a time.
+// SAFETY: its buffers (`ScratchBytes`) are reserved before every write and lent only inside `withBytes`; one
+// thread at a time.
 @safe package final class ColdBlockReader {
-    private var plain = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
-    private var scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
-    private var scratchCapacity = 64
-    private var planeScratch = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
-    private var planeScratchCapacity = 64
+    /// The decompressed row planes, then each frame's planes.
+    private let plain = ScratchBytes()
+    /// One vector's unshuffled bit planes (`vector(at:into:)`).
+    private let scratch = ScratchBytes()
+    /// A whole frame's unshuffled bit planes (`vectors(into:)`).
+    private let planeScratch = ScratchBytes()
     private var codec = ColdCodec.shuffledLZ4
     /// A frame: its first row, rows, plane length, where its planes start in `plain`, and whether they are there.
     private struct Frame {
@@ -284,11 +285,6 @@ package struct ColdBlock: Equatable {
     package private(set) var bytesInflated = 0
 
     package init() {}
-    deinit {
-        unsafe plain.deallocate()
-        unsafe scratch.deallocate()
-        unsafe planeScratch.deallocate()
-    }
 
     /// The bytes of a version-2 block that `load(_:positions:)` reads for `positions`: its header, row section
     /// and the frames holding them, in order (adjacent ranges joined), given the block's first bytes (`prefix`,
@@ -368,19 +364,16 @@ package struct ColdBlock: Equatable {
                 guard size == 0 else { throw corrupt("empty payload") }
                 return
             }
-            let got = unsafe Int(
-                LZ4_decompress_safe(
-                    (bytes.baseAddress! + source.lowerBound).assumingMemoryBound(to: CChar.self),
-                    (plain.baseAddress! + offset).assumingMemoryBound(to: CChar.self),
-                    Int32(source.count), Int32(size)))
+            precondition(offset + size <= plain.count && source.upperBound <= bytes.count)
+            let got = unsafe plain.withBytes { target in
+                unsafe Int(
+                    LZ4_decompress_safe(
+                        (bytes.baseAddress! + source.lowerBound).assumingMemoryBound(to: CChar.self),
+                        (target.baseAddress! + offset).assumingMemoryBound(to: CChar.self),
+                        Int32(source.count), Int32(size)))
+            }
             guard got == size else { throw corrupt("LZ4 payload does not decode to \(size) bytes") }
             bytesInflated += size
-        }
-        func reserve(_ size: Int) {
-            if unsafe plain.count < size {
-                unsafe plain.deallocate()
-                unsafe plain = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
-            }
         }
         let version = unsafe bytes[4]
         guard version == 1 || version == 2, let codec = unsafe ColdCodec(rawValue: bytes[5]) else {
@@ -430,7 +423,7 @@ package struct ColdBlock: Equatable {
             offset += plane * codec.elementSize
             largestPlane = max(largestPlane, plane)
         }
-        reserve(offset)
+        plain.reserve(offset)
         if version == 1 {
             try inflate(ColdBlock.version1HeaderSize..<bytes.count, to: 0, size: offset)
             for f in frames.indices { frames[f].decoded = true }
@@ -447,27 +440,18 @@ package struct ColdBlock: Equatable {
                 framesDecoded += 1
             }
         }
-        let needed = 2 * (dim + 16)
-        if scratchCapacity < needed {
-            unsafe scratch.deallocate()
-            unsafe scratch = .allocate(capacity: needed)
-            scratchCapacity = needed
-        }
-        let planeBytes = largestPlane * codec.bitPlanes.count
-        if planeScratchCapacity < planeBytes {
-            unsafe planeScratch.deallocate()
-            unsafe planeScratch = .allocate(capacity: planeBytes)
-            planeScratchCapacity = planeBytes
-        }
+        scratch.reserve(2 * (dim + 16))
+        planeScratch.reserve(largestPlane * codec.bitPlanes.count)
         self.codec = codec
-        let planes = unsafe plain.baseAddress!.assumingMemoryBound(to: UInt8.self)
         var previous: Int64 = 0
         rows.reserveCapacity(n)
-        for i in 0..<n {
-            var delta: UInt64 = 0
-            for b in 0..<8 { unsafe delta |= UInt64(planes[b * n + i]) << (8 * b) }
-            previous = previous &+ Int64(bitPattern: delta)
-            rows.append(previous)
+        unsafe plain.withBytes { planes in
+            for i in 0..<n {
+                var delta: UInt64 = 0
+                for b in 0..<8 { unsafe delta |= UInt64(planes[b * n + i]) << (8 * b) }
+                previous = previous &+ Int64(bitPattern: delta)
+                rows.append(previous)
+            }
         }
         dimensions = dim
     }
@@ -475,57 +459,75 @@ package struct ColdBlock: Equatable {
     /// Writes every vector of the loaded block to `out` (`rows.count × dimensions` floats, row-major): each
     /// plane of each frame is unshuffled once, cheaper than `vector(at:into:)` per row when most rows are
     /// wanted.
-    /// - Precondition: a block is loaded with every frame (`positions: nil`); `out` is valid for
-    ///   `rows.count × dimensions` writes.
-    package func vectors(into out: UnsafeMutablePointer<Float>) {
+    /// - Precondition: a block is loaded with every frame (`positions: nil`); `out` holds at least
+    ///   `rows.count × dimensions` floats.
+    package func vectors(into out: UnsafeMutableBufferPointer<Float>) {
+        precondition(out.count >= rows.count * dimensions, "\(out.count) floats for \(rows.count) vectors")
         let bitPlanes = codec.bitPlanes
-        for frame in frames {
-            precondition(frame.decoded, "frame not loaded")
-            let components = frame.count * dimensions
-            let base = unsafe plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + frame.offset
-            // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ plain; an unshuffled plane takes
-            // `plane` bytes of planeScratch (sized in `load` for the largest frame); components ≤ plane.
-            func plane(_ b: Int) -> UnsafePointer<UInt8> {
-                guard bitPlanes.contains(b) else { return unsafe UnsafePointer(base + b * frame.plane) }
-                let target = unsafe planeScratch + (b - bitPlanes.lowerBound) * frame.plane
-                unsafe bitUnshuffle(
-                    base + b * frame.plane, stride: frame.plane / 8, groups: 0..<frame.plane / 8, target)
-                return unsafe UnsafePointer(target)
-            }
-            let target = unsafe out + frame.first * dimensions
-            if codec.elementSize == 4 {
-                unsafe hs_unshuffle_f32(
-                    plane(0), plane(1), plane(2), plane(3), components, codec == .bitShuffledLZ4 ? 1 : 0, target)
-            } else {
-                unsafe hs_unshuffle_f16(plane(0), plane(1), components, target)
+        let (dimensions, codec, frames) = (dimensions, codec, frames)
+        unsafe plain.withBytes { plainBytes in
+            unsafe planeScratch.withBytes { planeBytes in
+                let planes = unsafe plainBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                let unshuffled = unsafe planeBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                for frame in frames {
+                    precondition(frame.decoded, "frame not loaded")
+                    let components = frame.count * dimensions
+                    let base = unsafe planes + frame.offset
+                    // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ plain; an unshuffled plane
+                    // takes `plane` bytes of planeScratch (reserved in `load` for the largest frame); components ≤
+                    // plane; the frame's vectors end within `out` (checked above).
+                    func plane(_ b: Int) -> UnsafePointer<UInt8> {
+                        guard bitPlanes.contains(b) else { return unsafe UnsafePointer(base + b * frame.plane) }
+                        let target = unsafe unshuffled + (b - bitPlanes.lowerBound) * frame.plane
+                        unsafe bitUnshuffle(
+                            base + b * frame.plane, stride: frame.plane / 8, groups: 0..<frame.plane / 8, target)
+                        return unsafe UnsafePointer(target)
+                    }
+                    let target = unsafe out.baseAddress! + frame.first * dimensions
+                    if codec.elementSize == 4 {
+                        unsafe hs_unshuffle_f32(
+                            plane(0), plane(1), plane(2), plane(3), components, codec == .bitShuffledLZ4 ? 1 : 0,
+                            target)
+                    } else {
+                        unsafe hs_unshuffle_f16(plane(0), plane(1), components, target)
+                    }
+                }
             }
         }
     }
 
     /// Writes the vector at `position` of the loaded block to `out` (`dimensions` floats).
-    /// - Precondition: a block is loaded with `position`'s frame, and `position < rows.count`.
-    package func vector(at position: Int, into out: UnsafeMutablePointer<Float>) {
-        precondition(position >= 0 && position < rows.count)
+    /// - Precondition: a block is loaded with `position`'s frame, `position < rows.count`, and `out` holds at
+    ///   least `dimensions` floats.
+    package func vector(at position: Int, into out: UnsafeMutableBufferPointer<Float>) {
+        precondition(position >= 0 && position < rows.count && out.count >= dimensions)
         let frame = frames[position / frameRows]
         precondition(frame.decoded, "frame not loaded")
-        let dim = dimensions
+        let (dim, codec) = (dimensions, codec)
         let first = (position - frame.first) * dim
-        // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ plain, and
-        // first + dim ≤ components ≤ plane; scratch holds 2 × (dim + 16) bytes (checked in `load`).
-        let base = unsafe plain.baseAddress!.assumingMemoryBound(to: UInt8.self) + frame.offset
         let bitPlanes = codec.bitPlanes
         let groups = first / 8..<(first + dim + 7) / 8
-        // Byte b of element first + i is plane(b)[i].
-        func plane(_ b: Int) -> UnsafePointer<UInt8> {
-            guard bitPlanes.contains(b) else { return unsafe UnsafePointer(base + b * frame.plane + first) }
-            let target = unsafe scratch + (b - bitPlanes.lowerBound) * (dim + 16)
-            unsafe bitUnshuffle(base + b * frame.plane, stride: frame.plane / 8, groups: groups, target)
-            return unsafe UnsafePointer(target + (first - groups.lowerBound * 8))
-        }
-        if codec.elementSize == 4 {
-            unsafe hs_unshuffle_f32(plane(0), plane(1), plane(2), plane(3), dim, codec == .bitShuffledLZ4 ? 1 : 0, out)
-        } else {
-            unsafe hs_unshuffle_f16(plane(0), plane(1), dim, out)
+        unsafe plain.withBytes { plainBytes in
+            unsafe scratch.withBytes { scratchBytes in
+                // SAFETY: plane b spans [base + b × plane, base + (b + 1) × plane) ⊂ plain, and
+                // first + dim ≤ components ≤ plane; scratch holds 2 × (dim + 16) bytes (reserved in `load`).
+                let base = unsafe plainBytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + frame.offset
+                let unshuffled = unsafe scratchBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                // Byte b of element first + i is plane(b)[i].
+                func plane(_ b: Int) -> UnsafePointer<UInt8> {
+                    guard bitPlanes.contains(b) else { return unsafe UnsafePointer(base + b * frame.plane + first) }
+                    let target = unsafe unshuffled + (b - bitPlanes.lowerBound) * (dim + 16)
+                    unsafe bitUnshuffle(base + b * frame.plane, stride: frame.plane / 8, groups: groups, target)
+                    return unsafe UnsafePointer(target + (first - groups.lowerBound * 8))
+                }
+                let target = out.baseAddress!
+                if codec.elementSize == 4 {
+                    unsafe hs_unshuffle_f32(
+                        plane(0), plane(1), plane(2), plane(3), dim, codec == .bitShuffledLZ4 ? 1 : 0, target)
+                } else {
+                    unsafe hs_unshuffle_f16(plane(0), plane(1), dim, target)
+                }
+            }
         }
     }
 }

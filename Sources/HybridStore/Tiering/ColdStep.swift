@@ -232,7 +232,7 @@ extension HybridStore {
                                 decoded = [Float](repeating: 0, count: reader.rows.count * dim)
                             }
                             unsafe decoded.withUnsafeMutableBufferPointer {
-                                unsafe reader.vectors(into: $0.baseAddress!)
+                                unsafe reader.vectors(into: $0)
                             }
                         }
                         // SAFETY: `decoded` holds rows.count × dim floats when `whole`, `vector` dim floats;
@@ -251,7 +251,7 @@ extension HybridStore {
                                             unsafe v = unsafe UnsafeMutableBufferPointer(
                                                 rebasing: all[position * dim..<(position + 1) * dim])
                                         } else {
-                                            unsafe reader.vector(at: position, into: one.baseAddress!)
+                                            unsafe reader.vector(at: position, into: one)
                                             unsafe v = unsafe one
                                         }
                                         // Blocks keep the original vectors.
