@@ -14,8 +14,8 @@ extension HNSWIndex {
         // The buffer is lent for the call only (no pointer outlives the closure).
         unsafe try vector.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> UInt32 in
             unsafe try validate(buffer, label: label)
-            let slots = try allocate(labels: CollectionOfOne(label))
-            unsafe place(buffer.baseAddress!, label: label, slot: slots[0])
+            let slots = try allocate(labels: CollectionOfOne(label), register: true)
+            unsafe place(buffer.baseAddress!, label: label, slot: slots[0], state: .live)
             withReadLock { link(slots[0].node) }
             return slots[0].node
         }
@@ -41,10 +41,12 @@ extension HNSWIndex {
 
     /// As `insert(contentsOf:labels:threads:)`; with `finiteOnly`, vectors are checked for NaN and infinities
     /// but not for their norm: for rebuilding from rows already committed, some before the norm check existed,
-    /// which must still load rather than leave their store unopenable.
+    /// which must still load rather than leave their store unopenable. With `pending`, the nodes are linked but
+    /// stay pending (`NodeState.pending`: traversed, never returned, their labels not yet registered, so a label
+    /// still held by a live node may be given) until `activate`.
     package func insert(
         contentsOf vectors: UnsafeBufferPointer<Float>, labels: [UInt64], threads: Int?,
-        finiteOnly: Bool
+        finiteOnly: Bool, pending: Bool = false
     ) throws(HNSWError) -> [UInt32] {
         let dim = parameters.dimensions
         guard vectors.count == labels.count * dim else {
@@ -63,9 +65,10 @@ extension HNSWIndex {
                 unsafe try validate(vector, label: labels[row])
             }
         }
-        let slots = try allocate(labels: labels)
+        let slots = try allocate(labels: labels, register: !pending)
         for (row, slot) in slots.enumerated() {
-            unsafe place(vectors.baseAddress! + row * dim, label: labels[row], slot: slot)
+            unsafe place(
+                vectors.baseAddress! + row * dim, label: labels[row], slot: slot, state: pending ? .pending : .live)
         }
         let workers = max(1, min(threads ?? ProcessInfo.processInfo.activeProcessorCount, slots.count))
         if workers == 1 {
@@ -98,11 +101,43 @@ extension HNSWIndex {
         }
     }
 
-    /// `insert(contentsOf:labels:threads:finiteOnly:)` from an array.
-    package func insert(committed vectors: [Float], labels: [UInt64], threads: Int?) throws(HNSWError) -> [UInt32] {
+    /// `insert(contentsOf:labels:threads:finiteOnly:pending:)` from an array.
+    package func insert(
+        committed vectors: [Float], labels: [UInt64], threads: Int?, pending: Bool = false
+    ) throws(HNSWError) -> [UInt32] {
         unsafe try vectors.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> [UInt32] in
-            unsafe try insert(contentsOf: buffer, labels: labels, threads: threads, finiteOnly: true)
+            unsafe try insert(contentsOf: buffer, labels: labels, threads: threads, finiteOnly: true, pending: pending)
         }
+    }
+
+    /// Inserts vectors as pending nodes (checked as `insert(contentsOf:labels:threads:)` checks them), linked into
+    /// the graph but neither returned nor known by their labels until `activate`.
+    package func insertPending(_ vectors: [Float], labels: [UInt64], threads: Int?) throws(HNSWError) -> [UInt32] {
+        unsafe try vectors.withUnsafeBufferPointer { (buffer) throws(HNSWError) -> [UInt32] in
+            unsafe try insert(contentsOf: buffer, labels: labels, threads: threads, finiteOnly: false, pending: true)
+        }
+    }
+
+    /// Makes pending nodes (from `insert(…, pending: true)`) live under their labels, all or none. O(nodes).
+    /// - Throws: `duplicateLabel` when a label is held by a live node (remove it first) or given twice;
+    ///   `invalidParameter` for a node that is not pending. Nothing changes then.
+    package func activate(_ nodes: [UInt32]) throws(HNSWError) {
+        let labels: [UInt64] = try withReadLock { () throws(HNSWError) -> [UInt64] in
+            for node in nodes where Int(node) >= storage.capacity || storage.state(node) != .pending {
+                throw HNSWError(.invalidParameter, "node \(node) is not pending")
+            }
+            return nodes.map { storage.label($0) }
+        }
+        let refused: HNSWError? = bookkeeping.withLock { book in
+            var seen = Set<UInt64>()
+            for label in labels where book.nodeByLabel[label] != nil || !seen.insert(label).inserted {
+                return HNSWError(.duplicateLabel, "label \(label) is already in the index")
+            }
+            for (node, label) in zip(nodes, labels) { book.nodeByLabel[label] = node }
+            return nil
+        }
+        if let refused { throw refused }
+        withReadLock { for node in nodes { storage.setState(node, .live) } }
     }
 
     struct Slot {
@@ -110,13 +145,13 @@ extension HNSWIndex {
         var level: Int
     }
 
-    /// Reserves slots and labels, growing the storage when needed. All or nothing.
-    func allocate<C: Collection<UInt64>>(labels: C) throws(HNSWError) -> [Slot] {
+    /// Reserves slots, and with `register` their labels, growing the storage when needed. All or nothing.
+    func allocate<C: Collection<UInt64>>(labels: C, register: Bool) throws(HNSWError) -> [Slot] {
         repairIfWorthIt()
         let result: Result<[Slot], HNSWError> = bookkeeping.withLock { book in
             var seen = Set<UInt64>()
             for label in labels {
-                if book.nodeByLabel[label] != nil || !seen.insert(label).inserted {
+                if (register && book.nodeByLabel[label] != nil) || !seen.insert(label).inserted {
                     return .failure(HNSWError(.duplicateLabel, "label \(label) is already in the index"))
                 }
             }
@@ -130,7 +165,7 @@ extension HNSWIndex {
                     node = book.highWater
                     book.highWater += 1
                 }
-                book.nodeByLabel[label] = node
+                if register { book.nodeByLabel[label] = node }
                 slots.append(Slot(node: node, level: randomLevel(sequence: book.sequence)))
                 book.sequence &+= 1
             }
@@ -154,8 +189,9 @@ extension HNSWIndex {
         return min(Int(-log(u) * levelMultiplier), 31)
     }
 
-    /// Writes the vector and metadata of a fresh slot. The node is not reachable until `link`.
-    func place(_ vector: UnsafePointer<Float>, label: UInt64, slot: Slot) {
+    /// Writes the vector and metadata of a fresh slot, in `state` (live or pending). The node is not reachable
+    /// until `link`.
+    func place(_ vector: UnsafePointer<Float>, label: UInt64, slot: Slot, state: NodeState) {
         withReadLock {
             let target = unsafe storage.vector(slot.node)
             unsafe target.update(from: vector, count: parameters.dimensions)
@@ -167,7 +203,7 @@ extension HNSWIndex {
             storage.resetSlot(slot.node, level: slot.level)
             storage.setLabel(slot.node, label)
             storage.unlock(slot.node)
-            storage.setState(slot.node, .live)
+            storage.setState(slot.node, state)
         }
     }
 
@@ -201,7 +237,7 @@ extension HNSWIndex {
             unsafe searchLayer(
                 floatDistance(query), entry: current, entryDistance: currentDistance,
                 ef: parameters.constructionEffort,
-                level: layer, context: context, predicate: NotNode(excluded: node), stats: &stats)
+                level: layer, context: context, predicate: NotNode(excluded: node), stats: &stats, admitPending: true)
             var found = context.scratch
             found.removeAll(keepingCapacity: true)
             while !context.results.isEmpty { found.append(context.results.pop()) }

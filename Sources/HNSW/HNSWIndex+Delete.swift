@@ -62,7 +62,7 @@ extension HNSWIndex {
                     unsafe stack.append(list[j])
                 }
             }
-            let orphans = (0..<highWater).filter { !reached[$0] && s.state(UInt32($0)) == .live }
+            let orphans = (0..<highWater).filter { !reached[$0] && s.state(UInt32($0)).isInGraph }
             if orphans.isEmpty { return }
             for orphan in orphans.map(UInt32.init) {
                 var stats = SearchStats()
@@ -73,7 +73,7 @@ extension HNSWIndex {
                 unsafe searchLayer(
                     floatDistance(query), entry: start, entryDistance: startDistance, ef: 32, level: 0,
                     context: context,
-                    predicate: NotNode(excluded: orphan), stats: &stats)
+                    predicate: NotNode(excluded: orphan), stats: &stats, admitPending: true)
                 var hosts: [Neighbor] = []
                 while !context.results.isEmpty { hosts.append(context.results.pop()) }
                 hosts.reverse()  // nearest first
@@ -128,7 +128,7 @@ extension HNSWIndex {
         var candidates: [Neighbor] = []
         for p in 0..<highWater {
             let node = UInt32(p)
-            guard s.state(node) == .live else { continue }
+            guard s.state(node).isInGraph else { continue }
             for level in 0...s.level(node) {
                 let list = unsafe s.linkList(node, level: level)
                 let n = unsafe Int(list[0])
@@ -141,13 +141,13 @@ extension HNSWIndex {
                 pool.removeAll(keepingCapacity: true)
                 for j in 1...n {
                     let other = unsafe list[j]
-                    if s.state(other) == .live {
+                    if s.state(other).isInGraph {
                         pool.append(other)
                     } else if s.level(other) >= level {
                         let second = unsafe s.linkList(other, level: level)
                         for i in unsafe 1...max(Int(second[0]), 1) where unsafe i <= Int(second[0]) {
                             let next = unsafe second[i]
-                            if next != node && s.state(next) == .live { pool.append(next) }
+                            if next != node && s.state(next).isInGraph { pool.append(next) }
                         }
                     }
                 }
@@ -165,9 +165,9 @@ extension HNSWIndex {
             s.resetSlot(node, level: 0)
             s.setState(node, .free)
         }
-        if let (entryNode, _) = loadEntry(), s.state(entryNode) != .live {
+        if let (entryNode, _) = loadEntry(), !s.state(entryNode).isInGraph {
             var best: (node: UInt32, level: Int)? = nil
-            for p in 0..<highWater where s.state(UInt32(p)) == .live {
+            for p in 0..<highWater where s.state(UInt32(p)).isInGraph {
                 if best == nil || s.level(UInt32(p)) > best!.level { best = (UInt32(p), s.level(UInt32(p))) }
             }
             if let best { storeEntry(node: best.node, level: best.level) } else { clearEntry() }

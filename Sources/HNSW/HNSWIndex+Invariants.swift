@@ -68,7 +68,7 @@ extension HNSWIndex {
                     }
                 }
             }
-            let unreachable = (0..<highWater).filter { s.state(UInt32($0)) == .live && !reached[$0] }
+            let unreachable = (0..<highWater).filter { s.state(UInt32($0)).isInGraph && !reached[$0] }
             if !unreachable.isEmpty {
                 problems.append(
                     "\(unreachable.count) live nodes unreachable from the entry point, e.g. \(unreachable.prefix(5))")

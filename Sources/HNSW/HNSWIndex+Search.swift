@@ -353,7 +353,7 @@ extension HNSWIndex {
     @inline(__always)
     private func begin(
         _ context: SearchContext, entry: UInt32, entryDistance: Float, ef: Int, admitEntry: Bool,
-        stats: inout SearchStats
+        stats: inout SearchStats, admitPending: Bool = false
     ) -> (UInt16, Float) {
         let tag = context.nextTag(capacity: storage.capacity)
         context.candidates.removeAll()
@@ -361,25 +361,29 @@ extension HNSWIndex {
         unsafe context.visited[Int(entry)] = tag
         stats.visitedNodes &+= 1
         context.candidates.push(Neighbor(distance: entryDistance, node: entry))
-        if admitEntry && entryDistance < .infinity && storage.state(entry) == .live {
+        let state = storage.state(entry)
+        if admitEntry && entryDistance < .infinity && (state == .live || (admitPending && state == .pending)) {
             context.results.push(Neighbor(distance: entryDistance, node: entry))
         }
         return (tag, context.results.count >= ef ? context.results.top.distance : Float.infinity)
     }
 
-    /// Best-first search of one level. Leaves up to `ef` admitted nodes (predicate true and live) in
-    /// `context.results`; non-admitted nodes are still traversed. Stops early, setting `stats.exhausted`,
-    /// once `stats.distanceComputations` passes `budget`. Caller holds the read lock.
+    /// Best-first search of one level. Leaves up to `ef` admitted nodes (predicate true and live, or pending
+    /// too with `admitPending`, as linking asks) in `context.results`; non-admitted nodes are still traversed.
+    /// Stops early, setting `stats.exhausted`, once `stats.distanceComputations` passes `budget`. Caller holds
+    /// the read lock.
     @inline(__always)
     func searchLayer<P: NodePredicate, D: GraphDistance>(
         _ distance: D, entry: UInt32, entryDistance: Float, ef: Int, level: Int,
-        context: SearchContext, predicate: P, stats: inout SearchStats, budget: Int = .max
+        context: SearchContext, predicate: P, stats: inout SearchStats, budget: Int = .max,
+        admitPending: Bool = false
     ) {
         let storage = self.storage
         let states = unsafe storage.stateBlock  // hoisted: one load a search, not one a neighbour
+        let admission = NodeStorage.admissionMask(pending: admitPending)
         let (tag, initialBound) = begin(
             context, entry: entry, entryDistance: entryDistance, ef: ef,
-            admitEntry: predicate.matches(entry), stats: &stats)
+            admitEntry: predicate.matches(entry), stats: &stats, admitPending: admitPending)
         let visited = unsafe context.visited  // after begin: a grown index reallocates the visited list there
         var bound = initialBound
         let listWords = min(storage.maxLinks(level: level) + 1, 128)
@@ -434,7 +438,7 @@ extension HNSWIndex {
                 stats.distanceComputations &+= 1
                 if d < bound {
                     context.candidates.push(Neighbor(distance: d, node: neighbour))
-                    if unsafe admits[b &- 1] && hs_load_acquire_u8(states + Int(neighbour)) == 0 {
+                    if unsafe admits[b &- 1] && hs_load_acquire_u8(states + Int(neighbour)) & admission == 0 {
                         context.results.push(Neighbor(distance: d, node: neighbour))
                         if context.results.count > ef { context.results.pop() }
                         if context.results.count >= ef { bound = context.results.top.distance }

@@ -204,6 +204,12 @@ extension HNSWIndex {
                 continue
             }
             if state == .deleted { book.deletedPending += 1 }
+            if state == .pending {
+                // Saved under the writer's lock, a snapshot never holds one (activation ends each write); should a
+                // file hold one, it is a node never made visible: dropped at the next repair.
+                s.setState(UInt32(n), .deleted)
+                book.deletedPending += 1
+            }
             for level in 0...s.level(UInt32(n)) {
                 let list = unsafe s.linkList(UInt32(n), level: level)
                 let count = unsafe Int(list[0])

@@ -39,9 +39,12 @@ extension HybridStore {
                 if sequence != nil { epochs.abandon() }
                 throw error
             }
+            // The new vectors are linked before the publishing window opens, as pending nodes (traversed, never
+            // returned): the window then holds only the flips readers can see, not the graph work.
+            let linked = linkPending(tx.effects)
             if let sequence { epochs.committed(seq: sequence) }
             for update in tx.beforePublish { update() }
-            publish(tx.effects, connection)
+            publish(tx.effects, connection, linked: linked)
             if let sequence { epochs.publish(through: sequence) }
             for update in tx.onCommit { update() }
             if !tx.garbageBlocks.isEmpty {
@@ -63,13 +66,17 @@ extension HybridStore {
     /// reflects exactly the committed transactions when the mutex is free. Should an index update fail
     /// (it validated everything before COMMIT, so only a bug could cause it), the collection's index is
     /// rebuilt from SQLite rather than left wrong.
-    func publish(_ effects: [Int64: [Int64: WriteTransaction.Effect]], _ connection: Connection) {
+    /// `linked`: per collection, the pending nodes `linkPending` made for rows, activated here.
+    func publish(
+        _ effects: [Int64: [Int64: WriteTransaction.Effect]], _ connection: Connection,
+        linked: [Int64: [Int64: UInt32]] = [:]
+    ) {
         let states = catalog.withLock { Dictionary(uniqueKeysWithValues: $0.values.map { ($0.number, $0) }) }
         for (number, rows) in effects {
             guard let s = states[number] else { continue }
             publishTextLengths(rows, to: s, connection)
             do {
-                try publish(rows, to: s)
+                try publish(rows, to: s, linked: linked[number] ?? [:])
             } catch {
                 backgroundError.withLock { $0 = error }
                 try? rebuild(s, connection: connection, reason: "an index update failed: \(error.message)")
@@ -96,7 +103,36 @@ extension HybridStore {
         s.lock.write { for (row, n) in counts { s.textLengths.set(row: row, tokens: n) } }
     }
 
-    private func publish(_ rows: [Int64: WriteTransaction.Effect], to s: CollectionState) throws(HybridStoreError) {
+    /// Links every new vector of committed effects into its collection's graph as a pending node (see
+    /// `NodeState.pending`): searches traverse it but never return it, and its label is not yet registered, so a
+    /// row whose vector changed keeps its old node meanwhile. Returns, per collection, the node of each row.
+    /// A collection whose vectors cannot be inserted is left out (`publish` then inserts them itself, and fails
+    /// as it would have). Caller holds the writer mutex, after COMMIT.
+    private func linkPending(_ effects: [Int64: [Int64: WriteTransaction.Effect]]) -> [Int64: [Int64: UInt32]] {
+        let states = catalog.withLock { Dictionary(uniqueKeysWithValues: $0.values.map { ($0.number, $0) }) }
+        var linked: [Int64: [Int64: UInt32]] = [:]
+        for (number, rows) in effects {
+            guard let s = states[number] else { continue }
+            var order: [Int64] = []
+            var vectors: [Float] = []
+            for row in rows.keys.sorted() {
+                guard let effect = rows[row], let vector = effect.vector, effect.id != nil else { continue }
+                order.append(row)
+                vectors.append(contentsOf: vector)
+            }
+            guard !order.isEmpty else { continue }
+            let index = s.lock.read { s.index }
+            let threads = order.count >= 256 ? configuration.buildThreads : 1
+            guard let nodes = try? index.insertPending(vectors, labels: order.map { UInt64($0) }, threads: threads)
+            else { continue }
+            linked[number] = Dictionary(uniqueKeysWithValues: zip(order, nodes))
+        }
+        return linked
+    }
+
+    private func publish(
+        _ rows: [Int64: WriteTransaction.Effect], to s: CollectionState, linked: [Int64: UInt32]
+    ) throws(HybridStoreError) {
         // Cold rows deleted, or given a vector (back to the hot tier), leave the cold tier; value updates reach
         // its filter columns. Last, so a row returning to the graph is in it before it leaves the cold tier.
         defer {
@@ -115,7 +151,7 @@ extension HybridStore {
         let index = s.lock.read { s.index }
         var labels: [UInt64] = []
         var vectors: [Float] = []
-        var inserts: [(id: RowID, values: [String: Value], replaces: UInt32?)] = []
+        var inserts: [(id: RowID, values: [String: Value], replaces: UInt32?, pending: UInt32?)] = []
         var removed: [UInt32] = []
         var valueUpdates: [(node: UInt32, values: [String: Value])] = []
         // Old nodes first: hidden from searches at once.
@@ -131,9 +167,12 @@ extension HybridStore {
                 removed.append(old)
             }
             if let vector = effect.vector, let id = effect.id {
-                labels.append(UInt64(row))
-                vectors.append(contentsOf: vector)
-                inserts.append((id, effect.values, old))
+                let pending = linked[row]
+                if pending == nil {
+                    labels.append(UInt64(row))
+                    vectors.append(contentsOf: vector)
+                }
+                inserts.append((id, effect.values, old, pending))
             } else if !effect.deleted, let old, !effect.values.isEmpty {
                 valueUpdates.append((old, effect.values))
             }
@@ -156,17 +195,24 @@ extension HybridStore {
                 setID(node, nil)
             }
         }
-        guard !labels.isEmpty else { return }
+        guard !inserts.isEmpty else { return }
         do throws(HNSWError) {
-            let nodes = try index.insert(
-                contentsOf: vectors, labels: labels,
-                threads: labels.count >= 256 ? configuration.buildThreads : 1)
+            // Linked already (pending, their old nodes removed above): made live now. The rest inserted here.
+            let pending = inserts.compactMap(\.pending)
+            if !pending.isEmpty { try index.activate(pending) }
+            var inserted =
+                labels.isEmpty
+                ? [][...]
+                : try index.insert(
+                    contentsOf: vectors, labels: labels,
+                    threads: labels.count >= 256 ? configuration.buildThreads : 1)[...]
+            let nodes = inserts.map { entry in entry.pending ?? inserted.removeFirst() }
             s.mutate { columns, setID in
                 for (node, entry) in zip(nodes, inserts) {
                     columns.set(node: node, values: entry.values)
                     setID(node, entry.id)
                 }
-                if labels.count >= 1024 { columns.settle() }
+                if inserts.count >= 1024 { columns.settle() }
             }
         } catch {
             throw HybridStoreError(error, collection: s.name)

@@ -125,4 +125,53 @@ import HybridStore
         #expect(torn == 0, "\(torn) of \(checks) searches did not find the pair, which every committed state holds")
         #expect(checks > 50)
     }
+
+    /// Searches of every kind while a writer adds rows: the writer links new vectors as pending nodes before it
+    /// makes them visible, so searches walk nodes that have no values yet. None may crash, return such a node,
+    /// break its filter or come back short.
+    @Test func searchesMeetNodesBeingLinked() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open()
+        let c = try store.collection("docs", creatingIfMissing: chunkSchema)
+        let vectors = try fill(store, c, count: 600)
+        let done = Atomic<Bool>(false)
+        let writer = Thread {
+            var rng = SplitMix64(seed: 9)
+            for t in 0..<150 {
+                try? store.write { tx in
+                    for j in 0..<4 {
+                        let v = (0..<8).map { _ in Float.random(in: -1...1, using: &rng) }
+                        try tx.insert(
+                            .string("new-\(t)-\(j)"), into: c, vector: v,
+                            values: [
+                                "tenant": .text(j % 2 == 0 ? "acme" : "globex"), "year": .integer(Int64(2000 + j)),
+                            ])
+                    }
+                }
+            }
+            done.store(true, ordering: .releasing)
+        }
+        writer.start()
+        let filters: [Filter?] =
+            try [nil] + ["year >= 2010", "tenant = 'acme'", "year < 2003"].map { try Filter(parsing: $0) }
+        let strategies: [Strategy?] = [nil, .filteredGraph, .postFilter]
+        var checks = 0
+        while !done.load(ordering: .acquiring) {
+            let filter = filters[checks % filters.count]
+            let strategy = filter == nil ? nil : strategies[checks / filters.count % strategies.count]
+            let hits = try store.query(
+                c, near: vectors[checks % vectors.count], k: 10, where: filter,
+                options: QueryOptions(strategy: strategy), returning: ["year", "tenant"]
+            ).hits
+            #expect(hits.count == 10, "\(filter?.description ?? "no filter") by \(strategy.map { "\($0)" } ?? "plan")")
+            if let filter {
+                let matches = try store.count(c, where: filter)
+                #expect(hits.count == min(10, matches))
+            }
+            checks += 1
+        }
+        #expect(checks > 20)
+        #expect(try store.verify().isConsistent)
+    }
 }

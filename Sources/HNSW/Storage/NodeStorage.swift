@@ -8,6 +8,14 @@ enum NodeState: UInt8 {
     case deleted = 1
     /// Unlinked by a repair; the slot waits on the free list for reuse.
     case free = 2
+    /// Linked (or being linked) by `insert(…, pending: true)`: traversed, a neighbour for later inserts, never
+    /// returned by a search and not known by its label until `activate` makes it live. A writer links a
+    /// transaction's vectors so before it makes them visible, which keeps the visible step short.
+    /// (Bit 2, so "live or pending" is `state & 0b11 == 0`.)
+    case pending = 4
+
+    /// Live or pending: a node of the graph that a repair keeps and links may lead to.
+    var isInGraph: Bool { self == .live || self == .pending }
 }
 
 /// The raw memory of an index: vectors, links and per-node metadata in contiguous blocks, as in hnswlib.
@@ -145,6 +153,10 @@ enum NodeState: UInt8 {
 
     /// Requests a node's code error into cache (a hint; no effect on results).
     @inline(__always) func prefetchCodeError(_ node: UInt32) { unsafe hs_prefetch(codeErrors + Int(node)) }
+
+    /// The state mask under which a search admits a node as a result (`state & mask == 0`): live nodes only, or,
+    /// for linking, pending nodes too.
+    @inline(__always) static func admissionMask(pending: Bool) -> UInt8 { pending ? 0b011 : 0xFF }
 
     /// The start of the state bytes (one a node, read with acquire loads: a writer's release store of `.live`
     /// publishes the node); valid as `vectorBlock` is.

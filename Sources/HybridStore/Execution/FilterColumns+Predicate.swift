@@ -4,24 +4,28 @@ import QueryPlanner
 // A filter compiled to a per-node predicate over the in-memory columns, with SQL semantics.
 
 extension FilterColumns {
+    /// False for nodes the columns do not hold yet: a search may meet a node the writer is linking (pending) or
+    /// has just made live before its values are set; such a node matches nothing until they are.
     /// - Precondition: `covers(filter)`.
     func predicate(_ filter: Filter) -> (UInt32) -> Bool {
+        let known = nodeCount
         // Fast path for the common single numeric comparison: one load and one compare (NaN = NULL fails
         // every comparison, as unknown does).
         if case .compare(let name, let op, let v) = filter, op != .notEqual, let x = v.number,
             case .numeric(let c)? = columns[name]?.storage
         {
             let values = c.values
+            let count = values.count
             switch op {
-            case .less: return { values[Int($0)] < x }
-            case .lessOrEqual: return { values[Int($0)] <= x }
-            case .greater: return { values[Int($0)] > x }
-            case .greaterOrEqual: return { values[Int($0)] >= x }
-            default: return { values[Int($0)] == x }
+            case .less: return { Int($0) < count && values[Int($0)] < x }
+            case .lessOrEqual: return { Int($0) < count && values[Int($0)] <= x }
+            case .greater: return { Int($0) < count && values[Int($0)] > x }
+            case .greaterOrEqual: return { Int($0) < count && values[Int($0)] >= x }
+            default: return { Int($0) < count && values[Int($0)] == x }
             }
         }
         let tri = compile(filter)
-        return { tri($0) == 1 }
+        return { Int($0) < known && tri($0) == 1 }
     }
 
     /// 0 false, 1 true, 2 unknown.
