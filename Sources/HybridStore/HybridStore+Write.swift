@@ -42,10 +42,12 @@ extension HybridStore {
             // The new vectors are linked before the publishing window opens, as pending nodes (traversed, never
             // returned): the window then holds only the flips readers can see, not the graph work.
             let linked = linkPending(tx.effects)
-            if let sequence { epochs.committed(seq: sequence) }
-            for update in tx.beforePublish { update() }
-            publish(tx.effects, connection, linked: linked)
-            if let sequence { epochs.publish(through: sequence) }
+            publishGate.write {
+                if let sequence { epochs.committed(seq: sequence) }
+                for update in tx.beforePublish { update() }
+                publish(tx.effects, connection, linked: linked)
+                if let sequence { epochs.publish(through: sequence) }
+            }
             for update in tx.onCommit { update() }
             if !tx.garbageBlocks.isEmpty {
                 // Unreferenced already; should this fail, the next checkpoint's compaction drops them.

@@ -54,6 +54,12 @@ public final class HybridStore: Sendable {
     let meter = Locked(Meter())
     /// Which committed state memory reflects, for reads that must see one state (see `ChangeEpochs`).
     let epochs = ChangeEpochs()
+    /// Held shared by a query's hot step and exclusively by a writer's publishing window (from marking its
+    /// transaction committed to marking it published; the graph work happens before, on pending nodes). So a hot
+    /// step never meets a half-published transaction and never reruns for one: it waits for the window (tens of
+    /// microseconds), and the window for the hot steps under way. Writer-preferring; taken before any
+    /// collection's lock.
+    let publishGate = ReadWriteLock()
     /// Logging and metrics, when the configuration asks for either.
     let observer: StoreObserver?
     /// The threads of the async API, started by its first call (see `HybridStore+Async`).

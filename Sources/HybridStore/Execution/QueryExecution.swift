@@ -129,47 +129,52 @@ struct QueryExecution {
         }
     }
 
-    /// Plans the query and runs its hot side under the collection's read lock: the planned search (or the probe
-    /// then the exact scan), then the fallback. False: memory was being published meanwhile (run again).
+    /// Plans the query and runs its hot side under the publish gate (no writer's publishing window meanwhile) and
+    /// the collection's read lock: the planned search (or the probe then the exact scan), then the fallback.
+    /// False: memory was being published meanwhile (run again) — which the gate rules out for writes; the check
+    /// stays for anything that changes memory without it.
     private mutating func hotStep() throws(HybridStoreError) -> Bool {
         let searchesHot = request.options.tiers.contains(.hot)
         var restart = false
         do throws(HNSWError) {
-            try s.query { (index, columns, idOf) throws(HNSWError) in
-                // The states memory may be in; rows changed between them and the snapshot are searched for k more,
-                // dropped, and evaluated in the snapshot afterwards.
-                let memory = store.epochs.memoryRange
-                if searchesHot {
-                    if view == nil && memory.low != memory.high {
-                        restart = true
-                        return
+            try store.publishGate.read { () throws(HNSWError) in
+                try s.query { (index, columns, idOf) throws(HNSWError) in
+                    // The states memory may be in; rows changed between them and the snapshot are searched for k more,
+                    // dropped, and evaluated in the snapshot afterwards.
+                    let memory = store.epochs.memoryRange
+                    if searchesHot {
+                        if view == nil && memory.low != memory.high {
+                            restart = true
+                            return
+                        }
+                        changed = view.map { store.rowsChangedUnder($0, s, memory: memory) } ?? []
                     }
-                    changed = view.map { store.rowsChangedUnder($0, s, memory: memory) } ?? []
-                }
-                kHot = k + changed.count
-                plan(index: index, columns: columns)
-                guard searchesHot else { return }
-                predicate = filter.flatMap { f in listed == nil ? columns.predicate(f) : nil }
-                matches = listed
-                if request.explain, filter != nil { explanation.actualMatches = collect(columns).count }
-                let t = nowNanos()
-                var result = try search(index, columns)
-                result.hits = result.hits.filter { idOf($0.node) != nil }
-                timings["search"] = ms(since: t)
-                try fallback(&result, index: index, columns: columns, idOf: idOf)
-                explanation.distanceComputations = result.stats.distanceComputations
-                explanation.visitedNodes = result.stats.visitedNodes
-                // A writer may have begun publishing while the graph was searched (its removals do not wait for the
-                // collection's lock): unpinned, run again; pinned, set aside its rows too.
-                let after = store.epochs.memoryRange
-                if after != memory {
-                    guard let view else {
-                        restart = true
-                        return
+                    kHot = k + changed.count
+                    plan(index: index, columns: columns)
+                    guard searchesHot else { return }
+                    predicate = filter.flatMap { f in listed == nil ? columns.predicate(f) : nil }
+                    matches = listed
+                    if request.explain, filter != nil { explanation.actualMatches = collect(columns).count }
+                    let t = nowNanos()
+                    var result = try search(index, columns)
+                    result.hits = result.hits.filter { idOf($0.node) != nil }
+                    timings["search"] = ms(since: t)
+                    try fallback(&result, index: index, columns: columns, idOf: idOf)
+                    explanation.distanceComputations = result.stats.distanceComputations
+                    explanation.visitedNodes = result.stats.visitedNodes
+                    // A writer may have begun publishing while the graph was searched (its removals do not wait for the
+                    // collection's lock): unpinned, run again; pinned, set aside its rows too.
+                    let after = store.epochs.memoryRange
+                    if after != memory {
+                        guard let view else {
+                            restart = true
+                            return
+                        }
+                        changed = store.rowsChangedUnder(view, s, memory: (memory.low, after.high))
                     }
-                    changed = store.rowsChangedUnder(view, s, memory: (memory.low, after.high))
+                    found = result.hits.compactMap { hit in idOf(hit.node).map { (Int64(hit.label), $0, hit.distance) }
+                    }
                 }
-                found = result.hits.compactMap { hit in idOf(hit.node).map { (Int64(hit.label), $0, hit.distance) } }
             }
         } catch {
             throw HybridStoreError(error, collection: s.name)
