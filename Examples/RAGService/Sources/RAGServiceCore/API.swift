@@ -15,19 +15,7 @@ struct UpsertResponse: Encodable, Sendable {
     var upserted: Int
 }
 
-/// `POST /v1/collections/{c}/search`: a vector, a text, or both (hybrid).
-struct SearchRequest: Decodable, Sendable {
-    var vector: [Float]?
-    var vector_base64: String?
-    var text: String?
-    var k: Int?
-    var filter: String?
-    var returning: [String]?
-    var explain: Bool?
-    /// `rrf`, `rrf:K` or `weighted:W` (hybrid only).
-    var fusion: String?
-    var recall_target: Double?
-}
+// `SearchRequest` is in SearchRequestReader.swift, beside its reader.
 
 struct SearchResponse: Encodable, Sendable {
     struct Hit: Encodable, Sendable {

@@ -135,7 +135,7 @@ struct RetrievalAPI: Sendable {
             let work = Task { [self] in
                 let response = await respond(route: "search") { () async throws(ServiceError) -> SearchResponse in
                     let (scope, collection) = try target.get()
-                    let search: SearchRequest = try decode(body)
+                    let search = try decodeSearch(body)
                     return try await self.search(search, in: collection, scope: scope)
                 }
                 first.resume(response)
@@ -287,6 +287,15 @@ struct RetrievalAPI: Sendable {
             throw bodyTooLarge
         }
         return try decode(buffer)
+    }
+
+    /// A search body, read by `SearchRequestReader` (not `JSONDecoder`: see there why).
+    func decodeSearch(_ buffer: ByteBuffer) throws(ServiceError) -> SearchRequest {
+        do {
+            return try SearchRequestReader.read(Array(buffer.readableBytesView))
+        } catch {
+            throw .badRequest("the body is not valid JSON for this request: \(error)")
+        }
     }
 
     var bodyTooLarge: ServiceError { .tooLarge("the request body is larger than \(options.maxBodyBytes) bytes") }

@@ -1,0 +1,327 @@
+// The search request's body, read directly: Foundation's `JSONDecoder` took ~50 µs for a 128-float vector given as
+// a JSON array, a quarter of a search's CPU in the service (Benchmarks/README.md, "The example service under
+// load"). Standard library only, so the fuzz target (Fuzz/) compiles it alone.
+
+/// `POST /v1/collections/{c}/search`: a vector, a text, or both (hybrid).
+struct SearchRequest: Decodable, Sendable, Equatable {
+    var vector: [Float]?
+    var vector_base64: String?
+    var text: String?
+    var k: Int?
+    var filter: String?
+    var returning: [String]?
+    var explain: Bool?
+    /// `rrf`, `rrf:K` or `weighted:W` (hybrid only).
+    var fusion: String?
+    var recall_target: Double?
+}
+
+/// Why a body is not a search request, and the byte offset where that was found.
+struct SearchRequestError: Error, Equatable, CustomStringConvertible {
+    var offset: Int
+    var reason: String
+    var description: String { "\(reason) at byte \(offset)" }
+}
+
+/// Reads a search request from its JSON body (RFC 8259): one object whose known members have the types
+/// `SearchRequest` declares (each may be null) and whose other members are skipped, whatever they hold. It
+/// accepts and refuses what `JSONDecoder` does for that type: numbers by the JSON grammar (no NaN, no leading
+/// zeros, no `+`), a `Float` or `Double` that overflows or underflows to zero refused, `k` an integral number,
+/// strings valid UTF-8 with escapes (surrogate pairs joined, lone surrogates refused), a trailing comma allowed
+/// (as `JSONDecoder` allows it), the first of duplicate members kept, nothing after the object. Nesting deeper
+/// than 64 levels is refused (the stack stays small whatever the body).
+struct SearchRequestReader {
+    private let bytes: [UInt8]
+    private var at = 0
+
+    static func read(_ bytes: [UInt8]) throws(SearchRequestError) -> SearchRequest {
+        var reader = SearchRequestReader(bytes: bytes)
+        let request = try reader.object()
+        reader.skipSpace()
+        guard reader.at == bytes.count else { throw reader.fail("unexpected bytes after the object") }
+        return request
+    }
+
+    private init(bytes: [UInt8]) { self.bytes = bytes }
+
+    private func fail(_ reason: String) -> SearchRequestError { SearchRequestError(offset: at, reason: reason) }
+
+    private var current: UInt8? { at < bytes.count ? bytes[at] : nil }
+
+    private mutating func skipSpace() {
+        while let c = current, c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { at += 1 }
+    }
+
+    private mutating func expect(_ c: UInt8, _ what: String) throws(SearchRequestError) {
+        skipSpace()
+        guard current == c else { throw fail("expected \(what)") }
+        at += 1
+    }
+
+    /// Consumes `literal` (`null`, `true`, `false`) when it is next.
+    private mutating func take(_ literal: StaticString) -> Bool {
+        let n = literal.utf8CodeUnitCount
+        guard at + n <= bytes.count else { return false }
+        let matches = literal.withUTF8Buffer { text in (0..<n).allSatisfy { bytes[at + $0] == text[$0] } }
+        if matches { at += n }
+        return matches
+    }
+
+    private mutating func object() throws(SearchRequestError) -> SearchRequest {
+        try expect(UInt8(ascii: "{"), "`{`")
+        var request = SearchRequest()
+        var seen: Set<String> = []
+        while true {
+            skipSpace()
+            if current == UInt8(ascii: "}") {
+                at += 1
+                return request
+            }
+            guard current == UInt8(ascii: "\"") else { throw fail("expected a member name") }
+            let name = try string()
+            try expect(UInt8(ascii: ":"), "`:`")
+            skipSpace()
+            switch seen.insert(name).inserted ? name : "" {
+            case "vector": request.vector = try nullable { (r) throws(SearchRequestError) in try r.floats() }
+            case "vector_base64":
+                request.vector_base64 = try nullable { (r) throws(SearchRequestError) in try r.text() }
+            case "text": request.text = try nullable { (r) throws(SearchRequestError) in try r.text() }
+            case "k": request.k = try nullable { (r) throws(SearchRequestError) in try r.integer() }
+            case "filter": request.filter = try nullable { (r) throws(SearchRequestError) in try r.text() }
+            case "returning": request.returning = try nullable { (r) throws(SearchRequestError) in try r.strings() }
+            case "explain": request.explain = try nullable { (r) throws(SearchRequestError) in try r.boolean() }
+            case "fusion": request.fusion = try nullable { (r) throws(SearchRequestError) in try r.text() }
+            case "recall_target":
+                request.recall_target = try nullable { (r) throws(SearchRequestError) in try r.double() }
+            default: try skipValue(depth: 1)  // unknown, or a duplicate (the first is kept)
+            }
+            skipSpace()
+            switch current {
+            case UInt8(ascii: ","): at += 1
+            case UInt8(ascii: "}"): continue
+            default: throw fail("expected `,` or `}`")
+            }
+        }
+    }
+
+    private mutating func nullable<T>(
+        _ read: (inout SearchRequestReader) throws(SearchRequestError) -> T
+    ) throws(SearchRequestError) -> T? {
+        if take("null") { return nil }
+        return try read(&self)
+    }
+
+    private mutating func boolean() throws(SearchRequestError) -> Bool {
+        if take("true") { return true }
+        if take("false") { return false }
+        throw fail("expected a boolean")
+    }
+
+    private mutating func text() throws(SearchRequestError) -> String {
+        guard current == UInt8(ascii: "\"") else { throw fail("expected a string") }
+        return try string()
+    }
+
+    private mutating func floats() throws(SearchRequestError) -> [Float] {
+        var values: [Float] = []
+        try array { (r) throws(SearchRequestError) in
+            let (start, end) = try r.number()
+            guard let value = r.parsed(Float.self, start, end), value.isFinite, value != 0 || r.isZero(start, end)
+            else {
+                throw SearchRequestError(offset: start, reason: "the number does not fit a Float")
+            }
+            values.append(value)
+        }
+        return values
+    }
+
+    private mutating func strings() throws(SearchRequestError) -> [String] {
+        var values: [String] = []
+        try array { (r) throws(SearchRequestError) in values.append(try r.text()) }
+        return values
+    }
+
+    private mutating func double() throws(SearchRequestError) -> Double {
+        let (start, end) = try number()
+        guard let value = parsed(Double.self, start, end), value.isFinite, value != 0 || isZero(start, end) else {
+            throw SearchRequestError(offset: start, reason: "the number does not fit a Double")
+        }
+        return value
+    }
+
+    private mutating func integer() throws(SearchRequestError) -> Int {
+        let (start, end) = try number()
+        if let exact = parsed(Int.self, start, end) { return exact }
+        // `1e3`, `10.0`: integral values written otherwise, as long as a Double holds them exactly.
+        guard let value = parsed(Double.self, start, end), value.rounded() == value, abs(value) < 0x1p53 else {
+            throw SearchRequestError(offset: start, reason: "expected an integer")
+        }
+        return Int(value)
+    }
+
+    /// `[ item (, item)* ]` or `[]`, calling `item` positioned at each element.
+    private mutating func array(
+        _ item: (inout SearchRequestReader) throws(SearchRequestError) -> Void
+    ) throws(SearchRequestError) {
+        guard current == UInt8(ascii: "[") else { throw fail("expected an array") }
+        at += 1
+        while true {
+            skipSpace()
+            if current == UInt8(ascii: "]") {
+                at += 1
+                return
+            }
+            try item(&self)
+            skipSpace()
+            switch current {
+            case UInt8(ascii: ","): at += 1
+            case UInt8(ascii: "]"): continue
+            default: throw fail("expected `,` or `]`")
+            }
+        }
+    }
+
+    /// The bounds of a number by the JSON grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+    private mutating func number() throws(SearchRequestError) -> (Int, Int) {
+        let start = at
+        func digits(_ r: inout SearchRequestReader) -> Int {
+            let first = r.at
+            while let c = r.current, c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") { r.at += 1 }
+            return r.at - first
+        }
+        if current == UInt8(ascii: "-") { at += 1 }
+        if current == UInt8(ascii: "0") {
+            at += 1
+        } else if digits(&self) == 0 {
+            throw SearchRequestError(offset: start, reason: "expected a number")
+        }
+        if current == UInt8(ascii: ".") {
+            at += 1
+            guard digits(&self) > 0 else { throw fail("expected digits after `.`") }
+        }
+        if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
+            at += 1
+            if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { at += 1 }
+            guard digits(&self) > 0 else { throw fail("expected digits in the exponent") }
+        }
+        return (start, at)
+    }
+
+    /// Whether a number's digits before its exponent are all zeros (so a zero value is not an underflow).
+    private func isZero(_ start: Int, _ end: Int) -> Bool {
+        for c in bytes[start..<end] {
+            if c == UInt8(ascii: "e") || c == UInt8(ascii: "E") { break }
+            if c >= UInt8(ascii: "1") && c <= UInt8(ascii: "9") { return false }
+        }
+        return true
+    }
+
+    /// A number already checked by `number()`, converted by the standard library.
+    private func parsed<T: LosslessStringConvertible>(_ type: T.Type, _ start: Int, _ end: Int) -> T? {
+        // ASCII digits and signs: always valid UTF-8.
+        T(String(decoding: bytes[start..<end], as: UTF8.self))
+    }
+
+    /// A string starting at the opening quote: escapes decoded, UTF-8 checked, no raw control characters.
+    private mutating func string() throws(SearchRequestError) -> String {
+        at += 1
+        let start = at
+        // The common case: no escapes, one UTF-8 check of the whole run.
+        while let c = current, c != UInt8(ascii: "\""), c != UInt8(ascii: "\\") {
+            guard c >= 0x20 else { throw fail("a control character in a string") }
+            at += 1
+        }
+        guard let c = current else { throw fail("an unterminated string") }
+        var utf8 = Array(bytes[start..<at])
+        if c == UInt8(ascii: "\\") {
+            while true {
+                guard let c = current else { throw fail("an unterminated string") }
+                if c == UInt8(ascii: "\"") { break }
+                guard c >= 0x20 else { throw fail("a control character in a string") }
+                at += 1
+                guard c == UInt8(ascii: "\\") else {
+                    utf8.append(c)
+                    continue
+                }
+                guard let e = current else { throw fail("an unterminated string") }
+                at += 1
+                switch e {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(e)
+                case UInt8(ascii: "b"): utf8.append(0x08)
+                case UInt8(ascii: "f"): utf8.append(0x0C)
+                case UInt8(ascii: "n"): utf8.append(0x0A)
+                case UInt8(ascii: "r"): utf8.append(0x0D)
+                case UInt8(ascii: "t"): utf8.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = try hex4()
+                    if (0xD800..<0xDC00).contains(scalar) {
+                        guard take("\\u") else { throw fail("a lone high surrogate") }
+                        let low = try hex4()
+                        guard (0xDC00..<0xE000).contains(low) else { throw fail("a high surrogate without its low") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00..<0xE000).contains(scalar) {
+                        throw fail("a lone low surrogate")
+                    }
+                    utf8.append(contentsOf: Unicode.UTF8.encode(Unicode.Scalar(scalar)!)!)
+                default: throw fail("an unknown escape")
+                }
+            }
+        }
+        at += 1  // the closing quote
+        guard let text = String(validating: utf8, as: UTF8.self) else {
+            throw SearchRequestError(offset: start, reason: "a string that is not valid UTF-8")
+        }
+        return text
+    }
+
+    private mutating func hex4() throws(SearchRequestError) -> UInt32 {
+        guard at + 4 <= bytes.count else { throw fail("a short \\u escape") }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let c = bytes[at]
+            let digit: UInt8
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = c - UInt8(ascii: "A") + 10
+            default: throw fail("a bad hex digit in a \\u escape")
+            }
+            value = value << 4 | UInt32(digit)
+            at += 1
+        }
+        return value
+    }
+
+    /// Skips any JSON value (an unknown member's), checking it as strictly as a known one.
+    private mutating func skipValue(depth: Int) throws(SearchRequestError) {
+        guard depth <= 64 else { throw fail("nesting deeper than 64 levels") }
+        skipSpace()
+        switch current {
+        case UInt8(ascii: "\""): _ = try string()
+        case UInt8(ascii: "["):
+            try array { (r) throws(SearchRequestError) in try r.skipValue(depth: depth + 1) }
+        case UInt8(ascii: "{"):
+            at += 1
+            while true {
+                skipSpace()
+                if current == UInt8(ascii: "}") {
+                    at += 1
+                    return
+                }
+                guard current == UInt8(ascii: "\"") else { throw fail("expected a member name") }
+                _ = try string()
+                try expect(UInt8(ascii: ":"), "`:`")
+                try skipValue(depth: depth + 1)
+                skipSpace()
+                switch current {
+                case UInt8(ascii: ","): at += 1
+                case UInt8(ascii: "}"): continue
+                default: throw fail("expected `,` or `}`")
+                }
+            }
+        default:
+            if take("null") || take("true") || take("false") { return }
+            _ = try number()
+        }
+    }
+}
