@@ -227,7 +227,10 @@ struct ConcurrentCommand: ParsableCommand {
         times.sort()
         func at(_ p: Double) -> Double { Double(times[min(times.count - 1, Int(p * Double(times.count)))]) / 1e6 }
         if ProcessInfo.processInfo.environment["HS_TAIL"] != nil {
-            log(String(format: "  tail: %d reads, p99.9 %.3f ms, max %.3f ms, over 2 ms: %d", times.count, at(0.999), at(1), times.filter { $0 > 2_000_000 }.count))
+            log(
+                String(
+                    format: "  tail: %d reads, p99.9 %.3f ms, max %.3f ms, over 2 ms: %d", times.count, at(0.999),
+                    at(1), times.filter { $0 > 2_000_000 }.count))
         }
         return (at(0.5), at(0.99))
     }

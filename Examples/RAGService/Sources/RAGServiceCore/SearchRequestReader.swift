@@ -68,33 +68,46 @@ struct SearchRequestReader {
     }
 
     private mutating func object() throws(SearchRequestError) -> SearchRequest {
-        try expect(UInt8(ascii: "{"), "`{`")
+        skipSpace()
         var request = SearchRequest()
         var seen: Set<String> = []
+        try members { (r, name) throws(SearchRequestError) in
+            // A duplicate is skipped: the first is kept, as JSONDecoder keeps it.
+            switch seen.insert(name).inserted ? name : "" {
+            case "vector": request.vector = try r.nullable { (r) throws(SearchRequestError) in try r.floats() }
+            case "vector_base64":
+                request.vector_base64 = try r.nullable { (r) throws(SearchRequestError) in try r.text() }
+            case "text": request.text = try r.nullable { (r) throws(SearchRequestError) in try r.text() }
+            case "k": request.k = try r.nullable { (r) throws(SearchRequestError) in try r.integer() }
+            case "filter": request.filter = try r.nullable { (r) throws(SearchRequestError) in try r.text() }
+            case "returning": request.returning = try r.nullable { (r) throws(SearchRequestError) in try r.strings() }
+            case "explain": request.explain = try r.nullable { (r) throws(SearchRequestError) in try r.boolean() }
+            case "fusion": request.fusion = try r.nullable { (r) throws(SearchRequestError) in try r.text() }
+            case "recall_target":
+                request.recall_target = try r.nullable { (r) throws(SearchRequestError) in try r.double() }
+            default: try r.skipValue(depth: 1)
+            }
+        }
+        return request
+    }
+
+    /// `{ "name": value, … }` (a trailing comma allowed), calling `member` positioned at each value.
+    private mutating func members(
+        _ member: (inout SearchRequestReader, String) throws(SearchRequestError) -> Void
+    ) throws(SearchRequestError) {
+        guard current == UInt8(ascii: "{") else { throw fail("expected an object") }
+        at += 1
         while true {
             skipSpace()
             if current == UInt8(ascii: "}") {
                 at += 1
-                return request
+                return
             }
             guard current == UInt8(ascii: "\"") else { throw fail("expected a member name") }
             let name = try string()
             try expect(UInt8(ascii: ":"), "`:`")
             skipSpace()
-            switch seen.insert(name).inserted ? name : "" {
-            case "vector": request.vector = try nullable { (r) throws(SearchRequestError) in try r.floats() }
-            case "vector_base64":
-                request.vector_base64 = try nullable { (r) throws(SearchRequestError) in try r.text() }
-            case "text": request.text = try nullable { (r) throws(SearchRequestError) in try r.text() }
-            case "k": request.k = try nullable { (r) throws(SearchRequestError) in try r.integer() }
-            case "filter": request.filter = try nullable { (r) throws(SearchRequestError) in try r.text() }
-            case "returning": request.returning = try nullable { (r) throws(SearchRequestError) in try r.strings() }
-            case "explain": request.explain = try nullable { (r) throws(SearchRequestError) in try r.boolean() }
-            case "fusion": request.fusion = try nullable { (r) throws(SearchRequestError) in try r.text() }
-            case "recall_target":
-                request.recall_target = try nullable { (r) throws(SearchRequestError) in try r.double() }
-            default: try skipValue(depth: 1)  // unknown, or a duplicate (the first is kept)
-            }
+            try member(&self, name)
             skipSpace()
             switch current {
             case UInt8(ascii: ","): at += 1
@@ -301,24 +314,7 @@ struct SearchRequestReader {
         case UInt8(ascii: "["):
             try array { (r) throws(SearchRequestError) in try r.skipValue(depth: depth + 1) }
         case UInt8(ascii: "{"):
-            at += 1
-            while true {
-                skipSpace()
-                if current == UInt8(ascii: "}") {
-                    at += 1
-                    return
-                }
-                guard current == UInt8(ascii: "\"") else { throw fail("expected a member name") }
-                _ = try string()
-                try expect(UInt8(ascii: ":"), "`:`")
-                try skipValue(depth: depth + 1)
-                skipSpace()
-                switch current {
-                case UInt8(ascii: ","): at += 1
-                case UInt8(ascii: "}"): continue
-                default: throw fail("expected `,` or `}`")
-                }
-            }
+            try members { (r, _) throws(SearchRequestError) in try r.skipValue(depth: depth + 1) }
         default:
             if take("null") || take("true") || take("false") { return }
             _ = try number()
