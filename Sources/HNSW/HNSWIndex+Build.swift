@@ -16,7 +16,7 @@ extension HNSWIndex {
             unsafe try validate(buffer, label: label)
             let slots = try allocate(labels: CollectionOfOne(label), register: true)
             unsafe place(buffer.baseAddress!, label: label, slot: slots[0], state: .live)
-            withReadLock { link(slots[0].node) }
+            linking.read { withReadLock { link(slots[0].node) } }
             return slots[0].node
         }
     }
@@ -71,16 +71,18 @@ extension HNSWIndex {
                 vectors.baseAddress! + row * dim, label: labels[row], slot: slot, state: pending ? .pending : .live)
         }
         let workers = max(1, min(threads ?? ProcessInfo.processInfo.activeProcessorCount, slots.count))
-        if workers == 1 {
-            withReadLock { for slot in slots { link(slot.node) } }
-        } else {
-            let next = Atomic<Int>(0)
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in
-                withReadLock {
-                    while true {
-                        let i = next.add(1, ordering: .relaxed).oldValue
-                        if i >= slots.count { break }
-                        link(slots[i].node)
+        linking.read {  // the workers link under this thread's hold
+            if workers == 1 {
+                withReadLock { for slot in slots { link(slot.node) } }
+            } else {
+                let next = Atomic<Int>(0)
+                DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                    withReadLock {
+                        while true {
+                            let i = next.add(1, ordering: .relaxed).oldValue
+                            if i >= slots.count { break }
+                            link(slots[i].node)
+                        }
                     }
                 }
             }

@@ -23,12 +23,15 @@ extension HNSWIndex {
     /// chooses again, with the paper's heuristic, among its remaining links and the deleted node's links,
     /// filling up with the nearest pruned ones (keeping the degree, which keeps recall after many deletes).
     /// Freed slots go to the free list. Then reconnects any live node that no path from the entry point
-    /// reaches (see `reconnectUnreachable`). Takes the exclusive lock: searches and inserts wait.
+    /// reaches (see `reconnectUnreachable`). Searches go on beside the relinking (they read lists a repair
+    /// rewrites as inserts rewrite them, and the deleted nodes stay allocated meanwhile); only freeing the slots
+    /// takes the exclusive lock, for O(deleted) work. Inserts wait for the whole repair (`linking`).
     /// - Complexity: O(n · M) to find affected nodes, plus O(M²) distance computations per affected node.
     public func repair() {
-        withWriteLock {
-            repairLocked()
-            reconnectUnreachableLocked()
+        linking.write {
+            let deleted = withReadLock { relinkAroundDeleted() }
+            withWriteLock { free(deleted) }
+            withReadLock { reconnectUnreachableLocked() }
         }
     }
 
@@ -36,7 +39,7 @@ extension HNSWIndex {
     /// unreachable (hnswlib has the same gap; with inner product it is common for low-norm vectors). This
     /// finds such nodes by a level-0 walk from the entry point and links each from its nearest reachable
     /// node, replacing that node's farthest neighbour when its list is full; repeated until none is left
-    /// (at most a few rounds). Caller holds the write lock.
+    /// (at most a few rounds). Caller holds the read lock and excludes inserts (`linking`), or holds the write lock.
     /// - Complexity: O(n · M) per round plus one search per unreachable node.
     func reconnectUnreachableLocked() {
         guard let (entryNode, topLevel) = loadEntry() else { return }
@@ -114,15 +117,14 @@ extension HNSWIndex {
         if due { repair() }
     }
 
-    private func repairLocked() {
+    /// Rewrites every list that links to a deleted node, and returns those nodes (still allocated: a search may
+    /// hold them). Caller holds the read lock and excludes inserts.
+    private func relinkAroundDeleted() -> [UInt32] {
         let highWater = bookkeeping.withLock { Int($0.highWater) }
         let s = storage
         var deleted: [UInt32] = []
         for n in 0..<highWater where s.state(UInt32(n)) == .deleted { deleted.append(UInt32(n)) }
-        guard !deleted.isEmpty else {
-            bookkeeping.withLock { $0.deletedPending = 0 }
-            return
-        }
+        guard !deleted.isEmpty else { return [] }
         let dim = parameters.dimensions
         var pool: [UInt32] = []
         var candidates: [Neighbor] = []
@@ -161,6 +163,18 @@ extension HNSWIndex {
                 unsafe kept.map(\.node).withUnsafeBufferPointer { unsafe s.writeLinks(node, level: level, $0) }
             }
         }
+        return deleted
+    }
+
+    /// Frees the slots of relinked deleted nodes (no list links to them any more) and moves the entry point off
+    /// them. Caller holds the write lock: no search holds one of them.
+    private func free(_ deleted: [UInt32]) {
+        let s = storage
+        let highWater = bookkeeping.withLock { Int($0.highWater) }
+        guard !deleted.isEmpty else {
+            bookkeeping.withLock { $0.deletedPending = 0 }
+            return
+        }
         for node in deleted {
             s.resetSlot(node, level: 0)
             s.setState(node, .free)
@@ -174,7 +188,8 @@ extension HNSWIndex {
         }
         bookkeeping.withLock { book in
             book.freeSlots.append(contentsOf: deleted.reversed())
-            book.deletedPending = 0
+            // Nodes removed while the relinking ran stay pending for the next repair.
+            book.deletedPending = max(0, book.deletedPending - deleted.count)
         }
     }
 }

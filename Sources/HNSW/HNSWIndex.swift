@@ -96,6 +96,9 @@ public struct IndexSearchResult: Sendable {
     // A byte, not Void: a zero-sized value shares its address with the `Locked`'s mutex pointer, and
     // ThreadSanitizer took one thread's inout access of it and another's read of the pointer for a race.
     let entryUpdate = Locked<UInt8>(0)
+    /// Shared by inserts while they link, exclusive for `repair`: a repair rewrites link lists beside searches
+    /// (which only read them) but not beside inserts (which could put back a link to a node it is about to free).
+    let linking = ReadWriteLock()
 
     struct Bookkeeping {
         var nodeByLabel: [UInt64: UInt32] = [:]

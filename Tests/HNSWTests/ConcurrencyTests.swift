@@ -42,6 +42,55 @@ import HNSW
         #expect(index.checkInvariants() == [])
     }
 
+    /// Repairs run beside searches (only freeing the slots excludes them): searches during repeated removes and
+    /// repairs, with an inserter waiting its turn, never fail, never return a label removed before they began,
+    /// and the graph is sound afterwards.
+    @Test func searchesRunBesideRepairs() throws {
+        let dim = 12
+        let data = clusteredVectors(count: 6000, dim: dim, seed: 71)
+        let index = try HNSWIndex(parameters: HNSWParameters(dimensions: dim, constructionEffort: 60))
+        _ = try index.insert(contentsOf: Array(data[0..<4000 * dim]), labels: (0..<4000).map(UInt64.init), threads: 2)
+        let failures = Atomic<Int>(0)
+        let removedBefore = Atomic<Int>(0)  // rows 0..<removedBefore × 8 step 2 are gone
+        let done = Atomic<Bool>(false)
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            do {
+                switch worker {
+                case 0:
+                    for round in 0..<8 {
+                        for row in stride(from: round * 500, to: (round + 1) * 500, by: 2) {
+                            try index.remove(label: UInt64(row))
+                        }
+                        removedBefore.store(round + 1, ordering: .releasing)
+                        index.repair()
+                    }
+                    done.store(true, ordering: .releasing)
+                case 1:
+                    for row in 4000..<6000 {
+                        try index.insert(Array(data[row * dim..<(row + 1) * dim]), label: UInt64(row))
+                    }
+                default:
+                    var qi = worker
+                    while !done.load(ordering: .acquiring) {
+                        let gone = removedBefore.load(ordering: .acquiring) * 500
+                        let row = (qi * 7) % 4000
+                        let hits = try index.search(Array(data[row * dim..<(row + 1) * dim]), k: 5).hits
+                        if hits.isEmpty || hits.contains(where: { $0.label < UInt64(gone) && $0.label % 2 == 0 }) {
+                            failures.add(1, ordering: .relaxed)
+                        }
+                        qi += 2
+                    }
+                }
+            } catch {
+                failures.add(1, ordering: .relaxed)
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(index.count == 6000 - 2000)
+        #expect(index.pendingDeletes == 0)
+        #expect(index.checkInvariants() == [])
+    }
+
     @Test func parallelBuildKeepsRecall() throws {
         let dim = 16
         let data = clusteredVectors(count: 5000, dim: dim, seed: 61)
