@@ -16,13 +16,13 @@ static uint64_t hs_xgetbv0(void) {
 int hs_cpu_level(void) {
     uint32_t a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    int has_osxsave = (c >> 27) & 1, has_avx = (c >> 28) & 1, has_fma = (c >> 12) & 1;
+    int has_osxsave = (c >> 27) & 1, has_avx = (c >> 28) & 1, has_fma = (c >> 12) & 1, has_f16c = (c >> 29) & 1;
     if (!has_osxsave || !has_avx) return 0;
     uint64_t xcr0 = hs_xgetbv0();
     if ((xcr0 & 0x6) != 0x6) return 0;  // XMM and YMM state enabled by the OS
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
     int has_avx2 = (b >> 5) & 1, has_avx512f = (b >> 16) & 1;
-    if (!(has_avx2 && has_fma)) return 0;
+    if (!(has_avx2 && has_fma && has_f16c)) return 0;  // level 1: AVX2, FMA and F16C
     if (has_avx512f && (xcr0 & 0xE6) == 0xE6) return 2;  // opmask, ZMM_Hi256, Hi16_ZMM enabled
     return 1;
 }

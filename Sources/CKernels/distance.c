@@ -229,18 +229,56 @@ static float hs_negdot_f32_f16_avx512(const float *q, const uint16_t *c, size_t 
     }
     return -_mm512_reduce_add_ps(acc) + hs_negdot_f32_f16_portable(q + i, c + i, n - i);
 }
+
+// Level 1 includes F16C (hs_cpu_level checks it).
+__attribute__((target("avx2,fma,f16c")))
+static float hs_l2sq_f32_f16_avx2(const float *q, const uint16_t *c, size_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(c + i))));
+        acc = _mm256_fmadd_ps(d, d, acc);
+    }
+    return hs_hsum256(acc) + hs_l2sq_f32_f16_portable(q + i, c + i, n - i);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static float hs_negdot_f32_f16_avx2(const float *q, const uint16_t *c, size_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(c + i))), acc);
+    }
+    return -hs_hsum256(acc) + hs_negdot_f32_f16_portable(q + i, c + i, n - i);
+}
 #endif
 
-float hs_l2sq_f32_f16(const float *q, const uint16_t *c, size_t n) {
+float hs_l2sq_f32_f16_at_level(int level, const float *q, const uint16_t *c, size_t n) {
 #if defined(__x86_64__)
-    if (hs_cpu_level_cached() >= 2) return hs_l2sq_f32_f16_avx512(q, c, n);
+    int cpu = hs_cpu_level_cached();
+    if (level >= 2 && cpu >= 2) return hs_l2sq_f32_f16_avx512(q, c, n);
+    if (level >= 1 && cpu >= 1) return hs_l2sq_f32_f16_avx2(q, c, n);
+#else
+    (void)level;
 #endif
     return hs_l2sq_f32_f16_portable(q, c, n);
 }
 
-float hs_negdot_f32_f16(const float *q, const uint16_t *c, size_t n) {
+float hs_negdot_f32_f16_at_level(int level, const float *q, const uint16_t *c, size_t n) {
 #if defined(__x86_64__)
-    if (hs_cpu_level_cached() >= 2) return hs_negdot_f32_f16_avx512(q, c, n);
+    int cpu = hs_cpu_level_cached();
+    if (level >= 2 && cpu >= 2) return hs_negdot_f32_f16_avx512(q, c, n);
+    if (level >= 1 && cpu >= 1) return hs_negdot_f32_f16_avx2(q, c, n);
+#else
+    (void)level;
 #endif
     return hs_negdot_f32_f16_portable(q, c, n);
+}
+
+float hs_l2sq_f32_f16(const float *q, const uint16_t *c, size_t n) {
+    return hs_l2sq_f32_f16_at_level(hs_cpu_level_cached(), q, c, n);
+}
+
+float hs_negdot_f32_f16(const float *q, const uint16_t *c, size_t n) {
+    return hs_negdot_f32_f16_at_level(hs_cpu_level_cached(), q, c, n);
 }

@@ -114,19 +114,65 @@ static void hs_unshuffle_f16_avx512(const uint8_t *b0, const uint8_t *b1, size_t
     }
     hs_unshuffle_f16_portable(b0 + i, b1 + i, n - i, out + i);
 }
+
+__attribute__((target("avx2")))
+static inline __m256i hs_widen8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+
+__attribute__((target("avx2")))
+static void hs_unshuffle_f32_avx2(const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3,
+                                  size_t n, int rotated, float *out) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = hs_widen8(b0 + i);
+        v = _mm256_or_si256(v, _mm256_slli_epi32(hs_widen8(b1 + i), 8));
+        v = _mm256_or_si256(v, _mm256_slli_epi32(hs_widen8(b2 + i), 16));
+        v = _mm256_or_si256(v, _mm256_slli_epi32(hs_widen8(b3 + i), 24));
+        if (rotated) v = _mm256_or_si256(_mm256_srli_epi32(v, 1), _mm256_slli_epi32(v, 31));
+        _mm256_storeu_si256((__m256i *)(out + i), v);
+    }
+    hs_unshuffle_f32_portable(b0 + i, b1 + i, b2 + i, b3 + i, n - i, rotated, out + i);
+}
+
+// Level 1 includes F16C (hs_cpu_level checks it).
+__attribute__((target("avx2,f16c")))
+static void hs_unshuffle_f16_avx2(const uint8_t *b0, const uint8_t *b1, size_t n, float *out) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i lo = _mm_loadl_epi64((const __m128i *)(b0 + i)), hi = _mm_loadl_epi64((const __m128i *)(b1 + i));
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_unpacklo_epi8(lo, hi)));
+    }
+    hs_unshuffle_f16_portable(b0 + i, b1 + i, n - i, out + i);
+}
 #endif
 
-void hs_unshuffle_f32(const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3, size_t n,
-                      int rotated, float *out) {
+void hs_unshuffle_f32_at_level(int level, const uint8_t *b0, const uint8_t *b1, const uint8_t *b2,
+                               const uint8_t *b3, size_t n, int rotated, float *out) {
 #if defined(__x86_64__)
-    if (hs_cpu_level_cached() >= 2) { hs_unshuffle_f32_avx512(b0, b1, b2, b3, n, rotated, out); return; }
+    int cpu = hs_cpu_level_cached();
+    if (level >= 2 && cpu >= 2) { hs_unshuffle_f32_avx512(b0, b1, b2, b3, n, rotated, out); return; }
+    if (level >= 1 && cpu >= 1) { hs_unshuffle_f32_avx2(b0, b1, b2, b3, n, rotated, out); return; }
+#else
+    (void)level;
 #endif
     hs_unshuffle_f32_portable(b0, b1, b2, b3, n, rotated, out);
 }
 
-void hs_unshuffle_f16(const uint8_t *b0, const uint8_t *b1, size_t n, float *out) {
+void hs_unshuffle_f16_at_level(int level, const uint8_t *b0, const uint8_t *b1, size_t n, float *out) {
 #if defined(__x86_64__)
-    if (hs_cpu_level_cached() >= 2) { hs_unshuffle_f16_avx512(b0, b1, n, out); return; }
+    int cpu = hs_cpu_level_cached();
+    if (level >= 2 && cpu >= 2) { hs_unshuffle_f16_avx512(b0, b1, n, out); return; }
+    if (level >= 1 && cpu >= 1) { hs_unshuffle_f16_avx2(b0, b1, n, out); return; }
+#else
+    (void)level;
 #endif
     hs_unshuffle_f16_portable(b0, b1, n, out);
+}
+
+void hs_unshuffle_f32(const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3, size_t n,
+                      int rotated, float *out) {
+    hs_unshuffle_f32_at_level(hs_cpu_level_cached(), b0, b1, b2, b3, n, rotated, out);
+}
+
+void hs_unshuffle_f16(const uint8_t *b0, const uint8_t *b1, size_t n, float *out) {
+    hs_unshuffle_f16_at_level(hs_cpu_level_cached(), b0, b1, n, out);
 }

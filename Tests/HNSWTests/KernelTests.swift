@@ -138,26 +138,28 @@ import HNSW
         }
     }
 
-    /// The byte-plane unshuffle kernels (AVX-512 where present) against plain Swift: every float16 bit
-    /// pattern (subnormals, infinities, NaNs included), and random float32 words, rotated or not, at lengths
-    /// that leave a ragged tail.
-    @Test func unshuffleKernelsMatchScalarSwift() {
+    /// The byte-plane unshuffle kernels, at every level this CPU has (portable, AVX2/F16C, AVX-512), against
+    /// plain Swift: every float16 bit pattern (subnormals, infinities, NaNs included), and random float32 words,
+    /// rotated or not, at lengths that leave a ragged tail.
+    @Test(arguments: 0...2)
+    func unshuffleKernelsMatchScalarSwift(level: Int32) {
+        guard level <= hs_cpu_level() else { return }
         let count = 65_536
         let low = (0..<count).map { UInt8(truncatingIfNeeded: $0) },
             high = (0..<count).map { UInt8(truncatingIfNeeded: $0 >> 8) }
         var widened = [Float](repeating: 0, count: count)
-        hs_unshuffle_f16(low, high, count, &widened)
+        hs_unshuffle_f16_at_level(level, low, high, count, &widened)
         for i in 0..<count {
             let want = Float(Float16(bitPattern: UInt16(i)))
             #expect(widened[i].bitPattern == want.bitPattern || (want.isNaN && widened[i].isNaN), "float16 \(i)")
         }
         var rng = SplitMix64(seed: 5)
-        for n in [0, 1, 15, 16, 17, 131, 384] {
+        for n in [0, 1, 7, 8, 9, 15, 16, 17, 131, 384] {
             let words = (0..<n).map { _ in UInt32.random(in: 0...UInt32.max, using: &rng) }
             let planes = (0..<4).map { b in words.map { UInt8(truncatingIfNeeded: $0 >> (8 * b)) } }
             for rotated in [0, 1] {
                 var out = [Float](repeating: 0, count: n)
-                hs_unshuffle_f32(planes[0], planes[1], planes[2], planes[3], n, Int32(rotated), &out)
+                hs_unshuffle_f32_at_level(level, planes[0], planes[1], planes[2], planes[3], n, Int32(rotated), &out)
                 #expect(out.map(\.bitPattern) == words.map { rotated == 1 ? $0 >> 1 | $0 << 31 : $0 }, "n \(n)")
             }
         }

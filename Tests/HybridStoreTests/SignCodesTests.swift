@@ -5,37 +5,43 @@ import HNSW
 import HybridStore
 
 @Suite struct SignCodesTests {
-    /// The masked sum (AVX-512 when present) against the portable loop and a Double reference.
-    @Test(arguments: 1...9)
-    func maskedSumMatchesReference(words: Int) {
+    /// The masked sum at every level this CPU has (portable, AVX2, AVX-512) against a Double reference.
+    @Test(arguments: 0...2, 1...9)
+    func maskedSumMatchesReference(level: Int32, words: Int) {
+        guard level <= hs_cpu_level() else { return }
         var rng = SplitMix64(seed: UInt64(words))
         for _ in 0..<50 {
             let q = (0..<words * 64).map { _ in Float.random(in: -10...10, using: &rng) }
             let bits = (0..<words).map { _ in rng.next() }
             var reference = 0.0
             for i in 0..<words * 64 where bits[i / 64] >> UInt64(i % 64) & 1 == 1 { reference += Double(q[i]) }
-            let fast = hs_masked_sum_f32(q, bits, words)
-            let portable = hs_masked_sum_f32_portable(q, bits, words)
-            #expect(abs(Double(fast) - reference) <= 1e-3)
-            #expect(abs(Double(portable) - reference) <= 1e-3)
+            #expect(abs(Double(hs_masked_sum_f32_at_level(level, q, bits, words)) - reference) <= 1e-3)
         }
+        let ones = [Float](repeating: 1, count: 64 * words)
         #expect(
-            hs_masked_sum_f32([Float](repeating: 1, count: 64 * words), [UInt64](repeating: .max, count: words), words)
-                == Float(64 * words))
-        #expect(
-            hs_masked_sum_f32([Float](repeating: 1, count: 64 * words), [UInt64](repeating: 0, count: words), words)
-                == 0)
+            hs_masked_sum_f32_at_level(level, ones, [UInt64](repeating: .max, count: words), words) == Float(64 * words)
+        )
+        #expect(hs_masked_sum_f32_at_level(level, ones, [UInt64](repeating: 0, count: words), words) == 0)
+        // One bit at a time finds its own element (each of the 64 positions of a word).
+        let positions = (0..<words * 64).map(Float.init)
+        for i in stride(from: 0, to: words * 64, by: 7) {
+            var single = [UInt64](repeating: 0, count: words)
+            single[i / 64] = 1 << UInt64(i % 64)
+            #expect(hs_masked_sum_f32_at_level(level, positions, single, words) == Float(i), "bit \(i)")
+        }
     }
 
-    /// The Walsh–Hadamard transform (AVX-512 when present) is the Hadamard matrix times the vector (±1 entries:
-    /// the sign of (−1)^popcount(i & j)), and gives the portable loop's bits exactly, for n = 1 … 1024.
-    @Test func walshHadamardIsTheHadamardMatrix() {
+    /// The Walsh–Hadamard transform at every level this CPU has is the Hadamard matrix times the vector (±1
+    /// entries: the sign of (−1)^popcount(i & j)), and gives the portable loop's bits exactly, n = 1 … 1024.
+    @Test(arguments: 0...2)
+    func walshHadamardIsTheHadamardMatrix(level: Int32) {
+        guard level <= hs_cpu_level() else { return }
         var rng = SplitMix64(seed: 31)
         for log in 0...10 {
             let n = 1 << log
             let x = (0..<n).map { _ in Float.random(in: -2...2, using: &rng) }
             var fast = x, portable = x
-            hs_fwht_f32(&fast, n)
+            hs_fwht_f32_at_level(level, &fast, n)
             hs_fwht_f32_portable(&portable, n)
             #expect(fast == portable, "n \(n)")
             for i in [0, n / 3, n - 1] {
@@ -46,9 +52,11 @@ import HybridStore
         }
     }
 
-    /// The float32 × float16 centroid kernels (AVX-512 when present, with a scalar tail) against a Double
-    /// reference, at lengths around the 16-lane width.
-    @Test func float16CentroidKernelsMatchReference() {
+    /// The float32 × float16 centroid kernels at every level this CPU has (with a scalar tail) against a
+    /// Double reference, at lengths around the 8- and 16-lane widths.
+    @Test(arguments: 0...2)
+    func float16CentroidKernelsMatchReference(level: Int32) {
+        guard level <= hs_cpu_level() else { return }
         var rng = SplitMix64(seed: 12)
         for n in Array(1...40) + [127, 128, 384] {
             let q = (0..<n).map { _ in Float.random(in: -3...3, using: &rng) }
@@ -60,8 +68,9 @@ import HybridStore
                 l2 += d * d
                 dot += Double(q[i]) * Double(Float(c[i]))
             }
-            #expect(abs(Double(hs_l2sq_f32_f16(q, bits, n)) - l2) <= 1e-4 * max(1, l2), "n \(n)")
-            #expect(abs(Double(hs_negdot_f32_f16(q, bits, n)) + dot) <= 1e-4 * max(1, abs(dot)), "n \(n)")
+            #expect(abs(Double(hs_l2sq_f32_f16_at_level(level, q, bits, n)) - l2) <= 1e-4 * max(1, l2), "n \(n)")
+            #expect(
+                abs(Double(hs_negdot_f32_f16_at_level(level, q, bits, n)) + dot) <= 1e-4 * max(1, abs(dot)), "n \(n)")
         }
     }
 

@@ -13,6 +13,9 @@ typedef float (*hs_distance_fn)(const float *a, const float *b, size_t n);
 
 /// 0 = portable only, 1 = AVX2 + FMA usable, 2 = AVX-512F usable (CPU and OS both support it).
 int hs_cpu_level(void);
+// The dispatched kernels below pick the best path for this CPU; each `_at_level` twin takes the level to use
+// instead (0 portable, 1 AVX2/FMA/F16C, 2 AVX-512; capped at hs_cpu_level()), so tests can compare every path
+// the machine has.
 
 /// Squared Euclidean distance, AVX2 + FMA. Call only when hs_cpu_level() >= 1.
 float hs_l2sq_avx2(const float *a, const float *b, size_t n);
@@ -62,23 +65,30 @@ void hs_unshuffle_f32(const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, c
                       int rotated, float *out);
 /// Puts float16 values back together from 2 byte planes and widens them to float32. F16C/AVX-512 when present.
 void hs_unshuffle_f16(const uint8_t *b0, const uint8_t *b1, size_t n, float *out);
+void hs_unshuffle_f32_at_level(int level, const uint8_t *b0, const uint8_t *b1, const uint8_t *b2,
+                               const uint8_t *b3, size_t n, int rotated, float *out);
+void hs_unshuffle_f16_at_level(int level, const uint8_t *b0, const uint8_t *b1, size_t n, float *out);
 
 /// The sum of q[i] over the set bits i of `bits` (bit i is bit i % 64 of word i / 64), `words` words, so
-/// q is read for 64 * words elements. AVX-512 masked adds when present. (The cold tier's codes, one bit plane at a time.)
+/// q is read for 64 * words elements. AVX-512 masked adds, or AVX2 masks, when present. (The cold tier's codes, one bit plane at a time.)
 float hs_masked_sum_f32(const float *q, const uint64_t *bits, size_t words);
 /// The portable path of hs_masked_sum_f32 (for tests that compare the two).
 float hs_masked_sum_f32_portable(const float *q, const uint64_t *bits, size_t words);
+float hs_masked_sum_f32_at_level(int level, const float *q, const uint64_t *bits, size_t words);
 /// In place, the unnormalised Walsh–Hadamard transform of `n` floats (`n` a power of two): butterflies
-/// (a, b) → (a + b, a − b) at strides 1, 2, 4, … n/2. AVX-512F when present (the same bits as the portable path).
+/// (a, b) → (a + b, a − b) at strides 1, 2, 4, … n/2. AVX-512F or AVX2 when present (the same bits as the portable path).
 void hs_fwht_f32(float *x, size_t n);
 /// The portable path of hs_fwht_f32 (for tests that compare the two).
 void hs_fwht_f32_portable(float *x, size_t n);
+void hs_fwht_f32_at_level(int level, float *x, size_t n);
 
 /// Squared L2 distance from float32 `q` to float16 `c` (IEEE binary16 bit patterns), `n` elements each.
-/// AVX-512 when present. (The cold tier's block centroids.)
+/// AVX-512 or AVX2/F16C when present. (The cold tier's block centroids.)
 float hs_l2sq_f32_f16(const float *q, const uint16_t *c, size_t n);
-/// Negated dot product of float32 `q` and float16 `c`, `n` elements each. AVX-512 when present.
+float hs_l2sq_f32_f16_at_level(int level, const float *q, const uint16_t *c, size_t n);
+/// Negated dot product of float32 `q` and float16 `c`, `n` elements each. AVX-512 or AVX2/F16C when present.
 float hs_negdot_f32_f16(const float *q, const uint16_t *c, size_t n);
+float hs_negdot_f32_f16_at_level(int level, const float *q, const uint16_t *c, size_t n);
 
 /// A reader-writer lock that prefers writers (so a stream of searches cannot starve a resize).
 typedef struct hs_rwlock hs_rwlock;
