@@ -53,7 +53,8 @@ import QueryPlanner
         #expect(raised > 4 && raised < 8, "\(raised)")
         // Unmeasured buckets keep the static model.
         #expect(c.scale(selectivity: 0.3, filtered: true) == 1)
-        // A curve that never meets the target takes its largest effort, and expects what it measured there.
+        // A curve that never meets the target and still rises takes its largest effort, and expects what it
+        // measured there.
         var short = RecallCalibration()
         short.adopt(
             BuildCalibration(
@@ -61,6 +62,18 @@ import QueryPlanner
                 measuredAt: 0, target: 0.95, k: 10, seconds: 1))
         #expect(short.scale(selectivity: 1, filtered: false) == 8)
         #expect(short.expected(selectivity: 1, filtered: false)?.recall == 0.85)
+        // One that levels off below it takes the effort where it levelled (within 0.002 of the largest's
+        // recall), not the largest, which would buy nothing measurable; the cold curve likewise.
+        let levelled = curve([(0.5, 0.80), (1, 0.90), (2, 0.940), (4, 0.9435), (8, 0.944), (16, 0.944)])
+        #expect(RecallCalibration.scale(meeting: 0.95, on: levelled) == 4)
+        var flat = RecallCalibration()
+        flat.adopt(
+            BuildCalibration(
+                curves: [0: levelled], queries: 100, rows: 10_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1,
+                cold: levelled, coldRows: 5_000, coldQueries: 100))
+        #expect(flat.scale(selectivity: 1, filtered: false) == 4)
+        #expect(flat.coldScale == 4)
+        #expect(abs((flat.expectedOverBothTiers()?.recall ?? 0) - 0.9435) < 1e-12)
     }
 
     /// Checks that also measure the recall curve let one window jump to the smallest effort that meets the

@@ -71,9 +71,13 @@ extension HybridStore {
             last = recalls.withLock { $0 }
             let (mean, error) = RecallCalibration.meanAndError(last)
             points.append(BuildCalibration.Point(scale: effort, recall: mean, error: error))
-            // Two points past the target beyond doubt, or every query complete: larger efforts change nothing.
+            // Two points past the target beyond doubt, every query complete, or two steps that gained nothing
+            // (what is still missed does not depend on the cold effort): larger efforts change nothing.
+            let levelled =
+                points.count >= 3
+                && zip(points.suffix(3), points.suffix(2)).allSatisfy { $1.recall - $0.recall < 0.001 }
             if points.suffix(2).count == 2 && points.suffix(2).allSatisfy({ $0.recall - 2 * $0.error >= target })
-                || last.allSatisfy({ $0 == 1 })
+                || last.allSatisfy({ $0 == 1 }) || levelled
             {
                 break
             }

@@ -34,6 +34,8 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     /// The cold step's effort scale read off the build-time curve over both tiers (nil: the store's rule as
     /// it is, uncalibrated). Multiplies `QueryOptions.coldEffort`.
     public private(set) var coldScale: Double?
+    /// Recall within this of a curve's largest measured effort counts as levelled off.
+    static let plateau = 0.002
     /// Samples that decide a step.
     public static let windowSize = 64
     public static let minScale = 0.25, maxScale = 16.0
@@ -95,11 +97,12 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     }
 
     /// The smallest scale at which `points` (a pooled curve) meets `target` as `adopt(_:)` asks, interpolated
-    /// in log scale; the largest measured when none does.
+    /// in log scale. When none does: where the curve levels off (the smallest scale within `plateau` of the
+    /// largest's recall), since more effort past it buys nothing measurable.
     public static func scale(meeting target: Double, on points: [BuildCalibration.Point]) -> Double {
         guard let last = points.last else { return 1 }
         let lower = points.map { $0.recall - promiseZ * $0.error }
-        var chosen = last.scale
+        var chosen = points.first { $0.recall >= last.recall - plateau }?.scale ?? last.scale
         if let i = lower.firstIndex(where: { $0 >= target }) {
             chosen = points[i].scale
             if i > 0, lower[i] > lower[i - 1] {
