@@ -76,6 +76,44 @@ import QueryPlanner
         #expect(abs((flat.expectedOverBothTiers()?.recall ?? 0) - 0.9435) < 1e-12)
     }
 
+    /// Between two buckets measured at build time, a query's effort and expected recall are interpolated in log
+    /// selectivity between their representatives' (60 % and 35 %), so a 50 % filter estimated just under the
+    /// bucket edge neither takes the easier 35 % curve's effort nor promises what that curve does; a bucket whose
+    /// curve was borrowed from the unfiltered one (the planner answers it exactly) is not blended with.
+    @Test func aSelectivityBetweenMeasuredBucketsTakesTheEffortBetweenThem() {
+        func curve(_ points: [(Double, Double)]) -> [BuildCalibration.Point] {
+            points.map { BuildCalibration.Point(scale: $0.0, recall: $0.1, error: 0.004) }
+        }
+        let unfiltered = curve([(0.5, 0.93), (1, 0.96), (2, 0.98)])
+        let sixty = curve([(2, 0.90), (4, 0.93), (8, 0.94), (16, 0.96)])
+        let thirtyFive = curve([(1, 0.93), (2, 0.96), (4, 0.98)])
+        var c = RecallCalibration()
+        c.adopt(
+            BuildCalibration(
+                curves: [0: unfiltered, 1: sixty, 2: thirtyFive, 3: unfiltered], queries: 400, rows: 100_000,
+                measuredAt: 0, target: 0.95, k: 10, seconds: 1))
+        let at60 = c.scale(selectivity: 0.6, filtered: true)
+        let at35 = c.scale(selectivity: 0.35, filtered: true)
+        #expect(at60 > 8 && at60 < 16 && at35 > 1 && at35 < 2, "\(at60) \(at35)")
+        // 0.4999 is in the 20–50 % bucket, but 0.338 of the way from 60 % to 35 % in log selectivity.
+        let t = log(0.6 / 0.4999) / log(0.6 / 0.35)
+        let between = c.scale(selectivity: 0.4999, filtered: true)
+        #expect(abs(log2(between) - ((1 - t) * log2(at60) + t * log2(at35))) < 1e-9, "\(between)")
+        let expected = try! #require(c.expected(selectivity: 0.4999, filtered: true))
+        let sixtyThere = RecallCalibration.read(sixty, at: between, queries: 400)!.recall
+        let thirtyFiveThere = RecallCalibration.read(thirtyFive, at: between, queries: 400)!.recall
+        #expect(abs(expected.recall - ((1 - t) * sixtyThere + t * thirtyFiveThere)) < 1e-9)
+        #expect(expected.recall < RecallCalibration.read(thirtyFive, at: at35, queries: 400)!.recall)
+        // Above 60 %: between the unfiltered curve and the 60 % one.
+        let ninety = c.scale(selectivity: 0.9, filtered: true)
+        #expect(ninety > c.scale(selectivity: 1, filtered: false) && ninety < at60)
+        // Between 35 % and 10 %, bucket 3's curve is the unfiltered one (borrowed): each keeps its bucket's scale.
+        #expect(c.scale(selectivity: 0.3, filtered: true) == at35)
+        #expect(c.scale(selectivity: 0.15, filtered: true) == c.scale(selectivity: 1, filtered: false))
+        // Unfiltered queries are never blended.
+        #expect(c.scale(selectivity: 0.5, filtered: false) == c.scale(selectivity: 1, filtered: false))
+    }
+
     /// Checks that also measure the recall curve let one window jump to the smallest effort that meets the
     /// target (up when short, down when over-delivering), where single points would creep; a curve that is
     /// flat below the target (effort does not help) leaves the scale alone, one still rising moves it up.
