@@ -64,6 +64,8 @@ public final class HybridStore: Sendable {
     let observer: StoreObserver?
     /// The threads of the async API, started by its first call (see `HybridStore+Async`).
     let workerPools = Locked<(readers: WorkerPool?, writer: WorkerPool?)>((nil, nil))
+    /// The thread that runs a hybrid query's second arm beside the caller's (`runArms`), started by the first.
+    let armPool = Locked<WorkerPool?>(nil)
 
     struct WriterState: ~Copyable {
         var connection: Connection?
@@ -184,6 +186,7 @@ public final class HybridStore: Sendable {
             pools.readers?.stop()
             pools.writer?.stop()
         }
+        armPool.withLock { $0?.stop() }
         try? flushUsage()  // the writer connection is still open
         readers.withLock { $0.removeAll() }
         writer.withLock { $0.connection = nil }

@@ -240,6 +240,59 @@ import HybridStore
         }
     }
 
+    /// Hybrid queries from many threads at once (the store's one arm thread busy, so callers run both arms
+    /// themselves) answer as the same queries one at a time; each arm runs once per query.
+    @Test func hybridQueriesFromManyThreadsAnswerAsOneAtATime() throws {
+        let f = try Self.fixture()
+        defer { f.tmp.cleanup() }
+        let texts = ["error disk", "kernel panic", "timeout retry socket", "leak", "driver update", "admin user"]
+        let options = QueryOptions(searchEffort: 100)
+        let (store, collection, vectors) = (f.store, f.collection, f.vectors)
+        @Sendable func run(_ i: Int) throws -> [RowID] {
+            try store.retrieve(
+                collection, text: TextQuery(texts[i % texts.count]), near: vectors[i % 50], k: 10,
+                where: Column("year") >= 2003, options: options
+            ).hits.map(\.id)
+        }
+        let alone = try (0..<24).map(run)
+        let together = Locked([[RowID]?](repeating: nil, count: 96))
+        DispatchQueue.concurrentPerform(iterations: 96) { i in
+            let ids = try? run(i % 24)
+            together.withLock { $0[i] = ids }
+        }
+        let answers = together.withLock { $0 }
+        for i in 0..<96 { #expect(answers[i] == alone[i % 24], "query \(i % 24)") }
+        // An arm job runs once, whichever thread takes it.
+        let runs = Locked(0)
+        let job = ArmJob { runs.withLock { $0 += 1 } }
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in job.runUnlessTaken() }
+        #expect(runs.withLock { $0 } == 1 && job.finished && !job.take())
+    }
+
+    /// The vector arm of a hybrid query returns `depth` candidates at the graph effort the target asks for the
+    /// first k, not for all `depth` (the effort model is linear in k: depth 40 would search at 4× the effort).
+    @Test func theVectorArmSearchesAtTheEffortForK() throws {
+        let f = try Self.fixture(count: 3000)
+        defer { f.tmp.cleanup() }
+        let forK = try f.store.query(
+            f.collection, near: f.vectors[7], k: 10, where: nil, options: QueryOptions(strategy: .graph),
+            explain: true)
+        let forDepth = try f.store.query(
+            f.collection, near: f.vectors[7], k: 40, where: nil, options: QueryOptions(strategy: .graph),
+            explain: true)
+        let (_, explanation) = try f.store.retrieve(
+            f.collection, text: TextQuery("error disk"), near: f.vectors[7], k: 10, depth: 40,
+            options: QueryOptions(strategy: .graph), explain: true)
+        let arm = try #require(explanation.vector)
+        let (kEffort, depthEffort, armEffort) = (
+            try #require(forK.explanation.plan.effort), try #require(forDepth.explanation.plan.effort),
+            try #require(arm.plan.effort)
+        )
+        #expect(depthEffort > 2 * kEffort, "\(depthEffort) \(kEffort)")
+        #expect(abs(armEffort - kEffort) <= 1, "\(armEffort) \(kEffort)")
+        #expect(arm.results == 40)
+    }
+
     @Test func userTextIsWordsUnlessFTS5SyntaxIsAskedFor() throws {
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }

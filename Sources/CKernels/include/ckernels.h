@@ -101,6 +101,13 @@ void hs_rwlock_write_unlock(hs_rwlock *lock);
 
 /// Hint the CPU to bring the cache line at `p` closer. Never faults.
 static inline void hs_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+/// Tells the CPU this thread is spinning on a flag (x86 `pause`): the other hardware thread of its core gets its
+/// resources meanwhile. A no-op elsewhere.
+static inline void hs_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 /// Acquire load / release store of a 32-bit word shared between threads (plain moves on x86).
 static inline uint32_t hs_load_acquire_u32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }

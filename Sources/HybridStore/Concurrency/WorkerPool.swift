@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import HNSW
 import Synchronization
@@ -37,9 +38,18 @@ package final class WorkerPool: Sendable {
     /// Threads parked on `wakeup`; only touched holding it (so a submit signals only when one sleeps).
     nonisolated(unsafe) private var sleeping = 0
 
-    init(name: String, threads: Int) {
+    /// The longest a thread spins for the next job (`spinNanos` unless the pool asks for more).
+    private let maxSpinNanos: UInt64
+    /// When the last job was submitted, and a moving average of the gaps between submissions (ns): a pool with a
+    /// longer `maxSpinNanos` spins for up to twice the recent gap, so jobs that keep coming find a thread
+    /// awake and a pool that is called rarely sleeps after `spinNanos`.
+    private let lastSubmit = Atomic<UInt64>(0)
+    private let meanGap = Atomic<UInt64>(.max)
+
+    init(name: String, threads: Int, maxSpinNanos: UInt64 = WorkerPool.spinNanos) {
         self.name = name
         self.threads = max(1, threads)
+        self.maxSpinNanos = max(maxSpinNanos, Self.spinNanos)
         for i in 0..<self.threads {
             let thread = Thread { [self] in run() }
             thread.name = "\(name)-\(i)"
@@ -58,6 +68,14 @@ package final class WorkerPool: Sendable {
         }
         guard accepted else { return job() }
         pending.add(1, ordering: .relaxed)
+        if maxSpinNanos > Self.spinNanos {  // races between submitters only blur the average
+            let now = DispatchTime.now().uptimeNanoseconds
+            let last = lastSubmit.exchange(now, ordering: .relaxed)
+            let gap = last == 0 ? UInt64.max : now - last
+            let mean = meanGap.load(ordering: .relaxed)
+            meanGap.store(
+                mean == .max || gap == .max ? gap : mean - mean / 4 + gap / 4, ordering: .relaxed)
+        }
         wakeup.lock()
         if unsafe sleeping > 0 { wakeup.signal() }
         wakeup.unlock()
@@ -77,7 +95,7 @@ package final class WorkerPool: Sendable {
     /// How long a thread that ran out of jobs looks for the next before it sleeps. A caller that awaits one call
     /// after another submits the next within microseconds, and waking a sleeping thread costs a futex round trip
     /// (tens of µs on a busy 2-core machine) per call; `hybrid-bench concurrent` measures the difference.
-    private static let spinNanos: UInt64 = 50_000
+    static let spinNanos: UInt64 = 50_000
 
     private func run() {
         Thread.current.threadDictionary[Self.poolKey] = name
@@ -89,12 +107,24 @@ package final class WorkerPool: Sendable {
     }
 
     private func spinForJob() -> (@Sendable () -> Void)? {
-        let deadline = DispatchTime.now().uptimeNanoseconds + Self.spinNanos
+        let gap = meanGap.load(ordering: .relaxed)
+        let spin = min(maxSpinNanos, max(Self.spinNanos, gap == .max ? 0 : 2 * gap))
+        let deadline = DispatchTime.now().uptimeNanoseconds + spin
+        var round = 0
         repeat {
-            let (job, stopping) = queue.withLock { q in (q.pop(), q.stopping) }
-            if let job { return job }
-            if stopping { return nil }
-            sched_yield()  // others runnable on this core go first
+            // Only the counter is read while nothing is pending (the queue's lock is the submitters' too), and
+            // the spin pauses between reads, so a spinning thread takes little from a query running beside it.
+            if pending.load(ordering: .relaxed) > 0 || round % 64 == 0 {
+                let (job, stopping) = queue.withLock { q in (q.pop(), q.stopping) }
+                if let job { return job }
+                if stopping { return nil }
+            }
+            round += 1
+            if round % 16 == 0 {
+                sched_yield()  // others runnable on this core go first
+            } else {
+                for _ in 0..<8 { hs_spin_pause() }
+            }
         } while DispatchTime.now().uptimeNanoseconds < deadline
         return nil
     }

@@ -212,6 +212,15 @@ struct QueryExecution {
             let key = Self.probeKey(filter!, bucket: bucket)
             return s.probes.withLock { $0[key, default: ProbeRecord()].shouldProbe() }
         }
+        // Effort is linear in k in the planner's model: planned for `effortK` (and the rows changed under a
+        // snapshot), it is that share of the effort for all `kHot`; never under what a post-filter over-fetches.
+        if let effortK = options.effortK, effortK < k, options.searchEffort == nil,
+            let effort = explanation.plan.hot.effort
+        {
+            let share = Double(effortK + kHot - k) / Double(kHot)
+            explanation.plan.hot.effort = max(
+                kHot, explanation.plan.hot.overFetch ?? 0, Int((Double(effort) * share).rounded(.up)))
+        }
         explanation.ran = explanation.plan.strategy
         timings["plan"] = ms(since: started)
     }

@@ -22,6 +22,9 @@ public struct QueryOptions: Sendable {
     public var coldEffort: Double
     /// Set by the async API: the query stops between its steps once the flag is raised.
     package var cancellation: CancellationFlag? = nil
+    /// Plan the graph's effort for the first `effortK` results while returning k (the vector arm of a hybrid
+    /// query: fusion ranks its `depth` candidates, but the recall target speaks of the first k).
+    package var effortK: Int? = nil
 
     public init(
         recallTarget: Double = 0.95, searchEffort: Int? = nil, strategy: Strategy? = nil,
