@@ -293,6 +293,42 @@ import HybridStore
         #expect(arm.results == 40)
     }
 
+    /// The vector arm searches at the effort for k but returns `depth`, so its recall@depth says nothing of the
+    /// effort the collection needs: it is not sampled by the recall checks (a plain search of the same store is).
+    @Test func theVectorArmIsNotARecallCheckSample() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open {
+            $0.recallSampleEvery = 1
+            $0.recallChecksPerSecond = 1e6
+        }
+        let schema = Schema(
+            vector: VectorSpec(dimensions: 32, connectivity: 8, constructionEffort: 32), id: .integer,
+            columns: [.text("body", searchable: true)])
+        let c = try store.collection("docs", creatingIfMissing: schema)
+        let docs = Self.documents(20_000, seed: 3)
+        let vectors = randomVectors(20_000, dim: 32, seed: 4)
+        try store.write { tx in
+            for i in 0..<docs.count {
+                try tx.insert(.int(Int64(i)), into: c, vector: vectors[i], values: ["body": .text(docs[i].body)])
+            }
+        }
+        let queries = randomVectors(40, dim: 32, seed: 6)
+        func samples() throws -> Int { try store.calibration(of: c).samples[0] }
+        let before = try samples()
+        for q in queries {
+            let (_, e) = try store.retrieve(c, text: TextQuery("disk error"), near: q, k: 10, explain: true)
+            #expect(e.vector?.plan.strategy == .graph)
+            store.waitForBackgroundWork()
+        }
+        #expect(try samples() == before)
+        for q in queries {
+            _ = try store.search(c, near: q, k: 10)
+            store.waitForBackgroundWork()
+        }
+        #expect(try samples() > before)
+    }
+
     @Test func userTextIsWordsUnlessFTS5SyntaxIsAskedFor() throws {
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }

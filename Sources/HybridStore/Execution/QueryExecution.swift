@@ -338,6 +338,9 @@ struct QueryExecution {
             !found.isEmpty
         else { return }
         if explanation.ran != .exact {
+            // A search at the effort for fewer than its k (a hybrid query's vector arm) would teach the bucket that
+            // its effort falls short: not checked.
+            guard options.effortK == nil else { return }
             store.checkRecallSometimes(
                 s, query: request.vector, k: k, filter: filter, found: found.map(\.row),
                 strategy: explanation.ran, scale: plan.effortScale,
