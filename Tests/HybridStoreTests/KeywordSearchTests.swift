@@ -291,6 +291,7 @@ import HybridStore
         #expect(depthEffort > 2 * kEffort, "\(depthEffort) \(kEffort)")
         #expect(abs(armEffort - kEffort) <= 1, "\(armEffort) \(kEffort)")
         #expect(arm.results == 40)
+        #expect(explanation.description.contains("vector arm (depth 40, graph effort for the first 10"))
     }
 
     /// The vector arm searches at the effort for k but returns `depth`, so its recall@depth says nothing of the

@@ -78,7 +78,7 @@ public struct RetrievalExplanation: Sendable, Codable, Equatable, CustomStringCo
                 + String(format: "; %.3f ms", keyword.milliseconds))
         if let vector {
             lines.append(
-                "vector arm (depth \(vector.k)"
+                "vector arm (depth \(vector.k)" + (vector.k > k ? ", graph effort for the first \(k)" : "")
                     + (vectorMilliseconds.map { String(format: ", %.3f ms", $0) } ?? "") + "):")
             lines += vector.description.split(separator: "\n").map { "  " + $0 }
             lines.append("fusion: \(fusion); \(overlap) candidates found by both arms; \(results) results")
