@@ -90,10 +90,10 @@ struct CalibrationRun {
     /// to exact plans and the online checks). The upper bound of each bucket decides whether the planner
     /// answers any of it with a graph search.
     static let selectivities: [(bucket: Int, selectivity: Double, upper: Double)] = [
-        (1, RecallCalibration.representativeSelectivity[1]!, 1),
-        (2, RecallCalibration.representativeSelectivity[2]!, 0.5),
-        (3, RecallCalibration.representativeSelectivity[3]!, 0.2),
-        (4, RecallCalibration.representativeSelectivity[4]!, 0.05),
+        (1, RecallCalibration.representativeSelectivity[1], 1),
+        (2, RecallCalibration.representativeSelectivity[2], 0.5),
+        (3, RecallCalibration.representativeSelectivity[3], 0.2),
+        (4, RecallCalibration.representativeSelectivity[4], 0.05),
     ]
 
     struct Query {

@@ -199,11 +199,13 @@ extension HybridStore {
         typealias VectorArm = (hits: [SearchHit], explanation: Explanation, ms: Double)
         let keyword: KeywordArmResult
         var vectorOutcome: VectorArm? = nil
+        // The vector arm returns `armDepth` candidates at the effort the target asks for the first k (fusion ranks
+        // them all; the promise is the first k's).
+        var vectorOptions = options
+        vectorOptions.effortK = k
         if let vector, let view {
             // In a snapshot: both arms on its one connection, one after the other.
             let t = nowNanos()
-            var vectorOptions = options
-            vectorOptions.effortK = k
             let r = try query(
                 collection, near: vector, k: armDepth, where: filter, options: vectorOptions,
                 returning: columns, explain: explain, tenant: tenant, view: view)
@@ -212,13 +214,9 @@ extension HybridStore {
         } else if let vector {
             // The arms run at once: the one that has lately taken longer on this collection here, the other on
             // the store's arm thread (or here after the first, if that thread is busy with another query's). Under
-            // a tenant the vector arm admits the query against the quota and meters it. The vector arm returns
-            // `armDepth` candidates at the effort the target asks for the first k (fusion ranks them all, the
-            // promise is the first k's).
+            // a tenant the vector arm admits the query against the quota and meters it.
             let vectorResult = Locked<Result<VectorArm, HybridStoreError>?>(nil)
             let keywordResult = Locked<Result<KeywordArmResult, HybridStoreError>?>(nil)
-            var vectorOptions = options
-            vectorOptions.effortK = k
             let runVector: @Sendable () -> Void = { [self, vectorOptions] in
                 let t = nowNanos()
                 let result = Result { () throws(HybridStoreError) -> VectorArm in

@@ -133,8 +133,9 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     }
 
     /// The selectivity each bucket's build-time curve is measured at (its filter matches that share of the rows
-    /// at random; bucket 0, unfiltered, is all of them). Bucket 5 (under 1 %) has no build-time curve.
-    public static let representativeSelectivity: [Int: Double] = [0: 1, 1: 0.6, 2: 0.35, 3: 0.1, 4: 0.025]
+    /// at random; bucket 0, unfiltered, is all of them), indexed by bucket, falling. Bucket 5 (under 1 %) has no
+    /// build-time curve.
+    public static let representativeSelectivity: [Double] = [1, 0.6, 0.35, 0.1, 0.025]
 
     /// A filtered query between two buckets' representative selectivities, both with curves measured at build
     /// time (not borrowed from the unfiltered one, as a bucket the planner answers exactly has): the buckets
@@ -147,12 +148,12 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     /// expected recall are interpolated instead.
     func blend(selectivity s: Double, filtered: Bool) -> (a: Int, b: Int, t: Double)? {
         guard filtered, let built, s > 0 else { return nil }
-        let order = Self.representativeSelectivity.sorted { $0.value > $1.value }
-        for (upper, lower) in zip(order, order.dropFirst()) where s <= upper.value && s >= lower.value {
-            guard let pa = built.curves[upper.key], let pb = built.curves[lower.key],
-                upper.key == 0 || pa != built.curves[0], pb != built.curves[0]
+        let representative = Self.representativeSelectivity
+        for a in 0..<representative.count - 1 where s <= representative[a] && s >= representative[a + 1] {
+            guard let pa = built.curves[a], let pb = built.curves[a + 1],
+                a == 0 || pa != built.curves[0], pb != built.curves[0]
             else { return nil }
-            return (upper.key, lower.key, log(upper.value / s) / log(upper.value / lower.value))
+            return (a, a + 1, log(representative[a] / s) / log(representative[a] / representative[a + 1]))
         }
         return nil
     }
