@@ -41,6 +41,10 @@ int hs_doc_lengths_set(hs_doc_lengths *lengths, int64_t row, int64_t tokens) {
     return SQLITE_OK;
 }
 
+const uint32_t *hs_doc_lengths_tokens(const hs_doc_lengths *lengths) { return lengths == NULL ? NULL : lengths->tokens; }
+
+int64_t hs_doc_lengths_capacity(const hs_doc_lengths *lengths) { return lengths == NULL ? 0 : lengths->capacity; }
+
 int hs_bind_doc_lengths(sqlite3_stmt *statement, int index, hs_doc_lengths *lengths) {
     return sqlite3_bind_pointer(statement, index, lengths, "hs_doc_lengths", NULL);
 }
@@ -179,7 +183,7 @@ static void hs_docsize_tokens(sqlite3_context *ctx, int nVal, sqlite3_value **ar
 
 /// The connection's fts5_api, fetched the documented way: `SELECT fts5(?1)` with a pointer bound as
 /// "fts5_api_ptr".
-static fts5_api *fts5_of(sqlite3 *db) {
+fts5_api *hs_fts5_api(sqlite3 *db) {
     fts5_api *api = NULL;
     sqlite3_stmt *statement = NULL;
     if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &statement, NULL) != SQLITE_OK) return NULL;
@@ -190,7 +194,7 @@ static fts5_api *fts5_of(sqlite3 *db) {
 }
 
 int hs_register_text_rank(sqlite3 *db) {
-    fts5_api *api = fts5_of(db);
+    fts5_api *api = hs_fts5_api(db);
     if (api == NULL || api->iVersion < 2) return SQLITE_ERROR;
     int rc = api->xCreateFunction(api, "hs_bm25", NULL, hs_bm25, NULL);
     if (rc != SQLITE_OK) return rc;

@@ -29,6 +29,9 @@ final class CollectionState: @unchecked Sendable {
     let armCosts = Locked<(keyword: Double, vector: Double)>((0, 0))
     /// Rows' token counts for keyword ranking; under `lock`.
     let textLengths = TextLengths()
+    /// The searchable text as posting lists, once loaded (nil before, and after the index is rebuilt); under
+    /// `lock`.
+    var textPostings: TextPostings?
     /// The cold tier's in-memory side (block summaries, live rows, their filter values); under `lock`.
     var cold: ColdTier
     /// Filterable columns in memory, by node; under `lock`.

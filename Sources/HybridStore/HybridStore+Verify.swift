@@ -219,7 +219,10 @@ extension HybridStore {
                         try c.execute(s.table.rebuildText)
                     }
                     c.evictStatements(containing: s.table.textName)
-                    s.lock.write { s.textLengths.reset() }
+                    s.lock.write {
+                        s.textLengths.reset()
+                        s.textPostings = nil
+                    }
                     s.textStatistics.withLock { $0.removeAll() }
                     rebuilt.append(s.name)
                 }

@@ -77,6 +77,7 @@ extension HybridStore {
         for (number, rows) in effects {
             guard let s = states[number] else { continue }
             publishTextLengths(rows, to: s, connection)
+            publishTextPostings(rows, to: s, connection)
             do {
                 try publish(rows, to: s, linked: linked[number] ?? [:])
             } catch {
@@ -103,6 +104,28 @@ extension HybridStore {
             counts.append((row, n))
         }
         s.lock.write { for (row, n) in counts { s.textLengths.set(row: row, tokens: n) } }
+    }
+
+    /// Brings the collection's posting lists (when loaded) up to the commit: rows whose searchable text changed
+    /// are tokenized again from the committed rows (outside the lock), rows that went are taken out; then the
+    /// lists take them under the exclusive lock. A row the effects call deleted may only have left the hot
+    /// tier: it is read again like the others, and stays. Should this fail, the lists are dropped (the next
+    /// keyword query loads them again).
+    private func publishTextPostings(_ rows: [Int64: WriteTransaction.Effect], to s: CollectionState, _ c: Connection) {
+        guard !s.schema.searchablePositions.isEmpty, s.lock.read({ s.textPostings != nil }) else { return }
+        let changed = rows.filter { $0.value.text || $0.value.deleted }.keys.sorted()
+        guard !changed.isEmpty else { return }
+        let fresh = TextPostings()
+        do {
+            let statement = try c.statement(s.table.searchableTextOfRows)
+            try statement.bind([.text("[" + changed.map(String.init).joined(separator: ",") + "]")])
+            try fresh.index(
+                statement, columns: s.schema.searchablePositions.count, tokenizer: s.schema.tokenizer.fts5Option,
+                on: c)
+            s.lock.write { s.textPostings?.replace(rows: changed, from: fresh) }
+        } catch {
+            s.lock.write { s.textPostings = nil }
+        }
     }
 
     /// Links every new vector of committed effects into its collection's graph as a pending node (see

@@ -117,7 +117,7 @@ public enum TextTokenizer: String, Sendable, Codable, CaseIterable {
     case trigram
 
     /// The FTS5 `tokenize` option.
-    var fts5Option: String {
+    package var fts5Option: String {
         switch self {
         case .unicode61: "unicode61"
         case .porter: "porter unicode61"

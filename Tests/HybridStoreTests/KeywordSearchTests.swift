@@ -67,12 +67,12 @@ import HybridStore
     /// ranking FTS5's own bm25() gives `match` there (ties by rowid), as (id, BM25 made positive).
     static func reference(
         _ docs: [(body: String, title: String)], rows: [Int], match: String, yearAtLeast: Int64? = nil,
-        limit: Int
+        limit: Int, tokenize: String = "unicode61"
     ) throws -> [(id: String, score: Double)] {
         let path = temporaryPath("hs-fts-ref", suffix: ".sqlite")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let c = try Connection(path: path, create: true)
-        try c.execute("CREATE VIRTUAL TABLE ref USING fts5(body, title, year UNINDEXED)")
+        try c.execute("CREATE VIRTUAL TABLE ref USING fts5(body, title, year UNINDEXED, tokenize = '\(tokenize)')")
         try c.transaction(immediate: true) {
             let insert = try c.statement("INSERT INTO ref(rowid, body, title, year) VALUES (?1, ?2, ?3, ?4)")
             for i in rows {
@@ -140,6 +140,93 @@ import HybridStore
             docs, rows: Array(f.docs.indices), match: "title:disk NOT body:error", limit: 40)
         #expect(!expectedSyntax.isEmpty)
         #expect(Self.same(syntax, expectedSyntax))
+    }
+
+    /// Plain words queries rank from the posting lists in memory; they must give FTS5's bm25() ranking whatever
+    /// the tokenizer, and keep giving it through updates, deletes, inserts, tier moves and a dropped tenant
+    /// after the lists were loaded. A word of several terms (a phrase) is ranked in SQLite, with the same result.
+    @Test(arguments: TextTokenizer.allCases)
+    func thePostingListsRankAsFTS5ThroughEveryKindOfWrite(tokenizer: TextTokenizer) throws {
+        let tmp = TemporaryStore("postings-\(tokenizer)")
+        defer { tmp.cleanup() }
+        let store = try tmp.open()
+        var schema = Self.schema
+        schema.tokenizer = tokenizer
+        let c = try store.collection("docs", creatingIfMissing: schema)
+        var docs = Self.documents(400, seed: 23)
+        // Some inflected words, for the stemmer.
+        for i in stride(from: 0, to: docs.count, by: 5) { docs[i].body += " errors retrying" }
+        let vectors = randomVectors(600, dim: 8, seed: 9)
+        var live = Set(docs.indices)
+        func insert(_ tx: WriteTransaction, _ i: Int) throws {
+            try tx.insert(
+                .string("d\(i)"), into: c, vector: vectors[i],
+                values: [
+                    "tenant": .text(Self.tenantOf(i)), "year": .integer(Int64(2000 + i % 25)),
+                    "body": .text(docs[i].body), "title": .text(docs[i].title),
+                ])
+        }
+        try store.write { tx in for i in docs.indices { try insert(tx, i) } }
+        let queries =
+            tokenizer == .trigram
+            ? ["err", "dis ker", "err pan lea soc", "0x8"]
+            : ["error", "disk 0x80070005", "panic kernel leak socket", "errors retry", "ERROR Disk"]
+        func check(_ stage: String) throws {
+            for text in queries {
+                let match = text.split(separator: " ").map { "\"\($0)\"" }.joined(separator: " OR ")
+                let (hits, explanation) = try store.retrieve(c, text: TextQuery(text), near: nil, k: 30, explain: true)
+                let expected = try Self.reference(
+                    docs, rows: live.sorted(), match: match, limit: 30, tokenize: tokenizer.fts5Option)
+                #expect(!expected.isEmpty, "\(stage): \(text)")
+                #expect(Self.same(hits, expected), "\(stage) \(tokenizer): \(text)")
+                #expect(explanation.keyword.plan.hasPrefix("posting lists in memory"), "\(explanation.keyword.plan)")
+            }
+        }
+        try check("loaded")
+        try store.write { tx in
+            for i in stride(from: 1, to: 400, by: 9) {
+                docs[i].body = "kernel panic error error " + docs[i].body
+                try tx.update(.string("d\(i)"), in: c, values: ["body": .text(docs[i].body)])
+            }
+            for i in stride(from: 2, to: 400, by: 13) {
+                _ = try tx.delete([.string("d\(i)")], from: c)
+                live.remove(i)
+            }
+            for i in 400..<450 {
+                docs.append((body: "error socket " + docs[i - 400].body, title: "new"))
+                try insert(tx, i)
+                live.insert(i)
+            }
+        }
+        try check("after updates, deletes and inserts")
+        _ = try store.tier(c, where: Column("year") < 2008, to: .cold)
+        try check("after a tier move")
+        let dropped = try store.dropTenant("globex")
+        #expect(dropped > 0)
+        live = live.filter { Self.tenantOf($0) != "globex" }
+        try check("after dropping a tenant")
+        // A word that is a phrase of two terms: ranked in SQLite, still FTS5's ranking.
+        if tokenizer != .trigram {
+            let (hits, explanation) = try store.retrieve(
+                c, text: TextQuery("kernel-panic"), near: nil, k: 20, explain: true)
+            #expect(explanation.keyword.plan.hasPrefix("FTS5 MATCH"))
+            #expect(
+                Self.same(
+                    hits,
+                    try Self.reference(
+                        docs, rows: live.sorted(), match: "\"kernel-panic\"", limit: 20,
+                        tokenize: tokenizer.fts5Option)))
+        }
+        // Reopened: loaded again from the rows.
+        store.close()
+        let reopened = try HybridStore(directory: tmp.path)
+        let c2 = try reopened.collection("docs")
+        let again = try reopened.search(c2, text: TextQuery(queries[1]), k: 30)
+        let match = queries[1].split(separator: " ").map { "\"\($0)\"" }.joined(separator: " OR ")
+        #expect(
+            Self.same(
+                again,
+                try Self.reference(docs, rows: live.sorted(), match: match, limit: 30, tokenize: tokenizer.fts5Option)))
     }
 
     @Test func checkpointsMergeTheIndexWithoutChangingARanking() throws {

@@ -47,7 +47,7 @@ import Testing
         let explained = try ctl(
             "explain", "--store", store, "docs", "--text", "disk", "--like", "d", "--fusion", "weighted:0.7")
         #expect(
-            explained.stdout.contains("keyword arm: FTS5 MATCH") && explained.stdout.contains("vector arm")
+            explained.stdout.contains("keyword arm: posting lists in memory") && explained.stdout.contains("vector arm")
                 && explained.stdout.contains("weighted (vector 0.70"), "\(explained.stdout)")
         // As a tenant: nothing of another tenant's.
         let scoped = try ctl(

@@ -346,6 +346,14 @@ extension HybridStore {
     )
         throws(HybridStoreError) -> KeywordArmResult
     {
+        // A plain words query over the whole collection ranks from the posting lists in memory when it can.
+        if condition == nil, tenant == nil, reader == nil, let words = query.words,
+            let ranked = try keywordArmFromPostings(s, words: words, depth: depth, positions: positions)
+        {
+            var result = ranked
+            if !countMatches { result.matches = nil }
+            return result
+        }
         func withReader<R>(_ body: (Connection) throws -> R) throws(HybridStoreError) -> R {
             if let reader { return try sqliteWork("reading", { try body(reader) }) }
             return try self.withReader(body)
@@ -410,6 +418,78 @@ extension HybridStore {
         }
     }
 
+    /// The keyword arm from the collection's posting lists (`TextPostings`): every row holding a word scored by
+    /// FTS5's BM25 with FTS5's corpus totals (its averages record) and each word's document count, then the best
+    /// `depth` rows' ids and columns read by row. Nil when the lists cannot rank the query (see
+    /// `TextPostings.top`), or cannot be loaded now (the writer is busy): the caller ranks in SQLite.
+    private func keywordArmFromPostings(
+        _ s: CollectionState, words: [String], depth: Int, positions: [Int]
+    ) throws(HybridStoreError) -> KeywordArmResult? {
+        guard words.count <= 16 else { return nil }
+        if !s.lock.read({ s.textPostings != nil }) {
+            guard loadTextPostings(s) else { return nil }
+        }
+        return try withReader { c -> KeywordArmResult? in
+            if !s.lock.read({ s.textLengths.isLoaded }) {
+                let load = try c.prepareOnce(s.table.textLengths)
+                try s.lock.write { () throws(SQLiteError) in
+                    if !s.textLengths.isLoaded { try s.textLengths.load(from: load) }
+                }
+            }
+            guard case .blob(let record)? = try c.statement(s.table.textTotals).scalar(),
+                let totals = fts5Totals(record)
+            else { return nil }
+            let found = try s.lock.read { () throws -> (rows: [Int64], scores: [Double], matches: Int)? in
+                try s.textPostings?.top(
+                    words: words, tokenizer: s.schema.tokenizer.fts5Option, on: c, rows: totals.rows,
+                    tokens: totals.tokens, lengths: s.textLengths, depth: depth)
+            }
+            guard let found else { return nil }
+            var hydrated: [Int64: (id: RowID, values: [String: Value])] = [:]
+            if !found.rows.isEmpty {
+                let statement = try c.statement(s.table.hydrateByRow(positions))
+                try statement.bind([.text("[" + found.rows.map(String.init).joined(separator: ",") + "]")])
+                defer { statement.reset() }
+                while try statement.step() {
+                    hydrated[statement.int64(0)] = (rowID(statement.column(1)), columnValues(statement, positions, s))
+                }
+            }
+            // A row deleted since the lists last changed is not there to read: it is left out.
+            let rows = zip(found.rows, found.scores).compactMap { row, score in
+                hydrated[row].map { (row: row, id: $0.id, bm25: score, values: $0.values) }
+            }
+            return KeywordArmResult(
+                rows: rows,
+                plan:
+                    "posting lists in memory of \(words.count) word\(words.count == 1 ? "" : "s"), every match ranked by BM25 (FTS5's formula and statistics)",
+                statistics: "collection", matches: found.matches)
+        }
+    }
+
+    /// Loads a collection's posting lists holding the store's writer, so no commit lands between reading the
+    /// rows and the lists taking over (the writer brings them up to each later commit). False when the writer
+    /// is busy (this query ranks in SQLite; a later one loads) or loading failed.
+    private func loadTextPostings(_ s: CollectionState) -> Bool {
+        func load(_ c: Connection) throws {
+            guard s.lock.read({ s.textPostings == nil }) else { return }
+            let fresh = TextPostings()
+            let statement = try c.prepareOnce(s.table.searchableText)
+            try fresh.index(
+                statement, columns: s.schema.searchablePositions.count, tokenizer: s.schema.tokenizer.fts5Option,
+                on: c)
+            s.lock.write { if s.textPostings == nil { s.textPostings = fresh } }
+        }
+        if mode == .readWrite {
+            _ = writer.withLockIfAvailable { state -> Bool in
+                guard let c = state.connection else { return false }
+                return (try? load(c)) != nil
+            }
+        } else {
+            _ = try? withReader { c in try load(c) }
+        }
+        return s.lock.read { s.textPostings != nil }
+    }
+
     /// The keyword statement's rows: row, id, BM25 (made positive: higher is better), the returned columns.
     private func keywordRows(
         _ statement: Statement, positions: [Int], _ s: CollectionState
@@ -418,19 +498,8 @@ extension HybridStore {
     {
         var rows: [(row: Int64, id: RowID, bm25: Double, values: [String: Value])] = []
         while try statement.step() {
-            let id: RowID =
-                switch statement.column(1) {
-                case .integer(let v): .int(v)
-                case .text(let t): .string(t)
-                default: .string("")
-                }
-            var values: [String: Value] = [:]
-            for (i, position) in positions.enumerated() {
-                let spec = s.schema.columns[position]
-                var value = statement.column(3 + Int32(i))
-                if spec.type == .boolean, case .integer(let v) = value { value = .boolean(v != 0) }
-                values[spec.name] = value
-            }
+            let id = rowID(statement.column(1))
+            let values = columnValues(statement, positions, s, from: 3)
             let bm25: Double =
                 switch statement.column(2) {
                 case .real(let v): -v
@@ -440,6 +509,29 @@ extension HybridStore {
             rows.append((statement.int64(0), id, bm25, values))
         }
         return rows
+    }
+
+    /// An id as the rows table holds it.
+    private func rowID(_ value: Value) -> RowID {
+        switch value {
+        case .integer(let v): .int(v)
+        case .text(let t): .string(t)
+        default: .string("")
+        }
+    }
+
+    /// The returned columns of a statement's current row, from column `first` on.
+    private func columnValues(
+        _ statement: Statement, _ positions: [Int], _ s: CollectionState, from first: Int32 = 2
+    ) -> [String: Value] {
+        var values: [String: Value] = [:]
+        for (i, position) in positions.enumerated() {
+            let spec = s.schema.columns[position]
+            var value = statement.column(first + Int32(i))
+            if spec.type == .boolean, case .integer(let v) = value { value = .boolean(v != 0) }
+            values[spec.name] = value
+        }
+        return values
     }
 
     /// A tenant's rows and their tokens, from a cache kept while the change log stands still (every write

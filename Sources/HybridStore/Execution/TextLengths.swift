@@ -11,7 +11,8 @@ import CTextRank
 // @safe: owns its buffers; lookups are bounded by their counts.
 @safe final class TextLengths: @unchecked Sendable {
     // SAFETY(@unchecked Sendable): every access happens under the owning collection's `lock` (see above).
-    private let handle: OpaquePointer
+    /// Lent to `TextPostings.top` only, under the same lock.
+    let handle: OpaquePointer
     private(set) var isLoaded = false
 
     init() {

@@ -8,6 +8,8 @@ import Foundation
 @safe package final class Connection {
     package let handle: OpaquePointer
     private var cache: [String: Statement] = [:]
+    /// FTS5 tokenizers made on this connection, by `tokenize` option; closed before the connection.
+    private var tokenizers: [String: OpaquePointer] = unsafe [:]
     /// Statements started on this connection (counted by an SQLite trace hook; tests assert on it).
     package private(set) var statementsStarted = 0
 
@@ -69,6 +71,7 @@ import Foundation
 
     deinit {
         cache.removeAll()  // finalize statements before closing
+        for unsafetokenizer in unsafe tokenizers.values { unsafe hs_tokenizer_close(tokenizer) }
         unsafe sqlite3_close_v2(handle)
     }
 
@@ -137,6 +140,19 @@ extension Connection {
 extension Connection: @unchecked Sendable {}
 
 extension Connection {
+    /// Lends `body` this connection's FTS5 tokenizer for a `tokenize` option (as a collection's keyword index
+    /// names it), made on first use and kept until the connection closes. Not to be kept past `body`.
+    package func withTokenizer<R>(_ spec: String, _ body: (OpaquePointer) throws -> R) throws -> R {
+        if let tokenizer = unsafe tokenizers[spec] { return try unsafe body(tokenizer) }
+        var made: OpaquePointer? = nil
+        let rc = unsafe hs_tokenizer_open(handle, spec, &made)
+        guard rc == SQLITE_OK, let tokenizer = unsafe made else {
+            throw SQLiteError(code: rc, message: "cannot make the FTS5 tokenizer `\(spec)`", sql: nil)
+        }
+        unsafe tokenizers[spec] = unsafe tokenizer
+        return try unsafe body(tokenizer)
+    }
+
     /// A statement prepared for one use (not cached): for SQL whose shape varies per call, such as a
     /// compiled filter condition.
     package func prepareOnce(_ sql: String) throws(SQLiteError) -> Statement {

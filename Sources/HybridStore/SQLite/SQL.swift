@@ -283,6 +283,14 @@ enum SQL {
         /// Every row's token count, from the keyword index's size records.
         var textLengths: String { "SELECT id, hs_docsize_tokens(sz) FROM \(textName)_docsize" }
         /// One row's token count (`?1` the row).
+        /// `row, text…` of every row: the searchable columns, in the keyword index's order.
+        var searchableText: String { "SELECT row, \(textColumns.joined(separator: ", ")) FROM \(name)" }
+        /// As `searchableText`, of the rows in the JSON array `?1`.
+        var searchableTextOfRows: String {
+            "SELECT row, \(textColumns.joined(separator: ", ")) FROM \(name) WHERE row IN (SELECT value FROM json_each(?1))"
+        }
+        /// FTS5's averages record: its rows and each column's tokens (see `fts5Totals`).
+        var textTotals: String { "SELECT block FROM \(textName)_data WHERE id = 1" }
         var textLengthOfRow: String { "SELECT hs_docsize_tokens(sz) FROM \(textName)_docsize WHERE id = ?1" }
         /// The keyword index's triggers present (3 when whole).
         var textTriggerCount: String {

@@ -56,6 +56,8 @@ public struct TextQueryError: Error, Equatable, Sendable, CustomStringConvertibl
 package struct CompiledTextQuery: Sendable, Equatable {
     public var match: String
     public var phrases: [String]
+    /// A words query's words, in phrase order (nil for FTS5 syntax): each phrase is one of them, quoted.
+    public var words: [String]? = nil
 }
 
 extension TextQuery {
@@ -72,7 +74,7 @@ extension TextQuery {
                 throw TextQueryError(offset: 0, "at most \(Self.maximumPhrases) words, got \(words.count)")
             }
             let phrases = words.map(quotedTerm)
-            return CompiledTextQuery(match: phrases.joined(separator: " OR "), phrases: phrases)
+            return CompiledTextQuery(match: phrases.joined(separator: " OR "), phrases: phrases, words: words)
         case .fts5:
             return try withoutActuallyEscaping(column) { column throws(TextQueryError) in
                 var parser = TextQueryParser(text, column: column)
