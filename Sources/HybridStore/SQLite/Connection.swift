@@ -71,7 +71,7 @@ import Foundation
 
     deinit {
         cache.removeAll()  // finalize statements before closing
-        for unsafetokenizer in unsafe tokenizers.values { unsafe hs_tokenizer_close(tokenizer) }
+        unsafe tokenizers.values.forEach { unsafe hs_tokenizer_close($0) }
         unsafe sqlite3_close_v2(handle)
     }
 
