@@ -228,7 +228,8 @@ struct TextCommand: ParsableCommand {
             String(
                 format:
                     "hybrid / vector p50 %.2f interleaved, %.2f steady (target ≤ 2), keyword / bare FTS5 p50 %.2f (target ≤ 1.2), import ×%.2f (target ≤ 1.5)",
-                results.hybrid_over_vector_p50, results.hybrid_over_vector_p50_steady, results.keyword_over_bare_fts5_p50, results.import_ratio))
+                results.hybrid_over_vector_p50, results.hybrid_over_vector_p50_steady,
+                results.keyword_over_bare_fts5_p50, results.import_ratio))
         if let out {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
