@@ -195,6 +195,19 @@ void hs_postings_remove_row(hs_postings *p, int64_t row) {
     p->forward[row] = NULL;
 }
 
+/// Makes room in the per-row table for `row`.
+static int reserveRow(hs_postings *p, int64_t row) {
+    if (row < p->rowCapacity) return SQLITE_OK;
+    int64_t capacity = p->rowCapacity < 1024 ? 1024 : p->rowCapacity;
+    while (capacity <= row) capacity *= 2;
+    uint32_t **forward = realloc(p->forward, sizeof(uint32_t *) * (size_t)capacity);
+    if (forward == NULL) return SQLITE_NOMEM;
+    memset(forward + p->rowCapacity, 0, sizeof(uint32_t *) * (size_t)(capacity - p->rowCapacity));
+    p->forward = forward;
+    p->rowCapacity = capacity;
+    return SQLITE_OK;
+}
+
 int hs_tokenizer_open(sqlite3 *db, const char *spec, hs_tokenizer **out) {
     *out = NULL;
     fts5_api *api = hs_fts5_api(db);
@@ -264,15 +277,7 @@ int hs_postings_index_row(hs_postings *p, hs_tokenizer *tokenizer, int64_t row, 
                           const int *lengths) {
     if (p == NULL || tokenizer == NULL || row < 0 || row > (int64_t)UINT32_MAX) return SQLITE_RANGE;
     hs_postings_remove_row(p, row);
-    if (row >= p->rowCapacity) {
-        int64_t capacity = p->rowCapacity < 1024 ? 1024 : p->rowCapacity;
-        while (capacity <= row) capacity *= 2;
-        uint32_t **forward = realloc(p->forward, sizeof(uint32_t *) * (size_t)capacity);
-        if (forward == NULL) return SQLITE_NOMEM;
-        memset(forward + p->rowCapacity, 0, sizeof(uint32_t *) * (size_t)(capacity - p->rowCapacity));
-        p->forward = forward;
-        p->rowCapacity = capacity;
-    }
+    if (reserveRow(p, row) != SQLITE_OK) return SQLITE_NOMEM;
     RowTokens tokens = {p, NULL, 0, 0, SQLITE_OK};
     int rc = SQLITE_OK;
     for (int c = 0; rc == SQLITE_OK && c < columns; c++) {
@@ -472,15 +477,7 @@ int hs_postings_move_rows(hs_postings *into, const hs_postings *from, const int6
         int64_t row = rows[i];
         hs_postings_remove_row(into, row);
         if (row < 0 || row >= from->rowCapacity || from->forward[row] == NULL) continue;
-        if (row >= into->rowCapacity) {
-            int64_t capacity = into->rowCapacity < 1024 ? 1024 : into->rowCapacity;
-            while (capacity <= row) capacity *= 2;
-            uint32_t **forward = realloc(into->forward, sizeof(uint32_t *) * (size_t)capacity);
-            if (forward == NULL) return SQLITE_NOMEM;
-            memset(forward + into->rowCapacity, 0, sizeof(uint32_t *) * (size_t)(capacity - into->rowCapacity));
-            into->forward = forward;
-            into->rowCapacity = capacity;
-        }
+        if (reserveRow(into, row) != SQLITE_OK) return SQLITE_NOMEM;
         const uint32_t *terms = from->forward[row];
         uint32_t *forward = malloc(sizeof(uint32_t) * (terms[0] + 1));
         if (forward == NULL) return SQLITE_NOMEM;

@@ -383,12 +383,7 @@ extension HybridStore {
                         + counts
                     statistics = "tenant \(tenant) (\(totals.rows) rows)"
                 }
-                if !s.lock.read({ s.textLengths.isLoaded }) {
-                    let load = try c.prepareOnce(s.table.textLengths)
-                    try s.lock.write { () throws(SQLiteError) in
-                        if !s.textLengths.isLoaded { try s.textLengths.load(from: load) }
-                    }
-                }
+                try loadTextLengths(s, c)
                 let sql = s.table.keywordSearch(score: score, condition: condition?.text, positions: positions)
                 let statement = try condition == nil ? c.statement(sql) : c.prepareOnce(sql)
                 defer { statement.reset() }
@@ -430,12 +425,7 @@ extension HybridStore {
             guard loadTextPostings(s) else { return nil }
         }
         return try withReader { c -> KeywordArmResult? in
-            if !s.lock.read({ s.textLengths.isLoaded }) {
-                let load = try c.prepareOnce(s.table.textLengths)
-                try s.lock.write { () throws(SQLiteError) in
-                    if !s.textLengths.isLoaded { try s.textLengths.load(from: load) }
-                }
-            }
+            try loadTextLengths(s, c)
             guard case .blob(let record)? = try c.statement(s.table.textTotals).scalar(),
                 let totals = fts5Totals(record)
             else { return nil }
@@ -463,6 +453,15 @@ extension HybridStore {
                 plan:
                     "posting lists in memory of \(words.count) word\(words.count == 1 ? "" : "s"), every match ranked by BM25 (FTS5's formula and statistics)",
                 statistics: "collection", matches: found.matches)
+        }
+    }
+
+    /// Loads the collection's row lengths from FTS5's size records on its first keyword query.
+    private func loadTextLengths(_ s: CollectionState, _ c: Connection) throws(SQLiteError) {
+        guard !s.lock.read({ s.textLengths.isLoaded }) else { return }
+        let load = try c.prepareOnce(s.table.textLengths)
+        try s.lock.write { () throws(SQLiteError) in
+            if !s.textLengths.isLoaded { try s.textLengths.load(from: load) }
         }
     }
 
