@@ -5,6 +5,29 @@ import HNSW
 import TestSupport
 
 @Suite struct ParserTests {
+    /// A words query splits ASCII text by byte; it must split exactly where splitting by Character does
+    /// (whitespace, CR LF as one, NUL), and non-ASCII text still splits by Character.
+    @Test func wordsSplitByByteAsByCharacter() {
+        var rng = SplitMix64(seed: 7)
+        let alphabet: [UInt8] = Array(0..<128)
+        func reference(_ text: String) -> [String] {
+            text.split(whereSeparator: { $0.isWhitespace || $0.unicodeScalars.contains("\0") }).map(String.init)
+        }
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0...24, using: &rng)).map { _ in
+                Bool.random(using: &rng)
+                    ? alphabet.randomElement(using: &rng)!
+                    : [32, 9, 10, 13, 0, 65, 66][Int.random(in: 0..<7, using: &rng)]
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(TextQuery.words(text) == reference(text), "\(bytes)")
+        }
+        for text in ["caf\u{E9}\u{2003}na\u{EF}ve", "a\u{3000}b\r\nc", "\u{85}x", "e\u{301} \u{301}y"] {
+            #expect(TextQuery.words(text) == reference(text))
+        }
+        #expect(TextQuery.words("error  0x80070005\r\n\tdisk\u{0}net") == ["error", "0x80070005", "disk", "net"])
+    }
+
     /// Found by fuzzing: a quote followed by a combining mark is one Character, and Character-wise doubling
     /// left it single, so the printed filter ended the name (or string) early and read back as another filter.
     @Test func quotesBeforeCombiningMarksSurvivePrintAndParse() throws {

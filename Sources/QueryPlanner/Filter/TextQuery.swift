@@ -67,8 +67,7 @@ extension TextQuery {
         switch syntax {
         case .words:
             // NUL separates words too: FTS5 reads its query as a C string, so a NUL inside a term would end it.
-            let words = text.split(whereSeparator: { $0.isWhitespace || $0.unicodeScalars.contains("\0") }).map(
-                String.init)
+            let words = Self.words(text)
             guard !words.isEmpty else { throw TextQueryError(offset: 0, "expected words to search for, found nothing") }
             guard words.count <= Self.maximumPhrases else {
                 throw TextQueryError(offset: 0, "at most \(Self.maximumPhrases) words, got \(words.count)")
@@ -84,9 +83,25 @@ extension TextQuery {
     }
 }
 
+extension TextQuery {
+    /// The words of a words query: the text split at whitespace (as `Character.isWhitespace`) and NULs.
+    package static func words(_ text: String) -> [String] {
+        // ASCII text (the common case) splits by byte, 10× faster than by grapheme: the ASCII characters that
+        // are whitespace are exactly 9–13 and 32 (a CR LF pair is one whitespace character either way).
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+            return text.utf8.split(whereSeparator: { $0 == 32 || (9...13).contains($0) || $0 == 0 }).map {
+                String(Substring($0))
+            }
+        }
+        return text.split(whereSeparator: { $0.isWhitespace || $0.unicodeScalars.contains("\0") }).map(String.init)
+    }
+}
+
 /// A term as an FTS5 string: in double quotes, a quote doubled; never read as syntax.
 func quotedTerm(_ term: String) -> String {
-    "\"" + String(String.UnicodeScalarView(term.unicodeScalars.flatMap { $0 == "\"" ? [$0, $0] : [$0] })) + "\""
+    guard term.utf8.contains(UInt8(ascii: "\"")) else { return "\"" + term + "\"" }
+    return "\"" + String(String.UnicodeScalarView(term.unicodeScalars.flatMap { $0 == "\"" ? [$0, $0] : [$0] }))
+        + "\""
 }
 
 struct TextQueryParser {
