@@ -21,8 +21,11 @@ public struct CollectionStatistics: Sendable, Codable, Equatable {
     public var coldBlocks: Int
     public var coldBytesOnDisk: Int
     public var coldMemoryBytes: Int
-    /// All the RAM the collection takes: index, columns and ids, cold tier.
-    public var memoryBytes: Int { indexBytes + columnBytes + coldMemoryBytes }
+    /// RAM of the keyword ranking's in-memory side: the searchable text's posting lists and each row's token
+    /// count, once a keyword query has loaded them (0 before, and for a collection without searchable columns).
+    public var textBytes: Int = 0
+    /// All the RAM the collection takes: index, columns and ids, cold tier, keyword lists.
+    public var memoryBytes: Int { indexBytes + columnBytes + coldMemoryBytes + textBytes }
     public var columns: [ColumnStatistics]
     /// The recall curves measured on the collection's data at its last build-time calibration, if any, and
     /// the effort scale the planner uses per selectivity bucket (1 = the static model's effort).
@@ -47,12 +50,14 @@ extension HybridStore {
             else { return (0, 0) }
             return (Int(n), Int(b))
         }
-        let (blocks, coldMemory) = s.lock.read { (s.cold.blocks.count, s.cold.memoryBytes) }
+        let (blocks, coldMemory, textBytes) = s.lock.read {
+            (s.cold.blocks.count, s.cold.memoryBytes, (s.textPostings?.bytes ?? 0) + s.textLengths.bytes)
+        }
         return CollectionStatistics(
             name: s.name, rows: rows, indexNodes: nodes, indexBytes: bytes,
             storeBytesOnDisk: directorySize(directory), tiers: ["hot": nodes, "cold": coldRows],
             columnBytes: s.columnAndIDBytes, coldBlocks: blocks, coldBytesOnDisk: coldBytes,
-            coldMemoryBytes: coldMemory, columns: columns,
+            coldMemoryBytes: coldMemory, textBytes: textBytes, columns: columns,
             calibration: s.calibration.withLock { $0.built },
             effortScales: s.calibration.withLock { $0.scales },
             coldEffortScale: s.calibration.withLock { $0.coldScale })

@@ -103,6 +103,13 @@ import HybridStore
     @Test func keywordRankingEqualsFTS5sOwnBM25() throws {
         let f = try Self.fixture()
         defer { f.tmp.cleanup() }
+        // The lists load on the first keyword query, and `statistics` counts their RAM from then on.
+        let before = try f.store.statistics(f.collection)
+        #expect(before.textBytes == 0)
+        _ = try f.store.search(f.collection, text: TextQuery("error"), k: 1)
+        let after = try f.store.statistics(f.collection)
+        #expect(after.textBytes >= 600 * 4)
+        #expect(after.memoryBytes == before.memoryBytes + after.textBytes)
         for (text, match) in [
             ("error", "\"error\""), ("disk 0x80070005", "\"disk\" OR \"0x80070005\""),
             ("panic kernel leak", "\"panic\" OR \"kernel\" OR \"leak\""),

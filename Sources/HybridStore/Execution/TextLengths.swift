@@ -37,6 +37,9 @@ import CTextRank
         isLoaded = true
     }
 
+    /// RAM of the counts (4 bytes a row number up to the highest loaded).
+    var bytes: Int { unsafe Int(hs_doc_lengths_capacity(handle)) * MemoryLayout<UInt32>.size }
+
     /// Forgets everything (the index was rebuilt); the next query loads again.
     func reset() {
         isLoaded = false

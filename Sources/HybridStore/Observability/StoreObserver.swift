@@ -116,7 +116,7 @@ final class StoreObserver: Sendable {
                 label: "hybridstore_memory_bytes", dimensions: [("collection", s.name), ("tier", "hot")],
                 factory: factory
             )
-            .record(s.indexBytes + s.columnBytes)
+            .record(s.indexBytes + s.columnBytes + s.textBytes)
             Gauge(
                 label: "hybridstore_memory_bytes", dimensions: [("collection", s.name), ("tier", "cold")],
                 factory: factory

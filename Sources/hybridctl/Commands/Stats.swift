@@ -26,6 +26,9 @@ extension HybridCtl {
                     print(
                         "  cold: \(s.tiers["cold"] ?? 0) rows in \(s.coldBlocks) blocks, \(s.coldBytesOnDisk / 1024) KiB on disk, \(s.coldMemoryBytes / 1024) KiB in RAM (block summaries, live rows, filter values)"
                     )
+                    if s.textBytes > 0 {
+                        print("  keyword: \(s.textBytes / 1024) KiB in RAM (posting lists and row lengths)")
+                    }
                     if let c = s.calibration {
                         let buckets = ["no filter", "≥ 50 %", "20–50 %", "5–20 %", "1–5 %", "< 1 %"]
                         print(
