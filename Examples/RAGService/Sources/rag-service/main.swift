@@ -57,7 +57,7 @@ func parseOptions(_ arguments: [String]) -> (ServiceOptions, Logger.Level) {
 }
 
 let (options, level) = parseOptions(Array(CommandLine.arguments.dropFirst()))
-var logger = Logger(label: "rag-service")
+var logger = Logger(label: "rag-service") { ServiceLogHandler(label: $0) }
 logger.logLevel = level
 do {
     try await runService(options, logger: logger)

@@ -5,6 +5,18 @@ import Testing
 /// The service reads search bodies itself (for speed): it must accept what `JSONDecoder` accepts for
 /// `SearchRequest`, with the same values, and refuse what it refuses.
 struct SearchRequestReaderTests {
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
     static func foundation(_ text: String) -> SearchRequest? {
         try? JSONDecoder().decode(SearchRequest.self, from: Data(text.utf8))
     }
@@ -38,6 +50,44 @@ struct SearchRequestReaderTests {
             let short = "{\"vector\":[\(v.map { String(format: "%.4g", $0) }.joined(separator: ", "))]}"
             #expect(Self.ours(short) == Self.foundation(short))
         }
+    }
+
+    /// Vector numbers are read in Clinger's fast path where it is exact: every value equals `Float(String)`
+    /// (correctly rounded), including Doubles that land halfway between two Floats, and the common forms take
+    /// the fast path at all.
+    @Test func theFastFloatPathRoundsAsTheStandardLibrary() throws {
+        func both(_ text: String) -> (fast: Float?, float: Float?, library: Float?) {
+            let reader = SearchRequestReader(bytes: Array(text.utf8))
+            return (reader.fastFloat(0, text.utf8.count), reader.float(0, text.utf8.count), Float(text))
+        }
+        for text in [
+            "16777217", "16777219", "-16777217", "33554435", "0.1", "-0.0", "3.4028234e38", "1e-45",
+            "123456789012345678",
+            "9007199254740993", "0.30000001192092896", "1.00000005960464478", "7e22", "1e23", "0.000000000000000000001",
+        ] {
+            let (_, float, library) = both(text)
+            #expect(float == library && float?.sign == library?.sign, "\(text)")
+        }
+        #expect(both("16777217").fast == nil)  // exactly halfway between 2^24 and 2^24 + 2: left to strtof
+        var rng = SplitMix(seed: 42)
+        var fast = 0
+        for i in 0..<100_000 {
+            let text: String
+            switch i % 3 {
+            case 0: text = "\(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())))"
+            case 1:
+                text = String(format: "%.*g", Int(rng.next() % 12) + 1, Double(Float.random(in: -10...10, using: &rng)))
+            default:
+                let digits = String(rng.next() % 10_000_000_000_000_000_000)
+                text = (rng.next() % 2 == 0 ? "-" : "") + digits + "e" + String(Int(rng.next() % 60) - 40)
+            }
+            guard text.allSatisfy({ $0.isNumber || "-+.eE".contains($0) }) else { continue }  // nan, inf
+            let (f, float, library) = both(text)
+            if f != nil { fast += 1 }
+            #expect(float == library, "\(text)")
+            if float != library { break }
+        }
+        #expect(fast > 50_000)
     }
 
     @Test func refusesWhatJSONDecoderRefuses() throws {
