@@ -129,6 +129,16 @@ import Testing
                 let built = try #require(try store.calibration(of: c).built)
                 #expect(built.coldRows == 8000 && (built.cold?.count ?? 0) >= 2, "\(built)")
             }
+            if calibrate {
+                // Under a filter over both tiers, explain does not pass the unfiltered curve off as this plan's.
+                let f = try store.query(
+                    c, near: queries[0], k: 10, where: Column("seq") >= 4000, options: QueryOptions(), explain: true
+                ).explanation
+                #expect(f.plan.cold?.source == .calibratedUnfiltered, "\(f)")
+                #expect(!f.recallSource.hasPrefix("over both tiers"), "\(f)")
+                #expect(f.description.contains("the cold step's recall here is not measured"), "\(f)")
+                #expect(f.description.contains("not measured under a filter"), "\(f)")
+            }
             store.close()
             return try Self.firstQueriesRecall(t, data, queries) {
                 $0.recallSampleEvery = 0
@@ -139,6 +149,7 @@ import Testing
         #expect(calibrated >= 0.95, "over both tiers, calibrated: \(calibrated)")
         #expect(
             e.coldEffortSource == "calibrated over both tiers" && e.recallSource.hasPrefix("over both tiers"), "\(e)")
+        #expect(!e.description.contains("not measured"), "\(e)")
         let interval = try #require(e.expectedRecallError)
         #expect(
             abs(e.plan.expectedRecall - calibrated) <= interval,

@@ -115,7 +115,8 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
             lines.append(
                 "cold step ran: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed"
                     + (coldRowsRanked > 0
-                        ? ", chosen by the codes of \(coldRowsRanked) matching rows" : ", chosen by centroid"))
+                        ? ", chosen by the codes of \(coldRowsRanked) matching rows" : ", chosen by centroid")
+                    + (plan.cold.map { String(format: "; effort ×%.2f, ", $0.effort) + $0.source.rawValue } ?? ""))
         }
         lines.append(
             "time: "
@@ -126,11 +127,20 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     }
 
     private var recallNote: String {
-        if ran != plan.strategy, plan.probe != nil { return " (the probe's effort: static model)" }
-        return recallSource.isEmpty
+        if ran != plan.strategy, plan.probe != nil { return " (the probe's effort: static model)" + coldNote }
+        return
+            (recallSource.isEmpty
             ? ""
             : " (" + (expectedRecallError.map { String(format: "± %.3f for 100 queries' mean, ", $0) } ?? "")
-                + recallSource + ")"
+                + recallSource + ")") + coldNote
+    }
+
+    /// Where the expected recall speaks of the hot rows alone while an approximate cold step also ran (a filtered
+    /// query: the curve over both tiers is measured without filters), said so rather than implied.
+    private var coldNote: String {
+        guard let cold = plan.cold, !cold.exact, plan.searchesHot else { return "" }
+        if case .overBothTiers = plan.recallBasis { return "" }
+        return "; of the hot rows only: the cold step's recall here is not measured"
     }
 
     /// The explanation as JSON.

@@ -44,6 +44,8 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
     public enum ColdEffortSource: String, Sendable, Equatable, Codable {
         case fixedProbes = "fixed probes"
         case calibrated = "calibrated over both tiers"
+        /// Under a filter: the scale the unfiltered curve over both tiers gave, where no curve under a filter exists.
+        case calibratedUnfiltered = "the unfiltered curve over both tiers (not measured under a filter)"
         case rule = "uncalibrated: the store's probe rule"
     }
 
@@ -370,7 +372,9 @@ extension Planner {
         let selectivity = input.hasFilter ? cold.estimatedMatches / Double(max(cold.liveRows, 1)) : 1
         plan.cold = QueryPlan.ColdPlan(
             effort: effort,
-            source: cold.fixedProbes != nil ? .fixedProbes : calibration.coldScale == nil ? .rule : .calibrated,
+            source: cold.fixedProbes != nil
+                ? .fixedProbes
+                : calibration.coldScale == nil ? .rule : input.hasFilter ? .calibratedUnfiltered : .calibrated,
             blockBudget: min(
                 cold.blocks,
                 max(
