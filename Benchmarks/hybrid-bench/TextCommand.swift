@@ -126,6 +126,14 @@ struct TextCommand: ParsableCommand {
             "SELECT m.row, t.id, m.score FROM (SELECT rowid AS row, bm25(hs_text_1) AS score FROM hs_text_1 WHERE hs_text_1 MATCH ? ORDER BY score, rowid LIMIT ?) m JOIN hs_rows_1 t ON t.row = m.row"
         let dim = data.meta.dim
         func vector(_ q: Int) -> [Float] { Array(data.queries[q * dim..<(q + 1) * dim]) }
+        /// Query `q` as one of the kinds the store answers (`vector`, `keyword`, `hybrid`).
+        func search(_ kind: String, _ q: Int) throws {
+            switch kind {
+            case "vector": _ = try hs.search(c, near: vector(q), k: k)
+            case "keyword": _ = try hs.search(c, text: TextQuery(queryTexts[q]), k: k)
+            default: _ = try hs.search(c, near: vector(q), text: TextQuery(queryTexts[q]), k: k)
+            }
+        }
         func match(_ text: String) -> String {
             text.split(separator: " ").map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(
                 separator: " OR ")
@@ -189,17 +197,13 @@ struct TextCommand: ParsableCommand {
             for q in 0..<queryCount {
                 let kind = mixedKinds[(q + round) % mixedKinds.count]
                 let t = nowNanoseconds()
-                switch kind {
-                case "vector": _ = try hs.search(c, near: vector(q), k: k)
-                case "keyword": _ = try hs.search(c, text: TextQuery(queryTexts[q]), k: k)
-                default: _ = try hs.search(c, near: vector(q), text: TextQuery(queryTexts[q]), k: k)
-                }
+                try search(kind, q)
                 times[kind + "_mixed"]![q].append(nowNanoseconds() - t)
             }
         }
         // The same kinds again, each as a steady stream (one kind back to back, as a service answering one kind
-        // of query sees them): above, every hybrid query follows five others, the arm thread has gone to sleep
-        // (more than 1 ms since the last hybrid query) and bare FTS5's rankings have evicted the caches.
+        // of query sees them): in the first order, every hybrid query follows five others, the arm thread has gone
+        // to sleep (more than 1 ms since the last hybrid query) and bare FTS5's rankings have evicted the caches.
         let gapMicros = UInt32(ProcessInfo.processInfo.environment["HB_GAP_US"] ?? "0") ?? 0
         for kind in ["vector", "keyword", "hybrid"] {
             var perQuery = [[UInt64]](repeating: [], count: queryCount)
@@ -207,11 +211,7 @@ struct TextCommand: ParsableCommand {
                 for q in 0..<queryCount {
                     if gapMicros > 0 { usleep(gapMicros) }
                     let t = nowNanoseconds()
-                    switch kind {
-                    case "vector": _ = try hs.search(c, near: vector(q), k: k)
-                    case "keyword": _ = try hs.search(c, text: TextQuery(queryTexts[q]), k: k)
-                    default: _ = try hs.search(c, near: vector(q), text: TextQuery(queryTexts[q]), k: k)
-                    }
+                    try search(kind, q)
                     perQuery[q].append(nowNanoseconds() - t)
                 }
             }
