@@ -61,7 +61,15 @@ import HybridStore
         let vectors = try fill(store, c, count: 100)
         // The one reader thread is busy until `release` opens, so the search waits in the queue.
         let release = Gate()
-        let busy = Task { try await store.onReaderThread { _ in release.wait() } }
+        let started = Gate()
+        let busy = Task {
+            try await store.onReaderThread { _ in
+                started.open()
+                release.wait()
+            }
+        }
+        // Both are tasks: without this the search could reach the thread first (seen under TSan in CI).
+        while !started.opened { try await Task.sleep(for: .milliseconds(1)) }
         let search = Task { try await store.search(c, near: vectors[0], k: 3) }
         try await Task.sleep(for: .milliseconds(50))
         search.cancel()
@@ -135,6 +143,12 @@ final class Gate: @unchecked Sendable {
         condition.lock()
         while !isOpen { condition.wait() }
         condition.unlock()
+    }
+
+    var opened: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return isOpen
     }
 
     func open() {
