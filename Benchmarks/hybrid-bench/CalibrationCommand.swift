@@ -79,6 +79,11 @@ struct CalibrationCommand: ParsableCommand {
                 "  cold curve (over both tiers, × cold effort): "
                     + cold.map { String(format: "%.2f→%.3f", $0.scale, $0.recall) }.joined(separator: " "))
         }
+        for (bucket, curve) in (built?.coldFiltered ?? [:]).sorted(by: { $0.key < $1.key }) {
+            log(
+                "  cold curve of bucket \(bucket) (hot rows exact, × cold effort): "
+                    + curve.map { String(format: "%.2f→%.3f", $0.scale, $0.recall) }.joined(separator: " "))
+        }
         var runs: [[String: Any]] = []
         for className in data.classNames {
             let cases = Array(data.cases.filter { $0.className == className }.prefix(queries))

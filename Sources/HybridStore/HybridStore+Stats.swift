@@ -33,6 +33,8 @@ public struct CollectionStatistics: Sendable, Codable, Equatable {
     public var effortScales: [Double] = []
     /// The cold step's effort scale read off the curve over both tiers (nil: the store's probe rule as it is).
     public var coldEffortScale: Double? = nil
+    /// The same per filtered selectivity bucket, read off the curves under a filter (empty: none measured).
+    public var coldFilteredEffortScales: [Int: Double] = [:]
 }
 
 extension HybridStore {
@@ -60,7 +62,8 @@ extension HybridStore {
             coldMemoryBytes: coldMemory, textBytes: textBytes, columns: columns,
             calibration: s.calibration.withLock { $0.built },
             effortScales: s.calibration.withLock { $0.scales },
-            coldEffortScale: s.calibration.withLock { $0.coldScale })
+            coldEffortScale: s.calibration.withLock { $0.coldScale },
+            coldFilteredEffortScales: s.calibration.withLock { $0.coldFilteredScales })
     }
 
     /// Every collection's statistics (those that cannot be read are left out; for metrics).

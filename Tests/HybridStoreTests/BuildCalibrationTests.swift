@@ -20,7 +20,7 @@ import Testing
     /// Mean recall@10 of the first `queries.count` default searches of a store opened from disk.
     static func firstQueriesRecall(
         _ t: TemporaryStore, _ data: [[Float]], _ queries: [[Float]],
-        configure: (inout Configuration) -> Void = { _ in }
+        filter: (filter: Filter, matches: (Int) -> Bool)? = nil, configure: (inout Configuration) -> Void = { _ in }
     ) throws -> (Double, Explanation) {
         let store = try t.open(configure)
         defer { store.close() }
@@ -28,11 +28,13 @@ import Testing
         var total = 0.0
         var first: Explanation? = nil
         for q in queries {
-            let answer = try store.query(c, near: q, k: 10, where: nil, options: QueryOptions(), explain: first == nil)
+            let answer = try store.query(
+                c, near: q, k: 10, where: filter?.filter, options: QueryOptions(), explain: first == nil)
             let (hits, e) = (answer.hits, answer.explanation)
             if first == nil { first = e }
             let truth = Set(
-                data.indices.map { ($0, zip(data[$0], q).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }) }
+                data.indices.filter { filter?.matches($0) ?? true }
+                    .map { ($0, zip(data[$0], q).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }) }
                     .sorted { $0.1 < $1.1 }.prefix(10).map { "g\($0.0)" })
             total += Double(hits.filter { truth.contains($0.id.description) }.count) / 10
         }
@@ -116,10 +118,12 @@ import Testing
                 "g",
                 schema: Schema(
                     vector: VectorSpec(dimensions: 32),
-                    columns: [.integer("seq", filterable: true)]))
+                    columns: [.integer("seq", filterable: true), .integer("r", filterable: true)]))
             try store.write { tx in
                 for (i, v) in data.enumerated() {
-                    try tx.insert(.string("g\(i)"), into: c, vector: v, values: ["seq": .integer(Int64(i))])
+                    try tx.insert(
+                        .string("g\(i)"), into: c, vector: v,
+                        values: ["seq": .integer(Int64(i)), "r": .integer(Self.draw(i))])
                 }
             }
             try store.checkpoint()
@@ -128,18 +132,32 @@ import Testing
             if calibrate {
                 let built = try #require(try store.calibration(of: c).built)
                 #expect(built.coldRows == 8000 && (built.cold?.count ?? 0) >= 2, "\(built)")
+                // A curve under a filter per filtered bucket, each over both tiers with the hot rows exact.
+                #expect(Set(built.coldFiltered?.keys ?? [:].keys) == [1, 2, 3, 4, 5], "\(built)")
+                #expect(Set(try store.statistics(c).coldFilteredEffortScales.keys) == [1, 2, 3, 4, 5])
             }
             if calibrate {
-                // Under a filter over both tiers, explain does not pass the unfiltered curve off as this plan's.
+                // Under a filter over both tiers, the cold step's effort comes from the curve under a filter of its
+                // selectivity; where the hot step is a graph search, explain says what each tier expects.
                 let f = try store.query(
                     c, near: queries[0], k: 10, where: Column("seq") >= 4000, options: QueryOptions(), explain: true
                 ).explanation
-                #expect(f.plan.cold?.source == .calibratedUnfiltered, "\(f)")
-                #expect(!f.recallSource.hasPrefix("over both tiers"), "\(f)")
-                #expect(f.description.contains("the cold step's recall here is not measured"), "\(f)")
-                #expect(f.description.contains("not measured under a filter"), "\(f)")
+                #expect(f.plan.cold?.source == .calibratedFiltered, "\(f)")
+                #expect(f.plan.cold?.expectedWithExactHot != nil, "\(f)")
+                #expect(f.description.contains("the cold step's curve under a filter expects"), "\(f)")
             }
             store.close()
+            let filtered = try Self.firstQueriesRecall(
+                t, data, queries, filter: (Column("r") < 30, { Self.draw($0) < 30 })
+            ) {
+                $0.recallSampleEvery = 0
+                $0.calibrateAtCheckpoint = calibrate
+            }
+            print("under a 30 % filter over both tiers, calibrate \(calibrate): \(filtered.0)\n\(filtered.1)")
+            if calibrate {
+                #expect(filtered.0 >= 0.95, "under a filter over both tiers: \(filtered.0)\n\(filtered.1)")
+                #expect(filtered.1.plan.cold?.source == .calibratedFiltered, "\(filtered.1)")
+            }
             return try Self.firstQueriesRecall(t, data, queries) {
                 $0.recallSampleEvery = 0
                 $0.calibrateAtCheckpoint = calibrate
@@ -159,6 +177,9 @@ import Testing
         #expect(u.coldEffortSource == "uncalibrated: the store's probe rule" && u.coldEffort == 1)
         print("over both tiers: calibrated \(calibrated) at cold effort \(e.coldEffort ?? 0); the rule alone \(rule)")
     }
+
+    /// A value in 0..<100 drawn for row i, independent of its vector.
+    static func draw(_ i: Int) -> Int64 { Int64(SplitMix64.mix(UInt64(i) ^ 0xF11_7E5) % 100) }
 
     @Test func uncalibratedSaysSoAndMissesOnHardData() throws {
         let data = Self.gaussian(20_000, dim: 64, seed: 1)

@@ -9,17 +9,45 @@ extension HybridStore {
     /// Cold step effort scales (× `Planner.coldBlocks` and the codes' confidence): half octaves from ½ to 16.
     static let coldCalibrationEfforts: [Double] = (-2...8).map { exp2(Double($0) / 2) }
 
-    /// The recall of searches over both tiers against the cold step's effort scale: queries are rows of the
-    /// hot tier, searched for in the graph without their own row at its calibrated effort (`answers`), then in
-    /// the cold tier as a query does (the cold step bounded by the hot k-th distance), merged; the truth is the
-    /// exact hot neighbours merged with an exact cold step bounded by their k-th. Efforts rise until the curve
-    /// is past the target with room (later efforts would only cost time). Nil when a cold step fails (a corrupt
-    /// block: the curve would not be the tier's) or fewer than 20 queries.
-    func coldCurve(
-        _ s: CollectionState, _ answers: [CalibrationRun.HotAnswer], k: Int, target: Double
+    /// The same under a filter: from 1/16 (`RecallCalibration.minColdFilteredScale`), since the store's rule
+    /// opens more blocks the sparser the filter.
+    static let coldFilteredEfforts: [Double] = (-8...8).map { exp2(Double($0) / 2) }
+
+    /// What one cold curve is measured with: the hot answers of its queries (the same queries for every curve of
+    /// one calibration), the filter on cold slots (nil: none) and the effort scales to try, rising.
+    struct ColdCurveRequest {
+        let answers: [CalibrationRun.HotAnswer]
+        let slots: ColdSlotFilter?
+        let efforts: [Double]
+    }
+
+    /// The recall of searches over both tiers against the cold step's effort scale, per request: queries are rows
+    /// of the hot tier, answered in the hot tier as the request's answers say (unfiltered: the graph without
+    /// their own row at its calibrated effort; under a filter: exactly), then in the cold tier as a query does
+    /// (the cold step bounded by the hot k-th distance, under the request's filter), merged; the truth is the
+    /// exact hot neighbours merged with the exact cold ones (`coldExactNearest`, one pass for every request).
+    /// Efforts rise until the curve is past the target with room (later efforts would only cost time). Nil
+    /// for every request when a cold block cannot be read (the curves would not be the tier's), nil for one with
+    /// fewer than 20 queries or a failed cold step.
+    func coldCurves(
+        _ s: CollectionState, _ requests: [ColdCurveRequest], k: Int, target: Double
+    ) -> [[BuildCalibration.Point]?] {
+        guard let queries = requests.first?.answers.map(\.vector),
+            requests.allSatisfy({ $0.answers.count == queries.count }),
+            let exactCold = try? coldExactNearest(s, queries: queries, k: k, filters: requests.map(\.slots))
+        else { return requests.map { _ in nil } }
+        return requests.indices.map { r in
+            coldCurve(s, requests[r], exactCold: exactCold[r], k: k, target: target)
+        }
+    }
+
+    private func coldCurve(
+        _ s: CollectionState, _ request: ColdCurveRequest, exactCold: [[(row: Int64, distance: Float)]], k: Int,
+        target: Double
     )
         -> [BuildCalibration.Point]?
     {
+        let answers = request.answers
         guard answers.count >= 20 else { return nil }
         @Sendable func merged(
             _ hot: [(row: Int64, distance: Float)], _ cold: [(row: Int64, distance: Float)]
@@ -28,60 +56,82 @@ extension HybridStore {
             return (hot + cold).sorted { ($0.distance, $0.row) < ($1.distance, $1.row) }
                 .filter { seen.insert($0.row).inserted }.prefix(k).map(\.row)
         }
-        @Sendable func cold(
-            _ answer: CalibrationRun.HotAnswer, bound: [(row: Int64, distance: Float)], probes: Int?,
-            effort: Double
-        ) -> [(row: Int64, distance: Float)]? {
+        let slots = request.slots
+        @Sendable func cold(_ answer: CalibrationRun.HotAnswer, effort: Double) -> [(row: Int64, distance: Float)]? {
             var report = ColdStepReport()
             return try? coldStep(
                 s, query: answer.vector, k: k, filter: nil, condition: nil,
-                bound: bound.count >= k ? bound[k - 1].distance : nil, probes: probes, effort: effort,
-                report: &report)
+                bound: answer.hits.count >= k ? answer.hits[k - 1].distance : nil, probes: nil, effort: effort,
+                slots: slots, report: &report)
         }
-        let truths = Locked([Set<Int64>?](repeating: nil, count: answers.count))
-        DispatchQueue.concurrentPerform(iterations: answers.count) { i in
-            let truth = cold(answers[i], bound: answers[i].exact, probes: .max, effort: 1).map {
-                Set(merged(answers[i].exact, $0))
-            }
-            truths.withLock { $0[i] = truth }
-        }
-        let truth = truths.withLock { $0 }
-        guard truth.allSatisfy({ $0 != nil }) else { return nil }
-        var points: [BuildCalibration.Point] = []
-        var last = [Double](repeating: 0, count: answers.count)
-        for effort in Self.coldCalibrationEfforts {
-            let before = last
-            let recalls = Locked(before)
+        let truth = answers.indices.map { Set(merged(answers[$0].exact, exactCold[$0])) }
+        /// Each query's recall at `effort`. A query's recall cannot fall as the effort rises (a larger effort
+        /// opens the same blocks and more, ranks the same rows with a wider interval), so one known at a smaller
+        /// effort to be 1, or equal at a smaller and a larger one, is not searched again.
+        func recalls(_ effort: Double, below: [Double]?, above: [Double]?) -> [Double]? {
+            let out = Locked([Double](repeating: 1, count: answers.count))
             let failure = Locked(false)
             DispatchQueue.concurrentPerform(iterations: answers.count) { i in
-                // Recall 1 at a smaller effort: a larger one opens the same blocks and more.
-                guard before[i] < 1, let wanted = truth[i], !wanted.isEmpty else {
-                    recalls.withLock { $0[i] = 1 }
+                if truth[i].isEmpty || below?[i] == 1 { return }
+                if let below, let above, below[i] == above[i] {
+                    out.withLock { $0[i] = below[i] }
                     return
                 }
-                guard let found = cold(answers[i], bound: answers[i].hits, probes: nil, effort: effort) else {
+                guard let found = cold(answers[i], effort: effort) else {
                     failure.withLock { $0 = true }
                     return
                 }
                 let r =
-                    Double(merged(answers[i].hits, found).filter { wanted.contains($0) }.count) / Double(wanted.count)
-                recalls.withLock { $0[i] = r }
+                    Double(merged(answers[i].hits, found).filter { truth[i].contains($0) }.count)
+                    / Double(truth[i].count)
+                out.withLock { $0[i] = r }
             }
-            if failure.withLock({ $0 }) { return nil }
-            last = recalls.withLock { $0 }
-            let (mean, error) = RecallCalibration.meanAndError(last)
-            points.append(BuildCalibration.Point(scale: effort, recall: mean, error: error))
-            // Two points past the target beyond doubt, every query complete, or two steps that gained nothing
-            // (what is still missed does not depend on the cold effort): larger efforts change nothing.
-            let levelled =
-                points.count >= 3
-                && zip(points.suffix(3), points.suffix(2)).allSatisfy { $1.recall - $0.recall < 0.001 }
-            if points.suffix(2).count == 2 && points.suffix(2).allSatisfy({ $0.recall - 2 * $0.error >= target })
-                || last.allSatisfy({ $0 == 1 }) || levelled
-            {
+            return failure.withLock { $0 } ? nil : out.withLock { $0 }
+        }
+        func point(_ effort: Double, _ row: [Double]) -> BuildCalibration.Point {
+            let (mean, error) = RecallCalibration.meanAndError(row)
+            return BuildCalibration.Point(scale: effort, recall: mean, error: error)
+        }
+        // Two octaves at a time up the efforts, until a point is past the target beyond doubt, every query is
+        // complete, or two steps gained nothing (what is still missed does not depend on the cold effort):
+        // larger efforts change nothing. Then the efforts between the last two, where the target is crossed.
+        let efforts = request.efforts
+        var measured: [Int: [Double]] = [:]
+        var i = 0
+        var previous: Int? = nil
+        while true {
+            guard let row = recalls(efforts[i], below: previous.map { measured[$0]! }, above: nil) else {
+                return nil
+            }
+            measured[i] = row
+            let p = point(efforts[i], row)
+            let gains = measured.keys.sorted().suffix(3).map { point(efforts[$0], measured[$0]!).recall }
+            let levelled = gains.count == 3 && zip(gains, gains.dropFirst()).allSatisfy { $1 - $0 < 0.001 }
+            if p.recall - 2 * p.error >= target || row.allSatisfy({ $0 == 1 }) || levelled || i == efforts.count - 1 {
                 break
             }
+            previous = i
+            i = min(i + 4, efforts.count - 1)
         }
+        // The coarse step where the adopted scale lands (`RecallCalibration.scale(meeting:on:)`: the first point
+        // meeting the target with confidence, else the first at the plateau), refined from the step below it.
+        let coarse = measured.keys.sorted()
+        let last = point(efforts[coarse.last!], measured[coarse.last!]!).recall
+        let landing =
+            coarse.first {
+                let p = point(efforts[$0], measured[$0]!)
+                return p.recall - RecallCalibration.promiseZ * p.error >= target
+            }
+            ?? coarse.first { point(efforts[$0], measured[$0]!).recall >= last - RecallCalibration.plateau }!
+        if let below = coarse.last(where: { $0 < landing }) {
+            for j in below + 1..<landing {
+                guard let row = recalls(efforts[j], below: measured[j - 1], above: measured[landing]) else {
+                    return nil
+                }
+                measured[j] = row
+            }
+        }
+        let points = measured.keys.sorted().map { point(efforts[$0], measured[$0]!) }
         return points
     }
 }

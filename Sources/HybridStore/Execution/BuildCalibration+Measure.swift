@@ -28,27 +28,75 @@ extension HybridStore {
         // The cold tier's curve needs the hot answers of its queries; without a cold tier they are not searched.
         let coldRows = s.lock.read { s.cold.liveRows }
         let coldQueries = coldRows >= Self.calibrationMinimumRows ? Self.coldCalibrationQueries : 0
-        let measured: (curves: [Int: [BuildCalibration.Point]], queries: Int, hot: [CalibrationRun.HotAnswer])? =
-            s.query {
-                index, _, _ in
-                guard index.count >= Self.calibrationMinimumRows,
-                    let run = CalibrationRun(index: index, k: k, target: target, dimensions: dimensions)
-                else { return nil }
-                let curves = run.measureCurves()
-                let scale =
-                    curves[0].map { RecallCalibration.scale(meeting: target, on: BuildCalibration.monotone($0)) } ?? 1
-                return (curves, run.queries.count, run.hotAnswers(scale: scale, count: coldQueries))
-            }
+        let measured:
+            (
+                curves: [Int: [BuildCalibration.Point]], queries: Int, hot: [CalibrationRun.HotAnswer],
+                filtered: [Int: (slots: ColdSlotFilter, hot: [CalibrationRun.HotAnswer])]
+            )? =
+                s.query {
+                    index, _, _ in
+                    guard index.count >= Self.calibrationMinimumRows,
+                        let run = CalibrationRun(index: index, k: k, target: target, dimensions: dimensions)
+                    else { return nil }
+                    let curves = run.measureCurves()
+                    let scale =
+                        curves[0].map { RecallCalibration.scale(meeting: target, on: BuildCalibration.monotone($0)) }
+                        ?? 1
+                    var filtered: [Int: (slots: ColdSlotFilter, hot: [CalibrationRun.HotAnswer])] = [:]
+                    if coldQueries > 0 {
+                        let rowOfSlot = s.cold.rowOfSlot
+                        for (bucket, selectivity) in BuildCalibration.coldSelectivity {
+                            let draw = Self.randomFilter(selectivity: selectivity, salt: UInt64(16 + bucket))
+                            let slots = ColdSlotFilter(
+                                matches: { slot in
+                                    Int(slot) < rowOfSlot.count && draw(UInt64(bitPattern: rowOfSlot[Int(slot)]))
+                                },
+                                selectivity: selectivity)
+                            let hot = run.exactHotAnswers(
+                                matches: { node in index.label(ofNode: node).map(draw) ?? false },
+                                selectivity: selectivity,
+                                count: coldQueries)
+                            filtered[bucket] = (slots, hot)
+                        }
+                    }
+                    return (curves, run.queries.count, run.hotAnswers(scale: scale, count: coldQueries), filtered)
+                }
         guard let measured, !measured.curves.isEmpty else { return nil }
-        let cold = coldQueries > 0 ? coldCurve(s, measured.hot, k: k, target: target) : nil
+        var cold: [BuildCalibration.Point]? = nil
+        var coldFiltered: [Int: [BuildCalibration.Point]] = [:]
+        if coldQueries > 0 {
+            let buckets = measured.filtered.keys.sorted()
+            let curves = coldCurves(
+                s,
+                [ColdCurveRequest(answers: measured.hot, slots: nil, efforts: Self.coldCalibrationEfforts)]
+                    + buckets.map {
+                        ColdCurveRequest(
+                            answers: measured.filtered[$0]!.hot, slots: measured.filtered[$0]!.slots,
+                            efforts: Self.coldFilteredEfforts)
+                    },
+                k: k, target: target)
+            cold = curves[0]
+            for (bucket, curve) in zip(buckets, curves.dropFirst()) { coldFiltered[bucket] = curve }
+        }
         let calibration = BuildCalibration(
             curves: measured.curves, queries: measured.queries,
             rows: s.lock.read { s.index.count }, measuredAt: Date().timeIntervalSince1970,
             target: target, k: k, seconds: Double(nowNanos() - started) / 1e9,
             cold: cold, coldRows: coldRows,
-            coldQueries: cold == nil ? nil : measured.hot.count)
+            coldQueries: cold == nil ? nil : measured.hot.count,
+            coldFiltered: coldFiltered.isEmpty ? nil : coldFiltered)
         s.calibration.withLock { $0.adopt(calibration) }
         return calibration
+    }
+}
+
+extension HybridStore {
+    /// Whether a row (by id, or a node by label) falls in a filter matching `selectivity` of them at random; `salt`
+    /// draws a different one.
+    static func randomFilter(selectivity: Double, salt: UInt64) -> @Sendable (UInt64) -> Bool {
+        let threshold = selectivity >= 1 ? UInt64.max : UInt64(Double(UInt64.max) * selectivity)
+        let salt = salt &* 0x9E37_79B9_7F4A_7C15
+        return { id in selectivity >= 1 || SplitMix64.mix(id ^ salt) < threshold }
     }
 }
 
@@ -188,6 +236,23 @@ struct CalibrationRun {
                 exact: q.nearest.filter { $0.node != q.node }.prefix(k).map {
                     (Int64(bitPattern: $0.label), $0.distance)
                 })
+        }
+    }
+
+    /// `HotAnswer`s of the first `count` queries under a filter matching `matches` nodes (`selectivity` of them),
+    /// answered exactly: the hits are the exact answer.
+    func exactHotAnswers(matches: (UInt32) -> Bool, selectivity: Double, count: Int) -> [HotAnswer] {
+        var candidates: [UInt32]? = nil
+        return queries.prefix(count).map { q in
+            var exact = q.nearest.filter { $0.node != q.node && matches($0.node) }.prefix(k).map {
+                (Int64(bitPattern: $0.label), $0.distance)
+            }
+            if exact.count < k && q.nearest.count < all.count {  // the scan was not deep enough
+                if candidates == nil { candidates = all.filter(matches) }
+                let hits = (try? index.exactSearch(q.vector, k: k + 1, candidates: candidates!).hits) ?? []
+                exact = hits.filter { $0.node != q.node }.prefix(k).map { (Int64(bitPattern: $0.label), $0.distance) }
+            }
+            return HotAnswer(vector: q.vector, hits: exact, exact: exact)
         }
     }
 

@@ -135,11 +135,18 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
                 + recallSource + ")") + coldNote
     }
 
-    /// Where the expected recall speaks of the hot rows alone while an approximate cold step also ran (a filtered
-    /// query: the curve over both tiers is measured without filters), said so rather than implied.
+    /// Where the expected recall speaks of the hot rows alone while an approximate cold step also ran, said so
+    /// rather than implied: with what the cold step's own curve under a filter of this selectivity expects (with
+    /// the hot rows answered exactly) where there is one, else that the cold step's recall here is not measured.
     private var coldNote: String {
         guard let cold = plan.cold, !cold.exact, plan.searchesHot else { return "" }
-        if case .overBothTiers = plan.recallBasis { return "" }
+        let probeAnswered = ran != plan.strategy && plan.probe != nil
+        if case .overBothTiers = plan.recallBasis, !probeAnswered { return "" }
+        if let expected = cold.expectedWithExactHot {
+            return "; of the hot rows only: over both tiers with the hot rows exact, the cold step's curve under a "
+                + String(format: "filter expects %.3f", expected)
+                + (cold.expectedWithExactHotInterval.map { String(format: " ± %.3f", $0) } ?? "")
+        }
         return "; of the hot rows only: the cold step's recall here is not measured"
     }
 

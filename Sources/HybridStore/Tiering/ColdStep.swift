@@ -20,7 +20,7 @@ extension HybridStore {
     func coldStep(
         _ s: CollectionState, query: [Float], k: Int, filter: Filter?, condition: SQLCondition?,
         bound initial: Float?, probes: Int?, effort: Double = 1, reader held: Connection? = nil,
-        report: inout ColdStepReport
+        slots slotFilter: ColdSlotFilter? = nil, report: inout ColdStepReport
     ) throws(HybridStoreError) -> [(row: Int64, distance: Float)] {
         let metric = s.schema.vector.metric
         let dim = s.schema.vector.dimensions
@@ -38,7 +38,10 @@ extension HybridStore {
             let inMemory = filter.map { tier.columns.covers($0) } ?? true
             let matches: (UInt32) -> Bool
             var selectivity = 1.0
-            if let filter, inMemory {
+            if let slotFilter {
+                selectivity = slotFilter.selectivity
+                matches = slotFilter.matches
+            } else if let filter, inMemory {
                 let estimate = tier.columns.estimate(filter)
                 if estimate == 0 && blocks.allSatisfy({ $0.corrupt == nil }) { return [] }
                 selectivity = estimate / Double(max(tier.liveRows, 1))
@@ -65,10 +68,13 @@ extension HybridStore {
             // every matching row worth it; measured: Benchmarks/README.md, "Measurements behind constants".)
             let exact = probes.map { $0 >= blockCount } ?? false
             let byCode =
-                !exact && filter != nil && inMemory
+                !exact && (filter != nil || slotFilter != nil) && inMemory
                 && Double(tier.liveRows) * selectivity <= Double(allowedProbes(1)) * Self.codeRanksPerBlockRead
             if byCode {
-                let slots = tier.columns.collect(filter!, predicate: matches)
+                let slots =
+                    slotFilter == nil
+                    ? tier.columns.collect(filter!, predicate: matches)
+                    : (0..<UInt32(tier.rowOfSlot.count)).filter { tier.rowOfSlot[Int($0)] >= 0 && matches($0) }
                 report.rowsRanked = slots.count
                 plan = codePlan(
                     tier, metric: metric, query: q, slots: slots, keys: nil, k: k, bound: initial,
@@ -332,4 +338,11 @@ extension HybridStore {
     /// codes).
     static let coldCodeConfidence: Float = 1.3
     static func codeConfidence(_ effort: Double) -> Float { coldCodeConfidence * Float(max(effort, 0).squareRoot()) }
+}
+
+/// A filter on cold slots the calibration draws (rows matching at random, at a known selectivity), in place of
+/// a filter on columns: the cold step runs as it would under a column filter held in memory of that selectivity.
+struct ColdSlotFilter: Sendable {
+    let matches: @Sendable (UInt32) -> Bool
+    let selectivity: Double
 }

@@ -39,6 +39,10 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         public var blockBudget: Int
         /// Exact: every candidate block that its bound cannot rule out (a caller's probe count ≥ the blocks).
         public var exact: Bool
+        /// Under a filter, with a curve under a filter of this selectivity: the recall over both tiers it
+        /// expects with the hot rows answered exactly, and the half-width of its 95 % interval.
+        public var expectedWithExactHot: Double? = nil
+        public var expectedWithExactHotInterval: Double? = nil
     }
 
     public enum ColdEffortSource: String, Sendable, Equatable, Codable {
@@ -46,6 +50,8 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         case calibrated = "calibrated over both tiers"
         /// Under a filter: the scale the unfiltered curve over both tiers gave, where no curve under a filter exists.
         case calibratedUnfiltered = "the unfiltered curve over both tiers (not measured under a filter)"
+        /// Under a filter: the curve over both tiers measured under a filter of the same selectivity bucket.
+        case calibratedFiltered = "calibrated over both tiers under a filter of this selectivity"
         case rule = "uncalibrated: the store's probe rule"
     }
 
@@ -71,7 +77,8 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         case buildCurveShort(queries: Int, measuredAt: Double, shortBy: Double, exactCostRatio: Double)
         /// Exact, because the graph's calibrated recall falls short of the target.
         case exactForRecall(graphRecall: Double, interval: Double)
-        /// The curve over both tiers (unfiltered, with a cold step).
+        /// A curve over both tiers (unfiltered with the hot step's graph; or under a filter of the query's
+        /// selectivity bucket with the hot rows answered exactly, as an exact hot step does).
         case overBothTiers(queries: Int)
 
         /// The words `explain` prints, with the age of a curve at `now`.
@@ -368,13 +375,24 @@ extension Planner {
         _ cold: QueryPlanInput.Cold, _ input: QueryPlanInput, calibration: RecallCalibration,
         into plan: inout QueryPlan
     ) {
-        let effort = cold.effort * (cold.fixedProbes == nil ? calibration.coldScale ?? 1 : 1)
         let selectivity = input.hasFilter ? cold.estimatedMatches / Double(max(cold.liveRows, 1)) : 1
+        let filtered = input.hasFilter ? calibration.coldFiltered(selectivity: selectivity) : nil
+        let source: QueryPlan.ColdEffortSource =
+            cold.fixedProbes != nil
+            ? .fixedProbes
+            : filtered != nil
+                ? .calibratedFiltered
+                : calibration.coldScale == nil ? .rule : input.hasFilter ? .calibratedUnfiltered : .calibrated
+        let scale: Double
+        switch source {
+        case .fixedProbes, .rule: scale = 1
+        case .calibratedFiltered: scale = filtered!.scale
+        case .calibrated, .calibratedUnfiltered: scale = calibration.coldScale ?? 1
+        }
+        let effort = cold.effort * scale
         plan.cold = QueryPlan.ColdPlan(
             effort: effort,
-            source: cold.fixedProbes != nil
-                ? .fixedProbes
-                : calibration.coldScale == nil ? .rule : input.hasFilter ? .calibratedUnfiltered : .calibrated,
+            source: source,
             blockBudget: min(
                 cold.blocks,
                 max(
@@ -384,6 +402,19 @@ extension Planner {
                             blocks: cold.blocks, selectivity: selectivity,
                             effort: effort))),
             exact: cold.fixedProbes.map { $0 >= cold.blocks } ?? false)
+        // Under a filter, the curve under a filter of this bucket (measured with the hot rows answered exactly)
+        // is the whole query's expectation where the hot step is exact too.
+        if let filtered, source == .calibratedFiltered, cold.effort == 1, let built = calibration.built,
+            built.target == input.recallTarget
+        {
+            plan.cold?.expectedWithExactHot = filtered.recall
+            plan.cold?.expectedWithExactHotInterval = filtered.interval
+            if input.searchesHot, plan.hot.strategy == .exact {
+                plan.hot.expectedRecall = filtered.recall
+                plan.expectedRecallInterval = filtered.interval
+                plan.recallBasis = .overBothTiers(queries: built.coldQueries ?? built.queries)
+            }
+        }
         // Unfiltered, the curve over both tiers says what the whole query expects (the hot tier's own curve speaks
         // of the hot rows alone).
         if !input.hasFilter, cold.fixedProbes == nil, cold.effort == 1, input.searchEffort == nil, input.searchesHot,

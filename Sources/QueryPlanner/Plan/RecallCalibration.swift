@@ -34,11 +34,17 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     /// The cold step's effort scale read off the build-time curve over both tiers (nil: the store's rule as
     /// it is, uncalibrated). Multiplies `QueryOptions.coldEffort`.
     public private(set) var coldScale: Double?
+    /// The same for filtered queries, per selectivity bucket, read off the build-time curves under a filter
+    /// (`BuildCalibration.coldFiltered`); a bucket without one takes `coldScale`.
+    public private(set) var coldFilteredScales: [Int: Double] = [:]
     /// Recall within this of a curve's largest measured effort counts as levelled off.
-    static let plateau = 0.002
+    package static let plateau = 0.002
     /// Samples that decide a step.
     public static let windowSize = 64
     public static let minScale = 0.25, maxScale = 16.0
+    /// The cold step under a filter opens more blocks the sparser the filter (`Planner.coldBlocks`), more than it
+    /// needs on most data: its curves reach lower.
+    public static let minColdFilteredScale = 1.0 / 16
     /// Buckets: 0 no filter; 1 s ≥ 0.5; 2 0.2 ≤ s < 0.5; 3 0.05 ≤ s < 0.2; 4 0.01 ≤ s < 0.05; 5 s < 0.01.
     public static let bucketCount = 6
     /// Efforts, relative to the current scale, at which a recall check may also measure the same query, so
@@ -60,7 +66,7 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
 
     /// The promise a build-time curve backs: the expected recall of a query drawn like the calibration's meets
     /// the target with this one-sided confidence (z = 1.645: 95 %) given the curve's own uncertainty.
-    static let promiseZ = 1.645
+    package static let promiseZ = 1.645
     /// The interval `expected` reports: two-sided 95 % for the mean recall of `promisedQueries` queries (what a
     /// user who measures that many sees: the curve's uncertainty and the sampling of those queries).
     public static let promisedQueries = 100.0
@@ -86,8 +92,12 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
         var calibration = calibration
         calibration.curves = calibration.curves.mapValues(BuildCalibration.monotone)
         calibration.cold = calibration.cold.map(BuildCalibration.monotone)
+        calibration.coldFiltered = calibration.coldFiltered?.mapValues(BuildCalibration.monotone)
         built = calibration
         coldScale = calibration.cold.map { Self.scale(meeting: calibration.target, on: $0) }
+        coldFilteredScales = (calibration.coldFiltered ?? [:]).filter { !$0.value.isEmpty }.mapValues {
+            Self.scale(meeting: calibration.target, on: $0, floor: Self.minColdFilteredScale)
+        }
         for (bucket, pooled) in calibration.curves where bucket >= 0 && bucket < Self.bucketCount && !pooled.isEmpty {
             scales[bucket] = Self.scale(meeting: calibration.target, on: pooled)
             window[bucket] = []
@@ -99,7 +109,9 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     /// The smallest scale at which `points` (a pooled curve) meets `target` as `adopt(_:)` asks, interpolated
     /// in log scale. When none does: where the curve levels off (the smallest scale within `plateau` of the
     /// largest's recall), since more effort past it buys nothing measurable.
-    public static func scale(meeting target: Double, on points: [BuildCalibration.Point]) -> Double {
+    public static func scale(
+        meeting target: Double, on points: [BuildCalibration.Point], floor: Double = minScale
+    ) -> Double {
         guard let last = points.last else { return 1 }
         let lower = points.map { $0.recall - promiseZ * $0.error }
         var chosen = points.first { $0.recall >= last.recall - plateau }?.scale ?? last.scale
@@ -110,7 +122,7 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
                 chosen = exp2(log2(points[i - 1].scale) + t * (log2(points[i].scale) - log2(points[i - 1].scale)))
             }
         }
-        return min(maxScale, max(minScale, chosen))
+        return min(maxScale, max(floor, chosen))
     }
 
     /// The recall the build-time curve expects of the bucket's current scale (interpolated in log scale), its
@@ -188,6 +200,17 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     public func expectedOverBothTiers() -> (recall: Double, error: Double, interval: Double)? {
         guard let built, let points = built.cold, let coldScale else { return nil }
         return Self.read(points, at: coldScale, queries: built.coldQueries ?? built.queries)
+    }
+
+    /// The cold step's effort scale for a filtered query whose filter leaves `selectivity` of the cold rows, and
+    /// what the curve under a filter of that bucket expects there (over both tiers, the hot rows answered
+    /// exactly); nil where the bucket has no such curve.
+    public func coldFiltered(selectivity: Double) -> (scale: Double, recall: Double, interval: Double)? {
+        let bucket = Self.bucket(selectivity: selectivity, filtered: true)
+        guard let built, let points = built.coldFiltered?[bucket], let scale = coldFilteredScales[bucket],
+            let expected = Self.read(points, at: scale, queries: built.coldQueries ?? built.queries)
+        else { return nil }
+        return (scale, expected.recall, expected.interval)
     }
 
     /// Whether a full window of samples has been recorded for the bucket.
@@ -334,6 +357,12 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
     /// Recall over both tiers (the hot tier at its calibrated effort, unfiltered) against the cold step's effort
     /// scale (× the store's probe rule); nil when the collection had no cold rows to measure.
     public var cold: [Point]?
+    /// Recall over both tiers under a filter matching a share of the rows at random (the bucket's
+    /// `BuildCalibration.coldSelectivity`; the hot rows answered exactly, so the curve speaks of the cold step)
+    /// against the cold step's effort scale, per filtered bucket; nil when not measured.
+    public var coldFiltered: [Int: [Point]]?
+    /// The selectivity each filtered bucket's cold curve is measured at (bucket 5, under 1 %, at 0.5 %).
+    public static let coldSelectivity: [Int: Double] = [1: 0.6, 2: 0.35, 3: 0.1, 4: 0.025, 5: 0.005]
     /// Live cold rows at the calibration (so a checkpoint can tell when they changed by a fifth), and the
     /// queries `cold` was measured with.
     public var coldRows: Int?
@@ -352,10 +381,12 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
 
     public init(
         curves: [Int: [Point]], queries: Int, rows: Int, measuredAt: Double, target: Double, k: Int,
-        seconds: Double, cold: [Point]? = nil, coldRows: Int? = nil, coldQueries: Int? = nil
+        seconds: Double, cold: [Point]? = nil, coldRows: Int? = nil, coldQueries: Int? = nil,
+        coldFiltered: [Int: [Point]]? = nil
     ) {
         self.curves = curves
         self.cold = cold
+        self.coldFiltered = coldFiltered
         self.coldRows = coldRows
         self.coldQueries = coldQueries
         self.queries = queries

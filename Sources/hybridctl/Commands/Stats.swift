@@ -54,6 +54,16 @@ extension HybridCtl {
                                     + (near.map {
                                         String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error)
                                     } ?? ""))
+                            for (bucket, points) in (c.coldFiltered ?? [:]).sorted(by: { $0.key < $1.key }) {
+                                guard let scale = s.coldFilteredEffortScales[bucket] else { continue }
+                                let near = points.min { abs(log2($0.scale / scale)) < abs(log2($1.scale / scale)) }
+                                print(
+                                    "      under a filter, \(buckets[bucket]) (hot rows exact): cold effort ×"
+                                        + String(format: "%.2f", scale)
+                                        + (near.map {
+                                            String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error)
+                                        } ?? ""))
+                            }
                         } else if (s.tiers["cold"] ?? 0) > 0 {
                             print(
                                 "    over both tiers: uncalibrated (the store's probe rule until a checkpoint measures it)"

@@ -1,0 +1,126 @@
+// The exact nearest cold rows of many queries under several filters at once, in one pass over the cold tier:
+// the truth a calibration measures its cold step against.
+
+import Dispatch
+import Foundation
+import HNSW
+
+extension HybridStore {
+    /// For each filter (nil: every live row) and each query, the `k` nearest live cold rows matching it, exactly,
+    /// nearest first (ties by row), distances as a query reports them: what an exact cold step (`coldStep` with
+    /// `probes: .max` and no bound) returns, for all of them. Every block is read and decoded once, not once per
+    /// query and filter: calibration asks for a hundred queries under six filters, and the per-query exact steps
+    /// it ran before spent most of a calibration's time decompressing the same blocks again. Result: `[filter][query]`.
+    /// Throws a corrupt block's error (a truth that skipped its rows would be no truth).
+    func coldExactNearest(
+        _ s: CollectionState, queries: [[Float]], k: Int, filters: [ColdSlotFilter?]
+    ) throws(HybridStoreError) -> [[[(row: Int64, distance: Float)]]] {
+        let metric = s.schema.vector.metric
+        let dim = s.schema.vector.dimensions
+        let kernel = DistanceKernel(metric: metric)
+        // Cosine: rows and queries normalized, distance 1 − cos reported as a query step does.
+        let normalized = queries.map { query in
+            var q = query
+            if metric == .cosine { unsafe q.withUnsafeMutableBufferPointer { unsafe normalize($0) } }
+            return q
+        }
+        @Sendable func reported(_ d: Float) -> Float { metric == .cosine ? 1 + d : d }
+        typealias Nearest = [[[(row: Int64, distance: Float)]]]
+        let empty = Nearest(
+            repeating: [[(row: Int64, distance: Float)]](repeating: [], count: queries.count), count: filters.count)
+        guard !queries.isEmpty, !filters.isEmpty, k > 0 else { return empty }
+        return try s.lock.read { () throws(HybridStoreError) -> Nearest in
+            let tier = s.cold
+            let blocks = tier.blocks, rowOfSlot = tier.rowOfSlot
+            if let corrupt = blocks.lazy.compactMap(\.corrupt).first { throw corrupt }
+            /// Worker w reads blocks w, w + W, …, each through its own reader connection and buffers.
+            let workers = min(2, max(1, blocks.count / 64))
+            @Sendable func scan(_ w: Int) -> Result<Nearest, HybridStoreError> {
+                var best = empty
+                let reader = ColdBlockReader()
+                var decoded: [Float] = []
+                var distances = [Float](repeating: 0, count: queries.count)
+                var matching: [Int] = []
+                do throws(HybridStoreError) {
+                    try withReader { c in
+                        try c.transaction(immediate: false) {
+                            let blobs = BlobReader(c, table: "hs_cold_blocks", column: "data")
+                            defer { blobs.close() }  // before the transaction ends
+                            for block in stride(from: w, to: blocks.count, by: workers).lazy.map({ blocks[$0] }) {
+                                guard try loadColdBlock(s, block.id, c, through: blobs, into: reader, positions: nil)
+                                else { continue }  // replaced by a commit this tier does not name yet
+                                let count = reader.rows.count
+                                if decoded.count < count * dim { decoded = [Float](repeating: 0, count: count * dim) }
+                                unsafe decoded.withUnsafeMutableBufferPointer { unsafe reader.vectors(into: $0) }
+                                for position in 0..<min(count, Int(block.count)) {
+                                    let slot = block.slot(position)
+                                    let row = rowOfSlot[Int(slot)]
+                                    guard row >= 0, reader.rows[position] == row else { continue }
+                                    matching.removeAll(keepingCapacity: true)
+                                    for (f, filter) in filters.enumerated() where filter?.matches(slot) ?? true {
+                                        matching.append(f)
+                                    }
+                                    guard !matching.isEmpty else { continue }
+                                    Self.distances(
+                                        from: normalized, to: &decoded, row: position, dim: dim, kernel: kernel,
+                                        normalizing: metric == .cosine, into: &distances)
+                                    for qi in 0..<distances.count {
+                                        let d = reported(distances[qi])
+                                        for f in matching { Self.keepNearest(&best[f][qi], (row, d), k: k) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                } catch {
+                    return .failure(error)
+                }
+                return .success(best)
+            }
+            let results = Locked([Result<Nearest, HybridStoreError>?](repeating: nil, count: workers))
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let result = scan(w)
+                results.withLock { $0[w] = result }
+            }
+            var best = empty
+            for result in results.withLock({ $0 }) {
+                let partial = try result!.get()
+                for f in partial.indices {
+                    for qi in partial[f].indices {
+                        for candidate in partial[f][qi] { Self.keepNearest(&best[f][qi], candidate, k: k) }
+                    }
+                }
+            }
+            return best
+        }
+    }
+
+    /// The distances from each of `queries` to row `row` of `vectors` (rows of `dim` floats; normalized in place
+    /// first when asked), into `out` (one per query).
+    private static func distances(
+        from queries: [[Float]], to vectors: inout [Float], row: Int, dim: Int, kernel: DistanceKernel,
+        normalizing: Bool, into out: inout [Float]
+    ) {
+        // SAFETY: row < vectors.count / dim (the caller decoded that many rows), each query holds dim floats, out
+        // holds one float per query.
+        unsafe vectors.withUnsafeMutableBufferPointer { all in
+            let v = unsafe UnsafeMutableBufferPointer(rebasing: all[row * dim..<(row + 1) * dim])
+            if normalizing { unsafe normalize(v) }
+            for (qi, q) in queries.enumerated() {
+                out[qi] = unsafe q.withUnsafeBufferPointer { qb in unsafe kernel(qb.baseAddress!, v.baseAddress!, dim) }
+            }
+        }
+    }
+
+    /// Inserts `candidate` into `best` (ascending by distance, then row) when it is among the `k` nearest.
+    static func keepNearest(
+        _ best: inout [(row: Int64, distance: Float)], _ candidate: (row: Int64, distance: Float), k: Int
+    ) {
+        let (row, d) = candidate
+        guard best.count < k || d < best[k - 1].distance || (d == best[k - 1].distance && row < best[k - 1].row)
+        else { return }
+        let at = best.firstIndex { d < $0.distance || (d == $0.distance && row < $0.row) } ?? best.count
+        best.insert(candidate, at: at)
+        if best.count > k { best.removeLast() }
+    }
+}
