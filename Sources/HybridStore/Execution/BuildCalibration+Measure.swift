@@ -64,6 +64,10 @@ extension HybridStore {
         guard let measured, !measured.curves.isEmpty else { return nil }
         var cold: [BuildCalibration.Point]? = nil
         var coldFiltered: [Int: [BuildCalibration.Point]] = [:]
+        let (coldBlocks, coldLive) = s.lock.read { (s.cold.blocks.count, s.cold.liveRows) }
+        let coldFilteredByCode = BuildCalibration.coldSelectivity.mapValues {
+            Planner.coldRanksByCode(blocks: coldBlocks, liveRows: coldLive, selectivity: $0)
+        }
         if coldQueries > 0 {
             let buckets = measured.filtered.keys.sorted()
             let curves = coldCurves(
@@ -84,7 +88,8 @@ extension HybridStore {
             target: target, k: k, seconds: Double(nowNanos() - started) / 1e9,
             cold: cold, coldRows: coldRows,
             coldQueries: cold == nil ? nil : measured.hot.count,
-            coldFiltered: coldFiltered.isEmpty ? nil : coldFiltered)
+            coldFiltered: coldFiltered.isEmpty ? nil : coldFiltered,
+            coldFilteredByCode: coldFiltered.isEmpty ? nil : coldFilteredByCode)
         s.calibration.withLock { $0.adopt(calibration) }
         return calibration
     }

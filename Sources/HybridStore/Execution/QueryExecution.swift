@@ -199,6 +199,7 @@ struct QueryExecution {
                 blocks: tier.blocks.count, liveRows: tier.liveRows,
                 estimatedMatches: matches ?? Double(tier.liveRows), fixedProbes: options.coldProbes,
                 effort: options.coldEffort)
+            cold?.filterInMemory = filter == nil || matches != nil
         }
         let input = QueryPlanInput(
             rows: rows, estimatedMatches: estimate, hasFilter: filter != nil, k: kHot,

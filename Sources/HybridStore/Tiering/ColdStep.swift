@@ -67,9 +67,11 @@ extension HybridStore {
             // centroid way opens a few dozen of the blocks it may, so a higher effort does not make ranking
             // every matching row worth it; measured: Benchmarks/README.md, "Measurements behind constants".)
             let exact = probes.map { $0 >= blockCount } ?? false
+            // (As `Planner.coldRanksByCode` decides, which the planner uses to pick the curve, unless `probes` is
+            // fixed.)
             let byCode =
                 !exact && (filter != nil || slotFilter != nil) && inMemory
-                && Double(tier.liveRows) * selectivity <= Double(allowedProbes(1)) * Self.codeRanksPerBlockRead
+                && Double(tier.liveRows) * selectivity <= Double(allowedProbes(1)) * Planner.coldCodeRanksPerBlockRead
             if byCode {
                 let slots =
                     slotFilter == nil
@@ -327,10 +329,6 @@ extension HybridStore {
         }
     }
 
-    /// Matching rows one block read is worth ranking by code instead (a code takes ~20–40 ns, a block read
-    /// ~4–5 µs): the cold step ranks by code when the matching cold rows number at most this many per block
-    /// it may open. (Measured against 256: Benchmarks/README.md, "Measurements behind constants".)
-    static let codeRanksPerBlockRead = 128.0
     /// ε₀ of the codes' error bound at effort 1 (`coldEffort` e makes it 1.3·√e). RaBitQ's 1.9 covers ~94 %
     /// of estimates and 1.3 ~81 % (`SignCodesTests`), but a row is lost only when its estimate errs high by that
     /// much *and* it is among the k nearest: recall ≥ 0.995 in every selective class of both benchmark sets at

@@ -213,6 +213,9 @@ package struct QueryPlanInput: Sendable {
         package var fixedProbes: Int?
         /// The caller's scale on the cold effort.
         package var effort: Double
+        /// Whether memory can tell which cold rows match (else the cold step checks the filter through SQL, and
+        /// picks blocks by centroid).
+        package var filterInMemory = true
 
         package init(blocks: Int, liveRows: Int, estimatedMatches: Double, fixedProbes: Int?, effort: Double) {
             self.blocks = blocks
@@ -258,6 +261,20 @@ extension Planner {
     /// Cold blocks a query opens at most (those holding a live matching row; bounds may stop it sooner):
     /// `coldProbeScale · effort · √blocks`, divided by √selectivity as the filter narrows (the k nearest matches
     /// lie among the k/s nearest rows, which spread over more blocks), at least 8, all blocks at most.
+    /// Matching rows one block read is worth ranking by code instead (a code takes ~20–40 ns, a block read
+    /// ~4–5 µs): the cold step ranks by code when the matching cold rows number at most this many per block
+    /// it may open at effort 1. (Measured against 256: Benchmarks/README.md, "Measurements behind constants".)
+    package static let coldCodeRanksPerBlockRead = 128.0
+
+    /// Whether a cold step under a filter held in memory ranks every matching row by its code (few matching rows
+    /// for the blocks it may open), rather than picking blocks by centroid. Decided at effort 1: effort then
+    /// scales the work within the way chosen.
+    package static func coldRanksByCode(blocks: Int, liveRows: Int, selectivity: Double) -> Bool {
+        Double(liveRows) * selectivity
+            <= Double(min(blocks, max(1, coldBlocks(blocks: blocks, selectivity: selectivity))))
+            * coldCodeRanksPerBlockRead
+    }
+
     package static func coldBlocks(blocks: Int, selectivity: Double, effort: Double = 1) -> Int {
         let base = coldProbeScale * effort * Double(blocks).squareRoot()
         return min(blocks, max(8, Int((base / max(selectivity, 1e-4).squareRoot()).rounded(.up))))
@@ -376,7 +393,13 @@ extension Planner {
         into plan: inout QueryPlan
     ) {
         let selectivity = input.hasFilter ? cold.estimatedMatches / Double(max(cold.liveRows, 1)) : 1
-        let filtered = input.hasFilter ? calibration.coldFiltered(selectivity: selectivity) : nil
+        let filtered =
+            input.hasFilter
+            ? calibration.coldFiltered(
+                selectivity: selectivity,
+                ranksByCode: cold.filterInMemory
+                    && coldRanksByCode(blocks: cold.blocks, liveRows: cold.liveRows, selectivity: selectivity))
+            : nil
         let source: QueryPlan.ColdEffortSource =
             cold.fixedProbes != nil
             ? .fixedProbes

@@ -203,11 +203,29 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     }
 
     /// The cold step's effort scale for a filtered query whose filter leaves `selectivity` of the cold rows, and
-    /// what the curve under a filter of that bucket expects there (over both tiers, the hot rows answered
-    /// exactly); nil where the bucket has no such curve.
-    public func coldFiltered(selectivity: Double) -> (scale: Double, recall: Double, interval: Double)? {
-        let bucket = Self.bucket(selectivity: selectivity, filtered: true)
-        guard let built, let points = built.coldFiltered?[bucket], let scale = coldFilteredScales[bucket],
+    /// what the curve it comes from expects there (over both tiers, the hot rows answered exactly); nil where
+    /// there is no curve under a filter. The curve is the selectivity bucket's own, unless its cold steps took
+    /// the other way than this query's will (`Planner.coldRanksByCode`: ranking every matching row by code, or
+    /// picking blocks by centroid, whose efforts mean different work): then the nearest selectivity measured the
+    /// same way. (A 50 % filter ranks by code on a tier where the 60 % one measured picks by centroid, and the
+    /// centroid curve's effort over-served it: recall 1.000 where 0.95 was asked.)
+    public func coldFiltered(
+        selectivity: Double, ranksByCode: Bool
+    ) -> (scale: Double, recall: Double, interval: Double)? {
+        guard let built, let curves = built.coldFiltered else { return nil }
+        let own = Self.bucket(selectivity: selectivity, filtered: true)
+        var bucket = own
+        if let ways = built.coldFilteredByCode, let way = ways[own], way != ranksByCode {
+            let distance = { (b: Int) in
+                abs(log(BuildCalibration.coldSelectivity[b] ?? 1) - log(max(selectivity, 1e-6)))
+            }
+            if let nearest = ways.filter({ $0.value == ranksByCode && curves[$0.key] != nil }).keys.min(by: {
+                distance($0) < distance($1)
+            }) {
+                bucket = nearest
+            }
+        }
+        guard let points = curves[bucket], let scale = coldFilteredScales[bucket],
             let expected = Self.read(points, at: scale, queries: built.coldQueries ?? built.queries)
         else { return nil }
         return (scale, expected.recall, expected.interval)
@@ -363,6 +381,9 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
     public var coldFiltered: [Int: [Point]]?
     /// The selectivity each filtered bucket's cold curve is measured at (bucket 5, under 1 %, at 0.5 %).
     public static let coldSelectivity: [Int: Double] = [1: 0.6, 2: 0.35, 3: 0.1, 4: 0.025, 5: 0.005]
+    /// Per bucket of `coldFiltered`, whether its cold steps ranked every matching row by code
+    /// (`Planner.coldRanksByCode`) rather than picking blocks by centroid.
+    public var coldFilteredByCode: [Int: Bool]?
     /// Live cold rows at the calibration (so a checkpoint can tell when they changed by a fifth), and the
     /// queries `cold` was measured with.
     public var coldRows: Int?
@@ -382,8 +403,9 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
     public init(
         curves: [Int: [Point]], queries: Int, rows: Int, measuredAt: Double, target: Double, k: Int,
         seconds: Double, cold: [Point]? = nil, coldRows: Int? = nil, coldQueries: Int? = nil,
-        coldFiltered: [Int: [Point]]? = nil
+        coldFiltered: [Int: [Point]]? = nil, coldFilteredByCode: [Int: Bool]? = nil
     ) {
+        self.coldFilteredByCode = coldFilteredByCode
         self.curves = curves
         self.cold = cold
         self.coldFiltered = coldFiltered
