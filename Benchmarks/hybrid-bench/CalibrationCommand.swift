@@ -79,10 +79,12 @@ struct CalibrationCommand: ParsableCommand {
                 "  cold curve (over both tiers, × cold effort): "
                     + cold.map { String(format: "%.2f→%.3f", $0.scale, $0.recall) }.joined(separator: " "))
         }
-        for (bucket, curve) in (built?.coldFiltered ?? [:]).sorted(by: { $0.key < $1.key }) {
+        for curve in built?.coldFiltered ?? [] {
             log(
-                "  cold curve of bucket \(bucket) (hot rows exact, × cold effort): "
-                    + curve.map { String(format: "%.2f→%.3f", $0.scale, $0.recall) }.joined(separator: " "))
+                "  cold curve of bucket \(curve.bucket) at "
+                    + String(format: "%.1f %%", curve.selectivity * 100)
+                    + (curve.ranksByCode ? " by code" : " by centroid") + " (hot rows exact, × cold effort): "
+                    + curve.points.map { String(format: "%.2f→%.3f", $0.scale, $0.recall) }.joined(separator: " "))
         }
         var runs: [[String: Any]] = []
         for className in data.classNames {

@@ -33,8 +33,8 @@ public struct CollectionStatistics: Sendable, Codable, Equatable {
     public var effortScales: [Double] = []
     /// The cold step's effort scale read off the curve over both tiers (nil: the store's probe rule as it is).
     public var coldEffortScale: Double? = nil
-    /// The same per filtered selectivity bucket, read off the curves under a filter (empty: none measured).
-    public var coldFilteredEffortScales: [Int: Double] = [:]
+    /// The same per curve under a filter (`calibration.coldFiltered`, in its order; empty: none measured).
+    public var coldFilteredEffortScales: [Double] = []
 }
 
 extension HybridStore {

@@ -76,38 +76,50 @@ import QueryPlanner
         #expect(abs((flat.expectedOverBothTiers()?.recall ?? 0) - 0.9435) < 1e-12)
     }
 
-    /// A filtered query's cold effort comes from its selectivity bucket's curve under a filter, unless the cold
-    /// steps of that curve took the other way (ranking every matching row by code, or picking blocks by
-    /// centroid) than the query's will: then from the nearest selectivity measured its way. Below the hot
-    /// scales' floor where the curve says so.
+    /// A filtered query's cold effort comes from a curve under a filter measured the way its cold step will go
+    /// (ranking every matching row by code, or picking blocks by centroid) in its selectivity bucket; else from
+    /// the nearest selectivity measured that way; else from its bucket's. Below the hot scales' floor where the
+    /// curve says so.
     @Test func aFilteredColdStepTakesTheCurveMeasuredItsWay() {
         func curve(_ points: [(Double, Double)]) -> [BuildCalibration.Point] {
             points.map { BuildCalibration.Point(scale: $0.0, recall: $0.1, error: 0.004) }
         }
         let centroid = curve([(0.25, 0.80), (1, 0.90), (2, 0.94), (4, 0.97), (16, 0.98)])
         let byCode = curve([(1 / 16, 0.90), (1 / 8, 0.97), (1 / 4, 0.99)])
-        var c = RecallCalibration()
-        c.adopt(
-            BuildCalibration(
-                curves: [0: centroid], queries: 100, rows: 4_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1,
-                cold: centroid, coldRows: 16_000, coldQueries: 100,
-                coldFiltered: [1: centroid, 2: byCode, 3: byCode], coldFilteredByCode: [1: false, 2: true, 3: true]))
+        let byCodeWide = curve([(1 / 16, 0.80), (1 / 4, 0.90), (1 / 2, 0.97), (1, 0.99)])
+        func calibration(_ curves: [BuildCalibration.ColdFilteredCurve]) -> RecallCalibration {
+            var c = RecallCalibration()
+            c.adopt(
+                BuildCalibration(
+                    curves: [0: centroid], queries: 100, rows: 4_000, measuredAt: 0, target: 0.95, k: 10,
+                    seconds: 1, cold: centroid, coldRows: 16_000, coldQueries: 100, coldFiltered: curves))
+            return c
+        }
+        let c = calibration([
+            .init(bucket: 1, selectivity: 0.6, ranksByCode: false, points: centroid),
+            .init(bucket: 1, selectivity: 0.55, ranksByCode: true, points: byCodeWide),
+            .init(bucket: 2, selectivity: 0.35, ranksByCode: true, points: byCode),
+            .init(bucket: 3, selectivity: 0.1, ranksByCode: true, points: byCode),
+        ])
         let sixty = try! #require(c.coldFiltered(selectivity: 0.6, ranksByCode: false))
-        let fifty = try! #require(c.coldFiltered(selectivity: 0.5, ranksByCode: true))
         #expect(sixty.scale > 2 && sixty.scale < 4, "\(sixty)")
-        // 50 % is bucket 1's, measured by centroid; this query ranks by code: the 35 % curve's scale.
-        #expect(fifty.scale > 1 / 16 && fifty.scale < 1 / 8 && fifty.scale < RecallCalibration.minScale, "\(fifty)")
+        // 50 % ranked by code: bucket 1's curve measured that way, not its centroid one nor the 35 % one.
+        let fifty = try! #require(c.coldFiltered(selectivity: 0.5, ranksByCode: true))
+        #expect(fifty.scale > 1 / 4 && fifty.scale < 1 / 2, "\(fifty)")
         #expect(fifty.recall >= 0.95 + 1.645 * 0.004 - 1e-9 && fifty.recall < 0.97)
-        // A 25 % query picking by centroid: the nearest curve measured so is the 60 % one.
-        #expect(c.coldFiltered(selectivity: 0.25, ranksByCode: false)?.scale == sixty.scale)
-        // Its own bucket's where no curve was measured its way.
-        var codeOnly = RecallCalibration()
-        codeOnly.adopt(
-            BuildCalibration(
-                curves: [0: centroid], queries: 100, rows: 4_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1,
-                cold: centroid, coldRows: 16_000, coldQueries: 100,
-                coldFiltered: [2: byCode, 3: centroid], coldFilteredByCode: [2: true, 3: true]))
+        // Its bucket has no curve measured its way: the nearest selectivity that has (35 %, not 10 %), below the
+        // hot scales' floor.
+        let withoutWay = calibration([
+            .init(bucket: 1, selectivity: 0.6, ranksByCode: false, points: centroid),
+            .init(bucket: 2, selectivity: 0.35, ranksByCode: true, points: byCode),
+            .init(bucket: 3, selectivity: 0.1, ranksByCode: true, points: byCodeWide),
+        ])
+        let borrowed = try! #require(withoutWay.coldFiltered(selectivity: 0.5, ranksByCode: true))
+        #expect(borrowed.scale > 1 / 16 && borrowed.scale < 1 / 8 && borrowed.scale < RecallCalibration.minScale)
+        // No curve measured its way at all: its bucket's.
+        let codeOnly = calibration([.init(bucket: 3, selectivity: 0.1, ranksByCode: true, points: centroid)])
         #expect(codeOnly.coldFiltered(selectivity: 0.1, ranksByCode: false)?.scale == sixty.scale)
+        #expect(codeOnly.coldFiltered(selectivity: 0.6, ranksByCode: false) == nil)
         // Without curves under a filter, none.
         #expect(RecallCalibration().coldFiltered(selectivity: 0.5, ranksByCode: true) == nil)
     }

@@ -31,7 +31,7 @@ extension HybridStore {
         let measured:
             (
                 curves: [Int: [BuildCalibration.Point]], queries: Int, hot: [CalibrationRun.HotAnswer],
-                filtered: [Int: (slots: ColdSlotFilter, hot: [CalibrationRun.HotAnswer])]
+                filtered: [(curve: ColdFilteredDraw, slots: ColdSlotFilter, hot: [CalibrationRun.HotAnswer])]
             )? =
                 s.query {
                     index, _, _ in
@@ -42,11 +42,14 @@ extension HybridStore {
                     let scale =
                         curves[0].map { RecallCalibration.scale(meeting: target, on: BuildCalibration.monotone($0)) }
                         ?? 1
-                    var filtered: [Int: (slots: ColdSlotFilter, hot: [CalibrationRun.HotAnswer])] = [:]
+                    var filtered: [(curve: ColdFilteredDraw, slots: ColdSlotFilter, hot: [CalibrationRun.HotAnswer])] =
+                        []
                     if coldQueries > 0 {
                         let rowOfSlot = s.cold.rowOfSlot
-                        for (bucket, selectivity) in BuildCalibration.coldSelectivity {
-                            let draw = Self.randomFilter(selectivity: selectivity, salt: UInt64(16 + bucket))
+                        let draws = Self.coldFilteredDraws(blocks: s.cold.blocks.count, liveRows: s.cold.liveRows)
+                        for (n, curve) in draws.enumerated() {
+                            let selectivity = curve.selectivity
+                            let draw = Self.randomFilter(selectivity: selectivity, salt: UInt64(16 + n))
                             let slots = ColdSlotFilter(
                                 matches: { slot in
                                     Int(slot) < rowOfSlot.count && draw(UInt64(bitPattern: rowOfSlot[Int(slot)]))
@@ -56,31 +59,30 @@ extension HybridStore {
                                 matches: { node in index.label(ofNode: node).map(draw) ?? false },
                                 selectivity: selectivity,
                                 count: coldQueries)
-                            filtered[bucket] = (slots, hot)
+                            filtered.append((curve, slots, hot))
                         }
                     }
                     return (curves, run.queries.count, run.hotAnswers(scale: scale, count: coldQueries), filtered)
                 }
         guard let measured, !measured.curves.isEmpty else { return nil }
         var cold: [BuildCalibration.Point]? = nil
-        var coldFiltered: [Int: [BuildCalibration.Point]] = [:]
-        let (coldBlocks, coldLive) = s.lock.read { (s.cold.blocks.count, s.cold.liveRows) }
-        let coldFilteredByCode = BuildCalibration.coldSelectivity.mapValues {
-            Planner.coldRanksByCode(blocks: coldBlocks, liveRows: coldLive, selectivity: $0)
-        }
+        var coldFiltered: [BuildCalibration.ColdFilteredCurve] = []
         if coldQueries > 0 {
-            let buckets = measured.filtered.keys.sorted()
             let curves = coldCurves(
                 s,
                 [ColdCurveRequest(answers: measured.hot, slots: nil, efforts: Self.coldCalibrationEfforts)]
-                    + buckets.map {
-                        ColdCurveRequest(
-                            answers: measured.filtered[$0]!.hot, slots: measured.filtered[$0]!.slots,
-                            efforts: Self.coldFilteredEfforts)
+                    + measured.filtered.map {
+                        ColdCurveRequest(answers: $0.hot, slots: $0.slots, efforts: Self.coldFilteredEfforts)
                     },
                 k: k, target: target)
             cold = curves[0]
-            for (bucket, curve) in zip(buckets, curves.dropFirst()) { coldFiltered[bucket] = curve }
+            for (f, points) in zip(measured.filtered, curves.dropFirst()) {
+                guard let points else { continue }
+                coldFiltered.append(
+                    BuildCalibration.ColdFilteredCurve(
+                        bucket: f.curve.bucket, selectivity: f.curve.selectivity, ranksByCode: f.curve.ranksByCode,
+                        points: points))
+            }
         }
         let calibration = BuildCalibration(
             curves: measured.curves, queries: measured.queries,
@@ -88,14 +90,42 @@ extension HybridStore {
             target: target, k: k, seconds: Double(nowNanos() - started) / 1e9,
             cold: cold, coldRows: coldRows,
             coldQueries: cold == nil ? nil : measured.hot.count,
-            coldFiltered: coldFiltered.isEmpty ? nil : coldFiltered,
-            coldFilteredByCode: coldFiltered.isEmpty ? nil : coldFilteredByCode)
+            coldFiltered: coldFiltered.isEmpty ? nil : coldFiltered)
         s.calibration.withLock { $0.adopt(calibration) }
         return calibration
     }
 }
 
+/// A filter the cold tier's calibration draws: the bucket its curve serves, its selectivity, and the way a cold
+/// step takes under it on this tier.
+struct ColdFilteredDraw {
+    let bucket: Int
+    let selectivity: Double
+    let ranksByCode: Bool
+}
+
 extension HybridStore {
+    /// The filters the cold tier's curves under a filter are measured with: one at each filtered bucket's
+    /// representative selectivity, and where part of the bucket's range takes the other way on this tier
+    /// (`Planner.coldRanksByCode`, which turns on the tier's rows and blocks), one more in that part, at the
+    /// selectivity nearest the representative (on a grid of 16 steps across the range).
+    static func coldFilteredDraws(blocks: Int, liveRows: Int) -> [ColdFilteredDraw] {
+        func byCode(_ s: Double) -> Bool { Planner.coldRanksByCode(blocks: blocks, liveRows: liveRows, selectivity: s) }
+        var draws: [ColdFilteredDraw] = []
+        for (bucket, representative) in BuildCalibration.coldSelectivity.sorted(by: { $0.key < $1.key }) {
+            let way = byCode(representative)
+            draws.append(ColdFilteredDraw(bucket: bucket, selectivity: representative, ranksByCode: way))
+            guard let range = BuildCalibration.bucketRange[bucket] else { continue }
+            let grid = (0...16).map { range.lowerBound * pow(range.upperBound / range.lowerBound, Double($0) / 16) }
+            if let other = grid.filter({ byCode($0) != way }).min(by: {
+                abs(log($0 / representative)) < abs(log($1 / representative))
+            }) {
+                draws.append(ColdFilteredDraw(bucket: bucket, selectivity: other, ranksByCode: !way))
+            }
+        }
+        return draws
+    }
+
     /// Whether a row (by id, or a node by label) falls in a filter matching `selectivity` of them at random; `salt`
     /// draws a different one.
     static func randomFilter(selectivity: Double, salt: UInt64) -> @Sendable (UInt64) -> Bool {

@@ -34,9 +34,9 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     /// The cold step's effort scale read off the build-time curve over both tiers (nil: the store's rule as
     /// it is, uncalibrated). Multiplies `QueryOptions.coldEffort`.
     public private(set) var coldScale: Double?
-    /// The same for filtered queries, per selectivity bucket, read off the build-time curves under a filter
-    /// (`BuildCalibration.coldFiltered`); a bucket without one takes `coldScale`.
-    public private(set) var coldFilteredScales: [Int: Double] = [:]
+    /// The same for filtered queries, per curve of `BuildCalibration.coldFiltered` (in its order), read off the
+    /// build-time curves under a filter; a query without one takes `coldScale`.
+    public private(set) var coldFilteredScales: [Double] = []
     /// Recall within this of a curve's largest measured effort counts as levelled off.
     package static let plateau = 0.002
     /// Samples that decide a step.
@@ -92,11 +92,15 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
         var calibration = calibration
         calibration.curves = calibration.curves.mapValues(BuildCalibration.monotone)
         calibration.cold = calibration.cold.map(BuildCalibration.monotone)
-        calibration.coldFiltered = calibration.coldFiltered?.mapValues(BuildCalibration.monotone)
+        calibration.coldFiltered = calibration.coldFiltered?.map {
+            var curve = $0
+            curve.points = BuildCalibration.monotone(curve.points)
+            return curve
+        }
         built = calibration
         coldScale = calibration.cold.map { Self.scale(meeting: calibration.target, on: $0) }
-        coldFilteredScales = (calibration.coldFiltered ?? [:]).filter { !$0.value.isEmpty }.mapValues {
-            Self.scale(meeting: calibration.target, on: $0, floor: Self.minColdFilteredScale)
+        coldFilteredScales = (calibration.coldFiltered ?? []).map {
+            Self.scale(meeting: calibration.target, on: $0.points, floor: Self.minColdFilteredScale)
         }
         for (bucket, pooled) in calibration.curves where bucket >= 0 && bucket < Self.bucketCount && !pooled.isEmpty {
             scales[bucket] = Self.scale(meeting: calibration.target, on: pooled)
@@ -204,31 +208,28 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
 
     /// The cold step's effort scale for a filtered query whose filter leaves `selectivity` of the cold rows, and
     /// what the curve it comes from expects there (over both tiers, the hot rows answered exactly); nil where
-    /// there is no curve under a filter. The curve is the selectivity bucket's own, unless its cold steps took
-    /// the other way than this query's will (`Planner.coldRanksByCode`: ranking every matching row by code, or
-    /// picking blocks by centroid, whose efforts mean different work): then the nearest selectivity measured the
-    /// same way. (A 50 % filter ranks by code on a tier where the 60 % one measured picks by centroid, and the
-    /// centroid curve's effort over-served it: recall 1.000 where 0.95 was asked.)
+    /// there is no curve under a filter. The curve is one measured the way this query's cold step will go
+    /// (`Planner.coldRanksByCode`: ranking every matching row by code, or picking blocks by centroid, whose
+    /// efforts mean different work) in its selectivity bucket; else the nearest selectivity measured that way;
+    /// else its bucket's. (A 50 % filter ranks by code on a tier where a 60 % one picks by centroid, and the
+    /// centroid curve's effort over-served it: recall 1.000 where 0.95 was asked; the 35 % curve's, measured by
+    /// code, under-served it: 0.925–0.948 on the Gaussian sets.)
     public func coldFiltered(
         selectivity: Double, ranksByCode: Bool
     ) -> (scale: Double, recall: Double, interval: Double)? {
-        guard let built, let curves = built.coldFiltered else { return nil }
-        let own = Self.bucket(selectivity: selectivity, filtered: true)
-        var bucket = own
-        if let ways = built.coldFilteredByCode, let way = ways[own], way != ranksByCode {
-            let distance = { (b: Int) in
-                abs(log(BuildCalibration.coldSelectivity[b] ?? 1) - log(max(selectivity, 1e-6)))
-            }
-            if let nearest = ways.filter({ $0.value == ranksByCode && curves[$0.key] != nil }).keys.min(by: {
-                distance($0) < distance($1)
-            }) {
-                bucket = nearest
-            }
-        }
-        guard let points = curves[bucket], let scale = coldFilteredScales[bucket],
-            let expected = Self.read(points, at: scale, queries: built.coldQueries ?? built.queries)
+        guard let built, let curves = built.coldFiltered, curves.count == coldFilteredScales.count else { return nil }
+        let bucket = Self.bucket(selectivity: selectivity, filtered: true)
+        func distance(_ i: Int) -> Double { abs(log(curves[i].selectivity) - log(max(selectivity, 1e-6))) }
+        let indices = curves.indices.filter { !curves[$0].points.isEmpty }
+        let chosen =
+            indices.first { curves[$0].bucket == bucket && curves[$0].ranksByCode == ranksByCode }
+            ?? indices.filter { curves[$0].ranksByCode == ranksByCode }.min { distance($0) < distance($1) }
+            ?? indices.first { curves[$0].bucket == bucket }
+        guard let chosen,
+            let expected = Self.read(
+                curves[chosen].points, at: coldFilteredScales[chosen], queries: built.coldQueries ?? built.queries)
         else { return nil }
-        return (scale, expected.recall, expected.interval)
+        return (coldFilteredScales[chosen], expected.recall, expected.interval)
     }
 
     /// Whether a full window of samples has been recorded for the bucket.
@@ -375,15 +376,32 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
     /// Recall over both tiers (the hot tier at its calibrated effort, unfiltered) against the cold step's effort
     /// scale (× the store's probe rule); nil when the collection had no cold rows to measure.
     public var cold: [Point]?
-    /// Recall over both tiers under a filter matching a share of the rows at random (the bucket's
-    /// `BuildCalibration.coldSelectivity`; the hot rows answered exactly, so the curve speaks of the cold step)
-    /// against the cold step's effort scale, per filtered bucket; nil when not measured.
-    public var coldFiltered: [Int: [Point]]?
+    /// Recall over both tiers under filters matching a share of the rows at random (the hot rows answered
+    /// exactly, so a curve speaks of the cold step) against the cold step's effort scale: one per filtered bucket
+    /// at its `coldSelectivity`, and one more where part of a bucket's range takes the other way
+    /// (`Planner.coldRanksByCode`); nil when not measured.
+    public var coldFiltered: [ColdFilteredCurve]?
     /// The selectivity each filtered bucket's cold curve is measured at (bucket 5, under 1 %, at 0.5 %).
     public static let coldSelectivity: [Int: Double] = [1: 0.6, 2: 0.35, 3: 0.1, 4: 0.025, 5: 0.005]
-    /// Per bucket of `coldFiltered`, whether its cold steps ranked every matching row by code
-    /// (`Planner.coldRanksByCode`) rather than picking blocks by centroid.
-    public var coldFilteredByCode: [Int: Bool]?
+    /// The range of selectivities of each filtered bucket (`RecallCalibration.bucket`; bucket 5 down to 0.1 %).
+    public static let bucketRange: [Int: ClosedRange<Double>] = [
+        1: 0.5...1, 2: 0.2...0.5, 3: 0.05...0.2, 4: 0.01...0.05, 5: 0.001...0.01,
+    ]
+
+    /// A cold curve under a filter: the bucket it serves, the selectivity it was measured at, whether its cold
+    /// steps ranked every matching row by code (else picked blocks by centroid), and its points.
+    public struct ColdFilteredCurve: Sendable, Equatable, Codable {
+        public var bucket: Int
+        public var selectivity: Double
+        public var ranksByCode: Bool
+        public var points: [Point]
+        public init(bucket: Int, selectivity: Double, ranksByCode: Bool, points: [Point]) {
+            self.bucket = bucket
+            self.selectivity = selectivity
+            self.ranksByCode = ranksByCode
+            self.points = points
+        }
+    }
     /// Live cold rows at the calibration (so a checkpoint can tell when they changed by a fifth), and the
     /// queries `cold` was measured with.
     public var coldRows: Int?
@@ -403,9 +421,8 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
     public init(
         curves: [Int: [Point]], queries: Int, rows: Int, measuredAt: Double, target: Double, k: Int,
         seconds: Double, cold: [Point]? = nil, coldRows: Int? = nil, coldQueries: Int? = nil,
-        coldFiltered: [Int: [Point]]? = nil, coldFilteredByCode: [Int: Bool]? = nil
+        coldFiltered: [ColdFilteredCurve]? = nil
     ) {
-        self.coldFilteredByCode = coldFilteredByCode
         self.curves = curves
         self.cold = cold
         self.coldFiltered = coldFiltered

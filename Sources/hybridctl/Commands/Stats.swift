@@ -54,12 +54,15 @@ extension HybridCtl {
                                     + (near.map {
                                         String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error)
                                     } ?? ""))
-                            for (bucket, points) in (c.coldFiltered ?? [:]).sorted(by: { $0.key < $1.key }) {
-                                guard let scale = s.coldFilteredEffortScales[bucket] else { continue }
-                                let near = points.min { abs(log2($0.scale / scale)) < abs(log2($1.scale / scale)) }
+                            for (curve, scale) in zip(c.coldFiltered ?? [], s.coldFilteredEffortScales) {
+                                let near = curve.points.min {
+                                    abs(log2($0.scale / scale)) < abs(log2($1.scale / scale))
+                                }
                                 print(
-                                    "      under a filter, \(buckets[bucket]) (hot rows exact): cold effort ×"
-                                        + String(format: "%.2f", scale)
+                                    "      under a filter, \(buckets[curve.bucket]) (measured at "
+                                        + String(format: "%.1f %%", curve.selectivity * 100)
+                                        + (curve.ranksByCode ? ", rows ranked by code" : ", blocks by centroid")
+                                        + "; hot rows exact): cold effort ×" + String(format: "%.2f", scale)
                                         + (near.map {
                                             String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error)
                                         } ?? ""))
