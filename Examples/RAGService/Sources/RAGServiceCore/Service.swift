@@ -105,6 +105,22 @@ struct RetrievalAPI: Sendable {
     let metrics: PrometheusMetricsFactory
     let registry: PrometheusCollectorRegistry
     let deadlines = Deadlines()
+    /// Each API key's tenant scope, made once (a scope is a value naming the tenant; making it checks the name).
+    let scopes: [String: Result<TenantScope, HybridStoreError>]
+    let requests: RequestCounters
+
+    init(
+        store: HybridStore, keys: [String: String], options: ServiceOptions, metrics: PrometheusMetricsFactory,
+        registry: PrometheusCollectorRegistry
+    ) {
+        self.store = store
+        self.keys = keys
+        self.options = options
+        self.metrics = metrics
+        self.registry = registry
+        scopes = keys.mapValues { tenant in Result { () throws(HybridStoreError) in try store.tenant(tenant) } }
+        requests = RequestCounters(factory: metrics)
+    }
 
     func register(on router: Router<BasicRequestContext>) {
         router.put("/v1/collections/:collection/rows") { request, context in
@@ -125,9 +141,9 @@ struct RetrievalAPI: Sendable {
                     throw bodyTooLarge
                 }
             }
-            let target: Result<(TenantScope, (handle: CollectionRef, schema: Schema)), ServiceError>
+            let target: Result<(TenantScope, CollectionRef), ServiceError>
             do throws(ServiceError) {
-                target = .success((try tenant(request), try self.collection(context)))
+                target = .success((try tenant(request), try self.collectionHandle(context)))
             } catch {
                 target = .failure(error)
             }
@@ -209,7 +225,7 @@ struct RetrievalAPI: Sendable {
     }
 
     func search(
-        _ request: SearchRequest, in collection: (handle: CollectionRef, schema: Schema), scope: TenantScope
+        _ request: SearchRequest, in collection: CollectionRef, scope: TenantScope
     )
         async throws(ServiceError) -> SearchResponse
     {
@@ -224,7 +240,7 @@ struct RetrievalAPI: Sendable {
             if options.debugQueryDelayMs > 0 { try await Task.sleep(for: .milliseconds(options.debugQueryDelayMs)) }
             if let text = request.text {
                 let r = try await scope.retrieve(
-                    collection.handle, text: TextQuery(text), near: vector, k: k, where: filter,
+                    collection, text: TextQuery(text), near: vector, k: k, where: filter,
                     fusion: try fusion(request.fusion), returning: request.returning ?? [],
                     explain: explain)
                 return SearchResponse(
@@ -238,7 +254,7 @@ struct RetrievalAPI: Sendable {
             var options = QueryOptions()
             if let target = request.recall_target { options.recallTarget = target }
             let r = try await scope.query(
-                collection.handle, near: vector!, k: k, where: filter, options: options,
+                collection, near: vector!, k: k, where: filter, options: options,
                 returning: request.returning ?? [], explain: explain)
             return SearchResponse(
                 hits: r.hits.map {
@@ -261,8 +277,12 @@ struct RetrievalAPI: Sendable {
         var key = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
         if key == nil, let name = HTTPField.Name("X-API-Key") { key = request.headers[name] }
         guard let key else { throw .unauthorized("an API key is required (Authorization: Bearer KEY)") }
-        guard let tenant = keys[key] else { throw .unauthorized("unknown API key") }
-        do { return try store.tenant(tenant) } catch { throw .store(error) }
+        guard let scope = scopes[key] else { throw .unauthorized("unknown API key") }
+        do { return try scope.get() } catch { throw .store(error) }
+    }
+
+    func collectionHandle(_ context: BasicRequestContext) throws(ServiceError) -> CollectionRef {
+        do { return try store.collection(context.parameters.get("collection") ?? "") } catch { throw .store(error) }
     }
 
     func collection(_ context: BasicRequestContext) throws(ServiceError) -> (handle: CollectionRef, schema: Schema) {
@@ -341,12 +361,31 @@ struct RetrievalAPI: Sendable {
             status = error.status
             buffer = ByteBuffer(bytes: (try? JSONEncoder().encode(error.body)) ?? Data("{}".utf8))
         }
-        Counter(
-            label: "rag_requests_total", dimensions: [("route", route), ("status", "\(status.code)")], factory: metrics
-        ).increment()
+        requests.increment(route: route, status: status.code)
         return Response(
             status: status, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: buffer))
+    }
+}
+
+/// `rag_requests_total` by route and status: each pair's counter made once (making one looks it up in the
+/// registry by label and dimensions, under its lock, which every request paid before).
+final class RequestCounters: Sendable {
+    private let factory: PrometheusMetricsFactory
+    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+
+    init(factory: PrometheusMetricsFactory) { self.factory = factory }
+
+    func increment(route: String, status: Int) {
+        let key = "\(route) \(status)"
+        let counter = counters.withLock { made in
+            if let counter = made[key] { return counter }
+            let counter = CoreMetrics.Counter(
+                label: "rag_requests_total", dimensions: [("route", route), ("status", "\(status)")], factory: factory)
+            made[key] = counter
+            return counter
+        }
+        counter.increment()
     }
 }
 
