@@ -29,10 +29,12 @@ extension HybridStore {
         let empty = Nearest(
             repeating: [[(row: Int64, distance: Float)]](repeating: [], count: queries.count), count: filters.count)
         guard !queries.isEmpty, !filters.isEmpty, k > 0 else { return empty }
-        return try s.lock.read { () throws(HybridStoreError) -> Nearest in
-            let tier = s.cold
-            let blocks = tier.blocks, rowOfSlot = tier.rowOfSlot
-            if let corrupt = blocks.lazy.compactMap(\.corrupt).first { throw corrupt }
+        // The tier as it is now, and the pass outside the collection's lock (a pass reads every block: writers
+        // would wait for all of it). A block a commit replaces meanwhile is skipped, or its rows no longer match
+        // the ones named here and are: the truth of a calibration, not of a query.
+        let (blocks, rowOfSlot) = s.lock.read { (s.cold.blocks, s.cold.rowOfSlot) }
+        if let corrupt = blocks.lazy.compactMap(\.corrupt).first { throw corrupt }
+        do {
             /// Worker w reads blocks w, w + W, …, each through its own reader connection and buffers.
             let workers = min(2, max(1, blocks.count / 64))
             @Sendable func scan(_ w: Int) -> Result<Nearest, HybridStoreError> {
