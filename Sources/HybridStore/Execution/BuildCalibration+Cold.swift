@@ -94,7 +94,7 @@ extension HybridStore {
         }
         // Two octaves at a time up the efforts, until a point is past the target beyond doubt, every query is
         // complete, or two steps gained nothing (what is still missed does not depend on the cold effort):
-        // larger efforts change nothing. Then the efforts between the last two, where the target is crossed.
+        // larger efforts change nothing. Then the efforts between the two coarse steps around the adopted scale.
         let efforts = request.efforts
         var measured: [Int: [Double]] = [:]
         var i = 0

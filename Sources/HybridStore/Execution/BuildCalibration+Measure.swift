@@ -56,9 +56,7 @@ extension HybridStore {
                                 },
                                 selectivity: selectivity)
                             let hot = run.exactHotAnswers(
-                                matches: { node in index.label(ofNode: node).map(draw) ?? false },
-                                selectivity: selectivity,
-                                count: coldQueries)
+                                matches: { node in index.label(ofNode: node).map(draw) ?? false }, count: coldQueries)
                             filtered.append((curve, slots, hot))
                         }
                     }
@@ -274,9 +272,9 @@ struct CalibrationRun {
         }
     }
 
-    /// `HotAnswer`s of the first `count` queries under a filter matching `matches` nodes (`selectivity` of them),
-    /// answered exactly: the hits are the exact answer.
-    func exactHotAnswers(matches: (UInt32) -> Bool, selectivity: Double, count: Int) -> [HotAnswer] {
+    /// `HotAnswer`s of the first `count` queries under a filter matching `matches` nodes, answered exactly: the
+    /// hits are the exact answer.
+    func exactHotAnswers(matches: (UInt32) -> Bool, count: Int) -> [HotAnswer] {
         var candidates: [UInt32]? = nil
         return queries.prefix(count).map { q in
             var exact = q.nearest.filter { $0.node != q.node && matches($0.node) }.prefix(k).map {

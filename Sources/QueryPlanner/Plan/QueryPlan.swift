@@ -258,9 +258,6 @@ extension Planner {
     /// (Benchmarks/README.md, "Measurements behind constants"); the build-time calibration scales it per store.
     package static let coldProbeScale = 1.5
 
-    /// Cold blocks a query opens at most (those holding a live matching row; bounds may stop it sooner):
-    /// `coldProbeScale · effort · √blocks`, divided by √selectivity as the filter narrows (the k nearest matches
-    /// lie among the k/s nearest rows, which spread over more blocks), at least 8, all blocks at most.
     /// Matching rows one block read is worth ranking by code instead (a code takes ~20–40 ns, a block read
     /// ~4–5 µs): the cold step ranks by code when the matching cold rows number at most this many per block
     /// it may open at effort 1. (Measured against 256: Benchmarks/README.md, "Measurements behind constants".)
@@ -275,6 +272,9 @@ extension Planner {
             * coldCodeRanksPerBlockRead
     }
 
+    /// Cold blocks a query opens at most (those holding a live matching row; bounds may stop it sooner):
+    /// `coldProbeScale · effort · √blocks`, divided by √selectivity as the filter narrows (the k nearest matches
+    /// lie among the k/s nearest rows, which spread over more blocks), at least 8, all blocks at most.
     package static func coldBlocks(blocks: Int, selectivity: Double, effort: Double = 1) -> Int {
         let base = coldProbeScale * effort * Double(blocks).squareRoot()
         return min(blocks, max(8, Int((base / max(selectivity, 1e-4).squareRoot()).rounded(.up))))
