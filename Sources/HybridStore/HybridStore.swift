@@ -52,6 +52,9 @@ public final class HybridStore: Sendable {
     let recallCheck = Locked<(inFlight: Bool, lastNanos: UInt64)>((false, 0))
     /// Query metering and query quotas of tenants (see `TenantScope`).
     let meter = Locked(Meter())
+    /// Held through a whole `flushUsage` (taking the pending counters from memory and committing them), so one
+    /// flush never reads the database while another holds counters it has taken but not yet written.
+    let usageFlush = NSLock()
     /// Which committed state memory reflects, for reads that must see one state (see `ChangeEpochs`).
     let epochs = ChangeEpochs()
     /// Held shared by a query's hot step and exclusively by a writer's publishing window (from marking its

@@ -167,6 +167,24 @@ import HybridStore
         #expect(try store.verify().isConsistent)
     }
 
+    /// `usage` counts every query that returned before it was asked, even while a background flush of the
+    /// counters is between taking them from memory and committing them (it used to read the database then, and
+    /// count neither: `planFollowsTheTenantsSizeNotTheStores` saw 0 vectors scored once under load).
+    @Test func usageCountsEveryFinishedQueryWhileFlushesRun() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let store = try tmp.open { $0.usageFlushSeconds = 0 }  // every query schedules a flush
+        let c = try store.collection("docs", creatingIfMissing: Self.schema)
+        let vectors = try Self.fill(store, c, count: 60)
+        let acme = try store.tenant("acme")
+        for i in 1...3000 {
+            _ = try acme.search(c, near: vectors[i % vectors.count], k: 5)
+            let usage = try acme.usage()
+            #expect(usage.queries == Int64(i), "after \(i) queries usage says \(usage.queries)")
+            if usage.queries != Int64(i) { break }
+        }
+    }
+
     @Test func usageIsMeteredPerTenantAndTierAndSurvivesReopening() throws {
         let tmp = TemporaryStore()
         defer { tmp.cleanup() }
