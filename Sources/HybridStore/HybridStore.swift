@@ -52,8 +52,8 @@ public final class HybridStore: Sendable {
     let recallCheck = Locked<(inFlight: Bool, lastNanos: UInt64)>((false, 0))
     /// Query metering and query quotas of tenants (see `TenantScope`).
     let meter = Locked(Meter())
-    /// Held through a whole `flushUsage` (taking the pending counters from memory and committing them), so one
-    /// flush never reads the database while another holds counters it has taken but not yet written.
+    /// Held through a whole `flushUsage` (taking the pending counters from memory and committing them), so a
+    /// `usage` that flushes before it reads never reads while another flush holds counters not yet written.
     let usageFlush = NSLock()
     /// Which committed state memory reflects, for reads that must see one state (see `ChangeEpochs`).
     let epochs = ChangeEpochs()
