@@ -100,7 +100,6 @@ struct StoreService: Service {
 /// The HTTP API over one store.
 struct RetrievalAPI: Sendable {
     let store: HybridStore
-    let keys: [String: String]
     let options: ServiceOptions
     let metrics: PrometheusMetricsFactory
     let registry: PrometheusCollectorRegistry
@@ -114,7 +113,6 @@ struct RetrievalAPI: Sendable {
         registry: PrometheusCollectorRegistry
     ) {
         self.store = store
-        self.keys = keys
         self.options = options
         self.metrics = metrics
         self.registry = registry
