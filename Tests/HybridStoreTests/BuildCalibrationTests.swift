@@ -257,3 +257,49 @@ import Testing
         store.close()
     }
 }
+
+/// The calibration's cold steps keep each query's code estimates from one effort to the next, and take the truth
+/// from one pass over the tier for every query and filter: neither may change what is measured.
+@Suite struct CalibrationColdStepTests {
+    @Test func keptEstimatesChangeNoAnswerAndThePassIsExact() throws {
+        let data = BuildCalibrationTests.gaussian(6000, dim: 24, seed: 31)
+        let queries = BuildCalibrationTests.gaussian(12, dim: 24, seed: 32)
+        for metric in [Metric.l2, .cosine, .innerProduct] {
+            let t = TemporaryStore()
+            defer { t.cleanup() }
+            let store = try t.open { $0.calibrateAtCheckpoint = false }
+            let c = try store.createCollection(
+                "g",
+                schema: Schema(
+                    vector: VectorSpec(dimensions: 24, metric: metric), columns: [.integer("seq", filterable: true)]))
+            try store.write { tx in
+                for (i, v) in data.enumerated() {
+                    try tx.insert(.string("g\(i)"), into: c, vector: v, values: ["seq": .integer(Int64(i))])
+                }
+            }
+            #expect(try store.tier(c, where: Column("seq") < 5000, to: .cold) == 5000)
+            let efforts = [1.0 / 16, 0.25, 1, 4]
+            var differed = 0
+            for selectivity in [nil, 0.6, 0.35, 0.05] as [Double?] {
+                for q in queries {
+                    let kept = try store.calibrationColdAnswers(
+                        c, query: q, k: 10, efforts: efforts, selectivity: selectivity, keepingEstimates: true)
+                    let fresh = try store.calibrationColdAnswers(
+                        c, query: q, k: 10, efforts: efforts, selectivity: selectivity, keepingEstimates: false)
+                    for (a, b) in zip(kept.steps, fresh.steps) {
+                        #expect(a.map(\.row) == b.map(\.row) && a.map(\.distance) == b.map(\.distance))
+                    }
+                    // The pass and an exact step agree: the same k rows at the same distances.
+                    #expect(kept.pass.count == 10)
+                    #expect(kept.pass.map(\.row) == kept.exactStep.map(\.row), "\(metric) \(selectivity ?? 1)")
+                    #expect(
+                        zip(kept.pass, kept.exactStep).allSatisfy { abs($0.distance - $1.distance) <= 1e-4 },
+                        "\(kept.pass) \(kept.exactStep)")
+                    // The smallest effort's step is not the exact answer everywhere (else nothing was tested).
+                    if kept.steps[0].map(\.row) != kept.pass.map(\.row) { differed += 1 }
+                }
+            }
+            #expect(differed > 0, "\(metric)")
+        }
+    }
+}

@@ -13,6 +13,10 @@ extension HybridStore {
     /// opens more blocks the sparser the filter.
     static let coldFilteredEfforts: [Double] = (-8...8).map { exp2(Double($0) / 2) }
 
+    /// Code estimates a cold curve may keep (queries × cold slots; 8 bytes each): 64 MB, every cold tier of up to
+    /// 80,000 slots at 100 queries. Larger tiers estimate again at each effort; their builds took longer too.
+    static let keptEstimatesBudget = 8_000_000
+
     /// What one cold curve is measured with: the hot answers of its queries (the same queries for every curve of
     /// one calibration), the filter on cold slots (nil: none) and the effort scales to try, rising.
     struct ColdCurveRequest {
@@ -57,33 +61,42 @@ extension HybridStore {
                 .filter { seen.insert($0.row).inserted }.prefix(k).map(\.row)
         }
         let slots = request.slots
-        @Sendable func cold(_ answer: CalibrationRun.HotAnswer, effort: Double) -> [(row: Int64, distance: Float)]? {
+        // Each query's code estimates, kept from one effort to the next while they fit in `keptEstimatesBudget`.
+        let slotCount = s.lock.read { s.cold.blockOfSlot.count }
+        let keeps = answers.count * slotCount <= Self.keptEstimatesBudget
+        let estimates = answers.indices.map { _ in keeps ? CodeEstimates(slotCount: slotCount) : nil }
+        @Sendable func cold(_ i: Int, effort: Double) -> [(row: Int64, distance: Float)]? {
             var report = ColdStepReport()
+            let answer = answers[i]
             return try? coldStep(
                 s, query: answer.vector, k: k, filter: nil, condition: nil,
                 bound: answer.hits.count >= k ? answer.hits[k - 1].distance : nil, probes: nil, effort: effort,
-                slots: slots, report: &report)
+                slots: slots, estimates: estimates[i], report: &report)
         }
         let truth = answers.indices.map { Set(merged(answers[$0].exact, exactCold[$0])) }
+        @Sendable func recall(_ i: Int, _ cold: [(row: Int64, distance: Float)]) -> Double {
+            Double(merged(answers[i].hits, cold).filter { truth[i].contains($0) }.count) / Double(truth[i].count)
+        }
+        // What each query reaches with an exact cold step: the most any effort gives it (its hot misses stay).
+        let ceiling = answers.indices.map { truth[$0].isEmpty ? 1 : recall($0, exactCold[$0]) }
+        let highest = ceiling.reduce(0, +) / Double(max(ceiling.count, 1))
         /// Each query's recall at `effort`. A query's recall cannot fall as the effort rises (a larger effort
         /// opens the same blocks and more, ranks the same rows with a wider interval), so one known at a smaller
-        /// effort to be 1, or equal at a smaller and a larger one, is not searched again.
+        /// effort to reach its ceiling, or equal at a smaller and a larger one, is not searched again.
         func recalls(_ effort: Double, below: [Double]?, above: [Double]?) -> [Double]? {
-            let out = Locked([Double](repeating: 1, count: answers.count))
+            let out = Locked(ceiling)
             let failure = Locked(false)
             DispatchQueue.concurrentPerform(iterations: answers.count) { i in
-                if truth[i].isEmpty || below?[i] == 1 { return }
+                if truth[i].isEmpty || below.map({ $0[i] >= ceiling[i] }) == true { return }
                 if let below, let above, below[i] == above[i] {
                     out.withLock { $0[i] = below[i] }
                     return
                 }
-                guard let found = cold(answers[i], effort: effort) else {
+                guard let found = cold(i, effort: effort) else {
                     failure.withLock { $0 = true }
                     return
                 }
-                let r =
-                    Double(merged(answers[i].hits, found).filter { truth[i].contains($0) }.count)
-                    / Double(truth[i].count)
+                let r = recall(i, found)
                 out.withLock { $0[i] = r }
             }
             return failure.withLock { $0 } ? nil : out.withLock { $0 }
@@ -92,9 +105,11 @@ extension HybridStore {
             let (mean, error) = RecallCalibration.meanAndError(row)
             return BuildCalibration.Point(scale: effort, recall: mean, error: error)
         }
-        // Two octaves at a time up the efforts, until a point is past the target beyond doubt, every query is
-        // complete, or two steps gained nothing (what is still missed does not depend on the cold effort):
-        // larger efforts change nothing. Then the efforts between the two coarse steps around the adopted scale.
+        // Up the efforts, two octaves at a time while the recall is far below the target, one when nearer, half an
+        // octave when near (the last steps are the dearest: each opens twice the blocks of the one before), until a
+        // point is past the target beyond doubt, the mean is within a thousandth of its ceiling (what is still
+        // missed is the hot step's), or two steps gained nothing: larger efforts change nothing. Then the efforts
+        // between the two coarse steps around the adopted scale.
         let efforts = request.efforts
         var measured: [Int: [Double]] = [:]
         var i = 0
@@ -107,11 +122,12 @@ extension HybridStore {
             let p = point(efforts[i], row)
             let gains = measured.keys.sorted().suffix(3).map { point(efforts[$0], measured[$0]!).recall }
             let levelled = gains.count == 3 && zip(gains, gains.dropFirst()).allSatisfy { $1 - $0 < 0.001 }
-            if p.recall - 2 * p.error >= target || row.allSatisfy({ $0 == 1 }) || levelled || i == efforts.count - 1 {
+            if p.recall - 2 * p.error >= target || p.recall >= highest - 0.001 || levelled || i == efforts.count - 1 {
                 break
             }
             previous = i
-            i = min(i + 4, efforts.count - 1)
+            let short = target - p.recall
+            i = min(i + (short > 0.15 ? 4 : short > 0.03 ? 2 : 1), efforts.count - 1)
         }
         // The coarse step where the adopted scale lands (`RecallCalibration.scale(meeting:on:)`: the first point
         // meeting the target with confidence, else the first at the plateau), refined from the step below it.
@@ -133,5 +149,42 @@ extension HybridStore {
         }
         let points = measured.keys.sorted().map { point(efforts[$0], measured[$0]!) }
         return points
+    }
+}
+
+extension HybridStore {
+    /// What a calibration's cold steps return for `query` at each of `efforts` (rising), under a filter matching
+    /// `selectivity` of the cold rows at random (nil: none), its code estimates kept from one effort to the next
+    /// (as `coldCurves` runs them) or made afresh at each; the exact answer under that filter by the one pass
+    /// over the tier its truth comes from (`coldExactNearest`); and by an exact cold step. For tests that keeping
+    /// changes nothing and that the pass is exact. Distances as a query reports them.
+    package func calibrationColdAnswers(
+        _ collection: CollectionRef, query: [Float], k: Int, efforts: [Double], selectivity: Double?,
+        keepingEstimates: Bool
+    ) throws(HybridStoreError) -> (
+        steps: [[(row: Int64, distance: Float)]], pass: [(row: Int64, distance: Float)],
+        exactStep: [(row: Int64, distance: Float)]
+    ) {
+        let s = try state(collection)
+        let (rowOfSlot, slotCount) = s.lock.read { (s.cold.rowOfSlot, s.cold.blockOfSlot.count) }
+        let slots = selectivity.map { selectivity in
+            let draw = Self.randomFilter(selectivity: selectivity, salt: 16)
+            return ColdSlotFilter(rowOfSlot: rowOfSlot, selectivity: selectivity) { draw(UInt64(bitPattern: $0)) }
+        }
+        let estimates = keepingEstimates ? CodeEstimates(slotCount: slotCount) : nil
+        var steps: [[(row: Int64, distance: Float)]] = []
+        for effort in efforts {
+            var report = ColdStepReport()
+            steps.append(
+                try coldStep(
+                    s, query: query, k: k, filter: nil, condition: nil, bound: nil, probes: nil, effort: effort,
+                    slots: slots, estimates: estimates, report: &report))
+        }
+        let pass = try coldExactNearest(s, queries: [query], k: k, filters: [slots])[0][0]
+        var report = ColdStepReport()
+        let exactStep = try coldStep(
+            s, query: query, k: k, filter: nil, condition: nil, bound: nil, probes: .max, slots: slots,
+            report: &report)
+        return (steps, pass, exactStep)
     }
 }

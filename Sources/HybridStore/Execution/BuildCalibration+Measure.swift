@@ -50,11 +50,9 @@ extension HybridStore {
                         for (n, curve) in draws.enumerated() {
                             let selectivity = curve.selectivity
                             let draw = Self.randomFilter(selectivity: selectivity, salt: UInt64(16 + n))
-                            let slots = ColdSlotFilter(
-                                matches: { slot in
-                                    Int(slot) < rowOfSlot.count && draw(UInt64(bitPattern: rowOfSlot[Int(slot)]))
-                                },
-                                selectivity: selectivity)
+                            let slots = ColdSlotFilter(rowOfSlot: rowOfSlot, selectivity: selectivity) {
+                                draw(UInt64(bitPattern: $0))
+                            }
                             let hot = run.exactHotAnswers(
                                 matches: { node in index.label(ofNode: node).map(draw) ?? false }, count: coldQueries)
                             filtered.append((curve, slots, hot))

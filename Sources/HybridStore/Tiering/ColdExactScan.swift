@@ -19,11 +19,16 @@ extension HybridStore {
         let dim = s.schema.vector.dimensions
         let kernel = DistanceKernel(metric: metric)
         // Cosine: rows and queries normalized, distance 1 − cos reported as a query step does.
-        let normalized = queries.map { query in
+        // One buffer of every query (cosine: normalized), so that scoring a row against all of them walks one
+        // array instead of retaining each query's.
+        var flat = [Float]()
+        flat.reserveCapacity(queries.count * dim)
+        for query in queries {
             var q = query
             if metric == .cosine { unsafe q.withUnsafeMutableBufferPointer { unsafe normalize($0) } }
-            return q
+            flat.append(contentsOf: q)
         }
+        let normalized = flat
         @Sendable func reported(_ d: Float) -> Float { metric == .cosine ? 1 + d : d }
         typealias Nearest = [[[(row: Int64, distance: Float)]]]
         let empty = Nearest(
@@ -39,6 +44,9 @@ extension HybridStore {
             let workers = min(2, max(1, blocks.count / 64))
             @Sendable func scan(_ w: Int) -> Result<Nearest, HybridStoreError> {
                 var best = empty
+                // The k-th distance of best[f][q] (infinity until it holds k), flat: most rows are farther than
+                // every list they could enter, and are turned away without touching the lists.
+                var worst = [Float](repeating: .infinity, count: filters.count * queries.count)
                 let reader = ColdBlockReader()
                 var decoded: [Float] = []
                 var distances = [Float](repeating: 0, count: queries.count)
@@ -68,7 +76,12 @@ extension HybridStore {
                                         normalizing: metric == .cosine, into: &distances)
                                     for qi in 0..<distances.count {
                                         let d = reported(distances[qi])
-                                        for f in matching { Self.keepNearest(&best[f][qi], (row, d), k: k) }
+                                        for f in matching where d <= worst[f * queries.count + qi] {
+                                            Self.keepNearest(&best[f][qi], (row, d), k: k)
+                                            if best[f][qi].count == k {
+                                                worst[f * queries.count + qi] = best[f][qi][k - 1].distance
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -97,19 +110,23 @@ extension HybridStore {
         }
     }
 
-    /// The distances from each of `queries` to row `row` of `vectors` (rows of `dim` floats; normalized in place
-    /// first when asked), into `out` (one per query).
+    /// The distances from each query of `queries` (`out.count` of them, `dim` floats each, one after another) to row
+    /// `row` of `vectors` (rows of `dim` floats; normalized in place first when asked), into `out`.
     private static func distances(
-        from queries: [[Float]], to vectors: inout [Float], row: Int, dim: Int, kernel: DistanceKernel,
+        from queries: [Float], to vectors: inout [Float], row: Int, dim: Int, kernel: DistanceKernel,
         normalizing: Bool, into out: inout [Float]
     ) {
-        // SAFETY: row < vectors.count / dim (the caller decoded that many rows), each query holds dim floats, out
-        // holds one float per query.
+        precondition(queries.count == out.count * dim && vectors.count >= (row + 1) * dim)
+        // SAFETY: the precondition: row + 1 rows of dim floats in vectors, out.count queries of dim floats.
         unsafe vectors.withUnsafeMutableBufferPointer { all in
             let v = unsafe UnsafeMutableBufferPointer(rebasing: all[row * dim..<(row + 1) * dim])
             if normalizing { unsafe normalize(v) }
-            for (qi, q) in queries.enumerated() {
-                out[qi] = unsafe q.withUnsafeBufferPointer { qb in unsafe kernel(qb.baseAddress!, v.baseAddress!, dim) }
+            unsafe queries.withUnsafeBufferPointer { q in
+                unsafe out.withUnsafeMutableBufferPointer { out in
+                    for qi in 0..<out.count {
+                        unsafe out[qi] = unsafe kernel(q.baseAddress! + qi * dim, v.baseAddress!, dim)
+                    }
+                }
             }
         }
     }

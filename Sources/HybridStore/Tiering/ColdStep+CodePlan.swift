@@ -11,14 +11,21 @@ extension HybridStore {
     /// code with an interval that holds with high probability; the rows whose interval starts at or below the
     /// k-th smallest interval end (and the hot k-th, `bound`) can be among the k nearest, and the blocks
     /// holding them are opened in order of their lowest interval start, at most `maxProbe`. `keys`: per block
-    /// ‖q − c‖² (L2, cosine) or −q·c (inner product), when the caller has them.
+    /// ‖q − c‖² (L2, cosine) or −q·c (inner product), when the caller has them. `estimates`: this query's estimates
+    /// from earlier steps, read where there and kept where not (ignored when made for another slot count).
     func codePlan(
         _ tier: ColdTier, metric: Metric, query q: [Float], slots: [UInt32],
-        keys: [Float]?, k: Int, bound initial: Float?, maxProbe: Int, confidence: Float
+        keys: [Float]?, k: Int, bound initial: Float?, maxProbe: Int, confidence: Float,
+        estimates: CodeEstimates? = nil
     )
         -> [(block: Int, bound: Float, wanted: [Int])]
     {
         guard !slots.isEmpty else { return [] }
+        // The kept estimates, moved out of the box for the loop (and back after it): [distance, error] per slot.
+        let estimates = estimates.flatMap { $0.slotCount == tier.blockOfSlot.count ? $0 : nil }
+        var kept = estimates?.take() ?? []
+        defer { estimates?.put(kept) }
+        let keeps = !kept.isEmpty
         let codes = tier.codes
         let words = codes.words
         let centred = metric != .innerProduct
@@ -34,47 +41,63 @@ extension HybridStore {
         let scale: Float = metric == .cosine ? 0.5 : 1
         let n = slots.count
         // SAFETY: every slot here is < the slot count, so codeBits holds `words` words for it and blockOfSlot and
-        // codeFactors an entry; `rotated` holds `padded` floats; low and high hold n floats.
-        unsafe tier.codeBits.withUnsafeBufferPointer { bits in
-            unsafe tier.codeFactors.withUnsafeBufferPointer { factors in
-                unsafe tier.blockOfSlot.withUnsafeBufferPointer { blockOfSlot in
-                    unsafe low.withUnsafeMutableBufferPointer { low in
-                        unsafe high.withUnsafeMutableBufferPointer { high in
-                            unsafe rotated.withUnsafeBufferPointer { rq in
-                                unsafe q.withUnsafeBufferPointer { qb in
-                                    unsafe slots.withUnsafeBufferPointer { slots in
-                                        for i in 0..<n {
-                                            // A block's code lines are fetched while the rows before it are estimated.
-                                            if i + 16 < n {
-                                                let ahead = unsafe Int(slots[i + 16])
-                                                unsafe hs_prefetch(bits.baseAddress! + ahead * words)
-                                                unsafe hs_prefetch(factors.baseAddress! + ahead)
-                                                unsafe hs_prefetch(blockOfSlot.baseAddress! + ahead)
-                                            }
-                                            let slot = unsafe Int(slots[i])
-                                            let b = unsafe Int(blockOfSlot[slot])
-                                            if let keys {
-                                                lastKey = keys[b]
-                                            } else if b != lastBlock {
-                                                lastKey = unsafe tier.key(
-                                                    b, query: qb.baseAddress!, innerProduct: !centred)
-                                                lastBlock = b
-                                            }
-                                            let f = unsafe factors[slot]
-                                            let (ip, errorPerNorm) = unsafe codes.estimate(
-                                                bits.baseAddress! + slot * words, f, rotatedQuery: rq.baseAddress!,
-                                                querySum: querySum, centred: centred)
-                                            if centred {
-                                                let qc2 = lastKey
-                                                let err = 2 * f.norm * errorPerNorm * qc2.squareRoot() * confidence
-                                                let d2 = qc2 + f.norm * (f.norm - 2 * ip)
-                                                unsafe low[i] = max(0, d2 - err) * scale
-                                                unsafe high[i] = (d2 + err) * scale
-                                            } else {
-                                                let d = lastKey - f.norm * ip
-                                                let err = f.norm * errorPerNorm * queryNorm * confidence
-                                                unsafe low[i] = d - err
-                                                unsafe high[i] = d + err
+        // codeFactors an entry, and kept (when not empty: 2 × the slot count) two floats; `rotated` holds `padded`
+        // floats; low and high hold n floats.
+        unsafe kept.withUnsafeMutableBufferPointer { kept in
+            unsafe tier.codeBits.withUnsafeBufferPointer { bits in
+                unsafe tier.codeFactors.withUnsafeBufferPointer { factors in
+                    unsafe tier.blockOfSlot.withUnsafeBufferPointer { blockOfSlot in
+                        unsafe low.withUnsafeMutableBufferPointer { low in
+                            unsafe high.withUnsafeMutableBufferPointer { high in
+                                unsafe rotated.withUnsafeBufferPointer { rq in
+                                    unsafe q.withUnsafeBufferPointer { qb in
+                                        unsafe slots.withUnsafeBufferPointer { slots in
+                                            for i in 0..<n {
+                                                // A block's code lines are fetched while the rows before it are estimated.
+                                                if i + 16 < n {
+                                                    let ahead = unsafe Int(slots[i + 16])
+                                                    unsafe hs_prefetch(bits.baseAddress! + ahead * words)
+                                                    unsafe hs_prefetch(factors.baseAddress! + ahead)
+                                                    unsafe hs_prefetch(blockOfSlot.baseAddress! + ahead)
+                                                }
+                                                let slot = unsafe Int(slots[i])
+                                                // The estimate (L2, cosine: squared distance; inner product: −dot) and
+                                                // its error at confidence 1, kept or made.
+                                                var d: Float, unit: Float
+                                                if keeps, unsafe !kept[2 * slot].isNaN {
+                                                    unsafe (d, unit) = unsafe (kept[2 * slot], kept[2 * slot + 1])
+                                                } else {
+                                                    let b = unsafe Int(blockOfSlot[slot])
+                                                    if let keys {
+                                                        lastKey = keys[b]
+                                                    } else if b != lastBlock {
+                                                        lastKey = unsafe tier.key(
+                                                            b, query: qb.baseAddress!, innerProduct: !centred)
+                                                        lastBlock = b
+                                                    }
+                                                    let f = unsafe factors[slot]
+                                                    let (ip, errorPerNorm) = unsafe codes.estimate(
+                                                        bits.baseAddress! + slot * words, f,
+                                                        rotatedQuery: rq.baseAddress!,
+                                                        querySum: querySum, centred: centred)
+                                                    if centred {
+                                                        let qc2 = lastKey
+                                                        unit = 2 * f.norm * errorPerNorm * qc2.squareRoot()
+                                                        d = qc2 + f.norm * (f.norm - 2 * ip)
+                                                    } else {
+                                                        d = lastKey - f.norm * ip
+                                                        unit = f.norm * errorPerNorm * queryNorm
+                                                    }
+                                                    if keeps { unsafe (kept[2 * slot], kept[2 * slot + 1]) = (d, unit) }
+                                                }
+                                                let err = unit * confidence
+                                                if centred {
+                                                    unsafe low[i] = max(0, d - err) * scale
+                                                    unsafe high[i] = (d + err) * scale
+                                                } else {
+                                                    unsafe low[i] = d - err
+                                                    unsafe high[i] = d + err
+                                                }
                                             }
                                         }
                                     }
@@ -121,4 +144,31 @@ extension HybridStore {
         if plan.count > maxProbe { plan.removeLast(plan.count - maxProbe) }
         return plan
     }
+}
+
+/// One query's code estimates kept across the cold steps a calibration runs for it at rising efforts: a row's
+/// estimated distance and its error at confidence 1 turn on the query and the row, not on the effort, and
+/// estimating every matching row was over half of those steps' time.
+///
+/// A box a single step uses at a time (a calibration searches each query from one thread at a time), hence
+/// unchecked.
+final class CodeEstimates: @unchecked Sendable {
+    /// The tier's slot count when made.
+    let slotCount: Int
+    /// Per slot: the estimate and its error at confidence 1; NaN: not estimated yet.
+    private var values: [Float]
+
+    init(slotCount: Int) {
+        self.slotCount = slotCount
+        values = [Float](repeating: .nan, count: 2 * slotCount)
+    }
+
+    /// The values, leaving the box empty until `put`.
+    fileprivate func take() -> [Float] {
+        var out: [Float] = []
+        swap(&out, &values)
+        return out
+    }
+
+    fileprivate func put(_ values: [Float]) { self.values = values }
 }
