@@ -258,10 +258,11 @@ import Testing
     }
 }
 
-/// The calibration's cold steps keep each query's code estimates from one effort to the next, and take the truth
+/// The calibration's cold steps keep each query's code estimates and exact distances from one effort to the next
+/// (`ColdStepMemo`), and take the truth
 /// from one pass over the tier for every query and filter: neither may change what is measured.
 @Suite struct CalibrationColdStepTests {
-    @Test func keptEstimatesChangeNoAnswerAndThePassIsExact() throws {
+    @Test func keptWorkChangesNoAnswerAndThePassIsExact() throws {
         let data = BuildCalibrationTests.gaussian(6000, dim: 24, seed: 31)
         let queries = BuildCalibrationTests.gaussian(12, dim: 24, seed: 32)
         for metric in [Metric.l2, .cosine, .innerProduct] {
@@ -283,9 +284,9 @@ import Testing
             for selectivity in [nil, 0.6, 0.35, 0.05] as [Double?] {
                 for q in queries {
                     let kept = try store.calibrationColdAnswers(
-                        c, query: q, k: 10, efforts: efforts, selectivity: selectivity, keepingEstimates: true)
+                        c, query: q, k: 10, efforts: efforts, selectivity: selectivity, keepingMemo: true)
                     let fresh = try store.calibrationColdAnswers(
-                        c, query: q, k: 10, efforts: efforts, selectivity: selectivity, keepingEstimates: false)
+                        c, query: q, k: 10, efforts: efforts, selectivity: selectivity, keepingMemo: false)
                     for (a, b) in zip(kept.steps, fresh.steps) {
                         #expect(a.map(\.row) == b.map(\.row) && a.map(\.distance) == b.map(\.distance))
                     }

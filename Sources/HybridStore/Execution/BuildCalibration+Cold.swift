@@ -13,9 +13,10 @@ extension HybridStore {
     /// opens more blocks the sparser the filter.
     static let coldFilteredEfforts: [Double] = (-8...8).map { exp2(Double($0) / 2) }
 
-    /// Code estimates a cold curve may keep (queries × cold slots; 8 bytes each): 64 MB, every cold tier of up to
-    /// 80,000 slots at 100 queries. Larger tiers estimate again at each effort; their builds took longer too.
-    static let keptEstimatesBudget = 8_000_000
+    /// What a cold curve may keep of its queries' work (`ColdStepMemo`; queries × cold slots, 12 bytes each): 96 MB,
+    /// every cold tier of up to 80,000 slots at 100 queries. Larger tiers estimate and read again at each effort;
+    /// their builds took longer too.
+    static let memoBudget = 8_000_000
 
     /// What one cold curve is measured with: the hot answers of its queries (the same queries for every curve of
     /// one calibration), the filter on cold slots (nil: none) and the effort scales to try, rising.
@@ -61,17 +62,18 @@ extension HybridStore {
                 .filter { seen.insert($0.row).inserted }.prefix(k).map(\.row)
         }
         let slots = request.slots
-        // Each query's code estimates, kept from one effort to the next while they fit in `keptEstimatesBudget`.
+        // Each query's code estimates and exact distances, kept from one effort to the next while they fit in
+        // `memoBudget`.
         let slotCount = s.lock.read { s.cold.blockOfSlot.count }
-        let keeps = answers.count * slotCount <= Self.keptEstimatesBudget
-        let estimates = answers.indices.map { _ in keeps ? CodeEstimates(slotCount: slotCount) : nil }
+        let keeps = answers.count * slotCount <= Self.memoBudget
+        let memos = answers.indices.map { _ in keeps ? ColdStepMemo(slotCount: slotCount) : nil }
         @Sendable func cold(_ i: Int, effort: Double) -> [(row: Int64, distance: Float)]? {
             var report = ColdStepReport()
             let answer = answers[i]
             return try? coldStep(
                 s, query: answer.vector, k: k, filter: nil, condition: nil,
                 bound: answer.hits.count >= k ? answer.hits[k - 1].distance : nil, probes: nil, effort: effort,
-                slots: slots, estimates: estimates[i], report: &report)
+                slots: slots, memo: memos[i], report: &report)
         }
         let truth = answers.indices.map { Set(merged(answers[$0].exact, exactCold[$0])) }
         @Sendable func recall(_ i: Int, _ cold: [(row: Int64, distance: Float)]) -> Double {
@@ -154,13 +156,13 @@ extension HybridStore {
 
 extension HybridStore {
     /// What a calibration's cold steps return for `query` at each of `efforts` (rising), under a filter matching
-    /// `selectivity` of the cold rows at random (nil: none), its code estimates kept from one effort to the next
-    /// (as `coldCurves` runs them) or made afresh at each; the exact answer under that filter by the one pass
+    /// `selectivity` of the cold rows at random (nil: none), its code estimates and exact distances kept from one
+    /// effort to the next (as `coldCurves` runs them) or made afresh at each; the exact answer under that filter by the one pass
     /// over the tier its truth comes from (`coldExactNearest`); and by an exact cold step. For tests that keeping
     /// changes nothing and that the pass is exact. Distances as a query reports them.
     package func calibrationColdAnswers(
         _ collection: CollectionRef, query: [Float], k: Int, efforts: [Double], selectivity: Double?,
-        keepingEstimates: Bool
+        keepingMemo: Bool
     ) throws(HybridStoreError) -> (
         steps: [[(row: Int64, distance: Float)]], pass: [(row: Int64, distance: Float)],
         exactStep: [(row: Int64, distance: Float)]
@@ -171,14 +173,14 @@ extension HybridStore {
             let draw = Self.randomFilter(selectivity: selectivity, salt: 16)
             return ColdSlotFilter(rowOfSlot: rowOfSlot, selectivity: selectivity) { draw(UInt64(bitPattern: $0)) }
         }
-        let estimates = keepingEstimates ? CodeEstimates(slotCount: slotCount) : nil
+        let memo = keepingMemo ? ColdStepMemo(slotCount: slotCount) : nil
         var steps: [[(row: Int64, distance: Float)]] = []
         for effort in efforts {
             var report = ColdStepReport()
             steps.append(
                 try coldStep(
                     s, query: query, k: k, filter: nil, condition: nil, bound: nil, probes: nil, effort: effort,
-                    slots: slots, estimates: estimates, report: &report))
+                    slots: slots, memo: memo, report: &report))
         }
         let pass = try coldExactNearest(s, queries: [query], k: k, filters: [slots])[0][0]
         var report = ColdStepReport()

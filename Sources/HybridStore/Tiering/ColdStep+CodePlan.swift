@@ -11,20 +11,20 @@ extension HybridStore {
     /// code with an interval that holds with high probability; the rows whose interval starts at or below the
     /// k-th smallest interval end (and the hot k-th, `bound`) can be among the k nearest, and the blocks
     /// holding them are opened in order of their lowest interval start, at most `maxProbe`. `keys`: per block
-    /// ‖q − c‖² (L2, cosine) or −q·c (inner product), when the caller has them. `estimates`: this query's estimates
+    /// ‖q − c‖² (L2, cosine) or −q·c (inner product), when the caller has them. `memo`: this query's estimates
     /// from earlier steps, read where there and kept where not (ignored when made for another slot count).
     func codePlan(
         _ tier: ColdTier, metric: Metric, query q: [Float], slots: [UInt32],
         keys: [Float]?, k: Int, bound initial: Float?, maxProbe: Int, confidence: Float,
-        estimates: CodeEstimates? = nil
+        memo: ColdStepMemo? = nil
     )
         -> [(block: Int, bound: Float, wanted: [Int])]
     {
         guard !slots.isEmpty else { return [] }
         // The kept estimates, moved out of the box for the loop (and back after it): [distance, error] per slot.
-        let estimates = estimates.flatMap { $0.slotCount == tier.blockOfSlot.count ? $0 : nil }
-        var kept = estimates?.take() ?? []
-        defer { estimates?.put(kept) }
+        let memo = memo.flatMap { $0.slotCount == tier.blockOfSlot.count ? $0 : nil }
+        var kept = memo?.takeEstimates() ?? []
+        defer { memo?.putEstimates(kept) }
         let keeps = !kept.isEmpty
         let codes = tier.codes
         let words = codes.words
@@ -146,29 +146,43 @@ extension HybridStore {
     }
 }
 
-/// One query's code estimates kept across the cold steps a calibration runs for it at rising efforts: a row's
-/// estimated distance and its error at confidence 1 turn on the query and the row, not on the effort, and
-/// estimating every matching row was over half of those steps' time.
+/// One query's work kept across the cold steps a calibration runs for it at rising efforts: per slot, its code
+/// estimate and that estimate's error at confidence 1, and its exact distance once a step has read it. Neither
+/// turns on the effort; estimating every matching row was over half of those steps' time, and reading again the
+/// blocks a smaller effort had read most of the rest. A step at a larger effort plans with the kept estimates and
+/// opens only the blocks holding a row it has no exact distance for; its answer is the one it would give anew.
 ///
 /// A box a single step uses at a time (a calibration searches each query from one thread at a time), hence
 /// unchecked.
-final class CodeEstimates: @unchecked Sendable {
+final class ColdStepMemo: @unchecked Sendable {
     /// The tier's slot count when made.
     let slotCount: Int
     /// Per slot: the estimate and its error at confidence 1; NaN: not estimated yet.
-    private var values: [Float]
+    private var estimates: [Float]
+    /// Per slot: the exact distance as a query reports it; NaN: not read yet.
+    private var exact: [Float]
 
     init(slotCount: Int) {
         self.slotCount = slotCount
-        values = [Float](repeating: .nan, count: 2 * slotCount)
+        estimates = [Float](repeating: .nan, count: 2 * slotCount)
+        exact = [Float](repeating: .nan, count: slotCount)
     }
 
-    /// The values, leaving the box empty until `put`.
-    fileprivate func take() -> [Float] {
+    /// The estimates, leaving the box without them until `putEstimates`.
+    func takeEstimates() -> [Float] {
         var out: [Float] = []
-        swap(&out, &values)
+        swap(&out, &estimates)
         return out
     }
 
-    fileprivate func put(_ values: [Float]) { self.values = values }
+    func putEstimates(_ values: [Float]) { estimates = values }
+
+    /// The exact distances, leaving the box without them until `putExact`.
+    func takeExact() -> [Float] {
+        var out: [Float] = []
+        swap(&out, &exact)
+        return out
+    }
+
+    func putExact(_ values: [Float]) { exact = values }
 }

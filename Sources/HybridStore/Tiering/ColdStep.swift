@@ -20,7 +20,7 @@ extension HybridStore {
     func coldStep(
         _ s: CollectionState, query: [Float], k: Int, filter: Filter?, condition: SQLCondition?,
         bound initial: Float?, probes: Int?, effort: Double = 1, reader held: Connection? = nil,
-        slots slotFilter: ColdSlotFilter? = nil, estimates: CodeEstimates? = nil, report: inout ColdStepReport
+        slots slotFilter: ColdSlotFilter? = nil, memo memoBox: ColdStepMemo? = nil, report: inout ColdStepReport
     ) throws(HybridStoreError) -> [(row: Int64, distance: Float)] {
         let metric = s.schema.vector.metric
         let dim = s.schema.vector.dimensions
@@ -80,7 +80,7 @@ extension HybridStore {
                 report.rowsRanked = slots.count
                 plan = codePlan(
                     tier, metric: metric, query: q, slots: slots, keys: nil, k: k, bound: initial,
-                    maxProbe: maxProbe, confidence: Self.codeConfidence(effort), estimates: estimates)
+                    maxProbe: maxProbe, confidence: Self.codeConfidence(effort), memo: memoBox)
             }
             // Rank blocks by centroid: squared L2 to it (or −dot for inner product).
             let innerProduct = metric == .innerProduct
@@ -178,7 +178,7 @@ extension HybridStore {
                 report.rowsRanked = candidates.count
                 plan = codePlan(
                     tier, metric: metric, query: q, slots: candidates, keys: keys, k: k, bound: initial,
-                    maxProbe: maxProbe, confidence: Self.codeConfidence(effort), estimates: estimates)
+                    maxProbe: maxProbe, confidence: Self.codeConfidence(effort), memo: memoBox)
             }
             report.planMs = Double(nowNanos() - started) / 1e6
             // Worker w opens plan[w], plan[w + W], …, so each reads near blocks first; each keeps its own k best
@@ -208,6 +208,21 @@ extension HybridStore {
                 var decoded: [Float] = []
                 var vector = [Float](repeating: 0, count: dim)
                 var probed = 0, candidates = 0, bytes = 0
+                // A calibration's exact distances from this query's earlier steps (one worker: the box is not
+                // shared): a block whose wanted rows all have one is not read again.
+                let memoBox = workers == 1 ? memoBox.flatMap { $0.slotCount == rowOfSlot.count ? $0 : nil } : nil
+                var memo = memoBox?.takeExact() ?? []
+                defer { memoBox?.putExact(memo) }
+                func offer(_ row: Int64, _ d: Float) {
+                    candidates += 1
+                    guard
+                        best.count < k || d < best[k - 1].distance
+                            || (d == best[k - 1].distance && row < best[k - 1].row)
+                    else { return }
+                    let at = best.firstIndex { d < $0.distance || (d == $0.distance && row < $0.row) } ?? best.count
+                    best.insert((row, d), at: at)
+                    if best.count > k { best.removeLast() }
+                }
                 // One read transaction for the whole share: SQLite's file locks and checks are taken once, not
                 // per block (they were ~5 % of a query as syscalls). The first share reads through the caller's
                 // connection when it holds one (already in a transaction).
@@ -225,6 +240,13 @@ extension HybridStore {
                         }
                         let block = blocks[b]
                         let wanted = planned
+                        if !memo.isEmpty, wanted.allSatisfy({ !memo[Int(block.slot($0))].isNaN }) {
+                            for position in wanted {
+                                let slot = Int(block.slot(position))
+                                offer(rowOfSlot[slot], memo[slot])
+                            }
+                            continue
+                        }
                         // Most rows wanted: decompress the whole block and unshuffle it at once (one pass per plane),
                         // not per row; else only the frames holding the wanted rows.
                         let whole = wanted.count * 2 >= block.count
@@ -265,16 +287,8 @@ extension HybridStore {
                                         // Blocks keep the original vectors.
                                         if metric == .cosine { unsafe normalize(v) }
                                         let d = unsafe reported(kernel(qb.baseAddress!, v.baseAddress!, dim))
-                                        candidates += 1
-                                        guard
-                                            best.count < k || d < best[k - 1].distance
-                                                || (d == best[k - 1].distance && row < best[k - 1].row)
-                                        else { continue }
-                                        let at =
-                                            best.firstIndex { d < $0.distance || (d == $0.distance && row < $0.row) }
-                                            ?? best.count
-                                        best.insert((row, d), at: at)
-                                        if best.count > k { best.removeLast() }
+                                        if !memo.isEmpty { memo[Int(block.slot(position))] = d }
+                                        offer(row, d)
                                     }
                                 }
                             }
