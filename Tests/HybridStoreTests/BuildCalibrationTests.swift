@@ -281,18 +281,19 @@ import Testing
             #expect(try store.tier(c, where: Column("seq") < 5000, to: .cold) == 5000)
             let efforts = [1.0 / 16, 0.25, 1, 4]
             var differed = 0
-            for selectivity in [nil, 0.6, 0.35, 0.05] as [Double?] {
-                for q in queries {
-                    let kept = try store.calibrationColdAnswers(
-                        c, query: q, k: 10, efforts: efforts, selectivity: selectivity, keepingMemo: true)
-                    let fresh = try store.calibrationColdAnswers(
-                        c, query: q, k: 10, efforts: efforts, selectivity: selectivity, keepingMemo: false)
+            let filters: [Double?] = [nil, 0.6, 0.35, 0.05]
+            for q in queries {
+                let kept = try store.calibrationColdAnswers(
+                    c, query: q, k: 10, efforts: efforts, filters: filters, keepingMemo: true)
+                let fresh = try store.calibrationColdAnswers(
+                    c, query: q, k: 10, efforts: efforts, filters: filters, keepingMemo: false)
+                for (f, (kept, fresh)) in zip(kept, fresh).enumerated() {
                     for (a, b) in zip(kept.steps, fresh.steps) {
                         #expect(a.map(\.row) == b.map(\.row) && a.map(\.distance) == b.map(\.distance))
                     }
                     // The pass and an exact step agree: the same k rows at the same distances.
                     #expect(kept.pass.count == 10)
-                    #expect(kept.pass.map(\.row) == kept.exactStep.map(\.row), "\(metric) \(selectivity ?? 1)")
+                    #expect(kept.pass.map(\.row) == kept.exactStep.map(\.row), "\(metric) \(filters[f] ?? 1)")
                     #expect(
                         zip(kept.pass, kept.exactStep).allSatisfy { abs($0.distance - $1.distance) <= 1e-4 },
                         "\(kept.pass) \(kept.exactStep)")

@@ -13,9 +13,9 @@ extension HybridStore {
     /// opens more blocks the sparser the filter.
     static let coldFilteredEfforts: [Double] = (-8...8).map { exp2(Double($0) / 2) }
 
-    /// What a cold curve may keep of its queries' work (`ColdStepMemo`; queries × cold slots, 12 bytes each): 96 MB,
-    /// every cold tier of up to 80,000 slots at 100 queries. Larger tiers estimate and read again at each effort;
-    /// their builds took longer too.
+    /// What the cold curves may keep of their queries' work (`ColdStepMemo`; queries × cold slots, 12 bytes each):
+    /// 96 MB, every cold tier of up to 80,000 slots at 100 queries. Larger tiers estimate and read again at each
+    /// step; their builds took longer too.
     static let memoBudget = 8_000_000
 
     /// What one cold curve is measured with: the hot answers of its queries (the same queries for every curve of
@@ -41,14 +41,20 @@ extension HybridStore {
             requests.allSatisfy({ $0.answers.count == queries.count }),
             let exactCold = try? coldExactNearest(s, queries: queries, k: k, filters: requests.map(\.slots))
         else { return requests.map { _ in nil } }
+        // Each query's code estimates and exact distances, kept from one step to the next (of one curve, at rising
+        // efforts, and of the next: the queries are the same, and neither turns on the filter) while they fit in
+        // `memoBudget`.
+        let slotCount = s.lock.read { s.cold.blockOfSlot.count }
+        let keeps = queries.count * slotCount <= Self.memoBudget
+        let memos = queries.indices.map { _ in keeps ? ColdStepMemo(slotCount: slotCount) : nil }
         return requests.indices.map { r in
-            coldCurve(s, requests[r], exactCold: exactCold[r], k: k, target: target)
+            coldCurve(s, requests[r], exactCold: exactCold[r], memos: memos, k: k, target: target)
         }
     }
 
     private func coldCurve(
-        _ s: CollectionState, _ request: ColdCurveRequest, exactCold: [[(row: Int64, distance: Float)]], k: Int,
-        target: Double
+        _ s: CollectionState, _ request: ColdCurveRequest, exactCold: [[(row: Int64, distance: Float)]],
+        memos: [ColdStepMemo?], k: Int, target: Double
     )
         -> [BuildCalibration.Point]?
     {
@@ -62,11 +68,6 @@ extension HybridStore {
                 .filter { seen.insert($0.row).inserted }.prefix(k).map(\.row)
         }
         let slots = request.slots
-        // Each query's code estimates and exact distances, kept from one effort to the next while they fit in
-        // `memoBudget`.
-        let slotCount = s.lock.read { s.cold.blockOfSlot.count }
-        let keeps = answers.count * slotCount <= Self.memoBudget
-        let memos = answers.indices.map { _ in keeps ? ColdStepMemo(slotCount: slotCount) : nil }
         @Sendable func cold(_ i: Int, effort: Double) -> [(row: Int64, distance: Float)]? {
             var report = ColdStepReport()
             let answer = answers[i]
@@ -155,38 +156,47 @@ extension HybridStore {
 }
 
 extension HybridStore {
-    /// What a calibration's cold steps return for `query` at each of `efforts` (rising), under a filter matching
-    /// `selectivity` of the cold rows at random (nil: none), its code estimates and exact distances kept from one
-    /// effort to the next (as `coldCurves` runs them) or made afresh at each; the exact answer under that filter by the one pass
-    /// over the tier its truth comes from (`coldExactNearest`); and by an exact cold step. For tests that keeping
-    /// changes nothing and that the pass is exact. Distances as a query reports them.
+    /// What a calibration's cold steps return for `query` at each of `efforts` (rising) under each of `filters`
+    /// in turn (a filter matching that share of the cold rows at random; nil: none), its code estimates and exact
+    /// distances kept from one step to the next, across filters too (as `coldCurves` runs them), or made afresh
+    /// at each; with, per filter, the exact answer by the one pass over the tier its truth comes from
+    /// (`coldExactNearest`), and by an exact cold step. For tests that keeping changes nothing and that the pass
+    /// is exact. Distances as a query reports them.
     package func calibrationColdAnswers(
-        _ collection: CollectionRef, query: [Float], k: Int, efforts: [Double], selectivity: Double?,
+        _ collection: CollectionRef, query: [Float], k: Int, efforts: [Double], filters: [Double?],
         keepingMemo: Bool
-    ) throws(HybridStoreError) -> (
+    ) throws(HybridStoreError) -> [(
         steps: [[(row: Int64, distance: Float)]], pass: [(row: Int64, distance: Float)],
         exactStep: [(row: Int64, distance: Float)]
-    ) {
+    )] {
         let s = try state(collection)
         let (rowOfSlot, slotCount) = s.lock.read { (s.cold.rowOfSlot, s.cold.blockOfSlot.count) }
-        let slots = selectivity.map { selectivity in
-            let draw = Self.randomFilter(selectivity: selectivity, salt: 16)
-            return ColdSlotFilter(rowOfSlot: rowOfSlot, selectivity: selectivity) { draw(UInt64(bitPattern: $0)) }
-        }
         let memo = keepingMemo ? ColdStepMemo(slotCount: slotCount) : nil
-        var steps: [[(row: Int64, distance: Float)]] = []
-        for effort in efforts {
+        var out:
+            [(
+                steps: [[(row: Int64, distance: Float)]], pass: [(row: Int64, distance: Float)],
+                exactStep: [(row: Int64, distance: Float)]
+            )] = []
+        for selectivity in filters {
+            let slots = selectivity.map { selectivity in
+                let draw = Self.randomFilter(selectivity: selectivity, salt: 16)
+                return ColdSlotFilter(rowOfSlot: rowOfSlot, selectivity: selectivity) { draw(UInt64(bitPattern: $0)) }
+            }
+            var steps: [[(row: Int64, distance: Float)]] = []
+            for effort in efforts {
+                var report = ColdStepReport()
+                steps.append(
+                    try coldStep(
+                        s, query: query, k: k, filter: nil, condition: nil, bound: nil, probes: nil, effort: effort,
+                        slots: slots, memo: memo, report: &report))
+            }
+            let pass = try coldExactNearest(s, queries: [query], k: k, filters: [slots])[0][0]
             var report = ColdStepReport()
-            steps.append(
-                try coldStep(
-                    s, query: query, k: k, filter: nil, condition: nil, bound: nil, probes: nil, effort: effort,
-                    slots: slots, memo: memo, report: &report))
+            let exactStep = try coldStep(
+                s, query: query, k: k, filter: nil, condition: nil, bound: nil, probes: .max, slots: slots,
+                report: &report)
+            out.append((steps, pass, exactStep))
         }
-        let pass = try coldExactNearest(s, queries: [query], k: k, filters: [slots])[0][0]
-        var report = ColdStepReport()
-        let exactStep = try coldStep(
-            s, query: query, k: k, filter: nil, condition: nil, bound: nil, probes: .max, slots: slots,
-            report: &report)
-        return (steps, pass, exactStep)
+        return out
     }
 }
