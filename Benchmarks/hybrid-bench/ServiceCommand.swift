@@ -11,7 +11,8 @@ import Synchronization
 /// `--connections` tasks awaiting `TenantScope.query` (the call the service makes), then the store is closed, the
 /// service started on it, and `wrk` posts the same searches (JSON bodies with the vector as an array) through a
 /// Lua script. CPU time per request of the service, of wrk and of the library, and the store's own query time
-/// inside the service (from its /metrics), say where the time goes.
+/// inside the service (from its /metrics), say where the time goes; and a trivial GET under the same wrk (the HTTP
+/// ceiling) bounds the ratio any search could reach here: ceiling ÷ (ceiling + library QPS).
 struct ServiceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "service",
@@ -37,6 +38,9 @@ struct ServiceCommand: ParsableCommand {
         var serviceRPS = 0.0, serviceP50Ms = 0.0, serviceP99Ms = 0.0, serviceErrors = 0
         var serviceCPUMicrosPerRequest = 0.0, wrkCPUMicrosPerRequest = 0.0, storeMicrosPerQueryInService = 0.0
         var serviceOverLibrary = 0.0
+        /// The most `serviceOverLibrary` could be, were searches to cost the service nothing but the query and the
+        /// HTTP work of a trivial request: ceiling ÷ (ceiling + library), both sharing this machine's cores.
+        var ratioBound = 0.0
     }
 
     struct ClassResult: Codable {
@@ -124,6 +128,14 @@ struct ServiceCommand: ParsableCommand {
         let port = try readPort(output.fileHandleForReading)
         let base = "http://127.0.0.1:\(port)"
         log("rag-service pid \(server.processIdentifier) on \(base)")
+        // The HTTP ceiling: a trivial GET (no body, no JSON, no store) under the same wrk. A request costs the
+        // service at least that, beside its query, on the cores wrk and the service share.
+        let health = work + "/health.lua"
+        try #"request = function() return wrk.format("GET", "/health") end"#.write(
+            toFile: health, atomically: true, encoding: .utf8)
+        _ = try runWrk(script: health, url: base, seconds: 1)  // warm
+        let ceiling = try runWrk(script: health, url: base, seconds: seconds).rps
+        log(String(format: "HTTP ceiling: GET /health %.0f req/s", ceiling))
         let encodingList = encodings.split(separator: ",").map(String.init)
         for (i, name) in names.enumerated() {
             for encoding in encodingList {
@@ -150,14 +162,18 @@ struct ServiceCommand: ParsableCommand {
                 r.wrkCPUMicrosPerRequest = (childCPUSeconds() - children0) / requests * 1e6
                 r.storeMicrosPerQueryInService =
                     (store1.seconds - store0.seconds) / max(store1.count - store0.count, 1) * 1e6
-                r.serviceOverLibrary = w.rps / max(results[i].libraryQPS2, results[i].libraryQPSMany)
+                let library = max(results[i].libraryQPS2, results[i].libraryQPSMany)
+                r.serviceOverLibrary = w.rps / library
+                r.ratioBound = ceiling / (ceiling + library)
                 results[i].service.append(r)
                 log(
                     String(
                         format:
-                            "%@ service (%@): %.0f req/s (%.2f× the library's best), p50 %.2f ms, p99 %.2f ms, %d errors; "
+                            "%@ service (%@): %.0f req/s (%.2f× the library's best; at most %.2f× by the HTTP ceiling), "
+                            + "p50 %.2f ms, p99 %.2f ms, %d errors; "
                             + "CPU a request: service %.0f µs (store %.0f µs of wall time a query), wrk %.0f µs; library %.0f µs",
-                        name, encoding, r.serviceRPS, r.serviceOverLibrary, r.serviceP50Ms, r.serviceP99Ms,
+                        name, encoding, r.serviceRPS, r.serviceOverLibrary, r.ratioBound, r.serviceP50Ms,
+                        r.serviceP99Ms,
                         r.serviceErrors,
                         r.serviceCPUMicrosPerRequest, r.storeMicrosPerQueryInService, r.wrkCPUMicrosPerRequest,
                         results[i].libraryCPUMicrosPerQuery))
@@ -168,6 +184,7 @@ struct ServiceCommand: ParsableCommand {
             let json: [String: Any] = [
                 "mode": "service", "engine": "hybridstore", "dataset": data.meta.name, "dim": data.meta.dim,
                 "count": data.meta.count, "wrk_threads": threads, "connections": connections, "seconds": seconds,
+                "http_ceiling_rps": ceiling,
                 "cores": ProcessInfo.processInfo.activeProcessorCount,
                 "classes": try JSONSerialization.jsonObject(with: JSONEncoder().encode(results)),
             ]
