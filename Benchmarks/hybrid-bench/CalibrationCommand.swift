@@ -72,7 +72,8 @@ struct CalibrationCommand: ParsableCommand {
         log(
             String(
                 format:
-                    "%@: imported %d rows in %.2f s, tiered in %.2f s; calibration %.2f s (%.1f %% of the import, %.1f %% of both)",
+                    "%@: imported %d rows in %.2f s, tiered in %.2f s; "
+                    + "calibration %.2f s (%.1f %% of the import, %.1f %% of both)",
                 data.meta.name, data.meta.count, importSeconds, tierSeconds, built?.seconds ?? 0,
                 100 * (built?.seconds ?? 0) / importSeconds, 100 * (built?.seconds ?? 0) / (importSeconds + tierSeconds)
             ))

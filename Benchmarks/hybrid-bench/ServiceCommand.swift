@@ -169,7 +169,8 @@ struct ServiceCommand: ParsableCommand {
                 log(
                     String(
                         format:
-                            "%@ service (%@): %.0f req/s (%.2f× the library's best; at most %.2f× by the HTTP ceiling), "
+                            "%@ service (%@): %.0f req/s (%.2f× the library's best; "
+                            + "at most %.2f× by the HTTP ceiling), "
                             + "p50 %.2f ms, p99 %.2f ms, %d errors; "
                             + "CPU a request: service %.0f µs (store %.0f µs of wall time a query), wrk %.0f µs; library %.0f µs",
                         name, encoding, r.serviceRPS, r.serviceOverLibrary, r.ratioBound, r.serviceP50Ms,

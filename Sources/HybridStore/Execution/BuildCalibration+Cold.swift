@@ -90,7 +90,11 @@ extension HybridStore {
             let out = Locked(ceiling)
             let failure = Locked(false)
             DispatchQueue.concurrentPerform(iterations: answers.count) { i in
-                if truth[i].isEmpty || below.map({ $0[i] >= ceiling[i] }) == true { return }
+                if truth[i].isEmpty { return }
+                if let below, below[i] >= ceiling[i] {
+                    out.withLock { $0[i] = below[i] }
+                    return
+                }
                 if let below, let above, below[i] == above[i] {
                     out.withLock { $0[i] = below[i] }
                     return

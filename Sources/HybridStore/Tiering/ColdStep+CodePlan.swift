@@ -53,7 +53,8 @@ extension HybridStore {
                                     unsafe q.withUnsafeBufferPointer { qb in
                                         unsafe slots.withUnsafeBufferPointer { slots in
                                             for i in 0..<n {
-                                                // A block's code lines are fetched while the rows before it are estimated.
+                                                // A block's code lines are fetched while the rows before it are
+                                                // estimated.
                                                 if i + 16 < n {
                                                     let ahead = unsafe Int(slots[i + 16])
                                                     unsafe hs_prefetch(bits.baseAddress! + ahead * words)
