@@ -231,6 +231,38 @@ import Testing
         reopened.close()
     }
 
+    /// A store calibrated before cold curves under a filter were measured (a cold curve, none under a filter) gets
+    /// them at its next checkpoint, survives reopen with them, and is not measured again at the one after.
+    @Test func anEarlierCalibrationGetsItsFilteredColdCurves() throws {
+        let t = TemporaryStore()
+        defer { t.cleanup() }
+        let store = try t.open()
+        let c = try store.createCollection(
+            "g", schema: Schema(vector: VectorSpec(dimensions: 16), columns: [.integer("seq", filterable: true)]))
+        let data = Self.gaussian(3000, dim: 16, seed: 5)
+        try store.write { tx in
+            for (i, v) in data.enumerated() {
+                try tx.insert(.string("g\(i)"), into: c, vector: v, values: ["seq": .integer(Int64(i))])
+            }
+        }
+        #expect(try store.tier(c, where: Column("seq") < 2000, to: .cold) == 2000)
+        try store.checkpoint()
+        var earlier = try #require(try store.calibration(of: c).built)
+        #expect(earlier.cold != nil && earlier.coldFiltered != nil)
+        earlier.coldFiltered = nil  // as an earlier version stored it
+        earlier.measuredAt -= 3600
+        try store.adopt(earlier, for: c)
+        try store.checkpoint()
+        let redone = try #require(try store.calibration(of: c).built)
+        #expect(redone.measuredAt > earlier.measuredAt && !(redone.coldFiltered ?? []).isEmpty)
+        try store.checkpoint()
+        #expect(try store.calibration(of: c).built?.measuredAt == redone.measuredAt)  // nothing changed: kept
+        store.close()
+        let reopened = try t.open()
+        #expect(!(try reopened.calibration(of: reopened.collection("g")).built?.coldFiltered ?? []).isEmpty)
+        reopened.close()
+    }
+
     /// A graph that cannot reach the target (a curve that stays at 0.6 whatever the effort, as on data whose
     /// graph falls apart): the planner answers exactly and says why, never a silent miss; where the exact scan
     /// costs too much, the explanation states the shortfall.

@@ -7,14 +7,18 @@ extension HybridStore {
     static let calibrationMinimumRows = 500
 
     /// Whether a collection's build-time curves are missing, or its hot or cold rows changed by 20 % or more
-    /// since (a cold tier that appeared counts, one that went away does not need a curve).
+    /// since (a cold tier that appeared counts, one that went away does not need a curve), or they are from before
+    /// cold curves under a filter were measured (a cold curve and none under a filter: a store calibrated by an
+    /// earlier version plans its filtered cold steps with the unfiltered curve until then).
     func calibrationDue(_ s: CollectionState) -> Bool {
         let (rows, coldRows) = s.lock.read { (s.index.count, s.cold.liveRows) }
         guard rows >= Self.calibrationMinimumRows else { return false }
         guard let built = s.calibration.withLock({ $0.built }) else { return true }
         func moved(_ now: Int, _ then: Int) -> Bool { Double(abs(now - then)) >= 0.2 * Double(max(then, 1)) }
-        let coldDue = coldRows >= Self.calibrationMinimumRows && moved(coldRows, built.coldRows ?? 0)
-        return moved(rows, built.rows) || coldDue
+        let cold = coldRows >= Self.calibrationMinimumRows
+        let coldDue = cold && moved(coldRows, built.coldRows ?? 0)
+        let earlier = cold && built.cold != nil && built.coldFiltered == nil
+        return moved(rows, built.rows) || coldDue || earlier
     }
 
     /// Measures the collection's recall curves on its own data (`CalibrationRun`) and adopts them
