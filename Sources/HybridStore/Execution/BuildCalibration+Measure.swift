@@ -164,6 +164,8 @@ struct CalibrationRun {
     }
     /// Queries that locate the target's crossing before all are measured around it.
     static let pilotQueries = 50
+    /// The sparsest filter the queries' one exact scan is deep enough for (3× its expected depth).
+    static let scanDepthSelectivity = 0.1
     /// Quarter octaves measured on either side of the pilot's crossing.
     static let reach = 2
     /// How far above the target the pilot looks for its crossing (the adopted scale comes from all queries).
@@ -184,7 +186,7 @@ struct CalibrationRun {
         let node: UInt32
         let label: UInt64
         let vector: [Float]
-        /// The nearest rows by exact scan (deep enough for the sparsest bucket's filter to leave k).
+        /// The nearest rows by exact scan (deep enough for a 10 % filter to leave k: `scanDepthSelectivity`).
         var nearest: [IndexHit]
     }
 
@@ -220,9 +222,10 @@ struct CalibrationRun {
             queries.append(Query(node: node, label: label, vector: v, nearest: []))
         }
         guard queries.count >= 20 else { return nil }
-        // One exact scan a query serves every bucket.
-        let sparsest = Self.selectivities.map(\.selectivity).min() ?? 1
-        let depth = min(capacity, Int((Double(k + 1) / sparsest * 3).rounded(.up)))
+        // One exact scan a query serves the buckets down to 10 %; a sparser filter's answer is scanned for among
+        // its matching rows where this one falls short (`Bucket`), which costs less than keeping every query's
+        // nearest 1,320 (a third of the calibration's scanning was ranking and rescoring that depth).
+        let depth = min(capacity, Int((Double(k + 1) / Self.scanDepthSelectivity * 3).rounded(.up)))
         let scanned = Locked([[IndexHit]](repeating: [], count: queries.count))
         let fixed = queries, all = all
         DispatchQueue.concurrentPerform(iterations: fixed.count) { qi in
@@ -297,6 +300,9 @@ struct CalibrationRun {
         let selectivity: Double
         let matches: @Sendable (UInt32) -> Bool
         let truth: [Set<UInt64>]
+        /// Each recall measured so far, by query and index in `scales`: a search is deterministic, so the
+        /// pilot's searches are not run again where the curve's window takes the same query and scale.
+        let measured = Locked([Int: Double]())
 
         init(_ run: CalibrationRun, number: Int, selectivity: Double) {
             self.selectivity = selectivity
@@ -306,12 +312,12 @@ struct CalibrationRun {
                 selectivity >= 1 || SplitMix64.mix(UInt64(node) ^ salt) < threshold
             }
             self.matches = matches
+            var candidates: [UInt32]? = nil
             truth = run.queries.map { q in
                 var truth = q.nearest.filter { $0.node != q.node && matches($0.node) }.prefix(run.k).map(\.label)
                 if truth.count < run.k && q.nearest.count < run.all.count {  // the scan was not deep enough
-                    let hits =
-                        (try? run.index.exactSearch(q.vector, k: run.k + 1, candidates: run.all.filter(matches)).hits)
-                        ?? []
+                    if candidates == nil { candidates = run.all.filter(matches) }
+                    let hits = (try? run.index.exactSearch(q.vector, k: run.k + 1, candidates: candidates!).hits) ?? []
                     truth = Array(hits.filter { $0.node != q.node }.prefix(run.k).map(\.label))
                 }
                 return Set(truth)
@@ -342,7 +348,16 @@ struct CalibrationRun {
         DispatchQueue.concurrentPerform(iterations: queries.count) { j in
             var row: [Double] = []
             for i in window {
-                row.append(row.last == 1 ? 1 : recall(queries[j], bucket, scale: Self.scales[i]))
+                let key = queries[j] * Self.scales.count + i
+                if row.last == 1 {
+                    row.append(1)
+                } else if let known = bucket.measured.withLock({ $0[key] }) {
+                    row.append(known)
+                } else {
+                    let r = recall(queries[j], bucket, scale: Self.scales[i])
+                    bucket.measured.withLock { $0[key] = r }
+                    row.append(r)
+                }
             }
             rows.withLock { $0[j] = row }
         }
