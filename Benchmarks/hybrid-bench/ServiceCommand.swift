@@ -12,7 +12,9 @@ import Synchronization
 /// service started on it, and `wrk` posts the same searches (JSON bodies with the vector as an array) through a
 /// Lua script. CPU time per request of the service, of wrk and of the library, and the store's own query time
 /// inside the service (from its /metrics), say where the time goes; and a trivial GET under the same wrk (the HTTP
-/// ceiling) bounds the ratio any search could reach here: ceiling ÷ (ceiling + library QPS).
+/// ceiling) bounds the ratio any search could reach here: ceiling ÷ (ceiling + library QPS). With `--rounds N` the
+/// library and the service take turns N times, each round's ratio is taken within it, and the median is reported
+/// (this machine's speed drifts by tens of percent between minutes).
 struct ServiceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "service",
@@ -22,6 +24,8 @@ struct ServiceCommand: ParsableCommand {
     @Option(help: "Results JSON file to write.") var out: String?
     @Option(help: "Filter classes (comma-separated).") var classes = "none,price_lt_10pct,price_lt_1pct"
     @Option(help: "The built rag-service executable.") var service = "Examples/RAGService/.build/release/rag-service"
+    @Option(help: "More arguments for the service (space-separated), e.g. \"--event-loops 1\".")
+    var serviceArguments = ""
     @Option(help: "The wrk executable.") var wrk = "wrk"
     @Option(help: "wrk threads.") var threads = 2
     @Option(help: "wrk connections (and the library's concurrent tasks).") var connections = 64
@@ -33,8 +37,15 @@ struct ServiceCommand: ParsableCommand {
     static let tenant = "bench"
     static let key = "bench-key"
 
+    @Option(
+        help:
+            "Rounds of library then service, alternating (this machine's speed drifts: a ratio is taken within each round, and the median reported)."
+    )
+    var rounds = 1
+
     struct ServiceRun: Codable {
         var encoding: String
+        var round = 0
         var serviceRPS = 0.0, serviceP50Ms = 0.0, serviceP99Ms = 0.0, serviceErrors = 0
         var serviceCPUMicrosPerRequest = 0.0, wrkCPUMicrosPerRequest = 0.0, storeMicrosPerQueryInService = 0.0
         var serviceOverLibrary = 0.0
@@ -43,10 +54,19 @@ struct ServiceCommand: ParsableCommand {
         var ratioBound = 0.0
     }
 
+    struct LibraryRun: Codable {
+        var qps2 = 0.0, qpsMany = 0.0, cpuMicrosPerQuery = 0.0
+        var best: Double { max(qps2, qpsMany) }
+    }
+
     struct ClassResult: Codable {
         var className: String
+        /// The first round's library numbers (kept for readers of earlier results), and every round's.
         var libraryQPS2 = 0.0, libraryQPSMany = 0.0, libraryCPUMicrosPerQuery = 0.0
+        var library: [LibraryRun] = []
         var service: [ServiceRun] = []
+        /// Per encoding: the median over rounds of each round's service ÷ library.
+        var medianServiceOverLibrary: [String: Double] = [:]
     }
 
     func run() throws {
@@ -54,68 +74,123 @@ struct ServiceCommand: ParsableCommand {
             throw ValidationError(
                 "no rag-service at \(service): build it with `cd Examples/RAGService && swift build -c release`")
         }
+        guard rounds >= 1 else { throw ValidationError("--rounds ≥ 1") }
         let data = try Dataset.load(dataset)
         let path = reuse ?? FileManager.default.temporaryDirectory.path + "/hybrid-bench-service-\(getpid())"
         if reuse == nil { try? FileManager.default.removeItem(atPath: path) }
         defer { if reuse == nil { try? FileManager.default.removeItem(atPath: path) } }
         let names = classes.split(separator: ",").map(String.init)
         var results = names.map { ClassResult(className: $0) }
-
-        // The library, first (the store's lock admits one process at a time).
-        do {
-            var configuration = Configuration()
-            configuration.checkpointEveryChanges = 0
-            let store = try HybridStore(directory: path, create: true, configuration: configuration)
-            defer { store.close() }
-            let collection: CollectionRef
-            if reuse != nil, let existing = try? store.collection("bench") {
-                collection = existing
-            } else {
-                var schema = StoreImport.inferSchema(data, connectivity: 16, efConstruction: 200)
-                schema.columns.append(.text("owner", nullable: false, filterable: true))
-                schema.tenantColumn = "owner"
-                log("importing \(data.meta.count) rows of \(data.meta.dim) dimensions")
-                collection = try StoreImport.run(
-                    data, into: store, name: "bench", schema: schema,
-                    extraValues: ["owner": .text(Self.tenant)])
-                try store.checkpoint()
-            }
-            let scope = try store.tenant(Self.tenant)
-            for (i, name) in names.enumerated() {
-                let cases = try data.cases.filter { $0.className == name }.map { c in
-                    (Array(data.query(c.qid)), c.whereText.isEmpty ? nil : try store.parseFilter(c.whereText))
-                }
-                guard !cases.isEmpty else { throw ValidationError("no queries of class \(name)") }
-                let call: @Sendable (Int) async -> Void = { i in
-                    let (q, f) = cases[i % cases.count]
-                    _ = try? await scope.query(
-                        collection, near: q, k: 10, where: f, options: QueryOptions(),
-                        returning: [], explain: false)
-                }
-                _ = measureTasks(2, seconds: 1, call)  // warm
-                results[i].libraryQPS2 = measureTasks(2, seconds: seconds, call)
-                let cpu0 = processCPUSeconds()
-                let before = nowNanoseconds()
-                results[i].libraryQPSMany = measureTasks(connections, seconds: seconds, call)
-                let calls = results[i].libraryQPSMany * Double(nowNanoseconds() - before) / 1e9
-                results[i].libraryCPUMicrosPerQuery = (processCPUSeconds() - cpu0) / max(calls, 1) * 1e6
-                log(
-                    String(
-                        format: "%@ library: %.0f QPS with 2 tasks, %.0f with %d (%.0f µs CPU a query)", name,
-                        results[i].libraryQPS2, results[i].libraryQPSMany, connections,
-                        results[i].libraryCPUMicrosPerQuery))
-            }
-        }
-
-        // The service on the same store.
         let work = FileManager.default.temporaryDirectory.path + "/hybrid-bench-service-files-\(getpid())"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
+        var ceilings: [Double] = []
+        for round in 0..<rounds {
+            // The library, first (the store's lock admits one process at a time).
+            let library = try measureLibrary(data, path: path, names: names)
+            for i in names.indices {
+                results[i].library.append(library[i])
+                if round == 0 {
+                    (results[i].libraryQPS2, results[i].libraryQPSMany, results[i].libraryCPUMicrosPerQuery) =
+                        (library[i].qps2, library[i].qpsMany, library[i].cpuMicrosPerQuery)
+                }
+            }
+            let (ceiling, runs) = try measureService(
+                data, path: path, work: work, names: names, library: library, round: round)
+            ceilings.append(ceiling)
+            for i in names.indices { results[i].service += runs[i] }
+        }
+        for i in names.indices {
+            for encoding in Set(results[i].service.map(\.encoding)) {
+                let ratios = results[i].service.filter { $0.encoding == encoding }.map(\.serviceOverLibrary).sorted()
+                let median =
+                    ratios.count % 2 == 1
+                    ? ratios[ratios.count / 2] : (ratios[ratios.count / 2 - 1] + ratios[ratios.count / 2]) / 2
+                results[i].medianServiceOverLibrary[encoding] = median
+                if rounds > 1 {
+                    log(
+                        String(
+                            format: "%@ (%@): service ÷ library by round %@, median %.2f", names[i], encoding,
+                            ratios.map { String(format: "%.2f", $0) }.joined(separator: " "), median))
+                }
+            }
+        }
+        if let out {
+            let json: [String: Any] = [
+                "mode": "service", "engine": "hybridstore", "dataset": data.meta.name, "dim": data.meta.dim,
+                "count": data.meta.count, "wrk_threads": threads, "connections": connections, "seconds": seconds,
+                "rounds": rounds, "http_ceiling_rps": ceilings.first ?? 0, "http_ceiling_rps_by_round": ceilings,
+                "cores": ProcessInfo.processInfo.activeProcessorCount,
+                "classes": try JSONSerialization.jsonObject(with: JSONEncoder().encode(results)),
+            ]
+            try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
+                .write(to: URL(fileURLWithPath: out))
+            log("wrote \(out)")
+        }
+    }
+
+    /// The library's QPS per class with 2 and with `connections` tasks awaiting `TenantScope.query`, the store
+    /// opened (and on the first call without `--reuse`, imported) here and closed before returning.
+    func measureLibrary(_ data: Dataset, path: String, names: [String]) throws -> [LibraryRun] {
+        var configuration = Configuration()
+        configuration.checkpointEveryChanges = 0
+        let store = try HybridStore(directory: path, create: true, configuration: configuration)
+        defer { store.close() }
+        let collection: CollectionRef
+        if let existing = try? store.collection("bench") {
+            collection = existing
+        } else {
+            var schema = StoreImport.inferSchema(data, connectivity: 16, efConstruction: 200)
+            schema.columns.append(.text("owner", nullable: false, filterable: true))
+            schema.tenantColumn = "owner"
+            log("importing \(data.meta.count) rows of \(data.meta.dim) dimensions")
+            collection = try StoreImport.run(
+                data, into: store, name: "bench", schema: schema,
+                extraValues: ["owner": .text(Self.tenant)])
+            try store.checkpoint()
+        }
+        let scope = try store.tenant(Self.tenant)
+        var out: [LibraryRun] = []
+        for name in names {
+            let cases = try data.cases.filter { $0.className == name }.map { c in
+                (Array(data.query(c.qid)), c.whereText.isEmpty ? nil : try store.parseFilter(c.whereText))
+            }
+            guard !cases.isEmpty else { throw ValidationError("no queries of class \(name)") }
+            let call: @Sendable (Int) async -> Void = { i in
+                let (q, f) = cases[i % cases.count]
+                _ = try? await scope.query(
+                    collection, near: q, k: 10, where: f, options: QueryOptions(),
+                    returning: [], explain: false)
+            }
+            var r = LibraryRun()
+            _ = measureTasks(2, seconds: 1, call)  // warm
+            r.qps2 = measureTasks(2, seconds: seconds, call)
+            let cpu0 = processCPUSeconds()
+            let before = nowNanoseconds()
+            r.qpsMany = measureTasks(connections, seconds: seconds, call)
+            let calls = r.qpsMany * Double(nowNanoseconds() - before) / 1e9
+            r.cpuMicrosPerQuery = (processCPUSeconds() - cpu0) / max(calls, 1) * 1e6
+            log(
+                String(
+                    format: "%@ library: %.0f QPS with 2 tasks, %.0f with %d (%.0f µs CPU a query)", name,
+                    r.qps2, r.qpsMany, connections, r.cpuMicrosPerQuery))
+            out.append(r)
+        }
+        return out
+    }
+
+    /// The service started on the store, the HTTP ceiling, and wrk's searches per class and encoding against
+    /// `library` (this round's); the service stopped (gracefully) before returning.
+    func measureService(
+        _ data: Dataset, path: String, work: String, names: [String], library: [LibraryRun], round: Int
+    ) throws -> (ceiling: Double, runs: [[ServiceRun]]) {
         try #"{"keys": {"\#(Self.key)": "\#(Self.tenant)"}}"#.write(
             toFile: work + "/keys.json", atomically: true, encoding: .utf8)
         let server = Process()
         server.executableURL = URL(fileURLWithPath: service)
-        server.arguments = ["--store", path, "--keys", work + "/keys.json", "--port", "0", "--log-level", "warning"]
+        server.arguments =
+            ["--store", path, "--keys", work + "/keys.json", "--port", "0", "--log-level", "warning"]
+            + serviceArguments.split(separator: " ").map(String.init)
         let output = Pipe()
         server.standardOutput = output
         try server.run()
@@ -137,6 +212,7 @@ struct ServiceCommand: ParsableCommand {
         let ceiling = try runWrk(script: health, url: base, seconds: seconds).rps
         log(String(format: "HTTP ceiling: GET /health %.0f req/s", ceiling))
         let encodingList = encodings.split(separator: ",").map(String.init)
+        var runs: [[ServiceRun]] = names.map { _ in [] }
         for (i, name) in names.enumerated() {
             for encoding in encodingList {
                 let script = work + "/\(name)-\(encoding).lua"
@@ -153,7 +229,7 @@ struct ServiceCommand: ParsableCommand {
                 let cpu1 = try serviceCPUSeconds(server.processIdentifier)
                 let store1 = try storeQuerySeconds(base)
                 let requests = max(w.requests, 1)
-                var r = ServiceRun(encoding: encoding)
+                var r = ServiceRun(encoding: encoding, round: round)
                 r.serviceRPS = w.rps
                 r.serviceP50Ms = w.p50Ms
                 r.serviceP99Ms = w.p99Ms
@@ -162,10 +238,9 @@ struct ServiceCommand: ParsableCommand {
                 r.wrkCPUMicrosPerRequest = (childCPUSeconds() - children0) / requests * 1e6
                 r.storeMicrosPerQueryInService =
                     (store1.seconds - store0.seconds) / max(store1.count - store0.count, 1) * 1e6
-                let library = max(results[i].libraryQPS2, results[i].libraryQPSMany)
-                r.serviceOverLibrary = w.rps / library
-                r.ratioBound = ceiling / (ceiling + library)
-                results[i].service.append(r)
+                r.serviceOverLibrary = w.rps / library[i].best
+                r.ratioBound = ceiling / (ceiling + library[i].best)
+                runs[i].append(r)
                 log(
                     String(
                         format:
@@ -177,22 +252,11 @@ struct ServiceCommand: ParsableCommand {
                         r.serviceP99Ms,
                         r.serviceErrors,
                         r.serviceCPUMicrosPerRequest, r.storeMicrosPerQueryInService, r.wrkCPUMicrosPerRequest,
-                        results[i].libraryCPUMicrosPerQuery))
+                        library[i].cpuMicrosPerQuery))
                 guard w.errors == 0 else { throw ValidationError("\(w.errors) requests of class \(name) failed") }
             }
         }
-        if let out {
-            let json: [String: Any] = [
-                "mode": "service", "engine": "hybridstore", "dataset": data.meta.name, "dim": data.meta.dim,
-                "count": data.meta.count, "wrk_threads": threads, "connections": connections, "seconds": seconds,
-                "http_ceiling_rps": ceiling,
-                "cores": ProcessInfo.processInfo.activeProcessorCount,
-                "classes": try JSONSerialization.jsonObject(with: JSONEncoder().encode(results)),
-            ]
-            try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
-                .write(to: URL(fileURLWithPath: out))
-            log("wrote \(out)")
-        }
+        return (ceiling, runs)
     }
 
     /// The JSON body the service takes for one search (the vector as an array of numbers, or base64 float32).

@@ -84,10 +84,20 @@ extension HybridStore {
             }
             // Rank blocks by centroid: squared L2 to it (or −dot for inner product).
             let innerProduct = metric == .innerProduct
-            let keys =
-                unsafe byCode
-                ? []
-                : q.withUnsafeBufferPointer { unsafe tier.keys(query: $0.baseAddress!, innerProduct: innerProduct) }
+            // (A calibration's earlier step for this query made them already: they turn on neither effort nor
+            // filter.)
+            let keptKeys = memoBox.flatMap { $0.slotCount == tier.blockOfSlot.count ? $0.keys : nil }
+            let keys: [Float]
+            if byCode {
+                keys = []
+            } else if let keptKeys, keptKeys.count == blockCount {
+                keys = keptKeys
+            } else {
+                keys = unsafe q.withUnsafeBufferPointer {
+                    unsafe tier.keys(query: $0.baseAddress!, innerProduct: innerProduct)
+                }
+                if let memoBox, memoBox.slotCount == tier.blockOfSlot.count { memoBox.keys = keys }
+            }
             /// The nearest any row of block b can be, in reported units (L2 and cosine: the centroid distance
             /// minus the radius; none for inner product). Only asked of the blocks popped.
             let radii = tier.radii, spans = tier.spans

@@ -5,6 +5,7 @@ import HybridStore
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import Synchronization
@@ -24,6 +25,8 @@ public struct ServiceOptions: Sendable {
     /// away. (Watching costs the connection: Hummingbird closes it after the response, so quick searches, the
     /// common case, are not watched and keep their connection alive.)
     public var watchDisconnectAfter: Duration = .milliseconds(50)
+    /// Threads running HTTP (NIO event loops); nil: one per core (NIO's shared group).
+    public var eventLoops: Int? = nil
     public init(store: String, keysFile: String) {
         self.store = store
         self.keysFile = keysFile
@@ -64,6 +67,7 @@ public func runService(_ options: ServiceOptions, logger: Logger) async throws {
     let api = RetrievalAPI(store: store, keys: keys.keys, options: options, metrics: metrics, registry: registry)
     let router = Router()
     api.register(on: router)
+    let group = options.eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
     let app = Application(
         router: router,
         configuration: .init(address: .hostname(options.host, port: options.port), serverName: "rag-service"),
@@ -73,10 +77,12 @@ public func runService(_ options: ServiceOptions, logger: Logger) async throws {
             let line = "rag-service listening on \(options.host):\(channel.localAddress?.port ?? options.port)\n"
             FileHandle.standardOutput.write(Data(line.utf8))
         },
+        eventLoopGroupProvider: group.map { .shared($0) } ?? .singleton,
         logger: logger)
     let ticker = Task { await api.deadlines.run(every: options.watchDisconnectAfter / 2) }
     defer { ticker.cancel() }
     try await app.runService()
+    try await group?.shutdownGracefully()
 }
 
 /// Owns the store's lifetime in the service group: on graceful shutdown (after the HTTP server, which the

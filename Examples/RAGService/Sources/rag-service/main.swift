@@ -4,7 +4,7 @@ import RAGServiceCore
 
 let usage = """
     usage: rag-service --store DIR --keys FILE [--host 127.0.0.1] [--port 8080] [--max-body-bytes N]
-                   [--watch-disconnect-after-ms 50] [--log-level info]
+                   [--watch-disconnect-after-ms 50] [--event-loops N] [--log-level info]
 
     Serves a HybridStore over HTTP: API keys in FILE map to tenants (see Examples/RAGService/README).
     """
@@ -27,6 +27,7 @@ func parseOptions(_ arguments: [String]) -> (ServiceOptions, Logger.Level) {
     var maxBody = 16 << 20
     var delay = 0
     var watch = 50
+    var eventLoops: Int? = nil
     var level = Logger.Level.info
     while !arguments.isEmpty {
         let flag = arguments.removeFirst()
@@ -38,13 +39,14 @@ func parseOptions(_ arguments: [String]) -> (ServiceOptions, Logger.Level) {
         case "--max-body-bytes": maxBody = Int(value(flag)) ?? -1
         case "--debug-query-delay-ms": delay = Int(value(flag)) ?? -1
         case "--watch-disconnect-after-ms": watch = Int(value(flag)) ?? -1
+        case "--event-loops": eventLoops = Int(value(flag)) ?? -1
         case "--log-level": level = Logger.Level(rawValue: value(flag)) ?? .info
         case "-h", "--help": print(usage); exit(0)
         default: fail("unknown argument \(flag)")
         }
     }
     guard let store, let keys else { fail("--store and --keys are required") }
-    guard (0...65535).contains(port), maxBody > 0, delay >= 0, watch >= 0 else {
+    guard (0...65535).contains(port), maxBody > 0, delay >= 0, watch >= 0, (eventLoops ?? 1) >= 1 else {
         fail("a port, size or delay out of range")
     }
     var options = ServiceOptions(store: store, keysFile: keys)
@@ -53,6 +55,7 @@ func parseOptions(_ arguments: [String]) -> (ServiceOptions, Logger.Level) {
     options.maxBodyBytes = maxBody
     options.debugQueryDelayMs = delay
     options.watchDisconnectAfter = .milliseconds(watch)
+    options.eventLoops = eventLoops
     return (options, level)
 }
 
