@@ -118,6 +118,7 @@ struct CalibrationCommand: ParsableCommand {
                         groundTruth: c.groundTruth))
             }
             let mean = perQuery.reduce(0, +) / Double(max(cases.count, 1))
+            func inBand(_ recall: Double) -> Bool { recall >= recallTarget && recall <= recallTarget + 0.025 }
             // With more than 100 queries, the means of each consecutive 100 (what one judge's sample would see):
             // their spread tells a biased curve from the sampling of 100 queries.
             let hundreds = stride(from: 0, to: perQuery.count - 99, by: 100).map {
@@ -138,14 +139,14 @@ struct CalibrationCommand: ParsableCommand {
                     "    means of each 100: " + hundreds.map { String(format: "%.3f", $0) }.joined(separator: " ")
                         + String(
                             format: "  (in band %d of %d)",
-                            hundreds.filter { $0 >= recallTarget && $0 <= recallTarget + 0.025 }.count, hundreds.count))
+                            hundreds.filter(inBand).count, hundreds.count))
             }
             runs.append([
                 "class": className, "queries": cases.count, "recall_at_10": mean,
                 "expected_recall": e.plan.expectedRecall, "expected_error": error ?? NSNull(),
                 "recall_source": e.recallSource, "interval_holds": holds ?? NSNull(), "qps": qps,
                 "p50_ms": latencies[latencies.count / 2] * 1000, "plans": plans,
-                "in_band": mean >= recallTarget && mean <= recallTarget + 0.025, "means_of_each_100": hundreds,
+                "in_band": inBand(mean), "means_of_each_100": hundreds,
             ])
         }
         let result: [String: Any] = [
