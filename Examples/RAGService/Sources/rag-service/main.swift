@@ -47,7 +47,7 @@ func parseOptions(_ arguments: [String]) -> (ServiceOptions, Logger.Level) {
     }
     guard let store, let keys else { fail("--store and --keys are required") }
     guard (0...65535).contains(port), maxBody > 0, delay >= 0, watch >= 0, (eventLoops ?? 1) >= 1 else {
-        fail("a port, size or delay out of range")
+        fail("a port, size, delay or thread count out of range")
     }
     var options = ServiceOptions(store: store, keysFile: keys)
     options.host = host
