@@ -30,6 +30,7 @@ struct CalibrationCommand: ParsableCommand {
     )
     var coldFraction = 0.0
     @Option(help: "Results JSON file to write.") var out: String
+    @Flag(help: "Print each class's first explanation (what the planner chose and why).") var explain = false
 
     func validate() throws {
         guard (dataset == nil) != (hard == nil) else { throw ValidationError("give --dataset or --hard") }
@@ -134,6 +135,7 @@ struct CalibrationCommand: ParsableCommand {
                     format: "  %-16@ recall %.4f  expected %.3f%@ (%@)  %@  qps %.0f  plans %@", className, mean,
                     e.plan.expectedRecall, error.map { String(format: " ± %.3f", $0) } ?? "", e.recallSource,
                     holds.map { $0 ? "holds" : "MISSES" } ?? "-", qps, plans.description))
+            if explain { log(e.description.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")) }
             if hundreds.count > 1 {
                 log(
                     "    means of each 100: " + hundreds.map { String(format: "%.3f", $0) }.joined(separator: " ")

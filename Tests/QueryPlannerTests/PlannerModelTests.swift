@@ -107,6 +107,16 @@ import QueryPlanner
         let fifty = try! #require(c.coldFiltered(selectivity: 0.5, ranksByCode: true))
         #expect(fifty.scale > 1 / 4 && fifty.scale < 1 / 2, "\(fifty)")
         #expect(fifty.recall >= 0.95 + 1.645 * 0.004 - 1e-9 && fifty.recall < 0.97)
+        // Between the 55 % and the 35 % curves measured by code, the two are blended by nearness in log selectivity:
+        // a 49 % filter (bucket 2, whose own curve meets the target at about 1/9) takes nearly the 55 % curve's
+        // effort, and expects what the blend does at it; nearer 35 %, the effort falls toward that curve's.
+        let underEdge = try! #require(c.coldFiltered(selectivity: 0.49, ranksByCode: true))
+        #expect(underEdge.scale > 1 / 4 && underEdge.scale <= fifty.scale, "\(underEdge) \(fifty)")
+        #expect(underEdge.recall >= 0.95 + 1.645 * 0.004 - 1e-9 && underEdge.recall < 0.97)
+        let nearer35 = try! #require(c.coldFiltered(selectivity: 0.37, ranksByCode: true))
+        let at35 = try! #require(c.coldFiltered(selectivity: 0.35, ranksByCode: true))
+        #expect(nearer35.scale < underEdge.scale && nearer35.scale > at35.scale, "\(nearer35) \(at35)")
+        #expect(at35.scale > 1 / 16 && at35.scale < 1 / 8)
         // Its bucket has no curve measured its way: the nearest selectivity that has (35 %, not 10 %), below the
         // hot scales' floor.
         let withoutWay = calibration([

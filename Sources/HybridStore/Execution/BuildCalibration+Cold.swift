@@ -38,15 +38,18 @@ extension HybridStore {
         _ s: CollectionState, _ requests: [ColdCurveRequest], k: Int, target: Double
     ) -> [[BuildCalibration.Point]?] {
         guard let queries = requests.first?.answers.map(\.vector),
-            requests.allSatisfy({ $0.answers.count == queries.count }),
-            let exactCold = try? coldExactNearest(s, queries: queries, k: k, filters: requests.map(\.slots))
+            requests.allSatisfy({ $0.answers.count == queries.count })
         else { return requests.map { _ in nil } }
         // Each query's code estimates and exact distances, kept from one step to the next (of one curve, at rising
         // efforts, and of the next: the queries are the same, and neither turns on the filter) while they fit in
-        // `memoBudget`.
+        // `memoBudget`; the exact pass leaves each query's distance to every row it scored there first.
         let slotCount = s.lock.read { s.cold.blockOfSlot.count }
         let keeps = queries.count * slotCount <= Self.memoBudget
         let memos = queries.indices.map { _ in keeps ? ColdStepMemo(slotCount: slotCount) : nil }
+        guard
+            let exactCold = try? coldExactNearest(
+                s, queries: queries, k: k, filters: requests.map(\.slots), memos: memos)
+        else { return requests.map { _ in nil } }
         return requests.indices.map { r in
             coldCurve(s, requests[r], exactCold: exactCold[r], memos: memos, k: k, target: target)
         }
@@ -162,44 +165,48 @@ extension HybridStore {
 extension HybridStore {
     /// What a calibration's cold steps return for `query` at each of `efforts` (rising) under each of `filters`
     /// in turn (a filter matching that share of the cold rows at random; nil: none), its code estimates and exact
-    /// distances kept from one step to the next, across filters too (as `coldCurves` runs them), or made afresh
-    /// at each; with, per filter, the exact answer by the one pass over the tier its truth comes from
-    /// (`coldExactNearest`), and by an exact cold step. For tests that keeping changes nothing and that the pass
-    /// is exact. Distances as a query reports them.
+    /// distances kept from one step to the next, across filters too, and from one pass over the tier for all the
+    /// filters first (as `coldCurves` runs them), or made afresh at each; with the blocks the steps read, and, per
+    /// filter, the exact answer by the one pass over the tier its truth comes from (`coldExactNearest`), and by an
+    /// exact cold step. For tests that keeping changes nothing and that the pass is exact. Distances as a query
+    /// reports them.
     package func calibrationColdAnswers(
         _ collection: CollectionRef, query: [Float], k: Int, efforts: [Double], filters: [Double?],
         keepingMemo: Bool
     ) throws(HybridStoreError) -> [(
-        steps: [[(row: Int64, distance: Float)]], pass: [(row: Int64, distance: Float)],
+        steps: [[(row: Int64, distance: Float)]], blocksRead: Int, pass: [(row: Int64, distance: Float)],
         exactStep: [(row: Int64, distance: Float)]
     )] {
         let s = try state(collection)
         let (rowOfSlot, slotCount) = s.lock.read { (s.cold.rowOfSlot, s.cold.blockOfSlot.count) }
         let memo = keepingMemo ? ColdStepMemo(slotCount: slotCount) : nil
-        var out:
-            [(
-                steps: [[(row: Int64, distance: Float)]], pass: [(row: Int64, distance: Float)],
-                exactStep: [(row: Int64, distance: Float)]
-            )] = []
-        for selectivity in filters {
-            let slots = selectivity.map { selectivity in
+        let slotFilters = filters.map { selectivity in
+            selectivity.map { selectivity in
                 let draw = Self.randomFilter(selectivity: selectivity, salt: 16)
                 return ColdSlotFilter(rowOfSlot: rowOfSlot, selectivity: selectivity) { draw(UInt64(bitPattern: $0)) }
             }
+        }
+        if keepingMemo { _ = try coldExactNearest(s, queries: [query], k: k, filters: slotFilters, memos: [memo]) }
+        var out:
+            [(
+                steps: [[(row: Int64, distance: Float)]], blocksRead: Int, pass: [(row: Int64, distance: Float)],
+                exactStep: [(row: Int64, distance: Float)]
+            )] = []
+        for slots in slotFilters {
             var steps: [[(row: Int64, distance: Float)]] = []
+            var report = ColdStepReport()
             for effort in efforts {
-                var report = ColdStepReport()
                 steps.append(
                     try coldStep(
                         s, query: query, k: k, filter: nil, condition: nil, bound: nil, probes: nil, effort: effort,
                         slots: slots, memo: memo, report: &report))
             }
             let pass = try coldExactNearest(s, queries: [query], k: k, filters: [slots])[0][0]
-            var report = ColdStepReport()
+            var exactReport = ColdStepReport()
             let exactStep = try coldStep(
                 s, query: query, k: k, filter: nil, condition: nil, bound: nil, probes: .max, slots: slots,
-                report: &report)
-            out.append((steps, pass, exactStep))
+                report: &exactReport)
+            out.append((steps, report.blocksProbed, pass, exactStep))
         }
         return out
     }

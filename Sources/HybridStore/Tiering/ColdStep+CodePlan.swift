@@ -190,4 +190,10 @@ final class ColdStepMemo: @unchecked Sendable {
     }
 
     func putExact(_ values: [Float]) { exact = values }
+
+    /// Keeps the distances `values` holds (one per slot, NaN: none) beside those already kept.
+    func keepExact(_ values: ArraySlice<Float>) {
+        precondition(values.count == slotCount)
+        for (slot, d) in zip(0..<slotCount, values) where !d.isNaN { exact[slot] = d }
+    }
 }
