@@ -4,7 +4,7 @@ import RAGServiceCore
 
 let usage = """
     usage: rag-service --store DIR --keys FILE [--host 127.0.0.1] [--port 8080] [--max-body-bytes N]
-                   [--watch-disconnect-after-ms 50] [--event-loops N] [--log-level info]
+                   [--watch-disconnect-after-ms 250] [--event-loops N] [--log-level info]
 
     Serves a HybridStore over HTTP: API keys in FILE map to tenants (see Examples/RAGService/README).
     """
@@ -26,7 +26,7 @@ func parseOptions(_ arguments: [String]) -> (ServiceOptions, Logger.Level) {
     var port = 8080
     var maxBody = 16 << 20
     var delay = 0
-    var watch = 50
+    var watch = 250
     var eventLoops: Int? = nil
     var level = Logger.Level.info
     while !arguments.isEmpty {
