@@ -23,8 +23,9 @@ public struct ServiceOptions: Sendable {
     public var debugQueryDelayMs = 0
     /// A search still running after this long has its connection watched, and is cancelled if the client goes
     /// away. (Watching costs the connection: Hummingbird closes it after the response, so quick searches, the
-    /// common case, are not watched and keep their connection alive. At 50 ms, searches queued behind 64 busy
-    /// connections on 2 cores crossed it — p99 47–55 ms — and lost their connections, which wrk counted as errors.)
+    /// common case, are not watched and keep their connection alive. At 50 ms, under 64 busy connections on 2
+    /// cores with p99 at 47–55 ms, wrk counted errors, most likely searches that crossed it and lost their
+    /// connections.)
     public var watchDisconnectAfter: Duration = .milliseconds(250)
     /// Threads running HTTP (NIO event loops); nil: one per core (NIO's shared group).
     public var eventLoops: Int? = nil
