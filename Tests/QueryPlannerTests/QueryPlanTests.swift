@@ -144,4 +144,45 @@ import QueryPlanner
         #expect(calibrated.hydration == .columns(["year"]))
         #expect(calibrated.description.contains("cold: at most") && calibrated.description.contains("hydrate: year"))
     }
+
+    /// Under a filter with a graph-searched hot step, the cold step's curve (measured with the hot rows exact) is
+    /// asked for the target plus what the hot step is expected to lose in its share of the matches, and the query
+    /// expects the two together: each meeting the target alone let the whole query miss it (synth-200k, 80 %
+    /// cold, a 50 % filter: 0.942).
+    @Test func aGraphHotStepLeavesTheFilteredColdStepLessRoom() {
+        let coldCurve = curve([(1 / 16, 0.80), (1 / 4, 0.90), (1, 0.955), (2, 0.965), (4, 0.975), (8, 0.99)])
+        var calibration = RecallCalibration()
+        calibration.adopt(
+            BuildCalibration(
+                curves: [
+                    0: curve([(0.5, 0.93), (1, 0.96), (2, 0.98)]), 1: curve([(0.5, 0.90), (1, 0.955), (2, 0.97)]),
+                ],
+                queries: 320, rows: 40_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1,
+                cold: curve([(1, 0.90), (2, 0.95), (4, 0.97)]), coldRows: 160_000, coldQueries: 100,
+                coldFiltered: [.init(bucket: 1, selectivity: 0.6, ranksByCode: false, points: coldCurve)]))
+        let tier = QueryPlanInput.Cold(
+            blocks: 400, liveRows: 160_000, estimatedMatches: 96_000, fixedProbes: nil, effort: 1)
+        let plan = Planner.plan(input(rows: 40_000, matches: 24_000, cold: tier), calibration: calibration) { _ in true
+        }
+        #expect(plan.strategy != .exact, "\(plan)")
+        let hot = try! #require(calibration.expected(selectivity: 0.6, filtered: true))
+        let share = 24_000.0 / (24_000 + 96_000)
+        let loss = share * (1 - hot.recall)
+        let alone = try! #require(calibration.coldFiltered(selectivity: 0.6, ranksByCode: false))
+        let raised = try! #require(
+            calibration.coldFiltered(selectivity: 0.6, ranksByCode: false, target: 0.95 + loss))
+        #expect(raised.scale > alone.scale && raised.recall > alone.recall, "\(raised) \(alone)")
+        let cold = try! #require(plan.cold)
+        #expect(cold.source == .calibratedFiltered && abs(cold.effort - raised.scale) < 1e-9)
+        #expect(abs(plan.expectedRecall - (raised.recall - loss)) < 1e-9)
+        #expect(plan.expectedRecall >= 0.95 + 1.645 * 0.004 - loss - 1e-9)
+        #expect(plan.recallBasis == .bothCurves(hotQueries: 320, coldQueries: 100))
+        #expect(plan.expectedRecallInterval! > raised.interval)
+        // An exact hot step loses nothing: the cold curve alone, at the calibration's target.
+        var exactHot = input(rows: 40_000, matches: 24_000, cold: tier)
+        exactHot.forcedStrategy = .exact
+        let exact = Planner.plan(exactHot, calibration: calibration) { _ in true }
+        #expect(exact.strategy == .exact && abs(exact.cold!.effort - alone.scale) < 1e-9)
+        #expect(exact.recallBasis == .overBothTiers(queries: 100) && exact.expectedRecall == alone.recall)
+    }
 }

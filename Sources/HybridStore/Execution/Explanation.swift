@@ -141,7 +141,10 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     private var coldNote: String {
         guard let cold = plan.cold, !cold.exact, plan.searchesHot else { return "" }
         let probeAnswered = ran != plan.strategy && plan.probe != nil
-        if case .overBothTiers = plan.recallBasis, !probeAnswered { return "" }
+        switch plan.recallBasis {
+        case .overBothTiers, .bothCurves: if !probeAnswered { return "" }
+        default: break
+        }
         if let expected = cold.expectedWithExactHot {
             return "; of the hot rows only: over both tiers with the hot rows exact, the cold step's curve under a "
                 + String(format: "filter expects %.3f", expected)

@@ -80,6 +80,10 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         /// A curve over both tiers (unfiltered with the hot step's graph; or under a filter of the query's
         /// selectivity bucket with the hot rows answered exactly, as an exact hot step does).
         case overBothTiers(queries: Int)
+        /// Under a filter with a graph-searched hot step: the hot tier's curve (its misses, in the hot rows' share of
+        /// the matches) with the cold step's curve under a filter of this selectivity (measured with the hot rows
+        /// exact), each with its build-time queries.
+        case bothCurves(hotQueries: Int, coldQueries: Int)
 
         /// The words `explain` prints, with the age of a curve at `now`.
         public func description(now: Double = Date().timeIntervalSince1970) -> String {
@@ -104,6 +108,9 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
                     format: "exact: the graph's calibrated recall %.3f ± %.3f falls short of the target", recall,
                     interval)
             case .overBothTiers(let queries): return "over both tiers, \(queries) build-time queries"
+            case .bothCurves(let hot, let cold):
+                return
+                    "over both tiers: the hot curve's \(hot) build-time queries with the cold step's \(cold) under a filter"
             }
         }
     }
@@ -393,12 +400,30 @@ extension Planner {
         into plan: inout QueryPlan
     ) {
         let selectivity = input.hasFilter ? cold.estimatedMatches / Double(max(cold.liveRows, 1)) : 1
+        // Under a filter with a graph-searched hot step, the hot step's misses come on top of the cold step's, whose
+        // curve under a filter is measured with the hot rows exact: the hot step loses about its share of the
+        // matches times its expected miss rate (an overestimate: the few hot rows among the query's k nearest are
+        // the hot step's nearest, which it misses least). The cold step is asked for that much more than the
+        // target, so that the two together meet it (synth-200k, 80 % cold, a 50 % filter: hot 0.958 and cold
+        // 0.965 each expected, 0.942 measured together), and the query's expectation is the two together.
+        let hotLoss: (share: Double, loss: Double)? = {
+            guard input.hasFilter, input.searchesHot, plan.hot.strategy != .exact, plan.probe == nil,
+                cold.fixedProbes == nil, cold.effort == 1, input.searchEffort == nil,
+                case .buildCurve = plan.recallBasis, let built = calibration.built,
+                built.target == input.recallTarget
+            else { return nil }
+            let hotMatches = max(plan.hot.estimatedMatches, 0), coldMatches = max(cold.estimatedMatches, 0)
+            guard hotMatches + coldMatches > 0 else { return nil }
+            let share = hotMatches / (hotMatches + coldMatches)
+            return (share, share * max(0, 1 - plan.hot.expectedRecall))
+        }()
         let filtered =
             input.hasFilter
             ? calibration.coldFiltered(
                 selectivity: selectivity,
                 ranksByCode: cold.filterInMemory
-                    && coldRanksByCode(blocks: cold.blocks, liveRows: cold.liveRows, selectivity: selectivity))
+                    && coldRanksByCode(blocks: cold.blocks, liveRows: cold.liveRows, selectivity: selectivity),
+                target: hotLoss.map { min(input.recallTarget + $0.loss, 0.9995) })
             : nil
         let source: QueryPlan.ColdEffortSource =
             cold.fixedProbes != nil
@@ -436,6 +461,14 @@ extension Planner {
                 plan.hot.expectedRecall = filtered.recall
                 plan.expectedRecallInterval = filtered.interval
                 plan.recallBasis = .overBothTiers(queries: built.coldQueries ?? built.queries)
+            } else if let hotLoss {
+                // The two steps' errors, the hot one's in its share.
+                let hotInterval = hotLoss.share * (plan.expectedRecallInterval ?? 0)
+                plan.hot.expectedRecall = filtered.recall - hotLoss.loss
+                plan.expectedRecallInterval = (filtered.interval * filtered.interval + hotInterval * hotInterval)
+                    .squareRoot()
+                plan.recallBasis = .bothCurves(
+                    hotQueries: built.queries, coldQueries: built.coldQueries ?? built.queries)
             }
         }
         // Unfiltered, the curve over both tiers says what the whole query expects (the hot tier's own curve speaks

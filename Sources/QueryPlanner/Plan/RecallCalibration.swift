@@ -219,10 +219,14 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     /// is in log selectivity, and the scale is the blend's (where it meets the target with confidence): a step
     /// ranking by code needs more effort the more rows match, so a 49.9 % filter (bucket 2) took the 35 % curve's
     /// scale and reached 0.932 (gaussian-128, inner product, 80 % cold, 1,000 queries) where 0.961 was expected.
+    ///
+    /// `target`: the recall the cold step is to reach with the hot rows exact, where it is not the calibration's
+    /// (an approximate hot step's misses leave the cold step less room: `Planner.planCold`).
     public func coldFiltered(
-        selectivity: Double, ranksByCode: Bool
+        selectivity: Double, ranksByCode: Bool, target: Double? = nil
     ) -> (scale: Double, recall: Double, interval: Double)? {
         guard let built, let curves = built.coldFiltered, curves.count == coldFilteredScales.count else { return nil }
+        let goal = target ?? built.target
         let bucket = Self.bucket(selectivity: selectivity, filtered: true)
         func distance(_ i: Int) -> Double { abs(log(curves[i].selectivity) - log(max(selectivity, 1e-6))) }
         let indices = curves.indices.filter { !curves[$0].points.isEmpty }
@@ -249,7 +253,7 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
                         scale: scale, recall: (1 - t) * a.recall + t * b.recall, error: (1 - t) * a.error + t * b.error)
                 )
             }
-            let scale = Self.scale(meeting: built.target, on: blended, floor: Self.minColdFilteredScale)
+            let scale = Self.scale(meeting: goal, on: blended, floor: Self.minColdFilteredScale)
             guard let expected = Self.read(blended, at: scale, queries: queries) else { return nil }
             return (scale, expected.recall, expected.interval)
         }
@@ -257,11 +261,14 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
             indices.first { curves[$0].bucket == bucket && curves[$0].ranksByCode == ranksByCode }
             ?? indices.filter { curves[$0].ranksByCode == ranksByCode }.min { distance($0) < distance($1) }
             ?? indices.first { curves[$0].bucket == bucket }
-        guard let chosen,
-            let expected = Self.read(
-                curves[chosen].points, at: coldFilteredScales[chosen], queries: built.coldQueries ?? built.queries)
+        guard let chosen else { return nil }
+        let scale =
+            goal == built.target
+            ? coldFilteredScales[chosen]
+            : Self.scale(meeting: goal, on: curves[chosen].points, floor: Self.minColdFilteredScale)
+        guard let expected = Self.read(curves[chosen].points, at: scale, queries: built.coldQueries ?? built.queries)
         else { return nil }
-        return (coldFilteredScales[chosen], expected.recall, expected.interval)
+        return (scale, expected.recall, expected.interval)
     }
 
     /// Whether a full window of samples has been recorded for the bucket.
