@@ -184,50 +184,5 @@ import QueryPlanner
         let exact = Planner.plan(exactHot, calibration: calibration) { _ in true }
         #expect(exact.strategy == .exact && abs(exact.cold!.effort - alone.scale) < 1e-9)
         #expect(exact.recallBasis == .overBothTiers(queries: 100) && exact.expectedRecall == alone.recall)
-        // A curve measured with its queries' hot rows searched by the graph already counts the hot step's misses:
-        // the target alone, and its recall is the query's.
-        var measuredBoth = calibration
-        measuredBoth.adopt(
-            BuildCalibration(
-                curves: [
-                    0: curve([(0.5, 0.93), (1, 0.96), (2, 0.98)]), 1: curve([(0.5, 0.90), (1, 0.955), (2, 0.97)]),
-                ],
-                queries: 320, rows: 40_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1,
-                cold: curve([(1, 0.90), (2, 0.95), (4, 0.97)]), coldRows: 160_000, coldQueries: 100,
-                coldFiltered: [
-                    .init(bucket: 1, selectivity: 0.6, ranksByCode: false, points: coldCurve, hotByGraph: true)
-                ]))
-        let both = Planner.plan(input(rows: 40_000, matches: 24_000, cold: tier), calibration: measuredBoth) { _ in
-            true
-        }
-        #expect(both.strategy != .exact && abs(both.cold!.effort - alone.scale) < 1e-9, "\(both)")
-        #expect(both.recallBasis == .overBothTiers(queries: 100) && both.expectedRecall == alone.recall)
-        #expect(both.cold?.expectedWithExactHot == nil)
-        // Blended between a curve measured each way (60 % with the graph, 35 % exact), only the exact one's share of
-        // the hot step's loss is added.
-        var mixed = calibration
-        mixed.adopt(
-            BuildCalibration(
-                curves: [
-                    0: curve([(0.5, 0.93), (1, 0.96), (2, 0.98)]), 1: curve([(0.5, 0.90), (1, 0.955), (2, 0.97)]),
-                ],
-                queries: 320, rows: 40_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1,
-                cold: curve([(1, 0.90), (2, 0.95), (4, 0.97)]), coldRows: 160_000, coldQueries: 100,
-                coldFiltered: [
-                    .init(bucket: 1, selectivity: 0.6, ranksByCode: false, points: coldCurve, hotByGraph: true),
-                    .init(bucket: 2, selectivity: 0.35, ranksByCode: false, points: coldCurve, hotByGraph: false),
-                ]))
-        var half = tier
-        half.estimatedMatches = 80_000
-        let blended = Planner.plan(input(rows: 40_000, matches: 20_000, cold: half), calibration: mixed) { _ in true }
-        let graphShare = try! #require(mixed.coldFiltered(selectivity: 0.5, ranksByCode: false)).hotByGraph
-        #expect(graphShare > 0.5 && graphShare < 1, "\(graphShare)")
-        let halfHot = try! #require(mixed.expected(selectivity: 0.5, filtered: true))
-        let uncounted = (1 - graphShare) * 0.2 * (1 - halfHot.recall)
-        let asked = try! #require(
-            mixed.coldFiltered(selectivity: 0.5, ranksByCode: false, target: 0.95 + uncounted))
-        #expect(blended.strategy != .exact && abs(blended.cold!.effort - asked.scale) < 1e-9, "\(blended)")
-        #expect(abs(blended.expectedRecall - (asked.recall - uncounted)) < 1e-9)
-        #expect(blended.recallBasis == .bothCurves(hotQueries: 320, coldQueries: 100))
     }
 }

@@ -48,14 +48,6 @@ extension HybridStore {
                         ?? 1
                     var filtered: [(curve: ColdFilteredDraw, slots: ColdSlotFilter, hot: [CalibrationRun.HotAnswer])] =
                         []
-                    // The hot step a query under each draw's filter gets on this hot tier (from the curves just
-                    // measured, as the planner will read them): a curve under a filter is measured with its queries'
-                    // hot rows answered that way, so it speaks of both steps' misses together.
-                    var hotModel = RecallCalibration()
-                    hotModel.adopt(
-                        BuildCalibration(
-                            curves: curves, queries: run.queries.count, rows: index.count, measuredAt: 0,
-                            target: target, k: k, seconds: 0))
                     if coldQueries > 0 {
                         let rowOfSlot = s.cold.rowOfSlot
                         let draws = Self.coldFilteredDraws(blocks: s.cold.blocks.count, liveRows: s.cold.liveRows)
@@ -65,29 +57,9 @@ extension HybridStore {
                             let slots = ColdSlotFilter(rowOfSlot: rowOfSlot, selectivity: selectivity) {
                                 draw(UInt64(bitPattern: $0))
                             }
-                            let matches: @Sendable (UInt32) -> Bool = { node in
-                                index.label(ofNode: node).map(draw) ?? false
-                            }
-                            let hotPlan = Planner.plan(
-                                QueryPlanInput(
-                                    rows: index.count, estimatedMatches: selectivity * Double(index.count),
-                                    hasFilter: true, k: k, dimensions: dimensions, recallTarget: target,
-                                    searchEffort: nil, forcedStrategy: nil, inMemoryPredicate: true,
-                                    listedMatches: nil, searchesHot: true, cold: nil, hydratedColumns: []),
-                                calibration: hotModel
-                            ) { _ in false }
-                            let hot =
-                                hotPlan.strategy == .exact
-                                ? run.exactHotAnswers(matches: matches, count: coldQueries)
-                                : run.plannedHotAnswers(
-                                    hotPlan.strategy, effort: hotPlan.effort, overFetch: hotPlan.overFetch,
-                                    matches: matches, count: coldQueries)
-                            filtered.append(
-                                (
-                                    ColdFilteredDraw(
-                                        bucket: curve.bucket, selectivity: selectivity, ranksByCode: curve.ranksByCode,
-                                        hotByGraph: hotPlan.strategy != .exact), slots, hot
-                                ))
+                            let hot = run.exactHotAnswers(
+                                matches: { node in index.label(ofNode: node).map(draw) ?? false }, count: coldQueries)
+                            filtered.append((curve, slots, hot))
                         }
                     }
                     return (curves, run.queries.count, run.hotAnswers(scale: scale, count: coldQueries), filtered)
@@ -109,7 +81,7 @@ extension HybridStore {
                 coldFiltered.append(
                     BuildCalibration.ColdFilteredCurve(
                         bucket: f.curve.bucket, selectivity: f.curve.selectivity, ranksByCode: f.curve.ranksByCode,
-                        points: points, hotByGraph: f.curve.hotByGraph))
+                        points: points))
             }
         }
         let calibration = BuildCalibration(
@@ -130,8 +102,6 @@ struct ColdFilteredDraw {
     let bucket: Int
     let selectivity: Double
     let ranksByCode: Bool
-    /// Whether the hot step under it is a graph search on this hot tier (else exact); known once the hot curves are.
-    var hotByGraph = false
 }
 
 extension HybridStore {
@@ -305,34 +275,6 @@ struct CalibrationRun {
                 exact: q.nearest.filter { $0.node != q.node }.prefix(k).map {
                     (Int64(bitPattern: $0.label), $0.distance)
                 })
-        }
-    }
-
-    /// `HotAnswer`s of the first `count` queries under a filter matching `matches` nodes, the hot step searched as a
-    /// query's plan says (`strategy` at `effort`: a filtered graph, its matching-only form, or a post-filter over
-    /// `overFetch` rows), each query's own row hidden; where it finds fewer than k of more matches, the exact answer
-    /// (as the plan's fallback gives).
-    func plannedHotAnswers(
-        _ strategy: Strategy, effort: Int?, overFetch: Int?, matches: @escaping @Sendable (UInt32) -> Bool, count: Int
-    ) -> [HotAnswer] {
-        let ef = max(k, effort ?? table)
-        return exactHotAnswers(matches: matches, count: count).enumerated().map { i, answer in
-            let q = queries[i]
-            var hits: [IndexHit]
-            switch strategy {
-            case .postFilter:
-                let wide = (try? index.search(q.vector, k: overFetch ?? k, searchEffort: ef, hiding: q.node).hits) ?? []
-                hits = Array(wide.filter { matches($0.node) }.prefix(k))
-            default:
-                hits =
-                    (try? index.search(
-                        q.vector, k: k, searchEffort: ef, filter: .predicate(matches),
-                        mode: strategy == .filteredGraphMatchingOnly ? .matchingOnly : .admitMatching, hiding: q.node
-                    ).hits) ?? []
-            }
-            guard hits.count >= min(k, answer.exact.count) else { return answer }
-            return HotAnswer(
-                vector: q.vector, hits: hits.map { (Int64(bitPattern: $0.label), $0.distance) }, exact: answer.exact)
         }
     }
 

@@ -82,7 +82,7 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         case overBothTiers(queries: Int)
         /// Under a filter with a graph-searched hot step: the hot tier's curve (its misses, in the hot rows' share of
         /// the matches) with the cold step's curve under a filter of this selectivity (measured with the hot rows
-        /// exact, or blended with one that was not), each with its build-time queries.
+        /// exact), each with its build-time queries.
         case bothCurves(hotQueries: Int, coldQueries: Int)
 
         /// The words `explain` prints, with the age of a curve at `now`.
@@ -400,14 +400,12 @@ extension Planner {
         into plan: inout QueryPlan
     ) {
         let selectivity = input.hasFilter ? cold.estimatedMatches / Double(max(cold.liveRows, 1)) : 1
-        // Under a filter with a graph-searched hot step, the hot step's misses come on top of the cold step's. A curve
-        // under a filter measured with its queries' hot rows searched as this plan does (`hotByGraph`) counts both.
-        // One measured with the hot rows exact does not: the hot step then loses about its share of the matches
-        // times its expected miss rate (an overestimate: the few hot rows among the query's k nearest are the hot
-        // step's nearest, which it misses least), and the cold step is asked for that much more than the target,
-        // so that the two together meet it (synth-200k, 80 % cold, a 50 % filter: hot 0.958 and cold 0.965 each
-        // expected, 0.942 measured together); a blend of the two kinds, in the weight of the exact kind. Either way
-        // the query's expectation is the two together.
+        // Under a filter with a graph-searched hot step, the hot step's misses come on top of the cold step's, whose
+        // curve under a filter is measured with the hot rows exact: the hot step loses about its share of the
+        // matches times its expected miss rate (an overestimate: the few hot rows among the query's k nearest are
+        // the hot step's nearest, which it misses least). The cold step is asked for that much more than the
+        // target, so that the two together meet it (synth-200k, 80 % cold, a 50 % filter: hot 0.958 and cold
+        // 0.965 each expected, 0.942 measured together), and the query's expectation is the two together.
         let hotLoss: (share: Double, loss: Double)? = {
             guard input.hasFilter, input.searchesHot, plan.hot.strategy != .exact, plan.probe == nil,
                 cold.fixedProbes == nil, cold.effort == 1, input.searchEffort == nil,
@@ -419,19 +417,14 @@ extension Planner {
             let share = hotMatches / (hotMatches + coldMatches)
             return (share, share * max(0, 1 - plan.hot.expectedRecall))
         }()
-        let ranksByCode =
-            cold.filterInMemory
-            && coldRanksByCode(blocks: cold.blocks, liveRows: cold.liveRows, selectivity: selectivity)
-        var filtered =
-            input.hasFilter ? calibration.coldFiltered(selectivity: selectivity, ranksByCode: ranksByCode) : nil
-        // The hot step's loss the curve does not count.
-        var uncounted = 0.0
-        if let hotLoss, let measured = filtered, measured.hotByGraph < 1 {
-            uncounted = (1 - measured.hotByGraph) * hotLoss.loss
-            filtered = calibration.coldFiltered(
-                selectivity: selectivity, ranksByCode: ranksByCode,
-                target: min(input.recallTarget + uncounted, 0.9995))
-        }
+        let filtered =
+            input.hasFilter
+            ? calibration.coldFiltered(
+                selectivity: selectivity,
+                ranksByCode: cold.filterInMemory
+                    && coldRanksByCode(blocks: cold.blocks, liveRows: cold.liveRows, selectivity: selectivity),
+                target: hotLoss.map { min(input.recallTarget + $0.loss, 0.9995) })
+            : nil
         let source: QueryPlan.ColdEffortSource =
             cold.fixedProbes != nil
             ? .fixedProbes
@@ -457,24 +450,21 @@ extension Planner {
                             blocks: cold.blocks, selectivity: selectivity,
                             effort: effort))),
             exact: cold.fixedProbes.map { $0 >= cold.blocks } ?? false)
-        // Under a filter, the curve under a filter of this bucket is the whole query's expectation where the hot step
-        // is what it was measured with: exact, or the graph search as planned here. (A curve measured with the graph
-        // serves an exact hot step too, a little under what it gets.)
+        // Under a filter, the curve under a filter of this bucket (measured with the hot rows answered exactly)
+        // is the whole query's expectation where the hot step is exact too.
         if let filtered, source == .calibratedFiltered, cold.effort == 1, let built = calibration.built,
             built.target == input.recallTarget
         {
-            if filtered.hotByGraph == 0 {
-                plan.cold?.expectedWithExactHot = filtered.recall
-                plan.cold?.expectedWithExactHotInterval = filtered.interval
-            }
-            if input.searchesHot, plan.hot.strategy == .exact || (hotLoss != nil && filtered.hotByGraph == 1) {
+            plan.cold?.expectedWithExactHot = filtered.recall
+            plan.cold?.expectedWithExactHotInterval = filtered.interval
+            if input.searchesHot, plan.hot.strategy == .exact {
                 plan.hot.expectedRecall = filtered.recall
                 plan.expectedRecallInterval = filtered.interval
                 plan.recallBasis = .overBothTiers(queries: built.coldQueries ?? built.queries)
             } else if let hotLoss {
                 // The two steps' errors, the hot one's in its share.
-                let hotInterval = (1 - filtered.hotByGraph) * hotLoss.share * (plan.expectedRecallInterval ?? 0)
-                plan.hot.expectedRecall = filtered.recall - uncounted
+                let hotInterval = hotLoss.share * (plan.expectedRecallInterval ?? 0)
+                plan.hot.expectedRecall = filtered.recall - hotLoss.loss
                 plan.expectedRecallInterval = (filtered.interval * filtered.interval + hotInterval * hotInterval)
                     .squareRoot()
                 plan.recallBasis = .bothCurves(

@@ -222,13 +222,9 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     ///
     /// `target`: the recall the cold step is to reach with the hot rows exact, where it is not the calibration's
     /// (an approximate hot step's misses leave the cold step less room: `Planner.planCold`).
-    ///
-    /// `hotByGraph`: how much of the curve (0 or 1; between, the weight of the blend's curves that were) was
-    /// measured with the hot rows searched by the graph as the planner would there, so that its recall counts the
-    /// hot step's misses too.
     public func coldFiltered(
         selectivity: Double, ranksByCode: Bool, target: Double? = nil
-    ) -> (scale: Double, recall: Double, interval: Double, hotByGraph: Double)? {
+    ) -> (scale: Double, recall: Double, interval: Double)? {
         guard let built, let curves = built.coldFiltered, curves.count == coldFilteredScales.count else { return nil }
         let goal = target ?? built.target
         let bucket = Self.bucket(selectivity: selectivity, filtered: true)
@@ -259,8 +255,7 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
             }
             let scale = Self.scale(meeting: goal, on: blended, floor: Self.minColdFilteredScale)
             guard let expected = Self.read(blended, at: scale, queries: queries) else { return nil }
-            let graph = (1 - t) * (hi.hotByGraph == true ? 1 : 0) + t * (lo.hotByGraph == true ? 1 : 0)
-            return (scale, expected.recall, expected.interval, graph)
+            return (scale, expected.recall, expected.interval)
         }
         let chosen =
             indices.first { curves[$0].bucket == bucket && curves[$0].ranksByCode == ranksByCode }
@@ -273,7 +268,7 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
             : Self.scale(meeting: goal, on: curves[chosen].points, floor: Self.minColdFilteredScale)
         guard let expected = Self.read(curves[chosen].points, at: scale, queries: built.coldQueries ?? built.queries)
         else { return nil }
-        return (scale, expected.recall, expected.interval, curves[chosen].hotByGraph == true ? 1 : 0)
+        return (scale, expected.recall, expected.interval)
     }
 
     /// Whether a full window of samples has been recorded for the bucket.
@@ -439,16 +434,11 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
         public var selectivity: Double
         public var ranksByCode: Bool
         public var points: [Point]
-        /// Whether its queries' hot rows were answered by the graph search a query's plan runs there on this hot
-        /// tier (so the curve counts both steps' misses), else exactly (nil: a calibration from before this was
-        /// recorded, which answered them exactly).
-        public var hotByGraph: Bool?
-        public init(bucket: Int, selectivity: Double, ranksByCode: Bool, points: [Point], hotByGraph: Bool? = nil) {
+        public init(bucket: Int, selectivity: Double, ranksByCode: Bool, points: [Point]) {
             self.bucket = bucket
             self.selectivity = selectivity
             self.ranksByCode = ranksByCode
             self.points = points
-            self.hotByGraph = hotByGraph
         }
     }
     /// Live cold rows at the calibration (so a checkpoint can tell when they changed by a fifth), and the
