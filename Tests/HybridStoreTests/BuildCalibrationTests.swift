@@ -246,6 +246,35 @@ import Testing
 
     /// A store calibrated before cold curves under a filter were measured (a cold curve, none under a filter) gets
     /// them at its next checkpoint, survives reopen with them, and is not measured again at the one after.
+    /// A checkpoint measures curves that are missing or stale: none yet; the hot or cold rows moved by a fifth; a cold
+    /// tier without a curve (measured before filtered cold curves were, or not at all because its cold steps failed,
+    /// as in a calibration that ran while `hybridctl tier` moved rows cold), unless a cold block is corrupt.
+    @Test func calibrationIsDueWhereACurveIsMissingOrStale() {
+        func built(rows: Int, coldRows: Int, cold: Bool, filtered: Bool) -> BuildCalibration {
+            let p = [BuildCalibration.Point(scale: 1, recall: 0.96, error: 0.005)]
+            return BuildCalibration(
+                curves: [0: p], queries: 100, rows: rows, measuredAt: 0, target: 0.95, k: 10, seconds: 1,
+                cold: cold ? p : nil, coldRows: coldRows, coldQueries: cold ? 100 : nil,
+                coldFiltered: filtered ? [.init(bucket: 1, selectivity: 0.6, ranksByCode: false, points: p)] : nil)
+        }
+        let due = HybridStore.calibrationDue(rows:coldRows:coldCorrupt:built:)
+        #expect(!due(400, 0, false, nil), "too few rows to measure")
+        #expect(due(40_000, 0, false, nil))
+        let hotOnly = built(rows: 40_000, coldRows: 0, cold: false, filtered: false)
+        #expect(!due(40_000, 0, false, hotOnly))
+        #expect(!due(45_000, 300, false, hotOnly), "under a fifth, and too few cold rows for a curve")
+        #expect(due(50_000, 0, false, hotOnly))
+        #expect(due(40_000, 160_000, false, hotOnly), "a cold tier appeared")
+        let complete = built(rows: 40_000, coldRows: 160_000, cold: true, filtered: true)
+        #expect(!due(40_000, 160_000, false, complete))
+        #expect(!due(40_000, 140_000, false, complete))
+        #expect(due(40_000, 120_000, false, complete))
+        let failed = built(rows: 40_000, coldRows: 160_000, cold: false, filtered: false)
+        #expect(due(40_000, 160_000, false, failed), "the cold rows recorded without a curve")
+        #expect(!due(40_000, 160_000, true, failed), "not while a cold block is corrupt")
+        #expect(due(40_000, 160_000, false, built(rows: 40_000, coldRows: 160_000, cold: true, filtered: false)))
+    }
+
     @Test func anEarlierCalibrationGetsItsFilteredColdCurves() throws {
         let t = TemporaryStore()
         defer { t.cleanup() }

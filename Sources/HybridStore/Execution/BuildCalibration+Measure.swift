@@ -6,19 +6,27 @@ import QueryPlanner
 extension HybridStore {
     static let calibrationMinimumRows = 500
 
-    /// Whether a collection's build-time curves are missing, or its hot or cold rows changed by 20 % or more
-    /// since (a cold tier that appeared counts, one that went away does not need a curve), or they are from before
-    /// cold curves under a filter were measured (a cold curve and none under a filter: a store calibrated by an
-    /// earlier version plans its filtered cold steps with the unfiltered curve until then).
+    /// Whether a collection's build-time curves are due (`calibrationDue(rows:coldRows:built:)`).
     func calibrationDue(_ s: CollectionState) -> Bool {
-        let (rows, coldRows) = s.lock.read { (s.index.count, s.cold.liveRows) }
-        guard rows >= Self.calibrationMinimumRows else { return false }
-        guard let built = s.calibration.withLock({ $0.built }) else { return true }
+        let (rows, coldRows, corrupt) = s.lock.read { (s.index.count, s.cold.liveRows, s.cold.corruptBlocks > 0) }
+        return Self.calibrationDue(
+            rows: rows, coldRows: coldRows, coldCorrupt: corrupt, built: s.calibration.withLock { $0.built })
+    }
+
+    /// Whether build-time curves are missing, or the hot or cold rows changed by 20 % or more since (a cold tier that
+    /// appeared counts, one that went away does not need a curve), or a cold tier has no curve: one measured before
+    /// cold curves under a filter were (it plans its filtered cold steps with the unfiltered curve until then), or
+    /// none at all because the cold steps failed when it was measured. (A calibration that ran while `hybridctl
+    /// tier` moved 160,000 rows cold recorded the cold rows without a curve, and no later checkpoint measured one.)
+    /// Not the last while a cold block is corrupt (a pass over the tier fails until it is repaired or dropped).
+    package static func calibrationDue(rows: Int, coldRows: Int, coldCorrupt: Bool, built: BuildCalibration?) -> Bool {
+        guard rows >= calibrationMinimumRows else { return false }
+        guard let built else { return true }
         func moved(_ now: Int, _ then: Int) -> Bool { Double(abs(now - then)) >= 0.2 * Double(max(then, 1)) }
-        let cold = coldRows >= Self.calibrationMinimumRows
+        let cold = coldRows >= calibrationMinimumRows
         let coldDue = cold && moved(coldRows, built.coldRows ?? 0)
-        let earlier = cold && built.cold != nil && built.coldFiltered == nil
-        return moved(rows, built.rows) || coldDue || earlier
+        let incomplete = cold && !coldCorrupt && (built.cold == nil || built.coldFiltered == nil)
+        return moved(rows, built.rows) || coldDue || incomplete
     }
 
     /// Measures the collection's recall curves on its own data (`CalibrationRun`) and adopts them
