@@ -244,8 +244,6 @@ import Testing
         reopened.close()
     }
 
-    /// A store calibrated before cold curves under a filter were measured (a cold curve, none under a filter) gets
-    /// them at its next checkpoint, survives reopen with them, and is not measured again at the one after.
     /// A checkpoint measures curves that are missing or stale: none yet; the hot or cold rows moved by a fifth; a cold
     /// tier without a curve (measured before filtered cold curves were, or not at all because its cold steps failed,
     /// as in a calibration that ran while `hybridctl tier` moved rows cold), unless a cold block is corrupt.
@@ -275,6 +273,8 @@ import Testing
         #expect(due(40_000, 160_000, false, built(rows: 40_000, coldRows: 160_000, cold: true, filtered: false)))
     }
 
+    /// A store calibrated before cold curves under a filter were measured (a cold curve, none under a filter) gets
+    /// them at its next checkpoint, survives reopen with them, and is not measured again at the one after.
     @Test func anEarlierCalibrationGetsItsFilteredColdCurves() throws {
         let t = TemporaryStore()
         defer { t.cleanup() }

@@ -6,7 +6,7 @@ import QueryPlanner
 extension HybridStore {
     static let calibrationMinimumRows = 500
 
-    /// Whether a collection's build-time curves are due (`calibrationDue(rows:coldRows:built:)`).
+    /// Whether a collection's build-time curves are due (`calibrationDue(rows:coldRows:coldCorrupt:built:)`).
     func calibrationDue(_ s: CollectionState) -> Bool {
         let (rows, coldRows, corrupt) = s.lock.read { (s.index.count, s.cold.liveRows, s.cold.corruptBlocks > 0) }
         return Self.calibrationDue(
