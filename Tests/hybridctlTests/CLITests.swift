@@ -306,6 +306,31 @@ struct CLI {
         #expect(out.stdout == "dropped collection docs\n")
     }
 
+    /// `tier` checkpoints while the store is open, so the recall curves over both tiers that the move calls for are
+    /// measured then (a checkpoint left to the close could not read the cold blocks, and `stats` said "uncalibrated").
+    @Test func tieringCalibratesTheColdTier() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var x: UInt64 = 7  // a linear congruential generator: seeded vectors
+        let lines = (0..<1_200).map { i in
+            let v = (0..<8).map { _ in
+                x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return String(format: "%.4f", Double((x >> 33) % 10_000) / 10_000)
+            }
+            return "{\"id\": \(i), \"vector\": [\(v.joined(separator: ", "))], \"n\": \(i)}"
+        }
+        let rows = try write("rows.jsonl", lines.joined(separator: "\n") + "\n")
+        var out = try ctl(
+            "create", "--store", store, "v", "--dim", "8", "--id", "int", "--column", "n:integer:filterable")
+        #expect(out.status == 0, "\(out.stderr)")
+        out = try ctl("import", "--store", store, "v", rows)
+        #expect(out.status == 0, "\(out.stderr)")
+        out = try ctl("tier", "--store", store, "v", "--where", "n < 600", "--to", "cold")
+        #expect(out.stdout.hasPrefix("moved 600 rows to cold"), "\(out.stdout)\(out.stderr)")
+        out = try ctl("stats", "--store", store, "v")
+        #expect(out.stdout.contains("over both tiers (100 queries, 600 cold rows): cold effort"), "\(out.stdout)")
+        #expect(!out.stdout.contains("uncalibrated"), "\(out.stdout)")
+    }
+
     @Test func datasetDirectoryAndBadLines() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // A FORMAT.md dataset: 4 rows of 2-d vectors.

@@ -23,6 +23,9 @@ extension HybridCtl {
                 let n = try hs.tier(
                     c, where: try filter.map { try hs.parseFilter($0) }, to: Tier(rawValue: to)!,
                     codec: float16 ? .float16BitShuffledLZ4 : .bitShuffledLZ4)
+                // A checkpoint while the store is open: it measures the recall curves over both tiers that the move
+                // calls for (one left to the close could not read the cold blocks).
+                try hs.checkpoint()
                 let s = try hs.statistics(c)
                 print(
                     "moved \(n) rows to \(to); now hot \(s.tiers["hot"] ?? 0), cold \(s.tiers["cold"] ?? 0) in \(s.coldBlocks) blocks"
