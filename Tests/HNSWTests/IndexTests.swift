@@ -46,7 +46,9 @@ import HNSW
         lock.lock()
         defer { lock.unlock() }
         if let cached { return cached }
-        let index = try buildIndex(data, dim: dim, threads: 2)
+        // One build thread: the same graph every run. (Built on two, the graph varied from run to run, and the
+        // full-selectivity floors below measured 0.948 in one CI run against ≥ 0.95 in most.)
+        let index = try buildIndex(data, dim: dim, threads: 1)
         cached = index
         return index
     }
