@@ -47,6 +47,9 @@ public final class HybridStore: Sendable {
     let backgroundQueue = DispatchQueue(label: "HybridStore.background")
     static let backgroundKey = DispatchSpecificKey<ObjectIdentifier>()
     let closed = Atomic<Bool>(false)
+    /// Set once `close()` has drained the background queue: reads refused from then on. Between the two,
+    /// work already queued (a checkpoint that changes scheduled, with its calibration's cold pass) still reads.
+    private let readersClosed = Atomic<Bool>(false)
     let backgroundError = Locked<HybridStoreError?>(nil)
     /// One background recall check at a time, and when the last one started.
     let recallCheck = Locked<(inFlight: Bool, lastNanos: UInt64)>((false, 0))
@@ -185,6 +188,7 @@ public final class HybridStore: Sendable {
         // that outlived every other holder): then nothing else is queued for this store, and waiting would
         // deadlock.
         if DispatchQueue.getSpecific(key: Self.backgroundKey) != ObjectIdentifier(self) { backgroundQueue.sync {} }
+        readersClosed.store(true, ordering: .releasing)
         workerPools.withLock { pools in
             pools.readers?.stop()
             pools.writer?.stop()
@@ -306,8 +310,9 @@ public final class HybridStore: Sendable {
 
     /// Runs `body` with a reader connection from the pool (opened on demand).
     func withReader<R>(_ body: (Connection) throws -> R) throws(HybridStoreError) -> R {
-        // Background work (a checkpoint) can race with close(): an error, not a crash.
-        guard !closed.load(ordering: .acquiring) else {
+        // A call racing with close() or after it: an error, not a crash. Background work queued before close (a
+        // checkpoint) still reads while close waits for it.
+        guard !readersClosed.load(ordering: .acquiring) else {
             throw HybridStoreError(.io, "the store at \(directory) is closed", context: ["path": directory])
         }
         let pooled = readers.withLock { $0.popLast() }

@@ -305,6 +305,32 @@ import Testing
         reopened.close()
     }
 
+    /// A checkpoint that a large move queued and that is still waiting or running when the store closes measures
+    /// the cold tier's curves all the same: `close()` lets queued work read until it is done. (Before, its cold pass
+    /// was refused, "the store is closed", and the tier kept no curve until a later checkpoint.)
+    @Test func aCheckpointQueuedBeforeCloseCalibratesTheColdTier() throws {
+        let t = TemporaryStore()
+        defer { t.cleanup() }
+        let store = try t.open { $0.checkpointEveryChanges = 1000 }
+        let c = try store.createCollection(
+            "g", schema: Schema(vector: VectorSpec(dimensions: 16), columns: [.integer("seq", filterable: true)]))
+        let data = Self.gaussian(3000, dim: 16, seed: 6)
+        try store.write { tx in
+            for (i, v) in data.enumerated() {
+                try tx.insert(.string("g\(i)"), into: c, vector: v, values: ["seq": .integer(Int64(i))])
+            }
+        }
+        store.waitForBackgroundWork()  // the checkpoint the inserts queued: the hot tier's curves
+        #expect(try store.calibration(of: c).built?.coldRows ?? 0 == 0)
+        #expect(try store.tier(c, where: Column("seq") < 2000, to: .cold) == 2000)  // queues a checkpoint
+        store.close()
+        #expect(store.lastBackgroundError == nil, "\(String(describing: store.lastBackgroundError))")
+        let reopened = try t.open()
+        defer { reopened.close() }
+        let built = try #require(try reopened.calibration(of: reopened.collection("g")).built)
+        #expect(built.coldRows == 2000 && built.cold != nil && !(built.coldFiltered ?? []).isEmpty, "\(built)")
+    }
+
     /// A graph that cannot reach the target (a curve that stays at 0.6 whatever the effort, as on data whose
     /// graph falls apart): the planner answers exactly and says why, never a silent miss; where the exact scan
     /// costs too much, the explanation states the shortfall.

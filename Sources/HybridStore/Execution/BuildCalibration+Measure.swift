@@ -35,10 +35,6 @@ extension HybridStore {
     /// - Returns: the curves adopted, or nil for a collection too small to need them.
     @discardableResult
     func calibrateAtBuild(_ s: CollectionState, target: Double = 0.95, k: Int = 10) -> BuildCalibration? {
-        // A checkpoint still running as the store closes (one that changes queued, e.g. `hybridctl tier` moving
-        // 160,000 rows) cannot read cold blocks any more ("the store is closed"): it would record the cold rows
-        // without their curve. The next checkpoint measures instead.
-        guard !closed.load(ordering: .acquiring) else { return nil }
         let started = nowNanos()
         let dimensions = s.schema.vector.dimensions
         // The cold tier's curve needs the hot answers of its queries; without a cold tier they are not searched.
