@@ -66,6 +66,7 @@ struct HybridCommand: ParsableCommand {
             var calibrating = configuration
             calibrating.recallSampleEvery = 2
             calibrating.recallChecksPerSecond = 10_000
+            calibrating.recallCheckCPUShare = 1
             hs = try HybridStore(directory: path, create: true, configuration: calibrating)
             collection = try hs.collection("bench")
             let t = nowNanoseconds()

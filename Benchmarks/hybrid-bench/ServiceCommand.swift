@@ -33,6 +33,8 @@ struct ServiceCommand: ParsableCommand {
     @Option(help: "Reuse a store directory made by an earlier run of this command.") var reuse: String?
     @Option(help: "How requests carry the vector: arrays (JSON numbers), base64 (float32), or both (comma-separated).")
     var encodings = "arrays,base64"
+    @Option(help: "The library's share of one core for online recall checks (Configuration.recallCheckCPUShare).")
+    var recallCheckShare = Configuration().recallCheckCPUShare
 
     static let tenant = "bench"
     static let key = "bench-key"
@@ -56,6 +58,9 @@ struct ServiceCommand: ParsableCommand {
 
     struct LibraryRun: Codable {
         var qps2 = 0.0, qpsMany = 0.0, cpuMicrosPerQuery = 0.0
+        /// Online recall checks during the measurement with `connections` tasks: per second, and their time as a
+        /// share of one core.
+        var recallChecksPerSecond = 0.0, recallCheckCoreShare = 0.0
         var best: Double { max(qps2, qpsMany) }
     }
 
@@ -134,6 +139,7 @@ struct ServiceCommand: ParsableCommand {
     func measureLibrary(_ data: Dataset, path: String, names: [String]) throws -> [LibraryRun] {
         var configuration = Configuration()
         configuration.checkpointEveryChanges = 0
+        configuration.recallCheckCPUShare = recallCheckShare
         let store = try HybridStore(directory: path, create: true, configuration: configuration)
         defer { store.close() }
         let collection: CollectionRef
@@ -166,14 +172,21 @@ struct ServiceCommand: ParsableCommand {
             _ = measureTasks(2, seconds: 1, call)  // warm
             r.qps2 = measureTasks(2, seconds: seconds, call)
             let cpu0 = processCPUSeconds()
+            let checks0 = store.recallCheckTotals
             let before = nowNanoseconds()
             r.qpsMany = measureTasks(connections, seconds: seconds, call)
-            let calls = r.qpsMany * Double(nowNanoseconds() - before) / 1e9
+            let elapsed = Double(nowNanoseconds() - before) / 1e9
+            let calls = r.qpsMany * elapsed
             r.cpuMicrosPerQuery = (processCPUSeconds() - cpu0) / max(calls, 1) * 1e6
+            let checks1 = store.recallCheckTotals
+            r.recallChecksPerSecond = Double(checks1.checks - checks0.checks) / elapsed
+            r.recallCheckCoreShare = (checks1.seconds - checks0.seconds) / elapsed
             log(
                 String(
-                    format: "%@ library: %.0f QPS with 2 tasks, %.0f with %d (%.0f µs CPU a query)", name,
-                    r.qps2, r.qpsMany, connections, r.cpuMicrosPerQuery))
+                    format:
+                        "%@ library: %.0f QPS with 2 tasks, %.0f with %d (%.0f µs CPU a query; online checks %.1f a second, %.1f %% of one core)",
+                    name, r.qps2, r.qpsMany, connections, r.cpuMicrosPerQuery, r.recallChecksPerSecond,
+                    r.recallCheckCoreShare * 100))
             out.append(r)
         }
         return out

@@ -33,6 +33,11 @@ public struct Configuration: Sendable {
     public var calibrateAtCheckpoint = true
     /// At most this many such checks per second (one at a time).
     public var recallChecksPerSecond = 20.0
+    /// And at most this share of one core for them: a check is an exact scan of its matches (all rows when
+    /// unfiltered) and the graph search again at seven efforts, ~20 ms at 200,000 × 128 and ten times that at
+    /// 2,000,000, so after one that took t the next waits t × (1 / share − 1). (At 20 a second alone they took a
+    /// third of a core under load at 200,000 rows.) 1: only one at a time and the rate above.
+    public var recallCheckCPUShare = 0.05
     /// Threads that run the async API's reads (`search`, `query`, `get`, `count` with `await`); nil = the
     /// machine's cores, at least 2. Writes, `tier` and `checkpoint` run on one writer thread of their own.
     public var readerThreads: Int? = nil

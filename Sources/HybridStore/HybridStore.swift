@@ -51,8 +51,8 @@ public final class HybridStore: Sendable {
     /// work already queued (a checkpoint that changes scheduled, with its calibration's cold pass) still reads.
     private let readersClosed = Atomic<Bool>(false)
     let backgroundError = Locked<HybridStoreError?>(nil)
-    /// One background recall check at a time, and when the last one started.
-    let recallCheck = Locked<(inFlight: Bool, lastNanos: UInt64)>((false, 0))
+    /// One background recall check at a time, when the next may start, and what the checks cost so far.
+    let recallCheck = Locked(RecallCheckSlot())
     /// Query metering and query quotas of tenants (see `TenantScope`).
     let meter = Locked(Meter())
     /// Held through a whole `flushUsage` (taking the pending counters from memory and committing them), so a

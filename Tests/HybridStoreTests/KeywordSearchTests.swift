@@ -396,6 +396,7 @@ import HybridStore
         let store = try tmp.open {
             $0.recallSampleEvery = 1
             $0.recallChecksPerSecond = 1e6
+            $0.recallCheckCPUShare = 1
         }
         let schema = Schema(
             vector: VectorSpec(dimensions: 32, connectivity: 8, constructionEffort: 32), id: .integer,

@@ -231,6 +231,7 @@ import HybridStore
             let store = try tmp.open {
                 $0.recallSampleEvery = 1
                 $0.recallChecksPerSecond = 1e6
+                $0.recallCheckCPUShare = 1
             }
             let c = try store.collection(
                 "c",
@@ -284,6 +285,7 @@ import HybridStore
         let store = try tmp.open {
             $0.recallSampleEvery = 1
             $0.recallChecksPerSecond = 1e6
+            $0.recallCheckCPUShare = 1
         }
         let c = try store.collection(
             "c",

@@ -78,7 +78,11 @@ extension HybridStore {
         nonisolated(unsafe) let measure = measure
         backgroundQueue.async { [weak self] in
             guard let self else { return }
-            defer { recallCheck.withLock { $0.inFlight = false } }
+            let started = nowNanos()
+            defer {
+                let share = configuration.recallCheckCPUShare
+                recallCheck.withLock { $0.finish(started: started, ended: nowNanos(), share: share) }
+            }
             guard !closed.load(ordering: .acquiring) else { return }
             guard
                 let (found, truth, curve) = try? s.query({ (index, columns, _) throws(HNSWError) in
@@ -101,8 +105,8 @@ extension HybridStore {
         }
     }
 
-    /// Claims the one background recall-check slot for every `recallSampleEvery`-th call, at most
-    /// `recallChecksPerSecond`.
+    /// Claims the one background recall-check slot for every `recallSampleEvery`-th call, within
+    /// `recallChecksPerSecond` and `recallCheckCPUShare`.
     private func takeRecallCheckSlot(_ s: CollectionState) -> Bool {
         let every = configuration.recallSampleEvery
         guard every > 0 else { return false }
@@ -112,14 +116,13 @@ extension HybridStore {
         let n = UInt64(truncatingIfNeeded: s.graphQueries.add(1, ordering: .relaxed).newValue)
         guard SplitMix64.mix(n &+ SplitMix64.increment) % UInt64(every) == 0 else { return false }
         let now = nowNanos()
-        let interval = 1e9 / max(configuration.recallChecksPerSecond, 1e-3)
-        return recallCheck.withLock { state -> Bool in
-            guard !state.inFlight, state.lastNanos == 0 || Double(now &- state.lastNanos) >= interval else {
-                return false
-            }
-            state = (true, now)
-            return true
-        }
+        let interval = UInt64(1e9 / max(configuration.recallChecksPerSecond, 1e-3))
+        return recallCheck.withLock { $0.claim(now: now, interval: interval) }
+    }
+
+    /// How many background recall checks ran in this process and the wall time they took (for the benchmarks).
+    package var recallCheckTotals: (checks: Int, seconds: Double) {
+        recallCheck.withLock { ($0.checks, Double($0.nanos) / 1e9) }
     }
 
     /// Adopts recall curves as if measured at build time (tests of the planner's use of them).
@@ -150,6 +153,35 @@ extension HybridStore {
             else { continue }
             s.calibration.withLock { $0 = calibration }
         }
+    }
+}
+
+/// The one background recall check slot: taken by one check at a time, at most once per the configured interval,
+/// and after a check that took t, not again before t × (1 / share − 1) has passed, so the checks use at most
+/// `share` of one core however long an exact scan of the collection takes.
+package struct RecallCheckSlot {
+    package private(set) var inFlight = false
+    private var lastStart: UInt64 = 0
+    package private(set) var notBefore: UInt64 = 0
+    package private(set) var checks = 0
+    package private(set) var nanos: UInt64 = 0
+
+    package init() {}
+
+    package mutating func claim(now: UInt64, interval: UInt64) -> Bool {
+        guard !inFlight, lastStart == 0 || now &- lastStart >= interval, now >= notBefore else { return false }
+        inFlight = true
+        lastStart = now
+        return true
+    }
+
+    package mutating func finish(started: UInt64, ended: UInt64, share: Double) {
+        let took = ended &- started
+        inFlight = false
+        checks += 1
+        nanos &+= took
+        let rest = Double(took) * (1 / min(max(share, 1e-6), 1) - 1)
+        notBefore = ended &+ UInt64(min(rest, 3.6e12))
     }
 }
 
