@@ -162,13 +162,13 @@ extension HybridStore {
 ///
 /// Holds the collection's read lock throughout (it runs inside `CollectionState.query`).
 struct CalibrationRun {
-    /// Queries at most: 400 (a curve point's standard error ~0.004 at recall 0.95), one per 125 rows on small
+    /// Queries at most: 400 (a curve point's standard error ~0.004 at recall 0.95), one per 150 rows on small
     /// collections (the measurement stays under a tenth of the build: at one per 100 it took 11 % of a 20k-row
-    /// import), at least 100, and fewer where scanning every row for each would pass 10^10 multiply-adds (a few
-    /// seconds; 200k × 128 still gets 390).
+    /// import, at one per 125 8.5–10.8 %), at least 100, and fewer where scanning every row for each would pass
+    /// 10^10 multiply-adds (a few seconds; 200k × 128 still gets 390).
     static func queryCount(rows: Int, dimensions: Int) -> Int {
         let byCost = Int(1e10 / Double(max(rows * dimensions, 1)))
-        return max(100, min(400, rows / 125, byCost))
+        return max(100, min(400, rows / 150, byCost))
     }
     /// Queries that locate the target's crossing before all are measured around it.
     static let pilotQueries = 50
