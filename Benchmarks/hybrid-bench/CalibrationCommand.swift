@@ -188,7 +188,10 @@ struct CalibrationCommand: ParsableCommand {
             for i in 0..<count { normalise(&base, i * dim, dim) }
             for i in 0..<queries { normalise(&qs, i * dim, dim) }
         }
-        let buckets = (0..<count).map { _ in Int64.random(in: 0..<100, using: &rng) }
+        // The attribute from a generator of its own: drawn after the queries from `rng`, it changed with `--queries`,
+        // and so did the filtered classes of the first 100 queries.
+        var bucketRng = SplitMix64(seed: 0xB0C4_E7 ^ UInt64(dim) ^ UInt64(count))
+        let buckets = (0..<count).map { _ in Int64.random(in: 0..<100, using: &bucketRng) }
         func distance(_ q: Int, _ r: Int) -> Float {
             var dot: Float = 0, l2: Float = 0
             for j in 0..<dim {
