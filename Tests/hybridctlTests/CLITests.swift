@@ -306,8 +306,8 @@ struct CLI {
         #expect(out.stdout == "dropped collection docs\n")
     }
 
-    /// `tier` checkpoints while the store is open, so the recall curves over both tiers that the move calls for are
-    /// measured then (a checkpoint left to the close could not read the cold blocks, and `stats` said "uncalibrated").
+    /// `tier` checkpoints, so the recall curves over both tiers that the move calls for are measured then (a move of
+    /// 600 rows queues no checkpoint of its own, and without this one `stats` said "uncalibrated").
     @Test func tieringCalibratesTheColdTier() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var x: UInt64 = 7  // a linear congruential generator: seeded vectors

@@ -23,8 +23,9 @@ extension HybridCtl {
                 let n = try hs.tier(
                     c, where: try filter.map { try hs.parseFilter($0) }, to: Tier(rawValue: to)!,
                     codec: float16 ? .float16BitShuffledLZ4 : .bitShuffledLZ4)
-                // A checkpoint while the store is open: it measures the recall curves over both tiers that the move
-                // calls for (one left to the close could not read the cold blocks).
+                // A checkpoint, as `import` ends with one: it measures the recall curves over both tiers that the
+                // move calls for now (a move of fewer changes than `checkpointEveryChanges` queues none, and its
+                // curves would wait for a later checkpoint).
                 try hs.checkpoint()
                 let s = try hs.statistics(c)
                 print(
