@@ -36,4 +36,17 @@ import HybridStore
         slot.finish(started: 506 * ms, ended: 507 * ms, share: 7)
         #expect(slot.notBefore == 507 * ms)
     }
+
+    /// A check that recorded nothing (skipped as the store closed, or its search failed) frees the slot and spaces
+    /// the next, but is not counted among the checks that ran.
+    @Test func aCheckThatMeasuredNothingIsNotCounted() {
+        var slot = RecallCheckSlot()
+        #expect(claimed(&slot, at: 10 * ms, interval: 0))
+        slot.finish(started: 10 * ms, ended: 20 * ms, share: 0.5, measured: false)
+        #expect(slot.checks == 0 && slot.nanos == 0 && !slot.inFlight)
+        #expect(slot.notBefore == 30 * ms)
+        #expect(claimed(&slot, at: 30 * ms, interval: 0))
+        slot.finish(started: 30 * ms, ended: 32 * ms, share: 0.5)
+        #expect(slot.checks == 1 && slot.nanos == 2 * ms)
+    }
 }

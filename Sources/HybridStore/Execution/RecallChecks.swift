@@ -79,9 +79,12 @@ extension HybridStore {
         backgroundQueue.async { [weak self] in
             guard let self else { return }
             let started = nowNanos()
+            var measured = false
             defer {
                 let share = configuration.recallCheckCPUShare
-                recallCheck.withLock { $0.finish(started: started, ended: nowNanos(), share: share) }
+                recallCheck.withLock {
+                    $0.finish(started: started, ended: nowNanos(), share: share, measured: measured)
+                }
             }
             guard !closed.load(ordering: .acquiring) else { return }
             guard
@@ -90,6 +93,7 @@ extension HybridStore {
                 }),
                 !truth.isEmpty
             else { return }
+            measured = true
             func recall(_ found: [Int64]) -> Double {
                 let returned = Set(found)
                 return Double(truth.filter { returned.contains($0) }.count) / Double(truth.count)
@@ -120,7 +124,8 @@ extension HybridStore {
         return recallCheck.withLock { $0.claim(now: now, interval: interval) }
     }
 
-    /// How many background recall checks ran in this process and the wall time they took (for the benchmarks).
+    /// How many background recall checks measured a recall in this process and the wall time they took (for the
+    /// benchmarks; a check skipped because the store was closing, or whose search failed, is not counted).
     package var recallCheckTotals: (checks: Int, seconds: Double) {
         recallCheck.withLock { ($0.checks, Double($0.nanos) / 1e9) }
     }
@@ -175,11 +180,15 @@ package struct RecallCheckSlot {
         return true
     }
 
-    package mutating func finish(started: UInt64, ended: UInt64, share: Double) {
+    /// Frees the slot after a check that ran from `started` to `ended`; `measured`: whether it recorded a recall
+    /// (only those count in `checks` and `nanos`; any check's time spaces the next).
+    package mutating func finish(started: UInt64, ended: UInt64, share: Double, measured: Bool = true) {
         let took = ended &- started
         inFlight = false
-        checks += 1
-        nanos &+= took
+        if measured {
+            checks += 1
+            nanos &+= took
+        }
         let rest = Double(took) * (1 / min(max(share, 1e-6), 1) - 1)
         notBefore = ended &+ UInt64(min(rest, 3.6e12))
     }
