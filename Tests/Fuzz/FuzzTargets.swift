@@ -193,6 +193,9 @@ nonisolated(unsafe) var selected: (@Sendable (Data) -> Void)? = nil
             exit(64)
         }
         selected = target
+        // libFuzzer ends the process itself when its time is up (exit, not a return from the driver): the
+        // snapshot target's scratch file goes with it.
+        atexit { unlink(scratchFile) }
         // libFuzzer sees the program name and everything after the target.
         var argc = CommandLine.argc - 1
         var argv = CommandLine.unsafeArgv
@@ -204,7 +207,6 @@ nonisolated(unsafe) var selected: (@Sendable (Data) -> Void)? = nil
                 return 0
             }
         }
-        unlink(scratchFile)
         exit(rc)
     }
 }

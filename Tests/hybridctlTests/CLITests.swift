@@ -37,7 +37,8 @@ struct CLI {
     }
 }
 
-@Suite(.serialized) struct CLITests {
+/// A class, so that each test's directory goes away with it (`deinit`), whatever the test did.
+@Suite(.serialized) final class CLITests {
     let dir: String
     var store: String { dir + "/store" }
 
@@ -45,6 +46,8 @@ struct CLI {
         dir = temporaryPath("hybridctl-test")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
 
     func write(_ name: String, _ text: String) throws -> String {
         let path = dir + "/" + name
@@ -109,7 +112,6 @@ struct CLI {
     }
 
     @Test func tenantsScopeQuotasUsageAndDrop() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         var out = try ctl(
             "create", "--store", store, "docs", "--dim", "2", "--column", "tenant:text:filterable:notnull",
             "--column", "body:text", "--tenant-column", "tenant")
@@ -189,7 +191,6 @@ struct CLI {
     }
 
     @Test func createImportQueryExplainGetCountDeleteVerifyExport() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         var out = try ctl(
             "create", "--store", store, "docs", "--dim", "3", "--metric", "l2",
             "--column", "tenant:text:filterable:notnull", "--column", "year:integer:filterable", "--column", "body:text"
@@ -309,7 +310,6 @@ struct CLI {
     /// `tier` checkpoints, so the recall curves over both tiers that the move calls for are measured then (a move of
     /// 600 rows queues no checkpoint of its own, and without this one `stats` said "uncalibrated").
     @Test func tieringCalibratesTheColdTier() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         var x: UInt64 = 7  // a linear congruential generator: seeded vectors
         let lines = (0..<1_200).map { i in
             let v = (0..<8).map { _ in
@@ -332,7 +332,6 @@ struct CLI {
     }
 
     @Test func datasetDirectoryAndBadLines() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         // A FORMAT.md dataset: 4 rows of 2-d vectors.
         let dataset = dir + "/ds"
         try FileManager.default.createDirectory(atPath: dataset, withIntermediateDirectories: true)
@@ -384,7 +383,6 @@ struct CLI {
     }
 
     @Test func demoRunsAndReportsRecall() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let out = try ctl("demo", "--rows", "5000", "--store", store)
         #expect(out.status == 0, "\(out.stderr)")
         let lines = out.stdout.split(separator: "\n").map(String.init)
@@ -403,7 +401,6 @@ struct CLI {
     }
 
     @Test func errorsAreOneLineWithExitCodes() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         var out = try ctl("query", "docs", "--vector", "[1]")
         #expect(out.status == 64)
         #expect(out.stderr.hasPrefix("Error: no store given: pass --store DIR or set HYBRIDSTORE\n"))

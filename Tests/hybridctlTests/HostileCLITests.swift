@@ -38,7 +38,6 @@ import Testing
 
     // Item 1: export is a backup once rows are cold: re-import gives every id, vector bit and value back.
     @Test func exportOfHotColdDeletedAndTenantRowsRoundTrips() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try ctl(
             "create", "--store", store, "docs", "--dim", "4", "--column", "tenant:text:filterable:notnull",
             "--column", "year:integer:filterable", "--column", "score:real", "--tenant-column", "tenant")
@@ -82,7 +81,6 @@ import Testing
 
     // Item 3: integers never wrap or truncate; the error names the line, column and value.
     @Test func integersOutOfRangeOrFractionalAreErrors() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try ctl("create", "--store", store, "n", "--dim", "1", "--id", "int", "--column", "year:integer")
         for (line, needle) in [
             ("{\"id\": 18446744073709551615, \"vector\": [1]}", "18446744073709551615"),
@@ -111,7 +109,6 @@ import Testing
     // Items 6 and 7: .npy files that do not fit their attributes or their own header are errors, not crashes
     // or silent drops.
     @Test func badNpyFilesAreErrors() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try ctl("create", "--store", store, "v", "--dim", "3")
         let attributes = try write("attrs.jsonl", "{\"id\": \"a\"}\n{\"id\": \"b\"}\n")
         let three = try npy("three.npy", shape: "(3, 3)", body: floatBytes((0..<9).map(Float.init)))
@@ -148,7 +145,6 @@ import Testing
 
     // Items 8, 10, 11 and 16: huge k, read commands that must not create, read-only opens, messages and codes.
     @Test func commandLineEdgesHaveClearErrorsAndCodes() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         // Item 10: a read command pointed at a directory that is not a store writes nothing there.
         let plain = dir + "/plain"
         try FileManager.default.createDirectory(atPath: plain, withIntermediateDirectories: true)
@@ -199,7 +195,6 @@ import Testing
 
     // CSV output quotes by Unicode scalar: a quote or comma followed by a combining mark is still quoted.
     @Test func csvQuotesQuotesBeforeCombiningMarks() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try ctl("create", "--store", store, "docs", "--dim", "2", "--column", "body:text")
         let rows = try write(
             "rows.jsonl", "{\"id\": \"a\", \"vector\": [1, 0], \"body\": \"x\\\"\u{0740}y,\u{0301}z\"}\n")
@@ -210,7 +205,6 @@ import Testing
 
     // Item 12: a query quota of 1 a day lets one CLI query through, not three.
     @Test func queryQuotaHoldsAcrossCommands() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try ctl(
             "create", "--store", store, "docs", "--dim", "2", "--column", "tenant:text:filterable:notnull",
             "--tenant-column", "tenant")
@@ -227,7 +221,6 @@ import Testing
 
     // Item 16: an import stopped by a refused batch (here a row quota) says what earlier batches committed.
     @Test func importStoppedByAQuotaSaysWhatWasCommitted() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try ctl(
             "create", "--store", store, "docs", "--dim", "2", "--column", "tenant:text:filterable:notnull",
             "--tenant-column", "tenant")

@@ -13,7 +13,6 @@ import Testing
     func ctl(_ arguments: String...) throws -> CLI.Output { try CLI.run(arguments) }
 
     @Test func keywordAndHybridQueries() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let created = try ctl(
             "create", "--store", store, "docs", "--dim", "3", "--column", "tenant:text:filterable:notnull",
             "--column", "year:integer:filterable", "--column", "body:text:searchable", "--tokenizer", "porter",
@@ -67,7 +66,6 @@ import Testing
     }
 
     @Test func aColumnBecomesSearchableLater() throws {
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = try ctl("create", "--store", store, "notes", "--dim", "2", "--column", "body:text", "--column", "n:integer")
         let lines = (0..<50).map {
             #"{"id": "n\#($0)", "vector": [\#($0), 1], "body": "note number \#($0) \#($0 % 5 == 0 ? "urgent" : "")", "n": \#($0)}"#
