@@ -140,6 +140,12 @@ import Testing
                 for curve in curves where curves.filter({ $0.bucket == curve.bucket }).count == 2 {
                     #expect(Set(curves.filter { $0.bucket == curve.bucket }.map(\.ranksByCode)).count == 2)
                 }
+                // Each curve's queries with an exact cold step (what an exact fallback expects): at least what any
+                // effort measured got them, at most all their hot neighbours' share missed.
+                for (points, exact) in [(built.cold ?? [], built.coldExact)] + curves.map({ ($0.points, $0.exact) }) {
+                    let exact = try #require(exact, "\(built)")
+                    #expect(exact.recall >= (points.map(\.recall).max() ?? 0) - 1e-9 && exact.recall <= 1, "\(built)")
+                }
             }
             if calibrate {
                 // Under a filter over both tiers, the cold step's effort comes from the curve under a filter of its

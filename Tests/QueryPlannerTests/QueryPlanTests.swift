@@ -145,6 +145,75 @@ import QueryPlanner
         #expect(calibrated.description.contains("cold: at most") && calibrated.description.contains("hydrate: year"))
     }
 
+    /// Never a silent shortfall over the cold tier: where the cold curve falls short of the target at its largest
+    /// effort, the cold step goes exact when that opens at most `exactFallbackCostRatio` times the blocks the
+    /// effort may, and the query expects what the curve's queries got with an exact cold step; explain says why.
+    /// A curve that meets the target, or one recorded without its exact recall, plans as before.
+    @Test func aColdStepThatFallsShortGoesExact() throws {
+        let short = curve([(1, 0.40), (4, 0.60), (16, 0.75)])
+        func calibration(
+            _ points: [BuildCalibration.Point], exact: BuildCalibration.Exact?, filtered: Bool = false
+        ) -> RecallCalibration {
+            var c = RecallCalibration()
+            c.adopt(
+                BuildCalibration(
+                    curves: [0: curve([(0.5, 0.93), (1, 0.96), (2, 0.98)])], queries: 200, rows: 40_000,
+                    measuredAt: 0, target: 0.95, k: 10, seconds: 1, cold: points, coldRows: 160_000, coldQueries: 100,
+                    coldFiltered: filtered
+                        ? [.init(bucket: 3, selectivity: 0.1, ranksByCode: false, points: points, exact: exact)] : nil,
+                    coldExact: exact))
+            return c
+        }
+        let tier = QueryPlanInput.Cold(
+            blocks: 10_000, liveRows: 160_000, estimatedMatches: 160_000, fixedProbes: nil, effort: 1)
+        let exact = BuildCalibration.Exact(recall: 0.985, error: 0.003)
+        let plan = Planner.plan(input(rows: 40_000, cold: tier), calibration: calibration(short, exact: exact)) { _ in
+            true
+        }
+        let cold = try #require(plan.cold)
+        #expect(cold.exact && cold.source == .exactForRecall && cold.blockBudget == 10_000, "\(cold)")
+        #expect(plan.expectedRecall == 0.985)
+        guard case .coldExactForRecall(100, let coldRecall, _) = plan.recallBasis else {
+            Issue.record("\(plan.recallBasis)")
+            return
+        }
+        #expect(abs(coldRecall - 0.75) < 1e-12)
+        #expect(plan.recallBasis.description().contains("falls short of the target"))
+        #expect(plan.description.contains("cold: exact, at most 10000 blocks"))
+        // At 16 the rule may open 1.5 × 16 × √10,000 = 2,400 blocks: exact costs 4.2 times that, within the ratio.
+        #expect(Double(tier.blocks) / Double(Planner.coldBlocks(blocks: 10_000, selectivity: 1, effort: 16)) < 32)
+        // Where exact would open more than the ratio allows, the plan keeps the curve's effort and its shortfall.
+        var huge = tier
+        huge.blocks = 40_000_000
+        huge.liveRows = 640_000_000
+        let dear = Planner.plan(input(rows: 40_000, cold: huge), calibration: calibration(short, exact: exact)) { _ in
+            true
+        }
+        #expect(
+            dear.cold?.exact == false && dear.cold?.source == .calibrated
+                && dear.recallBasis == .overBothTiers(queries: 100))
+        #expect(abs(dear.expectedRecall - 0.75) < 1e-12)
+        // A curve that meets the target, or one without its exact recall: as before.
+        let meets = Planner.plan(
+            input(rows: 40_000, cold: tier),
+            calibration: calibration(curve([(1, 0.90), (2, 0.95), (4, 0.97)]), exact: exact)
+        ) { _ in true }
+        #expect(meets.cold?.exact == false && meets.cold?.source == .calibrated)
+        let unrecorded = Planner.plan(input(rows: 40_000, cold: tier), calibration: calibration(short, exact: nil)) {
+            _ in true
+        }
+        #expect(unrecorded.cold?.exact == false && unrecorded.recallBasis == .overBothTiers(queries: 100))
+        // Under a filter with the hot rows exact: the curve under a filter falls short, and the step goes exact.
+        var narrow = tier
+        narrow.estimatedMatches = 16_000
+        let filtered = Planner.plan(
+            input(rows: 40_000, matches: 4_000, forced: .exact, cold: narrow),
+            calibration: calibration(short, exact: exact, filtered: true)
+        ) { _ in true }
+        #expect(filtered.strategy == .exact && filtered.cold?.exact == true && filtered.cold?.source == .exactForRecall)
+        #expect(filtered.expectedRecall == 0.985 && filtered.cold?.expectedWithExactHot == 0.985)
+    }
+
     /// Under a filter with a graph-searched hot step, the cold step's curve (measured with the hot rows exact) is
     /// asked for the target plus what the hot step is expected to lose in its share of the matches, and the query
     /// expects the two together: each meeting the target alone let the whole query miss it (synth-200k, 80 %

@@ -36,7 +36,7 @@ extension HybridStore {
     /// fewer than 20 queries or a failed cold step.
     func coldCurves(
         _ s: CollectionState, _ requests: [ColdCurveRequest], k: Int, target: Double
-    ) -> [[BuildCalibration.Point]?] {
+    ) -> [ColdCurve?] {
         guard let queries = requests.first?.answers.map(\.vector),
             requests.allSatisfy({ $0.answers.count == queries.count })
         else { return requests.map { _ in nil } }
@@ -55,11 +55,17 @@ extension HybridStore {
         }
     }
 
+    /// A cold curve's points, and its queries' recall with an exact cold step (which the exact pass gives).
+    struct ColdCurve {
+        let points: [BuildCalibration.Point]
+        let exact: BuildCalibration.Exact
+    }
+
     private func coldCurve(
         _ s: CollectionState, _ request: ColdCurveRequest, exactCold: [[(row: Int64, distance: Float)]],
         memos: [ColdStepMemo?], k: Int, target: Double
     )
-        -> [BuildCalibration.Point]?
+        -> ColdCurve?
     {
         let answers = request.answers
         guard answers.count >= 20 else { return nil }
@@ -158,7 +164,8 @@ extension HybridStore {
             }
         }
         let points = measured.keys.sorted().map { point(efforts[$0], measured[$0]!) }
-        return points
+        let (exactRecall, exactError) = RecallCalibration.meanAndError(ceiling)
+        return ColdCurve(points: points, exact: BuildCalibration.Exact(recall: exactRecall, error: exactError))
     }
 }
 

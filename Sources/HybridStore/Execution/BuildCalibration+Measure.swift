@@ -73,7 +73,7 @@ extension HybridStore {
                     return (curves, run.queries.count, run.hotAnswers(scale: scale, count: coldQueries), filtered)
                 }
         guard let measured, !measured.curves.isEmpty else { return nil }
-        var cold: [BuildCalibration.Point]? = nil
+        var cold: ColdCurve? = nil
         var coldFiltered: [BuildCalibration.ColdFilteredCurve] = []
         if coldQueries > 0 {
             let curves = coldCurves(
@@ -84,21 +84,21 @@ extension HybridStore {
                     },
                 k: k, target: target)
             cold = curves[0]
-            for (f, points) in zip(measured.filtered, curves.dropFirst()) {
-                guard let points else { continue }
+            for (f, curve) in zip(measured.filtered, curves.dropFirst()) {
+                guard let curve else { continue }
                 coldFiltered.append(
                     BuildCalibration.ColdFilteredCurve(
                         bucket: f.curve.bucket, selectivity: f.curve.selectivity, ranksByCode: f.curve.ranksByCode,
-                        points: points))
+                        points: curve.points, exact: curve.exact))
             }
         }
         let calibration = BuildCalibration(
             curves: measured.curves, queries: measured.queries,
             rows: s.lock.read { s.index.count }, measuredAt: Date().timeIntervalSince1970,
             target: target, k: k, seconds: Double(nowNanos() - started) / 1e9,
-            cold: cold, coldRows: coldRows,
+            cold: cold?.points, coldRows: coldRows,
             coldQueries: cold == nil ? nil : measured.hot.count,
-            coldFiltered: coldFiltered.isEmpty ? nil : coldFiltered)
+            coldFiltered: coldFiltered.isEmpty ? nil : coldFiltered, coldExact: cold?.exact)
         s.calibration.withLock { $0.adopt(calibration) }
         return calibration
     }

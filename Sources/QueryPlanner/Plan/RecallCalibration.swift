@@ -206,6 +206,14 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
         return Self.read(points, at: coldScale, queries: built.coldQueries ?? built.queries)
     }
 
+    /// What the curve over both tiers expects with an exact cold step (`BuildCalibration.coldExact`); nil without
+    /// one.
+    public func exactOverBothTiers() -> (recall: Double, error: Double, interval: Double)? {
+        guard let built, let exact = built.coldExact else { return nil }
+        let queries = built.coldQueries ?? built.queries
+        return (exact.recall, exact.error, Self.intervalZ * Self.predictionError(error: exact.error, queries: queries))
+    }
+
     /// The cold step's effort scale for a filtered query whose filter leaves `selectivity` of the cold rows, and
     /// what the curve it comes from expects there (over both tiers, the hot rows answered exactly); nil where
     /// there is no curve under a filter. The curve is one measured the way this query's cold step will go
@@ -222,10 +230,19 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     ///
     /// `target`: the recall the cold step is to reach with the hot rows exact, where it is not the calibration's
     /// (an approximate hot step's misses leave the cold step less room: `Planner.planCold`).
+    ///
+    /// Also the expected recall's standard error, and what the curve (or the blend) expects with an exact cold
+    /// step, where recorded.
     public func coldFiltered(
         selectivity: Double, ranksByCode: Bool, target: Double? = nil
-    ) -> (scale: Double, recall: Double, interval: Double)? {
+    ) -> (scale: Double, recall: Double, interval: Double, error: Double, exact: ExactExpectation?)? {
         guard let built, let curves = built.coldFiltered, curves.count == coldFilteredScales.count else { return nil }
+        let queries = built.coldQueries ?? built.queries
+        func expectation(_ exact: BuildCalibration.Exact?) -> ExactExpectation? {
+            exact.map {
+                ($0.recall, $0.error, Self.intervalZ * Self.predictionError(error: $0.error, queries: queries))
+            }
+        }
         let goal = target ?? built.target
         let bucket = Self.bucket(selectivity: selectivity, filtered: true)
         func distance(_ i: Int) -> Double { abs(log(curves[i].selectivity) - log(max(selectivity, 1e-6))) }
@@ -240,7 +257,6 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
             let (lo, hi) = (curves[below], curves[above])
             // The weight of the sparser curve: 0 at the denser one's selectivity, 1 at its own.
             let t = log(hi.selectivity / selectivity) / log(hi.selectivity / lo.selectivity)
-            let queries = built.coldQueries ?? built.queries
             var blended: [BuildCalibration.Point] = []
             for scale in Set((lo.points + hi.points).map(\.scale)).sorted() {
                 guard let a = Self.read(hi.points, at: scale, queries: queries),
@@ -255,7 +271,11 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
             }
             let scale = Self.scale(meeting: goal, on: blended, floor: Self.minColdFilteredScale)
             guard let expected = Self.read(blended, at: scale, queries: queries) else { return nil }
-            return (scale, expected.recall, expected.interval)
+            var exact: BuildCalibration.Exact? = nil
+            if let a = hi.exact, let b = lo.exact {
+                exact = .init(recall: (1 - t) * a.recall + t * b.recall, error: (1 - t) * a.error + t * b.error)
+            }
+            return (scale, expected.recall, expected.interval, expected.error, expectation(exact))
         }
         let chosen =
             indices.first { curves[$0].bucket == bucket && curves[$0].ranksByCode == ranksByCode }
@@ -266,10 +286,13 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
             goal == built.target
             ? coldFilteredScales[chosen]
             : Self.scale(meeting: goal, on: curves[chosen].points, floor: Self.minColdFilteredScale)
-        guard let expected = Self.read(curves[chosen].points, at: scale, queries: built.coldQueries ?? built.queries)
-        else { return nil }
-        return (scale, expected.recall, expected.interval)
+        guard let expected = Self.read(curves[chosen].points, at: scale, queries: queries) else { return nil }
+        return (scale, expected.recall, expected.interval, expected.error, expectation(curves[chosen].exact))
     }
+
+    /// What a cold curve expects with an exact cold step: the mean recall, its standard error, and the half-width
+    /// of the 95 % interval for 100 queries' mean.
+    public typealias ExactExpectation = (recall: Double, error: Double, interval: Double)
 
     /// Whether a full window of samples has been recorded for the bucket.
     public func isMeasured(selectivity: Double, filtered: Bool) -> Bool {
@@ -427,18 +450,35 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
         1: 0.5...1, 2: 0.2...0.5, 3: 0.05...0.2, 4: 0.01...0.05, 5: 0.001...0.01,
     ]
 
+    /// A cold curve's queries answered with an exact cold step (every block its bound cannot rule out): their
+    /// mean recall over both tiers (what the hot step still misses) and its standard error. What the planner
+    /// expects where the curve falls short of the target at every effort measured and the cold step goes exact.
+    public struct Exact: Sendable, Equatable, Codable {
+        public var recall: Double
+        public var error: Double
+        public init(recall: Double, error: Double) {
+            self.recall = recall
+            self.error = error
+        }
+    }
+    /// `cold`'s queries with an exact cold step (nil: not recorded, as in calibrations made before it was).
+    public var coldExact: Exact?
+
     /// A cold curve under a filter: the bucket it serves, the selectivity it was measured at, whether its cold
-    /// steps ranked every matching row by code (else picked blocks by centroid), and its points.
+    /// steps ranked every matching row by code (else picked blocks by centroid), its points, and its queries
+    /// with an exact cold step.
     public struct ColdFilteredCurve: Sendable, Equatable, Codable {
         public var bucket: Int
         public var selectivity: Double
         public var ranksByCode: Bool
         public var points: [Point]
-        public init(bucket: Int, selectivity: Double, ranksByCode: Bool, points: [Point]) {
+        public var exact: Exact?
+        public init(bucket: Int, selectivity: Double, ranksByCode: Bool, points: [Point], exact: Exact? = nil) {
             self.bucket = bucket
             self.selectivity = selectivity
             self.ranksByCode = ranksByCode
             self.points = points
+            self.exact = exact
         }
     }
     /// Live cold rows at the calibration (so a checkpoint can tell when they changed by a fifth), and the
@@ -460,10 +500,11 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
     public init(
         curves: [Int: [Point]], queries: Int, rows: Int, measuredAt: Double, target: Double, k: Int,
         seconds: Double, cold: [Point]? = nil, coldRows: Int? = nil, coldQueries: Int? = nil,
-        coldFiltered: [ColdFilteredCurve]? = nil
+        coldFiltered: [ColdFilteredCurve]? = nil, coldExact: Exact? = nil
     ) {
         self.curves = curves
         self.cold = cold
+        self.coldExact = coldExact
         self.coldFiltered = coldFiltered
         self.coldRows = coldRows
         self.coldQueries = coldQueries
