@@ -142,7 +142,7 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         guard let cold = plan.cold, !cold.exact, plan.searchesHot else { return "" }
         let probeAnswered = ran != plan.strategy && plan.probe != nil
         switch plan.recallBasis {
-        case .overBothTiers, .bothCurves: if !probeAnswered { return "" }
+        case .overBothTiers, .bothCurves, .coldShort: if !probeAnswered { return "" }
         default: break
         }
         if let expected = cold.expectedWithExactHot {

@@ -86,6 +86,9 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         /// The cold step is exact because its calibrated curve falls short of the target (`coldRecall`, with its
         /// interval, at the largest effort measured); the expectation is the curve's queries' with an exact cold step.
         case coldExactForRecall(queries: Int, coldRecall: Double, interval: Double)
+        /// The calibrated cold step falls short of what it is asked by `shortBy` at its largest effort, and an exact
+        /// cold step would open `exactBlocksRatio` times the blocks (more than the planner allows).
+        case coldShort(queries: Int, shortBy: Double, exactBlocksRatio: Double)
         /// Under a filter with a graph-searched hot step: the hot tier's curve (its misses, in the hot rows' share of
         /// the matches) with the cold step's curve under a filter of this selectivity (measured with the hot rows
         /// exact), each with its build-time queries.
@@ -114,6 +117,11 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
                     format: "exact: the graph's calibrated recall %.3f ± %.3f falls short of the target", recall,
                     interval)
             case .overBothTiers(let queries): return "over both tiers, \(queries) build-time queries"
+            case .coldShort(let queries, let shortBy, let ratio):
+                return "over both tiers, \(queries) build-time queries"
+                    + String(
+                        format: "; the cold step falls short of the target by %.3f at its largest effort, and an exact "
+                            + "cold step would open %.0f× its blocks", shortBy, ratio)
             case .coldExactForRecall(let queries, let recall, let interval):
                 return "over both tiers with an exact cold step, \(queries) build-time queries: "
                     + String(
@@ -480,10 +488,13 @@ extension Planner {
         // got with an exact cold step. (200,000 rows, 80 % cold, at effort 16: uniform-256 with inner product 0.753
         // unfiltered, gaussian-128 cosine 0.898.)
         var shortfall: (recall: Double, interval: Double, exact: RecallCalibration.ExactExpectation)? = nil
+        var tooDear: Double? = nil  // short, and an exact step would open this many times the blocks
         if let curve, let exact = curve.exact, curve.recall + 2 * curve.error < asked, exact.recall > curve.recall {
             let exactBlocks = min(Double(cold.blocks), input.hasFilter ? max(1, cold.estimatedMatches) : .infinity)
             if exactBlocks <= exactFallbackCostRatio * Double(budget) {
                 shortfall = (curve.recall, curve.interval, exact)
+            } else {
+                tooDear = exactBlocks / Double(budget)
             }
         }
         plan.cold = QueryPlan.ColdPlan(
@@ -500,9 +511,13 @@ extension Planner {
             plan.cold?.expectedWithExactHot = expected.recall
             plan.cold?.expectedWithExactHotInterval = expected.interval
         }
-        let shortBasis = shortfall.map {
-            QueryPlan.RecallBasis.coldExactForRecall(queries: queries, coldRecall: $0.recall, interval: $0.interval)
-        }
+        let shortBasis =
+            shortfall.map {
+                QueryPlan.RecallBasis.coldExactForRecall(queries: queries, coldRecall: $0.recall, interval: $0.interval)
+            }
+            ?? tooDear.map {
+                QueryPlan.RecallBasis.coldShort(queries: queries, shortBy: asked - curve.recall, exactBlocksRatio: $0)
+            }
         if unfiltered != nil || (underFilter != nil && input.searchesHot && plan.hot.strategy == .exact) {
             plan.hot.expectedRecall = expected.recall
             plan.expectedRecallInterval = expected.interval
