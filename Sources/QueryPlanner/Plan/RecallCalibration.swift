@@ -208,10 +208,14 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
 
     /// What the curve over both tiers expects with an exact cold step (`BuildCalibration.coldExact`); nil without
     /// one.
-    public func exactOverBothTiers() -> (recall: Double, error: Double, interval: Double)? {
+    public func exactOverBothTiers() -> ExactExpectation? {
         guard let built, let exact = built.coldExact else { return nil }
-        let queries = built.coldQueries ?? built.queries
-        return (exact.recall, exact.error, Self.intervalZ * Self.predictionError(error: exact.error, queries: queries))
+        return Self.expectation(exact, queries: built.coldQueries ?? built.queries)
+    }
+
+    /// `exact` with the 95 % interval for 100 queries' mean around it, from a curve of `queries` queries.
+    static func expectation(_ exact: BuildCalibration.Exact, queries: Int) -> ExactExpectation {
+        (exact.recall, exact.error, intervalZ * predictionError(error: exact.error, queries: queries))
     }
 
     /// The cold step's effort scale for a filtered query whose filter leaves `selectivity` of the cold rows, and
@@ -239,9 +243,7 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
         guard let built, let curves = built.coldFiltered, curves.count == coldFilteredScales.count else { return nil }
         let queries = built.coldQueries ?? built.queries
         func expectation(_ exact: BuildCalibration.Exact?) -> ExactExpectation? {
-            exact.map {
-                ($0.recall, $0.error, Self.intervalZ * Self.predictionError(error: $0.error, queries: queries))
-            }
+            exact.map { Self.expectation($0, queries: queries) }
         }
         let goal = target ?? built.target
         let bucket = Self.bucket(selectivity: selectivity, filtered: true)
