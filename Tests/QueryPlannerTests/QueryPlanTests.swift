@@ -207,6 +207,12 @@ import QueryPlanner
             _ in true
         }
         #expect(unrecorded.cold?.exact == false && unrecorded.recallBasis == .overBothTiers(queries: 100))
+        // Where an exact cold step would fall short too (the hot step's misses), the plan keeps the curve's effort.
+        let hotShort = Planner.plan(
+            input(rows: 40_000, cold: tier),
+            calibration: calibration(short, exact: BuildCalibration.Exact(recall: 0.9, error: 0.01))
+        ) { _ in true }
+        #expect(hotShort.cold?.exact == false && hotShort.recallBasis == .overBothTiers(queries: 100))
         // Under a filter with the hot rows exact: the curve under a filter falls short, and the step goes exact.
         var narrow = tier
         narrow.estimatedMatches = 16_000

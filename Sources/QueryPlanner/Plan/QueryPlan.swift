@@ -486,10 +486,13 @@ extension Planner {
         // measured, the cold step goes exact (every block its bound cannot rule out) when that opens at most
         // `exactFallbackCostRatio` times the blocks the effort may, and the query expects what the curve's queries
         // got with an exact cold step. (200,000 rows, 80 % cold, at effort 16: uniform-256 with inner product 0.753
-        // unfiltered, gaussian-128 cosine 0.898.)
+        // unfiltered, gaussian-128 cosine 0.898.) Not where the exact step would fall short too (what is missed is
+        // the hot step's): reading every block would buy little.
         var shortfall: (recall: Double, interval: Double, exact: RecallCalibration.ExactExpectation)? = nil
         var tooDear: Double? = nil  // short, and an exact step would open this many times the blocks
-        if let curve, let exact = curve.exact, curve.recall + 2 * curve.error < asked, exact.recall > curve.recall {
+        if let curve, let exact = curve.exact, curve.recall + 2 * curve.error < asked,
+            exact.recall + 2 * exact.error >= asked
+        {
             let exactBlocks = min(Double(cold.blocks), input.hasFilter ? max(1, cold.estimatedMatches) : .infinity)
             if exactBlocks <= exactFallbackCostRatio * Double(budget) {
                 shortfall = (curve.recall, curve.interval, exact)
