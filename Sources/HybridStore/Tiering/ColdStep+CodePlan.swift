@@ -85,7 +85,7 @@ extension HybridStore {
                                                     // its error at confidence 1, kept or made.
                                                     var d: Float, unit: Float
                                                     if keeps, unsafe !kept[2 * slot].isNaN {
-                                                        unsafe (d, unit) = unsafe (kept[2 * slot], kept[2 * slot + 1])
+                                                        (d, unit) = unsafe (kept[2 * slot], kept[2 * slot + 1])
                                                     } else {
                                                         let b = unsafe Int(blockOfSlot[slot])
                                                         if let keys {
