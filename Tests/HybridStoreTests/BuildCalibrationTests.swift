@@ -368,23 +368,32 @@ import Testing
 /// (`ColdStepMemo`, its exact distances filled by the one pass over the tier that gives the truth for every query
 /// and filter): keeping may change what is read, not what is measured.
 @Suite struct CalibrationColdStepTests {
+    /// A store of `data` (rows "g0"…, column `seq` = the row's index) whose first `coldRows` rows are tiered cold.
+    static func store(
+        _ t: TemporaryStore, _ data: [[Float]], metric: Metric, coldRows: Int
+    ) throws -> (HybridStore, CollectionRef) {
+        let store = try t.open { $0.calibrateAtCheckpoint = false }
+        let c = try store.createCollection(
+            "g",
+            schema: Schema(
+                vector: VectorSpec(dimensions: data[0].count, metric: metric),
+                columns: [.integer("seq", filterable: true)]))
+        try store.write { tx in
+            for (i, v) in data.enumerated() {
+                try tx.insert(.string("g\(i)"), into: c, vector: v, values: ["seq": .integer(Int64(i))])
+            }
+        }
+        #expect(try store.tier(c, where: Column("seq") < .integer(Int64(coldRows)), to: .cold) == coldRows)
+        return (store, c)
+    }
+
     @Test func keptWorkChangesNoAnswerAndThePassIsExact() throws {
         let data = BuildCalibrationTests.gaussian(6000, dim: 24, seed: 31)
         let queries = BuildCalibrationTests.gaussian(12, dim: 24, seed: 32)
         for metric in [Metric.l2, .cosine, .innerProduct] {
             let t = TemporaryStore()
             defer { t.cleanup() }
-            let store = try t.open { $0.calibrateAtCheckpoint = false }
-            let c = try store.createCollection(
-                "g",
-                schema: Schema(
-                    vector: VectorSpec(dimensions: 24, metric: metric), columns: [.integer("seq", filterable: true)]))
-            try store.write { tx in
-                for (i, v) in data.enumerated() {
-                    try tx.insert(.string("g\(i)"), into: c, vector: v, values: ["seq": .integer(Int64(i))])
-                }
-            }
-            #expect(try store.tier(c, where: Column("seq") < 5000, to: .cold) == 5000)
+            let (store, c) = try Self.store(t, data, metric: metric, coldRows: 5000)
             let efforts = [1.0 / 16, 0.25, 1, 4]
             var differed = 0
             let filters: [Double?] = [nil, 0.6, 0.35, 0.05]
@@ -410,6 +419,40 @@ import Testing
                 }
             }
             #expect(differed > 0, "\(metric)")
+        }
+    }
+
+    /// Past the largest effort a cold curve ran, where it falls short, the calibration models larger efforts from
+    /// the blocks its queries' neighbours lie in (`beyondMeasured`). The model tells what steps at those efforts
+    /// find: run them, and each modelled point's recall is the steps' within its own error.
+    @Test func theColdCurvePastItsLargestEffortModelsWhatStepsFind() throws {
+        let data = BuildCalibrationTests.gaussian(12_000, dim: 32, seed: 41)
+        let queries = BuildCalibrationTests.gaussian(40, dim: 32, seed: 42)
+        for metric in [Metric.l2, .cosine, .innerProduct] {
+            let t = TemporaryStore()
+            defer { t.cleanup() }
+            let (store, c) = try Self.store(t, data, metric: metric, coldRows: 12_000)
+            let measured = [1.0 / 16, 1.0 / 8, 1.0 / 4]
+            let points = try store.calibrationColdCurve(
+                c, queries: queries, k: 10, efforts: measured, target: 0.9)
+            let modelled = points.filter { $0.scale > measured.last! }
+            // Short at ¼ (a few dozen of 750 blocks on isotropic data), so points past it, the last meeting 0.9.
+            #expect(modelled.count >= 2, "\(metric) \(points)")
+            guard let last = modelled.last else { continue }
+            #expect(last.recall - RecallCalibration.promiseZ * last.error >= 0.9, "\(metric) \(points)")
+            var found = [Double](repeating: 0, count: modelled.count)
+            for q in queries {
+                let answer = try store.calibrationColdAnswers(
+                    c, query: q, k: 10, efforts: modelled.map(\.scale), filters: [nil], keepingMemo: false)[0]
+                let truth = Set(answer.pass.map(\.row))
+                for (j, step) in answer.steps.enumerated() {
+                    found[j] += Double(step.filter { truth.contains($0.row) }.count) / Double(truth.count)
+                }
+            }
+            for (point, total) in zip(modelled, found) {
+                let steps = total / Double(queries.count)
+                #expect(abs(point.recall - steps) <= 2 * point.error + 0.01, "\(metric) \(point) steps \(steps)")
+            }
         }
     }
 }

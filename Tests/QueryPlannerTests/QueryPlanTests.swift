@@ -222,6 +222,19 @@ import QueryPlanner
         ) { _ in true }
         #expect(filtered.strategy == .exact && filtered.cold?.exact == true && filtered.cold?.source == .exactForRecall)
         #expect(filtered.expectedRecall == 0.985 && filtered.cold?.expectedWithExactHot == 0.985)
+        // A curve whose points past 16 (modelled) meet the target: the step takes the scale between 16 and the
+        // first that meets it, opens more blocks than at 16, says its effort is modelled, and does not go exact.
+        let beyond = Planner.plan(
+            input(rows: 40_000, cold: tier),
+            calibration: calibration(short + curve([(22.6, 0.93), (32, 0.965)]), exact: exact)
+        ) { _ in true }
+        let reach = try #require(beyond.cold)
+        #expect(!reach.exact && reach.source == .calibrated && reach.beyondMeasured, "\(reach)")
+        #expect(reach.effort > 22.6 && reach.effort < 32, "\(reach)")
+        #expect(reach.blockBudget > Planner.coldBlocks(blocks: 10_000, selectivity: 1, effort: 16))
+        #expect(beyond.expectedRecall > 0.95 && beyond.expectedRecall < 0.965, "\(beyond)")
+        #expect(beyond.recallBasis == .overBothTiers(queries: 100))
+        #expect(!(meets.cold?.beyondMeasured ?? true))
     }
 
     /// Under a filter with a graph-searched hot step, the cold step's curve (measured with the hot rows exact) is

@@ -92,6 +92,8 @@ extension HybridStore {
         // What each query reaches with an exact cold step: the most any effort gives it (its hot misses stay).
         let ceiling = answers.indices.map { truth[$0].isEmpty ? 1 : recall($0, exactCold[$0]) }
         let highest = ceiling.reduce(0, +) / Double(max(ceiling.count, 1))
+        let exact = RecallCalibration.meanAndError(ceiling)
+        let exactStep = BuildCalibration.Exact(recall: exact.mean, error: exact.error)
         /// Each query's recall at `effort`. A query's recall cannot fall as the effort rises (a larger effort
         /// opens the same blocks and more, ranks the same rows with a wider interval), so one known at a smaller
         /// effort to reach its ceiling, or equal at a smaller and a larger one, is not searched again.
@@ -145,9 +147,16 @@ extension HybridStore {
             let short = target - p.recall
             i = min(i + (short > 0.15 ? 4 : short > 0.03 ? 2 : 1), efforts.count - 1)
         }
+        let coarse = measured.keys.sorted()
+        let modelled = beyondMeasured(
+            s, request, measured: (efforts[coarse.last!], measured[coarse.last!]!), exactCold: exactCold,
+            ceiling: ceiling, k: k, target: target
+        ) { i, cold in recall(i, cold) }
+        if !modelled.isEmpty {
+            return ColdCurve(points: coarse.map { point(efforts[$0], measured[$0]!) } + modelled, exact: exactStep)
+        }
         // The coarse step where the adopted scale lands (`RecallCalibration.scale(meeting:on:)`: the first point
         // meeting the target with confidence, else the first at the plateau), refined from the step below it.
-        let coarse = measured.keys.sorted()
         let last = point(efforts[coarse.last!], measured[coarse.last!]!).recall
         let landing =
             coarse.first {
@@ -163,9 +172,53 @@ extension HybridStore {
                 measured[j] = row
             }
         }
-        let points = measured.keys.sorted().map { point(efforts[$0], measured[$0]!) }
-        let (exactRecall, exactError) = RecallCalibration.meanAndError(ceiling)
-        return ColdCurve(points: points, exact: BuildCalibration.Exact(recall: exactRecall, error: exactError))
+        return ColdCurve(points: measured.keys.sorted().map { point(efforts[$0], measured[$0]!) }, exact: exactStep)
+    }
+
+    /// Past the largest effort measured, where the curve is still short of the target there (by its promise) and
+    /// still below what an exact cold step reaches: the cold step misses rows whose blocks' centroids rank too far,
+    /// as on isotropic data, where the nearest cold rows spread over most blocks (200,000 rows, 80 % cold, effort
+    /// 16 opens 2,400 of 10,000 blocks). Each larger effort, half an octave apart up to the one that may open every
+    /// block, is modelled rather than run: a step there reads a third to half of the tier per query, which a
+    /// tier too large for `ColdStepMemo` reads from disk. A query's recall at a modelled effort is what it finds
+    /// in the blocks that effort may open (the cold rows of its truth whose block ranks below the step's probes
+    /// and its stop, `ColdBlockReach`), less what its step at the largest effort measured missed of what the
+    /// same count found there (the codes' loss, which a larger effort's wider interval only narrows), never below
+    /// that step's recall nor above its ceiling. The points up to the first that meets the target with
+    /// confidence; none when none does (the planner's exact fallback then decides). `recall(i, cold)`: query i's
+    /// recall over both tiers with these cold rows.
+    private func beyondMeasured(
+        _ s: CollectionState, _ request: ColdCurveRequest, measured top: (effort: Double, recalls: [Double]),
+        exactCold: [[(row: Int64, distance: Float)]], ceiling: [Double], k: Int, target: Double,
+        recall: (Int, [(row: Int64, distance: Float)]) -> Double
+    ) -> [BuildCalibration.Point] {
+        let (mean, error) = RecallCalibration.meanAndError(top.recalls)
+        let highest = ceiling.reduce(0, +) / Double(max(ceiling.count, 1))
+        guard top.effort >= request.efforts.last!, mean - RecallCalibration.promiseZ * error < target,
+            mean < highest - 0.001,
+            let reach = coldBlockReach(s, request, truthRows: exactCold.map { $0.map(\.row) }, k: k)
+        else { return [] }
+        func found(_ i: Int, _ effort: Double) -> Double {
+            let probes = reach.probes(effort)
+            // An exhaustive step skips the blocks its bound rules out instead of stopping at the first.
+            let limit = probes >= reach.blocks ? Int.max : min(probes, reach.stops[i])
+            return recall(i, exactCold[i].filter { reach.ranks[i][$0.row].map { $0 < limit } ?? false })
+        }
+        // Queries at their ceiling already (those with no truth among them) stay there.
+        let open = top.recalls.indices.filter { top.recalls[$0] < ceiling[$0] }
+        var loss = [Double](repeating: 0, count: top.recalls.count)
+        for i in open { loss[i] = max(0, found(i, top.effort) - top.recalls[i]) }
+        var points: [BuildCalibration.Point] = []
+        var effort = top.effort
+        while reach.probes(effort) < reach.blocks {
+            effort *= 2.0.squareRoot()
+            var recalls = top.recalls
+            for i in open { recalls[i] = min(ceiling[i], max(top.recalls[i], found(i, effort) - loss[i])) }
+            let (mean, error) = RecallCalibration.meanAndError(recalls)
+            points.append(BuildCalibration.Point(scale: effort, recall: mean, error: error))
+            if mean - RecallCalibration.promiseZ * error >= target { return points }
+        }
+        return []
     }
 }
 
@@ -216,5 +269,98 @@ extension HybridStore {
             out.append((steps, report.blocksProbed, pass, exactStep))
         }
         return out
+    }
+}
+
+extension HybridStore {
+    /// Per query of a cold curve, where its cold step would find the cold rows of its truth: the rank of each one's
+    /// block among the step's candidate blocks (those holding a live matching slot) in the order the step opens
+    /// them (nearest centroid first), and the rank at which an approximate step stops (the first block whose lower
+    /// bound cannot beat the hot k-th distance). Nil when the step would rank every matching row by code instead
+    /// (`Planner.coldRanksByCode`): then blocks do not come in centroid order.
+    struct ColdBlockReach {
+        /// Per query: cold truth row → the rank of its block.
+        let ranks: [[Int64: Int]]
+        /// Per query: the rank an approximate step stops at (the candidates' count when it does not).
+        let stops: [Int]
+        /// The tier's blocks, and the selectivity the step's rule is asked with.
+        let blocks: Int
+        let selectivity: Double
+
+        /// The blocks a step at `effort` may open (as `coldStep` counts them).
+        func probes(_ effort: Double) -> Int {
+            min(blocks, max(1, Planner.coldBlocks(blocks: blocks, selectivity: selectivity, effort: effort)))
+        }
+    }
+
+    func coldBlockReach(
+        _ s: CollectionState, _ request: ColdCurveRequest, truthRows: [[Int64]], k: Int
+    ) -> ColdBlockReach? {
+        let metric = s.schema.vector.metric
+        let slots = request.slots
+        let selectivity = slots?.selectivity ?? 1
+        return s.lock.read { () -> ColdBlockReach? in
+            let tier = s.cold
+            let blockCount = tier.blocks.count
+            guard blockCount > 0 else { return nil }
+            if slots != nil,
+                Planner.coldRanksByCode(blocks: blockCount, liveRows: tier.liveRows, selectivity: selectivity)
+            {
+                return nil
+            }
+            let rowOfSlot = tier.rowOfSlot, blockOfSlot = tier.blockOfSlot, radii = tier.radii
+            // Candidate blocks: those holding a live slot that matches.
+            var candidate = [Bool](repeating: false, count: blockCount)
+            for (slot, row) in rowOfSlot.enumerated() where row >= 0 && (slots?.matches(UInt32(slot)) ?? true) {
+                candidate[Int(blockOfSlot[slot])] = true
+            }
+            let wanted = Set(truthRows.joined())
+            var blockOfRow: [Int64: Int] = [:]
+            for (slot, row) in rowOfSlot.enumerated() where row >= 0 && wanted.contains(row) {
+                blockOfRow[row] = Int(blockOfSlot[slot])
+            }
+            var ranks: [[Int64: Int]] = []
+            var stops: [Int] = []
+            var rankOfBlock = [Int](repeating: -1, count: blockCount)
+            for (i, answer) in request.answers.enumerated() {
+                var q = answer.vector
+                if metric == .cosine { unsafe q.withUnsafeMutableBufferPointer { unsafe normalize($0) } }
+                let keys = unsafe q.withUnsafeBufferPointer {
+                    unsafe tier.keys(query: $0.baseAddress!, innerProduct: metric == .innerProduct)
+                }
+                let order = (0..<blockCount).filter { candidate[$0] }.sorted { (keys[$0], $0) < (keys[$1], $1) }
+                // As `coldStep`'s lower bound: the centroid distance less the radius (none for inner product).
+                let bound = answer.hits.count >= k ? answer.hits[k - 1].distance : Float.infinity
+                var stop = order.count
+                for (rank, b) in order.enumerated() {
+                    rankOfBlock[b] = rank
+                    guard metric != .innerProduct, stop == order.count else { continue }
+                    let gap = max(0, keys[b].squareRoot() - radii[b])
+                    if (metric == .cosine ? gap * gap / 2 : gap * gap) > bound { stop = rank }
+                }
+                var rowRanks: [Int64: Int] = [:]
+                for row in truthRows[i] {
+                    if let b = blockOfRow[row], rankOfBlock[b] >= 0 { rowRanks[row] = rankOfBlock[b] }
+                }
+                ranks.append(rowRanks)
+                stops.append(stop)
+                for b in order { rankOfBlock[b] = -1 }
+            }
+            return ColdBlockReach(ranks: ranks, stops: stops, blocks: blockCount, selectivity: selectivity)
+        }
+    }
+}
+
+extension HybridStore {
+    /// The cold curve a calibration measures for `queries` at `efforts` (rising) over a collection whose rows are
+    /// all cold (no hot step), with the points past the last modelled where it falls short of `target` there
+    /// (`beyondMeasured`). For tests that the model tells what steps at those efforts find.
+    package func calibrationColdCurve(
+        _ collection: CollectionRef, queries: [[Float]], k: Int, efforts: [Double], target: Double
+    ) throws(HybridStoreError) -> [BuildCalibration.Point] {
+        let s = try state(collection)
+        let answers = queries.map { CalibrationRun.HotAnswer(vector: $0, hits: [], exact: []) }
+        let request = ColdCurveRequest(answers: answers, slots: nil, efforts: efforts)
+        return coldCurves(s, [request], k: k, target: target)[0]?.points ?? []
     }
 }

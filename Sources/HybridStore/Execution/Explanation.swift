@@ -116,7 +116,12 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
                 "cold step ran: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed"
                     + (coldRowsRanked > 0
                         ? ", chosen by the codes of \(coldRowsRanked) matching rows" : ", chosen by centroid")
-                    + (plan.cold.map { String(format: "; effort ×%.2f, ", $0.effort) + $0.source.rawValue } ?? ""))
+                    + (plan.cold.map { String(format: "; effort ×%.2f, ", $0.effort) + $0.source.rawValue } ?? "")
+                    + (plan.cold?.beyondMeasured == true
+                        ? String(
+                            format:
+                                " (modelled past ×%g, the largest effort calibrated, from the blocks its queries' neighbours lie in)",
+                            RecallCalibration.maxScale) : ""))
         }
         lines.append(
             "time: "

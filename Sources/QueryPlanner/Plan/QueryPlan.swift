@@ -43,6 +43,9 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         /// expects with the hot rows answered exactly, and the half-width of its 95 % interval.
         public var expectedWithExactHot: Double? = nil
         public var expectedWithExactHotInterval: Double? = nil
+        /// The calibrated scale lies past the largest effort the calibration ran (`RecallCalibration.maxScale`),
+        /// where its curve is modelled from the blocks its queries' neighbours lie in.
+        public var beyondMeasured = false
     }
 
     public enum ColdEffortSource: String, Sendable, Equatable, Codable {
@@ -504,7 +507,8 @@ extension Planner {
             effort: effort,
             source: shortfall == nil ? source : .exactForRecall,
             blockBudget: shortfall == nil ? budget : cold.blocks,
-            exact: shortfall != nil || (cold.fixedProbes.map { $0 >= cold.blocks } ?? false))
+            exact: shortfall != nil || (cold.fixedProbes.map { $0 >= cold.blocks } ?? false),
+            beyondMeasured: shortfall == nil && scale > RecallCalibration.maxScale)
         guard let curve, let built = calibration.built else { return }
         let expected =
             shortfall.map { (recall: $0.exact.recall, interval: $0.exact.interval) }

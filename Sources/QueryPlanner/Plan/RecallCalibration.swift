@@ -45,6 +45,10 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     /// The cold step under a filter opens more blocks the sparser the filter (`Planner.coldBlocks`), more than it
     /// needs on most data: its curves reach lower.
     public static let minColdFilteredScale = 1.0 / 16
+    /// The cold step's scale may rise past `maxScale`, the largest effort its calibration runs, where the curve's
+    /// points above it model larger efforts (`HybridStore.beyondMeasured`); each stops where the step may open
+    /// every block, far below this.
+    public static let maxColdScale = 4096.0
     /// Buckets: 0 no filter; 1 s ≥ 0.5; 2 0.2 ≤ s < 0.5; 3 0.05 ≤ s < 0.2; 4 0.01 ≤ s < 0.05; 5 s < 0.01.
     public static let bucketCount = 6
     /// Efforts, relative to the current scale, at which a recall check may also measure the same query, so
@@ -98,9 +102,11 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
             return curve
         }
         built = calibration
-        coldScale = calibration.cold.map { Self.scale(meeting: calibration.target, on: $0) }
+        coldScale = calibration.cold.map { Self.scale(meeting: calibration.target, on: $0, ceiling: Self.maxColdScale) }
         coldFilteredScales = (calibration.coldFiltered ?? []).map {
-            Self.scale(meeting: calibration.target, on: $0.points, floor: Self.minColdFilteredScale)
+            Self.scale(
+                meeting: calibration.target, on: $0.points, floor: Self.minColdFilteredScale, ceiling: Self.maxColdScale
+            )
         }
         for (bucket, pooled) in calibration.curves where bucket >= 0 && bucket < Self.bucketCount && !pooled.isEmpty {
             scales[bucket] = Self.scale(meeting: calibration.target, on: pooled)
@@ -114,7 +120,8 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     /// in log scale. When none does: where the curve levels off (the smallest scale within `plateau` of the
     /// largest's recall), since more effort past it buys nothing measurable.
     public static func scale(
-        meeting target: Double, on points: [BuildCalibration.Point], floor: Double = minScale
+        meeting target: Double, on points: [BuildCalibration.Point], floor: Double = minScale,
+        ceiling: Double = maxScale
     ) -> Double {
         guard let last = points.last else { return 1 }
         let lower = points.map { $0.recall - promiseZ * $0.error }
@@ -126,7 +133,7 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
                 chosen = exp2(log2(points[i - 1].scale) + t * (log2(points[i].scale) - log2(points[i - 1].scale)))
             }
         }
-        return min(maxScale, max(floor, chosen))
+        return min(ceiling, max(floor, chosen))
     }
 
     /// The recall the build-time curve expects of the bucket's current scale (interpolated in log scale), its
@@ -271,7 +278,8 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
                         scale: scale, recall: (1 - t) * a.recall + t * b.recall, error: (1 - t) * a.error + t * b.error)
                 )
             }
-            let scale = Self.scale(meeting: goal, on: blended, floor: Self.minColdFilteredScale)
+            let scale = Self.scale(
+                meeting: goal, on: blended, floor: Self.minColdFilteredScale, ceiling: Self.maxColdScale)
             guard let expected = Self.read(blended, at: scale, queries: queries) else { return nil }
             var exact: BuildCalibration.Exact? = nil
             if let a = hi.exact, let b = lo.exact {
@@ -287,7 +295,8 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
         let scale =
             goal == built.target
             ? coldFilteredScales[chosen]
-            : Self.scale(meeting: goal, on: curves[chosen].points, floor: Self.minColdFilteredScale)
+            : Self.scale(
+                meeting: goal, on: curves[chosen].points, floor: Self.minColdFilteredScale, ceiling: Self.maxColdScale)
         guard let expected = Self.read(curves[chosen].points, at: scale, queries: queries) else { return nil }
         return (scale, expected.recall, expected.interval, expected.error, expectation(curves[chosen].exact))
     }
@@ -438,7 +447,8 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
     /// Bucket → points in ascending scale.
     public var curves: [Int: [Point]]
     /// Recall over both tiers (the hot tier at its calibrated effort, unfiltered) against the cold step's effort
-    /// scale (× the store's probe rule); nil when the collection had no cold rows to measure.
+    /// scale (× the store's probe rule); nil when the collection had no cold rows to measure. Points past
+    /// `RecallCalibration.maxScale` (here and in `coldFiltered`) are modelled, not run (`HybridStore.beyondMeasured`).
     public var cold: [Point]?
     /// Recall over both tiers under filters matching a share of the rows at random (the hot rows answered
     /// exactly, so a curve speaks of the cold step) against the cold step's effort scale: one per filtered bucket
