@@ -485,12 +485,13 @@ extension Planner {
             ? filtered.map { (recall: $0.recall, error: $0.error, interval: $0.interval, exact: $0.exact) } : nil
         let curve = unfiltered ?? underFilter
         // Never a silent shortfall over the cold tier either: where the cold step's curve falls short of what it is
-        // asked (its expected recall plus two standard errors below it) at the effort it adopted, the largest it
-        // measured, the cold step goes exact (every block its bound cannot rule out) when that opens at most
-        // `exactFallbackCostRatio` times the blocks the effort may, and the query expects what the curve's queries
-        // got with an exact cold step. (200,000 rows, 80 % cold, at effort 16: uniform-256 with inner product 0.753
-        // unfiltered, gaussian-128 cosine 0.898.) Not where the exact step would fall short too (what is missed is
-        // the hot step's): reading every block would buy little.
+        // asked (its expected recall plus two standard errors below it) at the effort it adopted, the largest on
+        // its curve (past 16 the curve models larger efforts where it can, `HybridStore.beyondMeasured`, and this is
+        // where none it modelled meets it), the cold step goes exact (every block its bound cannot rule out) when
+        // that opens at most `exactFallbackCostRatio` times the blocks the effort may, and the query expects what
+        // the curve's queries got with an exact cold step. (200,000 rows, 80 % cold, at effort 16: uniform-256
+        // with inner product 0.753 unfiltered, gaussian-128 cosine 0.898.) Not where the exact step would fall
+        // short too (what is missed is the hot step's): reading every block would buy little.
         var shortfall: (recall: Double, interval: Double, exact: RecallCalibration.ExactExpectation)? = nil
         var tooDear: Double? = nil  // short, and an exact step would open this many times the blocks
         if let curve, let exact = curve.exact, curve.recall + 2 * curve.error < asked,
