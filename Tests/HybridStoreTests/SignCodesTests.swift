@@ -250,6 +250,12 @@ import HybridStore
             }.prefix(5)
             #expect(Set(approximate.map(\.id)).intersection(nearest.map { .int(Int64($0)) }).count >= 4)
             #expect(e.coldRowsRanked == 60 && e.coldBlocksProbed >= 1)
+            // Unfiltered, blocks are chosen by centroid, then their rows by code: explain tells the two apart.
+            let unfiltered = try store.query(c, near: q, k: 5, where: nil, options: QueryOptions()).explanation
+            #expect(unfiltered.coldRowsRanked == 0 && unfiltered.coldRowsReranked > 0)
+            #expect(
+                unfiltered.description.contains(
+                    "chosen by centroid, then by the codes of their \(unfiltered.coldRowsReranked) rows"))
         }
     }
 }

@@ -27,6 +27,9 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// Matching cold rows ranked by their codes before any block was chosen (0: blocks were chosen by
     /// centroid).
     public var coldRowsRanked = 0
+    /// Rows of the blocks chosen by centroid then ranked by their codes, so that only blocks holding one that can
+    /// still be among the k nearest were opened (0: blocks were chosen by code, or no cold step ran).
+    public var coldRowsReranked = 0
     /// The cold step's effort scale (× the store's probe rule) and what it rests on: the build-time curve over
     /// both tiers ("calibrated") or the rule alone ("uncalibrated"); nil when no cold step ran.
     public var coldEffort: Double? { plan.cold?.effort }
@@ -69,6 +72,7 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         coldBlocksProbed = 0
         coldBytesDecompressed = 0
         coldRowsRanked = 0
+        coldRowsReranked = 0
         probe = nil
         plan.probe?.budget = 0
         plan.effortScale = 1
@@ -115,7 +119,9 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
             lines.append(
                 "cold step ran: \(coldBlocksProbed) blocks probed, \(coldBytesDecompressed) bytes decompressed"
                     + (coldRowsRanked > 0
-                        ? ", chosen by the codes of \(coldRowsRanked) matching rows" : ", chosen by centroid")
+                        ? ", chosen by the codes of \(coldRowsRanked) matching rows"
+                        : ", chosen by centroid"
+                            + (coldRowsReranked > 0 ? ", then by the codes of their \(coldRowsReranked) rows" : ""))
                     + (plan.cold.map { String(format: "; effort ×%.2f, ", $0.effort) + $0.source.rawValue } ?? "")
                     + (plan.cold?.beyondMeasured == true
                         ? String(

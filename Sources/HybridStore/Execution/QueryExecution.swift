@@ -379,6 +379,7 @@ struct QueryExecution {
             explanation.coldBlocksProbed = report.blocksProbed
             explanation.coldBytesDecompressed = report.bytesDecompressed
             explanation.coldRowsRanked = report.rowsRanked
+            explanation.coldRowsReranked = report.rowsReranked
             explanation.distanceComputations += report.candidates
             timings["cold"] = ms(since: t)
             timings["cold plan"] = report.planMs

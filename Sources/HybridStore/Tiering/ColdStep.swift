@@ -185,7 +185,7 @@ extension HybridStore {
             // The blocks picked by centroid: rank their rows by code too, and open only those holding a row that
             // can still be among the k nearest (the same answers at fewer reads).
             if rerank && !candidates.isEmpty {
-                report.rowsRanked = candidates.count
+                report.rowsReranked = candidates.count
                 plan = codePlan(
                     tier, metric: metric, query: q, slots: candidates, keys: keys, k: k, bound: initial,
                     maxProbe: maxProbe, confidence: Self.codeConfidence(effort), memo: memoBox)

@@ -16,8 +16,11 @@ struct ColdStepReport {
     var blocksProbed = 0
     var bytesDecompressed = 0
     var candidates = 0
-    /// Matching rows ranked by code (0 when blocks were chosen by centroid).
+    /// Matching rows ranked by code before any block was chosen (0 when blocks were chosen by centroid).
     var rowsRanked = 0
+    /// Rows of the blocks chosen by centroid, ranked by code so that only blocks holding one that can still be
+    /// among the k nearest are opened (0 when blocks were chosen by code).
+    var rowsReranked = 0
     /// Milliseconds spent ranking blocks and planning which to read (before any block is read).
     var planMs = 0.0
 }
