@@ -235,6 +235,8 @@ import QueryPlanner
         #expect(beyond.expectedRecall > 0.95 && beyond.expectedRecall < 0.965, "\(beyond)")
         #expect(beyond.recallBasis == .overBothTiers(queries: 100))
         #expect(!(meets.cold?.beyondMeasured ?? true))
+        // Points past 16 say they are modelled (`hybridctl stats` prints "modelled recall" there); 16 was run.
+        #expect(curve([(22.6, 0.93), (32, 0.965)]).allSatisfy(\.isModelled) && !short.contains(where: \.isModelled))
     }
 
     /// Under a filter with a graph-searched hot step, the cold step's curve (measured with the hot rows exact) is

@@ -443,6 +443,9 @@ public struct BuildCalibration: Sendable, Equatable, Codable {
             self.recall = recall
             self.error = error
         }
+        /// Past the largest effort a calibration runs: modelled from the blocks its queries' neighbours lie in, not
+        /// run (only on cold curves, `HybridStore.beyondMeasured`).
+        public var isModelled: Bool { scale > RecallCalibration.maxScale }
     }
     /// Bucket → points in ascending scale.
     public var curves: [Int: [Point]]

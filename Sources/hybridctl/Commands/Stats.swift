@@ -10,6 +10,13 @@ extension HybridCtl {
         @Argument(help: "Collection (default: all).") var collection: String?
         @Option(help: "table or json.") var format: OutputFormat = .table
 
+        /// The recall a calibration point gives, and whether it was measured or (past the largest effort run)
+        /// modelled.
+        static func recallThere(_ point: BuildCalibration.Point) -> String {
+            (point.isModelled ? ", modelled" : ", measured")
+                + String(format: " recall %.3f ± %.3f there", point.recall, point.error)
+        }
+
         func run() throws {
             try store.run(write: false) { hs in
                 let names = try collection.map { [$0] } ?? hs.collections().map(\.name)
@@ -42,18 +49,14 @@ extension HybridCtl {
                             let near = points.min { abs(log2($0.scale / scale)) < abs(log2($1.scale / scale)) }
                             print(
                                 "    \(buckets[bucket]): effort ×" + String(format: "%.2f", scale)
-                                    + (near.map {
-                                        String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error)
-                                    } ?? ""))
+                                    + (near.map(Self.recallThere) ?? ""))
                         }
                         if let cold = c.cold, let scale = s.coldEffortScale {
                             let near = cold.min { abs(log2($0.scale / scale)) < abs(log2($1.scale / scale)) }
                             print(
                                 "    over both tiers (\(c.coldQueries ?? c.queries) queries, \(c.coldRows ?? 0) cold rows): cold effort ×"
                                     + String(format: "%.2f", scale)
-                                    + (near.map {
-                                        String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error)
-                                    } ?? ""))
+                                    + (near.map(Self.recallThere) ?? ""))
                             for (curve, scale) in zip(c.coldFiltered ?? [], s.coldFilteredEffortScales) {
                                 let near = curve.points.min {
                                     abs(log2($0.scale / scale)) < abs(log2($1.scale / scale))
@@ -63,9 +66,7 @@ extension HybridCtl {
                                         + String(format: "%.1f %%", curve.selectivity * 100)
                                         + (curve.ranksByCode ? ", rows ranked by code" : ", blocks by centroid")
                                         + "; hot rows exact): cold effort ×" + String(format: "%.2f", scale)
-                                        + (near.map {
-                                            String(format: ", measured recall %.3f ± %.3f there", $0.recall, $0.error)
-                                        } ?? ""))
+                                        + (near.map(Self.recallThere) ?? ""))
                             }
                         } else if (s.tiers["cold"] ?? 0) > 0 {
                             print(
