@@ -126,7 +126,7 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
                     + (plan.cold?.beyondMeasured == true
                         ? String(
                             format:
-                                " (modelled past ×%g, the largest effort calibrated, from the blocks its queries' neighbours lie in)",
+                                " (modelled past ×%g, the largest effort the calibration ran, from the blocks its queries' neighbours lie in)",
                             RecallCalibration.maxScale) : ""))
         }
         lines.append(
