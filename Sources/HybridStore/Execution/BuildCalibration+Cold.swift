@@ -150,7 +150,7 @@ extension HybridStore {
         let coarse = measured.keys.sorted()
         let modelled = beyondMeasured(
             s, request, measured: (efforts[coarse.last!], measured[coarse.last!]!), exactCold: exactCold,
-            ceiling: ceiling, k: k, target: target
+            ceiling: ceiling, highest: highest, k: k, target: target
         ) { i, cold in recall(i, cold) }
         if !modelled.isEmpty {
             return ColdCurve(points: coarse.map { point(efforts[$0], measured[$0]!) } + modelled, exact: exactStep)
@@ -185,15 +185,15 @@ extension HybridStore {
     /// and its stop, `ColdBlockReach`), less what its step at the largest effort measured missed of what the
     /// same count found there (the codes' loss, which a larger effort's wider interval only narrows), never below
     /// that step's recall nor above its ceiling. The points up to the first that meets the target with
-    /// confidence; none when none does (the planner's exact fallback then decides). `recall(i, cold)`: query i's
-    /// recall over both tiers with these cold rows.
+    /// confidence; none when none does (the planner's exact fallback then decides). `ceiling`: each query's recall
+    /// with an exact cold step, `highest` their mean; `recall(i, cold)`: query i's recall over both tiers with these
+    /// cold rows.
     private func beyondMeasured(
         _ s: CollectionState, _ request: ColdCurveRequest, measured top: (effort: Double, recalls: [Double]),
-        exactCold: [[(row: Int64, distance: Float)]], ceiling: [Double], k: Int, target: Double,
+        exactCold: [[(row: Int64, distance: Float)]], ceiling: [Double], highest: Double, k: Int, target: Double,
         recall: (Int, [(row: Int64, distance: Float)]) -> Double
     ) -> [BuildCalibration.Point] {
         let (mean, error) = RecallCalibration.meanAndError(top.recalls)
-        let highest = ceiling.reduce(0, +) / Double(max(ceiling.count, 1))
         guard top.effort >= request.efforts.last!, mean - RecallCalibration.promiseZ * error < target,
             mean < highest - 0.001,
             let reach = coldBlockReach(s, request, truthRows: exactCold.map { $0.map(\.row) }, k: k)
