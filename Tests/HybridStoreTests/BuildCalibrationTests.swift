@@ -192,6 +192,11 @@ import Testing
         #expect(
             e.coldEffortSource == "calibrated over both tiers" && e.recallSource.hasPrefix("over both tiers"), "\(e)")
         #expect(!e.description.contains("not measured"), "\(e)")
+        // An effort past the largest the calibration ran (modelled) is said where the expected recall is.
+        var modelled = e
+        modelled.plan.cold?.beyondMeasured = true
+        #expect(!e.recallSource.contains("modelled"), "\(e.recallSource)")
+        #expect(modelled.recallSource.hasSuffix("the cold step's effort modelled past the largest run"))
         let interval = try #require(e.expectedRecallError)
         #expect(
             abs(e.plan.expectedRecall - calibrated) <= interval,

@@ -49,8 +49,17 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// size, modelled costs, graph and cold-block work counters, the probe's budget) is left out.
     public var scopedToTenant: String?
     /// Where `plan.expectedRecall` comes from: a build-time curve ("100 build-time queries, 3 h old"), online
-    /// checks, the static model ("uncalibrated: static model"), or an exact plan.
-    public var recallSource: String { plan.recallBasis.description() }
+    /// checks, the static model ("uncalibrated: static model"), or an exact plan; over both tiers, whether the cold
+    /// step's effort lies past the largest the calibration ran, where its curve is modelled.
+    public var recallSource: String {
+        let basis = plan.recallBasis.description()
+        switch plan.recallBasis {
+        case .overBothTiers, .bothCurves:
+            return basis
+                + (plan.cold?.beyondMeasured == true ? ", the cold step's effort modelled past the largest run" : "")
+        default: return basis
+        }
+    }
     /// When a build-time curve gave `plan.expectedRecall`: the half-width of a 95 % interval for the mean
     /// recall of 100 queries (the curve's own uncertainty and the sampling of those queries).
     public var expectedRecallError: Double? { plan.expectedRecallInterval }
