@@ -17,7 +17,7 @@ struct CalibrationCommand: ParsableCommand {
     @Option(help: "Dataset directory (FORMAT.md).") var dataset: String?
     @Option(
         help:
-            "A generated, seeded hard set instead: gaussian-64, gaussian-128 or uniform-256 (classes none, 50 %, 10 %)."
+            "A generated, seeded hard set instead: gaussian-64, gaussian-128, uniform-256 or mixture-96 (classes none, 50 %, 10 %)."
     )
     var hard: String?
     @Option(help: "Rows of a generated set.") var count = 20_000
@@ -167,23 +167,37 @@ struct CalibrationCommand: ParsableCommand {
         try json.write(to: URL(fileURLWithPath: out))
     }
 
-    /// A seeded hard set: Gaussian (every dimension independent: intrinsic dimension = dim) or uniform in
-    /// [-1, 1]^dim; queries fresh draws; an attribute `bucket` (0..99, uniform) for the 50 % and 10 % classes;
-    /// exact ground truth by scan.
+    /// A seeded hard set: Gaussian (every dimension independent: intrinsic dimension = dim), uniform in
+    /// [-1, 1]^dim, or a mixture (50 Gaussian clusters, centres N(0, 4) per dimension, every dimension its own
+    /// spread, log-normal: clustered and anisotropic, as embeddings are, unlike the others); queries fresh draws;
+    /// an attribute `bucket` (0..99, uniform) for the 50 % and 10 % classes; exact ground truth by scan.
     static func generate(_ name: String, count: Int, metric: String, queries: Int) throws -> Dataset {
         let parts = name.split(separator: "-")
-        guard parts.count == 2, let dim = Int(parts[1]), ["gaussian", "uniform"].contains(parts[0]) else {
-            throw BenchError("--hard must be gaussian-64, gaussian-128, uniform-256 or the like, got \(name)")
+        guard parts.count == 2, let dim = Int(parts[1]), ["gaussian", "uniform", "mixture"].contains(parts[0]) else {
+            throw BenchError(
+                "--hard must be gaussian-64, gaussian-128, uniform-256, mixture-96 or the like, got \(name)")
         }
         let m = Metric(rawValue: metric) ?? .l2
         var rng = SplitMix64(seed: 0xCA11_B8A7 ^ UInt64(dim) ^ UInt64(count))
-        func draw() -> Float {
-            if parts[0] == "uniform" { return Float.random(in: -1...1, using: &rng) }
+        func normal() -> Float {
             let u = Double.random(in: Double.ulpOfOne..<1, using: &rng), v = Double.random(in: 0..<1, using: &rng)
             return Float((-2 * log(u)).squareRoot() * cos(2 * .pi * v))
         }
-        var base = (0..<count * dim).map { _ in draw() }
-        var qs = (0..<queries * dim).map { _ in draw() }
+        // Drawn only for the mixture, so the other sets' rows are the ones they always were.
+        let mixture = parts[0] == "mixture"
+        let centres = mixture ? (0..<50 * dim).map { _ in 2 * normal() } : []
+        let spreads = mixture ? (0..<dim).map { _ in Float(exp(0.7 * Double(normal()))) } : []
+        func vector() -> [Float] {
+            switch parts[0] {
+            case "uniform": return (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) }
+            case "mixture":
+                let c = Int.random(in: 0..<50, using: &rng)
+                return (0..<dim).map { centres[c * dim + $0] + spreads[$0] * normal() }
+            default: return (0..<dim).map { _ in normal() }
+            }
+        }
+        var base = (0..<count).flatMap { _ in vector() }
+        var qs = (0..<queries).flatMap { _ in vector() }
         if m == .cosine {
             for i in 0..<count { normalise(&base, i * dim, dim) }
             for i in 0..<queries { normalise(&qs, i * dim, dim) }
