@@ -134,6 +134,46 @@ import QueryPlanner
         #expect(RecallCalibration().coldFiltered(selectivity: 0.5, ranksByCode: true) == nil)
     }
 
+    /// Under a filter that follows the data (its cold rows gathered in few blocks: a spread well under 1), the
+    /// cold step takes the curve measured under such a filter, blended with the one drawn at random by where its
+    /// spread lies in log spread between 1 and that curve's; drawn at random, or not told, the random one alone.
+    /// Only a curve measured the query's way is taken.
+    @Test func aFilterFollowingTheDataTakesItsOwnCurve() {
+        func curve(_ points: [(Double, Double)]) -> [BuildCalibration.Point] {
+            points.map { BuildCalibration.Point(scale: $0.0, recall: $0.1, error: 0.004) }
+        }
+        let drawn = curve([(1 / 16, 0.90), (1 / 8, 0.97), (1 / 4, 0.99), (1, 0.995)])
+        let following = curve([(1 / 16, 0.80), (1 / 4, 0.90), (1, 0.97), (4, 0.99)])
+        var c = RecallCalibration()
+        c.adopt(
+            BuildCalibration(
+                curves: [0: drawn], queries: 100, rows: 4_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1,
+                cold: drawn, coldRows: 16_000, coldQueries: 100,
+                coldFiltered: [
+                    .init(bucket: 3, selectivity: 0.1, ranksByCode: true, points: drawn),
+                    .init(
+                        bucket: 3, selectivity: 0.1, ranksByCode: true, points: following,
+                        exact: .init(recall: 1, error: 0), spread: 0.1),
+                ]))
+        let random = try! #require(c.coldFiltered(selectivity: 0.1, ranksByCode: true))
+        #expect(random.scale > 1 / 16 && random.scale < 1 / 8, "\(random)")
+        #expect(c.coldFiltered(selectivity: 0.1, ranksByCode: true, spread: 1)?.scale == random.scale)
+        let gathered = try! #require(c.coldFiltered(selectivity: 0.1, ranksByCode: true, spread: 0.1))
+        #expect(gathered.scale > 1 / 4 && gathered.scale < 1, "\(gathered)")
+        #expect(gathered.recall >= 0.95 + 1.645 * 0.004 - 1e-9 && gathered.recall < 0.97, "\(gathered)")
+        // Sparser than the curve's: that curve alone. Halfway in log spread: between the two.
+        #expect(c.coldFiltered(selectivity: 0.1, ranksByCode: true, spread: 0.01)?.scale == gathered.scale)
+        let between = try! #require(c.coldFiltered(selectivity: 0.1, ranksByCode: true, spread: 0.1.squareRoot()))
+        #expect(between.scale > random.scale && between.scale < gathered.scale, "\(between)")
+        // The exact step's expectation: the one curve that records it, blended in by the same weight only where
+        // both do.
+        #expect(gathered.exact == nil && random.exact == nil)
+        // Picking blocks by centroid, no curve following the data was measured that way: the random one's.
+        #expect(
+            c.coldFiltered(selectivity: 0.1, ranksByCode: false, spread: 0.1)?.scale
+                == c.coldFiltered(selectivity: 0.1, ranksByCode: false)?.scale)
+    }
+
     /// Between two buckets measured at build time, a query's effort and expected recall are interpolated in log
     /// selectivity between their representatives' (60 % and 35 %), so a 50 % filter estimated just under the
     /// bucket edge neither takes the easier 35 % curve's effort nor promises what that curve does; a bucket whose

@@ -243,7 +243,8 @@ extension HybridStore {
         let slotFilters = filters.map { selectivity in
             selectivity.map { selectivity in
                 let draw = Self.randomFilter(selectivity: selectivity, salt: 16)
-                return ColdSlotFilter(rowOfSlot: rowOfSlot, selectivity: selectivity) { draw(UInt64(bitPattern: $0)) }
+                return ColdSlotFilter(
+                    rowOfSlot: rowOfSlot, selectivity: selectivity, matchesRow: { draw(UInt64(bitPattern: $0)) })
             }
         }
         if keepingMemo { _ = try coldExactNearest(s, queries: [query], k: k, filters: slotFilters, memos: [memo]) }

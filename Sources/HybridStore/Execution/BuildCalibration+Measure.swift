@@ -5,6 +5,14 @@ import QueryPlanner
 
 extension HybridStore {
     static let calibrationMinimumRows = 500
+    /// Regions a calibration's filter following the data gathers its cold rows in (a few topics).
+    static let calibrationRegions = 4
+
+    /// One cold curve under a filter to measure: the draw, its cold slots, its queries' exact hot answers, and its
+    /// spread where it follows the data (nil: drawn at random).
+    typealias ColdFilteredRequest = (
+        curve: ColdFilteredDraw, slots: ColdSlotFilter, hot: [CalibrationRun.HotAnswer], spread: Double?
+    )
 
     /// Whether a collection's build-time curves are due (`calibrationDue(rows:coldRows:coldCorrupt:built:)`).
     func calibrationDue(_ s: CollectionState) -> Bool {
@@ -43,7 +51,7 @@ extension HybridStore {
         let measured:
             (
                 curves: [Int: [BuildCalibration.Point]], queries: Int, hot: [CalibrationRun.HotAnswer],
-                filtered: [(curve: ColdFilteredDraw, slots: ColdSlotFilter, hot: [CalibrationRun.HotAnswer])]
+                filtered: [ColdFilteredRequest]
             )? =
                 s.query {
                     index, _, _ in
@@ -54,20 +62,37 @@ extension HybridStore {
                     let scale =
                         curves[0].map { RecallCalibration.scale(meeting: target, on: BuildCalibration.monotone($0)) }
                         ?? 1
-                    var filtered: [(curve: ColdFilteredDraw, slots: ColdSlotFilter, hot: [CalibrationRun.HotAnswer])] =
-                        []
+                    var filtered: [ColdFilteredRequest] = []
                     if coldQueries > 0 {
-                        let rowOfSlot = s.cold.rowOfSlot
-                        let draws = Self.coldFilteredDraws(blocks: s.cold.blocks.count, liveRows: s.cold.liveRows)
+                        let tier = s.cold
+                        let rowOfSlot = tier.rowOfSlot
+                        let draws = Self.coldFilteredDraws(blocks: tier.blocks.count, liveRows: tier.liveRows)
                         for (n, curve) in draws.enumerated() {
                             let selectivity = curve.selectivity
                             let draw = Self.randomFilter(selectivity: selectivity, salt: UInt64(16 + n))
-                            let slots = ColdSlotFilter(rowOfSlot: rowOfSlot, selectivity: selectivity) {
-                                draw(UInt64(bitPattern: $0))
-                            }
+                            let slots = ColdSlotFilter(
+                                rowOfSlot: rowOfSlot, selectivity: selectivity,
+                                matchesRow: { draw(UInt64(bitPattern: $0)) })
                             let hot = run.exactHotAnswers(
                                 matches: { node in index.label(ofNode: node).map(draw) ?? false }, count: coldQueries)
-                            filtered.append((curve, slots, hot))
+                            filtered.append((curve, slots, hot, nil))
+                        }
+                        // Under a filter following the data, at each bucket's representative selectivity: the cold
+                        // rows of a few regions, none hot (the cold step alone, unbounded by a hot k-th: as hard as
+                        // such a filter gets). Where its spread cannot be told, neither can a query's.
+                        let none = run.exactHotAnswers(matches: { _ in false }, count: coldQueries)
+                        for (n, curve) in draws.enumerated()
+                        where curve.selectivity == BuildCalibration.coldSelectivity[curve.bucket] {
+                            guard
+                                let slots = tier.regionFilter(
+                                    selectivity: curve.selectivity, regions: Self.calibrationRegions,
+                                    salt: UInt64(64 + n)),
+                                let spread = tier.spread(
+                                    selectivity: slots.selectivity, matches: slots.matches,
+                                    matchingSlots: { slots.slots }),
+                                spread < 1
+                            else { continue }
+                            filtered.append((curve, slots, none, spread))
                         }
                     }
                     return (curves, run.queries.count, run.hotAnswers(scale: scale, count: coldQueries), filtered)
@@ -88,8 +113,8 @@ extension HybridStore {
                 guard let curve else { continue }
                 coldFiltered.append(
                     BuildCalibration.ColdFilteredCurve(
-                        bucket: f.curve.bucket, selectivity: f.curve.selectivity, ranksByCode: f.curve.ranksByCode,
-                        points: curve.points, exact: curve.exact))
+                        bucket: f.curve.bucket, selectivity: f.slots.selectivity, ranksByCode: f.curve.ranksByCode,
+                        points: curve.points, exact: curve.exact, spread: f.spread))
             }
         }
         let calibration = BuildCalibration(

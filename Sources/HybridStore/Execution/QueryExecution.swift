@@ -200,6 +200,14 @@ struct QueryExecution {
                 estimatedMatches: matches ?? Double(tier.liveRows), fixedProbes: options.coldProbes,
                 effort: options.coldEffort)
             cold?.filterInMemory = filter == nil || matches != nil
+            // Where the calibration measured a filter following the data: whether this one does (its cold rows
+            // gathered in few blocks), for the planner to take that curve.
+            if let filter, let matches, calibration.built?.coldFiltered?.contains(where: { $0.spread != nil }) == true {
+                let predicate = tier.columns.predicate(filter)
+                cold?.spread = tier.spread(
+                    selectivity: matches / Double(max(tier.liveRows, 1)), matches: predicate,
+                    matchingSlots: { tier.columns.collect(filter, predicate: predicate) })
+            }
         }
         let input = QueryPlanInput(
             rows: rows, estimatedMatches: estimate, hasFilter: filter != nil, k: kHot,

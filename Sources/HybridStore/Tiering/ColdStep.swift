@@ -377,7 +377,12 @@ struct ColdSlotFilter: Sendable {
     /// The filter matching the slots whose row `matchesRow`, over the tier's slots as `rowOfSlot` maps them
     /// (−1: free).
     init(rowOfSlot: [Int64], selectivity: Double, matchesRow: (Int64) -> Bool) {
-        let table = rowOfSlot.map { $0 >= 0 && matchesRow($0) }
+        self.init(rowOfSlot: rowOfSlot, selectivity: selectivity, matchesSlot: { matchesRow(rowOfSlot[$0]) })
+    }
+
+    /// The filter matching the live slots `matchesSlot` picks.
+    init(rowOfSlot: [Int64], selectivity: Double, matchesSlot: (Int) -> Bool) {
+        let table = rowOfSlot.indices.map { rowOfSlot[$0] >= 0 && matchesSlot($0) }
         self.table = table
         slots = table.indices.filter { table[$0] }.map { UInt32($0) }
         self.selectivity = selectivity

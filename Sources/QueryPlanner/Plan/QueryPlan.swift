@@ -46,6 +46,10 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         /// The calibrated scale lies past the largest effort the calibration ran (`RecallCalibration.maxScale`),
         /// where its curve is modelled from the blocks its queries' neighbours lie in.
         public var beyondMeasured = false
+        /// Under a filter, with a curve under a filter: how the filter's cold rows spread over the blocks
+        /// (`QueryPlanInput.Cold.spread`), where it was told; below 1 the curve of a filter following the data
+        /// weighed in.
+        public var spread: Double? = nil
     }
 
     public enum ColdEffortSource: String, Sendable, Equatable, Codable {
@@ -201,7 +205,11 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
             lines.append(
                 "cold: " + (cold.exact ? "exact, " : "")
                     + (cold.blockBudget > 0 ? "at most \(cold.blockBudget) blocks, " : "")
-                    + String(format: "effort ×%.2f", cold.effort) + " (\(cold.source.rawValue))")
+                    + String(format: "effort ×%.2f", cold.effort) + " (\(cold.source.rawValue))"
+                    + (cold.spread.map {
+                        String(
+                            format: "; the filter's cold rows spread over the blocks %.2f as widely as at random", $0)
+                    } ?? ""))
         }
         switch hydration {
         case .none: break
@@ -245,6 +253,9 @@ package struct QueryPlanInput: Sendable {
         /// Whether memory can tell which cold rows match (else the cold step checks the filter through SQL, and
         /// picks blocks by centroid).
         package var filterInMemory = true
+        /// How the filter's cold rows spread over the blocks (`ColdTier.spread`): about 1 drawn at random, well
+        /// under where they follow the data; nil where unknown.
+        package var spread: Double? = nil
 
         package init(blocks: Int, liveRows: Int, estimatedMatches: Double, fixedProbes: Int?, effort: Double) {
             self.blocks = blocks
@@ -448,7 +459,7 @@ extension Planner {
                 selectivity: selectivity,
                 ranksByCode: cold.filterInMemory
                     && coldRanksByCode(blocks: cold.blocks, liveRows: cold.liveRows, selectivity: selectivity),
-                target: hotLoss == nil ? nil : asked)
+                target: hotLoss == nil ? nil : asked, spread: cold.spread)
             : nil
         let source: QueryPlan.ColdEffortSource =
             cold.fixedProbes != nil
@@ -509,7 +520,8 @@ extension Planner {
             source: shortfall == nil ? source : .exactForRecall,
             blockBudget: shortfall == nil ? budget : cold.blocks,
             exact: shortfall != nil || (cold.fixedProbes.map { $0 >= cold.blocks } ?? false),
-            beyondMeasured: shortfall == nil && scale > RecallCalibration.maxScale)
+            beyondMeasured: shortfall == nil && scale > RecallCalibration.maxScale,
+            spread: source == .calibratedFiltered ? cold.spread : nil)
         guard let curve, let built = calibration.built else { return }
         let expected =
             shortfall.map { (recall: $0.exact.recall, interval: $0.exact.interval) }
