@@ -137,7 +137,7 @@ import QueryPlanner
     /// Under a filter that follows the data (its cold rows gathered in few blocks: a spread well under 1), the
     /// cold step takes the curve measured under such a filter, blended with the one drawn at random by where its
     /// spread lies in log spread between 1 and that curve's; drawn at random, or not told, the random one alone.
-    /// Only a curve measured the query's way is taken.
+    /// Only a curve measured the query's way, in its bucket or on either side of its selectivity, is taken.
     @Test func aFilterFollowingTheDataTakesItsOwnCurve() {
         func curve(_ points: [(Double, Double)]) -> [BuildCalibration.Point] {
             points.map { BuildCalibration.Point(scale: $0.0, recall: $0.1, error: 0.004) }
@@ -168,6 +168,10 @@ import QueryPlanner
         // The exact step's expectation: the one curve that records it, blended in by the same weight only where
         // both do.
         #expect(gathered.exact == nil && random.exact == nil)
+        // A wider filter, whose bucket has no curve following the data: the random one's, not the 10 % one's.
+        #expect(
+            c.coldFiltered(selectivity: 0.5, ranksByCode: true, spread: 0.1)?.scale
+                == c.coldFiltered(selectivity: 0.5, ranksByCode: true)?.scale)
         // Picking blocks by centroid, no curve following the data was measured that way: the random one's.
         #expect(
             c.coldFiltered(selectivity: 0.1, ranksByCode: false, spread: 0.1)?.scale

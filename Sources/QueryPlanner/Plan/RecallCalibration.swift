@@ -257,9 +257,11 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     /// drawn at random). A filter that follows the data gathers its rows in the blocks of a few regions, often
     /// far from the query, whose rows lie at much the same distance from it; the codes' estimates then misorder
     /// them, and the cold step needs more effort than under a filter drawn at random. Between the curves of the
-    /// two (the data-following one measured at its own spread), the curve is blended by where `spread` lies in
-    /// log spread. (Clustered anisotropic 96-d cosine data, 80 % cold, `grp = 3` matching 7 of 50 clusters: 0.914
-    /// with the curve drawn at random, which expected 0.988.)
+    /// two, the curve is blended by where `spread` lies in log spread (the data-following one measured at its own
+    /// spread, the query's way, in its bucket or on either side of its selectivity: not borrowed from afar; none
+    /// is measured at 20 % and wider, `HybridStore.followingTheDataBelow`). (Clustered anisotropic 96-d cosine
+    /// data, 80 % cold, `grp = 3` matching 7 of 50 clusters: 0.914 with the curve drawn at random, which expected
+    /// 0.988.)
     ///
     /// Also the expected recall's standard error, and what the curve (or the blend) expects with an exact cold
     /// step, where recorded.
@@ -277,7 +279,8 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
         let followingTheData = measured.filter { curves[$0].spread != nil && curves[$0].ranksByCode == ranksByCode }
         if let spread, spread < 1,
             let followed = Self.filteredCurve(
-                curves, followingTheData, selectivity: selectivity, ranksByCode: ranksByCode, queries: queries),
+                curves, followingTheData, selectivity: selectivity, ranksByCode: ranksByCode, queries: queries,
+                borrowing: false),
             let far = followed.spread, far < 1
         {
             let t = min(1, log(max(spread, 1e-6)) / log(far))
@@ -295,12 +298,12 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     }
 
     /// The curve, among `candidates` (indices into `curves`), for a cold step at `selectivity` taking the way
-    /// `ranksByCode`: the two measured that way on either side blended, one measured that way in its bucket, the
-    /// nearest selectivity measured that way, or its bucket's (as `coldFiltered` tells); with what it expects of
-    /// an exact cold step, and its filter's spread (blended in log spread).
+    /// `ranksByCode`: the two measured that way on either side blended, one measured that way in its bucket, or
+    /// (`borrowing`) the nearest selectivity measured that way, or its bucket's (as `coldFiltered` tells); with
+    /// what it expects of an exact cold step, and its filter's spread (blended in log spread).
     private static func filteredCurve(
         _ curves: [BuildCalibration.ColdFilteredCurve], _ candidates: [Int], selectivity: Double, ranksByCode: Bool,
-        queries: Int
+        queries: Int, borrowing: Bool = true
     ) -> (points: [BuildCalibration.Point], exact: BuildCalibration.Exact?, spread: Double?)? {
         let bucket = Self.bucket(selectivity: selectivity, filtered: true)
         func distance(_ i: Int) -> Double { abs(log(curves[i].selectivity) - log(max(selectivity, 1e-6))) }
@@ -318,10 +321,10 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
             let spread = hi.spread.flatMap { h in lo.spread.map { exp((1 - t) * log(h) + t * log($0)) } }
             return (points, blend(hi.exact, lo.exact, t), spread)
         }
+        let inBucket = candidates.first { curves[$0].bucket == bucket && curves[$0].ranksByCode == ranksByCode }
+        guard borrowing else { return inBucket.map { (curves[$0].points, curves[$0].exact, curves[$0].spread) } }
         let chosen =
-            candidates.first { curves[$0].bucket == bucket && curves[$0].ranksByCode == ranksByCode }
-            ?? sameWay.min { distance($0) < distance($1) }
-            ?? candidates.first { curves[$0].bucket == bucket }
+            inBucket ?? sameWay.min { distance($0) < distance($1) } ?? candidates.first { curves[$0].bucket == bucket }
         return chosen.map { (curves[$0].points, curves[$0].exact, curves[$0].spread) }
     }
 
