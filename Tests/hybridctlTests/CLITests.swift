@@ -328,6 +328,8 @@ struct CLI {
         #expect(out.stdout.hasPrefix("moved 600 rows to cold"), "\(out.stdout)\(out.stderr)")
         out = try ctl("stats", "--store", store, "v")
         #expect(out.stdout.contains("over both tiers (100 queries, 600 cold rows): cold effort"), "\(out.stdout)")
+        #expect(out.stdout.contains("; hot rows exact): cold effort"), "\(out.stdout)")
+        #expect(out.stdout.contains("following the data, spread 0."), "\(out.stdout)")
         #expect(!out.stdout.contains("uncalibrated"), "\(out.stdout)")
     }
 

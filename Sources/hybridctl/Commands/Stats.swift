@@ -65,7 +65,10 @@ extension HybridCtl {
                                     "      under a filter, \(buckets[curve.bucket]) (measured at "
                                         + String(format: "%.1f %%", curve.selectivity * 100)
                                         + (curve.ranksByCode ? ", rows ranked by code" : ", blocks by centroid")
-                                        + "; hot rows exact): cold effort ×" + String(format: "%.2f", scale)
+                                        + (curve.spread.map {
+                                            String(format: "; following the data, spread %.2f, no hot rows", $0)
+                                        } ?? "; hot rows exact")
+                                        + "): cold effort ×" + String(format: "%.2f", scale)
                                         + (near.map(Self.recallThere) ?? ""))
                             }
                         } else if (s.tiers["cold"] ?? 0) > 0 {
