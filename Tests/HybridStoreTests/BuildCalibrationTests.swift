@@ -186,6 +186,13 @@ import Testing
             c, near: queries[0], k: 10, where: Column("r") < 14, options: QueryOptions(), explain: true
         ).explanation
         #expect(random.plan.cold?.spread == 1, "\(random)")
+        // A wide one that follows the data has no curve of its kind (none is measured at 20 % and wider): explain
+        // says its expectation is a random filter's.
+        let wide = try store.query(
+            c, near: queries[0], k: 10, where: Column("grp") < 4, options: QueryOptions(), explain: true
+        ).explanation
+        #expect((wide.plan.cold?.spread ?? 1) < 1 && wide.plan.cold?.followedTheData == false, "\(wide)")
+        #expect(wide.description.contains("no filter like it was measured at this selectivity"), "\(wide)")
         store.close()
         let (recall, explanation) = try Self.firstQueriesRecall(
             t, data, queries, filter: (Column("grp") == 3, { labels[$0] % 7 == 3 })
@@ -195,6 +202,8 @@ import Testing
         #expect(
             recall >= 0.95 && explanation.plan.expectedRecall - recall <= interval,
             "expected \(explanation.plan.expectedRecall) ± \(interval), measured \(recall), \(explanation)")
+        #expect(explanation.plan.cold?.followedTheData == true, "\(explanation)")
+        #expect(!explanation.description.contains("no filter like it was measured"), "\(explanation)")
         let spread = try #require(explanation.plan.cold?.spread, "\(explanation)")
         #expect(spread < 0.5 && explanation.description.contains("as widely as at random"), "\(explanation)")
     }

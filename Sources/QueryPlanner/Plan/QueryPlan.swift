@@ -50,6 +50,9 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         /// (`QueryPlanInput.Cold.spread`), where it was told; below 1 the curve of a filter following the data
         /// weighed in.
         public var spread: Double? = nil
+        /// Whether the curve of a filter following the data weighed in (where `spread` is below 1, none measured at
+        /// this selectivity this way leaves the expectation a random filter's).
+        public var followedTheData = false
     }
 
     public enum ColdEffortSource: String, Sendable, Equatable, Codable {
@@ -521,7 +524,8 @@ extension Planner {
             blockBudget: shortfall == nil ? budget : cold.blocks,
             exact: shortfall != nil || (cold.fixedProbes.map { $0 >= cold.blocks } ?? false),
             beyondMeasured: shortfall == nil && scale > RecallCalibration.maxScale,
-            spread: source == .calibratedFiltered ? cold.spread : nil)
+            spread: source == .calibratedFiltered ? cold.spread : nil,
+            followedTheData: source == .calibratedFiltered && filtered?.followed == true)
         guard let curve, let built = calibration.built else { return }
         let expected =
             shortfall.map { (recall: $0.exact.recall, interval: $0.exact.interval) }

@@ -265,9 +265,13 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
     ///
     /// Also the expected recall's standard error, and what the curve (or the blend) expects with an exact cold
     /// step, where recorded.
+    ///
+    /// `followed`: whether a curve under a filter following the data weighed in.
     public func coldFiltered(
         selectivity: Double, ranksByCode: Bool, target: Double? = nil, spread: Double? = nil
-    ) -> (scale: Double, recall: Double, interval: Double, error: Double, exact: ExactExpectation?)? {
+    ) -> (
+        scale: Double, recall: Double, interval: Double, error: Double, exact: ExactExpectation?, followed: Bool
+    )? {
         guard let built, let curves = built.coldFiltered, curves.count == coldFilteredScales.count else { return nil }
         let queries = built.coldQueries ?? built.queries
         let measured = curves.indices.filter { !curves[$0].points.isEmpty }
@@ -276,24 +280,26 @@ package struct RecallCalibration: Sendable, Equatable, Codable {
                 curves, measured.filter { curves[$0].spread == nil }, selectivity: selectivity,
                 ranksByCode: ranksByCode, queries: queries)
         else { return nil }
+        var followed = false
         let followingTheData = measured.filter { curves[$0].spread != nil && curves[$0].ranksByCode == ranksByCode }
         if let spread, spread < 1,
-            let followed = Self.filteredCurve(
+            let other = Self.filteredCurve(
                 curves, followingTheData, selectivity: selectivity, ranksByCode: ranksByCode, queries: queries,
                 borrowing: false),
-            let far = followed.spread, far < 1
+            let far = other.spread, far < 1
         {
             let t = min(1, log(max(spread, 1e-6)) / log(far))
-            guard let blended = Self.blend(points, followed.points, t, queries: queries) else { return nil }
+            guard let blended = Self.blend(points, other.points, t, queries: queries) else { return nil }
             points = blended
-            exact = Self.blend(exact, followed.exact, t)
+            exact = Self.blend(exact, other.exact, t)
+            followed = true
         }
         let scale = Self.scale(
             meeting: target ?? built.target, on: points, floor: Self.minColdFilteredScale, ceiling: Self.maxColdScale)
         guard let expected = Self.read(points, at: scale, queries: queries) else { return nil }
         return (
             scale, expected.recall, expected.interval, expected.error,
-            exact.map { Self.expectation($0, queries: queries) }
+            exact.map { Self.expectation($0, queries: queries) }, followed
         )
     }
 
