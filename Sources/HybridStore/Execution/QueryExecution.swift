@@ -230,6 +230,19 @@ struct QueryExecution {
             explanation.plan.hot.effort = max(
                 kHot, explanation.plan.hot.overFetch ?? 0, Int((Double(effort) * share).rounded(.up)))
         }
+        // Explained: whether a filtered graph planned from a curve measured under random filters has a filter that
+        // follows the data, which such a curve does not speak for (not asked otherwise: it is not planned on).
+        let curve: Bool
+        switch explanation.plan.recallBasis {
+        case .buildCurve, .bothCurves: curve = true
+        default: curve = false
+        }
+        if request.explain, curve, let filter, listed == nil,
+            explanation.plan.strategy == .filteredGraph || explanation.plan.strategy == .filteredGraphMatchingOnly
+        {
+            explanation.plan.hotSpread = index.linkSpread(
+                selectivity: estimate / Double(max(rows, 1)), matches: columns.predicate(filter))
+        }
         explanation.ran = explanation.plan.strategy
         timings["plan"] = ms(since: started)
     }

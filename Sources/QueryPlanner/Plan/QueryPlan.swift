@@ -22,6 +22,10 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
     /// The cold step (nil: no cold rows to search, or the cold tier is not searched).
     public var cold: ColdPlan?
     public var hydration: Hydration
+    /// Under a filter, with a filtered graph planned from a build-time curve (measured under random filters), where
+    /// an explanation asked: how the filter's hot rows link to the rest of the graph (`HNSWIndex.linkSpread`, about 1
+    /// drawn at random, well under where the filter follows the data).
+    public var hotSpread: Double? = nil
 
     public struct Probe: Sendable, Equatable, Codable {
         public var effort: Int

@@ -1,0 +1,56 @@
+import CKernels
+
+extension HNSWIndex {
+    /// Matching nodes `linkSpread` samples at most, and slots it looks at to find them.
+    public static let linkSpreadSample = 64
+    static let linkSpreadSlots = 8192
+    /// Links the sample must hold for `linkSpread` to tell.
+    static let linkSpreadMinimumLinks = 256
+
+    /// How the nodes `matches` picks (about `selectivity` of the live nodes) link to the rest of the graph: of the
+    /// level-0 links of up to `linkSpreadSample` live matching nodes, the share leading to a live node outside the
+    /// filter, ÷ the share a filter matching as many nodes at random would leave (1 − s). About 1 for a filter drawn
+    /// independently of the vectors; near 0 for one that follows them (a topic, a region, a category of clustered
+    /// data), whose nodes link among themselves because links join near rows. Within two standard deviations of
+    /// a random filter's, 1 (the sample's noise). Nil where it cannot tell: s is 0 or 1, or the sample holds too
+    /// few links. The nodes are visited in a scrambled order (a stride coprime to the capacity), so a filter on a
+    /// row number's residue does not line up with the stride.
+    /// - Complexity: at most `linkSpreadSlots` slots looked at and `linkSpreadSample` link lists read.
+    public func linkSpread(selectivity s: Double, matches: (UInt32) -> Bool) -> Double? {
+        let slots = nodeCapacity
+        guard s > 0, s < 1, slots > 0 else { return nil }
+        return withReadLock {
+            let capacity = Int(storage.capacity)
+            let step = Self.coprimeStep(slots)
+            var slot = 0, sampled = 0, links = 0, outside = 0
+            for _ in 0..<min(slots, Self.linkSpreadSlots) where sampled < Self.linkSpreadSample {
+                let node = UInt32(slot)
+                slot = (slot + step) % slots
+                guard Int(node) < capacity, storage.state(node) == .live, matches(node) else { continue }
+                sampled += 1
+                let list = unsafe storage.linkList(node, level: 0)
+                let count = unsafe min(Int(hs_load_acquire_u32(list)), storage.maxLinks0)
+                for i in 0..<count {
+                    let neighbour = unsafe hs_load_acquire_u32(list + 1 + i)
+                    guard Int(neighbour) < capacity, storage.state(neighbour) == .live else { continue }
+                    links += 1
+                    if !matches(neighbour) { outside += 1 }
+                }
+            }
+            guard links >= Self.linkSpreadMinimumLinks else { return nil }
+            let expected = Double(links) * (1 - s)
+            let deviation = (Double(links) * s * (1 - s)).squareRoot()
+            guard Double(outside) < expected - 2 * deviation else { return 1 }
+            return Double(outside) / expected
+        }
+    }
+
+    /// A step near 0.618 of `n` that shares no factor with it, so stepping by it visits every slot once.
+    package static func coprimeStep(_ n: Int) -> Int {
+        guard n > 2 else { return 1 }
+        func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+        var step = max(1, Int(Double(n) * 0.618_034))
+        while gcd(step, n) != 1 { step += 1 }
+        return step
+    }
+}
