@@ -23,6 +23,11 @@ final class CollectionState: @unchecked Sendable {
     /// How often a filtered-graph probe in front of an exact plan pays off, per filter shape (its columns and
     /// selectivity bucket): correlated filters let the graph finish early, others do not.
     let probes = Locked<[String: ProbeRecord]>([:])
+    /// Rows written (inserted, updated or removed) since the state was loaded: how far filters' link spreads may
+    /// have moved.
+    let rowsWritten = Atomic<Int>(0)
+    /// Filters' link spreads (`HNSWIndex.linkSpread`, by the filter as scoped).
+    let linkSpreads = Locked(LinkSpreadMemory())
     /// Tenants' corpus statistics for keyword ranking, each valid while the change log stands still.
     let textStatistics = Locked<[String: TextStatistics]>([:])
     /// Moving averages of a hybrid query's arms (ms): the longer runs on the calling thread.
@@ -97,6 +102,7 @@ final class CollectionState: @unchecked Sendable {
         let freshColumns = FilterColumns(schema: schema)
         for row in rows { freshColumns.set(node: row.node, values: row.values) }
         freshColumns.settle()
+        linkSpreads.withLock { $0 = LinkSpreadMemory() }
         lock.write {
             index = fresh
             columns = freshColumns
@@ -108,6 +114,16 @@ final class CollectionState: @unchecked Sendable {
                 ids[Int(row.node)] = row.id
             }
         }
+    }
+
+    /// The filter's link spread over the hot rows: as read before (`read`, which reads it from the graph), unless a
+    /// twentieth of the rows (at least 64) has been written since.
+    func linkSpread(of filter: Filter, rows: Int, read: () -> Double?) -> Double? {
+        let written = rowsWritten.load(ordering: .relaxed)
+        if let known = linkSpreads.withLock({ $0.spread(of: filter, rows: rows, written: written) }) { return known }
+        let spread = read()
+        linkSpreads.withLock { $0.record(filter, spread, written: written) }
+        return spread
     }
 
     /// Updates derived state under the exclusive lock.
@@ -122,4 +138,27 @@ final class CollectionState: @unchecked Sendable {
         }
     }
 
+}
+
+/// Filters' link spreads as read before (`HNSWIndex.linkSpread`), each with the rows the collection had had
+/// written when it was read: one is taken again until a twentieth of the rows (at least 64) has been written since.
+/// At most `capacity` filters; past it, all are dropped.
+package struct LinkSpreadMemory: Sendable {
+    package static let capacity = 1024
+    private var known: [Filter: (written: Int, spread: Double?)] = [:]
+
+    package init() {}
+
+    /// The filter's spread as read before (itself nil where the graph could not tell); nil where not known or stale.
+    package func spread(of filter: Filter, rows: Int, written: Int) -> Double?? {
+        guard let entry = known[filter], written - entry.written <= max(64, rows / 20) else { return nil }
+        return .some(entry.spread)
+    }
+
+    package mutating func record(_ filter: Filter, _ spread: Double?, written: Int) {
+        if known.count >= Self.capacity { known.removeAll(keepingCapacity: true) }
+        known[filter] = (written, spread)
+    }
+
+    package var count: Int { known.count }
 }

@@ -220,6 +220,7 @@ extension HybridStore {
                 setID(node, nil)
             }
         }
+        s.rowsWritten.add(valueUpdates.count + removed.count + inserts.count, ordering: .relaxed)
         guard !inserts.isEmpty else { return }
         do throws(HNSWError) {
             // Linked already (pending, their old nodes removed above): made live now. The rest inserted here.

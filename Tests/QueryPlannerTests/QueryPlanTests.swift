@@ -19,6 +19,54 @@ import QueryPlanner
         points.map { BuildCalibration.Point(scale: $0.0, recall: $0.1, error: 0.004) }
     }
 
+    /// Where the filtered floor (¼) binds a bucket whose curve meets the target lower, the planner asks how the
+    /// filter's rows link outside it: at random (1), the curve's own scale below the floor, its expectation read
+    /// there, and the plan says so; a filter that follows the data (0.3), or one that cannot be told, stays at the
+    /// floor. Not asked where the floor does not bind, nor for a caller's fixed effort.
+    @Test func aFilterKnownToBeRandomIsPlannedBelowTheFilteredFloor() throws {
+        var calibration = RecallCalibration()
+        calibration.adopt(
+            BuildCalibration(
+                curves: [
+                    0: curve([(1 / 8, 0.93), (1 / 4, 0.97), (1, 0.99)]),
+                    1: curve([(1 / 8, 0.94), (0.177, 0.97), (1 / 4, 0.985), (1, 0.995)]),
+                ],
+                queries: 400, rows: 100_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1))
+        #expect(calibration.scale(selectivity: 0.6, filtered: true) == RecallCalibration.minFilteredScale)
+        let wide = input(matches: 60_000)
+        var asked = 0
+        let floor = Planner.plan(wide, calibration: calibration, probeAdvised: { _ in false }) {
+            asked += 1
+            return 0.3
+        }
+        #expect(asked == 1 && floor.effortScale == 0.25 && !floor.belowFilteredFloor && floor.hotSpread == 0.3)
+        let unknown = Planner.plan(wide, calibration: calibration, probeAdvised: { _ in false })
+        #expect(unknown.effortScale == 0.25 && !unknown.belowFilteredFloor && unknown.hotSpread == nil)
+        let random = Planner.plan(wide, calibration: calibration, probeAdvised: { _ in false }) { 1 }
+        #expect(random.belowFilteredFloor && random.hotSpread == 1)
+        #expect(random.effortScale > 1 / 8 && random.effortScale < 0.177, "\(random)")
+        #expect(random.strategy == .filteredGraph && random.effort! < floor.effort!, "\(random)")
+        let expected = try #require(random.hot.expectedRecall)
+        #expect(expected >= 0.95 + 1.645 * 0.004 - 1e-9 && expected < floor.hot.expectedRecall)
+        #expect(random.steps[0].contains("below the floor for filters that follow the data"), "\(random.steps)")
+        // A caller's fixed effort, or a bucket whose scale is above the floor: not asked.
+        _ = Planner.plan(
+            input(matches: 60_000, searchEffort: 40), calibration: calibration, probeAdvised: { _ in false }
+        ) {
+            Issue.record("asked with a fixed effort")
+            return 1
+        }
+        var hard = RecallCalibration()
+        hard.adopt(
+            BuildCalibration(
+                curves: [0: curve([(1 / 8, 0.93), (1, 0.99)]), 1: curve([(1 / 8, 0.80), (1, 0.90), (4, 0.97)])],
+                queries: 400, rows: 100_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1))
+        _ = Planner.plan(wide, calibration: hard, probeAdvised: { _ in false }) {
+            Issue.record("asked above the floor")
+            return 1
+        }
+    }
+
     @Test func anUncalibratedUnfilteredQueryIsAPlainGraphSearchWithNothingElse() {
         var asked = 0
         let plan = Planner.plan(input(), calibration: RecallCalibration()) { _ in

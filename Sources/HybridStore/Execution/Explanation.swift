@@ -111,8 +111,7 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         let sel = String(format: "%.4f%%", plan.estimatedSelectivity * 100)
         lines.append(
             "plan: \(plan.strategy.rawValue)" + (plan.effort.map { ", ef \($0)" } ?? "")
-                + (effortScale != 1 && plan.effort != nil
-                    ? String(format: " (effort ×%.2f, calibrated)", effortScale) : "")
+                + plan.effortNote
                 + (plan.overFetch.map { ", over-fetch \($0)" } ?? "")
                 + (ran != plan.strategy ? ", answered by \(ran.rawValue)" : "")
                 + (fallback.map { ", then fallback \($0.rawValue)" } ?? ""))

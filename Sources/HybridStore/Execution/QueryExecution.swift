@@ -217,10 +217,19 @@ struct QueryExecution {
             searchesHot: options.tiers.contains(.hot), cold: cold, hydratedColumns: request.columns)
         let s = s, filter = filter
         // Asked only where a probe is possible (a filter held in memory, enough matches, a measured bucket).
-        explanation.plan = Planner.plan(input, calibration: calibration) { bucket in
-            let key = Self.probeKey(filter!, bucket: bucket)
-            return s.probes.withLock { $0[key, default: ProbeRecord()].shouldProbe() }
-        }
+        explanation.plan = Planner.plan(
+            input, calibration: calibration,
+            probeAdvised: { bucket in
+                let key = Self.probeKey(filter!, bucket: bucket)
+                return s.probes.withLock { $0[key, default: ProbeRecord()].shouldProbe() }
+            },
+            linkSpread: {
+                filter.flatMap { f in
+                    s.linkSpread(of: f, rows: rows) {
+                        index.linkSpread(selectivity: estimate / Double(max(rows, 1)), matches: columns.predicate(f))
+                    }
+                }
+            })
         // Effort is linear in k in the planner's model: planned for `effortK` (and the rows changed under a
         // snapshot), it is that share of the effort for all `kHot`; never under what a post-filter over-fetches.
         if let effortK = options.effortK, effortK < k, options.searchEffort == nil,
@@ -230,18 +239,19 @@ struct QueryExecution {
             explanation.plan.hot.effort = max(
                 kHot, explanation.plan.hot.overFetch ?? 0, Int((Double(effort) * share).rounded(.up)))
         }
-        // Explained: whether a filtered graph planned from a curve measured under random filters has a filter that
-        // follows the data, which such a curve does not speak for (not asked otherwise: it is not planned on).
+        // Explained, where planning did not ask: whether a filtered graph planned from a curve measured under random
+        // filters has a filter that follows the data, which such a curve does not speak for.
         let curve: Bool
         switch explanation.plan.recallBasis {
         case .buildCurve, .bothCurves: curve = true
         default: curve = false
         }
-        if request.explain, curve, let filter, listed == nil,
+        if request.explain, curve, explanation.plan.hotSpread == nil, let filter, listed == nil,
             explanation.plan.strategy == .filteredGraph || explanation.plan.strategy == .filteredGraphMatchingOnly
         {
-            explanation.plan.hotSpread = index.linkSpread(
-                selectivity: estimate / Double(max(rows, 1)), matches: columns.predicate(filter))
+            explanation.plan.hotSpread = s.linkSpread(of: filter, rows: rows) {
+                index.linkSpread(selectivity: estimate / Double(max(rows, 1)), matches: columns.predicate(filter))
+            }
         }
         explanation.ran = explanation.plan.strategy
         timings["plan"] = ms(since: started)

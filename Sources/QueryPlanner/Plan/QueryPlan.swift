@@ -22,10 +22,13 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
     /// The cold step (nil: no cold rows to search, or the cold tier is not searched).
     public var cold: ColdPlan?
     public var hydration: Hydration
-    /// Under a filter, with a filtered graph planned from a build-time curve (measured under random filters), where
-    /// an explanation asked: how the filter's hot rows link to the rest of the graph (`HNSWIndex.linkSpread`, about 1
-    /// drawn at random, well under where the filter follows the data).
+    /// Under a filter, where the filtered floor bound its effort, or with a filtered graph planned from a build-time
+    /// curve (measured under random filters) where an explanation asked: how the filter's hot rows link to the rest
+    /// of the graph (`HNSWIndex.linkSpread`, 1 drawn at random, well under where the filter follows the data).
     public var hotSpread: Double? = nil
+    /// Whether the hot effort lies below the filtered floor (`RecallCalibration.minFilteredScale`), the filter being
+    /// known to be drawn at random (`hotSpread` 1).
+    public var belowFilteredFloor = false
 
     public struct Probe: Sendable, Equatable, Codable {
         public var effort: Int
@@ -191,13 +194,22 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
     /// The steps in one line each: hot, probe, fallback, cold, hydrate.
     public var description: String { steps.joined(separator: "\n") }
 
+    /// The calibrated effort scale after the hot step's effort, where it is not 1: " (effort ×0.25, calibrated)",
+    /// and why it lies below the filtered floor where it does.
+    public var effortNote: String {
+        guard effortScale != 1, hot.effort != nil else { return "" }
+        return String(format: " (effort ×%.2f, calibrated", effortScale)
+            + (belowFilteredFloor
+                ? "; below the floor for filters that follow the data: this one's rows link outside it as often as at "
+                    + "random" : "") + ")"
+    }
+
     public var steps: [String] {
         var lines: [String] = []
         if searchesHot {
             lines.append(
                 "hot: \(hot.strategy.rawValue)" + (hot.effort.map { ", ef \($0)" } ?? "")
-                    + (effortScale != 1 && hot.effort != nil
-                        ? String(format: " (effort ×%.2f, calibrated)", effortScale) : "")
+                    + effortNote
                     + (hot.overFetch.map { ", over-fetch \($0)" } ?? ""))
         } else {
             lines.append("hot: not searched")
@@ -331,13 +343,15 @@ extension Planner {
     /// selectivity bucket have paid off lately (asked only where a probe is possible).
     package static func plan(
         _ input: QueryPlanInput, calibration: RecallCalibration,
-        probeAdvised: (Int) -> Bool
+        probeAdvised: (Int) -> Bool, linkSpread: () -> Double? = { nil }
     ) -> QueryPlan {
         var plan = QueryPlan.unplanned
         plan.searchesHot = input.searchesHot
         plan.hydration =
             !input.hydratedColumns.isEmpty ? .columns(input.hydratedColumns) : input.cold != nil ? .coldIDs : .none
-        if input.searchesHot { planHot(input, calibration: calibration, probeAdvised: probeAdvised, into: &plan) }
+        if input.searchesHot {
+            planHot(input, calibration: calibration, probeAdvised: probeAdvised, linkSpread: linkSpread, into: &plan)
+        }
         if let cold = input.cold { planCold(cold, input, calibration: calibration, into: &plan) }
         return plan
     }
@@ -346,22 +360,40 @@ extension Planner {
     /// short; a caller's forced strategy; the probe in front of an exact plan; the fallback rule.
     private static func planHot(
         _ input: QueryPlanInput, calibration: RecallCalibration, probeAdvised: (Int) -> Bool,
-        into plan: inout QueryPlan
+        linkSpread: () -> Double?, into plan: inout QueryPlan
     ) {
         let filtered = input.hasFilter
         let selectivity = input.estimatedMatches / Double(max(input.rows, 1))
-        let scale = calibration.scale(selectivity: selectivity, filtered: filtered)
-        var hot = choose(
-            PlanInput(
-                rows: input.rows, estimatedMatches: input.estimatedMatches, hasFilter: filtered, k: input.k,
-                dimensions: input.dimensions, recallTarget: input.recallTarget,
-                searchEffort: input.searchEffort, inMemoryPredicate: input.inMemoryPredicate,
-                effortScale: scale))
+        var scale = calibration.scale(selectivity: selectivity, filtered: filtered)
+        func chosen(_ scale: Double) -> Plan {
+            choose(
+                PlanInput(
+                    rows: input.rows, estimatedMatches: input.estimatedMatches, hasFilter: filtered, k: input.k,
+                    dimensions: input.dimensions, recallTarget: input.recallTarget,
+                    searchEffort: input.searchEffort, inMemoryPredicate: input.inMemoryPredicate,
+                    effortScale: scale))
+        }
+        var hot = chosen(scale)
+        // Where the filtered floor binds and a graph search would answer below it, a filter known to be drawn at
+        // random (its rows link outside it as often as at random) is planned on its curve there
+        // (`RecallCalibration.bucketScale`); asked only then.
+        if filtered, input.searchEffort == nil, input.inMemoryPredicate, input.forcedStrategy == nil {
+            let lower = calibration.scale(selectivity: selectivity, filtered: true, randomFilter: true)
+            if lower < scale, case let below = chosen(lower), below.strategy != .exact {
+                plan.hotSpread = linkSpread()
+                if plan.hotSpread == 1 {
+                    plan.belowFilteredFloor = true
+                    scale = lower
+                    hot = below
+                }
+            }
+        }
         plan.effortScale = input.searchEffort == nil ? scale : 1
         var exactForRecall = false
         if hot.strategy != .exact, input.searchEffort == nil, let built = calibration.built,
             built.target == input.recallTarget,
-            let expected = calibration.expected(selectivity: selectivity, filtered: filtered)
+            let expected = calibration.expected(
+                selectivity: selectivity, filtered: filtered, randomFilter: plan.belowFilteredFloor)
         {
             hot.expectedRecall = expected.recall
             plan.expectedRecallInterval = expected.interval
