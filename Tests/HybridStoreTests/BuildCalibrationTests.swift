@@ -112,13 +112,7 @@ import Testing
     /// interval the explanation gives, at the target, not far above it.
     @Test func clusteredAnisotropicDataIsNotOverServed() throws {
         let dim = 32
-        let centres = Self.gaussian(30, dim: dim, seed: 96).map { $0.map { 2 * $0 } }
-        let spreads = Self.gaussian(1, dim: dim, seed: 97)[0].map { Float(exp(0.7 * Double($0))) }
-        var rng = SplitMix64(seed: 98)
-        let mixture = Self.gaussian(10_300, dim: dim, seed: 99).map { noise in
-            let c = centres[Int.random(in: 0..<30, using: &rng)]
-            return (0..<dim).map { c[$0] + spreads[$0] * noise[$0] }
-        }
+        let (_, mixture) = Self.anisotropicMixture(count: 10_300, dim: dim, clusters: 30, seed: 96)
         let data = Array(mixture.prefix(10_000)), queries = Array(mixture.suffix(300))
         let t = TemporaryStore()
         defer { t.cleanup() }
@@ -145,13 +139,7 @@ import Testing
     /// 96-d data got 0.978–0.995 where 0.95 was asked). A filter of whole clusters stays at the floor.
     @Test func aRandomFilterIsPlannedBelowTheFilteredFloor() throws {
         let dim = 32
-        let centres = Self.gaussian(30, dim: dim, seed: 96).map { $0.map { 2 * $0 } }
-        let spreads = Self.gaussian(1, dim: dim, seed: 97)[0].map { Float(exp(0.7 * Double($0))) }
-        var rng = SplitMix64(seed: 98)
-        let labels = (0..<10_300).map { _ in Int.random(in: 0..<30, using: &rng) }
-        let mixture = zip(labels, Self.gaussian(10_300, dim: dim, seed: 99)).map { label, noise in
-            (0..<dim).map { centres[label][$0] + spreads[$0] * noise[$0] }
-        }
+        let (labels, mixture) = Self.anisotropicMixture(count: 10_300, dim: dim, clusters: 30, seed: 96)
         let data = Array(mixture.prefix(10_000)), queries = Array(mixture.suffix(300))
         let t = TemporaryStore()
         defer { t.cleanup() }
@@ -193,16 +181,9 @@ import Testing
     /// expectation holds. (Before: on such 96-d data with 20,000 rows, 0.914 where 0.988 was expected.) All hot
     /// first: what explain says of a wide filter that follows the data.
     @Test func aFilterFollowingTheDataMeetsTheTargetOverBothTiers() throws {
-        let dim = 96, clusters = 50
-        let centres = Self.gaussian(clusters, dim: dim, seed: 196).map { $0.map { 2 * $0 } }
-        let spreads = Self.gaussian(1, dim: dim, seed: 197)[0].map { Float(exp(0.7 * Double($0))) }
-        var rng = SplitMix64(seed: 198)
-        let labels = (0..<20_200).map { _ in Int.random(in: 0..<clusters, using: &rng) }
-        let mixture = zip(labels, Self.gaussian(20_200, dim: dim, seed: 199)).map { label, noise in
-            let v = (0..<dim).map { centres[label][$0] + spreads[$0] * noise[$0] }
-            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            return v.map { $0 / norm }
-        }
+        let dim = 96
+        let (labels, mixture) = Self.anisotropicMixture(
+            count: 20_200, dim: dim, clusters: 50, seed: 196, normalised: true)
         let data = Array(mixture.prefix(20_000)), queries = Array(mixture.suffix(200))
         let t = TemporaryStore()
         defer { t.cleanup() }
@@ -378,6 +359,25 @@ import Testing
     }
 
     /// A value in 0..<100 drawn for row i, independent of its vector.
+    /// Clustered anisotropic rows, as embeddings are (clusters, and each dimension its own spread): `count` rows
+    /// of `dim` around `clusters` random centres, with each row's cluster; normalised where asked (as cosine
+    /// embeddings are). `seed` draws the centres, and the next three seeds the spreads, the clusters and the noise.
+    static func anisotropicMixture(
+        count: Int, dim: Int, clusters: Int, seed: UInt64, normalised: Bool = false
+    ) -> (labels: [Int], rows: [[Float]]) {
+        let centres = gaussian(clusters, dim: dim, seed: seed).map { $0.map { 2 * $0 } }
+        let spreads = gaussian(1, dim: dim, seed: seed + 1)[0].map { Float(exp(0.7 * Double($0))) }
+        var rng = SplitMix64(seed: seed + 2)
+        let labels = (0..<count).map { _ in Int.random(in: 0..<clusters, using: &rng) }
+        let rows = zip(labels, gaussian(count, dim: dim, seed: seed + 3)).map { label, noise in
+            let v = (0..<dim).map { centres[label][$0] + spreads[$0] * noise[$0] }
+            guard normalised else { return v }
+            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return v.map { $0 / norm }
+        }
+        return (labels, rows)
+    }
+
     static func draw(_ i: Int) -> Int64 { Int64(SplitMix64.mix(UInt64(i) ^ 0xF11_7E5) % 100) }
 
     @Test func uncalibratedSaysSoAndMissesOnHardData() throws {
