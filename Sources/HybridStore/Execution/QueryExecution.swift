@@ -216,20 +216,20 @@ struct QueryExecution {
             inMemoryPredicate: listed == nil, listedMatches: listed?.count,
             searchesHot: options.tiers.contains(.hot), cold: cold, hydratedColumns: request.columns)
         let s = s, filter = filter
-        // Asked only where a probe is possible (a filter held in memory, enough matches, a measured bucket).
+        // The filter's link spread over the hot rows, as remembered for it or read from the graph.
+        func linkSpread(_ f: Filter) -> Double? {
+            s.linkSpread(of: f, rows: rows) {
+                index.linkSpread(selectivity: estimate / Double(max(rows, 1)), matches: columns.predicate(f))
+            }
+        }
         explanation.plan = Planner.plan(
             input, calibration: calibration,
+            // Asked only where a probe is possible (a filter held in memory, enough matches, a measured bucket).
             probeAdvised: { bucket in
                 let key = Self.probeKey(filter!, bucket: bucket)
                 return s.probes.withLock { $0[key, default: ProbeRecord()].shouldProbe() }
             },
-            linkSpread: {
-                filter.flatMap { f in
-                    s.linkSpread(of: f, rows: rows) {
-                        index.linkSpread(selectivity: estimate / Double(max(rows, 1)), matches: columns.predicate(f))
-                    }
-                }
-            })
+            linkSpread: { filter.flatMap(linkSpread) })
         // Effort is linear in k in the planner's model: planned for `effortK` (and the rows changed under a
         // snapshot), it is that share of the effort for all `kHot`; never under what a post-filter over-fetches.
         if let effortK = options.effortK, effortK < k, options.searchEffort == nil,
@@ -249,9 +249,7 @@ struct QueryExecution {
         if request.explain, curve, explanation.plan.hotSpread == nil, let filter, listed == nil,
             explanation.plan.strategy == .filteredGraph || explanation.plan.strategy == .filteredGraphMatchingOnly
         {
-            explanation.plan.hotSpread = s.linkSpread(of: filter, rows: rows) {
-                index.linkSpread(selectivity: estimate / Double(max(rows, 1)), matches: columns.predicate(filter))
-            }
+            explanation.plan.hotSpread = linkSpread(filter)
         }
         explanation.ran = explanation.plan.strategy
         timings["plan"] = ms(since: started)
