@@ -235,6 +235,11 @@ extension HNSWIndex {
         }
         let context = borrowContext()
         defer { returnContext(context) }
+        // The node's own lists are all written before any other node links to it: a search that reached it on an
+        // upper level while its level-0 list was still empty would end there, with nothing found (seen as an
+        // unfiltered query returning only rows it took from elsewhere, under a writer). One thread builds the same
+        // graph either way: a layer's search reads only that layer's lists.
+        var reverse: [(layer: Int, chosen: [Neighbor])] = []
         for layer in stride(from: min(level, topLevel), through: 0, by: -1) {
             unsafe searchLayer(
                 floatDistance(query), entry: current, entryDistance: currentDistance,
@@ -253,6 +258,9 @@ extension HNSWIndex {
             storage.lock(node)
             unsafe chosen.map(\.node).withUnsafeBufferPointer { unsafe storage.writeLinks(node, level: layer, $0) }
             storage.unlock(node)
+            reverse.append((layer, chosen))
+        }
+        for (layer, chosen) in reverse {
             for neighbour in chosen {
                 addLink(from: neighbour.node, to: node, distance: neighbour.distance, level: layer)
             }

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Synchronization
 import Testing
 import HNSW
@@ -89,6 +90,40 @@ import HNSW
         #expect(index.count == 6000 - 2000)
         #expect(index.pendingDeletes == 0)
         #expect(index.checkInvariants() == [])
+    }
+
+    /// A node is linked top level first; a search that reached it on an upper level before its level-0 list was
+    /// written would stop there and return nothing. Each search here asks for the vector being inserted at that
+    /// moment (so the descent heads for the new node) and must get k hits, which 1000 live nodes always hold.
+    @Test func aNodeIsReachableOnlyOnceAllItsListsAreWritten() throws {
+        let dim = 8
+        let data = clusteredVectors(count: 4000, dim: dim, seed: 83)
+        // M = 4: a quarter of the nodes reach level 1 and above, each with a long level-0 search after its upper lists.
+        let index = try HNSWIndex(
+            parameters: HNSWParameters(dimensions: dim, connectivity: 4, constructionEffort: 200))
+        _ = try index.insert(contentsOf: Array(data[0..<1000 * dim]), labels: (0..<1000).map(UInt64.init))
+        let inserting = Atomic<Int>(1000)
+        let done = Atomic<Bool>(false)
+        let short = Atomic<Int>(0)
+        let searches = Atomic<Int>(0)
+        let writer = Thread {
+            for row in 1000..<4000 {
+                inserting.store(row, ordering: .releasing)
+                _ = try? index.insert(Array(data[row * dim..<(row + 1) * dim]), label: UInt64(row))
+            }
+            done.store(true, ordering: .releasing)
+        }
+        writer.start()
+        while !done.load(ordering: .acquiring) {
+            let row = inserting.load(ordering: .acquiring)
+            let hits = try index.search(Array(data[row * dim..<(row + 1) * dim]), k: 10).hits
+            if hits.count < 10 { short.add(1, ordering: .relaxed) }
+            searches.add(1, ordering: .relaxed)
+        }
+        #expect(
+            short.load(ordering: .relaxed) == 0,
+            "\(short.load(ordering: .relaxed)) of \(searches.load(ordering: .relaxed)) searches came back short")
+        #expect(searches.load(ordering: .relaxed) > 100)
     }
 
     @Test func parallelBuildKeepsRecall() throws {
