@@ -54,3 +54,47 @@ extension HNSWIndex {
         return step
     }
 }
+
+extension HNSWIndex {
+    /// Recall@k of the filtered graph search (mode a) under `filter` at each of `efforts`, for up to `queries` live
+    /// nodes drawn at a stride coprime to the slots (from all the live nodes, so the queries lie as the data does):
+    /// each searched for as a query the graph has never seen (hidden: never visited, never returned), its answer
+    /// compared with the exact k nearest among `candidates` (the filter's matches), itself left out. Per effort, each
+    /// query's recall (`[effort][query]`); a query with no answer among the candidates is skipped.
+    /// - Complexity: per query, an exact scan of `candidates` and one filtered search per effort.
+    package func filteredRecall(
+        efforts: [Int], k: Int, queries: Int, filter: SearchFilter, candidates: [UInt32]
+    ) -> [[Double]] {
+        let slots = nodeCapacity
+        guard slots > 0, k >= 1 else { return efforts.map { _ in [] } }
+        let step = Self.coprimeStep(slots)
+        let picked: [(node: UInt32, vector: [Float])] = withReadLock {
+            var picked: [(node: UInt32, vector: [Float])] = []
+            var slot = 0
+            for _ in 0..<slots where picked.count < queries {
+                let node = UInt32(slot)
+                slot = (slot + step) % slots
+                guard Int(node) < storage.capacity, storage.state(node) == .live else { continue }
+                let vector = unsafe Array(
+                    UnsafeBufferPointer(start: storage.vector(node), count: parameters.dimensions))
+                picked.append((node, vector))
+            }
+            return picked
+        }
+        var recalls = efforts.map { _ in [Double]() }
+        for query in picked {
+            guard let exact = try? exactSearch(query.vector, k: k + 1, candidates: candidates) else { continue }
+            let truth = Set(exact.hits.filter { $0.node != query.node }.prefix(k).map(\.node))
+            guard !truth.isEmpty else { continue }
+            for (i, effort) in efforts.enumerated() {
+                let hits =
+                    (try? search(
+                        query.vector, k: k, searchEffort: effort, filter: filter, mode: .admitMatching,
+                        hiding: query.node
+                    ).hits) ?? []
+                recalls[i].append(Double(hits.filter { truth.contains($0.node) }.count) / Double(truth.count))
+            }
+        }
+        return recalls
+    }
+}

@@ -28,6 +28,8 @@ final class CollectionState: @unchecked Sendable {
     let rowsWritten = Atomic<Int>(0)
     /// Filters' link spreads (`HNSWIndex.linkSpread`, by the filter as scoped).
     let linkSpreads = Locked(LinkSpreadMemory())
+    /// Filters' own recall curves (`FilterCurve`, by the filter as scoped; nil where none could be measured).
+    let filterCurves = Locked(FilterMemory<FilterCurve?>())
     /// Tenants' corpus statistics for keyword ranking, each valid while the change log stands still.
     let textStatistics = Locked<[String: TextStatistics]>([:])
     /// Moving averages of a hybrid query's arms (ms): the longer runs on the calling thread.
@@ -103,6 +105,7 @@ final class CollectionState: @unchecked Sendable {
         for row in rows { freshColumns.set(node: row.node, values: row.values) }
         freshColumns.settle()
         linkSpreads.withLock { $0 = LinkSpreadMemory() }
+        filterCurves.withLock { $0 = FilterMemory() }
         lock.write {
             index = fresh
             columns = freshColumns
@@ -126,6 +129,15 @@ final class CollectionState: @unchecked Sendable {
         return spread
     }
 
+    /// The filter's own recall curve, as remembered for it or measured by `measure`.
+    func filterCurve(of filter: Filter, rows: Int, measure: () -> FilterCurve?) -> FilterCurve? {
+        let written = rowsWritten.load(ordering: .relaxed)
+        if let known = filterCurves.withLock({ $0.value(of: filter, rows: rows, written: written) }) { return known }
+        let curve = measure()
+        filterCurves.withLock { $0.record(filter, curve, written: written) }
+        return curve
+    }
+
     /// Updates derived state under the exclusive lock.
     func mutate<R>(_ body: (FilterColumns, (UInt32, RowID?) -> Void) -> R) -> R {
         lock.write {
@@ -140,25 +152,35 @@ final class CollectionState: @unchecked Sendable {
 
 }
 
-/// Filters' link spreads as read before (`HNSWIndex.linkSpread`), each with the rows the collection had had
-/// written when it was read: one is taken again until a twentieth of the rows (at least 64) has been written since.
-/// At most `capacity` filters; past it, all are dropped.
-package struct LinkSpreadMemory: Sendable {
-    package static let capacity = 1024
-    private var known: [Filter: (written: Int, spread: Double?)] = [:]
+/// What was measured of filters before (their link spreads, `HNSWIndex.linkSpread`; their own recall curves), each
+/// with the rows the collection had had written when it was measured: one is taken again until a twentieth of the
+/// rows (at least 64) has been written since. At most `capacity` filters; past it, all are dropped.
+package struct FilterMemory<Value: Sendable>: Sendable {
+    package static var capacity: Int { 1024 }
+    private var known: [Filter: (written: Int, value: Value)] = [:]
 
     package init() {}
 
-    /// The filter's spread as read before (itself nil where the graph could not tell); nil where not known or stale.
-    package func spread(of filter: Filter, rows: Int, written: Int) -> Double?? {
+    /// What was measured of the filter; nil where not known or stale.
+    package func value(of filter: Filter, rows: Int, written: Int) -> Value? {
         guard let entry = known[filter], written - entry.written <= max(64, rows / 20) else { return nil }
-        return .some(entry.spread)
+        return entry.value
     }
 
-    package mutating func record(_ filter: Filter, _ spread: Double?, written: Int) {
+    package mutating func record(_ filter: Filter, _ value: Value, written: Int) {
         if known.count >= Self.capacity { known.removeAll(keepingCapacity: true) }
-        known[filter] = (written, spread)
+        known[filter] = (written, value)
     }
 
     package var count: Int { known.count }
+}
+
+/// Filters' link spreads (each itself nil where the graph could not tell).
+package typealias LinkSpreadMemory = FilterMemory<Double?>
+
+extension FilterMemory where Value == Double? {
+    /// The filter's spread as read before (itself nil where the graph could not tell); nil where not known or stale.
+    package func spread(of filter: Filter, rows: Int, written: Int) -> Double?? {
+        value(of: filter, rows: rows, written: written)
+    }
 }

@@ -61,10 +61,92 @@ import QueryPlanner
             BuildCalibration(
                 curves: [0: curve([(1 / 8, 0.93), (1, 0.99)]), 1: curve([(1 / 8, 0.80), (1, 0.90), (4, 0.97)])],
                 queries: 400, rows: 100_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1))
-        _ = Planner.plan(wide, calibration: hard, probeAdvised: { _ in false }) {
-            Issue.record("asked above the floor")
-            return 1
+        // Above the floor, a spread of 1 changes nothing (it is asked for the filter's own curve, none here).
+        let above = Planner.plan(wide, calibration: hard, probeAdvised: { _ in false }) { 1 }
+        #expect(!above.belowFilteredFloor && above.effortScale > 0.25, "\(above)")
+    }
+
+    /// A filter's own curve: the least effort whose recall, less its standard error, reaches the target, between
+    /// measured efforts in log effort; nil where none reaches it; the expectation read at an effort with its interval.
+    @Test func aFilterCurveGivesTheLeastEffortThatMeetsTheTarget() throws {
+        let curve = FilterCurve(
+            points: [
+                .init(effort: 72, recall: 0.985, deviation: 0.05), .init(effort: 18, recall: 0.93, deviation: 0.15),
+                .init(effort: 36, recall: 0.965, deviation: 0.1),
+            ], queries: 64, milliseconds: 30)
+        #expect(curve.points.map(\.effort) == [18, 36, 72])
+        let effort = try #require(curve.effort(meeting: 0.95))
+        #expect(effort > 18 && effort <= 36, "\(effort)")
+        let expected = curve.expected(at: effort)
+        #expect(expected.recall >= 0.95 && expected.recall < 0.965 && expected.interval > 0.0125)
+        #expect(curve.effort(meeting: 0.90) == 18)
+        #expect(curve.effort(meeting: 0.98) == nil, "0.985 less its error 0.006 falls short")
+        #expect(curve.expected(at: 500).recall == 0.985 && curve.expected(at: 5).recall == 0.93)
+        let measured = FilterCurve(efforts: [10, 20], recalls: [[1, 0.8, 0.9, 0.9], [1, 1, 1, 1]], milliseconds: 1)
+        #expect(measured.queries == 4 && abs(measured.points[0].recall - 0.9) < 1e-12)
+        #expect(measured.points[1].deviation == 0 && abs(measured.points[0].deviation - 0.08165) < 1e-4)
+    }
+
+    /// A filtered graph planned from a build-time curve whose filter follows the data (spread under 1) is planned on
+    /// the filter's own curve, asked at half to eight times the planned effort: the effort and expectation are the
+    /// curve's, and explain says so. A filter drawn at random, or a caller's fixed effort, does not ask; a curve
+    /// short of the target everywhere leaves an exact plan where it is cheap enough, else states the shortfall.
+    @Test func aFilterFollowingTheDataIsPlannedOnItsOwnCurve() throws {
+        var calibration = RecallCalibration()
+        calibration.adopt(
+            BuildCalibration(
+                curves: [
+                    0: curve([(1 / 8, 0.93), (1 / 4, 0.97), (1, 0.99)]),
+                    1: curve([(1 / 8, 0.94), (0.177, 0.97), (1 / 4, 0.985), (1, 0.995)]),
+                ],
+                queries: 400, rows: 100_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1))
+        let wide = input(matches: 60_000)
+        let random = Planner.plan(wide, calibration: calibration, probeAdvised: { _ in false })
+        let planned = try #require(random.effort)
+        var asked: [Int] = []
+        func own(_ points: [(Int, Double)]) -> ([Int]) -> FilterCurve? {
+            { efforts in
+                asked = efforts
+                return FilterCurve(
+                    points: points.map { .init(effort: $0.0, recall: $0.1, deviation: 0.08) }, queries: 64,
+                    milliseconds: 12)
+            }
         }
+        let follows = Planner.plan(
+            wide, calibration: calibration, probeAdvised: { _ in false }, linkSpread: { 0.3 },
+            filterCurve: own([(planned, 0.90), (planned * 2, 0.97), (planned * 4, 0.99)]))
+        #expect(asked.contains(planned) && asked.contains(planned * 8) && asked.min()! < planned, "\(asked)")
+        guard case .filterCurve(64, 12, nil) = follows.recallBasis else {
+            Issue.record("\(follows.recallBasis)")
+            return
+        }
+        #expect(follows.strategy == .filteredGraph && follows.effort! > planned && follows.effort! <= planned * 2)
+        #expect(follows.hot.expectedRecall >= 0.95 && follows.expectedRecallInterval != nil)
+        #expect(follows.steps[0].contains("from this filter's own curve"), "\(follows.steps)")
+        #expect(follows.recallBasis.description().contains("its own curve, 64 rows"))
+        // Drawn at random, or a fixed effort: not asked.
+        asked = []
+        _ = Planner.plan(
+            wide, calibration: calibration, probeAdvised: { _ in false }, linkSpread: { 1 }, filterCurve: own([]))
+        _ = Planner.plan(
+            input(matches: 60_000, searchEffort: 40), calibration: calibration, probeAdvised: { _ in false },
+            linkSpread: { 0.3 }, filterCurve: own([]))
+        #expect(asked.isEmpty)
+        // Short everywhere: exact where it costs at most 32 times the graph, else the shortfall stated.
+        let short = own([(planned, 0.80), (planned * 8, 0.90)])
+        let cheap = Planner.plan(
+            input(rows: 20_000, matches: 12_000), calibration: calibration, probeAdvised: { _ in false },
+            linkSpread: { 0.3 }, filterCurve: short)
+        #expect(cheap.strategy == .exact, "\(cheap)")
+        if case .exactForRecall(let recall, _) = cheap.recallBasis { #expect(abs(recall - 0.90) < 1e-9) }
+        let dear = Planner.plan(
+            input(rows: 10_000_000, matches: 6_000_000), calibration: calibration, probeAdvised: { _ in false },
+            linkSpread: { 0.3 }, filterCurve: short)
+        guard case .filterCurve(_, _, let shortBy?) = dear.recallBasis else {
+            Issue.record("\(dear.recallBasis)")
+            return
+        }
+        #expect(abs(shortBy - 0.05) < 1e-9 && dear.strategy == .filteredGraph, "\(dear)")
     }
 
     @Test func anUncalibratedUnfilteredQueryIsAPlainGraphSearchWithNothingElse() {

@@ -229,7 +229,14 @@ struct QueryExecution {
                 let key = Self.probeKey(filter!, bucket: bucket)
                 return s.probes.withLock { $0[key, default: ProbeRecord()].shouldProbe() }
             },
-            linkSpread: { filter.flatMap(linkSpread) })
+            linkSpread: { filter.flatMap(linkSpread) },
+            filterCurve: { efforts in
+                filter.flatMap { f in
+                    s.filterCurve(of: f, rows: rows) {
+                        Self.measureFilterCurve(f, efforts: efforts, k: input.k, index: index, columns: columns)
+                    }
+                }
+            })
         // Effort is linear in k in the planner's model: planned for `effortK` (and the rows changed under a
         // snapshot), it is that share of the effort for all `kHot`; never under what a post-filter over-fetches.
         if let effortK = options.effortK, effortK < k, options.searchEffort == nil,
@@ -253,6 +260,25 @@ struct QueryExecution {
         }
         explanation.ran = explanation.plan.strategy
         timings["plan"] = ms(since: started)
+    }
+
+    /// Rows of the collection a filter's own curve takes as queries: 64, fewer where its exact answers would take
+    /// more than about 3 million distance computations (at least 24).
+    static func filterCurveQueries(matches: Int) -> Int { min(64, max(24, 3_000_000 / max(matches, 1))) }
+
+    /// A filter's own recall curve for the filtered graph (`HNSWIndex.filteredRecall`) at `efforts`; nil where no
+    /// query had an answer.
+    static func measureFilterCurve(
+        _ filter: Filter, efforts: [Int], k: Int, index: HNSWIndex, columns: FilterColumns
+    ) -> FilterCurve? {
+        let started = nowNanos()
+        let predicate = columns.predicate(filter)
+        let matches = columns.collect(filter, predicate: predicate)
+        let recalls = index.filteredRecall(
+            efforts: efforts, k: k, queries: filterCurveQueries(matches: matches.count),
+            filter: .predicate(unsafeSendable(predicate)), candidates: matches)
+        guard let first = recalls.first, !first.isEmpty else { return nil }
+        return FilterCurve(efforts: efforts, recalls: recalls, milliseconds: ms(since: started))
     }
 
     /// The planned hot search. An exact plan with a probe tries the filtered graph first within the exact scan's

@@ -110,6 +110,18 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         /// the matches) with the cold step's curve under a filter of this selectivity (measured with the hot rows
         /// exact), each with its build-time queries.
         case bothCurves(hotQueries: Int, coldQueries: Int)
+        /// The filter follows the data: its own curve (`FilterCurve`), of `queries` rows drawn from the collection,
+        /// measured in `milliseconds` when the filter was first planned; `shortBy` where it does not reach the target
+        /// at its largest effort and an exact scan would cost too much.
+        case filterCurve(queries: Int, milliseconds: Double, shortBy: Double?)
+
+        /// A build-time curve gave the expectation (reaching the target or not).
+        public var isBuildCurve: Bool {
+            switch self {
+            case .buildCurve, .buildCurveShort: true
+            default: false
+            }
+        }
 
         /// The words `explain` prints, with the age of a curve at `now`.
         public func description(now: Double = Date().timeIntervalSince1970) -> String {
@@ -147,6 +159,10 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
             case .bothCurves(let hot, let cold):
                 return
                     "over both tiers: the hot curve's \(hot) build-time queries with the cold step's \(cold) under a filter"
+            case .filterCurve(let queries, let ms, let shortBy):
+                return "this filter follows the data: its own curve, \(queries) rows of the collection as queries, "
+                    + String(format: "measured in %.0f ms", ms)
+                    + (shortBy.map { String(format: "; short of the target by %.3f at its largest effort", $0) } ?? "")
             }
         }
     }
@@ -197,6 +213,7 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
     /// The calibrated effort scale after the hot step's effort, where it is not 1: " (effort ×0.25, calibrated)",
     /// and why it lies below the filtered floor where it does.
     public var effortNote: String {
+        if case .filterCurve = recallBasis, hot.effort != nil { return " (from this filter's own curve)" }
         guard effortScale != 1, hot.effort != nil else { return "" }
         return String(format: " (effort ×%.2f, calibrated", effortScale)
             + (belowFilteredFloor
@@ -343,14 +360,17 @@ extension Planner {
     /// selectivity bucket have paid off lately (asked only where a probe is possible).
     package static func plan(
         _ input: QueryPlanInput, calibration: RecallCalibration,
-        probeAdvised: (Int) -> Bool, linkSpread: () -> Double? = { nil }
+        probeAdvised: (Int) -> Bool, linkSpread: () -> Double? = { nil },
+        filterCurve: ([Int]) -> FilterCurve? = { _ in nil }
     ) -> QueryPlan {
         var plan = QueryPlan.unplanned
         plan.searchesHot = input.searchesHot
         plan.hydration =
             !input.hydratedColumns.isEmpty ? .columns(input.hydratedColumns) : input.cold != nil ? .coldIDs : .none
         if input.searchesHot {
-            planHot(input, calibration: calibration, probeAdvised: probeAdvised, linkSpread: linkSpread, into: &plan)
+            planHot(
+                input, calibration: calibration, probeAdvised: probeAdvised, linkSpread: linkSpread,
+                filterCurve: filterCurve, into: &plan)
         }
         if let cold = input.cold { planCold(cold, input, calibration: calibration, into: &plan) }
         return plan
@@ -360,7 +380,7 @@ extension Planner {
     /// short; a caller's forced strategy; the probe in front of an exact plan; the fallback rule.
     private static func planHot(
         _ input: QueryPlanInput, calibration: RecallCalibration, probeAdvised: (Int) -> Bool,
-        linkSpread: () -> Double?, into plan: inout QueryPlan
+        linkSpread: () -> Double?, filterCurve: ([Int]) -> FilterCurve?, into plan: inout QueryPlan
     ) {
         let filtered = input.hasFilter
         let selectivity = input.estimatedMatches / Double(max(input.rows, 1))
@@ -427,6 +447,49 @@ extension Planner {
                     : calibration.isMeasured(selectivity: selectivity, filtered: filtered)
                         ? .onlineChecks
                         : .staticModel
+        }
+        // A filter that follows the data, planned from a curve measured under random filters: its own curve instead
+        // (`filterCurve(efforts)`, measured once and remembered by the caller), at half to eight times the effort.
+        if filtered, hot.strategy == .filteredGraph, !exactForRecall, let planned = hot.effort,
+            input.searchEffort == nil, input.forcedStrategy == nil, input.inMemoryPredicate,
+            plan.recallBasis.isBuildCurve
+        {
+            let spread = plan.hotSpread ?? linkSpread()
+            plan.hotSpread = spread
+            let efforts = Array(
+                Set([planned / 2, planned, planned * 2, planned * 4, planned * 8].map { max($0, input.k) })
+            )
+            .sorted()
+            if let spread, spread < 1, let curve = filterCurve(efforts), !curve.points.isEmpty {
+                let exactCost = hot.alternatives["exact"] ?? .infinity
+                func cost(_ effort: Int) -> Double { hot.estimatedCost * Double(effort) / Double(planned) }
+                let effort = curve.effort(meeting: input.recallTarget)
+                let graphEffort = effort ?? curve.points.last!.effort
+                let expected = curve.expected(at: graphEffort)
+                let exactInstead =
+                    effort != nil
+                    ? exactCost < cost(graphEffort) : exactCost <= exactFallbackCostRatio * cost(graphEffort)
+                hot.alternatives[Strategy.filteredGraph.rawValue] = cost(graphEffort)
+                if exactInstead {
+                    plan.recallBasis =
+                        effort != nil
+                        ? .exact : .exactForRecall(graphRecall: expected.recall, interval: expected.interval)
+                    plan.expectedRecallInterval = nil
+                    hot.strategy = .exact
+                    hot.effort = nil
+                    hot.estimatedCost = exactCost
+                    hot.expectedRecall = 1
+                    exactForRecall = effort == nil
+                } else {
+                    hot.effort = graphEffort
+                    hot.estimatedCost = cost(graphEffort)
+                    hot.expectedRecall = expected.recall
+                    plan.expectedRecallInterval = expected.interval
+                    plan.recallBasis = .filterCurve(
+                        queries: curve.queries, milliseconds: curve.milliseconds,
+                        shortBy: effort == nil ? input.recallTarget - expected.recall : nil)
+                }
+            }
         }
         if let forced = input.forcedStrategy, forced != hot.strategy, filtered || forced == .graph || forced == .exact {
             hot.strategy = forced
