@@ -89,7 +89,7 @@ import QueryPlanner
 
     /// A filtered graph planned from a build-time curve whose filter follows the data (spread under 1) is planned on
     /// the filter's own curve, asked at half to eight times the planned effort: the effort and expectation are the
-    /// curve's, and explain says so. A filter drawn at random, or a caller's fixed effort, does not ask; a curve
+    /// curve's, and explain says so. A filter drawn at random, a caller's fixed effort or a cold tier does not ask; a curve
     /// short of the target everywhere leaves an exact plan where it is cheap enough, else states the shortfall.
     @Test func aFilterFollowingTheDataIsPlannedOnItsOwnCurve() throws {
         var calibration = RecallCalibration()
@@ -124,8 +124,13 @@ import QueryPlanner
         #expect(follows.hot.expectedRecall >= 0.95 && follows.expectedRecallInterval != nil)
         #expect(follows.steps[0].contains("from this filter's own curve"), "\(follows.steps)")
         #expect(follows.recallBasis.description().contains("its own curve, 64 rows"))
-        // Drawn at random, or a fixed effort: not asked.
+        // Drawn at random, a fixed effort, or a cold tier beside (whose curves speak for the query): not asked.
         asked = []
+        let tier = QueryPlanInput.Cold(
+            blocks: 100, liveRows: 400_000, estimatedMatches: 240_000, fixedProbes: nil, effort: 1)
+        _ = Planner.plan(
+            input(matches: 60_000, cold: tier), calibration: calibration, probeAdvised: { _ in false },
+            linkSpread: { 0.3 }, filterCurve: own([]))
         _ = Planner.plan(
             wide, calibration: calibration, probeAdvised: { _ in false }, linkSpread: { 1 }, filterCurve: own([]))
         _ = Planner.plan(

@@ -450,7 +450,8 @@ extension Planner {
         }
         // A filter that follows the data, planned from a curve measured under random filters: its own curve instead
         // (`filterCurve(efforts)`, measured once and remembered by the caller), at half to eight times the effort.
-        if filtered, hot.strategy == .filteredGraph, !exactForRecall, let planned = hot.effort,
+        // The hot tier alone: over both tiers the cold step's curves speak for the query (and its misses dominate).
+        if filtered, hot.strategy == .filteredGraph, !exactForRecall, let planned = hot.effort, input.cold == nil,
             input.searchEffort == nil, input.forcedStrategy == nil, input.inMemoryPredicate,
             plan.recallBasis.isBuildCurve
         {
