@@ -56,17 +56,19 @@ extension HNSWIndex {
 }
 
 extension HNSWIndex {
-    /// Recall@k of the filtered graph search (mode a) under `filter` at each of `efforts`, for up to `queries` live
-    /// nodes drawn at a stride coprime to the slots (from all the live nodes, so the queries lie as the data does):
-    /// each searched for as a query the graph has never seen (hidden: never visited, never returned), its answer
-    /// compared with the exact k nearest among `candidates` (the filter's matches), itself left out. Per effort, each
-    /// query's recall (`[effort][query]`); a query with no answer among the candidates is skipped.
-    /// - Complexity: per query, an exact scan of `candidates` and one filtered search per effort.
+    /// Recall@k of the filtered graph search (mode a) under `filter` at `efforts` (ascending), for up to `queries`
+    /// live nodes drawn at a stride coprime to the slots (from all the live nodes, so the queries lie as the data
+    /// does): each searched for as a query the graph has never seen (hidden: never visited, never returned), its
+    /// answer compared with the exact k nearest among `candidates` (the filter's matches), itself left out. Per
+    /// effort, each query's recall (`[effort][query]`), up to the first effort whose recalls `enough` accepts; a
+    /// query with no answer among the candidates is skipped.
+    /// - Complexity: per query, an exact scan of `candidates` and one filtered search per effort measured.
     package func filteredRecall(
-        efforts: [Int], k: Int, queries: Int, filter: SearchFilter, candidates: [UInt32]
+        efforts: [Int], k: Int, queries: Int, filter: SearchFilter, candidates: [UInt32],
+        enough: ([Double]) -> Bool = { _ in false }
     ) -> [[Double]] {
         let slots = nodeCapacity
-        guard slots > 0, k >= 1 else { return efforts.map { _ in [] } }
+        guard slots > 0, k >= 1 else { return [] }
         let step = Self.coprimeStep(slots)
         let picked: [(node: UInt32, vector: [Float])] = withReadLock {
             var picked: [(node: UInt32, vector: [Float])] = []
@@ -81,19 +83,25 @@ extension HNSWIndex {
             }
             return picked
         }
-        var recalls = efforts.map { _ in [Double]() }
+        var asked: [(node: UInt32, vector: [Float], truth: Set<UInt32>)] = []
         for query in picked {
             guard let exact = try? exactSearch(query.vector, k: k + 1, candidates: candidates) else { continue }
             let truth = Set(exact.hits.filter { $0.node != query.node }.prefix(k).map(\.node))
-            guard !truth.isEmpty else { continue }
-            for (i, effort) in efforts.enumerated() {
+            if !truth.isEmpty { asked.append((query.node, query.vector, truth)) }
+        }
+        guard !asked.isEmpty else { return [] }
+        var recalls: [[Double]] = []
+        for effort in efforts {
+            let measured = asked.map { query in
                 let hits =
                     (try? search(
                         query.vector, k: k, searchEffort: effort, filter: filter, mode: .admitMatching,
                         hiding: query.node
                     ).hits) ?? []
-                recalls[i].append(Double(hits.filter { truth.contains($0.node) }.count) / Double(truth.count))
+                return Double(hits.filter { query.truth.contains($0.node) }.count) / Double(query.truth.count)
             }
+            recalls.append(measured)
+            if enough(measured) { break }
         }
         return recalls
     }

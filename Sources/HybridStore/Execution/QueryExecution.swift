@@ -233,7 +233,9 @@ struct QueryExecution {
             filterCurve: { efforts in
                 filter.flatMap { f in
                     s.filterCurve(of: f, rows: rows) {
-                        Self.measureFilterCurve(f, efforts: efforts, k: input.k, index: index, columns: columns)
+                        Self.measureFilterCurve(
+                            f, efforts: efforts, k: input.k, target: input.recallTarget, index: index,
+                            columns: columns)
                     }
                 }
             })
@@ -262,23 +264,29 @@ struct QueryExecution {
         timings["plan"] = ms(since: started)
     }
 
-    /// Rows of the collection a filter's own curve takes as queries: 64, fewer where its exact answers would take
-    /// more than about 3 million distance computations (at least 24).
-    static func filterCurveQueries(matches: Int) -> Int { min(64, max(24, 3_000_000 / max(matches, 1))) }
+    /// Rows of the collection a filter's own curve takes as queries: 64, fewer where their exact answers would take
+    /// more than about 8 million distance computations (at least 24).
+    static func filterCurveQueries(matches: Int) -> Int { min(64, max(24, 8_000_000 / max(matches, 1))) }
 
-    /// A filter's own recall curve for the filtered graph (`HNSWIndex.filteredRecall`) at `efforts`; nil where no
-    /// query had an answer.
+    /// A filter's own recall curve for the filtered graph (`HNSWIndex.filteredRecall`) at `efforts`, ascending, up to
+    /// the first whose recall less its standard error passes `target` by a standard error more; nil where no query
+    /// had an answer.
     static func measureFilterCurve(
-        _ filter: Filter, efforts: [Int], k: Int, index: HNSWIndex, columns: FilterColumns
+        _ filter: Filter, efforts: [Int], k: Int, target: Double, index: HNSWIndex, columns: FilterColumns
     ) -> FilterCurve? {
         let started = nowNanos()
         let predicate = columns.predicate(filter)
         let matches = columns.collect(filter, predicate: predicate)
         let recalls = index.filteredRecall(
             efforts: efforts, k: k, queries: filterCurveQueries(matches: matches.count),
-            filter: .predicate(unsafeSendable(predicate)), candidates: matches)
+            filter: .predicate(unsafeSendable(predicate)), candidates: matches
+        ) { recalls in
+            let point = FilterCurve(efforts: [0], recalls: [recalls], milliseconds: 0)
+            return point.points[0].recall - 2 * point.standardError(point.points[0]) >= target
+        }
         guard let first = recalls.first, !first.isEmpty else { return nil }
-        return FilterCurve(efforts: efforts, recalls: recalls, milliseconds: ms(since: started))
+        return FilterCurve(
+            efforts: Array(efforts.prefix(recalls.count)), recalls: recalls, milliseconds: ms(since: started))
     }
 
     /// The planned hot search. An exact plan with a probe tries the filtered graph first within the exact scan's

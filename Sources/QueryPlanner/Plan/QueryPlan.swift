@@ -410,6 +410,9 @@ extension Planner {
         }
         plan.effortScale = input.searchEffort == nil ? scale : 1
         var exactForRecall = false
+        // Where a filter's own curve found the exact scan cheaper than the graph at the effort it needs: the probe's
+        // effort, and what the curve expects of it.
+        var ownProbe: (effort: Int, recall: Double)? = nil
         if hot.strategy != .exact, input.searchEffort == nil, let built = calibration.built,
             built.target == input.recallTarget,
             let expected = calibration.expected(
@@ -449,7 +452,7 @@ extension Planner {
                         : .staticModel
         }
         // A filter that follows the data, planned from a curve measured under random filters: its own curve instead
-        // (`filterCurve(efforts)`, measured once and remembered by the caller), at half to eight times the effort.
+        // (`filterCurve(efforts)`, measured once and remembered by the caller), at half to 32 times the effort.
         // The hot tier alone: over both tiers the cold step's curves speak for the query (and its misses dominate).
         if filtered, hot.strategy == .filteredGraph, !exactForRecall, let planned = hot.effort, input.cold == nil,
             input.searchEffort == nil, input.forcedStrategy == nil, input.inMemoryPredicate,
@@ -458,7 +461,7 @@ extension Planner {
             let spread = plan.hotSpread ?? linkSpread()
             plan.hotSpread = spread
             let efforts = Array(
-                Set([planned / 2, planned, planned * 2, planned * 4, planned * 8].map { max($0, input.k) })
+                Set([1, 2, 4, 8, 16, 32, 64].map { min(max(planned * $0 / 2, input.k), max(input.rows, input.k)) })
             )
             .sorted()
             if let spread, spread < 1, let curve = filterCurve(efforts), !curve.points.isEmpty {
@@ -481,6 +484,7 @@ extension Planner {
                     hot.estimatedCost = exactCost
                     hot.expectedRecall = 1
                     exactForRecall = effort == nil
+                    if effort != nil { ownProbe = (graphEffort, expected.recall) }
                 } else {
                     hot.effort = graphEffort
                     hot.estimatedCost = cost(graphEffort)
@@ -511,12 +515,14 @@ extension Planner {
             calibration.isMeasured(selectivity: hot.estimatedSelectivity, filtered: true),
             probeAdvised(RecallCalibration.bucket(selectivity: hot.estimatedSelectivity, filtered: true))
         {
-            let ef = filteredEffort(
-                forRecall: input.recallTarget, k: input.k, scale: scale, selectivity: hot.estimatedSelectivity)
+            let ef =
+                ownProbe?.effort
+                ?? filteredEffort(
+                    forRecall: input.recallTarget, k: input.k, scale: scale, selectivity: hot.estimatedSelectivity)
             plan.probe = QueryPlan.Probe(
                 effort: ef,
                 budget: Int(hot.estimatedMatches * exactDistanceCost(dimensions: input.dimensions)),
-                expectedRecall: expectedRecall(effort: ef, k: input.k))
+                expectedRecall: ownProbe?.recall ?? expectedRecall(effort: ef, k: input.k))
         }
         // Fewer than k found while more match: few matches, exact over them; many (a post-filter that
         // over-fetched too little), the filtered graph, which admits only matches.
