@@ -123,6 +123,7 @@ import QueryPlanner
         #expect(follows.strategy == .filteredGraph && follows.effort! > planned && follows.effort! <= planned * 2)
         #expect(follows.hot.expectedRecall >= 0.95 && follows.expectedRecallInterval != nil)
         #expect(follows.steps[0].contains("from this filter's own curve"), "\(follows.steps)")
+        #expect(follows.filterCurveUsed && !random.filterCurveUsed)
         #expect(follows.recallBasis.description().contains("its own curve, 64 rows"))
         // Drawn at random, a fixed effort, or a cold tier beside (whose curves speak for the query): not asked.
         asked = []
@@ -142,7 +143,13 @@ import QueryPlanner
         let cheap = Planner.plan(
             input(rows: 20_000, matches: 12_000), calibration: calibration, probeAdvised: { _ in false },
             linkSpread: { 0.3 }, filterCurve: short)
-        #expect(cheap.strategy == .exact, "\(cheap)")
+        #expect(cheap.strategy == .exact && cheap.filterCurveUsed, "\(cheap)")
+        // Met only at an effort dearer than the scan: exact, the probe in front of it at that effort.
+        let scan = Planner.plan(
+            input(rows: 20_000, matches: 12_000), calibration: calibration, probeAdvised: { _ in true },
+            linkSpread: { 0.3 }, filterCurve: own([(planned, 0.80), (planned * 32, 0.99)]))
+        #expect(scan.strategy == .exact && scan.recallBasis == .exact && scan.filterCurveUsed, "\(scan)")
+        #expect(scan.probe.map { $0.effort > planned && $0.expectedRecall > 0.95 } ?? true, "\(scan)")
         if case .exactForRecall(let recall, _) = cheap.recallBasis { #expect(abs(recall - 0.90) < 1e-9) }
         let dear = Planner.plan(
             input(rows: 10_000_000, matches: 6_000_000), calibration: calibration, probeAdvised: { _ in false },

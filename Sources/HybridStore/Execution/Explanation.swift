@@ -59,6 +59,8 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
                 + (plan.cold?.beyondMeasured == true ? ", the cold step's effort modelled past the largest run" : "")
                 + unmeasuredSpread + unmeasuredHotSpread
         case .buildCurve: return basis + unmeasuredHotSpread
+        case .exact where plan.filterCurveUsed:
+            return "exact: this filter follows the data, and its own curve asks for an effort that costs more"
         default: return basis
         }
     }
@@ -78,8 +80,8 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// When a build-time curve gave `plan.expectedRecall`: the half-width of a 95 % interval for the mean
     /// recall of 100 queries (the curve's own uncertainty and the sampling of those queries).
     public var expectedRecallError: Double? { plan.expectedRecallInterval }
-    /// The recall the answer is expected to have: the plan's, or the static model's at the probe's effort when the
-    /// probe answered an exact plan.
+    /// The recall the answer is expected to have: the plan's, or the static model's (or the filter's own curve's) at
+    /// the probe's effort when the probe answered an exact plan.
     public var expectedRecall: Double {
         if ran != plan.strategy, let probe = plan.probe { return probe.expectedRecall }
         return plan.expectedRecall
@@ -161,7 +163,11 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     }
 
     private var recallNote: String {
-        if ran != plan.strategy, plan.probe != nil { return " (the probe's effort: static model)" + coldNote }
+        if ran != plan.strategy, plan.probe != nil {
+            return
+                (plan.filterCurveUsed
+                ? " (the probe's effort: this filter's own curve)" : " (the probe's effort: static model)") + coldNote
+        }
         return
             (recallSource.isEmpty
             ? ""

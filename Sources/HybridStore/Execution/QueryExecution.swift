@@ -398,8 +398,9 @@ struct QueryExecution {
     private func observe() {
         let options = request.options
         let plan = explanation.plan
+        // A plan on the filter's own curve says nothing of its bucket's curve (measured under random filters).
         guard options.searchEffort == nil, options.strategy == nil, explanation.fallback == nil, listed == nil,
-            !found.isEmpty
+            !found.isEmpty, !plan.filterCurveUsed
         else { return }
         if explanation.ran != .exact {
             // A search at the effort for fewer than its k (a hybrid query's vector arm) would teach the bucket that

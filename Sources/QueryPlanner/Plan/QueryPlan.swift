@@ -29,6 +29,9 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
     /// Whether the hot effort lies below the filtered floor (`RecallCalibration.minFilteredScale`), the filter being
     /// known to be drawn at random (`hotSpread` 1).
     public var belowFilteredFloor = false
+    /// Whether the hot plan rests on the filter's own curve (`FilterCurve`): its effort, its expectation, or an exact
+    /// plan where the scan costs less than the effort the curve asks for (the probe then at that effort).
+    public var filterCurveUsed = false
 
     public struct Probe: Sendable, Equatable, Codable {
         public var effort: Int
@@ -474,6 +477,7 @@ extension Planner {
                     effort != nil
                     ? exactCost < cost(graphEffort) : exactCost <= exactFallbackCostRatio * cost(graphEffort)
                 hot.alternatives[Strategy.filteredGraph.rawValue] = cost(graphEffort)
+                plan.filterCurveUsed = true
                 if exactInstead {
                     plan.recallBasis =
                         effort != nil
