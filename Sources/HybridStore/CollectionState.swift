@@ -122,20 +122,23 @@ final class CollectionState: @unchecked Sendable {
     /// The filter's link spread over the hot rows: as read before (`read`, which reads it from the graph), unless a
     /// twentieth of the rows (at least 64) has been written since.
     func linkSpread(of filter: Filter, rows: Int, read: () -> Double?) -> Double? {
-        let written = rowsWritten.load(ordering: .relaxed)
-        if let known = linkSpreads.withLock({ $0.spread(of: filter, rows: rows, written: written) }) { return known }
-        let spread = read()
-        linkSpreads.withLock { $0.record(filter, spread, written: written) }
-        return spread
+        remembered(in: linkSpreads, filter, rows: rows, measure: read)
     }
 
     /// The filter's own recall curve, as remembered for it or measured by `measure`.
     func filterCurve(of filter: Filter, rows: Int, measure: () -> FilterCurve?) -> FilterCurve? {
+        remembered(in: filterCurves, filter, rows: rows, measure: measure)
+    }
+
+    /// What `memory` holds of the filter while it is fresh, else measured now and remembered.
+    private func remembered<Value>(
+        in memory: Locked<FilterMemory<Value>>, _ filter: Filter, rows: Int, measure: () -> Value
+    ) -> Value {
         let written = rowsWritten.load(ordering: .relaxed)
-        if let known = filterCurves.withLock({ $0.value(of: filter, rows: rows, written: written) }) { return known }
-        let curve = measure()
-        filterCurves.withLock { $0.record(filter, curve, written: written) }
-        return curve
+        if let known = memory.withLock({ $0.value(of: filter, rows: rows, written: written) }) { return known }
+        let value = measure()
+        memory.withLock { $0.record(filter, value, written: written) }
+        return value
     }
 
     /// Updates derived state under the exclusive lock.

@@ -19,11 +19,8 @@ import QueryPlanner
         points.map { BuildCalibration.Point(scale: $0.0, recall: $0.1, error: 0.004) }
     }
 
-    /// Where the filtered floor (¼) binds a bucket whose curve meets the target lower, the planner asks how the
-    /// filter's rows link outside it: at random (1), the curve's own scale below the floor, its expectation read
-    /// there, and the plan says so; a filter that follows the data (0.3), or one that cannot be told, stays at the
-    /// floor. Not asked where the floor does not bind, nor for a caller's fixed effort.
-    @Test func aFilterKnownToBeRandomIsPlannedBelowTheFilteredFloor() throws {
+    /// Build-time curves for the unfiltered bucket and the widest filtered one, whose floor (¼) binds.
+    func twoBuckets() -> RecallCalibration {
         var calibration = RecallCalibration()
         calibration.adopt(
             BuildCalibration(
@@ -32,6 +29,15 @@ import QueryPlanner
                     1: curve([(1 / 8, 0.94), (0.177, 0.97), (1 / 4, 0.985), (1, 0.995)]),
                 ],
                 queries: 400, rows: 100_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1))
+        return calibration
+    }
+
+    /// Where the filtered floor (¼) binds a bucket whose curve meets the target lower, the planner asks how the
+    /// filter's rows link outside it: at random (1), the curve's own scale below the floor, its expectation read
+    /// there, and the plan says so; a filter that follows the data (0.3), or one that cannot be told, stays at the
+    /// floor. Not asked where the floor does not bind, nor for a caller's fixed effort.
+    @Test func aFilterKnownToBeRandomIsPlannedBelowTheFilteredFloor() throws {
+        let calibration = twoBuckets()
         #expect(calibration.scale(selectivity: 0.6, filtered: true) == RecallCalibration.minFilteredScale)
         let wide = input(matches: 60_000)
         var asked = 0
@@ -92,14 +98,7 @@ import QueryPlanner
     /// curve's, and explain says so. A filter drawn at random, a caller's fixed effort or a cold tier does not ask; a curve
     /// short of the target everywhere leaves an exact plan where it is cheap enough, else states the shortfall.
     @Test func aFilterFollowingTheDataIsPlannedOnItsOwnCurve() throws {
-        var calibration = RecallCalibration()
-        calibration.adopt(
-            BuildCalibration(
-                curves: [
-                    0: curve([(1 / 8, 0.93), (1 / 4, 0.97), (1, 0.99)]),
-                    1: curve([(1 / 8, 0.94), (0.177, 0.97), (1 / 4, 0.985), (1, 0.995)]),
-                ],
-                queries: 400, rows: 100_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1))
+        let calibration = twoBuckets()
         let wide = input(matches: 60_000)
         let random = Planner.plan(wide, calibration: calibration, probeAdvised: { _ in false })
         let planned = try #require(random.effort)

@@ -35,10 +35,8 @@ public struct FilterCurve: Sendable, Equatable, Codable {
     /// Per effort, each query's recall (`recalls[i][q]` at `efforts[i]`).
     public init(efforts: [Int], recalls: [[Double]], milliseconds: Double) {
         let points = zip(efforts, recalls).map { effort, values in
-            let n = Double(max(values.count, 1))
-            let mean = values.reduce(0, +) / n
-            let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(n - 1, 1)
-            return Point(effort: effort, recall: mean, deviation: variance.squareRoot())
+            let (mean, error) = RecallCalibration.meanAndError(values)
+            return Point(effort: effort, recall: mean, deviation: error * Double(values.count).squareRoot())
         }
         self.init(points: points, queries: recalls.first?.count ?? 0, milliseconds: milliseconds)
     }
