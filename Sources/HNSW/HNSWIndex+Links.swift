@@ -58,14 +58,15 @@ extension HNSWIndex {
 extension HNSWIndex {
     /// Recall@k of the filtered graph search (mode a) under `filter` at `efforts` (ascending), for up to `queries`
     /// live nodes drawn at a stride coprime to the slots (from all the live nodes, so the queries lie as the data
-    /// does): each searched for as a query the graph has never seen (hidden: never visited, never returned), its
+    /// does; or from those `drawnFrom` admits, where the queries come from part of the data, such as a tenant's
+    /// rows): each searched for as a query the graph has never seen (hidden: never visited, never returned), its
     /// answer compared with the exact k nearest among `candidates` (the filter's matches), itself left out. Per
     /// effort, each query's recall (`[effort][query]`), up to the first effort whose recalls `enough` accepts; a
     /// query with no answer among the candidates is skipped.
     /// - Complexity: per query, an exact scan of `candidates` and one filtered search per effort measured.
     package func filteredRecall(
         efforts: [Int], k: Int, queries: Int, filter: SearchFilter, candidates: [UInt32],
-        enough: ([Double]) -> Bool = { _ in false }
+        drawnFrom: ((UInt32) -> Bool)? = nil, enough: ([Double]) -> Bool = { _ in false }
     ) -> [[Double]] {
         let slots = nodeCapacity
         guard slots > 0, k >= 1 else { return [] }
@@ -76,7 +77,9 @@ extension HNSWIndex {
             for _ in 0..<slots where picked.count < queries {
                 let node = UInt32(slot)
                 slot = (slot + step) % slots
-                guard Int(node) < storage.capacity, storage.state(node) == .live else { continue }
+                guard Int(node) < storage.capacity, storage.state(node) == .live, drawnFrom?(node) ?? true else {
+                    continue
+                }
                 let vector = unsafe Array(
                     UnsafeBufferPointer(start: storage.vector(node), count: parameters.dimensions))
                 picked.append((node, vector))

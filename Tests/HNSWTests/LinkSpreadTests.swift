@@ -28,6 +28,33 @@ import HNSW
         #expect(index.linkSpread(selectivity: 1, matches: { _ in true }) == nil)
     }
 
+    /// A filter's own curve: rows of the index as queries, each hidden and left out of its own exact answer (so a
+    /// matching row finds its matching neighbours, not itself), one list of recalls per effort measured, stopping at
+    /// the first effort `enough` accepts; `drawnFrom` restricts where the queries come from.
+    @Test func aFiltersRecallIsMeasuredWithRowsAsQueries() throws {
+        let index = try SearchTests.shared()
+        let dim = SearchTests.dim, data = SearchTests.data
+        var side = [Bool](repeating: false, count: index.nodeCapacity)
+        for row in 0..<6000 { side[Int(index.node(forLabel: UInt64(row))!)] = data[row * dim] > 0 }
+        let matches = side
+        let candidates = (0..<UInt32(matches.count)).filter { matches[Int($0)] }
+        let filter = SearchFilter.predicate { matches[Int($0)] }
+        func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(values.count) }
+        let all = index.filteredRecall(efforts: [10, 400], k: 10, queries: 64, filter: filter, candidates: candidates)
+        #expect(all.count == 2 && all.allSatisfy { $0.count == 64 && $0.allSatisfy { (0...1).contains($0) } })
+        #expect(mean(all[1]) >= mean(all[0]) && mean(all[1]) >= 0.95, "\(mean(all[0])) \(mean(all[1]))")
+        let inside = index.filteredRecall(
+            efforts: [10, 400], k: 10, queries: 64, filter: filter, candidates: candidates,
+            drawnFrom: { matches[Int($0)] })
+        #expect(inside.count == 2 && inside[1].count == 64 && mean(inside[1]) >= 0.99, "\(inside)")
+        let few = index.filteredRecall(
+            efforts: [10, 400], k: 10, queries: 64, filter: filter, candidates: candidates, drawnFrom: { $0 < 5 })
+        #expect(few.count == 2 && few[0].count == 5)
+        let first = index.filteredRecall(
+            efforts: [10, 400], k: 10, queries: 64, filter: filter, candidates: candidates, enough: { _ in true })
+        #expect(first.count == 1 && first[0] == all[0])
+    }
+
     /// The step the sample strides by visits every slot once before it comes back to the first.
     @Test(arguments: [1, 2, 3, 7, 64, 100, 6000, 65_536, 99_991])
     func theStepVisitsEverySlot(slots: Int) {

@@ -215,7 +215,7 @@ struct QueryExecution {
             searchEffort: options.searchEffort, forcedStrategy: options.strategy,
             inMemoryPredicate: listed == nil, listedMatches: listed?.count,
             searchesHot: options.tiers.contains(.hot), cold: cold, hydratedColumns: request.columns)
-        let s = s, filter = filter
+        let s = s, filter = filter, scope = scope
         // The filter's link spread over the hot rows, as remembered for it or read from the graph.
         func linkSpread(_ f: Filter) -> Double? {
             s.linkSpread(of: f, rows: rows) {
@@ -234,7 +234,7 @@ struct QueryExecution {
                 filter.flatMap { f in
                     s.filterCurve(of: f, rows: rows) {
                         Self.measureFilterCurve(
-                            f, efforts: efforts, k: input.k, target: input.recallTarget, index: index,
+                            f, within: scope, efforts: efforts, k: input.k, target: input.recallTarget, index: index,
                             columns: columns)
                     }
                 }
@@ -270,16 +270,18 @@ struct QueryExecution {
 
     /// A filter's own recall curve for the filtered graph (`HNSWIndex.filteredRecall`) at `efforts`, ascending, up to
     /// the first whose recall less its standard error passes `target` by a standard error more; nil where no query
-    /// had an answer.
+    /// had an answer. Under a tenant's scope, the queries are the tenant's rows (its queries are about its own data).
     static func measureFilterCurve(
-        _ filter: Filter, efforts: [Int], k: Int, target: Double, index: HNSWIndex, columns: FilterColumns
+        _ filter: Filter, within scope: Filter?, efforts: [Int], k: Int, target: Double, index: HNSWIndex,
+        columns: FilterColumns
     ) -> FilterCurve? {
         let started = nowNanos()
         let predicate = columns.predicate(filter)
         let matches = columns.collect(filter, predicate: predicate)
         let recalls = index.filteredRecall(
             efforts: efforts, k: k, queries: filterCurveQueries(matches: matches.count),
-            filter: .predicate(unsafeSendable(predicate)), candidates: matches
+            filter: .predicate(unsafeSendable(predicate)), candidates: matches,
+            drawnFrom: scope.map { columns.predicate($0) }
         ) { recalls in
             let point = FilterCurve(efforts: [0], recalls: [recalls], milliseconds: 0)
             return point.points[0].recall - 2 * point.standardError(point.points[0]) >= target
