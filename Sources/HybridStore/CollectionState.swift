@@ -28,8 +28,9 @@ final class CollectionState: @unchecked Sendable {
     let rowsWritten = Atomic<Int>(0)
     /// Filters' link spreads (`HNSWIndex.linkSpread`, by the filter as scoped).
     let linkSpreads = Locked(LinkSpreadMemory())
-    /// Filters' own recall curves (`FilterCurve`, by the filter as scoped; nil where none could be measured).
-    let filterCurves = Locked(FilterMemory<FilterCurve?>())
+    /// Filters' own recall curves (`FilterCurve`, by the filter as scoped with k and the target; nil where none could
+    /// be measured).
+    let filterCurves = Locked(FilterMemory<FilterCurveKey, FilterCurve?>())
     /// Tenants' corpus statistics for keyword ranking, each valid while the change log stands still.
     let textStatistics = Locked<[String: TextStatistics]>([:])
     /// Moving averages of a hybrid query's arms (ms): the longer runs on the calling thread.
@@ -125,19 +126,22 @@ final class CollectionState: @unchecked Sendable {
         remembered(in: linkSpreads, filter, rows: rows, measure: read)
     }
 
-    /// The filter's own recall curve, as remembered for it or measured by `measure`.
-    func filterCurve(of filter: Filter, rows: Int, measure: () -> FilterCurve?) -> FilterCurve? {
-        remembered(in: filterCurves, filter, rows: rows, measure: measure)
+    /// The filter's own recall curve for `k` and `target` (recall@k, measured up to where it meets the target), as
+    /// remembered for it or measured by `measure`.
+    func filterCurve(
+        of filter: Filter, k: Int, target: Double, rows: Int, measure: () -> FilterCurve?
+    ) -> FilterCurve? {
+        remembered(in: filterCurves, FilterCurveKey(filter: filter, k: k, target: target), rows: rows, measure: measure)
     }
 
     /// What `memory` holds of the filter while it is fresh, else measured now and remembered.
-    private func remembered<Value>(
-        in memory: Locked<FilterMemory<Value>>, _ filter: Filter, rows: Int, measure: () -> Value
+    private func remembered<Key, Value>(
+        in memory: Locked<FilterMemory<Key, Value>>, _ key: Key, rows: Int, measure: () -> Value
     ) -> Value {
         let written = rowsWritten.load(ordering: .relaxed)
-        if let known = memory.withLock({ $0.value(of: filter, rows: rows, written: written) }) { return known }
+        if let known = memory.withLock({ $0.value(of: key, rows: rows, written: written) }) { return known }
         let value = measure()
-        memory.withLock { $0.record(filter, value, written: written) }
+        memory.withLock { $0.record(key, value, written: written) }
         return value
     }
 
@@ -158,30 +162,43 @@ final class CollectionState: @unchecked Sendable {
 /// What was measured of filters before (their link spreads, `HNSWIndex.linkSpread`; their own recall curves), each
 /// with the rows the collection had had written when it was measured: one is taken again until a twentieth of the
 /// rows (at least 64) has been written since. At most `capacity` filters; past it, all are dropped.
-package struct FilterMemory<Value: Sendable>: Sendable {
+package struct FilterMemory<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     package static var capacity: Int { 1024 }
-    private var known: [Filter: (written: Int, value: Value)] = [:]
+    private var known: [Key: (written: Int, value: Value)] = [:]
 
     package init() {}
 
     /// What was measured of the filter; nil where not known or stale.
-    package func value(of filter: Filter, rows: Int, written: Int) -> Value? {
-        guard let entry = known[filter], written - entry.written <= max(64, rows / 20) else { return nil }
+    package func value(of key: Key, rows: Int, written: Int) -> Value? {
+        guard let entry = known[key], written - entry.written <= max(64, rows / 20) else { return nil }
         return entry.value
     }
 
-    package mutating func record(_ filter: Filter, _ value: Value, written: Int) {
+    package mutating func record(_ key: Key, _ value: Value, written: Int) {
         if known.count >= Self.capacity { known.removeAll(keepingCapacity: true) }
-        known[filter] = (written, value)
+        known[key] = (written, value)
     }
 
     package var count: Int { known.count }
 }
 
 /// Filters' link spreads (each itself nil where the graph could not tell).
-package typealias LinkSpreadMemory = FilterMemory<Double?>
+package typealias LinkSpreadMemory = FilterMemory<Filter, Double?>
 
-extension FilterMemory where Value == Double? {
+/// A filter's own curve is of recall@k, measured up to the effort that meets a target: one per filter, k and target.
+package struct FilterCurveKey: Hashable, Sendable {
+    package var filter: Filter
+    package var k: Int
+    package var target: Double
+
+    package init(filter: Filter, k: Int, target: Double) {
+        self.filter = filter
+        self.k = k
+        self.target = target
+    }
+}
+
+extension FilterMemory where Key == Filter, Value == Double? {
     /// The filter's spread as read before (itself nil where the graph could not tell); nil where not known or stale.
     package func spread(of filter: Filter, rows: Int, written: Int) -> Double?? {
         value(of: filter, rows: rows, written: written)

@@ -23,4 +23,16 @@ import Testing
         #expect(memory.count <= LinkSpreadMemory.capacity)
         #expect(memory.spread(of: wide, rows: 10_000, written: 100) == nil)
     }
+
+    /// A filter's own curve is of recall@k up to where it meets a target: remembered per filter, k and target.
+    @Test func aFiltersCurveIsRememberedPerKAndTarget() {
+        var memory = FilterMemory<FilterCurveKey, FilterCurve?>()
+        let wide = Column("grp") < 4
+        let curve = FilterCurve(efforts: [30], recalls: [[1, 0.9]], milliseconds: 20)
+        memory.record(FilterCurveKey(filter: wide, k: 10, target: 0.95), curve, written: 0)
+        #expect(memory.value(of: FilterCurveKey(filter: wide, k: 10, target: 0.95), rows: 1000, written: 64) == curve)
+        #expect(memory.value(of: FilterCurveKey(filter: wide, k: 10, target: 0.99), rows: 1000, written: 0) == nil)
+        #expect(memory.value(of: FilterCurveKey(filter: wide, k: 20, target: 0.95), rows: 1000, written: 0) == nil)
+        #expect(memory.value(of: FilterCurveKey(filter: wide, k: 10, target: 0.95), rows: 1000, written: 65) == nil)
+    }
 }

@@ -215,7 +215,7 @@ struct QueryExecution {
             searchEffort: options.searchEffort, forcedStrategy: options.strategy,
             inMemoryPredicate: listed == nil, listedMatches: listed?.count,
             searchesHot: options.tiers.contains(.hot), cold: cold, hydratedColumns: request.columns)
-        let s = s, filter = filter, scope = scope
+        let s = s, filter = filter, scope = scope, k = k
         // The filter's link spread over the hot rows, as remembered for it or read from the graph.
         func linkSpread(_ f: Filter) -> Double? {
             s.linkSpread(of: f, rows: rows) {
@@ -232,9 +232,10 @@ struct QueryExecution {
             linkSpread: { filter.flatMap(linkSpread) },
             filterCurve: { efforts in
                 filter.flatMap { f in
-                    s.filterCurve(of: f, rows: rows) {
+                    // Recall@k of the query's own k (not k plus the rows changed under a snapshot, which varies).
+                    s.filterCurve(of: f, k: k, target: input.recallTarget, rows: rows) {
                         Self.measureFilterCurve(
-                            f, within: scope, efforts: efforts, k: input.k, target: input.recallTarget, index: index,
+                            f, within: scope, efforts: efforts, k: k, target: input.recallTarget, index: index,
                             columns: columns)
                     }
                 }
