@@ -463,11 +463,14 @@ extension Planner {
         {
             let spread = plan.hotSpread ?? linkSpread()
             plan.hotSpread = spread
-            let efforts = Array(
-                Set([1, 2, 4, 8, 16, 32, 64].map { min(max(planned * $0 / 2, input.k), max(input.rows, input.k)) })
-            )
-            .sorted()
-            if let spread, spread < 1, let curve = filterCurve(efforts), !curve.points.isEmpty {
+            // Half to 32 times the planned effort, within [k, rows]: built only where asked.
+            func efforts() -> [Int] {
+                Array(
+                    Set([1, 2, 4, 8, 16, 32, 64].map { min(max(planned * $0 / 2, input.k), max(input.rows, input.k)) })
+                )
+                .sorted()
+            }
+            if let spread, spread < 1, let curve = filterCurve(efforts()), !curve.points.isEmpty {
                 let exactCost = hot.alternatives["exact"] ?? .infinity
                 func cost(_ effort: Int) -> Double { hot.estimatedCost * Double(effort) / Double(planned) }
                 let effort = curve.effort(meeting: input.recallTarget)
