@@ -24,7 +24,15 @@ import Testing
     ) throws -> (Double, Explanation) {
         let store = try t.open(configure)
         defer { store.close() }
-        let c = try store.collection("g")
+        return try queriesRecall(store, try store.collection("g"), data, queries, filter: filter)
+    }
+
+    /// Mean recall@10 of default searches for `queries` in `c` (rows `g<i>` with vectors `data`), against exact
+    /// answers by L2 among the rows `filter` matches; with the first query's explanation.
+    static func queriesRecall(
+        _ store: HybridStore, _ c: CollectionRef, _ data: [[Float]], _ queries: [[Float]],
+        filter: (filter: Filter, matches: (Int) -> Bool)? = nil
+    ) throws -> (Double, Explanation) {
         var total = 0.0
         var first: Explanation? = nil
         for q in queries {
@@ -223,20 +231,8 @@ import Testing
             #expect(hot.description.contains("its own curve") == follows, "\(hot)")
             #expect(!hot.description.contains("curve is a random filter's"), "\(hot)")
         }
-        var hotRecall = 0.0
-        var hotFirst: Explanation? = nil
-        for q in queries {
-            let answer = try store.query(
-                c, near: q, k: 10, where: Column("grp") < 4, options: QueryOptions(), explain: hotFirst == nil)
-            if hotFirst == nil { hotFirst = answer.explanation }
-            let truth = Set(
-                data.indices.filter { labels[$0] % 7 < 4 }
-                    .map { ($0, zip(data[$0], q).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }) }
-                    .sorted { $0.1 < $1.1 }.prefix(10).map { "g\($0.0)" })
-            hotRecall += Double(answer.hits.filter { truth.contains($0.id.description) }.count) / 10
-        }
-        hotRecall /= Double(queries.count)
-        let hotExplained = try #require(hotFirst)
+        let (hotRecall, hotExplained) = try Self.queriesRecall(
+            store, c, data, queries, filter: (Column("grp") < 4, { labels[$0] % 7 < 4 }))
         let hotInterval = try #require(hotExplained.expectedRecallError)
         #expect(
             hotRecall >= 0.94 && abs(hotExplained.plan.expectedRecall - hotRecall) <= hotInterval,
