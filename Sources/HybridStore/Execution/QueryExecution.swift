@@ -284,8 +284,8 @@ struct QueryExecution {
             filter: .predicate(unsafeSendable(predicate)), candidates: matches,
             drawnFrom: scope.map { columns.predicate($0) }
         ) { recalls in
-            let point = FilterCurve(efforts: [0], recalls: [recalls], milliseconds: 0)
-            return point.points[0].recall - 2 * point.standardError(point.points[0]) >= target
+            let (mean, error) = RecallCalibration.meanAndError(recalls)
+            return mean - 2 * error >= target
         }
         guard let first = recalls.first, !first.isEmpty else { return nil }
         return FilterCurve(

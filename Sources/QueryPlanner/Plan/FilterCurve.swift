@@ -42,7 +42,7 @@ public struct FilterCurve: Sendable, Equatable, Codable {
     }
 
     /// The standard error of a point's mean.
-    public func standardError(_ p: Point) -> Double { p.deviation / Double(max(queries, 1)).squareRoot() }
+    private func standardError(_ p: Point) -> Double { p.deviation / Double(max(queries, 1)).squareRoot() }
 
     /// The least effort at which the curve, less its standard error, reaches `target`: between two measured
     /// efforts, interpolated in log effort (recall is concave there, so the chord lies under the curve and the
