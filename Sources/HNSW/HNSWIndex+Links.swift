@@ -68,24 +68,8 @@ extension HNSWIndex {
         efforts: [Int], k: Int, queries: Int, filter: SearchFilter, candidates: [UInt32],
         drawnFrom: ((UInt32) -> Bool)? = nil, enough: ([Double]) -> Bool = { _ in false }
     ) -> [[Double]] {
-        let slots = nodeCapacity
-        guard slots > 0, k >= 1 else { return [] }
-        let step = Self.coprimeStep(slots)
-        let picked: [(node: UInt32, vector: [Float])] = withReadLock {
-            var picked: [(node: UInt32, vector: [Float])] = []
-            var slot = 0
-            for _ in 0..<slots where picked.count < queries {
-                let node = UInt32(slot)
-                slot = (slot + step) % slots
-                guard Int(node) < storage.capacity, storage.state(node) == .live, drawnFrom?(node) ?? true else {
-                    continue
-                }
-                let vector = unsafe Array(
-                    UnsafeBufferPointer(start: storage.vector(node), count: parameters.dimensions))
-                picked.append((node, vector))
-            }
-            return picked
-        }
+        guard k >= 1 else { return [] }
+        let picked = strideSample(queries, drawnFrom: drawnFrom)
         var asked: [(node: UInt32, vector: [Float], truth: Set<UInt32>)] = []
         for query in picked {
             guard let exact = try? exactSearch(query.vector, k: k + 1, candidates: candidates) else { continue }
@@ -107,5 +91,28 @@ extension HNSWIndex {
             if enough(measured) { break }
         }
         return recalls
+    }
+
+    /// Up to `count` live nodes (those `drawnFrom` admits, where given) and their vectors, drawn at a stride coprime
+    /// to the slots: spread over the whole index, the same ones for the same index.
+    package func strideSample(_ count: Int, drawnFrom: ((UInt32) -> Bool)? = nil) -> [(node: UInt32, vector: [Float])] {
+        let slots = nodeCapacity
+        guard slots > 0, count > 0 else { return [] }
+        let step = Self.coprimeStep(slots)
+        return withReadLock {
+            var picked: [(node: UInt32, vector: [Float])] = []
+            var slot = 0
+            for _ in 0..<slots where picked.count < count {
+                let node = UInt32(slot)
+                slot = (slot + step) % slots
+                guard Int(node) < storage.capacity, storage.state(node) == .live, drawnFrom?(node) ?? true else {
+                    continue
+                }
+                let vector = unsafe Array(
+                    UnsafeBufferPointer(start: storage.vector(node), count: parameters.dimensions))
+                picked.append((node, vector))
+            }
+            return picked
+        }
     }
 }

@@ -31,6 +31,8 @@ final class CollectionState: @unchecked Sendable {
     /// Filters' own recall curves (`FilterCurve`, by the filter as scoped with k and the target; nil where none could
     /// be measured).
     let filterCurves = Locked(FilterMemory<FilterCurveKey, FilterCurve?>())
+    /// Filters' own curves for the cold step (`ColdFilterCurve`), the same way, also by the cold tier's blocks.
+    let coldFilterCurves = Locked(FilterMemory<ColdFilterCurveKey, ColdFilterCurve?>())
     /// Tenants' corpus statistics for keyword ranking, each valid while the change log stands still.
     let textStatistics = Locked<[String: TextStatistics]>([:])
     /// Moving averages of a hybrid query's arms (ms): the longer runs on the calling thread.
@@ -107,6 +109,7 @@ final class CollectionState: @unchecked Sendable {
         freshColumns.settle()
         linkSpreads.withLock { $0 = LinkSpreadMemory() }
         filterCurves.withLock { $0 = FilterMemory() }
+        coldFilterCurves.withLock { $0 = FilterMemory() }
         lock.write {
             index = fresh
             columns = freshColumns
@@ -132,6 +135,16 @@ final class CollectionState: @unchecked Sendable {
         of filter: Filter, k: Int, target: Double, rows: Int, measure: () -> FilterCurve?
     ) -> FilterCurve? {
         remembered(in: filterCurves, FilterCurveKey(filter: filter, k: k, target: target), rows: rows, measure: measure)
+    }
+
+    /// The filter's own cold curve for `k` and `target` over the cold tier's blocks as they are (`blocksChanged`), as
+    /// remembered for it or measured by `measure`; `rows`: the hot and cold rows.
+    func coldFilterCurve(
+        of filter: Filter, k: Int, target: Double, blocksChanged: Int, rows: Int, measure: () -> ColdFilterCurve?
+    ) -> ColdFilterCurve? {
+        let key = ColdFilterCurveKey(
+            curve: FilterCurveKey(filter: filter, k: k, target: target), blocksChanged: blocksChanged)
+        return remembered(in: coldFilterCurves, key, rows: rows, measure: measure)
     }
 
     /// What `memory` holds of the filter while it is fresh, else measured now and remembered.
@@ -196,6 +209,14 @@ package struct FilterCurveKey: Hashable, Sendable {
         self.k = k
         self.target = target
     }
+}
+
+/// A filter's own cold curve is one per filter, k and target, and state of the cold tier's blocks: rows moved in or
+/// out of the tier change its blocks (a block is never rewritten in place), and a curve over other blocks is
+/// measured again.
+package struct ColdFilterCurveKey: Hashable, Sendable {
+    package var curve: FilterCurveKey
+    package var blocksChanged: Int
 }
 
 extension FilterMemory where Key == Filter, Value == Double? {

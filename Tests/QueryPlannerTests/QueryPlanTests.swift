@@ -95,8 +95,8 @@ import QueryPlanner
 
     /// A filtered graph planned from a build-time curve whose filter follows the data (spread under 1) is planned on
     /// the filter's own curve, asked at half to 32 times the planned effort: the effort and expectation are the
-    /// curve's, and explain says so. A filter drawn at random, a caller's fixed effort or a cold tier does not ask; a curve
-    /// short of the target everywhere leaves an exact plan where it is cheap enough, else states the shortfall.
+    /// curve's, and explain says so, with a cold tier beside too. A filter drawn at random or a caller's fixed effort
+    /// does not ask; a curve short of the target everywhere leaves an exact plan where it is cheap enough, else states the shortfall.
     @Test func aFilterFollowingTheDataIsPlannedOnItsOwnCurve() throws {
         let calibration = twoBuckets()
         let wide = input(matches: 60_000)
@@ -124,13 +124,16 @@ import QueryPlanner
         #expect(follows.steps[0].contains("from this filter's own curve"), "\(follows.steps)")
         #expect(follows.filterCurveUsed && !random.filterCurveUsed)
         #expect(follows.recallBasis.description().contains("its own curve, 64 rows"))
-        // Drawn at random, a fixed effort, or a cold tier beside (whose curves speak for the query): not asked.
+        // With a cold tier beside, too: the curve speaks for the hot step's share.
         asked = []
         let tier = QueryPlanInput.Cold(
             blocks: 100, liveRows: 400_000, estimatedMatches: 240_000, fixedProbes: nil, effort: 1)
-        _ = Planner.plan(
+        let beside = Planner.plan(
             input(matches: 60_000, cold: tier), calibration: calibration, probeAdvised: { _ in false },
-            linkSpread: { 0.3 }, filterCurve: own([]))
+            linkSpread: { 0.3 }, filterCurve: own([(planned, 0.93), (planned * 2, 0.97)]))
+        #expect(!asked.isEmpty && beside.filterCurveUsed && beside.effort! > planned, "\(beside)")
+        // Drawn at random, or a fixed effort: not asked.
+        asked = []
         _ = Planner.plan(
             wide, calibration: calibration, probeAdvised: { _ in false }, linkSpread: { 1 }, filterCurve: own([]))
         _ = Planner.plan(
@@ -419,5 +422,66 @@ import QueryPlanner
         let exact = Planner.plan(exactHot, calibration: calibration) { _ in true }
         #expect(exact.strategy == .exact && abs(exact.cold!.effort - alone.scale) < 1e-9)
         #expect(exact.recallBasis == .overBothTiers(queries: 100) && exact.expectedRecall == alone.recall)
+    }
+
+    /// A filter's own cold curve (`ColdFilterCurve`, measured where the filter follows the data) sets the cold
+    /// step's effort and the expectation in place of the build-time curves under a filter, asked for the hot step's
+    /// loss on top of the target as they are; a caller's cold effort or probes leave it out; and where it falls
+    /// short of what it is asked, the cold step goes exact as under a build-time curve.
+    @Test func aFiltersOwnColdCurveSetsTheColdEffort() throws {
+        var calibration = RecallCalibration()
+        calibration.adopt(
+            BuildCalibration(
+                curves: [
+                    0: curve([(0.5, 0.93), (1, 0.96), (2, 0.98)]), 1: curve([(0.5, 0.90), (1, 0.955), (2, 0.97)]),
+                ],
+                queries: 320, rows: 40_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1,
+                cold: curve([(1, 0.90), (2, 0.95), (4, 0.97)]), coldRows: 160_000, coldQueries: 100,
+                coldFiltered: [
+                    .init(
+                        bucket: 1, selectivity: 0.6, ranksByCode: false,
+                        points: curve([(1 / 16, 0.97), (1 / 4, 0.98), (1, 0.99)]))
+                ]))
+        let own = ColdFilterCurve(
+            points: curve([(1 / 16, 0.70), (1 / 2, 0.90), (2, 0.96), (4, 0.975), (8, 0.99)]),
+            exact: .init(recall: 0.995, error: 0.002), queries: 64, milliseconds: 12)
+        var tier = QueryPlanInput.Cold(
+            blocks: 400, liveRows: 160_000, estimatedMatches: 96_000, fixedProbes: nil, effort: 1)
+        tier.spread = 0.5
+        let random = Planner.plan(input(rows: 40_000, matches: 24_000, cold: tier), calibration: calibration) { _ in
+            true
+        }
+        tier.ownCurve = own
+        let plan = Planner.plan(input(rows: 40_000, matches: 24_000, cold: tier), calibration: calibration) { _ in true
+        }
+        #expect(plan.strategy != .exact, "\(plan)")
+        let hot = try #require(calibration.expected(selectivity: 0.6, filtered: true))
+        let loss = 24_000.0 / (24_000 + 96_000) * (1 - hot.recall)
+        let read = try #require(own.reading(target: 0.95 + loss))
+        let cold = try #require(plan.cold)
+        #expect(cold.ownCurve == .init(queries: 64, milliseconds: 12))
+        #expect(abs(cold.effort - read.scale) < 1e-9 && read.scale > 2 && read.scale < 4, "\(read)")
+        #expect(abs(plan.expectedRecall - (read.recall - loss)) < 1e-9)
+        #expect(plan.recallBasis == .bothCurves(hotQueries: 320, coldQueries: 64))
+        // The build-time curve under a filter would have asked for far less.
+        #expect(random.cold?.ownCurve == nil && random.cold!.effort < 0.25, "\(random)")
+        // The caller's effort on the cold step: the store's curves, not the filter's own.
+        var scaled = tier
+        scaled.effort = 2
+        let caller = Planner.plan(input(rows: 40_000, matches: 24_000, cold: scaled), calibration: calibration) { _ in
+            true
+        }
+        #expect(caller.cold?.ownCurve == nil)
+        // An own curve short of the target: an exact cold step (at most 32× the blocks), expecting what the curve's
+        // queries got with one.
+        tier.ownCurve = ColdFilterCurve(
+            points: curve([(1 / 16, 0.70), (1, 0.85), (16, 0.90)]), exact: .init(recall: 0.99, error: 0.003),
+            queries: 64, milliseconds: 12)
+        tier.estimatedMatches = 2_000
+        let short = Planner.plan(input(rows: 40_000, matches: 24_000, cold: tier), calibration: calibration) { _ in
+            true
+        }
+        #expect(short.cold?.exact == true && short.cold?.source == .exactForRecall, "\(short)")
+        #expect(abs(short.cold!.expectedWithExactHot! - 0.99) < 1e-9)
     }
 }

@@ -52,12 +52,29 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// checks, the static model ("uncalibrated: static model"), or an exact plan; over both tiers, whether the cold
     /// step's effort lies past the largest the calibration ran, where its curve is modelled.
     public var recallSource: String {
-        let basis = plan.recallBasis.description()
+        var basis = plan.recallBasis.description()
+        // Where the filter's own curves (`FilterCurve` for the hot step, `ColdFilterCurve` for the cold one) spoke.
+        let coldCurve = plan.cold?.ownCurve.map {
+            String(
+                format: "this filter's own cold curve (%d hot rows as queries, measured in %.0f ms)", $0.queries,
+                $0.milliseconds)
+        }
+        switch plan.recallBasis {
+        case .overBothTiers: if let coldCurve { basis = "over both tiers: the filter follows the data; " + coldCurve }
+        case .bothCurves(let hot, let cold):
+            basis =
+                "over both tiers: "
+                + (plan.filterCurveUsed
+                    ? "this filter's own hot curve (\(hot) hot rows as queries)"
+                    : "the hot curve's \(hot) build-time queries")
+                + " with " + (coldCurve ?? "the cold step's \(cold) under a filter")
+        default: break
+        }
         switch plan.recallBasis {
         case .overBothTiers, .bothCurves:
             return basis
                 + (plan.cold?.beyondMeasured == true ? ", the cold step's effort modelled past the largest run" : "")
-                + unmeasuredSpread + unmeasuredHotSpread
+                + unmeasuredSpread + (plan.filterCurveUsed ? "" : unmeasuredHotSpread)
         case .buildCurve: return basis + unmeasuredHotSpread
         case .exact where plan.filterCurveUsed:
             return "exact: this filter follows the data, and its own curve asks for an effort that costs more"

@@ -45,6 +45,9 @@ struct QueryExecution {
     var matches: [UInt32]? = nil
     var predicate: ((UInt32) -> Bool)? = nil
     var tenantRows: Int? = nil
+    /// Under a filter held in memory for both tiers: how its cold rows spread over the blocks, and its own cold
+    /// curve where it follows the data (`prepareColdCurve`).
+    var coldFilter: (spread: Double?, curve: ColdFilterCurve?)? = nil
     let calibration: RecallCalibration
     var explanation: Explanation
     var timings: [String: Double] = [:]
@@ -90,6 +93,7 @@ struct QueryExecution {
     mutating func run() throws(HybridStoreError) -> SearchResult? {
         try request.options.checkCancelled()
         try resolveFilter()
+        prepareColdCurve()
         guard try hotStep() else { return nil }
         try request.options.checkCancelled()
         try reconcileChangedRows()
@@ -126,6 +130,48 @@ struct QueryExecution {
             let rows = try store.rowsMatching(filter, s, on: view?.connection)
             listed = s.read { index, _ in rows.compactMap { index.node(forLabel: UInt64($0)) } }
             timings["collect"] = ms(since: t)
+        }
+    }
+
+    /// Where the filter follows the data over the cold tier (its cold rows gather in few blocks: `ColdTier.spread`
+    /// under 1) and the planner chooses the cold step's effort: the filter's own cold curve (`ColdFilterCurve`), as
+    /// remembered for it or measured now, before the hot step (the measurement takes the collection's lock for its
+    /// hot answers and reads the cold tier outside it). Measured up to a quarter of the way from the target to 1,
+    /// so that a cold step asked for more (an approximate hot step's misses, `Planner.planCold`) finds it.
+    private mutating func prepareColdCurve() {
+        let options = request.options
+        guard let filter, listed == nil, options.tiers.contains(.cold), options.tiers.contains(.hot),
+            options.coldProbes == nil, options.coldEffort == 1, options.searchEffort == nil,
+            calibration.built != nil
+        else { return }
+        let s = s
+        let told = s.lock.read {
+            () -> (spread: Double?, selectivity: Double, ranksByCode: Bool, rows: Int, blocksChanged: Int)? in
+            let tier = s.cold
+            guard !tier.isEmpty, tier.columns.covers(filter), s.columns.covers(filter) else { return nil }
+            let predicate = tier.columns.predicate(filter)
+            let selectivity = tier.columns.estimate(filter) / Double(max(tier.liveRows, 1))
+            let spread = tier.spread(
+                selectivity: selectivity, matches: predicate,
+                matchingSlots: { tier.columns.collect(filter, predicate: predicate) })
+            let ranksByCode = Planner.coldRanksByCode(
+                blocks: tier.blocks.count, liveRows: tier.liveRows, selectivity: selectivity)
+            return (spread, selectivity, ranksByCode, s.index.count + tier.liveRows, tier.blocksChanged)
+        }
+        guard let told else { return }
+        coldFilter = (told.spread, nil)
+        // Not where a build-time curve under a filter following the data speaks for it (narrower than
+        // `followingTheDataBelow`): a collection queried under many such filters (a category each) would measure a
+        // curve for nearly every query (synth-20k, 80 % cold, `category_corr`: 10,358 queries a second to 1,276).
+        guard let spread = told.spread, spread < 1,
+            calibration.coldFiltered(
+                selectivity: told.selectivity, ranksByCode: told.ranksByCode, spread: spread)?.followed != true
+        else { return }
+        let (store, scope, k, target) = (store, scope, k, options.recallTarget)
+        coldFilter?.curve = s.coldFilterCurve(
+            of: filter, k: k, target: target, blocksChanged: told.blocksChanged, rows: told.rows
+        ) {
+            store.measureColdFilterCurve(s, filter, within: scope, k: k, target: min(1, target + (1 - target) / 4))
         }
     }
 
@@ -201,8 +247,13 @@ struct QueryExecution {
                 effort: options.coldEffort)
             cold?.filterInMemory = filter == nil || matches != nil
             // Where the calibration measured a filter following the data: whether this one does (its cold rows
-            // gathered in few blocks), for the planner to take that curve.
-            if let filter, let matches, calibration.built?.coldFiltered?.contains(where: { $0.spread != nil }) == true {
+            // gathered in few blocks), for the planner to take that curve; and the filter's own curve, where it has one.
+            if let coldFilter {
+                cold?.spread = coldFilter.spread
+                cold?.ownCurve = coldFilter.curve
+            } else if let filter, let matches,
+                calibration.built?.coldFiltered?.contains(where: { $0.spread != nil }) == true
+            {
                 let predicate = tier.columns.predicate(filter)
                 cold?.spread = tier.spread(
                     selectivity: matches / Double(max(tier.liveRows, 1)), matches: predicate,

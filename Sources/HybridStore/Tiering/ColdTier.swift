@@ -55,6 +55,9 @@ final class ColdTier {
     private(set) var codeFactors: [SignCodes.Factors] = []
     private var indexOfBlock: [Int64: Int] = [:]
     private(set) var liveRows = 0
+    /// Blocks added and removed so far: what was measured of the tier's blocks (a filter's own cold curve) holds
+    /// while this stands still.
+    private(set) var blocksChanged = 0
     /// Blocks that did not decode on open (kept, without rows, so queries that could need them are refused).
     private(set) var corruptBlocks = 0
 
@@ -78,6 +81,7 @@ final class ColdTier {
         block id: Int64, centroid: [Float], radius: Float, rows: [Int64], values: [Int64: [String: Value]],
         vectors: [Float], corrupt: HybridStoreError? = nil
     ) {
+        blocksChanged += 1
         precondition(centroid.count == dimensions && vectors.count == rows.count * dimensions)
         // Any point near the rows serves as the centroid, as long as the radius, the codes and every bound use
         // the same one: the float16 value, clamped to its finite range (components beyond ±65,504 would
@@ -225,6 +229,7 @@ final class ColdTier {
     /// Drops a block and forgets its rows; its slots become free for later blocks.
     func remove(block id: Int64) {
         guard let b = indexOfBlock[id] else { return }
+        blocksChanged += 1
         for position in 0..<blocks[b].count where isLive(b, position) {
             remove(row: rowOfSlot[Int(blocks[b].slot(position))], block: id)
         }

@@ -79,3 +79,46 @@ public struct FilterCurve: Sendable, Equatable, Codable {
         return (point.recall, 1.96 * (se * se + point.deviation * point.deviation / 100).squareRoot())
     }
 }
+
+/// One filter's own curve for the cold step: rows of the hot tier as queries (the tier's recent rows, as queries
+/// come), each answered exactly in the hot tier under the filter (itself left out), then by the cold step under the
+/// filter at rising effort scales; each answer over both tiers compared with the exact one. The build-time curves
+/// under a filter are measured under filters drawn at random and under filters gathering a few regions of blocks;
+/// a filter of whole clusters wider than those (four topics of seven) is neither, and only a curve of its own says
+/// what its cold step needs. (Clustered anisotropic 96-d cosine data, 80 % cold, `grp < 4`: 0.885 where the random
+/// filter's curve expected 0.960.)
+public struct ColdFilterCurve: Sendable, Equatable, Codable {
+    /// Effort scales ascending (× the store's probe rule), each with its queries' mean recall and standard error.
+    public var points: [BuildCalibration.Point]
+    /// The queries' recall with an exact cold step (what no effort passes: the rest is missed by neither step).
+    public var exact: BuildCalibration.Exact
+    public var queries: Int
+    /// What measuring it cost.
+    public var milliseconds: Double
+
+    public init(points: [BuildCalibration.Point], exact: BuildCalibration.Exact, queries: Int, milliseconds: Double) {
+        self.points = BuildCalibration.monotone(points.sorted { $0.scale < $1.scale })
+        self.exact = exact
+        self.queries = queries
+        self.milliseconds = milliseconds
+    }
+
+    /// The least effort scale meeting `target` as a build-time cold curve's is adopted (`RecallCalibration.scale`),
+    /// what the curve expects there with its standard error and the 95 % interval for 100 queries' mean, and what it
+    /// expects of an exact cold step; nil without points.
+    package func reading(
+        target: Double
+    ) -> (
+        scale: Double, recall: Double, interval: Double, error: Double, exact: RecallCalibration.ExactExpectation
+    )? {
+        guard !points.isEmpty else { return nil }
+        let scale = RecallCalibration.scale(
+            meeting: target, on: points, floor: RecallCalibration.minColdFilteredScale,
+            ceiling: RecallCalibration.maxColdScale)
+        guard let expected = RecallCalibration.read(points, at: scale, queries: queries) else { return nil }
+        return (
+            scale, expected.recall, expected.interval, expected.error,
+            RecallCalibration.expectation(exact, queries: queries)
+        )
+    }
+}

@@ -63,6 +63,19 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         /// Whether the curve of a filter following the data weighed in (where `spread` is below 1, none measured at
         /// this selectivity this way leaves the expectation a random filter's).
         public var followedTheData = false
+        /// The filter's own cold curve (`ColdFilterCurve`) gave the effort and the expectation: its queries, and what
+        /// measuring it cost.
+        public var ownCurve: OwnCurve? = nil
+
+        public struct OwnCurve: Sendable, Equatable, Codable {
+            public var queries: Int
+            public var milliseconds: Double
+
+            public init(queries: Int, milliseconds: Double) {
+                self.queries = queries
+                self.milliseconds = milliseconds
+            }
+        }
     }
 
     public enum ColdEffortSource: String, Sendable, Equatable, Codable {
@@ -244,7 +257,9 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
             lines.append(
                 "cold: " + (cold.exact ? "exact, " : "")
                     + (cold.blockBudget > 0 ? "at most \(cold.blockBudget) blocks, " : "")
-                    + String(format: "effort ×%.2f", cold.effort) + " (\(cold.source.rawValue))"
+                    + String(format: "effort ×%.2f", cold.effort)
+                    + (cold.ownCurve == nil
+                        ? " (\(cold.source.rawValue))" : " (this filter's own curve over both tiers)")
                     + (cold.spread.map {
                         String(
                             format: "; the filter's cold rows spread over the blocks %.2f as widely as at random", $0)
@@ -295,6 +310,9 @@ package struct QueryPlanInput: Sendable {
         /// How the filter's cold rows spread over the blocks (`ColdTier.spread`): about 1 drawn at random, well
         /// under where they follow the data; nil where unknown.
         package var spread: Double? = nil
+        /// The filter's own curve for the cold step, where one was measured (a filter following the data): taken
+        /// instead of the build-time curves under a filter.
+        package var ownCurve: ColdFilterCurve? = nil
 
         package init(blocks: Int, liveRows: Int, estimatedMatches: Double, fixedProbes: Int?, effort: Double) {
             self.blocks = blocks
@@ -455,9 +473,10 @@ extension Planner {
                         : .staticModel
         }
         // A filter that follows the data, planned from a curve measured under random filters: its own curve instead
-        // (`filterCurve(efforts)`, measured once and remembered by the caller), at half to 32 times the effort.
-        // The hot tier alone: over both tiers the cold step's curves speak for the query (and its misses dominate).
-        if filtered, hot.strategy == .filteredGraph, !exactForRecall, let planned = hot.effort, input.cold == nil,
+        // (`filterCurve(efforts)`, measured once and remembered by the caller), at half to 32 times the effort. Over
+        // both tiers too: it speaks for the hot step's share (aniso2-200k, 80 % cold, `grp = 3`: 0.921 where 0.963
+        // was expected with the hot step on the random filters' curve, its rows linking outside 0.09 as often).
+        if filtered, hot.strategy == .filteredGraph, !exactForRecall, let planned = hot.effort,
             input.searchEffort == nil, input.forcedStrategy == nil, input.inMemoryPredicate,
             plan.recallBasis.isBuildCurve
         {
@@ -557,10 +576,14 @@ extension Planner {
         // target, so that the two together meet it (synth-200k, 80 % cold, a 50 % filter: hot 0.958 and cold
         // 0.965 each expected, 0.942 measured together), and the query's expectation is the two together.
         let hotLoss: (share: Double, loss: Double)? = {
+            let hotCurve: Bool
+            switch plan.recallBasis {
+            case .buildCurve, .filterCurve: hotCurve = true
+            default: hotCurve = false
+            }
             guard input.hasFilter, input.searchesHot, plan.hot.strategy != .exact, plan.probe == nil,
-                cold.fixedProbes == nil, cold.effort == 1, input.searchEffort == nil,
-                case .buildCurve = plan.recallBasis, let built = calibration.built,
-                built.target == input.recallTarget
+                cold.fixedProbes == nil, cold.effort == 1, input.searchEffort == nil, hotCurve,
+                let built = calibration.built, built.target == input.recallTarget
             else { return nil }
             let hotMatches = max(plan.hot.estimatedMatches, 0), coldMatches = max(cold.estimatedMatches, 0)
             guard hotMatches + coldMatches > 0 else { return nil }
@@ -569,14 +592,24 @@ extension Planner {
         }()
         // What the cold step is asked for.
         let asked = hotLoss.map { min(input.recallTarget + $0.loss, 0.9995) } ?? input.recallTarget
+        // The filter's own curve where it has one (and the caller does not set the cold step's effort).
+        let own =
+            input.hasFilter && cold.fixedProbes == nil && cold.effort == 1 && calibration.built != nil
+            ? cold.ownCurve.flatMap { curve in curve.reading(target: asked).map { (curve, $0) } } : nil
         let filtered =
-            input.hasFilter
-            ? calibration.coldFiltered(
-                selectivity: selectivity,
-                ranksByCode: cold.filterInMemory
-                    && coldRanksByCode(blocks: cold.blocks, liveRows: cold.liveRows, selectivity: selectivity),
-                target: hotLoss == nil ? nil : asked, spread: cold.spread)
-            : nil
+            own.map { _, read in
+                (
+                    scale: read.scale, recall: read.recall, interval: read.interval, error: read.error,
+                    exact: Optional(read.exact), followed: true
+                )
+            }
+            ?? (input.hasFilter
+                ? calibration.coldFiltered(
+                    selectivity: selectivity,
+                    ranksByCode: cold.filterInMemory
+                        && coldRanksByCode(blocks: cold.blocks, liveRows: cold.liveRows, selectivity: selectivity),
+                    target: hotLoss == nil ? nil : asked, spread: cold.spread)
+                : nil)
         let source: QueryPlan.ColdEffortSource =
             cold.fixedProbes != nil
             ? .fixedProbes
@@ -593,7 +626,7 @@ extension Planner {
         let budget = min(
             cold.blocks,
             max(1, cold.fixedProbes ?? coldBlocks(blocks: cold.blocks, selectivity: selectivity, effort: effort)))
-        let calibrated = cold.effort == 1 && calibration.built?.target == input.recallTarget
+        let calibrated = cold.effort == 1 && (own != nil || calibration.built?.target == input.recallTarget)
         // Unfiltered, the curve over both tiers says what the whole query expects (the hot tier's own curve speaks
         // of the hot rows alone); under a filter, the curve under a filter of this bucket (measured with the hot
         // rows answered exactly) does where the hot step is exact too, and with the hot step's loss where it is a
@@ -638,12 +671,13 @@ extension Planner {
             exact: shortfall != nil || (cold.fixedProbes.map { $0 >= cold.blocks } ?? false),
             beyondMeasured: shortfall == nil && scale > RecallCalibration.maxScale,
             spread: source == .calibratedFiltered ? cold.spread : nil,
-            followedTheData: source == .calibratedFiltered && filtered?.followed == true)
+            followedTheData: source == .calibratedFiltered && filtered?.followed == true,
+            ownCurve: own.map { curve, _ in .init(queries: curve.queries, milliseconds: curve.milliseconds) })
         guard let curve, let built = calibration.built else { return }
         let expected =
             shortfall.map { (recall: $0.exact.recall, interval: $0.exact.interval) }
             ?? (recall: curve.recall, interval: curve.interval)
-        let queries = built.coldQueries ?? built.queries
+        let queries = own?.0.queries ?? built.coldQueries ?? built.queries
         if underFilter != nil {
             plan.cold?.expectedWithExactHot = expected.recall
             plan.cold?.expectedWithExactHotInterval = expected.interval
@@ -665,7 +699,13 @@ extension Planner {
             plan.hot.expectedRecall = expected.recall - hotLoss.loss
             plan.expectedRecallInterval = (expected.interval * expected.interval + hotInterval * hotInterval)
                 .squareRoot()
-            plan.recallBasis = shortBasis ?? .bothCurves(hotQueries: built.queries, coldQueries: queries)
+            let hotQueries: Int
+            if case .filterCurve(let own, _, _) = plan.recallBasis {
+                hotQueries = own
+            } else {
+                hotQueries = built.queries
+            }
+            plan.recallBasis = shortBasis ?? .bothCurves(hotQueries: hotQueries, coldQueries: queries)
         }
     }
 }
