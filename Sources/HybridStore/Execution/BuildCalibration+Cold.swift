@@ -6,8 +6,11 @@ import QueryPlanner
 extension HybridStore {
     /// Queries the cold tier's curve is measured with (each runs an exact cold step for its truth).
     static let coldCalibrationQueries = 100
-    /// Cold step effort scales (× `Planner.coldBlocks` and the codes' confidence): half octaves from ½ to 16.
-    static let coldCalibrationEfforts: [Double] = (-2...8).map { exp2(Double($0) / 2) }
+    /// Cold step effort scales (× `Planner.coldBlocks` and the codes' confidence): half octaves from ⅛ (the hot
+    /// curves' least, `RecallCalibration.minScale`) to 16. From ½, clustered data was over-served over both tiers
+    /// (aniso2-200k, 80 % cold, unfiltered: 0.984 at ½, the curve's first point; mixture-96 cosine 0.993); the
+    /// curve starts two octaves at a time where it is far below the target, so hard data pays one cheap step more.
+    static let coldCalibrationEfforts: [Double] = (-6...8).map { exp2(Double($0) / 2) }
 
     /// The same under a filter: from 1/16 (`RecallCalibration.minColdFilteredScale`), since the store's rule
     /// opens more blocks the sparser the filter.
