@@ -463,6 +463,21 @@ import QueryPlanner
         #expect(abs(cold.effort - read.scale) < 1e-9 && read.scale > 2 && read.scale < 4, "\(read)")
         #expect(abs(plan.expectedRecall - (read.recall - loss)) < 1e-9)
         #expect(plan.recallBasis == .bothCurves(hotQueries: 320, coldQueries: 64))
+        // The hot step on the filter's own curve too: the two curves, the hot one's queries its own.
+        let planned = try #require(plan.effort)
+        let both = Planner.plan(
+            input(rows: 40_000, matches: 24_000, cold: tier), calibration: calibration, probeAdvised: { _ in false },
+            linkSpread: { 0.3 },
+            filterCurve: { _ in
+                FilterCurve(
+                    points: [
+                        .init(effort: planned, recall: 0.93, deviation: 0.08),
+                        .init(effort: planned * 2, recall: 0.97, deviation: 0.08),
+                    ], queries: 48, milliseconds: 9)
+            })
+        #expect(both.filterCurveUsed && both.effort! > planned, "\(both)")
+        #expect(both.recallBasis == .bothCurves(hotQueries: 48, coldQueries: 64), "\(both.recallBasis)")
+        #expect(both.steps[0].contains("from this filter's own curve"), "\(both.steps)")
         // The build-time curve under a filter would have asked for far less.
         #expect(random.cold?.ownCurve == nil && random.cold!.effort < 0.25, "\(random)")
         // The caller's effort on the cold step: the store's curves, not the filter's own.

@@ -229,7 +229,8 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
     /// The calibrated effort scale after the hot step's effort, where it is not 1: " (effort ×0.25, calibrated)",
     /// and why it lies below the filtered floor where it does.
     public var effortNote: String {
-        if case .filterCurve = recallBasis, hot.effort != nil { return " (from this filter's own curve)" }
+        // The filter's own curve set it (its basis is the two curves' where a cold tier is beside).
+        if filterCurveUsed, hot.effort != nil { return " (from this filter's own curve)" }
         guard effortScale != 1, hot.effort != nil else { return "" }
         return String(format: " (effort ×%.2f, calibrated", effortScale)
             + (belowFilteredFloor
