@@ -129,12 +129,25 @@ final class CollectionState: @unchecked Sendable {
         remembered(in: linkSpreads, filter, rows: rows, measure: read)
     }
 
-    /// The filter's own recall curve for `k` and `target` (recall@k, measured up to where it meets the target), as
-    /// remembered for it or measured by `measure`.
-    func filterCurve(
-        of filter: Filter, k: Int, target: Double, rows: Int, measure: () -> FilterCurve?
-    ) -> FilterCurve? {
-        remembered(in: filterCurves, FilterCurveKey(filter: filter, k: k, target: target), rows: rows, measure: measure)
+    /// The filter's own recall curve for `k` and `target` (recall@k, measured up to where it meets the target) as
+    /// remembered for it (itself nil where none could be measured); nil where not known or stale.
+    func knownFilterCurve(of filter: Filter, k: Int, target: Double, rows: Int) -> FilterCurve?? {
+        let written = rowsWritten.load(ordering: .relaxed)
+        return filterCurves.withLock {
+            $0.value(of: FilterCurveKey(filter: filter, k: k, target: target), rows: rows, written: written)
+        }
+    }
+
+    /// Remembers the filter's own curve, measured on `index`: not where the index was replaced since (the memory was
+    /// cleared with it, and the curve is the old graph's).
+    func recordFilterCurve(_ curve: FilterCurve?, of filter: Filter, k: Int, target: Double, measuredOn: HNSWIndex) {
+        let written = rowsWritten.load(ordering: .relaxed)
+        lock.read {
+            guard index === measuredOn else { return }
+            filterCurves.withLock {
+                $0.record(FilterCurveKey(filter: filter, k: k, target: target), curve, written: written)
+            }
+        }
     }
 
     /// The filter's own cold curve for `k` and `target` over the cold tier's blocks as they are (`blocksChanged`), as

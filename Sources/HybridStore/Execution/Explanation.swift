@@ -37,8 +37,9 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
     /// Rows a writer changed while the query read: memory's view of them was set aside and their state in the
     /// query's snapshot evaluated exactly (0 without concurrent writes).
     public var rowsChangedUnderRead = 0
-    /// Milliseconds per phase: plan, collect, search, fallback, cold plan (ranking blocks; part of cold), cold,
-    /// hydrate.
+    /// Milliseconds per phase: filter curve and cold curve (measuring the filter's own curves, where this query
+    /// did; part of plan, which runs from the query's start), plan, collect, search, fallback, cold plan (ranking
+    /// blocks; part of cold), cold, hydrate.
     public var timingsMs: [String: Double]
     /// The scale on the planner's effort that this collection's calibration gave (1: the table's effort).
     public var effortScale: Double { plan.effortScale }
@@ -173,7 +174,10 @@ public struct Explanation: Sendable, Codable, Equatable, CustomStringConvertible
         }
         lines.append(
             "time: "
-                + ["plan", "collect", "search", "fallback", "cold plan", "cold", "hydrate"].compactMap { phase in
+                + [
+                    "filter curve", "cold curve", "plan", "collect", "search", "fallback", "cold plan", "cold",
+                    "hydrate",
+                ].compactMap { phase in
                     timingsMs[phase].map { "\(phase) " + String(format: "%.3f ms", $0) }
                 }.joined(separator: ", "))
         return lines.joined(separator: "\n")

@@ -48,6 +48,12 @@ struct QueryExecution {
     /// Under a filter held in memory for both tiers: how its cold rows spread over the blocks, and its own cold
     /// curve where it follows the data (`prepareColdCurve`).
     var coldFilter: (spread: Double?, curve: ColdFilterCurve?)? = nil
+    /// The efforts the planner asked the filter's own curve at (`FilterCurve`), where none was remembered: the hot
+    /// step stops after planning, the curve is measured outside the collection's lock, and the step runs again.
+    var curveWanted: [Int]? = nil
+    /// Whether it was measured once already in this run (not remembered where the index was replaced meanwhile: the
+    /// plan then goes without it).
+    var curveMeasured = false
     let calibration: RecallCalibration
     var explanation: Explanation
     var timings: [String: Double] = [:]
@@ -95,6 +101,12 @@ struct QueryExecution {
         try resolveFilter()
         prepareColdCurve()
         guard try hotStep() else { return nil }
+        if let efforts = curveWanted {
+            measureFilterCurve(at: efforts)
+            curveMeasured = true
+            curveWanted = nil
+            guard try hotStep() else { return nil }
+        }
         try request.options.checkCancelled()
         try reconcileChangedRows()
         observe()
@@ -168,11 +180,16 @@ struct QueryExecution {
                 selectivity: told.selectivity, ranksByCode: told.ranksByCode, spread: spread)?.followed != true
         else { return }
         let (store, scope, k, target) = (store, scope, k, options.recallTarget)
+        var measuredIn: Double? = nil
         coldFilter?.curve = s.coldFilterCurve(
             of: filter, k: k, target: target, blocksChanged: told.blocksChanged, rows: told.rows
         ) {
-            store.measureColdFilterCurve(s, filter, within: scope, k: k, target: min(1, target + (1 - target) / 4))
+            let t = nowNanos()
+            defer { measuredIn = ms(since: t) }
+            return store.measureColdFilterCurve(
+                s, filter, within: scope, k: k, target: min(1, target + (1 - target) / 4))
         }
+        if let measuredIn { timings["cold curve"] = measuredIn }
     }
 
     /// Plans the query and runs its hot side under the publish gate (no writer's publishing window meanwhile) and
@@ -197,7 +214,7 @@ struct QueryExecution {
                     }
                     kHot = k + changed.count
                     plan(index: index, columns: columns)
-                    guard searchesHot else { return }
+                    guard searchesHot, curveWanted == nil else { return }
                     predicate = filter.flatMap { f in listed == nil ? columns.predicate(f) : nil }
                     matches = listed
                     if request.explain, filter != nil { explanation.actualMatches = collect(columns).count }
@@ -266,7 +283,8 @@ struct QueryExecution {
             searchEffort: options.searchEffort, forcedStrategy: options.strategy,
             inMemoryPredicate: listed == nil, listedMatches: listed?.count,
             searchesHot: options.tiers.contains(.hot), cold: cold, hydratedColumns: request.columns)
-        let s = s, filter = filter, scope = scope, k = k
+        let s = s, filter = filter, k = k, measured = curveMeasured
+        var wanted: [Int]? = nil
         // The filter's link spread over the hot rows, as remembered for it or read from the graph.
         func linkSpread(_ f: Filter) -> Double? {
             s.linkSpread(of: f, rows: rows) {
@@ -282,15 +300,16 @@ struct QueryExecution {
             },
             linkSpread: { filter.flatMap(linkSpread) },
             filterCurve: { efforts in
-                filter.flatMap { f in
-                    // Recall@k of the query's own k (not k plus the rows changed under a snapshot, which varies).
-                    s.filterCurve(of: f, k: k, target: input.recallTarget, rows: rows) {
-                        Self.measureFilterCurve(
-                            f, within: scope, efforts: efforts, k: k, target: input.recallTarget, index: index,
-                            columns: columns)
-                    }
+                // Recall@k of the query's own k (not k plus the rows changed under a snapshot, which varies). Not
+                // known: measured outside the lock (`measureFilterCurve(at:)`), then planned again.
+                guard let filter else { return nil }
+                if let known = s.knownFilterCurve(of: filter, k: k, target: input.recallTarget, rows: rows) {
+                    return known
                 }
+                if !measured { wanted = efforts }
+                return nil
             })
+        curveWanted = wanted
         // Effort is linear in k in the planner's model: planned for `effortK` (and the rows changed under a
         // snapshot), it is that share of the effort for all `kHot`; never under what a post-filter over-fetches.
         if let effortK = options.effortK, effortK < k, options.searchEffort == nil,
@@ -316,24 +335,53 @@ struct QueryExecution {
         timings["plan"] = ms(since: started)
     }
 
+    /// The filter's own recall curve for the filtered graph at `efforts` (`curveWanted`), measured and remembered:
+    /// its matches (and a tenant's rows, under its scope) read under the collection's lock, the searches outside it
+    /// (the index is safe to search on its own; at 200,000 rows the curve takes about half a second, which writers
+    /// and, behind a waiting writer, other readers would wait for). Not remembered where the index was replaced
+    /// meanwhile.
+    private mutating func measureFilterCurve(at efforts: [Int]) {
+        guard let filter else { return }
+        let t = nowNanos()
+        let s = s, scope = scope, k = k, target = request.options.recallTarget
+        let read = s.query { index, columns, _ in
+            let matches = columns.collect(filter, predicate: columns.predicate(filter))
+            let within = scope.map { scope in
+                Self.bitset(columns.collect(scope, predicate: columns.predicate(scope)), capacity: index.nodeCapacity)
+            }
+            return (
+                index: index, matches: matches, set: Self.bitset(matches, capacity: index.nodeCapacity), within: within
+            )
+        }
+        let curve = Self.measureFilterCurve(
+            index: read.index, matches: read.matches, set: read.set, within: read.within, efforts: efforts, k: k,
+            target: target, started: t)
+        s.recordFilterCurve(curve, of: filter, k: k, target: target, measuredOn: read.index)
+        timings["filter curve"] = ms(since: t)
+    }
+
+    /// `nodes` as a set over `capacity` node slots.
+    static func bitset(_ nodes: [UInt32], capacity: Int) -> NodeBitset {
+        var set = NodeBitset(capacity: capacity)
+        for node in nodes where Int(node) < set.capacity { set.insert(node) }
+        return set
+    }
+
     /// Rows of the collection a filter's own curve takes as queries: 64, fewer where their exact answers would take
     /// more than about 8 million distance computations (at least 24).
     static func filterCurveQueries(matches: Int) -> Int { min(64, max(24, 8_000_000 / max(matches, 1))) }
 
     /// A filter's own recall curve for the filtered graph (`HNSWIndex.filteredRecall`) at `efforts`, ascending, up to
     /// the first whose recall less its standard error passes `target` by a standard error more; nil where no query
-    /// had an answer. Under a tenant's scope, the queries are the tenant's rows (its queries are about its own data).
+    /// had an answer. `matches`: the filter's nodes (`set` the same); under a tenant's scope, the queries are the
+    /// tenant's rows (`within`: its queries are about its own data).
     static func measureFilterCurve(
-        _ filter: Filter, within scope: Filter?, efforts: [Int], k: Int, target: Double, index: HNSWIndex,
-        columns: FilterColumns
+        index: HNSWIndex, matches: [UInt32], set: NodeBitset, within: NodeBitset?, efforts: [Int], k: Int,
+        target: Double, started: UInt64
     ) -> FilterCurve? {
-        let started = nowNanos()
-        let predicate = columns.predicate(filter)
-        let matches = columns.collect(filter, predicate: predicate)
         let recalls = index.filteredRecall(
-            efforts: efforts, k: k, queries: filterCurveQueries(matches: matches.count),
-            filter: .predicate(unsafeSendable(predicate)), candidates: matches,
-            drawnFrom: scope.map { columns.predicate($0) }
+            efforts: efforts, k: k, queries: filterCurveQueries(matches: matches.count), filter: .bitset(set),
+            candidates: matches, drawnFrom: within.map { within in { within.contains($0) } }
         ) { recalls in
             let (mean, error) = RecallCalibration.meanAndError(recalls)
             return mean - 2 * error >= target
