@@ -19,6 +19,22 @@ import QueryPlanner
         points.map { BuildCalibration.Point(scale: $0.0, recall: $0.1, error: 0.004) }
     }
 
+    /// Build-time curves of 40,000 hot rows (320 queries; the unfiltered bucket and the widest filtered one) and
+    /// 160,000 cold rows (100 queries): over both tiers, and under a 60 % filter picking blocks by centroid as
+    /// `coldFiltered` says.
+    func hotAndCold(coldFiltered: [BuildCalibration.Point]) -> RecallCalibration {
+        var calibration = RecallCalibration()
+        calibration.adopt(
+            BuildCalibration(
+                curves: [
+                    0: curve([(0.5, 0.93), (1, 0.96), (2, 0.98)]), 1: curve([(0.5, 0.90), (1, 0.955), (2, 0.97)]),
+                ],
+                queries: 320, rows: 40_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1,
+                cold: curve([(1, 0.90), (2, 0.95), (4, 0.97)]), coldRows: 160_000, coldQueries: 100,
+                coldFiltered: [.init(bucket: 1, selectivity: 0.6, ranksByCode: false, points: coldFiltered)]))
+        return calibration
+    }
+
     /// Build-time curves for the unfiltered bucket and the widest filtered one, whose floor (¼) binds.
     func twoBuckets() -> RecallCalibration {
         var calibration = RecallCalibration()
@@ -388,16 +404,8 @@ import QueryPlanner
     /// expects the two together: each meeting the target alone let the whole query miss it (synth-200k, 80 %
     /// cold, a 50 % filter: 0.942).
     @Test func aGraphHotStepLeavesTheFilteredColdStepLessRoom() {
-        let coldCurve = curve([(1 / 16, 0.80), (1 / 4, 0.90), (1, 0.955), (2, 0.965), (4, 0.975), (8, 0.99)])
-        var calibration = RecallCalibration()
-        calibration.adopt(
-            BuildCalibration(
-                curves: [
-                    0: curve([(0.5, 0.93), (1, 0.96), (2, 0.98)]), 1: curve([(0.5, 0.90), (1, 0.955), (2, 0.97)]),
-                ],
-                queries: 320, rows: 40_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1,
-                cold: curve([(1, 0.90), (2, 0.95), (4, 0.97)]), coldRows: 160_000, coldQueries: 100,
-                coldFiltered: [.init(bucket: 1, selectivity: 0.6, ranksByCode: false, points: coldCurve)]))
+        let calibration = hotAndCold(
+            coldFiltered: curve([(1 / 16, 0.80), (1 / 4, 0.90), (1, 0.955), (2, 0.965), (4, 0.975), (8, 0.99)]))
         let tier = QueryPlanInput.Cold(
             blocks: 400, liveRows: 160_000, estimatedMatches: 96_000, fixedProbes: nil, effort: 1)
         let plan = Planner.plan(input(rows: 40_000, matches: 24_000, cold: tier), calibration: calibration) { _ in true
@@ -429,19 +437,7 @@ import QueryPlanner
     /// loss on top of the target as they are; a caller's cold effort or probes leave it out; and where it falls
     /// short of what it is asked, the cold step goes exact as under a build-time curve.
     @Test func aFiltersOwnColdCurveSetsTheColdEffort() throws {
-        var calibration = RecallCalibration()
-        calibration.adopt(
-            BuildCalibration(
-                curves: [
-                    0: curve([(0.5, 0.93), (1, 0.96), (2, 0.98)]), 1: curve([(0.5, 0.90), (1, 0.955), (2, 0.97)]),
-                ],
-                queries: 320, rows: 40_000, measuredAt: 0, target: 0.95, k: 10, seconds: 1,
-                cold: curve([(1, 0.90), (2, 0.95), (4, 0.97)]), coldRows: 160_000, coldQueries: 100,
-                coldFiltered: [
-                    .init(
-                        bucket: 1, selectivity: 0.6, ranksByCode: false,
-                        points: curve([(1 / 16, 0.97), (1 / 4, 0.98), (1, 0.99)]))
-                ]))
+        let calibration = hotAndCold(coldFiltered: curve([(1 / 16, 0.97), (1 / 4, 0.98), (1, 0.99)]))
         let own = ColdFilterCurve(
             points: curve([(1 / 16, 0.70), (1 / 2, 0.90), (2, 0.96), (4, 0.975), (8, 0.99)]),
             exact: .init(recall: 0.995, error: 0.002), queries: 64, milliseconds: 12)
