@@ -1,3 +1,4 @@
+import Dispatch
 import CKernels
 
 extension HNSWIndex {
@@ -63,25 +64,30 @@ extension HNSWIndex {
     /// answer compared with the exact k nearest among `candidates` (the filter's matches), itself left out. Per
     /// effort, each query's recall (`[effort][query]`), up to the first effort whose recalls `enough` accepts; a
     /// query with no answer among the candidates is skipped.
-    /// - Complexity: per query, an exact scan of `candidates` and one filtered search per effort measured.
+    /// - Complexity: per query, an exact scan of `candidates` and one filtered search per effort measured; the
+    ///   queries spread over up to `threads` threads (each search and scan takes the index's read lock itself, so
+    ///   call it holding no lock a writer could be waiting behind).
     package func filteredRecall(
         efforts: [Int], k: Int, queries: Int, filter: SearchFilter, candidates: [UInt32],
-        drawnFrom: ((UInt32) -> Bool)? = nil, enough: ([Double]) -> Bool = { _ in false }
+        drawnFrom: ((UInt32) -> Bool)? = nil, threads: Int = 1, enough: ([Double]) -> Bool = { _ in false }
     ) -> [[Double]] {
         guard k >= 1 else { return [] }
         let picked = strideSample(queries, drawnFrom: drawnFrom)
-        var asked: [(node: UInt32, vector: [Float], truth: Set<UInt32>)] = []
-        for query in picked {
-            guard let exact = try? exactSearch(query.vector, k: k + 1, candidates: candidates) else { continue }
-            let truth = Set(exact.hits.filter { $0.node != query.node }.prefix(k).map(\.node))
-            if !truth.isEmpty { asked.append((query.node, query.vector, truth)) }
+        let truths = Self.concurrentMap(picked.count, threads: threads) { i -> Set<UInt32> in
+            let query = picked[i]
+            guard let exact = try? self.exactSearch(query.vector, k: k + 1, candidates: candidates) else { return [] }
+            return Set(exact.hits.filter { $0.node != query.node }.prefix(k).map(\.node))
+        }
+        let asked = zip(picked, truths).filter { !$0.1.isEmpty }.map {
+            (node: $0.0.node, vector: $0.0.vector, truth: $0.1)
         }
         guard !asked.isEmpty else { return [] }
         var recalls: [[Double]] = []
         for effort in efforts {
-            let measured = asked.map { query in
+            let measured = Self.concurrentMap(asked.count, threads: threads) { i -> Double in
+                let query = asked[i]
                 let hits =
-                    (try? search(
+                    (try? self.search(
                         query.vector, k: k, searchEffort: effort, filter: filter, mode: .admitMatching,
                         hiding: query.node
                     ).hits) ?? []
@@ -91,6 +97,21 @@ extension HNSWIndex {
             if enough(measured) { break }
         }
         return recalls
+    }
+
+    /// `body(0..<count)` in order, run on up to `threads` threads (each taking every `threads`-th index).
+    package static func concurrentMap<T: Sendable>(
+        _ count: Int, threads: Int, _ body: @Sendable (Int) -> T
+    ) -> [T] {
+        let workers = max(1, min(threads, count))
+        guard workers > 1 else { return (0..<count).map(body) }
+        let parts = Locked([[T]](repeating: [], count: workers))
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let part = stride(from: w, to: count, by: workers).map(body)
+            parts.withLock { $0[w] = part }
+        }
+        let done = parts.withLock { $0 }
+        return (0..<count).map { done[$0 % workers][$0 / workers] }
     }
 
     /// Up to `count` live nodes (those `drawnFrom` admits, where given) and their vectors, drawn at a stride coprime

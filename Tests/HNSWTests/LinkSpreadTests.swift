@@ -53,6 +53,16 @@ import HNSW
         let first = index.filteredRecall(
             efforts: [10, 400], k: 10, queries: 64, filter: filter, candidates: candidates, enough: { _ in true })
         #expect(first.count == 1 && first[0] == all[0])
+        // Spread over threads, under the same matches as a bitset (as the store passes them): the same recalls,
+        // query by query, in the same order.
+        var set = NodeBitset(capacity: index.nodeCapacity)
+        for node in candidates { set.insert(node) }
+        let threaded = index.filteredRecall(
+            efforts: [10, 400], k: 10, queries: 64, filter: .bitset(set), candidates: candidates, threads: 3)
+        #expect(threaded == all)
+        #expect(HNSWIndex.concurrentMap(10, threads: 3) { $0 * $0 } == (0..<10).map { $0 * $0 })
+        #expect(HNSWIndex.concurrentMap(2, threads: 8) { $0 + 1 } == [1, 2])
+        #expect(HNSWIndex.concurrentMap(0, threads: 2) { $0 }.isEmpty)
     }
 
     /// The step the sample strides by visits every slot once before it comes back to the first.

@@ -355,7 +355,7 @@ struct QueryExecution {
         }
         let curve = Self.measureFilterCurve(
             index: read.index, matches: read.matches, set: read.set, within: read.within, efforts: efforts, k: k,
-            target: target, started: t)
+            target: target, threads: store.configuration.buildThreads ?? cores, started: t)
         s.recordFilterCurve(curve, of: filter, k: k, target: target, measuredOn: read.index)
         timings["filter curve"] = ms(since: t)
     }
@@ -374,14 +374,14 @@ struct QueryExecution {
     /// A filter's own recall curve for the filtered graph (`HNSWIndex.filteredRecall`) at `efforts`, ascending, up to
     /// the first whose recall less its standard error passes `target` by a standard error more; nil where no query
     /// had an answer. `matches`: the filter's nodes (`set` the same); under a tenant's scope, the queries are the
-    /// tenant's rows (`within`: its queries are about its own data).
+    /// tenant's rows (`within`: its queries are about its own data). On `threads` threads (outside any lock).
     static func measureFilterCurve(
         index: HNSWIndex, matches: [UInt32], set: NodeBitset, within: NodeBitset?, efforts: [Int], k: Int,
-        target: Double, started: UInt64
+        target: Double, threads: Int, started: UInt64
     ) -> FilterCurve? {
         let recalls = index.filteredRecall(
             efforts: efforts, k: k, queries: filterCurveQueries(matches: matches.count), filter: .bitset(set),
-            candidates: matches, drawnFrom: within.map { within in { within.contains($0) } }
+            candidates: matches, drawnFrom: within.map { within in { within.contains($0) } }, threads: threads
         ) { recalls in
             let (mean, error) = RecallCalibration.meanAndError(recalls)
             return mean - 2 * error >= target
