@@ -161,11 +161,8 @@ struct QueryExecution {
             () -> (spread: Double?, selectivity: Double, ranksByCode: Bool, rows: Int, blocksChanged: Int)? in
             let tier = s.cold
             guard !tier.isEmpty, tier.columns.covers(filter), s.columns.covers(filter) else { return nil }
-            let predicate = tier.columns.predicate(filter)
             let selectivity = tier.columns.estimate(filter) / Double(max(tier.liveRows, 1))
-            let spread = tier.spread(
-                selectivity: selectivity, matches: predicate,
-                matchingSlots: { tier.columns.collect(filter, predicate: predicate) })
+            let spread = tier.spread(of: filter, selectivity: selectivity)
             let ranksByCode = Planner.coldRanksByCode(
                 blocks: tier.blocks.count, liveRows: tier.liveRows, selectivity: selectivity)
             return (spread, selectivity, ranksByCode, s.index.count + tier.liveRows, tier.blocksChanged)
@@ -271,10 +268,7 @@ struct QueryExecution {
             } else if let filter, let matches,
                 calibration.built?.coldFiltered?.contains(where: { $0.spread != nil }) == true
             {
-                let predicate = tier.columns.predicate(filter)
-                cold?.spread = tier.spread(
-                    selectivity: matches / Double(max(tier.liveRows, 1)), matches: predicate,
-                    matchingSlots: { tier.columns.collect(filter, predicate: predicate) })
+                cold?.spread = tier.spread(of: filter, selectivity: matches / Double(max(tier.liveRows, 1)))
             }
         }
         let input = QueryPlanInput(

@@ -55,6 +55,16 @@ extension ColdTier {
         return Double(reached) / expected
     }
 
+    /// `spread(selectivity:matches:matchingSlots:)` of a filter held in memory for the tier, matching about
+    /// `selectivity` of its live rows.
+    func spread(of filter: Filter, selectivity: Double) -> Double? {
+        let columns = columns
+        let predicate = columns.predicate(filter)
+        return spread(
+            selectivity: selectivity, matches: predicate,
+            matchingSlots: { columns.collect(filter, predicate: predicate) })
+    }
+
     /// A filter following the data, as a calibration draws one: the live rows of `regions` regions of blocks,
     /// each grown from a seed block (drawn by `salt`) nearest centroid first until it holds its share of
     /// `selectivity` of the live rows (as a filter on a topic, a tenant's documents or a category does). Nil
