@@ -171,6 +171,53 @@ public struct Schema: Sendable, Codable, Equatable {
         }
     }
 
+    /// A schema from JSON a user wrote (`hybridctl create --schema FILE`), every member checked: one this type does
+    /// not have is refused with `invalidSchema` naming it, where decoding alone would skip it (a misspelt
+    /// `tenantColumn` would create a collection without tenant isolation, a misspelt `filterable` a column no filter
+    /// can use). The catalog's own schemas are read without this check, so a store keeps opening in a version that
+    /// has fewer members.
+    public static func checked(json data: Data) throws(HybridStoreError) -> Schema {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            throw HybridStoreError(.invalidSchema, "the schema is not JSON: \(error.localizedDescription)")
+        }
+        func check(_ value: Any?, at path: String, allowed: Set<String>) throws(HybridStoreError) {
+            guard let members = value as? [String: Any] else { return }  // decoding says what is wrong with it
+            if let unknown = members.keys.filter({ !allowed.contains($0) }).min() {
+                let member = path.isEmpty ? unknown : "\(path).\(unknown)"
+                throw HybridStoreError(
+                    .invalidSchema, "the schema has an unknown member `\(member)`", context: ["member": member])
+            }
+        }
+        try check(object, at: "", allowed: ["vector", "id", "columns", "tenantColumn", "tokenizer"])
+        let top = object as? [String: Any]
+        try check(
+            top?["vector"], at: "vector", allowed: ["dimensions", "metric", "connectivity", "constructionEffort"])
+        for (i, column) in ((top?["columns"] as? [Any]) ?? []).enumerated() {
+            try check(column, at: "columns[\(i)]", allowed: ["name", "type", "nullable", "filterable", "searchable"])
+        }
+        func path(_ keys: [any CodingKey]) -> String {
+            String(keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().dropFirst())
+        }
+        let problem: (member: String, what: String)
+        do {
+            return try JSONDecoder().decode(Schema.self, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            problem = (path(context.codingPath + [key]), "is missing")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.dataCorrupted(context),
+            let DecodingError.valueNotFound(_, context)
+        {
+            problem = (path(context.codingPath), context.debugDescription)
+        } catch {
+            throw HybridStoreError(.invalidSchema, "the schema is not valid: \(error)")
+        }
+        throw HybridStoreError(
+            .invalidSchema, "the schema's member `\(problem.member)` \(problem.what)",
+            context: ["member": problem.member])
+    }
+
     /// The schema as stored in the catalog (JSON).
     func json() throws(HybridStoreError) -> String {
         do {

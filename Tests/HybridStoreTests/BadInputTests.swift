@@ -175,4 +175,50 @@ import HybridStore
         }
         #expect(try store.collections().map(\.name) == ["chunks"])
     }
+
+    /// A schema a user wrote as JSON: what decoding alone would skip (a misspelt member) is refused and named.
+    @Test func aSchemaFilesUnknownMembersAreRefused() throws {
+        let schema = Schema(
+            vector: VectorSpec(dimensions: 4, metric: .cosine), columns: [.text("tenant", filterable: true)],
+            tenantColumn: "tenant")
+        let text = String(decoding: try JSONEncoder().encode(schema), as: UTF8.self)
+        #expect(try Schema.checked(json: Data(text.utf8)) == schema)
+        for (from, to, member) in [
+            (#""tenantColumn""#, #""tenantColum""#, "tenantColum"),
+            (#""metric""#, #""metrik""#, "vector.metrik"),
+            (#""filterable""#, #""filterabel""#, "columns[0].filterabel"),
+        ] {
+            let misspelt = text.replacingOccurrences(of: from, with: to)
+            #expect(misspelt != text)
+            do {
+                _ = try Schema.checked(json: Data(misspelt.utf8))
+                Issue.record("accepted \(misspelt)")
+            } catch {
+                #expect(error.code == .invalidSchema && error.context["member"] == member, "\(error)")
+                #expect(error.message.contains("unknown member `\(member)`"), "\(error.message)")
+            }
+        }
+        // Decoding alone would have made a collection without tenant isolation.
+        let untenanted = text.replacingOccurrences(of: #""tenantColumn""#, with: #""tenantColum""#)
+        #expect(try JSONDecoder().decode(Schema.self, from: Data(untenanted.utf8)).tenantColumn == nil)
+        // A missing member and a wrong type name where they are.
+        for (json, member) in [
+            (
+                #"{"vector": {"dimensions": 4, "metric": "l2", "connectivity": 16, "constructionEffort": 100}, "id": "string"}"#,
+                "columns"
+            ),
+            (
+                #"{"vector": {"dimensions": "4", "metric": "l2", "connectivity": 16, "constructionEffort": 100}, "id": "string", "columns": []}"#,
+                "vector.dimensions"
+            ),
+        ] {
+            do {
+                _ = try Schema.checked(json: Data(json.utf8))
+                Issue.record("accepted \(json)")
+            } catch {
+                #expect(error.code == .invalidSchema && error.context["member"] == member, "\(error)")
+            }
+        }
+        #expect(throws: HybridStoreError.self) { _ = try Schema.checked(json: Data("[1".utf8)) }
+    }
 }

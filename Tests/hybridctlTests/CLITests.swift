@@ -432,5 +432,17 @@ struct CLI {
         out = try ctl("create", "--store", store, "x", "--dim", "2", "--column", "a:float")
         #expect(out.status == 64)
         #expect(out.stderr.contains("--column 'a:float': expected name:type"))
+        // A schema file's misspelt member is refused and named, and no collection is made.
+        let schema = try write(
+            "schema.json",
+            #"{"vector": {"dimensions": 2, "metric": "l2", "connectivity": 16, "constructionEffort": 100}, "id": "string", "#
+                + #""columns": [{"name": "tenant", "type": "text", "nullable": false, "filterable": true}], "tenantColum": "tenant"}"#
+        )
+        out = try ctl("create", "--store", store, "t", "--schema", schema)
+        #expect(out.status == 1)
+        #expect(out.stderr == "hybridctl: schema \(schema): the schema has an unknown member `tenantColum`\n")
+        out = try ctl("collections", "--store", store)
+        #expect(
+            out.stdout.split(separator: "\n").dropFirst(2).compactMap { $0.split(separator: " ").first } == ["docs"])
     }
 }

@@ -75,10 +75,16 @@ extension HybridCtl {
         func run() throws {
             let schema: Schema
             if let path = self.schema {
+                let data: Data
                 do {
-                    schema = try JSONDecoder().decode(Schema.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+                    data = try Data(contentsOf: URL(fileURLWithPath: path))
                 } catch {
                     fail("cannot read schema \(path): \(error.localizedDescription)")
+                }
+                do {
+                    schema = try Schema.checked(json: data)
+                } catch {
+                    fail("schema \(path): \(error.message)")
                 }
             } else {
                 schema = Schema(

@@ -11,6 +11,28 @@ struct UpsertRequest: Decodable, Sendable {
     var rows: [Row]
 }
 
+// Unknown members are refused (`refuseUnknownMembers`): a misspelt `values` would store rows without their values.
+extension UpsertRequest {
+    init(from decoder: any Decoder) throws {
+        try refuseUnknownMembers(decoder, known: ["rows"])
+        rows = try decoder.container(keyedBy: MemberName.self).decode(
+            [Row].self, forKey: MemberName(stringValue: "rows"))
+    }
+}
+
+extension UpsertRequest.Row {
+    private enum Members: String, CodingKey, CaseIterable { case id, vector, vector_base64, values }
+
+    init(from decoder: any Decoder) throws {
+        try refuseUnknownMembers(decoder, known: Set(Members.allCases.map(\.rawValue)))
+        let c = try decoder.container(keyedBy: Members.self)
+        id = try c.decode(JSONRowID.self, forKey: .id)
+        vector = try c.decodeIfPresent([Float].self, forKey: .vector)
+        vector_base64 = try c.decodeIfPresent(String.self, forKey: .vector_base64)
+        values = try c.decodeIfPresent([String: JSONValue].self, forKey: .values)
+    }
+}
+
 struct UpsertResponse: Encodable, Sendable {
     var upserted: Int
 }

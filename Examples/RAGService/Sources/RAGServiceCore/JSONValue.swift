@@ -103,7 +103,10 @@ enum JSONRowID: Codable, Sendable, Equatable {
 
 /// A vector as a JSON array of numbers or as base64 of little-endian float32s.
 func decodeVector(array: [Float]?, base64: String?) throws(ServiceError) -> [Float]? {
-    if let array { return array }
+    if let array {
+        guard base64 == nil else { throw .badRequest("a vector is given as `vector` or as `vector_base64`, not both") }
+        return array
+    }
     guard let base64 else { return nil }
     guard let data = Data(base64Encoded: base64), data.count % 4 == 0 else {
         throw .badRequest("vector_base64 must be base64 of little-endian float32 values")

@@ -14,6 +14,49 @@ struct SearchRequest: Decodable, Sendable, Equatable {
     /// `rrf`, `rrf:K` or `weighted:W` (hybrid only).
     var fusion: String?
     var recall_target: Double?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case vector, vector_base64, text, k, filter, returning, explain, fusion, recall_target
+    }
+    /// The members a search body may have.
+    static let members = Set(CodingKeys.allCases.map(\.rawValue))
+}
+
+extension SearchRequest {
+    init(from decoder: any Decoder) throws {
+        try refuseUnknownMembers(decoder, known: Self.members)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        vector = try c.decodeIfPresent([Float].self, forKey: .vector)
+        vector_base64 = try c.decodeIfPresent(String.self, forKey: .vector_base64)
+        text = try c.decodeIfPresent(String.self, forKey: .text)
+        k = try c.decodeIfPresent(Int.self, forKey: .k)
+        filter = try c.decodeIfPresent(String.self, forKey: .filter)
+        returning = try c.decodeIfPresent([String].self, forKey: .returning)
+        explain = try c.decodeIfPresent(Bool.self, forKey: .explain)
+        fusion = try c.decodeIfPresent(String.self, forKey: .fusion)
+        recall_target = try c.decodeIfPresent(Double.self, forKey: .recall_target)
+    }
+}
+
+/// A member name of a JSON object, whatever it is.
+struct MemberName: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// Throws where the object `decoder` is at has a member not in `known`. A request's unknown member is refused, not
+/// skipped: a misspelt `filter` would otherwise run the search unfiltered, and a misspelt `values` would store a
+/// row without its values, both without a word.
+func refuseUnknownMembers(_ decoder: any Decoder, known: Set<String>) throws {
+    let container = try decoder.container(keyedBy: MemberName.self)
+    if let unknown = container.allKeys.filter({ !known.contains($0.stringValue) }).min(by: {
+        $0.stringValue < $1.stringValue
+    }) {
+        throw DecodingError.dataCorruptedError(
+            forKey: unknown, in: container, debugDescription: "unknown member `\(unknown.stringValue)`")
+    }
 }
 
 /// Why a body is not a search request, and the byte offset where that was found.
@@ -24,12 +67,12 @@ struct SearchRequestError: Error, Equatable, CustomStringConvertible {
 }
 
 /// Reads a search request from its JSON body (RFC 8259): one object whose known members have the types
-/// `SearchRequest` declares (each may be null) and whose other members are skipped, whatever they hold. It
-/// accepts and refuses what `JSONDecoder` does for that type: numbers by the JSON grammar (no NaN, no leading
+/// `SearchRequest` declares (each may be null); any other member is refused (`refuseUnknownMembers`). It accepts and
+/// refuses what `JSONDecoder` does for that type: numbers by the JSON grammar (no NaN, no leading
 /// zeros, no `+`), a `Float` or `Double` that overflows or underflows to zero refused, `k` an integral number,
 /// strings valid UTF-8 with escapes (surrogate pairs joined, lone surrogates refused), a trailing comma allowed
-/// (as `JSONDecoder` allows it), the first of duplicate members kept, nothing after the object. Nesting deeper
-/// than 64 levels is refused (the stack stays small whatever the body).
+/// (as `JSONDecoder` allows it), the first of duplicate members kept, nothing after the object. A duplicate's value
+/// is skipped, and nesting deeper than 64 levels in it is refused (the stack stays small whatever the body).
 struct SearchRequestReader {
     private let bytes: [UInt8]
     private var at = 0
@@ -85,7 +128,9 @@ struct SearchRequestReader {
             case "fusion": request.fusion = try r.nullable { (r) throws(SearchRequestError) in try r.text() }
             case "recall_target":
                 request.recall_target = try r.nullable { (r) throws(SearchRequestError) in try r.double() }
-            default: try r.skipValue(depth: 1)
+            default:
+                guard SearchRequest.members.contains(name) else { throw r.fail("unknown member `\(name)`") }
+                try r.skipValue(depth: 1)  // a duplicate
             }
         }
         return request

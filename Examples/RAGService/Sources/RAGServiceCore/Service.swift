@@ -40,12 +40,54 @@ public struct ServiceOptions: Sendable {
 /// ```json
 /// {"keys": {"k-acme-1": "acme", "k-globex-1": "globex"}, "quotas": {"globex": {"maxRows": 10000}}}
 /// ```
+///
+/// Unknown members are refused, here and in each quota: a misspelt `quotas` or `maxRows` would leave a tenant
+/// without the limit its operator set.
 public struct KeyFile: Codable, Sendable {
     public var keys: [String: String]
     public var quotas: [String: TenantQuota]?
     public init(keys: [String: String], quotas: [String: TenantQuota]? = nil) {
         self.keys = keys
         self.quotas = quotas
+    }
+
+    private enum CodingKeys: String, CodingKey, CaseIterable { case keys, quotas }
+
+    public init(from decoder: any Decoder) throws {
+        try refuseUnknownMembers(decoder, known: Set(CodingKeys.allCases.map(\.rawValue)))
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        keys = try c.decode([String: String].self, forKey: .keys)
+        quotas = try c.decodeIfPresent([String: CheckedQuota].self, forKey: .quotas)?.mapValues(\.quota)
+    }
+
+    /// Reads and checks the keys file at `path`.
+    public static func read(_ path: String) throws -> KeyFile {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw KeyFileError(message: "cannot read the keys file \(path): \(error.localizedDescription)")
+        }
+        do {
+            return try JSONDecoder().decode(KeyFile.self, from: data)
+        } catch let error as DecodingError {
+            throw KeyFileError(message: "the keys file \(path) is not valid: \(describe(error))")
+        }
+    }
+}
+
+/// A keys file that cannot be read or is not valid.
+public struct KeyFileError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+/// A quota of the keys file, its members checked.
+private struct CheckedQuota: Decodable {
+    let quota: TenantQuota
+    init(from decoder: any Decoder) throws {
+        try refuseUnknownMembers(decoder, known: ["maxRows", "maxBytes", "maxQueries", "queryPeriodSeconds"])
+        quota = try TenantQuota(from: decoder)
     }
 }
 
@@ -57,8 +99,8 @@ public func runService(_ options: ServiceOptions, logger: Logger) async throws {
     var configuration = Configuration()
     configuration.logger = logger
     configuration.metrics = metrics
+    let keys = try KeyFile.read(options.keysFile)  // before the store opens: a bad file changes nothing
     let store = try HybridStore(directory: options.store, configuration: configuration)
-    let keys = try JSONDecoder().decode(KeyFile.self, from: Data(contentsOf: URL(fileURLWithPath: options.keysFile)))
     for (tenant, quota) in keys.quotas ?? [:] {
         if (try? store.quota(of: tenant)) == nil {
             try store.createTenant(tenant, quota: quota)
@@ -241,13 +283,17 @@ struct RetrievalAPI: Sendable {
         }
         let k = request.k ?? 10
         let explain = request.explain ?? false
+        let fusionRule = try fusion(request.fusion)
+        if request.fusion != nil && (vector == nil || request.text == nil) {
+            throw .badRequest("`fusion` applies to a hybrid search: give both a `text` and a vector")
+        }
         do {
             let filter = try request.filter.map { text throws(HybridStoreError) in try store.parseFilter(text) }
             if options.debugQueryDelayMs > 0 { try await Task.sleep(for: .milliseconds(options.debugQueryDelayMs)) }
             if let text = request.text {
                 let r = try await scope.retrieve(
                     collection, text: TextQuery(text), near: vector, k: k, where: filter,
-                    fusion: try fusion(request.fusion), returning: request.returning ?? [],
+                    fusion: fusionRule, returning: request.returning ?? [],
                     explain: explain)
                 return SearchResponse(
                     hits: r.hits.map {
@@ -329,6 +375,8 @@ struct RetrievalAPI: Sendable {
     func decode<T: Decodable>(_ buffer: ByteBuffer) throws(ServiceError) -> T {
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw .badRequest("the body is not valid JSON for this request: \(describe(error))")
         } catch {
             throw .badRequest("the body is not valid JSON for this request: \(error)")
         }

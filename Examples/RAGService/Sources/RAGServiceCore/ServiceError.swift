@@ -42,3 +42,26 @@ enum ServiceError: Error, Sendable {
         }
     }
 }
+
+/// A decoding error as one line a client can act on: where in the body (`rows[2].values`) and what.
+func describe(_ error: DecodingError) -> String {
+    func path(_ codingPath: [any CodingKey]) -> String {
+        var text = ""
+        for key in codingPath {
+            if let i = key.intValue { text += "[\(i)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+        }
+        return text
+    }
+    func at(_ context: DecodingError.Context) -> String {
+        context.codingPath.isEmpty ? "" : "`\(path(context.codingPath))`: "
+    }
+    switch error {
+    case .keyNotFound(let key, let context): return "missing member `\(path(context.codingPath + [key]))`"
+    case .valueNotFound(_, let context): return "\(at(context))a value is required"
+    case .typeMismatch(_, let context): return "\(at(context))\(context.debugDescription)"
+    case .dataCorrupted(let context):
+        let underlying = context.underlyingError.map { " (\($0.localizedDescription))" } ?? ""
+        return "\(at(context))\(context.debugDescription)\(underlying)"
+    @unknown default: return "\(error)"
+    }
+}

@@ -117,6 +117,36 @@ import Testing
         (status, _) = try await service.request("PUT", "/v1/collections/docs/rows", key: "k-acme", body: huge)
         #expect(status == 413)
 
+        // A member the service does not know is refused, not skipped: a misspelt `filter` must not run the search
+        // unfiltered, a misspelt `values` must not store a row without them. A vector given twice and a fusion
+        // without a hybrid search are refused too.
+        for (method, path, payload, member) in [
+            ("POST", "/v1/collections/docs/search", #"{"vector": [1, 0, 0, 0], "filtr": "year >= 2010"}"#, "filtr"),
+            (
+                "PUT", "/v1/collections/docs/rows", #"{"rows": [{"id": "a0", "vector": [1, 0, 0, 0], "valuez": {}}]}"#,
+                "valuez"
+            ),
+            ("PUT", "/v1/collections/docs/rows", #"{"rows": [], "upsert": true}"#, "upsert"),
+        ] {
+            (status, body) = try await service.request(method, path, key: "k-acme", body: payload)
+            let message = (body["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(status == 400 && Self.code(body) == "badRequest" && message.contains("`\(member)`"), "\(message)")
+        }
+        for payload in [
+            #"{"vector": [1, 0, 0, 0], "vector_base64": "\#(base64([1, 0, 0, 0]))"}"#,
+            #"{"vector": [1, 0, 0, 0], "fusion": "rrf"}"#, #"{"text": "invoice", "fusion": "rrf"}"#,
+        ] {
+            (status, body) = try await service.request(
+                "POST", "/v1/collections/docs/search", key: "k-acme", body: payload)
+            #expect(status == 400 && Self.code(body) == "badRequest", "\(payload)")
+        }
+        (status, body) = try await service.request(
+            "POST", "/v1/collections/docs/search", key: "k-acme",
+            body: #"{"vector": [1, 0, 0, 0], "k": 1, "returning": ["year"]}"#)
+        #expect(
+            ((body["hits"] as? [[String: Any]])?.first?["values"] as? [String: Any])?["year"] as? Int == 2000,
+            "the refused upsert of a0 changed it")
+
         // Usage is the caller's own.
         (status, body) = try await service.request("GET", "/v1/usage", key: "k-globex", body: nil)
         #expect(status == 200 && body["tenant"] as? String == "globex" && body["hotRows"] as? Int == 3)
@@ -155,6 +185,34 @@ import Testing
             cancelled = try await service.text("/metrics").contains("rag_searches_cancelled_total 1")
         }
         #expect(cancelled, "no cancellation counted; the service said:\n\(service.log)")
+    }
+
+    /// A keys file with a member the service does not know (here a misspelt quota) stops the start with a message
+    /// naming it, before the store is opened: the tenant would otherwise run without the limit its operator set.
+    @Test func aMisspeltKeysFileIsRefusedAtStart() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build rag-service first")
+        let dir =
+            FileManager.default.temporaryDirectory.path + "/rag-keys-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        do { try HybridStore(directory: dir + "/store", create: true).close() }
+        for (file, expected) in [
+            (#"{"keys": {"k": "acme"}, "quotas": {"acme": {"maxRow": 3}}}"#, "unknown member `maxRow`"),
+            (#"{"keys": {"k": "acme"}, "quota": {"acme": {"maxRows": 3}}}"#, "unknown member `quota`"),
+            (#"{"key": {"k": "acme"}}"#, "`key`"), (#"{"keys": ["k"]}"#, "`keys`"),
+        ] {
+            let keys = dir + "/keys.json"
+            try Data(file.utf8).write(to: URL(fileURLWithPath: keys))
+            let error = #expect(throws: ServiceStartError.self) { try Service.start(store: dir + "/store", keys: keys) }
+            #expect(error?.log.contains("the keys file") == true && error?.log.contains(expected) == true, "\(file)")
+        }
+        #expect(throws: ServiceStartError.self) {
+            try Service.start(store: dir + "/store", keys: dir + "/missing.json")
+        }
+        // The store was left as it was: no tenant was created from a refused file.
+        let store = try HybridStore(directory: dir + "/store")
+        defer { store.close() }
+        #expect((try? store.quota(of: "acme")) == nil)
     }
 
     static func code(_ body: [String: Any]) -> String? { (body["error"] as? [String: Any])?["code"] as? String }

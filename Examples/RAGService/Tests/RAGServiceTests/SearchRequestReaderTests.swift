@@ -31,11 +31,11 @@ struct SearchRequestReaderTests {
             #"{"vector_base64":"AAAAPwAAgD8=","k":1e1,"explain":true,"recall_target":0.9}"#,
             #"{"text":"naïve \"quoted\" \\ \/ \b\f\n\r\t \u00e9 \ud83d\ude80 東京","fusion":"rrf:60"}"#,
             #"{"filter":"year >= 2020 AND tenant = 'acme'","returning":["year","body",""],"explain":false}"#,
-            #"{"unknown":{"nested":[1,{"a":[true,false,null,"x"]}],"more":-0.0},"k":3,"other":[]}"#,
+            #"{"k":3,"k":{"nested":[1,{"a":[true,false,null,"x"]}],"more":-0.0},"filter":"x","filter":[]}"#,
             #"{"k":1,"k":2}"#,
             "{\"vector\":[1,2,3],\n\t\"k\":10.0}\r\n",
             #"{"recall_target":1e-300,"vector":[3.4028234e38]}"#,
-            #"{"k":1,}"#, #"{"vector":[1,],"returning":["a",],"other":{"x":[1,],},}"#,
+            #"{"k":1,}"#, #"{"vector":[1,],"returning":["a",],"returning":{"x":[1,],},}"#,
         ]
         for body in bodies {
             let expected = try #require(Self.foundation(body), "JSONDecoder refuses \(body)")
@@ -101,16 +101,21 @@ struct SearchRequestReaderTests {
             "{\"text\":\"a\u{1}\"}",
             #"{"text":"open}"#, #"{"k":1}x"#, #"{"k":1}{}"#, #"{k:1}"#, #"{"k":tru}"#, #"{"a":[1 2]}"#,
             #"{"returning":[1]}"#, #"{"recall_target":1e400}"#,
+            // A member it does not know (a misspelt one would otherwise be dropped without a word).
+            #"{"vector":[1],"filtr":"year > 1"}"#, #"{"other":[]}"#, #"{"K":3}"#,
         ]
         for body in bodies {
             #expect(Self.foundation(body) == nil, "JSONDecoder accepts \(body)")
             #expect(Self.ours(body) == nil, "\(body)")
         }
-        // Deep nesting in a skipped member: refused past 64 levels (JSONDecoder allows 512), so the reader's stack stays
-        // small whatever the body.
-        #expect(Self.ours(String(repeating: #"{"a":["#, count: 40) + String(repeating: "]}", count: 40)) == nil)
-        #expect(
-            Self.ours(String(repeating: #"{"a":["#, count: 20) + String(repeating: "]}", count: 20)) == SearchRequest())
+        // Deep nesting in a skipped member (a duplicate's value): refused past 64 levels (JSONDecoder allows 512), so
+        // the reader's stack stays small whatever the body.
+        func duplicate(nesting n: Int) -> String {
+            #"{"k":1,"k":"# + String(repeating: #"{"a":["#, count: n) + String(repeating: "]}", count: n) + "}"
+        }
+        #expect(Self.ours(duplicate(nesting: 40)) == nil)
+        #expect(Self.ours(duplicate(nesting: 20)) == SearchRequest(k: 1))
+        #expect(Self.foundation(duplicate(nesting: 20)) == SearchRequest(k: 1))
         // Invalid UTF-8 inside a string.
         let bad: [UInt8] = Array(#"{"text":""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8)
         #expect((try? SearchRequestReader.read(bad)) == nil)
@@ -121,6 +126,12 @@ struct SearchRequestReaderTests {
             Issue.record("expected an error")
         } catch {
             #expect(error.offset == 23)
+        }
+        do {
+            _ = try SearchRequestReader.read(Array(#"{"k": 1, "filtr": "year > 1"}"#.utf8))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.reason == "unknown member `filtr`")
         }
     }
 }
