@@ -380,7 +380,7 @@ struct CLI {
         out = try ctl("import", "--store", store, "tiny", worse, "--skip-bad")
         #expect(out.status == 0)
         #expect(out.stdout.contains("imported 2 rows") && out.stdout.hasSuffix("skipped 2 bad lines\n"))
-        #expect(out.stderr.contains("worse.jsonl:2: skipped: not a JSON object"))
+        #expect(out.stderr.contains("worse.jsonl:2: skipped: not valid JSON: "))
         #expect(out.stderr.contains("worse.jsonl:3: skipped: column `price` expects real, got \"cheap\""))
     }
 
@@ -428,7 +428,19 @@ struct CLI {
             "malformed.jsonl", "{\"id\": \"a\", \"vector\": [1, 2]}\n{\"id\": \"b\", \"vector\": [1, \n")
         out = try ctl("import", "--store", store, "docs", malformed)
         #expect(out.status == 1)
-        #expect(out.stderr == "hybridctl: \(malformed):2: not a JSON object; no rows were committed\n")
+        // The parser's own reason.
+        #expect(
+            out.stderr
+                == "hybridctl: \(malformed):2: not valid JSON: Unexpected end of file during JSON parse.; no rows were committed\n"
+        )
+        // A number too large for a double is not "not an object", and an array is said to be one.
+        for (text, reason) in [
+            (#"{"id": "c", "vector": [1, 2], "n": 1e400}"#, "not valid JSON: Number 1e400 is not representable"),
+            ("[1, 2]", "not a JSON object (an array)"),
+        ] {
+            out = try ctl("import", "--store", store, "docs", try write("bad.jsonl", text + "\n"))
+            #expect(out.status == 1 && out.stderr.contains("bad.jsonl:1: \(reason)"), "\(out.stderr)")
+        }
         out = try ctl("create", "--store", store, "x", "--dim", "2", "--column", "a:float")
         #expect(out.status == 64)
         #expect(out.stderr.contains("--column 'a:float': expected name:type"))

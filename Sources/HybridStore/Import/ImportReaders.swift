@@ -155,6 +155,22 @@ package enum ImportSources {
         try jsonLines(data: data, builder: builder, emit: emit)
     }
 
+    /// A line's JSON object, or why it is not one: the parser's own reason where it is not JSON ("Number 1e400 is not
+    /// representable in Swift.", "Unexpected end of file during JSON parse."), else what it is instead.
+    static func jsonObject(_ line: Data, line number: Int) throws(LineError) -> [String: Any] {
+        let value: Any
+        do {
+            value = try JSONSerialization.jsonObject(with: line)
+        } catch {
+            let reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+            throw LineError(line: number, reason: "not valid JSON" + (reason.map { ": \($0)" } ?? ""))
+        }
+        guard let object = value as? [String: Any] else {
+            throw LineError(line: number, reason: "not a JSON object (\(value is [Any] ? "an array" : "a scalar"))")
+        }
+        return object
+    }
+
     /// One JSON object per line (a UTF-8 byte order mark before the first is skipped).
     package static func jsonLines(
         data: Data, builder: RowBuilder, emit: (Result<ImportRow, LineError>) throws -> Void
@@ -169,9 +185,7 @@ package enum ImportSources {
             start = end + 1
             if slice.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
             do {
-                guard let object = try? JSONSerialization.jsonObject(with: slice) as? [String: Any] else {
-                    throw LineError(line: line, reason: "not a JSON object")
-                }
+                let object = try jsonObject(slice, line: line)
                 let row = ImportRow(
                     line: line, id: try builder.id(object[builder.idField], line: line),
                     vector: try builder.vector(object[builder.vectorField], line: line),
@@ -290,9 +304,7 @@ package enum ImportSources {
                 guard row < count else {
                     throw LineError(line: line, reason: "more attribute lines than vectors (\(count))")
                 }
-                guard let object = try? JSONSerialization.jsonObject(with: slice) as? [String: Any] else {
-                    throw LineError(line: line, reason: "not a JSON object")
-                }
+                let object = try jsonObject(slice, line: line)
                 try emit(
                     .success(
                         ImportRow(
