@@ -430,6 +430,38 @@ import HybridStore
         #expect(try store.verify().isConsistent)
     }
 
+    /// The cold step's calibration is measured at k 10; a larger k opens more blocks in proportion (`coldKScale`),
+    /// so its recall holds where the blocks for 10 found a fraction of the k: 0.40–0.53 at k 100 under a third of the
+    /// rows, 0.61–0.79 at k 200 unfiltered (80 % cold, 8-d).
+    @Test func aLargerKOpensMoreColdBlocks() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let (store, c, vectors) = try Self.store(tmp, rows: 8000)
+        try store.tier(c, where: Column("age") < 80, to: .cold)
+        try store.checkpoint()  // calibrates both tiers, at k 10
+        var rng = SplitMix64(seed: 9)
+        let cases: [(filter: String?, keep: (Int) -> Bool, k: Int)] = [
+            ("kind = 'a'", { $0 % 3 == 0 }, 100), ("kind = 'a'", { $0 % 3 == 0 }, 10), (nil, { _ in true }, 200),
+        ]
+        for (text, keep, k) in cases {
+            var recalls: [Double] = []
+            for _ in 0..<10 {
+                let q = (0..<8).map { _ in Float.random(in: -1...1, using: &rng) }
+                let answer = try store.query(
+                    c, near: q, k: k, where: try text.map { try store.parseFilter($0) }, options: QueryOptions())
+                let truth = Set(Self.bruteForce(vectors, q, k: k, where: keep))
+                recalls.append(Double(answer.hits.filter { truth.contains($0.id) }.count) / Double(k))
+                let cold = try #require(answer.explanation.plan.cold)
+                #expect(cold.curveK == 10 && (cold.kScale > 1) == (k > 10), "\(answer.explanation)")
+                if k > 10 {
+                    #expect(answer.explanation.description.contains("the blocks, for a k above the curve's 10"))
+                }
+            }
+            let mean = recalls.reduce(0, +) / Double(recalls.count)
+            #expect(mean >= 0.9, "k \(k) under \(text ?? "no filter"): \(recalls)")
+        }
+    }
+
     /// With every block allowed (`coldProbes: .max`) the cold step is exact over many blocks (uniform 16-d data,
     /// ~80 blocks, a filter), for L2 and cosine.
     @Test(arguments: [Metric.l2, .cosine], [1, 2])

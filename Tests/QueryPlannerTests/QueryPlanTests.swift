@@ -48,6 +48,16 @@ import QueryPlanner
         return calibration
     }
 
+    /// A cold step for more rows than the curves' k opens more blocks: k ÷ 10 as many ranking rows by code (the
+    /// k nearest lie one to a block), √ of it picking blocks by centroid (they gather near the query).
+    @Test func aLargerKScalesTheColdBlocks() {
+        #expect(Planner.coldKScale(k: 10, measuredAt: 10, ranksByCode: true) == 1)
+        #expect(Planner.coldKScale(k: 3, measuredAt: 10, ranksByCode: false) == 1)
+        #expect(Planner.coldKScale(k: 100, measuredAt: 10, ranksByCode: true) == 10)
+        #expect(abs(Planner.coldKScale(k: 100, measuredAt: 10, ranksByCode: false) - 10.0.squareRoot()) < 1e-12)
+        #expect(Planner.coldKScale(k: 40, measuredAt: 20, ranksByCode: true) == 2)
+    }
+
     /// Where the filtered floor (¼) binds a bucket whose curve meets the target lower, the planner asks how the
     /// filter's rows link outside it: at random (1), the curve's own scale below the floor, its expectation read
     /// there, and the plan says so; a filter that follows the data (0.3), or one that cannot be told, stays at the

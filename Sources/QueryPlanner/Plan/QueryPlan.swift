@@ -66,6 +66,10 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
         /// The filter's own cold curve (`ColdFilterCurve`) gave the effort and the expectation: its queries, and what
         /// measuring it cost.
         public var ownCurve: OwnCurve? = nil
+        /// The factor `effort` includes for a k above the curves' (`Planner.coldKScale`); 1 at their k.
+        public var kScale: Double = 1
+        /// The k the effort's curve (or rule) was measured at.
+        public var curveK = Planner.coldRuleK
 
         public struct OwnCurve: Sendable, Equatable, Codable {
             public var queries: Int
@@ -261,6 +265,9 @@ public struct QueryPlan: Sendable, Equatable, Codable, CustomStringConvertible {
                     + String(format: "effort ×%.2f", cold.effort)
                     + (cold.ownCurve == nil
                         ? " (\(cold.source.rawValue))" : " (this filter's own curve over both tiers)")
+                    + (cold.kScale > 1
+                        ? String(format: "; ×%.2f the blocks, for a k above the curve's %d", cold.kScale, cold.curveK)
+                        : "")
                     + (cold.spread.map {
                         String(
                             format: "; the filter's cold rows spread over the blocks %.2f as widely as at random", $0)
@@ -355,6 +362,8 @@ extension Planner {
     /// The store's probe rule at effort 1 meets the default target over both tiers on the benchmark set
     /// (Benchmarks/README.md, "Measurements behind constants"); the build-time calibration scales it per store.
     package static let coldProbeScale = 1.5
+    /// The k that rule was set at (the benchmark's).
+    package static let coldRuleK = 10
 
     /// Matching rows one block read is worth ranking by code instead (a code takes ~20–40 ns, a block read
     /// ~4–5 µs): the cold step ranks by code when the matching cold rows number at most this many per block
@@ -368,6 +377,19 @@ extension Planner {
         Double(liveRows) * selectivity
             <= Double(min(blocks, max(1, coldBlocks(blocks: blocks, selectivity: selectivity))))
             * coldCodeRanksPerBlockRead
+    }
+
+    /// How many times the blocks a cold step for `k` rows may open are those its effort was measured for, at
+    /// `measuredAt` rows (the build-time curves' k). Ranking rows by code (`ranksByCode`), the k nearest matches
+    /// lie in about k blocks, one each, so the blocks grow as k does; picking blocks by centroid, they gather in
+    /// the blocks nearest the query, and the blocks grow as √k. (synth-20k, 80 % cold at random, 20 queries
+    /// against exact answers, before: k 100 under price < 10 % 0.41, k 1,000 0.28; unfiltered k 1,000 0.75, with
+    /// the explanation promising 0.965. Linear: 0.998–1.000 under the filters, √k there 0.72 at k 100. Unfiltered
+    /// √k: 0.94 at k 30, 0.97 at k 100, 1.00 at k 1,000; linear 1.00 from k 100, reading 10× the blocks.)
+    package static func coldKScale(k: Int, measuredAt: Int, ranksByCode: Bool) -> Double {
+        guard k > measuredAt, measuredAt > 0 else { return 1 }
+        let ratio = Double(k) / Double(measuredAt)
+        return ranksByCode ? ratio : ratio.squareRoot()
     }
 
     /// Cold blocks a query opens at most (those holding a live matching row; bounds may stop it sooner):
@@ -623,7 +645,17 @@ extension Planner {
         case .calibratedFiltered: scale = filtered!.scale
         case .calibrated, .calibratedUnfiltered: scale = calibration.coldScale ?? 1
         }
-        let effort = cold.effort * scale
+        // A curve measured at another k than the query's (not this filter's own, measured at its k) opens blocks in
+        // proportion (`coldKScale`); the caller's fixed probes stay as given.
+        let curveK = calibration.built?.k ?? Self.coldRuleK
+        let kScale =
+            cold.fixedProbes != nil || own != nil
+            ? 1
+            : coldKScale(
+                k: input.k, measuredAt: curveK,
+                ranksByCode: input.hasFilter && cold.filterInMemory
+                    && coldRanksByCode(blocks: cold.blocks, liveRows: cold.liveRows, selectivity: selectivity))
+        let effort = cold.effort * scale * kScale
         let budget = min(
             cold.blocks,
             max(1, cold.fixedProbes ?? coldBlocks(blocks: cold.blocks, selectivity: selectivity, effort: effort)))
@@ -673,7 +705,8 @@ extension Planner {
             beyondMeasured: shortfall == nil && scale > RecallCalibration.maxScale,
             spread: source == .calibratedFiltered ? cold.spread : nil,
             followedTheData: source == .calibratedFiltered && filtered?.followed == true,
-            ownCurve: own.map { curve, _ in .init(queries: curve.queries, milliseconds: curve.milliseconds) })
+            ownCurve: own.map { curve, _ in .init(queries: curve.queries, milliseconds: curve.milliseconds) },
+            kScale: kScale, curveK: curveK)
         guard let curve, let built = calibration.built else { return }
         let expected =
             shortfall.map { (recall: $0.exact.recall, interval: $0.exact.interval) }
