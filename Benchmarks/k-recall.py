@@ -18,6 +18,7 @@ p.add_argument("--where", default="")
 p.add_argument("--keep", default="True")
 p.add_argument("--queries", type=int, default=20)
 p.add_argument("--hybridctl", default=".build/release/hybridctl")
+p.add_argument("--extra", default="", help="more `hybridctl query` arguments, space-separated (e.g. \"--ef 80\")")
 args = p.parse_args()
 
 meta = json.load(open(f"{args.dataset}/meta.json"))
@@ -37,6 +38,7 @@ for k in [int(x) for x in args.k.split(",")]:
                    "--vector", "[" + ",".join(map(str, q.tolist())) + "]"]
         if args.where:
             command += ["--where", args.where]
+        command += args.extra.split()
         lines = subprocess.run(command, capture_output=True, text=True, check=True).stdout.split("\n")[2:]
         got = {int(line.split()[0]) for line in lines if line.strip()}
         recalls.append(len(got & truth) / max(len(truth), 1))

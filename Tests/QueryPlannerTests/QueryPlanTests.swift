@@ -189,6 +189,21 @@ import QueryPlanner
         #expect(abs(shortBy - 0.05) < 1e-9 && dear.strategy == .filteredGraph, "\(dear)")
     }
 
+    /// A k below the curves' (10) is searched at 10's effort, calibrated or not, and a larger k at its own.
+    @Test func aSmallerKIsSearchedAtTheEffortOfTen() {
+        let calibrated = twoBuckets()
+        let ten = Planner.plan(input(k: 10), calibration: calibrated) { _ in true }
+        for k in [1, 3, 9] {
+            #expect(Planner.effort(forRecall: 0.95, k: k) == Planner.effort(forRecall: 0.95, k: 10))
+            let plan = Planner.plan(input(k: k), calibration: calibrated) { _ in true }
+            #expect(plan.strategy == .graph && plan.effort == ten.effort, "k \(k): \(plan)")
+            let filtered = Planner.plan(input(matches: 60_000, k: k), calibration: calibrated) { _ in true }
+            let filteredTen = Planner.plan(input(matches: 60_000, k: 10), calibration: calibrated) { _ in true }
+            #expect(filtered.effort == filteredTen.effort, "k \(k): \(filtered)")
+        }
+        #expect(Planner.effort(forRecall: 0.95, k: 20) == 2 * Planner.effort(forRecall: 0.95, k: 10))
+    }
+
     @Test func anUncalibratedUnfilteredQueryIsAPlainGraphSearchWithNothingElse() {
         var asked = 0
         let plan = Planner.plan(input(), calibration: RecallCalibration()) { _ in

@@ -94,7 +94,14 @@ package enum Planner {
     }
     public static let collectCost = 1.0 / 16
 
-    /// ef for a recall target at `k`.
+    /// The least k whose effort a search is planned at (`effort(forRecall:k:)`): the build-time curves are measured
+    /// at k 10, and a smaller k at its own, smaller table effort fell short of the target they promised (synth-20k
+    /// all hot, 100 queries, calibrated ×0.89: k 1 at ef 15 found its nearest row 0.82 of the time, k 3 at ef 22
+    /// 0.86, where k 10 at ef 71 got 0.946; at ef 71, k 1 got 0.94 and k 3 0.953). A graph search finds its nearest
+    /// few about as often as its nearest ten at the same ef, so a smaller k is searched as 10 is.
+    public static let leastPlannedK = 10
+
+    /// ef for a recall target at `k` (at `leastPlannedK` at least).
     public static func effort(forRecall target: Double, k: Int) -> Int {
         let factor: Int =
             switch target {
@@ -105,7 +112,7 @@ package enum Planner {
             case ..<0.995: 32
             default: 64
             }
-        return max(k * factor, k, 16)
+        return max(max(k, leastPlannedK) * factor, k, 16)
     }
 
     /// ef for a filtered graph search at selectivity `s`, from the unfiltered `ef` (see `choose`).
