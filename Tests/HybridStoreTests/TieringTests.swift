@@ -462,6 +462,33 @@ import HybridStore
         }
     }
 
+    /// A target above the one the cold curves were measured for: the cold step goes exact, where that is affordable,
+    /// instead of keeping the calibrated effort (which met 0.95, not the target asked), and the plan says why.
+    @Test func aHigherTargetThanCalibratedReadsTheColdTierExactly() throws {
+        let tmp = TemporaryStore()
+        defer { tmp.cleanup() }
+        let (store, c, vectors) = try Self.store(tmp, rows: 8000)
+        try store.tier(c, where: Column("age") < 80, to: .cold)
+        try store.checkpoint()  // calibrates both tiers, at the default target 0.95
+        var rng = SplitMix64(seed: 12)
+        var recalls: [Double] = []
+        for _ in 0..<10 {
+            let q = (0..<8).map { _ in Float.random(in: -1...1, using: &rng) }
+            let asked = try store.query(
+                c, near: q, k: 10, where: nil, options: QueryOptions(recallTarget: 0.995))
+            let cold = try #require(asked.explanation.plan.cold)
+            #expect(cold.exact && cold.source == .exactAboveCalibration, "\(asked.explanation)")
+            #expect(asked.explanation.description.contains("exact: the cold curves were measured for a lower target"))
+            let truth = Set(Self.bruteForce(vectors, q, k: 10))
+            recalls.append(Double(asked.hits.filter { truth.contains($0.id) }.count) / 10)
+            // At the calibration's target, the calibrated effort.
+            let calibrated = try store.query(c, near: q, k: 10, where: nil, options: QueryOptions())
+            #expect(calibrated.explanation.plan.cold?.exact == false)
+            #expect(calibrated.explanation.plan.cold?.source == .calibrated)
+        }
+        #expect(recalls.reduce(0, +) / Double(recalls.count) >= 0.98, "\(recalls)")
+    }
+
     /// With every block allowed (`coldProbes: .max`) the cold step is exact over many blocks (uniform 16-d data,
     /// ~80 blocks, a filter), for L2 and cosine.
     @Test(arguments: [Metric.l2, .cosine], [1, 2])

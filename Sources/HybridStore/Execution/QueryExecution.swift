@@ -527,7 +527,8 @@ struct QueryExecution {
             let cold = try store.coldStep(
                 s, query: request.vector, k: k, filter: filter, condition: condition,
                 bound: merged.count >= k ? merged[k - 1].distance : nil,
-                probes: request.options.coldProbes ?? (plan.source == .exactForRecall ? Int.max : nil),
+                probes: request.options.coldProbes
+                    ?? (plan.source == .exactForRecall || plan.source == .exactAboveCalibration ? Int.max : nil),
                 effort: plan.effort, reader: reader,
                 report: &report)
             merged += cold.filter { !changed.contains($0.row) }.map { ($0.row, nil, $0.distance) }
