@@ -4,7 +4,7 @@ import HybridStore
 import QueryPlanner
 
 // Fuzz targets for every reader of outside bytes: the filter parser (text and JSON), the import readers
-// (JSONL, CSV, .npy, .fvecs), the index snapshot loader, the cold block decoder and keyword queries.
+// (JSONL, CSV, .npy, .fvecs), the index snapshot loader, the cold block decoder, keyword queries and schema files.
 //
 // One binary, the target named first:
 //   built with -DFUZZING and libFuzzer (Tests/Fuzz/run.sh): `hybridstore-fuzz TARGET [libFuzzer flags] [CORPUS…]`
@@ -82,6 +82,14 @@ let targets: [String: @Sendable (Data) -> Void] = [
             }
         }
     },
+    "schema-json": { data in
+        // A schema file (`hybridctl create --schema`): accepted only with known members, and what is accepted reads
+        // back the same from its own encoding; anything else is an `invalidSchema` error.
+        guard let schema = try? Schema.checked(json: data) else { return }
+        guard let encoded = try? JSONEncoder().encode(schema), let again = try? Schema.checked(json: encoded),
+            again == schema
+        else { fatalError("schema round trip changed \(schema)") }
+    },
     "cold-block": { data in
         let bytes = [UInt8](data)
         if let block = try? ColdBlock.decode(bytes, block: 1, collection: "fuzz") {
@@ -144,6 +152,12 @@ func writeSeeds(to root: String) throws {
             {"id": 2, "vector": [0, -0.0, 1e-3], "year": null}
 
             """.utf8))
+    let schemaSeed =
+        #"{"vector": {"dimensions": 4, "metric": "cosine", "connectivity": 16, "constructionEffort": 200}, "#
+        + #""id": "string", "columns": [{"name": "tenant", "type": "text", "nullable": false, "filterable": true}, "#
+        + #"{"name": "body", "type": "text", "nullable": true, "filterable": false, "searchable": true}], "#
+        + #""tenantColumn": "tenant", "tokenizer": "porter"}"#
+    try put("schema-json", "seed0", Data(schemaSeed.utf8))
     try put("csv", "seed0", Data("id,vector,year,score,body,flag\n1,\"[1, 2, 3]\",2020,0.5,\"a, b\",true\n".utf8))
     try put("csv", "seed1", Data("\u{FEFF}id,v0,v1,v2,year\n7,1,2,3,1999\n".utf8))
     func floats(_ v: [Float]) -> [UInt8] { v.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }

@@ -19,7 +19,7 @@ for a in "$@"; do
     esac
 done
 [ ${#flags[@]} -gt 0 ] || flags=(-max_total_time=20)
-[ ${#targets[@]} -gt 0 ] || targets=(filter-text filter-json jsonl csv npy fvecs snapshot cold-block text-query)
+[ ${#targets[@]} -gt 0 ] || targets=(filter-text filter-json jsonl csv npy fvecs snapshot cold-block text-query schema-json)
 
 swiftc_dir=$(dirname "$(readlink -f "$(command -v swiftc)")")
 fuzzer_lib=$(find "$swiftc_dir/../lib/clang" -name 'libclang_rt.fuzzer_no_main-x86_64.a' | head -n 1)

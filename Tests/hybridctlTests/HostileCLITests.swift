@@ -239,6 +239,7 @@ import Testing
     // its target in this build too.
     @Test(arguments: [
         "filter-text", "filter-json", "jsonl", "csv", "npy", "fvecs", "snapshot", "cold-block", "text-query",
+        "schema-json",
     ])
     func committedFuzzCorpusRunsClean(_ target: String) throws {
         let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
