@@ -622,6 +622,10 @@ extension Planner {
         let own =
             input.hasFilter && cold.fixedProbes == nil && cold.effort == 1 && calibration.built != nil
             ? cold.ownCurve.flatMap { curve in curve.reading(target: asked).map { (curve, $0) } } : nil
+        // Whether the cold step ranks the filter's rows by code (else it picks blocks by centroid).
+        let ranksByCode =
+            input.hasFilter && cold.filterInMemory
+            && coldRanksByCode(blocks: cold.blocks, liveRows: cold.liveRows, selectivity: selectivity)
         let filtered =
             own.map { _, read in
                 (
@@ -631,9 +635,7 @@ extension Planner {
             }
             ?? (input.hasFilter
                 ? calibration.coldFiltered(
-                    selectivity: selectivity,
-                    ranksByCode: cold.filterInMemory
-                        && coldRanksByCode(blocks: cold.blocks, liveRows: cold.liveRows, selectivity: selectivity),
+                    selectivity: selectivity, ranksByCode: ranksByCode,
                     target: hotLoss == nil ? nil : asked, spread: cold.spread)
                 : nil)
         let source: QueryPlan.ColdEffortSource =
@@ -654,10 +656,7 @@ extension Planner {
         let kScale =
             cold.fixedProbes != nil || own != nil
             ? 1
-            : coldKScale(
-                k: input.k, measuredAt: curveK,
-                ranksByCode: input.hasFilter && cold.filterInMemory
-                    && coldRanksByCode(blocks: cold.blocks, liveRows: cold.liveRows, selectivity: selectivity))
+            : coldKScale(k: input.k, measuredAt: curveK, ranksByCode: ranksByCode)
         let effort = cold.effort * scale * kScale
         let budget = min(
             cold.blocks,
